@@ -1,0 +1,160 @@
+"""``fe-agent``: the edge agent's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from edge_agent.errors import EdgeAgentError
+from protocol.config import ConfigError, load_device_config
+
+#: File (beside device.toml) where a running agent writes the local interface's port.
+PORT_FILE = "local_api.port"
+
+
+def _add_mqtt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mqtt-host", help="broker host (default: the config's mqtt.host)")
+    p.add_argument("--mqtt-port", type=int, help="broker port (default: the config's mqtt.port)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with help for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="fe-agent",
+        description="Edge agent for body-worn recorders, QR terminals and phones: keeps every event in a durable "
+        "outbox and delivers it over MQTT until the server's signed receipt says it is stored.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the agent for one device", description="Run the agent for one device bundle until SIGTERM or Ctrl-C.")
+    run.add_argument("--config", required=True, type=Path, help="the device bundle's device.toml")
+    _add_mqtt(run)
+
+    submit = sub.add_parser(
+        "submit",
+        help="submit one event to a running agent",
+        description="Submit one event through the running agent's local interface; prints the outcome as JSON. "
+        "Exit status 0 accepted, 1 refused (invalid or outbox full), 2 agent unreachable.",
+    )
+    submit.add_argument("--config", required=True, type=Path, help="the device bundle's device.toml")
+    submit.add_argument("type", help="event type, e.g. enterprise_scanned, inspection_started, inspection_ended, media_captured")
+    submit.add_argument("--json", dest="fields", default="{}", help='the event\'s own fields as a JSON object, e.g. \'{"officer_id": "..."}\'')
+    submit.add_argument("--event-id", help="your own event id, to make a retried submission idempotent")
+
+    status = sub.add_parser("status", help="show a running agent's status", description="Outbox depth, oldest unsent age, last receipt time, connection state.")
+    status.add_argument("--config", required=True, type=Path, help="the device bundle's device.toml")
+
+    check = sub.add_parser("check-config", help="validate a device config file", description="Decode a config strictly; errors name the file and the key.")
+    check.add_argument("config", type=Path)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run simulated devices, one per bundle in DIR",
+        description="Run one simulated device per bundle in DIR (made by `fe-server devices add --count N --out DIR`), "
+        "each with its own key, sequence and outbox, producing realistic inspections.",
+    )
+    sim.add_argument("dir", type=Path, help="folder of device bundles")
+    sim.add_argument("--rate", type=float, default=1.0, help="events per second per device (default 1)")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    sim.add_argument("--events", type=int, help="stop each device after this many accepted events, then wait for their receipts")
+    _add_mqtt(sim)
+    return parser
+
+
+def _local_url(config_path: Path) -> str:
+    cfg = load_device_config(config_path)
+    port = cfg.local_api.port
+    if port == 0:
+        try:
+            port = int((config_path.parent / PORT_FILE).read_text())
+        except FileNotFoundError:
+            raise EdgeAgentError(f"{config_path.parent / PORT_FILE}: not found; is the agent running?") from None
+    return f"http://{cfg.local_api.host}:{port}"
+
+
+def _request(url: str, data: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=None if data is None else json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent
+    from edge_agent.local_api import LocalApi
+
+    agent = Agent.from_config_file(args.config, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port)
+    api = LocalApi(agent, agent.config.local_api.host, agent.config.local_api.port)
+    agent.start()
+    api.start()
+    port_file = args.config.resolve().parent / PORT_FILE
+    port_file.write_text(str(api.port))
+    logging.info("agent %s running; local interface http://%s:%d", agent.device_id, api.host, api.port)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    api.stop()
+    agent.stop()
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from edge_agent.simulate import run_simulation
+
+    summary = run_simulation(args.dir, args.rate, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, duration=args.duration, limit=args.events)
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fe-agent``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "simulate":
+            return _cmd_simulate(args)
+        if args.command == "check-config":
+            cfg = load_device_config(args.config)
+            print(f"{args.config}: ok (model {cfg.model}, kind {cfg.kind})")
+            return 0
+        url = _local_url(args.config)
+        try:
+            if args.command == "status":
+                code, body = _request(url + "/v1/status")
+            else:
+                try:
+                    fields = json.loads(args.fields)
+                except json.JSONDecodeError as e:
+                    print(f"fe-agent: --json is not valid JSON: {e}", file=sys.stderr)
+                    return 1
+                if not isinstance(fields, dict):
+                    print("fe-agent: --json must be a JSON object", file=sys.stderr)
+                    return 1
+                payload = {**fields, "type": args.type, **({"event_id": args.event_id} if args.event_id else {})}
+                code, body = _request(url + "/v1/events", payload)
+        except OSError as e:
+            print(f"fe-agent: cannot reach the agent at {url}: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+        return 0 if code < 400 else 1
+    except (ConfigError, EdgeAgentError) as e:
+        print(f"fe-agent: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

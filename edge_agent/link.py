@@ -1,0 +1,235 @@
+"""The MQTT link: publishes the outbox in sequence order with a bounded window, resends, takes receipts.
+
+paho's own queue is memory, a buffer and never storage: an event leaves the outbox only when a receipt
+signed by the server names it. paho callbacks run on paho's thread; they only hand work to the sender
+thread, which alone touches the outbox for sending and receipts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_agent.outbox import Outbox
+from protocol import topics
+from protocol.codec import ProtocolError, open_server_message
+from protocol.config import DeviceConfig
+from protocol.messages import Receipt, Rejection
+from protocol.signing import VerifyKey
+
+log = logging.getLogger(__name__)
+
+#: The broker keeps the device's session (and receipts for it) this long while it is offline.
+SESSION_EXPIRY_S = 7 * 24 * 3600
+#: Rows read from the outbox per query when filling the window.
+FETCH_BATCH = 200
+
+
+@dataclass(slots=True)
+class _InFlight:
+    event_id: str
+    payload: bytes
+    due: float
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Counters the status page shows."""
+
+    connected: bool = False
+    connects: int = 0
+    published: int = 0
+    resent: int = 0
+    receipts: int = 0
+    receipted_events: int = 0
+    forged_receipts: int = 0
+    rejections: list[dict[str, object]] = field(default_factory=list)
+    last_receipt_ms: int | None = None
+    clock_offset_ms: int | None = None
+
+
+class Link:
+    """One device's connection to the broker and its delivery loop."""
+
+    def __init__(self, config: DeviceConfig, outbox: Outbox, *, mqtt_host: str | None = None, mqtt_port: int | None = None) -> None:
+        if config.identity is None:
+            raise ValueError("the config has no [identity]: only a device bundle's config can run the agent")
+        self.config = config
+        self.device_id = config.identity.device_id
+        self.outbox = outbox
+        self.server_key = VerifyKey.from_hex(config.identity.server_public_key)
+        self.stats = LinkStats()
+        self._host = mqtt_host or config.mqtt.host
+        self._port = mqtt_port or config.mqtt.port
+        self._inflight: dict[int, _InFlight] = {}
+        self._cursor = 0
+        self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"link-{self.device_id}", daemon=True)
+        self._client = self._make_client()
+
+    # ------------------------------------------------------------------ paho side
+
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=MQTTProtocolVersion.MQTTv5)
+        c.enable_logger(logging.getLogger(f"paho.{self.device_id}"))
+        c.max_inflight_messages_set(self.config.delivery.mqtt_inflight)
+        c.max_queued_messages_set(0)  # bounded by our receipt window instead
+        c.reconnect_delay_set(int(max(1, self.config.mqtt.reconnect_min_s)), int(max(1, self.config.mqtt.reconnect_max_s)))
+        c.will_set(topics.device_presence(self.device_id), b"offline", qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        return c
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.warning("%s: broker refused the connection: %s", self.device_id, reason_code)
+            return
+        client.subscribe(topics.device_down(self.device_id), qos=1)
+        client.publish(topics.device_presence(self.device_id), b"online", qos=1, retain=True)
+        self._inbox.put(("connected", None))
+        self._wake.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
+        self._inbox.put(("disconnected", str(reason_code)))
+        self._wake.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put(("message", bytes(msg.payload)))
+        self._wake.set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect in the background and start delivering."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(self._host, self._port, keepalive=self.config.mqtt.keepalive_s, clean_start=False, properties=props)
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Disconnect and stop; unreceipted events stay in the outbox."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+
+    def notify(self) -> None:
+        """New events were accepted: fill the window."""
+        self._wake.set()
+
+    @property
+    def inflight(self) -> int:
+        """Events published and not yet receipted."""
+        return len(self._inflight)
+
+    # ------------------------------------------------------------------ the sender thread
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.25)
+            self._wake.clear()
+            try:
+                self._drain_inbox()
+                if self.stats.connected:
+                    self._resend_due()
+                    self._fill_window()
+            except Exception:  # the loop must survive anything one event can cause; it is logged, not hidden
+                log.exception("%s: delivery loop error", self.device_id)
+                time.sleep(0.5)
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                kind, data = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "connected":
+                self.stats.connected = True
+                self.stats.connects += 1
+                # Whatever was in flight may be lost with the old connection: send everything again, oldest first.
+                self._inflight.clear()
+                self._cursor = 0
+            elif kind == "disconnected":
+                self.stats.connected = False
+                log.info("%s: disconnected (%s)", self.device_id, data)
+            elif kind == "message":
+                assert isinstance(data, bytes)
+                self._handle_server_message(data)
+
+    def _handle_server_message(self, payload: bytes) -> None:
+        try:
+            msg = open_server_message(payload, self.server_key)
+        except ProtocolError as e:
+            self.stats.forged_receipts += 1
+            log.error("ALARM %s: refused a message on its receipt topic (%s): %s", self.device_id, e.code, e)
+            return
+        if msg.device_id != self.device_id:
+            self.stats.forged_receipts += 1
+            log.error("ALARM %s: refused a server message addressed to %s", self.device_id, msg.device_id)
+            return
+        self.stats.clock_offset_ms = msg.server_time_ms - int(time.time() * 1000)
+        match msg:
+            case Receipt(items=items):
+                pairs = [(i.seq, i.event_id) for i in items]
+                removed = self.outbox.remove_receipted(pairs)
+                for seq, event_id in pairs:
+                    f = self._inflight.get(seq)
+                    if f is not None and f.event_id == event_id:
+                        del self._inflight[seq]
+                self.stats.receipts += 1
+                self.stats.receipted_events += removed
+                self.stats.last_receipt_ms = int(time.time() * 1000)
+            case Rejection(items=items):
+                for item in items:
+                    log.error("ALARM %s: server rejected event %s (seq %s): %s", self.device_id, item.event_id, item.seq, item.reason)
+                    self.stats.rejections.append({"event_id": item.event_id, "seq": item.seq, "reason_code": item.reason_code, "reason": item.reason})
+                del self.stats.rejections[:-100]
+            case _:
+                log.info("%s: server message %s not handled by this agent version", self.device_id, type(msg).__name__)
+
+    def _backoff(self, attempts: int) -> float:
+        d = self.config.delivery
+        return min(d.resend_after_s * (2 ** (attempts - 1)), d.resend_max_backoff_s)
+
+    def _resend_due(self) -> None:
+        now = time.monotonic()
+        topic = topics.device_up(self.device_id)
+        for seq in sorted(s for s, f in self._inflight.items() if f.due <= now):
+            f = self._inflight[seq]
+            self._client.publish(topic, f.payload, qos=1)
+            f.attempts += 1
+            f.due = now + self._backoff(f.attempts)
+            self.stats.resent += 1
+
+    def _fill_window(self) -> None:
+        window = self.config.delivery.receipt_window
+        topic = topics.device_up(self.device_id)
+        while len(self._inflight) < window:
+            rows = self.outbox.next_after(self._cursor, min(FETCH_BATCH, window - len(self._inflight)))
+            if not rows:
+                return
+            now = time.monotonic()
+            for row in rows:
+                info = self._client.publish(topic, row.payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+                    log.warning("%s: publish of seq %d failed with rc %s", self.device_id, row.seq, info.rc)
+                self._inflight[row.seq] = _InFlight(row.event_id, row.payload, now + self._backoff(1))
+                self._cursor = row.seq
+                self.stats.published += 1

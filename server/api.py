@@ -1,0 +1,243 @@
+"""HTTP endpoints: health, metrics, and the JSON API over devices, events and rejected messages."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+
+from server import db as dbmod
+from server.store import sequence_gaps
+
+
+class Health(msgspec.Struct, kw_only=True):
+    """Liveness of the ingest and the database."""
+
+    status: str
+    mqtt_connected: bool
+    ingest_writer: str
+    ingest_queue: int
+    events_stored: int
+
+
+class Gap(msgspec.Struct, kw_only=True):
+    """Sequence numbers a device used that never arrived."""
+
+    seq_from: int
+    seq_to: int
+    missing: int
+
+
+class DeviceView(msgspec.Struct, kw_only=True):
+    """A registered device and what the server knows of it."""
+
+    device_id: str
+    model: str
+    kind: str
+    agency_id: str
+    wire_format: str
+    registered_ms: int
+    revoked: bool
+    last_seen_ms: int | None
+    max_seq: int
+    stored_count: int
+    duplicate_count: int
+    gaps: list[Gap] | None = None
+
+
+class EventView(msgspec.Struct, kw_only=True):
+    """One stored event, decoded."""
+
+    event_id: str
+    device_id: str
+    seq: int
+    type: str
+    device_time_ms: int
+    clock_error_ms: int
+    received_ms: int
+    stored_ms: int
+    body: msgspec.Raw
+
+
+class RejectedView(msgspec.Struct, kw_only=True):
+    """A message kept aside, with its reason (raw bytes are in the database)."""
+
+    id: int
+    received_ms: int
+    topic: str
+    device_id: str | None
+    event_id: str | None
+    reason_code: str
+    reason: str
+    size: int
+
+
+class Overview(msgspec.Struct, kw_only=True):
+    """Totals for the dashboard."""
+
+    devices: int
+    events: int
+    events_last_minute: int
+    rejected: int
+    devices_with_gaps: int
+    mqtt_connected: bool
+    recent: list[EventView]
+
+
+@contextmanager
+def _read(state: State) -> Iterator[sqlite3.Connection]:
+    con = dbmod.connect(state.settings.db_path, readonly=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+_DEVICE_SQL = (
+    "SELECT d.device_id, d.model, d.kind, d.agency_id, d.wire_format, d.registered_ms, d.revoked_ms IS NOT NULL,"
+    " s.last_seen_ms, COALESCE(s.max_seq, 0), COALESCE(s.stored_count, 0), COALESCE(s.duplicate_count, 0)"
+    " FROM devices d LEFT JOIN device_state s USING (device_id)"
+)
+_EVENT_SQL = "SELECT event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms, body_json FROM events"
+
+
+def _device(row: tuple) -> DeviceView:  # type: ignore[type-arg]
+    keys = ("device_id", "model", "kind", "agency_id", "wire_format", "registered_ms", "revoked", "last_seen_ms", "max_seq", "stored_count", "duplicate_count")
+    d = dict(zip(keys, row, strict=True))
+    d["revoked"] = bool(d["revoked"])
+    return DeviceView(**d)
+
+
+def _event(row: tuple) -> EventView:  # type: ignore[type-arg]
+    *head, body = row
+    keys = ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms")
+    return EventView(**dict(zip(keys, head, strict=True)), body=msgspec.Raw(body.encode()))
+
+
+def _gaps(con: sqlite3.Connection, device_id: str) -> list[Gap]:
+    return [Gap(seq_from=a, seq_to=b, missing=b - a + 1) for a, b in sequence_gaps(con, device_id)]
+
+
+@get("/health", sync_to_thread=True, tags=["operations"])
+def health(state: State) -> Response[Health]:
+    """200 while the ingest writer runs and the database answers; 503 otherwise."""
+    ingest = state.ingest
+    with _read(state) as con:
+        stored = con.execute("SELECT COALESCE(SUM(stored_count), 0) FROM device_state").fetchone()[0]
+    writer = "disabled" if ingest is None else ("running" if ingest.healthy else f"stopped: {ingest.writer_error}")
+    ok = ingest is None or ingest.healthy
+    body = Health(
+        status="ok" if ok else "failing",
+        mqtt_connected=bool(ingest and ingest.connected),
+        ingest_writer=writer,
+        ingest_queue=ingest.queue_depth if ingest else 0,
+        events_stored=stored,
+    )
+    return Response(body, status_code=200 if ok else 503)
+
+
+@get("/metrics", sync_to_thread=False, tags=["operations"], media_type="text/plain; version=0.0.4")
+def metrics(state: State) -> bytes:
+    """Prometheus metrics: received, stored, duplicates merged, rejected by reason, ingest lag."""
+    return state.metrics.render()
+
+
+class DeviceController(Controller):
+    """Registered devices, their delivery state and sequence gaps."""
+
+    path = "/api/v1/devices"
+    tags = ["devices"]
+
+    @get("/", sync_to_thread=True)
+    def list_devices(self, state: State) -> list[DeviceView]:
+        """Every registered device."""
+        with _read(state) as con:
+            return [_device(r) for r in con.execute(_DEVICE_SQL + " ORDER BY d.device_id")]
+
+    @get("/{device_id:str}", sync_to_thread=True)
+    def get_device(self, state: State, device_id: str) -> DeviceView:
+        """One device, with its sequence gaps."""
+        with _read(state) as con:
+            row = con.execute(_DEVICE_SQL + " WHERE d.device_id = ?", (device_id,)).fetchone()
+            if row is None:
+                raise NotFoundException(f"device {device_id!r} is not registered")
+            view = _device(row)
+            view.gaps = _gaps(con, device_id)
+            return view
+
+    @get("/{device_id:str}/gaps", sync_to_thread=True)
+    def get_gaps(self, state: State, device_id: str) -> list[Gap]:
+        """Sequence numbers the device used that never arrived."""
+        with _read(state) as con:
+            if con.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone() is None:
+                raise NotFoundException(f"device {device_id!r} is not registered")
+            return _gaps(con, device_id)
+
+
+class EventController(Controller):
+    """Stored events."""
+
+    path = "/api/v1/events"
+    tags = ["events"]
+
+    @get("/", sync_to_thread=True)
+    def list_events(
+        self,
+        state: State,
+        device_id: Annotated[str | None, Parameter(query="device_id", description="only this device's events")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000, description="most recent N")] = 50,
+    ) -> list[EventView]:
+        """The most recently stored events."""
+        with _read(state) as con:
+            if device_id:
+                rows = con.execute(_EVENT_SQL + " WHERE device_id = ? ORDER BY seq DESC LIMIT ?", (device_id, limit))
+            else:
+                rows = con.execute(_EVENT_SQL + " ORDER BY stored_ms DESC, event_id LIMIT ?", (limit,))
+            return [_event(r) for r in rows]
+
+
+class RejectedController(Controller):
+    """Messages kept aside with their reasons."""
+
+    path = "/api/v1/rejected"
+    tags = ["events"]
+
+    @get("/", sync_to_thread=True)
+    def list_rejected(self, state: State, limit: Annotated[int, Parameter(ge=1, le=1000)] = 100) -> list[RejectedView]:
+        """The most recent rejected messages."""
+        with _read(state) as con:
+            rows = con.execute(
+                "SELECT id, received_ms, topic, device_id, event_id, reason_code, reason, LENGTH(raw) FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
+            )
+            keys = ("id", "received_ms", "topic", "device_id", "event_id", "reason_code", "reason", "size")
+            return [RejectedView(**dict(zip(keys, r, strict=True))) for r in rows]
+
+
+@get("/api/v1/overview", sync_to_thread=True, tags=["dashboard"])
+def overview(state: State) -> Overview:
+    """Totals and the latest events, for the dashboard."""
+    with _read(state) as con:
+        devices = con.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
+        events = con.execute("SELECT COALESCE(SUM(stored_count), 0) FROM device_state").fetchone()[0]
+        minute = con.execute("SELECT COUNT(*) FROM events WHERE stored_ms >= CAST(strftime('%s','now') AS INTEGER) * 1000 - 60000").fetchone()[0]
+        rejected = con.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+        # Sequence numbers start at 1 and are unique per device, so fewer stored than the highest means a gap.
+        with_gaps = con.execute("SELECT COUNT(*) FROM device_state WHERE stored_count < max_seq").fetchone()[0]
+        recent = [_event(r) for r in con.execute(_EVENT_SQL + " ORDER BY stored_ms DESC, event_id LIMIT 20")]
+    ingest = state.ingest
+    return Overview(
+        devices=devices,
+        events=events,
+        events_last_minute=minute,
+        rejected=rejected,
+        devices_with_gaps=with_gaps,
+        mqtt_connected=bool(ingest and ingest.connected),
+        recent=recent,
+    )

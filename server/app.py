@@ -1,0 +1,61 @@
+"""``create_app(settings)``: the Litestar app, whose lifespan runs the MQTT ingest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from server import api, db
+from server.dashboard import dashboard
+from server.ingest import Ingest
+from server.keys import load_or_create_server_key
+from server.metrics import IngestMetrics
+from server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+#: Largest request body the API accepts.
+MAX_REQUEST_BODY = 1024 * 1024
+
+
+def create_app(settings: ServerSettings) -> Litestar:
+    """Build the app; the database is migrated here, the ingest starts with the lifespan."""
+    db.migrate(settings.db_path)
+    key = load_or_create_server_key(settings.server_key_path)
+    metrics = IngestMetrics()
+
+    @asynccontextmanager
+    async def ingest_lifespan(app: Litestar) -> AsyncIterator[None]:
+        ingest = Ingest(settings, key, metrics) if settings.mqtt_enabled else None
+        app.state.ingest = ingest
+        if ingest is not None:
+            ingest.start()
+        try:
+            yield
+        finally:
+            if ingest is not None:
+                ingest.stop()
+
+    return Litestar(
+        route_handlers=[
+            dashboard,
+            api.health,
+            api.metrics,
+            api.overview,
+            api.DeviceController,
+            api.EventController,
+            api.RejectedController,
+        ],
+        state=State({"settings": settings, "metrics": metrics, "ingest": None, "server_public_key": key.public_hex}),
+        lifespan=[ingest_lifespan],
+        request_max_body_size=MAX_REQUEST_BODY,
+        openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
+        response_cache_config=ResponseCacheConfig(),
+    )

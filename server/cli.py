@@ -1,0 +1,159 @@
+"""``fe-server``: the server's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from protocol.config import ConfigError
+from protocol.signing import KeyFormatError
+from server import db as dbmod
+from server.keys import load_or_create_server_key
+from server.registry import RegistryError, provision, revoke
+from server.settings import ServerSettings
+from server.store import sequence_gaps
+
+DEFAULT_DB = Path("fe-server.db")
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the server's SQLite database (default: {DEFAULT_DB})")
+    p.add_argument("--key", type=Path, help="the server's Ed25519 key file (default: <db>.server.key, created on first use)")
+
+
+def _add_mqtt(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--mqtt-host", default=None, help=f"broker host {what} (default: 127.0.0.1)")
+    p.add_argument("--mqtt-port", type=int, default=None, help=f"broker port {what} (default: 1883)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with help for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="fe-server",
+        description="Field-enforcement supervision server: stores every device event exactly once, answers with "
+        "signed receipts, and serves the supervision API and dashboard.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the server (HTTP API + MQTT ingest)", description="Run the Litestar server and its MQTT ingest until SIGTERM or Ctrl-C.")
+    _add_db(run)
+    _add_mqtt(run, "to subscribe to")
+    run.add_argument("--http-host", default="127.0.0.1", help="address to serve HTTP on (default: 127.0.0.1)")
+    run.add_argument("--http-port", type=int, default=8080, help="HTTP port (default: 8080)")
+    run.add_argument("--client-id", default="fe-server", help="MQTT client id of the persistent session (default: fe-server)")
+
+    devices = sub.add_parser("devices", help="register devices and write their bundles", description="The device register.")
+    dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    add = dsub.add_parser(
+        "add",
+        help="register devices and write their bundles",
+        description="Create devices (id, model, agency), register their new public keys, and write each device's bundle "
+        "(device.key, device.toml made from its firmware_configs model) to OUT/<device id>/.",
+    )
+    _add_db(add)
+    add.add_argument("--model", required=True, help="device model: a file stem in firmware_configs (body_recorder, qr_terminal, phone)")
+    add.add_argument("--agency", required=True, help="agency id the device belongs to")
+    add.add_argument("--id", dest="device_id", help="device id (default: generated, e.g. BR-00001)")
+    add.add_argument("--count", type=int, default=1, help="how many devices to provision (default 1)")
+    add.add_argument("--out", type=Path, default=Path("devices"), help="folder for the bundles (default: ./devices)")
+    _add_mqtt(add, "written into the bundles' configs")
+    lst = dsub.add_parser("list", help="list registered devices with their delivery state")
+    _add_db(lst)
+    rev = dsub.add_parser("revoke", help="revoke a device: its messages are rejected from now on")
+    _add_db(rev)
+    rev.add_argument("device_id")
+
+    gaps = sub.add_parser("gaps", help="show sequence gaps per device", description="Sequence numbers devices used that never arrived.")
+    _add_db(gaps)
+    gaps.add_argument("--device", help="only this device")
+
+    rejected = sub.add_parser("rejected", help="list rejected messages with their reasons")
+    _add_db(rejected)
+    rejected.add_argument("--limit", type=int, default=50)
+
+    keys = sub.add_parser("key", help="print the server's public key (devices verify receipts with it)")
+    _add_db(keys)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> ServerSettings:
+    return ServerSettings.from_env_faults(
+        db_path=args.db.resolve(),
+        key_path=args.key.resolve() if args.key else None,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        mqtt_host=args.mqtt_host or "127.0.0.1",
+        mqtt_port=args.mqtt_port or 1883,
+        mqtt_client_id=args.client_id,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    logging.info("dashboard: http://%s:%d/  API docs: http://%s:%d/schema", settings.http_host, settings.http_port, settings.http_host, settings.http_port)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    return 0
+
+
+def _server_key_path(args: argparse.Namespace) -> Path:
+    return args.key or args.db.with_name(args.db.name + ".server.key")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fe-server``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        dbmod.migrate(args.db)
+        if args.command == "key":
+            print(load_or_create_server_key(_server_key_path(args)).public_hex)
+        elif args.command == "devices" and args.devices_command == "add":
+            key = load_or_create_server_key(_server_key_path(args))
+            made = provision(
+                args.db, key, model=args.model, agency_id=args.agency, out_dir=args.out, device_id=args.device_id, count=args.count, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port
+            )
+            for p in made:
+                print(f"{p.device_id}\t{p.bundle_dir}")
+        elif args.command == "devices" and args.devices_command == "revoke":
+            revoke(args.db, args.device_id)
+            print(f"revoked {args.device_id}")
+        else:
+            con = dbmod.connect(args.db, readonly=True)
+            try:
+                if args.command == "devices":
+                    rows = con.execute(
+                        "SELECT d.device_id, d.model, d.agency_id, COALESCE(s.stored_count, 0), COALESCE(s.max_seq, 0), s.last_seen_ms, d.revoked_ms"
+                        " FROM devices d LEFT JOIN device_state s USING (device_id) ORDER BY d.device_id"
+                    )
+                    for r in rows:
+                        print(json.dumps(dict(zip(("device_id", "model", "agency_id", "stored", "max_seq", "last_seen_ms", "revoked_ms"), r, strict=True))))
+                elif args.command == "gaps":
+                    ids = [args.device] if args.device else [d for (d,) in con.execute("SELECT device_id FROM devices ORDER BY device_id")]
+                    for d in ids:
+                        for a, b in sequence_gaps(con, d):
+                            print(json.dumps({"device_id": d, "seq_from": a, "seq_to": b, "missing": b - a + 1}))
+                elif args.command == "rejected":
+                    rows = con.execute("SELECT id, received_ms, topic, reason_code, reason FROM rejected ORDER BY id DESC LIMIT ?", (args.limit,))
+                    for r in rows:
+                        print(json.dumps(dict(zip(("id", "received_ms", "topic", "reason_code", "reason"), r, strict=True)), ensure_ascii=False))
+            finally:
+                con.close()
+        return 0
+    except (RegistryError, ConfigError, KeyFormatError) as e:
+        print(f"fe-server: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

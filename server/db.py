@@ -1,0 +1,94 @@
+"""The server's SQLite database: connection settings and migrations (one place for the schema)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+#: Ordered migrations; the database's user_version says how many have run.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        agency_id TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        wire_format TEXT NOT NULL DEFAULT 'json',
+        registered_ms INTEGER NOT NULL,
+        revoked_ms INTEGER
+    );
+    CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES devices(device_id),
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        device_time_ms INTEGER NOT NULL,
+        clock_error_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL,
+        wire_format TEXT NOT NULL,
+        body BLOB NOT NULL,
+        sig BLOB NOT NULL,
+        body_json TEXT NOT NULL,
+        UNIQUE (device_id, seq)
+    );
+    CREATE INDEX events_by_type_time ON events(type, device_time_ms);
+    CREATE INDEX events_by_stored ON events(stored_ms);
+    CREATE TABLE device_state (
+        device_id TEXT PRIMARY KEY REFERENCES devices(device_id),
+        last_seen_ms INTEGER,
+        max_seq INTEGER NOT NULL DEFAULT 0,
+        stored_count INTEGER NOT NULL DEFAULT 0,
+        duplicate_count INTEGER NOT NULL DEFAULT 0,
+        online INTEGER NOT NULL DEFAULT 0,
+        presence_ms INTEGER,
+        last_status_json TEXT
+    );
+    CREATE TABLE rejected (
+        id INTEGER PRIMARY KEY,
+        received_ms INTEGER NOT NULL,
+        topic TEXT NOT NULL,
+        device_id TEXT,
+        event_id TEXT,
+        reason_code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw BLOB NOT NULL
+    );
+    CREATE INDEX rejected_by_time ON rejected(received_ms);
+    """,
+]
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the server's settings: WAL, synchronous=FULL (records are evidence), foreign keys."""
+    if readonly:
+        con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA foreign_keys=ON")
+    con.execute("PRAGMA busy_timeout=10000")
+    return con
+
+
+def migrate(path: str | Path) -> int:
+    """Bring the schema up to date; returns the schema version."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = connect(path)
+    try:
+        db = sqlite_utils.Database(con)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            con.execute("BEGIN IMMEDIATE")
+            for statement in (s.strip() for s in script.split(";")):
+                if statement:
+                    con.execute(statement)
+            con.execute(f"PRAGMA user_version = {i}")
+            con.execute("COMMIT")
+        return len(MIGRATIONS)
+    finally:
+        con.close()

@@ -1,0 +1,171 @@
+"""The MQTT ingest: a persistent QoS 1 subscription, a writer thread that stores batches, signed receipts.
+
+paho's callbacks only put messages on a bounded queue (when it is full paho blocks, and the broker
+holds the rest). One writer thread does all SQLite work, never the event loop. A receipt is published
+only after its batch committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from protocol import topics
+from protocol.codec import seal
+from protocol.messages import Receipt, Rejection
+from protocol.signing import SigningKey
+from server import db as dbmod
+from server.metrics import IngestMetrics
+from server.settings import ServerSettings
+from server.store import BatchOutcome, DeviceKeys, Incoming, store_batch
+
+log = logging.getLogger(__name__)
+
+#: The broker keeps the server's subscription and queued messages this long while the server is down.
+SESSION_EXPIRY_S = 7 * 24 * 3600
+#: Messages held in memory between paho and the writer; past it paho waits (backpressure to the broker).
+QUEUE_MAX = 20_000
+#: Receipt items per receipt message, keeping each well under the 64 KiB payload limit.
+RECEIPT_CHUNK = 200
+#: How long the writer waits for more messages to join a batch once it has one.
+BATCH_LINGER_S = 0.005
+
+
+class Ingest:
+    """Subscribes to every device's events and stores them exactly once."""
+
+    def __init__(self, settings: ServerSettings, server_key: SigningKey, metrics: IngestMetrics) -> None:
+        self.settings = settings
+        self.key = server_key
+        self.metrics = metrics
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=QUEUE_MAX)
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self.connected = False
+        self.writer_error: str | None = None
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        c = self._client
+        c.enable_logger(logging.getLogger("paho.server"))
+        c.max_inflight_messages_set(20)  # a larger paho window is slower (it scans its in-flight list on every ack)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, 30)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+
+    # ------------------------------------------------------------------ paho thread
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.error("broker refused the server's connection: %s", reason_code)
+            return
+        self.connected = True
+        self.metrics.connected.set(1)
+        # Subscribe every time: a broker that lost its persistence also lost our subscription.
+        client.subscribe([(topics.all_devices_up(), 1)])
+        log.info("connected to the broker (session present: %s)", flags.session_present)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
+        self.connected = False
+        self.metrics.connected.set(0)
+        log.warning("disconnected from the broker: %s", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(Incoming(msg.topic, bytes(msg.payload), int(time.time() * 1000)))
+        self.metrics.queue_depth.set(self._queue.qsize())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the writer and connect."""
+        self._writer.start()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        s = self.settings
+        self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30, clean_start=False, properties=props)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect, then store what was already received."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._stop.set()
+        self._writer.join(timeout=30)
+
+    @property
+    def healthy(self) -> bool:
+        """The writer is alive."""
+        return self._writer.is_alive() and self.writer_error is None
+
+    @property
+    def queue_depth(self) -> int:
+        """Messages waiting for the writer."""
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _write_loop(self) -> None:
+        con = dbmod.connect(self.settings.db_path)
+        keys = DeviceKeys(con)
+        try:
+            while not (self._stop.is_set() and self._queue.empty()):
+                try:
+                    first = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                batch = [first]
+                deadline = time.monotonic() + BATCH_LINGER_S
+                while len(batch) < self.settings.batch_max:
+                    try:
+                        batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    except queue.Empty:
+                        break
+                self.metrics.received.inc(len(batch))
+                self.metrics.queue_depth.set(self._queue.qsize())
+                outcome = store_batch(con, batch, keys, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
+                self._account(batch, outcome)
+                self._answer(outcome)
+        except Exception as e:  # a storage failure stops ingest loudly; /health turns red
+            self.writer_error = f"{type(e).__name__}: {e}"
+            log.exception("ingest writer stopped")
+        finally:
+            con.close()
+
+    def _account(self, batch: list[Incoming], outcome: BatchOutcome) -> None:
+        m = self.metrics
+        now_ms = time.time() * 1000
+        m.batches.observe(len(batch))
+        for inc in batch:
+            m.lag.observe(max(0.0, (now_ms - inc.received_ms) / 1000))
+        for d in outcome.delivery_delays_s:
+            m.delivery_delay.observe(d)
+        m.stored.inc(outcome.stored)
+        m.duplicates.inc(outcome.duplicates)
+        for reason, n in outcome.rejected.items():
+            m.rejected.labels(reason=reason).inc(n)
+
+    def _answer(self, outcome: BatchOutcome) -> None:
+        now_ms = int(time.time() * 1000)
+        for device_id, items in outcome.receipts.items():
+            for i in range(0, len(items), RECEIPT_CHUNK):
+                self._notify(device_id, outcome, Receipt(message_id=str(uuid.uuid4()), device_id=device_id, server_time_ms=now_ms, items=items[i : i + RECEIPT_CHUNK]))
+                self.metrics.receipts.inc()
+        for device_id, rej in outcome.rejections.items():
+            for i in range(0, len(rej), RECEIPT_CHUNK):
+                self._notify(device_id, outcome, Rejection(message_id=str(uuid.uuid4()), device_id=device_id, server_time_ms=now_ms, items=rej[i : i + RECEIPT_CHUNK]))
+
+    def _notify(self, device_id: str, outcome: BatchOutcome, message: Receipt | Rejection) -> None:
+        payload = seal(message, self.key, outcome.formats.get(device_id, "json"))
+        self._client.publish(topics.device_down(device_id), payload, qos=1)
+
+

@@ -1,0 +1,38 @@
+"""The server's settings, from the command line (typed, not a dict of strings)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+#: Environment variable that makes the ingest pause this many seconds before each commit. For fault
+#: tests only: it lets a test SIGKILL the server with messages received but not yet committed.
+FAULT_PAUSE_ENV = "FE_FAULT_PAUSE_BEFORE_COMMIT_S"
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything ``create_app`` needs."""
+
+    db_path: Path
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_client_id: str = "fe-server"
+    key_path: Path | None = None  # default: beside the database
+    batch_max: int = 1000
+    mqtt_enabled: bool = True
+    fault_pause_before_commit_s: float = 0.0
+
+    @property
+    def server_key_path(self) -> Path:
+        """Where the server's Ed25519 key lives."""
+        return self.key_path or self.db_path.with_name(self.db_path.name + ".server.key")
+
+    @classmethod
+    def from_env_faults(cls, **kw: object) -> ServerSettings:
+        """Settings with fault-injection values taken from the environment."""
+        pause = float(os.environ.get(FAULT_PAUSE_ENV, "0") or 0)
+        return cls(fault_pause_before_commit_s=pause, **kw)  # type: ignore[arg-type]

@@ -1,0 +1,176 @@
+"""Validate a batch of MQTT messages and store it in one transaction, exactly once per event.
+
+Order of checks for each message: size, envelope, topic, schema, device id vs topic, registered device,
+signature. A message failing any of them goes to the ``rejected`` table with its reason and raw bytes
+and is never receipted. Dedupe lives in the database: ``event_id`` is the primary key and
+``(device_id, seq)`` is unique; a resend with identical bytes is merged and receipted again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import msgspec
+
+from protocol import topics
+from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_envelope
+from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, type_tag
+from protocol.signing import VerifyKey
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message as it came off the broker."""
+
+    topic: str
+    payload: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    inc: Incoming
+    fmt: WireFormat
+    env: Envelope
+    msg: DeviceMessage
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What a committed batch means for the devices and the metrics."""
+
+    receipts: dict[str, list[ReceiptItem]] = field(default_factory=dict)
+    rejections: dict[str, list[RejectionItem]] = field(default_factory=dict)
+    formats: dict[str, WireFormat] = field(default_factory=dict)
+    stored: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    delivery_delays_s: list[float] = field(default_factory=list)
+
+
+class DeviceKeys:
+    """Registered devices' public keys, read from the database on first use and cached."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._cache: dict[str, VerifyKey | None] = {}
+
+    def get(self, device_id: str) -> VerifyKey | None:
+        """The device's key, or None if it is unknown or revoked."""
+        if device_id in self._cache and self._cache[device_id] is not None:
+            return self._cache[device_id]
+        row = self._db.execute("SELECT public_key, revoked_ms FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        key = VerifyKey.from_hex(row[0]) if row and row[1] is None else None
+        self._cache[device_id] = key
+        return key
+
+    def forget(self, device_id: str) -> None:
+        """Drop a cached key (after a revocation or re-registration)."""
+        self._cache.pop(device_id, None)
+
+
+def _validate(inc: Incoming, keys: DeviceKeys) -> _Valid:
+    fmt, env = open_envelope(inc.payload)
+    try:
+        topic_device = topics.device_id_from_up(inc.topic)
+    except topics.TopicError as e:
+        raise ProtocolError("bad_topic", str(e)) from None
+    msg = decode_device_body(env.body, fmt)
+    if msg.device_id != topic_device:
+        raise ProtocolError("topic_mismatch", f"message of device {msg.device_id!r} published on the topic of device {topic_device!r}")
+    key = keys.get(msg.device_id)
+    if key is None:
+        raise ProtocolError("unknown_device", f"device {msg.device_id!r} is not registered (or its registration was revoked)")
+    if not key.verify(env.body, env.sig):
+        raise ProtocolError("bad_signature", f"signature does not verify with the registered key of device {msg.device_id!r}")
+    return _Valid(inc, fmt, env, msg)
+
+
+def _reject(db: sqlite3.Connection, out: BatchOutcome, inc: Incoming, code: str, reason: str, device_id: str | None = None, event_id: str | None = None) -> None:
+    db.execute(
+        "INSERT INTO rejected(received_ms, topic, device_id, event_id, reason_code, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (inc.received_ms, inc.topic, device_id, event_id, code, reason, inc.payload),
+    )
+    out.rejected[code] += 1
+
+
+def store_batch(db: sqlite3.Connection, batch: list[Incoming], keys: DeviceKeys, *, pause_before_commit_s: float = 0.0) -> BatchOutcome:
+    """Validate and store a batch in one transaction; the caller publishes receipts only after this returns."""
+    out = BatchOutcome()
+    valid: list[_Valid] = []
+    invalid: list[tuple[Incoming, ProtocolError]] = []
+    for inc in batch:
+        try:
+            valid.append(_validate(inc, keys))
+        except ProtocolError as e:
+            invalid.append((inc, e))
+    now_ms = int(time.time() * 1000)
+    per_device: dict[str, list[int]] = {}  # device -> [max seq stored now, stored, duplicates]
+    receipted: set[str] = set()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for inc, err in invalid:
+            _reject(db, out, inc, err.code, str(err))
+        for v in valid:
+            m = v.msg
+            cur = db.execute(
+                "INSERT INTO events(event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms, wire_format, body, sig, body_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (m.event_id, m.device_id, m.seq, type_tag(type(m)), m.device_time_ms, m.clock_error_ms, v.inc.received_ms, now_ms, v.fmt, v.env.body, v.env.sig, msgspec.json.encode(m).decode()),
+            )
+            out.formats[m.device_id] = v.fmt
+            counts = per_device.setdefault(m.device_id, [0, 0, 0])
+            if cur.rowcount == 1:
+                status = "stored"
+                out.stored += 1
+                counts[0] = max(counts[0], m.seq)
+                counts[1] += 1
+                out.delivery_delays_s.append(max(0.0, (now_ms - m.device_time_ms) / 1000))
+            else:
+                row = db.execute("SELECT body FROM events WHERE event_id = ?", (m.event_id,)).fetchone()
+                if row is None or bytes(row[0]) != v.env.body:
+                    if row is not None:
+                        code, reason = "event_id_conflict", f"event id {m.event_id} is already stored with different content"
+                    else:
+                        code, reason = "seq_conflict", f"sequence number {m.seq} of device {m.device_id} is already stored under another event id"
+                    _reject(db, out, v.inc, code, reason, m.device_id, m.event_id)
+                    out.rejections.setdefault(m.device_id, []).append(RejectionItem(event_id=m.event_id, seq=m.seq, reason_code=code, reason=reason))
+                    continue
+                status = "duplicate"
+                out.duplicates += 1
+                counts[2] += 1
+            if m.event_id not in receipted:  # a resend within one batch is receipted once
+                receipted.add(m.event_id)
+                out.receipts.setdefault(m.device_id, []).append(ReceiptItem(event_id=m.event_id, seq=m.seq, status=status))
+        for device_id, (max_seq, stored, dups) in per_device.items():
+            db.execute(
+                "INSERT INTO device_state(device_id, last_seen_ms, max_seq, stored_count, duplicate_count) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,"
+                " max_seq = MAX(device_state.max_seq, excluded.max_seq),"
+                " stored_count = device_state.stored_count + excluded.stored_count,"
+                " duplicate_count = device_state.duplicate_count + excluded.duplicate_count",
+                (device_id, now_ms, max_seq, stored, dups),
+            )
+        if pause_before_commit_s:
+            time.sleep(pause_before_commit_s)  # fault injection, see server.settings.FAULT_PAUSE_ENV
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return out
+
+
+def sequence_gaps(db: sqlite3.Connection, device_id: str) -> list[tuple[int, int]]:
+    """Ranges of sequence numbers the device used (below its highest stored one) that never arrived."""
+    rows = db.execute(
+        "SELECT seq + 1, next_seq - 1 FROM ("
+        "  SELECT seq, LEAD(seq) OVER (ORDER BY seq) AS next_seq FROM events WHERE device_id = ?"
+        ") WHERE next_seq > seq + 1 ORDER BY seq",
+        (device_id,),
+    ).fetchall()
+    first = db.execute("SELECT MIN(seq) FROM events WHERE device_id = ?", (device_id,)).fetchone()[0]
+    gaps = [(1, first - 1)] if first is not None and first > 1 else []
+    return gaps + [(a, b) for a, b in rows]
