@@ -212,6 +212,7 @@ class Agent:
             "last_receipt_ms": counters["last_receipt_ms"],
             "inflight": self.link.inflight,
             "published": s.published,
+            "broker_acked": s.broker_acked,
             "resent": s.resent,
             "connects": s.connects,
             "forged_receipts": s.forged_receipts,

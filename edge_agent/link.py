@@ -48,6 +48,7 @@ class LinkStats:
     connected: bool = False
     connects: int = 0
     published: int = 0
+    broker_acked: int = 0  # PUBACKs: the broker has it, which is not proof of storage
     resent: int = 0
     receipts: int = 0
     receipted_events: int = 0
@@ -90,6 +91,7 @@ class Link:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_publish = self._on_publish
         return c
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
@@ -104,6 +106,9 @@ class Link:
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         self._inbox.put(("disconnected", str(reason_code)))
         self._wake.set()
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object) -> None:
+        self.stats.broker_acked += 1
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put(("message", bytes(msg.payload)))
