@@ -207,7 +207,8 @@ class Outbox:
             self._set_meta("last_seq", seq)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite already rolled back after some errors (e.g. SQLITE_FULL)
+                db.execute("ROLLBACK")
             raise
         self.last_seq, self.bytes, self.depth = seq, total, depth
         return out
@@ -240,7 +241,8 @@ class Outbox:
                     self._set_meta("last_receipt_ms", int(time.time() * 1000))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite already rolled back after some errors (e.g. SQLITE_FULL)
+                    db.execute("ROLLBACK")
                 raise
             self.depth -= removed
             self.bytes -= freed

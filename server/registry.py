@@ -108,7 +108,8 @@ def provision(
             db["devices"].insert_all(rows)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
         return out
     finally:

@@ -158,7 +158,8 @@ def store_batch(db: sqlite3.Connection, batch: list[Incoming], keys: DeviceKeys,
             time.sleep(pause_before_commit_s)  # fault injection, see server.settings.FAULT_PAUSE_ENV
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite already rolled back after some errors (e.g. SQLITE_FULL)
+            db.execute("ROLLBACK")
         raise
     return out
 
