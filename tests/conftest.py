@@ -1,0 +1,112 @@
+"""Shared fixtures: private Mosquitto brokers and fault-injecting proxies, always cleaned up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Make `tests.support` importable however pytest was started (`pytest`, `python -m pytest`, from any dir).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.support.broker import Broker, mosquitto_children  # noqa: E402
+from tests.support.proxy import TcpProxy  # noqa: E402
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    # Keep each phase's report on the item, so fixtures can tell at teardown whether the test failed.
+    report = yield
+    setattr(item, f"_fe_report_{report.when}", report)
+    return report
+
+
+def _test_failed(request: pytest.FixtureRequest) -> bool:
+    return any(
+        getattr(getattr(request.node, f"_fe_report_{when}", None), "failed", False) for when in ("setup", "call")
+    )
+
+
+def _kill_leftover_mosquittos() -> list[int]:
+    """SIGKILL (and reap) any mosquitto still running as a child of this process."""
+    pids = mosquitto_children()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid  # already reaped (by its Popen)
+            if done:
+                pending.discard(pid)
+        if pending:
+            time.sleep(0.02)
+    return pids
+
+
+@pytest.fixture
+def broker_factory(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Callable[..., Broker]]:
+    """``broker_factory(**kwargs) -> Broker``: a started private Mosquitto (kwargs go to ``Broker``;
+    pass ``start=False`` to get it unstarted). Every broker made is killed at teardown, even if the test
+    failed; if it failed, their log tails are printed (shown in the test's report)."""
+    made: list[Broker] = []
+
+    def make(*, start: bool = True, **kwargs: Any) -> Broker:
+        broker = Broker(tmp_path_factory.mktemp("mosquitto"), **kwargs)
+        made.append(broker)
+        if start:
+            broker.start()
+        return broker
+
+    yield make
+
+    if _test_failed(request):
+        for broker in made:
+            print(f"\n=== {broker!r}: log tail ===\n" + "\n".join(broker.log_text().splitlines()[-30:]))
+    for broker in made:
+        broker.close()
+    leftovers = _kill_leftover_mosquittos()
+    if leftovers:
+        print(f"killed leftover mosquitto processes: {leftovers}")
+
+
+@pytest.fixture
+def broker(broker_factory: Callable[..., Broker]) -> Broker:
+    """A started private Mosquitto with persistence on (autosave_interval 1800: only a graceful stop saves)."""
+    return broker_factory(persistence=True)
+
+
+@pytest.fixture
+def proxy_factory() -> Iterator[Callable[..., TcpProxy]]:
+    """``proxy_factory(target_host, target_port, **kwargs) -> TcpProxy``, started; all closed at teardown."""
+    made: list[TcpProxy] = []
+
+    def make(target_host: str, target_port: int, **kwargs: Any) -> TcpProxy:
+        proxy = TcpProxy(target_host, target_port, **kwargs)
+        made.append(proxy)
+        return proxy.start()
+
+    yield make
+
+    errors = []
+    for proxy in made:
+        try:
+            proxy.close()
+        except Exception as e:  # noqa: BLE001 - close all, then report
+            errors.append(e)
+    if errors:
+        raise errors[0]
