@@ -15,6 +15,7 @@ from typing import Any
 
 from edge_agent.errors import EdgeAgentError
 from protocol.config import ConfigError, load_device_config
+from protocol.signing import KeyFormatError
 
 #: File (beside device.toml) where a running agent writes the local interface's port.
 PORT_FILE = "local_api.port"
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps(body, ensure_ascii=False, indent=2))
         return 0 if code < 400 else 1
-    except (ConfigError, EdgeAgentError) as e:
+    except (ConfigError, EdgeAgentError, KeyFormatError) as e:
         print(f"fe-agent: {e}", file=sys.stderr)
         return 1
 

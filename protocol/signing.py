@@ -56,6 +56,8 @@ class SigningKey:
             return cls.from_hex(Path(path).read_text(encoding="ascii"))
         except KeyFormatError as e:
             raise KeyFormatError(f"{path}: {e}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise KeyFormatError(f"{path}: cannot read the key file: {getattr(e, 'strerror', None) or e}") from None
 
     def seed_hex(self) -> str:
         """The private seed as hex (keep it secret)."""

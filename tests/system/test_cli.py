@@ -1,0 +1,107 @@
+"""The command lines as a user runs them: provisioning, submitting, status, bad config files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import wait_for
+from tests.system.conftest import Stack
+from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, server_events
+
+pytestmark = pytest.mark.system
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60)
+
+
+@pytest.mark.parametrize("module", ["server.cli", "edge_agent.cli"])
+def test_help_explains_every_subcommand(module: str) -> None:
+    out = run(module, "--help")
+    assert out.returncode == 0
+    for word in (["run", "devices", "gaps", "rejected", "key"] if module == "server.cli" else ["run", "submit", "status", "simulate", "check-config"]):
+        assert word in out.stdout
+    sub = run(module, "run", "--help").stdout
+    assert "--mqtt-host" in sub and "--mqtt-port" in sub
+    if module == "server.cli":
+        assert "--db" in sub and "--http-port" in sub
+
+
+def test_provision_submit_and_status_through_the_clis(stack: Stack, tmp_path: Path) -> None:
+    stack.server.start_and_wait()
+    out = run("server.cli", "devices", "add", "--db", str(stack.server.db_path), "--model", "qr_terminal", "--agency", "AG-1",
+              "--id", "QT-CLI-1", "--out", str(tmp_path / "bundles"), "--mqtt-port", str(stack.broker.port))
+    assert out.returncode == 0, out.stderr
+    bundle = tmp_path / "bundles" / "QT-CLI-1"
+    assert (bundle / "device.key").stat().st_mode & 0o077 == 0  # the private key is readable by its owner only
+    text = (bundle / "device.toml").read_text().replace("port = 8470", "port = 0")
+    (bundle / "device.toml").write_text(text)
+    dev = DeviceRun("QT-CLI-1", bundle)
+    stack.devices.append(dev)  # killed at teardown
+    dev.start()
+    sub = run("edge_agent.cli", "submit", "--config", str(dev.config_path), "enterprise_scanned",
+              "--json", json.dumps({"officer_id": "OFF-7", "code_text": "FE1:91110108MA01ABCD0X"}), "--event-id", "cli-event-000001")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    assert json.loads(sub.stdout)["status"] == "accepted"
+    dev.submitted["cli-event-000001"] = 202
+    bad = run("edge_agent.cli", "submit", "--config", str(dev.config_path), "enterprise_scanned", "--json", '{"officer_id": 5}')
+    assert bad.returncode == 1 and "officer_id" in bad.stdout
+    assert_exactly_once(stack.server.db_path, [dev])
+    status = json.loads(run("edge_agent.cli", "status", "--config", str(dev.config_path)).stdout)
+    assert status["connected"] and status["outbox_depth"] == 0 and status["last_receipt_ms"]
+    # the QR terminal model speaks MessagePack; the server stored it and answered in kind
+    assert server_events(stack.server.db_path, "QT-CLI-1") == [("cli-event-000001", 1)]
+    listed = [json.loads(line) for line in run("server.cli", "devices", "list", "--db", str(stack.server.db_path)).stdout.splitlines()]
+    assert listed == [{"device_id": "QT-CLI-1", "model": "QT-310", "agency_id": "AG-1", "stored": 1, "max_seq": 1, "last_seen_ms": listed[0]["last_seen_ms"], "revoked_ms": None}]
+    again = run("server.cli", "devices", "add", "--db", str(stack.server.db_path), "--model", "qr_terminal", "--agency", "AG-1", "--id", "QT-CLI-1", "--out", str(tmp_path / "b2"))
+    assert again.returncode == 1 and "already registered" in again.stderr
+
+
+def test_bad_config_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "recorder.toml"
+    cfg.write_text('model = "X"\nkind = "body_recorder"\n[mqtt]\nkepalive_s = 30\n')
+    out = run("edge_agent.cli", "check-config", str(cfg))
+    assert out.returncode == 1
+    assert str(cfg) in out.stderr and "mqtt.kepalive_s" in out.stderr and "keepalive_s" in out.stderr
+    cfg.write_text('model = "X"\nkind = "body_recorder"\n')  # valid, but a model file: no [identity]
+    out = run("edge_agent.cli", "run", "--config", str(cfg))
+    assert out.returncode == 1 and "[identity]" in out.stderr
+    bundle = tmp_path / "device.toml"
+    bundle.write_text(f'model = "X"\nkind = "body_recorder"\n[identity]\ndevice_id = "BR-1"\nagency_id = "A"\nserver_public_key = "{"ab" * 32}"\n')
+    out = run("edge_agent.cli", "run", "--config", str(bundle))
+    assert out.returncode == 1 and "device.key" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_model_is_refused(tmp_path: Path) -> None:
+    out = run("server.cli", "devices", "add", "--db", str(tmp_path / "s.db"), "--model", "toaster", "--agency", "A", "--out", str(tmp_path / "b"))
+    assert out.returncode == 1 and "toaster" in out.stderr and "body_recorder" in out.stderr
+
+
+def test_corrupt_agent_database_is_kept_aside_with_an_alarm(stack: Stack) -> None:
+    stack.server.start_and_wait()
+    (dev,) = stack.add_devices(1)
+    dev.start()
+    for _ in range(5):
+        assert dev.submit("enterprise_scanned", {"officer_id": "OFF-1", "code_text": "x"})[0] == 202
+    wait_for(lambda: len(server_events(stack.server.db_path, dev.device_id)) == 5, timeout=20)
+    dev.proc.stop()  # type: ignore[union-attr]  # (a graceful stop checkpoints the WAL into the main file)
+    with open(dev.outbox_path, "r+b") as f:
+        f.write(b"\xba\xad" * 8192)
+    dev.start()
+    st = dev.status()
+    assert st["alarms"] and "outbox_corrupt" in st["alarms"][0]
+    assert list(dev.bundle.glob("outbox.db.corrupt-*"))  # kept aside, never deleted
+    wait_for(lambda: len(server_events(stack.server.db_path, dev.device_id)) == 6, timeout=20)
+    stored = server_events(stack.server.db_path, dev.device_id)
+    assert stored[-1][1] > 5  # numbering continued above everything used before
+    import sqlite3
+
+    con = sqlite3.connect(stack.server.db_path)
+    body = json.loads(con.execute("SELECT body_json FROM events WHERE event_id = ?", (stored[-1][0],)).fetchone()[0])
+    con.close()
+    assert body["type"] == "device_alarm" and body["alarm"] == "outbox_corrupt"
