@@ -29,8 +29,11 @@ fi
 stamp=.venv/.fe-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: installing Python packages into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "setup: installing Python packages into .venv (log: .venv/setup.log)"
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[test]'; } > .venv/setup.log 2>&1; then
+    tail -40 .venv/setup.log >&2
+    echo "setup: pip failed; the whole log is in .venv/setup.log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
