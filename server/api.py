@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.store import sequence_gaps
@@ -91,6 +91,9 @@ class Overview(msgspec.Struct, kw_only=True):
     recent: list[EventView]
 
 
+DevicePath = Annotated[str, PathParameter(description="device id, e.g. BR-00001")]
+
+
 @contextmanager
 def _read(state: State) -> Iterator[sqlite3.Connection]:
     con = dbmod.connect(state.settings.db_path, readonly=True)
@@ -162,7 +165,7 @@ class DeviceController(Controller):
             return [_device(r) for r in con.execute(_DEVICE_SQL + " ORDER BY d.device_id")]
 
     @get("/{device_id:str}", sync_to_thread=True)
-    def get_device(self, state: State, device_id: str) -> DeviceView:
+    def get_device(self, state: State, device_id: DevicePath) -> DeviceView:
         """One device, with its sequence gaps."""
         with _read(state) as con:
             row = con.execute(_DEVICE_SQL + " WHERE d.device_id = ?", (device_id,)).fetchone()
@@ -173,7 +176,7 @@ class DeviceController(Controller):
             return view
 
     @get("/{device_id:str}/gaps", sync_to_thread=True)
-    def get_gaps(self, state: State, device_id: str) -> list[Gap]:
+    def get_gaps(self, state: State, device_id: DevicePath) -> list[Gap]:
         """Sequence numbers the device used that never arrived."""
         with _read(state) as con:
             if con.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone() is None:
@@ -191,8 +194,8 @@ class EventController(Controller):
     def list_events(
         self,
         state: State,
-        device_id: Annotated[str | None, Parameter(query="device_id", description="only this device's events")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000, description="most recent N")] = 50,
+        device_id: Annotated[str | None, QueryParameter(description="only this device's events")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 50,
     ) -> list[EventView]:
         """The most recently stored events."""
         with _read(state) as con:
@@ -210,7 +213,7 @@ class RejectedController(Controller):
     tags = ["events"]
 
     @get("/", sync_to_thread=True)
-    def list_rejected(self, state: State, limit: Annotated[int, Parameter(ge=1, le=1000)] = 100) -> list[RejectedView]:
+    def list_rejected(self, state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 100) -> list[RejectedView]:
         """The most recent rejected messages."""
         with _read(state) as con:
             rows = con.execute(

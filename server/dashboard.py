@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import MediaType, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 _TEXT = {
     "zh": {
@@ -98,7 +98,7 @@ refresh(); setInterval(refresh, 2000);
 
 
 @get("/", media_type=MediaType.HTML, sync_to_thread=False, include_in_schema=False)
-def dashboard(lang: Annotated[Literal["zh", "en"], Parameter(query="lang")] = "zh") -> str:
+def dashboard(lang: Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")] = "zh") -> str:
     """The live dashboard (zh-CN first; ?lang=en for English)."""
     import json
 

@@ -1,0 +1,91 @@
+"""The HTTP API over a real database (ingest disabled; events stored with store_batch)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from protocol import topics
+from protocol.codec import seal
+from protocol.messages import EnterpriseScanned
+from protocol.signing import SigningKey
+from server import db as dbmod
+from server.app import create_app
+from server.settings import ServerSettings
+from server.store import DeviceKeys, Incoming, store_batch
+
+KEY = SigningKey.from_seed(bytes(range(32)))
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    path = tmp_path / "s.db"
+    app = create_app(ServerSettings(db_path=path, mqtt_enabled=False))
+    con = dbmod.connect(path)
+    con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'ZFY', 'body_recorder', 'A', ?, 0)", (KEY.public_hex,))
+    msgs = [
+        EnterpriseScanned(event_id=str(uuid.uuid4()), device_id="BR-1", seq=s, device_time_ms=int(time.time() * 1000), clock_error_ms=5, officer_id="O", code_text="c")
+        for s in (1, 2, 5)
+    ]
+    store_batch(con, [Incoming(topics.device_up("BR-1"), seal(m, KEY), 0) for m in msgs] + [Incoming("x", b"junk", 0)], DeviceKeys(con))
+    con.close()
+    with TestClient(app) as c:
+        yield c
+
+
+def test_health_and_metrics(client: TestClient) -> None:  # type: ignore[type-arg]
+    h = client.get("/health")
+    assert h.status_code == 200 and h.json()["status"] == "ok" and h.json()["events_stored"] == 3
+    m = client.get("/metrics")
+    assert m.status_code == 200 and "fe_events_stored_total" in m.text and "fe_ingest_lag_seconds_bucket" in m.text
+
+
+def test_devices_with_gaps(client: TestClient) -> None:  # type: ignore[type-arg]
+    (dev,) = client.get("/api/v1/devices").json()
+    assert dev["device_id"] == "BR-1" and dev["stored_count"] == 3 and dev["max_seq"] == 5
+    one = client.get("/api/v1/devices/BR-1").json()
+    assert one["gaps"] == [{"seq_from": 3, "seq_to": 4, "missing": 2}]
+    assert client.get("/api/v1/devices/BR-1/gaps").json() == one["gaps"]
+    assert client.get("/api/v1/overview").json()["devices_with_gaps"] == 1
+
+
+def test_events_and_rejected(client: TestClient) -> None:  # type: ignore[type-arg]
+    events = client.get("/api/v1/events", params={"device_id": "BR-1", "limit": 2}).json()
+    assert [e["seq"] for e in events] == [5, 2]
+    assert events[0]["body"]["type"] == "enterprise_scanned"
+    (rej,) = client.get("/api/v1/rejected").json()
+    assert rej["reason_code"] == "undecodable" and rej["size"] == 4
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "words"),
+    [
+        ("/api/v1/devices/NOPE", 404, "not registered"),
+        ("/api/v1/devices/NOPE/gaps", 404, "not registered"),
+        ("/api/v1/events?limit=0", 400, "limit"),
+        ("/api/v1/events?limit=abc", 400, "limit"),
+        ("/api/v1/rejected?limit=100000", 400, "limit"),
+        ("/?lang=fr", 400, "lang"),
+    ],
+)
+def test_bad_requests_get_a_reason(client: TestClient, url: str, status: int, words: str) -> None:  # type: ignore[type-arg]
+    r = client.get(url)
+    assert r.status_code == status
+    assert words in r.text
+
+
+def test_dashboard_is_chinese_first_with_english(client: TestClient) -> None:  # type: ignore[type-arg]
+    zh = client.get("/")
+    assert zh.status_code == 200 and 'lang="zh-CN"' in zh.text and "执法监督平台" in zh.text
+    en = client.get("/?lang=en")
+    assert 'lang="en"' in en.text and "Enforcement supervision" in en.text
+
+
+def test_openapi_schema(client: TestClient) -> None:  # type: ignore[type-arg]
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    assert {"/health", "/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/events", "/api/v1/rejected"} <= set(paths)

@@ -1,0 +1,108 @@
+"""store_batch on a real SQLite file: exactly once, conflicts, rejections, gaps."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from protocol import topics
+from protocol.codec import seal
+from protocol.messages import DeviceStatus, EnterpriseScanned
+from protocol.signing import SigningKey
+from server import db as dbmod
+from server.store import DeviceKeys, Incoming, sequence_gaps, store_batch
+
+KEY = SigningKey.from_seed(bytes(range(32)))
+
+
+@pytest.fixture
+def fresh_db(tmp_path: Path) -> sqlite3.Connection:
+    path = tmp_path / "s.db"
+    dbmod.migrate(path)
+    con = dbmod.connect(path)
+    con.execute(
+        "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'M', 'body_recorder', 'A', ?, 0)",
+        (KEY.public_hex,),
+    )
+    return con
+
+
+def scanned(seq: int, device_id: str = "BR-1", event_id: str | None = None) -> EnterpriseScanned:
+    return EnterpriseScanned(
+        event_id=event_id or str(uuid.uuid4()), device_id=device_id, seq=seq, device_time_ms=int(time.time() * 1000), clock_error_ms=5, officer_id="O", code_text="c"
+    )
+
+
+def incoming(msg: object, key: SigningKey = KEY, device_id: str = "BR-1", fmt: str = "json") -> Incoming:
+    return Incoming(topics.device_up(device_id), seal(msg, key, fmt), int(time.time() * 1000))  # type: ignore[arg-type]
+
+
+def test_stores_once_and_receipts_every_copy(fresh_db: sqlite3.Connection) -> None:
+    e1, e2 = scanned(1), scanned(2)
+    out = store_batch(fresh_db, [incoming(e1), incoming(e2, fmt="msgpack"), incoming(e1)], DeviceKeys(fresh_db))
+    assert out.stored == 2 and out.duplicates == 1
+    assert [(i.event_id, i.status) for i in out.receipts["BR-1"]] == [(e1.event_id, "stored"), (e2.event_id, "stored")]
+    again = store_batch(fresh_db, [incoming(e2, fmt="msgpack")], DeviceKeys(fresh_db))
+    assert again.stored == 0 and [(i.event_id, i.status) for i in again.receipts["BR-1"]] == [(e2.event_id, "duplicate")]
+    assert again.formats["BR-1"] == "msgpack"
+    assert fresh_db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
+    assert fresh_db.execute("SELECT stored_count, duplicate_count, max_seq FROM device_state").fetchone() == (2, 2, 2)
+
+
+def test_conflicts_are_rejected_not_receipted(fresh_db: sqlite3.Connection) -> None:
+    e1 = scanned(1)
+    store_batch(fresh_db, [incoming(e1)], DeviceKeys(fresh_db))
+    same_id_other_content = scanned(2, event_id=e1.event_id)
+    same_seq_other_id = scanned(1)
+    out = store_batch(fresh_db, [incoming(same_id_other_content), incoming(same_seq_other_id)], DeviceKeys(fresh_db))
+    assert out.stored == 0 and out.receipts == {}
+    assert [i.reason_code for i in out.rejections["BR-1"]] == ["event_id_conflict", "seq_conflict"]
+    rows = fresh_db.execute("SELECT reason_code, LENGTH(raw) > 0 FROM rejected ORDER BY id").fetchall()
+    assert rows == [("event_id_conflict", 1), ("seq_conflict", 1)]
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda: incoming(scanned(1), key=SigningKey.generate()), "bad_signature"),
+        (lambda: Incoming(topics.device_up("BR-2"), seal(scanned(1), KEY), 0), "topic_mismatch"),
+        (lambda: incoming(scanned(1, device_id="NOPE"), device_id="NOPE"), "unknown_device"),
+        (lambda: Incoming("fe/v1/other", seal(scanned(1), KEY), 0), "bad_topic"),
+        (lambda: Incoming(topics.device_up("BR-1"), b"\x01\x02", 0), "undecodable"),
+        (lambda: Incoming(topics.device_up("BR-1"), b'{"body": 5}', 0), "bad_envelope"),
+        (lambda: Incoming(topics.device_up("BR-1"), b"{" + b" " * 70000 + b"}", 0), "oversized"),
+    ],
+)
+def test_invalid_messages_are_kept_aside_with_their_reason(fresh_db: sqlite3.Connection, make, code: str) -> None:  # type: ignore[no-untyped-def]
+    inc = make()
+    good = scanned(1)
+    out = store_batch(fresh_db, [inc, incoming(good)], DeviceKeys(fresh_db))
+    assert out.rejected == {code: 1} and out.stored == 1  # the batch goes on
+    reason_code, raw = fresh_db.execute("SELECT reason_code, raw FROM rejected").fetchone()
+    assert reason_code == code and bytes(raw) == inc.payload
+
+
+def test_revoked_device_is_refused(fresh_db: sqlite3.Connection) -> None:
+    fresh_db.execute("UPDATE devices SET revoked_ms = 1")
+    out = store_batch(fresh_db, [incoming(scanned(1))], DeviceKeys(fresh_db))
+    assert out.rejected == {"unknown_device": 1}
+
+
+def test_sequence_gaps(fresh_db: sqlite3.Connection) -> None:
+    assert sequence_gaps(fresh_db, "BR-1") == []
+    store_batch(fresh_db, [incoming(scanned(s)) for s in (2, 3, 6, 7, 10)], DeviceKeys(fresh_db))
+    assert sequence_gaps(fresh_db, "BR-1") == [(1, 1), (4, 5), (8, 9)]
+    status = DeviceStatus(event_id=str(uuid.uuid4()), device_id="BR-1", seq=1, device_time_ms=0, clock_error_ms=0, outbox_depth=0, oldest_unsent_age_s=0, free_storage_bytes=1)
+    store_batch(fresh_db, [incoming(status)], DeviceKeys(fresh_db))
+    assert sequence_gaps(fresh_db, "BR-1") == [(4, 5), (8, 9)]
+
+
+def test_nothing_is_half_stored_when_the_commit_fails(fresh_db: sqlite3.Connection) -> None:
+    fresh_db.execute("CREATE TRIGGER boom BEFORE INSERT ON device_state BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    with pytest.raises(sqlite3.DatabaseError):
+        store_batch(fresh_db, [incoming(scanned(1)), incoming(scanned(2))], DeviceKeys(fresh_db))
+    assert fresh_db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
