@@ -70,6 +70,8 @@ def open_envelope(payload: bytes) -> tuple[WireFormat, Envelope]:
         raise ProtocolError("bad_envelope", f"not an envelope: {e}") from None
     except msgspec.DecodeError as e:
         raise ProtocolError("undecodable", f"malformed {fmt}: {e}") from None
+    except UnicodeDecodeError as e:  # msgspec reports invalid UTF-8 in some strings this way
+        raise ProtocolError("undecodable", f"malformed {fmt}: invalid UTF-8: {e}") from None
 
 
 def decode_device_body(body: bytes, fmt: WireFormat) -> DeviceMessage:
@@ -80,6 +82,8 @@ def decode_device_body(body: bytes, fmt: WireFormat) -> DeviceMessage:
         raise ProtocolError("schema", f"body does not match the message schema: {e}") from None
     except msgspec.DecodeError as e:
         raise ProtocolError("undecodable", f"body is not valid {fmt}: {e}") from None
+    except UnicodeDecodeError as e:  # msgspec reports invalid UTF-8 in some strings this way
+        raise ProtocolError("undecodable", f"body is not valid {fmt}: invalid UTF-8: {e}") from None
 
 
 def decode_server_body(body: bytes, fmt: WireFormat) -> ServerMessage:
@@ -90,6 +94,8 @@ def decode_server_body(body: bytes, fmt: WireFormat) -> ServerMessage:
         raise ProtocolError("schema", f"body does not match the message schema: {e}") from None
     except msgspec.DecodeError as e:
         raise ProtocolError("undecodable", f"body is not valid {fmt}: {e}") from None
+    except UnicodeDecodeError as e:  # msgspec reports invalid UTF-8 in some strings this way
+        raise ProtocolError("undecodable", f"body is not valid {fmt}: invalid UTF-8: {e}") from None
 
 
 def open_server_message(payload: bytes, server_key: VerifyKey) -> ServerMessage:

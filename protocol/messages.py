@@ -15,16 +15,20 @@ from msgspec import Meta, Struct
 #: Version of the message schema this code writes. Readers accept any version they understand.
 SCHEMA_VERSION = 1
 
+# Python's (and msgspec's) '$' also matches just before a final newline, so "abc\n" would pass
+# '^[a-z]+$'. The lookahead makes the end exact and is valid ECMA-262, as JSON Schema patterns must be.
+_END = r"$(?!\n)"
+
 # Identifiers travel inside MQTT topic levels, so they must never contain '/', '+' or '#'.
-DeviceId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Device id: 1-64 of A-Z a-z 0-9 _ . -")]
-EventId = Annotated[str, Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Globally unique id made on the device, e.g. a UUID in canonical form")]
+DeviceId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}" + _END, description="Device id: 1-64 of A-Z a-z 0-9 _ . -")]
+EventId = Annotated[str, Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+" + _END, description="Globally unique id made on the device, e.g. a UUID in canonical form")]
 Seq = Annotated[int, Meta(ge=1, le=2**53, description="Per-device sequence number: starts at 1, +1 per event, never repeats, also across reboots")]
 EpochMs = Annotated[int, Meta(ge=0, description="Milliseconds since 1970-01-01T00:00:00Z")]
 ShortText = Annotated[str, Meta(max_length=200)]
 LongText = Annotated[str, Meta(max_length=4000)]
-Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="SHA-256 in lower-case hex")]
+Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}" + _END, description="SHA-256 in lower-case hex")]
 # Unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters, check character validated server-side.
-CreditCode = Annotated[str, Meta(pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$", description="Unified social credit code, 18 characters")]
+CreditCode = Annotated[str, Meta(pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}" + _END, description="Unified social credit code, 18 characters")]
 
 ClockSource = Literal["gnss", "ntp", "server", "rtc", "unsynced"]
 InspectionResult = Literal[

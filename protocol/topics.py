@@ -22,7 +22,7 @@ class TopicError(ValueError):
 
 
 def _checked(device_id: str) -> str:
-    if not _DEVICE_ID.match(device_id):
+    if not _DEVICE_ID.fullmatch(device_id):  # fullmatch: '$' would allow a final newline
         raise TopicError(f"device id {device_id!r} is not allowed in a topic (1-64 of A-Z a-z 0-9 _ . -)")
     return device_id
 
@@ -59,8 +59,8 @@ def all_devices_presence() -> str:
 
 def device_id_from_up(topic: str) -> str:
     """The device id in an 'up' topic, or TopicError."""
-    m = _UP.match(topic)
-    if not m or not _DEVICE_ID.match(m.group(1)):
+    m = _UP.fullmatch(topic)
+    if not m or not _DEVICE_ID.fullmatch(m.group(1)):
         raise TopicError(f"topic {topic!r} is not a device 'up' topic ({PREFIX}/dev/<device id>/up)")
     return m.group(1)
 

@@ -1,0 +1,383 @@
+"""The frozen example payloads in protocol/examples/ must decode with today's code, forever.
+
+Each file ``<type tag>.v<N>.json`` holds the decoded body of one message (the JSON object with its
+``type`` tag) as written by schema version N. The files are frozen: once committed they never change,
+so every later version of the decoders is tested against what old devices and servers really send.
+A later schema version adds new files (and their hashes below) instead of editing old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import protocol
+from protocol.codec import ProtocolError, decode_device_body, decode_server_body, encode
+from protocol.messages import (
+    DEVICE_MESSAGE_TYPES,
+    SERVER_MESSAGE_TYPES,
+    DeviceEvent,
+    DeviceMessage,
+    ExceptionBasis,
+    GeoPoint,
+    ReceiptItem,
+    RejectionItem,
+    ServerMessage,
+    ServerNotice,
+    type_tag,
+)
+
+EXAMPLES_DIR = Path(protocol.__file__).resolve().parent / "examples"
+FILE_NAME = re.compile(r"^(?P<tag>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.json$")
+
+DEVICE_TAGS = {type_tag(cls): cls for cls in DEVICE_MESSAGE_TYPES}
+SERVER_TAGS = {type_tag(cls): cls for cls in SERVER_MESSAGE_TYPES}
+
+#: SHA-256 of every frozen example (line endings normalised to LF). Never edit an entry: a changed
+#: example means old peers' payloads are no longer what the tests check. Add new files instead.
+FROZEN_SHA256 = {
+    "config_update.v1.json": "5dafa44ae415b58895e0c8f434583c7f9d25402d69b99b7eb36b129418fbab2b",
+    "device_alarm.v1.json": "d8a5fc057a975edaf33ffb3fd8a60e275b780913535a7830cc1bca9446204d5a",
+    "device_status.v1.json": "d1e12deed6fcbfdb417bbde58b5ae60e2dcc123813a4b3e9f915bf755f5f7252",
+    "enterprise_scanned.v1.json": "f195fa20d5d894459bd0438ee3589a5f240acb5b2cc104c482a6e708ae204293",
+    "inspection_ended.v1.json": "12b11923c78830836f519c603c87915e8311c955a00ff02f416c622e22341575",
+    "inspection_joined.v1.json": "6356dcb99d07e665aba09c1f860f17ce0e7cf88ecf12fb272bc098e77c745d10",
+    "inspection_started.v1.json": "6768c4e8bc6dd4707ce6097dcf81c45a08fecb9268a55fb526d1151143c77f91",
+    "list_snapshot.v1.json": "99780b1b2a2ee2b5e493e57cb7136a632d10e3f4a30b55f2a6d9cefcea02ebc1",
+    "media_captured.v1.json": "b1bad59049848ab1e0d273eed6238a636d8c536674bf3e86d8ab89ece8b2bb1e",
+    "receipt.v1.json": "5b172ba520c9bc4cc10627559e4b481417395163bf285d803bc71aecac19a37a",
+    "rejection.v1.json": "6931845523abb4d0a9a7adab925736eb236251c029418281f3699a651b4d61f9",
+    "scan_decision.v1.json": "5f89b70576afd4a9cf70e3a8cd080274cb286e3d9b309b57cc8a973ac871495d",
+}
+
+EXAMPLE_FILES = sorted(EXAMPLES_DIR.glob("*.json"))
+
+
+def _tag_and_version(path: Path) -> tuple[str, int]:
+    m = FILE_NAME.match(path.name)
+    assert m, f"{path.name}: example files are named <type tag>.v<schema version>.json"
+    return m.group("tag"), int(m.group("version"))
+
+
+def _decode(tag: str, data: bytes, fmt: str) -> DeviceMessage | ServerMessage:
+    if tag in DEVICE_TAGS:
+        return decode_device_body(data, fmt)  # type: ignore[arg-type]
+    return decode_server_body(data, fmt)  # type: ignore[arg-type]
+
+
+def _load(path: Path) -> tuple[str, int, Any]:
+    tag, version = _tag_and_version(path)
+    return tag, version, json.loads(path.read_text(encoding="utf-8"))
+
+
+def _structs_in(value: object, found: set[type]) -> None:
+    """Collect the Struct classes of value and everything nested in it."""
+    if isinstance(value, msgspec.Struct):
+        found.add(type(value))
+        for name in value.__struct_fields__:
+            _structs_in(getattr(value, name), found)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _structs_in(v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _structs_in(v, found)
+
+
+def _reachable_structs() -> set[type]:
+    """Every Struct class that can appear inside a device or server message."""
+    found: set[type] = set()
+
+    def walk(t: msgspec.inspect.Type) -> None:
+        if isinstance(t, msgspec.inspect.StructType):
+            if t.cls in found:
+                return
+            found.add(t.cls)
+            for f in t.fields:
+                walk(f.type)
+        elif isinstance(t, msgspec.inspect.Metadata):
+            walk(t.type)
+        elif isinstance(t, msgspec.inspect.UnionType):
+            for u in t.types:
+                walk(u)
+        elif isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType, msgspec.inspect.SetType, msgspec.inspect.FrozenSetType)):
+            walk(t.item_type)
+        elif isinstance(t, msgspec.inspect.DictType):
+            walk(t.key_type)
+            walk(t.value_type)
+
+    for t in msgspec.inspect.multi_type_info([DeviceMessage, ServerMessage]):
+        walk(t)
+    return found
+
+
+# --------------------------------------------------------------------------- the set of files
+
+
+def test_examples_exist() -> None:
+    assert EXAMPLE_FILES, f"no example payloads in {EXAMPLES_DIR}"
+
+
+def test_device_and_server_tags_are_disjoint() -> None:
+    assert not DEVICE_TAGS.keys() & SERVER_TAGS.keys()
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_file_name_names_a_known_type(path: Path) -> None:
+    tag, _ = _tag_and_version(path)
+    assert tag in DEVICE_TAGS or tag in SERVER_TAGS, f"{path.name}: no message type has the tag {tag!r}"
+
+
+@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+def test_every_message_type_has_an_example(cls: type) -> None:
+    tag = type_tag(cls)
+    files = [p for p in EXAMPLE_FILES if _tag_and_version(p)[0] == tag]
+    assert files, f"message type {cls.__name__} has no example: add protocol/examples/{tag}.v<schema version>.json"
+
+
+def test_every_nested_type_appears_in_an_example() -> None:
+    found: set[type] = set()
+    for path in EXAMPLE_FILES:
+        _structs_in(_decode(_tag_and_version(path)[0], path.read_bytes(), "json"), found)
+    missing = {cls.__name__ for cls in _reachable_structs() - found}
+    assert not missing, f"types never shown in an example: {sorted(missing)}"
+
+
+def test_examples_are_frozen() -> None:
+    on_disk = {p.name: hashlib.sha256(p.read_bytes().replace(b"\r\n", b"\n")).hexdigest() for p in EXAMPLE_FILES}
+    unlisted = sorted(on_disk.keys() - FROZEN_SHA256.keys())
+    assert not unlisted, f"new example files must be added to FROZEN_SHA256: {unlisted}"
+    removed = sorted(FROZEN_SHA256.keys() - on_disk.keys())
+    assert not removed, f"frozen example files must never be deleted: {removed}"
+    changed = sorted(name for name, digest in on_disk.items() if FROZEN_SHA256[name] != digest)
+    assert not changed, f"frozen example files must never change (add a new <tag>.v<N>.json instead): {changed}"
+
+
+# --------------------------------------------------------------------------- each file
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_example_decodes_with_todays_code(path: Path) -> None:
+    tag, version, raw = _load(path)
+    assert isinstance(raw, dict) and raw.get("type") == tag
+    msg = _decode(tag, path.read_bytes(), "json")
+    assert type_tag(type(msg)) == tag
+    assert isinstance(msg, (DEVICE_TAGS | SERVER_TAGS)[tag])
+    assert msg.schema == version, f"{path.name}: the file name says schema {version}, the body says {msg.schema}"
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_example_round_trips(path: Path, fmt: str) -> None:
+    tag, _ = _tag_and_version(path)
+    msg = _decode(tag, path.read_bytes(), "json")
+    body = encode(msg, fmt)  # type: ignore[arg-type]
+    again = _decode(tag, body, fmt)
+    assert again == msg
+    assert encode(again, fmt) == body  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_example_keeps_every_field_it_shows(path: Path) -> None:
+    """Nothing in the file is silently dropped: each of its fields is a field of the message."""
+    tag, _, raw = _load(path)
+    decoded = msgspec.to_builtins(_decode(tag, path.read_bytes(), "json"))
+    for key, value in raw.items():
+        assert key in decoded, f"{path.name}: field {key!r} is unknown to today's {tag}"
+        assert decoded[key] == value, f"{path.name}: field {key!r} decodes to {decoded[key]!r}, not {value!r}"
+
+
+# Unified social credit code (GB 32100-2015): the 18th character is a check character.
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$")
+
+
+def _uscc_check_char(first17: str) -> str:
+    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_CHARS[(31 - total % 31) % 31]
+
+
+def test_uscc_check_character_on_published_codes() -> None:
+    # Two real, publicly listed codes (Tencent's and Huawei's Shenzhen companies) pin the algorithm.
+    assert _uscc_check_char("9144030071526726X") == "G"
+    assert _uscc_check_char("91440300192203821") == "6"
+
+
+def test_example_credit_codes_are_valid() -> None:
+    codes: list[str] = []
+
+    def walk(v: object) -> None:
+        if isinstance(v, str):
+            codes.extend(re.findall(r"(?<![0-9A-Z])[0-9A-HJ-NPQRTUWXY]{18}(?![0-9A-Z])", v))
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+
+    for path in EXAMPLE_FILES:
+        walk(_load(path)[2])
+    assert len(codes) >= 5
+    bad = [c for c in codes if not _USCC.match(c) or _uscc_check_char(c[:17]) != c[17]]
+    assert not bad, f"credit codes with a wrong GB 32100 check character: {bad}"
+
+
+# --------------------------------------------------------------------------- evolution rules
+
+
+#: Fields that are maps (free keys), not objects with named fields: nothing is "unknown" in them.
+MAP_FIELDS = {"settings"}
+
+
+def _with_unknown_fields(value: Any) -> Any:
+    """A copy with an unknown field added to every object (as a newer peer might send)."""
+    if isinstance(value, dict):
+        copy = {k: v if k in MAP_FIELDS else _with_unknown_fields(v) for k, v in value.items()}
+        return {**copy, "x_added_in_v9": {"nested": [1, "two", None]}}
+    if isinstance(value, list):
+        return [_with_unknown_fields(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_unknown_fields_are_ignored(path: Path, fmt: str) -> None:
+    tag, _, raw = _load(path)
+    newer = _with_unknown_fields(raw)
+    body = msgspec.json.encode(newer) if fmt == "json" else msgspec.msgpack.encode(newer)
+    assert _decode(tag, body, fmt) == _decode(tag, path.read_bytes(), "json")
+
+
+def test_a_newer_schema_version_is_read() -> None:
+    raw = _load(EXAMPLES_DIR / "enterprise_scanned.v1.json")[2]
+    msg = decode_device_body(msgspec.json.encode({**raw, "schema": 2, "added_later": "x"}), "json")
+    assert msg.schema == 2
+
+
+def test_omitted_optional_fields_take_their_defaults() -> None:
+    raw = _load(EXAMPLES_DIR / "enterprise_scanned.v1.json")[2]
+    required = {"type", "event_id", "device_id", "seq", "device_time_ms", "clock_error_ms", "officer_id", "code_text"}
+    msg = decode_device_body(msgspec.json.encode({k: v for k, v in raw.items() if k in required}), "json")
+    assert msg.schema == 1 and msg.clock_source == "rtc" and msg.credit_code is None and msg.reason == "" and msg.location is None
+
+
+WRONG = [
+    pytest.param("enterprise_scanned.v1.json", ["seq"], "884", "$.seq", id="seq_as_string"),
+    pytest.param("enterprise_scanned.v1.json", ["seq"], 0, "$.seq", id="seq_zero"),
+    pytest.param("enterprise_scanned.v1.json", ["seq"], 884.0, "$.seq", id="seq_as_float"),
+    pytest.param("enterprise_scanned.v1.json", ["device_time_ms"], -1, "$.device_time_ms", id="negative_time"),
+    pytest.param("enterprise_scanned.v1.json", ["clock_source"], None, "$.clock_source", id="null_not_allowed"),
+    pytest.param("enterprise_scanned.v1.json", ["clock_source"], "sundial", "$.clock_source", id="unknown_enum_value"),
+    pytest.param("enterprise_scanned.v1.json", ["device_id"], "phone/22", "$.device_id", id="slash_in_device_id"),
+    pytest.param("enterprise_scanned.v1.json", ["credit_code"], "91310115MA1H7K2P4I", "$.credit_code", id="credit_code_bad_char"),
+    pytest.param("enterprise_scanned.v1.json", ["credit_code"], "91310115MA1H7K2P4W\n", "$.credit_code", id="trailing_newline_code"),
+    pytest.param("enterprise_scanned.v1.json", ["device_id"], "phone-310115-xf-0022\n", "$.device_id", id="trailing_newline_id"),
+    pytest.param("enterprise_scanned.v1.json", ["event_id"], "0195a6f3-7ef6-708a-aebc-0bc6b2d87b57\n", "$.event_id", id="trailing_newline_event"),
+    pytest.param("enterprise_scanned.v1.json", ["location", "lat"], "31.2", "$.location.lat", id="lat_as_string"),
+    pytest.param("enterprise_scanned.v1.json", ["location", "lat"], 91.0, "$.location.lat", id="lat_out_of_range"),
+    pytest.param("inspection_started.v1.json", ["exception_basis", "kind"], "hunch", "$.exception_basis.kind", id="nested_enum"),
+    pytest.param("media_captured.v1.json", ["sha256"], "BD3C" + "0" * 60, "$.sha256", id="upper_case_hash"),
+    pytest.param("media_captured.v1.json", ["sha256"], "0" * 64 + "\n", "$.sha256", id="trailing_newline_hash"),
+    pytest.param("device_status.v1.json", ["battery_pct"], 101, "$.battery_pct", id="battery_over_100"),
+    pytest.param("receipt.v1.json", ["items", 0, "status"], "lost", "$.items[0].status", id="receipt_status"),
+    pytest.param("receipt.v1.json", ["items"], {"event_id": "x"}, "$.items", id="object_for_list"),
+    pytest.param("config_update.v1.json", ["settings", "mqtt.keepalive_s"], [45], "$.settings", id="list_for_setting"),
+    pytest.param("list_snapshot.v1.json", ["entries", 1], 91310115, "$.entries[1]", id="int_for_string_in_list"),
+]
+
+
+@pytest.mark.parametrize(("name", "where", "value", "at"), WRONG)
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_wrong_field_type_or_value_is_a_schema_error(name: str, where: list[Any], value: Any, at: str, fmt: str) -> None:
+    tag, _, raw = _load(EXAMPLES_DIR / name)
+    target = raw
+    for step in where[:-1]:
+        target = target[step]
+    target[where[-1]] = value
+    body = msgspec.json.encode(raw) if fmt == "json" else msgspec.msgpack.encode(raw)
+    with pytest.raises(ProtocolError) as err:
+        _decode(tag, body, fmt)
+    assert err.value.code == "schema"
+    assert at in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type": "inspection_paused"},
+        {"type": None},
+        {"type": "receipt"},  # a server tag is not a device message
+    ],
+    ids=["unknown_tag", "null_tag", "server_tag"],
+)
+def test_unknown_type_tag_is_a_schema_error(change: dict[str, Any]) -> None:
+    raw = _load(EXAMPLES_DIR / "enterprise_scanned.v1.json")[2]
+    with pytest.raises(ProtocolError) as err:
+        decode_device_body(msgspec.json.encode({**raw, **change}), "json")
+    assert err.value.code == "schema"
+
+
+def test_missing_required_field_is_a_schema_error() -> None:
+    raw = _load(EXAMPLES_DIR / "receipt.v1.json")[2]
+    del raw["device_id"]
+    with pytest.raises(ProtocolError) as err:
+        decode_server_body(msgspec.json.encode(raw), "json")
+    assert err.value.code == "schema"
+    assert "device_id" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the README documents every type
+
+
+README = EXAMPLES_DIR.parent / "README.md"
+
+
+def _readme_section(heading_start: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(heading_start)]
+    assert len(starts) == 1, f"README.md needs exactly one heading starting with {heading_start!r}"
+    end = next((i for i in range(starts[0] + 1, len(lines)) if lines[i].startswith("## ") or lines[i].startswith("### ")), len(lines))
+    return "\n".join(lines[starts[0] : end])
+
+
+@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+def test_readme_documents_every_field_of_every_type(cls: type) -> None:
+    tag = type_tag(cls)
+    section = _readme_section(f"### `{tag}` ")
+    common = {f.name for f in msgspec.structs.fields(cls.__mro__[1])}
+    for f in msgspec.structs.fields(cls):
+        if f.name not in common:
+            assert f"| `{f.encode_name}` |" in section, f"README.md section for {tag} has no row for {f.encode_name}"
+
+
+@pytest.mark.parametrize(("heading", "base"), [("### 5.1 ", DeviceEvent), ("### 6.1 ", ServerNotice)], ids=["device", "server"])
+def test_readme_documents_the_common_fields(heading: str, base: type) -> None:
+    section = _readme_section(heading)
+    for f in msgspec.structs.fields(base):
+        assert f"| `{f.encode_name}` |" in section
+    assert "| `type` |" in section
+
+
+@pytest.mark.parametrize("cls", [GeoPoint, ExceptionBasis, ReceiptItem, RejectionItem], ids=lambda c: c.__name__)
+def test_readme_documents_the_nested_types(cls: type) -> None:
+    name = cls.__name__
+    text = README.read_text(encoding="utf-8")
+    heading = f"### {name}" if f"### {name}" in text else f"**{name}**"
+    start = text.index(heading)
+    table = text[start : text.index("\n\n", text.index("|", start))]
+    for f in msgspec.structs.fields(cls):
+        assert f"| `{f.encode_name}` |" in table
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_readme_shows_every_example_verbatim(path: Path) -> None:
+    assert path.read_text(encoding="utf-8").rstrip("\n") in README.read_text(encoding="utf-8")
