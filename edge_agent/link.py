@@ -131,6 +131,9 @@ class Link:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         try:
+            if self.stats.connected:
+                # A clean disconnect suppresses the last will, so say "offline" ourselves.
+                self._client.publish(topics.device_presence(self.device_id), b"offline", qos=1, retain=True).wait_for_publish(timeout=2)
             self._client.disconnect()
         finally:
             self._client.loop_stop()

@@ -10,9 +10,10 @@ import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+import tomli_w
 from msgspec import Meta, Struct
 
 from protocol.messages import ClockSource, DeviceId
@@ -216,65 +217,14 @@ def load_device_config(path: str | Path) -> DeviceConfig:
 def encode_device_config(config: DeviceConfig) -> str:
     """TOML text for a config (used to write device bundles); ``decode_device_config`` reads it back equal.
 
-    Written here rather than with ``msgspec.toml.encode``, which needs the optional ``tomli_w`` package.
     TOML has no null: a ``None`` value is written by leaving its key out (it must be the field's default).
     """
-    lines: list[str] = []
-    _toml_table(msgspec.to_builtins(config), [], lines)
-    return "\n".join(lines).lstrip("\n") + "\n"
+    return tomli_w.dumps(_without_none(msgspec.to_builtins(config)))
 
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _toml_table(table: dict[str, object], path: list[str], lines: list[str]) -> None:
-    if path:
-        lines += ["", "[" + ".".join(_toml_key(p) for p in path) + "]"]
-    subtables = []
-    for key, value in table.items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            subtables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for key, value in subtables:
-        _toml_table(value, [*path, key], lines)
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if value in (float("inf"), float("-inf")):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
-
-
-_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: quote, backslash and control characters escaped."""
-    out = []
-    for ch in text:
-        if ch in _TOML_ESCAPES:
-            out.append(_TOML_ESCAPES[ch])
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+        return [_without_none(v) for v in value]
+    return value

@@ -1,7 +1,7 @@
 """Validate a batch of MQTT messages and store it in one transaction, exactly once per event.
 
-Order of checks for each message: size, envelope, topic, schema, device id vs topic, registered device,
-signature. A message failing any of them goes to the ``rejected`` table with its reason and raw bytes
+Order of checks for each message: size, envelope, topic, registered device (of the topic), signature
+(verified before the body is parsed), schema, device id vs topic. A message failing any of them goes to the ``rejected`` table with its reason and raw bytes
 and is never receipted. Dedupe lives in the database: ``event_id`` is the primary key and
 ``(device_id, seq)`` is unique; a resend with identical bytes is merged and receipted again.
 """
@@ -78,15 +78,27 @@ def _validate(inc: Incoming, keys: DeviceKeys) -> _Valid:
         topic_device = topics.device_id_from_up(inc.topic)
     except topics.TopicError as e:
         raise ProtocolError("bad_topic", str(e)) from None
+    key = keys.get(topic_device)
+    if key is None:
+        raise ProtocolError("unknown_device", f"device {topic_device!r} is not registered (or its registration was revoked)")
+    # Verify first, then parse: only bytes the device signed are decoded into a message.
+    if not key.verify(env.body, env.sig):
+        claimed = _claimed_device(env.body, fmt)
+        if claimed is not None and claimed != topic_device:
+            raise ProtocolError("topic_mismatch", f"message of device {claimed!r} published on the topic of device {topic_device!r}")
+        raise ProtocolError("bad_signature", f"signature does not verify with the registered key of device {topic_device!r}")
     msg = decode_device_body(env.body, fmt)
     if msg.device_id != topic_device:
         raise ProtocolError("topic_mismatch", f"message of device {msg.device_id!r} published on the topic of device {topic_device!r}")
-    key = keys.get(msg.device_id)
-    if key is None:
-        raise ProtocolError("unknown_device", f"device {msg.device_id!r} is not registered (or its registration was revoked)")
-    if not key.verify(env.body, env.sig):
-        raise ProtocolError("bad_signature", f"signature does not verify with the registered key of device {msg.device_id!r}")
     return _Valid(inc, fmt, env, msg)
+
+
+def _claimed_device(body: bytes, fmt: WireFormat) -> str | None:
+    """The device id an unverified body claims, only to name the reason of a rejection."""
+    try:
+        return decode_device_body(body, fmt).device_id
+    except ProtocolError:
+        return None
 
 
 def _reject(db: sqlite3.Connection, out: BatchOutcome, inc: Incoming, code: str, reason: str, device_id: str | None = None, event_id: str | None = None) -> None:

@@ -28,6 +28,10 @@ def fresh_db(tmp_path: Path) -> sqlite3.Connection:
         "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'M', 'body_recorder', 'A', ?, 0)",
         (KEY.public_hex,),
     )
+    con.execute(
+        "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-2', 'M', 'body_recorder', 'A', ?, 0)",
+        (SigningKey.generate().public_hex,),
+    )
     return con
 
 
