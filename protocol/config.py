@@ -10,7 +10,7 @@ import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import tomli_w
@@ -137,10 +137,13 @@ _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _ENUM = re.compile(r"^Invalid enum value (?P<value>.+)$")
 
 
-def _field_type(path: list[str]) -> object:
-    """The declared type at a dotted path in DeviceConfig (Struct for tables), or None."""
-    typ: object = DeviceConfig
+def _field_type(path: list[str], root: type[Struct]) -> object:
+    """The declared type at a dotted path in ``root`` (Struct for tables), or None."""
+    typ: object = root
     for part in path:
+        if part.isdigit():  # an index into an array of tables: step into the element type
+            typ = next(iter(getattr(typ, "__args__", ())), None)
+            continue
         structs = [c for c in getattr(typ, "__args__", (typ,)) if isinstance(c, type) and issubclass(c, Struct)]
         if not structs:
             return None
@@ -151,14 +154,14 @@ def _field_type(path: list[str]) -> object:
     return typ
 
 
-def _struct_at(path: list[str]) -> type[Struct] | None:
-    typ = _field_type(path)
+def _struct_at(path: list[str], root: type[Struct]) -> type[Struct] | None:
+    typ = _field_type(path, root)
     candidates = getattr(typ, "__args__", (typ,))
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, Struct)), None)
 
 
-def explain(error: Exception) -> str:
-    """Turn a msgspec error into 'key 'a.b': what was expected'."""
+def explain(error: Exception, root: type[Struct] = DeviceConfig) -> str:
+    """Turn a msgspec error while decoding ``root`` into "key 'a.b': what was expected"."""
     m = _AT.match(str(error))
     assert m is not None
     path = [p for p in re.split(r"[.\[\]]+", (m.group("path") or "").strip(".")) if p]
@@ -166,7 +169,7 @@ def explain(error: Exception) -> str:
     unknown = _UNKNOWN.match(what)
     if unknown:
         field = unknown.group("field")
-        cls = _struct_at(path)
+        cls = _struct_at(path, root)
         allowed = sorted(f.name for f in msgspec.structs.fields(cls)) if cls else []
         hint = difflib.get_close_matches(field, allowed, n=1)
         key = ".".join([*path, field])
@@ -179,31 +182,34 @@ def explain(error: Exception) -> str:
     missing = _MISSING.match(what)
     if missing:
         return f"key '{'.'.join([*path, missing.group('field')])}': required key is missing"
-    if what.startswith("key '"):  # raised by DeviceConfig.__post_init__, already names its key
+    if what.startswith("key '"):  # raised by a __post_init__ check, which already names its key
         return what
     key = ".".join(path) or "(top level)"
     enum = _ENUM.match(what)
     if enum:
-        allowed = getattr(_field_type(path), "__args__", ())
+        allowed = getattr(_field_type(path, root), "__args__", ())
         return f"key '{key}': expected one of {', '.join(repr(a) for a in allowed)}, got {enum.group('value')}"
     what = what[0].lower() + what[1:] if what else what
     return f"key '{key}': {what.replace('`', '')}"
 
 
-def decode_device_config(text: str, source: str) -> DeviceConfig:
-    """Decode TOML text strictly; errors name ``source`` and the key."""
+T = TypeVar("T", bound=Struct)
+
+
+def decode_toml(text: str, source: str, typ: type[T]) -> T:
+    """Decode TOML text strictly into ``typ``; errors name ``source`` and the key."""
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
     try:
-        return msgspec.toml.decode(text.encode(), type=DeviceConfig)
+        return msgspec.toml.decode(text.encode(), type=typ)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{source}: {explain(e)}") from None
+        raise ConfigError(f"{source}: {explain(e, typ)}") from None
 
 
-def load_device_config(path: str | Path) -> DeviceConfig:
-    """Read and strictly decode a device config file."""
+def load_toml(path: str | Path, typ: type[T]) -> T:
+    """Read and strictly decode a TOML file into ``typ``."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -211,7 +217,17 @@ def load_device_config(path: str | Path) -> DeviceConfig:
         raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not UTF-8 text") from None
-    return decode_device_config(text, str(p))
+    return decode_toml(text, str(p), typ)
+
+
+def decode_device_config(text: str, source: str) -> DeviceConfig:
+    """Decode a device config's TOML text strictly."""
+    return decode_toml(text, source, DeviceConfig)
+
+
+def load_device_config(path: str | Path) -> DeviceConfig:
+    """Read and strictly decode a device config file."""
+    return load_toml(path, DeviceConfig)
 
 
 def encode_device_config(config: DeviceConfig) -> str:

@@ -85,6 +85,9 @@ class EnterpriseScanned(DeviceEvent, kw_only=True, tag="enterprise_scanned"):
     location: GeoPoint | None = None
     # Decision the device took offline from its list snapshot, if it had to (code as in ScanDecision).
     local_decision: ShortText | None = None
+    field: ShortText | None = None  # enforcement field the officer means to inspect; the server decides on it
+    matter: LongText = ""
+    exception_basis: ExceptionBasis | None = None
 
 
 class InspectionStarted(DeviceEvent, kw_only=True, tag="inspection_started"):
@@ -161,7 +164,17 @@ class DeviceAlarm(DeviceEvent, kw_only=True, tag="device_alarm"):
     lost_seq_to: Seq | None = None
 
 
-DeviceMessage = Union[EnterpriseScanned, InspectionStarted, InspectionJoined, InspectionEnded, MediaCaptured, DeviceStatus, DeviceAlarm]
+class ProvisionalDecision(DeviceEvent, kw_only=True, tag="provisional_decision"):
+    """The device decided a scan from its snapshot because the server did not answer in time."""
+
+    scan_event_id: EventId
+    outcome: Literal["allowed", "join", "repeat", "refused"]
+    code: ShortText
+    snapshot_version: Annotated[int, Meta(ge=0)]  # 0: the device had no snapshot at all
+    inspection_id: str | None = None
+
+
+DeviceMessage = Union[EnterpriseScanned, InspectionStarted, InspectionJoined, InspectionEnded, MediaCaptured, DeviceStatus, DeviceAlarm, ProvisionalDecision]
 DEVICE_MESSAGE_TYPES: tuple[type[DeviceEvent], ...] = DeviceMessage.__args__  # type: ignore[attr-defined]
 
 #: Low-priority kinds are refused first when the device's outbox fills up.
@@ -218,6 +231,14 @@ class ListSnapshot(ServerNotice, kw_only=True, tag="list_snapshot"):
     valid_until_ms: EpochMs | None = None
 
 
+class DecisionWarning(Struct, frozen=True, kw_only=True):
+    """Something about a scan the officer and supervisors should know, that does not block it."""
+
+    code: ShortText
+    message_zh: LongText
+    message_en: LongText
+
+
 class ScanDecision(ServerNotice, kw_only=True, tag="scan_decision"):
     """The server's answer to an EnterpriseScanned event."""
 
@@ -227,6 +248,68 @@ class ScanDecision(ServerNotice, kw_only=True, tag="scan_decision"):
     message_zh: LongText
     message_en: LongText
     inspection_id: str | None = None
+    joined_agency_id: ShortText | None = None
+    exception_used: bool = False
+    warnings: list[DecisionWarning] = []
+
+
+class Credential(Struct, frozen=True, kw_only=True):
+    """An officer's enforcement credential (执法证)."""
+
+    officer_id: ShortText
+    agency_id: ShortText
+    credential_no: ShortText
+    fields: list[ShortText]
+    valid_from_ms: EpochMs
+    valid_to_ms: EpochMs
+    revoked: bool = False
+
+
+class InspectionRef(Struct, frozen=True, kw_only=True):
+    """An inspection at an enterprise, under way (no end) or past."""
+
+    inspection_id: ShortText
+    credit_code: CreditCode
+    agency_id: ShortText
+    field: ShortText
+    started_ms: EpochMs
+    ended_ms: EpochMs | None = None
+
+
+class NoDisturbEntry(Struct, frozen=True, kw_only=True):
+    """An enterprise on the no-disturb list (无事不扰)."""
+
+    credit_code: CreditCode
+    basis: LongText
+    valid_to_ms: EpochMs | None = None
+
+
+class SnapshotPolicy(Struct, frozen=True, kw_only=True):
+    """The policy numbers a device needs to decide offline."""
+
+    repeat_window_days: int
+    join_window_hours: float
+    online_timeout_s: float
+
+
+class DecisionSnapshot(ServerNotice, kw_only=True, tag="decision_snapshot"):
+    """What a terminal needs to decide a scan when the server cannot be reached, in numbered parts.
+
+    A device keeps the parts of the newest ``version`` and uses the snapshot once all ``parts`` arrived.
+    Lists are split across parts; ``policy`` and ``code_keys`` are in every part.
+    """
+
+    version: Annotated[int, Meta(ge=1)]
+    part: Annotated[int, Meta(ge=1)]
+    parts: Annotated[int, Meta(ge=1)]
+    region: ShortText
+    policy: SnapshotPolicy
+    code_keys: dict[str, str]  # enterprise-code key id -> Ed25519 public key, hex
+    revoked_codes: list[str] = []  # "<credit code>:<issue date YYYYMMDD>" of revoked enterprise codes
+    credentials: list[Credential] = []
+    no_disturb: list[NoDisturbEntry] = []
+    open_inspections: list[InspectionRef] = []
+    recent_inspections: list[InspectionRef] = []
 
 
 class ConfigUpdate(ServerNotice, kw_only=True, tag="config_update"):
@@ -236,7 +319,7 @@ class ConfigUpdate(ServerNotice, kw_only=True, tag="config_update"):
     settings: dict[str, int | float | str | bool]  # dotted config keys, e.g. "delivery.resend_after_s"
 
 
-ServerMessage = Union[Receipt, Rejection, ListSnapshot, ScanDecision, ConfigUpdate]
+ServerMessage = Union[Receipt, Rejection, ListSnapshot, ScanDecision, ConfigUpdate, DecisionSnapshot]
 SERVER_MESSAGE_TYPES: tuple[type[ServerNotice], ...] = ServerMessage.__args__  # type: ignore[attr-defined]
 
 

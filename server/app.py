@@ -12,7 +12,9 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from server import api, db
+from protocol.config import load_toml
+from protocol.decision import Policy
+from server import api, db, inspect_api
 from server.dashboard import dashboard
 from server.ingest import Ingest
 from server.keys import load_or_create_server_key
@@ -30,10 +32,11 @@ def create_app(settings: ServerSettings) -> Litestar:
     db.migrate(settings.db_path)
     key = load_or_create_server_key(settings.server_key_path)
     metrics = IngestMetrics()
+    policy = load_toml(settings.policy_file, Policy)
 
     @asynccontextmanager
     async def ingest_lifespan(app: Litestar) -> AsyncIterator[None]:
-        ingest = Ingest(settings, key, metrics) if settings.mqtt_enabled else None
+        ingest = Ingest(settings, key, metrics, policy) if settings.mqtt_enabled else None
         app.state.ingest = ingest
         if ingest is not None:
             ingest.start()
@@ -52,8 +55,12 @@ def create_app(settings: ServerSettings) -> Litestar:
             api.DeviceController,
             api.EventController,
             api.RejectedController,
+            inspect_api.ScanController,
+            inspect_api.InspectionController,
+            inspect_api.EnterpriseController,
+            inspect_api.AlertController,
         ],
-        state=State({"settings": settings, "metrics": metrics, "ingest": None, "server_public_key": key.public_hex}),
+        state=State({"settings": settings, "metrics": metrics, "ingest": None, "server_public_key": key.public_hex, "policy": policy}),
         lifespan=[ingest_lifespan],
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),

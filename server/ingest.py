@@ -20,11 +20,13 @@ from paho.mqtt.properties import Properties
 
 from protocol import topics
 from protocol.codec import seal
-from protocol.messages import Receipt, Rejection
+from protocol.decision import Policy
+from protocol.messages import Receipt, Rejection, ServerMessage
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
+from server.projector import Projector
 from server.store import BatchOutcome, DeviceKeys, Incoming, store_batch
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,9 @@ BATCH_LINGER_S = 0.005
 class Ingest:
     """Subscribes to every device's events and stores them exactly once."""
 
-    def __init__(self, settings: ServerSettings, server_key: SigningKey, metrics: IngestMetrics) -> None:
+    def __init__(self, settings: ServerSettings, server_key: SigningKey, metrics: IngestMetrics, policy: Policy) -> None:
         self.settings = settings
+        self.policy = policy
         self.key = server_key
         self.metrics = metrics
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=QUEUE_MAX)
@@ -117,6 +120,7 @@ class Ingest:
     def _write_loop(self) -> None:
         con = dbmod.connect(self.settings.db_path)
         keys = DeviceKeys(con)
+        projector = Projector(self.policy)
         try:
             while not (self._stop.is_set() and self._queue.empty()):
                 try:
@@ -132,7 +136,7 @@ class Ingest:
                         break
                 self.metrics.received.inc(len(batch))
                 self.metrics.queue_depth.set(self._queue.qsize())
-                outcome = store_batch(con, batch, keys, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
+                outcome = store_batch(con, batch, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
                 self._account(batch, outcome)
                 self._answer(outcome)
         except Exception as e:  # a storage failure stops ingest loudly; /health turns red
@@ -160,11 +164,14 @@ class Ingest:
             for i in range(0, len(items), RECEIPT_CHUNK):
                 self._notify(device_id, outcome, Receipt(message_id=str(uuid.uuid4()), device_id=device_id, server_time_ms=now_ms, items=items[i : i + RECEIPT_CHUNK]))
                 self.metrics.receipts.inc()
+        for device_id, notices in outcome.notices.items():
+            for notice in notices:
+                self._notify(device_id, outcome, notice)
         for device_id, rej in outcome.rejections.items():
             for i in range(0, len(rej), RECEIPT_CHUNK):
                 self._notify(device_id, outcome, Rejection(message_id=str(uuid.uuid4()), device_id=device_id, server_time_ms=now_ms, items=rej[i : i + RECEIPT_CHUNK]))
 
-    def _notify(self, device_id: str, outcome: BatchOutcome, message: Receipt | Rejection) -> None:
+    def _notify(self, device_id: str, outcome: BatchOutcome, message: ServerMessage) -> None:
         payload = seal(message, self.key, outcome.formats.get(device_id, "json"))
         self._client.publish(topics.device_down(device_id), payload, qos=1)
 

@@ -25,6 +25,12 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_max: int = 1000
     mqtt_enabled: bool = True
     fault_pause_before_commit_s: float = 0.0
+    policy_path: Path | None = None  # default: server/policy.toml shipped with the package
+
+    @property
+    def policy_file(self) -> Path:
+        """The policy file in force."""
+        return self.policy_path or Path(__file__).with_name("policy.toml")
 
     @property
     def server_key_path(self) -> Path:

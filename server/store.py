@@ -17,8 +17,9 @@ import msgspec
 
 from protocol import topics
 from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_envelope
-from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, type_tag
+from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, ScanDecision, type_tag
 from protocol.signing import VerifyKey
+from server.projector import Projector
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class BatchOutcome:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     delivery_delays_s: list[float] = field(default_factory=list)
+    notices: dict[str, list[ScanDecision]] = field(default_factory=dict)  # further answers for devices
 
 
 class DeviceKeys:
@@ -109,8 +111,14 @@ def _reject(db: sqlite3.Connection, out: BatchOutcome, inc: Incoming, code: str,
     out.rejected[code] += 1
 
 
-def store_batch(db: sqlite3.Connection, batch: list[Incoming], keys: DeviceKeys, *, pause_before_commit_s: float = 0.0) -> BatchOutcome:
-    """Validate and store a batch in one transaction; the caller publishes receipts only after this returns."""
+def store_batch(
+    db: sqlite3.Connection, batch: list[Incoming], keys: DeviceKeys, *, projector: Projector | None = None, pause_before_commit_s: float = 0.0
+) -> BatchOutcome:
+    """Validate and store a batch in one transaction; the caller publishes receipts only after this returns.
+
+    With a projector, each stored event is also applied to the registers in the same transaction, so
+    an event and what it means are committed together or not at all.
+    """
     out = BatchOutcome()
     valid: list[_Valid] = []
     invalid: list[tuple[Incoming, ProtocolError]] = []
@@ -141,6 +149,8 @@ def store_batch(db: sqlite3.Connection, batch: list[Incoming], keys: DeviceKeys,
                 counts[0] = max(counts[0], m.seq)
                 counts[1] += 1
                 out.delivery_delays_s.append(max(0.0, (now_ms - m.device_time_ms) / 1000))
+                if projector is not None:
+                    out.notices.setdefault(m.device_id, []).extend(projector.stored(db, m, now_ms))
             else:
                 row = db.execute("SELECT body FROM events WHERE event_id = ?", (m.event_id,)).fetchone()
                 if row is None or bytes(row[0]) != v.env.body:
@@ -154,6 +164,8 @@ def store_batch(db: sqlite3.Connection, batch: list[Incoming], keys: DeviceKeys,
                 status = "duplicate"
                 out.duplicates += 1
                 counts[2] += 1
+                if projector is not None:
+                    out.notices.setdefault(m.device_id, []).extend(projector.duplicate(db, m, now_ms))
             if m.event_id not in receipted:  # a resend within one batch is receipted once
                 receipted.add(m.event_id)
                 out.receipts.setdefault(m.device_id, []).append(ReceiptItem(event_id=m.event_id, seq=m.seq, status=status))

@@ -1,0 +1,37 @@
+"""Alerts for supervisors: what needs a person's attention, in Chinese and English."""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: Alert kinds and their severities.
+SEVERITY = {
+    "provisional_overturned": "warning",  # a terminal's offline decision that the server decided differently
+    "inspection_without_scan": "warning",
+    "unknown_inspection": "warning",
+    "device_alarm": "critical",
+    "no_disturb_attempt": "info",
+    "repeat_inspection": "info",
+    "joint_inspection": "info",
+}
+
+
+def raise_alert(
+    con: sqlite3.Connection,
+    kind: str,
+    now_ms: int,
+    message_zh: str,
+    message_en: str,
+    *,
+    credit_code: str | None = None,
+    agency_id: str | None = None,
+    device_id: str | None = None,
+    officer_id: str | None = None,
+    ref: str | None = None,
+) -> None:
+    """Record an alert (inside the caller's transaction)."""
+    con.execute(
+        "INSERT INTO alerts(created_ms, kind, severity, credit_code, agency_id, device_id, officer_id, ref, message_zh, message_en)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (now_ms, kind, SEVERITY.get(kind, "warning"), credit_code, agency_id, device_id, officer_id, ref, message_zh, message_en),
+    )

@@ -1,0 +1,362 @@
+"""HTTP API of scan-to-inspect: phone scans, inspections, enterprises and their codes, alerts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.datastructures import State, UploadFile
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
+
+from protocol.decision import Decision
+from protocol.messages import DecisionWarning, ExceptionBasis, GeoPoint, InspectionResult
+from server import db as dbmod
+from server.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
+from server.scanning import ScanRequest, decide_scan, end_part
+
+#: Largest photo accepted (bytes).
+MAX_PHOTO_BYTES = 15 * 1024 * 1024
+
+
+class ScanIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A scan from a phone: the code's text, or a photo of it (base64)."""
+
+    officer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    field: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    code_text: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    photo_base64: str | None = None
+    matter: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    reason: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    exception_basis: ExceptionBasis | None = None
+    location: GeoPoint | None = None
+    scan_id: Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+
+
+class ScanOut(msgspec.Struct, kw_only=True):
+    """The decision on a scan."""
+
+    scan_id: str
+    outcome: Literal["allowed", "join", "repeat", "refused"]
+    code: str
+    message_zh: str
+    message_en: str
+    inspection_id: str | None
+    joined_agency_id: str | None
+    exception_used: bool
+    warnings: list[DecisionWarning]
+    credit_code: str | None
+    enterprise_name: str | None
+
+
+class EndIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An officer ends their part of an inspection."""
+
+    officer_id: str
+    result: InspectionResult
+    summary: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+class RevokeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Why an enterprise's codes are revoked."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class PartView(msgspec.Struct, kw_only=True):
+    """One officer's part in an inspection."""
+
+    officer_id: str
+    agency_id: str
+    field: str
+    matter: str
+    joined_ms: int
+    ended_ms: int | None
+    result: str | None
+
+
+class InspectionView(msgspec.Struct, kw_only=True):
+    """An inspection and who took part."""
+
+    inspection_id: str
+    credit_code: str
+    enterprise_name: str | None
+    lead_agency_id: str
+    field: str
+    status: str
+    opened_ms: int
+    ended_ms: int | None
+    exception_kind: str | None
+    exception_ref: str | None
+    parts: list[PartView]
+
+
+class EnterpriseView(msgspec.Struct, kw_only=True):
+    """An enterprise in the register."""
+
+    credit_code: str
+    name: str
+    address: str
+    region: str
+    risk: str
+    credit: str
+    on_no_disturb_list: bool
+
+
+class AlertView(msgspec.Struct, kw_only=True):
+    """An alert for supervisors."""
+
+    id: int
+    created_ms: int
+    kind: str
+    severity: str
+    credit_code: str | None
+    agency_id: str | None
+    device_id: str | None
+    officer_id: str | None
+    ref: str | None
+    message_zh: str
+    message_en: str
+
+
+@contextmanager
+def _write(state: State) -> Iterator[sqlite3.Connection]:
+    con = dbmod.connect(state.settings.db_path)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+    finally:
+        con.close()
+
+
+@contextmanager
+def _read(state: State) -> Iterator[sqlite3.Connection]:
+    con = dbmod.connect(state.settings.db_path, readonly=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _photo_text(data: bytes) -> str:
+    from protocol.qrphoto import PhotoError, decode_photo
+
+    if len(data) > MAX_PHOTO_BYTES:
+        raise ClientException(f"photo of {len(data)} bytes exceeds the limit of {MAX_PHOTO_BYTES}", status_code=413)
+    try:
+        return decode_photo(data)
+    except PhotoError as e:
+        raise ClientException(f"照片无法识别企业码 / no enterprise code could be read from the photo ({e.reason}): {e}", status_code=422) from None
+
+
+def _scan(state: State, body: ScanIn, code_text: str) -> ScanOut:
+    scan_id = body.scan_id or str(uuid.uuid4())
+    now_ms = int(time.time() * 1000)
+    req = ScanRequest(
+        scan_id=scan_id, channel="phone", officer_id=body.officer_id, code_text=code_text, field=body.field, scanned_ms=now_ms,
+        matter=body.matter, reason=body.reason, exception=body.exception_basis, location=body.location,
+    )  # fmt: skip
+    with _write(state) as con:
+        d: Decision = decide_scan(con, req, state.policy, now_ms)
+        row = con.execute("SELECT s.credit_code, e.name FROM scans s LEFT JOIN enterprises e USING (credit_code) WHERE s.scan_id = ?", (scan_id,)).fetchone()
+    return ScanOut(
+        scan_id=scan_id, outcome=d.outcome, code=d.code, message_zh=d.message_zh, message_en=d.message_en, inspection_id=d.inspection_id,
+        joined_agency_id=d.joined_agency_id, exception_used=d.exception_used, warnings=d.warnings, credit_code=row[0], enterprise_name=row[1],
+    )  # fmt: skip
+
+
+class ScanController(Controller):
+    """Phones scan enterprise codes; the answer is the decision, and the scan is recorded."""
+
+    path = "/api/v1/scans"
+    tags = ["scan-to-inspect"]
+
+    @post("/", sync_to_thread=True, status_code=200)
+    def scan(self, state: State, data: JSONBody[ScanIn]) -> ScanOut:
+        """Decide a scan given the code's text or a base64 photo of it."""
+        if (data.code_text is None) == (data.photo_base64 is None):
+            raise ClientException("give exactly one of code_text and photo_base64")
+        if data.photo_base64 is not None:
+            try:
+                raw = base64.b64decode(data.photo_base64, validate=True)
+            except (binascii.Error, ValueError):
+                raise ClientException("photo_base64 is not valid base64") from None
+            return _scan(state, data, _photo_text(raw))
+        assert data.code_text is not None
+        return _scan(state, data, data.code_text)
+
+    @post("/photo", sync_to_thread=True, status_code=200)
+    def scan_photo(self, state: State, data: MultipartBody[dict[str, UploadFile | str]]) -> ScanOut:
+        """Decide a scan from a multipart form: a `photo` file and the ScanIn fields as form fields."""
+        photo = data.get("photo")
+        if not isinstance(photo, UploadFile):
+            raise ClientException("the form needs a file field named 'photo'")
+        fields = {k: v for k, v in data.items() if k != "photo" and isinstance(v, str)}
+        for key in ("exception_basis", "location"):
+            if key in fields:
+                try:
+                    fields[key] = json.loads(fields[key])
+                except json.JSONDecodeError:
+                    raise ClientException(f"form field {key} must be JSON") from None
+        try:
+            body = msgspec.convert(fields, ScanIn)
+        except msgspec.ValidationError as e:
+            raise ClientException(f"invalid form: {e}") from None
+        return _scan(state, body, _photo_text(photo.file.read(MAX_PHOTO_BYTES + 1)))
+
+    @get("/", sync_to_thread=True)
+    def list_scans(self, state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[dict[str, object]]:
+        """The most recent scans and their decisions."""
+        with _read(state) as con:
+            cols = ("scan_id", "channel", "device_id", "officer_id", "agency_id", "credit_code", "field", "scanned_ms", "decided_ms", "outcome", "code", "inspection_id")
+            rows = con.execute(f"SELECT {', '.join(cols)} FROM scans ORDER BY decided_ms DESC, scan_id LIMIT ?", (limit,))
+            return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+InspectionPath = Annotated[str, PathParameter(description="inspection id")]
+CodePath = Annotated[str, PathParameter(description="unified social credit code")]
+
+
+def _inspection(con: sqlite3.Connection, inspection_id: str) -> InspectionView:
+    row = con.execute(
+        "SELECT i.inspection_id, i.credit_code, e.name, i.lead_agency_id, i.field, i.status, i.opened_ms, i.ended_ms, i.exception_kind, i.exception_ref"
+        " FROM inspections i LEFT JOIN enterprises e USING (credit_code) WHERE i.inspection_id = ?",
+        (inspection_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFoundException(f"inspection {inspection_id!r} does not exist")
+    parts = [
+        PartView(officer_id=p[0], agency_id=p[1], field=p[2], matter=p[3], joined_ms=p[4], ended_ms=p[5], result=p[6])
+        for p in con.execute(
+            "SELECT officer_id, agency_id, field, matter, joined_ms, ended_ms, result FROM inspection_parts WHERE inspection_id = ? ORDER BY joined_ms, officer_id",
+            (inspection_id,),
+        )
+    ]
+    keys = ("inspection_id", "credit_code", "enterprise_name", "lead_agency_id", "field", "status", "opened_ms", "ended_ms", "exception_kind", "exception_ref")
+    return InspectionView(**dict(zip(keys, row, strict=True)), parts=parts)
+
+
+class InspectionController(Controller):
+    """Inspections: under way and past; officers end their part with a result."""
+
+    path = "/api/v1/inspections"
+    tags = ["scan-to-inspect"]
+
+    @get("/", sync_to_thread=True)
+    def list_inspections(
+        self,
+        state: State,
+        status: Annotated[Literal["open", "ended"] | None, QueryParameter(description="open or ended")] = None,
+        credit_code: Annotated[str | None, QueryParameter()] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+    ) -> list[InspectionView]:
+        """Inspections, newest first."""
+        where, args = [], []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if credit_code:
+            where.append("credit_code = ?")
+            args.append(credit_code)
+        sql = "SELECT inspection_id FROM inspections" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY opened_ms DESC, inspection_id LIMIT ?"
+        with _read(state) as con:
+            return [_inspection(con, r[0]) for r in con.execute(sql, (*args, limit)).fetchall()]
+
+    @get("/{inspection_id:str}", sync_to_thread=True)
+    def get_inspection(self, state: State, inspection_id: InspectionPath) -> InspectionView:
+        """One inspection with its parts."""
+        with _read(state) as con:
+            return _inspection(con, inspection_id)
+
+    @post("/{inspection_id:str}/end", sync_to_thread=True, status_code=200)
+    def end(self, state: State, inspection_id: InspectionPath, data: JSONBody[EndIn]) -> InspectionView:
+        """End an officer's part with its result; the inspection ends when every part has."""
+        with _write(state) as con:
+            if con.execute("SELECT 1 FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone() is None:
+                raise NotFoundException(f"inspection {inspection_id!r} does not exist")
+            if not end_part(con, inspection_id, data.officer_id, data.result, data.summary, int(time.time() * 1000)):
+                raise ClientException(f"officer {data.officer_id!r} has no open part in inspection {inspection_id!r}", status_code=409)
+            return _inspection(con, inspection_id)
+
+
+class EnterpriseController(Controller):
+    """The enterprise register and enterprise QR codes."""
+
+    path = "/api/v1/enterprises"
+    tags = ["enterprises"]
+
+    @get("/{credit_code:str}", sync_to_thread=True)
+    def get_enterprise(self, state: State, credit_code: CodePath) -> EnterpriseView:
+        """One enterprise."""
+        with _read(state) as con:
+            row = con.execute("SELECT credit_code, name, address, region, risk, credit FROM enterprises WHERE credit_code = ?", (credit_code.upper(),)).fetchone()
+            if row is None:
+                raise NotFoundException(f"no enterprise with credit code {credit_code!r}")
+            nd = con.execute(
+                "SELECT 1 FROM no_disturb WHERE credit_code = ? AND removed_ms IS NULL AND (valid_to_ms IS NULL OR valid_to_ms >= ?)", (row[0], int(time.time() * 1000))
+            ).fetchone()
+        keys = ("credit_code", "name", "address", "region", "risk", "credit")
+        return EnterpriseView(**dict(zip(keys, row, strict=True)), on_no_disturb_list=nd is not None)
+
+    def _code(self, state: State, credit_code: str) -> tuple[str, str]:
+        with _write(state) as con:
+            try:
+                return issue_code(con, state.settings.db_path, credit_code)
+            except CodeRegistryError as e:
+                raise NotFoundException(str(e)) if "registered" in str(e) else ClientException(str(e)) from None
+
+    @get("/{credit_code:str}/qr.png", sync_to_thread=True, media_type="image/png")
+    def qr_png(self, state: State, credit_code: CodePath) -> bytes:
+        """The enterprise's signed code as PNG, its name printed under it."""
+        return render_png(*self._code(state, credit_code))
+
+    @get("/{credit_code:str}/qr.svg", sync_to_thread=True, media_type="image/svg+xml")
+    def qr_svg(self, state: State, credit_code: CodePath) -> bytes:
+        """The enterprise's signed code as SVG, its name under it."""
+        return render_svg(*self._code(state, credit_code))
+
+    @get("/{credit_code:str}/qr.txt", sync_to_thread=True, media_type="text/plain")
+    def qr_text(self, state: State, credit_code: CodePath) -> str:
+        """The text the enterprise's code encodes."""
+        return self._code(state, credit_code)[0]
+
+    @post("/{credit_code:str}/qr/revoke", sync_to_thread=True, status_code=200)
+    def revoke(self, state: State, credit_code: CodePath, data: JSONBody[RevokeIn]) -> Response[dict[str, int]]:
+        """Revoke every code issued to the enterprise (a lost or misused sticker)."""
+        with _write(state) as con:
+            n = revoke_codes(con, credit_code, data.reason)
+        if n == 0:
+            raise NotFoundException(f"no unrevoked code of {credit_code!r}")
+        return Response({"revoked": n})
+
+
+class AlertController(Controller):
+    """Alerts for supervisors."""
+
+    path = "/api/v1/alerts"
+    tags = ["supervision"]
+
+    @get("/", sync_to_thread=True)
+    def list_alerts(
+        self, state: State, kind: Annotated[str | None, QueryParameter()] = None, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100
+    ) -> list[AlertView]:
+        """The most recent alerts."""
+        cols = ("id", "created_ms", "kind", "severity", "credit_code", "agency_id", "device_id", "officer_id", "ref", "message_zh", "message_en")
+        sql = f"SELECT {', '.join(cols)} FROM alerts" + (" WHERE kind = ?" if kind else "") + " ORDER BY id DESC LIMIT ?"
+        with _read(state) as con:
+            return [AlertView(**dict(zip(cols, r, strict=True))) for r in con.execute(sql, (kind, limit) if kind else (limit,))]

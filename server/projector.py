@@ -1,0 +1,145 @@
+"""Applies stored device events to the inspection registers, inside the ingest's transaction.
+
+What a device says happened (a scan, an inspection started, joined or ended, a provisional decision, a
+heartbeat, an alarm) becomes rows in ``scans``, ``inspections``, ``alerts`` and ``device_state``, and
+may produce notices for the device (a ScanDecision), published after the commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import msgspec
+
+from protocol.decision import Decision, Policy
+from protocol.messages import (
+    DeviceAlarm,
+    DeviceMessage,
+    DeviceStatus,
+    EnterpriseScanned,
+    InspectionEnded,
+    InspectionJoined,
+    InspectionStarted,
+    ProvisionalDecision,
+    ScanDecision,
+)
+from server.alerts import raise_alert
+from server.scanning import ScanRequest, credential_of, decide_scan, end_part, recorded_decision
+
+
+def scan_notice(device_id: str, scan_id: str, d: Decision, now_ms: int) -> ScanDecision:
+    """The ScanDecision message for a decision."""
+    return ScanDecision(
+        message_id=str(uuid.uuid4()),
+        device_id=device_id,
+        server_time_ms=now_ms,
+        scan_event_id=scan_id,
+        outcome=d.outcome,
+        code=d.code,
+        message_zh=d.message_zh,
+        message_en=d.message_en,
+        inspection_id=d.inspection_id,
+        joined_agency_id=d.joined_agency_id,
+        exception_used=d.exception_used,
+        warnings=d.warnings,
+    )
+
+
+class Projector:
+    """Turns device events into register rows; one instance per ingest writer."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def stored(self, con: sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+        """Apply a newly stored event; returns notices for its device."""
+        match msg:
+            case EnterpriseScanned():
+                req = ScanRequest(
+                    scan_id=msg.event_id, channel="terminal", officer_id=msg.officer_id, code_text=msg.code_text, field=msg.field,
+                    scanned_ms=msg.device_time_ms, matter=msg.matter, reason=msg.reason, exception=msg.exception_basis,
+                    location=msg.location, device_id=msg.device_id,
+                )  # fmt: skip
+                d = decide_scan(con, req, self.policy, now_ms)
+                self._compare_provisional(con, msg.event_id, d, now_ms)
+                return [scan_notice(msg.device_id, msg.event_id, d, now_ms)]
+            case ProvisionalDecision():
+                con.execute(
+                    "INSERT INTO provisional_decisions(scan_id, device_id, outcome, code, snapshot_version, received_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(scan_id) DO NOTHING",
+                    (msg.scan_event_id, msg.device_id, msg.outcome, msg.code, msg.snapshot_version, now_ms),
+                )
+                d = recorded_decision(con, msg.scan_event_id)
+                if d is not None:
+                    self._compare_provisional(con, msg.scan_event_id, d, now_ms)
+            case InspectionStarted() | InspectionJoined():
+                self._participate(con, msg, now_ms)
+            case InspectionEnded():
+                inspection_id = self._resolve(con, msg.inspection_id)
+                if inspection_id is None or not end_part(con, inspection_id, msg.officer_id, msg.result, msg.summary, now_ms):
+                    raise_alert(
+                        con, "unknown_inspection", now_ms,
+                        f"设备 {msg.device_id} 报告结束的检查 {msg.inspection_id} 没有对应的扫码记录或已结束。",
+                        f"Device {msg.device_id} ended inspection {msg.inspection_id}, which has no scan or already ended.",
+                        device_id=msg.device_id, officer_id=msg.officer_id, ref=msg.inspection_id,
+                    )  # fmt: skip
+            case DeviceStatus():
+                con.execute("UPDATE device_state SET last_status_json = ? WHERE device_id = ?", (msgspec.json.encode(msg).decode(), msg.device_id))
+            case DeviceAlarm():
+                raise_alert(
+                    con, "device_alarm", now_ms,
+                    f"设备 {msg.device_id} 告警：{msg.alarm}（{msg.detail}）", f"Device {msg.device_id} alarm: {msg.alarm} ({msg.detail})",
+                    device_id=msg.device_id, ref=msg.event_id,
+                )  # fmt: skip
+        return []
+
+    def duplicate(self, con: sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+        """A resent event: answer a scan again with its recorded decision (the first answer may be lost)."""
+        if isinstance(msg, EnterpriseScanned):
+            d = recorded_decision(con, msg.event_id)
+            if d is not None:
+                return [scan_notice(msg.device_id, msg.event_id, d, now_ms)]
+        return []
+
+    def _resolve(self, con: sqlite3.Connection, inspection_id: str) -> str | None:
+        """The server's inspection id for an id a device used: the inspection's own, or a scan's (decided offline)."""
+        if con.execute("SELECT 1 FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone():
+            return inspection_id
+        row = con.execute("SELECT inspection_id FROM scans WHERE scan_id = ?", (inspection_id,)).fetchone()
+        return row[0] if row and row[0] else None
+
+    def _participate(self, con: sqlite3.Connection, msg: InspectionStarted | InspectionJoined, now_ms: int) -> None:
+        inspection_id = self._resolve(con, msg.inspection_id)
+        if inspection_id is None and msg.scan_event_id:
+            inspection_id = self._resolve(con, msg.scan_event_id)
+        if inspection_id is None:
+            raise_alert(
+                con, "inspection_without_scan", now_ms,
+                f"设备 {msg.device_id} 报告了没有扫码决定的检查 {msg.inspection_id}（执法人员 {msg.officer_id}）：未经扫码的检查不合规。",
+                f"Device {msg.device_id} reported inspection {msg.inspection_id} by officer {msg.officer_id} with no scan decision behind it.",
+                device_id=msg.device_id, officer_id=msg.officer_id, agency_id=msg.agency_id, ref=msg.inspection_id,
+            )  # fmt: skip
+            return
+        cred = credential_of(con, msg.officer_id)
+        con.execute(
+            "INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, matter, scan_id, device_id, joined_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(inspection_id, officer_id) DO NOTHING",
+            (inspection_id, msg.officer_id, cred.agency_id if cred else msg.agency_id, msg.field, msg.matter, msg.scan_event_id, msg.device_id, now_ms),
+        )
+
+    def _compare_provisional(self, con: sqlite3.Connection, scan_id: str, d: Decision, now_ms: int) -> None:
+        row = con.execute("SELECT device_id, outcome, code FROM provisional_decisions WHERE scan_id = ? AND compared_ms IS NULL", (scan_id,)).fetchone()
+        if row is None:
+            return
+        device_id, outcome, code = row
+        overturned = outcome != d.outcome
+        con.execute("UPDATE provisional_decisions SET compared_ms = ?, overturned = ? WHERE scan_id = ?", (now_ms, int(overturned), scan_id))
+        if overturned:
+            scan = con.execute("SELECT officer_id, credit_code FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
+            raise_alert(
+                con, "provisional_overturned", now_ms,
+                f"终端 {device_id} 离线判定为“{outcome}”（{code}），平台复核为“{d.outcome}”（{d.code}）：{d.message_zh}",
+                f"Terminal {device_id} decided offline '{outcome}' ({code}); the server decided '{d.outcome}' ({d.code}): {d.message_en}",
+                device_id=device_id, officer_id=scan[0] if scan else None, credit_code=scan[1] if scan else None, ref=scan_id,
+            )  # fmt: skip

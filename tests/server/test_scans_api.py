@@ -1,0 +1,191 @@
+"""Every kind of answer to a phone's scan, through the HTTP API over a real database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from protocol import enterprise_code
+from protocol.signing import SigningKey
+from tests.server.conftest import FRAGILE, GOOD, PLAIN, UNREGISTERED
+
+
+def qr(api: TestClient, credit_code: str) -> str:  # type: ignore[type-arg]
+    r = api.get(f"/api/v1/enterprises/{credit_code}/qr.txt")
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def scan(api: TestClient, officer: str, credit_code: str, field: str = "food", **extra: Any) -> dict[str, Any]:  # type: ignore[type-arg]
+    r = api.post("/api/v1/scans", json={"officer_id": officer, "code_text": qr(api, credit_code), "field": field, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def end(api: TestClient, inspection_id: str, officer: str, result: str = "no_violation") -> dict[str, Any]:  # type: ignore[type-arg]
+    r = api.post(f"/api/v1/inspections/{inspection_id}/end", json={"officer_id": officer, "result": result})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_allowed_opens_an_inspection(api: TestClient) -> None:  # type: ignore[type-arg]
+    d = scan(api, "OFF-SAMR-1", PLAIN)
+    assert (d["outcome"], d["code"]) == ("allowed", "allowed")
+    assert "可以对“海淀某餐饮公司”开展检查" in d["message_zh"] and d["message_en"].startswith("You may inspect")
+    assert d["enterprise_name"] == "海淀某餐饮公司" and d["credit_code"] == PLAIN
+    insp = api.get(f"/api/v1/inspections/{d['inspection_id']}").json()
+    assert insp["status"] == "open" and insp["lead_agency_id"] == "SAMR" and [p["officer_id"] for p in insp["parts"]] == ["OFF-SAMR-1"]
+
+
+def test_second_agency_joins_the_inspection_under_way(api: TestClient) -> None:  # type: ignore[type-arg]
+    first = scan(api, "OFF-SAMR-1", PLAIN)
+    second = scan(api, "OFF-FIRE-1", PLAIN, field="fire")
+    assert (second["outcome"], second["code"]) == ("join", "join")
+    assert second["inspection_id"] == first["inspection_id"] and second["joined_agency_id"] == "SAMR"
+    assert "市场监管局正在对" in second["message_zh"] and "综合查一次" in second["message_zh"]
+    insp = end(api, first["inspection_id"], "OFF-SAMR-1")
+    assert insp["status"] == "open"  # the fire officer is still at work
+    insp = end(api, first["inspection_id"], "OFF-FIRE-1", "rectification_ordered")
+    assert insp["status"] == "ended" and {p["result"] for p in insp["parts"]} == {"no_violation", "rectification_ordered"}
+
+
+def test_repeat_within_the_window_needs_an_exception(api: TestClient) -> None:  # type: ignore[type-arg]
+    first = scan(api, "OFF-SAMR-1", PLAIN)
+    end(api, first["inspection_id"], "OFF-SAMR-1")
+    again = scan(api, "OFF-FIRE-1", PLAIN, field="food")
+    assert (again["outcome"], again["code"]) == ("repeat", "repeat")
+    assert "市场监管局已于" in again["message_zh"] and "30 天内重复检查须说明例外依据" in again["message_zh"]
+    other_field = scan(api, "OFF-FIRE-1", PLAIN, field="fire")
+    assert other_field["outcome"] == "allowed"  # a different matter is not a repeat
+    # and it is the second visit in a day: a frequency warning
+    assert [w["code"] for w in other_field["warnings"]] == ["frequency_day"]
+
+
+def test_no_disturb_list_refuses_without_a_valid_exception(api: TestClient) -> None:  # type: ignore[type-arg]
+    d = scan(api, "OFF-SAMR-1", GOOD)
+    assert (d["outcome"], d["code"]) == ("refused", "no_disturb")
+    assert "无事不扰" in d["message_zh"] and "A级纳税信用" in d["message_zh"]
+    assert d["inspection_id"] is None
+    closed = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "complaint", "reference": "12345-2026-002"})
+    assert (closed["outcome"], closed["code"]) == ("refused", "exception_invalid") and "已办结" in closed["message_zh"]
+    missing = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "complaint", "reference": "NOPE"})
+    assert missing["code"] == "exception_invalid" and "不存在" in missing["message_zh"]
+    ok = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "complaint", "reference": "12345-2026-001"})
+    assert (ok["outcome"], ok["code"], ok["exception_used"]) == ("allowed", "allowed_exception", True)
+    insp = api.get(f"/api/v1/inspections/{ok['inspection_id']}").json()
+    assert (insp["exception_kind"], insp["exception_ref"]) == ("complaint", "12345-2026-001")
+
+
+def test_random_draw_exception_is_checked_against_the_plan(api: TestClient) -> None:  # type: ignore[type-arg]
+    other_agency = scan(api, "OFF-FIRE-1", GOOD, exception_basis={"kind": "random_draw", "reference": "PLAN-2026-Q4"})
+    assert other_agency["code"] == "exception_invalid" and "属于 SAMR" in other_agency["message_zh"]
+    drawn = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "random_draw", "reference": "PLAN-2026-Q4"})
+    assert drawn["code"] == "allowed_exception"
+
+
+@pytest.mark.parametrize(
+    ("officer", "field", "code", "words"),
+    [
+        ("NOBODY", "food", "credential_missing", "无有效执法证"),
+        ("OFF-EXPIRED", "food", "credential_expired", "已于"),
+        ("OFF-FUTURE", "food", "credential_not_yet_valid", "尚未生效"),
+        ("OFF-REVOKED", "food", "credential_revoked", "已被吊销"),
+        ("OFF-SAMR-1", "fire", "credential_field", "不涵盖执法领域“消防安全”"),
+    ],
+)
+def test_credential_problems_refuse(api: TestClient, officer: str, field: str, code: str, words: str) -> None:  # type: ignore[type-arg]
+    d = scan(api, officer, PLAIN, field=field)
+    assert (d["outcome"], d["code"]) == ("refused", code)
+    assert words in d["message_zh"] and d["message_en"]
+
+
+def test_yearly_cap_of_the_band(api: TestClient) -> None:  # type: ignore[type-arg]
+    first = scan(api, "OFF-SAMR-1", FRAGILE)  # low risk, credit A: 1 a year
+    end(api, first["inspection_id"], "OFF-SAMR-1")
+    d = scan(api, "OFF-FIRE-1", FRAGILE, field="fire")
+    assert (d["outcome"], d["code"]) == ("refused", "cap_reached")
+    assert "上限 1 次" in d["message_zh"]
+
+
+def test_codes_that_are_not_genuine_are_refused_with_their_reason(api: TestClient) -> None:  # type: ignore[type-arg]
+    genuine = qr(api, PLAIN)
+    forged_key = enterprise_code.issue(PLAIN, SigningKey.generate(), "K1", dt.date.today())
+    unknown_key = enterprise_code.issue(PLAIN, SigningKey.generate(), "K9", dt.date.today())
+    altered = genuine.replace(PLAIN, FRAGILE)
+    cases = [(forged_key, "code_altered"), (unknown_key, "code_unknown_key"), (altered, "code_altered"), ("https://example.com/x", "code_not_ours")]
+    for text, code in cases:
+        r = api.post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "code_text": text, "field": "food"})
+        assert r.status_code == 200 and (r.json()["outcome"], r.json()["code"]) == ("refused", code), (text, r.json())
+    assert api.post(f"/api/v1/enterprises/{PLAIN}/qr/revoke", json={"reason": "贴纸遗失"}).json() == {"revoked": 1}
+    r = api.post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "code_text": genuine, "field": "food"}).json()
+    assert r["code"] == "code_revoked" and "作废" in r["message_zh"]
+
+
+def test_unregistered_enterprise_cannot_get_a_code(api: TestClient) -> None:  # type: ignore[type-arg]
+    r = api.get(f"/api/v1/enterprises/{UNREGISTERED}/qr.png")
+    assert r.status_code == 404 and "registered" in r.text
+    assert api.get("/api/v1/enterprises/12345/qr.svg").status_code == 400
+
+
+def test_two_agencies_scanning_at_the_same_moment_share_one_inspection(api: TestClient) -> None:  # type: ignore[type-arg]
+    text = qr(api, PLAIN)
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(2)
+
+    def go(officer: str, field: str) -> None:
+        barrier.wait()
+        results.append(api.post("/api/v1/scans", json={"officer_id": officer, "code_text": text, "field": field}).json())
+
+    threads = [threading.Thread(target=go, args=("OFF-SAMR-1", "food")), threading.Thread(target=go, args=("OFF-FIRE-1", "fire"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["outcome"] for r in results) == ["allowed", "join"]
+    assert len({r["inspection_id"] for r in results}) == 1
+    assert len(api.get("/api/v1/inspections", params={"credit_code": PLAIN}).json()) == 1
+
+
+def test_same_scan_id_is_decided_once(api: TestClient) -> None:  # type: ignore[type-arg]
+    a = scan(api, "OFF-SAMR-1", PLAIN, scan_id="phone-retry-0001")
+    b = scan(api, "OFF-SAMR-1", PLAIN, scan_id="phone-retry-0001")
+    assert a == b
+    assert len(api.get("/api/v1/inspections").json()) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"officer_id": "OFF-SAMR-1", "field": "food"}, 400, "exactly one of code_text and photo_base64"),
+        ({"officer_id": "OFF-SAMR-1", "field": "food", "code_text": "x", "photo_base64": "eA=="}, 400, "exactly one"),
+        ({"officer_id": "OFF-SAMR-1", "field": "food", "photo_base64": "***"}, 400, "not valid base64"),
+        ({"officer_id": "OFF-SAMR-1", "field": "food", "photo_base64": "aGVsbG8="}, 422, "not_an_image"),
+        ({"officer_id": "OFF-SAMR-1", "code_text": "x"}, 400, "field"),
+        ({"officer_id": "OFF-SAMR-1", "field": "food", "code_text": "x", "colour": "red"}, 400, "colour"),
+        ({"officer_id": "OFF-SAMR-1", "field": "food", "code_text": "x", "exception_basis": {"kind": "whim", "reference": "r"}}, 400, "kind"),
+    ],
+)
+def test_bad_scan_requests_get_a_reason(api: TestClient, body: dict[str, Any], status: int, words: str) -> None:  # type: ignore[type-arg]
+    r = api.post("/api/v1/scans", json=body)
+    assert r.status_code == status, r.text
+    assert words in r.text
+
+
+def test_ending_someone_elses_part_is_refused(api: TestClient) -> None:  # type: ignore[type-arg]
+    d = scan(api, "OFF-SAMR-1", PLAIN)
+    r = api.post(f"/api/v1/inspections/{d['inspection_id']}/end", json={"officer_id": "OFF-FIRE-1", "result": "no_violation"})
+    assert r.status_code == 409 and "no open part" in r.text
+    assert api.post("/api/v1/inspections/nope/end", json={"officer_id": "OFF-SAMR-1", "result": "no_violation"}).status_code == 404
+    bad = api.post(f"/api/v1/inspections/{d['inspection_id']}/end", json={"officer_id": "OFF-SAMR-1", "result": "fine"})
+    assert bad.status_code == 400 and "result" in bad.text
+
+
+def test_qr_images(api: TestClient) -> None:  # type: ignore[type-arg]
+    png = api.get(f"/api/v1/enterprises/{PLAIN}/qr.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = api.get(f"/api/v1/enterprises/{PLAIN}/qr.svg")
+    assert svg.status_code == 200 and "海淀某餐饮公司" in svg.text and svg.text.startswith("<svg")
