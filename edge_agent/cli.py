@@ -54,6 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a running agent's status", description="Outbox depth, oldest unsent age, last receipt time, connection state.")
     status.add_argument("--config", required=True, type=Path, help="the device bundle's device.toml")
 
+    scan = sub.add_parser(
+        "scan",
+        help="scan an enterprise's code (a photo, or its text) through a running agent",
+        description="Decode the photo, record the scan through the outbox, and print the decision: the server's, or, when the "
+        "server does not answer in time, a provisional one from the terminal's snapshot. Exit status 0 allowed or join, "
+        "3 repeat or refused, 1 the scan could not be made, 2 agent unreachable.",
+    )
+    scan.add_argument("image", nargs="?", type=Path, help="photo of the code (PNG/JPEG); or use --text")
+    scan.add_argument("--config", required=True, type=Path, help="the device bundle's device.toml")
+    scan.add_argument("--text", help="the code's text instead of a photo")
+    scan.add_argument("--officer", required=True, help="officer id of the person scanning")
+    scan.add_argument("--field", required=True, help="enforcement field of the inspection, e.g. food")
+    scan.add_argument("--matter", default="", help="what will be checked")
+    scan.add_argument("--reason", default="", help="why the inspection is made")
+    scan.add_argument("--exception-kind", choices=["complaint", "random_draw", "major_risk", "rectification_follow_up", "superior_assignment"])
+    scan.add_argument("--exception-ref", help="complaint ticket, plan id, order number ... (with --exception-kind)")
+
     check = sub.add_parser("check-config", help="validate a device config file", description="Decode a config strictly; errors name the file and the key.")
     check.add_argument("config", type=Path)
 
@@ -94,9 +111,10 @@ def _request(url: str, data: dict[str, Any] | None = None) -> tuple[int, dict[st
 def _cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent
     from edge_agent.local_api import LocalApi
+    from edge_agent.scanner import Scanner
 
     agent = Agent.from_config_file(args.config, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port)
-    api = LocalApi(agent, agent.config.local_api.host, agent.config.local_api.port)
+    api = LocalApi(agent, Scanner(agent), agent.config.local_api.host, agent.config.local_api.port)
     agent.start()
     api.start()
     port_file = args.config.resolve().parent / PORT_FILE
@@ -136,6 +154,22 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.command == "status":
                 code, body = _request(url + "/v1/status")
+            elif args.command == "scan":
+                if (args.image is None) == (args.text is None):
+                    print("fe-agent: give a photo or --text, not both", file=sys.stderr)
+                    return 1
+                req: dict[str, Any] = {"officer_id": args.officer, "field": args.field, "matter": args.matter, "reason": args.reason}
+                if args.image is not None:
+                    req["image_path"] = str(args.image.resolve())
+                else:
+                    req["code_text"] = args.text
+                if args.exception_kind:
+                    req["exception_basis"] = {"kind": args.exception_kind, "reference": args.exception_ref or ""}
+                code, body = _request(url + "/v1/scan", req)
+                print(json.dumps(body, ensure_ascii=False, indent=2))
+                if code >= 400:
+                    return 1
+                return 0 if body.get("outcome") in ("allowed", "join") else 3
             else:
                 try:
                     fields = json.loads(args.fields)

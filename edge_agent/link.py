@@ -11,7 +11,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -26,6 +28,7 @@ from protocol.messages import Receipt, Rejection
 from protocol.signing import VerifyKey
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The broker keeps the device's session (and receipts for it) this long while it is offline.
 SESSION_EXPIRY_S = 7 * 24 * 3600
@@ -78,6 +81,12 @@ class Link:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"link-{self.device_id}", daemon=True)
         self._client = self._make_client()
+        # Other server messages (scan decisions, snapshots) go to whoever registered for their type.
+        self._handlers: dict[type, Callable[[Any], None]] = {}
+
+    def on(self, message_type: type[T], handler: Callable[[T], None]) -> None:
+        """Have ``handler`` called (on the sender thread) with every verified message of that type."""
+        self._handlers[message_type] = handler
 
     # ------------------------------------------------------------------ paho side
 
@@ -209,6 +218,8 @@ class Link:
                     log.error("ALARM %s: server rejected event %s (seq %s): %s", self.device_id, item.event_id, item.seq, item.reason)
                     self.stats.rejections.append({"event_id": item.event_id, "seq": item.seq, "reason_code": item.reason_code, "reason": item.reason})
                 del self.stats.rejections[:-100]
+            case _ if type(msg) in self._handlers:
+                self._handlers[type(msg)](msg)
             case _:
                 log.info("%s: server message %s not handled by this agent version", self.device_id, type(msg).__name__)
 

@@ -3,21 +3,31 @@
     POST /v1/events   {"type": "enterprise_scanned", "event_id": optional, ...fields}
                       202 accepted (on disk) | 200 already stored under that event id
                       400 invalid | 507 outbox or storage full | 413 body too large
+    POST /v1/scan     {"officer_id", "field", one of "code_text" / "image_path" / "image_base64",
+                       "matter", "reason", "exception_basis": {"kind", "reference"}}
+                      200 the decision (the server's, or "provisional": true from the snapshot)
     GET  /v1/status   outbox depth, oldest unsent age, last receipt, connection state, ...
     GET  /v1/health   200 "ok"
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import threading
 from http import HTTPStatus
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import msgspec
+
 from edge_agent.agent import Agent, Submission
 from edge_agent.errors import EdgeAgentError, InvalidEvent, OutboxFull
+from edge_agent.scanner import Scanner, ScanError
+from protocol.messages import ExceptionBasis
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not_found", "message": f"no such path {self.path}"})
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-        if self.path != "/v1/events":
+        if self.path not in ("/v1/events", "/v1/scan"):
             self._send(404, {"error": "not_found", "message": f"no such path {self.path}"})
             return
         try:
@@ -65,6 +75,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length) or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             self._send(400, {"error": "bad_json", "message": f"request body is not JSON: {e}"})
+            return
+        if self.path == "/v1/scan":
+            self._scan(body)
             return
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             self._send(400, {"error": "invalid_event", "message": 'expected a JSON object with a string "type"'})
@@ -87,19 +100,59 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, {"status": "duplicate" if acc.duplicate else "accepted", "event_id": acc.event_id, "seq": acc.seq})
 
 
+    def _scan(self, body: object) -> None:
+        if not isinstance(body, dict):
+            self._send(400, {"error": "invalid_scan", "message": "expected a JSON object"})
+            return
+        try:
+            req = msgspec.convert(body, ScanBody)
+            image = None
+            if req.image_path is not None:
+                image = Path(req.image_path).read_bytes()
+            elif req.image_base64 is not None:
+                image = base64.b64decode(req.image_base64, validate=True)
+            result = self.server.scanner.scan(
+                req.officer_id, req.field, code_text=req.code_text, image=image, matter=req.matter, reason=req.reason, exception=req.exception_basis
+            )
+        except msgspec.ValidationError as e:
+            self._send(400, {"error": "invalid_scan", "message": str(e)})
+        except (OSError, binascii.Error) as e:
+            self._send(400, {"error": "invalid_scan", "message": f"cannot read the image: {e}"})
+        except OutboxFull as e:
+            self._send(HTTPStatus.INSUFFICIENT_STORAGE, {"error": e.code, "message": str(e)})
+        except EdgeAgentError as e:
+            self._send(422 if isinstance(e, ScanError) else 503, {"error": e.code, "message": str(e)})
+        else:
+            self._send(200, result)
+
+
+class ScanBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A scan request from the device's own software."""
+
+    officer_id: str
+    field: str
+    code_text: str | None = None
+    image_path: str | None = None
+    image_base64: str | None = None
+    matter: str = ""
+    reason: str = ""
+    exception_basis: ExceptionBasis | None = None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], agent: Agent) -> None:
+    def __init__(self, addr: tuple[str, int], agent: Agent, scanner: Scanner) -> None:
         self.agent = agent
+        self.scanner = scanner
         super().__init__(addr, _Handler)
 
 
 class LocalApi:
     """Serves the local interface in a background thread."""
 
-    def __init__(self, agent: Agent, host: str, port: int) -> None:
-        self._server = _Server((host, port), agent)
+    def __init__(self, agent: Agent, scanner: Scanner, host: str, port: int) -> None:
+        self._server = _Server((host, port), agent, scanner)
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
 

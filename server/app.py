@@ -15,6 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from protocol.config import load_toml
 from protocol.decision import Policy
 from server import api, db, inspect_api
+from server.codes import ensure_code_key
 from server.dashboard import dashboard
 from server.ingest import Ingest
 from server.keys import load_or_create_server_key
@@ -31,6 +32,11 @@ def create_app(settings: ServerSettings) -> Litestar:
     """Build the app; the database is migrated here, the ingest starts with the lifespan."""
     db.migrate(settings.db_path)
     key = load_or_create_server_key(settings.server_key_path)
+    con = db.connect(settings.db_path)
+    try:
+        ensure_code_key(con, settings.db_path)  # devices' snapshots carry it from the start
+    finally:
+        con.close()
     metrics = IngestMetrics()
     policy = load_toml(settings.policy_file, Policy)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -27,6 +29,7 @@ from server import db as dbmod
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
 from server.projector import Projector
+from server.snapshots import build_snapshot, device_region
 from server.store import BatchOutcome, DeviceKeys, Incoming, store_batch
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ QUEUE_MAX = 20_000
 RECEIPT_CHUNK = 200
 #: How long the writer waits for more messages to join a batch once it has one.
 BATCH_LINGER_S = 0.005
+#: A device that is active gets a fresh decision snapshot at least this often.
+SNAPSHOT_REFRESH_S = 300.0
 
 
 class Ingest:
@@ -50,6 +55,8 @@ class Ingest:
         self.key = server_key
         self.metrics = metrics
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=QUEUE_MAX)
+        self._presence: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._snapshot_sent: dict[str, float] = {}
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = False
@@ -75,7 +82,7 @@ class Ingest:
         self.connected = True
         self.metrics.connected.set(1)
         # Subscribe every time: a broker that lost its persistence also lost our subscription.
-        client.subscribe([(topics.all_devices_up(), 1)])
+        client.subscribe([(topics.all_devices_up(), 1), (topics.all_devices_presence(), 1)])
         log.info("connected to the broker (session present: %s)", flags.session_present)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
@@ -84,6 +91,9 @@ class Ingest:
         log.warning("disconnected from the broker: %s", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.endswith("/presence"):
+            self._presence.put((msg.topic, bytes(msg.payload)))
+            return
         self._queue.put(Incoming(msg.topic, bytes(msg.payload), int(time.time() * 1000)))
         self.metrics.queue_depth.set(self._queue.qsize())
 
@@ -123,6 +133,7 @@ class Ingest:
         projector = Projector(self.policy)
         try:
             while not (self._stop.is_set() and self._queue.empty()):
+                self._handle_presence(con)
                 try:
                     first = self._queue.get(timeout=0.2)
                 except queue.Empty:
@@ -139,11 +150,49 @@ class Ingest:
                 outcome = store_batch(con, batch, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
                 self._account(batch, outcome)
                 self._answer(outcome)
+                self._refresh_snapshots(con, outcome.receipts.keys())
         except Exception as e:  # a storage failure stops ingest loudly; /health turns red
             self.writer_error = f"{type(e).__name__}: {e}"
             log.exception("ingest writer stopped")
         finally:
             con.close()
+
+    def _handle_presence(self, con: sqlite3.Connection) -> None:
+        while True:
+            try:
+                topic, payload = self._presence.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                device_id = topics.device_id_from_presence(topic)
+            except topics.TopicError:
+                continue
+            online = payload == b"online"
+            if con.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone() is None:
+                continue
+            con.execute(
+                "INSERT INTO device_state(device_id, online, presence_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET online = excluded.online, presence_ms = excluded.presence_ms",
+                (device_id, int(online), int(time.time() * 1000)),
+            )
+            if online:
+                self.push_snapshot(con, device_id)
+
+    def _refresh_snapshots(self, con: sqlite3.Connection, device_ids: Iterable[str]) -> None:
+        now = time.monotonic()
+        for device_id in device_ids:
+            if now - self._snapshot_sent.get(device_id, -SNAPSHOT_REFRESH_S) >= SNAPSHOT_REFRESH_S:
+                self.push_snapshot(con, device_id)
+
+    def push_snapshot(self, con: sqlite3.Connection, device_id: str) -> None:
+        """Send a device the decision snapshot of its region (signed, in parts)."""
+        region = device_region(con, device_id)
+        if region is None:
+            return
+        fmt = con.execute("SELECT wire_format FROM devices WHERE device_id = ?", (device_id,)).fetchone()[0]
+        for part in build_snapshot(con, device_id, region, self.policy, int(time.time() * 1000)):
+            self._client.publish(topics.device_down(device_id), seal(part, self.key, fmt), qos=1)
+        self._snapshot_sent[device_id] = time.monotonic()
 
     def _account(self, batch: list[Incoming], outcome: BatchOutcome) -> None:
         m = self.metrics

@@ -1,0 +1,131 @@
+"""QR terminals scanning through the edge agent and a real broker: online, offline (provisional), racing."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.codes import render_png
+from tests.server.conftest import FRAGILE, GOOD, PLAIN, seed
+from tests.support.waiting import wait_for
+from tests.system.conftest import Stack
+from tests.system.harness import DeviceRun, assert_exactly_once, http_json
+
+pytestmark = pytest.mark.system
+
+
+def code_text(stack: Stack, credit_code: str) -> str:
+    with urllib.request.urlopen(f"{stack.server.url}/api/v1/enterprises/{credit_code}/qr.txt", timeout=10) as r:
+        return r.read().decode()
+
+
+def terminal_scan(dev: DeviceRun, officer: str, field: str = "food", **body: Any) -> dict[str, Any]:
+    code, answer = http_json(dev.url + "/v1/scan", {"officer_id": officer, "field": field, **body}, timeout=30)
+    assert code == 200, answer
+    return answer
+
+
+@pytest.fixture
+def terminals(stack: Stack) -> list[DeviceRun]:
+    stack.server.start_and_wait()
+    con = sqlite3.connect(stack.server.db_path)
+    seed(con)
+    con.commit()
+    con.close()
+    devs = stack.add_devices(2, model="qr_terminal")
+    for d in devs:
+        d.start()
+    for d in devs:  # each got its decision snapshot when it came online
+        wait_for(lambda d=d: (d.bundle / "decision_snapshot.json").exists(), timeout=20, message="no decision snapshot arrived")
+    return devs
+
+
+def test_online_decisions_through_the_agent(stack: Stack, terminals: list[DeviceRun], tmp_path: Path) -> None:
+    t1, t2 = terminals
+    photo = tmp_path / "door-sticker.png"
+    photo.write_bytes(render_png(code_text(stack, PLAIN), "海淀某餐饮公司"))
+    first = terminal_scan(t1, "OFF-SAMR-1", image_path=str(photo))
+    assert (first["provisional"], first["outcome"], first["code"]) == (False, "allowed", "allowed")
+    joined = terminal_scan(t2, "OFF-FIRE-1", field="fire", code_text=code_text(stack, PLAIN))
+    assert (joined["outcome"], joined["inspection_id"], joined["joined_agency_id"]) == ("join", first["inspection_id"], "SAMR")
+    refused = terminal_scan(t1, "OFF-SAMR-2", code_text=code_text(stack, GOOD))
+    assert (refused["provisional"], refused["code"]) == (False, "no_disturb") and "无事不扰" in refused["message_zh"]
+    expired = terminal_scan(t1, "OFF-EXPIRED", code_text=code_text(stack, FRAGILE))
+    assert expired["code"] == "credential_expired"
+    # the officers end their parts through their devices' outboxes
+    for dev, officer in ((t1, "OFF-SAMR-1"), (t2, "OFF-FIRE-1")):
+        code, _ = dev.submit("inspection_ended", {"inspection_id": first["inspection_id"], "officer_id": officer, "result": "no_violation"})
+        assert code == 202
+    wait_for(lambda: http_json(f"{stack.server.url}/api/v1/inspections/{first['inspection_id']}")[1]["status"] == "ended", timeout=20)
+    repeat = terminal_scan(t2, "OFF-FIRE-1", code_text=code_text(stack, PLAIN))  # food again, within the window
+    assert repeat["code"] == "repeat"
+    assert_exactly_once(stack.server.db_path, terminals)
+
+
+def test_unreadable_photo_is_a_clear_error(terminals: list[DeviceRun], tmp_path: Path) -> None:
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("L", (640, 480), 255).save(blank)
+    code, body = http_json(terminals[0].url + "/v1/scan", {"officer_id": "OFF-SAMR-1", "field": "food", "image_path": str(blank)})
+    assert code == 422 and "no_code" in body["message"]
+    code, body = http_json(terminals[0].url + "/v1/scan", {"officer_id": "OFF-SAMR-1", "field": "food"})
+    assert code == 422 and "exactly one" in body["message"]
+
+
+def test_offline_provisional_decision_then_the_server_decides_again(stack: Stack, terminals: list[DeviceRun]) -> None:
+    t1, _ = terminals
+    plain, good = code_text(stack, PLAIN), code_text(stack, GOOD)
+    stack.server.stop()
+    # While the server is away, the officer's credential is revoked: the terminal's snapshot does not know.
+    con = sqlite3.connect(stack.server.db_path)
+    con.execute("UPDATE officers SET revoked_ms = ? WHERE officer_id = 'OFF-SAMR-2'", (int(time.time() * 1000),))
+    con.commit()
+    con.close()
+    started = time.monotonic()
+    allowed = terminal_scan(t1, "OFF-SAMR-2", code_text=plain)
+    assert time.monotonic() - started >= 2.5  # waited for the server first
+    assert (allowed["provisional"], allowed["outcome"]) == (True, "allowed")
+    blocked = terminal_scan(t1, "OFF-SAMR-1", code_text=good)
+    assert (blocked["provisional"], blocked["code"]) == (True, "no_disturb") and "无事不扰" in blocked["message_zh"]
+    forged = terminal_scan(t1, "OFF-SAMR-1", code_text=plain[:-3] + "AAA")
+    assert (forged["provisional"], forged["code"]) == (True, "code_altered")
+
+    stack.server.start_and_wait()
+    assert_exactly_once(stack.server.db_path, terminals)
+
+    def alerts() -> list[dict[str, Any]]:
+        return http_json(f"{stack.server.url}/api/v1/alerts?kind=provisional_overturned")[1]
+
+    wait_for(alerts, timeout=20)
+    (alert,) = alerts()
+    assert alert["ref"] == allowed["scan_id"] and "credential_revoked" in alert["message_en"] and "离线判定" in alert["message_zh"]
+    scans = {s["scan_id"]: s for s in http_json(f"{stack.server.url}/api/v1/scans?limit=10")[1]}
+    assert scans[allowed["scan_id"]]["code"] == "credential_revoked"
+    assert scans[blocked["scan_id"]]["code"] == "no_disturb"  # the same answer: no alert for it
+
+
+def test_two_terminals_scanning_at_once_share_one_inspection(stack: Stack, terminals: list[DeviceRun]) -> None:
+    text = code_text(stack, PLAIN)
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(2)
+
+    def go(dev: DeviceRun, officer: str, field: str) -> None:
+        barrier.wait()
+        results.append(terminal_scan(dev, officer, field=field, code_text=text))
+
+    threads = [threading.Thread(target=go, args=(terminals[0], "OFF-SAMR-1", "food")), threading.Thread(target=go, args=(terminals[1], "OFF-FIRE-1", "fire"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["outcome"] for r in results) == ["allowed", "join"]
+    assert len({r["inspection_id"] for r in results}) == 1
+    assert all(not r["provisional"] for r in results)
+    assert len(http_json(f"{stack.server.url}/api/v1/inspections?credit_code={PLAIN}")[1]) == 1
