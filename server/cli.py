@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from protocol.config import ConfigError
+from protocol.creditcode import CreditCodeError
 from protocol.signing import KeyFormatError
 from server import db as dbmod
 from server.keys import load_or_create_server_key
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--http-host", default="127.0.0.1", help="address to serve HTTP on (default: 127.0.0.1)")
     run.add_argument("--http-port", type=int, default=8080, help="HTTP port (default: 8080)")
     run.add_argument("--client-id", default="fe-server", help="MQTT client id of the persistent session (default: fe-server)")
+    run.add_argument("--policy", type=Path, help="the decision policy file (default: server/policy.toml)")
 
     devices = sub.add_parser("devices", help="register devices and write their bundles", description="The device register.")
     dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--id", dest="device_id", help="device id (default: generated, e.g. BR-00001)")
     add.add_argument("--count", type=int, default=1, help="how many devices to provision (default 1)")
     add.add_argument("--out", type=Path, default=Path("devices"), help="folder for the bundles (default: ./devices)")
+    add.add_argument("--region", default="", help="region code the device works in (default: its agency's region); its offline snapshot covers it")
     _add_mqtt(add, "written into the bundles' configs")
     lst = dsub.add_parser("list", help="list registered devices with their delivery state")
     _add_db(lst)
@@ -75,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(rejected)
     rejected.add_argument("--limit", type=int, default=50)
 
+    qr = sub.add_parser(
+        "qr",
+        help="issue an enterprise's signed QR code as PNG, SVG or text",
+        description="Issue (or reuse today's) signed code of a registered enterprise and write it with the enterprise's name "
+        "under it. The format follows the --out file's extension: .png, .svg or .txt; without --out the text is printed.",
+    )
+    _add_db(qr)
+    qr.add_argument("enterprise", help="the enterprise's unified social credit code")
+    qr.add_argument("--out", type=Path, help="file to write (.png, .svg or .txt)")
+    qr.add_argument("--revoke", metavar="REASON", help="revoke every code issued to the enterprise instead, giving the reason")
+
     keys = sub.add_parser("key", help="print the server's public key (devices verify receipts with it)")
     _add_db(keys)
     return parser
@@ -89,6 +103,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         mqtt_host=args.mqtt_host or "127.0.0.1",
         mqtt_port=args.mqtt_port or 1883,
         mqtt_client_id=args.client_id,
+        policy_path=args.policy.resolve() if args.policy else None,
     )
 
 
@@ -101,6 +116,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     logging.info("dashboard: http://%s:%d/  API docs: http://%s:%d/schema", settings.http_host, settings.http_port, settings.http_host, settings.http_port)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    return 0
+
+
+def _cmd_qr(args: argparse.Namespace) -> int:
+    from server.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
+
+    con = dbmod.connect(args.db)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if args.revoke:
+                n = revoke_codes(con, args.enterprise, args.revoke)
+                print(f"revoked {n} code(s) of {args.enterprise}")
+            else:
+                text, name = issue_code(con, args.db, args.enterprise)
+            con.execute("COMMIT")
+        except (CodeRegistryError, CreditCodeError) as e:
+            con.execute("ROLLBACK")
+            print(f"fe-server: {e}", file=sys.stderr)
+            return 1
+    finally:
+        con.close()
+    if args.revoke:
+        return 0
+    if args.out is None:
+        print(text)
+        return 0
+    kind = args.out.suffix.lower()
+    renderers = {".png": lambda: render_png(text, name), ".svg": lambda: render_svg(text, name), ".txt": lambda: (text + "\n").encode()}
+    if kind not in renderers:
+        print(f"fe-server: {args.out}: unknown format {kind!r}; use .png, .svg or .txt", file=sys.stderr)
+        return 1
+    args.out.write_bytes(renderers[kind]())
+    print(f"{args.out}: code of {name} ({args.enterprise})")
     return 0
 
 
@@ -121,10 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "devices" and args.devices_command == "add":
             key = load_or_create_server_key(_server_key_path(args))
             made = provision(
-                args.db, key, model=args.model, agency_id=args.agency, out_dir=args.out, device_id=args.device_id, count=args.count, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port
+                args.db, key, model=args.model, agency_id=args.agency, out_dir=args.out, device_id=args.device_id, count=args.count, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, region=args.region
             )
             for p in made:
                 print(f"{p.device_id}\t{p.bundle_dir}")
+        elif args.command == "qr":
+            return _cmd_qr(args)
         elif args.command == "devices" and args.devices_command == "revoke":
             revoke(args.db, args.device_id)
             print(f"revoked {args.device_id}")

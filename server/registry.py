@@ -58,6 +58,7 @@ def provision(
     count: int = 1,
     mqtt_host: str | None = None,
     mqtt_port: int | None = None,
+    region: str = "",
 ) -> list[Provisioned]:
     """Register ``count`` devices with new key pairs and write their bundles under ``out_dir``."""
     base = load_model(model)
@@ -100,6 +101,7 @@ def provision(
                     "public_key": key.public_hex,
                     "wire_format": base.delivery.wire_format,
                     "registered_ms": int(time.time() * 1000),
+                    "region": region,
                 }
             )
             out.append(Provisioned(d, bundle))

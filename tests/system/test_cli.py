@@ -105,3 +105,36 @@ def test_corrupt_agent_database_is_kept_aside_with_an_alarm(stack: Stack) -> Non
     body = json.loads(con.execute("SELECT body_json FROM events WHERE event_id = ?", (stored[-1][0],)).fetchone()[0])
     con.close()
     assert body["type"] == "device_alarm" and body["alarm"] == "outbox_corrupt"
+
+
+def test_qr_codes_from_the_cli(tmp_path: Path) -> None:
+    import sqlite3
+
+    from server import db as dbmod
+
+    db = tmp_path / "s.db"
+    dbmod.migrate(db)
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO enterprises(credit_code, name) VALUES ('91350100M000100Y43', '福州市某某食品有限公司')")
+    con.commit()
+    con.close()
+    text = run("server.cli", "qr", "--db", str(db), "91350100M000100Y43")
+    assert text.returncode == 0 and text.stdout.startswith("FE1:91350100M000100Y43:K1:")
+    for ext, magic in ((".png", b"\x89PNG"), (".svg", b"<svg")):
+        out = run("server.cli", "qr", "--db", str(db), "91350100M000100Y43", "--out", str(tmp_path / f"code{ext}"))
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / f"code{ext}").read_bytes().startswith(magic)
+    bad = run("server.cli", "qr", "--db", str(db), "91350100M000100Y44")
+    assert bad.returncode == 1 and "check character" in bad.stderr
+    unknown = run("server.cli", "qr", "--db", str(db), "91110108MA01ABCD0B")
+    assert unknown.returncode == 1 and "no enterprise" in unknown.stderr
+    revoked = run("server.cli", "qr", "--db", str(db), "91350100M000100Y43", "--revoke", "贴纸遗失")
+    assert revoked.returncode == 0 and "revoked 1" in revoked.stdout
+
+
+def test_bad_policy_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("repeat_window_day = 30\n")
+    out = run("server.cli", "run", "--db", str(tmp_path / "s.db"), "--policy", str(policy), "--http-port", "1")
+    assert out.returncode == 1
+    assert str(policy) in out.stderr and "repeat_window_day" in out.stderr and "repeat_window_days" in out.stderr
