@@ -146,6 +146,12 @@ def health(state: State) -> Response[Health]:
     return Response(body, status_code=200 if ok else 503)
 
 
+@get("/ping", sync_to_thread=False, tags=["operations"])
+def ping() -> dict[str, bool]:
+    """Does nothing: the baseline for load measurements."""
+    return {"ok": True}
+
+
 @get("/metrics", sync_to_thread=False, tags=["operations"], media_type="text/plain; version=0.0.4")
 def metrics(state: State) -> bytes:
     """Prometheus metrics: received, stored, duplicates merged, rejected by reason, ingest lag."""

@@ -56,6 +56,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         route_handlers=[
             dashboard,
             api.health,
+            api.ping,
             api.metrics,
             api.overview,
             api.DeviceController,
