@@ -1,0 +1,263 @@
+"""Reading QR codes from photos: simulated phone and terminal photos (made here with segno and Pillow, never
+read from the shared samples), each decoder alone, and the stable error reasons."""
+
+from __future__ import annotations
+
+import functools
+import io
+import random
+import statistics
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import segno
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+from protocol import qrphoto
+from protocol.qrphoto import DECODERS, PhotoError, decode_photo, decode_with, decoders_available
+
+_RNG = random.Random(20261124)
+# An enterprise code's shape: FE1:<credit code>:<key id>:<date>:<103 base32 characters of signature>.
+TEXT = "FE1:91350100M000100Y43:K1:20261124:" + "".join(_RNG.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(103))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ----------------------------------------------------------------------------------- image making
+
+
+def png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def jpeg(image: Image.Image, quality: int = 85, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality, **kw)
+    return buf.getvalue()
+
+
+def qr_png(text: str = TEXT, scale: int = 6, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    segno.make_qr(text, error="m").save(buf, kind="png", scale=scale, **kw)
+    return buf.getvalue()
+
+
+def qr_image(scale: int = 6) -> Image.Image:
+    return Image.open(io.BytesIO(qr_png(scale=scale))).convert("L")
+
+
+def noise(size: tuple[int, int], sigma: float, seed: int) -> Image.Image:
+    """Reproducible Gaussian noise centred on 128: uniform random bytes through the inverse normal CDF."""
+    normal = statistics.NormalDist(128, sigma)
+    lut = [max(0, min(255, round(normal.inv_cdf((u + 0.5) / 256)))) for u in range(256)]
+    return Image.frombytes("L", size, random.Random(seed).randbytes(size[0] * size[1])).point(lut)
+
+
+def add_noise(image: Image.Image, sigma: float, seed: int = 1) -> Image.Image:
+    from PIL import ImageChops
+
+    return ImageChops.add(image, noise(image.size, sigma, seed), 1.0, -128)
+
+
+@functools.cache
+def photo(sigma: float = 12.0, blur: float = 0.8, code_px: int = 300, angle: float = 15.0) -> Image.Image:
+    """A 1920x1080 grayscale 'photo': a cluttered gradient background, the code printed on white paper,
+    turned by ``angle`` degrees, covering about a fifth of the frame's height... then blur and sensor noise."""
+    r = random.Random(5)
+    frame = Image.linear_gradient("L").resize((1920, 1080)).point(lambda v: 60 + v // 2)
+    draw = ImageDraw.Draw(frame)
+    for _ in range(40):
+        x, y = r.randrange(1920), r.randrange(1080)
+        draw.rectangle((x, y, x + r.randrange(20, 300), y + r.randrange(20, 200)), fill=r.randrange(256))
+    code = qr_image(scale=1).resize((code_px, code_px), Image.Resampling.NEAREST)
+    code = code.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+    frame.paste(code, (800, 350))
+    if blur:
+        frame = frame.filter(ImageFilter.GaussianBlur(blur))
+    return add_noise(frame, sigma) if sigma else frame
+
+
+def exif_rotated_jpeg() -> bytes:
+    """A camera JPEG stored sideways with EXIF orientation 6 ('rotate 90° clockwise to display')."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return jpeg(photo().transpose(Image.Transpose.ROTATE_90), exif=exif)
+
+
+def black_under_transparency() -> Image.Image:
+    """An RGBA code whose light modules are transparent black: read as they are, it is all black."""
+    code = qr_image()
+    image = Image.new("RGBA", code.size, (0, 0, 0, 0))
+    image.putalpha(ImageOps.invert(code))
+    return image
+
+
+PHOTOS: dict[str, Callable[[], bytes | Image.Image]] = {
+    "clean png": lambda: qr_png(),
+    "pillow image": lambda: qr_image(),
+    "transparent png": lambda: qr_png(light=None),
+    "black under transparency": lambda: png(black_under_transparency()),
+    "photo at 15 degrees": lambda: jpeg(photo()),
+    "noisy": lambda: png(photo(sigma=40)),
+    "blurred": lambda: png(photo(blur=2.5)),
+    "low contrast": lambda: png(photo().point(lambda v: 110 + v * 40 // 255)),
+    "jpeg quality 40": lambda: jpeg(photo(sigma=30), quality=40),
+    "inverted": lambda: png(ImageOps.invert(photo())),
+    "tiny (1 px per module)": lambda: qr_png(scale=1),
+    "exif rotated": exif_rotated_jpeg,
+}
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG file that declares a ``width`` x ``height`` 1-bit image (its pixel data is missing)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+def reason(data: bytes | Image.Image, **kw: int) -> str:
+    with pytest.raises(PhotoError) as err:
+        decode_photo(data, **kw)
+    return err.value.reason
+
+
+# --------------------------------------------------------------------------------------- decoding
+
+
+def test_both_decoders_are_installed_here() -> None:
+    assert decoders_available() == list(DECODERS) == ["zxing-cpp", "pyzbar"]
+
+
+@pytest.mark.parametrize("name", DECODERS)
+def test_each_decoder_alone_reads_a_clean_code(name: str) -> None:
+    assert decode_with(name, qr_png(), preprocess=False) == TEXT
+
+
+@pytest.mark.parametrize("case", PHOTOS)
+def test_decode_photo_reads_simulated_photos(case: str) -> None:
+    assert decode_photo(PHOTOS[case]()) == TEXT
+
+
+@pytest.mark.parametrize("case", PHOTOS)
+@pytest.mark.parametrize("name", DECODERS)
+def test_each_decoder_with_preprocessing_reads_simulated_photos(name: str, case: str) -> None:
+    # The chain still works when only one of the decoders is installed (pyzbar is the fallback).
+    assert decode_with(name, PHOTOS[case](), preprocess=True) == TEXT
+
+
+def test_zxing_returns_the_exact_text_not_a_human_readable_rendering() -> None:
+    text = "A\x1dB\r\nC"  # zxing-cpp's default text mode would render the group separator as "<GS>"
+    assert decode_with("zxing-cpp", qr_png(text), preprocess=False) == text
+    assert decode_photo(qr_png(text)) == text
+
+
+def test_exif_orientation_is_applied() -> None:
+    upright = qrphoto._open(exif_rotated_jpeg(), qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES)
+    assert upright.size == (1920, 1080) and upright.mode == "L"
+
+
+def test_very_large_images_are_reduced_before_decoding() -> None:
+    big = photo().resize((6400, 3600), Image.Resampling.NEAREST)  # 23 megapixels
+    assert qrphoto._open(big, qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES).size == (3200, 1800)
+    assert decode_photo(big) == TEXT
+
+
+# ----------------------------------------------------------------------------------------- errors
+
+
+def test_random_bytes_are_not_an_image() -> None:
+    data = random.Random(3).randbytes(5000)
+    with pytest.raises(PhotoError) as err:
+        decode_photo(data)
+    assert err.value.reason == "not_an_image" and "JPEG, PNG, WEBP" in str(err.value)
+
+
+def test_formats_outside_the_list_are_not_opened() -> None:
+    buf = io.BytesIO()
+    qr_image().save(buf, "GIF")  # a readable image, but not a format phones or cameras send
+    assert reason(buf.getvalue()) == "not_an_image"
+    assert decode_photo(Image.open(buf)) == TEXT  # an already opened image is the caller's choice
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"GIF89a"])
+def test_empty_and_bare_signatures_are_not_images(data: bytes) -> None:
+    assert reason(data) == "not_an_image"
+
+
+def test_truncated_png_is_not_an_image() -> None:
+    data = png(photo())
+    with pytest.raises(PhotoError) as err:
+        decode_photo(data[: len(data) // 2])
+    assert err.value.reason == "not_an_image" and "1920x1080" in str(err.value)
+
+
+def test_blank_image_has_no_code() -> None:
+    with pytest.raises(PhotoError) as err:
+        decode_photo(png(Image.new("L", (640, 480), 255)))
+    assert err.value.reason == "no_code" and "640x480" in str(err.value)
+
+
+def test_a_photo_without_a_code_has_no_code() -> None:
+    assert reason(jpeg(add_noise(Image.new("L", (1280, 720), 128), 20))) == "no_code"
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [
+        (8000, 6000),  # 48 Mpx: over our limit, under Pillow's
+        (10000, 10000),  # 100 Mpx: Pillow's DecompressionBombWarning (an error here, never a leaked warning)
+        (20000, 20000),  # 400 Mpx: Pillow's DecompressionBombError
+    ],
+)
+def test_huge_declared_dimensions_are_refused_before_decoding(width: int, height: int) -> None:
+    data = png_header(width, height)
+    assert len(data) < 100
+    with pytest.raises(PhotoError) as err:
+        decode_photo(data)
+    assert err.value.reason == "too_large"
+
+
+def test_refusing_a_bomb_leaves_the_warning_filters_as_they_were() -> None:
+    import warnings
+
+    before = list(warnings.filters)
+    assert reason(png_header(10000, 10000)) == "too_large"
+    assert warnings.filters == before
+
+
+def test_limits_can_be_lowered() -> None:
+    data = qr_png()
+    assert reason(data, max_pixels=100 * 100) == "too_large"
+    assert reason(data, max_bytes=len(data) - 1) == "too_large"
+    assert reason(qr_image(), max_pixels=100 * 100) == "too_large"
+    assert decode_photo(data, max_bytes=len(data)) == TEXT
+
+
+def test_photo_error_is_a_value_error_with_a_reason() -> None:
+    e = PhotoError("no_code", "details")
+    assert isinstance(e, ValueError) and e.reason == "no_code" and str(e) == "details"
+
+
+def test_unknown_decoder_name() -> None:
+    with pytest.raises(ValueError, match="unknown QR decoder"):
+        decode_with("zbarimg", qr_png())
+
+
+def test_no_decoder_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qrphoto, "decoders_available", lambda: [])
+    with pytest.raises(RuntimeError, match="no QR decoder installed"):
+        decode_photo(qr_png())
+
+
+def test_importing_the_module_needs_neither_pillow_nor_a_decoder() -> None:
+    code = "import sys, protocol, protocol.qrphoto; bad = {'PIL', 'pyzbar', 'zxingcpp'} & set(sys.modules); assert not bad, bad"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
