@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
@@ -72,4 +73,5 @@ def create_app(settings: ServerSettings) -> Litestar:
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
         response_cache_config=ResponseCacheConfig(),
+        logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}),
     )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import msgspec
@@ -40,6 +40,20 @@ class ScanIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     exception_basis: ExceptionBasis | None = None
     location: GeoPoint | None = None
     scan_id: Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+
+
+@dataclass
+class ScanForm:
+    """A scan from a phone as a multipart form, with the photo as a file."""
+
+    photo: UploadFile
+    officer_id: str
+    field: str
+    matter: str = ""
+    reason: str = ""
+    exception_kind: str | None = None
+    exception_ref: str | None = None
+    scan_id: str | None = None
 
 
 class ScanOut(msgspec.Struct, kw_only=True):
@@ -201,23 +215,18 @@ class ScanController(Controller):
         return _scan(state, data, data.code_text)
 
     @post("/photo", sync_to_thread=True, status_code=200)
-    def scan_photo(self, state: State, data: MultipartBody[dict[str, UploadFile | str]]) -> ScanOut:
-        """Decide a scan from a multipart form: a `photo` file and the ScanIn fields as form fields."""
-        photo = data.get("photo")
-        if not isinstance(photo, UploadFile):
-            raise ClientException("the form needs a file field named 'photo'")
-        fields = {k: v for k, v in data.items() if k != "photo" and isinstance(v, str)}
-        for key in ("exception_basis", "location"):
-            if key in fields:
-                try:
-                    fields[key] = json.loads(fields[key])
-                except json.JSONDecodeError:
-                    raise ClientException(f"form field {key} must be JSON") from None
+    def scan_photo(self, state: State, data: MultipartBody[ScanForm]) -> ScanOut:
+        """Decide a scan from a multipart form: a `photo` file and the scan's fields."""
+        fields: dict[str, object] = {"officer_id": data.officer_id, "field": data.field, "matter": data.matter, "reason": data.reason}
+        if data.scan_id:
+            fields["scan_id"] = data.scan_id
+        if data.exception_kind:
+            fields["exception_basis"] = {"kind": data.exception_kind, "reference": data.exception_ref or ""}
         try:
             body = msgspec.convert(fields, ScanIn)
         except msgspec.ValidationError as e:
             raise ClientException(f"invalid form: {e}") from None
-        return _scan(state, body, _photo_text(photo.file.read(MAX_PHOTO_BYTES + 1)))
+        return _scan(state, body, _photo_text(data.photo.file.read(MAX_PHOTO_BYTES + 1)))
 
     @get("/", sync_to_thread=True)
     def list_scans(self, state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[dict[str, object]]:

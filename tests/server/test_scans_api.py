@@ -189,3 +189,32 @@ def test_qr_images(api: TestClient) -> None:  # type: ignore[type-arg]
     assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     svg = api.get(f"/api/v1/enterprises/{PLAIN}/qr.svg")
     assert svg.status_code == 200 and "海淀某餐饮公司" in svg.text and svg.text.startswith("<svg")
+
+
+def test_photo_of_the_code_as_base64_and_as_an_upload(api: TestClient) -> None:  # type: ignore[type-arg]
+    import base64
+    import io
+
+    from PIL import Image, ImageFilter
+
+    png = api.get(f"/api/v1/enterprises/{PLAIN}/qr.png").content
+    # a phone photo: rotated, blurred, on a grey background, JPEG-compressed
+    img = Image.open(io.BytesIO(png)).convert("L").rotate(12, expand=True, fillcolor=140).filter(ImageFilter.GaussianBlur(1))
+    canvas = Image.new("L", (1600, 1200), 150)
+    canvas.paste(img, (500, 300))
+    jpeg = io.BytesIO()
+    canvas.save(jpeg, format="JPEG", quality=60)
+    d = api.post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "field": "food", "photo_base64": base64.b64encode(jpeg.getvalue()).decode()})
+    assert d.status_code == 200 and d.json()["outcome"] == "allowed", d.text
+    up = api.post(
+        "/api/v1/scans/photo",
+        files={"photo": ("door.jpg", jpeg.getvalue(), "image/jpeg")},
+        data={"officer_id": "OFF-FIRE-1", "field": "fire"},
+    )
+    assert up.status_code == 200 and up.json()["outcome"] == "join", up.text
+    blank = io.BytesIO()
+    Image.new("L", (300, 300), 255).save(blank, format="PNG")
+    none = api.post("/api/v1/scans/photo", files={"photo": ("x.png", blank.getvalue(), "image/png")}, data={"officer_id": "OFF-FIRE-1", "field": "fire"})
+    assert none.status_code == 422 and "no_code" in none.text
+    no_file = api.post("/api/v1/scans/photo", data={"officer_id": "OFF-FIRE-1", "field": "fire"})
+    assert no_file.status_code == 400
