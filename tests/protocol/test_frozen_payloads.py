@@ -1,9 +1,11 @@
 """The frozen example payloads in protocol/examples/ must decode with today's code, forever.
 
 Each file ``<type tag>.v<N>.json`` holds the decoded body of one message (the JSON object with its
-``type`` tag) as written by schema version N. The files are frozen: once committed they never change,
-so every later version of the decoders is tested against what old devices and servers really send.
-A later schema version adds new files (and their hashes below) instead of editing old ones.
+``type`` tag) as written at revision N of that message type (its ``schema`` field says N). A type
+starts at revision 1; a revision that adds fields gets a new file. The files are frozen: once
+committed they never change, so every later version of the decoders is tested against what old
+devices and servers really send. New revisions add new files (and their hashes below) instead of
+editing old ones.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from protocol.messages import (
     SERVER_MESSAGE_TYPES,
     DeviceEvent,
     DeviceMessage,
+    EnterpriseScanned,
     ExceptionBasis,
     GeoPoint,
     ReceiptItem,
     RejectionItem,
+    ScanDecision,
     ServerMessage,
     ServerNotice,
     type_tag,
@@ -43,17 +47,21 @@ SERVER_TAGS = {type_tag(cls): cls for cls in SERVER_MESSAGE_TYPES}
 #: example means old peers' payloads are no longer what the tests check. Add new files instead.
 FROZEN_SHA256 = {
     "config_update.v1.json": "5dafa44ae415b58895e0c8f434583c7f9d25402d69b99b7eb36b129418fbab2b",
+    "decision_snapshot.v1.json": "02675907bd86e7dd2f2fb4f054fd42c6f851698b459a8838fa23b1438c6def9c",
     "device_alarm.v1.json": "d8a5fc057a975edaf33ffb3fd8a60e275b780913535a7830cc1bca9446204d5a",
     "device_status.v1.json": "d1e12deed6fcbfdb417bbde58b5ae60e2dcc123813a4b3e9f915bf755f5f7252",
     "enterprise_scanned.v1.json": "f195fa20d5d894459bd0438ee3589a5f240acb5b2cc104c482a6e708ae204293",
+    "enterprise_scanned.v2.json": "085b924fa0aad80035e14401b80644bb40c06d719521bd0d8a8552b1f6e10220",
     "inspection_ended.v1.json": "12b11923c78830836f519c603c87915e8311c955a00ff02f416c622e22341575",
     "inspection_joined.v1.json": "6356dcb99d07e665aba09c1f860f17ce0e7cf88ecf12fb272bc098e77c745d10",
     "inspection_started.v1.json": "6768c4e8bc6dd4707ce6097dcf81c45a08fecb9268a55fb526d1151143c77f91",
     "list_snapshot.v1.json": "99780b1b2a2ee2b5e493e57cb7136a632d10e3f4a30b55f2a6d9cefcea02ebc1",
     "media_captured.v1.json": "b1bad59049848ab1e0d273eed6238a636d8c536674bf3e86d8ab89ece8b2bb1e",
+    "provisional_decision.v1.json": "69bf2e24e13e4e29f88a6367a4cf99cff687ec2748d24d041d2e52a66c415452",
     "receipt.v1.json": "5b172ba520c9bc4cc10627559e4b481417395163bf285d803bc71aecac19a37a",
     "rejection.v1.json": "6931845523abb4d0a9a7adab925736eb236251c029418281f3699a651b4d61f9",
     "scan_decision.v1.json": "5f89b70576afd4a9cf70e3a8cd080274cb286e3d9b309b57cc8a973ac871495d",
+    "scan_decision.v2.json": "b9679ed63b74a842280222d36cc880b31ca3514071a379c9cd39283fa766d161",
 }
 
 EXAMPLE_FILES = sorted(EXAMPLES_DIR.glob("*.json"))
@@ -69,6 +77,10 @@ def _decode(tag: str, data: bytes, fmt: str) -> DeviceMessage | ServerMessage:
     if tag in DEVICE_TAGS:
         return decode_device_body(data, fmt)  # type: ignore[arg-type]
     return decode_server_body(data, fmt)  # type: ignore[arg-type]
+
+
+def _example_bytes(name: str) -> bytes:
+    return (EXAMPLES_DIR / name).read_bytes()
 
 
 def _load(path: Path) -> tuple[str, int, Any]:
@@ -117,6 +129,35 @@ def _reachable_structs() -> set[type]:
     return found
 
 
+#: The Struct types nested inside messages (GeoPoint, Credential, ...), not messages themselves.
+NESTED_TYPES = sorted(_reachable_structs() - {*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES}, key=lambda c: c.__name__)
+
+
+def _revisions() -> dict[str, list[tuple[int, Path]]]:
+    """Every example file by type tag, oldest revision first."""
+    out: dict[str, list[tuple[int, Path]]] = {}
+    for path in EXAMPLE_FILES:
+        tag, version = _tag_and_version(path)
+        out.setdefault(tag, []).append((version, path))
+    return {tag: sorted(files) for tag, files in out.items()}
+
+
+def _shown_fields(decoded: object, raw: object, shown: dict[type, set[str]]) -> None:
+    """Record, per Struct type, the fields an example writes out (walking the decoded value and its JSON together)."""
+    if isinstance(decoded, msgspec.Struct) and isinstance(raw, dict):
+        fields = {f.name: f.encode_name for f in msgspec.structs.fields(type(decoded))}
+        shown.setdefault(type(decoded), set()).update(k for k in raw if k in fields.values())
+        for name, key in fields.items():
+            if key in raw:
+                _shown_fields(getattr(decoded, name), raw[key], shown)
+    elif isinstance(decoded, (list, tuple)) and isinstance(raw, list):
+        for d, r in zip(decoded, raw, strict=True):
+            _shown_fields(d, r, shown)
+    elif isinstance(decoded, dict) and isinstance(raw, dict):
+        for k, v in decoded.items():
+            _shown_fields(v, raw[k], shown)
+
+
 # --------------------------------------------------------------------------- the set of files
 
 
@@ -157,6 +198,55 @@ def test_examples_are_frozen() -> None:
     assert not removed, f"frozen example files must never be deleted: {removed}"
     changed = sorted(name for name, digest in on_disk.items() if FROZEN_SHA256[name] != digest)
     assert not changed, f"frozen example files must never change (add a new <tag>.v<N>.json instead): {changed}"
+
+
+# --------------------------------------------------------------------------- revisions of a type
+
+
+def test_revisions_are_numbered_from_1_without_gaps() -> None:
+    for tag, files in _revisions().items():
+        versions = [v for v, _ in files]
+        assert versions == list(range(1, len(versions) + 1)), f"{tag}: example revisions {versions}, expected 1..{len(versions)}"
+
+
+@pytest.mark.parametrize("tag", sorted(_revisions()), ids=str)
+def test_a_later_revision_keeps_every_field_of_the_earlier(tag: str) -> None:
+    files = _revisions()[tag]
+    for (_, older), (_, newer) in zip(files, files[1:]):
+        dropped = _load(older)[2].keys() - _load(newer)[2].keys()
+        assert not dropped, f"{newer.name} leaves out fields that {older.name} shows: {sorted(dropped)} (fields are never removed)"
+
+
+@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+def test_the_newest_revision_shows_every_field(cls: type) -> None:
+    """A field added to a message type needs a new example revision that shows it."""
+    tag = type_tag(cls)
+    _, newest = _revisions()[tag][-1]
+    missing = {f.encode_name for f in msgspec.structs.fields(cls)} - _load(newest)[2].keys()
+    assert not missing, f"{newest.name} does not show {sorted(missing)}: add protocol/examples/{tag}.v<N+1>.json"
+
+
+def test_every_field_of_every_nested_type_is_shown() -> None:
+    shown: dict[type, set[str]] = {}
+    for path in EXAMPLE_FILES:
+        tag, _, raw = _load(path)
+        _shown_fields(_decode(tag, path.read_bytes(), "json"), raw, shown)
+    missing = {
+        f"{cls.__name__}.{f.encode_name}" for cls in NESTED_TYPES for f in msgspec.structs.fields(cls) if f.encode_name not in shown.get(cls, set())
+    }
+    assert not missing, f"fields never shown in an example: {sorted(missing)}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="protocol/messages.py writes schema=SCHEMA_VERSION (1) for every type, also for the revision-2 layouts of "
+    "enterprise_scanned and scan_decision; see the helper's report",
+)
+@pytest.mark.parametrize("cls", [EnterpriseScanned, ScanDecision], ids=type_tag)
+def test_todays_writer_labels_its_messages_with_the_newest_revision(cls: type) -> None:
+    newest, _ = _revisions()[type_tag(cls)][-1]
+    default = next(f.default for f in msgspec.structs.fields(cls) if f.name == "schema")
+    assert default == newest
 
 
 # --------------------------------------------------------------------------- each file
@@ -234,7 +324,7 @@ def test_example_credit_codes_are_valid() -> None:
 
 
 #: Fields that are maps (free keys), not objects with named fields: nothing is "unknown" in them.
-MAP_FIELDS = {"settings"}
+MAP_FIELDS = {"settings", "code_keys"}
 
 
 def _with_unknown_fields(value: Any) -> Any:
@@ -257,16 +347,26 @@ def test_unknown_fields_are_ignored(path: Path, fmt: str) -> None:
 
 
 def test_a_newer_schema_version_is_read() -> None:
-    raw = _load(EXAMPLES_DIR / "enterprise_scanned.v1.json")[2]
-    msg = decode_device_body(msgspec.json.encode({**raw, "schema": 2, "added_later": "x"}), "json")
-    assert msg.schema == 2
+    raw = _load(EXAMPLES_DIR / "enterprise_scanned.v2.json")[2]
+    msg = decode_device_body(msgspec.json.encode({**raw, "schema": 99, "added_later": "x"}), "json")
+    assert msg.schema == 99
 
 
 def test_omitted_optional_fields_take_their_defaults() -> None:
     raw = _load(EXAMPLES_DIR / "enterprise_scanned.v1.json")[2]
     required = {"type", "event_id", "device_id", "seq", "device_time_ms", "clock_error_ms", "officer_id", "code_text"}
     msg = decode_device_body(msgspec.json.encode({k: v for k, v in raw.items() if k in required}), "json")
-    assert msg.schema == 1 and msg.clock_source == "rtc" and msg.credit_code is None and msg.reason == "" and msg.location is None
+    assert isinstance(msg, EnterpriseScanned)
+    # A message without ``schema`` is read as the revision the reader implements (the field's default).
+    assert msg.schema == next(f.default for f in msgspec.structs.fields(EnterpriseScanned) if f.name == "schema")
+    assert msg.clock_source == "rtc" and msg.credit_code is None and msg.reason == "" and msg.location is None
+    assert msg.field is None and msg.matter == "" and msg.exception_basis is None
+
+
+def test_a_revision_1_scan_decision_gets_the_revision_2_defaults() -> None:
+    msg = decode_server_body(_example_bytes("scan_decision.v1.json"), "json")
+    assert isinstance(msg, ScanDecision)
+    assert msg.joined_agency_id is None and msg.exception_used is False and msg.warnings == []
 
 
 WRONG = [
@@ -291,6 +391,18 @@ WRONG = [
     pytest.param("receipt.v1.json", ["items"], {"event_id": "x"}, "$.items", id="object_for_list"),
     pytest.param("config_update.v1.json", ["settings", "mqtt.keepalive_s"], [45], "$.settings", id="list_for_setting"),
     pytest.param("list_snapshot.v1.json", ["entries", 1], 91310115, "$.entries[1]", id="int_for_string_in_list"),
+    pytest.param("enterprise_scanned.v2.json", ["exception_basis", "kind"], "hunch", "$.exception_basis.kind", id="scan_exception_kind"),
+    pytest.param("enterprise_scanned.v2.json", ["field"], ["food_safety"], "$.field", id="list_for_field"),
+    pytest.param("provisional_decision.v1.json", ["outcome"], "maybe", "$.outcome", id="provisional_outcome"),
+    pytest.param("provisional_decision.v1.json", ["snapshot_version"], -1, "$.snapshot_version", id="negative_snapshot_version"),
+    pytest.param("scan_decision.v2.json", ["warnings", 0, "code"], None, "$.warnings[0].code", id="warning_without_code"),
+    pytest.param("scan_decision.v2.json", ["exception_used"], "yes", "$.exception_used", id="string_for_bool"),
+    pytest.param("decision_snapshot.v1.json", ["part"], 0, "$.part", id="part_zero"),
+    pytest.param("decision_snapshot.v1.json", ["policy", "join_window_hours"], "8h", "$.policy.join_window_hours", id="policy_hours_string"),
+    pytest.param("decision_snapshot.v1.json", ["code_keys", "K1"], 1, "$.code_keys[...]", id="int_for_key"),
+    pytest.param("decision_snapshot.v1.json", ["credentials", 1, "fields"], "fire_safety", "$.credentials[1].fields", id="string_for_fields"),
+    pytest.param("decision_snapshot.v1.json", ["no_disturb", 0, "credit_code"], "91110108MA01R8KX3", "$.no_disturb[0].credit_code", id="short_credit_code"),
+    pytest.param("decision_snapshot.v1.json", ["open_inspections", 0, "started_ms"], None, "$.open_inspections[0].started_ms", id="null_start"),
 ]
 
 
@@ -367,7 +479,13 @@ def test_readme_documents_the_common_fields(heading: str, base: type) -> None:
     assert "| `type` |" in section
 
 
-@pytest.mark.parametrize("cls", [GeoPoint, ExceptionBasis, ReceiptItem, RejectionItem], ids=lambda c: c.__name__)
+def test_the_nested_types_are_known() -> None:
+    assert {GeoPoint, ExceptionBasis, ReceiptItem, RejectionItem} <= set(NESTED_TYPES)
+    names = {c.__name__ for c in NESTED_TYPES}
+    assert {"DecisionWarning", "Credential", "InspectionRef", "NoDisturbEntry", "SnapshotPolicy"} <= names
+
+
+@pytest.mark.parametrize("cls", NESTED_TYPES, ids=lambda c: c.__name__)
 def test_readme_documents_the_nested_types(cls: type) -> None:
     name = cls.__name__
     text = README.read_text(encoding="utf-8")

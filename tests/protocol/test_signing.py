@@ -26,7 +26,7 @@ from protocol.codec import (
     open_server_message,
     seal,
 )
-from protocol.messages import Envelope
+from protocol.messages import DEVICE_MESSAGE_TYPES, SERVER_MESSAGE_TYPES, Envelope, type_tag
 from protocol.signing import KeyFormatError, SigningKey, VerifyKey
 
 EXAMPLES_DIR = Path(protocol.__file__).resolve().parent / "examples"
@@ -121,8 +121,12 @@ def test_worked_example_json_envelope(example_key: SigningKey) -> None:
     assert base64.b64decode(as_json["body"], validate=True) == BODY_JSON
     assert base64.b64decode(as_json["sig"], validate=True).hex() == SIG_JSON_HEX
     assert open_envelope(ENVELOPE_JSON) == ("json", envelope)
+    # Today's encoder writes every field, so it appends the fields revision 2 added (with their defaults)
+    # to the revision-1 example: the worked example is what a revision-1 writer sent.
     example = decode_device_body(_example("enterprise_scanned.v1.json"), "json")
-    assert seal(example, example_key, "json") == ENVELOPE_JSON
+    today = BODY_JSON[:-1] + b',"field":null,"matter":"","exception_basis":null}'
+    assert seal(example, example_key, "json") == encode(Envelope(body=today, sig=example_key.sign(today)), "json")
+    assert decode_device_body(today, "json") == example
 
 
 def test_worked_example_msgpack_envelope(example_key: SigningKey) -> None:
@@ -136,16 +140,15 @@ def test_worked_example_msgpack_envelope(example_key: SigningKey) -> None:
 # --------------------------------------------------------------------------- seal / open
 
 
-SERVER_EXAMPLES = ["receipt.v1.json", "rejection.v1.json", "list_snapshot.v1.json", "scan_decision.v1.json", "config_update.v1.json"]
-DEVICE_EXAMPLES = [
-    "enterprise_scanned.v1.json",
-    "inspection_started.v1.json",
-    "inspection_joined.v1.json",
-    "inspection_ended.v1.json",
-    "media_captured.v1.json",
-    "device_status.v1.json",
-    "device_alarm.v1.json",
-]
+_DEVICE_TAGS = {type_tag(cls) for cls in DEVICE_MESSAGE_TYPES}
+ALL_EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("*.json"))
+DEVICE_EXAMPLES = [n for n in ALL_EXAMPLES if n.split(".")[0] in _DEVICE_TAGS]
+SERVER_EXAMPLES = [n for n in ALL_EXAMPLES if n.split(".")[0] not in _DEVICE_TAGS]
+
+
+def test_every_example_is_sealed_and_opened() -> None:
+    assert len(DEVICE_EXAMPLES) >= len(DEVICE_MESSAGE_TYPES) and len(SERVER_EXAMPLES) >= len(SERVER_MESSAGE_TYPES)
+    assert "decision_snapshot.v1.json" in SERVER_EXAMPLES and "provisional_decision.v1.json" in DEVICE_EXAMPLES
 
 
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
