@@ -22,7 +22,7 @@ from edge_agent.agent import Agent, Submission
 from edge_agent.errors import EdgeAgentError
 from protocol import enterprise_code
 from protocol.codec import encode
-from protocol.decision import Decision, Enterprise, Facts, Policy, decide
+from protocol.decision import Decision, Enterprise, Facts, Policy, decide, refuse_code
 from protocol.messages import DecisionSnapshot, ExceptionBasis, NoDisturbEntry, ScanDecision
 from protocol.signing import VerifyKey
 
@@ -183,8 +183,8 @@ class Scanner:
         try:
             parsed = enterprise_code.verify(code_text, keys)
         except enterprise_code.CodeError as e:
-            return Decision(outcome="refused", code=f"code_{e.reason}" if e.reason != "bad_credit_code" else "code_invalid", message_zh=str(e), message_en=str(e))
+            return refuse_code(e.reason)
         if f"{parsed.credit_code}:{parsed.issued:%Y%m%d}" in {r for p in self.snapshots.current for r in p.revoked_codes}:
-            return Decision(outcome="refused", code="code_revoked", message_zh="该企业码已作废，请企业出示新码。", message_en="This code was revoked.")
+            return refuse_code("revoked")
         facts = self.snapshots.facts(officer_id, parsed.credit_code, field, matter, exception, int(time.time() * 1000))
         return decide(facts, self.snapshots.policy())

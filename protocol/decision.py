@@ -4,6 +4,7 @@ One pure function, ``decide(facts, policy)``, shared by the server (facts from i
 device deciding offline (facts from the server's signed snapshot, marked provisional). The rules'
 numbers live in the policy file, never in code. Rules, in order:
 
+0. the scan must name its enforcement field;
 1. the officer's credential (持证执法): missing, revoked, not yet or no longer valid, or not covering the field;
 2. the enterprise must be registered;
 3. an inspection under way at the enterprise is joined (综合查一次: one visit, many checks);
@@ -31,11 +32,15 @@ class _Strict(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
+RiskClass = Literal["low", "medium", "high"]
+CreditGrade = Literal["A", "B", "C", "D"]
+
+
 class CapBand(_Strict, kw_only=True):
     """Most inspections a year for enterprises of one risk class and credit grade."""
 
-    risk: str
-    credit: str
+    risk: RiskClass
+    credit: CreditGrade
     per_year: Annotated[int, Meta(ge=0)]
 
 
@@ -57,6 +62,12 @@ class Policy(_Strict, kw_only=True):
     frequency: FrequencyLimits = FrequencyLimits()
     # How long a terminal waits for the server's answer before deciding from its snapshot.
     online_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 3.0
+
+    def __post_init__(self) -> None:
+        bands = [(b.risk, b.credit) for b in self.caps]
+        dup = next((b for i, b in enumerate(bands) if b in bands[:i]), None)
+        if dup is not None:
+            raise ValueError(f"key 'caps': expected each risk/credit band once, got {dup[0]}/{dup[1]} twice")
 
     def for_devices(self) -> SnapshotPolicy:
         """The part of the policy a device deciding offline needs."""
@@ -144,6 +155,21 @@ _EXCEPTION_ZH = {
 }
 
 
+#: Refusals of a scanned code, by protocol.enterprise_code.CodeError reason: (machine code, zh, en).
+CODE_REFUSALS = {
+    "not_ours": ("code_not_ours", "扫描的不是本平台签发的企业码。", "The scanned code is not an enterprise code issued by this platform."),
+    "unknown_key": ("code_unknown_key", "企业码由未知密钥签发，不予认可。", "The code was signed by an unknown key."),
+    "altered": ("code_altered", "企业码签名不符，可能被篡改或伪造。", "The code's signature does not match: it was altered or forged."),
+    "revoked": ("code_revoked", "该企业码已作废，请企业出示新码。", "This code was revoked; ask the enterprise for its current code."),
+    "bad_credit_code": ("code_invalid", "企业码中的统一社会信用代码或日期无效。", "The credit code or date inside the code is invalid."),
+}
+
+
+def refuse_code(reason: str) -> Decision:
+    """The refusal of a code that did not verify (reason as in CodeError.reason)."""
+    return _refuse(*CODE_REFUSALS[reason])
+
+
 def _credential_problem(f: Facts) -> Decision | None:
     c = f.credential
     if c is None:
@@ -197,6 +223,8 @@ def _warnings(f: Facts, p: Policy) -> list[DecisionWarning]:
 
 def decide(f: Facts, p: Policy) -> Decision:
     """The decision for one scan."""
+    if not f.field:
+        return _refuse("field_missing", "请选择本次检查的执法领域。", "State the enforcement field of this inspection.")
     refusal = _credential_problem(f)
     if refusal:
         return refusal
@@ -204,7 +232,7 @@ def decide(f: Facts, p: Policy) -> Decision:
         return _refuse("enterprise_unknown", f"统一社会信用代码 {f.credit_code} 未在企业名录中登记。", f"No enterprise with credit code {f.credit_code} is registered.")
     name = f.enterprise.name
     join_after = f.now_ms - int(p.join_window_hours * 3_600_000)
-    under_way = sorted((i for i in f.open_inspections if i.ended_ms is None and i.started_ms >= join_after), key=lambda i: (i.started_ms, i.inspection_id))
+    under_way = sorted((i for i in f.open_inspections if i.credit_code == f.credit_code and i.ended_ms is None and i.started_ms >= join_after), key=lambda i: (i.started_ms, i.inspection_id))
     if under_way:
         x = under_way[0]
         return Decision(
@@ -228,7 +256,7 @@ def decide(f: Facts, p: Policy) -> Decision:
             f"“{name}”在无事不扰企业清单中（依据：{nd.basis}），无法定例外情形不得入企检查。",
             f"{name} is on the no-disturb list (basis: {nd.basis}); an inspection needs a stated exception (complaint, random draw, major risk, rectification follow-up, superior assignment).",
         )
-    same = sorted((i for i in f.recent_inspections if i.field == f.field and i.started_ms >= f.now_ms - p.repeat_window_days * DAY_MS), key=lambda i: -i.started_ms)
+    same = sorted((i for i in f.recent_inspections if i.credit_code == f.credit_code and i.field == f.field and i.started_ms >= f.now_ms - p.repeat_window_days * DAY_MS), key=lambda i: -i.started_ms)
     if same and not has_exception:
         y = same[0]
         return Decision(

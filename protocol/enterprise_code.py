@@ -4,7 +4,7 @@
 
 The signature is Ed25519 over the ASCII bytes of everything before the last ':', written in RFC 4648
 base32 without padding (103 characters). Every character is in the QR alphanumeric set (0-9 A-Z and
-``:``), so the code fits a version 7 symbol (45x45 modules) at error correction level M: small enough
+``:``), so the code fits a version 6 symbol (41x41 modules) at error correction level M: small enough
 to print on a door sticker and read from a metre away.
 """
 
@@ -60,6 +60,9 @@ def verify(text: str, keys: dict[str, VerifyKey]) -> EnterpriseCode:
     if key is None:
         raise CodeError("unknown_key", f"企业码由未知密钥 {kid} 签发 / the code was signed by an unknown key {kid}")
     sig = base64.b32decode(sig32 + "=" * (-len(sig32) % 8))
+    if base64.b32encode(sig).decode("ascii").rstrip("=") != sig32:
+        # b32decode ignores the unused low bits of the last character: only the canonical text is genuine.
+        raise CodeError("altered", "企业码签名不符，可能被篡改 / the code's signature does not match: it was altered or forged")
     signed = t.rsplit(":", 1)[0]
     if not key.verify(signed.encode("ascii"), sig):
         raise CodeError("altered", "企业码签名不符，可能被篡改 / the code's signature does not match: it was altered or forged")

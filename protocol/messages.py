@@ -78,6 +78,7 @@ class DeviceEvent(Struct, frozen=True, kw_only=True, tag_field="type"):
 class EnterpriseScanned(DeviceEvent, kw_only=True, tag="enterprise_scanned"):
     """An officer scanned an enterprise's QR code (扫码检查)."""
 
+    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 added field, matter, exception_basis
     officer_id: ShortText
     code_text: Annotated[str, Meta(max_length=2000)]  # the QR code's text, exactly as read
     credit_code: CreditCode | None = None
@@ -242,6 +243,7 @@ class DecisionWarning(Struct, frozen=True, kw_only=True):
 class ScanDecision(ServerNotice, kw_only=True, tag="scan_decision"):
     """The server's answer to an EnterpriseScanned event."""
 
+    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 added joined_agency_id, exception_used, warnings
     scan_event_id: EventId
     outcome: Literal["allowed", "join", "repeat", "refused"]
     code: ShortText  # machine code, e.g. "no_disturb"

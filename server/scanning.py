@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from protocol.decision import DAY_MS, Decision, Enterprise, Facts, Policy, decide
+from protocol.decision import DAY_MS, Decision, Enterprise, Facts, Policy, decide, refuse_code
 from protocol.enterprise_code import CodeError
 from protocol.messages import Credential, ExceptionBasis, GeoPoint, InspectionRef, NoDisturbEntry
 from server.codes import check_code
@@ -39,19 +39,6 @@ class ScanRequest:
     exception: ExceptionBasis | None = None
     location: GeoPoint | None = None
     device_id: str | None = None
-
-
-_CODE_REFUSALS = {
-    "not_ours": ("code_not_ours", "扫描的不是本平台签发的企业码。", "The scanned code is not an enterprise code issued by this platform."),
-    "unknown_key": ("code_unknown_key", "企业码由未知密钥签发，不予认可。", "The code was signed by an unknown key."),
-    "altered": ("code_altered", "企业码签名不符，可能被篡改或伪造。", "The code's signature does not match: it was altered or forged."),
-    "revoked": ("code_revoked", "该企业码已作废，请企业出示新码。", "This code was revoked; ask the enterprise for its current code."),
-    "bad_credit_code": ("code_invalid", "企业码中的统一社会信用代码无效。", "The credit code inside the code is invalid."),
-}
-
-
-def _refused(code: str, zh: str, en: str) -> Decision:
-    return Decision(outcome="refused", code=code, message_zh=zh, message_en=en)
 
 
 def credential_of(con: sqlite3.Connection, officer_id: str) -> Credential | None:
@@ -174,15 +161,10 @@ def decide_scan(con: sqlite3.Connection, req: ScanRequest, policy: Policy, now_m
     try:
         credit_code = check_code(con, req.code_text).credit_code
     except CodeError as e:
-        code, zh, en = _CODE_REFUSALS[e.reason]
-        decision = _refused(code, zh, en)
+        decision = refuse_code(e.reason)
     else:
-        if not req.field:
-            decision = _refused("field_missing", "请选择本次检查的执法领域。", "State the enforcement field of this inspection.")
-        else:
-            facts = gather_facts(con, req, credit_code, policy, now_ms)
-            decision = decide(facts, policy)
-            decision = _open_or_join(con, req, decision, facts, now_ms)
+        facts = gather_facts(con, req, credit_code, policy, now_ms)
+        decision = _open_or_join(con, req, decide(facts, policy), facts, now_ms)
     cred = credential_of(con, req.officer_id)
     exc = req.exception
     con.execute(

@@ -83,7 +83,8 @@ CASES = [
     pytest.param(facts(credential=credential(valid_to_ms=NOW - 1)), "refused", "credential_expired", id="credential_expired"),
     pytest.param(facts(credential=credential(valid_to_ms=NOW)), "allowed", "allowed", id="credential_valid_to_now"),
     pytest.param(facts(field="fire_safety"), "refused", "credential_field", id="credential_field"),
-    pytest.param(facts(field=""), "refused", "credential_field", id="no_field_is_not_covered"),
+    pytest.param(facts(field=""), "refused", "field_missing", id="no_field"),
+    pytest.param(facts(field="", credential=None), "refused", "field_missing", id="field_before_credential"),
     pytest.param(facts(credential=credential(revoked=True, valid_to_ms=NOW - 1), field="fire_safety"), "refused", "credential_revoked", id="revoked_before_expired"),
     pytest.param(facts(credential=credential(valid_to_ms=NOW - 1), field="fire_safety"), "refused", "credential_expired", id="expired_before_field"),
     pytest.param(facts(credential=None, enterprise=None), "refused", "credential_missing", id="credential_before_enterprise"),
@@ -148,7 +149,7 @@ def test_every_code_of_decide_is_in_the_table() -> None:
     codes = {p.values[2] for p in CASES}
     assert codes == {
         "allowed", "allowed_exception", "join", "repeat", "no_disturb", "credential_missing", "credential_revoked", "credential_not_yet_valid",
-        "credential_expired", "credential_field", "enterprise_unknown", "cap_reached", "exception_invalid",
+        "credential_expired", "credential_field", "field_missing", "enterprise_unknown", "cap_reached", "exception_invalid",
     }  # fmt: skip
 
 
@@ -254,9 +255,18 @@ def test_cap_per_band(risk: str, credit: str, cap: int) -> None:
     assert decide(facts(enterprise=ent, inspections_this_year=cap + 5, exception=COMPLAINT, exception_ok=True), POLICY).code == "allowed_exception"
 
 
-def test_first_matching_band_wins() -> None:
-    p = Policy(caps=[CapBand(risk="low", credit="A", per_year=1), CapBand(risk="low", credit="A", per_year=9)])
-    assert p.cap_for("low", "A") == 1
+def test_a_band_listed_twice_is_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[caps]]\nrisk = "low"\ncredit = "A"\nper_year = 1\n[[caps]]\nrisk = "low"\ncredit = "A"\nper_year = 9\n')
+    with pytest.raises(ConfigError, match="low/A twice"):
+        load_toml(policy, Policy)
+
+
+def test_a_mistyped_risk_class_is_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[caps]]\nrisk = "meduim"\ncredit = "A"\nper_year = 1\n')
+    with pytest.raises(ConfigError, match=r"caps\.0\.risk.*'low', 'medium', 'high'.*meduim"):
+        load_toml(policy, Policy)
 
 
 # --------------------------------------------------------------------------- frequency warnings

@@ -237,11 +237,6 @@ def test_every_field_of_every_nested_type_is_shown() -> None:
     assert not missing, f"fields never shown in an example: {sorted(missing)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol/messages.py writes schema=SCHEMA_VERSION (1) for every type, also for the revision-2 layouts of "
-    "enterprise_scanned and scan_decision; see the helper's report",
-)
 @pytest.mark.parametrize("cls", [EnterpriseScanned, ScanDecision], ids=type_tag)
 def test_todays_writer_labels_its_messages_with_the_newest_revision(cls: type) -> None:
     newest, _ = _revisions()[type_tag(cls)][-1]
