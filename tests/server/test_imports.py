@@ -1,0 +1,460 @@
+"""``fe-server import``: CSV files into the registers of a real SQLite database, all rows or none."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from protocol.creditcode import check_character
+from server import db as dbmod
+from server import imports
+from server.imports import KINDS, MAX_PRINTED_ERRORS, add_import_parser, import_csv, run_import
+
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def code(n: int) -> str:
+    """A valid credit code numbered n."""
+    body = f"91110108MA{n:07d}"
+    return body + check_character(body)
+
+
+def bad_check(n: int) -> tuple[str, str]:
+    """Code n with a wrong check character, and the right one."""
+    good = code(n)
+    wrong = "1" if good[-1] != "1" else "2"
+    return good[:17] + wrong, good[-1]
+
+
+def cst_ms(*args: int) -> int:
+    return int(dt.datetime(*args, tzinfo=CST).timestamp() * 1000)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "fe.db"
+    dbmod.migrate(path)
+    return path
+
+
+def write(tmp_path: Path, name: str, text: str, *, bom: bool = False) -> Path:
+    path = tmp_path / name
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def count(db: Path, table: str) -> int:
+    return int(rows(db, f"SELECT count(*) FROM {table}")[0][0])
+
+
+# ------------------------------------------------------------------------------------------ each kind
+
+
+def test_fields_and_agencies(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "fields.csv", "field_id,name,name_en\nfood,食品安全,food safety\nfire,消防安全,\n")
+    assert import_csv(db, "fields", f, progress=False).rows == 2
+    a = write(tmp_path, "agencies.csv", "agency_id,name,name_en,region,fields\nSAMR,市场监管局,Market regulation,110108,food\nFIRE,消防救援支队,,110108, fire ; food \nNEW,新机构,,,\n")
+    assert import_csv(db, "agencies", a, progress=False).rows == 3
+    assert rows(db, "SELECT * FROM fields ORDER BY field_id") == [("fire", "消防安全", ""), ("food", "食品安全", "food safety")]
+    got = {r[0]: r for r in rows(db, "SELECT * FROM agencies ORDER BY agency_id")}
+    assert got["SAMR"] == ("SAMR", "市场监管局", "Market regulation", "110108", '["food"]')
+    assert json.loads(str(got["FIRE"][4])) == ["fire", "food"]
+    assert got["NEW"][4] == "[]"
+
+
+def test_enterprises_upper_cased_with_defaults(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "e.csv", f"credit_code,name,address,region,risk,credit\n{code(1).lower()},某餐饮公司,某路1号,110108,High,a\n{code(2)},守信企业,,,,\n")
+    result = import_csv(db, "enterprises", f, progress=False)
+    assert (result.ok, result.rows, result.updated, result.dry_run) == (True, 2, 0, False)
+    assert rows(db, "SELECT * FROM enterprises ORDER BY credit_code") == [
+        (code(1), "某餐饮公司", "某路1号", "110108", "high", "A"),
+        (code(2), "守信企业", "", "", "medium", "B"),
+    ]
+
+
+def test_officers_dates_are_china_standard_time(db: Path, tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "o.csv",
+        "officer_id,name,agency_id,credential_no,fields,valid_from,valid_to,revoked\n"
+        "OFF-1,张三,SAMR,C-1,food;fire,2024-01-01,2024-12-31,\n"
+        "OFF-2,李四,SAMR,C-2,food,2024-03-01,2024-03-01,2024-02-15\n",
+    )
+    assert import_csv(db, "officers", f, progress=False).rows == 2
+    got = rows(db, "SELECT officer_id, fields, valid_from_ms, valid_to_ms, revoked_ms FROM officers ORDER BY officer_id")
+    assert got[0] == ("OFF-1", '["food", "fire"]', cst_ms(2024, 1, 1), cst_ms(2025, 1, 1) - 1, None)
+    # valid_from 00:00 CST is 16:00 UTC the day before; a one-day credential lasts through 23:59:59.999 CST.
+    assert dt.datetime.fromtimestamp(got[1][2] / 1000, dt.timezone.utc) == dt.datetime(2024, 2, 29, 16, 0, tzinfo=dt.timezone.utc)
+    assert got[1][3] - got[1][2] == 86_400_000 - 1
+    assert got[1][4] == cst_ms(2024, 2, 15)
+
+
+def test_complaints_received_date_or_datetime(db: Path, tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "c.csv",
+        "ticket_no,credit_code,field,summary,received\n"
+        f"T-1,{code(1)},food,后厨卫生,2024-03-05\n"
+        f"T-2,{code(1)},,,2024-03-05 14:30\n"
+        f"T-3,{code(2)},fire,通道堵塞,2024-03-05T06:30:00Z\n",
+    )
+    assert import_csv(db, "complaints", f, progress=False).rows == 3
+    assert rows(db, "SELECT ticket_no, credit_code, field, summary, received_ms, closed_ms FROM complaints ORDER BY ticket_no") == [
+        ("T-1", code(1), "food", "后厨卫生", cst_ms(2024, 3, 5), None),
+        ("T-2", code(1), None, "", cst_ms(2024, 3, 5, 14, 30), None),
+        ("T-3", code(2), "fire", "通道堵塞", cst_ms(2024, 3, 5, 14, 30), None),
+    ]
+
+
+def test_no_disturb_open_ended_and_replace_closes_open_entries(db: Path, tmp_path: Path) -> None:
+    header = "credit_code,basis,valid_from,valid_to,added_by\n"
+    f = write(tmp_path, "nd.csv", header + f"{code(1)},A级纳税信用,2024-01-01,,sup-1\n{code(2)},示范企业,2024-01-01,2024-06-30,sup-1\n")
+    assert import_csv(db, "no-disturb", f, progress=False).rows == 2
+    assert rows(db, "SELECT credit_code, valid_from_ms, valid_to_ms, added_by, removed_ms FROM no_disturb ORDER BY id") == [
+        (code(1), cst_ms(2024, 1, 1), None, "sup-1", None),
+        (code(2), cst_ms(2024, 1, 1), cst_ms(2024, 7, 1) - 1, "sup-1", None),
+    ]
+    # The same entry again is refused; a new period for the same enterprise is added.
+    again = import_csv(db, "no-disturb", f, progress=False)
+    assert [line for line, _ in again.errors] == [2, 3]
+    assert "already has an open no-disturb entry" in again.errors[0][1]
+    later = write(tmp_path, "nd2.csv", header + f"{code(1)},复核通过,2025-01-01,,sup-2\n")
+    assert import_csv(db, "no-disturb", later, progress=False).ok
+    assert count(db, "no_disturb") == 3
+    # --replace closes every open entry of the codes in the file, then adds the file's.
+    result = import_csv(db, "no-disturb", later, replace=True, progress=False)
+    assert (result.ok, result.updated) == (True, 2)
+    open_rows = rows(db, "SELECT credit_code, basis FROM no_disturb WHERE removed_ms IS NULL ORDER BY id")
+    assert open_rows == [(code(2), "示范企业"), (code(1), "复核通过")]
+
+
+def test_plans_and_targets(db: Path, tmp_path: Path) -> None:
+    header = "plan_id,agency_id,field,kind,title,valid_from,valid_to,credit_code\n"
+    f = write(
+        tmp_path,
+        "p.csv",
+        header + "".join(f"P-1,SAMR,food,random_draw,2024年双随机,2024-01-01,2024-12-31,{code(n)}\n" for n in (1, 2, 3)) + f"P-2,FIRE,fire,special,专项检查,2024-05-01,2024-05-31,{code(1)}\n",
+    )
+    result = import_csv(db, "plans", f, progress=False)
+    assert (result.ok, result.rows) == (True, 4)
+    assert rows(db, "SELECT plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms FROM plans ORDER BY plan_id") == [
+        ("P-1", "SAMR", "food", "random_draw", "2024年双随机", cst_ms(2024, 1, 1), cst_ms(2025, 1, 1) - 1),
+        ("P-2", "FIRE", "fire", "special", "专项检查", cst_ms(2024, 5, 1), cst_ms(2024, 6, 1) - 1),
+    ]
+    assert rows(db, "SELECT plan_id, credit_code FROM plan_targets ORDER BY plan_id, credit_code") == [("P-1", code(1)), ("P-1", code(2)), ("P-1", code(3)), ("P-2", code(1))]
+
+    # With --replace the plan is updated and its targets become the file's.
+    g = write(tmp_path, "p2.csv", header + f"P-1,SAMR,food,random_draw,2024年双随机（调整）,2024-01-01,2024-12-31,{code(4)}\n")
+    assert import_csv(db, "plans", g, progress=False).errors == [(2, "plan 'P-1' already exists in the database (--replace updates it and replaces its targets)")]
+    result = import_csv(db, "plans", g, replace=True, progress=False)
+    assert (result.ok, result.updated) == (True, 1)
+    assert rows(db, "SELECT title FROM plans WHERE plan_id = 'P-1'") == [("2024年双随机（调整）",)]
+    assert rows(db, "SELECT plan_id, credit_code FROM plan_targets ORDER BY plan_id, credit_code") == [("P-1", code(4)), ("P-2", code(1))]
+
+
+def test_plans_rows_must_agree(db: Path, tmp_path: Path) -> None:
+    header = "plan_id,agency_id,field,title,valid_from,valid_to,credit_code\n"
+    f = write(
+        tmp_path,
+        "p.csv",
+        header
+        + f"P-1,SAMR,food,抽查,2024-01-01,2024-12-31,{code(1)}\n"
+        + f"P-1,SAMR,food,抽查,2024-01-01,2024-12-30,{code(2)}\n"
+        + f"P-1,SAMR,food,抽查,2024-01-01,2024-12-31,{code(1)}\n",
+    )
+    result = import_csv(db, "plans", f, progress=False)
+    assert result.errors == [
+        (3, "plan 'P-1' has valid_to '2024-12-30' here but '2024-12-31' on line 2: a plan's rows must agree"),
+        (4, f"duplicate plan_id 'P-1' with credit_code '{code(1)}': already on line 2"),
+    ]
+    assert count(db, "plans") == count(db, "plan_targets") == 0
+
+
+# ------------------------------------------------------------------------------------------ bad files
+
+
+def test_bad_rows_named_by_physical_line_and_nothing_imported(db: Path, tmp_path: Path) -> None:
+    wrong, right = bad_check(3)
+    text = (
+        "credit_code,name,risk,credit\n"  # line 1
+        f'{code(1)},"多行\n名称",low,A\n'  # lines 2-3: a quoted name spanning two lines
+        "\n"  # line 4: blank, skipped
+        f"{wrong},错号企业,low,A\n"  # line 5
+        f"{code(4)},,low,A\n"  # line 6
+        f"{code(5)},名称,urgent,A\n"  # line 7
+        f"{code(6)},名称,low,E\n"  # line 8
+        f"{code(7)},{'长' * 201},low,A\n"  # line 9
+        f"{code(8)},名称,low\n"  # line 10
+        "9111,短号企业,low,A\n"  # line 11
+        f"{code(12)},好企业,low,A\n"  # line 12
+    )
+    result = import_csv(db, "enterprises", write(tmp_path, "enterprises.csv", text), progress=False)
+    assert result.rows == 0
+    assert result.error_count == len(result.errors) == 7
+    assert result.errors == [
+        (5, f"credit_code '{wrong}' fails its check character: expected {right}, got {wrong[-1]}"),
+        (6, "name is empty"),
+        (7, "risk 'urgent' is not one of low, medium, high"),
+        (8, "credit 'E' is not one of A, B, C, D"),
+        (9, "name has 201 characters, at most 200 are allowed"),
+        (10, "3 cells but the header has 4 columns"),
+        (11, "credit_code: a unified social credit code has 18 characters, '9111' has 4"),
+    ]
+    assert count(db, "enterprises") == 0
+
+
+def test_bom_is_accepted(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "e.csv", f"credit_code,name\r\n{code(1)},某公司\r\n", bom=True)
+    assert import_csv(db, "enterprises", f, progress=False).rows == 1
+    assert rows(db, "SELECT credit_code, name FROM enterprises") == [(code(1), "某公司")]
+
+
+def test_text_stream_with_bom(db: Path) -> None:
+    result = import_csv(db, "fields", io.StringIO("\ufefffield_id,name\nfood,食品安全\n"), progress=False)
+    assert (result.ok, result.rows, result.source) == (True, 1, "<stream>")
+
+
+def test_not_utf8_is_named_by_line(db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "gbk.csv"
+    gbk = "好".encode("gbk")  # b"\xba\xc3": 0xba cannot start a UTF-8 character
+    path.write_bytes(f"credit_code,name\n{code(1)},好\n{code(2)},".encode() + gbk + b"\n")
+    result = import_csv(db, "enterprises", path, progress=False)
+    assert [line for line, _ in result.errors] == [3]
+    assert result.errors[0][1] == f"not UTF-8: byte 0xba at byte {len(code(2)) + 2} of the line (save the file as CSV UTF-8)"
+    assert count(db, "enterprises") == 0
+
+
+def test_unclosed_quote_is_a_syntax_error(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "e.csv", f'credit_code,name\n{code(1)},好\n{code(2)},"未闭合\n{code(3)},好\n')
+    result = import_csv(db, "enterprises", f, progress=False)
+    assert len(result.errors) == 1
+    assert result.errors[0][0] == 3
+    assert "CSV syntax error" in result.errors[0][1]
+
+
+def test_duplicate_in_file_names_first_line(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "e.csv", f"credit_code,name\n{code(1)},甲\n{code(2)},乙\n{code(1).lower()},丙\n")
+    result = import_csv(db, "enterprises", f, progress=False)
+    assert result.errors == [(4, f"duplicate credit_code '{code(1)}': already on line 2")]
+    assert count(db, "enterprises") == 0
+
+
+def test_officer_credential_unique_in_file_and_database(db: Path, tmp_path: Path) -> None:
+    header = "officer_id,name,agency_id,credential_no,fields,valid_from,valid_to\n"
+    f = write(tmp_path, "o.csv", header + "O-1,甲,SAMR,C-1,food,2024-01-01,2024-12-31\nO-2,乙,SAMR,C-1,food,2024-01-01,2024-12-31\n")
+    assert import_csv(db, "officers", f, progress=False).errors == [(3, "duplicate credential_no 'C-1': already on line 2")]
+    assert import_csv(db, "officers", write(tmp_path, "o1.csv", header + "O-1,甲,SAMR,C-1,food,2024-01-01,2024-12-31\n"), progress=False).ok
+    g = write(tmp_path, "o2.csv", header + "O-2,乙,SAMR,C-1,food,2024-01-01,2024-12-31\n")
+    assert import_csv(db, "officers", g, replace=True, progress=False).errors == [(2, "credential_no 'C-1' already belongs to officer 'O-1' in the database")]
+
+
+@pytest.mark.parametrize(
+    ("cells", "reason"),
+    [
+        ("2024-12-31,2024-01-01", "valid_to 2024-01-01 is before valid_from 2024-12-31"),
+        ("2024-02-30,2024-12-31", "valid_from '2024-02-30' is not a date YYYY-MM-DD (day is out of range for month)"),
+        ("2024/01/01,2024-12-31", "valid_from '2024/01/01' is not a date YYYY-MM-DD (expected YYYY-MM-DD)"),
+        ("20240101,2024-12-31", "valid_from '20240101' is not a date YYYY-MM-DD (expected YYYY-MM-DD)"),
+        ("2024-01-01,", "valid_to is empty"),
+    ],
+)
+def test_officer_date_rules(db: Path, tmp_path: Path, cells: str, reason: str) -> None:
+    f = write(tmp_path, "o.csv", f"officer_id,name,agency_id,credential_no,fields,valid_from,valid_to\nO-1,甲,SAMR,C-1,food,{cells}\n")
+    assert import_csv(db, "officers", f, progress=False).errors == [(2, reason)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [("", "fields is empty: at least one field id is required"), ("food;;fire", "fields 'food;;fire' has an empty id (check the ';' separators)"), ("food;food", "fields 'food;food' lists 'food' twice")],
+)
+def test_officer_field_lists(db: Path, tmp_path: Path, fields: str, reason: str) -> None:
+    f = write(tmp_path, "o.csv", f"officer_id,name,agency_id,credential_no,fields,valid_from,valid_to\nO-1,甲,SAMR,C-1,{fields},2024-01-01,2024-12-31\n")
+    assert import_csv(db, "officers", f, progress=False).errors == [(2, reason)]
+
+
+def test_complaint_received_must_be_a_date_or_datetime(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "c.csv", f"ticket_no,credit_code,received\nT-1,{code(1)},yesterday\n")
+    assert import_csv(db, "complaints", f, progress=False).errors == [
+        (2, "received 'yesterday' is neither a date YYYY-MM-DD nor an ISO datetime such as 2024-03-05T14:30:00+08:00")
+    ]
+
+
+# ------------------------------------------------------------------------------------------ headers
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("credit_code,nmae", "unknown column(s): nmae; missing column(s): name"),
+        ("credit_code", "missing column(s): name"),
+        ("credit_code,name,name", "column(s) named twice: name"),
+        ("credit_code,name,", "unknown column(s): (empty)"),
+    ],
+)
+def test_header_problems_list_expected_columns(db: Path, tmp_path: Path, header: str, problem: str) -> None:
+    f = write(tmp_path, "e.csv", f"{header}\n{code(1)},甲\n")
+    result = import_csv(db, "enterprises", f, progress=False)
+    assert result.errors == [(1, f"bad header: {problem}. Expected columns: credit_code, name, and optionally address, region, risk, credit")]
+
+
+def test_header_names_ignore_case_spaces_and_order(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "e.csv", f" Name , CREDIT_CODE\n甲,{code(1)}\n")
+    assert import_csv(db, "enterprises", f, progress=False).rows == 1
+
+
+def test_empty_file(db: Path, tmp_path: Path) -> None:
+    result = import_csv(db, "fields", write(tmp_path, "f.csv", ""), progress=False)
+    assert result.errors[0][0] == 1
+    assert result.errors[0][1].startswith("empty file: a header row is required")
+
+
+def test_header_only_imports_nothing(db: Path, tmp_path: Path) -> None:
+    result = import_csv(db, "fields", write(tmp_path, "f.csv", "field_id,name\n"), progress=False)
+    assert (result.ok, result.rows) == (True, 0)
+
+
+# ------------------------------------------------------------------------------------------ replace, dry run
+
+
+def test_existing_key_without_and_with_replace(db: Path, tmp_path: Path) -> None:
+    first = write(tmp_path, "e1.csv", f"credit_code,name,address,risk\n{code(1)},旧名,旧址,high\n")
+    assert import_csv(db, "enterprises", first, progress=False).ok
+    second = write(tmp_path, "e2.csv", f"credit_code,name\n{code(2)},新企业\n{code(1)},新名\n")
+    result = import_csv(db, "enterprises", second, progress=False)
+    assert result.errors == [(3, f"enterprise '{code(1)}' already exists in the database (--replace updates it)")]
+    assert count(db, "enterprises") == 1
+    result = import_csv(db, "enterprises", second, replace=True, progress=False)
+    assert (result.ok, result.rows, result.updated) == (True, 2, 1)
+    # Columns left out of the header keep their stored values.
+    assert rows(db, "SELECT * FROM enterprises ORDER BY credit_code") == [(code(1), "新名", "旧址", "", "high", "B"), (code(2), "新企业", "", "", "medium", "B")]
+
+
+def test_replace_keeps_complaint_closed(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "c.csv", f"ticket_no,credit_code,received\nT-1,{code(1)},2024-03-05\n")
+    assert import_csv(db, "complaints", f, progress=False).ok
+    con = dbmod.connect(db)
+    con.execute("UPDATE complaints SET closed_ms = 1")
+    con.close()
+    g = write(tmp_path, "c2.csv", f"ticket_no,credit_code,received,summary\nT-1,{code(2)},2024-03-06,改\n")
+    assert import_csv(db, "complaints", g, replace=True, progress=False).updated == 1
+    assert rows(db, "SELECT credit_code, summary, received_ms, closed_ms FROM complaints") == [(code(2), "改", cst_ms(2024, 3, 6), 1)]
+
+
+def test_dry_run_writes_nothing(db: Path, tmp_path: Path) -> None:
+    f = write(tmp_path, "e.csv", f"credit_code,name\n{code(1)},甲\n{code(2)},乙\n")
+    result = import_csv(db, "enterprises", f, dry_run=True, progress=False)
+    assert (result.ok, result.rows, result.dry_run) == (True, 2, True)
+    assert count(db, "enterprises") == 0
+    assert import_csv(db, "enterprises", write(tmp_path, "one.csv", f"credit_code,name\n{code(1)},甲\n"), progress=False).ok
+    # A dry run checks against the database too.
+    assert [line for line, _ in import_csv(db, "enterprises", f, dry_run=True, progress=False).errors] == [2]
+    assert import_csv(db, "enterprises", f, dry_run=True, replace=True, progress=False).updated == 1
+    assert count(db, "enterprises") == 1
+
+
+def test_dry_run_without_database_creates_none(tmp_path: Path) -> None:
+    f = write(tmp_path, "f.csv", "field_id,name\nfood,食品安全\n")
+    assert import_csv(tmp_path / "none.db", "fields", f, dry_run=True, progress=False).rows == 1
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_row_added_meanwhile_rejects_the_file(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Clashes are checked before the write lock is taken; a row added in between fails the INSERT, and is named.
+    original = imports._Enterprises.clashes
+
+    def clashes_then_someone_adds(self: imports._Register, con: sqlite3.Connection, replace: bool) -> list[tuple[int, str]]:
+        found = original(self, con, replace)
+        if not (tmp_path / "added").exists():
+            (tmp_path / "added").touch()
+            other = dbmod.connect(db)
+            other.execute("INSERT INTO enterprises(credit_code, name) VALUES (?, '别人刚加的')", (code(2),))
+            other.close()
+        return found
+
+    monkeypatch.setattr(imports._Enterprises, "clashes", clashes_then_someone_adds)
+    f = write(tmp_path, "e.csv", f"credit_code,name\n{code(1)},甲\n{code(2)},乙\n")
+    result = import_csv(db, "enterprises", f, progress=False)
+    assert result.errors == [(3, f"enterprise '{code(2)}' already exists in the database (--replace updates it)")]
+    assert rows(db, "SELECT credit_code, name FROM enterprises") == [(code(2), "别人刚加的")]
+
+
+def test_progress_bar_silent_when_stderr_is_not_a_terminal(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "f.csv", "field_id,name\nfood,食品安全\n")
+    assert import_csv(db, "fields", f, progress=True).ok
+    assert capsys.readouterr() == ("", "")
+
+
+def test_unknown_kind_and_missing_file(db: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown register 'devices'"):
+        import_csv(db, "devices", tmp_path / "x.csv")
+    with pytest.raises(FileNotFoundError):
+        import_csv(db, "fields", tmp_path / "missing.csv")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fe-server")
+    add_import_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_cli_imports(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "fields.csv", "field_id,name\nfood,食品安全\n")
+    args = cli(["import", "fields", str(f), "--db", str(db)])
+    assert (args.kind, args.replace, args.dry_run, args.progress) == ("fields", False, False, True)
+    assert run_import(cli(["import", "fields", str(f), "--db", str(db), "--no-progress"])) == 0
+    assert capsys.readouterr().out == f"{f}: imported 1 fields rows\n"
+    assert run_import(cli(["import", "fields", str(f), "--db", str(db), "--replace", "--dry-run"])) == 0
+    assert capsys.readouterr().out == f"{f}: 1 fields rows are valid (1 existing updated); nothing written (dry run)\n"
+
+
+def test_cli_rejects_with_capped_report(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "enterprises.csv", "credit_code,name\n" + "".join(f"{code(n)},\n" for n in range(60)) + f"{code(99)},好\n")
+    assert run_import(cli(["import", "enterprises", str(f), "--db", str(db)])) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == MAX_PRINTED_ERRORS + 2
+    assert err[0] == f"{f}:2: name is empty"
+    assert err[MAX_PRINTED_ERRORS - 1] == f"{f}:{MAX_PRINTED_ERRORS + 1}: name is empty"
+    assert err[-2:] == [f"{f}: ... and 10 more bad rows", f"{f}: rejected, 60 bad row(s); nothing imported"]
+    assert count(db, "enterprises") == 0
+
+
+def test_cli_reads_stdin(db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    data = b"\xef\xbb\xbffield_id,name\nfood,\xe9\xa3\x9f\xe5\x93\x81\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert run_import(cli(["import", "fields", "-", "--db", str(db)])) == 0
+    assert capsys.readouterr().out == "<stdin>: imported 1 fields rows\n"
+    assert rows(db, "SELECT field_id, name FROM fields") == [("food", "食品")]
+
+
+def test_cli_missing_file(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_import(cli(["import", "fields", str(tmp_path / "nope.csv"), "--db", str(db)])) == 1
+    assert capsys.readouterr().err == f"fe-server: cannot read {tmp_path / 'nope.csv'}: No such file or directory\n"
+
+
+def test_cli_help_documents_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli(["import", "--help"])
+    out = capsys.readouterr().out
+    for kind in KINDS:
+        assert f"\n  {kind}" in out
+    assert "credit_code*, name* (at most 200 characters)" in out
+    with pytest.raises(SystemExit):
+        cli(["import", "devices", "x.csv"])
+    assert "invalid choice: 'devices'" in capsys.readouterr().err
