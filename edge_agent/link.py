@@ -140,9 +140,14 @@ class Link:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         try:
-            if self.stats.connected:
+            if self._client.is_connected():
                 # A clean disconnect suppresses the last will, so say "offline" ourselves.
-                self._client.publish(topics.device_presence(self.device_id), b"offline", qos=1, retain=True).wait_for_publish(timeout=2)
+                info = self._client.publish(topics.device_presence(self.device_id), b"offline", qos=1, retain=True)
+                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                    try:
+                        info.wait_for_publish(timeout=2)
+                    except RuntimeError:  # the connection dropped meanwhile: the broker's will says it instead
+                        pass
             self._client.disconnect()
         finally:
             self._client.loop_stop()

@@ -42,9 +42,11 @@ mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 "$mosquitto_bin" -c "$dir/mosquitto/mosquitto.conf" & pids+=($!)
 
 if [ ! -d "$dir/devices" ]; then
-  $py -m server.cli devices add --db "$dir/server.db" --model body_recorder --agency market-regulation --count 3 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
-  $py -m server.cli devices add --db "$dir/server.db" --model qr_terminal --agency ecology --count 2 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
-  $py -m server.cli devices add --db "$dir/server.db" --model phone --agency emergency-management --count 1 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
+  $py -m server.cli devices add --db "$dir/server.db" --model body_recorder --agency market-regulation --count 2 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
+  $py -m server.cli devices add --db "$dir/server.db" --model qr_terminal --agency market-regulation --count 2 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
+  $py -m server.cli devices add --db "$dir/server.db" --model qr_terminal --agency ecology --count 1 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
+  $py -m server.cli devices add --db "$dir/server.db" --model phone --agency emergency-management --count 2 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
+  $py -m server.cli demo-seed --db "$dir/server.db" --devices "$dir/devices" >/dev/null
 fi
 
 $py -m server.cli run --db "$dir/server.db" --mqtt-port "$mqtt_port" --http-port "$http_port" > "$dir/server.log" 2>&1 & pids+=($!)
@@ -65,7 +67,7 @@ cat <<MSG
   Health / metrics:     http://127.0.0.1:$http_port/health   http://127.0.0.1:$http_port/metrics
   Broker:               mqtt://127.0.0.1:$mqtt_port
   Logs:                 $dir/server.log, $dir/devices.log
-  6 simulated devices send inspections at $rate events/s each. Ctrl-C stops everything.
+  simulated devices (QR terminals, phones, recorders) scan enterprises and inspect at $rate events/s each. Ctrl-C stops everything.
 
 MSG
 wait "$sim"

@@ -12,6 +12,7 @@ from protocol.config import ConfigError
 from protocol.creditcode import CreditCodeError
 from protocol.signing import KeyFormatError
 from server import db as dbmod
+from server.imports import add_import_parser, run_import
 from server.keys import load_or_create_server_key
 from server.registry import RegistryError, provision, revoke
 from server.settings import ServerSettings
@@ -89,8 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--out", type=Path, help="file to write (.png, .svg or .txt)")
     qr.add_argument("--revoke", metavar="REASON", help="revoke every code issued to the enterprise instead, giving the reason")
 
+    demo = sub.add_parser(
+        "demo-seed",
+        help="fill the registers with a demo district for the devices provisioned, and write the simulator's scenario",
+        description="Agencies, fields, enterprises with signed codes, one credentialed officer per registered device, a "
+        "no-disturb list and complaint tickets; writes scenario.json into the bundles' folder for `fe-agent simulate`.",
+    )
+    _add_db(demo)
+    demo.add_argument("--devices", type=Path, required=True, help="the folder of device bundles")
+    demo.add_argument("--enterprises", type=int, default=200, help="how many enterprises (default 200)")
+
     keys = sub.add_parser("key", help="print the server's public key (devices verify receipts with it)")
     _add_db(keys)
+    add_import_parser(sub)
     return parser
 
 
@@ -164,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "import":
+            return run_import(args)
         dbmod.migrate(args.db)
         if args.command == "key":
             print(load_or_create_server_key(_server_key_path(args)).public_hex)
@@ -174,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             for p in made:
                 print(f"{p.device_id}\t{p.bundle_dir}")
+        elif args.command == "demo-seed":
+            from server.demo import seed_demo
+
+            print(json.dumps(seed_demo(args.db, args.devices, enterprises=args.enterprises)))
         elif args.command == "qr":
             return _cmd_qr(args)
         elif args.command == "devices" and args.devices_command == "revoke":

@@ -236,6 +236,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
+        con.execute("PRAGMA journal_size_limit=67108864")  # a bulk import must not leave a huge WAL file behind
     con.execute("PRAGMA foreign_keys=ON")
     con.execute("PRAGMA busy_timeout=10000")
     return con

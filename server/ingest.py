@@ -42,6 +42,8 @@ QUEUE_MAX = 20_000
 RECEIPT_CHUNK = 200
 #: How long the writer waits for more messages to join a batch once it has one.
 BATCH_LINGER_S = 0.005
+#: Device kinds that scan enterprise codes, and so need decision snapshots.
+SCANNING_KINDS = frozenset({"qr_terminal", "phone"})
 #: A device that is active gets a fresh decision snapshot at least this often.
 SNAPSHOT_REFRESH_S = 300.0
 
@@ -189,7 +191,9 @@ class Ingest:
         region = device_region(con, device_id)
         if region is None:
             return
-        fmt = con.execute("SELECT wire_format FROM devices WHERE device_id = ?", (device_id,)).fetchone()[0]
+        fmt, kind = con.execute("SELECT wire_format, kind FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        if kind not in SCANNING_KINDS:
+            return
         for part in build_snapshot(con, device_id, region, self.policy, int(time.time() * 1000)):
             self._client.publish(topics.device_down(device_id), seal(part, self.key, fmt), qos=1)
         self._snapshot_sent[device_id] = time.monotonic()

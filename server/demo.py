@@ -1,0 +1,98 @@
+"""A demo district: registers for the devices already provisioned, and a scenario file for the simulator.
+
+``fe-server demo-seed`` fills an empty database with agencies, fields, enterprises (with signed codes),
+officers (one per device, credentialed for their agency's fields), a no-disturb list and complaint
+tickets, and writes ``scenario.json`` beside the device bundles: which officer carries which device,
+and the codes on the enterprises' doors. Nothing here is used outside the demo and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from protocol.creditcode import check_character
+from server import db as dbmod
+from server.codes import issue_code
+
+REGION = "110108"
+DAY_MS = 86_400_000
+AGENCIES = {
+    "market-regulation": ("海淀区市场监督管理局", "Haidian market regulation bureau", ["food_safety", "product_quality"]),
+    "ecology": ("海淀区生态环境局", "Haidian ecology and environment bureau", ["pollution"]),
+    "emergency-management": ("海淀区应急管理局", "Haidian emergency management bureau", ["work_safety", "fire_safety"]),
+    "urban-management": ("海淀区城市管理综合执法局", "Haidian urban management bureau", ["city_appearance"]),
+}
+FIELDS = {
+    "food_safety": ("食品安全", "food safety"),
+    "product_quality": ("产品质量", "product quality"),
+    "pollution": ("污染防治", "pollution control"),
+    "work_safety": ("安全生产", "work safety"),
+    "fire_safety": ("消防安全", "fire safety"),
+    "city_appearance": ("市容环境", "city appearance"),
+}
+_NAMES = ("餐饮", "超市", "汽修", "印刷", "化工", "物流", "建材", "食品加工", "服装", "电子")
+_PLACES = ("中关村", "五道口", "学院路", "万柳", "西三旗", "上地", "苏州街", "紫竹院")
+
+
+def _code(n: int) -> str:
+    body = f"91{REGION}MA{n:07d}"
+    return body + check_character(body)
+
+
+def seed_demo(db_path: Path, devices_dir: Path, *, enterprises: int = 200, seed: int = 7) -> dict[str, object]:
+    """Fill the registers for the devices in the database and write the simulator's scenario."""
+    rng = random.Random(seed)
+    now = int(time.time() * 1000)
+    dbmod.migrate(db_path)
+    con = dbmod.connect(db_path)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("INSERT OR IGNORE INTO fields(field_id, name, name_en) VALUES (?, ?, ?)", [(k, *v) for k, v in FIELDS.items()])
+        con.executemany(
+            "INSERT OR IGNORE INTO agencies(agency_id, name, name_en, region, fields) VALUES (?, ?, ?, ?, ?)",
+            [(k, zh, en, REGION, json.dumps(f)) for k, (zh, en, f) in AGENCIES.items()],
+        )
+        codes = [_code(i + 1) for i in range(enterprises)]
+        rows = []
+        for i, c in enumerate(codes):
+            risk = rng.choices(["low", "medium", "high"], [5, 4, 1])[0]
+            credit = rng.choices(["A", "B", "C", "D"], [4, 4, 1, 1])[0]
+            rows.append((c, f"北京{rng.choice(_PLACES)}{_NAMES[i % len(_NAMES)]}有限公司{i + 1:03d}", f"北京市海淀区{rng.choice(_PLACES)}{i + 1}号", REGION, risk, credit))
+        con.executemany("INSERT OR IGNORE INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        quiet = [r[0] for r in rows if r[4] == "low" and r[5] == "A"][: max(1, enterprises // 12)]
+        con.executemany(
+            "INSERT INTO no_disturb(credit_code, basis, valid_from_ms, valid_to_ms, added_by, added_ms) VALUES (?, 'A级信用、低风险，连续三年无违法记录', ?, NULL, 'demo', ?)",
+            [(c, now - 90 * DAY_MS, now) for c in quiet],
+        )
+        con.executemany(
+            "INSERT OR IGNORE INTO complaints(ticket_no, credit_code, field, summary, received_ms) VALUES (?, ?, 'food_safety', '12345热线：群众反映', ?)",
+            [(f"12345-DEMO-{i:03d}", c, now - DAY_MS) for i, c in enumerate(quiet[:3])],
+        )
+        devices = con.execute("SELECT device_id, agency_id, kind FROM devices WHERE revoked_ms IS NULL ORDER BY device_id").fetchall()
+        scenario_devices = {}
+        for device_id, agency_id, kind in devices:
+            fields = AGENCIES.get(agency_id, ("", "", ["food_safety"]))[2]
+            officer_id = f"OFF-{device_id}"
+            con.execute(
+                "INSERT OR IGNORE INTO officers(officer_id, name, agency_id, credential_no, fields, valid_from_ms, valid_to_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (officer_id, f"执法员{device_id[-3:]}", agency_id, f"京海执{device_id}", json.dumps(fields), now - 365 * DAY_MS, now + 365 * DAY_MS),
+            )
+            scenario_devices[device_id] = {"officer_id": officer_id, "fields": fields, "kind": kind}
+        door_codes = []
+        for c in codes:
+            text, name = issue_code(con, db_path, c)
+            door_codes.append({"credit_code": c, "name": name, "text": text})
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+    scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet}
+    devices_dir.mkdir(parents=True, exist_ok=True)
+    (devices_dir / "scenario.json").write_text(json.dumps(scenario, ensure_ascii=False, indent=1))
+    return {"devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet)}
