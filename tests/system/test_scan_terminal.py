@@ -129,3 +129,34 @@ def test_two_terminals_scanning_at_once_share_one_inspection(stack: Stack, termi
     assert len({r["inspection_id"] for r in results}) == 1
     assert all(not r["provisional"] for r in results)
     assert len(http_json(f"{stack.server.url}/api/v1/inspections?credit_code={PLAIN}")[1]) == 1
+
+
+def test_every_other_answer_through_the_terminal(stack: Stack, terminals: list[DeviceRun]) -> None:
+    t1, t2 = terminals
+    good, fragile, plain = code_text(stack, GOOD), code_text(stack, FRAGILE), code_text(stack, PLAIN)
+    cases = [
+        (dict(officer="NOBODY", code_text=plain), "credential_missing"),
+        (dict(officer="OFF-FUTURE", code_text=plain), "credential_not_yet_valid"),
+        (dict(officer="OFF-REVOKED", code_text=plain), "credential_revoked"),
+        (dict(officer="OFF-SAMR-1", code_text=plain, field="fire"), "credential_field"),
+        (dict(officer="OFF-SAMR-1", code_text=plain[:-3] + "AAA"), "code_altered"),
+        (dict(officer="OFF-SAMR-1", code_text="https://example.com/qr"), "code_not_ours"),
+        (dict(officer="OFF-SAMR-1", code_text=good, exception_basis={"kind": "complaint", "reference": "12345-2026-002"}), "exception_invalid"),
+        (dict(officer="OFF-SAMR-1", code_text=good, exception_basis={"kind": "random_draw", "reference": "PLAN-2026-Q4"}), "allowed_exception"),
+        (dict(officer="OFF-SAMR-2", code_text=fragile), "allowed"),
+    ]
+    answers = {}
+    for kwargs, expected in cases:
+        officer = kwargs.pop("officer")
+        a = terminal_scan(t1, officer, **kwargs)
+        assert (a["provisional"], a["code"]) == (False, expected), (officer, kwargs, a)
+        assert a["message_zh"] and a["message_en"]
+        answers[expected] = a
+    code, _ = t1.submit("inspection_ended", {"inspection_id": answers["allowed"]["inspection_id"], "officer_id": "OFF-SAMR-2", "result": "no_violation"})
+    assert code == 202
+    wait_for(lambda: http_json(f"{stack.server.url}/api/v1/inspections/{answers['allowed']['inspection_id']}")[1]["status"] == "ended", timeout=20)
+    capped = terminal_scan(t2, "OFF-FIRE-1", field="fire", code_text=fragile)
+    assert (capped["outcome"], capped["code"]) == ("refused", "cap_reached")
+    urllib.request.urlopen(urllib.request.Request(f"{stack.server.url}/api/v1/enterprises/{PLAIN}/qr/revoke", data=b'{"reason": "lost"}',
+                                                  headers={"Content-Type": "application/json"}), timeout=10).close()  # fmt: skip
+    assert terminal_scan(t2, "OFF-FIRE-1", field="fire", code_text=plain)["code"] == "code_revoked"
