@@ -11,8 +11,8 @@ What it does, in one run, on 127.0.0.1 with a private memory-only Mosquitto:
    the two is the baseline (the ratio is conservative on a noisy machine).
 2. End to end: the server runs as its own process (``python -m server.cli run``); 50 devices run as
    ``Agent`` objects in this process (as ``fe-agent simulate`` runs them). Every device submits a fixed
-   number of realistic events (``submit_async``, no pacing), and the clock runs from the first submit to
-   the last receipt processed, i.e. until every outbox is empty. Latency per event: from the moment the
+   number of events (recordings' metadata, see ``event_stream``) with ``submit_async``, no pacing, and
+   the clock runs from the first submit to the last receipt processed, i.e. until every outbox is empty. Latency per event: from the moment the
    agent accepted it (its future resolved: on disk) to the moment the agent's link removed it from the
    outbox on the server's verified receipt (``Outbox.remove_receipted`` is wrapped per instance).
    Because the saturated run queues everything at once, its latency mostly measures queueing, so a
@@ -34,13 +34,16 @@ The last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import random
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +74,25 @@ QUICK = Plan(raw_messages=20_000, events_per_device=100, paced_seconds=5.0, acce
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def event_stream(agent: Any, seed: int) -> Any:
-    """Endless realistic submissions for one device (scan, start, media, end...)."""
-    from edge_agent.simulate import SimulatedOfficer
+def event_stream(agent: Any, seed: int) -> Iterator[Any]:
+    """Endless submissions for one device: recordings' metadata (``media_captured``), what the
+    simulator sends without a scenario. Scans and inspection events are left out on purpose: the
+    server turns them into decisions and register rows that only make sense with seeded registers."""
+    from edge_agent.agent import Submission
 
-    return SimulatedOfficer(agent, rate=0.0, seed=seed).events()
+    rng = random.Random(seed)
+    officer = f"OFF-{agent.device_id}"
+    while True:
+        digest = hashlib.sha256(f"{agent.device_id}:{rng.random()}".encode()).hexdigest()
+        fields = {
+            "file_name": f"{digest[:8]}.mp4",
+            "media_kind": "video",
+            "size_bytes": rng.randint(10**6, 10**8),
+            "sha256": digest,
+            "officer_id": officer,
+            "duration_ms": rng.randint(60_000, 1_800_000),
+        }
+        yield Submission("media_captured", fields)
 
 
 class Clock:
@@ -395,7 +412,8 @@ def run_backlog(cfg: Path, server: c.Server, plan: Plan) -> dict[str, float]:
     db_mb = sum(p.stat().st_size for p in cfg.parent.glob("outbox.db*")) / 1e6
     c.say(
         f"agent alone: {n} events accepted offline in {float(accept_s):.2f} s = {n / float(accept_s):.0f} events/s (up to 500 outstanding);"
-        f" peak RSS {mem['VmHWM']:.1f} MB with {n} queued (idle agent {idle['VmRSS']:.1f} MB); outbox {int(nbytes) / 1e6:.1f} MB of payload, {db_mb:.1f} MB on disk"
+        f" peak RSS {mem['VmHWM']:.1f} MB with {n} queued (idle agent {idle['VmRSS']:.1f} MB); outbox {int(nbytes) / 1e6:.1f} MB of payload"
+        f" ({int(nbytes) / n:.0f} B per signed event), {db_mb:.1f} MB on disk"
     )
 
     # Reconnect: the same device opened again here, broker and server up; time to an empty outbox.
@@ -432,6 +450,7 @@ def run_backlog(cfg: Path, server: c.Server, plan: Plan) -> dict[str, float]:
         "agent_peak_rss_mb": mem["VmHWM"],
         "agent_idle_rss_mb": idle["VmRSS"],
         "outbox_disk_mb": db_mb,
+        "event_payload_bytes": int(nbytes) / n,
         "outbox_reopen_s": open_s,
         "drain_s": drain_s,
         "drain_events_per_s": n / drain_s,
@@ -517,6 +536,7 @@ def main() -> int:
             "agent_peak_rss_mb": c.rounded(backlog["agent_peak_rss_mb"]),
             "agent_idle_rss_mb": c.rounded(backlog["agent_idle_rss_mb"]),
             "outbox_disk_mb": c.rounded(backlog["outbox_disk_mb"]),
+            "event_payload_bytes": round(backlog["event_payload_bytes"]),
             "cpus": os.cpu_count(),
             "loadavg_1m_start": round(load_start, 2),
             "loadavg_1m_end": round(load_end, 2),
