@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import shutil
@@ -18,13 +19,15 @@ import msgspec
 from edge_agent.errors import EdgeAgentError, InvalidEvent, OutboxFull
 from edge_agent.link import Link
 from edge_agent.outbox import Accepted, Draft, Outbox, alarm_record
-from protocol.codec import seal
+from protocol.codec import seal_with_body
 from protocol.config import DeviceConfig, load_device_config
 from protocol.messages import DEVICE_MESSAGE_TYPES, LOW_PRIORITY_TYPES, DeviceMessage, type_tag
 from protocol.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
+#: Labels the device adds to media metadata: who, which inspection or case, who collected it, what it proves.
+CONTEXT_KEYS = ("officer_id", "inspection_id", "case_no", "collector", "proves")
 #: Most events stored in one transaction by the accepting thread.
 GROUP_COMMIT_MAX = 500
 _COMMON = frozenset({"schema", "device_id", "seq", "device_time_ms", "clock_error_ms", "clock_source"})
@@ -59,6 +62,8 @@ class Agent:
         self._heartbeat_stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.device_id}", daemon=True)
         self.started_ms = int(time.time() * 1000)
+        # What the device knows about the work under way, added to media metadata (labels practice requires).
+        self.context: dict[str, str] = {}
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kw: Any) -> Agent:
@@ -120,31 +125,53 @@ class Agent:
             fut.set_exception(InvalidEvent(f"fields {sorted(bad)} are set by the agent, not by the caller"))
             return fut
         self._queue.put((sub, fut))
+        self._follow(sub)
         return fut
 
+    def _follow(self, sub: Submission) -> None:
+        """Keep the context in step with the inspections the device reports."""
+        f = sub.fields
+        if sub.type in ("inspection_started", "inspection_joined") and isinstance(f.get("inspection_id"), str):
+            self.context.update(inspection_id=f["inspection_id"], officer_id=str(f.get("officer_id", "")))
+        elif sub.type == "inspection_ended" and self.context.get("inspection_id") == f.get("inspection_id"):
+            self.context.pop("inspection_id", None)
+
+    def set_context(self, **labels: str | None) -> dict[str, str]:
+        """Set (or with None clear) context labels: officer_id, inspection_id, case_no, collector, proves."""
+        for key, value in labels.items():
+            if key not in CONTEXT_KEYS:
+                raise InvalidEvent(f"unknown context label {key!r}; expected one of: {', '.join(CONTEXT_KEYS)}")
+            if value is None:
+                self.context.pop(key, None)
+            else:
+                self.context[key] = value
+        return dict(self.context)
+
     def _draft(self, sub: Submission, now_ms: int) -> Draft:
-        event_id = sub.event_id or str(uuid.uuid4())
+        """Validate a submission (InvalidEvent if it breaks the schema) and prepare its signing."""
         clock = self.config.clock
         fmt = self.config.delivery.wire_format
+        fields = {
+            **sub.fields,
+            "type": sub.type,
+            "event_id": sub.event_id or str(uuid.uuid4()),
+            "device_id": self.device_id,
+            "seq": 1,  # placeholders until the outbox numbers and links it
+            "device_time_ms": now_ms,
+            "clock_error_ms": clock.error_ms,
+            "clock_source": clock.source,
+        }
+        try:
+            template = msgspec.convert(fields, type=DeviceMessage)
+        except msgspec.ValidationError as e:
+            raise InvalidEvent(f"{sub.type}: {e}") from None
 
-        def build(seq: int) -> tuple[str, bytes]:
-            fields = {
-                **sub.fields,
-                "type": sub.type,
-                "event_id": event_id,
-                "device_id": self.device_id,
-                "seq": seq,
-                "device_time_ms": now_ms,
-                "clock_error_ms": clock.error_ms,
-                "clock_source": clock.source,
-            }
-            try:
-                msg = msgspec.convert(fields, type=DeviceMessage)
-            except msgspec.ValidationError as e:
-                raise InvalidEvent(f"{sub.type}: {e}") from None
-            return sub.type, seal(msg, self.key, fmt)
+        def build(seq: int, prev_hash: str | None) -> tuple[str, bytes, str]:
+            # Both values are the outbox's own (a positive number, a hex digest): no need to validate again.
+            payload, body = seal_with_body(msgspec.structs.replace(template, seq=seq, prev_hash=prev_hash), self.key, fmt)
+            return sub.type, payload, hashlib.sha256(body).hexdigest()
 
-        return Draft(event_id=event_id, low_priority=sub.type in LOW_PRIORITY_TYPES, build=build)
+        return Draft(event_id=template.event_id, low_priority=sub.type in LOW_PRIORITY_TYPES, build=build)
 
     def _write_loop(self) -> None:
         while True:
@@ -168,9 +195,8 @@ class Agent:
         drafts: list[Draft] = []
         futures: list[Future[Accepted]] = []
         for sub, fut in batch:
-            draft = self._draft(sub, now_ms)
             try:
-                draft.build(1)  # validate before the transaction: a bad event must not fail the batch
+                draft = self._draft(sub, now_ms)  # validated before the transaction: a bad event must not fail the batch
             except InvalidEvent as e:
                 fut.set_exception(e)
                 continue
@@ -221,6 +247,7 @@ class Agent:
             "free_storage_bytes": shutil.disk_usage(self.outbox.path.parent).free,
             "alarms": list(self.alarms),
             "config_version": self.config.config_version,
+            "context": dict(self.context),
         }
 
     def _heartbeat_loop(self) -> None:

@@ -115,8 +115,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     agent = Agent.from_config_file(args.config, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port)
     api = LocalApi(agent, Scanner(agent), agent.config.local_api.host, agent.config.local_api.port)
+    watcher = None
+    if agent.config.can_record and agent.config.media.watch_dir:
+        from edge_agent.media import MediaWatcher
+
+        watcher = MediaWatcher(agent)
     agent.start()
     api.start()
+    if watcher is not None:
+        watcher.start()
     port_file = args.config.resolve().parent / PORT_FILE
     port_file.write_text(str(api.port))
     logging.info("agent %s running; local interface http://%s:%d", agent.device_id, api.host, api.port)
@@ -124,6 +131,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
+    if watcher is not None:
+        watcher.stop()
     api.stop()
     agent.stop()
     return 0

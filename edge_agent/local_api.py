@@ -6,6 +6,8 @@
     POST /v1/scan     {"officer_id", "field", one of "code_text" / "image_path" / "image_base64",
                        "matter", "reason", "exception_basis": {"kind", "reference"}}
                       200 the decision (the server's, or "provisional": true from the snapshot)
+    POST /v1/context  {"officer_id", "inspection_id", "case_no", "collector", "proves"}: labels added to the
+                      metadata of recordings from now on (null clears one); 200 the context
     GET  /v1/status   outbox depth, oldest unsent age, last receipt, connection state, ...
     GET  /v1/health   200 "ok"
 """
@@ -59,7 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not_found", "message": f"no such path {self.path}"})
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-        if self.path not in ("/v1/events", "/v1/scan"):
+        if self.path not in ("/v1/events", "/v1/scan", "/v1/context"):
             self._send(404, {"error": "not_found", "message": f"no such path {self.path}"})
             return
         try:
@@ -78,6 +80,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.path == "/v1/scan":
             self._scan(body)
+            return
+        if self.path == "/v1/context":
+            if not isinstance(body, dict) or not all(isinstance(v, (str, type(None))) for v in body.values()):
+                self._send(400, {"error": "invalid_context", "message": "expected a JSON object of labels (strings, or null to clear)"})
+                return
+            try:
+                self._send(200, self.server.agent.set_context(**body))
+            except InvalidEvent as e:
+                self._send(400, {"error": e.code, "message": str(e)})
             return
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             self._send(400, {"error": "invalid_event", "message": 'expected a JSON object with a string "type"'})

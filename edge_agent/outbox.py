@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chain_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, body_hash TEXT NOT NULL);
 """
 
 
@@ -57,11 +58,12 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """An event to append: ``build(seq)`` returns ``(type, payload bytes)`` once its number is known."""
+    """An event to append: ``build(seq, prev_hash)`` returns ``(type, payload, body hash)`` once its
+    number and the hash of the device's previous event body are known."""
 
     event_id: str
     low_priority: bool
-    build: Callable[[int], tuple[str, bytes]]
+    build: Callable[[int, str | None], tuple[str, bytes, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,9 @@ class Outbox:
             last = self._seq_ceiling
             self._set_meta("last_seq", last)
         self.last_seq = last
+        head = self._db.execute("SELECT seq, body_hash FROM chain_head WHERE id = 1").fetchone()
+        # The chain links event seq to seq - 1 only; after a new outbox it starts again (the alarm says why).
+        self._chain: tuple[int, str] | None = (head[0], head[1]) if head else None
         self.depth, self.bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
 
     # ------------------------------------------------------------------ start-up
@@ -180,7 +185,7 @@ class Outbox:
     def _append_locked(self, drafts: Sequence[Draft]) -> list[Accepted | OutboxFull]:
         out: list[Accepted | OutboxFull] = []
         now = int(time.time() * 1000)
-        seq, total, depth = self.last_seq, self.bytes, self.depth
+        seq, total, depth, chain = self.last_seq, self.bytes, self.depth, self._chain
         self._reserve_seq(seq + len(drafts))
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -190,7 +195,8 @@ class Outbox:
                 if existing:
                     out.append(Accepted(seq=existing[0], event_id=d.event_id, duplicate=True))
                     continue
-                typ, payload = d.build(seq + 1)
+                prev = chain[1] if chain is not None and chain[0] == seq else None
+                typ, payload, body_hash = d.build(seq + 1, prev)
                 limit = self.low_priority_max_bytes if d.low_priority else self.max_bytes
                 if total + len(payload) > limit:
                     which = "low-priority limit (status, media metadata)" if d.low_priority else "hard limit"
@@ -203,14 +209,17 @@ class Outbox:
                 )
                 total += len(payload)
                 depth += 1
+                chain = (seq, body_hash)
                 out.append(Accepted(seq=seq, event_id=d.event_id))
             self._set_meta("last_seq", seq)
+            if chain is not None and chain != self._chain:
+                db.execute("INSERT INTO chain_head(id, seq, body_hash) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, body_hash = excluded.body_hash", chain)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # SQLite already rolled back after some errors (e.g. SQLITE_FULL)
                 db.execute("ROLLBACK")
             raise
-        self.last_seq, self.bytes, self.depth = seq, total, depth
+        self.last_seq, self.bytes, self.depth, self._chain = seq, total, depth, chain
         return out
 
     # ------------------------------------------------------------------ sending and receipts

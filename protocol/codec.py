@@ -55,8 +55,13 @@ def sniff_format(payload: bytes) -> WireFormat:
 
 def seal(message: object, key: SigningKey, fmt: WireFormat = "json") -> bytes:
     """The payload to publish: the message encoded, signed and wrapped in an envelope."""
+    return seal_with_body(message, key, fmt)[0]
+
+
+def seal_with_body(message: object, key: SigningKey, fmt: WireFormat = "json") -> tuple[bytes, bytes]:
+    """(payload, body): the envelope to publish and the exact body bytes it signs (for hash chains)."""
     body = encode(message, fmt)
-    return encode(Envelope(body=body, sig=key.sign(body)), fmt)
+    return encode(Envelope(body=body, sig=key.sign(body)), fmt), body
 
 
 def open_envelope(payload: bytes) -> tuple[WireFormat, Envelope]:

@@ -83,8 +83,13 @@ class ClockSettings(_Strict, kw_only=True):
 class MediaSettings(_Strict, kw_only=True):
     """Where the recorder writes its files."""
 
-    watch_dir: str = ""
+    watch_dir: str = ""  # empty: this device records nothing; relative paths are from the config's folder
     extensions: list[str] = []
+    poll_s: Annotated[float, Meta(gt=0, le=3600)] = 5.0
+    # A file is finished when its size and modification time stay the same over this many polls.
+    settle_polls: Annotated[int, Meta(ge=1, le=100)] = 2
+    # Every file already sent is hashed again this often, to catch changes that keep size and time.
+    rehash_s: Annotated[float, Meta(gt=0)] = 3600.0
 
 
 class Identity(_Strict, kw_only=True):

@@ -65,7 +65,7 @@ class ExceptionBasis(Struct, frozen=True, kw_only=True):
 class DeviceEvent(Struct, frozen=True, kw_only=True, tag_field="type"):
     """Fields every device message carries."""
 
-    schema: Annotated[int, Meta(ge=1)] = SCHEMA_VERSION
+    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 of every device message added prev_hash
     event_id: EventId
     device_id: DeviceId
     seq: Seq
@@ -73,12 +73,15 @@ class DeviceEvent(Struct, frozen=True, kw_only=True, tag_field="type"):
     # How far the device clock can be trusted: |device clock - true time| <= clock_error_ms.
     clock_error_ms: Annotated[int, Meta(ge=0)]
     clock_source: ClockSource = "rtc"
+    # Device-side chain: SHA-256 (hex) of the body bytes of this device's event seq - 1, so an event
+    # deleted or altered on the device shows as a break. None for the first event of an outbox.
+    prev_hash: Sha256Hex | None = None
 
 
 class EnterpriseScanned(DeviceEvent, kw_only=True, tag="enterprise_scanned"):
     """An officer scanned an enterprise's QR code (扫码检查)."""
 
-    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 added field, matter, exception_basis
+    schema: Annotated[int, Meta(ge=1)] = 3  # revision 2 added field, matter, exception_basis; 3 prev_hash
     officer_id: ShortText
     code_text: Annotated[str, Meta(max_length=2000)]  # the QR code's text, exactly as read
     credit_code: CreditCode | None = None
@@ -165,6 +168,18 @@ class DeviceAlarm(DeviceEvent, kw_only=True, tag="device_alarm"):
     lost_seq_to: Seq | None = None
 
 
+class MediaIntegrity(DeviceEvent, kw_only=True, tag="media_integrity"):
+    """A recording whose hash was already sent has changed or disappeared on the device."""
+
+    schema: Annotated[int, Meta(ge=1)] = 1
+    media_event_id: EventId  # the MediaCaptured event that promised the hash
+    file_name: Annotated[str, Meta(max_length=255)]
+    problem: Literal["modified", "deleted"]
+    sha256_expected: Sha256Hex
+    sha256_now: Sha256Hex | None = None
+    size_now: Annotated[int, Meta(ge=0)] | None = None
+
+
 class ProvisionalDecision(DeviceEvent, kw_only=True, tag="provisional_decision"):
     """The device decided a scan from its snapshot because the server did not answer in time."""
 
@@ -175,7 +190,7 @@ class ProvisionalDecision(DeviceEvent, kw_only=True, tag="provisional_decision")
     inspection_id: str | None = None
 
 
-DeviceMessage = Union[EnterpriseScanned, InspectionStarted, InspectionJoined, InspectionEnded, MediaCaptured, DeviceStatus, DeviceAlarm, ProvisionalDecision]
+DeviceMessage = Union[EnterpriseScanned, InspectionStarted, InspectionJoined, InspectionEnded, MediaCaptured, DeviceStatus, DeviceAlarm, ProvisionalDecision, MediaIntegrity]
 DEVICE_MESSAGE_TYPES: tuple[type[DeviceEvent], ...] = DeviceMessage.__args__  # type: ignore[attr-defined]
 
 #: Low-priority kinds are refused first when the device's outbox fills up.
@@ -200,10 +215,13 @@ class ReceiptItem(Struct, frozen=True, kw_only=True):
     event_id: EventId
     seq: Seq
     status: Literal["stored", "duplicate"]  # duplicate: already stored earlier, merged silently
+    log_index: Annotated[int, Meta(ge=0)] | None = None  # the record's index in the server's evidence log
 
 
 class Receipt(ServerNotice, kw_only=True, tag="receipt"):
     """Proof of storage: sent only after the server's transaction committed."""
+
+    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 added ReceiptItem.log_index
 
     items: list[ReceiptItem]
 

@@ -69,6 +69,10 @@ class SigningKey:
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(self.seed_hex() + "\n")
 
+    def verifier(self) -> VerifyKey:
+        """The matching public key."""
+        return VerifyKey(self.public_bytes)
+
     @property
     def public_hex(self) -> str:
         """The public key as hex."""

@@ -10,6 +10,8 @@ SEVERITY = {
     "inspection_without_scan": "warning",
     "unknown_inspection": "warning",
     "device_alarm": "critical",
+    "media_integrity": "critical",
+    "chain_break": "critical",
     "no_disturb_attempt": "info",
     "repeat_inspection": "info",
     "joint_inspection": "info",

@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, db, inspect_api
+from server import api, db, evidence_api, inspect_api
 from server.codes import ensure_code_key
 from server.dashboard import dashboard
 from server.ingest import Ingest
@@ -67,8 +67,10 @@ def create_app(settings: ServerSettings) -> Litestar:
             inspect_api.InspectionController,
             inspect_api.EnterpriseController,
             inspect_api.AlertController,
+            evidence_api.EvidenceController,
+            evidence_api.inspection_media,
         ],
-        state=State({"settings": settings, "metrics": metrics, "ingest": None, "server_public_key": key.public_hex, "policy": policy}),
+        state=State({"settings": settings, "metrics": metrics, "ingest": None, "server_public_key": key.public_hex, "server_key": key, "policy": policy}),
         lifespan=[ingest_lifespan],
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),

@@ -90,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--out", type=Path, help="file to write (.png, .svg or .txt)")
     qr.add_argument("--revoke", metavar="REASON", help="revoke every code issued to the enterprise instead, giving the reason")
 
+    ver = sub.add_parser(
+        "verify",
+        help="recompute the evidence log and name every record changed, added or removed",
+        description="Check every stored record against the tamper-evident log, the log against every signed tree head, "
+        "and each device's event chain. Exit status 0 when everything checks out, 1 when anything was tampered with.",
+    )
+    _add_db(ver)
+    ver.add_argument("--signatures", action="store_true", help="also check every record's device signature (slower)")
+    ver.add_argument("--json", action="store_true", help="print the whole report as JSON")
+
+    sth = sub.add_parser(
+        "tree-head",
+        help="sign and print the evidence log's tree head (export it), or check an exported one",
+        description="Without --check: sign a tree head for the log as it is and print it as JSON, for safekeeping outside "
+        "the server. With --check FILE: prove that the log now is consistent with that exported head (it only grew).",
+    )
+    _add_db(sth)
+    sth.add_argument("--check", type=Path, metavar="FILE", help="an exported tree head (JSON) to check the log against")
+
     demo = sub.add_parser(
         "demo-seed",
         help="fill the registers with a demo district for the devices provisioned, and write the simulator's scenario",
@@ -165,6 +184,60 @@ def _cmd_qr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from server import merkle
+    from server.evidence import TreeHead, leaf_hashes, sign_tree_head
+    from server.verify import verify
+
+    key = load_or_create_server_key(_server_key_path(args))
+    con = dbmod.connect(args.db)
+    try:
+        if args.command == "verify":
+            report = verify(con, key.public_hex, signatures=args.signatures)
+            if args.json:
+                print(msgspec.json.encode(report).decode())
+            else:
+                print(f"{report.events} records, log of {report.log_size}, {len(report.tree_heads)} tree heads, {report.seconds} s")
+                for p in report.problems:
+                    print(f"TAMPERED {p.problem}: event {p.event_id} (device {p.device_id}, seq {p.seq}, log index {p.log_index}): {p.detail}")
+                for h in report.tree_heads:
+                    if not (h.root_matches and h.signature_valid):
+                        print(f"TAMPERED log: tree head of size {h.tree_size} at {h.timestamp_ms} no longer matches (root {h.root_matches}, signature {h.signature_valid})")
+                for c in report.chains:
+                    for seq in c.broken_at:
+                        print(f"CHAIN BREAK device {c.device_id} at seq {seq}: its predecessor's body differs from what it was")
+                    for seq in c.missing_predecessor:
+                        print(f"CHAIN BREAK device {c.device_id} at seq {seq}: its predecessor never arrived (deleted on the device?)")
+                print("OK: nothing was changed, added or removed" if report.ok else "FAILED: see above")
+            return 0 if report.ok else 1
+        if args.check:
+            try:
+                old = msgspec.json.decode(args.check.read_bytes(), type=TreeHead)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
+                print(f"fe-server: {args.check}: not an exported tree head: {e}", file=sys.stderr)
+                return 1
+            leaves = leaf_hashes(con)
+            if not old.verify(key.verifier()):
+                print(f"FAILED: {args.check} is not signed by this server's key")
+                return 1
+            if old.tree_size > len(leaves):
+                print(f"FAILED: the exported head has {old.tree_size} records but the log only {len(leaves)}: records were removed")
+                return 1
+            proof = merkle.consistency_proof(leaves, old.tree_size)
+            ok = merkle.verify_consistency(old.tree_size, len(leaves), bytes.fromhex(old.root_hash), merkle.root(leaves), proof)
+            print(f"OK: the log of {len(leaves)} records extends the exported head of {old.tree_size}" if ok else "FAILED: the log is not consistent with the exported head: it was rewritten")
+            return 0 if ok else 1
+        con.execute("BEGIN IMMEDIATE")
+        head = sign_tree_head(con, key)
+        con.execute("COMMIT")
+        print(msgspec.json.encode(head).decode())
+        return 0
+    finally:
+        con.close()
+
+
 def _server_key_path(args: argparse.Namespace) -> Path:
     return args.key or args.db.with_name(args.db.name + ".server.key")
 
@@ -188,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             for p in made:
                 print(f"{p.device_id}\t{p.bundle_dir}")
+        elif args.command in ("verify", "tree-head"):
+            return _cmd_evidence(args)
         elif args.command == "demo-seed":
             from server.demo import seed_demo
 

@@ -28,6 +28,7 @@ from protocol.signing import SigningKey
 from server import db as dbmod
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
+from server.evidence import sign_tree_head
 from server.projector import Projector
 from server.snapshots import build_snapshot, device_region
 from server.store import BatchOutcome, DeviceKeys, Incoming, store_batch
@@ -42,6 +43,8 @@ QUEUE_MAX = 20_000
 RECEIPT_CHUNK = 200
 #: How long the writer waits for more messages to join a batch once it has one.
 BATCH_LINGER_S = 0.005
+#: While the log grows, a signed tree head is made at least this often (narrows what could be rewritten unseen).
+TREE_HEAD_INTERVAL_S = 60.0
 #: Device kinds that scan enterprise codes, and so need decision snapshots.
 SCANNING_KINDS = frozenset({"qr_terminal", "phone"})
 #: A device that is active gets a fresh decision snapshot at least this often.
@@ -59,6 +62,7 @@ class Ingest:
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=QUEUE_MAX)
         self._presence: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._snapshot_sent: dict[str, float] = {}
+        self._last_tree_head = time.monotonic()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = False
@@ -153,11 +157,24 @@ class Ingest:
                 self._account(batch, outcome)
                 self._answer(outcome)
                 self._refresh_snapshots(con, outcome.receipts.keys())
+                if outcome.stored and time.monotonic() - self._last_tree_head >= TREE_HEAD_INTERVAL_S:
+                    self._sign_tree_head(con)
         except Exception as e:  # a storage failure stops ingest loudly; /health turns red
             self.writer_error = f"{type(e).__name__}: {e}"
             log.exception("ingest writer stopped")
         finally:
             con.close()
+
+    def _sign_tree_head(self, con: sqlite3.Connection) -> None:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            sign_tree_head(con, self.key)
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        self._last_tree_head = time.monotonic()
 
     def _handle_presence(self, con: sqlite3.Connection) -> None:
         while True:

@@ -21,6 +21,8 @@ from protocol.messages import (
     InspectionEnded,
     InspectionJoined,
     InspectionStarted,
+    MediaCaptured,
+    MediaIntegrity,
     ProvisionalDecision,
     ScanDecision,
 )
@@ -54,6 +56,7 @@ class Projector:
 
     def stored(self, con: sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
         """Apply a newly stored event; returns notices for its device."""
+        self._check_chain(con, msg, now_ms)
         match msg:
             case EnterpriseScanned():
                 req = ScanRequest(
@@ -84,6 +87,25 @@ class Projector:
                         f"Device {msg.device_id} ended inspection {msg.inspection_id}, which has no scan or already ended.",
                         device_id=msg.device_id, officer_id=msg.officer_id, ref=msg.inspection_id,
                     )  # fmt: skip
+            case MediaCaptured():
+                con.execute(
+                    "INSERT INTO media(event_id, device_id, officer_id, inspection_id, case_no, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+                    (
+                        msg.event_id, msg.device_id, msg.officer_id, self._resolve(con, msg.inspection_id) or msg.inspection_id if msg.inspection_id else None,
+                        msg.case_no, msg.file_name, msg.media_kind, msg.sha256, msg.size_bytes, msg.started_ms,
+                        msg.ended_ms if msg.ended_ms is not None else (msg.started_ms + msg.duration_ms if msg.started_ms is not None and msg.duration_ms is not None else None),
+                    ),
+                )  # fmt: skip
+            case MediaIntegrity():
+                con.execute("UPDATE media SET integrity = ?, integrity_ms = ? WHERE event_id = ?", (msg.problem, now_ms, msg.media_event_id))
+                what_zh = "被修改" if msg.problem == "modified" else "被删除"
+                raise_alert(
+                    con, "media_integrity", now_ms,
+                    f"设备 {msg.device_id} 上的录音录像文件 {msg.file_name} 在上报哈希后{what_zh}（原 SHA-256 {msg.sha256_expected[:16]}…）。",
+                    f"Recording {msg.file_name} on device {msg.device_id} was {msg.problem} after its hash was sent (SHA-256 {msg.sha256_expected[:16]}…).",
+                    device_id=msg.device_id, ref=msg.media_event_id,
+                )  # fmt: skip
             case DeviceStatus():
                 con.execute("UPDATE device_state SET last_status_json = ? WHERE device_id = ?", (msgspec.json.encode(msg).decode(), msg.device_id))
             case DeviceAlarm():
@@ -127,6 +149,24 @@ class Projector:
             " ON CONFLICT(inspection_id, officer_id) DO NOTHING",
             (inspection_id, msg.officer_id, cred.agency_id if cred else msg.agency_id, msg.field, msg.matter, msg.scan_event_id, msg.device_id, now_ms),
         )
+
+    def _check_chain(self, con: sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> None:
+        """Compare the event's link with its stored neighbours (seq - 1 and seq + 1); a mismatch is a break."""
+        me = con.execute("SELECT body_sha256 FROM events WHERE event_id = ?", (msg.event_id,)).fetchone()[0]
+        before = con.execute("SELECT body_sha256 FROM events WHERE device_id = ? AND seq = ?", (msg.device_id, msg.seq - 1)).fetchone()
+        after = con.execute("SELECT prev_hash, seq FROM events WHERE device_id = ? AND seq = ?", (msg.device_id, msg.seq + 1)).fetchone()
+        broken = []
+        if before is not None and msg.prev_hash is not None and before[0] != msg.prev_hash:
+            broken.append(msg.seq)
+        if after is not None and after[0] is not None and after[0] != me:
+            broken.append(after[1])
+        for seq in broken:
+            raise_alert(
+                con, "chain_break", now_ms,
+                f"设备 {msg.device_id} 的事件链在序号 {seq} 处断裂：前一事件在设备上被删除或篡改。",
+                f"The event chain of device {msg.device_id} breaks at seq {seq}: the previous event was deleted or altered on the device.",
+                device_id=msg.device_id, ref=str(seq),
+            )  # fmt: skip
 
     def _compare_provisional(self, con: sqlite3.Connection, scan_id: str, d: Decision, now_ms: int) -> None:
         row = con.execute("SELECT device_id, outcome, code FROM provisional_decisions WHERE scan_id = ? AND compared_ms IS NULL", (scan_id,)).fetchone()

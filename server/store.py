@@ -8,6 +8,7 @@ and is never receipted. Dedupe lives in the database: ``event_id`` is the primar
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from protocol import topics
 from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_envelope
 from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, ScanDecision, type_tag
 from protocol.signing import VerifyKey
+from server.evidence import EvidenceLog, index_of
 from server.projector import Projector
 
 
@@ -128,6 +130,7 @@ def store_batch(
         except ProtocolError as e:
             invalid.append((inc, e))
     now_ms = int(time.time() * 1000)
+    log = EvidenceLog(db)
     per_device: dict[str, list[int]] = {}  # device -> [max seq stored now, stored, duplicates]
     receipted: set[str] = set()
     db.execute("BEGIN IMMEDIATE")
@@ -136,15 +139,17 @@ def store_batch(
             _reject(db, out, inc, err.code, str(err))
         for v in valid:
             m = v.msg
+            row = (m.event_id, m.device_id, m.seq, type_tag(type(m)), m.device_time_ms, m.clock_error_ms, v.inc.received_ms, now_ms, v.fmt, v.env.body, v.env.sig)
             cur = db.execute(
-                "INSERT INTO events(event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms, wire_format, body, sig, body_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (m.event_id, m.device_id, m.seq, type_tag(type(m)), m.device_time_ms, m.clock_error_ms, v.inc.received_ms, now_ms, v.fmt, v.env.body, v.env.sig, msgspec.json.encode(m).decode()),
+                "INSERT INTO events(event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms, wire_format, body, sig, body_json,"
+                " prev_hash, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*row, msgspec.json.encode(m).decode(), m.prev_hash, hashlib.sha256(v.env.body).hexdigest()),
             )
             out.formats[m.device_id] = v.fmt
             counts = per_device.setdefault(m.device_id, [0, 0, 0])
             if cur.rowcount == 1:
                 status = "stored"
+                log_index: int | None = log.append(db, m.event_id, row, now_ms)
                 out.stored += 1
                 counts[0] = max(counts[0], m.seq)
                 counts[1] += 1
@@ -162,13 +167,14 @@ def store_batch(
                     out.rejections.setdefault(m.device_id, []).append(RejectionItem(event_id=m.event_id, seq=m.seq, reason_code=code, reason=reason))
                     continue
                 status = "duplicate"
+                log_index = index_of(db, m.event_id)
                 out.duplicates += 1
                 counts[2] += 1
                 if projector is not None:
                     out.notices.setdefault(m.device_id, []).extend(projector.duplicate(db, m, now_ms))
             if m.event_id not in receipted:  # a resend within one batch is receipted once
                 receipted.add(m.event_id)
-                out.receipts.setdefault(m.device_id, []).append(ReceiptItem(event_id=m.event_id, seq=m.seq, status=status))
+                out.receipts.setdefault(m.device_id, []).append(ReceiptItem(event_id=m.event_id, seq=m.seq, status=status, log_index=log_index))
         for device_id, (max_seq, stored, dups) in per_device.items():
             db.execute(
                 "INSERT INTO device_state(device_id, last_seen_ms, max_seq, stored_count, duplicate_count) VALUES (?, ?, ?, ?, ?)"
@@ -178,6 +184,7 @@ def store_batch(
                 " duplicate_count = device_state.duplicate_count + excluded.duplicate_count",
                 (device_id, now_ms, max_seq, stored, dups),
             )
+        log.save(db)
         if pause_before_commit_s:
             time.sleep(pause_before_commit_s)  # fault injection, see server.settings.FAULT_PAUSE_ENV
         db.execute("COMMIT")

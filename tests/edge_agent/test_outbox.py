@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +13,11 @@ from edge_agent.outbox import SEQ_RESERVE_BLOCK, Accepted, Draft, Outbox
 
 
 def draft(event_id: str, size: int = 100, low: bool = False) -> Draft:
-    return Draft(event_id=event_id, low_priority=low, build=lambda seq: ("enterprise_scanned", f"{seq}:".encode() + b"x" * size))
+    def build(seq: int, prev: str | None) -> tuple[str, bytes, str]:
+        payload = f"{seq}:{prev}:".encode() + b"x" * size
+        return "enterprise_scanned", payload, hashlib.sha256(payload).hexdigest()
+
+    return Draft(event_id=event_id, low_priority=low, build=build)
 
 
 def open_outbox(path: Path, **kw: int) -> Outbox:
@@ -95,3 +100,16 @@ def test_corrupt_database_is_kept_aside_and_numbers_continue_above(tmp_path: Pat
     assert ob.integrity_ok()
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(aside).execute("SELECT * FROM outbox").fetchall()
+
+
+def test_each_event_carries_the_hash_of_the_previous_one_across_restarts(tmp_path: Path) -> None:
+    ob = open_outbox(tmp_path / "o.db")
+    ob.append([draft("a"), draft("b"), draft("a")])  # the repeated id is a duplicate: it does not advance the chain
+    ob.close()
+    ob = open_outbox(tmp_path / "o.db")
+    ob.append([draft("c")])
+    rows = ob.next_after(0, 10)
+    assert [r.event_id for r in rows] == ["a", "b", "c"]
+    assert rows[0].payload.startswith(b"1:None:")
+    for prev, row in zip(rows, rows[1:]):
+        assert row.payload.startswith(f"{row.seq}:{hashlib.sha256(prev.payload).hexdigest()}:".encode())

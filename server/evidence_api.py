@@ -1,0 +1,145 @@
+"""HTTP API of evidence integrity: media of an inspection, inclusion and consistency proofs, tree heads, verification."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import PathParameter, QueryParameter
+
+from server import db as dbmod
+from server import merkle
+from server.coverage import Coverage, coverage
+from server.evidence import TreeHead, index_of, latest_tree_head, leaf_hashes, sign_tree_head
+from server.verify import VerifyReport, verify
+
+
+class InclusionProof(msgspec.Struct, kw_only=True):
+    """Proof that a record is in the log at a tree head (RFC 6962 audit path, hex)."""
+
+    event_id: str
+    log_index: int
+    leaf_hash: str
+    tree_size: int
+    root_hash: str
+    audit_path: list[str]
+    tree_head: TreeHead | None
+
+
+class ConsistencyProof(msgspec.Struct, kw_only=True):
+    """Proof that the log of ``second`` records extends the log of ``first`` (RFC 6962, hex)."""
+
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str]
+
+
+@contextmanager
+def _conn(state: State, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+    con = dbmod.connect(state.settings.db_path, readonly=not write)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def current_tree_head(state: State) -> TreeHead:
+    """The latest signed tree head, signing a new one if the log grew since."""
+    with _conn(state, write=True) as con:
+        size = con.execute("SELECT COALESCE(MAX(size), 0) FROM log_state").fetchone()[0]
+        head = latest_tree_head(con, state.server_public_key)
+        if head is not None and head.tree_size == size:
+            return head
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            head = sign_tree_head(con, state.server_key)
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        return head
+
+
+class EvidenceController(Controller):
+    """The tamper-evident log and its proofs."""
+
+    path = "/api/v1/evidence"
+    tags = ["evidence"]
+
+    @get("/tree-head", sync_to_thread=True)
+    def tree_head(self, state: State) -> TreeHead:
+        """The latest signed tree head (export it: later heads must be consistent with it)."""
+        return current_tree_head(state)
+
+    @get("/proof/{event_id:str}", sync_to_thread=True)
+    def proof(
+        self,
+        state: State,
+        event_id: Annotated[str, PathParameter(description="the record's event id")],
+        tree_size: Annotated[int | None, QueryParameter(ge=1, description="prove against this size (default: the latest head)")] = None,
+    ) -> InclusionProof:
+        """Inclusion proof of one record."""
+        head = current_tree_head(state) if tree_size is None else None
+        size = head.tree_size if head else tree_size
+        assert size is not None
+        with _conn(state) as con:
+            index = index_of(con, event_id)
+            if index is None:
+                raise NotFoundException(f"record {event_id!r} is not in the evidence log")
+            leaves = leaf_hashes(con, size)
+        if size > len(leaves):
+            raise ClientException(f"the log has {len(leaves)} records, not {size}")
+        if index >= size:
+            raise ClientException(f"record {event_id!r} has index {index}, outside a tree of {size}")
+        return InclusionProof(
+            event_id=event_id,
+            log_index=index,
+            leaf_hash=leaves[index].hex(),
+            tree_size=size,
+            root_hash=merkle.root(leaves).hex(),
+            audit_path=[h.hex() for h in merkle.inclusion_proof(leaves, index)],
+            tree_head=head,
+        )
+
+    @get("/consistency", sync_to_thread=True)
+    def consistency(
+        self, state: State, first: Annotated[int, QueryParameter(ge=1)], second: Annotated[int | None, QueryParameter(ge=1)] = None
+    ) -> ConsistencyProof:
+        """Consistency proof between two sizes of the log (second defaults to the latest head's)."""
+        size = second if second is not None else current_tree_head(state).tree_size
+        with _conn(state) as con:
+            leaves = leaf_hashes(con, size)
+        if size > len(leaves) or first > size:
+            raise ClientException(f"need first <= second <= {len(leaves)} (the log's size), got {first} and {size}")
+        return ConsistencyProof(
+            first=first,
+            second=size,
+            first_root=merkle.root(leaves[:first]).hex(),
+            second_root=merkle.root(leaves).hex(),
+            proof=[h.hex() for h in merkle.consistency_proof(leaves, first)],
+        )
+
+    @get("/verify", sync_to_thread=True)
+    def verify_report(self, state: State, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
+        """Recompute the log from the database and report every record changed, added or removed."""
+        with _conn(state) as con:
+            return verify(con, state.server_public_key, signatures=signatures)
+
+
+@get("/api/v1/inspections/{inspection_id:str}/media", sync_to_thread=True, tags=["evidence"])
+def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(description="inspection id")]) -> Coverage:
+    """The recordings of an inspection and whether it was recorded from start to end."""
+    with _conn(state) as con:
+        try:
+            return coverage(con, inspection_id)
+        except KeyError:
+            raise NotFoundException(f"inspection {inspection_id!r} does not exist") from None
