@@ -330,6 +330,44 @@ def test_offline_facts_decide_like_the_server_where_they_can() -> None:
     assert server.outcome != d.outcome
 
 
+def test_the_provisional_decision_example_is_what_the_snapshot_example_decides() -> None:
+    """provisional_decision.v2: the phone decided its scan (enterprise_scanned.v3) offline from decision_snapshot.v1."""
+    from protocol import enterprise_code
+    from protocol.codec import decode_device_body, decode_server_body
+    from protocol.messages import DecisionSnapshot, EnterpriseScanned, ProvisionalDecision
+    from protocol.signing import VerifyKey
+
+    examples = Path(protocol.__file__).resolve().parent / "examples"
+    scan = decode_device_body((examples / "enterprise_scanned.v3.json").read_bytes(), "json")
+    said = decode_device_body((examples / "provisional_decision.v2.json").read_bytes(), "json")
+    snap = decode_server_body((examples / "decision_snapshot.v1.json").read_bytes(), "json")
+    assert isinstance(scan, EnterpriseScanned) and isinstance(said, ProvisionalDecision) and isinstance(snap, DecisionSnapshot)
+    assert said.scan_event_id == scan.event_id and said.device_id == scan.device_id and said.seq == scan.seq + 1
+    assert said.snapshot_version == snap.version
+    # It waited online_timeout_s for the server, then decided.
+    assert said.device_time_ms - scan.device_time_ms >= snap.policy.online_timeout_s * 1000
+    code = enterprise_code.verify(scan.code_text, {k: VerifyKey.from_hex(v) for k, v in snap.code_keys.items()})
+    assert code.credit_code == scan.credit_code and f"{code.credit_code}:{code.issued:%Y%m%d}" not in snap.revoked_codes
+    assert scan.field is not None
+    f = Facts(
+        now_ms=said.device_time_ms,
+        officer_id=scan.officer_id,
+        credential=next(c for c in snap.credentials if c.officer_id == scan.officer_id),
+        credit_code=code.credit_code,
+        enterprise=Enterprise(credit_code=code.credit_code, name=code.credit_code),
+        field=scan.field,
+        matter=scan.matter,
+        no_disturb=next((n for n in snap.no_disturb if n.credit_code == code.credit_code), None),
+        open_inspections=[i for i in snap.open_inspections if i.credit_code == code.credit_code],
+        recent_inspections=[i for i in snap.recent_inspections if i.credit_code == code.credit_code],
+        exception=scan.exception_basis,
+        exception_ok=None,
+    )
+    p = snap.policy
+    d = decide(f, Policy(repeat_window_days=p.repeat_window_days, join_window_hours=p.join_window_hours, online_timeout_s=p.online_timeout_s, default_cap_per_year=10**6))
+    assert (d.outcome, d.code, d.inspection_id) == (said.outcome, said.code, said.inspection_id) == ("join", "join", snap.open_inspections[0].inspection_id)
+
+
 def test_for_devices_carries_the_numbers_a_device_needs() -> None:
     p = Policy(repeat_window_days=14, join_window_hours=4.5, online_timeout_s=2.0)
     assert p.for_devices() == SnapshotPolicy(repeat_window_days=14, join_window_hours=4.5, online_timeout_s=2.0)

@@ -29,6 +29,7 @@ from protocol.messages import (
     EnterpriseScanned,
     ExceptionBasis,
     GeoPoint,
+    Receipt,
     ReceiptItem,
     RejectionItem,
     ScanDecision,
@@ -49,16 +50,26 @@ FROZEN_SHA256 = {
     "config_update.v1.json": "5dafa44ae415b58895e0c8f434583c7f9d25402d69b99b7eb36b129418fbab2b",
     "decision_snapshot.v1.json": "02675907bd86e7dd2f2fb4f054fd42c6f851698b459a8838fa23b1438c6def9c",
     "device_alarm.v1.json": "d8a5fc057a975edaf33ffb3fd8a60e275b780913535a7830cc1bca9446204d5a",
+    "device_alarm.v2.json": "b6eacf12dab174e4d57b9333879e4ca7e481873c4f2cc1ffc0b5e6876e2294c6",
     "device_status.v1.json": "d1e12deed6fcbfdb417bbde58b5ae60e2dcc123813a4b3e9f915bf755f5f7252",
+    "device_status.v2.json": "539c403da88520c81ff57323463be4670541718ca489e722e01211fa3e42244e",
     "enterprise_scanned.v1.json": "f195fa20d5d894459bd0438ee3589a5f240acb5b2cc104c482a6e708ae204293",
     "enterprise_scanned.v2.json": "085b924fa0aad80035e14401b80644bb40c06d719521bd0d8a8552b1f6e10220",
+    "enterprise_scanned.v3.json": "fd563ad44c61231faa96456a2f9b0f541e935240b15a204b8fda04802bde422a",
     "inspection_ended.v1.json": "12b11923c78830836f519c603c87915e8311c955a00ff02f416c622e22341575",
+    "inspection_ended.v2.json": "89a24b458f40e8cd6d1bb992db459502fedd64a717a49a47ec85809044ce43ec",
     "inspection_joined.v1.json": "6356dcb99d07e665aba09c1f860f17ce0e7cf88ecf12fb272bc098e77c745d10",
+    "inspection_joined.v2.json": "0573150366c3c5515e75ef837ec5cae9e29da5931274e3e0d72bf1cc8f6fb567",
     "inspection_started.v1.json": "6768c4e8bc6dd4707ce6097dcf81c45a08fecb9268a55fb526d1151143c77f91",
+    "inspection_started.v2.json": "441943540d7224278bdc97acf314b389e107e44b22d03455889ed9bc610ef818",
     "list_snapshot.v1.json": "99780b1b2a2ee2b5e493e57cb7136a632d10e3f4a30b55f2a6d9cefcea02ebc1",
     "media_captured.v1.json": "b1bad59049848ab1e0d273eed6238a636d8c536674bf3e86d8ab89ece8b2bb1e",
+    "media_captured.v2.json": "055b1edd0cd19ff52f3dd52a2aa1ccdd12f1fe0f147d80381639a2ca6597b656",
+    "media_integrity.v1.json": "ee1cc601374a76dc1475353b7321d9a2b69dc6dcce0a379d14e5cc4875b9ab11",
     "provisional_decision.v1.json": "69bf2e24e13e4e29f88a6367a4cf99cff687ec2748d24d041d2e52a66c415452",
+    "provisional_decision.v2.json": "98c9fe9b1f44bf37f0a78f7dcc7ea306d62e70f1d676be2620004b9de7df8dce",
     "receipt.v1.json": "5b172ba520c9bc4cc10627559e4b481417395163bf285d803bc71aecac19a37a",
+    "receipt.v2.json": "151825a798f1676b28c1e6b3659112f175a07995c94aadd8d889508ffef47c50",
     "rejection.v1.json": "6931845523abb4d0a9a7adab925736eb236251c029418281f3699a651b4d61f9",
     "scan_decision.v1.json": "5f89b70576afd4a9cf70e3a8cd080274cb286e3d9b309b57cc8a973ac871495d",
     "scan_decision.v2.json": "b9679ed63b74a842280222d36cc880b31ca3514071a379c9cd39283fa766d161",
@@ -237,11 +248,12 @@ def test_every_field_of_every_nested_type_is_shown() -> None:
     assert not missing, f"fields never shown in an example: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("cls", [EnterpriseScanned, ScanDecision], ids=type_tag)
+@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
 def test_todays_writer_labels_its_messages_with_the_newest_revision(cls: type) -> None:
+    """A type whose layout changed needs a new example revision, and its writer says so in ``schema``."""
     newest, _ = _revisions()[type_tag(cls)][-1]
     default = next(f.default for f in msgspec.structs.fields(cls) if f.name == "schema")
-    assert default == newest
+    assert default == newest, f"{cls.__name__} writes schema {default}, its newest example is revision {newest}"
 
 
 # --------------------------------------------------------------------------- each file
@@ -268,14 +280,38 @@ def test_example_round_trips(path: Path, fmt: str) -> None:
     assert encode(again, fmt) == body  # type: ignore[arg-type]
 
 
+def _assert_shown_kept(name: str, at: str, decoded: Any, raw: Any) -> None:
+    """Every field the file shows, at every level, decodes to what it shows (defaults of later fields aside)."""
+    if isinstance(raw, dict):
+        assert isinstance(decoded, dict), f"{name}: {at} decodes to {decoded!r}, not an object"
+        for key, value in raw.items():
+            assert key in decoded, f"{name}: field {at}.{key} is unknown to today's code"
+            _assert_shown_kept(name, f"{at}.{key}", decoded[key], value)
+    elif isinstance(raw, list):
+        assert isinstance(decoded, list) and len(decoded) == len(raw), f"{name}: {at} decodes to {decoded!r}, not {raw!r}"
+        for i, (d, r) in enumerate(zip(decoded, raw, strict=True)):
+            _assert_shown_kept(name, f"{at}[{i}]", d, r)
+    else:
+        assert decoded == raw, f"{name}: field {at} decodes to {decoded!r}, not {raw!r}"
+
+
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
 def test_example_keeps_every_field_it_shows(path: Path) -> None:
-    """Nothing in the file is silently dropped: each of its fields is a field of the message."""
+    """Nothing in the file is silently dropped: each of its fields, nested ones too, is a field of the message."""
     tag, _, raw = _load(path)
     decoded = msgspec.to_builtins(_decode(tag, path.read_bytes(), "json"))
-    for key, value in raw.items():
-        assert key in decoded, f"{path.name}: field {key!r} is unknown to today's {tag}"
-        assert decoded[key] == value, f"{path.name}: field {key!r} decodes to {decoded[key]!r}, not {value!r}"
+    _assert_shown_kept(path.name, "$", decoded, raw)
+
+
+def test_an_older_revision_reads_with_the_defaults_of_later_fields() -> None:
+    """receipt.v1 items have no log_index; device messages of revision 1 have no prev_hash."""
+    receipt = decode_server_body(_example_bytes("receipt.v1.json"), "json")
+    assert isinstance(receipt, Receipt) and receipt.schema == 1
+    assert [item.log_index for item in receipt.items] == [None, None]
+    for path in EXAMPLE_FILES:
+        tag, version = _tag_and_version(path)
+        if tag in DEVICE_TAGS and version < PREV_HASH_REVISION[tag]:
+            assert decode_device_body(path.read_bytes(), "json").prev_hash is None, path.name
 
 
 # Unified social credit code (GB 32100-2015): the 18th character is a check character.
@@ -313,6 +349,91 @@ def test_example_credit_codes_are_valid() -> None:
     assert len(codes) >= 5
     bad = [c for c in codes if not _USCC.match(c) or _uscc_check_char(c[:17]) != c[17]]
     assert not bad, f"credit codes with a wrong GB 32100 check character: {bad}"
+
+
+# --------------------------------------------------------------------------- the device chain (prev_hash)
+
+
+#: The revision of each device message type that added prev_hash (media_integrity had it from the start).
+PREV_HASH_REVISION = {**dict.fromkeys(DEVICE_TAGS, 2), "enterprise_scanned": 3, "media_integrity": 1}
+
+#: The worked example of README section 5.2: seq 1 and seq 2 of one phone.
+CHAIN_SEQ1, CHAIN_SEQ2 = "device_status.v2.json", "enterprise_scanned.v3.json"
+CHAIN_SEQ1_SHA256 = "983bb68f0831671139690908f1f547f65ac0c729e90c8020776b365975908441"
+
+
+def _signed_body(path: Path) -> bytes:
+    """The body a JSON device signed for this example: the file's object as compact JSON, UTF-8, keys in file order."""
+    return json.dumps(_load(path)[2], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _chained_examples() -> list[Path]:
+    """The device examples written at or after the revision that added prev_hash."""
+    return [p for p in EXAMPLE_FILES if (t := _tag_and_version(p))[0] in DEVICE_TAGS and t[1] >= PREV_HASH_REVISION[t[0]]]
+
+
+def test_prev_hash_revisions_are_known() -> None:
+    assert PREV_HASH_REVISION.keys() == DEVICE_TAGS.keys()
+    for tag, cls in DEVICE_TAGS.items():
+        assert "prev_hash" in {f.encode_name for f in msgspec.structs.fields(cls)}
+        assert _revisions()[tag][-1][0] >= PREV_HASH_REVISION[tag], f"{tag}: no example revision shows prev_hash"
+
+
+@pytest.mark.parametrize("path", _chained_examples(), ids=lambda p: p.name)
+def test_a_chained_example_is_its_signed_body_pretty_printed(path: Path) -> None:
+    """So the hash of an example's body can be recomputed from the file alone (and by today's encoder)."""
+    tag, _, raw = _load(path)
+    assert "prev_hash" in raw
+    assert encode(_decode(tag, path.read_bytes(), "json"), "json") == _signed_body(path)
+
+
+def test_the_prev_hash_of_every_example_links_to_its_predecessor_example() -> None:
+    by_seq = {(raw["device_id"], raw["seq"]): path for path in _chained_examples() for raw in [_load(path)[2]]}
+    links = 0
+    for (device_id, seq), path in sorted(by_seq.items()):
+        before = by_seq.get((device_id, seq - 1))
+        if before is not None:
+            assert _load(path)[2]["prev_hash"] == hashlib.sha256(_signed_body(before)).hexdigest(), f"{path.name} does not link to {before.name}"
+            links += 1
+    assert links >= 5
+
+
+def test_a_chain_starts_with_null() -> None:
+    first = _load(EXAMPLES_DIR / CHAIN_SEQ1)[2]
+    assert first["seq"] == 1 and first["prev_hash"] is None
+    restart = _load(EXAMPLES_DIR / "device_alarm.v2.json")[2]  # the first event of a new outbox
+    assert restart["alarm"] == "outbox_corrupt" and restart["seq"] > 1 and restart["prev_hash"] is None
+    assert restart["lost_seq_to"] == restart["seq"] - 1
+
+
+def test_readme_prev_hash_worked_example() -> None:
+    body1 = _signed_body(EXAMPLES_DIR / CHAIN_SEQ1)
+    assert body1 == encode(decode_device_body(_example_bytes(CHAIN_SEQ1), "json"), "json")
+    assert hashlib.sha256(body1).hexdigest() == CHAIN_SEQ1_SHA256
+    second = _load(EXAMPLES_DIR / CHAIN_SEQ2)[2]
+    assert second["device_id"] == _load(EXAMPLES_DIR / CHAIN_SEQ1)[2]["device_id"] and second["seq"] == 2
+    assert second["prev_hash"] == CHAIN_SEQ1_SHA256
+    section = _readme_section("### 5.2 ")
+    assert body1.decode("utf-8") in section
+    assert f"{len(body1)} bytes" in section
+    assert section.count(CHAIN_SEQ1_SHA256) >= 2  # the hash computed, and the prev_hash of seq 2
+    assert f'"prev_hash":"{CHAIN_SEQ1_SHA256}"' in section
+
+
+def test_media_integrity_example_names_the_media_captured_example() -> None:
+    captured = _load(EXAMPLES_DIR / "media_captured.v2.json")[2]
+    changed = _load(EXAMPLES_DIR / "media_integrity.v1.json")[2]
+    assert changed["media_event_id"] == captured["event_id"] and changed["device_id"] == captured["device_id"]
+    assert changed["file_name"] == captured["file_name"] and changed["sha256_expected"] == captured["sha256"]
+    assert changed["sha256_now"] != changed["sha256_expected"] and changed["size_now"] != captured["size_bytes"]
+
+
+def test_receipt_v2_names_the_chained_examples() -> None:
+    receipt = _load(EXAMPLES_DIR / "receipt.v2.json")[2]
+    events = {(raw["event_id"], raw["seq"]) for path in _chained_examples() for raw in [_load(path)[2]] if raw["device_id"] == receipt["device_id"]}
+    assert {(i["event_id"], i["seq"]) for i in receipt["items"]} <= events
+    assert {i["status"] for i in receipt["items"]} == {"stored", "duplicate"}
+    assert all(isinstance(i["log_index"], int) for i in receipt["items"])
 
 
 # --------------------------------------------------------------------------- evolution rules
@@ -392,6 +513,15 @@ WRONG = [
     pytest.param("provisional_decision.v1.json", ["snapshot_version"], -1, "$.snapshot_version", id="negative_snapshot_version"),
     pytest.param("scan_decision.v2.json", ["warnings", 0, "code"], None, "$.warnings[0].code", id="warning_without_code"),
     pytest.param("scan_decision.v2.json", ["exception_used"], "yes", "$.exception_used", id="string_for_bool"),
+    pytest.param("device_status.v2.json", ["prev_hash"], "983BB68F" + "0" * 56, "$.prev_hash", id="upper_case_prev_hash"),
+    pytest.param("enterprise_scanned.v3.json", ["prev_hash"], "ab" * 32 + "\n", "$.prev_hash", id="trailing_newline_prev_hash"),
+    pytest.param("enterprise_scanned.v3.json", ["prev_hash"], "ab" * 31, "$.prev_hash", id="short_prev_hash"),
+    pytest.param("media_integrity.v1.json", ["problem"], "renamed", "$.problem", id="integrity_problem"),
+    pytest.param("media_integrity.v1.json", ["sha256_now"], "7D20" + "0" * 60, "$.sha256_now", id="integrity_upper_case_hash"),
+    pytest.param("media_integrity.v1.json", ["size_now"], -1, "$.size_now", id="integrity_negative_size"),
+    pytest.param("media_integrity.v1.json", ["media_event_id"], None, "$.media_event_id", id="integrity_without_media_event"),
+    pytest.param("receipt.v2.json", ["items", 0, "log_index"], -1, "$.items[0].log_index", id="negative_log_index"),
+    pytest.param("receipt.v2.json", ["items", 1, "log_index"], "48231", "$.items[1].log_index", id="log_index_as_string"),
     pytest.param("decision_snapshot.v1.json", ["part"], 0, "$.part", id="part_zero"),
     pytest.param("decision_snapshot.v1.json", ["policy", "join_window_hours"], "8h", "$.policy.join_window_hours", id="policy_hours_string"),
     pytest.param("decision_snapshot.v1.json", ["code_keys", "K1"], 1, "$.code_keys[...]", id="int_for_key"),

@@ -121,10 +121,12 @@ def test_worked_example_json_envelope(example_key: SigningKey) -> None:
     assert base64.b64decode(as_json["body"], validate=True) == BODY_JSON
     assert base64.b64decode(as_json["sig"], validate=True).hex() == SIG_JSON_HEX
     assert open_envelope(ENVELOPE_JSON) == ("json", envelope)
-    # Today's encoder writes every field, so it appends the fields revision 2 added (with their defaults)
-    # to the revision-1 example: the worked example is what a revision-1 writer sent.
+    # Today's encoder writes every field, so it adds the fields later revisions added (with their defaults)
+    # to the revision-1 example: prev_hash (revision 3, a common field, after clock_source) and field,
+    # matter, exception_basis (revision 2, at the end). The worked example is what a revision-1 writer sent.
     example = decode_device_body(_example("enterprise_scanned.v1.json"), "json")
-    today = BODY_JSON[:-1] + b',"field":null,"matter":"","exception_basis":null}'
+    today = BODY_JSON[:-1].replace(b'"clock_source":"ntp",', b'"clock_source":"ntp","prev_hash":null,') + b',"field":null,"matter":"","exception_basis":null}'
+    assert len(today) == len(BODY_JSON) + len(b',"prev_hash":null') + len(b',"field":null,"matter":"","exception_basis":null')
     assert seal(example, example_key, "json") == encode(Envelope(body=today, sig=example_key.sign(today)), "json")
     assert decode_device_body(today, "json") == example
 
