@@ -15,10 +15,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, db, evidence_api, inspect_api
+from server import api, db, evidence_api, inspect_api, jobs_api
 from server.codes import ensure_code_key
 from server.dashboard import dashboard
 from server.ingest import Ingest
+from server.scheduler import Scheduler
 from server.keys import load_or_create_server_key
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
@@ -44,12 +45,18 @@ def create_app(settings: ServerSettings) -> Litestar:
     @asynccontextmanager
     async def ingest_lifespan(app: Litestar) -> AsyncIterator[None]:
         ingest = Ingest(settings, key, metrics, policy) if settings.mqtt_enabled else None
+        scheduler = Scheduler(settings.db_path, settings.server_key_path, settings.policy_file) if settings.jobs_enabled else None
         app.state.ingest = ingest
+        app.state.scheduler = scheduler
         if ingest is not None:
             ingest.start()
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if ingest is not None:
                 ingest.stop()
 
@@ -69,8 +76,13 @@ def create_app(settings: ServerSettings) -> Litestar:
             inspect_api.AlertController,
             evidence_api.EvidenceController,
             evidence_api.inspection_media,
+            jobs_api.JobController,
+            jobs_api.DrawController,
+            jobs_api.DisclosureController,
+            jobs_api.jobs_page,
+            jobs_api.public_draw_page,
         ],
-        state=State({"settings": settings, "metrics": metrics, "ingest": None, "server_public_key": key.public_hex, "server_key": key, "policy": policy}),
+        state=State({"settings": settings, "metrics": metrics, "ingest": None, "scheduler": None, "server_public_key": key.public_hex, "server_key": key, "policy": policy}),
         lifespan=[ingest_lifespan],
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),

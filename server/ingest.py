@@ -28,6 +28,7 @@ from protocol.signing import SigningKey
 from server import db as dbmod
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
+from server.alerts import raise_alert
 from server.evidence import sign_tree_head
 from server.projector import Projector
 from server.snapshots import build_snapshot, device_region
@@ -196,6 +197,11 @@ class Ingest:
             )
             if online:
                 self.push_snapshot(con, device_id)
+            else:  # the device said goodbye, or the broker published its last will
+                raise_alert(
+                    con, "device_offline", int(time.time() * 1000),
+                    f"设备 {device_id} 已离线（断开连接）。", f"Device {device_id} went offline (disconnected).", device_id=device_id,
+                )  # fmt: skip
 
     def _refresh_snapshots(self, con: sqlite3.Connection, device_ids: Iterable[str]) -> None:
         now = time.monotonic()

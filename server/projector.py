@@ -156,7 +156,7 @@ class Projector:
         before = con.execute("SELECT body_sha256 FROM events WHERE device_id = ? AND seq = ?", (msg.device_id, msg.seq - 1)).fetchone()
         after = con.execute("SELECT prev_hash, seq FROM events WHERE device_id = ? AND seq = ?", (msg.device_id, msg.seq + 1)).fetchone()
         broken = []
-        if before is not None and msg.prev_hash is not None and before[0] != msg.prev_hash:
+        if before is not None and before[0] is not None and msg.prev_hash is not None and before[0] != msg.prev_hash:
             broken.append(msg.seq)
         if after is not None and after[0] is not None and after[0] != me:
             broken.append(after[1])

@@ -51,7 +51,8 @@ def credential_of(con: sqlite3.Connection, officer_id: str) -> Credential | None
     return Credential(officer_id=row[0], agency_id=row[1], credential_no=row[2], fields=json.loads(row[3]), valid_from_ms=row[4], valid_to_ms=row[5], revoked=row[6] is not None)
 
 
-def _year_start_ms(now_ms: int) -> int:
+def year_start_ms(now_ms: int) -> int:
+    """Start of the calendar year (China Standard Time) of an instant."""
     now = dt.datetime.fromtimestamp(now_ms / 1000, _CST)
     return int(dt.datetime(now.year, 1, 1, tzinfo=_CST).timestamp() * 1000)
 
@@ -115,7 +116,7 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
     ).fetchall()
     counts = con.execute(
         "SELECT SUM(opened_ms >= ?), SUM(opened_ms >= ?), SUM(opened_ms >= ?), SUM(opened_ms >= ?) FROM inspections WHERE credit_code = ? AND opened_ms >= ?",
-        (now_ms - DAY_MS, now_ms - 7 * DAY_MS, now_ms - 30 * DAY_MS, _year_start_ms(now_ms), credit_code, min(now_ms - 30 * DAY_MS, _year_start_ms(now_ms))),
+        (now_ms - DAY_MS, now_ms - 7 * DAY_MS, now_ms - 30 * DAY_MS, year_start_ms(now_ms), credit_code, min(now_ms - 30 * DAY_MS, year_start_ms(now_ms))),
     ).fetchone()
     day, week, month, year = (c or 0 for c in counts)
     exc_ok: bool | None = None

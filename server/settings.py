@@ -24,6 +24,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     key_path: Path | None = None  # default: beside the database
     batch_max: int = 1000
     mqtt_enabled: bool = True
+    jobs_enabled: bool = True
     fault_pause_before_commit_s: float = 0.0
     policy_path: Path | None = None  # default: server/policy.toml shipped with the package
 

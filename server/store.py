@@ -197,12 +197,12 @@ def store_batch(
 
 def sequence_gaps(db: sqlite3.Connection, device_id: str) -> list[tuple[int, int]]:
     """Ranges of sequence numbers the device used (below its highest stored one) that never arrived."""
+    # Records removed by the retention policy arrived once: they are not gaps.
+    seqs = "SELECT seq FROM events WHERE device_id = ?1 UNION ALL SELECT seq FROM retention_removed WHERE device_id = ?1"
     rows = db.execute(
-        "SELECT seq + 1, next_seq - 1 FROM ("
-        "  SELECT seq, LEAD(seq) OVER (ORDER BY seq) AS next_seq FROM events WHERE device_id = ?"
-        ") WHERE next_seq > seq + 1 ORDER BY seq",
+        f"SELECT seq + 1, next_seq - 1 FROM (SELECT seq, LEAD(seq) OVER (ORDER BY seq) AS next_seq FROM ({seqs})) WHERE next_seq > seq + 1 ORDER BY seq",
         (device_id,),
     ).fetchall()
-    first = db.execute("SELECT MIN(seq) FROM events WHERE device_id = ?", (device_id,)).fetchone()[0]
+    first = db.execute(f"SELECT MIN(seq) FROM ({seqs})", (device_id,)).fetchone()[0]
     gaps = [(1, first - 1)] if first is not None and first > 1 else []
     return gaps + [(a, b) for a, b in rows]

@@ -7,6 +7,7 @@ What is checked:
   and its signature must be the server's (so rewriting the log along with the rows is caught too);
 - optionally every row's device signature (``--signatures``; ~0.1 ms a row);
 - each device's chain: every event's ``prev_hash`` against the body of its predecessor.
+Rows removed by the retention job are listed in ``retention_removed`` and are not tampering.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ChainReport(msgspec.Struct, frozen=True, kw_only=True):
     verified_links: int
     broken_at: list[int]  # seq whose prev_hash does not match the stored predecessor's body
     missing_predecessor: list[int]  # seq whose predecessor never arrived (deleted on the device, or lost)
+    predecessor_removed_by_policy: int  # links that cannot be checked because retention removed the predecessor
     restarts: list[int]  # seq > 1 without prev_hash (a new outbox after a device alarm)
 
 
@@ -82,7 +84,8 @@ def _chains(con: sqlite3.Connection) -> list[ChainReport]:
     reports = []
     for (device_id,) in con.execute("SELECT device_id FROM devices ORDER BY device_id").fetchall():
         prev_seq, prev_hash = None, None
-        n = verified = 0
+        n = verified = by_policy = 0
+        removed = {s for (s,) in con.execute("SELECT seq FROM retention_removed WHERE device_id = ? ORDER BY seq", (device_id,))}
         broken: list[int] = []
         missing: list[int] = []
         restarts: list[int] = []
@@ -92,14 +95,17 @@ def _chains(con: sqlite3.Connection) -> list[ChainReport]:
                 if link is None:
                     restarts.append(seq)
                 elif prev_seq != seq - 1:
-                    missing.append(seq)
+                    if seq - 1 in removed:
+                        by_policy += 1
+                    else:
+                        missing.append(seq)
                 elif link == prev_hash:
                     verified += 1
                 else:
                     broken.append(seq)
             prev_seq, prev_hash = seq, hashlib.sha256(bytes(body)).hexdigest()
         if n:
-            reports.append(ChainReport(device_id=device_id, events=n, verified_links=verified, broken_at=broken, missing_predecessor=missing, restarts=restarts))
+            reports.append(ChainReport(device_id=device_id, events=n, verified_links=verified, broken_at=broken, missing_predecessor=missing, predecessor_removed_by_policy=by_policy, restarts=restarts))
     return reports
 
 
@@ -128,8 +134,9 @@ def verify(con: sqlite3.Connection, server_public_key: str, *, signatures: bool 
             key = keys.get(device_id)
             if key is None or not key.verify(body, sig):
                 problems.append(RowProblem(problem="forged", event_id=event_id, device_id=device_id, seq=seq, detail="device signature does not verify"))
+    by_policy = {e for (e,) in con.execute("SELECT event_id FROM retention_removed ORDER BY event_id")}
     for event_id, (idx, _) in sorted(logged.items(), key=lambda kv: kv[1][0]):
-        if event_id not in seen:
+        if event_id not in seen and event_id not in by_policy:
             problems.append(RowProblem(problem="removed", event_id=event_id, log_index=idx, detail="logged record has no row"))
     leaves = [h for _, h in sorted(logged.values())]
     heads = []

@@ -85,5 +85,5 @@ def seeded_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def api(seeded_db: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
     """The HTTP API over the seeded registers (no MQTT)."""
-    with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False))) as c:
+    with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False, jobs_enabled=False))) as c:
         yield c

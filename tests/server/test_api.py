@@ -25,7 +25,7 @@ KEY = SigningKey.from_seed(bytes(range(32)))
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
     path = tmp_path / "s.db"
-    app = create_app(ServerSettings(db_path=path, mqtt_enabled=False))
+    app = create_app(ServerSettings(db_path=path, mqtt_enabled=False, jobs_enabled=False))
     con = dbmod.connect(path)
     con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'ZFY', 'body_recorder', 'A', ?, 0)", (KEY.public_hex,))
     msgs = [
