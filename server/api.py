@@ -10,10 +10,11 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
+from server.auth import CurrentPrincipal, Principal
 from server.store import sequence_gaps
 
 
@@ -94,6 +95,11 @@ class Overview(msgspec.Struct, kw_only=True):
 DevicePath = Annotated[str, PathParameter(description="device id, e.g. BR-00001")]
 
 
+def _check_agency(principal: CurrentPrincipal, agency_id: str | None) -> None:
+    if not principal.may_see_agency(agency_id):
+        raise PermissionDeniedException("这是其他执法机关的记录，无权查看 / this record belongs to another agency")
+
+
 @contextmanager
 def _read(state: State) -> Iterator[sqlite3.Connection]:
     con = dbmod.connect(state.settings.db_path, readonly=True)
@@ -165,28 +171,34 @@ class DeviceController(Controller):
     tags = ["devices"]
 
     @get("/", sync_to_thread=True)
-    def list_devices(self, state: State) -> list[DeviceView]:
-        """Every registered device."""
+    def list_devices(self, state: State, principal: CurrentPrincipal) -> list[DeviceView]:
+        """Every registered device (an agency's staff: their agency's)."""
+        principal.require("supervisor", "agency_admin")
         with _read(state) as con:
-            return [_device(r) for r in con.execute(_DEVICE_SQL + " ORDER BY d.device_id")]
+            return [_device(r) for r in con.execute(_DEVICE_SQL + " ORDER BY d.device_id") if principal.may_see_agency(r[3])]
 
     @get("/{device_id:str}", sync_to_thread=True)
-    def get_device(self, state: State, device_id: DevicePath) -> DeviceView:
+    def get_device(self, state: State, device_id: DevicePath, principal: CurrentPrincipal) -> DeviceView:
         """One device, with its sequence gaps."""
+        principal.require("supervisor", "agency_admin")
         with _read(state) as con:
             row = con.execute(_DEVICE_SQL + " WHERE d.device_id = ?", (device_id,)).fetchone()
             if row is None:
                 raise NotFoundException(f"device {device_id!r} is not registered")
+            _check_agency(principal, row[3])
             view = _device(row)
             view.gaps = _gaps(con, device_id)
             return view
 
     @get("/{device_id:str}/gaps", sync_to_thread=True)
-    def get_gaps(self, state: State, device_id: DevicePath) -> list[Gap]:
+    def get_gaps(self, state: State, device_id: DevicePath, principal: CurrentPrincipal) -> list[Gap]:
         """Sequence numbers the device used that never arrived."""
+        principal.require("supervisor", "agency_admin")
         with _read(state) as con:
-            if con.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone() is None:
+            row = con.execute("SELECT agency_id FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+            if row is None:
                 raise NotFoundException(f"device {device_id!r} is not registered")
+            _check_agency(principal, row[0])
             return _gaps(con, device_id)
 
 
@@ -200,10 +212,12 @@ class EventController(Controller):
     def list_events(
         self,
         state: State,
+        principal: CurrentPrincipal,
         device_id: Annotated[str | None, QueryParameter(description="only this device's events")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 50,
     ) -> list[EventView]:
-        """The most recently stored events."""
+        """The most recently stored events (supervisors)."""
+        principal.require("supervisor")
         with _read(state) as con:
             if device_id:
                 rows = con.execute(_EVENT_SQL + " WHERE device_id = ? ORDER BY seq DESC LIMIT ?", (device_id, limit))
@@ -219,8 +233,9 @@ class RejectedController(Controller):
     tags = ["events"]
 
     @get("/", sync_to_thread=True)
-    def list_rejected(self, state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 100) -> list[RejectedView]:
-        """The most recent rejected messages."""
+    def list_rejected(self, state: State, principal: CurrentPrincipal, limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 100) -> list[RejectedView]:
+        """The most recent rejected messages (supervisors)."""
+        principal.require("supervisor")
         with _read(state) as con:
             rows = con.execute(
                 "SELECT id, received_ms, topic, device_id, event_id, reason_code, reason, LENGTH(raw) FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
@@ -230,8 +245,9 @@ class RejectedController(Controller):
 
 
 @get("/api/v1/overview", sync_to_thread=True, tags=["dashboard"])
-def overview(state: State) -> Overview:
-    """Totals and the latest events, for the dashboard."""
+def overview(state: State, principal: CurrentPrincipal) -> Overview:
+    """Totals and the latest events, for the dashboard (supervisors)."""
+    principal.require("supervisor")
     with _read(state) as con:
         devices = con.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
         events = con.execute("SELECT COALESCE(SUM(stored_count), 0) FROM device_state").fetchone()[0]

@@ -9,13 +9,16 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, db, evidence_api, inspect_api, jobs_api
+from server import api, auth_api, db, evidence_api, inspect_api, jobs_api
+from server.auth import provide_principal
 from server.codes import ensure_code_key
 from server.dashboard import dashboard
 from server.ingest import Ingest
@@ -26,6 +29,13 @@ from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
+#: Sign-in attempts allowed per client address and minute (other requests are not limited).
+LOGIN_ATTEMPTS_PER_MINUTE = 10
+LOGIN_RATE_LIMIT = RateLimitConfig(
+    rate_limit=("minute", LOGIN_ATTEMPTS_PER_MINUTE),
+    check_throttle_handler=lambda request: request.url.path == "/api/v1/auth/login",
+    store="login_rate_limit",
+)
 #: Largest request body the API accepts.
 MAX_REQUEST_BODY = 1024 * 1024
 
@@ -62,6 +72,9 @@ def create_app(settings: ServerSettings) -> Litestar:
 
     return Litestar(
         route_handlers=[
+            auth_api.login,
+            auth_api.logout,
+            auth_api.me,
             dashboard,
             api.health,
             api.ping,
@@ -84,6 +97,8 @@ def create_app(settings: ServerSettings) -> Litestar:
         ],
         state=State({"settings": settings, "metrics": metrics, "ingest": None, "scheduler": None, "server_public_key": key.public_hex, "server_key": key, "policy": policy}),
         lifespan=[ingest_lifespan],
+        dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
+        middleware=[LOGIN_RATE_LIMIT.middleware],
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
         response_cache_config=ResponseCacheConfig(),

@@ -109,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(sth)
     sth.add_argument("--check", type=Path, metavar="FILE", help="an exported tree head (JSON) to check the log against")
 
+    users = sub.add_parser("users", help="console users: add one", description="Users of the web console and the API, with their role.")
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    uadd = usub.add_parser(
+        "add",
+        help="add a user (the password is read from standard input, or from FE_PASSWORD)",
+        description="Roles: officer (needs --agency and --officer), agency_admin (needs --agency), supervisor, enterprise (needs --enterprise).",
+    )
+    _add_db(uadd)
+    uadd.add_argument("username")
+    uadd.add_argument("--role", required=True, choices=["officer", "agency_admin", "supervisor", "enterprise"])
+    uadd.add_argument("--agency", help="agency id (officers and agency administrators)")
+    uadd.add_argument("--officer", help="officer id (officers)")
+    uadd.add_argument("--enterprise", help="credit code (enterprise users)")
+
     demo = sub.add_parser(
         "demo-seed",
         help="fill the registers with a demo district for the devices provisioned, and write the simulator's scenario",
@@ -261,6 +275,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             for p in made:
                 print(f"{p.device_id}\t{p.bundle_dir}")
+        elif args.command == "users":
+            import os
+
+            from server.auth import AuthError, add_user
+
+            password = os.environ.get("FE_PASSWORD") or sys.stdin.readline().rstrip("\n")
+            con = dbmod.connect(args.db)
+            try:
+                add_user(con, args.username, password, args.role, agency_id=args.agency, officer_id=args.officer, credit_code=args.enterprise)
+            except AuthError as e:
+                print(f"fe-server: {e}", file=sys.stderr)
+                return 1
+            finally:
+                con.close()
+            print(f"user {args.username} ({args.role}) added")
         elif args.command in ("verify", "tree-head"):
             return _cmd_evidence(args)
         elif args.command == "demo-seed":

@@ -15,6 +15,8 @@ from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
 from server import merkle
+from server.auth import CurrentPrincipal, Principal
+from server.inspect_api import check_inspection
 from server.coverage import Coverage, coverage
 from server.evidence import TreeHead, index_of, latest_tree_head, leaf_hashes, sign_tree_head
 from server.verify import VerifyReport, verify
@@ -129,16 +131,18 @@ class EvidenceController(Controller):
         )
 
     @get("/verify", sync_to_thread=True)
-    def verify_report(self, state: State, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
-        """Recompute the log from the database and report every record changed, added or removed."""
+    def verify_report(self, state: State, principal: CurrentPrincipal, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
+        """Recompute the log from the database and report every record changed, added or removed (supervisors)."""
+        principal.require("supervisor")
         with _conn(state) as con:
             return verify(con, state.server_public_key, signatures=signatures)
 
 
 @get("/api/v1/inspections/{inspection_id:str}/media", sync_to_thread=True, tags=["evidence"])
-def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(description="inspection id")]) -> Coverage:
+def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(description="inspection id")], principal: CurrentPrincipal) -> Coverage:
     """The recordings of an inspection and whether it was recorded from start to end."""
     with _conn(state) as con:
+        check_inspection(con, principal, inspection_id)
         try:
             return coverage(con, inspection_id)
         except KeyError:

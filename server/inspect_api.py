@@ -15,12 +15,13 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State, UploadFile
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 
 from protocol.decision import Decision
 from protocol.messages import DecisionWarning, ExceptionBasis, GeoPoint, InspectionResult
 from server import db as dbmod
+from server.auth import CurrentPrincipal, Principal
 from server.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
 from server.scanning import ScanRequest, decide_scan, end_part
 
@@ -31,8 +32,8 @@ MAX_PHOTO_BYTES = 15 * 1024 * 1024
 class ScanIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A scan from a phone: the code's text, or a photo of it (base64)."""
 
-    officer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     field: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    officer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None  # default: the signed-in officer
     code_text: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     photo_base64: str | None = None
     matter: Annotated[str, msgspec.Meta(max_length=4000)] = ""
@@ -47,8 +48,8 @@ class ScanForm:
     """A scan from a phone as a multipart form, with the photo as a file."""
 
     photo: UploadFile
-    officer_id: str
     field: str
+    officer_id: str | None = None
     matter: str = ""
     reason: str = ""
     exception_kind: str | None = None
@@ -75,8 +76,8 @@ class ScanOut(msgspec.Struct, kw_only=True):
 class EndIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An officer ends their part of an inspection."""
 
-    officer_id: str
     result: InspectionResult
+    officer_id: str | None = None  # default: the signed-in officer
     summary: Annotated[str, msgspec.Meta(max_length=4000)] = ""
 
 
@@ -178,11 +179,42 @@ def _photo_text(data: bytes) -> str:
         raise ClientException(f"照片无法识别企业码 / no enterprise code could be read from the photo ({e.reason}): {e}", status_code=422) from None
 
 
-def _scan(state: State, body: ScanIn, code_text: str) -> ScanOut:
+def _scanning_officer(principal: CurrentPrincipal, officer_id: str | None) -> str:
+    """Officers scan as themselves, never as someone else."""
+    principal.require("officer")
+    assert principal.officer_id is not None
+    if officer_id is not None and officer_id != principal.officer_id:
+        raise PermissionDeniedException(f"只能以本人身份扫码 / you scan as yourself ({principal.officer_id}), not as {officer_id}")
+    return principal.officer_id
+
+
+def can_see_inspection(con: sqlite3.Connection, p: Principal, inspection_id: str) -> bool:
+    """Supervisors see every inspection; an agency's staff those their agency takes part in; an officer
+    those they take part in; an enterprise those of itself."""
+    if p.role == "supervisor":
+        return True
+    if p.role == "enterprise":
+        return con.execute("SELECT 1 FROM inspections WHERE inspection_id = ? AND credit_code = ?", (inspection_id, p.credit_code)).fetchone() is not None
+    if p.role == "officer":
+        return con.execute("SELECT 1 FROM inspection_parts WHERE inspection_id = ? AND officer_id = ?", (inspection_id, p.officer_id)).fetchone() is not None
+    return con.execute("SELECT 1 FROM inspection_parts WHERE inspection_id = ? AND agency_id = ?", (inspection_id, p.agency_id)).fetchone() is not None
+
+
+def check_inspection(con: sqlite3.Connection, p: Principal, inspection_id: str) -> None:
+    """404 if it does not exist, 403 if it is not the principal's to see."""
+    if con.execute("SELECT 1 FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone() is None:
+        raise NotFoundException(f"inspection {inspection_id!r} does not exist")
+    if not can_see_inspection(con, p, inspection_id):
+        raise PermissionDeniedException("这是其他执法机关的检查记录，无权查看 / this inspection belongs to another agency")
+
+
+def _scan(state: State, body: ScanIn, code_text: str, principal: CurrentPrincipal) -> ScanOut:
+    officer_id = _scanning_officer(principal, body.officer_id)
+    body = msgspec.structs.replace(body, officer_id=officer_id)
     scan_id = body.scan_id or str(uuid.uuid4())
     now_ms = int(time.time() * 1000)
     req = ScanRequest(
-        scan_id=scan_id, channel="phone", officer_id=body.officer_id, code_text=code_text, field=body.field, scanned_ms=now_ms,
+        scan_id=scan_id, channel="phone", officer_id=officer_id, code_text=code_text, field=body.field, scanned_ms=now_ms,
         matter=body.matter, reason=body.reason, exception=body.exception_basis, location=body.location,
     )  # fmt: skip
     with _write(state) as con:
@@ -201,8 +233,9 @@ class ScanController(Controller):
     tags = ["scan-to-inspect"]
 
     @post("/", sync_to_thread=True, status_code=200)
-    def scan(self, state: State, data: JSONBody[ScanIn]) -> ScanOut:
-        """Decide a scan given the code's text or a base64 photo of it."""
+    def scan(self, state: State, data: JSONBody[ScanIn], principal: CurrentPrincipal) -> ScanOut:
+        """Decide a scan given the code's text or a base64 photo of it (officers, as themselves)."""
+        _scanning_officer(principal, data.officer_id)
         if (data.code_text is None) == (data.photo_base64 is None):
             raise ClientException("give exactly one of code_text and photo_base64")
         if data.photo_base64 is not None:
@@ -210,14 +243,15 @@ class ScanController(Controller):
                 raw = base64.b64decode(data.photo_base64, validate=True)
             except (binascii.Error, ValueError):
                 raise ClientException("photo_base64 is not valid base64") from None
-            return _scan(state, data, _photo_text(raw))
+            return _scan(state, data, _photo_text(raw), principal)
         assert data.code_text is not None
-        return _scan(state, data, data.code_text)
+        return _scan(state, data, data.code_text, principal)
 
     @post("/photo", sync_to_thread=True, status_code=200)
-    def scan_photo(self, state: State, data: MultipartBody[ScanForm]) -> ScanOut:
-        """Decide a scan from a multipart form: a `photo` file and the scan's fields."""
-        fields: dict[str, object] = {"officer_id": data.officer_id, "field": data.field, "matter": data.matter, "reason": data.reason}
+    def scan_photo(self, state: State, data: MultipartBody[ScanForm], principal: CurrentPrincipal) -> ScanOut:
+        """Decide a scan from a multipart form: a `photo` file and the scan's fields (officers, as themselves)."""
+        _scanning_officer(principal, data.officer_id)
+        fields: dict[str, object] = {"officer_id": data.officer_id or principal.officer_id, "field": data.field, "matter": data.matter, "reason": data.reason}
         if data.scan_id:
             fields["scan_id"] = data.scan_id
         if data.exception_kind:
@@ -226,14 +260,16 @@ class ScanController(Controller):
             body = msgspec.convert(fields, ScanIn)
         except msgspec.ValidationError as e:
             raise ClientException(f"invalid form: {e}") from None
-        return _scan(state, body, _photo_text(data.photo.file.read(MAX_PHOTO_BYTES + 1)))
+        return _scan(state, body, _photo_text(data.photo.file.read(MAX_PHOTO_BYTES + 1)), principal)
 
     @get("/", sync_to_thread=True)
-    def list_scans(self, state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[dict[str, object]]:
-        """The most recent scans and their decisions."""
+    def list_scans(self, state: State, principal: CurrentPrincipal, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[dict[str, object]]:
+        """The most recent scans and their decisions (an agency's: its own; an officer's: their own)."""
+        principal.require("supervisor", "agency_admin", "officer")
+        where, args = {"supervisor": ("", ()), "agency_admin": (" WHERE agency_id = ?", (principal.agency_id,)), "officer": (" WHERE officer_id = ?", (principal.officer_id,))}[principal.role]
         with _read(state) as con:
             cols = ("scan_id", "channel", "device_id", "officer_id", "agency_id", "credit_code", "field", "scanned_ms", "decided_ms", "outcome", "code", "inspection_id")
-            rows = con.execute(f"SELECT {', '.join(cols)} FROM scans ORDER BY decided_ms DESC, scan_id LIMIT ?", (limit,))
+            rows = con.execute(f"SELECT {', '.join(cols)} FROM scans{where} ORDER BY decided_ms DESC, scan_id LIMIT ?", (*args, limit))
             return [dict(zip(cols, r, strict=True)) for r in rows]
 
 
@@ -270,12 +306,22 @@ class InspectionController(Controller):
     def list_inspections(
         self,
         state: State,
+        principal: CurrentPrincipal,
         status: Annotated[Literal["open", "ended"] | None, QueryParameter(description="open or ended")] = None,
         credit_code: Annotated[str | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
     ) -> list[InspectionView]:
-        """Inspections, newest first."""
+        """Inspections, newest first: those the signed-in user may see."""
         where, args = [], []
+        if principal.role == "agency_admin":
+            where.append("inspection_id IN (SELECT inspection_id FROM inspection_parts WHERE agency_id = ?)")
+            args.append(principal.agency_id)
+        elif principal.role == "officer":
+            where.append("inspection_id IN (SELECT inspection_id FROM inspection_parts WHERE officer_id = ?)")
+            args.append(principal.officer_id)
+        elif principal.role == "enterprise":
+            where.append("credit_code = ?")
+            args.append(principal.credit_code)
         if status:
             where.append("status = ?")
             args.append(status)
@@ -287,19 +333,22 @@ class InspectionController(Controller):
             return [_inspection(con, r[0]) for r in con.execute(sql, (*args, limit)).fetchall()]
 
     @get("/{inspection_id:str}", sync_to_thread=True)
-    def get_inspection(self, state: State, inspection_id: InspectionPath) -> InspectionView:
-        """One inspection with its parts."""
+    def get_inspection(self, state: State, inspection_id: InspectionPath, principal: CurrentPrincipal) -> InspectionView:
+        """One inspection with its parts (403 if it is another agency's)."""
         with _read(state) as con:
+            check_inspection(con, principal, inspection_id)
             return _inspection(con, inspection_id)
 
     @post("/{inspection_id:str}/end", sync_to_thread=True, status_code=200)
-    def end(self, state: State, inspection_id: InspectionPath, data: JSONBody[EndIn]) -> InspectionView:
+    def end(self, state: State, inspection_id: InspectionPath, data: JSONBody[EndIn], principal: CurrentPrincipal) -> InspectionView:
         """End an officer's part with its result; the inspection ends when every part has."""
+        officer_id = _scanning_officer(principal, data.officer_id)
+        data = msgspec.structs.replace(data, officer_id=officer_id)
         with _write(state) as con:
             if con.execute("SELECT 1 FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone() is None:
                 raise NotFoundException(f"inspection {inspection_id!r} does not exist")
-            if not end_part(con, inspection_id, data.officer_id, data.result, data.summary, int(time.time() * 1000)):
-                raise ClientException(f"officer {data.officer_id!r} has no open part in inspection {inspection_id!r}", status_code=409)
+            if not end_part(con, inspection_id, officer_id, data.result, data.summary, int(time.time() * 1000)):
+                raise ClientException(f"officer {officer_id!r} has no open part in inspection {inspection_id!r}", status_code=409)
             return _inspection(con, inspection_id)
 
 
@@ -310,8 +359,9 @@ class EnterpriseController(Controller):
     tags = ["enterprises"]
 
     @get("/{credit_code:str}", sync_to_thread=True)
-    def get_enterprise(self, state: State, credit_code: CodePath) -> EnterpriseView:
+    def get_enterprise(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> EnterpriseView:
         """One enterprise."""
+        principal.require("supervisor", "agency_admin", "officer")
         with _read(state) as con:
             row = con.execute("SELECT credit_code, name, address, region, risk, credit FROM enterprises WHERE credit_code = ?", (credit_code.upper(),)).fetchone()
             if row is None:
@@ -322,7 +372,8 @@ class EnterpriseController(Controller):
         keys = ("credit_code", "name", "address", "region", "risk", "credit")
         return EnterpriseView(**dict(zip(keys, row, strict=True)), on_no_disturb_list=nd is not None)
 
-    def _code(self, state: State, credit_code: str) -> tuple[str, str]:
+    def _code(self, state: State, credit_code: str, principal: CurrentPrincipal) -> tuple[str, str]:
+        principal.require("supervisor", "agency_admin")
         with _write(state) as con:
             try:
                 return issue_code(con, state.settings.db_path, credit_code)
@@ -330,23 +381,24 @@ class EnterpriseController(Controller):
                 raise NotFoundException(str(e)) if "registered" in str(e) else ClientException(str(e)) from None
 
     @get("/{credit_code:str}/qr.png", sync_to_thread=True, media_type="image/png")
-    def qr_png(self, state: State, credit_code: CodePath) -> bytes:
+    def qr_png(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> bytes:
         """The enterprise's signed code as PNG, its name printed under it."""
-        return render_png(*self._code(state, credit_code))
+        return render_png(*self._code(state, credit_code, principal))
 
     @get("/{credit_code:str}/qr.svg", sync_to_thread=True, media_type="image/svg+xml")
-    def qr_svg(self, state: State, credit_code: CodePath) -> bytes:
+    def qr_svg(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> bytes:
         """The enterprise's signed code as SVG, its name under it."""
-        return render_svg(*self._code(state, credit_code))
+        return render_svg(*self._code(state, credit_code, principal))
 
     @get("/{credit_code:str}/qr.txt", sync_to_thread=True, media_type="text/plain")
-    def qr_text(self, state: State, credit_code: CodePath) -> str:
+    def qr_text(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> str:
         """The text the enterprise's code encodes."""
-        return self._code(state, credit_code)[0]
+        return self._code(state, credit_code, principal)[0]
 
     @post("/{credit_code:str}/qr/revoke", sync_to_thread=True, status_code=200)
-    def revoke(self, state: State, credit_code: CodePath, data: JSONBody[RevokeIn]) -> Response[dict[str, int]]:
+    def revoke(self, state: State, credit_code: CodePath, data: JSONBody[RevokeIn], principal: CurrentPrincipal) -> Response[dict[str, int]]:
         """Revoke every code issued to the enterprise (a lost or misused sticker)."""
+        principal.require("supervisor", "agency_admin")
         with _write(state) as con:
             n = revoke_codes(con, credit_code, data.reason)
         if n == 0:
@@ -362,10 +414,20 @@ class AlertController(Controller):
 
     @get("/", sync_to_thread=True)
     def list_alerts(
-        self, state: State, kind: Annotated[str | None, QueryParameter()] = None, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100
+        self, state: State, principal: CurrentPrincipal, kind: Annotated[str | None, QueryParameter()] = None, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100
     ) -> list[AlertView]:
-        """The most recent alerts."""
+        """The most recent alerts (an agency's staff: those of their agency, its officers and devices)."""
+        principal.require("supervisor", "agency_admin")
         cols = ("id", "created_ms", "kind", "severity", "credit_code", "agency_id", "device_id", "officer_id", "ref", "message_zh", "message_en")
-        sql = f"SELECT {', '.join(cols)} FROM alerts" + (" WHERE kind = ?" if kind else "") + " ORDER BY id DESC LIMIT ?"
+        where, args = ["1 = 1"], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if principal.role == "agency_admin":
+            where.append(
+                "(agency_id = ? OR device_id IN (SELECT device_id FROM devices WHERE agency_id = ?) OR officer_id IN (SELECT officer_id FROM officers WHERE agency_id = ?))"
+            )
+            args += [principal.agency_id] * 3
+        sql = f"SELECT {', '.join(cols)} FROM alerts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         with _read(state) as con:
-            return [AlertView(**dict(zip(cols, r, strict=True))) for r in con.execute(sql, (kind, limit) if kind else (limit,))]
+            return [AlertView(**dict(zip(cols, r, strict=True))) for r in con.execute(sql, (*args, limit))]

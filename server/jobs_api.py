@@ -14,10 +14,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, MediaType, get, post
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from server import db as dbmod
+from server.auth import CurrentPrincipal, Principal
 from server.disclosure import DisclosureError, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
 from server.draws import DrawError, commit_draw, public_view
 from server.jobs import JOBS
@@ -61,6 +62,12 @@ class ReviewIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     result: Literal["pass", "fail"]
     reviewer: Annotated[str, msgspec.Meta(min_length=1)]
     notes: str = ""
+
+
+def _own_agency(principal: CurrentPrincipal, agency_id: str) -> None:
+    principal.require("supervisor", "agency_admin")
+    if not principal.may_see_agency(agency_id):
+        raise PermissionDeniedException(f"只能处理本机关的事项 / you act for your own agency only, not {agency_id}")
 
 
 @contextmanager
@@ -112,13 +119,15 @@ class JobController(Controller):
     tags = ["jobs"]
 
     @get("/", sync_to_thread=True)
-    def list_jobs(self, state: State) -> list[dict[str, Any]]:
-        """Every job with its last run, next run and outcome."""
+    def list_jobs(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+        """Every job with its last run, next run and outcome (supervisors)."""
+        principal.require("supervisor")
         return job_status(state)
 
     @post("/{job_id:str}/run", sync_to_thread=True, status_code=202)
-    def run(self, state: State, job_id: IdPath) -> dict[str, str]:
-        """Have a job run now (its schedule is kept)."""
+    def run(self, state: State, job_id: IdPath, principal: CurrentPrincipal) -> dict[str, str]:
+        """Have a job run now (its schedule is kept; supervisors)."""
+        principal.require("supervisor")
         if job_id not in JOBS:
             raise NotFoundException(f"no job {job_id!r}; jobs: {', '.join(JOBS)}")
         if state.scheduler is None:
@@ -134,8 +143,9 @@ class DrawController(Controller):
     tags = ["jobs"]
 
     @post("/", sync_to_thread=True, status_code=201)
-    def create(self, state: State, data: JSONBody[DrawIn]) -> dict[str, Any]:
-        """Announce a draw: its seed's hash is public from now on."""
+    def create(self, state: State, data: JSONBody[DrawIn], principal: CurrentPrincipal) -> dict[str, Any]:
+        """Announce a draw: its seed's hash is public from now on (supervisors, or the agency's administrator)."""
+        _own_agency(principal, data.agency_id)
         now_ms = int(time.time() * 1000)
         with _write(state) as con:
             try:
@@ -167,8 +177,9 @@ class DisclosureController(Controller):
     tags = ["jobs"]
 
     @post("/decisions", sync_to_thread=True, status_code=201)
-    def add_decision(self, state: State, data: JSONBody[DecisionIn]) -> dict[str, Any]:
+    def add_decision(self, state: State, data: JSONBody[DecisionIn], principal: CurrentPrincipal) -> dict[str, Any]:
         """Register a decision; its disclosure deadline is counted in working days."""
+        _own_agency(principal, data.agency_id)
         with _write(state) as con:
             if con.execute("SELECT 1 FROM decisions WHERE decision_id = ?", (data.decision_id,)).fetchone():
                 raise ClientException(f"decision {data.decision_id!r} is already registered", status_code=409)
@@ -177,17 +188,22 @@ class DisclosureController(Controller):
             )
 
     @post("/decisions/{decision_id:str}/disclosure", sync_to_thread=True, status_code=200)
-    def disclose(self, state: State, decision_id: IdPath, data: JSONBody[DisclosureIn]) -> dict[str, str]:
+    def disclose(self, state: State, decision_id: IdPath, data: JSONBody[DisclosureIn], principal: CurrentPrincipal) -> dict[str, str]:
         """Record the disclosure of a decision."""
+        principal.require("supervisor", "agency_admin")
         with _write(state) as con:
+            row = con.execute("SELECT agency_id FROM decisions WHERE decision_id = ?", (decision_id,)).fetchone()
+            if row is not None:
+                _own_agency(principal, row[0])
             try:
                 return {"decision_id": decision_id, "status": record_disclosure(con, decision_id, data.disclosed_on)}
             except DisclosureError as e:
                 raise NotFoundException(str(e)) from None
 
     @get("/disclosure/rates", sync_to_thread=True)
-    def rates(self, state: State) -> list[dict[str, Any]]:
-        """On-time disclosure rate per agency."""
+    def rates(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+        """On-time disclosure rate per agency (supervisors)."""
+        principal.require("supervisor")
         con = _read(state)
         try:
             return on_time_rates(con)
@@ -195,8 +211,9 @@ class DisclosureController(Controller):
             con.close()
 
     @get("/samples", sync_to_thread=True)
-    def samples(self, state: State) -> list[dict[str, Any]]:
-        """Case-file samples with their review progress and pass rate."""
+    def samples(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+        """Case-file samples with their review progress and pass rate (supervisors)."""
+        principal.require("supervisor")
         con = _read(state)
         try:
             return pass_rates(con)
@@ -204,8 +221,9 @@ class DisclosureController(Controller):
             con.close()
 
     @post("/samples/{sample_id:str}/reviews", sync_to_thread=True, status_code=200)
-    def review(self, state: State, sample_id: IdPath, data: JSONBody[ReviewIn]) -> dict[str, str]:
-        """Record the review of a sampled case file."""
+    def review(self, state: State, sample_id: IdPath, data: JSONBody[ReviewIn], principal: CurrentPrincipal) -> dict[str, str]:
+        """Record the review of a sampled case file (supervisors)."""
+        principal.require("supervisor")
         with _write(state) as con:
             try:
                 record_review(con, sample_id, data.decision_id, data.result, data.reviewer, data.notes, int(time.time() * 1000))
@@ -224,8 +242,9 @@ _STYLE = "<style>body{font-family:system-ui,'PingFang SC','Noto Sans CJK SC',san
 
 
 @get("/jobs", media_type=MediaType.HTML, sync_to_thread=True, include_in_schema=False)
-def jobs_page(state: State, lang: Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")] = "zh") -> str:
-    """The status page of the scheduled jobs."""
+def jobs_page(state: State, principal: CurrentPrincipal, lang: Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")] = "zh") -> str:
+    """The status page of the scheduled jobs (supervisors)."""
+    principal.require("supervisor")
     zh = lang == "zh"
     head = ["任务", "计划", "上次运行", "结果", "下次运行"] if zh else ["Job", "Schedule", "Last run", "Outcome", "Next run"]
     rows = "".join(

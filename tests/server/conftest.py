@@ -1,11 +1,13 @@
-"""Registers seeded for scan-to-inspect tests: agencies, officers, enterprises, lists, tickets, plans."""
+"""Registers seeded for scan-to-inspect tests: agencies, officers, enterprises, lists, tickets, plans, users."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from litestar.testing import TestClient
 from protocol.creditcode import check_character
 from server import db as dbmod
 from server.app import create_app
+from server.auth import add_user, hash_password
 from server.settings import ServerSettings
 
 DAY_MS = 86_400_000
@@ -67,6 +70,55 @@ def seed(con: sqlite3.Connection) -> None:
         (NOW_MS - 10 * DAY_MS, NOW_MS + 60 * DAY_MS, NOW_MS - 10 * DAY_MS),
     )
     con.execute("INSERT INTO plan_targets(plan_id, credit_code) VALUES ('PLAN-2026-Q4', ?)", (GOOD,))
+    seed_users(con, [(o, a) for o, a, *_ in officers] + [("NOBODY", "SAMR")])
+
+
+def seed_users(con: sqlite3.Connection, officers: list[tuple[str, str]]) -> None:
+    """Sign-in users: each officer (user name = officer id), a supervisor, agency administrators, an enterprise."""
+    for officer_id, agency in officers:
+        add_user(con, officer_id, password(officer_id), "officer", agency_id=agency, officer_id=officer_id, password_hash=password_hash(officer_id))
+    add_user(con, "sup", password("sup"), "supervisor", password_hash=password_hash("sup"))
+    add_user(con, "admin-SAMR", password("admin-SAMR"), "agency_admin", agency_id="SAMR", password_hash=password_hash("admin-SAMR"))
+    add_user(con, "admin-FIRE", password("admin-FIRE"), "agency_admin", agency_id="FIRE", password_hash=password_hash("admin-FIRE"))
+    add_user(con, "ent-plain", password("ent-plain"), "enterprise", credit_code=PLAIN, password_hash=password_hash("ent-plain"))
+
+
+def password(username: str) -> str:
+    """Every test user's password."""
+    return f"secret-{username}"
+
+
+@functools.cache
+def password_hash(username: str) -> str:
+    """The scrypt hash of a test user's password, computed once per test run (scrypt is slow on purpose)."""
+    return hash_password(password(username))
+
+
+class Api:
+    """A test client acting as one signed-in user (the supervisor unless ``as_`` says otherwise)."""
+
+    def __init__(self, client: TestClient, username: str = "sup", tokens: dict[str, str] | None = None) -> None:  # type: ignore[type-arg]
+        self.client = client
+        self.username = username
+        self._tokens = tokens if tokens is not None else {}
+
+    def as_(self, username: str) -> Api:
+        """The same client, signed in as another user."""
+        return Api(self.client, username, self._tokens)
+
+    def _headers(self, kw: dict[str, Any]) -> dict[str, Any]:
+        if self.username not in self._tokens:
+            r = self.client.post("/api/v1/auth/login", json={"username": self.username, "password": password(self.username)})
+            assert r.status_code == 200, r.text
+            self.client.cookies.clear()
+            self._tokens[self.username] = r.json()["token"]
+        return {**kw.pop("headers", {}), "Authorization": f"Bearer {self._tokens[self.username]}"}
+
+    def get(self, url: str, **kw: Any) -> Any:
+        return self.client.get(url, headers=self._headers(kw), **kw)
+
+    def post(self, url: str, **kw: Any) -> Any:
+        return self.client.post(url, headers=self._headers(kw), **kw)
 
 
 @pytest.fixture
@@ -83,7 +135,7 @@ def seeded_db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def api(seeded_db: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    """The HTTP API over the seeded registers (no MQTT)."""
+def api(seeded_db: Path) -> Iterator[Api]:
+    """The HTTP API over the seeded registers (no MQTT), signed in as the supervisor."""
     with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False, jobs_enabled=False))) as c:
-        yield c
+        yield Api(c)

@@ -18,12 +18,13 @@ from server import db as dbmod
 from server.app import create_app
 from server.settings import ServerSettings
 from server.store import DeviceKeys, Incoming, store_batch
+from tests.server.conftest import Api, seed_users
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
+def client(tmp_path: Path) -> Iterator[Api]:
     path = tmp_path / "s.db"
     app = create_app(ServerSettings(db_path=path, mqtt_enabled=False, jobs_enabled=False))
     con = dbmod.connect(path)
@@ -33,19 +34,20 @@ def client(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
         for s in (1, 2, 5)
     ]
     store_batch(con, [Incoming(topics.device_up("BR-1"), seal(m, KEY), 0) for m in msgs] + [Incoming("x", b"junk", 0)], DeviceKeys(con))
+    seed_users(con, [])
     con.close()
     with TestClient(app) as c:
-        yield c
+        yield Api(c)
 
 
-def test_health_and_metrics(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_health_and_metrics(client: Api) -> None:
     h = client.get("/health")
     assert h.status_code == 200 and h.json()["status"] == "ok" and h.json()["events_stored"] == 3
     m = client.get("/metrics")
     assert m.status_code == 200 and "fe_events_stored_total" in m.text and "fe_ingest_lag_seconds_bucket" in m.text
 
 
-def test_devices_with_gaps(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_devices_with_gaps(client: Api) -> None:
     (dev,) = client.get("/api/v1/devices").json()
     assert dev["device_id"] == "BR-1" and dev["stored_count"] == 3 and dev["max_seq"] == 5
     one = client.get("/api/v1/devices/BR-1").json()
@@ -54,7 +56,7 @@ def test_devices_with_gaps(client: TestClient) -> None:  # type: ignore[type-arg
     assert client.get("/api/v1/overview").json()["devices_with_gaps"] == 1
 
 
-def test_events_and_rejected(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_events_and_rejected(client: Api) -> None:
     events = client.get("/api/v1/events", params={"device_id": "BR-1", "limit": 2}).json()
     assert [e["seq"] for e in events] == [5, 2]
     assert events[0]["body"]["type"] == "enterprise_scanned"
@@ -73,19 +75,19 @@ def test_events_and_rejected(client: TestClient) -> None:  # type: ignore[type-a
         ("/?lang=fr", 400, "lang"),
     ],
 )
-def test_bad_requests_get_a_reason(client: TestClient, url: str, status: int, words: str) -> None:  # type: ignore[type-arg]
+def test_bad_requests_get_a_reason(client: Api, url: str, status: int, words: str) -> None:  
     r = client.get(url)
     assert r.status_code == status
     assert words in r.text
 
 
-def test_dashboard_is_chinese_first_with_english(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_dashboard_is_chinese_first_with_english(client: Api) -> None:
     zh = client.get("/")
     assert zh.status_code == 200 and 'lang="zh-CN"' in zh.text and "执法监督平台" in zh.text
     en = client.get("/?lang=en")
     assert 'lang="en"' in en.text and "Enforcement supervision" in en.text
 
 
-def test_openapi_schema(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_openapi_schema(client: Api) -> None:
     paths = client.get("/schema/openapi.json").json()["paths"]
     assert {"/health", "/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/events", "/api/v1/rejected"} <= set(paths)

@@ -29,7 +29,7 @@ from server.settings import ServerSettings
 from server.store import DeviceKeys, Incoming, sequence_gaps, store_batch
 from server.verify import verify
 from server.workdays import add_working_days
-from tests.server.conftest import FRAGILE, GOOD, PLAIN, code
+from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api, code
 
 CST = dt.timezone(dt.timedelta(hours=8))
 POLICY = load_toml(Path(__file__).resolve().parents[2] / "server" / "policy.toml", Policy)
@@ -202,7 +202,8 @@ def test_jobs_are_registered_once_across_restarts_and_record_their_runs(seeded_d
 
 
 def test_job_status_api_and_public_pages(seeded_db: Path) -> None:
-    with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False))) as c:
+    with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False))) as client:
+        c = Api(client)
         jobs = c.get("/api/v1/jobs").json()
         assert [j["id"] for j in jobs] == ["devices", "draws", "disclosure", "tree_head", "sampling", "retention"]
         assert all(j["next_run_ms"] for j in jobs)

@@ -7,32 +7,31 @@ import threading
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from protocol import enterprise_code
 from protocol.signing import SigningKey
-from tests.server.conftest import FRAGILE, GOOD, PLAIN, UNREGISTERED
+from tests.server.conftest import FRAGILE, GOOD, PLAIN, UNREGISTERED, Api
 
 
-def qr(api: TestClient, credit_code: str) -> str:  # type: ignore[type-arg]
+def qr(api: Api, credit_code: str) -> str:  
     r = api.get(f"/api/v1/enterprises/{credit_code}/qr.txt")
     assert r.status_code == 200, r.text
     return r.text
 
 
-def scan(api: TestClient, officer: str, credit_code: str, field: str = "food", **extra: Any) -> dict[str, Any]:  # type: ignore[type-arg]
-    r = api.post("/api/v1/scans", json={"officer_id": officer, "code_text": qr(api, credit_code), "field": field, **extra})
+def scan(api: Api, officer: str, credit_code: str, field: str = "food", **extra: Any) -> dict[str, Any]:  
+    r = api.as_(officer).post("/api/v1/scans", json={"officer_id": officer, "code_text": qr(api, credit_code), "field": field, **extra})
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def end(api: TestClient, inspection_id: str, officer: str, result: str = "no_violation") -> dict[str, Any]:  # type: ignore[type-arg]
-    r = api.post(f"/api/v1/inspections/{inspection_id}/end", json={"officer_id": officer, "result": result})
+def end(api: Api, inspection_id: str, officer: str, result: str = "no_violation") -> dict[str, Any]:  
+    r = api.as_(officer).post(f"/api/v1/inspections/{inspection_id}/end", json={"officer_id": officer, "result": result})
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def test_allowed_opens_an_inspection(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_allowed_opens_an_inspection(api: Api) -> None:
     d = scan(api, "OFF-SAMR-1", PLAIN)
     assert (d["outcome"], d["code"]) == ("allowed", "allowed")
     assert "可以对“海淀某餐饮公司”开展检查" in d["message_zh"] and d["message_en"].startswith("You may inspect")
@@ -41,7 +40,7 @@ def test_allowed_opens_an_inspection(api: TestClient) -> None:  # type: ignore[t
     assert insp["status"] == "open" and insp["lead_agency_id"] == "SAMR" and [p["officer_id"] for p in insp["parts"]] == ["OFF-SAMR-1"]
 
 
-def test_second_agency_joins_the_inspection_under_way(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_second_agency_joins_the_inspection_under_way(api: Api) -> None:
     first = scan(api, "OFF-SAMR-1", PLAIN)
     second = scan(api, "OFF-FIRE-1", PLAIN, field="fire")
     assert (second["outcome"], second["code"]) == ("join", "join")
@@ -53,7 +52,7 @@ def test_second_agency_joins_the_inspection_under_way(api: TestClient) -> None: 
     assert insp["status"] == "ended" and {p["result"] for p in insp["parts"]} == {"no_violation", "rectification_ordered"}
 
 
-def test_repeat_within_the_window_needs_an_exception(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_repeat_within_the_window_needs_an_exception(api: Api) -> None:
     first = scan(api, "OFF-SAMR-1", PLAIN)
     end(api, first["inspection_id"], "OFF-SAMR-1")
     again = scan(api, "OFF-FIRE-1", PLAIN, field="food")
@@ -65,7 +64,7 @@ def test_repeat_within_the_window_needs_an_exception(api: TestClient) -> None:  
     assert [w["code"] for w in other_field["warnings"]] == ["frequency_day"]
 
 
-def test_no_disturb_list_refuses_without_a_valid_exception(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_no_disturb_list_refuses_without_a_valid_exception(api: Api) -> None:
     d = scan(api, "OFF-SAMR-1", GOOD)
     assert (d["outcome"], d["code"]) == ("refused", "no_disturb")
     assert "无事不扰" in d["message_zh"] and "A级纳税信用" in d["message_zh"]
@@ -80,7 +79,7 @@ def test_no_disturb_list_refuses_without_a_valid_exception(api: TestClient) -> N
     assert (insp["exception_kind"], insp["exception_ref"]) == ("complaint", "12345-2026-001")
 
 
-def test_random_draw_exception_is_checked_against_the_plan(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_random_draw_exception_is_checked_against_the_plan(api: Api) -> None:
     other_agency = scan(api, "OFF-FIRE-1", GOOD, exception_basis={"kind": "random_draw", "reference": "PLAN-2026-Q4"})
     assert other_agency["code"] == "exception_invalid" and "属于 SAMR" in other_agency["message_zh"]
     drawn = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "random_draw", "reference": "PLAN-2026-Q4"})
@@ -97,13 +96,13 @@ def test_random_draw_exception_is_checked_against_the_plan(api: TestClient) -> N
         ("OFF-SAMR-1", "fire", "credential_field", "不涵盖执法领域“消防安全”"),
     ],
 )
-def test_credential_problems_refuse(api: TestClient, officer: str, field: str, code: str, words: str) -> None:  # type: ignore[type-arg]
+def test_credential_problems_refuse(api: Api, officer: str, field: str, code: str, words: str) -> None:  
     d = scan(api, officer, PLAIN, field=field)
     assert (d["outcome"], d["code"]) == ("refused", code)
     assert words in d["message_zh"] and d["message_en"]
 
 
-def test_yearly_cap_of_the_band(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_yearly_cap_of_the_band(api: Api) -> None:
     first = scan(api, "OFF-SAMR-1", FRAGILE)  # low risk, credit A: 1 a year
     end(api, first["inspection_id"], "OFF-SAMR-1")
     d = scan(api, "OFF-FIRE-1", FRAGILE, field="fire")
@@ -111,35 +110,37 @@ def test_yearly_cap_of_the_band(api: TestClient) -> None:  # type: ignore[type-a
     assert "上限 1 次" in d["message_zh"]
 
 
-def test_codes_that_are_not_genuine_are_refused_with_their_reason(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_codes_that_are_not_genuine_are_refused_with_their_reason(api: Api) -> None:
     genuine = qr(api, PLAIN)
     forged_key = enterprise_code.issue(PLAIN, SigningKey.generate(), "K1", dt.date.today())
     unknown_key = enterprise_code.issue(PLAIN, SigningKey.generate(), "K9", dt.date.today())
     altered = genuine.replace(PLAIN, FRAGILE)
     cases = [(forged_key, "code_altered"), (unknown_key, "code_unknown_key"), (altered, "code_altered"), ("https://example.com/x", "code_not_ours")]
     for text, code in cases:
-        r = api.post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "code_text": text, "field": "food"})
+        r = api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "code_text": text, "field": "food"})
         assert r.status_code == 200 and (r.json()["outcome"], r.json()["code"]) == ("refused", code), (text, r.json())
     assert api.post(f"/api/v1/enterprises/{PLAIN}/qr/revoke", json={"reason": "贴纸遗失"}).json() == {"revoked": 1}
-    r = api.post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "code_text": genuine, "field": "food"}).json()
+    r = api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "code_text": genuine, "field": "food"}).json()
     assert r["code"] == "code_revoked" and "作废" in r["message_zh"]
 
 
-def test_unregistered_enterprise_cannot_get_a_code(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_unregistered_enterprise_cannot_get_a_code(api: Api) -> None:
     r = api.get(f"/api/v1/enterprises/{UNREGISTERED}/qr.png")
     assert r.status_code == 404 and "registered" in r.text
     assert api.get("/api/v1/enterprises/12345/qr.svg").status_code == 400
 
 
-def test_two_agencies_scanning_at_the_same_moment_share_one_inspection(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_two_agencies_scanning_at_the_same_moment_share_one_inspection(api: Api) -> None:
     text = qr(api, PLAIN)
     results: list[dict[str, Any]] = []
     barrier = threading.Barrier(2)
 
     def go(officer: str, field: str) -> None:
         barrier.wait()
-        results.append(api.post("/api/v1/scans", json={"officer_id": officer, "code_text": text, "field": field}).json())
+        results.append(api.as_(officer).post("/api/v1/scans", json={"officer_id": officer, "code_text": text, "field": field}).json())
 
+    for officer in ("OFF-SAMR-1", "OFF-FIRE-1"):
+        api.as_(officer).get("/api/v1/auth/me")  # sign in before the race
     threads = [threading.Thread(target=go, args=("OFF-SAMR-1", "food")), threading.Thread(target=go, args=("OFF-FIRE-1", "fire"))]
     for t in threads:
         t.start()
@@ -150,7 +151,7 @@ def test_two_agencies_scanning_at_the_same_moment_share_one_inspection(api: Test
     assert len(api.get("/api/v1/inspections", params={"credit_code": PLAIN}).json()) == 1
 
 
-def test_same_scan_id_is_decided_once(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_same_scan_id_is_decided_once(api: Api) -> None:
     a = scan(api, "OFF-SAMR-1", PLAIN, scan_id="phone-retry-0001")
     b = scan(api, "OFF-SAMR-1", PLAIN, scan_id="phone-retry-0001")
     assert a == b
@@ -169,29 +170,29 @@ def test_same_scan_id_is_decided_once(api: TestClient) -> None:  # type: ignore[
         ({"officer_id": "OFF-SAMR-1", "field": "food", "code_text": "x", "exception_basis": {"kind": "whim", "reference": "r"}}, 400, "kind"),
     ],
 )
-def test_bad_scan_requests_get_a_reason(api: TestClient, body: dict[str, Any], status: int, words: str) -> None:  # type: ignore[type-arg]
-    r = api.post("/api/v1/scans", json=body)
+def test_bad_scan_requests_get_a_reason(api: Api, body: dict[str, Any], status: int, words: str) -> None:  
+    r = api.as_("OFF-SAMR-1").post("/api/v1/scans", json=body)
     assert r.status_code == status, r.text
     assert words in r.text
 
 
-def test_ending_someone_elses_part_is_refused(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_ending_someone_elses_part_is_refused(api: Api) -> None:
     d = scan(api, "OFF-SAMR-1", PLAIN)
-    r = api.post(f"/api/v1/inspections/{d['inspection_id']}/end", json={"officer_id": "OFF-FIRE-1", "result": "no_violation"})
+    r = api.as_("OFF-FIRE-1").post(f"/api/v1/inspections/{d['inspection_id']}/end", json={"officer_id": "OFF-FIRE-1", "result": "no_violation"})
     assert r.status_code == 409 and "no open part" in r.text
-    assert api.post("/api/v1/inspections/nope/end", json={"officer_id": "OFF-SAMR-1", "result": "no_violation"}).status_code == 404
-    bad = api.post(f"/api/v1/inspections/{d['inspection_id']}/end", json={"officer_id": "OFF-SAMR-1", "result": "fine"})
+    assert api.as_("OFF-SAMR-1").post("/api/v1/inspections/nope/end", json={"officer_id": "OFF-SAMR-1", "result": "no_violation"}).status_code == 404
+    bad = api.as_("OFF-SAMR-1").post(f"/api/v1/inspections/{d['inspection_id']}/end", json={"officer_id": "OFF-SAMR-1", "result": "fine"})
     assert bad.status_code == 400 and "result" in bad.text
 
 
-def test_qr_images(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_qr_images(api: Api) -> None:
     png = api.get(f"/api/v1/enterprises/{PLAIN}/qr.png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     svg = api.get(f"/api/v1/enterprises/{PLAIN}/qr.svg")
     assert svg.status_code == 200 and "海淀某餐饮公司" in svg.text and svg.text.startswith("<svg")
 
 
-def test_photo_of_the_code_as_base64_and_as_an_upload(api: TestClient) -> None:  # type: ignore[type-arg]
+def test_photo_of_the_code_as_base64_and_as_an_upload(api: Api) -> None:
     import base64
     import io
 
@@ -204,9 +205,9 @@ def test_photo_of_the_code_as_base64_and_as_an_upload(api: TestClient) -> None: 
     canvas.paste(img, (500, 300))
     jpeg = io.BytesIO()
     canvas.save(jpeg, format="JPEG", quality=60)
-    d = api.post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "field": "food", "photo_base64": base64.b64encode(jpeg.getvalue()).decode()})
+    d = api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"officer_id": "OFF-SAMR-1", "field": "food", "photo_base64": base64.b64encode(jpeg.getvalue()).decode()})
     assert d.status_code == 200 and d.json()["outcome"] == "allowed", d.text
-    up = api.post(
+    up = api.as_("OFF-FIRE-1").post(
         "/api/v1/scans/photo",
         files={"photo": ("door.jpg", jpeg.getvalue(), "image/jpeg")},
         data={"officer_id": "OFF-FIRE-1", "field": "fire"},
@@ -214,7 +215,7 @@ def test_photo_of_the_code_as_base64_and_as_an_upload(api: TestClient) -> None: 
     assert up.status_code == 200 and up.json()["outcome"] == "join", up.text
     blank = io.BytesIO()
     Image.new("L", (300, 300), 255).save(blank, format="PNG")
-    none = api.post("/api/v1/scans/photo", files={"photo": ("x.png", blank.getvalue(), "image/png")}, data={"officer_id": "OFF-FIRE-1", "field": "fire"})
+    none = api.as_("OFF-FIRE-1").post("/api/v1/scans/photo", files={"photo": ("x.png", blank.getvalue(), "image/png")}, data={"officer_id": "OFF-FIRE-1", "field": "fire"})
     assert none.status_code == 422 and "no_code" in none.text
-    no_file = api.post("/api/v1/scans/photo", data={"officer_id": "OFF-FIRE-1", "field": "fire"})
+    no_file = api.as_("OFF-FIRE-1").post("/api/v1/scans/photo", data={"officer_id": "OFF-FIRE-1", "field": "fire"})
     assert no_file.status_code == 400

@@ -32,9 +32,10 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def http_json(url: str, data: dict[str, Any] | None = None, timeout: float = 10.0) -> tuple[int, Any]:
+def http_json(url: str, data: dict[str, Any] | None = None, timeout: float = 10.0, token: str | None = None) -> tuple[int, Any]:
     """GET (or POST JSON) and decode the JSON answer, whatever the status."""
-    req = urllib.request.Request(url, data=None if data is None else json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    req = urllib.request.Request(url, data=None if data is None else json.dumps(data).encode(), headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read())
@@ -96,6 +97,29 @@ class ServerProc(Proc):
         argv = [sys.executable, "-m", "server.cli", "run", "--db", str(self.db_path), "--mqtt-port", str(mqtt_port), "--http-port", str(self.http_port)]
         env = _env({"FE_FAULT_PAUSE_BEFORE_COMMIT_S": str(fault_pause_s)} if fault_pause_s else None)
         super().__init__("server", argv, workdir / "server.log", env)
+        self._tokens: dict[str, str] = {}
+
+    def token(self, username: str = "sup") -> str:
+        """A session token of a test user (users and passwords as in tests/server/conftest.py)."""
+        from tests.server.conftest import password
+
+        if username not in self._tokens:
+            code, body = http_json(self.url + "/api/v1/auth/login", {"username": username, "password": password(username)})
+            assert code == 200, body
+            self._tokens[username] = body["token"]
+        return self._tokens[username]
+
+    def api(self, path: str, body: dict[str, Any] | None = None, *, as_: str = "sup", expect: int = 200) -> Any:
+        """Call the API as a test user; asserts the status."""
+        code, answer = http_json(self.url + path, body, token=self.token(as_))
+        assert code == expect, answer
+        return answer
+
+    def text(self, path: str, *, as_: str = "sup") -> str:
+        """A plain-text answer (e.g. an enterprise's code) as a test user."""
+        req = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.token(as_)}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
 
     def set_fault_pause(self, seconds: float) -> None:
         """Fault injection for the next start: pause before each commit."""

@@ -29,10 +29,8 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120)
 
 
-def api(stack: Stack, path: str, body: dict[str, Any] | None = None) -> Any:
-    code, answer = http_json(stack.server.url + path, body)
-    assert code == 200, answer
-    return answer
+def api(stack: Stack, path: str, body: dict[str, Any] | None = None, as_: str = "sup") -> Any:
+    return stack.server.api(path, body, as_=as_)
 
 
 @pytest.fixture
@@ -50,7 +48,7 @@ def recorder(stack: Stack) -> DeviceRun:
 
 def test_recordings_cover_an_inspection_and_tampering_is_named(stack: Stack, recorder: DeviceRun, tmp_path: Path) -> None:
     # An inspection 30 minutes long, which ended an hour ago.
-    scan = api(stack, "/api/v1/scans", {"officer_id": "OFF-SAMR-1", "field": "food", "code_text": api_text(stack, PLAIN)})
+    scan = api(stack, "/api/v1/scans", {"officer_id": "OFF-SAMR-1", "field": "food", "code_text": stack.server.text(f"/api/v1/enterprises/{PLAIN}/qr.txt")}, as_="OFF-SAMR-1")
     inspection = scan["inspection_id"]
     start = dt.datetime.now(CST).replace(microsecond=0) - dt.timedelta(minutes=90)
     start_ms = int(start.timestamp() * 1000)
@@ -58,7 +56,7 @@ def test_recordings_cover_an_inspection_and_tampering_is_named(stack: Stack, rec
     con.execute("UPDATE inspections SET opened_ms = ? WHERE inspection_id = ?", (start_ms, inspection))
     con.commit()
     con.close()
-    api(stack, f"/api/v1/inspections/{inspection}/end", {"officer_id": "OFF-SAMR-1", "result": "rectification_ordered"})
+    api(stack, f"/api/v1/inspections/{inspection}/end", {"officer_id": "OFF-SAMR-1", "result": "rectification_ordered"}, as_="OFF-SAMR-1")
     con = sqlite3.connect(stack.server.db_path)
     con.execute("UPDATE inspections SET ended_ms = ? WHERE inspection_id = ?", (start_ms + 30 * MINUTE_MS, inspection))
     con.commit()
@@ -138,10 +136,3 @@ def test_an_event_dropped_on_the_device_shows_as_a_chain_break(stack: Stack, rec
     assert chain["missing_predecessor"] == [4] and chain["verified_links"] == 2 and not report["ok"]
     gaps = api(stack, f"/api/v1/devices/{recorder.device_id}/gaps")
     assert gaps == [{"seq_from": 3, "seq_to": 3, "missing": 1}]
-
-
-def api_text(stack: Stack, credit_code: str) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{stack.server.url}/api/v1/enterprises/{credit_code}/qr.txt", timeout=10) as r:
-        return r.read().decode()

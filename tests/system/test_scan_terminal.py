@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,7 @@ pytestmark = pytest.mark.system
 
 
 def code_text(stack: Stack, credit_code: str) -> str:
-    with urllib.request.urlopen(f"{stack.server.url}/api/v1/enterprises/{credit_code}/qr.txt", timeout=10) as r:
-        return r.read().decode()
+    return stack.server.text(f"/api/v1/enterprises/{credit_code}/qr.txt")
 
 
 def terminal_scan(dev: DeviceRun, officer: str, field: str = "food", **body: Any) -> dict[str, Any]:
@@ -62,7 +60,7 @@ def test_online_decisions_through_the_agent(stack: Stack, terminals: list[Device
     for dev, officer in ((t1, "OFF-SAMR-1"), (t2, "OFF-FIRE-1")):
         code, _ = dev.submit("inspection_ended", {"inspection_id": first["inspection_id"], "officer_id": officer, "result": "no_violation"})
         assert code == 202
-    wait_for(lambda: http_json(f"{stack.server.url}/api/v1/inspections/{first['inspection_id']}")[1]["status"] == "ended", timeout=20)
+    wait_for(lambda: stack.server.api(f"/api/v1/inspections/{first['inspection_id']}")["status"] == "ended", timeout=20)
     repeat = terminal_scan(t2, "OFF-FIRE-1", code_text=code_text(stack, PLAIN))  # food again, within the window
     assert repeat["code"] == "repeat"
     assert_exactly_once(stack.server.db_path, terminals)
@@ -101,12 +99,12 @@ def test_offline_provisional_decision_then_the_server_decides_again(stack: Stack
     assert_exactly_once(stack.server.db_path, terminals)
 
     def alerts() -> list[dict[str, Any]]:
-        return http_json(f"{stack.server.url}/api/v1/alerts?kind=provisional_overturned")[1]
+        return stack.server.api(f"/api/v1/alerts?kind=provisional_overturned")
 
     wait_for(alerts, timeout=20)
     (alert,) = alerts()
     assert alert["ref"] == allowed["scan_id"] and "credential_revoked" in alert["message_en"] and "离线判定" in alert["message_zh"]
-    scans = {s["scan_id"]: s for s in http_json(f"{stack.server.url}/api/v1/scans?limit=10")[1]}
+    scans = {s["scan_id"]: s for s in stack.server.api(f"/api/v1/scans?limit=10")}
     assert scans[allowed["scan_id"]]["code"] == "credential_revoked"
     assert scans[blocked["scan_id"]]["code"] == "no_disturb"  # the same answer: no alert for it
 
@@ -128,7 +126,7 @@ def test_two_terminals_scanning_at_once_share_one_inspection(stack: Stack, termi
     assert sorted(r["outcome"] for r in results) == ["allowed", "join"]
     assert len({r["inspection_id"] for r in results}) == 1
     assert all(not r["provisional"] for r in results)
-    assert len(http_json(f"{stack.server.url}/api/v1/inspections?credit_code={PLAIN}")[1]) == 1
+    assert len(stack.server.api(f"/api/v1/inspections?credit_code={PLAIN}")) == 1
 
 
 def test_every_other_answer_through_the_terminal(stack: Stack, terminals: list[DeviceRun]) -> None:
@@ -154,9 +152,8 @@ def test_every_other_answer_through_the_terminal(stack: Stack, terminals: list[D
         answers[expected] = a
     code, _ = t1.submit("inspection_ended", {"inspection_id": answers["allowed"]["inspection_id"], "officer_id": "OFF-SAMR-2", "result": "no_violation"})
     assert code == 202
-    wait_for(lambda: http_json(f"{stack.server.url}/api/v1/inspections/{answers['allowed']['inspection_id']}")[1]["status"] == "ended", timeout=20)
+    wait_for(lambda: stack.server.api(f"/api/v1/inspections/{answers['allowed']['inspection_id']}")["status"] == "ended", timeout=20)
     capped = terminal_scan(t2, "OFF-FIRE-1", field="fire", code_text=fragile)
     assert (capped["outcome"], capped["code"]) == ("refused", "cap_reached")
-    urllib.request.urlopen(urllib.request.Request(f"{stack.server.url}/api/v1/enterprises/{PLAIN}/qr/revoke", data=b'{"reason": "lost"}',
-                                                  headers={"Content-Type": "application/json"}), timeout=10).close()  # fmt: skip
+    stack.server.api(f"/api/v1/enterprises/{PLAIN}/qr/revoke", {"reason": "lost"})
     assert terminal_scan(t2, "OFF-FIRE-1", field="fire", code_text=plain)["code"] == "code_revoked"

@@ -1,0 +1,76 @@
+"""Sign-in, sign-out and who am I."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie, State
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import JSONBody
+
+from server import db as dbmod
+from server.auth import COOKIE, SESSION_TTL_MS, WRONG_CREDENTIALS, CurrentPrincipal, Principal, sign_in, sign_out
+
+
+class LoginIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Credentials."""
+
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class Me(msgspec.Struct, kw_only=True):
+    """The signed-in user."""
+
+    username: str
+    role: str
+    agency_id: str | None
+    officer_id: str | None
+    credit_code: str | None
+
+
+class LoginOut(Me, kw_only=True):
+    """A new session (the token is also set as an HttpOnly cookie)."""
+
+    token: str
+
+
+def _me(p: Principal) -> dict[str, str | None]:
+    return {"username": p.username, "role": p.role, "agency_id": p.agency_id, "officer_id": p.officer_id, "credit_code": p.credit_code}
+
+
+@post("/api/v1/auth/login", sync_to_thread=True, status_code=200, tags=["auth"])
+def login(state: State, data: JSONBody[LoginIn]) -> Response[LoginOut]:
+    """Sign in; a wrong user name and a wrong password get the same answer."""
+    con = dbmod.connect(state.settings.db_path)
+    try:
+        result = sign_in(con, data.username, data.password)
+    finally:
+        con.close()
+    if result is None:
+        raise NotAuthorizedException(WRONG_CREDENTIALS)
+    token, p = result
+    cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", max_age=SESSION_TTL_MS // 1000, path="/")
+    return Response(LoginOut(token=token, **_me(p)), cookies=[cookie])
+
+
+@post("/api/v1/auth/logout", sync_to_thread=True, status_code=200, tags=["auth"])
+def logout(request: Request, state: State, principal: CurrentPrincipal) -> Response[dict[str, str]]:
+    """End the session."""
+    token = request.headers.get("authorization", "")[7:].strip() or request.cookies.get(COOKIE, "")
+    con = dbmod.connect(state.settings.db_path)
+    try:
+        sign_out(con, token)
+    finally:
+        con.close()
+    response: Response[dict[str, str]] = Response({"status": "signed out"})
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@get("/api/v1/auth/me", sync_to_thread=False, tags=["auth"])
+def me(principal: CurrentPrincipal) -> Me:
+    """Who is signed in."""
+    return Me(**_me(principal))
