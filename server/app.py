@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
+from litestar.template.config import TemplateConfig
 from litestar.logging.config import LoggingConfig
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
@@ -17,10 +20,9 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, auth_api, db, evidence_api, inspect_api, jobs_api
+from server import api, auth_api, db, evidence_api, inspect_api, jobs_api, web
 from server.auth import provide_principal
 from server.codes import ensure_code_key
-from server.dashboard import dashboard
 from server.ingest import Ingest
 from server.scheduler import Scheduler
 from server.keys import load_or_create_server_key
@@ -75,7 +77,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             auth_api.login,
             auth_api.logout,
             auth_api.me,
-            dashboard,
+            *web.ROUTES,
             api.health,
             api.ping,
             api.metrics,
@@ -102,5 +104,6 @@ def create_app(settings: ServerSettings) -> Litestar:
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
         response_cache_config=ResponseCacheConfig(),
+        template_config=TemplateConfig(directory=Path(__file__).with_name("templates"), engine=JinjaTemplateEngine),
         logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}),
     )

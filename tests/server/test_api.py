@@ -91,3 +91,15 @@ def test_dashboard_is_chinese_first_with_english(client: Api) -> None:
 def test_openapi_schema(client: Api) -> None:
     paths = client.get("/schema/openapi.json").json()["paths"]
     assert {"/health", "/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/events", "/api/v1/rejected"} <= set(paths)
+
+
+def test_pages_send_strangers_to_sign_in(client: Api) -> None:
+    r = client.client.get("/", follow_redirects=False)
+    assert r.status_code in (302, 303, 307) and r.headers["location"].startswith("/login")
+    login = client.client.get("/login?lang=en")
+    assert login.status_code == 200 and "Sign in" in login.text
+    assert client.client.get("/api/v1/stream").status_code == 401
+    live = client.get("/api/v1/live").json()
+    assert set(live) == {"now_ms", "under_way", "alerts", "fleet", "today"}
+    csv = client.get("/api/v1/stats.csv")
+    assert csv.status_code == 200 and csv.text.startswith("\ufeff") and "attachment" in csv.headers["content-disposition"]
