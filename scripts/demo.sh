@@ -63,6 +63,8 @@ $py -m edge_agent.cli simulate "${sim_args[@]}" > "$dir/devices.log" 2>&1 & sim=
 cat <<MSG
 
   Dashboard (监督大屏):  http://127.0.0.1:$http_port/        (English: ?lang=en)
+  Sign in as:           supervisor / fe-demo-2026   (also admin-market-regulation, admin-ecology, ...;
+                        officers OFF-QT-00001 ... on /officer; the enterprise page is /enterprise)
   API docs:             http://127.0.0.1:$http_port/schema
   Health / metrics:     http://127.0.0.1:$http_port/health   http://127.0.0.1:$http_port/metrics
   Broker:               mqtt://127.0.0.1:$mqtt_port

@@ -15,9 +15,12 @@ from pathlib import Path
 
 from protocol.creditcode import check_character
 from server import db as dbmod
+from server.auth import add_user, hash_password
 from server.codes import issue_code
 
 REGION = "110108"
+#: The demo's sign-in password for every demo user (printed by scripts/demo.sh; never used outside the demo).
+DEMO_PASSWORD = "fe-demo-2026"
 DAY_MS = 86_400_000
 AGENCIES = {
     "market-regulation": ("海淀区市场监督管理局", "Haidian market regulation bureau", ["food_safety", "product_quality"]),
@@ -81,6 +84,14 @@ def seed_demo(db_path: Path, devices_dir: Path, *, enterprises: int = 200, seed:
                 (officer_id, f"执法员{device_id[-3:]}", agency_id, f"京海执{device_id}", json.dumps(fields), now - 365 * DAY_MS, now + 365 * DAY_MS),
             )
             scenario_devices[device_id] = {"officer_id": officer_id, "fields": fields, "kind": kind}
+        demo_hash = hash_password(DEMO_PASSWORD)
+        users = [("supervisor", "supervisor", None, None, None)]
+        users += [(f"admin-{a}", "agency_admin", a, None, None) for a in AGENCIES]
+        users += [(d["officer_id"], "officer", agency, d["officer_id"], None) for (device_id, agency, _), d in zip(devices, scenario_devices.values(), strict=True)]
+        users.append(("enterprise-001", "enterprise", None, None, codes[0]))
+        for username, role, agency, officer, credit in users:
+            if con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is None:
+                add_user(con, username, DEMO_PASSWORD, role, agency_id=agency, officer_id=officer, credit_code=credit, password_hash=demo_hash)
         door_codes = []
         for c in codes:
             text, name = issue_code(con, db_path, c)
@@ -95,4 +106,4 @@ def seed_demo(db_path: Path, devices_dir: Path, *, enterprises: int = 200, seed:
     scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet}
     devices_dir.mkdir(parents=True, exist_ok=True)
     (devices_dir / "scenario.json").write_text(json.dumps(scenario, ensure_ascii=False, indent=1))
-    return {"devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet)}
+    return {"devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet), "users": [u[0] for u in users], "password": DEMO_PASSWORD}
