@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 import msgspec
@@ -100,13 +99,8 @@ def _check_agency(principal: CurrentPrincipal, agency_id: str | None) -> None:
         raise PermissionDeniedException("这是其他执法机关的记录，无权查看 / this record belongs to another agency")
 
 
-@contextmanager
-def _read(state: State) -> Iterator[sqlite3.Connection]:
-    con = dbmod.connect(state.settings.db_path, readonly=True)
-    try:
-        yield con
-    finally:
-        con.close()
+def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
+    return dbmod.reading(state.settings.db_path)
 
 
 _DEVICE_SQL = (

@@ -167,22 +167,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_qr(args: argparse.Namespace) -> int:
     from server.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
 
-    con = dbmod.connect(args.db)
     try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with dbmod.writing(args.db) as con:
             if args.revoke:
                 n = revoke_codes(con, args.enterprise, args.revoke)
                 print(f"revoked {n} code(s) of {args.enterprise}")
             else:
                 text, name = issue_code(con, args.db, args.enterprise)
-            con.execute("COMMIT")
-        except (CodeRegistryError, CreditCodeError) as e:
-            con.execute("ROLLBACK")
-            print(f"fe-server: {e}", file=sys.stderr)
-            return 1
-    finally:
-        con.close()
+    except (CodeRegistryError, CreditCodeError) as e:
+        print(f"fe-server: {e}", file=sys.stderr)
+        return 1
     if args.revoke:
         return 0
     if args.out is None:
@@ -243,9 +237,8 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
             ok = merkle.verify_consistency(old.tree_size, len(leaves), bytes.fromhex(old.root_hash), merkle.root(leaves), proof)
             print(f"OK: the log of {len(leaves)} records extends the exported head of {old.tree_size}" if ok else "FAILED: the log is not consistent with the exported head: it was rewritten")
             return 0 if ok else 1
-        con.execute("BEGIN IMMEDIATE")
-        head = sign_tree_head(con, key)
-        con.execute("COMMIT")
+        with dbmod.transaction(con):
+            head = sign_tree_head(con, key)
         print(msgspec.json.encode(head).decode())
         return 0
     finally:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import msgspec
@@ -44,31 +41,14 @@ class ConsistencyProof(msgspec.Struct, kw_only=True):
     proof: list[str]
 
 
-@contextmanager
-def _conn(state: State, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-    con = dbmod.connect(state.settings.db_path, readonly=not write)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 def current_tree_head(state: State) -> TreeHead:
     """The latest signed tree head, signing a new one if the log grew since."""
-    with _conn(state, write=True) as con:
+    with dbmod.writing(state.settings.db_path) as con:
         size = con.execute("SELECT COALESCE(MAX(size), 0) FROM log_state").fetchone()[0]
         head = latest_tree_head(con, state.server_public_key)
         if head is not None and head.tree_size == size:
             return head
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            head = sign_tree_head(con, state.server_key)
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-        return head
+        return sign_tree_head(con, state.server_key)
 
 
 class EvidenceController(Controller):
@@ -93,7 +73,7 @@ class EvidenceController(Controller):
         head = current_tree_head(state) if tree_size is None else None
         size = head.tree_size if head else tree_size
         assert size is not None
-        with _conn(state) as con:
+        with dbmod.reading(state.settings.db_path) as con:
             index = index_of(con, event_id)
             if index is None:
                 raise NotFoundException(f"record {event_id!r} is not in the evidence log")
@@ -118,7 +98,7 @@ class EvidenceController(Controller):
     ) -> ConsistencyProof:
         """Consistency proof between two sizes of the log (second defaults to the latest head's)."""
         size = second if second is not None else current_tree_head(state).tree_size
-        with _conn(state) as con:
+        with dbmod.reading(state.settings.db_path) as con:
             leaves = leaf_hashes(con, size)
         if size > len(leaves) or first > size:
             raise ClientException(f"need first <= second <= {len(leaves)} (the log's size), got {first} and {size}")
@@ -134,14 +114,14 @@ class EvidenceController(Controller):
     def verify_report(self, state: State, principal: CurrentPrincipal, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
         """Recompute the log from the database and report every record changed, added or removed (supervisors)."""
         principal.require("supervisor")
-        with _conn(state) as con:
+        with dbmod.reading(state.settings.db_path) as con:
             return verify(con, state.server_public_key, signatures=signatures)
 
 
 @get("/api/v1/inspections/{inspection_id:str}/media", sync_to_thread=True, tags=["evidence"])
 def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(description="inspection id")], principal: CurrentPrincipal) -> Coverage:
     """The recordings of an inspection and whether it was recorded from start to end."""
-    with _conn(state) as con:
+    with dbmod.reading(state.settings.db_path) as con:
         check_inspection(con, principal, inspection_id)
         try:
             return coverage(con, inspection_id)

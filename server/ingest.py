@@ -167,14 +167,8 @@ class Ingest:
             con.close()
 
     def _sign_tree_head(self, con: sqlite3.Connection) -> None:
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with dbmod.transaction(con):
             sign_tree_head(con, self.key)
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
         self._last_tree_head = time.monotonic()
 
     def _handle_presence(self, con: sqlite3.Connection) -> None:

@@ -7,8 +7,7 @@ import binascii
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -143,29 +142,12 @@ class AlertView(msgspec.Struct, kw_only=True):
     message_en: str
 
 
-@contextmanager
-def _write(state: State) -> Iterator[sqlite3.Connection]:
-    con = dbmod.connect(state.settings.db_path)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield con
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
+def _write(state: State) -> AbstractContextManager[sqlite3.Connection]:
+    return dbmod.writing(state.settings.db_path)
 
 
-@contextmanager
-def _read(state: State) -> Iterator[sqlite3.Connection]:
-    con = dbmod.connect(state.settings.db_path, readonly=True)
-    try:
-        yield con
-    finally:
-        con.close()
+def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
+    return dbmod.reading(state.settings.db_path)
 
 
 def _photo_text(data: bytes) -> str:

@@ -7,8 +7,7 @@ import html
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -70,32 +69,19 @@ def _own_agency(principal: CurrentPrincipal, agency_id: str) -> None:
         raise PermissionDeniedException(f"只能处理本机关的事项 / you act for your own agency only, not {agency_id}")
 
 
-@contextmanager
-def _write(state: State) -> Iterator[sqlite3.Connection]:
-    con = dbmod.connect(state.settings.db_path)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield con
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
+def _write(state: State) -> AbstractContextManager[sqlite3.Connection]:
+    return dbmod.writing(state.settings.db_path)
 
 
-def _read(state: State) -> sqlite3.Connection:
-    return dbmod.connect(state.settings.db_path, readonly=True)
+def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
+    return dbmod.reading(state.settings.db_path)
 
 
 def job_status(state: State) -> list[dict[str, Any]]:
     """Every job: next run (from the scheduler) and last run with its outcome."""
     scheduler = state.scheduler
     nexts = {j["id"]: j for j in scheduler.jobs()} if scheduler else {}
-    con = _read(state)
-    try:
+    with _read(state) as con:
         out = []
         for job_id, (_, trigger, zh, en) in JOBS.items():
             last = con.execute("SELECT started_ms, finished_ms, outcome, detail FROM job_runs WHERE job_id = ? ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
@@ -108,8 +94,6 @@ def job_status(state: State) -> list[dict[str, Any]]:
                 }
             )  # fmt: skip
         return out
-    finally:
-        con.close()
 
 
 class JobController(Controller):
@@ -160,11 +144,8 @@ class DrawController(Controller):
     @get("/{draw_id:str}", sync_to_thread=True)
     def get_draw(self, state: State, draw_id: IdPath) -> dict[str, Any]:
         """A draw as the public sees it (the seed only once drawn)."""
-        con = _read(state)
-        try:
+        with _read(state) as con:
             view = public_view(con, draw_id)
-        finally:
-            con.close()
         if view is None:
             raise NotFoundException(f"no draw {draw_id!r}")
         return view
@@ -204,21 +185,15 @@ class DisclosureController(Controller):
     def rates(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
         """On-time disclosure rate per agency (supervisors)."""
         principal.require("supervisor")
-        con = _read(state)
-        try:
+        with _read(state) as con:
             return on_time_rates(con)
-        finally:
-            con.close()
 
     @get("/samples", sync_to_thread=True)
     def samples(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
         """Case-file samples with their review progress and pass rate (supervisors)."""
         principal.require("supervisor")
-        con = _read(state)
-        try:
+        with _read(state) as con:
             return pass_rates(con)
-        finally:
-            con.close()
 
     @post("/samples/{sample_id:str}/reviews", sync_to_thread=True, status_code=200)
     def review(self, state: State, sample_id: IdPath, data: JSONBody[ReviewIn], principal: CurrentPrincipal) -> dict[str, str]:
@@ -259,12 +234,9 @@ def jobs_page(state: State, principal: CurrentPrincipal, lang: Annotated[Literal
 @get("/public/draws/{draw_id:str}", media_type=MediaType.HTML, sync_to_thread=True, include_in_schema=False)
 def public_draw_page(state: State, draw_id: IdPath, lang: Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")] = "zh") -> str:
     """The public page of a draw (双随机、一公开): commitment, seed and result, for anyone to check."""
-    con = _read(state)
-    try:
+    with _read(state) as con:
         view = public_view(con, draw_id)
         names = dict(con.execute("SELECT credit_code, name FROM enterprises WHERE credit_code IN (SELECT credit_code FROM plan_targets WHERE plan_id = ?)", (draw_id,)).fetchall())
-    finally:
-        con.close()
     if view is None:
         raise NotFoundException(f"no draw {draw_id!r}")
     zh = lang == "zh"

@@ -105,14 +105,8 @@ def provision(
                 }
             )
             out.append(Provisioned(d, bundle))
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with dbmod.transaction(con):
             db["devices"].insert_all(rows)
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
         return out
     finally:
         con.close()

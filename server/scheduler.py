@@ -44,13 +44,10 @@ def execute_job(job_id: str, db_path: Path, ctx: JobContext, now_ms: int) -> dic
         cur = con.execute("INSERT INTO job_runs(job_id, started_ms, outcome) VALUES (?, ?, 'running')", (job_id, now_ms))
         run_id = cur.lastrowid
         try:
-            con.execute("BEGIN IMMEDIATE")
-            result = fn(con, ctx, now_ms)
-            con.execute("COMMIT")
+            with dbmod.transaction(con):
+                result = fn(con, ctx, now_ms)
             outcome, detail = "ok", json.dumps(result, ensure_ascii=False)
         except Exception as e:  # recorded as the run's outcome and logged; the next run tries again
-            if con.in_transaction:
-                con.execute("ROLLBACK")
             log.error("job %s failed: %s", job_id, traceback.format_exc())
             outcome, detail, result = "error", f"{type(e).__name__}: {e}", {"error": str(e)}
         con.execute("UPDATE job_runs SET finished_ms = ?, outcome = ?, detail = ? WHERE id = ?", (int(time.time() * 1000), outcome, detail, run_id))

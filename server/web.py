@@ -87,12 +87,9 @@ def officer_page(request: Request, state: State, lang: Lang = "zh") -> Template 
     p = principal_of(request)
     if p is None or p.role != "officer":
         return Redirect(f"/login?lang={lang}")
-    con = dbmod.connect(state.settings.db_path, readonly=True)
-    try:
+    with dbmod.reading(state.settings.db_path) as con:
         row = con.execute("SELECT fields FROM officers WHERE officer_id = ?", (p.officer_id,)).fetchone()
         names = dict(con.execute("SELECT field_id, name FROM fields ORDER BY field_id").fetchall())
-    finally:
-        con.close()
     fields = json.loads(row[0]) if row else []
     return _page("officer.html", lang, p, fields=[(f, names.get(f, f) if lang == "zh" else f) for f in fields])
 
@@ -127,8 +124,7 @@ def enterprise_view(state: State, data: JSONBody[EnterpriseQuery]) -> dict[str, 
         except (binascii.Error, ValueError):
             raise ClientException("photo_base64 is not valid base64") from None
     assert text is not None
-    con = dbmod.connect(state.settings.db_path, readonly=True)
-    try:
+    with dbmod.reading(state.settings.db_path) as con:
         try:
             code = check_code(con, text).credit_code
         except CodeError as e:
@@ -139,8 +135,6 @@ def enterprise_view(state: State, data: JSONBody[EnterpriseQuery]) -> dict[str, 
             " JOIN inspection_parts p USING (inspection_id) LEFT JOIN agencies a ON a.agency_id = p.agency_id WHERE i.credit_code = ? ORDER BY i.opened_ms DESC, p.joined_ms",
             (code,),
         ).fetchall()
-    finally:
-        con.close()
     keys = ("inspection_id", "opened_ms", "ended_ms", "status", "agency_id", "agency", "field", "result")
     return {"credit_code": code, "name": name[0] if name else code, "inspections": [dict(zip(keys, r, strict=True)) for r in rows]}
 
@@ -153,11 +147,8 @@ def live(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
 
 
 def _snapshot(state: State, p: Principal) -> dict[str, Any]:
-    con = dbmod.connect(state.settings.db_path, readonly=True)
-    try:
+    with dbmod.reading(state.settings.db_path) as con:
         return snapshot(con, p)
-    finally:
-        con.close()
 
 
 @get("/api/v1/stream", tags=["dashboard"])
@@ -185,11 +176,8 @@ def stats_csv(
 
     principal.require("supervisor", "agency_admin")
     now = int(time.time() * 1000)
-    con = dbmod.connect(state.settings.db_path, readonly=True)
-    try:
+    with dbmod.reading(state.settings.db_path) as con:
         rows = inspections_by_agency_field(con, now - days * 86_400_000, now + 1, principal.agency_id if principal.role == "agency_admin" else None)
-    finally:
-        con.close()
     stamp = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
     return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
 
@@ -201,11 +189,8 @@ def trend_api(state: State, principal: CurrentPrincipal, days: Annotated[int, Qu
 
     principal.require("supervisor", "agency_admin")
     now = int(time.time() * 1000)
-    con = dbmod.connect(state.settings.db_path, readonly=True)
-    try:
+    with dbmod.reading(state.settings.db_path) as con:
         return trend(con, now - days * 86_400_000, now + 1, principal.agency_id if principal.role == "agency_admin" else None)
-    finally:
-        con.close()
 
 
 ROUTES = [login_page, dashboard, officer_page, enterprise_page, enterprise_view, live, stream, stats_csv, trend_api]
