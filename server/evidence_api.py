@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 import msgspec
@@ -15,7 +16,7 @@ from server import merkle
 from server.auth import CurrentPrincipal, Principal
 from server.inspect_api import check_inspection
 from server.coverage import Coverage, coverage
-from server.evidence import TreeHead, index_of, latest_tree_head, leaf_hashes, sign_tree_head
+from server.evidence import LEAF_COLUMNS, TreeHead, index_of, latest_tree_head, leaf_hashes, row_leaf_hash, sign_tree_head
 from server.verify import VerifyReport, verify
 
 
@@ -109,6 +110,22 @@ class EvidenceController(Controller):
             second_root=merkle.root(leaves).hex(),
             proof=[h.hex() for h in merkle.consistency_proof(leaves, first)],
         )
+
+    @get("/record/{event_id:str}", sync_to_thread=True)
+    def record(self, state: State, event_id: Annotated[str, PathParameter(description="the record's event id")], principal: CurrentPrincipal) -> dict[str, object]:
+        """A record exactly as logged (every leaf column; body and signature in base64), so an auditor can
+        rebuild its leaf hash and check it against a proof (supervisors)."""
+        principal.require("supervisor")
+        with dbmod.reading(state.settings.db_path) as con:
+            row = con.execute(f"SELECT {', '.join(LEAF_COLUMNS)} FROM events WHERE event_id = ?", (event_id,)).fetchone()
+            index = index_of(con, event_id)
+        if row is None:
+            raise NotFoundException(f"record {event_id!r} is not stored")
+        return {
+            "log_index": index,
+            "leaf_hash": row_leaf_hash(row).hex(),
+            "columns": {k: (base64.b64encode(bytes(v)).decode() if isinstance(v, (bytes, memoryview)) else v) for k, v in zip(LEAF_COLUMNS, row, strict=True)},
+        }
 
     @get("/verify", sync_to_thread=True)
     def verify_report(self, state: State, principal: CurrentPrincipal, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:

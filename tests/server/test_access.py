@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
+from pathlib import Path
+
+from protocol import topics
+from protocol.codec import seal
+from protocol.messages import EnterpriseScanned
+from protocol.signing import SigningKey
+from server import db as dbmod
+from server import merkle
+from server.evidence import LEAF_COLUMNS, leaf_data
+from server.store import DeviceKeys, Incoming, store_batch
 from tests.server.conftest import PLAIN, Api
 
 
@@ -76,6 +88,26 @@ def test_supervisor_only_operations(api: Api) -> None:
     d = api.as_("admin-FIRE").post("/api/v1/decisions", json={"decision_id": "X-1", "agency_id": "SAMR", "kind": "penalty", "decided_on": "2026-02-10"})
     assert d.status_code == 403 and "本机关" in d.text
     assert api.as_("admin-SAMR").post("/api/v1/decisions", json={"decision_id": "X-1", "agency_id": "SAMR", "kind": "penalty", "decided_on": "2026-02-10"}).status_code == 201
+
+
+def test_an_auditor_rebuilds_a_leaf_from_the_record(api: Api, seeded_db: Path) -> None:
+    key = SigningKey.generate()
+    con = dbmod.connect(seeded_db)
+    con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-9', 'M', 'body_recorder', 'SAMR', ?, 0)", (key.public_hex,))
+    msg = EnterpriseScanned(event_id=str(uuid.uuid4()), device_id="BR-9", seq=1, device_time_ms=1, clock_error_ms=5, officer_id="OFF-SAMR-1", code_text="c")
+    store_batch(con, [Incoming(topics.device_up("BR-9"), seal(msg, key), 0)], DeviceKeys(con))
+    con.close()
+    record = api.get(f"/api/v1/evidence/record/{msg.event_id}").json()
+    cols = record["columns"]
+    row = [base64.b64decode(cols[k]) if k in ("body", "sig") else cols[k] for k in LEAF_COLUMNS]
+    leaf = merkle.leaf_hash(leaf_data(row))
+    assert leaf.hex() == record["leaf_hash"]
+    proof = api.client.get(f"/api/v1/evidence/proof/{msg.event_id}").json()  # public
+    assert proof["leaf_hash"] == leaf.hex()
+    path = [bytes.fromhex(h) for h in proof["audit_path"]]
+    assert merkle.verify_inclusion(leaf, proof["log_index"], proof["tree_size"], path, bytes.fromhex(proof["root_hash"]))
+    assert api.get("/api/v1/evidence/record/nope").status_code == 404
+    assert api.as_("admin-SAMR").get(f"/api/v1/evidence/record/{msg.event_id}").status_code == 403
 
 
 def test_request_bodies_have_a_size_limit(api: Api) -> None:
