@@ -8,7 +8,6 @@ import queue
 import shutil
 import threading
 import time
-import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from edge_agent.link import Link
 from edge_agent.outbox import Accepted, Draft, Outbox, alarm_record
 from protocol.codec import seal_with_body
 from protocol.config import DeviceConfig, load_device_config
+from protocol.ids import new_event_id
 from protocol.messages import DEVICE_MESSAGE_TYPES, LOW_PRIORITY_TYPES, DeviceMessage, type_tag
 from protocol.signing import SigningKey
 
@@ -154,7 +154,7 @@ class Agent:
         fields = {
             **sub.fields,
             "type": sub.type,
-            "event_id": sub.event_id or str(uuid.uuid4()),
+            "event_id": sub.event_id or new_event_id(now_ms),
             "device_id": self.device_id,
             "seq": 1,  # placeholders until the outbox numbers and links it
             "device_time_ms": now_ms,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from edge_agent.errors import EdgeAgentError
 from protocol import enterprise_code
 from protocol.codec import encode
 from protocol.decision import Decision, Enterprise, Facts, Policy, decide, refuse_code
+from protocol.ids import new_event_id
 from protocol.messages import DecisionSnapshot, ExceptionBasis, NoDisturbEntry, ScanDecision
 from protocol.signing import VerifyKey
 
@@ -145,7 +145,7 @@ class Scanner:
             except PhotoError as e:
                 raise ScanError(f"no enterprise code could be read from the photo ({e.reason}): {e}") from None
         assert code_text is not None
-        scan_id = str(uuid.uuid4())
+        scan_id = new_event_id()
         fields: dict[str, Any] = {"officer_id": officer_id, "code_text": code_text, "field": field, "matter": matter, "reason": reason}
         if exception is not None:
             fields["exception_basis"] = msgspec.to_builtins(exception)

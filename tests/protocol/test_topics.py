@@ -122,3 +122,14 @@ def test_device_id_from_presence_rejects(topic: str) -> None:
 
 def test_topic_error_is_a_value_error() -> None:
     assert issubclass(TopicError, ValueError)
+
+
+def test_event_ids_are_time_ordered_uuids() -> None:
+    import uuid
+
+    from protocol.ids import new_event_id
+
+    ids = [new_event_id(1_795_000_000_000 + i) for i in range(50)]
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    assert uuid.UUID(ids[0]).bytes[:6] == (1_795_000_000_000).to_bytes(6, "big")
