@@ -139,15 +139,12 @@ def principal_of(connection: ASGIConnection) -> Principal | None:  # type: ignor
     token = _token(connection)
     if not token:
         return None
-    con = dbmod.connect(connection.app.state.settings.db_path, readonly=True)
-    try:
+    with dbmod.reading(connection.app.state.settings.db_path) as con:
         row = con.execute(
             "SELECT u.username, u.role, u.agency_id, u.officer_id, u.credit_code FROM sessions s JOIN users u USING (username)"
             " WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled_ms IS NULL",
             (hashlib.sha256(token.encode()).hexdigest(), int(time.time() * 1000)),
         ).fetchone()
-    finally:
-        con.close()
     return Principal(*row) if row else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -393,25 +394,40 @@ def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+_local = threading.local()
+#: Connections a thread keeps open (a read-only and a writing one per database).
+KEPT_PER_THREAD = 4
+#: One lock per database file for the request handlers' write transactions: waiting on it is a wake-up,
+#: where SQLite's busy handler would sleep and poll.
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _kept(path: str | Path, readonly: bool) -> sqlite3.Connection:
+    """This thread's connection to ``path`` (opening one costs more than a small query)."""
+    cache: dict[tuple[str, bool], sqlite3.Connection] = _local.__dict__.setdefault("connections", {})
+    key = (str(path), readonly)
+    con = cache.get(key)
+    if con is None:
+        while len(cache) >= KEPT_PER_THREAD:  # a server has one database; tests open many: close the oldest
+            cache.pop(next(iter(cache))).close()
+        con = cache[key] = connect(path, readonly=readonly)
+    return con
+
+
 @contextmanager
 def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection, closed afterwards."""
-    con = connect(path, readonly=True)
-    try:
-        yield con
-    finally:
-        con.close()
+    """This thread's read-only connection to the database."""
+    yield _kept(path, readonly=True)
 
 
 @contextmanager
 def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """A connection inside one write transaction, committed at the end (rolled back on error) and closed."""
-    con = connect(path)
-    try:
-        with transaction(con):
-            yield con
-    finally:
-        con.close()
+    """This thread's connection inside one write transaction, committed at the end (rolled back on error)."""
+    with _write_locks_guard:
+        lock = _write_locks.setdefault(str(path), threading.Lock())
+    with lock, transaction(_kept(path, readonly=False)) as con:
+        yield con
 
 
 def migrate(path: str | Path) -> int:

@@ -104,9 +104,11 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
         (credit_code, now_ms, now_ms),
     ).fetchone()
     no_disturb = NoDisturbEntry(credit_code=credit_code, basis=nd_row[0], valid_to_ms=nd_row[1]) if nd_row else None
+    # "+status": look the enterprise up by its own index, not by walking every open inspection; only those
+    # inside the join window can be under way.
     open_rows = con.execute(
-        "SELECT inspection_id, lead_agency_id, field, opened_ms FROM inspections WHERE credit_code = ? AND status = 'open' ORDER BY opened_ms",
-        (credit_code,),
+        "SELECT inspection_id, lead_agency_id, field, opened_ms FROM inspections WHERE credit_code = ? AND +status = 'open' AND opened_ms >= ? ORDER BY opened_ms",
+        (credit_code, now_ms - int(policy.join_window_hours * 3_600_000)),
     ).fetchall()
     window_start = now_ms - policy.repeat_window_days * DAY_MS
     recent_rows = con.execute(
