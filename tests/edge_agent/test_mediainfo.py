@@ -17,6 +17,7 @@ from PIL import Image
 from edge_agent import mediainfo
 from edge_agent.mediainfo import CST, HASH_CHUNK, MediaInfo, is_settled, probe, sha256_file
 from protocol.messages import MediaCaptured
+from tests.support.media import write_wav
 
 UTC = timezone.utc
 START = datetime(2026, 11, 24, 1, 30, 15, tzinfo=UTC)  # 09:30:15 China Standard Time
@@ -61,15 +62,6 @@ def mp4(path: Path, *parts: bytes) -> Path:
 
 def standard_mp4(path: Path, created: datetime | None = START) -> Path:
     return mp4(path, ftyp(), moov(mvhd(created, 1000, 65000)), box(b"mdat", os.urandom(4096)))
-
-
-def write_wav(path: Path, seconds: float, rate: int = 8000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(bytes(2 * int(seconds * rate)))
-    return path
 
 
 def float_wav(path: Path, seconds: float, rate: int = 8000, claimed: int | None = None) -> Path:
