@@ -116,23 +116,24 @@ def _chains(con: sqlite3.Connection) -> list[ChainReport]:
 
 
 def verify(con: sqlite3.Connection, server_public_key: str, *, signatures: bool = False) -> VerifyReport:
-    """Check the database against its evidence log, tree heads and device chains."""
+    """Check the database against its evidence log, tree heads and device chains.
+
+    Everything streams: rows are matched to their leaves in SQL and the log's leaves are folded into a
+    Merkle frontier in order, so memory does not grow with the number of records.
+    """
     started = time.perf_counter()
-    logged = {e: (i, bytes(h)) for i, e, h in con.execute("SELECT idx, event_id, leaf_hash FROM evidence_log ORDER BY idx")}
     keys = {d: VerifyKey.from_hex(k) for d, k in con.execute("SELECT device_id, public_key FROM devices ORDER BY device_id")} if signatures else {}
     problems: list[RowProblem] = []
-    seen: set[str] = set()
     n = 0
-    cols = ", ".join(LEAF_COLUMNS)
-    for *row, body_json in con.execute(f"SELECT {cols}, body_json FROM events ORDER BY rowid"):
+    cols = ", ".join(f"e.{c}" for c in LEAF_COLUMNS)
+    rows = con.execute(f"SELECT {cols}, e.body_json, l.idx, l.leaf_hash FROM events e LEFT JOIN evidence_log l ON l.event_id = e.event_id ORDER BY e.rowid")
+    for *row, body_json, idx, leaf in rows:
         n += 1
         event_id, device_id, seq = row[0], row[1], row[2]
-        seen.add(event_id)
-        entry = logged.get(event_id)
-        if entry is None:
+        if idx is None:
             problems.append(RowProblem(problem="added", event_id=event_id, device_id=device_id, seq=seq, detail="row is not in the evidence log"))
-        elif row_leaf_hash(row) != entry[1]:
-            problems.append(RowProblem(problem="changed", event_id=event_id, log_index=entry[0], device_id=device_id, seq=seq, detail="row differs from its logged leaf"))
+        elif row_leaf_hash(row) != bytes(leaf):
+            problems.append(RowProblem(problem="changed", event_id=event_id, log_index=idx, device_id=device_id, seq=seq, detail="row differs from its logged leaf"))
         body, sig, fmt = bytes(row[9]), bytes(row[10]), row[8]
         if not _same_content(body, fmt, body_json):
             problems.append(RowProblem(problem="body_json_changed", event_id=event_id, device_id=device_id, seq=seq, detail="decoded copy differs from the signed body"))
@@ -140,18 +141,27 @@ def verify(con: sqlite3.Connection, server_public_key: str, *, signatures: bool 
             key = keys.get(device_id)
             if key is None or not key.verify(body, sig):
                 problems.append(RowProblem(problem="forged", event_id=event_id, device_id=device_id, seq=seq, detail="device signature does not verify"))
-    by_policy = {e for (e,) in con.execute("SELECT event_id FROM retention_removed ORDER BY event_id")}
-    for event_id, (idx, _) in sorted(logged.items(), key=lambda kv: kv[1][0]):
-        if event_id not in seen and event_id not in by_policy:
-            problems.append(RowProblem(problem="removed", event_id=event_id, log_index=idx, detail="logged record has no row"))
-    leaves = [h for _, h in sorted(logged.values())]
-    heads = []
-    for sth in tree_heads(con, server_public_key):
-        size_ok = sth.tree_size <= len(leaves)
-        root_ok = size_ok and merkle.root(leaves[: sth.tree_size]).hex() == sth.root_hash
-        heads.append(HeadCheck(tree_size=sth.tree_size, timestamp_ms=sth.timestamp_ms, root_matches=root_ok, signature_valid=sth.verify()))
+    removed = con.execute(
+        "SELECT l.idx, l.event_id FROM evidence_log l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)"
+        " AND NOT EXISTS (SELECT 1 FROM retention_removed r WHERE r.event_id = l.event_id) ORDER BY l.idx"
+    )
+    problems += [RowProblem(problem="removed", event_id=event_id, log_index=idx, detail="logged record has no row") for idx, event_id in removed]
+    heads = sorted(tree_heads(con, server_public_key), key=lambda h: (h.tree_size, h.timestamp_ms))
+    roots: dict[int, str] = {}
+    frontier = merkle.Frontier()
+    wanted = {h.tree_size for h in heads}
+    if 0 in wanted:
+        roots[0] = frontier.root().hex()
+    for (leaf,) in con.execute("SELECT leaf_hash FROM evidence_log ORDER BY idx"):
+        frontier.append(bytes(leaf))
+        if frontier.size in wanted:
+            roots[frontier.size] = frontier.root().hex()
+    checks = [
+        HeadCheck(tree_size=h.tree_size, timestamp_ms=h.timestamp_ms, root_matches=roots.get(h.tree_size) == h.root_hash, signature_valid=h.verify())
+        for h in sorted(heads, key=lambda h: (h.timestamp_ms, h.tree_size))
+    ]
     chains = _chains(con)
-    ok = not problems and all(h.root_matches and h.signature_valid for h in heads) and all(not c.broken_at and not c.missing_predecessor for c in chains)
+    ok = not problems and all(h.root_matches and h.signature_valid for h in checks) and all(not c.broken_at and not c.missing_predecessor for c in chains)
     return VerifyReport(
-        ok=ok, events=n, log_size=len(leaves), problems=problems, tree_heads=heads, chains=chains, signatures_checked=signatures, seconds=round(time.perf_counter() - started, 3)
+        ok=ok, events=n, log_size=frontier.size, problems=problems, tree_heads=checks, chains=chains, signatures_checked=signatures, seconds=round(time.perf_counter() - started, 3)
     )
