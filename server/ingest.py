@@ -32,7 +32,7 @@ from server.alerts import raise_alert
 from server.evidence import sign_tree_head
 from server.projector import Projector
 from server.snapshots import build_snapshot, device_region
-from server.store import BatchOutcome, DeviceKeys, Incoming, store_batch
+from server.store import BatchOutcome, DeviceKeys, Incoming, store_or_isolate
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Ingest:
                         break
                 self.metrics.received.inc(len(batch))
                 self.metrics.queue_depth.set(self._queue.qsize())
-                outcome = store_batch(con, batch, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
+                outcome = store_or_isolate(con, batch, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
                 self._account(batch, outcome)
                 self._answer(outcome)
                 self._refresh_snapshots(con, outcome.receipts.keys())

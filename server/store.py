@@ -9,8 +9,10 @@ and is never receipted. Dedupe lives in the database: ``event_id`` is the primar
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,8 +22,11 @@ from protocol import topics
 from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_envelope
 from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, ScanDecision, type_tag
 from protocol.signing import VerifyKey
+from server.db import transaction
 from server.evidence import EvidenceLog, index_of
 from server.projector import Projector
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +198,41 @@ def store_batch(
             db.execute("ROLLBACK")
         raise
     return out
+
+
+def store_or_isolate(
+    db: sqlite3.Connection, batch: list[Incoming], keys: DeviceKeys, *, projector: Projector | None = None, pause_before_commit_s: float = 0.0
+) -> BatchOutcome:
+    """store_batch; if the batch fails on something other than storage itself, store its messages one
+    by one and keep aside, with the error as its reason, the one that cannot be processed, so a single
+    bad message never stops the ingest. Storage failures (disk full, I/O) still propagate."""
+    try:
+        return store_batch(db, batch, keys, projector=projector, pause_before_commit_s=pause_before_commit_s)
+    except sqlite3.OperationalError:
+        raise  # the database itself is in trouble: stop loudly rather than reject good messages
+    except Exception:
+        if len(batch) == 1:
+            inc = batch[0]
+            log.exception("message on %s could not be processed; kept aside", inc.topic)
+            out = BatchOutcome()
+            with transaction(db):
+                _reject(db, out, inc, "processing_error", f"the server could not process this message: {traceback.format_exc(limit=3)[-1500:]}")
+            return out
+    merged = BatchOutcome()
+    for inc in batch:
+        one = store_or_isolate(db, [inc], keys, projector=projector, pause_before_commit_s=pause_before_commit_s)
+        for device_id, items in one.receipts.items():
+            merged.receipts.setdefault(device_id, []).extend(items)
+        for device_id, items in one.rejections.items():
+            merged.rejections.setdefault(device_id, []).extend(items)
+        for device_id, notices in one.notices.items():
+            merged.notices.setdefault(device_id, []).extend(notices)
+        merged.formats.update(one.formats)
+        merged.stored += one.stored
+        merged.duplicates += one.duplicates
+        merged.rejected.update(one.rejected)
+        merged.delivery_delays_s += one.delivery_delays_s
+    return merged
 
 
 def sequence_gaps(db: sqlite3.Connection, device_id: str) -> list[tuple[int, int]]:

@@ -110,3 +110,24 @@ def test_nothing_is_half_stored_when_the_commit_fails(fresh_db: sqlite3.Connecti
     with pytest.raises(sqlite3.DatabaseError):
         store_batch(fresh_db, [incoming(scanned(1)), incoming(scanned(2))], DeviceKeys(fresh_db))
     assert fresh_db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+
+
+def test_a_message_that_cannot_be_processed_is_kept_aside_and_the_rest_stored(fresh_db: sqlite3.Connection) -> None:
+    from server.projector import Projector
+    from server.store import store_or_isolate
+
+    poison = scanned(2)
+
+    class Fragile(Projector):
+        def stored(self, con, msg, now_ms):  # type: ignore[no-untyped-def]
+            if msg.event_id == poison.event_id:
+                raise ValueError("a bug meets an unexpected message")
+            return []
+
+    batch = [incoming(scanned(1)), incoming(poison), incoming(scanned(3))]
+    out = store_or_isolate(fresh_db, batch, DeviceKeys(fresh_db), projector=Fragile(policy=None))  # type: ignore[arg-type]
+    assert out.stored == 2 and out.rejected == {"processing_error": 1}
+    assert sorted(s for (s,) in fresh_db.execute("SELECT seq FROM events")) == [1, 3]
+    assert [i.seq for i in out.receipts["BR-1"]] == [1, 3]  # the poison message is never receipted
+    reason = fresh_db.execute("SELECT reason FROM rejected WHERE reason_code = 'processing_error'").fetchone()[0]
+    assert "a bug meets an unexpected message" in reason
