@@ -42,7 +42,7 @@ TEXT: dict[str, dict[str, str]] = {
         "none": "暂无", "scan": "扫码检查", "photo": "拍摄或选择企业码照片", "field": "执法领域", "reason": "检查事由", "submit": "提交",
         "decision": "判定结果", "my_today": "我今天的检查", "end": "结束检查", "result": "检查结果", "join": "加入检查",
         "enterprise_title": "企业查询：谁检查了我", "code_text": "企业码内容", "or_photo": "或上传企业码照片", "query": "查询",
-        "when": "时间", "agency": "机关", "status": "状态", "wrong": "用户名或密码错误", "live": "实时", "jobs": "定时任务",
+        "when": "时间", "agency": "机关", "status": "状态", "wrong": "用户名或密码错误", "live": "实时", "jobs": "定时任务", "by_agency": "近 30 天各机关、各领域检查次数", "scans": "扫码次数",
     },
     "en": {
         "title": "Enforcement supervision", "login": "Sign in", "username": "User name", "password": "Password", "logout": "Sign out", "switch": "中文",
@@ -54,7 +54,7 @@ TEXT: dict[str, dict[str, str]] = {
         "none": "none", "scan": "Scan an enterprise", "photo": "Take or choose a photo of the code", "field": "Field", "reason": "Reason", "submit": "Submit",
         "decision": "Decision", "my_today": "My inspections today", "end": "End", "result": "Result", "join": "Join",
         "enterprise_title": "Who inspected my enterprise", "code_text": "Code text", "or_photo": "or upload a photo of the code", "query": "Look up",
-        "when": "When", "agency": "Agency", "status": "Status", "wrong": "Wrong user name or password", "live": "live", "jobs": "Scheduled jobs",
+        "when": "When", "agency": "Agency", "status": "Status", "wrong": "Wrong user name or password", "live": "live", "jobs": "Scheduled jobs", "by_agency": "Inspections per agency and field, last 30 days", "scans": "Scans",
     },
 }
 HOME = {"supervisor": "/", "agency_admin": "/", "officer": "/officer", "enterprise": "/enterprise"}
@@ -182,6 +182,17 @@ def stats_csv(
     return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
 
 
+@get("/api/v1/stats/by-agency-field", sync_to_thread=True, tags=["dashboard"])
+def by_agency_field(state: State, principal: CurrentPrincipal, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
+    """Inspections per agency and field over the last N days (what the CSV export holds)."""
+    from server.stats import inspections_by_agency_field
+
+    principal.require("supervisor", "agency_admin")
+    now = int(time.time() * 1000)
+    with dbmod.reading(state.settings.db_path) as con:
+        return inspections_by_agency_field(con, now - days * 86_400_000, now + 1, principal.agency_id if principal.role == "agency_admin" else None)
+
+
 @get("/api/v1/trend", sync_to_thread=True, tags=["dashboard"])
 def trend_api(state: State, principal: CurrentPrincipal, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
     """Per day: inspections, joint ones, scans, refusals, repeats."""
@@ -193,4 +204,4 @@ def trend_api(state: State, principal: CurrentPrincipal, days: Annotated[int, Qu
         return trend(con, now - days * 86_400_000, now + 1, principal.agency_id if principal.role == "agency_admin" else None)
 
 
-ROUTES = [login_page, dashboard, officer_page, enterprise_page, enterprise_view, live, stream, stats_csv, trend_api]
+ROUTES = [login_page, dashboard, officer_page, enterprise_page, enterprise_view, live, stream, stats_csv, by_agency_field, trend_api]

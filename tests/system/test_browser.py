@@ -86,6 +86,7 @@ def test_a_live_inspection_appears_on_the_dashboard(running: Stack, browser, tmp
         terminal.proc.stop()  # type: ignore[union-attr]
         page.wait_for_selector("#alerts :text('已离线')", timeout=15_000)
         assert "QT-" in page.inner_text("#fleet")
+        page.wait_for_selector("#by-agency :text('市场监管局')", timeout=15_000)  # the per-agency chart caught up
         keep(page, "dashboard")
         en = ctx.new_page()
         en.goto(f"{url}/?lang=en")
