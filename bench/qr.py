@@ -29,19 +29,11 @@ if str(ROOT) not in sys.path:
 
 from protocol import qrphoto  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import percentile  # noqa: E402 - the benchmarks' shared helpers
+
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "qr-samples"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def load_samples(root: Path, folders: list[str]) -> list[tuple[str, bytes, str]]:

@@ -22,6 +22,15 @@ SEVERITY = {
 }
 
 
+def agency_scope(agency_id: str | None) -> tuple[str, tuple[str | None, ...]]:
+    """SQL condition (and its arguments) for the alerts of one agency: its own, its devices', its officers'."""
+    return (
+        "(agency_id = ? OR device_id IN (SELECT device_id FROM devices WHERE agency_id = ?)"
+        " OR officer_id IN (SELECT officer_id FROM officers WHERE agency_id = ?))",
+        (agency_id,) * 3,
+    )
+
+
 def raise_alert(
     con: sqlite3.Connection,
     kind: str,

@@ -20,6 +20,7 @@ from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParamet
 from protocol.decision import Decision
 from protocol.messages import DecisionWarning, ExceptionBasis, GeoPoint, InspectionResult
 from server import db as dbmod
+from server.alerts import agency_scope
 from server.auth import CurrentPrincipal, Principal
 from server.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
 from server.scanning import ScanRequest, decide_scan, end_part
@@ -406,10 +407,9 @@ class AlertController(Controller):
             where.append("kind = ?")
             args.append(kind)
         if principal.role == "agency_admin":
-            where.append(
-                "(agency_id = ? OR device_id IN (SELECT device_id FROM devices WHERE agency_id = ?) OR officer_id IN (SELECT officer_id FROM officers WHERE agency_id = ?))"
-            )
-            args += [principal.agency_id] * 3
+            scope, scope_args = agency_scope(principal.agency_id)
+            where.append(scope)
+            args += scope_args
         sql = f"SELECT {', '.join(cols)} FROM alerts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         with _read(state) as con:
             return [AlertView(**dict(zip(cols, r, strict=True))) for r in con.execute(sql, (*args, limit))]

@@ -9,6 +9,7 @@ import sqlite3
 import time
 from typing import Any
 
+from server.alerts import agency_scope
 from server.auth import Principal
 
 _CST = dt.timezone(dt.timedelta(hours=8))
@@ -55,11 +56,8 @@ def alerts(con: sqlite3.Connection, p: Principal, limit: int = 30) -> list[dict[
     """The latest alerts the principal may see."""
     where, args = "", ()
     if p.role == "agency_admin":
-        where = (
-            " WHERE agency_id = ? OR device_id IN (SELECT device_id FROM devices WHERE agency_id = ?)"
-            " OR officer_id IN (SELECT officer_id FROM officers WHERE agency_id = ?)"
-        )
-        args = (p.agency_id,) * 3
+        scope, args = agency_scope(p.agency_id)
+        where = " WHERE " + scope
     cols = ("id", "created_ms", "kind", "severity", "message_zh", "message_en")
     return [dict(zip(cols, r, strict=True)) for r in con.execute(f"SELECT {', '.join(cols)} FROM alerts{where} ORDER BY id DESC LIMIT ?", (*args, limit))]
 

@@ -165,10 +165,11 @@ def decide_scan(con: sqlite3.Connection, req: ScanRequest, policy: Policy, now_m
         credit_code = check_code(con, req.code_text).credit_code
     except CodeError as e:
         decision = refuse_code(e.reason)
+        cred = credential_of(con, req.officer_id)
     else:
         facts = gather_facts(con, req, credit_code, policy, now_ms)
         decision = _open_or_join(con, req, decide(facts, policy), facts, now_ms)
-    cred = credential_of(con, req.officer_id)
+        cred = facts.credential
     exc = req.exception
     con.execute(
         "INSERT INTO scans(scan_id, channel, device_id, officer_id, agency_id, credit_code, code_text, field, matter, reason, exception_kind, exception_ref,"
