@@ -37,8 +37,8 @@ class JobSettings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_s: dict[str, float] = msgspec.field(default_factory=lambda: {"body_recorder": 60.0, "qr_terminal": 120.0, "phone": 300.0})
     backlog_events: int = 1000  # alert when a device reports more unsent events than this
     backlog_age_s: float = 3600.0  # ... or an unsent event older than this
-    # Retention: heartbeats and messages kept aside are removed after these many days. Records used in a
-    # case (an inspection that opened a case, or carrying a case number) are never removed.
+    # Retention: heartbeats and messages kept aside are removed after these many days. Nothing else is:
+    # scans, inspections and media records are evidence and are kept.
     keep_status_days: int = 90
     keep_rejected_days: int = 180
 
@@ -115,7 +115,7 @@ def sampling(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str,
 
 
 def retention(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
-    """Remove old heartbeats and rejected messages; never a record used in a case.
+    """Remove old heartbeats and rejected messages, and nothing else (no evidence of a case is a heartbeat).
 
     Removing a logged record leaves its leaf in the evidence log and writes why it went to
     ``retention_removed``, so ``fe-server verify`` tells a removal by policy from tampering.
@@ -123,8 +123,7 @@ def retention(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str
     s = ctx.settings
     status_before = now_ms - s.keep_status_days * DAY_MS
     candidates = con.execute(
-        "SELECT event_id, type, device_id, seq FROM events e WHERE e.type = 'device_status' AND e.stored_ms < ?"
-        " AND json_extract(e.body_json, '$.case_no') IS NULL ORDER BY e.stored_ms",
+        "SELECT event_id, type, device_id, seq FROM events WHERE type = 'device_status' AND stored_ms < ? ORDER BY stored_ms",
         (status_before,),
     ).fetchall()
     for event_id, typ, device_id, seq in candidates:
