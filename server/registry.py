@@ -113,7 +113,10 @@ def provision(
 
 
 def revoke(db_path: Path, device_id: str) -> None:
-    """Revoke a device's registration: its messages are rejected from now on."""
+    """Revoke a device's registration: running servers reject its messages from their next batch on.
+
+    Nothing else to signal: every ingest reads the register inside each batch's transaction.
+    """
     con = dbmod.connect(db_path)
     try:
         cur = con.execute("UPDATE devices SET revoked_ms = ? WHERE device_id = ? AND revoked_ms IS NULL", (int(time.time() * 1000), device_id))

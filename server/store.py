@@ -1,19 +1,23 @@
 """Validate a batch of MQTT messages and store it in one transaction, exactly once per event.
 
-Order of checks for each message: size, envelope, topic, registered device (of the topic), signature
-(verified before the body is parsed), schema, device id vs topic. A message failing any of them goes to the ``rejected`` table with its reason and raw bytes
-and is never receipted. Dedupe lives in the database: ``event_id`` is the primary key and
+Order of checks for each message: size, envelope, topic, registered and not revoked device (of the
+topic), signature (verified before the body is parsed), schema, device id vs topic. A message failing
+any of them goes to the ``rejected`` table with its reason and raw bytes and is never receipted. The
+register is read in each batch's transaction, so a revocation applies from the next batch on. Dedupe lives in the database: ``event_id`` is the primary key and
 ``(device_id, seq)`` is unique; a resend with identical bytes is merged and receipted again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import logging
 import sqlite3
 import time
 import traceback
 from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -60,38 +64,73 @@ class BatchOutcome:
     notices: dict[str, list[ScanDecision]] = field(default_factory=dict)  # further answers for devices
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A device's entry in the register, as the ingest checks it."""
+
+    public_key: str  # hex, as registered
+    revoked_ms: int | None
+    key: VerifyKey = field(compare=False)  # parsed once per registered key
+
+
 class DeviceKeys:
-    """Registered devices' public keys, read from the database on first use and cached."""
+    """Registered devices' keys for the ingest, checked against the database in every batch.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        self._cache: dict[str, VerifyKey | None] = {}
+    The register is the truth, for every server process alike: each batch reads its devices'
+    registrations in one query inside its write transaction, so a revocation or a new key committed
+    before that transaction applies to the whole batch. What the previous batch read is remembered only
+    to check signatures before the transaction (outside the write lock), and re-checked inside it.
+    Devices that are not registered are never remembered, so junk topics cannot grow this cache.
+    """
 
-    def get(self, device_id: str) -> VerifyKey | None:
-        """The device's key, or None if it is unknown or revoked."""
-        if device_id in self._cache and self._cache[device_id] is not None:
-            return self._cache[device_id]
-        row = self._db.execute("SELECT public_key, revoked_ms FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-        key = VerifyKey.from_hex(row[0]) if row and row[1] is None else None
-        self._cache[device_id] = key
-        return key
+    def __init__(self, db: sqlite3.Connection | None = None) -> None:
+        # ``db`` is accepted for callers that make one per connection; every read names its connection.
+        self._known: dict[str, Registration] = {}
 
-    def forget(self, device_id: str) -> None:
-        """Drop a cached key (after a revocation or re-registration)."""
-        self._cache.pop(device_id, None)
+    def read(self, db: sqlite3.Connection, device_ids: Collection[str]) -> dict[str, Registration]:
+        """The registrations of these devices (revoked ones included), in one query; remembered."""
+        if not device_ids:
+            return {}
+        rows = db.execute(
+            "SELECT device_id, public_key, revoked_ms FROM devices WHERE device_id IN (SELECT value FROM json_each(?)) ORDER BY device_id",
+            (json.dumps(sorted(device_ids)),),
+        ).fetchall()
+        found: dict[str, Registration] = {}
+        for device_id, public_key, revoked_ms in rows:
+            old = self._known.get(device_id)
+            key = old.key if old is not None and old.public_key == public_key else VerifyKey.from_hex(public_key)
+            found[device_id] = Registration(public_key, revoked_ms, key)
+        for device_id in device_ids:
+            self._known.pop(device_id, None)  # a device removed from the register is forgotten too
+        self._known.update(found)
+        return found
+
+    def remembered(self, device_ids: Collection[str]) -> dict[str, Registration]:
+        """What the last read said about these devices (possibly out of date: re-checked in the transaction)."""
+        return {d: r for d in device_ids if (r := self._known.get(d)) is not None}
 
 
-def _validate(inc: Incoming, keys: DeviceKeys) -> _Valid:
+def _topic_device(topic: str) -> str | None:
+    try:
+        return topics.device_id_from_up(topic)
+    except topics.TopicError:
+        return None
+
+
+def _validate(inc: Incoming, registrations: Mapping[str, Registration]) -> _Valid:
     fmt, env = open_envelope(inc.payload)
     try:
         topic_device = topics.device_id_from_up(inc.topic)
     except topics.TopicError as e:
         raise ProtocolError("bad_topic", str(e)) from None
-    key = keys.get(topic_device)
-    if key is None:
-        raise ProtocolError("unknown_device", f"device {topic_device!r} is not registered (or its registration was revoked)")
+    reg = registrations.get(topic_device)
+    if reg is None:
+        raise ProtocolError("unknown_device", f"device {topic_device!r} is not registered")
+    if reg.revoked_ms is not None:
+        when = dt.datetime.fromtimestamp(reg.revoked_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+        raise ProtocolError("unknown_device", f"device {topic_device!r} was revoked at {when}: its messages are refused")
     # Verify first, then parse: only bytes the device signed are decoded into a message.
-    if not key.verify(env.body, env.sig):
+    if not reg.key.verify(env.body, env.sig):
         claimed = _claimed_device(env.body, fmt)
         if claimed is not None and claimed != topic_device:
             raise ProtocolError("topic_mismatch", f"message of device {claimed!r} published on the topic of device {topic_device!r}")
@@ -100,6 +139,16 @@ def _validate(inc: Incoming, keys: DeviceKeys) -> _Valid:
     if msg.device_id != topic_device:
         raise ProtocolError("topic_mismatch", f"message of device {msg.device_id!r} published on the topic of device {topic_device!r}")
     return _Valid(inc, fmt, env, msg)
+
+
+def _check(batch: list[Incoming], registrations: Mapping[str, Registration]) -> list[_Valid | ProtocolError]:
+    out: list[_Valid | ProtocolError] = []
+    for inc in batch:
+        try:
+            out.append(_validate(inc, registrations))
+        except ProtocolError as e:
+            out.append(e)
+    return out
 
 
 def _claimed_device(body: bytes, fmt: WireFormat) -> str | None:
@@ -127,19 +176,29 @@ def store_batch(
     an event and what it means are committed together or not at all.
     """
     out = BatchOutcome()
-    valid: list[_Valid] = []
-    invalid: list[tuple[Incoming, ProtocolError]] = []
-    for inc in batch:
-        try:
-            valid.append(_validate(inc, keys))
-        except ProtocolError as e:
-            invalid.append((inc, e))
+    device_of = [_topic_device(inc.topic) for inc in batch]
+    devices = {d for d in device_of if d is not None}
+    # Signatures are checked before the write lock is taken, with what the last batch read (or a fresh
+    # read for devices not seen yet); the registrations are then read again inside the transaction.
+    before = keys.remembered(devices)
+    if devices - before.keys():
+        before.update(keys.read(db, devices - before.keys()))
+    checked = _check(batch, before)
     now_ms = int(time.time() * 1000)
     log = EvidenceLog(db)
     per_device: dict[str, list[int]] = {}  # device -> [max seq stored now, stored, duplicates]
     receipted: set[str] = set()
     db.execute("BEGIN IMMEDIATE")
     try:
+        # The truth for this batch: a revocation or a new key committed before this point applies to it.
+        now = keys.read(db, devices)
+        changed = {d for d in devices if now.get(d) != before.get(d)}
+        if changed:
+            again = [i for i, d in enumerate(device_of) if d in changed]
+            for i, result in zip(again, _check([batch[i] for i in again], now), strict=True):
+                checked[i] = result
+        valid = [c for c in checked if isinstance(c, _Valid)]
+        invalid = [(inc, c) for inc, c in zip(batch, checked, strict=True) if isinstance(c, ProtocolError)]
         for inc, err in invalid:
             _reject(db, out, inc, err.code, str(err))
         for v in valid:

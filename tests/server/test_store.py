@@ -14,6 +14,7 @@ from protocol.codec import seal
 from protocol.messages import DeviceStatus, EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
+from server.registry import revoke
 from server.store import DeviceKeys, Incoming, sequence_gaps, store_batch
 
 KEY = SigningKey.from_seed(bytes(range(32)))
@@ -94,6 +95,48 @@ def test_revoked_device_is_refused(fresh_db: sqlite3.Connection) -> None:
     fresh_db.execute("UPDATE devices SET revoked_ms = 1")
     out = store_batch(fresh_db, [incoming(scanned(1))], DeviceKeys(fresh_db))
     assert out.rejected == {"unknown_device": 1}
+
+
+def db_path(con: sqlite3.Connection) -> Path:
+    return Path(con.execute("PRAGMA database_list").fetchone()[2])
+
+
+def test_a_revocation_applies_to_a_long_lived_ingest_at_once(fresh_db: sqlite3.Connection) -> None:
+    keys = DeviceKeys(fresh_db)  # one for the life of the ingest, as in the server
+    first = scanned(1)
+    assert store_batch(fresh_db, [incoming(first)], keys).stored == 1
+    revoke(db_path(fresh_db), "BR-1")  # the CLI, on its own connection (another process in real life)
+    resend, later = incoming(first), incoming(scanned(2))
+    out = store_batch(fresh_db, [resend, later, incoming(scanned(1, device_id="BR-2"), key=SigningKey.generate(), device_id="BR-2")], keys)
+    assert out.stored == 0 and out.duplicates == 0 and out.receipts == {}  # nothing receipted, not even the resend
+    rows = fresh_db.execute("SELECT reason_code, reason, raw FROM rejected WHERE topic = ? ORDER BY id", (topics.device_up("BR-1"),)).fetchall()
+    assert [(code, bytes(raw)) for code, _, raw in rows] == [("unknown_device", resend.payload), ("unknown_device", later.payload)]
+    assert "'BR-1' was revoked at " in rows[0][1] and "refused" in rows[0][1]
+    assert fresh_db.execute("SELECT event_id FROM events").fetchall() == [(first.event_id,)]  # what came before stays stored
+
+
+def test_a_new_key_applies_to_a_long_lived_ingest_at_once(fresh_db: sqlite3.Connection) -> None:
+    keys = DeviceKeys(fresh_db)
+    assert store_batch(fresh_db, [incoming(scanned(1))], keys).stored == 1
+    new_key = SigningKey.generate()
+    other = dbmod.connect(db_path(fresh_db))
+    other.execute("UPDATE devices SET public_key = ? WHERE device_id = 'BR-1'", (new_key.public_hex,))
+    other.close()
+    out = store_batch(fresh_db, [incoming(scanned(2)), incoming(scanned(3), key=new_key)], keys)
+    assert out.rejected == {"bad_signature": 1} and [i.seq for i in out.receipts["BR-1"]] == [3]
+
+
+def test_the_register_is_read_once_per_batch_not_per_message(fresh_db: sqlite3.Connection) -> None:
+    keys = DeviceKeys(fresh_db)
+    store_batch(fresh_db, [incoming(scanned(1))], keys)
+    reads: list[str] = []
+    fresh_db.set_trace_callback(lambda sql: reads.append(sql) if "FROM devices" in sql else None)
+    ghosts = [incoming(scanned(1, device_id=f"GHOST-{n}"), device_id=f"GHOST-{n}") for n in range(20)]
+    out = store_batch(fresh_db, [incoming(scanned(s)) for s in range(2, 42)] + ghosts, keys)
+    fresh_db.set_trace_callback(None)
+    assert out.stored == 40 and out.rejected == {"unknown_device": 20}
+    assert len(reads) == 2  # the unknown devices before the transaction, every device of the batch inside it
+    assert keys.remembered([f"GHOST-{n}" for n in range(20)]) == {}  # junk topics do not fill the memory
 
 
 def test_sequence_gaps(fresh_db: sqlite3.Connection) -> None:
