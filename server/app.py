@@ -21,6 +21,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from protocol.config import load_toml
 from protocol.decision import Policy
 from server import api, auth_api, db, evidence_api, inspect_api, jobs_api, web
+from server.errors import DomainError, document_answers, error_response
 from server.auth import provide_principal
 from server.codes import ensure_code_key
 from server.ingest import Ingest
@@ -72,7 +73,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             if ingest is not None:
                 ingest.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             auth_api.login,
             auth_api.logout,
@@ -106,4 +107,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         response_cache_config=ResponseCacheConfig(),
         template_config=TemplateConfig(directory=Path(__file__).with_name("templates"), engine=JinjaTemplateEngine),
         logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}),
+        exception_handlers={DomainError: error_response},
     )
+    document_answers(app)  # every route's OpenAPI answers: 401/403/404/400/413 as its signature implies
+    return app

@@ -28,6 +28,7 @@ import sqlite3
 from typing import Any
 
 from server.coverage import coverage
+from server.errors import Invalid
 
 DAY_MS = 86_400_000
 #: The longest period a report may cover (a leap year).
@@ -46,12 +47,25 @@ _TOOK_PART_SQL = (
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+class PeriodError(Invalid):
+    """A report period that is empty, reversed or too long (an Invalid, so a ValueError: 400 over HTTP)."""
+
+
 def check_period(from_ms: int, to_ms: int) -> None:
-    """Raise ValueError unless ``from_ms < to_ms`` and the period is at most MAX_PERIOD_DAYS long."""
+    """Raise PeriodError unless ``from_ms < to_ms`` and the period is at most MAX_PERIOD_DAYS long."""
     if to_ms <= from_ms:
-        raise ValueError(f"empty or reversed period: from_ms={from_ms} to_ms={to_ms}")
+        raise PeriodError(f"统计区间为空或颠倒 / empty or reversed period: from_ms={from_ms} to_ms={to_ms}")
     if to_ms - from_ms > MAX_PERIOD_DAYS * DAY_MS:
-        raise ValueError(f"period longer than {MAX_PERIOD_DAYS} days")
+        raise PeriodError(f"统计区间不能超过 {MAX_PERIOD_DAYS} 天 / a period is at most {MAX_PERIOD_DAYS} days long")
+
+
+def last_days(days: int, now_ms: int) -> tuple[int, int]:
+    """The period ``[from_ms, to_ms)`` of the last ``days`` days up to and including ``now_ms``: exactly
+    ``days`` days long, so every ``days`` from 1 to MAX_PERIOD_DAYS passes :func:`check_period`."""
+    if not 1 <= days <= MAX_PERIOD_DAYS:
+        raise PeriodError(f"天数须在 1 到 {MAX_PERIOD_DAYS} 之间 / days must be 1 to {MAX_PERIOD_DAYS}, got {days}")
+    to_ms = now_ms + 1  # the period ends after now, so what happened at this very millisecond counts
+    return to_ms - days * DAY_MS, to_ms
 
 
 def rate(numerator: int, denominator: int) -> float | None:

@@ -26,6 +26,7 @@ from server import db as dbmod
 from server.auth import CurrentPrincipal, Principal, principal_of
 from server.codes import check_code
 from server.live import snapshot
+from server.stats import MAX_PERIOD_DAYS, inspections_by_agency_field, last_days, to_csv, trend
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
 #: Seconds between two live updates of the dashboard.
@@ -167,41 +168,37 @@ async def stream(state: State, principal: CurrentPrincipal) -> ServerSentEvent:
     return ServerSentEvent(events())
 
 
-@get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv; charset=utf-8", tags=["dashboard"])
-def stats_csv(
-    state: State, principal: CurrentPrincipal, days: Annotated[int, QueryParameter(ge=1, le=366, description="the last N days")] = 30
-) -> Response[str]:
-    """Inspections per agency and field over the last N days, as CSV (opens in Excel)."""
-    from server.stats import inspections_by_agency_field, to_csv
+#: The last N days a figure covers (the statistics' own limit, so every accepted value is answered).
+Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the last N days")]
 
+
+@get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv; charset=utf-8", tags=["dashboard"])
+def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30) -> Response[str]:
+    """Inspections per agency and field over the last N days, as CSV (opens in Excel)."""
     principal.require("supervisor", "agency_admin")
-    now = int(time.time() * 1000)
+    period = last_days(days, int(time.time() * 1000))
     with dbmod.reading(state.settings.db_path) as con:
-        rows = inspections_by_agency_field(con, now - days * 86_400_000, now + 1, principal.agency_id if principal.role == "agency_admin" else None)
+        rows = inspections_by_agency_field(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
     stamp = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
     return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
 
 
 @get("/api/v1/stats/by-agency-field", sync_to_thread=True, tags=["dashboard"])
-def by_agency_field(state: State, principal: CurrentPrincipal, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
+def by_agency_field(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[dict[str, Any]]:
     """Inspections per agency and field over the last N days (what the CSV export holds)."""
-    from server.stats import inspections_by_agency_field
-
     principal.require("supervisor", "agency_admin")
-    now = int(time.time() * 1000)
+    period = last_days(days, int(time.time() * 1000))
     with dbmod.reading(state.settings.db_path) as con:
-        return inspections_by_agency_field(con, now - days * 86_400_000, now + 1, principal.agency_id if principal.role == "agency_admin" else None)
+        return inspections_by_agency_field(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
 
 
 @get("/api/v1/trend", sync_to_thread=True, tags=["dashboard"])
-def trend_api(state: State, principal: CurrentPrincipal, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
+def trend_api(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[dict[str, Any]]:
     """Per day: inspections, joint ones, scans, refusals, repeats."""
-    from server.stats import trend
-
     principal.require("supervisor", "agency_admin")
-    now = int(time.time() * 1000)
+    period = last_days(days, int(time.time() * 1000))
     with dbmod.reading(state.settings.db_path) as con:
-        return trend(con, now - days * 86_400_000, now + 1, principal.agency_id if principal.role == "agency_admin" else None)
+        return trend(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
 
 
 ROUTES = [login_page, dashboard, officer_page, enterprise_page, enterprise_view, live, stream, stats_csv, by_agency_field, trend_api]

@@ -21,7 +21,7 @@ import pytest
 
 from server import db as dbmod
 from server import stats
-from tests.server.conftest import DAY_MS, GOOD, NOW_MS, PLAIN
+from tests.server.conftest import DAY_MS, GOOD, NOW_MS, PLAIN, Api
 
 H = 3_600_000
 M = 60_000
@@ -228,3 +228,23 @@ def test_csv_edge_cases() -> None:
     assert stats.to_csv(rows) == '\ufeff名称,n,x\r\n\'=HYPERLINK(1),-1,\r\n"a,b",2,\r\n'
     with pytest.raises(ValueError):
         stats.to_csv([{"a": 1}, {"b": 2}])
+
+
+def test_last_days_is_exactly_n_days_and_refuses_what_the_period_check_would() -> None:
+    assert stats.last_days(366, NOW_MS) == (NOW_MS + 1 - 366 * DAY_MS, NOW_MS + 1)
+    stats.check_period(*stats.last_days(stats.MAX_PERIOD_DAYS, NOW_MS))
+    for days in (0, -1, stats.MAX_PERIOD_DAYS + 1):
+        with pytest.raises(stats.PeriodError, match="days"):
+            stats.last_days(days, NOW_MS)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/stats/by-agency-field", "/api/v1/trend", "/api/v1/stats.csv"])
+def test_every_number_of_days_the_api_accepts_is_answered(api: Api, path: str) -> None:
+    """days=366 passed the input check and then failed in the statistics code with a 500."""
+    for days in (1, 30, stats.MAX_PERIOD_DAYS):
+        r = api.get(path, params={"days": days})
+        assert r.status_code == 200, (days, r.text)
+    for days in (0, stats.MAX_PERIOD_DAYS + 1):
+        r = api.get(path, params={"days": days})
+        assert r.status_code == 400 and "days" in r.text, (days, r.text)
+    assert len(api.get("/api/v1/trend", params={"days": stats.MAX_PERIOD_DAYS}).json()) in (stats.MAX_PERIOD_DAYS, stats.MAX_PERIOD_DAYS + 1)

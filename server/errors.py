@@ -1,0 +1,141 @@
+"""The domain's errors, the HTTP answers they map to, and the answers every route documents in OpenAPI.
+
+Modules below the HTTP layer (codes, stats, ...) raise these; ``create_app`` maps them to answers with
+``exception_handlers`` (:func:`error_response`), so no handler picks a status code by reading a message.
+The body is Litestar's own error body (``{"status_code": ..., "detail": ...}``), the same for every 4xx.
+
+:func:`document_answers` then adds to each route's OpenAPI operation the answers its signature implies,
+so the document lists every answer a route gives without a hand-written list on each route:
+
+* a route that needs a session (takes ``principal``): 401 (not signed in) and 403 (role or agency);
+* a route with path parameters: 404 (no such record);
+* a route with parameters or a body: 400 (validation, or a value the domain refuses);
+* a route with a body: 413 (larger than the app's body limit).
+
+Answers a signature cannot show (409, 422, 429, 503, ...) are declared on the route itself with
+``responses=answers(Conflict, ...)`` (or ``responses={code: ResponseSpec(...)}``); those win.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+from litestar import Litestar, Request, Response
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.routes import HTTPRoute
+
+
+class DomainError(Exception):
+    """A request the domain refuses; ``status_code`` is the HTTP answer it maps to."""
+
+    status_code: ClassVar[int] = 400
+    description: ClassVar[str] = "The request was refused."
+
+
+class Invalid(DomainError, ValueError):
+    """A value that is malformed or out of range (400)."""
+
+    status_code = 400
+    description = "A parameter or the body is malformed or out of range (the detail says which and why)."
+
+
+class Unauthenticated(DomainError):
+    """No valid session (401)."""
+
+    status_code = 401
+    description = "Not signed in, or the session expired: sign in first."
+
+
+class Forbidden(DomainError):
+    """The principal may not do this (403)."""
+
+    status_code = 403
+    description = "Signed in, but this role or agency may not do this (the detail says why)."
+
+
+class NotFound(DomainError):
+    """No such record (404)."""
+
+    status_code = 404
+    description = "No record with this identifier."
+
+
+class Conflict(DomainError):
+    """The request contradicts the record's state (409)."""
+
+    status_code = 409
+    description = "The record's current state does not allow this (the detail says why)."
+
+
+class TooLarge(DomainError):
+    """The request body is larger than allowed (413)."""
+
+    status_code = 413
+    description = "The request body is larger than this route accepts."
+
+
+class Unreadable(DomainError):
+    """A well-formed request whose content cannot be used, e.g. a photo with no code in it (422)."""
+
+    status_code = 422
+    description = "The request is well-formed but its content cannot be used (e.g. no code could be read from the photo)."
+
+
+class TooManyRequests(DomainError):
+    """Too many attempts from this client or for this account (429)."""
+
+    status_code = 429
+    description = "Too many attempts: wait and try again."
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """The body of every error answer."""
+
+    status_code: int
+    detail: str
+    extra: dict[str, Any] | list[Any] | None = None
+
+
+def error_response(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
+    """The answer to a DomainError (registered in ``create_app``'s ``exception_handlers``)."""
+    return Response(ErrorBody(status_code=exc.status_code, detail=str(exc)), status_code=exc.status_code)
+
+
+#: The error classes a route's signature implies, by status code (see the module docstring).
+_DERIVED: dict[int, type[DomainError]] = {400: Invalid, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 413: TooLarge}
+#: Signature names that are not request parameters.
+_NOT_PARAMETERS = frozenset({"state", "request", "scope", "headers", "cookies", "query", "body", "principal", "socket"})
+
+
+def answers(*errors: type[DomainError]) -> dict[int, ResponseSpec]:
+    """OpenAPI answers for a route's ``responses=``, one per error class."""
+    return {e.status_code: ResponseSpec(data_container=ErrorBody, description=e.description, generate_examples=False) for e in errors}
+
+
+def derived_statuses(params: set[str], path_params: set[str]) -> set[int]:
+    """The error statuses a route gives by its signature: its parameter names and its path's parameters."""
+    out: set[int] = set()
+    if "principal" in params:
+        out |= {401, 403}
+    if path_params:
+        out.add(404)
+    if "data" in params:
+        out |= {400, 413}
+    if params - _NOT_PARAMETERS:
+        out.add(400)
+    return out
+
+
+def document_answers(app: Litestar) -> None:
+    """Add to every HTTP route's OpenAPI answers those its signature implies (declared answers win)."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            params = set(handler.parsed_fn_signature.parameters)
+            derived = derived_statuses(params, set(route.path_parameters))
+            declared = dict(handler.responses or {})
+            for status, spec in answers(*(_DERIVED[s] for s in sorted(derived))).items():
+                declared.setdefault(status, spec)
+            handler.responses = declared or None
