@@ -1,0 +1,89 @@
+"""Revoking a device on a running server: its next event is refused at once, what came before stays stored.
+
+Real Mosquitto, a real `fe-server run`, real `fe-agent run` processes, and the revocation made with the
+`fe-server devices revoke` command line while the ingest runs (no restart, no signal to the server).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from protocol.codec import decode_device_body, open_envelope
+from tests.support.waiting import wait_for
+from tests.system.conftest import Stack
+from tests.system.harness import ROOT, DeviceRun, _env, server_events
+
+pytestmark = pytest.mark.system
+
+CODE_TEXT = "FE1:91110108MA01ABCD0X"
+
+
+def fe_server(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`fe-server ARGS` as an operator runs it, in its own process."""
+    return subprocess.run([sys.executable, "-m", "server.cli", *argv], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60)
+
+
+def submit(dev: DeviceRun) -> str:
+    """One scan accepted by the device's agent (202); returns its event id."""
+    eid = str(uuid.uuid4())
+    code, body = dev.submit("enterprise_scanned", {"officer_id": "OFF-1", "code_text": CODE_TEXT}, eid)
+    assert code == 202, body
+    return eid
+
+
+def rejected_of(db_path: Path, device_id: str) -> list[tuple[str, str, bytes]]:
+    """(reason_code, reason, raw) of every message rejected on the device's topic, oldest first."""
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT reason_code, reason, raw FROM rejected WHERE topic LIKE ? ORDER BY id", (f"%/{device_id}/%",)).fetchall()
+        return [(code, reason, bytes(raw)) for code, reason, raw in rows]
+    finally:
+        con.close()
+
+
+def stored_ids(db_path: Path, device_id: str) -> list[str]:
+    return [e for e, _ in server_events(db_path, device_id)]
+
+
+def test_revoking_a_device_on_a_running_server_refuses_its_next_event(stack: Stack) -> None:
+    stack.server.start_and_wait()
+    victim, honest = stack.add_devices(2)
+    victim.start()
+    honest.start()
+    db = stack.server.db_path
+    before = [submit(victim) for _ in range(3)]
+    wait_for(lambda: stored_ids(db, victim.device_id) == before and victim.status()["outbox_depth"] == 0, timeout=30)
+
+    revoked = fe_server("devices", "revoke", "--db", str(db), victim.device_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert stack.server.running  # the ingest was neither restarted nor told
+
+    after = submit(victim)
+    # The agent keeps resending it (no receipt ever comes): each copy is kept aside with the reason.
+    wait_for(lambda: rejected_of(db, victim.device_id), timeout=30, message=lambda: stack.server.log_tail())
+    code, reason, raw = rejected_of(db, victim.device_id)[0]
+    assert code == "unknown_device" and f"{victim.device_id!r} was revoked at " in reason
+    fmt, envelope = open_envelope(raw)
+    assert decode_device_body(envelope.body, fmt).event_id == after  # it is that event, kept with its bytes
+    listed = [json.loads(line) for line in fe_server("rejected", "--db", str(db)).stdout.splitlines()]
+    assert any(r["reason_code"] == "unknown_device" and "revoked" in r["reason"] and victim.device_id in r["topic"] for r in listed)
+
+    # Not stored, not receipted (the event stays in the device's outbox); what came before stays stored.
+    assert stored_ids(db, victim.device_id) == before
+    status = victim.status()
+    assert status["outbox_depth"] == 1
+    # The other device is not affected, and the ingest goes on.
+    other = submit(honest)
+    wait_for(lambda: other in stored_ids(db, honest.device_id), timeout=30)
+    assert stored_ids(db, victim.device_id) == before
+    assert victim.status()["outbox_depth"] == 1
+
+    again = fe_server("devices", "revoke", "--db", str(db), victim.device_id)
+    assert again.returncode == 1 and "already revoked" in again.stderr
