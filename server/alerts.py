@@ -19,6 +19,7 @@ SEVERITY = {
     "no_disturb_attempt": "info",
     "repeat_inspection": "info",
     "joint_inspection": "info",
+    "code_revoked": "warning",  # an enterprise's code revoked, with who and why (server/codes.py)
 }
 
 

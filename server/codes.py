@@ -2,6 +2,14 @@
 
 The code's text and its signature rule are in ``protocol.enterprise_code``; this module keeps the
 server's side: which keys exist (``code_keys``), which codes were issued and revoked (``issued_codes``).
+
+A code is named by its enterprise and its date, ``<credit code>:<YYYYMMDD>``: that is what devices'
+snapshots list as revoked. A revoked code is replaced at once by a code with the next date not yet used
+for the enterprise (protocol/README.md, "11.1 The text"), so a revocation never blocks inspections.
+
+Who may revoke (:func:`may_revoke`): a supervisor, the server's operator at the command line, or the
+administrator of an agency responsible for the enterprise (:func:`responsible`). Every revocation
+records who and why and raises a ``code_revoked`` alert.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import datetime as dt
 import io
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -19,6 +28,8 @@ from protocol import enterprise_code
 from protocol.creditcode import CreditCodeError, validate
 from protocol.enterprise_code import CodeError, EnterpriseCode
 from protocol.signing import SigningKey, VerifyKey
+from server.alerts import raise_alert
+from server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from server.keys import load_or_create_server_key
 
 #: Key id of the enterprise-code signing key in use.
@@ -32,8 +43,42 @@ CJK_FONTS = (
 )
 
 
-class CodeRegistryError(ValueError):
+#: How long an agency's inspection of an enterprise makes it responsible for the enterprise's code.
+RESPONSIBLE_AFTER_INSPECTION_DAYS = 365
+DAY_MS = 86_400_000
+
+
+class CodeRegistryError(DomainError):
     """A code that cannot be issued or revoked, with the reason."""
+
+
+class CreditCodeInvalid(CodeRegistryError, Invalid):
+    """The credit code is malformed or its check character is wrong (400)."""
+
+
+class EnterpriseUnknown(CodeRegistryError, NotFound):
+    """No enterprise with this credit code is registered (404)."""
+
+
+class NotResponsible(CodeRegistryError, Forbidden):
+    """The user may not revoke this enterprise's code (403)."""
+
+
+class NothingToRevoke(CodeRegistryError, Conflict):
+    """The enterprise has no code in force (409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoker:
+    """Who revokes codes: a console user (name, role, agency), or the operator at the command line."""
+
+    username: str
+    role: str
+    agency_id: str | None = None
+
+
+#: The revoker of ``fe-server qr --revoke``: whoever runs the server's command line on its machine.
+COMMAND_LINE = Revoker(username="fe-server", role="operator")
 
 
 def code_key_path(db_path: Path, key_id: str = ACTIVE_KEY_ID) -> Path:
@@ -61,37 +106,95 @@ def today_cst() -> dt.date:
     return dt.datetime.now(_CST).date()
 
 
-def issue_code(con: sqlite3.Connection, db_path: Path, credit_code: str) -> tuple[str, str]:
-    """(code text, enterprise name) for a registered enterprise; the same day's code is reused."""
+def registered_enterprise(con: sqlite3.Connection, credit_code: str) -> tuple[str, str]:
+    """(credit code, name) of a registered enterprise; CreditCodeInvalid or EnterpriseUnknown otherwise."""
     try:
         code = validate(credit_code)
     except CreditCodeError as e:
-        raise CodeRegistryError(str(e)) from None
+        raise CreditCodeInvalid(f"统一社会信用代码无效 / invalid credit code: {e}") from None
     row = con.execute("SELECT name FROM enterprises WHERE credit_code = ?", (code,)).fetchone()
     if row is None:
-        raise CodeRegistryError(f"no enterprise with credit code {code} is registered")
-    issued = today_cst()
-    existing = con.execute("SELECT text, revoked_ms FROM issued_codes WHERE credit_code = ? AND issued = ?", (code, issued.isoformat())).fetchone()
-    if existing and existing[1] is None:
-        return existing[0], row[0]
-    if existing:
-        raise CodeRegistryError(f"today's code of {code} was revoked; a new one can be issued tomorrow")
+        raise EnterpriseUnknown(f"未登记统一社会信用代码为 {code} 的企业 / no enterprise with credit code {code} is registered")
+    return code, row[0]
+
+
+def issue_code(con: sqlite3.Connection, db_path: Path, credit_code: str, today: dt.date | None = None) -> tuple[str, str]:
+    """(code text, enterprise name): the enterprise's code in force, else a new one (call inside a write transaction).
+
+    A new code carries today's date (CST), or, if a code dated today or later was revoked, the day after
+    the latest such date: a date no revoked code of the enterprise carries, so devices that list revoked
+    codes as ``<credit code>:<date>`` accept the new code at once."""
+    code, name = registered_enterprise(con, credit_code)
+    today = today or today_cst()
+    latest = con.execute(
+        "SELECT issued, text, revoked_ms FROM issued_codes WHERE credit_code = ? AND issued >= ? ORDER BY issued DESC LIMIT 1", (code, today.isoformat())
+    ).fetchone()
+    if latest is not None and latest[2] is None:
+        return latest[1], name
+    issued = today if latest is None else dt.date.fromisoformat(latest[0]) + dt.timedelta(days=1)
     key = ensure_code_key(con, db_path)
     text = enterprise_code.issue(code, key, ACTIVE_KEY_ID, issued)
     con.execute(
         "INSERT INTO issued_codes(credit_code, issued, key_id, text, issued_ms) VALUES (?, ?, ?, ?, ?)",
         (code, issued.isoformat(), ACTIVE_KEY_ID, text, int(time.time() * 1000)),
     )
-    return text, row[0]
+    return text, name
 
 
-def revoke_codes(con: sqlite3.Connection, credit_code: str, reason: str) -> int:
-    """Revoke every unrevoked code of an enterprise; returns how many."""
-    cur = con.execute(
-        "UPDATE issued_codes SET revoked_ms = ?, revoked_reason = ? WHERE credit_code = ? AND revoked_ms IS NULL",
-        (int(time.time() * 1000), reason, validate(credit_code)),
+def responsible(con: sqlite3.Connection, agency_id: str, credit_code: str, now_ms: int) -> bool:
+    """Is the agency responsible for the enterprise: the enterprise is in the agency's region (an agency
+    without a region covers every region), and the agency deals with it on record: one of its officers
+    took part in an inspection of it in the last RESPONSIBLE_AFTER_INSPECTION_DAYS days, or one of its
+    plans (random draws, ...) in force names it as a target."""
+    row = con.execute(
+        "SELECT 1 FROM agencies a JOIN enterprises e ON e.credit_code = ?2 WHERE a.agency_id = ?1 AND (a.region = '' OR a.region = e.region)"
+        " AND (EXISTS (SELECT 1 FROM inspections i JOIN inspection_parts p USING (inspection_id)"
+        "              WHERE i.credit_code = ?2 AND p.agency_id = ?1 AND p.joined_ms >= ?3)"
+        "      OR EXISTS (SELECT 1 FROM plan_targets t JOIN plans l USING (plan_id)"
+        "              WHERE t.credit_code = ?2 AND l.agency_id = ?1 AND l.valid_from_ms <= ?4 AND l.valid_to_ms >= ?4))",
+        (agency_id, credit_code, now_ms - RESPONSIBLE_AFTER_INSPECTION_DAYS * DAY_MS, now_ms),
+    ).fetchone()
+    return row is not None
+
+
+def may_revoke(con: sqlite3.Connection, by: Revoker, credit_code: str, now_ms: int) -> bool:
+    """A supervisor and the command line may revoke any enterprise's code; an agency's administrator only
+    the code of an enterprise their agency is responsible for; nobody else."""
+    if by.role in ("supervisor", COMMAND_LINE.role):
+        return True
+    return by.role == "agency_admin" and by.agency_id is not None and responsible(con, by.agency_id, credit_code, now_ms)
+
+
+def revoke_codes(con: sqlite3.Connection, credit_code: str, reason: str, by: Revoker = COMMAND_LINE, now_ms: int | None = None) -> int:
+    """Revoke every code in force of an enterprise, recording who and why, and raise a ``code_revoked``
+    alert (call inside a write transaction); returns how many. A new code can be issued at once."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    code, name = registered_enterprise(con, credit_code)
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("请说明作废原因 / give the reason for the revocation")
+    if not may_revoke(con, by, code, now_ms):
+        raise NotResponsible(
+            f"只有监督机构或负责该企业的执法机关可以作废其企业码 / only a supervisor or an agency responsible for {code} may revoke its code"
+            f" (responsible: in the enterprise's region, and inspected it in the last {RESPONSIBLE_AFTER_INSPECTION_DAYS} days or has a plan in force for it)"
+        )
+    dates = [r[0] for r in con.execute("SELECT issued FROM issued_codes WHERE credit_code = ? AND revoked_ms IS NULL ORDER BY issued", (code,))]
+    if not dates:
+        raise NothingToRevoke(f"企业 {code} 没有有效的企业码可作废 / {code} has no code in force to revoke")
+    con.execute(
+        "UPDATE issued_codes SET revoked_ms = ?, revoked_reason = ?, revoked_by = ?, revoked_role = ?, revoked_agency_id = ?"
+        " WHERE credit_code = ? AND revoked_ms IS NULL",
+        (now_ms, reason, by.username, by.role, by.agency_id, code),
     )
-    return cur.rowcount
+    who_zh = by.username + (f"（{by.agency_id}）" if by.agency_id else "")
+    who_en = f"{by.username} ({by.role}{', ' + by.agency_id if by.agency_id else ''})"
+    raise_alert(
+        con, "code_revoked", now_ms,
+        f"{name}的企业码已被 {who_zh} 作废，原因：{reason}。可立即重新签发。",
+        f"The code of {name} ({code}) was revoked by {who_en}: {reason}. A new code can be issued at once.",
+        credit_code=code, agency_id=by.agency_id, ref=",".join(f"{code}:{d.replace('-', '')}" for d in dates),
+    )  # fmt: skip
+    return len(dates)
 
 
 def revoked_list(con: sqlite3.Connection) -> list[str]:

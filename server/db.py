@@ -364,6 +364,12 @@ MIGRATIONS: list[str] = [
         expires_ms INTEGER NOT NULL
     );
     """,
+    # 8: who revoked an enterprise's code (user, role, agency), beside why (revoked_reason).
+    """
+    ALTER TABLE issued_codes ADD COLUMN revoked_by TEXT;
+    ALTER TABLE issued_codes ADD COLUMN revoked_role TEXT;
+    ALTER TABLE issued_codes ADD COLUMN revoked_agency_id TEXT;
+    """,
 ]
 
 

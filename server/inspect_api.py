@@ -22,7 +22,8 @@ from protocol.messages import DecisionWarning, ExceptionBasis, GeoPoint, Inspect
 from server import db as dbmod
 from server.alerts import agency_scope
 from server.auth import CurrentPrincipal, Principal
-from server.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
+from server.codes import Revoker, issue_code, render_png, render_svg, revoke_codes
+from server.errors import Conflict, answers
 from server.scanning import ScanRequest, decide_scan, end_part
 
 #: Largest photo accepted (bytes).
@@ -358,10 +359,7 @@ class EnterpriseController(Controller):
     def _code(self, state: State, credit_code: str, principal: CurrentPrincipal) -> tuple[str, str]:
         principal.require("supervisor", "agency_admin")
         with _write(state) as con:
-            try:
-                return issue_code(con, state.settings.db_path, credit_code)
-            except CodeRegistryError as e:
-                raise NotFoundException(str(e)) if "registered" in str(e) else ClientException(str(e)) from None
+            return issue_code(con, state.settings.db_path, credit_code)  # its errors are 400 / 404 (server.codes)
 
     @get("/{credit_code:str}/qr.png", sync_to_thread=True, media_type="image/png")
     def qr_png(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> bytes:
@@ -378,15 +376,20 @@ class EnterpriseController(Controller):
         """The text the enterprise's code encodes."""
         return self._code(state, credit_code, principal)[0]
 
-    @post("/{credit_code:str}/qr/revoke", sync_to_thread=True, status_code=200)
+    @post("/{credit_code:str}/qr/revoke", sync_to_thread=True, status_code=200, responses=answers(Conflict))
     def revoke(self, state: State, credit_code: CodePath, data: JSONBody[RevokeIn], principal: CurrentPrincipal) -> Response[dict[str, int]]:
-        """Revoke every code issued to the enterprise (a lost or misused sticker)."""
+        """Revoke every code in force of the enterprise (a lost or misused sticker); a new code can be issued at once.
+
+        Who may: a supervisor, or the administrator of an agency responsible for the enterprise: the
+        enterprise is in the agency's region (an agency without a region covers all), and the agency's
+        officers took part in an inspection of it in the last 365 days (server.codes.responsible) or one
+        of its plans in force names it. Anyone else gets 403. The revocation records who and why and raises
+        a `code_revoked` alert. 400: invalid credit code or empty reason; 404: no such enterprise; 409: no
+        code in force."""
         principal.require("supervisor", "agency_admin")
+        by = Revoker(username=principal.username, role=principal.role, agency_id=principal.agency_id)
         with _write(state) as con:
-            n = revoke_codes(con, credit_code, data.reason)
-        if n == 0:
-            raise NotFoundException(f"no unrevoked code of {credit_code!r}")
-        return Response({"revoked": n})
+            return Response({"revoked": revoke_codes(con, credit_code, data.reason, by)})
 
 
 class AlertController(Controller):
