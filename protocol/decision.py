@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
-from protocol.messages import Credential, DecisionWarning, ExceptionBasis, InspectionRef, NoDisturbEntry, SnapshotPolicy
+from protocol.messages import Credential, DecisionWarning, ExceptionBasis, ExceptionBasisKind, InspectionRef, NoDisturbEntry, SnapshotPolicy
 
 Outcome = Literal["allowed", "join", "repeat", "refused"]
 DAY_MS = 86_400_000
@@ -52,6 +52,15 @@ class FrequencyLimits(_Strict, kw_only=True):
     per_month: Annotated[int, Meta(ge=0)] = 3
 
 
+class ExceptionPolicy(_Strict, kw_only=True):
+    """What becomes of a stated exception whose reference matches nothing registered."""
+
+    # Kinds that may go ahead unregistered as urgent cases (a gas leak does not wait for a notice to be
+    # registered): allowed only "pending review", with an alert, until a supervisor confirms or rejects
+    # the basis after the fact. Every other unregistered reference is refused.
+    pending_review_kinds: list[ExceptionBasisKind] = []
+
+
 class Policy(_Strict, kw_only=True):
     """The rules' numbers (server/policy.toml); also sent to devices inside their snapshot."""
 
@@ -62,6 +71,10 @@ class Policy(_Strict, kw_only=True):
     frequency: FrequencyLimits = FrequencyLimits()
     # How long a terminal waits for the server's answer before deciding from its snapshot.
     online_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 3.0
+    exceptions: ExceptionPolicy = ExceptionPolicy()
+    # An ended inspection is checked for full-process recording this long after its end, so that
+    # recordings a device reports late (it finishes the file, or was offline) still count.
+    recording_grace_minutes: Annotated[float, Meta(ge=0, le=1440)] = 10.0
 
     def __post_init__(self) -> None:
         bands = [(b.risk, b.credit) for b in self.caps]
@@ -113,6 +126,9 @@ class Facts(Struct, frozen=True, kw_only=True):
     # it cannot be checked here (a device offline): then it is taken as stated and checked later.
     exception_ok: bool | None = None
     exception_problem: str = ""
+    # The exception matched nothing registered, and the policy lets its kind go ahead as an urgent case:
+    # usable, but only pending a supervisor's review (exception_ok is then True).
+    exception_pending_review: bool = False
     # Display names of agencies and fields (id -> name), for the explanations; ids are shown where missing.
     names: dict[str, str] = {}
 
@@ -132,6 +148,10 @@ class Decision(Struct, frozen=True, kw_only=True):
     joined_agency_id: str | None = None
     exception_used: bool = False
     warnings: list[DecisionWarning] = []
+    # Rules the stated exception set aside: "no_disturb", "repeat", "cap" (what supervisors are told).
+    overrode: list[str] = []
+    # Allowed on an unregistered urgent exception: a supervisor must confirm or reject it.
+    pending_review: bool = False
 
 
 def _date(ms: int) -> str:
@@ -247,16 +267,25 @@ def decide(f: Facts, p: Policy) -> Decision:
     if refusal:
         return refusal
     basis = ""
+    pending = has_exception and f.exception_pending_review
     if has_exception and f.exception is not None:
-        basis = f"（例外依据：{_EXCEPTION_ZH.get(f.exception.kind, f.exception.kind)} {f.exception.reference}）"
+        review = "，尚未登记，待监督人员复核" if pending else ""
+        basis = f"（例外依据：{_EXCEPTION_ZH.get(f.exception.kind, f.exception.kind)} {f.exception.reference}{review}）"
+    overrode: list[str] = []
     nd = f.no_disturb
-    if nd is not None and (nd.valid_to_ms is None or nd.valid_to_ms >= f.now_ms) and not has_exception:
+    on_list = nd is not None and (nd.valid_to_ms is None or nd.valid_to_ms >= f.now_ms)
+    if on_list and has_exception:
+        overrode.append("no_disturb")
+    if on_list and not has_exception:
+        assert nd is not None
         return _refuse(
             "no_disturb",
             f"“{name}”在无事不扰企业清单中（依据：{nd.basis}），无法定例外情形不得入企检查。",
             f"{name} is on the no-disturb list (basis: {nd.basis}); an inspection needs a stated exception (complaint, random draw, major risk, rectification follow-up, superior assignment).",
         )
     same = sorted((i for i in f.recent_inspections if i.credit_code == f.credit_code and i.field == f.field and i.started_ms >= f.now_ms - p.repeat_window_days * DAY_MS), key=lambda i: -i.started_ms)
+    if same and has_exception:
+        overrode.append("repeat")
     if same and not has_exception:
         y = same[0]
         return Decision(
@@ -268,17 +297,24 @@ def decide(f: Facts, p: Policy) -> Decision:
             joined_agency_id=y.agency_id,
         )
     cap = p.cap_for(f.enterprise.risk, f.enterprise.credit)
+    if f.inspections_this_year >= cap and has_exception:
+        overrode.append("cap")
     if f.inspections_this_year >= cap and not has_exception:
         return _refuse(
             "cap_reached",
             f"“{name}”（风险 {f.enterprise.risk}，信用 {f.enterprise.credit}）本年度检查次数已达上限 {cap} 次。",
             f"{name} (risk {f.enterprise.risk}, credit {f.enterprise.credit}) has had its yearly maximum of {cap} inspections.",
         )
+    en_basis = ""
+    if has_exception and f.exception is not None:
+        en_basis = f" (exception: {f.exception.kind} {f.exception.reference}" + (", not registered: pending a supervisor's review)" if pending else ")")
     return Decision(
         outcome="allowed",
-        code="allowed_exception" if has_exception else "allowed",
+        code="allowed_pending_review" if pending else ("allowed_exception" if has_exception else "allowed"),
         message_zh=f"可以对“{name}”开展检查{basis}。",
-        message_en=f"You may inspect {name}" + (f" (exception: {f.exception.kind} {f.exception.reference})." if has_exception and f.exception else "."),
+        message_en=f"You may inspect {name}{en_basis}.",
         exception_used=has_exception,
         warnings=_warnings(f, p),
+        overrode=overrode,
+        pending_review=pending,
     )

@@ -16,10 +16,21 @@ SEVERITY = {
     "device_backlog": "warning",
     "disclosure_due": "info",
     "disclosure_missed": "warning",
-    "no_disturb_attempt": "info",
-    "repeat_inspection": "info",
+    # Raised by every scan decision, the phone's and the terminal's alike (server/scanning.py).
+    "no_disturb_attempt": "warning",  # a no-disturb enterprise scanned without an exception: refused
+    "no_disturb_exception": "info",  # a no-disturb enterprise inspected on an exception that checked out
+    "repeat_inspection": "info",  # a repeat refused, or allowed on an exception
+    "cap_refused": "warning",
+    "cap_exception": "info",
     "joint_inspection": "info",
     "code_revoked": "warning",  # an enterprise's code revoked, with who and why (server/codes.py)
+    "credential_refused": "warning",
+    "exception_invalid": "warning",  # a stated exception that did not check out
+    "exception_pending_review": "warning",  # allowed on an unregistered urgent exception: a supervisor reviews it
+    "exception_rejected": "warning",  # ... and the supervisor rejected it
+    "forged_code": "critical",  # a code whose signature or key does not check out
+    "scan_id_conflict": "warning",  # a device reused another scan's id
+    "unrecorded_inspection": "warning",  # an ended inspection not recorded from start to end (server/coverage.py)
 }
 
 

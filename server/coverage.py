@@ -113,3 +113,35 @@ def coverage(con: sqlite3.Connection, inspection_id: str) -> Coverage:
         gaps=gaps,
         media=media,
     )
+
+
+#: Ended inspections checked per run (a backlog after downtime is worked off over a few runs).
+RECORDING_CHECK_BATCH = 500
+
+
+def check_ended_recordings(con: sqlite3.Connection, now_ms: int, grace_ms: int) -> dict[str, int]:
+    """Alert on inspections that ended at least ``grace_ms`` ago and were not recorded from start to end;
+    each ended inspection is checked once (inside the caller's write transaction)."""
+    from server.alerts import raise_alert
+
+    rows = con.execute(
+        "SELECT i.inspection_id, i.credit_code, e.name, i.lead_agency_id, a.name FROM inspections i LEFT JOIN enterprises e USING (credit_code)"
+        " LEFT JOIN agencies a ON a.agency_id = i.lead_agency_id"
+        " WHERE i.recording_checked_ms IS NULL AND i.ended_ms IS NOT NULL AND i.ended_ms <= ? ORDER BY i.ended_ms, i.inspection_id LIMIT ?",
+        (now_ms - grace_ms, RECORDING_CHECK_BATCH),
+    ).fetchall()
+    alerted = 0
+    for inspection_id, credit_code, ent, agency_id, agency in rows:
+        c = coverage(con, inspection_id)
+        if not c.complete:
+            alerted += 1
+            what_zh = "全程无录音录像" if not c.recorded else f"有 {c.uncovered_minutes} 分钟未录音录像"
+            what_en = "was not recorded at all" if not c.recorded else f"has {c.uncovered_minutes} unrecorded minutes"
+            raise_alert(
+                con, "unrecorded_inspection", now_ms,
+                f"{agency or agency_id}对“{ent or credit_code}”的检查{what_zh}，未做到执法全过程记录。",
+                f"The inspection of {ent or credit_code} by {agency or agency_id} {what_en}: not recorded from start to end.",
+                credit_code=credit_code, agency_id=agency_id, ref=inspection_id,
+            )  # fmt: skip
+        con.execute("UPDATE inspections SET recording_checked_ms = ? WHERE inspection_id = ?", (now_ms, inspection_id))
+    return {"checked": len(rows), "unrecorded": alerted}

@@ -364,6 +364,66 @@ MIGRATIONS: list[str] = [
         expires_ms INTEGER NOT NULL
     );
     """,
+    # 6: registers of superior assignments and major-risk notices, the review queue of unregistered urgent
+    # exceptions, and when an ended inspection was checked for full-process recording.
+    """
+    CREATE TABLE exception_bases (
+        kind TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        credit_code TEXT NOT NULL,
+        agency_id TEXT,
+        field TEXT,
+        issued_by TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        valid_from_ms INTEGER NOT NULL,
+        valid_to_ms INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        withdrawn_ms INTEGER,
+        withdrawn_by TEXT,
+        PRIMARY KEY (kind, reference, credit_code)
+    );
+    CREATE INDEX exception_bases_by_code ON exception_bases(credit_code);
+    CREATE TABLE exception_reviews (
+        scan_id TEXT PRIMARY KEY,
+        inspection_id TEXT,
+        kind TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        credit_code TEXT NOT NULL,
+        officer_id TEXT NOT NULL,
+        agency_id TEXT,
+        problem TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reviewed_by TEXT,
+        reviewed_ms INTEGER,
+        note TEXT
+    );
+    CREATE INDEX exception_reviews_by_status ON exception_reviews(status, created_ms);
+    ALTER TABLE inspections ADD COLUMN recording_checked_ms INTEGER;
+    CREATE INDEX inspections_recording_unchecked ON inspections(ended_ms) WHERE recording_checked_ms IS NULL AND ended_ms IS NOT NULL;
+    """,
+    # 7: failed sign-ins per account and per client address (backoff), and who changed which account when.
+    """
+    CREATE TABLE sign_in_failures (
+        kind TEXT NOT NULL CHECK (kind IN ('account', 'address')),
+        key TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        last_failure_ms INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX sign_in_failures_by_last ON sign_in_failures(last_failure_ms);
+    CREATE TABLE account_changes (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL REFERENCES users(username),
+        action TEXT NOT NULL,
+        by_username TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX account_changes_by_user ON account_changes(username, id);
+    """,
     # 8: who revoked an enterprise's code (user, role, agency), beside why (revoked_reason).
     """
     ALTER TABLE issued_codes ADD COLUMN revoked_by TEXT;

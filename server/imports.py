@@ -23,9 +23,14 @@ they are stored upper-case. Ids have at most 64 characters, names and titles at 
                valid_from*, valid_to*, credit_code*
                One row per enterprise the plan targets: a plan's rows repeat its attributes, which must agree.
                With --replace an existing plan is updated and its targets become the file's.
+  assignments  reference*, credit_code*, issued_by*, valid_from*, valid_to* (at most 366 days later),
+               agency_id (empty = any agency), field (empty = any field), summary
+               Superior authorities' assignments (上级交办) that officers may cite as an exception: one row per
+               enterprise a document names. With --replace an existing entry is updated (and no longer withdrawn).
+  risk-notices the same columns, for major-risk notices (重大风险)
 
 A key (field_id, agency_id, credit_code, officer_id, credential_no, ticket_no; for plans plan_id with
-credit_code) may appear once per file; a key already in the database is an error unless --replace is given
+credit_code; for assignments and risk notices reference with credit_code) may appear once per file; a key already in the database is an error unless --replace is given
 (a credential_no held by another officer always is). Every bad row is reported as FILE:LINE: reason (the
 header is line 1, a row's line is the one it starts on), and then nothing is imported.
 """
@@ -53,7 +58,7 @@ from tqdm import tqdm
 from protocol.creditcode import CreditCodeError, validate
 from server import db as dbmod
 
-KINDS: tuple[str, ...] = ("fields", "agencies", "enterprises", "officers", "no-disturb", "complaints", "plans")
+KINDS: tuple[str, ...] = ("fields", "agencies", "enterprises", "officers", "no-disturb", "complaints", "plans", "assignments", "risk-notices")
 
 DEFAULT_DB = Path("fe-server.db")
 #: Bad rows printed by the CLI; the rest are only counted.
@@ -73,6 +78,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 RISKS = ("low", "medium", "high")
 CREDITS = ("A", "B", "C", "D")
 PLAN_KINDS = ("random_draw", "special")
+MAX_BASIS_DAYS = 366  # an assignment or notice must end; the same bound as the API (server/exception_bases.py)
 
 
 class _RowError(ValueError):
@@ -423,6 +429,62 @@ class _Plans(_Register):
         return updated
 
 
+class _ExceptionBases(_Register):
+    """Superior assignments or major-risk notices: one row per enterprise a document names."""
+
+    table = "exception_bases"
+    kind = ""
+    required, optional = ("reference", "credit_code", "issued_by", "valid_from", "valid_to"), ("agency_id", "field", "summary")
+    staged = ("reference", "credit_code", "issued_by", "valid_from_ms", "valid_to_ms", "agency_id", "field", "summary")
+    unique = (("reference", "credit_code"),)
+    _JOIN = "JOIN main.exception_bases b ON b.kind = ? AND b.reference = s.reference AND b.credit_code = s.credit_code"
+
+    def parse(self, v: Sequence[str]) -> tuple[Any, ...]:
+        reference, code, issued_by, v_from, v_to, agency_id, field, summary = v
+        start, end = _period(v_from, v_to)
+        if end - start > MAX_BASIS_DAYS * DAY_MS:
+            raise _RowError(f"valid_from to valid_to spans more than {MAX_BASIS_DAYS} days: register it again to extend it")
+        return (
+            _text("reference", reference, limit=MAX_NAME),
+            _code("credit_code", code),
+            _text("issued_by", issued_by, limit=MAX_NAME),
+            start,
+            end,
+            _ident("agency_id", agency_id) if agency_id else None,
+            _ident("field", field) if field else None,
+            summary,
+        )
+
+    def clashes(self, con: sqlite3.Connection, replace: bool) -> list[tuple[int, str]]:
+        if replace:
+            return []
+        rows = con.execute(f"SELECT s.line, s.reference, s.credit_code FROM temp.staging s {self._JOIN} ORDER BY s.line", (self.kind,)).fetchall()
+        return [(line, f"{self.noun} {r!r} is already registered for {c} (--replace updates it)") for line, r, c in rows]
+
+    def would_update(self, con: sqlite3.Connection) -> int:
+        return int(con.execute(f"SELECT count(*) FROM temp.staging s {self._JOIN}", (self.kind,)).fetchone()[0])
+
+    def write(self, con: sqlite3.Connection, replace: bool, now_ms: int) -> int:
+        updated = self.would_update(con) if replace else 0
+        cols = ", ".join(self.staged)
+        sql = (
+            f"INSERT INTO main.exception_bases(kind, {cols}, created_by, created_ms) SELECT ?, {cols}, 'import', ? FROM temp.staging WHERE true ORDER BY line"
+        )
+        if replace:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in self.staged[2:])
+            sql += f" ON CONFLICT(kind, reference, credit_code) DO UPDATE SET {sets}, withdrawn_ms = NULL, withdrawn_by = NULL"
+        con.execute(sql, (self.kind, now_ms))
+        return updated
+
+
+class _Assignments(_ExceptionBases):
+    kind, noun = "superior_assignment", "assignment"
+
+
+class _RiskNotices(_ExceptionBases):
+    kind, noun = "major_risk", "risk notice"
+
+
 _REGISTERS: dict[str, type[_Register]] = {
     "fields": _Fields,
     "agencies": _Agencies,
@@ -431,6 +493,8 @@ _REGISTERS: dict[str, type[_Register]] = {
     "no-disturb": _NoDisturb,
     "complaints": _Complaints,
     "plans": _Plans,
+    "assignments": _Assignments,
+    "risk-notices": _RiskNotices,
 }
 
 

@@ -137,8 +137,16 @@ def retention(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str
 
 
 #: Every job: id -> (function, trigger arguments for APScheduler, description zh, description en).
+def recording(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+    """Alert on ended inspections not recorded from start to end (执法全过程记录), after a grace period."""
+    from server.coverage import check_ended_recordings
+
+    return check_ended_recordings(con, now_ms, int(ctx.policy.recording_grace_minutes * 60_000))
+
+
 JOBS: dict[str, tuple[Callable[[sqlite3.Connection, JobContext, int], dict[str, Any]], dict[str, Any], str, str]] = {
     "devices": (check_devices, {"trigger": "interval", "minutes": 1}, "设备在线与积压检查", "Device presence and backlog"),
+    "recording": (recording, {"trigger": "interval", "minutes": 1}, "执法全过程记录检查", "Full-process recording"),
     "draws": (draws, {"trigger": "interval", "minutes": 1}, "双随机抽取", "Random draws"),
     "disclosure": (disclosure, {"trigger": "cron", "hour": "8,16", "minute": 5}, "执法公示期限提醒", "Disclosure deadlines"),
     "tree_head": (tree_head, {"trigger": "cron", "hour": 0, "minute": 10}, "证据日志每日签名树头", "Daily signed tree head"),

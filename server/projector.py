@@ -27,7 +27,7 @@ from protocol.messages import (
     ScanDecision,
 )
 from server.alerts import raise_alert
-from server.scanning import ScanRequest, credential_of, decide_scan, end_part, recorded_decision
+from server.scanning import ScanConflict, ScanRequest, credential_of, decide_scan, end_part, recorded_decision
 
 
 def scan_notice(device_id: str, scan_id: str, d: Decision, now_ms: int) -> ScanDecision:
@@ -64,7 +64,12 @@ class Projector:
                     scanned_ms=msg.device_time_ms, matter=msg.matter, reason=msg.reason, exception=msg.exception_basis,
                     location=msg.location, device_id=msg.device_id,
                 )  # fmt: skip
-                d = decide_scan(con, req, self.policy, now_ms)
+                try:
+                    d = decide_scan(con, req, self.policy, now_ms)
+                except ScanConflict as e:
+                    # An event id that another scan already used: never answer with that scan's decision.
+                    raise_alert(con, "scan_id_conflict", now_ms, f"设备 {msg.device_id} 的扫码事件与已有扫码记录编号冲突，未予判定：{e}", f"A scan event of device {msg.device_id} reuses another scan's id and was not decided: {e}", device_id=msg.device_id, officer_id=msg.officer_id, ref=msg.event_id)
+                    return []
                 self._compare_provisional(con, msg.event_id, d, now_ms)
                 return [scan_notice(msg.device_id, msg.event_id, d, now_ms)]
             case ProvisionalDecision():

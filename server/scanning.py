@@ -19,7 +19,9 @@ import msgspec
 from protocol.decision import DAY_MS, Decision, Enterprise, Facts, Policy, decide, refuse_code
 from protocol.enterprise_code import CodeError
 from protocol.messages import Credential, ExceptionBasis, GeoPoint, InspectionRef, NoDisturbEntry
+from server.alerts import raise_alert
 from server.codes import check_code
+from server.exception_bases import KIND_ZH, check_exception, queue_review
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -57,42 +59,6 @@ def year_start_ms(now_ms: int) -> int:
     return int(dt.datetime(now.year, 1, 1, tzinfo=_CST).timestamp() * 1000)
 
 
-def _exception_check(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, now_ms: int) -> tuple[bool, str]:
-    """Check a stated exception against the registers where the server has them."""
-    ref = exc.reference
-    if exc.kind == "complaint":
-        row = con.execute("SELECT credit_code, closed_ms FROM complaints WHERE ticket_no = ?", (ref,)).fetchone()
-        if row is None:
-            return False, f"投诉举报工单 {ref} 不存在 / complaint ticket {ref} does not exist"
-        if row[0] != credit_code:
-            return False, f"工单 {ref} 针对的是其他企业 / ticket {ref} concerns another enterprise"
-        if row[1] is not None:
-            return False, f"工单 {ref} 已办结 / ticket {ref} is closed"
-        return True, ""
-    if exc.kind == "random_draw":
-        row = con.execute(
-            "SELECT p.agency_id, p.valid_from_ms, p.valid_to_ms FROM plans p JOIN plan_targets t USING (plan_id) WHERE p.plan_id = ? AND t.credit_code = ?",
-            (ref, credit_code),
-        ).fetchone()
-        if row is None:
-            return False, f"抽查计划 {ref} 未抽中该企业 / draw plan {ref} did not draw this enterprise"
-        if row[0] != agency_id:
-            return False, f"抽查计划 {ref} 属于 {row[0]} / draw plan {ref} belongs to {row[0]}"
-        if not row[1] <= now_ms <= row[2]:
-            return False, f"抽查计划 {ref} 不在有效期内 / draw plan {ref} is not in force"
-        return True, ""
-    if exc.kind == "rectification_follow_up":
-        row = con.execute(
-            "SELECT 1 FROM inspection_parts p JOIN inspections i USING (inspection_id) WHERE i.inspection_id = ? AND i.credit_code = ? AND p.result = 'rectification_ordered'",
-            (ref, credit_code),
-        ).fetchone()
-        if row is None:
-            return False, f"检查 {ref} 未对该企业责令整改 / inspection {ref} ordered no rectification of this enterprise"
-        return True, ""
-    # major_risk and superior_assignment: recorded with their reference for audit; no register to check here.
-    return True, ""
-
-
 def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, policy: Policy, now_ms: int) -> Facts:
     """Everything the decision needs, from the registers."""
     cred = credential_of(con, req.officer_id)
@@ -123,8 +89,11 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
     day, week, month, year = (c or 0 for c in counts)
     exc_ok: bool | None = None
     problem = ""
+    pending = False
     if req.exception is not None:
-        exc_ok, problem = _exception_check(con, req.exception, credit_code, cred.agency_id if cred else "", now_ms)
+        check = check_exception(con, req.exception, credit_code, cred.agency_id if cred else "", req.field or "", now_ms)
+        pending = check.verdict == "unregistered" and req.exception.kind in policy.exceptions.pending_review_kinds
+        exc_ok, problem = check.verdict == "ok" or pending, check.problem
     names = dict(con.execute("SELECT agency_id, name FROM agencies ORDER BY agency_id").fetchall())
     names.update(con.execute("SELECT field_id, name FROM fields ORDER BY field_id").fetchall())
     return Facts(
@@ -145,8 +114,13 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
         exception=req.exception,
         exception_ok=exc_ok,
         exception_problem=problem,
+        exception_pending_review=pending,
         names=names,
     )
+
+
+class ScanConflict(ValueError):
+    """A scan id already used for another scan (another officer's, another device's, or another code)."""
 
 
 def recorded_decision(con: sqlite3.Connection, scan_id: str) -> Decision | None:
@@ -155,12 +129,25 @@ def recorded_decision(con: sqlite3.Connection, scan_id: str) -> Decision | None:
     return None if row is None else msgspec.json.decode(row[0], type=Decision)
 
 
+def _previous(con: sqlite3.Connection, req: ScanRequest) -> Decision | None:
+    """The recorded decision when this very scan is asked again (a resend, a double click); a scan id
+    belongs to the officer, channel and device that used it first, for that code and field only."""
+    row = con.execute("SELECT officer_id, channel, device_id, code_text, field, decision_json FROM scans WHERE scan_id = ?", (req.scan_id,)).fetchone()
+    if row is None:
+        return None
+    if tuple(row[:5]) != (req.officer_id, req.channel, req.device_id, req.code_text, req.field):
+        raise ScanConflict(f"扫码编号 {req.scan_id} 已被另一次扫码使用 / scan id {req.scan_id} was already used for another scan")
+    return msgspec.json.decode(row[5], type=Decision)
+
+
 def decide_scan(con: sqlite3.Connection, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
-    """Decide and record one scan; call inside a write transaction."""
-    previous = recorded_decision(con, req.scan_id)
+    """Decide and record one scan, raising the alerts it calls for; call inside a write transaction.
+    ScanConflict if the scan id belongs to another scan."""
+    previous = _previous(con, req)
     if previous is not None:
         return previous
     credit_code: str | None = None
+    facts: Facts | None = None
     try:
         credit_code = check_code(con, req.code_text).credit_code
     except CodeError as e:
@@ -180,7 +167,48 @@ def decide_scan(con: sqlite3.Connection, req: ScanRequest, policy: Policy, now_m
             req.scanned_ms, now_ms, decision.outcome, decision.code, decision.inspection_id, msgspec.json.encode(decision).decode(),
         ),
     )  # fmt: skip
+    _alert_scan(con, req, decision, facts, cred, credit_code, now_ms)
     return decision
+
+
+def _alert_scan(con: sqlite3.Connection, req: ScanRequest, d: Decision, facts: Facts | None, cred: Credential | None, credit_code: str | None, now_ms: int) -> None:
+    """Tell supervisors what a decision means for the rules: refusals they should know of, exceptions used,
+    repeats and joint inspections. The same for a phone's scan and a terminal's."""
+    officer = con.execute("SELECT name FROM officers WHERE officer_id = ?", (req.officer_id,)).fetchone()
+    who = officer[0] if officer else req.officer_id
+    agency = facts.name(cred.agency_id) if facts and cred else (cred.agency_id if cred else "")
+    ent = facts.enterprise.name if facts and facts.enterprise else (credit_code or "")
+    where = f"（{ent}）" if ent else ""
+    exc = req.exception
+    basis_zh = f"{KIND_ZH.get(exc.kind, exc.kind)} {exc.reference}" if exc else ""
+    basis_en = f"{exc.kind} {exc.reference}" if exc else ""
+    kinds: list[tuple[str, str, str]] = []
+    if d.code == "no_disturb":
+        kinds.append(("no_disturb_attempt", f"{agency}{who}扫码检查无事不扰企业{where}，未说明例外依据，已拦截。", f"{who} ({agency}) tried to inspect no-disturb enterprise {ent} without an exception: refused."))
+    elif d.code == "cap_reached":
+        kinds.append(("cap_refused", f"{agency}{who}扫码检查{where}：本年度检查次数已达上限，已拦截。", f"{who} ({agency}) tried to inspect {ent}, which has had its yearly maximum of inspections: refused."))
+    elif d.code.startswith("credential_"):
+        kinds.append(("credential_refused", f"{who}扫码检查{where}因执法证问题被拒绝：{d.message_zh}", f"{who} was refused at {ent or 'an enterprise'} for a credential problem: {d.message_en}"))
+    elif d.code == "exception_invalid":
+        kinds.append(("exception_invalid", f"{agency}{who}扫码检查{where}所述例外依据（{basis_zh}）核验未通过，已拦截：{d.message_zh}", f"{who} ({agency}) stated an exception ({basis_en}) at {ent} that did not check out: refused."))
+    elif d.code in ("code_altered", "code_unknown_key"):
+        kinds.append(("forged_code", f"{who}扫描了签名不符或密钥未知的企业码，可能是伪造的企业码：{d.message_zh}", f"{who} scanned a code whose signature or key does not check out (possibly forged): {d.message_en}"))
+    elif d.outcome == "repeat":
+        kinds.append(("repeat_inspection", f"{agency}{who}试图重复检查{where}：{d.message_zh}", f"{who} ({agency}) tried a repeat inspection of {ent}: {d.message_en}"))
+    elif d.outcome == "join":
+        kinds.append(("joint_inspection", f"{agency}{who}加入了正在进行的检查{where}：综合查一次。", f"{who} ({agency}) joined the inspection under way at {ent}."))
+    for rule in d.overrode:
+        kinds.append({
+            "no_disturb": ("no_disturb_exception", f"{agency}{who}依例外依据（{basis_zh}）检查无事不扰企业{where}。", f"{who} ({agency}) inspects no-disturb enterprise {ent} on an exception ({basis_en})."),
+            "repeat": ("repeat_inspection", f"{agency}{who}依例外依据（{basis_zh}）在重复检查期限内再次检查{where}。", f"{who} ({agency}) inspects {ent} again within the repeat window on an exception ({basis_en})."),
+            "cap": ("cap_exception", f"{agency}{who}依例外依据（{basis_zh}）超出年度检查上限检查{where}。", f"{who} ({agency}) inspects {ent} beyond its yearly cap on an exception ({basis_en})."),
+        }[rule])  # fmt: skip
+    if d.pending_review and exc is not None and credit_code is not None:
+        problem = facts.exception_problem if facts else ""
+        queue_review(con, req.scan_id, d.inspection_id, exc, credit_code, req.officer_id, cred.agency_id if cred else None, problem, now_ms)
+        kinds.append(("exception_pending_review", f"{agency}{who}依未登记的紧急例外依据（{basis_zh}）检查{where}，待监督人员复核。", f"{who} ({agency}) inspects {ent} on an unregistered urgent exception ({basis_en}): a supervisor must review it."))
+    for kind, zh, en in kinds:
+        raise_alert(con, kind, now_ms, zh, en, credit_code=credit_code, agency_id=cred.agency_id if cred else None, device_id=req.device_id, officer_id=req.officer_id, ref=req.scan_id)
 
 
 def _open_or_join(con: sqlite3.Connection, req: ScanRequest, d: Decision, facts: Facts, now_ms: int) -> Decision:

@@ -1,7 +1,7 @@
 """APScheduler 3 running the supervision jobs, persistent across restarts.
 
 Jobs live in an SQLAlchemy job store beside the database, each under its explicit id with
-``replace_existing=True``, ``coalesce=True`` and ``max_instances=1``: a restart finds the same six jobs,
+``replace_existing=True``, ``coalesce=True`` and ``max_instances=1``: a restart finds the same jobs,
 never a second copy, and a run missed while the server was down happens once, not once per miss.
 A job is stored as a reference to ``run_job`` with plain arguments (paths), so it survives restarts.
 """

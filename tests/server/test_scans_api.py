@@ -72,7 +72,7 @@ def test_no_disturb_list_refuses_without_a_valid_exception(api: Api) -> None:
     closed = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "complaint", "reference": "12345-2026-002"})
     assert (closed["outcome"], closed["code"]) == ("refused", "exception_invalid") and "已办结" in closed["message_zh"]
     missing = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "complaint", "reference": "NOPE"})
-    assert missing["code"] == "exception_invalid" and "不存在" in missing["message_zh"]
+    assert missing["code"] == "exception_invalid" and "未登记" in missing["message_zh"]
     ok = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "complaint", "reference": "12345-2026-001"})
     assert (ok["outcome"], ok["code"], ok["exception_used"]) == ("allowed", "allowed_exception", True)
     insp = api.get(f"/api/v1/inspections/{ok['inspection_id']}").json()
@@ -81,7 +81,7 @@ def test_no_disturb_list_refuses_without_a_valid_exception(api: Api) -> None:
 
 def test_random_draw_exception_is_checked_against_the_plan(api: Api) -> None:
     other_agency = scan(api, "OFF-FIRE-1", GOOD, exception_basis={"kind": "random_draw", "reference": "PLAN-2026-Q4"})
-    assert other_agency["code"] == "exception_invalid" and "属于 SAMR" in other_agency["message_zh"]
+    assert other_agency["code"] == "exception_invalid" and "属于其他执法机关" in other_agency["message_zh"]
     drawn = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "random_draw", "reference": "PLAN-2026-Q4"})
     assert drawn["code"] == "allowed_exception"
 

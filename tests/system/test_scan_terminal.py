@@ -63,7 +63,16 @@ def test_online_decisions_through_the_agent(stack: Stack, terminals: list[Device
     wait_for(lambda: stack.server.api(f"/api/v1/inspections/{first['inspection_id']}")["status"] == "ended", timeout=20)
     repeat = terminal_scan(t2, "OFF-FIRE-1", code_text=code_text(stack, PLAIN))  # food again, within the window
     assert repeat["code"] == "repeat"
+    made_up = terminal_scan(t2, "OFF-FIRE-1", code_text=code_text(stack, GOOD), exception_basis={"kind": "superior_assignment", "reference": "x"})
+    assert (made_up["provisional"], made_up["code"]) == (False, "exception_invalid")
     assert_exactly_once(stack.server.db_path, terminals)
+    # the terminal path raises the same alerts as the phone's, naming the device, scoped by agency
+    by_kind = {a["kind"]: a for a in stack.server.api("/api/v1/alerts")}
+    for kind in ("joint_inspection", "no_disturb_attempt", "credential_refused", "repeat_inspection", "exception_invalid"):
+        assert by_kind[kind]["device_id"] in (t1.device_id, t2.device_id), kind
+    assert by_kind["no_disturb_attempt"]["agency_id"] == "SAMR" and "守信示范企业" in by_kind["no_disturb_attempt"]["message_zh"]
+    fire_admin = {a["kind"] for a in stack.server.api("/api/v1/alerts", as_="admin-FIRE")}
+    assert "exception_invalid" in fire_admin and "no_disturb_attempt" not in fire_admin
 
 
 def test_unreadable_photo_is_a_clear_error(terminals: list[DeviceRun], tmp_path: Path) -> None:

@@ -1,0 +1,331 @@
+"""Exceptions to the no-disturb list, the repeat window and the yearly cap: every one is checkable.
+
+An officer who inspects a no-disturb enterprise (无事不扰), repeats a recent inspection or passes the
+yearly cap states a basis: a complaint ticket (投诉举报), a random-draw plan (双随机), a rectification
+follow-up (整改复查), a superior authority's assignment (上级交办) or a major-risk notice (重大风险).
+Each kind is checked against its register here:
+
+- complaint: ``complaints`` (the ticket exists, concerns this enterprise and field, is still open);
+- random_draw: ``plans`` / ``plan_targets`` (drew this enterprise, the officer's agency's, in force);
+- rectification_follow_up: ``inspection_parts`` (the inspection named ordered rectification here);
+- superior_assignment, major_risk: ``exception_bases``, filled by import and by agency admins and
+  supervisors through the API (for this enterprise, this agency or any, this field or any, in force,
+  not withdrawn).
+
+A reference that matches nothing is *unregistered*: refused, unless the policy names its kind as one that
+may go ahead urgently, and then only "pending review": the scan is allowed, an alert is raised, and the
+basis waits in ``exception_reviews`` until a supervisor confirms or rejects it. A reference that exists
+but does not fit (another enterprise, a closed ticket, a plan out of force) is *invalid*: always refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import msgspec
+
+from protocol.messages import ExceptionBasis
+
+#: Kinds kept in the ``exception_bases`` register (the others have registers of their own).
+REGISTERED_KINDS = ("superior_assignment", "major_risk")
+RegisteredKind = Literal["superior_assignment", "major_risk"]
+KIND_ZH = {
+    "complaint": "投诉举报",
+    "random_draw": "双随机抽查",
+    "major_risk": "重大风险",
+    "rectification_follow_up": "整改复查",
+    "superior_assignment": "上级交办",
+}
+ReviewStatus = Literal["pending", "confirmed", "rejected"]
+Verdict = Literal["ok", "invalid", "unregistered"]
+#: Longest validity of a registered assignment or notice: each must end, and be renewed if it goes on.
+MAX_VALIDITY_MS = 366 * 86_400_000
+
+Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Authority = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Note = Annotated[str, msgspec.Meta(max_length=4000)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)]  # up to 9999-12-31
+
+
+class BasisError(ValueError):
+    """A register entry or review that cannot be made; ``status`` says which answer it gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The outcome of checking a stated exception against the registers."""
+
+    verdict: Verdict
+    problem: str = ""
+
+
+class BasisIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A superior assignment or major-risk notice to register."""
+
+    kind: RegisteredKind
+    reference: Reference
+    credit_code: Annotated[str, msgspec.Meta(min_length=18, max_length=18)]
+    issued_by: Authority  # the authority that assigned it or issued the notice
+    valid_from_ms: Millis
+    valid_to_ms: Millis
+    agency_id: Ident | None = None  # None: any agency may cite it (supervisors only); agency admins: their own
+    field: Ident | None = None  # None: any field
+    summary: Note = ""
+
+
+class BasisView(msgspec.Struct, kw_only=True):
+    """A registered superior assignment or major-risk notice."""
+
+    kind: str
+    reference: str
+    credit_code: str
+    enterprise_name: str | None
+    agency_id: str | None
+    field: str | None
+    issued_by: str
+    summary: str
+    valid_from_ms: int
+    valid_to_ms: int
+    created_by: str
+    created_ms: int
+    withdrawn_ms: int | None
+    withdrawn_by: str | None
+
+
+class ReviewView(msgspec.Struct, kw_only=True):
+    """An inspection that went ahead on an unregistered urgent exception, and what a supervisor said of it."""
+
+    scan_id: str
+    inspection_id: str | None
+    kind: str
+    reference: str
+    credit_code: str
+    enterprise_name: str | None
+    officer_id: str
+    agency_id: str | None
+    problem: str
+    created_ms: int
+    status: ReviewStatus
+    reviewed_by: str | None
+    reviewed_ms: int | None
+    note: str | None
+
+
+# ------------------------------------------------------------------------------------------ checking
+
+
+def check_exception(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int) -> Check:
+    """Check a stated exception against its register."""
+    ref = exc.reference
+    if not ref.strip():
+        return Check("invalid", "未填写例外依据的文号或编号 / the exception names no reference")
+    if exc.kind == "complaint":
+        row = con.execute("SELECT credit_code, closed_ms, field FROM complaints WHERE ticket_no = ?", (ref,)).fetchone()
+        if row is None:
+            return Check("unregistered", f"投诉举报工单 {ref} 未登记 / complaint ticket {ref} is not registered")
+        if row[0] != credit_code:
+            return Check("invalid", f"工单 {ref} 针对的是其他企业 / ticket {ref} concerns another enterprise")
+        if row[1] is not None:
+            return Check("invalid", f"工单 {ref} 已办结 / ticket {ref} is closed")
+        if row[2] and field and row[2] != field:
+            return Check("invalid", f"工单 {ref} 涉及其他执法领域 / ticket {ref} concerns another field ({row[2]})")
+        return Check("ok")
+    if exc.kind == "random_draw":
+        plan = con.execute("SELECT agency_id, valid_from_ms, valid_to_ms FROM plans WHERE plan_id = ?", (ref,)).fetchone()
+        if plan is None:
+            return Check("unregistered", f"抽查计划 {ref} 未登记 / draw plan {ref} is not registered")
+        if con.execute("SELECT 1 FROM plan_targets WHERE plan_id = ? AND credit_code = ?", (ref, credit_code)).fetchone() is None:
+            return Check("invalid", f"抽查计划 {ref} 未抽中该企业 / draw plan {ref} did not draw this enterprise")
+        if plan[0] != agency_id:
+            return Check("invalid", f"抽查计划 {ref} 属于其他执法机关 / draw plan {ref} belongs to another agency")
+        if not plan[1] <= now_ms <= plan[2]:
+            return Check("invalid", f"抽查计划 {ref} 不在有效期内 / draw plan {ref} is not in force")
+        return Check("ok")
+    if exc.kind == "rectification_follow_up":
+        insp = con.execute("SELECT credit_code FROM inspections WHERE inspection_id = ?", (ref,)).fetchone()
+        if insp is None:
+            return Check("unregistered", f"检查记录 {ref} 不存在 / inspection {ref} does not exist")
+        ordered = con.execute("SELECT 1 FROM inspection_parts WHERE inspection_id = ? AND result = 'rectification_ordered'", (ref,)).fetchone()
+        if insp[0] != credit_code or ordered is None:
+            return Check("invalid", f"检查 {ref} 未对该企业责令整改 / inspection {ref} ordered no rectification of this enterprise")
+        return Check("ok")
+    return _check_registered(con, exc, credit_code, agency_id, field, now_ms)
+
+
+def _check_registered(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int) -> Check:
+    what = KIND_ZH[exc.kind]
+    ref = exc.reference
+    rows = con.execute(
+        "SELECT credit_code, agency_id, field, valid_from_ms, valid_to_ms, withdrawn_ms FROM exception_bases WHERE kind = ? AND reference = ?"
+        " ORDER BY credit_code = ? DESC, credit_code",
+        (exc.kind, ref, credit_code),
+    ).fetchall()
+    if not rows:
+        return Check("unregistered", f"{what} {ref} 未登记 / {exc.kind} {ref} is not registered")
+    row = rows[0]
+    if row[0] != credit_code:
+        return Check("invalid", f"{what} {ref} 针对的是其他企业 / {exc.kind} {ref} concerns another enterprise")
+    if row[5] is not None:
+        return Check("invalid", f"{what} {ref} 已撤销 / {exc.kind} {ref} was withdrawn")
+    if row[1] is not None and row[1] != agency_id:
+        return Check("invalid", f"{what} {ref} 交由其他执法机关办理 / {exc.kind} {ref} was given to another agency")
+    if row[2] is not None and field and row[2] != field:
+        return Check("invalid", f"{what} {ref} 涉及其他执法领域 / {exc.kind} {ref} concerns another field")
+    if not row[3] <= now_ms <= row[4]:
+        return Check("invalid", f"{what} {ref} 不在有效期内 / {exc.kind} {ref} is not in force")
+    return Check("ok")
+
+
+# ------------------------------------------------------------------------------------------ the register
+
+
+_BASIS_COLS = (
+    "b.kind, b.reference, b.credit_code, e.name, b.agency_id, b.field, b.issued_by, b.summary, b.valid_from_ms, b.valid_to_ms,"
+    " b.created_by, b.created_ms, b.withdrawn_ms, b.withdrawn_by"
+)
+_BASIS_KEYS = tuple(BasisView.__struct_fields__)
+
+
+def add_basis(con: sqlite3.Connection, b: BasisIn, created_by: str, now_ms: int) -> BasisView:
+    """Register an assignment or notice (inside the caller's write transaction)."""
+    from protocol.creditcode import CreditCodeError, validate
+
+    try:
+        credit_code = validate(b.credit_code)
+    except CreditCodeError as e:
+        raise BasisError(400, f"统一社会信用代码无效 / invalid credit code: {e}") from None
+    if b.valid_to_ms <= b.valid_from_ms:
+        raise BasisError(400, "有效期止日须晚于起日 / valid_to_ms must be after valid_from_ms")
+    if b.valid_to_ms - b.valid_from_ms > MAX_VALIDITY_MS:
+        raise BasisError(400, "有效期最长 366 天，到期后重新登记 / at most 366 days of validity; register it again to extend")
+    if con.execute("SELECT 1 FROM enterprises WHERE credit_code = ?", (credit_code,)).fetchone() is None:
+        raise BasisError(404, f"企业 {credit_code} 未在企业名录中登记 / no enterprise {credit_code} is registered")
+    if b.agency_id is not None and con.execute("SELECT 1 FROM agencies WHERE agency_id = ?", (b.agency_id,)).fetchone() is None:
+        raise BasisError(404, f"执法机关 {b.agency_id} 未登记 / agency {b.agency_id} is not registered")
+    if b.field is not None and con.execute("SELECT 1 FROM fields WHERE field_id = ?", (b.field,)).fetchone() is None:
+        raise BasisError(404, f"执法领域 {b.field} 未登记 / field {b.field} is not registered")
+    cur = con.execute(
+        "INSERT INTO exception_bases(kind, reference, credit_code, agency_id, field, issued_by, summary, valid_from_ms, valid_to_ms, created_by, created_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, reference, credit_code) DO NOTHING",
+        (b.kind, b.reference, credit_code, b.agency_id, b.field, b.issued_by, b.summary, b.valid_from_ms, b.valid_to_ms, created_by, now_ms),
+    )
+    if cur.rowcount == 0:
+        raise BasisError(409, f"{KIND_ZH[b.kind]} {b.reference} 已为该企业登记 / {b.kind} {b.reference} is already registered for {credit_code}")
+    view = get_basis(con, b.kind, b.reference, credit_code)
+    assert view is not None
+    return view
+
+
+def get_basis(con: sqlite3.Connection, kind: str, reference: str, credit_code: str) -> BasisView | None:
+    """One register entry."""
+    row = con.execute(
+        f"SELECT {_BASIS_COLS} FROM exception_bases b LEFT JOIN enterprises e USING (credit_code) WHERE b.kind = ? AND b.reference = ? AND b.credit_code = ?",
+        (kind, reference, credit_code),
+    ).fetchone()
+    return None if row is None else BasisView(**dict(zip(_BASIS_KEYS, row, strict=True)))
+
+
+def list_bases(con: sqlite3.Connection, *, agency_id: str | None, credit_code: str | None, kind: str | None, limit: int) -> list[BasisView]:
+    """Register entries, newest first (``agency_id``: those given to that agency or to any)."""
+    where, args = ["1 = 1"], []
+    if agency_id is not None:
+        where.append("(b.agency_id = ? OR b.agency_id IS NULL)")
+        args.append(agency_id)
+    if credit_code is not None:
+        where.append("b.credit_code = ?")
+        args.append(credit_code)
+    if kind is not None:
+        where.append("b.kind = ?")
+        args.append(kind)
+    rows = con.execute(
+        f"SELECT {_BASIS_COLS} FROM exception_bases b LEFT JOIN enterprises e USING (credit_code) WHERE {' AND '.join(where)}"
+        " ORDER BY b.created_ms DESC, b.kind, b.reference, b.credit_code LIMIT ?",
+        (*args, limit),
+    )
+    return [BasisView(**dict(zip(_BASIS_KEYS, r, strict=True))) for r in rows]
+
+
+def withdraw_basis(con: sqlite3.Connection, kind: str, reference: str, credit_code: str, by: str, now_ms: int) -> BasisView:
+    """Withdraw an entry: it no longer justifies a new inspection (past ones keep their record)."""
+    cur = con.execute(
+        "UPDATE exception_bases SET withdrawn_ms = ?, withdrawn_by = ? WHERE kind = ? AND reference = ? AND credit_code = ? AND withdrawn_ms IS NULL",
+        (now_ms, by, kind, reference, credit_code),
+    )
+    view = get_basis(con, kind, reference, credit_code)
+    if view is None:
+        raise BasisError(404, f"{KIND_ZH.get(kind, kind)} {reference} 未为该企业登记 / {kind} {reference} is not registered for {credit_code}")
+    if cur.rowcount == 0:
+        raise BasisError(409, f"{KIND_ZH.get(kind, kind)} {reference} 已撤销 / {kind} {reference} was already withdrawn")
+    return view
+
+
+# ------------------------------------------------------------------------------------------ the review queue
+
+
+_REVIEW_COLS = (
+    "r.scan_id, r.inspection_id, r.kind, r.reference, r.credit_code, e.name, r.officer_id, r.agency_id, r.problem, r.created_ms,"
+    " r.status, r.reviewed_by, r.reviewed_ms, r.note"
+)
+_REVIEW_KEYS = tuple(ReviewView.__struct_fields__)
+
+
+def queue_review(con: sqlite3.Connection, scan_id: str, inspection_id: str | None, exc: ExceptionBasis, credit_code: str, officer_id: str, agency_id: str | None, problem: str, now_ms: int) -> None:
+    """Put an inspection allowed on an unregistered urgent exception in the review queue (once per scan)."""
+    con.execute(
+        "INSERT INTO exception_reviews(scan_id, inspection_id, kind, reference, credit_code, officer_id, agency_id, problem, created_ms, status)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(scan_id) DO NOTHING",
+        (scan_id, inspection_id, exc.kind, exc.reference, credit_code, officer_id, agency_id, problem, now_ms),
+    )
+
+
+def get_review(con: sqlite3.Connection, scan_id: str) -> ReviewView | None:
+    """One review."""
+    row = con.execute(f"SELECT {_REVIEW_COLS} FROM exception_reviews r LEFT JOIN enterprises e USING (credit_code) WHERE r.scan_id = ?", (scan_id,)).fetchone()
+    return None if row is None else ReviewView(**dict(zip(_REVIEW_KEYS, row, strict=True)))
+
+
+def list_reviews(con: sqlite3.Connection, *, agency_id: str | None, status: str | None, limit: int) -> list[ReviewView]:
+    """Reviews, oldest pending first when asked for pending ones, otherwise newest first."""
+    where, args = ["1 = 1"], []
+    if agency_id is not None:
+        where.append("r.agency_id = ?")
+        args.append(agency_id)
+    if status is not None:
+        where.append("r.status = ?")
+        args.append(status)
+    order = "r.created_ms, r.scan_id" if status == "pending" else "r.created_ms DESC, r.scan_id"
+    rows = con.execute(
+        f"SELECT {_REVIEW_COLS} FROM exception_reviews r LEFT JOIN enterprises e USING (credit_code) WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+        (*args, limit),
+    )
+    return [ReviewView(**dict(zip(_REVIEW_KEYS, r, strict=True))) for r in rows]
+
+
+def decide_review(con: sqlite3.Connection, scan_id: str, verdict: Literal["confirmed", "rejected"], by: str, note: str, now_ms: int) -> ReviewView:
+    """Record a supervisor's verdict on a pending review; a decided review is never changed."""
+    cur = con.execute(
+        "UPDATE exception_reviews SET status = ?, reviewed_by = ?, reviewed_ms = ?, note = ? WHERE scan_id = ? AND status = 'pending'",
+        (verdict, by, now_ms, note, scan_id),
+    )
+    view = get_review(con, scan_id)
+    if view is None:
+        raise BasisError(404, f"没有待复核的例外依据 {scan_id} / no review {scan_id}")
+    if cur.rowcount == 0:
+        raise BasisError(409, f"该例外依据已复核（{view.status}），不能更改 / this review was already decided ({view.status})")
+    return view
+
+
+def review_counts(con: sqlite3.Connection, *, agency_id: str | None, since_ms: int, until_ms: int) -> dict[str, int]:
+    """Reviews opened in a period, by status (pending, confirmed, rejected)."""
+    rows = con.execute(
+        "SELECT status, COUNT(*) FROM exception_reviews WHERE created_ms >= ? AND created_ms < ? AND (? IS NULL OR agency_id = ?) GROUP BY status ORDER BY status",
+        (since_ms, until_ms, agency_id, agency_id),
+    ).fetchall()
+    return {"pending": 0, "confirmed": 0, "rejected": 0, **dict(rows)}

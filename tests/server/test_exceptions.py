@@ -1,0 +1,250 @@
+"""Exceptions to the no-disturb list, the repeat window and the yearly cap must check out against a register;
+unregistered urgent ones go ahead only pending a supervisor's review. Attacked as an officer with a made-up
+reference, an agency admin overreaching, and a replayed scan id."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from server.app import create_app
+from server.imports import import_csv
+from server.settings import ServerSettings
+from tests.server.conftest import DAY_MS, FRAGILE, GOOD, NOW_MS, PLAIN, Api
+from tests.server.test_scans_api import end, qr, scan
+
+ASSIGNMENT = "京市监交〔2026〕12号"
+
+
+def basis(kind: str = "superior_assignment", reference: str = ASSIGNMENT, credit_code: str = GOOD, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": kind, "reference": reference, "credit_code": credit_code, "issued_by": "北京市市场监督管理局",
+        "valid_from_ms": NOW_MS - DAY_MS, "valid_to_ms": NOW_MS + 30 * DAY_MS, **extra,
+    }  # fmt: skip
+
+
+def register(api: Api, **kw: Any) -> dict[str, Any]:
+    r = api.post("/api/v1/exception-bases", json=basis(**kw))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def alerts(api: Api, kind: str | None = None) -> list[dict[str, Any]]:
+    r = api.get("/api/v1/alerts", params={"kind": kind} if kind else {})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def inspections_of(api: Api, credit_code: str) -> list[dict[str, Any]]:
+    return api.get("/api/v1/inspections", params={"credit_code": credit_code}).json()
+
+
+# ------------------------------------------------------------------------------------------ made-up references
+
+
+@pytest.mark.parametrize("kind", ["superior_assignment", "complaint", "random_draw", "rectification_follow_up"])
+def test_a_made_up_reference_does_not_open_a_no_disturb_enterprise(api: Api, kind: str) -> None:
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": kind, "reference": "x"})
+    assert (d["outcome"], d["code"], d["inspection_id"]) == ("refused", "exception_invalid", None)
+    assert "未登记" in d["message_zh"] or "不存在" in d["message_zh"]
+    assert inspections_of(api, GOOD) == []
+    [alert] = alerts(api, "exception_invalid")
+    assert alert["credit_code"] == GOOD and alert["agency_id"] == "SAMR" and "守信示范企业" in alert["message_zh"]
+
+
+def test_made_up_references_do_not_pass_the_repeat_window_or_the_yearly_cap(api: Api) -> None:
+    first = scan(api, "OFF-SAMR-1", FRAGILE)  # low/A: one a year
+    end(api, first["inspection_id"], "OFF-SAMR-1")
+    repeat = scan(api, "OFF-SAMR-2", FRAGILE, exception_basis={"kind": "superior_assignment", "reference": "made-up"})
+    assert repeat["code"] == "exception_invalid"
+    capped = scan(api, "OFF-FIRE-1", FRAGILE, field="fire", exception_basis={"kind": "superior_assignment", "reference": "made-up"})
+    assert capped["code"] == "exception_invalid"
+    assert len(inspections_of(api, FRAGILE)) == 1
+
+
+def test_an_empty_reference_is_refused(api: Api) -> None:
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "  "})
+    assert d["code"] == "exception_invalid" and "未填写" in d["message_zh"]
+
+
+# ------------------------------------------------------------------------------------------ registered assignments
+
+
+def test_a_registered_assignment_opens_the_inspection_and_tells_supervisors(api: Api) -> None:
+    entry = register(api, agency_id="SAMR", field="food")
+    assert entry["created_by"] == "sup" and entry["enterprise_name"] == "守信示范企业"
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "superior_assignment", "reference": ASSIGNMENT})
+    assert (d["outcome"], d["code"], d["exception_used"], d["pending_review"]) == ("allowed", "allowed_exception", True, False)
+    assert "上级交办" in d["message_zh"] and ASSIGNMENT in d["message_zh"]
+    [alert] = alerts(api, "no_disturb_exception")
+    assert alert["agency_id"] == "SAMR" and ASSIGNMENT in alert["message_zh"] and alert["ref"] == d["scan_id"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "officer", "field", "words"),
+    [
+        (dict(credit_code=PLAIN), "OFF-SAMR-1", "food", "其他企业"),
+        (dict(agency_id="FIRE"), "OFF-SAMR-1", "food", "其他执法机关"),
+        (dict(field="fire"), "OFF-SAMR-1", "food", "其他执法领域"),
+        (dict(valid_from_ms=NOW_MS - 60 * DAY_MS, valid_to_ms=NOW_MS - DAY_MS), "OFF-SAMR-1", "food", "不在有效期内"),
+        (dict(valid_from_ms=NOW_MS + DAY_MS, valid_to_ms=NOW_MS + 9 * DAY_MS), "OFF-SAMR-1", "food", "不在有效期内"),
+    ],
+    ids=["other-enterprise", "other-agency", "other-field", "expired", "not-yet"],
+)
+def test_a_registered_assignment_must_fit(api: Api, entry: dict[str, Any], officer: str, field: str, words: str) -> None:
+    register(api, **entry)
+    d = scan(api, officer, GOOD, field, exception_basis={"kind": "superior_assignment", "reference": ASSIGNMENT})
+    assert d["code"] == "exception_invalid" and words in d["message_zh"], d
+
+
+def test_a_withdrawn_assignment_no_longer_counts(api: Api) -> None:
+    register(api)
+    r = api.post("/api/v1/exception-bases/withdraw", json={"kind": "superior_assignment", "reference": ASSIGNMENT, "credit_code": GOOD})
+    assert r.status_code == 200 and r.json()["withdrawn_by"] == "sup"
+    again = api.post("/api/v1/exception-bases/withdraw", json={"kind": "superior_assignment", "reference": ASSIGNMENT, "credit_code": GOOD})
+    assert again.status_code == 409
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "superior_assignment", "reference": ASSIGNMENT})
+    assert d["code"] == "exception_invalid" and "已撤销" in d["message_zh"]
+
+
+def test_agency_admins_register_for_their_own_agency_only(api: Api) -> None:
+    admin = api.as_("admin-FIRE")
+    assert admin.post("/api/v1/exception-bases", json=basis(agency_id="SAMR")).status_code == 403
+    mine = admin.post("/api/v1/exception-bases", json=basis())
+    assert mine.status_code == 201 and mine.json()["agency_id"] == "FIRE"  # "any agency" is narrowed to their own
+    # so a SAMR officer cannot cite what the fire brigade's admin registered
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "superior_assignment", "reference": ASSIGNMENT})
+    assert d["code"] == "exception_invalid"
+    # nor may SAMR's admin withdraw the fire brigade's entry
+    r = api.as_("admin-SAMR").post("/api/v1/exception-bases/withdraw", json={"kind": "superior_assignment", "reference": ASSIGNMENT, "credit_code": GOOD})
+    assert r.status_code == 403
+    assert api.as_("OFF-SAMR-1").post("/api/v1/exception-bases", json=basis()).status_code == 403
+    assert api.as_("ent-plain").get("/api/v1/exception-bases").status_code == 403
+    # an officer sees what their agency may cite (to pick from), not other agencies' entries
+    assert api.as_("OFF-FIRE-1").get("/api/v1/exception-bases").json()[0]["reference"] == ASSIGNMENT
+    assert api.as_("OFF-SAMR-1").get("/api/v1/exception-bases").json() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (dict(credit_code="91110108MA0000001X"), 400),  # wrong check character
+        (dict(credit_code="91110108MA0000099Y"), 400),
+        (dict(valid_to_ms=NOW_MS - 2 * DAY_MS), 400),
+        (dict(valid_to_ms=NOW_MS + 400 * DAY_MS), 400),
+        (dict(agency_id="NO-SUCH-AGENCY"), 404),
+        (dict(field="no-such-field"), 404),
+        (dict(kind="complaint"), 400),
+        (dict(reference=""), 400),
+        (dict(reference=" padded "), 400),
+        (dict(reference="x" * 201), 400),
+        (dict(unknown_key=1), 400),
+        (dict(valid_from_ms=-1), 400),
+    ],
+)
+def test_bad_register_entries_get_a_clear_4xx(api: Api, change: dict[str, Any], status: int) -> None:
+    r = api.post("/api/v1/exception-bases", json=basis(**change))
+    assert r.status_code == status, r.text
+    assert api.get("/api/v1/exception-bases").json() == []
+
+
+def test_an_entry_is_registered_once(api: Api) -> None:
+    register(api)
+    r = api.post("/api/v1/exception-bases", json=basis())
+    assert r.status_code == 409 and "已为该企业登记" in r.text
+
+
+def test_assignments_and_risk_notices_are_imported(api: Api, seeded_db: Path) -> None:
+    csv = f"reference,credit_code,issued_by,valid_from,valid_to,agency_id,field\n{ASSIGNMENT},{GOOD},北京市市场监督管理局,2026-01-01,2026-12-31,SAMR,food\n"
+    result = import_csv(seeded_db, "assignments", io.StringIO(csv), progress=False)
+    assert result.ok and result.rows == 1
+    again = import_csv(seeded_db, "assignments", io.StringIO(csv), progress=False)
+    assert not again.ok and "already registered" in again.errors[0][1]
+    too_long = f"reference,credit_code,issued_by,valid_from,valid_to\nR-1,{GOOD},应急管理局,2026-01-01,2027-06-30\n"
+    bad = import_csv(seeded_db, "risk-notices", io.StringIO(too_long), progress=False)
+    assert not bad.ok and "366 days" in bad.errors[0][1]
+    [entry] = api.get("/api/v1/exception-bases").json()
+    assert (entry["kind"], entry["agency_id"], entry["created_by"]) == ("superior_assignment", "SAMR", "import")
+
+
+def test_the_cli_imports_risk_notices(seeded_db: Path, tmp_path: Path) -> None:
+    f = tmp_path / "risks.csv"
+    f.write_text(f"reference,credit_code,issued_by,valid_from,valid_to\n应急〔2026〕3号,{GOOD},区应急管理局,2026-11-01,2027-01-31\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "server.cli", "import", "risk-notices", str(f), "--db", str(seeded_db), "--no-progress"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "imported 1 risk-notices rows" in out.stdout
+
+
+# ------------------------------------------------------------------------------------------ pending review
+
+
+def test_an_unregistered_urgent_exception_goes_ahead_only_pending_review(api: Api) -> None:
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "燃气泄漏-现场"})
+    assert (d["outcome"], d["code"], d["pending_review"]) == ("allowed", "allowed_pending_review", True)
+    assert "待监督人员复核" in d["message_zh"] and "pending a supervisor's review" in d["message_en"]
+    [review] = api.get("/api/v1/exception-reviews").json()
+    assert (review["status"], review["kind"], review["inspection_id"], review["agency_id"]) == ("pending", "major_risk", d["inspection_id"], "SAMR")
+    assert "未登记" in review["problem"]
+    assert {a["kind"] for a in alerts(api)} >= {"exception_pending_review", "no_disturb_exception"}
+    # only a supervisor decides; an agency admin sees their agency's queue but cannot clear it
+    assert api.as_("admin-SAMR").get("/api/v1/exception-reviews").json()[0]["scan_id"] == d["scan_id"]
+    assert api.as_("admin-FIRE").get("/api/v1/exception-reviews").json() == []
+    assert api.as_("admin-SAMR").post(f"/api/v1/exception-reviews/{d['scan_id']}/confirm", json={}).status_code == 403
+    assert api.as_("OFF-SAMR-1").get("/api/v1/exception-reviews").status_code == 403
+    assert api.post(f"/api/v1/exception-reviews/{d['scan_id']}/reject", json={"note": ""}).status_code == 400
+    r = api.post(f"/api/v1/exception-reviews/{d['scan_id']}/reject", json={"note": "现场核实无燃气泄漏"})
+    assert r.status_code == 200 and (r.json()["status"], r.json()["reviewed_by"]) == ("rejected", "sup")
+    assert api.post(f"/api/v1/exception-reviews/{d['scan_id']}/confirm", json={}).status_code == 409  # a verdict stands
+    assert api.post("/api/v1/exception-reviews/no-such-scan/confirm", json={}).status_code == 404
+    [rejected] = alerts(api, "exception_rejected")
+    assert rejected["agency_id"] == "SAMR" and "现场核实无燃气泄漏" in rejected["message_zh"]
+    assert api.get("/api/v1/exception-reviews/summary").json() == {"days": 30, "pending": 0, "confirmed": 0, "rejected": 1}
+    assert api.get("/api/v1/exception-reviews", params={"status": "pending"}).json() == []
+
+
+def test_kinds_the_policy_does_not_name_are_refused_when_unregistered(api: Api) -> None:
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "superior_assignment", "reference": "口头交办"})
+    assert d["code"] == "exception_invalid"
+    assert api.get("/api/v1/exception-reviews").json() == []
+
+
+@pytest.fixture
+def strict_api(seeded_db: Path, tmp_path: Path) -> Iterator[Api]:
+    """The API under a policy that lets no unregistered exception go ahead."""
+    policy = tmp_path / "strict.toml"
+    policy.write_text("[exceptions]\npending_review_kinds = []\n", encoding="utf-8")
+    with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False, jobs_enabled=False, policy_path=policy))) as c:
+        yield Api(c)
+
+
+def test_a_strict_policy_refuses_unregistered_urgent_exceptions(strict_api: Api) -> None:
+    d = scan(strict_api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "燃气泄漏-现场"})
+    assert d["code"] == "exception_invalid"
+    register(strict_api, kind="major_risk", reference="应急〔2026〕3号")
+    ok = scan(strict_api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "应急〔2026〕3号"})
+    assert ok["code"] == "allowed_exception"
+
+
+# ------------------------------------------------------------------------------------------ scan ids
+
+
+def test_a_replayed_scan_id_of_another_officer_reveals_nothing(api: Api) -> None:
+    mine = scan(api, "OFF-SAMR-1", PLAIN, scan_id="scan-samr-0001")
+    r = api.as_("OFF-FIRE-1").post("/api/v1/scans", json={"code_text": qr(api, PLAIN), "field": "fire", "scan_id": "scan-samr-0001"})
+    assert r.status_code == 409 and "已被另一次扫码使用" in r.text
+    assert mine["inspection_id"] not in r.text and "海淀某餐饮公司" not in r.text
+
+
+def test_the_same_scan_sent_twice_gets_the_same_answer_and_opens_one_inspection(api: Api) -> None:
+    first = scan(api, "OFF-SAMR-1", PLAIN, scan_id="double-click-01")
+    second = scan(api, "OFF-SAMR-1", PLAIN, scan_id="double-click-01")
+    assert first == second and len(inspections_of(api, PLAIN)) == 1
+    other_code = api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"code_text": qr(api, FRAGILE), "field": "food", "scan_id": "double-click-01"})
+    assert other_code.status_code == 409

@@ -1,0 +1,153 @@
+"""Every scan decision that supervisors must know of raises an alert, visible through the API and on the
+dashboard at once, scoped by agency (the terminal path is checked in tests/system/test_scan_terminal.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol import enterprise_code
+from protocol.signing import SigningKey
+from server import db as dbmod
+from server.coverage import check_ended_recordings
+from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api
+from tests.server.test_scans_api import end, qr, scan
+
+MINUTE_MS = 60_000
+
+
+def kinds(api: Api) -> list[str]:
+    return [a["kind"] for a in api.get("/api/v1/alerts").json()]
+
+
+def only(api: Api, kind: str) -> dict[str, Any]:
+    found = [a for a in api.get("/api/v1/alerts", params={"kind": kind}).json()]
+    assert len(found) == 1, (kind, found)
+    return found[0]
+
+
+def test_no_disturb_attempts_are_alerted_and_seen_on_the_dashboard(api: Api) -> None:
+    d = scan(api, "OFF-SAMR-1", GOOD)
+    a = only(api, "no_disturb_attempt")
+    assert (a["severity"], a["agency_id"], a["officer_id"], a["credit_code"], a["ref"]) == ("warning", "SAMR", "OFF-SAMR-1", GOOD, d["scan_id"])
+    assert "守信示范企业" in a["message_zh"] and "市场监管局" in a["message_zh"] and "拦截" in a["message_zh"]
+    live = api.get("/api/v1/live").json()
+    assert live["alerts"][0]["kind"] == "no_disturb_attempt"
+    # scoped: the agency's admin sees it, another agency's does not
+    assert "no_disturb_attempt" in [x["kind"] for x in api.as_("admin-SAMR").get("/api/v1/alerts").json()]
+    assert "no_disturb_attempt" not in [x["kind"] for x in api.as_("admin-FIRE").get("/api/v1/alerts").json()]
+    assert "no_disturb_attempt" not in [x["kind"] for x in api.as_("admin-FIRE").get("/api/v1/live").json()["alerts"]]
+
+
+def test_an_inspection_of_a_no_disturb_enterprise_on_an_exception_is_alerted(api: Api) -> None:
+    scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "complaint", "reference": "12345-2026-001"})
+    a = only(api, "no_disturb_exception")
+    assert a["severity"] == "info" and "投诉举报 12345-2026-001" in a["message_zh"]
+
+
+def test_repeat_inspections_are_alerted_refused_or_on_an_exception(api: Api) -> None:
+    first = scan(api, "OFF-SAMR-1", PLAIN)
+    end(api, first["inspection_id"], "OFF-SAMR-1")
+    scan(api, "OFF-SAMR-2", PLAIN)  # refused as a repeat
+    assert kinds(api).count("repeat_inspection") == 1
+    now = int(time.time() * 1000)
+    r = api.post(
+        "/api/v1/exception-bases",
+        json={"kind": "superior_assignment", "reference": "A-1", "credit_code": PLAIN, "issued_by": "市局", "valid_from_ms": now - 86_400_000, "valid_to_ms": now + 86_400_000},
+    )
+    assert r.status_code == 201, r.text
+    ok = scan(api, "OFF-SAMR-2", PLAIN, exception_basis={"kind": "superior_assignment", "reference": "A-1"})
+    assert ok["code"] == "allowed_exception"
+    assert kinds(api).count("repeat_inspection") == 2
+
+
+def test_yearly_cap_refusals_are_alerted(api: Api) -> None:
+    first = scan(api, "OFF-SAMR-1", FRAGILE)
+    end(api, first["inspection_id"], "OFF-SAMR-1")
+    scan(api, "OFF-FIRE-1", FRAGILE, field="fire")
+    a = only(api, "cap_refused")
+    assert a["agency_id"] == "FIRE" and "上限" in a["message_zh"]
+
+
+def test_joint_inspections_are_information(api: Api) -> None:
+    scan(api, "OFF-SAMR-1", PLAIN)
+    scan(api, "OFF-FIRE-1", PLAIN, field="fire")
+    a = only(api, "joint_inspection")
+    assert (a["severity"], a["agency_id"]) == ("info", "FIRE") and "综合查一次" in a["message_zh"]
+
+
+@pytest.mark.parametrize("officer", ["NOBODY", "OFF-EXPIRED", "OFF-REVOKED"])
+def test_credential_refusals_are_alerted(api: Api, officer: str) -> None:
+    scan(api, officer, PLAIN)
+    a = only(api, "credential_refused")
+    assert a["officer_id"] == officer and "执法证" in a["message_zh"]
+
+
+def test_forged_codes_are_critical(api: Api) -> None:
+    forged = enterprise_code.issue(PLAIN, SigningKey.generate(), "K1", dt.date.today())
+    r = api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"code_text": forged, "field": "food"})
+    assert r.json()["code"] == "code_altered"
+    assert only(api, "forged_code")["severity"] == "critical"
+
+
+def test_an_allowed_plain_scan_and_a_resent_one_raise_nothing(api: Api) -> None:
+    scan(api, "OFF-SAMR-1", PLAIN, scan_id="plain-scan-1")
+    scan(api, "OFF-SAMR-1", GOOD, scan_id="refused-1")
+    scan(api, "OFF-SAMR-1", GOOD, scan_id="refused-1")  # resent: one alert, not two
+    assert kinds(api) == ["no_disturb_attempt"]
+
+
+def _media(con: sqlite3.Connection, event_id: str, officer: str, inspection_id: str, start: int, stop: int) -> None:
+    con.execute(
+        "INSERT INTO media(event_id, device_id, officer_id, inspection_id, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms)"
+        " VALUES (?, 'BR-1', ?, ?, 'v.mp4', 'video', ?, 1, ?, ?)",
+        (event_id, officer, inspection_id, "0" * 64, start, stop),
+    )
+
+
+def test_inspections_ended_without_full_recording_are_alerted_after_the_grace_period(api: Api, seeded_db: Path) -> None:
+    unrecorded = scan(api, "OFF-SAMR-1", PLAIN)["inspection_id"]
+    end(api, unrecorded, "OFF-SAMR-1")
+    recorded = scan(api, "OFF-FIRE-1", FRAGILE, field="fire")["inspection_id"]
+    con = dbmod.connect(seeded_db)
+    try:
+        opened, = con.execute("SELECT opened_ms FROM inspections WHERE inspection_id = ?", (recorded,)).fetchone()
+        _media(con, "m-1", "OFF-FIRE-1", recorded, opened - 1000, opened + 3_600_000)
+        end(api, recorded, "OFF-FIRE-1")
+        now = int(time.time() * 1000)
+        with dbmod.transaction(con):
+            assert check_ended_recordings(con, now, grace_ms=10 * MINUTE_MS) == {"checked": 0, "unrecorded": 0}  # within the grace period
+        with dbmod.transaction(con):
+            assert check_ended_recordings(con, now + 11 * MINUTE_MS, grace_ms=10 * MINUTE_MS) == {"checked": 2, "unrecorded": 1}
+        with dbmod.transaction(con):
+            assert check_ended_recordings(con, now + 12 * MINUTE_MS, grace_ms=10 * MINUTE_MS) == {"checked": 0, "unrecorded": 0}  # once each
+    finally:
+        con.close()
+    a = only(api, "unrecorded_inspection")
+    assert (a["ref"], a["agency_id"], a["credit_code"]) == (unrecorded, "SAMR", PLAIN) and "全程无录音录像" in a["message_zh"]
+
+
+def test_the_recording_job_uses_the_policy_grace_period(api: Api, seeded_db: Path) -> None:
+    from protocol.config import load_toml
+    from protocol.decision import Policy
+    from server.jobs import JOBS, JobContext, JobSettings
+
+    iid = scan(api, "OFF-SAMR-1", PLAIN)["inspection_id"]
+    end(api, iid, "OFF-SAMR-1")
+    policy = load_toml(Path(__file__).resolve().parents[2] / "server" / "policy.toml", Policy)
+    ctx = JobContext(key=SigningKey.generate(), policy=policy, settings=JobSettings())
+    con = dbmod.connect(seeded_db)
+    try:
+        now = int(time.time() * 1000)
+        with dbmod.transaction(con):
+            assert JOBS["recording"][0](con, ctx, now)["checked"] == 0
+        with dbmod.transaction(con):
+            assert JOBS["recording"][0](con, ctx, now + int(policy.recording_grace_minutes * MINUTE_MS) + 1000)["unrecorded"] == 1
+    finally:
+        con.close()
+    assert qr(api, PLAIN)  # the API still answers after the job's write transaction
