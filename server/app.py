@@ -14,7 +14,6 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.template.config import TemplateConfig
 from litestar.logging.config import LoggingConfig
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
@@ -32,13 +31,6 @@ from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-#: Sign-in attempts allowed per client address and minute (other requests are not limited).
-LOGIN_ATTEMPTS_PER_MINUTE = 10
-LOGIN_RATE_LIMIT = RateLimitConfig(
-    rate_limit=("minute", LOGIN_ATTEMPTS_PER_MINUTE),
-    check_throttle_handler=lambda request: request.url.path == "/api/v1/auth/login",
-    store="login_rate_limit",
-)
 #: Largest request body the API accepts.
 MAX_REQUEST_BODY = 1024 * 1024
 
@@ -101,7 +93,6 @@ def create_app(settings: ServerSettings) -> Litestar:
         state=State({"settings": settings, "metrics": metrics, "ingest": None, "scheduler": None, "server_public_key": key.public_hex, "server_key": key, "policy": policy}),
         lifespan=[ingest_lifespan],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
-        middleware=[LOGIN_RATE_LIMIT.middleware],
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
         response_cache_config=ResponseCacheConfig(),

@@ -4,7 +4,13 @@ Roles: ``officer`` (their own scans and inspections), ``agency_admin`` (everythi
 nothing of another's), ``supervisor`` (everything), ``enterprise`` (the inspections of itself).
 Passwords are hashed with scrypt (stdlib, OpenSSL). A wrong user name and a wrong password get the same
 answer and take the same time. Sessions are random tokens, stored hashed, sent as an HttpOnly cookie
-or an ``Authorization: Bearer`` header. Sign-in attempts are rate limited per client (``app.py``).
+or an ``Authorization: Bearer`` header.
+
+Failed sign-ins are counted in the database (the server may run as several processes) per account and
+per client address, with a wait that doubles after each further failure (``SignInLimits``). Every attempt
+is counted *before* its password is checked, so parallel guesses cannot slip past the limit; a success
+then takes its own count back and clears the account's. An attempt during a wait is refused unchecked and
+counts as a failure (checking it would tell a guesser, by the wait, whether the guess was right).
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from litestar.connection import ASGIConnection
@@ -23,6 +31,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from server import db as dbmod
+from server.settings import SignInLimits
 
 Role = Literal["officer", "agency_admin", "supervisor", "enterprise"]
 ROLES: tuple[str, ...] = ("officer", "agency_admin", "supervisor", "enterprise")
@@ -32,10 +41,23 @@ SESSION_TTL_MS = 12 * 3600 * 1000
 _N, _R, _P = 2**14, 8, 1
 _DUMMY_HASH = "scrypt$16384$8$1$" + base64.b64encode(b"0" * 16).decode() + "$" + base64.b64encode(b"0" * 32).decode()
 WRONG_CREDENTIALS = "用户名或密码错误 / wrong user name or password"
+MIN_PASSWORD_LENGTH = 8
+#: The keys failed sign-ins are counted under.
+ACCOUNT, ADDRESS = "account", "address"
+#: Doubling stops growing the exponent here (the wait is capped long before; keeps the integers small).
+_MAX_DOUBLINGS = 32
 
 
 class AuthError(ValueError):
     """A user that cannot be created, with the reason."""
+
+
+class SignInThrottled(Exception):
+    """Too many failed sign-ins for this account or address: wait ``retry_after_s`` seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"登录失败次数过多，请 {retry_after_s} 秒后再试 / too many failed sign-ins, try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 def hash_password(password: str) -> str:
@@ -90,8 +112,8 @@ def add_user(
     """Create a user (``password_hash``: one made earlier by hash_password for this password)."""
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    if len(password) < 8:
-        raise AuthError("a password needs at least 8 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if role in ("officer", "agency_admin") and not agency_id:
         raise AuthError(f"a {role} belongs to an agency: give --agency")
     if role == "officer" and not officer_id:
@@ -106,20 +128,103 @@ def add_user(
     )
 
 
-def sign_in(con: sqlite3.Connection, username: str, password: str) -> tuple[str, Principal] | None:
-    """A new session token and the principal, or None (the same for a wrong name or password)."""
+def _verify(con: sqlite3.Connection, username: str, password: str) -> Principal | None:
+    """The principal whose password this is, or None (the same time for a wrong name or password)."""
     row = con.execute(
         "SELECT username, role, agency_id, officer_id, credit_code, password_hash FROM users WHERE username = ? AND disabled_ms IS NULL", (username,)
     ).fetchone()
     ok = check_password(password, row[5] if row else _DUMMY_HASH)  # always hash: no timing difference
     if row is None or not ok:
         return None
+    return Principal(username=row[0], role=row[1], agency_id=row[2], officer_id=row[3], credit_code=row[4])
+
+
+def _new_session(con: sqlite3.Connection, username: str, now: int) -> str | None:
+    """A session token for the user, or None if the account was disabled meanwhile."""
     token = secrets.token_urlsafe(32)
-    now = int(time.time() * 1000)
-    con.execute(
-        "INSERT INTO sessions(token_hash, username, created_ms, expires_ms) VALUES (?, ?, ?, ?)", (hashlib.sha256(token.encode()).hexdigest(), username, now, now + SESSION_TTL_MS)
+    cur = con.execute(
+        "INSERT INTO sessions(token_hash, username, created_ms, expires_ms) SELECT ?, username, ?, ? FROM users WHERE username = ? AND disabled_ms IS NULL",
+        (hashlib.sha256(token.encode()).hexdigest(), now, now + SESSION_TTL_MS, username),
     )
-    return token, Principal(username=row[0], role=row[1], agency_id=row[2], officer_id=row[3], credit_code=row[4])
+    return token if cur.rowcount == 1 else None
+
+
+def sign_in(con: sqlite3.Connection, username: str, password: str) -> tuple[str, Principal] | None:
+    """A new session token and the principal, or None (the same for a wrong name or password); no limits."""
+    p = _verify(con, username, password)
+    token = _new_session(con, username, int(time.time() * 1000)) if p else None
+    return (token, p) if p and token else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """One attempt as counted in advance: the longest wait it met, and the address lock it may have set."""
+
+    wait_ms: int
+    address_lock_before: int
+    address_lock_after: int
+
+
+def _count_failure(con: sqlite3.Connection, kind: str, key: str, threshold: int, limits: SignInLimits, now: int) -> tuple[int, int]:
+    """Count one failure under a key; returns its lock end before and after."""
+    row = con.execute("SELECT failures, window_start_ms, locked_until_ms FROM sign_in_failures WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+    failures, start, locked_until = row or (0, now, 0)
+    window_ms = int(limits.window_s * 1000)
+    if now >= max(start, locked_until) + window_ms:  # a whole window without failures or waits: start afresh
+        failures, start = 0, now
+    failures += 1
+    new_lock = locked_until
+    if failures >= threshold:
+        doublings = min(failures - threshold, _MAX_DOUBLINGS)
+        new_lock = max(locked_until, now + int(min(limits.backoff_s * 2**doublings, limits.backoff_max_s) * 1000))
+    con.execute(
+        "INSERT INTO sign_in_failures(kind, key, failures, window_start_ms, last_failure_ms, locked_until_ms) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (kind, key) DO UPDATE SET failures = excluded.failures, window_start_ms = excluded.window_start_ms,"
+        " last_failure_ms = excluded.last_failure_ms, locked_until_ms = excluded.locked_until_ms",
+        (kind, key, failures, start, now, new_lock),
+    )
+    return locked_until, new_lock
+
+
+def _count_attempt(con: sqlite3.Connection, username: str, address: str, limits: SignInLimits, now: int) -> _Counted:
+    """Count an attempt as a failure of its account and its address, before its password is checked."""
+    account_before, account_after = _count_failure(con, ACCOUNT, username, limits.account_failures, limits, now)
+    address_before, address_after = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
+    waits = [after - now for before, after in ((account_before, account_after), (address_before, address_after)) if before > now]
+    # Past a window and the longest wait a row can no longer matter: keep the table small.
+    con.execute("DELETE FROM sign_in_failures WHERE last_failure_ms < ?", (now - int((limits.window_s + limits.backoff_max_s) * 1000),))
+    return _Counted(wait_ms=max(waits, default=0), address_lock_before=address_before, address_lock_after=address_after)
+
+
+def _forgive(con: sqlite3.Connection, username: str, address: str, counted: _Counted) -> None:
+    """A success: clear the account's failures, and take this attempt's count back from its address."""
+    con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND key = ?", (ACCOUNT, username))
+    con.execute(
+        "UPDATE sign_in_failures SET failures = max(failures - 1, 0), locked_until_ms = CASE WHEN locked_until_ms = ? THEN ? ELSE locked_until_ms END WHERE kind = ? AND key = ?",
+        (counted.address_lock_after, counted.address_lock_before, ADDRESS, address),
+    )
+
+
+def sign_in_limited(
+    db_path: str | Path, username: str, password: str, *, address: str, limits: SignInLimits, now_ms: int | None = None
+) -> tuple[str, Principal] | None:
+    """``sign_in`` behind the failure limits of the account and the client address.
+
+    Raises SignInThrottled while either must wait (the same for an account that does not exist)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    with dbmod.writing(db_path) as con:
+        counted = _count_attempt(con, username, address, limits, now)
+    if counted.wait_ms > 0:
+        raise SignInThrottled(max(1, math.ceil(counted.wait_ms / 1000)))
+    with dbmod.reading(db_path) as con:  # scrypt outside any write transaction
+        p = _verify(con, username, password)
+    if p is None:
+        return None
+    with dbmod.writing(db_path) as con:
+        token = _new_session(con, username, now)
+        if token is not None:
+            _forgive(con, username, address, counted)
+    return (token, p) if token else None
 
 
 def sign_out(con: sqlite3.Connection, token: str) -> None:

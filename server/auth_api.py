@@ -7,11 +7,15 @@ from typing import Annotated
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie, State
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.params import JSONBody
 
 from server import db as dbmod
-from server.auth import COOKIE, SESSION_TTL_MS, WRONG_CREDENTIALS, CurrentPrincipal, Principal, sign_in, sign_out
+from server.errors import TooManyRequests, Unauthenticated, answers
+from server.auth import COOKIE, SESSION_TTL_MS, WRONG_CREDENTIALS, CurrentPrincipal, Principal, SignInThrottled, sign_in_limited, sign_out
+
+#: The client address counted when the server cannot tell (no peer address, e.g. a Unix socket).
+UNKNOWN_ADDRESS = "unknown"
 
 
 class LoginIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -41,18 +45,24 @@ def _me(p: Principal) -> dict[str, str | None]:
     return {"username": p.username, "role": p.role, "agency_id": p.agency_id, "officer_id": p.officer_id, "credit_code": p.credit_code}
 
 
-@post("/api/v1/auth/login", sync_to_thread=True, status_code=200, tags=["auth"])
-def login(state: State, data: JSONBody[LoginIn]) -> Response[LoginOut]:
-    """Sign in; a wrong user name and a wrong password get the same answer."""
-    con = dbmod.connect(state.settings.db_path)
+@post(
+    "/api/v1/auth/login",
+    sync_to_thread=True,
+    status_code=200,
+    tags=["auth"],
+    responses=answers(Unauthenticated, TooManyRequests),  # 429 with Retry-After, in seconds
+)
+def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[LoginOut]:
+    """Sign in; a wrong user name and a wrong password get the same answer. Failures are limited per account and client address (429)."""
+    address = request.client.host if request.client else UNKNOWN_ADDRESS
     try:
-        result = sign_in(con, data.username, data.password)
-    finally:
-        con.close()
+        result = sign_in_limited(state.settings.db_path, data.username, data.password, address=address, limits=state.settings.sign_in_limits)
+    except SignInThrottled as e:
+        raise TooManyRequestsException(str(e), headers={"Retry-After": str(e.retry_after_s)}) from None
     if result is None:
         raise NotAuthorizedException(WRONG_CREDENTIALS)
     token, p = result
-    cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", max_age=SESSION_TTL_MS // 1000, path="/")
+    cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", max_age=SESSION_TTL_MS // 1000, path="/", secure=request.url.scheme == "https")  # Secure over HTTPS
     return Response(LoginOut(token=token, **_me(p)), cookies=[cookie])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import sys
@@ -31,6 +32,15 @@ def _add_mqtt(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--mqtt-port", type=int, default=None, help=f"broker port {what} (default: 1883)")
 
 
+def _proxy_address(text: str) -> str:
+    """An IP address or network, as given (argparse type of --trusted-proxy)."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with help for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -48,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--http-port", type=int, default=8080, help="HTTP port (default: 8080)")
     run.add_argument("--client-id", default="fe-server", help="MQTT client id of the persistent session (default: fe-server)")
     run.add_argument("--policy", type=Path, help="the decision policy file (default: server/policy.toml)")
+    run.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=_proxy_address,
+        metavar="ADDR",
+        help="address or network (CIDR) of a reverse proxy whose X-Forwarded-For is believed; repeatable. "
+        "Default: none, and the client address is the connection's own (a forged header changes nothing)",
+    )
 
     devices = sub.add_parser("devices", help="register devices and write their bundles", description="The device register.")
     dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
@@ -149,6 +168,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         mqtt_port=args.mqtt_port or 1883,
         mqtt_client_id=args.client_id,
         policy_path=args.policy.resolve() if args.policy else None,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
 
 
@@ -160,7 +180,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     app = create_app(settings)
     logging.info("dashboard: http://%s:%d/  API docs: http://%s:%d/schema", settings.http_host, settings.http_port, settings.http_host, settings.http_port)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only configured proxies are.
+    proxies = list(settings.trusted_proxies)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning", proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
     return 0
 
 

@@ -12,6 +12,23 @@ import msgspec
 FAULT_PAUSE_ENV = "FE_FAULT_PAUSE_BEFORE_COMMIT_S"
 
 
+class SignInLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """How many failed sign-ins are tolerated before the account or the client address must wait.
+
+    Failures are counted in a window that starts with the first failure; from the ``account_failures``-th
+    failure in a window (``address_failures``-th for an address) each further one makes the wait twice as
+    long, from ``backoff_s`` up to ``backoff_max_s``. Successful sign-ins never count against an address,
+    so an office of officers behind one address is only limited by its mistakes, and far more loosely than
+    one account.
+    """
+
+    account_failures: int = 5
+    address_failures: int = 100
+    window_s: float = 900.0
+    backoff_s: float = 30.0
+    backoff_max_s: float = 900.0
+
+
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ``create_app`` needs."""
 
@@ -27,6 +44,10 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     jobs_enabled: bool = True
     fault_pause_before_commit_s: float = 0.0
     policy_path: Path | None = None  # default: server/policy.toml shipped with the package
+    #: Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed; none by default, and
+    #: then the HTTP server takes the client address from the connection only.
+    trusted_proxies: tuple[str, ...] = ()
+    sign_in_limits: SignInLimits = msgspec.field(default_factory=SignInLimits)
 
     @property
     def policy_file(self) -> Path:

@@ -1,0 +1,214 @@
+"""Sign-in limits as an attacker and as an office full of honest officers would meet them.
+
+Failures are counted per account and per client address in the database, with a doubling wait; a
+success never counts against an address. Clock-dependent rules are tested through ``sign_in_limited``
+with an explicit ``now_ms`` (no waiting); the answers a user sees are tested over HTTP.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from server import db as dbmod
+from server.app import create_app
+from server.auth import SignInThrottled, add_user, sign_in_limited
+from server.settings import ServerSettings, SignInLimits
+from tests.server.conftest import Api, password, password_hash
+
+LOGIN = "/api/v1/auth/login"
+LIMITS = SignInLimits()
+T0 = 1_800_000_000_000
+SECOND = 1000
+
+
+def attempt(client: TestClient, username: str, good: bool = False):  # type: ignore[no-untyped-def,type-arg]
+    """One sign-in over HTTP, with the right password or a wrong one."""
+    return client.post(LOGIN, json={"username": username, "password": password(username) if good else "wrong-password"})
+
+
+def failures_table(db: Path) -> list[tuple[str, str, int]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT kind, key, failures FROM sign_in_failures ORDER BY kind, key").fetchall()
+    finally:
+        con.close()
+
+
+def test_thirty_officers_at_one_office_address_are_never_throttled(seeded_db: Path) -> None:
+    """Shift change: 30 officers sign in from one address, a few mistyping first; nobody waits."""
+    con = dbmod.connect(seeded_db)
+    try:
+        for i in range(30):
+            name = f"shift-{i:02d}"
+            add_user(con, name, password(name), "officer", agency_id="SAMR", officer_id=f"OFF-SAMR-1", password_hash=password_hash(name))
+    finally:
+        con.close()
+    with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False, jobs_enabled=False))) as client:
+        for i in range(30):
+            name = f"shift-{i:02d}"
+            if i % 3 == 0:
+                assert attempt(client, name).status_code == 401  # a typo
+            assert attempt(client, name, good=True).status_code == 200, name
+        # and again at the end of the shift: successes never add up
+        assert [attempt(client, f"shift-{i:02d}", good=True).status_code for i in range(30)] == [200] * 30
+
+
+def test_wrong_passwords_throttle_that_account_and_not_another(api: Api) -> None:
+    client = api.client
+    assert [attempt(client, "sup").status_code for _ in range(LIMITS.account_failures)] == [401] * LIMITS.account_failures
+    sixth = attempt(client, "sup")
+    assert sixth.status_code == 429
+    assert int(sixth.headers["Retry-After"]) > 0
+    assert sixth.json()["detail"].startswith("登录失败次数过多，请 ") and "秒后再试 / too many failed sign-ins, try again in" in sixth.json()["detail"]
+    assert attempt(client, "sup", good=True).status_code == 429  # the right password waits too
+    assert attempt(client, "admin-SAMR").status_code == 401  # another account is not affected
+    assert attempt(client, "OFF-SAMR-1", good=True).status_code == 200
+
+
+def test_the_throttled_answer_does_not_tell_whether_the_account_exists(api: Api) -> None:
+    client = api.client
+    answers = {}
+    for name in ("sup", "no-such-user"):
+        for _ in range(LIMITS.account_failures):
+            assert attempt(client, name).status_code == 401
+        r = attempt(client, name)
+        answers[name] = (r.status_code, r.headers["Retry-After"], r.json())
+    assert answers["sup"] == answers["no-such-user"]
+    assert answers["sup"][0] == 429
+
+
+def test_during_a_wait_the_right_and_a_wrong_password_get_the_same_answer(api: Api) -> None:
+    """Otherwise the wait (Retry-After) would tell a guesser which guess was right."""
+    client = api.client
+    for name in ("admin-SAMR", "admin-FIRE"):
+        for _ in range(LIMITS.account_failures):
+            attempt(client, name)
+    right, wrong = attempt(client, "admin-SAMR", good=True), attempt(client, "admin-FIRE")
+    assert right.status_code == wrong.status_code == 429
+    assert right.headers["Retry-After"] == wrong.headers["Retry-After"] and right.json() == wrong.json()
+
+
+def test_each_attempt_during_a_wait_doubles_it_up_to_the_cap(api: Api) -> None:
+    client = api.client
+    for _ in range(LIMITS.account_failures):
+        attempt(client, "sup")
+    waits = [int(attempt(client, "sup").headers["Retry-After"]) for _ in range(8)]
+    base = int(LIMITS.backoff_s)
+    assert waits[:4] == [2 * base, 4 * base, 8 * base, 16 * base]
+    assert waits[-1] == int(LIMITS.backoff_max_s)
+
+
+def test_a_success_clears_the_accounts_failures(api: Api) -> None:
+    client = api.client
+    below = LIMITS.account_failures - 1
+    for _ in range(3):
+        assert [attempt(client, "sup").status_code for _ in range(below)] == [401] * below
+        assert attempt(client, "sup", good=True).status_code == 200
+
+
+def test_a_disabled_or_unknown_account_fails_like_a_wrong_password(api: Api, seeded_db: Path) -> None:
+    con = dbmod.connect(seeded_db)
+    con.execute("UPDATE users SET disabled_ms = 1 WHERE username = 'admin-FIRE'")
+    con.close()
+    a, b = attempt(api.client, "admin-FIRE", good=True), attempt(api.client, "nobody-at-all")
+    assert a.status_code == b.status_code == 401 and a.json() == b.json()
+
+
+@pytest.fixture
+def db(seeded_db: Path) -> Iterator[Path]:
+    yield seeded_db
+
+
+def limited(db: Path, username: str, good: bool, address: str, now: int, limits: SignInLimits = LIMITS) -> str:
+    """One attempt through sign_in_limited: 'ok', 'wrong' or 'wait <seconds>'."""
+    try:
+        result = sign_in_limited(db, username, password(username) if good else "wrong", address=address, limits=limits, now_ms=now)
+    except SignInThrottled as e:
+        return f"wait {e.retry_after_s}"
+    return "ok" if result else "wrong"
+
+
+def test_failures_from_many_addresses_add_up_on_the_account(db: Path) -> None:
+    outcomes = [limited(db, "sup", False, f"198.51.100.{i}", T0 + i) for i in range(LIMITS.account_failures + 1)]
+    assert outcomes[:-1] == ["wrong"] * LIMITS.account_failures and outcomes[-1].startswith("wait")
+
+
+def test_the_wait_ends_and_the_next_failure_waits_twice_as_long(db: Path) -> None:
+    base = int(LIMITS.backoff_s)
+    now = T0
+    for _ in range(LIMITS.account_failures):
+        assert limited(db, "sup", False, "a", now) == "wrong"
+    # during the wait even the right password is refused, and counts: the wait doubles from then
+    now += (base - 1) * SECOND
+    assert limited(db, "sup", True, "a", now) == f"wait {2 * base}"
+    # once it is over one more guess is heard; it fails, and the wait doubles again
+    now += 2 * base * SECOND
+    assert limited(db, "sup", False, "a", now) == "wrong"
+    assert limited(db, "sup", False, "a", now) == f"wait {8 * base}"
+    # after a quiet window past the last wait, the account starts afresh; a success clears it at once
+    now += int((8 * base + LIMITS.window_s) * SECOND)
+    assert [limited(db, "sup", False, "a", now) for _ in range(LIMITS.account_failures - 1)] == ["wrong"] * (LIMITS.account_failures - 1)
+    assert limited(db, "sup", True, "a", now) == "ok"
+    assert ("account", "sup") not in [(k, key) for k, key, _ in failures_table(db)]
+
+
+def test_failures_spread_over_windows_do_not_add_up(db: Path) -> None:
+    window_ms = int(LIMITS.window_s * SECOND)
+    for day in range(3):
+        now = T0 + day * 2 * window_ms
+        assert [limited(db, "sup", False, "a", now + i) for i in range(LIMITS.account_failures - 1)] == ["wrong"] * (LIMITS.account_failures - 1)
+    assert limited(db, "sup", True, "a", T0 + 6 * window_ms) == "ok"
+
+
+def test_an_address_with_many_failures_waits_whatever_the_account(db: Path) -> None:
+    limits = SignInLimits(account_failures=5, address_failures=8)
+    names = ["OFF-SAMR-1", "OFF-SAMR-2", "OFF-FIRE-1", "admin-SAMR", "admin-FIRE", "sup", "ent-plain", "x", "y"]
+    outcomes = [limited(db, name, False, "203.0.113.1", T0, limits) for name in names]
+    assert outcomes[:8] == ["wrong"] * 8 and outcomes[8].startswith("wait")
+    assert limited(db, "OFF-SAMR-1", True, "203.0.113.1", T0, limits).startswith("wait")
+    assert limited(db, "OFF-SAMR-1", True, "203.0.113.2", T0, limits) == "ok"  # another address is not affected
+
+
+def test_successes_take_their_count_back_from_the_address(db: Path) -> None:
+    limits = SignInLimits(account_failures=5, address_failures=3)
+    for _ in range(10):
+        assert limited(db, "OFF-SAMR-1", True, "10.1.1.1", T0, limits) == "ok"
+    assert ("address", "10.1.1.1", 0) in failures_table(db)
+    # the address limit is reached only by failures: two may be followed by successes
+    assert limited(db, "x", False, "10.1.1.1", T0, limits) == "wrong"
+    assert limited(db, "y", False, "10.1.1.1", T0, limits) == "wrong"
+    assert limited(db, "OFF-SAMR-2", True, "10.1.1.1", T0, limits) == "ok"
+    assert limited(db, "OFF-SAMR-2", True, "10.1.1.1", T0, limits) == "ok"
+
+
+def test_parallel_guesses_cannot_slip_past_the_limit(db: Path) -> None:
+    """Every attempt is counted in the database before its password is checked."""
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(12)
+
+    def guess(i: int) -> None:
+        start.wait()
+        out = limited(db, "sup", False, f"192.0.2.{i}", T0)
+        with lock:
+            outcomes.append(out)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("wrong") == LIMITS.account_failures
+    assert sum(o.startswith("wait") for o in outcomes) == 12 - LIMITS.account_failures
+
+
+def test_old_rows_are_dropped(db: Path) -> None:
+    limited(db, "x", False, "a", T0)
+    limited(db, "y", False, "b", T0 + int((LIMITS.window_s + LIMITS.backoff_max_s) * SECOND) + 1)
+    assert failures_table(db) == [("account", "y", 1), ("address", "b", 1)]
