@@ -15,15 +15,19 @@ from litestar.di import Provide
 from litestar.template.config import TemplateConfig
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.static_files import create_static_files_router
 
 from protocol.config import load_toml
 from protocol.decision import Policy
 from server import api, auth_api, db, evidence_api, inspect_api, jobs_api, web
 from server.errors import DomainError, document_answers, error_response
+from server.apidocs import OfflineSwagger
 from server.auth import provide_principal
 from server.codes import ensure_code_key
+from server.headers import add_security_headers
 from server.ingest import Ingest
+from server.limits import MAX_REQUEST_BODY, too_large_handler
 from server.scheduler import Scheduler
 from server.keys import load_or_create_server_key
 from server.metrics import IngestMetrics
@@ -31,8 +35,8 @@ from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-#: Largest request body the API accepts.
-MAX_REQUEST_BODY = 1024 * 1024
+#: The console's scripts, styles and the API docs' start-up script (the CSP runs no inline script).
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 def create_app(settings: ServerSettings) -> Litestar:
@@ -71,6 +75,7 @@ def create_app(settings: ServerSettings) -> Litestar:
             auth_api.logout,
             auth_api.me,
             *web.ROUTES,
+            create_static_files_router(path="/static", directories=[STATIC_DIR]),
             api.health,
             api.ping,
             api.metrics,
@@ -94,11 +99,12 @@ def create_app(settings: ServerSettings) -> Litestar:
         lifespan=[ingest_lifespan],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
         request_max_body_size=MAX_REQUEST_BODY,
-        openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]),
+        openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[OfflineSwagger("/schema")]),
         response_cache_config=ResponseCacheConfig(),
         template_config=TemplateConfig(directory=Path(__file__).with_name("templates"), engine=JinjaTemplateEngine),
         logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}),
-        exception_handlers={DomainError: error_response},
+        exception_handlers={DomainError: error_response, RequestEntityTooLarge: too_large_handler},
+        before_send=[add_security_headers],  # CSP, framing, nosniff, referrer: on every answer, 404s included
     )
     document_answers(app)  # every route's OpenAPI answers: 401/403/404/400/413 as its signature implies
     return app
