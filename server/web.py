@@ -6,8 +6,11 @@ server-sent events; the pages use a little plain JavaScript and no front-end bui
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -22,9 +25,11 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from protocol.enterprise_code import CodeError
+from protocol.messages import InspectionResult
 from server import db as dbmod
 from server.auth import CurrentPrincipal, Principal, principal_of
 from server.codes import check_code
+from server.limits import MAX_PHOTO_BYTES, MIB, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE
 from server.live import snapshot
 from server.stats import MAX_PERIOD_DAYS, inspections_by_agency_field, last_days, to_csv, trend
 
@@ -44,6 +49,8 @@ TEXT: dict[str, dict[str, str]] = {
         "decision": "判定结果", "my_today": "我今天的检查", "end": "结束检查", "result": "检查结果", "join": "加入检查",
         "enterprise_title": "企业查询：谁检查了我", "code_text": "企业码内容", "or_photo": "或上传企业码照片", "query": "查询",
         "when": "时间", "agency": "机关", "status": "状态", "wrong": "用户名或密码错误", "live": "实时", "jobs": "定时任务", "by_agency": "近 30 天各机关、各领域检查次数", "scans": "扫码次数",
+        "date": "日期", "photo_too_large": f"照片太大，无法上传（上限 {MAX_PHOTO_BYTES // MIB} MB）。请靠近企业码重新拍摄，或选择较小的照片。",
+        "offline_retry": "网络连接失败，请检查网络后重试。", "outcomes_hidden": "检查结果仅向登录的本企业账号显示。",
     },
     "en": {
         "title": "Enforcement supervision", "login": "Sign in", "username": "User name", "password": "Password", "logout": "Sign out", "switch": "中文",
@@ -56,6 +63,8 @@ TEXT: dict[str, dict[str, str]] = {
         "decision": "Decision", "my_today": "My inspections today", "end": "End", "result": "Result", "join": "Join",
         "enterprise_title": "Who inspected my enterprise", "code_text": "Code text", "or_photo": "or upload a photo of the code", "query": "Look up",
         "when": "When", "agency": "Agency", "status": "Status", "wrong": "Wrong user name or password", "live": "live", "jobs": "Scheduled jobs", "by_agency": "Inspections per agency and field, last 30 days", "scans": "Scans",
+        "date": "Date", "photo_too_large": f"The photo is too large to upload (limit {MAX_PHOTO_BYTES // MIB} MB). Take it again closer to the code, or choose a smaller photo.",
+        "offline_retry": "No network connection: check the network and try again.", "outcomes_hidden": "Results are shown only to the enterprise's own signed-in account.",
     },
 }
 HOME = {"supervisor": "/", "agency_admin": "/", "officer": "/officer", "enterprise": "/enterprise"}
@@ -92,52 +101,116 @@ def officer_page(request: Request, state: State, lang: Lang = "zh") -> Template 
         row = con.execute("SELECT fields FROM officers WHERE officer_id = ?", (p.officer_id,)).fetchone()
         names = dict(con.execute("SELECT field_id, name FROM fields ORDER BY field_id").fetchall())
     fields = json.loads(row[0]) if row else []
-    return _page("officer.html", lang, p, fields=[(f, names.get(f, f) if lang == "zh" else f) for f in fields])
+    return _page("officer.html", lang, p, max_photo_bytes=MAX_PHOTO_BYTES, fields=[(f, names.get(f, f) if lang == "zh" else f) for f in fields])
 
 
 @get("/enterprise", sync_to_thread=False, include_in_schema=False)
-def enterprise_page(lang: Lang = "zh") -> Template:
-    """The enterprise's page: the inspections of my enterprise, reached with my own code."""
-    return _page("enterprise.html", lang, None)
+def enterprise_page(request: Request, lang: Lang = "zh") -> Template:
+    """The enterprise's page: the inspections of my enterprise, reached with my own code (outcomes when signed in)."""
+    return _page("enterprise.html", lang, principal_of(request), max_photo_bytes=MAX_PHOTO_BYTES)
 
 
 class EnterpriseQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """An enterprise proves who it is with its own code (text, or a photo of it)."""
+    """An enterprise's code (text, or a photo of it): whoever holds it sees that inspections happened."""
 
-    code_text: str | None = None
+    code_text: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     photo_base64: str | None = None
 
 
-@post("/api/v1/enterprise-view", sync_to_thread=True, status_code=200, tags=["enterprises"])
-def enterprise_view(state: State, data: JSONBody[EnterpriseQuery]) -> dict[str, Any]:
-    """The inspections of the enterprise whose (valid, unrevoked) code is given: who, when, result."""
+class VisitOutcome(msgspec.Struct, kw_only=True):
+    """One agency's result of an inspection (shown to the enterprise's own signed-in account only)."""
+
+    agency: str
+    field: str
+    result: InspectionResult | None  # None while that part is under way
+    result_label: str
+
+
+class Visit(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An inspection as the enterprise sees it: the day, the agencies, the fields; outcomes for the owner."""
+
+    date: str  # YYYY-MM-DD, China time
+    agencies: list[str]
+    fields: list[str]
+    outcomes: list[VisitOutcome] | None = None
+
+
+class EnterpriseHistory(msgspec.Struct, kw_only=True):
+    """Who inspected an enterprise. ``outcomes_shown`` is true only for the enterprise's own account."""
+
+    credit_code: str
+    name: str
+    outcomes_shown: bool
+    inspections: list[Visit]
+
+
+#: The most recent inspections an enterprise's page lists.
+HISTORY_LIMIT = 200
+CHINA = dt.timezone(dt.timedelta(hours=8))
+RESULT_LABELS: dict[str, dict[str | None, str]] = {
+    "zh": {"no_violation": "未发现问题", "rectification_ordered": "责令整改", "case_opened": "立案", "referred": "移送", "not_completed": "未完成", None: "检查中"},
+    "en": {"no_violation": "no violation", "rectification_ordered": "rectification ordered", "case_opened": "case opened", "referred": "referred",
+           "not_completed": "not completed", None: "under way"},
+}  # fmt: skip
+
+
+def _label(names: tuple[str | None, str | None], fallback: str, lang: str) -> str:
+    zh, en = names
+    return (zh if lang == "zh" else en or zh) or fallback
+
+
+def enterprise_history(con: sqlite3.Connection, credit_code: str, lang: str, with_outcomes: bool) -> list[Visit]:
+    """The enterprise's latest inspections, newest first: day, agency and field names; results only if asked."""
+    rows = con.execute(
+        "SELECT i.inspection_id, i.opened_ms, p.agency_id, a.name, a.name_en, p.field, f.name, f.name_en, p.result FROM inspections i"
+        " JOIN inspection_parts p USING (inspection_id) LEFT JOIN agencies a ON a.agency_id = p.agency_id LEFT JOIN fields f ON f.field_id = p.field"
+        " WHERE i.inspection_id IN (SELECT inspection_id FROM inspections WHERE credit_code = ? ORDER BY opened_ms DESC, inspection_id LIMIT ?)"
+        " ORDER BY i.opened_ms DESC, i.inspection_id, p.joined_ms, p.officer_id",
+        (credit_code, HISTORY_LIMIT),
+    ).fetchall()
+    visits: dict[str, Visit] = {}  # by inspection id, which never leaves this function
+    for inspection_id, opened_ms, agency_id, a_zh, a_en, field_id, f_zh, f_en, result in rows:
+        agency, field = _label((a_zh, a_en), agency_id, lang), _label((f_zh, f_en), field_id, lang)
+        day = dt.datetime.fromtimestamp(opened_ms / 1000, CHINA).date().isoformat()
+        v = visits.setdefault(inspection_id, Visit(date=day, agencies=[], fields=[], outcomes=[] if with_outcomes else None))
+        if agency not in v.agencies:
+            v.agencies.append(agency)
+        if field not in v.fields:
+            v.fields.append(field)
+        if v.outcomes is not None:
+            v.outcomes.append(VisitOutcome(agency=agency, field=field, result=result, result_label=RESULT_LABELS[lang][result]))
+    return list(visits.values())
+
+
+@post(
+    "/api/v1/enterprise-view", sync_to_thread=True, status_code=200, tags=["enterprises"],
+    request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True},
+)  # fmt: skip
+def enterprise_view(request: Request, state: State, data: JSONBody[EnterpriseQuery], lang: Lang = "zh") -> EnterpriseHistory:
+    """Who inspected the enterprise whose (valid, unrevoked) code is given: the day, agencies and fields.
+    The results only to the enterprise's own signed-in account: anyone who photographs the door code
+    learns that inspections happened, never their outcome."""
     from server.inspect_api import _photo_text
 
     if (data.code_text is None) == (data.photo_base64 is None):
-        raise ClientException("give exactly one of code_text and photo_base64")
+        raise ClientException("请给出企业码内容或照片之一 / give exactly one of code_text and photo_base64")
     text = data.code_text
     if data.photo_base64 is not None:
-        import base64
-        import binascii
-
         try:
             text = _photo_text(base64.b64decode(data.photo_base64, validate=True))
         except (binascii.Error, ValueError):
-            raise ClientException("photo_base64 is not valid base64") from None
+            raise ClientException("照片不是有效的 base64 编码 / photo_base64 is not valid base64") from None
     assert text is not None
+    p = principal_of(request)
     with dbmod.reading(state.settings.db_path) as con:
         try:
             code = check_code(con, text).credit_code
         except CodeError as e:
             raise ClientException(f"企业码无效 / the code is not valid ({e.reason}): {e}") from None
+        owner = p is not None and p.role == "enterprise" and p.credit_code == code
         name = con.execute("SELECT name FROM enterprises WHERE credit_code = ?", (code,)).fetchone()
-        rows = con.execute(
-            "SELECT i.inspection_id, i.opened_ms, i.ended_ms, i.status, p.agency_id, a.name, p.field, p.result FROM inspections i"
-            " JOIN inspection_parts p USING (inspection_id) LEFT JOIN agencies a ON a.agency_id = p.agency_id WHERE i.credit_code = ? ORDER BY i.opened_ms DESC, p.joined_ms",
-            (code,),
-        ).fetchall()
-    keys = ("inspection_id", "opened_ms", "ended_ms", "status", "agency_id", "agency", "field", "result")
-    return {"credit_code": code, "name": name[0] if name else code, "inspections": [dict(zip(keys, r, strict=True)) for r in rows]}
+        visits = enterprise_history(con, code, lang, with_outcomes=owner)
+    return EnterpriseHistory(credit_code=code, name=name[0] if name else code, outcomes_shown=owner, inspections=visits)
 
 
 @get("/api/v1/live", sync_to_thread=True, tags=["dashboard"])
@@ -172,7 +245,7 @@ async def stream(state: State, principal: CurrentPrincipal) -> ServerSentEvent:
 Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the last N days")]
 
 
-@get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv; charset=utf-8", tags=["dashboard"])
+@get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv", tags=["dashboard"])  # Litestar adds "; charset=utf-8"
 def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30) -> Response[str]:
     """Inspections per agency and field over the last N days, as CSV (opens in Excel)."""
     principal.require("supervisor", "agency_admin")

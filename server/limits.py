@@ -1,0 +1,55 @@
+"""Request body limits: 1 MiB for the API in general, more for the routes that take a photo, and a
+Chinese-first 413 answer that states the limit.
+
+Phones take photos of 2-6 MB (up to 15 MB for a 50 MP camera). The console's pages shrink a photo to
+about 2 megapixels before uploading it, but the API also serves phone apps and scripts that send the
+camera's file as it is, so the photo routes accept up to ``MAX_PHOTO_BYTES``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
+from server.errors import ErrorBody
+
+MIB = 1024 * 1024
+#: Largest request body of any route that takes no photo.
+MAX_REQUEST_BODY = 1 * MIB
+#: Largest photo accepted (bytes of the image file).
+MAX_PHOTO_BYTES = 15 * MIB
+#: Room for a request's other fields and framing (multipart headers, JSON keys, the scan's text fields).
+_FIELDS_MARGIN = 64 * 1024
+#: A photo in JSON travels as base64: 4 characters for every 3 bytes.
+PHOTO_JSON_MAX_BODY = MAX_PHOTO_BYTES * 4 // 3 + _FIELDS_MARGIN
+#: A photo as a multipart form's file.
+PHOTO_FORM_MAX_BODY = MAX_PHOTO_BYTES + _FIELDS_MARGIN
+#: Route ``opt`` marking a route that takes a photo: its 413 answer speaks of the photo's limit.
+PHOTO_ROUTE = "photo_upload"
+
+
+def _mb(n: int) -> str:
+    return f"{n / MIB:g}"
+
+
+def photo_too_large(size: int | None = None) -> str:
+    """The Chinese-first message for a photo over ``MAX_PHOTO_BYTES``."""
+    got = f"（{_mb(size)} MB）" if size is not None else ""
+    got_en = f" ({size:,} bytes)" if size is not None else ""
+    return (
+        f"照片太大{got}，上限为 {_mb(MAX_PHOTO_BYTES)} MB：请靠近企业码重新拍摄，或选择较小的照片"
+        f" / the photo is too large{got_en}; the limit is {_mb(MAX_PHOTO_BYTES)} MiB ({MAX_PHOTO_BYTES:,} bytes)"
+    )
+
+
+def too_large_handler(request: Request[Any, Any, Any], exc: RequestEntityTooLarge) -> Response[ErrorBody]:
+    """Litestar's own 413 ("Request Entity Too Large") as a Chinese-first answer stating the route's limit."""
+    handler = request.scope.get("route_handler")
+    if handler is not None and handler.opt.get(PHOTO_ROUTE):
+        detail = photo_too_large()
+    else:
+        limit = (handler.resolve_request_max_body_size() if handler is not None else None) or MAX_REQUEST_BODY
+        detail = f"请求内容太大，上限为 {_mb(limit)} MB / the request body is too large; the limit is {limit:,} bytes"
+    return Response(ErrorBody(status_code=413, detail=detail), status_code=413)
