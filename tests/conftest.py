@@ -17,8 +17,17 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from hypothesis import HealthCheck, settings  # noqa: E402
+
 from tests.support.broker import Broker, mosquitto_children  # noqa: E402
 from tests.support.proxy import TcpProxy  # noqa: E402
+
+# Property tests, fuzz targets and schemathesis (all hypothesis): the default run is reproducible and
+# bounded (each test sets its own max_examples) and writes no example database into the work tree;
+# `HYPOTHESIS_PROFILE=explore scripts/test.sh tests/...` searches ten times longer with fresh randomness.
+settings.register_profile("ci", database=None, deadline=None, derandomize=True, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", database=None, deadline=None, max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

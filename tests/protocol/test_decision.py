@@ -128,6 +128,9 @@ CASES = [
     # 7. allowed
     pytest.param(BASE, "allowed", "allowed", id="allowed"),
     pytest.param(facts(exception=COMPLAINT, exception_ok=True), "allowed", "allowed_exception", id="allowed_with_unneeded_exception"),
+    # an unregistered urgent exception the policy lets go ahead: allowed only pending a supervisor's review
+    pytest.param(facts(no_disturb=ON_LIST, exception=COMPLAINT, exception_ok=True, exception_pending_review=True), "allowed", "allowed_pending_review", id="pending_review"),
+    pytest.param(facts(no_disturb=ON_LIST, exception=COMPLAINT, exception_ok=False, exception_pending_review=True), "refused", "exception_invalid", id="pending_needs_ok"),
 ]
 
 
@@ -137,7 +140,8 @@ def test_decide(f: Facts, outcome: str, code: str) -> None:
     assert (d.outcome, d.code) == (outcome, code), d.message_en
     assert has_chinese(d.message_zh), d.message_zh
     assert re.search(r"[A-Za-z]{3,} [A-Za-z]{2,}", d.message_en), d.message_en  # English (names and bases stay as registered)
-    assert d.exception_used == (code == "allowed_exception")
+    assert d.exception_used == (code in ("allowed_exception", "allowed_pending_review"))
+    assert d.pending_review == (code == "allowed_pending_review")
     if outcome == "refused":
         assert d.inspection_id is None and d.joined_agency_id is None and d.warnings == []
     if outcome in ("join", "repeat"):
@@ -148,7 +152,7 @@ def test_decide(f: Facts, outcome: str, code: str) -> None:
 def test_every_code_of_decide_is_in_the_table() -> None:
     codes = {p.values[2] for p in CASES}
     assert codes == {
-        "allowed", "allowed_exception", "join", "repeat", "no_disturb", "credential_missing", "credential_revoked", "credential_not_yet_valid",
+        "allowed", "allowed_exception", "allowed_pending_review", "join", "repeat", "no_disturb", "credential_missing", "credential_revoked", "credential_not_yet_valid",
         "credential_expired", "credential_field", "field_missing", "enterprise_unknown", "cap_reached", "exception_invalid",
     }  # fmt: skip
 
