@@ -15,8 +15,12 @@ by scripts/setup.sh) through ``executable_path``. Use the fixtures by importing 
 * ``phone_page`` (function): the same with a phone viewport (390x844, touch, mobile).
 
 If a test using ``page``/``phone_page`` fails, a full-page screenshot goes to ``$FE_TEST_SCREENSHOT_DIR``
-(default ``build/test-screenshots/`` in the repository, git-ignored) and the page's console errors are
-printed in the test's report.
+(default ``fe-test-screenshots/`` in the system's temporary folder: tests never write into the repository;
+the README's pictures in ``docs/`` are refreshed only by ``scripts/screenshots.sh``) and the page's console
+errors are printed in the test's report.
+
+``ConsoleLog(context)`` collects the console errors, uncaught page errors and Content-Security-Policy
+violations of every page of a context, for tests that must fail on any of them.
 
 When Chromium (or the ``playwright`` package) is missing the tests are skipped with the reason, except
 under CI (``CI=true``), where they fail: a missing install must never pass silently.
@@ -68,7 +72,10 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-sync",
 )
 _ROOT = Path(__file__).resolve().parent.parent.parent
-SCREENSHOT_DIR = Path(os.environ.get("FE_TEST_SCREENSHOT_DIR", _ROOT / "build" / "test-screenshots"))
+SCREENSHOT_DIR = Path(os.environ.get("FE_TEST_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "fe-test-screenshots"))
+#: The README's pictures; written only when FE_REFRESH_DOCS=1 (set by scripts/screenshots.sh).
+DOCS_DIR = _ROOT / "docs"
+REFRESH_DOCS_ENV = "FE_REFRESH_DOCS"
 
 LOCALE = "zh-CN"
 TIMEZONE = "Asia/Shanghai"
@@ -208,6 +215,53 @@ def save_screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOT_DIR / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:150] + ".png")
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def refreshing_docs() -> bool:
+    """Whether this run refreshes the README's pictures (``FE_REFRESH_DOCS=1``, set by scripts/screenshots.sh)."""
+    return os.environ.get(REFRESH_DOCS_ENV, "") == "1"
+
+
+def keep_screenshot(page: Page, name: str) -> Path:
+    """A screenshot worth looking at: into ``docs/`` when refreshing the README's pictures, else into
+    ``SCREENSHOT_DIR`` (a temporary folder), so that running the tests never changes a tracked file."""
+    if not refreshing_docs():
+        return save_screenshot(page, name)
+    DOCS_DIR.mkdir(exist_ok=True)
+    path = DOCS_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+class ConsoleLog:
+    """What the pages of one browser context reported: console errors, uncaught page errors, and the
+    Content-Security-Policy violations among them (Chromium reports each one as a console error)."""
+
+    CSP_MARKER = "Content Security Policy"
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.errors: list[str] = []
+        self.page_errors: list[str] = []
+        context.on("page", self._watch)
+        for page in context.pages:
+            self._watch(page)
+
+    def _watch(self, page: Page) -> None:
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.errors.append(f"{page.url}: {message.text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.page_errors.append(f"{page.url}: {error}"))
+
+    @property
+    def csp_violations(self) -> list[str]:
+        """The console errors that are CSP violations (a blocked script, style, image, frame or connection)."""
+        return [e for e in self.errors if self.CSP_MARKER in e]
+
+    def assert_clean(self) -> None:
+        """Fail on any CSP violation or uncaught script error (HTTP errors a page handles are fine)."""
+        assert not self.csp_violations and not self.page_errors, "\n".join(self.csp_violations + self.page_errors)
 
 
 def platform_fonts(page: Page, selector: str) -> dict[str, int]:

@@ -14,8 +14,10 @@ import pytest
 
 from tests.support.browser import (  # noqa: F401  (browser, page, phone_page are pytest fixtures)
     CHROMIUM,
+    REFRESH_DOCS_ENV,
     browser,
     driver_start_seconds,
+    keep_screenshot,
     launch_browser,
     page,
     phone_page,
@@ -121,6 +123,23 @@ def test_save_screenshot(page, site: str, tmp_path: Path, monkeypatch: pytest.Mo
     path = save_screenshot(page, "tests/system/x.py::test[a b]")
     assert path.parent == tmp_path / "shots" and path.name == "tests_system_x.py_test_a_b.png"
     assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_screenshots_stay_out_of_the_repository_unless_refreshing_docs(page, site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.delenv(REFRESH_DOCS_ENV, raising=False)
+    monkeypatch.delenv("FE_TEST_SCREENSHOT_DIR", raising=False)
+    page.goto(site)
+    from tests.support import browser as support
+
+    assert not support.SCREENSHOT_DIR.resolve().is_relative_to(repo)  # the default is a temporary folder
+    monkeypatch.setattr(support, "SCREENSHOT_DIR", tmp_path / "shots")
+    monkeypatch.setattr(support, "DOCS_DIR", tmp_path / "docs")
+    assert keep_screenshot(page, "dashboard") == tmp_path / "shots" / "dashboard.png"
+    assert not (tmp_path / "docs").exists()
+    monkeypatch.setenv(REFRESH_DOCS_ENV, "1")  # only scripts/screenshots.sh sets it
+    assert keep_screenshot(page, "dashboard") == tmp_path / "docs" / "dashboard.png"
+    assert (tmp_path / "docs" / "dashboard.png").read_bytes().startswith(PNG_MAGIC)
 
 
 def test_launch_time(site: str, record_property: pytest.RecordProperty) -> None:
