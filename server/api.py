@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
@@ -128,7 +129,7 @@ def _gaps(con: sqlite3.Connection, device_id: str) -> list[Gap]:
     return [Gap(seq_from=a, seq_to=b, missing=b - a + 1) for a, b in sequence_gaps(con, device_id)]
 
 
-@get("/health", sync_to_thread=True, tags=["operations"])
+@get("/health", sync_to_thread=True, tags=["operations"], responses={503: ResponseSpec(Health, description="The ingest writer stopped or the database does not answer.")})
 def health(state: State) -> Response[Health]:
     """200 while the ingest writer runs and the database answers; 503 otherwise."""
     ingest = state.ingest

@@ -2,7 +2,8 @@
 
 Modules below the HTTP layer (codes, stats, ...) raise these; ``create_app`` maps them to answers with
 ``exception_handlers`` (:func:`error_response`), so no handler picks a status code by reading a message.
-The body is Litestar's own error body (``{"status_code": ..., "detail": ...}``), the same for every 4xx.
+Every error answer, Litestar's own included (:func:`http_error_response`), is JSON of one shape
+(:class:`ErrorBody`), whatever the route's own media type (a PNG route's 403 is JSON, not "image/png").
 
 :func:`document_answers` then adds to each route's OpenAPI operation the answers its signature implies,
 so the document lists every answer a route gives without a hand-written list on each route:
@@ -21,7 +22,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import msgspec
-from litestar import Litestar, Request, Response
+from litestar import Litestar, MediaType, Request, Response
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.routes import HTTPRoute
 
@@ -99,7 +101,15 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 def error_response(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
     """The answer to a DomainError (registered in ``create_app``'s ``exception_handlers``)."""
-    return Response(ErrorBody(status_code=exc.status_code, detail=str(exc)), status_code=exc.status_code)
+    return Response(ErrorBody(status_code=exc.status_code, detail=str(exc)), status_code=exc.status_code, media_type=MediaType.JSON)
+
+
+def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    """Litestar's own HTTP errors (validation, 401, 403, 404, 413, 429, ...) as JSON, with their headers;
+    Litestar would otherwise answer in the route's media type, e.g. a JSON body labelled text/csv."""
+    detail = exc.detail if exc.status_code < 500 else "Internal Server Error"  # as Litestar: never a server error's text
+    body = ErrorBody(status_code=exc.status_code, detail=detail, extra=exc.extra or None)
+    return Response(body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
 
 
 #: The error classes a route's signature implies, by status code (see the module docstring).

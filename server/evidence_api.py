@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
@@ -16,8 +16,14 @@ from server import merkle
 from server.auth import CurrentPrincipal, Principal
 from server.inspect_api import check_inspection
 from server.coverage import Coverage, coverage
+from server.errors import Invalid, NotFound
 from server.evidence import LEAF_COLUMNS, TreeHead, index_of, latest_tree_head, leaf_hashes, row_leaf_hash, sign_tree_head
 from server.verify import VerifyReport, verify
+
+
+#: The largest log size a request may name (SQLite's INTEGER range): a larger one is a 400, not an overflow.
+MAX_LOG_SIZE = 2**63 - 1
+LogSize = Annotated[int, QueryParameter(ge=1, le=MAX_LOG_SIZE, description="a size of the log (records)")]
 
 
 class InclusionProof(msgspec.Struct, kw_only=True):
@@ -42,10 +48,15 @@ class ConsistencyProof(msgspec.Struct, kw_only=True):
     proof: list[str]
 
 
+def log_size(con: sqlite3.Connection) -> int:
+    """How many records the evidence log holds."""
+    return int(con.execute("SELECT COALESCE(MAX(size), 0) FROM log_state").fetchone()[0])
+
+
 def current_tree_head(state: State) -> TreeHead:
     """The latest signed tree head, signing a new one if the log grew since."""
     with dbmod.writing(state.settings.db_path) as con:
-        size = con.execute("SELECT COALESCE(MAX(size), 0) FROM log_state").fetchone()[0]
+        size = log_size(con)
         head = latest_tree_head(con, state.server_public_key)
         if head is not None and head.tree_size == size:
             return head
@@ -68,21 +79,22 @@ class EvidenceController(Controller):
         self,
         state: State,
         event_id: Annotated[str, PathParameter(description="the record's event id")],
-        tree_size: Annotated[int | None, QueryParameter(ge=1, description="prove against this size (default: the latest head)")] = None,
+        tree_size: Annotated[int | None, QueryParameter(ge=1, le=MAX_LOG_SIZE, description="prove against this size (default: the latest head)")] = None,
     ) -> InclusionProof:
-        """Inclusion proof of one record."""
+        """Inclusion proof of one record (400 if the size is larger than the log or does not hold the record)."""
         head = current_tree_head(state) if tree_size is None else None
         size = head.tree_size if head else tree_size
         assert size is not None
         with dbmod.reading(state.settings.db_path) as con:
             index = index_of(con, event_id)
             if index is None:
-                raise NotFoundException(f"record {event_id!r} is not in the evidence log")
+                raise NotFound(f"证据日志中没有记录 {event_id!r} / record {event_id!r} is not in the evidence log")
+            logged = log_size(con)  # checked before any leaf is read: a size is never trusted
+            if size > logged:
+                raise Invalid(f"证据日志只有 {logged} 条记录 / the log has {logged} records, not {size}")
+            if index >= size:
+                raise Invalid(f"记录 {event_id!r} 的序号为 {index}，不在 {size} 条的树中 / record {event_id!r} has index {index}, outside a tree of {size}")
             leaves = leaf_hashes(con, size)
-        if size > len(leaves):
-            raise ClientException(f"the log has {len(leaves)} records, not {size}")
-        if index >= size:
-            raise ClientException(f"record {event_id!r} has index {index}, outside a tree of {size}")
         return InclusionProof(
             event_id=event_id,
             log_index=index,
@@ -95,14 +107,15 @@ class EvidenceController(Controller):
 
     @get("/consistency", sync_to_thread=True)
     def consistency(
-        self, state: State, first: Annotated[int, QueryParameter(ge=1)], second: Annotated[int | None, QueryParameter(ge=1)] = None
+        self, state: State, first: LogSize, second: Annotated[int | None, QueryParameter(ge=1, le=MAX_LOG_SIZE, description="a later size (default: the latest head's)")] = None
     ) -> ConsistencyProof:
-        """Consistency proof between two sizes of the log (second defaults to the latest head's)."""
+        """Consistency proof between two sizes of the log (second defaults to the latest head's; 400 unless first <= second <= the log's size)."""
         size = second if second is not None else current_tree_head(state).tree_size
         with dbmod.reading(state.settings.db_path) as con:
+            logged = log_size(con)  # checked before any leaf is read: a size is never trusted
+            if size > logged or first > size:
+                raise Invalid(f"须满足 first <= second <= {logged}（日志大小）/ need first <= second <= {logged} (the log's size), got {first} and {size}")
             leaves = leaf_hashes(con, size)
-        if size > len(leaves) or first > size:
-            raise ClientException(f"need first <= second <= {len(leaves)} (the log's size), got {first} and {size}")
         return ConsistencyProof(
             first=first,
             second=size,
@@ -120,7 +133,7 @@ class EvidenceController(Controller):
             row = con.execute(f"SELECT {', '.join(LEAF_COLUMNS)} FROM events WHERE event_id = ?", (event_id,)).fetchone()
             index = index_of(con, event_id)
         if row is None:
-            raise NotFoundException(f"record {event_id!r} is not stored")
+            raise NotFound(f"没有记录 {event_id!r} / record {event_id!r} is not stored")
         return {
             "log_index": index,
             "leaf_hash": row_leaf_hash(row).hex(),
@@ -143,4 +156,4 @@ def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(d
         try:
             return coverage(con, inspection_id)
         except KeyError:
-            raise NotFoundException(f"inspection {inspection_id!r} does not exist") from None
+            raise NotFound(f"检查 {inspection_id!r} 不存在 / inspection {inspection_id!r} does not exist") from None

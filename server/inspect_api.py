@@ -321,7 +321,7 @@ class InspectionController(Controller):
             check_inspection(con, principal, inspection_id)
             return _inspection(con, inspection_id)
 
-    @post("/{inspection_id:str}/end", sync_to_thread=True, status_code=200)
+    @post("/{inspection_id:str}/end", sync_to_thread=True, status_code=200, responses=answers(Conflict))
     def end(self, state: State, inspection_id: InspectionPath, data: JSONBody[EndIn], principal: CurrentPrincipal) -> InspectionView:
         """End an officer's part with its result; the inspection ends when every part has."""
         officer_id = _scanning_officer(principal, data.officer_id)

@@ -20,6 +20,7 @@ from server import db as dbmod
 from server.auth import CurrentPrincipal, Principal
 from server.disclosure import DisclosureError, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
 from server.draws import DrawError, commit_draw, public_view
+from server.errors import Conflict, answers
 from server.jobs import JOBS
 
 IdPath = Annotated[str, PathParameter(description="identifier")]
@@ -108,14 +109,14 @@ class JobController(Controller):
         principal.require("supervisor")
         return job_status(state)
 
-    @post("/{job_id:str}/run", sync_to_thread=True, status_code=202)
+    @post("/{job_id:str}/run", sync_to_thread=True, status_code=202, responses=answers(Conflict))
     def run(self, state: State, job_id: IdPath, principal: CurrentPrincipal) -> dict[str, str]:
         """Have a job run now (its schedule is kept; supervisors)."""
         principal.require("supervisor")
         if job_id not in JOBS:
             raise NotFoundException(f"no job {job_id!r}; jobs: {', '.join(JOBS)}")
         if state.scheduler is None:
-            raise ClientException("the scheduler is not running on this server", status_code=409)
+            raise Conflict("本服务器未运行定时任务 / the scheduler is not running on this server")
         state.scheduler.run_now(job_id)
         return {"status": "scheduled", "job_id": job_id}
 
@@ -157,13 +158,13 @@ class DisclosureController(Controller):
     path = "/api/v1"
     tags = ["jobs"]
 
-    @post("/decisions", sync_to_thread=True, status_code=201)
+    @post("/decisions", sync_to_thread=True, status_code=201, responses=answers(Conflict))
     def add_decision(self, state: State, data: JSONBody[DecisionIn], principal: CurrentPrincipal) -> dict[str, Any]:
         """Register a decision; its disclosure deadline is counted in working days."""
         _own_agency(principal, data.agency_id)
         with _write(state) as con:
             if con.execute("SELECT 1 FROM decisions WHERE decision_id = ?", (data.decision_id,)).fetchone():
-                raise ClientException(f"decision {data.decision_id!r} is already registered", status_code=409)
+                raise Conflict(f"决定 {data.decision_id!r} 已登记 / decision {data.decision_id!r} is already registered")
             return record_decision(
                 con, decision_id=data.decision_id, agency_id=data.agency_id, kind=data.kind, decided_on=data.decided_on, case_no=data.case_no, credit_code=data.credit_code
             )

@@ -18,6 +18,7 @@ from server import merkle
 from server.evidence import EvidenceLog, leaf_hashes, sign_tree_head
 from server.store import DeviceKeys, Incoming, store_batch
 from server.verify import verify
+from tests.server.conftest import Api
 
 DEVICE_KEY = SigningKey.from_seed(bytes(range(32)))
 SERVER_KEY = SigningKey.from_seed(bytes(range(1, 33)))
@@ -105,3 +106,31 @@ def test_consistency_between_an_old_head_and_a_grown_log(con: sqlite3.Connection
     proof = merkle.consistency_proof(leaves, old.tree_size)
     assert merkle.verify_consistency(3, 10, bytes.fromhex(old.root_hash), merkle.root(leaves), proof)
     assert not merkle.verify_consistency(3, 10, b"\x00" * 32, merkle.root(leaves), proof)
+
+
+def test_proofs_over_http_refuse_sizes_the_log_does_not_have_with_a_400(api: Api, seeded_db: Path) -> None:
+    """A size past SQLite's integer range was a 500 (OverflowError) on both proof routes."""
+    con = dbmod.connect(seeded_db)
+    try:
+        con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'M', 'body_recorder', 'SAMR', ?, 0)", (DEVICE_KEY.public_hex,))
+        store_batch(con, events(3), DeviceKeys(con))
+        first_id = con.execute("SELECT event_id FROM evidence_log WHERE idx = 0").fetchone()[0]
+    finally:
+        con.close()
+    proof = api.client.get(f"/api/v1/evidence/proof/{first_id}").json()
+    assert (proof["log_index"], proof["tree_size"]) == (0, 3)
+    assert api.client.get("/api/v1/evidence/consistency", params={"first": 1, "second": 3}).status_code == 200
+    huge = 2**63
+    for url, params in [
+        (f"/api/v1/evidence/proof/{first_id}", {"tree_size": huge}),
+        (f"/api/v1/evidence/proof/{first_id}", {"tree_size": huge - 1}),
+        (f"/api/v1/evidence/proof/{first_id}", {"tree_size": 4}),
+        ("/api/v1/evidence/consistency", {"first": 1, "second": huge}),
+        ("/api/v1/evidence/consistency", {"first": huge, "second": 3}),
+        ("/api/v1/evidence/consistency", {"first": 2, "second": 4}),
+        ("/api/v1/evidence/consistency", {"first": 3, "second": 2}),
+        ("/api/v1/evidence/consistency", {"first": 0}),
+    ]:
+        r = api.client.get(url, params=params)
+        assert r.status_code == 400 and r.json()["detail"], (url, params, r.text)
+    assert api.client.get("/api/v1/evidence/proof/no-such-record").status_code == 404
