@@ -103,3 +103,36 @@ def test_pages_send_strangers_to_sign_in(client: Api) -> None:
     assert set(live) == {"now_ms", "under_way", "alerts", "fleet", "today"}
     csv = client.get("/api/v1/stats.csv")
     assert csv.status_code == 200 and csv.text.startswith("\ufeff") and "attachment" in csv.headers["content-disposition"]
+
+
+@pytest.mark.parametrize(
+    ("user", "url", "status"),
+    [
+        (None, "/api/v1/stats.csv", 401),
+        (None, "/api/v1/enterprises/91110108MA0000001D/qr.png", 401),
+        (None, "/metrics?x=1", 200),
+        ("sup", "/api/v1/enterprises/91110108MA0000001X/qr.png", 400),
+        ("sup", "/api/v1/enterprises/91110108MA0000001D/qr.svg", 404),
+        ("sup", "/api/v1/stats.csv?days=0", 400),
+        ("sup", "/api/v1/enterprises/12345/qr.txt", 400),
+    ],
+)
+def test_errors_are_json_whatever_the_route_serves(client: Api, user: str | None, url: str, status: int) -> None:
+    """A PNG or CSV route's 401/403/404 was labelled image/png or "text/csv; charset=utf-8; charset=utf-8"."""
+    r = client.client.get(url) if user is None else client.as_(user).get(url)
+    assert r.status_code == status, r.text
+    if status >= 400:
+        assert r.headers["content-type"] == "application/json" and r.json()["status_code"] == status and r.json()["detail"]
+
+
+def test_each_route_documents_the_answers_its_signature_implies(client: Api) -> None:
+    """Before: no route listed 401, 403, 404, 409 or 413."""
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    answers = {(m.upper(), p): set(op["responses"]) for p, ops in paths.items() for m, op in ops.items()}
+    assert answers[("GET", "/api/v1/devices/{device_id}")] == {"200", "400", "401", "403", "404"}
+    assert answers[("GET", "/api/v1/overview")] == {"200", "401", "403"}
+    assert answers[("POST", "/api/v1/inspections/{inspection_id}/end")] >= {"400", "401", "403", "404", "409", "413"}
+    assert answers[("GET", "/health")] == {"200", "503"}
+    assert answers[("GET", "/ping")] == {"200"}
+    error = paths["/api/v1/overview"]["get"]["responses"]["401"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorBody"}
