@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, auth_api, db, evidence_api, inspect_api, jobs_api, web
+from server import api, auth_api, db, evidence_api, inspect_api, jobs_api, users_api, web
 from server.errors import DomainError, document_answers, error_response, http_error_response
 from server.apidocs import OfflineSwagger
 from server.auth import provide_principal
@@ -75,6 +75,8 @@ def create_app(settings: ServerSettings) -> Litestar:
             auth_api.login,
             auth_api.logout,
             auth_api.me,
+            users_api.UserController,
+            users_api.users_page,
             *web.ROUTES,
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             api.health,

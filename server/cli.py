@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(sth)
     sth.add_argument("--check", type=Path, metavar="FILE", help="an exported tree head (JSON) to check the log against")
 
-    users = sub.add_parser("users", help="console users: add one", description="Users of the web console and the API, with their role.")
+    users = sub.add_parser(
+        "users",
+        help="console users: add, list, disable, enable, reset a password",
+        description="Users of the web console and the API, with their role. Every change is recorded with who made it (cli:<OS user>) and when.",
+    )
     usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     uadd = usub.add_parser(
         "add",
@@ -141,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     uadd.add_argument("--agency", help="agency id (officers and agency administrators)")
     uadd.add_argument("--officer", help="officer id (officers)")
     uadd.add_argument("--enterprise", help="credit code (enterprise users)")
+    ulist = usub.add_parser("list", help="list users as JSON lines: role, agency, disabled since, active sessions, last change")
+    _add_db(ulist)
+    for action, what in (
+        ("disable", "disable a user: their sessions end at once and they cannot sign in"),
+        ("enable", "enable a disabled user"),
+        ("reset-password", "set a user's new password (read from standard input, or from FE_PASSWORD); their sessions end"),
+    ):
+        one = usub.add_parser(action, help=what)
+        _add_db(one)
+        one.add_argument("username")
 
     demo = sub.add_parser(
         "demo-seed",
@@ -211,6 +225,47 @@ def _cmd_qr(args: argparse.Namespace) -> int:
         return 1
     args.out.write_bytes(renderers[kind]())
     print(f"{args.out}: code of {name} ({args.enterprise})")
+    return 0
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+    import time
+
+    from server.accounts import check_new_password, cli_actor, disable_account, enable_account, list_accounts, record_change, reset_password
+    from server.auth import AuthError, Principal, add_user, hash_password
+    from server.errors import DomainError
+
+    action = args.users_command
+    try:
+        if action == "list":
+            with dbmod.reading(args.db) as con:
+                for a in list_accounts(con, Principal(username=cli_actor(), role="supervisor"), int(time.time() * 1000)):
+                    print(json.dumps(dataclasses.asdict(a), ensure_ascii=False))
+            return 0
+        password = password_hash = ""
+        if action in ("add", "reset-password"):
+            password = os.environ.get("FE_PASSWORD") or sys.stdin.readline().rstrip("\n")
+            check_new_password(password)
+            password_hash = hash_password(password)  # scrypt before the write transaction, not inside it
+        now = int(time.time() * 1000)
+        with dbmod.writing(args.db) as con:
+            if action == "add":
+                add_user(con, args.username, password, args.role, agency_id=args.agency, officer_id=args.officer, credit_code=args.enterprise, password_hash=password_hash)
+                record_change(con, args.username, "created", cli_actor(), now)
+                done = f"user {args.username} ({args.role}) added"
+            elif action == "disable":
+                done = f"user {args.username} disabled, sessions ended" if disable_account(con, args.username, cli_actor(), now) else f"user {args.username} was already disabled"
+            elif action == "enable":
+                done = f"user {args.username} enabled" if enable_account(con, args.username, cli_actor(), now) else f"user {args.username} was not disabled"
+            else:
+                reset_password(con, args.username, password_hash, cli_actor(), now)
+                done = f"password of {args.username} reset, sessions ended"
+    except (AuthError, DomainError) as e:
+        print(f"fe-server: {e}", file=sys.stderr)
+        return 1
+    print(done)
     return 0
 
 
@@ -291,20 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in made:
                 print(f"{p.device_id}\t{p.bundle_dir}")
         elif args.command == "users":
-            import os
-
-            from server.auth import AuthError, add_user
-
-            password = os.environ.get("FE_PASSWORD") or sys.stdin.readline().rstrip("\n")
-            con = dbmod.connect(args.db)
-            try:
-                add_user(con, args.username, password, args.role, agency_id=args.agency, officer_id=args.officer, credit_code=args.enterprise)
-            except AuthError as e:
-                print(f"fe-server: {e}", file=sys.stderr)
-                return 1
-            finally:
-                con.close()
-            print(f"user {args.username} ({args.role}) added")
+            return _cmd_users(args)
         elif args.command in ("verify", "tree-head"):
             return _cmd_evidence(args)
         elif args.command == "demo-seed":
