@@ -107,7 +107,7 @@ def error_response(request: Request[Any, Any, Any], exc: DomainError) -> Respons
 def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     """Litestar's own HTTP errors (validation, 401, 403, 404, 413, 429, ...) as JSON, with their headers;
     Litestar would otherwise answer in the route's media type, e.g. a JSON body labelled text/csv."""
-    detail = exc.detail if exc.status_code < 500 else "Internal Server Error"  # as Litestar: never a server error's text
+    detail = exc.detail if exc.status_code != 500 else "Internal Server Error"  # as Litestar: an internal error's text stays inside
     body = ErrorBody(status_code=exc.status_code, detail=detail, extra=exc.extra or None)
     return Response(body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
 

@@ -16,6 +16,8 @@ from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.app import create_app
+from server.codes import CreditCodeInvalid, EnterpriseUnknown, NotResponsible, NothingToRevoke
+from server.errors import derived_statuses
 from server.settings import ServerSettings
 from server.store import DeviceKeys, Incoming, store_batch
 from tests.server.conftest import Api, seed_users
@@ -136,3 +138,11 @@ def test_each_route_documents_the_answers_its_signature_implies(client: Api) -> 
     assert answers[("GET", "/ping")] == {"200"}
     error = paths["/api/v1/overview"]["get"]["responses"]["401"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def test_the_answers_a_signature_implies() -> None:
+    assert derived_statuses({"state"}, set()) == set()
+    assert derived_statuses({"state", "principal"}, set()) == {401, 403}
+    assert derived_statuses({"state", "limit"}, set()) == {400}
+    assert derived_statuses({"state", "principal", "data", "code"}, {"code"}) == {400, 401, 403, 404, 413}
+    assert (CreditCodeInvalid.status_code, EnterpriseUnknown.status_code, NotResponsible.status_code, NothingToRevoke.status_code) == (400, 404, 403, 409)
