@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, auth_api, db, evidence_api, inspect_api, jobs_api, users_api, web
+from server import api, auth_api, db, evidence_api, exception_api, inspect_api, jobs_api, users_api, web
 from server.errors import DomainError, document_answers, error_response, http_error_response
 from server.apidocs import OfflineSwagger
 from server.auth import provide_principal
@@ -90,6 +90,8 @@ def create_app(settings: ServerSettings) -> Litestar:
             inspect_api.InspectionController,
             inspect_api.EnterpriseController,
             inspect_api.AlertController,
+            exception_api.ExceptionBasisController,
+            exception_api.ExceptionReviewController,
             evidence_api.EvidenceController,
             evidence_api.inspection_media,
             jobs_api.JobController,

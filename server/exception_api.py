@@ -9,15 +9,14 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.alerts import raise_alert
 from server.auth import CurrentPrincipal
+from server.errors import Conflict, Forbidden, Invalid, answers
 from server.exception_bases import (
     KIND_ZH,
-    BasisError,
     BasisIn,
     BasisView,
     RegisteredKind,
@@ -25,7 +24,6 @@ from server.exception_bases import (
     add_basis,
     decide_review,
     get_basis,
-    get_review,
     list_bases,
     list_reviews,
     review_counts,
@@ -58,12 +56,6 @@ class ReviewSummary(msgspec.Struct, kw_only=True):
     rejected: int
 
 
-def _fail(e: BasisError) -> ClientException:
-    if e.status == 404:
-        return NotFoundException(str(e))
-    return ClientException(str(e), status_code=e.status)
-
-
 class ExceptionBasisController(Controller):
     """Superior assignments (上级交办) and major-risk notices (重大风险) that officers may cite as exceptions."""
 
@@ -85,32 +77,26 @@ class ExceptionBasisController(Controller):
         with dbmod.reading(state.settings.db_path) as con:
             return list_bases(con, agency_id=agency, credit_code=credit_code, kind=kind, limit=limit)
 
-    @post("/", sync_to_thread=True, status_code=201)
+    @post("/", sync_to_thread=True, status_code=201, responses=answers(Conflict))
     def register(self, state: State, data: JSONBody[BasisIn], principal: CurrentPrincipal) -> BasisView:
         """Register an assignment or notice (agency admins: for their own agency only; supervisors: any, or every agency)."""
         principal.require("supervisor", "agency_admin")
         if principal.role == "agency_admin":
             if data.agency_id not in (None, principal.agency_id):
-                raise PermissionDeniedException("只能为本机关登记 / an agency admin registers for their own agency only")
+                raise Forbidden("只能为本机关登记 / an agency admin registers for their own agency only")
             data = msgspec.structs.replace(data, agency_id=principal.agency_id)
-        try:
-            with dbmod.writing(state.settings.db_path) as con:
-                return add_basis(con, data, principal.username, int(time.time() * 1000))
-        except BasisError as e:
-            raise _fail(e) from None
+        with dbmod.writing(state.settings.db_path) as con:
+            return add_basis(con, data, principal.username, int(time.time() * 1000))
 
-    @post("/withdraw", sync_to_thread=True, status_code=200)
+    @post("/withdraw", sync_to_thread=True, status_code=200, responses=answers(Conflict))
     def withdraw(self, state: State, data: JSONBody[WithdrawIn], principal: CurrentPrincipal) -> BasisView:
         """Withdraw an entry: it justifies no new inspection (agency admins: their agency's entries only)."""
         principal.require("supervisor", "agency_admin")
-        try:
-            with dbmod.writing(state.settings.db_path) as con:
-                entry = get_basis(con, data.kind, data.reference, data.credit_code)
-                if entry is not None and principal.role == "agency_admin" and entry.agency_id != principal.agency_id:
-                    raise PermissionDeniedException("这是其他机关的登记 / this entry belongs to another agency")
-                return withdraw_basis(con, data.kind, data.reference, data.credit_code, principal.username, int(time.time() * 1000))
-        except BasisError as e:
-            raise _fail(e) from None
+        with dbmod.writing(state.settings.db_path) as con:
+            entry = get_basis(con, data.kind, data.reference, data.credit_code)
+            if entry is not None and principal.role == "agency_admin" and entry.agency_id != principal.agency_id:
+                raise Forbidden("这是其他机关的登记 / this entry belongs to another agency")
+            return withdraw_basis(con, data.kind, data.reference, data.credit_code, principal.username, int(time.time() * 1000))
 
 
 ScanPath = Annotated[str, PathParameter(description="the scan that used the exception", max_length=64)]
@@ -146,34 +132,29 @@ class ExceptionReviewController(Controller):
             counts = review_counts(con, agency_id=agency, since_ms=now - days * DAY_MS, until_ms=now + 1)
         return ReviewSummary(days=days, **counts)
 
-    @post("/{scan_id:str}/confirm", sync_to_thread=True, status_code=200)
+    @post("/{scan_id:str}/confirm", sync_to_thread=True, status_code=200, responses=answers(Conflict))
     def confirm(self, state: State, scan_id: ScanPath, data: JSONBody[VerdictIn], principal: CurrentPrincipal) -> ReviewView:
         """Confirm that the stated basis was lawful (supervisors)."""
         return self._decide(state, scan_id, "confirmed", data.note, principal)
 
-    @post("/{scan_id:str}/reject", sync_to_thread=True, status_code=200)
+    @post("/{scan_id:str}/reject", sync_to_thread=True, status_code=200, responses=answers(Conflict))
     def reject(self, state: State, scan_id: ScanPath, data: JSONBody[VerdictIn], principal: CurrentPrincipal) -> ReviewView:
         """Reject the stated basis (supervisors; say why): the agency is alerted and the rejection counted."""
         if not data.note.strip():
-            raise ClientException("驳回须说明理由 / a rejection needs a note saying why")
+            raise Invalid("驳回须说明理由 / a rejection needs a note saying why")
         return self._decide(state, scan_id, "rejected", data.note, principal)
 
     def _decide(self, state: State, scan_id: str, verdict: Literal["confirmed", "rejected"], note: str, principal: CurrentPrincipal) -> ReviewView:
         principal.require("supervisor")
         now = int(time.time() * 1000)
-        try:
-            with dbmod.writing(state.settings.db_path) as con:
-                if get_review(con, scan_id) is None:
-                    raise NotFoundException(f"没有该例外依据复核 / no review of scan {scan_id}")
-                view = decide_review(con, scan_id, verdict, principal.username, note, now)
-                if verdict == "rejected":
-                    ent = view.enterprise_name or view.credit_code
-                    raise_alert(
-                        con, "exception_rejected", now,
-                        f"监督人员驳回了对“{ent}”检查所依据的{KIND_ZH.get(view.kind, view.kind)} {view.reference}：{note}",
-                        f"A supervisor rejected the {view.kind} {view.reference} stated for the inspection of {ent}: {note}",
-                        credit_code=view.credit_code, agency_id=view.agency_id, officer_id=view.officer_id, ref=scan_id,
-                    )  # fmt: skip
-                return view
-        except BasisError as e:
-            raise _fail(e) from None
+        with dbmod.writing(state.settings.db_path) as con:
+            view = decide_review(con, scan_id, verdict, principal.username, note, now)
+            if verdict == "rejected":
+                ent = view.enterprise_name or view.credit_code
+                raise_alert(
+                    con, "exception_rejected", now,
+                    f"监督人员驳回了对“{ent}”检查所依据的{KIND_ZH.get(view.kind, view.kind)} {view.reference}：{note}",
+                    f"A supervisor rejected the {view.kind} {view.reference} stated for the inspection of {ent}: {note}",
+                    credit_code=view.credit_code, agency_id=view.agency_id, officer_id=view.officer_id, ref=scan_id,
+                )  # fmt: skip
+            return view

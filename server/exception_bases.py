@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from protocol.messages import ExceptionBasis
+from server.errors import Conflict, Invalid, NotFound
 
 #: Kinds kept in the ``exception_bases`` register (the others have registers of their own).
 REGISTERED_KINDS = ("superior_assignment", "major_risk")
@@ -48,14 +49,6 @@ Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Authority = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Note = Annotated[str, msgspec.Meta(max_length=4000)]
 Millis = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)]  # up to 9999-12-31
-
-
-class BasisError(ValueError):
-    """A register entry or review that cannot be made; ``status`` says which answer it gets."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,24 +193,24 @@ def add_basis(con: sqlite3.Connection, b: BasisIn, created_by: str, now_ms: int)
     try:
         credit_code = validate(b.credit_code)
     except CreditCodeError as e:
-        raise BasisError(400, f"统一社会信用代码无效 / invalid credit code: {e}") from None
+        raise Invalid(f"统一社会信用代码无效 / invalid credit code: {e}") from None
     if b.valid_to_ms <= b.valid_from_ms:
-        raise BasisError(400, "有效期止日须晚于起日 / valid_to_ms must be after valid_from_ms")
+        raise Invalid("有效期止日须晚于起日 / valid_to_ms must be after valid_from_ms")
     if b.valid_to_ms - b.valid_from_ms > MAX_VALIDITY_MS:
-        raise BasisError(400, "有效期最长 366 天，到期后重新登记 / at most 366 days of validity; register it again to extend")
+        raise Invalid("有效期最长 366 天，到期后重新登记 / at most 366 days of validity; register it again to extend")
     if con.execute("SELECT 1 FROM enterprises WHERE credit_code = ?", (credit_code,)).fetchone() is None:
-        raise BasisError(404, f"企业 {credit_code} 未在企业名录中登记 / no enterprise {credit_code} is registered")
+        raise NotFound(f"企业 {credit_code} 未在企业名录中登记 / no enterprise {credit_code} is registered")
     if b.agency_id is not None and con.execute("SELECT 1 FROM agencies WHERE agency_id = ?", (b.agency_id,)).fetchone() is None:
-        raise BasisError(404, f"执法机关 {b.agency_id} 未登记 / agency {b.agency_id} is not registered")
+        raise NotFound(f"执法机关 {b.agency_id} 未登记 / agency {b.agency_id} is not registered")
     if b.field is not None and con.execute("SELECT 1 FROM fields WHERE field_id = ?", (b.field,)).fetchone() is None:
-        raise BasisError(404, f"执法领域 {b.field} 未登记 / field {b.field} is not registered")
+        raise NotFound(f"执法领域 {b.field} 未登记 / field {b.field} is not registered")
     cur = con.execute(
         "INSERT INTO exception_bases(kind, reference, credit_code, agency_id, field, issued_by, summary, valid_from_ms, valid_to_ms, created_by, created_ms)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, reference, credit_code) DO NOTHING",
         (b.kind, b.reference, credit_code, b.agency_id, b.field, b.issued_by, b.summary, b.valid_from_ms, b.valid_to_ms, created_by, now_ms),
     )
     if cur.rowcount == 0:
-        raise BasisError(409, f"{KIND_ZH[b.kind]} {b.reference} 已为该企业登记 / {b.kind} {b.reference} is already registered for {credit_code}")
+        raise Conflict(f"{KIND_ZH[b.kind]} {b.reference} 已为该企业登记 / {b.kind} {b.reference} is already registered for {credit_code}")
     view = get_basis(con, b.kind, b.reference, credit_code)
     assert view is not None
     return view
@@ -260,9 +253,9 @@ def withdraw_basis(con: sqlite3.Connection, kind: str, reference: str, credit_co
     )
     view = get_basis(con, kind, reference, credit_code)
     if view is None:
-        raise BasisError(404, f"{KIND_ZH.get(kind, kind)} {reference} 未为该企业登记 / {kind} {reference} is not registered for {credit_code}")
+        raise NotFound(f"{KIND_ZH.get(kind, kind)} {reference} 未为该企业登记 / {kind} {reference} is not registered for {credit_code}")
     if cur.rowcount == 0:
-        raise BasisError(409, f"{KIND_ZH.get(kind, kind)} {reference} 已撤销 / {kind} {reference} was already withdrawn")
+        raise Conflict(f"{KIND_ZH.get(kind, kind)} {reference} 已撤销 / {kind} {reference} was already withdrawn")
     return view
 
 
@@ -316,9 +309,9 @@ def decide_review(con: sqlite3.Connection, scan_id: str, verdict: Literal["confi
     )
     view = get_review(con, scan_id)
     if view is None:
-        raise BasisError(404, f"没有待复核的例外依据 {scan_id} / no review {scan_id}")
+        raise NotFound(f"没有待复核的例外依据 {scan_id} / no review {scan_id}")
     if cur.rowcount == 0:
-        raise BasisError(409, f"该例外依据已复核（{view.status}），不能更改 / this review was already decided ({view.status})")
+        raise Conflict(f"该例外依据已复核（{view.status}），不能更改 / this review was already decided ({view.status})")
     return view
 
 

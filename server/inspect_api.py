@@ -67,6 +67,7 @@ class ScanOut(msgspec.Struct, kw_only=True):
     inspection_id: str | None
     joined_agency_id: str | None
     exception_used: bool
+    pending_review: bool  # allowed on an unregistered urgent exception: a supervisor will confirm or reject it
     warnings: list[DecisionWarning]
     credit_code: str | None
     enterprise_name: str | None
@@ -199,12 +200,12 @@ def _scan(state: State, body: ScanIn, code_text: str, principal: CurrentPrincipa
         scan_id=scan_id, channel="phone", officer_id=officer_id, code_text=code_text, field=body.field, scanned_ms=now_ms,
         matter=body.matter, reason=body.reason, exception=body.exception_basis, location=body.location,
     )  # fmt: skip
-    with _write(state) as con:
+    with _write(state) as con:  # ScanConflict (409) if the scan id belongs to another scan
         d: Decision = decide_scan(con, req, state.policy, now_ms)
         row = con.execute("SELECT s.credit_code, e.name FROM scans s LEFT JOIN enterprises e USING (credit_code) WHERE s.scan_id = ?", (scan_id,)).fetchone()
     return ScanOut(
         scan_id=scan_id, outcome=d.outcome, code=d.code, message_zh=d.message_zh, message_en=d.message_en, inspection_id=d.inspection_id,
-        joined_agency_id=d.joined_agency_id, exception_used=d.exception_used, warnings=d.warnings, credit_code=row[0], enterprise_name=row[1],
+        joined_agency_id=d.joined_agency_id, exception_used=d.exception_used, pending_review=d.pending_review, warnings=d.warnings, credit_code=row[0], enterprise_name=row[1],
     )  # fmt: skip
 
 
@@ -214,7 +215,7 @@ class ScanController(Controller):
     path = "/api/v1/scans"
     tags = ["scan-to-inspect"]
 
-    @post("/", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True})
+    @post("/", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Conflict))
     def scan(self, state: State, data: JSONBody[ScanIn], principal: CurrentPrincipal) -> ScanOut:
         """Decide a scan given the code's text or a base64 photo of it (officers, as themselves)."""
         _scanning_officer(principal, data.officer_id)
@@ -229,7 +230,7 @@ class ScanController(Controller):
         assert data.code_text is not None
         return _scan(state, data, data.code_text, principal)
 
-    @post("/photo", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_FORM_MAX_BODY, opt={PHOTO_ROUTE: True})
+    @post("/photo", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_FORM_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Conflict))
     def scan_photo(self, state: State, data: MultipartBody[ScanForm], principal: CurrentPrincipal) -> ScanOut:
         """Decide a scan from a multipart form: a `photo` file and the scan's fields (officers, as themselves)."""
         _scanning_officer(principal, data.officer_id)

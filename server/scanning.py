@@ -21,6 +21,7 @@ from protocol.enterprise_code import CodeError
 from protocol.messages import Credential, ExceptionBasis, GeoPoint, InspectionRef, NoDisturbEntry
 from server.alerts import raise_alert
 from server.codes import check_code
+from server.errors import Conflict
 from server.exception_bases import KIND_ZH, check_exception, queue_review
 
 _CST = dt.timezone(dt.timedelta(hours=8))
@@ -119,7 +120,7 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
     )
 
 
-class ScanConflict(ValueError):
+class ScanConflict(Conflict):
     """A scan id already used for another scan (another officer's, another device's, or another code)."""
 
 
