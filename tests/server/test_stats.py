@@ -244,6 +244,7 @@ def test_every_number_of_days_the_api_accepts_is_answered(api: Api, path: str) -
     for days in (1, 30, stats.MAX_PERIOD_DAYS):
         r = api.get(path, params={"days": days})
         assert r.status_code == 200, (days, r.text)
+        assert r.headers["content-type"] == ("text/csv; charset=utf-8" if path.endswith(".csv") else "application/json")
     for days in (0, stats.MAX_PERIOD_DAYS + 1):
         r = api.get(path, params={"days": days})
         assert r.status_code == 400 and "days" in r.text, (days, r.text)
