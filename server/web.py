@@ -29,6 +29,7 @@ from protocol.messages import InspectionResult
 from server import db as dbmod
 from server.auth import CurrentPrincipal, Principal, principal_of
 from server.codes import check_code
+from server.errors import Unreadable, answers
 from server.limits import MAX_PHOTO_BYTES, MIB, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE
 from server.live import snapshot
 from server.stats import MAX_PERIOD_DAYS, inspections_by_agency_field, last_days, to_csv, trend
@@ -184,7 +185,7 @@ def enterprise_history(con: sqlite3.Connection, credit_code: str, lang: str, wit
 
 @post(
     "/api/v1/enterprise-view", sync_to_thread=True, status_code=200, tags=["enterprises"],
-    request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True},
+    request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Unreadable),  # 422: no code in the photo
 )  # fmt: skip
 def enterprise_view(request: Request, state: State, data: JSONBody[EnterpriseQuery], lang: Lang = "zh") -> EnterpriseHistory:
     """Who inspected the enterprise whose (valid, unrevoked) code is given: the day, agencies and fields.

@@ -87,3 +87,10 @@ def test_a_forged_or_missing_code_is_refused_with_a_reason(api: Api) -> None:
     both = api.client.post("/api/v1/enterprise-view", json={"code_text": text, "photo_base64": "AAAA"})
     assert both.status_code == 400 and "code_text" in both.json()["detail"]
     assert json.loads(api.client.post("/api/v1/enterprise-view", json={}).text)["status_code"] == 400
+
+
+def test_a_photo_without_a_code_is_a_documented_422(api: Api) -> None:
+    r = api.client.post("/api/v1/enterprise-view", json={"photo_base64": "aGVsbG8="})  # "hello": not an image
+    assert r.status_code == 422 and r.json()["detail"].startswith("照片无法识别企业码")
+    documented = api.client.get("/schema/openapi.json").json()["paths"]["/api/v1/enterprise-view"]["post"]["responses"]
+    assert {"200", "400", "413", "422"} <= set(documented)
