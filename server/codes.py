@@ -165,6 +165,19 @@ def may_revoke(con: sqlite3.Connection, by: Revoker, credit_code: str, now_ms: i
     return by.role == "agency_admin" and by.agency_id is not None and responsible(con, by.agency_id, credit_code, now_ms)
 
 
+#: How a revoker's role reads in an alert (Chinese, English).
+_ROLE_NAMES = {"supervisor": ("监督机构", "supervisor"), "agency_admin": ("执法机关管理员", "agency administrator"), COMMAND_LINE.role: ("服务器命令行", "server command line")}
+
+
+def _who(con: sqlite3.Connection, by: Revoker) -> tuple[str, str]:
+    """Who revoked, as a person reads it: the agency's name (not its id), the role and the user name."""
+    role_zh, role_en = _ROLE_NAMES.get(by.role, (by.role, by.role))
+    row = con.execute("SELECT name, COALESCE(NULLIF(name_en, ''), name) FROM agencies WHERE agency_id = ?", (by.agency_id,)).fetchone() if by.agency_id else None
+    if row is None:
+        return f"{role_zh} {by.username}", f"{by.username} ({role_en})"
+    return f"{row[0]}{role_zh} {by.username}", f"{by.username} ({role_en}, {row[1]})"
+
+
 def revoke_codes(con: sqlite3.Connection, credit_code: str, reason: str, by: Revoker = COMMAND_LINE, now_ms: int | None = None) -> int:
     """Revoke every code in force of an enterprise, recording who and why, and raise a ``code_revoked``
     alert (call inside a write transaction); returns how many. A new code can be issued at once."""
@@ -175,8 +188,9 @@ def revoke_codes(con: sqlite3.Connection, credit_code: str, reason: str, by: Rev
         raise Invalid("请说明作废原因 / give the reason for the revocation")
     if not may_revoke(con, by, code, now_ms):
         raise NotResponsible(
-            f"只有监督机构或负责该企业的执法机关可以作废其企业码 / only a supervisor or an agency responsible for {code} may revoke its code"
-            f" (responsible: in the enterprise's region, and inspected it in the last {RESPONSIBLE_AFTER_INSPECTION_DAYS} days or has a plan in force for it)"
+            f"只有监督机构或负责该企业的执法机关可以作废其企业码（负责：企业在本机关辖区内，且本机关近 {RESPONSIBLE_AFTER_INSPECTION_DAYS} 天内检查过该企业"
+            f"或有生效的计划包含该企业）/ only a supervisor or an agency responsible for {code} may revoke its code (responsible: the enterprise"
+            f" is in the agency's region, and the agency inspected it in the last {RESPONSIBLE_AFTER_INSPECTION_DAYS} days or has a plan in force for it)"
         )
     dates = [r[0] for r in con.execute("SELECT issued FROM issued_codes WHERE credit_code = ? AND revoked_ms IS NULL ORDER BY issued", (code,))]
     if not dates:
@@ -186,8 +200,7 @@ def revoke_codes(con: sqlite3.Connection, credit_code: str, reason: str, by: Rev
         " WHERE credit_code = ? AND revoked_ms IS NULL",
         (now_ms, reason, by.username, by.role, by.agency_id, code),
     )
-    who_zh = by.username + (f"（{by.agency_id}）" if by.agency_id else "")
-    who_en = f"{by.username} ({by.role}{', ' + by.agency_id if by.agency_id else ''})"
+    who_zh, who_en = _who(con, by)
     raise_alert(
         con, "code_revoked", now_ms,
         f"{name}的企业码已被 {who_zh} 作废，原因：{reason}。可立即重新签发。",

@@ -105,7 +105,8 @@ def test_every_revocation_raises_an_alert_with_who_and_why(api: Api) -> None:
     assert [(a["credit_code"], a["agency_id"], a["severity"]) for a in alerts] == [(GOOD, "SAMR", "warning"), (PLAIN, "FIRE", "warning")]
     fire = alerts[1]
     assert "admin-FIRE" in fire["message_zh"] and "门贴被涂改" in fire["message_zh"]
-    assert "admin-FIRE (agency_admin, FIRE)" in fire["message_en"] and "门贴被涂改" in fire["message_en"]
+    assert "消防救援支队执法机关管理员 admin-FIRE" in fire["message_zh"]  # the agency by its name, not its id
+    assert "admin-FIRE (agency administrator, Fire rescue)" in fire["message_en"] and "门贴被涂改" in fire["message_en"]
     assert fire["ref"] == f"{PLAIN}:{today_cst():%Y%m%d}"
     own = api.as_("admin-FIRE").get("/api/v1/alerts", params={"kind": "code_revoked"}).json()
     assert [a["credit_code"] for a in own] == [PLAIN]  # an agency sees its own revocations, not another's
