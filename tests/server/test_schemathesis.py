@@ -6,7 +6,7 @@ code the document lists for the route, and must match that answer's schema and c
 
 Bounded and reproducible: a few examples per operation, derandomized, no deadline, one test per
 operation. Left out: the server-sent events stream (it never ends) and sign-out (it would end the test's
-own sessions; it is tested in test_access.py). MQTT and the scheduler are off in this app.
+own sessions; the browser test signs out). MQTT and the scheduler are off in this app.
 """
 
 from __future__ import annotations
