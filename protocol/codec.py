@@ -8,7 +8,7 @@ envelope is a map (0x80-0x8F or 0xDE/0xDF). The server answers a device in the f
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -21,6 +21,8 @@ WIRE_FORMATS: tuple[WireFormat, ...] = ("json", "msgpack")
 #: Largest payload a server accepts; media files never travel over MQTT, only their metadata.
 MAX_PAYLOAD_BYTES = 64 * 1024
 
+T = TypeVar("T")
+_SCHEMA_MISMATCH = ("schema", "body does not match the message schema")
 _json_encoder = msgspec.json.Encoder()
 _msgpack_encoder = msgspec.msgpack.Encoder()
 _envelope_decoders = {"json": msgspec.json.Decoder(Envelope), "msgpack": msgspec.msgpack.Decoder(Envelope)}
@@ -64,43 +66,39 @@ def seal_with_body(message: object, key: SigningKey, fmt: WireFormat = "json") -
     return encode(Envelope(body=body, sig=key.sign(body)), fmt), body
 
 
+def _decode(decoder: msgspec.json.Decoder[T] | msgspec.msgpack.Decoder[T], data: bytes, fmt: WireFormat, what: str, mismatch: tuple[str, str]) -> T:
+    """Run a decoder; every way the bytes can be wrong becomes a ProtocolError that says why.
+
+    ``mismatch`` is the (code, text) for well-formed data of the wrong shape.
+    """
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as e:
+        raise ProtocolError(mismatch[0], f"{mismatch[1]}: {e}") from None
+    except msgspec.DecodeError as e:
+        raise ProtocolError("undecodable", f"{what} is not valid {fmt}: {e}") from None
+    except UnicodeDecodeError as e:  # msgspec reports invalid UTF-8 in some strings this way
+        raise ProtocolError("undecodable", f"{what} is not valid {fmt}: invalid UTF-8: {e}") from None
+    except RecursionError:  # msgspec reports nesting deeper than Python's recursion limit this way
+        raise ProtocolError("undecodable", f"{what} is not acceptable {fmt}: arrays or objects nested too deeply") from None
+
+
 def open_envelope(payload: bytes) -> tuple[WireFormat, Envelope]:
-    """Decode an envelope (not yet verified)."""
+    """Decode an envelope (not yet verified); ProtocolError (oversized, undecodable, bad_envelope) says why not."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError("oversized", f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
     fmt = sniff_format(payload)
-    try:
-        return fmt, _envelope_decoders[fmt].decode(payload)
-    except msgspec.ValidationError as e:
-        raise ProtocolError("bad_envelope", f"not an envelope: {e}") from None
-    except msgspec.DecodeError as e:
-        raise ProtocolError("undecodable", f"malformed {fmt}: {e}") from None
-    except UnicodeDecodeError as e:  # msgspec reports invalid UTF-8 in some strings this way
-        raise ProtocolError("undecodable", f"malformed {fmt}: invalid UTF-8: {e}") from None
+    return fmt, _decode(_envelope_decoders[fmt], payload, fmt, "payload", ("bad_envelope", "not an envelope"))
 
 
 def decode_device_body(body: bytes, fmt: WireFormat) -> DeviceMessage:
-    """Decode the body of a device envelope into its message type."""
-    try:
-        return _device_decoders[fmt].decode(body)
-    except msgspec.ValidationError as e:
-        raise ProtocolError("schema", f"body does not match the message schema: {e}") from None
-    except msgspec.DecodeError as e:
-        raise ProtocolError("undecodable", f"body is not valid {fmt}: {e}") from None
-    except UnicodeDecodeError as e:  # msgspec reports invalid UTF-8 in some strings this way
-        raise ProtocolError("undecodable", f"body is not valid {fmt}: invalid UTF-8: {e}") from None
+    """Decode the body of a device envelope into its message type; ProtocolError (undecodable, schema) says why not."""
+    return _decode(_device_decoders[fmt], body, fmt, "body", _SCHEMA_MISMATCH)
 
 
 def decode_server_body(body: bytes, fmt: WireFormat) -> ServerMessage:
-    """Decode the body of a server envelope into its message type."""
-    try:
-        return _server_decoders[fmt].decode(body)
-    except msgspec.ValidationError as e:
-        raise ProtocolError("schema", f"body does not match the message schema: {e}") from None
-    except msgspec.DecodeError as e:
-        raise ProtocolError("undecodable", f"body is not valid {fmt}: {e}") from None
-    except UnicodeDecodeError as e:  # msgspec reports invalid UTF-8 in some strings this way
-        raise ProtocolError("undecodable", f"body is not valid {fmt}: invalid UTF-8: {e}") from None
+    """Decode the body of a server envelope into its message type; ProtocolError (undecodable, schema) says why not."""
+    return _decode(_server_decoders[fmt], body, fmt, "body", _SCHEMA_MISMATCH)
 
 
 def open_server_message(payload: bytes, server_key: VerifyKey) -> ServerMessage:

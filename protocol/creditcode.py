@@ -6,9 +6,13 @@ check character (1). Characters come from 0-9 and A-Z without I, O, S, V, Z.
 
 from __future__ import annotations
 
+import string
+
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _VALUE = {c: i for i, c in enumerate(CHARSET)}
+# Only ASCII letters are upper-cased: str.upper() turns some other characters into ASCII ones ('ﬀ' -> 'FF').
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 
 
 class CreditCodeError(ValueError):
@@ -23,7 +27,7 @@ def check_character(first17: str) -> str:
 
 def validate(code: str) -> str:
     """The code, upper-cased and checked; CreditCodeError says what is wrong."""
-    c = code.strip().upper()
+    c = code.strip().translate(_ASCII_UPPER)
     if len(c) != 18:
         raise CreditCodeError(f"a unified social credit code has 18 characters, {code!r} has {len(c)}")
     bad = sorted({ch for ch in c if ch not in _VALUE})

@@ -20,7 +20,8 @@ from protocol.creditcode import CreditCodeError, validate
 from protocol.signing import SigningKey, VerifyKey
 
 PREFIX = "FE1"
-_CODE = re.compile(r"^FE1:([0-9A-Z]{18}):([0-9A-Z]{1,8}):(\d{8}):([A-Z2-7]{103})$")
+# ASCII only: in a str pattern '\d' would also match other scripts' digits (e.g. '٢'), which int() reads.
+_CODE = re.compile(r"^FE1:([0-9A-Z]{18}):([0-9A-Z]{1,8}):([0-9]{8}):([A-Z2-7]{103})$", re.ASCII)
 
 
 class CodeError(ValueError):

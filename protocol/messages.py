@@ -19,11 +19,17 @@ SCHEMA_VERSION = 1
 # '^[a-z]+$'. The lookahead makes the end exact and is valid ECMA-262, as JSON Schema patterns must be.
 _END = r"$(?!\n)"
 
+#: The largest integer on the wire: what a signed 64-bit database column holds. Larger ones are refused
+#: as not matching the schema, so a receiver never fails to store a message it accepted.
+INT64_MAX = 2**63 - 1
+#: The latest time on the wire, 9999-12-31T23:59:59.999Z: every epoch-ms value is a calendar date.
+MAX_EPOCH_MS = 253_402_300_799_999
+
 # Identifiers travel inside MQTT topic levels, so they must never contain '/', '+' or '#'.
 DeviceId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}" + _END, description="Device id: 1-64 of A-Z a-z 0-9 _ . -")]
 EventId = Annotated[str, Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+" + _END, description="Globally unique id made on the device, e.g. a UUID in canonical form")]
 Seq = Annotated[int, Meta(ge=1, le=2**53, description="Per-device sequence number: starts at 1, +1 per event, never repeats, also across reboots")]
-EpochMs = Annotated[int, Meta(ge=0, description="Milliseconds since 1970-01-01T00:00:00Z")]
+EpochMs = Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS, description="Milliseconds since 1970-01-01T00:00:00Z, before the year 10000")]
 ShortText = Annotated[str, Meta(max_length=200)]
 LongText = Annotated[str, Meta(max_length=4000)]
 Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}" + _END, description="SHA-256 in lower-case hex")]
@@ -48,7 +54,7 @@ class GeoPoint(Struct, frozen=True, kw_only=True):
 
     lat: Annotated[float, Meta(ge=-90, le=90)]
     lon: Annotated[float, Meta(ge=-180, le=180)]
-    accuracy_m: Annotated[float, Meta(ge=0)] | None = None
+    accuracy_m: Annotated[float, Meta(ge=0, le=INT64_MAX)] | None = None
 
 
 class ExceptionBasis(Struct, frozen=True, kw_only=True):
@@ -65,13 +71,13 @@ class ExceptionBasis(Struct, frozen=True, kw_only=True):
 class DeviceEvent(Struct, frozen=True, kw_only=True, tag_field="type"):
     """Fields every device message carries."""
 
-    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 of every device message added prev_hash
+    schema: Annotated[int, Meta(ge=1, le=INT64_MAX)] = 2  # revision 2 of every device message added prev_hash
     event_id: EventId
     device_id: DeviceId
     seq: Seq
     device_time_ms: EpochMs
     # How far the device clock can be trusted: |device clock - true time| <= clock_error_ms.
-    clock_error_ms: Annotated[int, Meta(ge=0)]
+    clock_error_ms: Annotated[int, Meta(ge=0, le=INT64_MAX)]
     clock_source: ClockSource = "rtc"
     # Device-side chain: SHA-256 (hex) of the body bytes of this device's event seq - 1, so an event
     # deleted or altered on the device shows as a break. None for the first event of an outbox.
@@ -81,7 +87,7 @@ class DeviceEvent(Struct, frozen=True, kw_only=True, tag_field="type"):
 class EnterpriseScanned(DeviceEvent, kw_only=True, tag="enterprise_scanned"):
     """An officer scanned an enterprise's QR code (扫码检查)."""
 
-    schema: Annotated[int, Meta(ge=1)] = 3  # revision 2 added field, matter, exception_basis; 3 prev_hash
+    schema: Annotated[int, Meta(ge=1, le=INT64_MAX)] = 3  # revision 2 added field, matter, exception_basis; 3 prev_hash
     officer_id: ShortText
     code_text: Annotated[str, Meta(max_length=2000)]  # the QR code's text, exactly as read
     credit_code: CreditCode | None = None
@@ -133,11 +139,11 @@ class MediaCaptured(DeviceEvent, kw_only=True, tag="media_captured"):
 
     file_name: Annotated[str, Meta(max_length=255)]
     media_kind: MediaKind
-    size_bytes: Annotated[int, Meta(ge=0)]
+    size_bytes: Annotated[int, Meta(ge=0, le=INT64_MAX)]
     sha256: Sha256Hex
     started_ms: EpochMs | None = None
     ended_ms: EpochMs | None = None
-    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    duration_ms: Annotated[int, Meta(ge=0, le=INT64_MAX)] | None = None
     officer_id: ShortText | None = None
     inspection_id: EventId | None = None
     case_no: ShortText | None = None
@@ -149,12 +155,12 @@ class MediaCaptured(DeviceEvent, kw_only=True, tag="media_captured"):
 class DeviceStatus(DeviceEvent, kw_only=True, tag="device_status"):
     """Heartbeat: how the device and its outbox are doing."""
 
-    outbox_depth: Annotated[int, Meta(ge=0)]
-    oldest_unsent_age_s: Annotated[float, Meta(ge=0)]
-    free_storage_bytes: Annotated[int, Meta(ge=0)]
+    outbox_depth: Annotated[int, Meta(ge=0, le=INT64_MAX)]
+    oldest_unsent_age_s: Annotated[float, Meta(ge=0, le=INT64_MAX)]
+    free_storage_bytes: Annotated[int, Meta(ge=0, le=INT64_MAX)]
     battery_pct: Annotated[int, Meta(ge=0, le=100)] | None = None
-    clock_offset_ms: int | None = None  # server time minus device time, as last estimated
-    config_version: Annotated[int, Meta(ge=0)] = 0
+    clock_offset_ms: Annotated[int, Meta(ge=-INT64_MAX, le=INT64_MAX)] | None = None  # server time minus device time, as last estimated
+    config_version: Annotated[int, Meta(ge=0, le=INT64_MAX)] = 0
     firmware: ShortText = ""
 
 
@@ -171,13 +177,13 @@ class DeviceAlarm(DeviceEvent, kw_only=True, tag="device_alarm"):
 class MediaIntegrity(DeviceEvent, kw_only=True, tag="media_integrity"):
     """A recording whose hash was already sent has changed or disappeared on the device."""
 
-    schema: Annotated[int, Meta(ge=1)] = 1
+    schema: Annotated[int, Meta(ge=1, le=INT64_MAX)] = 1
     media_event_id: EventId  # the MediaCaptured event that promised the hash
     file_name: Annotated[str, Meta(max_length=255)]
     problem: Literal["modified", "deleted"]
     sha256_expected: Sha256Hex
     sha256_now: Sha256Hex | None = None
-    size_now: Annotated[int, Meta(ge=0)] | None = None
+    size_now: Annotated[int, Meta(ge=0, le=INT64_MAX)] | None = None
 
 
 class ProvisionalDecision(DeviceEvent, kw_only=True, tag="provisional_decision"):
@@ -186,7 +192,7 @@ class ProvisionalDecision(DeviceEvent, kw_only=True, tag="provisional_decision")
     scan_event_id: EventId
     outcome: Literal["allowed", "join", "repeat", "refused"]
     code: ShortText
-    snapshot_version: Annotated[int, Meta(ge=0)]  # 0: the device had no snapshot at all
+    snapshot_version: Annotated[int, Meta(ge=0, le=INT64_MAX)]  # 0: the device had no snapshot at all
     inspection_id: str | None = None
 
 
@@ -203,7 +209,7 @@ LOW_PRIORITY_TYPES: frozenset[str] = frozenset({"device_status", "media_captured
 class ServerNotice(Struct, frozen=True, kw_only=True, tag_field="type"):
     """Fields every server message carries."""
 
-    schema: Annotated[int, Meta(ge=1)] = SCHEMA_VERSION
+    schema: Annotated[int, Meta(ge=1, le=INT64_MAX)] = SCHEMA_VERSION
     message_id: EventId
     device_id: DeviceId
     server_time_ms: EpochMs
@@ -215,13 +221,13 @@ class ReceiptItem(Struct, frozen=True, kw_only=True):
     event_id: EventId
     seq: Seq
     status: Literal["stored", "duplicate"]  # duplicate: already stored earlier, merged silently
-    log_index: Annotated[int, Meta(ge=0)] | None = None  # the record's index in the server's evidence log
+    log_index: Annotated[int, Meta(ge=0, le=INT64_MAX)] | None = None  # the record's index in the server's evidence log
 
 
 class Receipt(ServerNotice, kw_only=True, tag="receipt"):
     """Proof of storage: sent only after the server's transaction committed."""
 
-    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 added ReceiptItem.log_index
+    schema: Annotated[int, Meta(ge=1, le=INT64_MAX)] = 2  # revision 2 added ReceiptItem.log_index
 
     items: list[ReceiptItem]
 
@@ -245,7 +251,7 @@ class ListSnapshot(ServerNotice, kw_only=True, tag="list_snapshot"):
     """A full copy of a list the device needs offline (e.g. the no-disturb list)."""
 
     list_name: Literal["no_disturb", "revoked_codes", "officers"]
-    version: Annotated[int, Meta(ge=0)]
+    version: Annotated[int, Meta(ge=0, le=INT64_MAX)]
     entries: list[str]
     valid_until_ms: EpochMs | None = None
 
@@ -261,7 +267,7 @@ class DecisionWarning(Struct, frozen=True, kw_only=True):
 class ScanDecision(ServerNotice, kw_only=True, tag="scan_decision"):
     """The server's answer to an EnterpriseScanned event."""
 
-    schema: Annotated[int, Meta(ge=1)] = 2  # revision 2 added joined_agency_id, exception_used, warnings
+    schema: Annotated[int, Meta(ge=1, le=INT64_MAX)] = 2  # revision 2 added joined_agency_id, exception_used, warnings
     scan_event_id: EventId
     outcome: Literal["allowed", "join", "repeat", "refused"]
     code: ShortText  # machine code, e.g. "no_disturb"
@@ -319,9 +325,9 @@ class DecisionSnapshot(ServerNotice, kw_only=True, tag="decision_snapshot"):
     Lists are split across parts; ``policy`` and ``code_keys`` are in every part.
     """
 
-    version: Annotated[int, Meta(ge=1)]
-    part: Annotated[int, Meta(ge=1)]
-    parts: Annotated[int, Meta(ge=1)]
+    version: Annotated[int, Meta(ge=1, le=INT64_MAX)]
+    part: Annotated[int, Meta(ge=1, le=INT64_MAX)]
+    parts: Annotated[int, Meta(ge=1, le=INT64_MAX)]
     region: ShortText
     policy: SnapshotPolicy
     code_keys: dict[str, str]  # enterprise-code key id -> Ed25519 public key, hex
@@ -335,7 +341,7 @@ class DecisionSnapshot(ServerNotice, kw_only=True, tag="decision_snapshot"):
 class ConfigUpdate(ServerNotice, kw_only=True, tag="config_update"):
     """New settings for the device; applied if config_version is newer than its own."""
 
-    config_version: Annotated[int, Meta(ge=1)]
+    config_version: Annotated[int, Meta(ge=1, le=INT64_MAX)]
     settings: dict[str, int | float | str | bool]  # dotted config keys, e.g. "delivery.resend_after_s"
 
 

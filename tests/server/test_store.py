@@ -7,6 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from protocol import topics
@@ -174,3 +175,14 @@ def test_a_message_that_cannot_be_processed_is_kept_aside_and_the_rest_stored(fr
     assert [i.seq for i in out.receipts["BR-1"]] == [1, 3]  # the poison message is never receipted
     reason = fresh_db.execute("SELECT reason FROM rejected WHERE reason_code = 'processing_error'").fetchone()[0]
     assert "a bug meets an unexpected message" in reason
+
+
+@pytest.mark.parametrize(("field", "value"), [("device_time_ms", 2**63), ("clock_error_ms", 2**64 - 1), ("seq", 2**70)])
+def test_an_integer_the_database_cannot_hold_is_refused_by_the_schema(fresh_db: sqlite3.Connection, field: str, value: int) -> None:
+    """Found by tests/protocol/test_fuzz.py: such a signed event was accepted, then failed its INSERT (OverflowError)."""
+    body = msgspec.json.encode({**msgspec.to_builtins(scanned(1)), "type": "enterprise_scanned", field: value})
+    inc = Incoming(topics.device_up("BR-1"), msgspec.json.encode({"body": body, "sig": KEY.sign(body)}), 0)
+    out = store_batch(fresh_db, [inc], DeviceKeys(fresh_db))
+    assert out.rejected == {"schema": 1} and out.receipts == {}
+    reason = fresh_db.execute("SELECT reason FROM rejected").fetchone()[0]
+    assert field in reason
