@@ -56,7 +56,7 @@ class Agent:
         ob = config.outbox
         self.outbox = Outbox(base_dir / ob.path, max_bytes=ob.max_bytes, low_priority_max_bytes=ob.low_priority_max_bytes, max_page_count=ob.sqlite_max_page_count)
         self.alarms: list[str] = []
-        self.link = Link(config, self.outbox, mqtt_host=mqtt_host, mqtt_port=mqtt_port)
+        self.link = Link(config, self.outbox, mqtt_host=mqtt_host, mqtt_port=mqtt_port, base_dir=base_dir)
         self._queue: queue.Queue[tuple[Submission, Future[Accepted]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name=f"writer-{self.device_id}", daemon=True)
         self._heartbeat_stop = threading.Event()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
@@ -64,7 +65,9 @@ class LinkStats:
 class Link:
     """One device's connection to the broker and its delivery loop."""
 
-    def __init__(self, config: DeviceConfig, outbox: Outbox, *, mqtt_host: str | None = None, mqtt_port: int | None = None) -> None:
+    def __init__(
+        self, config: DeviceConfig, outbox: Outbox, *, mqtt_host: str | None = None, mqtt_port: int | None = None, base_dir: Path | None = None
+    ) -> None:
         if config.identity is None:
             raise ValueError("the config has no [identity]: only a device bundle's config can run the agent")
         self.config = config
@@ -74,6 +77,8 @@ class Link:
         self.stats = LinkStats()
         self._host = mqtt_host or config.mqtt.host
         self._port = mqtt_port or config.mqtt.port
+        # The bundle's folder: TLS file names in the config are relative to it.
+        self._base_dir = base_dir if base_dir is not None else outbox.path.parent
         self._inflight: dict[int, _InFlight] = {}
         self._cursor = 0
         self._inbox: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
@@ -93,6 +98,13 @@ class Link:
     def _make_client(self) -> mqtt.Client:
         c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=MQTTProtocolVersion.MQTTv5)
         c.enable_logger(logging.getLogger(f"paho.{self.device_id}"))
+        m = self.config.mqtt
+        if m.username:  # the device's broker account; the broker makes the username its client id
+            c.username_pw_set(m.username, m.password or None)
+        if m.ca_file:  # TLS: verify the broker's certificate (and host name) against the project CA
+            cert = str(self._base_dir / m.cert_file) if m.cert_file else None
+            key = str(self._base_dir / m.key_file) if m.key_file else None
+            c.tls_set(ca_certs=str(self._base_dir / m.ca_file), certfile=cert, keyfile=key)
         c.max_inflight_messages_set(self.config.delivery.mqtt_inflight)
         c.max_queued_messages_set(0)  # bounded by our receipt window instead
         c.reconnect_delay_set(int(max(1, self.config.mqtt.reconnect_min_s)), int(max(1, self.config.mqtt.reconnect_max_s)))

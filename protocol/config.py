@@ -34,6 +34,16 @@ class MqttSettings(_Strict, kw_only=True):
     keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
     reconnect_min_s: Seconds = 1.0
     reconnect_max_s: Seconds = 60.0
+    # The device's broker account (username = device id; the broker also makes it the client id). Empty
+    # only in a model file; a bundle written by `fe-server devices add` always has both.
+    username: Annotated[str, Meta(max_length=64)] = ""
+    password: Annotated[str, Meta(max_length=256)] = ""
+    # TLS: the project CA's certificate the device verifies the broker with (empty: plain TCP). Paths are
+    # relative to the config file's folder.
+    ca_file: str = ""
+    # Optional client certificate (common name = device id) and its key, for a broker that requires one.
+    cert_file: str = ""
+    key_file: str = ""
 
 
 class OutboxSettings(_Strict, kw_only=True):
@@ -130,6 +140,12 @@ class DeviceConfig(_Strict, kw_only=True):
                 f"key 'mqtt.reconnect_min_s': expected at most mqtt.reconnect_max_s ({self.mqtt.reconnect_max_s}), "
                 f"got {self.mqtt.reconnect_min_s}"
             )
+        if bool(self.mqtt.cert_file) != bool(self.mqtt.key_file):
+            raise ValueError("key 'mqtt.key_file': expected mqtt.cert_file and mqtt.key_file together (a client certificate and its key), or neither")
+        if self.mqtt.cert_file and not self.mqtt.ca_file:
+            raise ValueError("key 'mqtt.ca_file': a client certificate (mqtt.cert_file) needs TLS: give the CA certificate too")
+        if self.mqtt.password and not self.mqtt.username:
+            raise ValueError("key 'mqtt.username': expected a username with mqtt.password")
 
 
 class ConfigError(ValueError):

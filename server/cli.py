@@ -13,6 +13,8 @@ from protocol.config import ConfigError
 from protocol.creditcode import CreditCodeError
 from protocol.signing import KeyFormatError
 from server import db as dbmod
+from server.broker import SERVER_ACCOUNT, BrokerSecurityError, broker_dir_for
+from server.broker_cli import add_broker_parsers, run_broker_command
 from server.imports import add_import_parser, run_import
 from server.keys import load_or_create_server_key
 from server.registry import RegistryError, provision, revoke
@@ -57,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--http-host", default="127.0.0.1", help="address to serve HTTP on (default: 127.0.0.1)")
     run.add_argument("--http-port", type=int, default=8080, help="HTTP port (default: 8080)")
     run.add_argument("--client-id", default="fe-server", help="MQTT client id of the persistent session (default: fe-server)")
+    run.add_argument("--mqtt-username", default=SERVER_ACCOUNT, help=f"the server's broker account (default: {SERVER_ACCOUNT})")
+    run.add_argument(
+        "--mqtt-password-file", type=Path, help="file holding the server's broker password (default: <db>.broker/fe-server.password, if there)"
+    )
+    run.add_argument("--mqtt-ca", type=Path, metavar="CA_CRT", help="connect with TLS, verifying the broker against this CA certificate")
+    run.add_argument("--mqtt-cert", type=Path, metavar="CRT", help="with --mqtt-ca: the server's client certificate (CN fe-server), if the broker requires one")
+    run.add_argument("--mqtt-key", type=Path, metavar="KEY", help="the key of --mqtt-cert")
     run.add_argument("--policy", type=Path, help="the decision policy file (default: server/policy.toml)")
     run.add_argument(
         "--trusted-proxy",
@@ -84,11 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--out", type=Path, default=Path("devices"), help="folder for the bundles (default: ./devices)")
     add.add_argument("--region", default="", help="region code the device works in (default: its agency's region); its offline snapshot covers it")
     _add_mqtt(add, "written into the bundles' configs")
+    add.add_argument("--broker-dir", type=Path, help="the broker's folder whose password file gets the devices' accounts (default: <db>.broker)")
+    add.add_argument("--ca", type=Path, metavar="CA_CRT", help="the project CA certificate: copied into each bundle, whose device then uses TLS")
     lst = dsub.add_parser("list", help="list registered devices with their delivery state")
     _add_db(lst)
     rev = dsub.add_parser("revoke", help="revoke a device: its messages are rejected from now on")
     _add_db(rev)
     rev.add_argument("device_id")
+    rev.add_argument("--broker-dir", type=Path, help="the broker's folder to remove the device's account from (default: <db>.broker)")
 
     gaps = sub.add_parser("gaps", help="show sequence gaps per device", description="Sequence numbers devices used that never arrived.")
     _add_db(gaps)
@@ -169,11 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("key", help="print the server's public key (devices verify receipts with it)")
     _add_db(keys)
     add_import_parser(sub)
+    add_broker_parsers(sub, _add_db)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
+    password_file = args.mqtt_password_file or broker_dir_for(args.db.resolve()) / "fe-server.password"
+    password = ""
+    if args.mqtt_password_file or password_file.exists():
+        password = password_file.read_text().strip()
     return ServerSettings.from_env_faults(
+        mqtt_username=args.mqtt_username,
+        mqtt_password=password,
+        mqtt_ca_file=args.mqtt_ca.resolve() if args.mqtt_ca else None,
+        mqtt_cert_file=args.mqtt_cert.resolve() if args.mqtt_cert else None,
+        mqtt_key_file=args.mqtt_key.resolve() if args.mqtt_key else None,
         db_path=args.db.resolve(),
         key_path=args.key.resolve() if args.key else None,
         http_host=args.http_host,
@@ -335,13 +357,18 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "import":
             return run_import(args)
+        if args.command in ("broker-config", "ca"):
+            if args.command == "broker-config":
+                dbmod.migrate(args.db)
+            return run_broker_command(args)
         dbmod.migrate(args.db)
         if args.command == "key":
             print(load_or_create_server_key(_server_key_path(args)).public_hex)
         elif args.command == "devices" and args.devices_command == "add":
             key = load_or_create_server_key(_server_key_path(args))
             made = provision(
-                args.db, key, model=args.model, agency_id=args.agency, out_dir=args.out, device_id=args.device_id, count=args.count, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, region=args.region
+                args.db, key, model=args.model, agency_id=args.agency, out_dir=args.out, device_id=args.device_id, count=args.count, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, region=args.region,
+                broker_dir=args.broker_dir, ca_file=args.ca,
             )
             for p in made:
                 print(f"{p.device_id}\t{p.bundle_dir}")
@@ -356,8 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "qr":
             return _cmd_qr(args)
         elif args.command == "devices" and args.devices_command == "revoke":
-            revoke(args.db, args.device_id)
-            print(f"revoked {args.device_id}")
+            told = revoke(args.db, args.device_id, args.broker_dir)
+            print(f"revoked {args.device_id}" + ("; the broker disconnected it" if told else "; no running broker to tell (its account is removed)"))
         else:
             con = dbmod.connect(args.db, readonly=True)
             try:
@@ -380,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 con.close()
         return 0
-    except (RegistryError, ConfigError, KeyFormatError) as e:
+    except (RegistryError, ConfigError, KeyFormatError, BrokerSecurityError) as e:
         print(f"fe-server: {e}", file=sys.stderr)
         return 1
 

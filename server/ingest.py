@@ -73,6 +73,11 @@ class Ingest:
         )
         c = self._client
         c.enable_logger(logging.getLogger("paho.server"))
+        if settings.mqtt_username:  # the broker's account for the server (server/broker.py)
+            c.username_pw_set(settings.mqtt_username, settings.mqtt_password or None)
+        if settings.mqtt_ca_file is not None:  # TLS: the broker's certificate must chain to the project CA
+            cert, key = settings.mqtt_cert_file, settings.mqtt_key_file
+            c.tls_set(ca_certs=str(settings.mqtt_ca_file), certfile=str(cert) if cert else None, keyfile=str(key) if key else None)
         c.max_inflight_messages_set(20)  # a larger paho window is slower (it scans its in-flight list on every ack)
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(1, 30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from firmware_configs import model_files
 from protocol.config import DeviceConfig, Identity, encode_device_config, load_device_config
 from protocol.signing import SigningKey
 from protocol.topics import TopicError, device_up
+from server import broker
 from server import db as dbmod
 
 #: Prefix of generated device ids, per device kind.
@@ -59,8 +61,16 @@ def provision(
     mqtt_host: str | None = None,
     mqtt_port: int | None = None,
     region: str = "",
+    broker_dir: Path | None = None,
+    ca_file: Path | None = None,
 ) -> list[Provisioned]:
-    """Register ``count`` devices with new key pairs and write their bundles under ``out_dir``."""
+    """Register ``count`` devices with new key pairs and write their bundles under ``out_dir``.
+
+    Each device also gets its broker account (username = device id, a new random password) in the
+    password file of ``broker_dir`` (default: beside the database), and a running broker rereads it at
+    once. With ``ca_file`` (the project CA's certificate) the bundle carries it and the device uses TLS.
+    """
+    broker_dir = broker_dir or broker.broker_dir_for(db_path)
     base = load_model(model)
     if device_id is not None and count != 1:
         raise RegistryError("--id names one device; leave it out with --count")
@@ -76,14 +86,24 @@ def provision(
                 raise RegistryError(str(e)) from None
             if db["devices"].count_where("device_id = ?", [d]):
                 raise RegistryError(f"device {d!r} is already registered")
+            if d == broker.SERVER_ACCOUNT:
+                raise RegistryError(f"device id {d!r} is the server's broker account; choose another")
         out: list[Provisioned] = []
         rows = []
+        creds: dict[str, str] = {}
         for d in ids:
             key = SigningKey.generate()
             bundle = out_dir / d
             bundle.mkdir(parents=True, exist_ok=False)
             key.save(bundle / "device.key")
-            mqtt = msgspec.structs.replace(base.mqtt, host=mqtt_host or base.mqtt.host, port=mqtt_port or base.mqtt.port)
+            creds[d] = broker.new_password()
+            tls = {}
+            if ca_file is not None:
+                shutil.copyfile(ca_file, bundle / "ca.crt")
+                tls = {"ca_file": "ca.crt"}
+            mqtt = msgspec.structs.replace(
+                base.mqtt, host=mqtt_host or base.mqtt.host, port=mqtt_port or base.mqtt.port, username=d, password=creds[d], **tls
+            )
             cfg = msgspec.structs.replace(
                 base,
                 mqtt=mqtt,
@@ -105,22 +125,42 @@ def provision(
                 }
             )
             out.append(Provisioned(d, bundle))
-        with dbmod.transaction(con):
-            db["devices"].insert_all(rows)
+        broker.add_accounts(broker_dir, creds)
+        try:
+            with dbmod.transaction(con):
+                db["devices"].insert_all(rows)
+        except BaseException:
+            broker.remove_accounts(broker_dir, creds)
+            raise
+        broker.reload(broker_dir)
         return out
     finally:
         con.close()
 
 
-def revoke(db_path: Path, device_id: str) -> None:
-    """Revoke a device's registration: running servers reject its messages from their next batch on.
+def revoke(db_path: Path, device_id: str, broker_dir: Path | None = None) -> bool:
+    """Revoke a device's registration: running servers reject its messages from their next batch on, and
+    its broker account is removed (a running broker disconnects it at once and refuses it from then on).
 
-    Nothing else to signal: every ingest reads the register inside each batch's transaction.
+    Returns whether a running broker was told. Nothing to signal to the servers: every ingest reads the
+    register inside each batch's transaction.
     """
     con = dbmod.connect(db_path)
     try:
         cur = con.execute("UPDATE devices SET revoked_ms = ? WHERE device_id = ? AND revoked_ms IS NULL", (int(time.time() * 1000), device_id))
         if cur.rowcount == 0:
             raise RegistryError(f"device {device_id!r} is not registered or already revoked")
+    finally:
+        con.close()
+    broker_dir = broker_dir or broker.broker_dir_for(db_path)
+    broker.remove_accounts(broker_dir, [device_id])
+    return broker.reload(broker_dir)
+
+
+def active_device_ids(db_path: Path) -> set[str]:
+    """Ids of registered devices that are not revoked (the broker accounts that should exist)."""
+    con = dbmod.connect(db_path, readonly=True)
+    try:
+        return {d for (d,) in con.execute("SELECT device_id FROM devices WHERE revoked_ms IS NULL")}
     finally:
         con.close()

@@ -38,6 +38,14 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_client_id: str = "fe-server"
+    #: The server's broker account (server/broker.py; the secure broker makes it the client id too).
+    mqtt_username: str = "fe-server"
+    mqtt_password: str = ""
+    #: The project CA's certificate to verify the broker with (TLS); None: plain TCP.
+    mqtt_ca_file: Path | None = None
+    #: The server's client certificate and key, for a broker that requires one (CN = mqtt_username).
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
     key_path: Path | None = None  # default: beside the database
     batch_max: int = 1000
     mqtt_enabled: bool = True

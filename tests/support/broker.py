@@ -10,6 +10,9 @@ Mosquitto facts these tests rely on (checked against 2.0.11, see tests/system/te
   seconds (default 1800) and on a graceful exit (SIGTERM). A QoS 1 PUBACK says nothing about the disk:
   on SIGKILL everything since the last save is gone, including persistent sessions and their queues.
 * ``autosave_on_changes true`` turns ``autosave_interval`` into a *count* of changes instead of seconds.
+* With ``security_dir`` (server/broker.py), the broker refuses anonymous clients, checks the password and
+  ACL files in that folder, makes each client's username its client id, and writes its pid file there;
+  SIGHUP makes it reread both files and disconnect clients whose account is gone.
 * Run as root, Mosquitto drops privileges to the ``mosquitto`` user unless the config says
   ``user root``, and then cannot write its persistence file in a root-owned temp dir.
 """
@@ -132,6 +135,7 @@ class Broker:
         port: int | None = None,
         start_timeout: float = 10.0,
         executable: str = MOSQUITTO,
+        security_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._owns_directory = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="fe-mosquitto-")) if directory is None else Path(directory)
@@ -149,6 +153,8 @@ class Broker:
         self.base_config = base_config
         self.start_timeout = start_timeout
         self.executable = executable
+        #: The folder of the password file, ACL and pid file (server/broker.py); None: an open broker.
+        self.security_dir = None if security_dir is None else Path(security_dir).resolve()
         self.port = free_port() if port is None else port
         self._proc: subprocess.Popen[bytes] | None = None
         self.starts = 0  # how many times the process was started (successfully)
@@ -211,7 +217,11 @@ class Broker:
             *(f"log_type {t}" for t in ("error", "warning", "notice", "information")),
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         ]
-        if self.base_config is None:
+        if self.security_dir is not None:
+            from server.broker import security_lines
+
+            managed += security_lines(self.security_dir)
+        elif self.base_config is None:
             managed.append("allow_anonymous true")
         if self.persistence is not None:
             managed.append(f"persistence {'true' if self.persistence else 'false'}")
@@ -246,6 +256,19 @@ class Broker:
             lines += ["", "# Test overrides", *managed]
         lines += self.extra_config
         return "\n".join(lines) + "\n"
+
+    @property
+    def reloads(self) -> int:
+        """How many times this broker reread its configuration (SIGHUP), over all its starts."""
+        return self.log_text().count("Reloading config.")
+
+    def wait_reloaded(self, before: int, timeout: float = 5.0) -> None:
+        """Wait until the broker has reloaded since ``before`` (a value of ``reloads``)."""
+        deadline = time.monotonic() + timeout
+        while self.reloads <= before:
+            if time.monotonic() >= deadline:
+                raise BrokerError(self._failure(f"did not reload within {timeout:g} s"))
+            time.sleep(0.02)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from server import broker as broker_security
 from tests.support.broker import Broker
 from tests.system.harness import DeviceRun, ServerProc, make_devices
 
@@ -21,9 +22,18 @@ class Stack:
         self.server = ServerProc(workdir, broker.port)
         self.devices: list[DeviceRun] = []
 
+    @property
+    def secure(self) -> bool:
+        """The broker checks accounts and ACLs (server/broker.py)."""
+        return self.broker.security_dir is not None
+
     def add_devices(self, count: int, *, mqtt_port: int | None = None, **overrides: Any) -> list[DeviceRun]:
-        """Provision devices (their bundles point at the broker, or at ``mqtt_port``)."""
+        """Provision devices (their bundles point at the broker, or at ``mqtt_port``); a running secure broker
+        has reread its password file (with their accounts) when this returns."""
+        reloads = self.broker.reloads
         made = make_devices(self.workdir, self.server.db_path, mqtt_port or self.broker.port, count, **overrides)
+        if self.secure and self.broker.is_running:
+            self.broker.wait_reloaded(reloads)
         self.devices += made
         return made
 
@@ -41,12 +51,18 @@ class Stack:
 
 @pytest.fixture
 def stack_factory(tmp_path: Path, broker_factory: Callable[..., Broker], request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
-    """``stack_factory(**broker_kwargs) -> Stack`` with a fresh private broker."""
+    """``stack_factory(secure=False, **broker_kwargs) -> Stack`` with a fresh private broker; ``secure``:
+    the broker refuses anonymous clients and checks the accounts and ACL that the server's register makes."""
     made: list[Stack] = []
 
-    def make(**broker_kwargs: Any) -> Stack:
-        s = Stack(tmp_path / f"stack{len(made)}", broker_factory(**broker_kwargs))
-        s.workdir.mkdir()
+    def make(*, secure: bool = False, **broker_kwargs: Any) -> Stack:
+        workdir = tmp_path / f"stack{len(made)}"
+        workdir.mkdir()
+        if secure:
+            security_dir = broker_security.broker_dir_for(workdir / "server.db")
+            broker_security.prepare(security_dir)
+            broker_kwargs["security_dir"] = security_dir
+        s = Stack(workdir, broker_factory(**broker_kwargs))
         made.append(s)
         return s
 
