@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo: sets everything up, then runs a private Mosquitto, the server and simulated devices
 # (body-worn recorders, QR terminals, phones), and prints the dashboard's address. Ctrl-C stops it all.
+# The broker runs in the secure configuration (server/broker.py): TLS with the demo's own CA, one account
+# per device, each device limited to its own topics, no anonymous clients.
 # Settings (environment): FE_DEMO_DIR (default ./demo-data), FE_DEMO_MQTT_PORT (18830),
 # FE_DEMO_HTTP_PORT (8080), FE_DEMO_RATE (events per second per device, default 0.5),
 # FE_DEMO_DURATION (seconds; default: until Ctrl-C).
@@ -20,14 +22,11 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_free "$mqtt_port" || { echo "demo: port $mqtt_port is taken; set FE_DEMO_MQTT_PORT" >&2; exit 1; }
 port_free "$http_port" || { echo "demo: port $http_port is taken; set FE_DEMO_HTTP_PORT" >&2; exit 1; }
 
-# The shipped broker config, with this demo's listener, storage folder and log.
-{
-  grep -vE '^(listener|persistence_location|log_dest|user) ' server/mosquitto.conf
-  echo "listener $mqtt_port 127.0.0.1"
-  echo "persistence_location $dir/mosquitto/"
-  echo "log_dest file $dir/mosquitto/mosquitto.log"
-  [ "$(id -u)" -eq 0 ] && echo "user root"
-} > "$dir/mosquitto/mosquitto.conf"
+# The demo's CA and the broker's certificate for 127.0.0.1 (devices verify it; see protocol/README.md).
+if [ ! -f "$dir/ca/ca.crt" ]; then
+  $py -m server.cli ca init --dir "$dir/ca" >/dev/null
+  $py -m server.cli ca server-cert --dir "$dir/ca" --host 127.0.0.1 --host localhost >/dev/null
+fi
 
 pids=()
 cleanup() {
@@ -38,18 +37,30 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-"$mosquitto_bin" -c "$dir/mosquitto/mosquitto.conf" & pids+=($!)
-
+if [ -d "$dir/devices" ] && ! grep -q '^ca_file = "ca.crt"' "$dir"/devices/*/device.toml 2>/dev/null; then
+  echo "demo: $dir/devices was made before the broker was secured (no broker accounts); remove $dir and start again" >&2
+  exit 1
+fi
 if [ ! -d "$dir/devices" ]; then
-  $py -m server.cli devices add --db "$dir/server.db" --model body_recorder --agency market-regulation --count 2 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
-  $py -m server.cli devices add --db "$dir/server.db" --model qr_terminal --agency market-regulation --count 2 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
-  $py -m server.cli devices add --db "$dir/server.db" --model qr_terminal --agency ecology --count 1 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
-  $py -m server.cli devices add --db "$dir/server.db" --model phone --agency emergency-management --count 2 --out "$dir/devices" --mqtt-port "$mqtt_port" >/dev/null
+  add=(devices add --db "$dir/server.db" --out "$dir/devices" --mqtt-port "$mqtt_port" --ca "$dir/ca/ca.crt")
+  $py -m server.cli "${add[@]}" --model body_recorder --agency market-regulation --count 2 >/dev/null
+  $py -m server.cli "${add[@]}" --model qr_terminal --agency market-regulation --count 2 >/dev/null
+  $py -m server.cli "${add[@]}" --model qr_terminal --agency ecology --count 1 >/dev/null
+  $py -m server.cli "${add[@]}" --model phone --agency emergency-management --count 2 >/dev/null
   $py -m server.cli demo-seed --db "$dir/server.db" --devices "$dir/devices" >/dev/null
 fi
 
-$py -m server.cli run --db "$dir/server.db" --mqtt-port "$mqtt_port" --http-port "$http_port" > "$dir/server.log" 2>&1 & pids+=($!)
+# The shipped broker config with access control for the registered devices (accounts and ACL in
+# server.db.broker/), this demo's TLS listener, storage folder and log.
+broker_args=(--db "$dir/server.db" --port "$mqtt_port" --bind 127.0.0.1 --tls "$dir/ca"
+             --persistence-location "$dir/mosquitto" --log-file "$dir/mosquitto/mosquitto.log")
+[ "$(id -u)" -eq 0 ] && broker_args+=(--run-as root)
+$py -m server.cli broker-config "${broker_args[@]}" >/dev/null
+
+mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+"$mosquitto_bin" -c "$dir/server.db.broker/mosquitto.conf" & pids+=($!)
+
+$py -m server.cli run --db "$dir/server.db" --mqtt-port "$mqtt_port" --mqtt-ca "$dir/ca/ca.crt" --http-port "$http_port" > "$dir/server.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$http_port/health" >/dev/null 2>&1 && break
   sleep 0.2
@@ -67,7 +78,7 @@ cat <<MSG
                         officers OFF-QT-00001 ... on /officer; the enterprise page is /enterprise)
   API docs:             http://127.0.0.1:$http_port/schema
   Health / metrics:     http://127.0.0.1:$http_port/health   http://127.0.0.1:$http_port/metrics
-  Broker:               mqtt://127.0.0.1:$mqtt_port
+  Broker:               mqtts://127.0.0.1:$mqtt_port  (TLS, CA $dir/ca/ca.crt; one account per device, no anonymous clients)
   Logs:                 $dir/server.log, $dir/devices.log
   simulated devices (QR terminals, phones, recorders) scan enterprises and inspect at $rate events/s each. Ctrl-C stops everything.
 

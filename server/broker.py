@@ -6,7 +6,7 @@ Mechanism (chosen for Mosquitto 2.0.11 as Debian ships it, and checked by tests/
   (never hashed here). Accounts: one per device (username = device id) and one for the server.
 * ``acl_file`` has fixed rules: ``pattern`` lines give every device (``%u`` = its username) its own uplink,
   presence and downlink topics only; the server's account alone may read every uplink and write downlinks.
-* ``use_username_as_clientid true``: the broker replaces whatever client id a client sends with its
+* ``use_username_as_clientid true`` (on every listener): the broker replaces whatever client id a client sends with its
   username, so no client can take another device's session, nor the server's persistent one.
 * Revocation rewrites the password file without the device and sends SIGHUP to the broker (pid file):
   Mosquitto 2.0.11 reloads both files and disconnects at once every connected client whose account is gone.
@@ -211,14 +211,18 @@ def security_lines(broker_dir: Path) -> list[str]:
         "allow_anonymous false",
         f"password_file {broker_dir / PASSWD_FILE}",
         f"acl_file {broker_dir / ACL_FILE}",
-        "use_username_as_clientid true",
         f"pid_file {broker_dir / PID_FILE}",
     ]
 
 
+#: A listener option in Mosquitto 2.0.11 (even with per_listener_settings false): every listener needs it,
+#: and before any `listener` line it would open a default listener on 1883.
+CLIENTID_LINE = "use_username_as_clientid true"
+
+
 def listener_lines(port: int, bind: str | None, tls: TlsFiles | None) -> list[str]:
     """A listener and, with TLS, its certificate lines (they belong to the listener above them)."""
-    lines = [f"listener {port}" + (f" {bind}" if bind else "")]
+    lines = [f"listener {port}" + (f" {bind}" if bind else ""), CLIENTID_LINE]
     if tls is not None:
         lines += [f"cafile {tls.cafile}", f"certfile {tls.certfile}", f"keyfile {tls.keyfile}", "tls_version tlsv1.2"]
         if tls.require_certificate:

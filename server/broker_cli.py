@@ -33,6 +33,7 @@ def add_broker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     bc.add_argument("--require-certificate", action="store_true", help="with --tls: devices must present a client certificate (its CN is their username)")
     bc.add_argument("--persistence-location", type=Path, help="Mosquitto's data folder (default: as in server/mosquitto.conf)")
     bc.add_argument("--log-file", type=Path, help="log to this file instead of standard error")
+    bc.add_argument("--run-as", metavar="USER", help="the OS user Mosquitto runs as (default: mosquitto); it must be able to read OUT")
 
     ca = sub.add_parser("ca", help="the project CA for the broker's TLS: init, server-cert, client-cert", description="TLS certificates for the broker and devices.")
     csub = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
@@ -71,6 +72,8 @@ def _broker_config(args: argparse.Namespace) -> int:
         extra.append(f"persistence_location {args.persistence_location.resolve()}/")
     if args.log_file:
         extra.append(f"log_dest file {args.log_file.resolve()}")
+    if args.run_as:
+        extra.append(f"user {args.run_as}")
     text = broker.mosquitto_conf(SHIPPED_CONF.read_text(), out, port=port, bind=args.bind, tls=tls, extra=extra)
     if args.persistence_location:
         text = text.replace("\npersistence_location /var/lib/mosquitto/\n", "\n# (set below) persistence_location /var/lib/mosquitto/\n")

@@ -208,6 +208,10 @@ class Broker:
     def config_text(self) -> str:
         """The mosquitto.conf this broker is (re)started with."""
         own = [f"listener {self.port} {self.host}"]
+        if self.security_dir is not None:
+            from server.broker import CLIENTID_LINE
+
+            own.append(CLIENTID_LINE)  # a listener option: right below the listener it belongs to
         managed: list[str] = []
         if os.geteuid() == 0:
             managed.append("user root")
