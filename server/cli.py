@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mqtt(add, "written into the bundles' configs")
     add.add_argument("--broker-dir", type=Path, help="the broker's folder whose password file gets the devices' accounts (default: <db>.broker)")
     add.add_argument("--ca", type=Path, metavar="CA_CRT", help="the project CA certificate: copied into each bundle, whose device then uses TLS")
+    add.add_argument(
+        "--public-key", metavar="HEX", help="register one device with the Ed25519 public key it made itself (hex); its bundle then has no device.key"
+    )
     lst = dsub.add_parser("list", help="list registered devices with their delivery state")
     _add_db(lst)
     rev = dsub.add_parser("revoke", help="revoke a device: its messages are rejected from now on")
@@ -368,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             key = load_or_create_server_key(_server_key_path(args))
             made = provision(
                 args.db, key, model=args.model, agency_id=args.agency, out_dir=args.out, device_id=args.device_id, count=args.count, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, region=args.region,
-                broker_dir=args.broker_dir, ca_file=args.ca,
+                broker_dir=args.broker_dir, ca_file=args.ca, public_key=args.public_key,
             )
             for p in made:
                 print(f"{p.device_id}\t{p.bundle_dir}")

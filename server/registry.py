@@ -13,7 +13,7 @@ import sqlite_utils
 
 from firmware_configs import model_files
 from protocol.config import DeviceConfig, Identity, encode_device_config, load_device_config
-from protocol.signing import SigningKey
+from protocol.signing import KeyFormatError, SigningKey, VerifyKey
 from protocol.topics import TopicError, device_up
 from server import broker
 from server import db as dbmod
@@ -63,17 +63,27 @@ def provision(
     region: str = "",
     broker_dir: Path | None = None,
     ca_file: Path | None = None,
+    public_key: str | None = None,
 ) -> list[Provisioned]:
     """Register ``count`` devices with new key pairs and write their bundles under ``out_dir``.
 
     Each device also gets its broker account (username = device id, a new random password) in the
     password file of ``broker_dir`` (default: beside the database), and a running broker rereads it at
     once. With ``ca_file`` (the project CA's certificate) the bundle carries it and the device uses TLS.
+    With ``public_key`` (hex Ed25519, made on the device itself) one device is registered with that key and
+    its bundle has no private key: the device keeps its own as ``device.key``.
     """
     broker_dir = broker_dir or broker.broker_dir_for(db_path)
     base = load_model(model)
     if device_id is not None and count != 1:
         raise RegistryError("--id names one device; leave it out with --count")
+    if public_key is not None:
+        if count != 1:
+            raise RegistryError("--public-key registers one device's own key; leave out --count")
+        try:
+            public_key = VerifyKey.from_hex(public_key.strip().lower()).public_bytes.hex()
+        except (KeyFormatError, ValueError) as e:
+            raise RegistryError(f"--public-key: {e}") from None
     dbmod.migrate(db_path)
     con = dbmod.connect(db_path)
     try:
@@ -92,10 +102,14 @@ def provision(
         rows = []
         creds: dict[str, str] = {}
         for d in ids:
-            key = SigningKey.generate()
             bundle = out_dir / d
             bundle.mkdir(parents=True, exist_ok=False)
-            key.save(bundle / "device.key")
+            if public_key is None:
+                key = SigningKey.generate()
+                key.save(bundle / "device.key")
+                public_hex = key.public_hex
+            else:
+                public_hex = public_key  # the private key never leaves the device
             creds[d] = broker.new_password()
             tls = {}
             if ca_file is not None:
@@ -118,7 +132,7 @@ def provision(
                     "model": base.model,
                     "kind": base.kind,
                     "agency_id": agency_id,
-                    "public_key": key.public_hex,
+                    "public_key": public_hex,
                     "wire_format": base.delivery.wire_format,
                     "registered_ms": int(time.time() * 1000),
                     "region": region,

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from protocol import topics
 from protocol.config import load_device_config
+from protocol.signing import SigningKey
 from server import broker as security
 from server.broker_ca import client_cert, init_ca, server_cert
 from tests.support.waiting import wait_for
@@ -334,3 +335,28 @@ def test_client_certificates_can_be_required(stack_factory, tmp_path: Path, raws
     assert as_other.accepted and as_other.publish(topics.device_up(dev.device_id), b"x") == NOT_AUTHORIZED
     code, health = http_json(s.server.url + "/health")
     assert code == 200 and health["mqtt_connected"]
+
+
+def test_a_device_registers_only_its_own_public_key(secure: Stack, tmp_path: Path) -> None:
+    """The device makes its key pair; the server gets only the public key, and its events verify with it."""
+    own = SigningKey.generate()  # made on the device: never passed to fe-server
+    db = str(secure.server.db_path)
+    out = secure.workdir / "devices"
+    bad = fe_server("devices", "add", "--db", db, "--model", "body_recorder", "--agency", "AG-TEST", "--id", "BR-OWN", "--out", str(out), "--public-key", "zz")
+    assert bad.returncode == 1 and "--public-key" in bad.stderr and not (out / "BR-OWN").exists()
+    reloads = secure.broker.reloads
+    done = fe_server(
+        "devices", "add", "--db", db, "--model", "body_recorder", "--agency", "AG-TEST", "--id", "BR-OWN", "--out", str(out),
+        "--mqtt-port", str(secure.broker.port), "--public-key", own.public_hex,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    secure.broker.wait_reloaded(reloads)
+    bundle = out / "BR-OWN"
+    assert not (bundle / "device.key").exists()
+    own.save(bundle / "device.key")  # the device puts its own key beside the bundle's config
+    write_config(bundle / "device.toml", tune(load_device_config(bundle / "device.toml"), {"local_api__port": 0, "delivery__resend_after_s": 1.0}))
+    dev = DeviceRun("BR-OWN", bundle)
+    secure.devices.append(dev)
+    dev.start()
+    submit(dev)
+    assert_exactly_once(secure.server.db_path, [dev])
