@@ -178,11 +178,14 @@ def acl_text(server_account: str = SERVER_ACCOUNT) -> str:
         "pattern write fe/v1/dev/%u/up\n"
         "pattern readwrite fe/v1/dev/%u/presence\n"
         "pattern read fe/v1/dev/%u/down\n"
-        "# The server: every device's uplink and presence, every downlink.\n"
+        "# Shared list snapshots (no %u: Mosquitto logs a harmless warning for this line at each load).\n"
+        "pattern read fe/v1/lists/+\n\n"
+        "# The server: every device's uplink and presence, every downlink and list snapshot.\n"
         f"user {server_account}\n"
         "topic read fe/v1/dev/+/up\n"
         "topic read fe/v1/dev/+/presence\n"
         "topic write fe/v1/dev/+/down\n"
+        "topic write fe/v1/lists/+\n"
     )
 
 
