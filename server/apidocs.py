@@ -11,7 +11,6 @@ a ``data-`` attribute and fetches it, so the page needs no inline script, no non
 from __future__ import annotations
 
 import html
-import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from litestar import Request, Router
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-log = logging.getLogger(__name__)
 
 #: Where Swagger UI's files are served, under the OpenAPI path (``/schema``).
 ASSETS = "/assets"
@@ -29,16 +27,9 @@ INIT_SCRIPT = "/static/swagger-init.js"
 
 
 def swagger_ui_dir() -> Path:
-    """The folder of Swagger UI's files inside the installed ``swagger-ui-py`` package (Swagger UI 5).
-    Without it, ``swagger-ui-bundle``'s Swagger UI 4 is served (with a warning in the log): the API runs,
-    but that Swagger UI cannot read an OpenAPI 3.1 document, so the docs page shows only an error."""
-    try:
-        return Path(str(resources.files("swagger_ui") / "static"))
-    except ModuleNotFoundError:
-        from swagger_ui_bundle import swagger_ui_path
-
-        log.warning("the API docs page needs the package swagger-ui-py (Swagger UI 5, for OpenAPI 3.1): pip install swagger-ui-py")
-        return Path(swagger_ui_path)
+    """The folder of Swagger UI's files inside the installed ``swagger-ui-py`` package (Swagger UI 5, which
+    reads the OpenAPI 3.1 document Litestar writes; the older swagger-ui-bundle's Swagger UI 4 cannot)."""
+    return Path(str(resources.files("swagger_ui") / "static"))
 
 
 class OfflineSwagger(SwaggerRenderPlugin):

@@ -14,7 +14,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from server import db as dbmod
 from server.alerts import raise_alert
 from server.auth import CurrentPrincipal
-from server.errors import Conflict, Forbidden, Invalid, answers
+from server.errors import Conflict, Forbidden, Invalid, NotFound, answers
 from server.exception_bases import (
     KIND_ZH,
     BasisIn,
@@ -77,7 +77,7 @@ class ExceptionBasisController(Controller):
         with dbmod.reading(state.settings.db_path) as con:
             return list_bases(con, agency_id=agency, credit_code=credit_code, kind=kind, limit=limit)
 
-    @post("/", sync_to_thread=True, status_code=201, responses=answers(Conflict))
+    @post("/", sync_to_thread=True, status_code=201, responses=answers(NotFound, Conflict))
     def register(self, state: State, data: JSONBody[BasisIn], principal: CurrentPrincipal) -> BasisView:
         """Register an assignment or notice (agency admins: for their own agency only; supervisors: any, or every agency)."""
         principal.require("supervisor", "agency_admin")
@@ -88,7 +88,7 @@ class ExceptionBasisController(Controller):
         with dbmod.writing(state.settings.db_path) as con:
             return add_basis(con, data, principal.username, int(time.time() * 1000))
 
-    @post("/withdraw", sync_to_thread=True, status_code=200, responses=answers(Conflict))
+    @post("/withdraw", sync_to_thread=True, status_code=200, responses=answers(NotFound, Conflict))
     def withdraw(self, state: State, data: JSONBody[WithdrawIn], principal: CurrentPrincipal) -> BasisView:
         """Withdraw an entry: it justifies no new inspection (agency admins: their agency's entries only)."""
         principal.require("supervisor", "agency_admin")

@@ -23,7 +23,7 @@ from server import db as dbmod
 from server.alerts import agency_scope
 from server.auth import CurrentPrincipal, Principal
 from server.codes import Revoker, issue_code, render_png, render_svg, revoke_codes
-from server.errors import Conflict, answers
+from server.errors import Conflict, Unreadable, answers
 from server.limits import MAX_PHOTO_BYTES, PHOTO_FORM_MAX_BODY, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE, photo_too_large  # photo routes take more than 1 MiB
 from server.scanning import ScanRequest, decide_scan, end_part
 
@@ -215,7 +215,7 @@ class ScanController(Controller):
     path = "/api/v1/scans"
     tags = ["scan-to-inspect"]
 
-    @post("/", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Conflict))
+    @post("/", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Unreadable, Conflict))
     def scan(self, state: State, data: JSONBody[ScanIn], principal: CurrentPrincipal) -> ScanOut:
         """Decide a scan given the code's text or a base64 photo of it (officers, as themselves)."""
         _scanning_officer(principal, data.officer_id)
@@ -230,7 +230,7 @@ class ScanController(Controller):
         assert data.code_text is not None
         return _scan(state, data, data.code_text, principal)
 
-    @post("/photo", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_FORM_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Conflict))
+    @post("/photo", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_FORM_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Unreadable, Conflict))
     def scan_photo(self, state: State, data: MultipartBody[ScanForm], principal: CurrentPrincipal) -> ScanOut:
         """Decide a scan from a multipart form: a `photo` file and the scan's fields (officers, as themselves)."""
         _scanning_officer(principal, data.officer_id)

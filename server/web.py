@@ -227,13 +227,17 @@ def _snapshot(state: State, p: Principal) -> dict[str, Any]:
 
 
 @get("/api/v1/stream", tags=["dashboard"])
-async def stream(state: State, principal: CurrentPrincipal) -> ServerSentEvent:
-    """Server-sent events: the dashboard's data every few seconds, while the page is open."""
+async def stream(request: Request, state: State, principal: CurrentPrincipal) -> ServerSentEvent:
+    """Server-sent events: the dashboard's data every few seconds, while the page is open and the session lasts."""
     principal.require("supervisor", "agency_admin")
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         n = 0
         while True:
+            # The session is checked again before every update: a disabled account, a sign-out or an
+            # expired session ends an open stream at once, not when the page is next loaded.
+            if await anyio.to_thread.run_sync(principal_of, request) is None:
+                return
             data = await anyio.to_thread.run_sync(_snapshot, state, principal)
             n += 1
             yield ServerSentEventMessage(data=json.dumps(data, ensure_ascii=False), event="snapshot", id=n)
