@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ import pytest
 from server import broker as broker_security
 from tests.support.broker import Broker
 from tests.system.harness import DeviceRun, ServerProc, make_devices
+
+
+#: Stacks run on the secure broker (server/broker.py) unless a test asks otherwise; FE_TEST_SECURE_BROKER=0
+#: turns that default off.
+SECURE_BY_DEFAULT = os.environ.get("FE_TEST_SECURE_BROKER", "0") == "1"
+#: A test-only broker account allowed every topic: it plays what a misconfigured or compromised broker would
+#: let through, for tests of the server's and agents' own checks (signatures, topics, receipts).
+SUPERUSER = "fe-test-superuser"
 
 
 class Stack:
@@ -26,6 +35,20 @@ class Stack:
     def secure(self) -> bool:
         """The broker checks accounts and ACLs (server/broker.py)."""
         return self.broker.security_dir is not None
+
+    def superuser(self) -> tuple[str, str]:
+        """(username, password) of an account the broker lets publish and subscribe anywhere (see SUPERUSER)."""
+        assert self.broker.security_dir is not None, "an open broker needs no account"
+        d = self.broker.security_dir
+        password = "superuser-" + d.name
+        if SUPERUSER not in broker_security.accounts(d):
+            reloads = self.broker.reloads
+            broker_security.add_accounts(d, {SUPERUSER: password})
+            with open(d / broker_security.ACL_FILE, "a") as acl:
+                acl.write(f"\n# Test only (tests/system/conftest.py)\nuser {SUPERUSER}\ntopic readwrite #\n")
+            if broker_security.reload(d):
+                self.broker.wait_reloaded(reloads)
+        return SUPERUSER, password
 
     def add_devices(self, count: int, *, mqtt_port: int | None = None, **overrides: Any) -> list[DeviceRun]:
         """Provision devices (their bundles point at the broker, or at ``mqtt_port``); a running secure broker
@@ -51,14 +74,15 @@ class Stack:
 
 @pytest.fixture
 def stack_factory(tmp_path: Path, broker_factory: Callable[..., Broker], request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
-    """``stack_factory(secure=False, **broker_kwargs) -> Stack`` with a fresh private broker; ``secure``:
-    the broker refuses anonymous clients and checks the accounts and ACL that the server's register makes."""
+    """``stack_factory(secure=None, **broker_kwargs) -> Stack`` with a fresh private broker; ``secure`` (default
+    SECURE_BY_DEFAULT): the broker refuses anonymous clients and checks the accounts and ACL that the server's
+    register makes."""
     made: list[Stack] = []
 
-    def make(*, secure: bool = False, **broker_kwargs: Any) -> Stack:
+    def make(*, secure: bool | None = None, **broker_kwargs: Any) -> Stack:
         workdir = tmp_path / f"stack{len(made)}"
         workdir.mkdir()
-        if secure:
+        if SECURE_BY_DEFAULT if secure is None else secure:
             security_dir = broker_security.broker_dir_for(workdir / "server.db")
             broker_security.prepare(security_dir)
             broker_kwargs["security_dir"] = security_dir

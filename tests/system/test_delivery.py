@@ -120,6 +120,10 @@ def test_broker_sigkilled_with_acknowledged_unsaved_messages(stack: Stack) -> No
     seen: dict[str, object] = {}
     probe.on_connect = lambda c, u, flags, rc, p: seen.update(session_present=flags.session_present)
     probe.on_message = lambda c, u, m: seen.setdefault("messages", []).append(m.topic)  # type: ignore[union-attr]
+    if stack.secure:  # the server's own account: its session is the one to look at
+        from server.broker import SERVER_ACCOUNT, broker_dir_for, server_password
+
+        probe.username_pw_set(SERVER_ACCOUNT, server_password(broker_dir_for(stack.server.db_path)))
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     probe.connect(stack.broker.host, stack.broker.port, clean_start=False, properties=props)

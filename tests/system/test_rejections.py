@@ -30,6 +30,8 @@ class Peer:
         self.received: list[tuple[str, bytes]] = []
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
         self.client.on_message = lambda c, u, m: self.received.append((m.topic, bytes(m.payload)))
+        if stack.secure:  # the server's own checks, behind a broker that would let anything through
+            self.client.username_pw_set(*stack.superuser())
         self.client.connect(stack.broker.host, stack.broker.port)
         self.client.loop_start()
 

@@ -48,6 +48,29 @@ def rejected_of(db_path: Path, device_id: str) -> list[tuple[str, str, bytes]]:
         con.close()
 
 
+def replay_from_outbox(stack: Stack, dev: DeviceRun, event_id: str) -> None:
+    """Publish the device's signed envelope of ``event_id`` (from its outbox) as the test superuser."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    from protocol import topics
+
+    con = sqlite3.connect(f"file:{dev.outbox_path}?mode=ro", uri=True)
+    try:
+        (payload,) = con.execute("SELECT payload FROM outbox WHERE event_id = ?", (event_id,)).fetchone()
+    finally:
+        con.close()
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="replay", protocol=MQTTProtocolVersion.MQTTv5)
+    c.username_pw_set(*stack.superuser())
+    c.connect(stack.broker.host, stack.broker.port)
+    c.loop_start()
+    try:
+        c.publish(topics.device_up(dev.device_id), bytes(payload), qos=1).wait_for_publish(timeout=10)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
 def stored_ids(db_path: Path, device_id: str) -> list[str]:
     return [e for e, _ in server_events(db_path, device_id)]
 
@@ -66,7 +89,13 @@ def test_revoking_a_device_on_a_running_server_refuses_its_next_event(stack: Sta
     assert stack.server.running  # the ingest was neither restarted nor told
 
     after = submit(victim)
-    # The agent keeps resending it (no receipt ever comes): each copy is kept aside with the reason.
+    if stack.secure:
+        # The broker disconnected the device and refuses it from now on (test_broker_security.py). The
+        # register refuses it too, whatever gets through: its stored event, replayed by an account the
+        # broker lets through (as a misconfigured or compromised broker would).
+        wait_for(lambda: not victim.status()["connected"], timeout=10, message="the revoked device is still connected")
+        replay_from_outbox(stack, victim, after)
+    # Each copy that reaches the server is kept aside with the reason (and never receipted).
     wait_for(lambda: rejected_of(db, victim.device_id), timeout=30, message=lambda: stack.server.log_tail())
     code, reason, raw = rejected_of(db, victim.device_id)[0]
     assert code == "unknown_device" and f"{victim.device_id!r} was revoked at " in reason
