@@ -17,7 +17,6 @@ is most useful for the ingest and the two code parsers, with the dictionary belo
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import sys
 import tempfile
 import time

@@ -191,11 +191,11 @@ def store_batch(
     db.execute("BEGIN IMMEDIATE")
     try:
         # The truth for this batch: a revocation or a new key committed before this point applies to it.
-        now = keys.read(db, devices)
-        changed = {d for d in devices if now.get(d) != before.get(d)}
+        current = keys.read(db, devices)
+        changed = {d for d in devices if current.get(d) != before.get(d)}
         if changed:
             again = [i for i, d in enumerate(device_of) if d in changed]
-            for i, result in zip(again, _check([batch[i] for i in again], now), strict=True):
+            for i, result in zip(again, _check([batch[i] for i in again], current), strict=True):
                 checked[i] = result
         valid = [c for c in checked if isinstance(c, _Valid)]
         invalid = [(inc, c) for inc, c in zip(batch, checked, strict=True) if isinstance(c, ProtocolError)]
