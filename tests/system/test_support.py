@@ -39,6 +39,8 @@ class Client:
         clean: bool = True,
         session_expiry: int | None = None,
         keepalive: int = 60,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.client_id = client_id or f"test-{next(_ids)}"
         self.protocol = protocol
@@ -52,6 +54,8 @@ class Client:
             clean_session=None if protocol == MQTTv5 else clean,
         )
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=1)  # type: ignore[arg-type]
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.connects: list[tuple[bool, ReasonCode]] = []  # (session_present, reason) per CONNACK
         self.disconnects: list[ReasonCode] = []
         self.messages: list[MQTTMessage] = []
@@ -449,12 +453,22 @@ def test_proxy_close_is_clean_and_idempotent(broker: Broker, clients: Callable[.
 # --- The shipped config ------------------------------------------------------------------------------
 
 
-def test_shipped_mosquitto_conf_starts(broker_factory: Callable[..., Broker], clients: Callable[..., Client]) -> None:
-    """server/mosquitto.conf is accepted by Mosquitto 2.0.11 (only its listener, storage and log lines are
-    replaced), and its queue and size limits do what its comments say."""
+def test_shipped_mosquitto_conf_starts(broker_factory: Callable[..., Broker], clients: Callable[..., Client], tmp_path: Path) -> None:
+    """server/mosquitto.conf is accepted by Mosquitto 2.0.11 (only its listener, storage, log and credential
+    file lines are replaced), and its queue and size limits do what its comments say."""
+    from server.broker import SERVER_ACCOUNT, add_accounts, prepare, server_password
+
     text = SHIPPED_CONF.read_text()
-    broker = broker_factory(base_config=text)
+    security = tmp_path / "security"
+    prepare(security)
+    add_accounts(security, {"dev-1": "dev-1-password"})
+    server_login = {"username": SERVER_ACCOUNT, "password": server_password(security)}
+    device_login = {"username": "dev-1", "password": "dev-1-password"}
+    broker = broker_factory(base_config=text, security_dir=security)
     conf = broker.config_text()
+    for line in ("allow_anonymous false", "use_username_as_clientid true", "per_listener_settings false"):
+        assert line in text.splitlines() and line in conf.splitlines(), line
+    assert "allow_anonymous true" not in conf.splitlines()
     for line in ("persistence true", "autosave_interval 10", "max_queued_messages 1000000",
                  "max_queued_bytes 1073741824", "max_inflight_messages 20", "max_packet_size 131072",
                  "persistent_client_expiration 14d", "autosave_on_changes false"):
@@ -464,13 +478,13 @@ def test_shipped_mosquitto_conf_starts(broker_factory: Callable[..., Broker], cl
     assert "Error" not in out and "message_size_limit" not in out, out
 
     # More than the default 1000 messages are queued for an offline persistent session.
-    sub = clients("server", clean=False, session_expiry=3600).connect(broker.host, broker.port)
+    sub = clients("server", clean=False, session_expiry=3600, **server_login).connect(broker.host, broker.port)
     sub.subscribe("fe/v1/dev/+/up", qos=1)
     sub.close()
-    pub = clients("dev-1").connect(broker.host, broker.port)
+    pub = clients("dev-1", **device_login).connect(broker.host, broker.port)
     infos = [pub.publish("fe/v1/dev/dev-1/up", str(i).encode(), qos=1, wait=False) for i in range(1500)]
     wait_for(lambda: all(i.is_published() for i in infos), 10, message="not every publish was acknowledged")
-    sub = clients("server", clean=False, session_expiry=3600).connect(broker.host, broker.port)
+    sub = clients("server", clean=False, session_expiry=3600, **server_login).connect(broker.host, broker.port)
     assert sub.session_present
     wait_for(lambda: len(sub.messages) >= 1500, 10, message=lambda: f"only {len(sub.messages)} of 1500 arrived")
     assert sub.payloads == [str(i).encode() for i in range(1500)]
