@@ -153,7 +153,8 @@ def test_anonymous_and_wrong_passwords_are_refused(secure: Stack, raws: list[Raw
     user, password = creds(a)
     port = secure.broker.port
     raws += [Raw(port, "anon"), Raw(port, a.device_id), Raw(port, "x", user, password + "x"), Raw(port, "y", user, ""), Raw(port, "z", "nobody", password)]
-    assert [r.connacks[0] for r in raws] == [NOT_AUTHORIZED] * 5 or all(r.connacks[0] in (NOT_AUTHORIZED, BAD_CREDENTIALS) for r in raws)
+    # Mosquitto 2.0.11 answers CONNACK 0x87 (not authorized) to all of them; 0x86 would do as well.
+    assert all(r.connacks and r.connacks[0] in (NOT_AUTHORIZED, BAD_CREDENTIALS) for r in raws), [r.connacks for r in raws]
     assert not any(r.accepted for r in raws)
     # The server's account, with a wrong password, is refused too.
     wrong_server = Raw(port, "fe-server", security.SERVER_ACCOUNT, "guess")
