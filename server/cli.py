@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mqtt(run, "to subscribe to")
     run.add_argument("--http-host", default="127.0.0.1", help="address to serve HTTP on (default: 127.0.0.1)")
     run.add_argument("--http-port", type=int, default=8080, help="HTTP port (default: 8080)")
-    run.add_argument("--client-id", default="fe-server", help="MQTT client id of the persistent session (default: fe-server)")
+    run.add_argument("--client-id", default="fe-server", help="MQTT client id of the persistent session (default: fe-server; a secure broker uses the --mqtt-username instead)")
     run.add_argument("--mqtt-username", default=SERVER_ACCOUNT, help=f"the server's broker account (default: {SERVER_ACCOUNT})")
     run.add_argument(
         "--mqtt-password-file", type=Path, help="file holding the server's broker password (default: <db>.broker/fe-server.password, if there)"
