@@ -219,3 +219,10 @@ def test_photo_of_the_code_as_base64_and_as_an_upload(api: Api) -> None:
     assert none.status_code == 422 and "no_code" in none.text
     no_file = api.as_("OFF-FIRE-1").post("/api/v1/scans/photo", data={"officer_id": "OFF-FIRE-1", "field": "fire"})
     assert no_file.status_code == 400
+
+
+def test_a_code_with_other_scripts_digits_is_refused_not_a_server_error(api: Api) -> None:
+    genuine = qr(api, PLAIN)
+    arabic_indic = genuine.replace("2", "\u0662")  # looks like a digit to a regex's \d, is not ASCII
+    r = api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"code_text": arabic_indic, "field": "food"})
+    assert r.status_code == 200 and (r.json()["outcome"], r.json()["code"]) == ("refused", "code_not_ours")
