@@ -12,6 +12,7 @@ SEVERITY = {
     "device_alarm": "critical",
     "media_integrity": "critical",
     "chain_break": "critical",
+    "clock_suspect": "warning",  # a device's event stamped with a time that cannot be right (server/clocks.py)
     "device_offline": "warning",
     "device_backlog": "warning",
     "disclosure_due": "info",

@@ -64,6 +64,7 @@ class EventView(msgspec.Struct, kw_only=True):
     clock_error_ms: int
     received_ms: int
     stored_ms: int
+    clock_suspect: str | None = None  # why its device time cannot be right (server/clocks.py), or null
     body: msgspec.Raw
 
 
@@ -109,7 +110,10 @@ _DEVICE_SQL = (
     " s.last_seen_ms, COALESCE(s.max_seq, 0), COALESCE(s.stored_count, 0), COALESCE(s.duplicate_count, 0)"
     " FROM devices d LEFT JOIN device_state s USING (device_id)"
 )
-_EVENT_SQL = "SELECT event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms, body_json FROM events"
+_EVENT_SQL = (
+    "SELECT event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms,"
+    " (SELECT reason FROM clock_suspects c WHERE c.event_id = events.event_id), body_json FROM events"
+)
 
 
 def _device(row: tuple) -> DeviceView:  # type: ignore[type-arg]
@@ -121,7 +125,7 @@ def _device(row: tuple) -> DeviceView:  # type: ignore[type-arg]
 
 def _event(row: tuple) -> EventView:  # type: ignore[type-arg]
     *head, body = row
-    keys = ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms")
+    keys = ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms", "clock_suspect")
     return EventView(**dict(zip(keys, head, strict=True)), body=msgspec.Raw(body.encode()))
 
 

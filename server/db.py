@@ -430,6 +430,25 @@ MIGRATIONS: list[str] = [
     ALTER TABLE issued_codes ADD COLUMN revoked_role TEXT;
     ALTER TABLE issued_codes ADD COLUMN revoked_agency_id TEXT;
     """,
+    # 9: events whose device time cannot be right (server/clocks.py), and each device's clock state for its alerts.
+    """
+    CREATE TABLE clock_suspects (
+        event_id TEXT PRIMARY KEY REFERENCES events(event_id) ON DELETE CASCADE,
+        device_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        device_time_ms INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL
+    );
+    CREATE INDEX clock_suspects_by_device ON clock_suspects(device_id, received_ms);
+    CREATE TABLE device_clocks (
+        device_id TEXT PRIMARY KEY REFERENCES devices(device_id),
+        registered_ms INTEGER NOT NULL,
+        offset_ms INTEGER,
+        alerted_ms INTEGER,
+        ok_since_ms INTEGER
+    );
+    """,
 ]
 
 

@@ -26,6 +26,7 @@ from protocol import topics
 from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_envelope
 from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, ScanDecision, type_tag
 from protocol.signing import VerifyKey
+from server import clocks
 from server.db import transaction
 from server.evidence import EvidenceLog, index_of
 from server.projector import Projector
@@ -214,6 +215,7 @@ def store_batch(
             if cur.rowcount == 1:
                 status = "stored"
                 log_index: int | None = log.append(db, m.event_id, row, now_ms)
+                clocks.check_stored(db, m, v.inc.received_ms, now_ms)  # kept whatever its time; a suspect one is flagged
                 out.stored += 1
                 counts[0] = max(counts[0], m.seq)
                 counts[1] += 1

@@ -1,0 +1,115 @@
+"""Device clocks: flag events whose device time cannot be right, and alert once per device.
+
+An event is the device's word, stamped by the device: the server never changes ``device_time_ms`` and
+never refuses an event for its time. It compares the stamp with its own receive time, the device's
+claimed error and the device's own reported offset, and records a reason beside a suspect event
+(table ``clock_suspects``). The rule (protocol/README.md §8.2):
+
+* ``future``: device time later than the server's receive time + the claimed error + a tolerance. An
+  event cannot be made after it arrived. (An event much *older* than its arrival is normal: devices
+  are offline for hours and deliver from their outbox.)
+* ``after_2100``: device time in the year 2100 or later, whatever error the device claims.
+* ``before_registration``: device time before the device was registered (less error and tolerance).
+* ``offset_exceeds_error``: the device's own last reported offset (``clock_offset_ms`` of its
+  ``device_status``, measured by the time exchange) is larger than the error it claims for the event:
+  its clock is known to be further off than it says. This is what catches a clock that runs *behind*.
+
+A device gets one ``clock_suspect`` alert, and another one only a day later or after its clock was
+fine for a while (state in ``device_clocks``, inside the ingest's transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+from protocol.messages import DeviceMessage, DeviceStatus
+from server.alerts import raise_alert
+
+#: The server's own clock error bound (it is NTP-synchronised) plus rounding: added to every device's claim.
+TOLERANCE_MS = 2_000
+#: No event of this system is stamped in the year 2100 or later (2100-01-01T00:00:00Z).
+LATEST_PLAUSIBLE_MS = int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+#: At most one alert per device in this period while its clock stays suspect.
+REALERT_AFTER_MS = 24 * 3600 * 1000
+#: A device whose events were fine over this span (server receive times) has recovered: the next suspect
+#: event raises a new alert at once.
+RECOVERED_AFTER_MS = 10 * 60 * 1000
+
+
+def judge(device_time_ms: int, clock_error_ms: int, received_ms: int, registered_ms: int, reported_offset_ms: int | None) -> tuple[str, str] | None:
+    """(reason code, English detail) if the event's device time is suspect, else None."""
+    if device_time_ms >= LATEST_PLAUSIBLE_MS:
+        return "after_2100", "device time is in the year 2100 or later"
+    slack = clock_error_ms + TOLERANCE_MS
+    ahead = device_time_ms - received_ms
+    if ahead > slack:
+        return "future", f"device time is {_span(ahead)} after the server received the event (claimed error {clock_error_ms} ms)"
+    if device_time_ms < registered_ms - slack:
+        return "before_registration", f"device time is {_span(registered_ms - device_time_ms)} before the device was registered"
+    if reported_offset_ms is not None and abs(reported_offset_ms) > slack:
+        return "offset_exceeds_error", f"the device reported its clock off by {reported_offset_ms} ms, more than the claimed error of {clock_error_ms} ms"
+    return None
+
+
+def check_stored(con: sqlite3.Connection, msg: DeviceMessage, received_ms: int, now_ms: int) -> str | None:
+    """Judge a newly stored event (inside the ingest's transaction): record it if suspect, alert once per device."""
+    state = _state(con, msg.device_id)
+    if state is None:
+        return None
+    registered_ms, offset_ms, alerted_ms, ok_since_ms = state
+    if isinstance(msg, DeviceStatus) and msg.clock_offset_ms is not None:
+        offset_ms = msg.clock_offset_ms  # the device's newest measurement applies to this event too
+    verdict = judge(msg.device_time_ms, msg.clock_error_ms, received_ms, registered_ms, offset_ms)
+    new = (offset_ms, alerted_ms, ok_since_ms if ok_since_ms is not None else received_ms)
+    if verdict is not None:
+        reason, detail = verdict
+        con.execute(
+            "INSERT INTO clock_suspects(event_id, device_id, reason, detail, device_time_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (msg.event_id, msg.device_id, reason, detail, msg.device_time_ms, received_ms),
+        )
+        # Fine since ok_since_ms, for long enough: this is a new problem, not the one already alerted.
+        recovered = ok_since_ms is not None and received_ms - ok_since_ms >= RECOVERED_AFTER_MS
+        if alerted_ms is None or now_ms - alerted_ms >= REALERT_AFTER_MS or recovered:
+            _alert(con, msg, reason, detail, now_ms)
+            alerted_ms = now_ms
+        new = (offset_ms, alerted_ms, None)
+    if new != (state[1], state[2], state[3]):  # most events change nothing: no write
+        con.execute("UPDATE device_clocks SET offset_ms = ?, alerted_ms = ?, ok_since_ms = ? WHERE device_id = ?", (*new, msg.device_id))
+    return None if verdict is None else verdict[0]
+
+
+def _state(con: sqlite3.Connection, device_id: str) -> tuple[int, int | None, int | None, int | None] | None:
+    """(registered_ms, offset_ms, alerted_ms, ok_since_ms) of a device; the register is read once per device, ever."""
+    row = con.execute("SELECT registered_ms, offset_ms, alerted_ms, ok_since_ms FROM device_clocks WHERE device_id = ?", (device_id,)).fetchone()
+    if row is not None:
+        return row
+    con.execute("INSERT INTO device_clocks(device_id, registered_ms) SELECT device_id, registered_ms FROM devices WHERE device_id = ?", (device_id,))
+    row = con.execute("SELECT registered_ms, offset_ms, alerted_ms, ok_since_ms FROM device_clocks WHERE device_id = ?", (device_id,)).fetchone()
+    return row
+
+
+def _alert(con: sqlite3.Connection, msg: DeviceMessage, reason: str, detail: str, now_ms: int) -> None:
+    zh = {
+        "future": "事件时间晚于服务器收到它的时间",
+        "after_2100": "事件时间在2100年以后",
+        "before_registration": "事件时间早于设备注册时间",
+        "offset_exceeds_error": "设备自报的时钟偏差超出其声称的误差",
+    }[reason]
+    raise_alert(
+        con, "clock_suspect", now_ms,
+        f"设备 {msg.device_id} 的时钟可疑：{zh}。事件已保存并标记，请核对设备时间。",
+        f"Device {msg.device_id} has a suspect clock: {detail}. Its events are stored and flagged; check the device's time.",
+        device_id=msg.device_id, ref=msg.event_id,
+    )  # fmt: skip
+
+
+def _span(ms: int) -> str:
+    """A duration for people: '48.0 h', '12.3 s'."""
+    return f"{ms / 3_600_000:.1f} h" if ms >= 3_600_000 else f"{ms / 1000:.1f} s"
+
+
+def suspect_reason(con: sqlite3.Connection, event_id: str) -> str | None:
+    """The clock reason recorded for an event, or None."""
+    row = con.execute("SELECT reason FROM clock_suspects WHERE event_id = ?", (event_id,)).fetchone()
+    return None if row is None else row[0]

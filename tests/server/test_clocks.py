@@ -1,0 +1,204 @@
+"""Device clocks (server/clocks.py): suspect events are stored and flagged, one alert per device."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from protocol import topics
+from protocol.codec import seal
+from protocol.messages import DeviceStatus, EnterpriseScanned
+from protocol.signing import SigningKey
+from server import clocks
+from server import db as dbmod
+from server.app import create_app
+from server.settings import ServerSettings
+from server.store import DeviceKeys, Incoming, store_batch
+from tests.server.conftest import Api
+
+KEY = SigningKey.from_seed(bytes(range(32)))
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+NOW_MS = int(time.time() * 1000)
+REGISTERED_MS = NOW_MS - 30 * DAY_MS
+Y2100_MS = 4_102_444_800_000
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    p = tmp_path / "s.db"
+    dbmod.migrate(p)
+    con = dbmod.connect(p)
+    for device_id, agency in (("BR-1", "SAMR"), ("BR-2", "FIRE")):
+        con.execute(
+            "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (?, 'M', 'body_recorder', ?, ?, ?)",
+            (device_id, agency, KEY.public_hex, REGISTERED_MS),
+        )
+    con.close()
+    return p
+
+
+@pytest.fixture
+def con(path: Path) -> sqlite3.Connection:
+    return dbmod.connect(path)
+
+
+_seq: dict[str, int] = {}
+
+
+def scanned(device_time_ms: int, *, error_ms: int = 50, device_id: str = "BR-1") -> EnterpriseScanned:
+    _seq[device_id] = _seq.get(device_id, 0) + 1
+    return EnterpriseScanned(
+        event_id=str(uuid.uuid4()), device_id=device_id, seq=_seq[device_id], device_time_ms=device_time_ms, clock_error_ms=error_ms,
+        clock_source="gnss", officer_id="O", code_text="c",
+    )  # fmt: skip
+
+
+def status(device_time_ms: int, offset_ms: int | None, *, error_ms: int = 50) -> DeviceStatus:
+    _seq["BR-1"] = _seq.get("BR-1", 0) + 1
+    return DeviceStatus(
+        event_id=str(uuid.uuid4()), device_id="BR-1", seq=_seq["BR-1"], device_time_ms=device_time_ms, clock_error_ms=error_ms,
+        outbox_depth=0, oldest_unsent_age_s=0.0, free_storage_bytes=1, clock_offset_ms=offset_ms,
+    )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seq() -> None:
+    _seq.clear()
+
+
+def store(con: sqlite3.Connection, *msgs: object, received_ms: int = NOW_MS) -> None:
+    batch = [Incoming(topics.device_up(m.device_id), seal(m, KEY), received_ms) for m in msgs]  # type: ignore[attr-defined]
+    out = store_batch(con, batch, DeviceKeys(con))
+    assert out.stored == len(msgs), out.rejected  # never refused for its time
+
+
+def flags(con: sqlite3.Connection) -> dict[int, str | None]:
+    rows = con.execute("SELECT e.seq, c.reason FROM events e LEFT JOIN clock_suspects c USING (event_id) WHERE e.device_id = 'BR-1' ORDER BY e.seq")
+    return dict(rows.fetchall())
+
+
+def alerts(con: sqlite3.Connection) -> list[tuple[str, str | None]]:
+    return con.execute("SELECT kind, device_id FROM alerts WHERE kind = 'clock_suspect' ORDER BY id").fetchall()
+
+
+# ---------------------------------------------------------------- the rule's boundaries
+
+
+@pytest.mark.parametrize(
+    ("device_time_ms", "error_ms", "offset_ms", "expected"),
+    [
+        (NOW_MS, 50, None, None),  # on time
+        (NOW_MS - 3 * DAY_MS, 50, None, None),  # old but plausible: delivered late from the outbox
+        (REGISTERED_MS - 50 - clocks.TOLERANCE_MS, 50, None, None),  # just within the claimed error of registration
+        (REGISTERED_MS - 50 - clocks.TOLERANCE_MS - 1, 50, None, "before_registration"),
+        (NOW_MS + 50 + clocks.TOLERANCE_MS, 50, None, None),  # ahead, but within error + tolerance
+        (NOW_MS + 50 + clocks.TOLERANCE_MS + 1, 50, None, "future"),  # an event cannot come from the future
+        (NOW_MS + 2 * DAY_MS, 50, None, "future"),  # faketime +2d
+        (NOW_MS + 2 * DAY_MS, 3 * DAY_MS, None, None),  # ...unless the device says its clock may be that far off
+        (Y2100_MS - 1, 10**15, None, None),
+        (Y2100_MS, 10**15, None, "after_2100"),  # whatever error it claims
+        (NOW_MS, 50, 50 + clocks.TOLERANCE_MS, None),  # its offset within error + tolerance
+        (NOW_MS, 50, -(50 + clocks.TOLERANCE_MS + 1), "offset_exceeds_error"),  # its own measurement says it is off
+        (NOW_MS - 2 * DAY_MS, 50, 2 * DAY_MS, "offset_exceeds_error"),  # a clock running behind: looks merely late otherwise
+    ],
+)
+def test_the_rule(device_time_ms: int, error_ms: int, offset_ms: int | None, expected: str | None) -> None:
+    verdict = clocks.judge(device_time_ms, error_ms, NOW_MS, REGISTERED_MS, offset_ms)
+    assert (verdict and verdict[0]) == expected
+
+
+# ---------------------------------------------------------------- stored, flagged, one alert
+
+
+def test_skewed_events_are_stored_flagged_and_alerted_once(con: sqlite3.Connection) -> None:
+    store(con, scanned(NOW_MS))
+    store(con, *(scanned(NOW_MS + 2 * DAY_MS) for _ in range(5)))
+    store(con, scanned(NOW_MS + 2 * DAY_MS))
+    assert flags(con) == {1: None, **{s: "future" for s in range(2, 8)}}
+    assert alerts(con) == [("clock_suspect", "BR-1")]
+    zh, en = con.execute("SELECT message_zh, message_en FROM alerts WHERE kind = 'clock_suspect'").fetchone()
+    assert "BR-1" in zh and "时钟" in zh and "48.0 h" in en
+
+
+def test_a_year_2100_event_is_flagged_whatever_error_it_claims(con: sqlite3.Connection) -> None:
+    store(con, scanned(Y2100_MS + 1, error_ms=10**17))
+    assert flags(con) == {1: "after_2100"}
+    assert len(alerts(con)) == 1
+
+
+def test_late_delivery_is_not_suspect(con: sqlite3.Connection) -> None:
+    store(con, *(scanned(NOW_MS - 20 * HOUR_MS + i) for i in range(3)))
+    assert set(flags(con).values()) == {None} and alerts(con) == []
+
+
+def test_a_clock_behind_is_caught_by_the_devices_own_offset(con: sqlite3.Connection) -> None:
+    behind = NOW_MS - 2 * DAY_MS
+    store(con, scanned(behind))  # nothing known yet: looks like a late delivery
+    store(con, status(behind, 2 * DAY_MS))  # its time exchange says: the server is 2 days ahead
+    store(con, scanned(behind + 1))  # and so is every later event
+    assert flags(con) == {1: None, 2: "offset_exceeds_error", 3: "offset_exceeds_error"}
+    assert len(alerts(con)) == 1
+    store(con, status(NOW_MS, 10))  # the clock was fixed: the offset says so
+    store(con, scanned(NOW_MS))
+    assert flags(con)[4] is None and flags(con)[5] is None
+
+
+def test_a_new_alert_only_after_a_day_or_after_recovery(con: sqlite3.Connection) -> None:
+    store(con, scanned(NOW_MS + DAY_MS), received_ms=NOW_MS)
+    store(con, scanned(NOW_MS + DAY_MS), received_ms=NOW_MS + 1000)
+    assert len(alerts(con)) == 1
+    # fine for a short while, then suspect again: still the same episode
+    store(con, scanned(NOW_MS + 2000), received_ms=NOW_MS + 2000)
+    store(con, scanned(NOW_MS + DAY_MS), received_ms=NOW_MS + 3000)
+    assert len(alerts(con)) == 1
+    # fine for longer than RECOVERED_AFTER_MS: the next suspect event is a new problem
+    t = NOW_MS + 4000
+    store(con, scanned(t), received_ms=t)
+    store(con, scanned(t + clocks.RECOVERED_AFTER_MS), received_ms=t + clocks.RECOVERED_AFTER_MS)
+    store(con, scanned(t + 2 * DAY_MS), received_ms=t + clocks.RECOVERED_AFTER_MS + 1)
+    assert len(alerts(con)) == 2
+
+
+def test_a_day_later_the_still_suspect_device_is_alerted_again(con: sqlite3.Connection) -> None:
+    store(con, scanned(NOW_MS + 3 * DAY_MS))
+    con.execute("UPDATE device_clocks SET alerted_ms = alerted_ms - ?", (clocks.REALERT_AFTER_MS,))
+    store(con, scanned(NOW_MS + 3 * DAY_MS))
+    assert len(alerts(con)) == 2
+
+
+def test_a_resend_does_not_alert_again(con: sqlite3.Connection) -> None:
+    e = scanned(NOW_MS + DAY_MS)
+    store(con, e)
+    out = store_batch(con, [Incoming(topics.device_up("BR-1"), seal(e, KEY), NOW_MS)], DeviceKeys(con))
+    assert out.duplicates == 1 and len(alerts(con)) == 1
+
+
+def test_devices_are_alerted_separately(con: sqlite3.Connection) -> None:
+    store(con, scanned(NOW_MS + DAY_MS), scanned(NOW_MS + DAY_MS, device_id="BR-2"))
+    assert alerts(con) == [("clock_suspect", "BR-1"), ("clock_suspect", "BR-2")]
+
+
+# ---------------------------------------------------------------- seen through the API
+
+
+def test_the_flag_and_the_alert_through_the_api(path: Path, con: sqlite3.Connection) -> None:
+    from server.auth import add_user
+    from tests.server.conftest import password, password_hash
+
+    store(con, scanned(NOW_MS), scanned(NOW_MS + 2 * DAY_MS), scanned(NOW_MS + 2 * DAY_MS, device_id="BR-2"))
+    add_user(con, "sup", password("sup"), "supervisor", password_hash=password_hash("sup"))
+    add_user(con, "admin-SAMR", password("admin-SAMR"), "agency_admin", agency_id="SAMR", password_hash=password_hash("admin-SAMR"))
+    with TestClient(create_app(ServerSettings(db_path=path, mqtt_enabled=False, jobs_enabled=False))) as c:
+        api = Api(c)
+        events = api.get("/api/v1/events", params={"device_id": "BR-1"}).json()
+        assert {e["seq"]: e["clock_suspect"] for e in events} == {1: None, 2: "future"}
+        assert [a["device_id"] for a in api.get("/api/v1/alerts", params={"kind": "clock_suspect"}).json()] == ["BR-2", "BR-1"]
+        # the agency's administrator sees its own device's alert only
+        mine = api.as_("admin-SAMR").get("/api/v1/alerts", params={"kind": "clock_suspect"}).json()
+        assert [a["device_id"] for a in mine] == ["BR-1"]
