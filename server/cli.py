@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_qr(args)
         elif args.command == "devices" and args.devices_command == "revoke":
             told = revoke(args.db, args.device_id, args.broker_dir)
-            print(f"revoked {args.device_id}" + ("; the broker disconnected it" if told else "; no running broker to tell (its account is removed)"))
+            print(f"revoked {args.device_id}" + ("; the broker disconnected it" if told else "; no running broker was told (it has no broker account now)"))
         else:
             con = dbmod.connect(args.db, readonly=True)
             try:

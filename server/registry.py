@@ -77,6 +77,8 @@ def provision(
     base = load_model(model)
     if device_id is not None and count != 1:
         raise RegistryError("--id names one device; leave it out with --count")
+    if ca_file is not None and not ca_file.is_file():
+        raise RegistryError(f"--ca: {ca_file} is not a file (the project CA's certificate, from `fe-server ca init`)")
     if public_key is not None:
         if count != 1:
             raise RegistryError("--public-key registers one device's own key; leave out --count")
@@ -157,18 +159,24 @@ def revoke(db_path: Path, device_id: str, broker_dir: Path | None = None) -> boo
     its broker account is removed (a running broker disconnects it at once and refuses it from then on).
 
     Returns whether a running broker was told. Nothing to signal to the servers: every ingest reads the
-    register inside each batch's transaction.
+    register inside each batch's transaction. Revoking again still removes a broker account left behind
+    (e.g. by a crash between the two steps), then says the device was already revoked.
     """
     con = dbmod.connect(db_path)
     try:
         cur = con.execute("UPDATE devices SET revoked_ms = ? WHERE device_id = ? AND revoked_ms IS NULL", (int(time.time() * 1000), device_id))
-        if cur.rowcount == 0:
-            raise RegistryError(f"device {device_id!r} is not registered or already revoked")
+        updated = cur.rowcount > 0
+        known = updated or con.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone() is not None
     finally:
         con.close()
-    broker_dir = broker_dir or broker.broker_dir_for(db_path)
-    broker.remove_accounts(broker_dir, [device_id])
-    return broker.reload(broker_dir)
+    told = False
+    if known:
+        broker_dir = broker_dir or broker.broker_dir_for(db_path)
+        if broker.remove_accounts(broker_dir, [device_id]):
+            told = broker.reload(broker_dir)
+    if not updated:
+        raise RegistryError(f"device {device_id!r} is not registered or already revoked")
+    return told
 
 
 def active_device_ids(db_path: Path) -> set[str]:

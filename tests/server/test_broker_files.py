@@ -161,3 +161,24 @@ def test_broker_config_command_refusals(tmp_path: Path, capsys: pytest.CaptureFi
     assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
     assert conf.index("listener 18883") + 1 == conf.index("use_username_as_clientid true")  # a listener option
     assert os.access(tmp_path / "s.db.broker" / broker.PASSWD_FILE, os.R_OK)
+
+
+def test_revoking_again_removes_an_account_left_behind(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    key = load_or_create_server_key(tmp_path / "s.key")
+    (made,) = provision(db, key, model="phone", agency_id="AG", out_dir=tmp_path / "out")
+    bdir = broker.broker_dir_for(db)
+    revoke(db, made.device_id)
+    broker.add_accounts(bdir, {made.device_id: "left behind"})  # as if the first revoke died before this step
+    with pytest.raises(RegistryError, match="already revoked"):
+        revoke(db, made.device_id)
+    assert made.device_id not in broker.accounts(bdir)
+    with pytest.raises(RegistryError, match="not registered"):
+        revoke(db, "NOBODY")
+
+
+def test_a_missing_ca_file_is_a_clear_refusal(tmp_path: Path) -> None:
+    key = load_or_create_server_key(tmp_path / "s.key")
+    with pytest.raises(RegistryError, match="--ca: .* is not a file"):
+        provision(tmp_path / "s.db", key, model="phone", agency_id="AG", out_dir=tmp_path / "out", ca_file=tmp_path / "nope.crt")
+    assert not (tmp_path / "out").exists()
