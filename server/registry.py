@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -127,7 +128,10 @@ def provision(
                 local_api=msgspec.structs.replace(base.local_api, port=0) if count > 1 else base.local_api,
                 identity=Identity(device_id=d, agency_id=agency_id, private_key_file="device.key", server_public_key=server_key.public_hex),
             )
-            (bundle / "device.toml").write_text(f"# Device bundle for {d} (model file: {model}.toml)\n" + encode_device_config(cfg))
+            # It holds the broker password: readable by its owner only, like device.key.
+            fd = os.open(bundle / "device.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(f"# Device bundle for {d} (model file: {model}.toml)\n" + encode_device_config(cfg))
             rows.append(
                 {
                     "device_id": d,

@@ -108,6 +108,7 @@ def test_provision_and_revoke_keep_the_password_file_in_step(tmp_path: Path) -> 
     made = provision(db, key, model="qr_terminal", agency_id="AG", out_dir=tmp_path / "out", count=2)
     bdir = broker.broker_dir_for(db)
     assert broker.accounts(bdir) == {p.device_id for p in made}
+    assert all(oct((p.bundle_dir / "device.toml").stat().st_mode & 0o777) == "0o600" for p in made)  # it holds the password
     with pytest.raises(RegistryError, match="server's broker account"):
         provision(db, key, model="qr_terminal", agency_id="AG", out_dir=tmp_path / "out", device_id=broker.SERVER_ACCOUNT)
     assert revoke(db, made[0].device_id) is False  # no broker running: nothing to tell, the account is gone
