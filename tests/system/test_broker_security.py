@@ -361,3 +361,29 @@ def test_a_device_registers_only_its_own_public_key(secure: Stack, tmp_path: Pat
     dev.start()
     submit(dev)
     assert_exactly_once(secure.server.db_path, [dev])
+
+
+def test_broker_config_with_tls_and_client_certificates_runs(stack_factory, tmp_path: Path, raws: list[Raw]) -> None:  # type: ignore[no-untyped-def]
+    """`fe-server broker-config --tls CA --require-certificate`: the listener Mosquitto runs checks both sides."""
+    s: Stack = stack_factory(secure=True, persistence=True)
+    (dev,) = s.add_devices(1)
+    ca_dir = tmp_path / "ca"
+    for argv in (["ca", "init", "--dir", str(ca_dir)], ["ca", "server-cert", "--dir", str(ca_dir), "--host", "127.0.0.1"],
+                 ["ca", "client-cert", "--dir", str(ca_dir), "--device", dev.device_id, "--out", str(dev.bundle)]):
+        done = fe_server(*argv)
+        assert done.returncode == 0, done.stderr
+    done = fe_server("broker-config", "--db", str(s.server.db_path), "--tls", str(ca_dir), "--require-certificate")
+    assert done.returncode == 0 and "listener 8883 (TLS)" in done.stdout, done
+    conf = (security.broker_dir_for(s.server.db_path) / "mosquitto.conf").read_text()
+    assert "require_certificate true" in conf.splitlines() and "use_identity_as_username true" in conf.splitlines()
+    real = stack_factory(base_config=conf, security_dir=security.broker_dir_for(s.server.db_path)).broker
+    ca = ca_dir / "ca.crt"
+    with pytest.raises(ssl.SSLError):
+        handshake(real.port, ca, "127.0.0.1")  # no client certificate
+    mine = (dev.bundle / "client.crt", dev.bundle / "client.key")
+    handshake(real.port, ca, "127.0.0.1", cert=mine)
+    as_dev = Raw(real.port, "anything", ca=ca, cert=mine)
+    raws.append(as_dev)
+    assert as_dev.accepted and f"as {dev.device_id} (p5" in real.log_text()  # the certificate's CN is the account
+    assert as_dev.publish(topics.device_up(dev.device_id), b"x") in (0, 0x10)
+    assert as_dev.publish(topics.device_up("BR-99999"), b"x") == NOT_AUTHORIZED
