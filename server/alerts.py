@@ -34,6 +34,42 @@ SEVERITY = {
     "unrecorded_inspection": "warning",  # an ended inspection not recorded from start to end (server/coverage.py)
 }
 
+#: What each kind is called on a page a person reads (Chinese, English).
+LABELS = {
+    "provisional_overturned": ("离线判定被推翻", "Offline decision overturned"),
+    "inspection_without_scan": ("未扫码的检查", "Inspection without a scan"),
+    "unknown_inspection": ("未知检查", "Unknown inspection"),
+    "device_alarm": ("设备告警", "Device alarm"),
+    "media_integrity": ("录音录像被改动", "Recording altered"),
+    "chain_break": ("事件链断裂", "Event chain broken"),
+    "clock_suspect": ("设备时钟异常", "Device clock suspect"),
+    "device_offline": ("设备离线", "Device offline"),
+    "device_backlog": ("设备积压", "Device backlog"),
+    "disclosure_due": ("公示即将到期", "Disclosure due"),
+    "disclosure_missed": ("公示逾期", "Disclosure missed"),
+    "no_disturb_attempt": ("无事不扰拦截", "No-disturb attempt refused"),
+    "no_disturb_exception": ("依例外检查无事不扰企业", "No-disturb enterprise on an exception"),
+    "repeat_inspection": ("重复检查", "Repeat inspection"),
+    "cap_refused": ("超出年度检查上限", "Yearly cap reached"),
+    "cap_exception": ("依例外超出年度上限", "Yearly cap passed on an exception"),
+    "joint_inspection": ("联合检查", "Joint inspection"),
+    "code_revoked": ("企业码作废", "Enterprise code revoked"),
+    "credential_refused": ("执法证问题", "Credential refused"),
+    "exception_invalid": ("例外依据核验未通过", "Exception did not check out"),
+    "exception_pending_review": ("例外依据待复核", "Exception pending review"),
+    "exception_rejected": ("例外依据被驳回", "Exception rejected"),
+    "forged_code": ("疑似伪造企业码", "Possibly forged code"),
+    "scan_id_conflict": ("扫码编号冲突", "Scan id conflict"),
+    "unrecorded_inspection": ("未全程记录", "Not recorded start to end"),
+    "storage_full": ("服务器存储已满", "Server storage full"),
+}
+
+
+def label(kind: str, lang: str) -> str:
+    """The name of an alert kind in ``lang`` ("zh" or "en")."""
+    zh, en = LABELS.get(kind, ("其他预警", "Other alert"))
+    return zh if lang == "zh" else en
+
 
 def agency_scope(agency_id: str | None) -> tuple[str, tuple[str | None, ...]]:
     """SQL condition (and its arguments) for the alerts of one agency: its own, its devices', its officers'."""

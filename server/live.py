@@ -9,7 +9,7 @@ import sqlite3
 import time
 from typing import Any
 
-from server.alerts import agency_scope
+from server.alerts import agency_scope, label
 from server.auth import Principal
 
 _CST = dt.timezone(dt.timedelta(hours=8))
@@ -59,7 +59,8 @@ def alerts(con: sqlite3.Connection, p: Principal, limit: int = 30) -> list[dict[
         scope, args = agency_scope(p.agency_id)
         where = " WHERE " + scope
     cols = ("id", "created_ms", "kind", "severity", "message_zh", "message_en")
-    return [dict(zip(cols, r, strict=True)) for r in con.execute(f"SELECT {', '.join(cols)} FROM alerts{where} ORDER BY id DESC LIMIT ?", (*args, limit))]
+    rows = [dict(zip(cols, r, strict=True)) for r in con.execute(f"SELECT {', '.join(cols)} FROM alerts{where} ORDER BY id DESC LIMIT ?", (*args, limit))]
+    return [{**r, "label_zh": label(r["kind"], "zh"), "label_en": label(r["kind"], "en")} for r in rows]
 
 
 def fleet(con: sqlite3.Connection, p: Principal) -> list[dict[str, Any]]:

@@ -151,3 +151,13 @@ def test_the_recording_job_uses_the_policy_grace_period(api: Api, seeded_db: Pat
     finally:
         con.close()
     assert qr(api, PLAIN)  # the API still answers after the job's write transaction
+
+
+def test_every_alert_kind_has_a_chinese_and_an_english_name_on_the_dashboard(api: Api) -> None:
+    from server.alerts import LABELS, SEVERITY
+
+    assert set(SEVERITY) <= set(LABELS)
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii() for zh, en in LABELS.values())
+    scan(api, "OFF-SAMR-1", GOOD)
+    [shown] = api.get("/api/v1/live").json()["alerts"]
+    assert (shown["label_zh"], shown["label_en"]) == ("无事不扰拦截", "No-disturb attempt refused")
