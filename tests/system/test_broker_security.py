@@ -242,7 +242,10 @@ def test_revoke_disconnects_the_device_at_once_and_for_good(secure: Stack, raws:
     raws.append(again)
     assert not again.accepted
     assert not a.status()["connected"]
-    assert [e for e, _ in server_events(secure.server.db_path, a.device_id)] == [stored] and late not in rejected_topics(secure.server.db_path)
+    # Nothing of it reached the server: not stored, not even kept aside as rejected.
+    assert [e for e, _ in server_events(secure.server.db_path, a.device_id)] == [stored]
+    assert topics.device_up(a.device_id) not in rejected_topics(secure.server.db_path)
+    assert a.outbox_state()[0] == 1 and late
     # The other device is untouched.
     b.submitted.clear()
     submit(b)
