@@ -179,6 +179,12 @@ def _check_registered(con: sqlite3.Connection, exc: ExceptionBasis, credit_code:
 # ------------------------------------------------------------------------------------------ the register
 
 
+def _where(*conditions: tuple[str, str | None]) -> tuple[str, list[str]]:
+    """A WHERE clause of the conditions whose value is given (each condition has one placeholder)."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    return " AND ".join(["1 = 1", *(sql for sql, _ in given)]), [value for _, value in given]
+
+
 _BASIS_COLS = (
     "b.kind, b.reference, b.credit_code, e.name, b.agency_id, b.field, b.issued_by, b.summary, b.valid_from_ms, b.valid_to_ms,"
     " b.created_by, b.created_ms, b.withdrawn_ms, b.withdrawn_by"
@@ -227,18 +233,9 @@ def get_basis(con: sqlite3.Connection, kind: str, reference: str, credit_code: s
 
 def list_bases(con: sqlite3.Connection, *, agency_id: str | None, credit_code: str | None, kind: str | None, limit: int) -> list[BasisView]:
     """Register entries, newest first (``agency_id``: those given to that agency or to any)."""
-    where, args = ["1 = 1"], []
-    if agency_id is not None:
-        where.append("(b.agency_id = ? OR b.agency_id IS NULL)")
-        args.append(agency_id)
-    if credit_code is not None:
-        where.append("b.credit_code = ?")
-        args.append(credit_code)
-    if kind is not None:
-        where.append("b.kind = ?")
-        args.append(kind)
+    where, args = _where(("(b.agency_id = ? OR b.agency_id IS NULL)", agency_id), ("b.credit_code = ?", credit_code), ("b.kind = ?", kind))
     rows = con.execute(
-        f"SELECT {_BASIS_COLS} FROM exception_bases b LEFT JOIN enterprises e USING (credit_code) WHERE {' AND '.join(where)}"
+        f"SELECT {_BASIS_COLS} FROM exception_bases b LEFT JOIN enterprises e USING (credit_code) WHERE {where}"
         " ORDER BY b.created_ms DESC, b.kind, b.reference, b.credit_code LIMIT ?",
         (*args, limit),
     )
@@ -286,16 +283,10 @@ def get_review(con: sqlite3.Connection, scan_id: str) -> ReviewView | None:
 
 def list_reviews(con: sqlite3.Connection, *, agency_id: str | None, status: str | None, limit: int) -> list[ReviewView]:
     """Reviews, oldest pending first when asked for pending ones, otherwise newest first."""
-    where, args = ["1 = 1"], []
-    if agency_id is not None:
-        where.append("r.agency_id = ?")
-        args.append(agency_id)
-    if status is not None:
-        where.append("r.status = ?")
-        args.append(status)
+    where, args = _where(("r.agency_id = ?", agency_id), ("r.status = ?", status))
     order = "r.created_ms, r.scan_id" if status == "pending" else "r.created_ms DESC, r.scan_id"
     rows = con.execute(
-        f"SELECT {_REVIEW_COLS} FROM exception_reviews r LEFT JOIN enterprises e USING (credit_code) WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+        f"SELECT {_REVIEW_COLS} FROM exception_reviews r LEFT JOIN enterprises e USING (credit_code) WHERE {where} ORDER BY {order} LIMIT ?",
         (*args, limit),
     )
     return [ReviewView(**dict(zip(_REVIEW_KEYS, r, strict=True))) for r in rows]

@@ -150,16 +150,12 @@ def test_the_account_page_is_for_managers_only(running: Stack, browser) -> None:
         ctx.close()
 
 
-def test_disabling_an_account_ends_its_open_dashboard_stream(stack: Stack) -> None:
+def test_disabling_an_account_ends_its_open_dashboard_stream(running: Stack) -> None:
     """The live stream checks the session before every update (a real server, a real HTTP stream)."""
     import time
     import urllib.request
 
-    stack.server.start_and_wait()
-    con = sqlite3.connect(stack.server.db_path)
-    seed(con)
-    con.commit()
-    con.close()
+    stack = running
     req = urllib.request.Request(stack.server.url + "/api/v1/stream", headers={"Authorization": f"Bearer {stack.server.token('admin-SAMR')}"})
     with urllib.request.urlopen(req, timeout=30) as stream:
         assert stream.readline().startswith(b"event: snapshot") or b"snapshot" in stream.readline()
