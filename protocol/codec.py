@@ -8,10 +8,12 @@ envelope is a map (0x80-0x8F or 0xDE/0xDF). The server answers a device in the f
 
 from __future__ import annotations
 
+import json
 from typing import Literal, TypeVar
 
 import msgspec
 
+from protocol.creditcode import check_character
 from protocol.messages import DeviceMessage, Envelope, ServerMessage
 from protocol.signing import SigningKey, VerifyKey
 
@@ -87,13 +89,146 @@ def open_envelope(payload: bytes) -> tuple[WireFormat, Envelope]:
     """Decode an envelope (not yet verified); ProtocolError (oversized, undecodable, bad_envelope) says why not."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError("oversized", f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
-    fmt = sniff_format(payload)
-    return fmt, _decode(_envelope_decoders[fmt], payload, fmt, "payload", ("bad_envelope", "not an envelope"))
+    fmt = sniff_format(payload)  # (white space after an envelope is allowed: it is not signed, and no bytes are lost)
+    env = _decode(_envelope_decoders[fmt], payload, fmt, "payload", ("bad_envelope", "not an envelope"))
+    _require_unique_keys(payload, fmt, "payload")
+    return fmt, env
 
 
 def decode_device_body(body: bytes, fmt: WireFormat) -> DeviceMessage:
-    """Decode the body of a device envelope into its message type; ProtocolError (undecodable, schema) says why not."""
+    """Decode the body of a device envelope into its message type; ProtocolError (undecodable, schema) says why not.
+
+    Lenient about what msgspec accepts (white space, repeated keys): for reading stored records. The
+    ingest uses ``read_device_body``.
+    """
     return _decode(_device_decoders[fmt], body, fmt, "body", _SCHEMA_MISMATCH)
+
+
+def read_device_body(body: bytes, fmt: WireFormat) -> DeviceMessage:
+    """A device's signed body as the server accepts it (protocol/README.md §3.2, §5): decode_device_body, and
+    also refuse white space around the body and repeated keys (``undecodable``) and a credit code whose check
+    character is wrong (``schema``), which msgspec does not check."""
+    _require_one_object(body, fmt, "body")
+    msg = _decode(_device_decoders[fmt], body, fmt, "body", _SCHEMA_MISMATCH)
+    _require_unique_keys(body, fmt, "body")
+    code = getattr(msg, "credit_code", None)
+    if code is not None and check_character(code[:17]) != code[17]:  # the schema's pattern already holds
+        raise ProtocolError("schema", f"{_SCHEMA_MISMATCH[1]}: credit_code {code!r} fails its check character (GB 32100): expected {check_character(code[:17])}, got {code[17]}")
+    return msg
+
+
+def _require_one_object(data: bytes, fmt: WireFormat, what: str) -> None:
+    """A JSON object with nothing around it: white space before or after is refused, not skipped.
+
+    (A MessagePack map cannot have leading bytes, sniff_format sees them, and msgspec refuses trailing ones.)
+    """
+    if fmt == "json" and (data[:1] != b"{" or data[-1:] != b"}"):
+        raise ProtocolError("undecodable", f"{what} is not acceptable json: it must start with '{{' and end with '}}', with no white space or other bytes around the object")
+
+
+def _require_unique_keys(data: bytes, fmt: WireFormat, what: str) -> None:
+    """Refuse an object (at any depth) with a key given twice: msgspec would silently keep the last one."""
+    try:
+        repeated = _json_repeated_key(data) if fmt == "json" else _msgpack_repeated_key(data)
+    except RecursionError:
+        raise ProtocolError("undecodable", f"{what} is not acceptable {fmt}: arrays or objects nested too deeply") from None
+    except _NotStrKey:
+        raise ProtocolError("undecodable", f"{what} is not acceptable {fmt}: a map key that is not a string") from None
+    except ValueError as e:  # e.g. invalid UTF-8 inside an ignored field, which msgspec skips unread
+        raise ProtocolError("undecodable", f"{what} is not valid {fmt}: {e}") from None
+    if repeated is not None:
+        raise ProtocolError("undecodable", f"{what} is not acceptable {fmt}: key {repeated!r} appears twice in one object")
+
+
+class _Repeated(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+class _NotStrKey(Exception):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _Repeated(key)
+        seen.add(key)
+
+
+def _json_repeated_key(data: bytes) -> str | None:
+    """The first key repeated within one object, or None (data already decoded by msgspec: well formed)."""
+    try:
+        json.loads(data, object_pairs_hook=_unique_pairs)
+    except _Repeated as e:
+        return e.key
+    return None
+
+
+#: MessagePack first bytes -> bytes that follow, for scalars of fixed size (ints, floats, fixext).
+_MP_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,
+             0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}  # fmt: skip
+#: ... -> size of the length that follows, for str, bin and ext (ext: one more byte, its type).
+_MP_STR = {0xD9: 1, 0xDA: 2, 0xDB: 4}
+_MP_BLOB = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xC7: 1, 0xC8: 2, 0xC9: 4}
+_MP_ARRAY = {0xDC: 2, 0xDD: 4}
+_MP_MAP = {0xDE: 2, 0xDF: 4}
+
+
+def _msgpack_repeated_key(data: bytes) -> str | None:
+    """The first key repeated within one map, or None; walks the items without building them (no recursion).
+
+    Only called on data msgspec decoded: it is well formed, so the walk needs no bounds checks of its own.
+    """
+    frames: list[list] = []  # type: ignore[type-arg]  # [items left, keys seen (None: an array), next item is a key]
+    pos = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        is_str = False
+        count = -1  # items of a container, -1 for a scalar
+        is_map = False
+        if b <= 0x7F or b >= 0xE0:
+            pass
+        elif b <= 0x8F:
+            count, is_map = b & 0x0F, True
+        elif b <= 0x9F:
+            count = b & 0x0F
+        elif b <= 0xBF:
+            start, pos, is_str = pos, pos + (b & 0x1F), True
+        elif b in _MP_FIXED:
+            pos += _MP_FIXED[b]
+        elif b in _MP_STR:
+            n = _MP_STR[b]
+            start = pos + n
+            pos = start + int.from_bytes(data[pos : pos + n], "big")
+            is_str = True
+        elif b in _MP_BLOB:
+            n = _MP_BLOB[b]
+            pos += n + int.from_bytes(data[pos : pos + n], "big") + (1 if b >= 0xC7 else 0)
+        elif b in _MP_ARRAY or b in _MP_MAP:
+            n = _MP_ARRAY.get(b) or _MP_MAP[b]
+            count, is_map = int.from_bytes(data[pos : pos + n], "big"), b in _MP_MAP
+            pos += n
+        if frames:
+            top = frames[-1]
+            if top[1] is not None and top[2]:
+                if not is_str:
+                    raise _NotStrKey
+                key = data[start:pos]
+                if key in top[1]:
+                    return key.decode("utf-8", "replace")
+                top[1].add(key)
+            top[0] -= 1
+            if top[1] is not None:
+                top[2] = not top[2]
+        if count > 0:
+            frames.append([count * 2 if is_map else count, set() if is_map else None, True])
+        while frames and frames[-1][0] == 0:
+            frames.pop()
+        if not frames:
+            return None
 
 
 def decode_server_body(body: bytes, fmt: WireFormat) -> ServerMessage:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from protocol import topics
-from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_envelope
+from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_envelope, read_device_body
 from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, ScanDecision, type_tag
 from protocol.signing import VerifyKey
 from server import clocks
@@ -136,7 +136,7 @@ def _validate(inc: Incoming, registrations: Mapping[str, Registration]) -> _Vali
         if claimed is not None and claimed != topic_device:
             raise ProtocolError("topic_mismatch", f"message of device {claimed!r} published on the topic of device {topic_device!r}")
         raise ProtocolError("bad_signature", f"signature does not verify with the registered key of device {topic_device!r}")
-    msg = decode_device_body(env.body, fmt)
+    msg = read_device_body(env.body, fmt)
     if msg.device_id != topic_device:
         raise ProtocolError("topic_mismatch", f"message of device {msg.device_id!r} published on the topic of device {topic_device!r}")
     return _Valid(inc, fmt, env, msg)

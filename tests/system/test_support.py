@@ -470,7 +470,7 @@ def test_shipped_mosquitto_conf_starts(broker_factory: Callable[..., Broker], cl
         assert line in text.splitlines() and line in conf.splitlines(), line
     assert "allow_anonymous true" not in conf.splitlines()
     for line in ("persistence true", "autosave_interval 10", "max_queued_messages 1000000",
-                 "max_queued_bytes 1073741824", "max_inflight_messages 20", "max_packet_size 131072",
+                 "max_queued_bytes 1073741824", "max_inflight_messages 20", "max_packet_size 66560",
                  "persistent_client_expiration 14d", "autosave_on_changes false"):
         assert line in text.splitlines() and line in conf.splitlines(), line
     assert "listener 1883" in text.splitlines() and "listener 1883" not in conf
