@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from edge_agent.clock import now_ms as device_now_ms
 from edge_agent.errors import EdgeAgentError, InvalidEvent, OutboxFull
 from edge_agent.link import Link
 from edge_agent.outbox import Accepted, Draft, Outbox, alarm_record
@@ -56,7 +57,7 @@ class Agent:
         ob = config.outbox
         self.outbox = Outbox(base_dir / ob.path, max_bytes=ob.max_bytes, low_priority_max_bytes=ob.low_priority_max_bytes, max_page_count=ob.sqlite_max_page_count)
         self.alarms: list[str] = []
-        self.link = Link(config, self.outbox, mqtt_host=mqtt_host, mqtt_port=mqtt_port, base_dir=base_dir)
+        self.link = Link(config, self.outbox, mqtt_host=mqtt_host, mqtt_port=mqtt_port, base_dir=base_dir, key=self.key, on_alarm=self._record_alarm)
         self._queue: queue.Queue[tuple[Submission, Future[Accepted]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name=f"writer-{self.device_id}", daemon=True)
         self._heartbeat_stop = threading.Event()
@@ -191,7 +192,7 @@ class Agent:
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[tuple[Submission, Future[Accepted]]]) -> None:
-        now_ms = int(time.time() * 1000)
+        now_ms = device_now_ms()  # the device's clock: what it stamps its events with
         drafts: list[Draft] = []
         futures: list[Future[Accepted]] = []
         for sub, fut in batch:
@@ -239,11 +240,17 @@ class Agent:
             "inflight": self.link.inflight,
             "published": s.published,
             "broker_acked": s.broker_acked,
+            "publish_denied": s.publish_denied,  # refused by the broker (PUBACK reason >= 0x80): not delivered, kept
+            "last_denial": s.last_denial,
             "resent": s.resent,
             "connects": s.connects,
             "forged_receipts": s.forged_receipts,
             "rejections": list(s.rejections),
-            "clock_offset_ms": s.clock_offset_ms,
+            "clock_offset_ms": s.clock_offset_ms,  # from the time exchange only (protocol §8.1)
+            "clock_offset_error_ms": s.clock_offset_error_ms,
+            "clock_synced_ms": s.clock_synced_ms,
+            "time_requests": s.time_requests,
+            "time_answers_ignored": s.time_answers_ignored,
             "free_storage_bytes": shutil.disk_usage(self.outbox.path.parent).free,
             "alarms": list(self.alarms),
             "config_version": self.config.config_version,

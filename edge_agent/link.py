@@ -7,8 +7,10 @@ thread, which alone touches the outbox for sending and receipts.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -21,12 +23,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_agent.clock import now_ms
 from edge_agent.outbox import Outbox
 from protocol import topics
-from protocol.codec import ProtocolError, open_server_message
+from protocol.codec import ProtocolError, open_server_message, seal
 from protocol.config import DeviceConfig
-from protocol.messages import Receipt, Rejection
-from protocol.signing import VerifyKey
+from protocol.messages import Receipt, Rejection, TimeRequest, TimeResponse
+from protocol.signing import SigningKey, VerifyKey
+from protocol.timesync import MESSAGE_EXPIRY_S, estimate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,6 +39,12 @@ T = TypeVar("T")
 SESSION_EXPIRY_S = 7 * 24 * 3600
 #: Rows read from the outbox per query when filling the window.
 FETCH_BATCH = 200
+#: A successful time exchange is repeated this often (the clock drifts).
+TIME_SYNC_INTERVAL_S = 600.0
+#: A time request not answered in this long is made again, with a new nonce.
+TIME_RETRY_S = 10.0
+#: Publishes remembered by message id, to tell which topic a PUBACK answers (bounded: old ids are dropped).
+MIDS_KEPT = 10_000
 
 
 @dataclass(slots=True)
@@ -59,14 +69,29 @@ class LinkStats:
     forged_receipts: int = 0
     rejections: list[dict[str, object]] = field(default_factory=list)
     last_receipt_ms: int | None = None
+    # Set only by the time exchange (§8.1): server time minus device time, ± its error, and when it was measured.
     clock_offset_ms: int | None = None
+    clock_offset_error_ms: int | None = None
+    clock_synced_ms: int | None = None
+    time_requests: int = 0
+    time_answers_ignored: int = 0  # stale, unknown nonce, or too slow a round trip
+    publish_denied: int = 0  # PUBACKs with a reason code of 0x80 or more: NOT delivered, the event stays
+    last_denial: dict[str, object] | None = None
 
 
 class Link:
     """One device's connection to the broker and its delivery loop."""
 
     def __init__(
-        self, config: DeviceConfig, outbox: Outbox, *, mqtt_host: str | None = None, mqtt_port: int | None = None, base_dir: Path | None = None
+        self,
+        config: DeviceConfig,
+        outbox: Outbox,
+        *,
+        mqtt_host: str | None = None,
+        mqtt_port: int | None = None,
+        base_dir: Path | None = None,
+        key: SigningKey | None = None,
+        on_alarm: Callable[[str], None] | None = None,
     ) -> None:
         if config.identity is None:
             raise ValueError("the config has no [identity]: only a device bundle's config can run the agent")
@@ -88,6 +113,12 @@ class Link:
         self._client = self._make_client()
         # Other server messages (scan decisions, snapshots) go to whoever registered for their type.
         self._handlers: dict[type, Callable[[Any], None]] = {}
+        self._key = key  # signs time requests; without it the agent makes none
+        self._on_alarm = on_alarm
+        self._time_request: tuple[str, int] | None = None  # (nonce, t1) of the latest request
+        self._next_time_sync = 0.0  # monotonic
+        self._mids: dict[int, str] = {}  # message id -> topic of our QoS 1 publishes awaiting PUBACK
+        self._denials_seen: set[tuple[str, int]] = set()  # (topic kind, reason code) already alarmed
 
     def on(self, message_type: type[T], handler: Callable[[T], None]) -> None:
         """Have ``handler`` called (on the sender thread) with every verified message of that type."""
@@ -129,7 +160,29 @@ class Link:
         self._wake.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object) -> None:
-        self.stats.broker_acked += 1
+        topic = self._mids.pop(mid, "")  # "" for a publish not made through _publish (presence)
+        if not getattr(reason_code, "is_failure", False):
+            self.stats.broker_acked += 1
+            return
+        # MQTT v5: the broker refused the message (ACL, quota, size...). It was NOT delivered: the event stays in
+        # the outbox and is resent on the normal schedule, so it goes through once the cause is fixed.
+        code = int(getattr(reason_code, "value", 0x80))
+        self.stats.publish_denied += 1
+        self.stats.last_denial = {"topic": topic, "reason_code": code, "reason": str(reason_code), "time_ms": int(time.time() * 1000)}
+        kind = (topic.rsplit("/", 1)[-1] or "other", code)
+        if kind not in self._denials_seen:  # one alarm per kind of denial, not one per message
+            self._denials_seen.add(kind)
+            log.error("ALARM %s: the broker refused a publish on %s: %s (0x%02x); kept for resending", self.device_id, topic, reason_code, code)
+            if self._on_alarm is not None:
+                self._on_alarm(json.dumps({"alarm": "publish_denied", **self.stats.last_denial}, ensure_ascii=False))
+
+    def _publish(self, topic: str, payload: bytes, properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+        """QoS 1 publish, remembering its message id to read its PUBACK."""
+        info = self._client.publish(topic, payload, qos=1, properties=properties)
+        self._mids[info.mid] = topic
+        if len(self._mids) > MIDS_KEPT:
+            self._mids.pop(next(iter(self._mids)), None)
+        return info
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put(("message", bytes(msg.payload)))
@@ -182,6 +235,7 @@ class Link:
             try:
                 self._drain_inbox()
                 if self.stats.connected:
+                    self._sync_time_if_due()
                     self._resend_due()
                     self._fill_window()
             except Exception:  # the loop must survive anything one event can cause; it is logged, not hidden
@@ -200,6 +254,7 @@ class Link:
                 # Whatever was in flight may be lost with the old connection: send everything again, oldest first.
                 self._inflight.clear()
                 self._cursor = 0
+                self._next_time_sync = 0.0  # a new connection: learn the server's time first
             elif kind == "disconnected":
                 self.stats.connected = False
                 log.info("%s: disconnected (%s)", self.device_id, data)
@@ -218,7 +273,8 @@ class Link:
             self.stats.forged_receipts += 1
             log.error("ALARM %s: refused a server message addressed to %s", self.device_id, msg.device_id)
             return
-        self.stats.clock_offset_ms = msg.server_time_ms - int(time.time() * 1000)
+        # Receipts and other notices may have waited days in the broker session: their server_time_ms never
+        # sets the clock. Only the answer to the latest time request does.
         match msg:
             case Receipt(items=items):
                 pairs = [(i.seq, i.event_id) for i in items]
@@ -235,6 +291,8 @@ class Link:
                     log.error("ALARM %s: server rejected event %s (seq %s): %s", self.device_id, item.event_id, item.seq, item.reason)
                     self.stats.rejections.append({"event_id": item.event_id, "seq": item.seq, "reason_code": item.reason_code, "reason": item.reason})
                 del self.stats.rejections[:-100]
+            case TimeResponse():
+                self._take_time(msg)
             case _ if type(msg) in self._handlers:
                 self._handlers[type(msg)](msg)
             case _:
@@ -249,7 +307,7 @@ class Link:
         topic = topics.device_up(self.device_id)
         for seq in sorted(s for s, f in self._inflight.items() if f.due <= now):
             f = self._inflight[seq]
-            self._client.publish(topic, f.payload, qos=1)
+            self._publish(topic, f.payload)
             f.attempts += 1
             f.due = now + self._backoff(f.attempts)
             self.stats.resent += 1
@@ -263,9 +321,45 @@ class Link:
                 return
             now = time.monotonic()
             for row in rows:
-                info = self._client.publish(topic, row.payload, qos=1)
+                info = self._publish(topic, row.payload)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
                     log.warning("%s: publish of seq %d failed with rc %s", self.device_id, row.seq, info.rc)
                 self._inflight[row.seq] = _InFlight(row.event_id, row.payload, now + self._backoff(1))
                 self._cursor = row.seq
                 self.stats.published += 1
+
+    # ------------------------------------------------------------------ the time exchange (protocol §8.1)
+
+    def _sync_time_if_due(self) -> None:
+        if self._key is None or time.monotonic() < self._next_time_sync:
+            return
+        nonce = secrets.token_urlsafe(18)
+        t1 = now_ms()
+        request = TimeRequest(device_id=self.device_id, nonce=nonce, device_time_ms=t1)
+        props = Properties(PacketTypes.PUBLISH)
+        props.MessageExpiryInterval = MESSAGE_EXPIRY_S  # a request that waited would be answered too late to use
+        self._time_request = (nonce, t1)
+        self._publish(topics.device_time(self.device_id), seal(request, self._key, self.config.delivery.wire_format), props)
+        self.stats.time_requests += 1
+        self._next_time_sync = time.monotonic() + TIME_RETRY_S  # moved on by an answer
+
+    def _take_time(self, answer: TimeResponse) -> None:
+        t4 = now_ms()
+        pending = self._time_request
+        if pending is None or answer.nonce != pending[0]:
+            self.stats.time_answers_ignored += 1
+            log.info("%s: ignored a time answer that is not for the latest request (stale or replayed)", self.device_id)
+            return
+        try:
+            est = estimate(answer, pending[1], t4)
+        except ValueError as e:
+            self.stats.time_answers_ignored += 1
+            log.info("%s: ignored a time answer: %s", self.device_id, e)
+            return
+        self._time_request = None  # one answer per request: a replay of it is ignored
+        self.stats.clock_offset_ms = est.offset_ms
+        self.stats.clock_offset_error_ms = est.error_ms
+        self.stats.clock_synced_ms = t4
+        self._next_time_sync = time.monotonic() + TIME_SYNC_INTERVAL_S
+        if abs(est.offset_ms) > self.config.clock.error_ms + est.error_ms:
+            log.warning("%s: the device clock is off by %d ms (± %d), more than its stated error of %d ms", self.device_id, -est.offset_ms, est.error_ms, self.config.clock.error_ms)

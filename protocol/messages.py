@@ -203,6 +203,26 @@ DEVICE_MESSAGE_TYPES: tuple[type[DeviceEvent], ...] = DeviceMessage.__args__  # 
 LOW_PRIORITY_TYPES: frozenset[str] = frozenset({"device_status", "media_captured"})
 
 
+# --------------------------------------------------------------------------- device -> server requests (not events)
+
+Nonce = Annotated[str, Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+" + _END, description="Random, never reused: 16-64 of A-Z a-z 0-9 _ -")]
+
+
+class TimeRequest(Struct, frozen=True, kw_only=True, tag_field="type", tag="time_request"):
+    """The device asks the server's time (on its own ``time`` topic): answered at once, never stored.
+
+    Not an event: no ``seq``, no outbox; a lost request is simply made again with a new nonce.
+    """
+
+    schema: Annotated[int, Meta(ge=1, le=INT64_MAX)] = 1
+    device_id: DeviceId
+    nonce: Nonce
+    device_time_ms: EpochMs  # t1: the device's clock when it sent the request
+
+
+DEVICE_REQUEST_TYPES: tuple[type[Struct], ...] = (TimeRequest,)
+
+
 # --------------------------------------------------------------------------- server -> device
 
 
@@ -345,7 +365,19 @@ class ConfigUpdate(ServerNotice, kw_only=True, tag="config_update"):
     settings: dict[str, int | float | str | bool]  # dotted config keys, e.g. "delivery.resend_after_s"
 
 
-ServerMessage = Union[Receipt, Rejection, ListSnapshot, ScanDecision, ConfigUpdate, DecisionSnapshot]
+class TimeResponse(ServerNotice, kw_only=True, tag="time_response"):
+    """The answer to a TimeRequest, sent at once; ``server_time_ms`` is the server's clock when it sent it (t3).
+
+    A device uses it only if ``nonce`` is that of its latest request and the round trip was short, so a
+    message that waited in the broker never sets its clock (protocol/README.md §8.1).
+    """
+
+    nonce: Nonce
+    request_device_time_ms: EpochMs  # t1, as the request said
+    received_ms: EpochMs  # t2: the server's clock when the request arrived
+
+
+ServerMessage = Union[Receipt, Rejection, ListSnapshot, ScanDecision, ConfigUpdate, DecisionSnapshot, TimeResponse]
 SERVER_MESSAGE_TYPES: tuple[type[ServerNotice], ...] = ServerMessage.__args__  # type: ignore[attr-defined]
 
 

@@ -5,6 +5,7 @@ Layout (``{d}`` is a device id, which never contains '/', '+' or '#')::
     fe/v1/dev/{d}/up        device -> server: signed DeviceMessage envelopes (QoS 1)
     fe/v1/dev/{d}/down      server -> device: signed ServerMessage envelopes (QoS 1)
     fe/v1/dev/{d}/presence  retained "online"/"offline"; "offline" is the device's MQTT last will
+    fe/v1/dev/{d}/time      device -> server: signed TimeRequest, answered at once on .../down (QoS 1, short expiry)
     fe/v1/lists/{name}      retained signed ListSnapshot for every device (QoS 1)
 """
 
@@ -40,6 +41,24 @@ def device_down(device_id: str) -> str:
 def device_presence(device_id: str) -> str:
     """Retained presence topic; the device's last will sets it to 'offline'."""
     return f"{PREFIX}/dev/{_checked(device_id)}/presence"
+
+
+def device_time(device_id: str) -> str:
+    """Topic a device asks the server's time on (a TimeRequest; never an outbox event)."""
+    return f"{PREFIX}/dev/{_checked(device_id)}/time"
+
+
+def all_devices_time() -> str:
+    """Subscription filter for every device's time requests."""
+    return f"{PREFIX}/dev/+/time"
+
+
+def device_id_from_time(topic: str) -> str:
+    """The device id in a time-request topic, or TopicError."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != f"{PREFIX}/dev" or parts[4] != "time":
+        raise TopicError(f"topic {topic!r} is not a time-request topic ({PREFIX}/dev/<device id>/time)")
+    return _checked(parts[3])
 
 
 def list_snapshot(name: str) -> str:

@@ -21,10 +21,21 @@ fine for a while (state in ``device_clocks``, inside the ingest's transaction).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sqlite3
+import time
+import uuid
+from pathlib import Path
 
-from protocol.messages import DeviceMessage, DeviceStatus
+from protocol import topics
+from protocol.codec import ProtocolError, open_envelope, seal
+from protocol.messages import DeviceMessage, DeviceStatus, TimeResponse
+from protocol.signing import SigningKey, VerifyKey
+from protocol.timesync import decode_time_request
+from server import db as dbmod
 from server.alerts import raise_alert
+
+log = logging.getLogger(__name__)
 
 #: The server's own clock error bound (it is NTP-synchronised) plus rounding: added to every device's claim.
 TOLERANCE_MS = 2_000
@@ -113,3 +124,55 @@ def suspect_reason(con: sqlite3.Connection, event_id: str) -> str | None:
     """The clock reason recorded for an event, or None."""
     row = con.execute("SELECT reason FROM clock_suspects WHERE event_id = ?", (event_id,)).fetchone()
     return None if row is None else row[0]
+
+
+# --------------------------------------------------------------------------- the time exchange (§8.1)
+
+#: At most one answer per device in this interval: a flood of requests costs the server one publish a second.
+ANSWER_INTERVAL_S = 1.0
+
+
+class TimeServer:
+    """Answers devices' time requests at once, on paho's thread; nothing is stored.
+
+    A request is answered only if it is a registered, unrevoked device's, signed with its key, on its own
+    topic. The answer is signed like every server message and expires in the broker after a few seconds.
+    """
+
+    def __init__(self, db_path: str | Path, key: SigningKey) -> None:
+        self.db_path = db_path
+        self.key = key
+        self._last: dict[str, float] = {}  # device -> monotonic time of its last answer (registered devices only)
+        self.answered = 0
+        self.refused = 0
+
+    def answer(self, topic: str, payload: bytes, received_ms: int) -> tuple[str, bytes] | None:
+        """(topic, payload) to publish for a time request, or None (logged) when it is not answered."""
+        try:
+            device_id = topics.device_id_from_time(topic)
+            fmt, env = open_envelope(payload)
+            with dbmod.reading(self.db_path) as con:
+                row = con.execute("SELECT public_key, revoked_ms FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+            if row is None or row[1] is not None:
+                raise ProtocolError("unknown_device", f"device {device_id!r} is not registered or was revoked")
+            if not VerifyKey.from_hex(row[0]).verify(env.body, env.sig):
+                raise ProtocolError("bad_signature", f"time request not signed by device {device_id!r}")
+            req = decode_time_request(env.body, fmt)
+            if req.device_id != device_id:
+                raise ProtocolError("topic_mismatch", f"time request of {req.device_id!r} on the topic of {device_id!r}")
+        except (ProtocolError, topics.TopicError) as e:
+            self.refused += 1
+            log.info("time request on %s not answered: %s", topic, e)
+            return None
+        now = time.monotonic()
+        if now - self._last.get(device_id, -ANSWER_INTERVAL_S) < ANSWER_INTERVAL_S:
+            self.refused += 1
+            log.info("time request of %s not answered: more than one a second", device_id)
+            return None
+        self._last[device_id] = now
+        answer = TimeResponse(
+            message_id=str(uuid.uuid4()), device_id=device_id, server_time_ms=int(time.time() * 1000),
+            nonce=req.nonce, request_device_time_ms=req.device_time_ms, received_ms=received_ms,
+        )  # fmt: skip
+        self.answered += 1
+        return topics.device_down(device_id), seal(answer, self.key, fmt)

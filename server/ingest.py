@@ -28,7 +28,9 @@ from protocol.signing import SigningKey
 from server import db as dbmod
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
+from protocol.timesync import MESSAGE_EXPIRY_S
 from server.alerts import raise_alert
+from server.clocks import TimeServer
 from server.evidence import sign_tree_head
 from server.projector import Projector
 from server.snapshots import build_snapshot, device_region
@@ -68,6 +70,7 @@ class Ingest:
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = False
         self.writer_error: str | None = None
+        self.time_server = TimeServer(settings.db_path, server_key)
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
@@ -94,7 +97,7 @@ class Ingest:
         self.connected = True
         self.metrics.connected.set(1)
         # Subscribe every time: a broker that lost its persistence also lost our subscription.
-        client.subscribe([(topics.all_devices_up(), 1), (topics.all_devices_presence(), 1)])
+        client.subscribe([(topics.all_devices_up(), 1), (topics.all_devices_presence(), 1), (topics.all_devices_time(), 1)])
         log.info("connected to the broker (session present: %s)", flags.session_present)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
@@ -103,6 +106,12 @@ class Ingest:
         log.warning("disconnected from the broker: %s", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.endswith("/time"):  # answered at once here, never queued behind stored events; nothing is stored
+            if (answer := self.time_server.answer(msg.topic, bytes(msg.payload), int(time.time() * 1000))) is not None:
+                props = Properties(PacketTypes.PUBLISH)
+                props.MessageExpiryInterval = MESSAGE_EXPIRY_S  # an answer that waited is useless: let the broker drop it
+                client.publish(answer[0], answer[1], qos=1, properties=props)
+            return
         if msg.topic.endswith("/presence"):
             self._presence.put((msg.topic, bytes(msg.payload)))
             return

@@ -23,6 +23,7 @@ import protocol
 from protocol.codec import ProtocolError, decode_device_body, decode_server_body, encode
 from protocol.messages import (
     DEVICE_MESSAGE_TYPES,
+    DEVICE_REQUEST_TYPES,
     SERVER_MESSAGE_TYPES,
     DeviceEvent,
     DeviceMessage,
@@ -35,14 +36,21 @@ from protocol.messages import (
     ScanDecision,
     ServerMessage,
     ServerNotice,
+    TimeRequest,
+    TimeResponse,
     type_tag,
 )
+from protocol.signing import SigningKey
+from protocol.timesync import MAX_ROUND_TRIP_MS, decode_time_request, estimate
 
 EXAMPLES_DIR = Path(protocol.__file__).resolve().parent / "examples"
 FILE_NAME = re.compile(r"^(?P<tag>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.json$")
 
 DEVICE_TAGS = {type_tag(cls): cls for cls in DEVICE_MESSAGE_TYPES}
 SERVER_TAGS = {type_tag(cls): cls for cls in SERVER_MESSAGE_TYPES}
+#: Device messages that are not events (no seq, no outbox): the time request.
+REQUEST_TAGS = {type_tag(cls): cls for cls in DEVICE_REQUEST_TYPES}
+ALL_MESSAGE_TYPES = [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES, *DEVICE_REQUEST_TYPES]
 
 #: SHA-256 of every frozen example (line endings normalised to LF). Never edit an entry: a changed
 #: example means old peers' payloads are no longer what the tests check. Add new files instead.
@@ -73,6 +81,8 @@ FROZEN_SHA256 = {
     "rejection.v1.json": "6931845523abb4d0a9a7adab925736eb236251c029418281f3699a651b4d61f9",
     "scan_decision.v1.json": "5f89b70576afd4a9cf70e3a8cd080274cb286e3d9b309b57cc8a973ac871495d",
     "scan_decision.v2.json": "b9679ed63b74a842280222d36cc880b31ca3514071a379c9cd39283fa766d161",
+    "time_request.v1.json": "654863d451b9e0c29225e0aaf6e0e4cc5dbcb1edac0622e8fd5098bb0691876d",
+    "time_response.v1.json": "2cddf88094995f40c6f3927c65559150b21aaad17460a4c8faac0a732cfc2fcf",
 }
 
 EXAMPLE_FILES = sorted(EXAMPLES_DIR.glob("*.json"))
@@ -84,9 +94,11 @@ def _tag_and_version(path: Path) -> tuple[str, int]:
     return m.group("tag"), int(m.group("version"))
 
 
-def _decode(tag: str, data: bytes, fmt: str) -> DeviceMessage | ServerMessage:
+def _decode(tag: str, data: bytes, fmt: str) -> DeviceMessage | ServerMessage | TimeRequest:
     if tag in DEVICE_TAGS:
         return decode_device_body(data, fmt)  # type: ignore[arg-type]
+    if tag in REQUEST_TAGS:
+        return decode_time_request(data, fmt)  # type: ignore[arg-type]
     return decode_server_body(data, fmt)  # type: ignore[arg-type]
 
 
@@ -135,13 +147,13 @@ def _reachable_structs() -> set[type]:
             walk(t.key_type)
             walk(t.value_type)
 
-    for t in msgspec.inspect.multi_type_info([DeviceMessage, ServerMessage]):
+    for t in msgspec.inspect.multi_type_info([DeviceMessage, ServerMessage, *DEVICE_REQUEST_TYPES]):
         walk(t)
     return found
 
 
 #: The Struct types nested inside messages (GeoPoint, Credential, ...), not messages themselves.
-NESTED_TYPES = sorted(_reachable_structs() - {*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES}, key=lambda c: c.__name__)
+NESTED_TYPES = sorted(_reachable_structs() - set(ALL_MESSAGE_TYPES), key=lambda c: c.__name__)
 
 
 def _revisions() -> dict[str, list[tuple[int, Path]]]:
@@ -178,15 +190,16 @@ def test_examples_exist() -> None:
 
 def test_device_and_server_tags_are_disjoint() -> None:
     assert not DEVICE_TAGS.keys() & SERVER_TAGS.keys()
+    assert not REQUEST_TAGS.keys() & (DEVICE_TAGS.keys() | SERVER_TAGS.keys())
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
 def test_file_name_names_a_known_type(path: Path) -> None:
     tag, _ = _tag_and_version(path)
-    assert tag in DEVICE_TAGS or tag in SERVER_TAGS, f"{path.name}: no message type has the tag {tag!r}"
+    assert tag in DEVICE_TAGS or tag in SERVER_TAGS or tag in REQUEST_TAGS, f"{path.name}: no message type has the tag {tag!r}"
 
 
-@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+@pytest.mark.parametrize("cls", ALL_MESSAGE_TYPES, ids=type_tag)
 def test_every_message_type_has_an_example(cls: type) -> None:
     tag = type_tag(cls)
     files = [p for p in EXAMPLE_FILES if _tag_and_version(p)[0] == tag]
@@ -228,7 +241,7 @@ def test_a_later_revision_keeps_every_field_of_the_earlier(tag: str) -> None:
         assert not dropped, f"{newer.name} leaves out fields that {older.name} shows: {sorted(dropped)} (fields are never removed)"
 
 
-@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+@pytest.mark.parametrize("cls", ALL_MESSAGE_TYPES, ids=type_tag)
 def test_the_newest_revision_shows_every_field(cls: type) -> None:
     """A field added to a message type needs a new example revision that shows it."""
     tag = type_tag(cls)
@@ -248,7 +261,7 @@ def test_every_field_of_every_nested_type_is_shown() -> None:
     assert not missing, f"fields never shown in an example: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+@pytest.mark.parametrize("cls", ALL_MESSAGE_TYPES, ids=type_tag)
 def test_todays_writer_labels_its_messages_with_the_newest_revision(cls: type) -> None:
     """A type whose layout changed needs a new example revision, and its writer says so in ``schema``."""
     newest, _ = _revisions()[type_tag(cls)][-1]
@@ -265,7 +278,7 @@ def test_example_decodes_with_todays_code(path: Path) -> None:
     assert isinstance(raw, dict) and raw.get("type") == tag
     msg = _decode(tag, path.read_bytes(), "json")
     assert type_tag(type(msg)) == tag
-    assert isinstance(msg, (DEVICE_TAGS | SERVER_TAGS)[tag])
+    assert isinstance(msg, (DEVICE_TAGS | SERVER_TAGS | REQUEST_TAGS)[tag])
     assert msg.schema == version, f"{path.name}: the file name says schema {version}, the body says {msg.schema}"
 
 
@@ -586,7 +599,7 @@ def _readme_section(heading_start: str) -> str:
     return "\n".join(lines[starts[0] : end])
 
 
-@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+@pytest.mark.parametrize("cls", ALL_MESSAGE_TYPES, ids=type_tag)
 def test_readme_documents_every_field_of_every_type(cls: type) -> None:
     tag = type_tag(cls)
     section = _readme_section(f"### `{tag}` ")
@@ -624,3 +637,36 @@ def test_readme_documents_the_nested_types(cls: type) -> None:
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
 def test_readme_shows_every_example_verbatim(path: Path) -> None:
     assert path.read_text(encoding="utf-8").rstrip("\n") in README.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the time exchange (README §8.1)
+
+
+def test_the_time_exchange_example() -> None:
+    """The worked example of README §8.1: t1..t4 give an offset of 37 ms, ± 25 ms."""
+    req = decode_time_request(_example_bytes("time_request.v1.json"), "json")
+    answer = decode_server_body(_example_bytes("time_response.v1.json"), "json")
+    assert isinstance(answer, TimeResponse) and answer.nonce == req.nonce and answer.request_device_time_ms == req.device_time_ms
+    est = estimate(answer, req.device_time_ms, 1742263800170)
+    assert (est.offset_ms, est.error_ms, est.round_trip_ms) == (37, 25, 50)
+
+
+def test_a_time_request_is_not_an_event() -> None:
+    """Published on the up topic by mistake, it is refused as 'schema' (no seq): never stored, never receipted."""
+    with pytest.raises(ProtocolError) as e:
+        decode_device_body(_example_bytes("time_request.v1.json"), "json")
+    assert e.value.code == "schema"
+
+
+@pytest.mark.parametrize(
+    ("change", "t4", "why"),
+    [
+        ({}, 1742263800120 + MAX_ROUND_TRIP_MS + 1, "round trip"),  # the answer waited (broker session, queue)
+        ({"request_device_time_ms": 1742263800119}, 1742263800170, "echoes"),  # not the answer to this request
+        ({"received_ms": 1742263800184}, 1742263800170, "not in order"),
+    ],
+)
+def test_an_answer_that_cannot_be_used(change: dict[str, int], t4: int, why: str) -> None:
+    answer = msgspec.structs.replace(decode_server_body(_example_bytes("time_response.v1.json"), "json"), **change)
+    with pytest.raises(ValueError, match=why):
+        estimate(answer, 1742263800120, t4)  # type: ignore[arg-type]
