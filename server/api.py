@@ -15,7 +15,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.auth import CurrentPrincipal, Principal
-from server.store import sequence_gaps
+from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
 
 
 class Health(msgspec.Struct, kw_only=True):
@@ -69,7 +69,7 @@ class EventView(msgspec.Struct, kw_only=True):
 
 
 class RejectedView(msgspec.Struct, kw_only=True):
-    """A message kept aside, with its reason (raw bytes are in the database)."""
+    """A message kept aside, with its reason (its first bytes, if still kept, are in the database)."""
 
     id: int
     received_ms: int
@@ -78,7 +78,17 @@ class RejectedView(msgspec.Struct, kw_only=True):
     event_id: str | None
     reason_code: str
     reason: str
-    size: int
+    size: int  # bytes of the whole payload as received
+    sha256: str | None  # of the whole payload (null only for rows kept whole before this was recorded)
+    kept: int  # bytes of the payload still stored: a prefix, or 0 once pruned (server/store.py)
+
+
+class RejectedCountView(msgspec.Struct, kw_only=True):
+    """How many messages were refused for one reason since the database began (never lowered by pruning)."""
+
+    reason_code: str
+    count: int
+    last_ms: int
 
 
 class Overview(msgspec.Struct, kw_only=True):
@@ -236,11 +246,14 @@ class RejectedController(Controller):
         """The most recent rejected messages (supervisors)."""
         principal.require("supervisor")
         with _read(state) as con:
-            rows = con.execute(
-                "SELECT id, received_ms, topic, device_id, event_id, reason_code, reason, LENGTH(raw) FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
-            )
-            keys = ("id", "received_ms", "topic", "device_id", "event_id", "reason_code", "reason", "size")
-            return [RejectedView(**dict(zip(keys, r, strict=True))) for r in rows]
+            return [RejectedView(**dict(zip(REJECTED_COLUMNS, r, strict=True))) for r in recent_rejected(con, limit)]
+
+    @get("/counts", sync_to_thread=True)
+    def count_rejected(self, state: State, principal: CurrentPrincipal) -> list[RejectedCountView]:
+        """Every reason's total of refused messages, most frequent first (supervisors)."""
+        principal.require("supervisor")
+        with _read(state) as con:
+            return [RejectedCountView(reason_code=c.reason_code, count=c.count, last_ms=c.last_ms) for c in rejected_counts(con)]
 
 
 @get("/api/v1/overview", sync_to_thread=True, tags=["dashboard"])
@@ -251,7 +264,7 @@ def overview(state: State, principal: CurrentPrincipal) -> Overview:
         devices = con.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
         events = con.execute("SELECT COALESCE(SUM(stored_count), 0) FROM device_state").fetchone()[0]
         minute = con.execute("SELECT COUNT(*) FROM events WHERE stored_ms >= CAST(strftime('%s','now') AS INTEGER) * 1000 - 60000").fetchone()[0]
-        rejected = con.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+        rejected = sum(c.count for c in rejected_counts(con))  # every refusal, also those whose rows were pruned
         # Sequence numbers start at 1 and are unique per device, so fewer stored than the highest means a gap.
         with_gaps = con.execute("SELECT COUNT(*) FROM device_state WHERE stored_count < max_seq").fetchone()[0]
         recent = [_event(r) for r in con.execute(_EVENT_SQL + " ORDER BY stored_ms DESC, event_id LIMIT 20")]

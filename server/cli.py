@@ -19,7 +19,7 @@ from server.imports import add_import_parser, run_import
 from server.keys import load_or_create_server_key
 from server.registry import RegistryError, provision, revoke
 from server.settings import ServerSettings
-from server.store import sequence_gaps
+from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
 
 DEFAULT_DB = Path("fe-server.db")
 
@@ -109,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(gaps)
     gaps.add_argument("--device", help="only this device")
 
-    rejected = sub.add_parser("rejected", help="list rejected messages with their reasons")
+    rejected = sub.add_parser(
+        "rejected",
+        help="list rejected messages with their reasons",
+        description="The newest rejected messages (size, SHA-256 and bytes still kept), then each reason's total since the database began.",
+    )
     _add_db(rejected)
     rejected.add_argument("--limit", type=int, default=50)
 
@@ -404,9 +408,10 @@ def main(argv: list[str] | None = None) -> int:
                         for a, b in sequence_gaps(con, d):
                             print(json.dumps({"device_id": d, "seq_from": a, "seq_to": b, "missing": b - a + 1}))
                 elif args.command == "rejected":
-                    rows = con.execute("SELECT id, received_ms, topic, reason_code, reason FROM rejected ORDER BY id DESC LIMIT ?", (args.limit,))
-                    for r in rows:
-                        print(json.dumps(dict(zip(("id", "received_ms", "topic", "reason_code", "reason"), r, strict=True)), ensure_ascii=False))
+                    for r in recent_rejected(con, args.limit):
+                        print(json.dumps(dict(zip(REJECTED_COLUMNS, r, strict=True)), ensure_ascii=False))
+                    for c in rejected_counts(con):  # totals, also of rows pruned or removed by retention
+                        print(json.dumps({"reason_code": c.reason_code, "total": c.count, "last_ms": c.last_ms}))
             finally:
                 con.close()
         return 0

@@ -449,6 +449,20 @@ MIGRATIONS: list[str] = [
         ok_since_ms INTEGER
     );
     """,
+    # 10: rejected messages keep a prefix of their bytes with the whole payload's size and SHA-256 (rows from
+    # before keep their whole raw and a NULL sha256); per-reason totals that pruning and retention never lower.
+    """
+    ALTER TABLE rejected ADD COLUMN size INTEGER;
+    ALTER TABLE rejected ADD COLUMN sha256 TEXT;
+    UPDATE rejected SET size = LENGTH(raw);
+    CREATE INDEX rejected_with_raw ON rejected(id) WHERE LENGTH(raw) > 0;
+    CREATE TABLE rejected_counts (
+        reason_code TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL
+    );
+    INSERT INTO rejected_counts(reason_code, count, last_ms) SELECT reason_code, COUNT(*), MAX(received_ms) FROM rejected GROUP BY reason_code;
+    """,
 ]
 
 

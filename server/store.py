@@ -2,7 +2,8 @@
 
 Order of checks for each message: size, envelope, topic, registered and not revoked device (of the
 topic), signature (verified before the body is parsed), schema, device id vs topic. A message failing
-any of them goes to the ``rejected`` table with its reason and raw bytes and is never receipted. The
+any of them goes to the ``rejected`` table with its reason, size, SHA-256 and first bytes (bounded:
+see ``_reject``) and is never receipted. The
 register is read in each batch's transaction, so a revocation applies from the next batch on. Dedupe lives in the database: ``event_id`` is the primary key and
 ``(device_id, seq)`` is unique; a resend with identical bytes is merged and receipted again.
 """
@@ -160,12 +161,73 @@ def _claimed_device(body: bytes, fmt: WireFormat) -> str | None:
         return None
 
 
-def _reject(db: sqlite3.Connection, out: BatchOutcome, inc: Incoming, code: str, reason: str, device_id: str | None = None, event_id: str | None = None) -> None:
+#: Bytes of a rejected payload kept (with its full size and SHA-256): junk must not fill the disk.
+REJECTED_PREFIX_BYTES = 4096
+#: Only the newest this many rejected rows keep their bytes; older rows keep reason, size and SHA-256.
+REJECTED_RAW_ROWS = 1000
+#: Rejected rows kept at all (older ones are deleted; ``rejected_counts`` keeps every reason's total).
+REJECTED_MAX_ROWS = 100_000
+#: Characters of a rejected message's topic kept (a topic may be 65535 bytes long).
+REJECTED_TOPIC_CHARS = 1024
+
+
+def _reject(
+    db: sqlite3.Connection, out: BatchOutcome, inc: Incoming, code: str, reason: str, device_id: str | None = None, event_id: str | None = None, *, whole: bool = False
+) -> None:
+    """Keep a refused message aside, bounded: its first bytes (all of them if ``whole``: authentic messages, at most
+    the protocol's 64 KiB), size and SHA-256; the oldest rows lose their bytes, then go, and the totals stay."""
+    payload = inc.payload
+    cur = db.execute(
+        "INSERT INTO rejected(received_ms, topic, device_id, event_id, reason_code, reason, raw, size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (inc.received_ms, inc.topic[:REJECTED_TOPIC_CHARS], device_id, event_id, code, reason, payload if whole else payload[:REJECTED_PREFIX_BYTES],
+         len(payload), hashlib.sha256(payload).hexdigest()),
+    )  # fmt: skip
     db.execute(
-        "INSERT INTO rejected(received_ms, topic, device_id, event_id, reason_code, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (inc.received_ms, inc.topic, device_id, event_id, code, reason, inc.payload),
+        "INSERT INTO rejected_counts(reason_code, count, last_ms) VALUES (?, 1, ?)"
+        " ON CONFLICT(reason_code) DO UPDATE SET count = count + 1, last_ms = MAX(last_ms, excluded.last_ms)",
+        (code, inc.received_ms),
     )
+    newest = cur.lastrowid or 0
+    # Both use an index (rejected_with_raw, the primary key) and touch only the rows they change. Rows from
+    # before migration 10 have no SHA-256 yet: it is taken from their whole bytes before these go.
+    db.create_function("fe_sha256", 1, _sha256_hex, deterministic=True)
+    db.execute(
+        "UPDATE rejected SET sha256 = COALESCE(sha256, fe_sha256(raw)), raw = x'' WHERE LENGTH(raw) > 0 AND id <= ?", (newest - REJECTED_RAW_ROWS,)
+    )
+    db.execute("DELETE FROM rejected WHERE id <= ?", (newest - REJECTED_MAX_ROWS,))
     out.rejected[code] += 1
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedCount:
+    """How many messages were refused for one reason, ever (pruning and retention do not lower it)."""
+
+    reason_code: str
+    count: int
+    last_ms: int
+
+
+def rejected_counts(db: sqlite3.Connection) -> list[RejectedCount]:
+    """Every reason's total of refused messages, most frequent first."""
+    rows = db.execute("SELECT reason_code, count, last_ms FROM rejected_counts ORDER BY count DESC, reason_code").fetchall()
+    return [RejectedCount(*r) for r in rows]
+
+
+#: Columns of a rejected row as the API and the CLI show it (``kept``: bytes of the payload still stored).
+REJECTED_COLUMNS = ("id", "received_ms", "topic", "device_id", "event_id", "reason_code", "reason", "size", "sha256", "kept")
+
+
+def recent_rejected(db: sqlite3.Connection, limit: int) -> list[tuple]:  # type: ignore[type-arg]
+    """The newest rejected rows, as REJECTED_COLUMNS (no bytes)."""
+    return db.execute(
+        "SELECT id, received_ms, topic, device_id, event_id, reason_code, reason, COALESCE(size, LENGTH(raw)), sha256, LENGTH(raw)"
+        " FROM rejected ORDER BY id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
 
 
 def store_batch(
@@ -229,7 +291,7 @@ def store_batch(
                         code, reason = "event_id_conflict", f"event id {m.event_id} is already stored with different content"
                     else:
                         code, reason = "seq_conflict", f"sequence number {m.seq} of device {m.device_id} is already stored under another event id"
-                    _reject(db, out, v.inc, code, reason, m.device_id, m.event_id)
+                    _reject(db, out, v.inc, code, reason, m.device_id, m.event_id, whole=True)  # signed by the device: kept whole
                     out.rejections.setdefault(m.device_id, []).append(RejectionItem(event_id=m.event_id, seq=m.seq, reason_code=code, reason=reason))
                     continue
                 status = "duplicate"

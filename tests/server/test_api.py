@@ -63,7 +63,9 @@ def test_events_and_rejected(client: Api) -> None:
     assert [e["seq"] for e in events] == [5, 2]
     assert events[0]["body"]["type"] == "enterprise_scanned"
     (rej,) = client.get("/api/v1/rejected").json()
-    assert rej["reason_code"] == "undecodable" and rej["size"] == 4
+    assert rej["reason_code"] == "undecodable" and rej["size"] == 4 and rej["kept"] == 4 and len(rej["sha256"]) == 64
+    assert client.get("/api/v1/rejected/counts").json() == [{"reason_code": "undecodable", "count": 1, "last_ms": rej["received_ms"]}]
+    assert client.get("/api/v1/overview").json()["rejected"] == 1
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 import uuid
@@ -16,7 +17,8 @@ from protocol.messages import DeviceStatus, EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.registry import revoke
-from server.store import DeviceKeys, Incoming, sequence_gaps, store_batch
+from server import store as storemod
+from server.store import REJECTED_PREFIX_BYTES, DeviceKeys, Incoming, rejected_counts, sequence_gaps, store_batch, store_or_isolate
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 
@@ -88,8 +90,9 @@ def test_invalid_messages_are_kept_aside_with_their_reason(fresh_db: sqlite3.Con
     good = scanned(1)
     out = store_batch(fresh_db, [inc, incoming(good)], DeviceKeys(fresh_db))
     assert out.rejected == {code: 1} and out.stored == 1  # the batch goes on
-    reason_code, raw = fresh_db.execute("SELECT reason_code, raw FROM rejected").fetchone()
-    assert reason_code == code and bytes(raw) == inc.payload
+    reason_code, raw, size, sha = fresh_db.execute("SELECT reason_code, raw, size, sha256 FROM rejected").fetchone()
+    assert reason_code == code and bytes(raw) == inc.payload[:REJECTED_PREFIX_BYTES] and size == len(inc.payload)
+    assert sha == hashlib.sha256(inc.payload).hexdigest()
 
 
 def test_revoked_device_is_refused(fresh_db: sqlite3.Connection) -> None:
@@ -186,3 +189,71 @@ def test_an_integer_the_database_cannot_hold_is_refused_by_the_schema(fresh_db: 
     assert out.rejected == {"schema": 1} and out.receipts == {}
     reason = fresh_db.execute("SELECT reason FROM rejected").fetchone()[0]
     assert field in reason
+
+
+# --------------------------------------------------------------------------- the rejected table is bounded
+
+
+def db_size(con: sqlite3.Connection) -> int:
+    """Bytes the database holds, with the WAL folded in (what a full disk would feel)."""
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db_path(con).stat().st_size
+
+
+def test_twenty_junk_messages_of_4_mb_grow_the_database_by_less_than_5_mb(fresh_db: sqlite3.Connection) -> None:
+    before = db_size(fresh_db)
+    junk = [Incoming(topics.device_up("BR-1"), bytes([i]) * (4 * 1024 * 1024), 0) for i in range(20)]
+    out = store_or_isolate(fresh_db, junk, DeviceKeys(fresh_db))
+    assert out.rejected == {"oversized": 20}
+    grown = db_size(fresh_db) - before
+    assert grown < 5 * 1024 * 1024, grown
+    assert grown < 20 * (REJECTED_PREFIX_BYTES + 1024)
+    rows = fresh_db.execute("SELECT size, sha256, LENGTH(raw) FROM rejected ORDER BY id").fetchall()
+    assert rows == [(len(j.payload), hashlib.sha256(j.payload).hexdigest(), REJECTED_PREFIX_BYTES) for j in junk]
+
+
+def test_oldest_rejected_rows_lose_their_bytes_then_go_and_totals_stay(fresh_db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storemod, "REJECTED_RAW_ROWS", 3)
+    monkeypatch.setattr(storemod, "REJECTED_MAX_ROWS", 5)
+    junk = [Incoming(f"fe/v1/bad/{i}", b"junk %d" % i, i) for i in range(8)]
+    store_batch(fresh_db, junk[:4], DeviceKeys(fresh_db))
+    store_batch(fresh_db, junk[4:], DeviceKeys(fresh_db))
+    rows = fresh_db.execute("SELECT topic, raw, size, sha256 FROM rejected ORDER BY id").fetchall()
+    assert [t for t, *_ in rows] == [f"fe/v1/bad/{i}" for i in range(3, 8)]  # only the newest 5 rows
+    assert [bytes(raw) for _, raw, _, _ in rows] == [b"", b"", b"junk 5", b"junk 6", b"junk 7"]  # of which 3 keep bytes
+    assert all(size == len(j.payload) and sha == hashlib.sha256(j.payload).hexdigest() for (_, _, size, sha), j in zip(rows, junk[3:], strict=True))
+    assert [(c.reason_code, c.count, c.last_ms) for c in rejected_counts(fresh_db)] == [("undecodable", 8, 7)]
+
+
+def test_a_huge_topic_is_cut_and_authentic_conflicts_are_kept_whole(fresh_db: sqlite3.Connection) -> None:
+    store_batch(fresh_db, [Incoming("x" * 60000, b"{}", 0)], DeviceKeys(fresh_db))
+    assert fresh_db.execute("SELECT LENGTH(topic) FROM rejected").fetchone()[0] == storemod.REJECTED_TOPIC_CHARS
+    first = scanned(1)
+    store_batch(fresh_db, [incoming(first)], DeviceKeys(fresh_db))
+    big = EnterpriseScanned(**{**msgspec.structs.asdict(scanned(1)), "code_text": "x" * 2000, "reason": "y" * 4000})
+    conflict = incoming(big)
+    assert len(conflict.payload) > REJECTED_PREFIX_BYTES
+    store_batch(fresh_db, [conflict], DeviceKeys(fresh_db))
+    raw, code = fresh_db.execute("SELECT raw, reason_code FROM rejected ORDER BY id DESC LIMIT 1").fetchone()
+    assert code == "seq_conflict" and bytes(raw) == conflict.payload  # signed by the device: evidence, kept whole
+
+
+def test_rows_rejected_before_the_bound_get_their_hash_when_their_bytes_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    old_version = 9
+    for i, script in enumerate(dbmod.MIGRATIONS[:old_version], start=1):
+        con.executescript(script)
+        con.execute(f"PRAGMA user_version = {i}")
+    old = b"an old rejected payload, kept whole"
+    con.execute("INSERT INTO rejected(received_ms, topic, reason_code, reason, raw) VALUES (1, 't', 'undecodable', 'r', ?)", (old,))
+    con.commit()
+    con.close()
+    dbmod.migrate(path)
+    con = dbmod.connect(path)
+    assert con.execute("SELECT size, sha256 FROM rejected").fetchone() == (len(old), None)
+    assert [(c.reason_code, c.count) for c in rejected_counts(con)] == [("undecodable", 1)]
+    monkeypatch.setattr(storemod, "REJECTED_RAW_ROWS", 1)
+    store_batch(con, [Incoming("t", b"new", 2)], DeviceKeys(con))
+    assert con.execute("SELECT raw, sha256 FROM rejected ORDER BY id LIMIT 1").fetchone() == (b"", hashlib.sha256(old).hexdigest())
+    assert [(c.reason_code, c.count) for c in rejected_counts(con)] == [("undecodable", 2)]
