@@ -172,7 +172,8 @@ class Link:
         kind = (topic.rsplit("/", 1)[-1] or "other", code)
         if kind not in self._denials_seen:  # one alarm per kind of denial, not one per message
             self._denials_seen.add(kind)
-            log.error("ALARM %s: the broker refused a publish on %s: %s (0x%02x); kept for resending", self.device_id, topic, reason_code, code)
+            kept = "; the event stays in the outbox and is resent" if kind[0] == "up" else ""
+            log.error("ALARM %s: the broker refused a publish on %s: %s (0x%02x), not delivered%s", self.device_id, topic, reason_code, code, kept)
             if self._on_alarm is not None:
                 self._on_alarm(json.dumps({"alarm": "publish_denied", **self.stats.last_denial}, ensure_ascii=False))
 
