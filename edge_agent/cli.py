@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from edge_agent.errors import EdgeAgentError
 from protocol.config import ConfigError, load_device_config
@@ -19,6 +21,8 @@ from protocol.signing import KeyFormatError
 
 #: File (beside device.toml) where a running agent writes the local interface's port.
 PORT_FILE = "local_api.port"
+#: File (beside device.toml) an agent holds locked while it runs: one agent per bundle.
+LOCK_FILE = "agent.lock"
 
 
 def _add_mqtt(p: argparse.ArgumentParser) -> None:
@@ -113,6 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.local_api import LocalApi
     from edge_agent.scanner import Scanner
 
+    lock = _lock_bundle(args.config.resolve().parent)  # held until the process exits
     agent = Agent.from_config_file(args.config, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port)
     api = LocalApi(agent, Scanner(agent), agent.config.local_api.host, agent.config.local_api.port)
     watcher = None
@@ -125,7 +130,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if watcher is not None:
         watcher.start()
     port_file = args.config.resolve().parent / PORT_FILE
-    port_file.write_text(str(api.port))
+    tmp = port_file.with_name(PORT_FILE + ".tmp")
+    tmp.write_text(str(api.port))
+    os.replace(tmp, port_file)  # readers never see a half-written port
     logging.info("agent %s running; local interface http://%s:%d", agent.device_id, api.host, api.port)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -135,7 +142,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         watcher.stop()
     api.stop()
     agent.stop()
+    port_file.unlink(missing_ok=True)
+    lock.close()
     return 0
+
+
+def _lock_bundle(bundle: Path) -> TextIO:
+    """Lock the bundle for this process, or EdgeAgentError if another agent runs it (two would share one outbox)."""
+    f = open(bundle / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - kept open (and locked) while the agent runs
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise EdgeAgentError(f"another agent (pid {holder}) is already running the bundle {bundle}: one agent per device") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import threading
@@ -163,7 +164,15 @@ class LocalApi:
     """Serves the local interface in a background thread."""
 
     def __init__(self, agent: Agent, scanner: Scanner, host: str, port: int) -> None:
-        self._server = _Server((host, port), agent, scanner)
+        try:
+            self._server = _Server((host, port), agent, scanner)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise EdgeAgentError(
+                    f"the local interface cannot listen on {host}:{port}: the port is taken (another agent or program). "
+                    "Set local_api.port in device.toml to a free port, or to 0 to let the agent pick one (written to local_api.port)"
+                ) from None
+            raise EdgeAgentError(f"the local interface cannot listen on {host}:{port} (local_api.host, local_api.port in device.toml): {e.strerror}") from None
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
 

@@ -124,8 +124,9 @@ def provision(
             cfg = msgspec.structs.replace(
                 base,
                 mqtt=mqtt,
-                # Several agents may share one machine (simulation): let each pick a free local port.
-                local_api=msgspec.structs.replace(base.local_api, port=0) if count > 1 else base.local_api,
+                # Port 0: each agent picks a free local port and writes it to local_api.port beside device.toml
+                # (where fe-agent submit/status read it), so any number of bundles run on one machine.
+                local_api=msgspec.structs.replace(base.local_api, port=0),
                 identity=Identity(device_id=d, agency_id=agency_id, private_key_file="device.key", server_public_key=server_key.public_hex),
             )
             # It holds the broker password: readable by its owner only, like device.key.
