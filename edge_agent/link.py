@@ -41,7 +41,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 FETCH_BATCH = 200
 #: A successful time exchange is repeated this often (the clock drifts).
 TIME_SYNC_INTERVAL_S = 600.0
-#: A time request not answered in this long is made again, with a new nonce.
+#: A time request not answered in this long is made again, with a new nonce (doubling while none is answered).
 TIME_RETRY_S = 10.0
 #: Publishes remembered by message id, to tell which topic a PUBACK answers (bounded: old ids are dropped).
 MIDS_KEPT = 10_000
@@ -117,6 +117,7 @@ class Link:
         self._on_alarm = on_alarm
         self._time_request: tuple[str, int] | None = None  # (nonce, t1) of the latest request
         self._next_time_sync = 0.0  # monotonic
+        self._time_misses = 0  # requests in a row without a usable answer
         self._mids: dict[int, str] = {}  # message id -> topic of our QoS 1 publishes awaiting PUBACK
         self._denials_seen: set[tuple[str, int]] = set()  # (topic kind, reason code) already alarmed
 
@@ -342,7 +343,9 @@ class Link:
         self._time_request = (nonce, t1)
         self._publish(topics.device_time(self.device_id), seal(request, self._key, self.config.delivery.wire_format), props)
         self.stats.time_requests += 1
-        self._next_time_sync = time.monotonic() + TIME_RETRY_S  # moved on by an answer
+        # Moved on by an answer; unanswered requests (an older server, a denied topic) back off to the sync interval.
+        self._next_time_sync = time.monotonic() + min(TIME_RETRY_S * 2**self._time_misses, TIME_SYNC_INTERVAL_S)
+        self._time_misses = min(self._time_misses + 1, 16)
 
     def _take_time(self, answer: TimeResponse) -> None:
         t4 = now_ms()
@@ -358,6 +361,7 @@ class Link:
             log.info("%s: ignored a time answer: %s", self.device_id, e)
             return
         self._time_request = None  # one answer per request: a replay of it is ignored
+        self._time_misses = 0
         self.stats.clock_offset_ms = est.offset_ms
         self.stats.clock_offset_error_ms = est.error_ms
         self.stats.clock_synced_ms = t4
