@@ -5,7 +5,7 @@ Mechanism (chosen for Mosquitto 2.0.11 as Debian ships it, and checked by tests/
 * ``password_file`` holds one PBKDF2-SHA512 hash per account, made by Mosquitto's own ``mosquitto_passwd``
   (never hashed here). Accounts: one per device (username = device id) and one for the server.
 * ``acl_file`` has fixed rules: ``pattern`` lines give every device (``%u`` = its username) its own uplink,
-  presence and downlink topics only; the server's account alone may read every uplink and write downlinks.
+  time-request, presence and downlink topics only; the server's account alone may read every uplink and write downlinks.
 * ``use_username_as_clientid true`` (on every listener): the broker replaces whatever client id a client sends with its
   username, so no client can take another device's session, nor the server's persistent one.
 * Revocation rewrites the password file without the device and sends SIGHUP to the broker (pid file):
@@ -176,6 +176,7 @@ def acl_text(server_account: str = SERVER_ACCOUNT) -> str:
         "# (MQTT v5) and dropped; a denied subscription receives nothing.\n\n"
         "# Every device (%u = its username = its device id = its client id): its own topics only.\n"
         "pattern write fe/v1/dev/%u/up\n"
+        "pattern write fe/v1/dev/%u/time\n"
         "pattern readwrite fe/v1/dev/%u/presence\n"
         "pattern read fe/v1/dev/%u/down\n"
         "# Shared list snapshots (no %u: Mosquitto logs a harmless warning for this line at each load).\n"
@@ -183,6 +184,7 @@ def acl_text(server_account: str = SERVER_ACCOUNT) -> str:
         "# The server: every device's uplink and presence, every downlink and list snapshot.\n"
         f"user {server_account}\n"
         "topic read fe/v1/dev/+/up\n"
+        "topic read fe/v1/dev/+/time\n"
         "topic read fe/v1/dev/+/presence\n"
         "topic write fe/v1/dev/+/down\n"
         "topic write fe/v1/lists/+\n"

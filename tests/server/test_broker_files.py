@@ -95,11 +95,19 @@ def test_acl_gives_devices_their_own_topics_only() -> None:
     device_rules = [line for line in lines[: lines.index(f"user {broker.SERVER_ACCOUNT}")]]
     assert device_rules == [
         "pattern write fe/v1/dev/%u/up",
+        "pattern write fe/v1/dev/%u/time",
         "pattern readwrite fe/v1/dev/%u/presence",
         "pattern read fe/v1/dev/%u/down",
         "pattern read fe/v1/lists/+",
     ]
-    assert "topic read fe/v1/dev/+/up" in lines and "topic write fe/v1/dev/+/down" in lines
+    server_rules = lines[lines.index(f"user {broker.SERVER_ACCOUNT}") + 1 :]
+    assert server_rules == [
+        "topic read fe/v1/dev/+/up",
+        "topic read fe/v1/dev/+/time",
+        "topic read fe/v1/dev/+/presence",
+        "topic write fe/v1/dev/+/down",
+        "topic write fe/v1/lists/+",
+    ]
 
 
 def test_provision_and_revoke_keep_the_password_file_in_step(tmp_path: Path) -> None:

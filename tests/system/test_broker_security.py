@@ -172,6 +172,7 @@ def test_a_device_cannot_publish_on_another_devices_topics(secure: Stack, raws: 
     junk = b'{"not": "an envelope"}'
     assert mallory.publish(topics.device_up(b.device_id), junk) == NOT_AUTHORIZED
     assert mallory.publish(topics.device_presence(b.device_id), b"offline") == NOT_AUTHORIZED
+    assert mallory.publish(topics.device_time(b.device_id), junk) == NOT_AUTHORIZED
     assert mallory.publish(topics.device_down(b.device_id), junk) == NOT_AUTHORIZED  # forging the server's downlink
     assert mallory.publish("fe/v1/lists/no-disturb", junk) == NOT_AUTHORIZED
     # Its own uplink is allowed: the server receives it (and rejects this junk), which shows the server
