@@ -22,7 +22,6 @@ from protocol import topics
 from protocol.codec import open_server_message, seal
 from protocol.messages import TimeRequest, TimeResponse
 from protocol.signing import SigningKey, VerifyKey
-from server import broker as broker_security
 from server.keys import load_or_create_server_key
 from tests.server.conftest import seed_users
 from tests.support.waiting import wait_for
@@ -34,25 +33,6 @@ pytestmark = pytest.mark.system
 DAY_MS = 86_400_000
 #: How close the measured offset must be to the injected skew (loopback round trips take milliseconds).
 OFFSET_TOLERANCE_MS = 1_000
-#: The time topic lines a secure broker's ACL needs (protocol/README.md §2.3, §8.1), until server/broker.py writes them.
-_TIME_ACL = ("pattern write fe/v1/dev/%u/time", "topic read fe/v1/dev/+/time")
-
-
-def allow_time_topic(stack: Stack) -> None:
-    """On a secure broker whose ACL predates the time exchange, add its two lines (a no-op once it has them)."""
-    if not stack.secure:
-        return
-    d = stack.broker.security_dir
-    assert d is not None
-    acl = d / broker_security.ACL_FILE
-    text = acl.read_text()
-    if _TIME_ACL[0] in text:
-        return
-    text = text.replace("topic read fe/v1/dev/+/up\n", f"topic read fe/v1/dev/+/up\n{_TIME_ACL[1]}\n", 1)
-    acl.write_text(f"{_TIME_ACL[0]}\n" + text)
-    reloads = stack.broker.reloads
-    if broker_security.reload(d):
-        stack.broker.wait_reloaded(reloads)
 
 
 def start_with_skew(dev: DeviceRun, skew_ms: int) -> None:
@@ -80,7 +60,6 @@ def test_a_clock_two_days_ahead_is_flagged_with_one_alert_and_measured(stack: St
     con.commit()
     con.close()
     (dev,) = stack.add_devices(1)
-    allow_time_topic(stack)
     start_with_skew(dev, 2 * DAY_MS)
     for n in range(5):
         code, _ = dev.submit("enterprise_scanned", {"officer_id": "OFF-1", "code_text": f"c{n}"}, event_id=f"skewed-{n:04d}-{uuid.uuid4().hex[:8]}")
@@ -105,7 +84,6 @@ def test_a_clock_two_days_ahead_is_flagged_with_one_alert_and_measured(stack: St
 def test_a_receipt_that_waited_in_the_broker_does_not_set_the_clock(stack: Stack) -> None:
     stack.server.start_and_wait()
     (dev,) = stack.add_devices(1)
-    allow_time_topic(stack)
     dev.start()
     wait_for(lambda: dev.status()["clock_synced_ms"], timeout=20)
     stack.server.stop()
@@ -138,7 +116,6 @@ def test_a_receipt_that_waited_in_the_broker_does_not_set_the_clock(stack: Stack
 def test_only_authentic_time_requests_are_answered(stack: Stack) -> None:
     stack.server.start_and_wait()
     (dev,) = stack.add_devices(1)
-    allow_time_topic(stack)
     device_key = SigningKey.load(dev.bundle / "device.key")
     server_key = load_or_create_server_key(stack.server.db_path.with_name(stack.server.db_path.name + ".server.key"))
     answers: list[bytes] = []

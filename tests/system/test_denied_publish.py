@@ -17,7 +17,6 @@ from server import broker as broker_security
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
 from tests.system.harness import ROOT, _env, assert_exactly_once, server_events
-from tests.system.test_clocks import allow_time_topic
 
 pytestmark = pytest.mark.system
 
@@ -40,7 +39,6 @@ def test_a_denied_publish_is_alarmed_kept_and_delivered_once_the_acl_is_fixed(st
     stack = stack_factory(secure=True, persistence=True)
     stack.server.start_and_wait()
     (dev,) = stack.add_devices(1)
-    allow_time_topic(stack)
     acl = (stack.broker.security_dir / broker_security.ACL_FILE).read_text()
     assert UPLINK_RULE in acl
     rewrite_acl(stack, acl.replace(UPLINK_RULE, ""))  # a broken ACL: the device may not publish its events
