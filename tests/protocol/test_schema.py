@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 import protocol
-from protocol.messages import DEVICE_MESSAGE_TYPES, SERVER_MESSAGE_TYPES, type_tag
+from protocol.messages import DEVICE_MESSAGE_TYPES, DEVICE_REQUEST_TYPES, SERVER_MESSAGE_TYPES, type_tag
 
 REPO_ROOT = Path(protocol.__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "protocol" / "examples"
@@ -42,7 +42,7 @@ def test_is_a_json_schema_document(schema: dict[str, Any]) -> None:
 
 def test_defines_every_message_and_nested_type(schema: dict[str, Any]) -> None:
     defs = schema["$defs"]
-    expected = {cls.__name__ for cls in (*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES)}
+    expected = {cls.__name__ for cls in (*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES, *DEVICE_REQUEST_TYPES)}
     expected |= {"Envelope", "GeoPoint", "ExceptionBasis", "ReceiptItem", "RejectionItem", "DeviceMessage", "ServerMessage", "DeviceConfigFile"}
     expected |= {"DecisionWarning", "Credential", "InspectionRef", "NoDisturbEntry", "SnapshotPolicy"}
     assert expected <= defs.keys(), sorted(expected - defs.keys())
@@ -57,7 +57,7 @@ def test_unions_are_discriminated_by_type(schema: dict[str, Any], union: str, ta
     assert {ref["$ref"] for ref in node["anyOf"]} == set(mapping.values())
 
 
-@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES], ids=type_tag)
+@pytest.mark.parametrize("cls", [*DEVICE_MESSAGE_TYPES, *SERVER_MESSAGE_TYPES, *DEVICE_REQUEST_TYPES], ids=type_tag)
 def test_message_definition_matches_the_struct(schema: dict[str, Any], cls: type) -> None:
     node = schema["$defs"][cls.__name__]
     assert node["type"] == "object"
@@ -81,7 +81,7 @@ def test_example_bodies_validate_against_the_schema(schema: dict[str, Any]) -> N
     checked = 0
     for path in sorted(EXAMPLES_DIR.glob("*.json")):
         body = json.loads(path.read_text(encoding="utf-8"))
-        union = "DeviceMessage" if body["type"] in DEVICE_TAGS else "ServerMessage"
+        union = "TimeRequest" if body["type"] == "time_request" else "DeviceMessage" if body["type"] in DEVICE_TAGS else "ServerMessage"
         validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{union}", "$defs": defs})
         validator.validate(body)
         assert not validator.is_valid({**body, "device_id": "a/b"})

@@ -26,8 +26,9 @@ from protocol.codec import (
     open_server_message,
     seal,
 )
-from protocol.messages import DEVICE_MESSAGE_TYPES, SERVER_MESSAGE_TYPES, Envelope, type_tag
+from protocol.messages import DEVICE_MESSAGE_TYPES, DEVICE_REQUEST_TYPES, SERVER_MESSAGE_TYPES, Envelope, type_tag
 from protocol.signing import KeyFormatError, SigningKey, VerifyKey
+from protocol.timesync import decode_time_request
 
 EXAMPLES_DIR = Path(protocol.__file__).resolve().parent / "examples"
 
@@ -145,7 +146,8 @@ def test_worked_example_msgpack_envelope(example_key: SigningKey) -> None:
 _DEVICE_TAGS = {type_tag(cls) for cls in DEVICE_MESSAGE_TYPES}
 ALL_EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("*.json"))
 DEVICE_EXAMPLES = [n for n in ALL_EXAMPLES if n.split(".")[0] in _DEVICE_TAGS]
-SERVER_EXAMPLES = [n for n in ALL_EXAMPLES if n.split(".")[0] not in _DEVICE_TAGS]
+SERVER_EXAMPLES = [n for n in ALL_EXAMPLES if n.split(".")[0] in {type_tag(cls) for cls in SERVER_MESSAGE_TYPES}]
+REQUEST_EXAMPLES = [n for n in ALL_EXAMPLES if n.split(".")[0] in {type_tag(cls) for cls in DEVICE_REQUEST_TYPES}]
 
 
 def test_every_example_is_sealed_and_opened() -> None:
@@ -173,6 +175,20 @@ def test_seal_and_open_server_message(name: str, fmt: str) -> None:
     msg = decode_server_body(_example(name), "json")
     payload = seal(msg, key, fmt)  # type: ignore[arg-type]
     assert open_server_message(payload, VerifyKey.from_hex(key.public_hex)) == msg
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@pytest.mark.parametrize("name", REQUEST_EXAMPLES)
+def test_seal_and_open_time_request(name: str, fmt: str) -> None:
+    key = SigningKey.generate()
+    msg = decode_time_request(_example(name), "json")
+    got_fmt, env = open_envelope(seal(msg, key, fmt))  # type: ignore[arg-type]
+    assert VerifyKey(key.public_bytes).verify(env.body, env.sig)
+    assert decode_time_request(env.body, got_fmt) == msg
+
+
+def test_every_example_is_a_device_server_or_request_message() -> None:
+    assert sorted(DEVICE_EXAMPLES + SERVER_EXAMPLES + REQUEST_EXAMPLES) == ALL_EXAMPLES and REQUEST_EXAMPLES == ["time_request.v1.json"]
 
 
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
