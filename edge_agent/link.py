@@ -118,6 +118,7 @@ class Link:
         self._time_request: tuple[str, int] | None = None  # (nonce, t1) of the latest request
         self._next_time_sync = 0.0  # monotonic
         self._time_misses = 0  # requests in a row without a usable answer
+        self._clock_alarmed = False  # an alarm said the clock is further off than its stated error
         self._mids: dict[int, str] = {}  # message id -> topic of our QoS 1 publishes awaiting PUBACK
         self._denials_seen: set[tuple[str, int]] = set()  # (topic kind, reason code) already alarmed
 
@@ -366,5 +367,10 @@ class Link:
         self.stats.clock_offset_error_ms = est.error_ms
         self.stats.clock_synced_ms = t4
         self._next_time_sync = time.monotonic() + TIME_SYNC_INTERVAL_S
-        if abs(est.offset_ms) > self.config.clock.error_ms + est.error_ms:
-            log.warning("%s: the device clock is off by %d ms (± %d), more than its stated error of %d ms", self.device_id, -est.offset_ms, est.error_ms, self.config.clock.error_ms)
+        off = abs(est.offset_ms) > self.config.clock.error_ms + est.error_ms
+        if off and not self._clock_alarmed:  # once, until the clock is right again
+            log.error("ALARM %s: the device clock is off by %d ms (± %d), more than its stated error of %d ms", self.device_id, -est.offset_ms, est.error_ms, self.config.clock.error_ms)
+            if self._on_alarm is not None:
+                line = {"alarm": "clock_off", "offset_ms": est.offset_ms, "offset_error_ms": est.error_ms, "stated_error_ms": self.config.clock.error_ms, "time_ms": int(time.time() * 1000)}
+                self._on_alarm(json.dumps(line))
+        self._clock_alarmed = off

@@ -61,6 +61,13 @@ def test_the_answer_to_the_latest_request_sets_the_offset_once(link: Link) -> No
     assert link.stats.clock_offset_ms == first and link.stats.time_answers_ignored == 1
 
 
+def test_a_clock_off_beyond_its_stated_error_is_alarmed_once_until_it_is_right(link: Link) -> None:
+    for server_ahead_ms in (2 * 86_400_000, 2 * 86_400_000, 0, 2 * 86_400_000):
+        nonce, t1 = ask(link)
+        link._handle_server_message(answer(link, t1=t1, nonce=nonce, server_ms=now_ms() + server_ahead_ms))
+    assert [a.count("clock_off") for a in link.alarms] == [1, 1]  # type: ignore[attr-defined]  # off, (still off), right, off again
+
+
 def test_an_answer_to_an_older_request_is_ignored(link: Link) -> None:
     old_nonce, old_t1 = ask(link)
     ask(link)  # a newer request: only its answer counts

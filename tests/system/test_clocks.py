@@ -75,6 +75,7 @@ def test_a_clock_two_days_ahead_is_flagged_with_one_alert_and_measured(stack: St
     st = wait_for(lambda: (s := dev.status())["clock_synced_ms"] and s, timeout=20, message=lambda: dev.proc.log_tail() if dev.proc else "")
     assert abs(st["clock_offset_ms"] + 2 * DAY_MS) < OFFSET_TOLERANCE_MS, st
     assert 0 < st["clock_offset_error_ms"] < OFFSET_TOLERANCE_MS
+    assert [a for a in st["alarms"] if "clock_off" in a], st["alarms"]  # the agent says so itself too
     # Its heartbeat reports that offset, and the server flags it too: still one alert.
     assert dev.submit("device_status", {"outbox_depth": 0, "oldest_unsent_age_s": 0.0, "free_storage_bytes": 1, "clock_offset_ms": st["clock_offset_ms"]})[0] == 202
     wait_for(lambda: len(server_events(stack.server.db_path, dev.device_id)) == 6, timeout=20)
