@@ -5,10 +5,10 @@ never refuses an event for its time. It compares the stamp with its own receive 
 claimed error and the device's own reported offset, and records a reason beside a suspect event
 (table ``clock_suspects``). The rule (protocol/README.md §8.2):
 
+* ``after_2100``: device time in the year 2100 or later, whatever error the device claims.
 * ``future``: device time later than the server's receive time + the claimed error + a tolerance. An
   event cannot be made after it arrived. (An event much *older* than its arrival is normal: devices
   are offline for hours and deliver from their outbox.)
-* ``after_2100``: device time in the year 2100 or later, whatever error the device claims.
 * ``before_registration``: device time before the device was registered (less error and tolerance).
 * ``offset_exceeds_error``: the device's own last reported offset (``clock_offset_ms`` of its
   ``device_status``, measured by the time exchange) is larger than the error it claims for the event:
@@ -118,12 +118,6 @@ def _alert(con: sqlite3.Connection, msg: DeviceMessage, reason: str, detail: str
 def _span(ms: int) -> str:
     """A duration for people: '48.0 h', '12.3 s'."""
     return f"{ms / 3_600_000:.1f} h" if ms >= 3_600_000 else f"{ms / 1000:.1f} s"
-
-
-def suspect_reason(con: sqlite3.Connection, event_id: str) -> str | None:
-    """The clock reason recorded for an event, or None."""
-    row = con.execute("SELECT reason FROM clock_suspects WHERE event_id = ?", (event_id,)).fetchone()
-    return None if row is None else row[0]
 
 
 # --------------------------------------------------------------------------- the time exchange (§8.1)

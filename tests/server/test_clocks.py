@@ -11,9 +11,9 @@ import pytest
 from litestar.testing import TestClient
 
 from protocol import topics
-from protocol.codec import seal
-from protocol.messages import DeviceStatus, EnterpriseScanned
-from protocol.signing import SigningKey
+from protocol.codec import open_server_message, seal
+from protocol.messages import DeviceStatus, EnterpriseScanned, TimeRequest, TimeResponse
+from protocol.signing import SigningKey, VerifyKey
 from server import clocks
 from server import db as dbmod
 from server.app import create_app
@@ -202,3 +202,47 @@ def test_the_flag_and_the_alert_through_the_api(path: Path, con: sqlite3.Connect
         # the agency's administrator sees its own device's alert only
         mine = api.as_("admin-SAMR").get("/api/v1/alerts", params={"kind": "clock_suspect"}).json()
         assert [a["device_id"] for a in mine] == ["BR-1"]
+
+
+# ---------------------------------------------------------------- the time exchange, server side
+
+
+def time_request(device_id: str = "BR-1", key: SigningKey = KEY, fmt: str = "json") -> tuple[TimeRequest, bytes]:
+    req = TimeRequest(device_id=device_id, nonce=uuid.uuid4().hex, device_time_ms=NOW_MS)
+    return req, seal(req, key, fmt)  # type: ignore[arg-type]
+
+
+def test_an_authentic_request_is_answered_at_once_in_its_format(path: Path) -> None:
+    server_key = SigningKey.generate()
+    ts = clocks.TimeServer(path, server_key)
+    req, payload = time_request(fmt="msgpack")
+    out = ts.answer(topics.device_time("BR-1"), payload, NOW_MS + 5)
+    assert out is not None and out[0] == topics.device_down("BR-1") and out[1][:1] != b"{"  # MessagePack, as asked
+    answer = open_server_message(out[1], VerifyKey.from_hex(server_key.public_hex))
+    assert isinstance(answer, TimeResponse)
+    assert (answer.nonce, answer.request_device_time_ms, answer.received_ms, answer.device_id) == (req.nonce, NOW_MS, NOW_MS + 5, "BR-1")
+    assert answer.server_time_ms >= answer.received_ms - 1000
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (topics.device_time("BR-1"), time_request(key=SigningKey.generate())[1]),  # forged
+        lambda: (topics.device_time("BR-2"), time_request()[1]),  # BR-1's request on BR-2's topic (BR-2 shares the key here)
+        lambda: (topics.device_time("NOPE"), time_request("NOPE")[1]),  # not registered
+        lambda: (topics.device_time("BR-1"), b"{}"),  # not an envelope
+        lambda: ("fe/v1/dev/BR-1/time/x", time_request()[1]),  # not a time topic
+        lambda: (topics.device_time("BR-1"), seal(scanned(NOW_MS), KEY)),  # an event, not a time request
+    ],
+)
+def test_anything_else_is_not_answered(path: Path, make) -> None:  # type: ignore[no-untyped-def]
+    ts = clocks.TimeServer(path, SigningKey.generate())
+    assert ts.answer(*make(), NOW_MS) is None and ts.refused == 1
+
+
+def test_a_revoked_device_is_not_answered_and_a_flood_is_answered_once_a_second(path: Path, con: sqlite3.Connection) -> None:
+    ts = clocks.TimeServer(path, SigningKey.generate())
+    answered = [ts.answer(topics.device_time("BR-1"), time_request()[1], NOW_MS) for _ in range(20)]
+    assert sum(a is not None for a in answered) == 1 and ts.refused == 19
+    con.execute("UPDATE devices SET revoked_ms = 1 WHERE device_id = 'BR-2'")
+    assert ts.answer(topics.device_time("BR-2"), time_request("BR-2")[1], NOW_MS) is None
