@@ -246,3 +246,9 @@ def test_a_revoked_device_is_not_answered_and_a_flood_is_answered_once_a_second(
     assert sum(a is not None for a in answered) == 1 and ts.refused == 19
     con.execute("UPDATE devices SET revoked_ms = 1 WHERE device_id = 'BR-2'")
     assert ts.answer(topics.device_time("BR-2"), time_request("BR-2")[1], NOW_MS) is None
+
+
+def test_a_flag_goes_with_its_event_when_retention_removes_it(con: sqlite3.Connection) -> None:
+    store(con, status(NOW_MS + DAY_MS, None))
+    con.execute("DELETE FROM events WHERE seq = 1 AND device_id = 'BR-1'")  # as the retention job does (server/jobs.py)
+    assert con.execute("SELECT COUNT(*) FROM clock_suspects").fetchone()[0] == 0
