@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 
+from edge_agent.errors import EdgeAgentError
+
 #: Environment variable that shifts the device clock, in milliseconds (e.g. 172800000 for two days ahead).
 SKEW_ENV = "FE_CLOCK_SKEW_MS"
 
@@ -20,7 +22,7 @@ def _skew_ms() -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"{SKEW_ENV}={raw!r}: expected a whole number of milliseconds") from None
+        raise EdgeAgentError(f"{SKEW_ENV}={raw!r}: expected a whole number of milliseconds, e.g. 172800000 for two days ahead") from None
 
 
 SKEW_MS = _skew_ms()
