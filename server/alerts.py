@@ -29,9 +29,12 @@ SEVERITY = {
     "exception_invalid": "warning",  # a stated exception that did not check out
     "exception_pending_review": "warning",  # allowed on an unregistered urgent exception: a supervisor reviews it
     "exception_rejected": "warning",  # ... and the supervisor rejected it
+    "exception_registered": "info",  # a superior assignment or major-risk notice registered through the API
     "forged_code": "critical",  # a code whose signature or key does not check out
     "scan_id_conflict": "warning",  # a device reused another scan's id
     "unrecorded_inspection": "warning",  # an ended inspection not recorded from start to end (server/coverage.py)
+    "storage_full": "critical",  # the server's database could not write for a while: ingest was paused (server/ingest.py)
+    "storage_failed": "critical",  # ... for another reason than a full disk (an I/O error)
 }
 
 #: What each kind is called on a page a person reads (Chinese, English).
@@ -58,10 +61,12 @@ LABELS = {
     "exception_invalid": ("例外依据核验未通过", "Exception did not check out"),
     "exception_pending_review": ("例外依据待复核", "Exception pending review"),
     "exception_rejected": ("例外依据被驳回", "Exception rejected"),
+    "exception_registered": ("登记例外依据", "Exception basis registered"),
     "forged_code": ("疑似伪造企业码", "Possibly forged code"),
     "scan_id_conflict": ("扫码编号冲突", "Scan id conflict"),
     "unrecorded_inspection": ("未全程记录", "Not recorded start to end"),
     "storage_full": ("服务器存储已满", "Server storage full"),
+    "storage_failed": ("服务器存储写入失败", "Server storage failed"),
 }
 
 

@@ -21,11 +21,12 @@ from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, seq
 class Health(msgspec.Struct, kw_only=True):
     """Liveness of the ingest and the database."""
 
-    status: str
+    status: str  # ok, degraded (the database cannot write: the ingest is paused), failing
     mqtt_connected: bool
     ingest_writer: str
     ingest_queue: int
     events_stored: int
+    reason: str | None = None  # why not ok
 
 
 class Gap(msgspec.Struct, kw_only=True):
@@ -143,20 +144,25 @@ def _gaps(con: sqlite3.Connection, device_id: str) -> list[Gap]:
     return [Gap(seq_from=a, seq_to=b, missing=b - a + 1) for a, b in sequence_gaps(con, device_id)]
 
 
-@get("/health", sync_to_thread=True, tags=["operations"], responses={503: ResponseSpec(Health, description="The ingest writer stopped or the database does not answer.")})
+@get(
+    "/health", sync_to_thread=True, tags=["operations"],
+    responses={503: ResponseSpec(Health, description="The ingest writer stopped (failing), or the database cannot write and the ingest is paused until it can (degraded).")},
+)  # fmt: skip
 def health(state: State) -> Response[Health]:
     """200 while the ingest writer runs and the database answers; 503 otherwise."""
     ingest = state.ingest
     with _read(state) as con:
         stored = con.execute("SELECT COALESCE(SUM(stored_count), 0) FROM device_state").fetchone()[0]
     writer = "disabled" if ingest is None else ("running" if ingest.healthy else f"stopped: {ingest.writer_error}")
-    ok = ingest is None or ingest.healthy
+    degraded = ingest.degraded if ingest is not None and ingest.healthy else None
+    ok = (ingest is None or ingest.healthy) and degraded is None
     body = Health(
-        status="ok" if ok else "failing",
+        status="ok" if ok else ("degraded" if degraded else "failing"),
         mqtt_connected=bool(ingest and ingest.connected),
-        ingest_writer=writer,
+        ingest_writer=writer if degraded is None else "paused",
         ingest_queue=ingest.queue_depth if ingest else 0,
         events_stored=stored,
+        reason=None if ok else (degraded or writer),
     )
     return Response(body, status_code=200 if ok else 503)
 

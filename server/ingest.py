@@ -3,10 +3,17 @@
 paho's callbacks only put messages on a bounded queue (when it is full paho blocks, and the broker
 holds the rest). One writer thread does all SQLite work, never the event loop. A receipt is published
 only after its batch committed.
+
+While the database cannot write (a full disk, an I/O error) the writer keeps the batch and retries it
+with backoff, never dropping or receipting it, and the ingest stops taking messages off the broker: it
+holds back its PUBACKs (paho's manual acks), so the broker stops sending once the server's in-flight
+window is full and keeps the rest in the session; devices keep theirs in their outboxes. ``/health``
+says "degraded" meanwhile; the first write that succeeds raises a storage alert and the ingest resumes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import sqlite3
@@ -48,6 +55,9 @@ RECEIPT_CHUNK = 200
 BATCH_LINGER_S = 0.005
 #: While the log grows, a signed tree head is made at least this often (narrows what could be rewritten unseen).
 TREE_HEAD_INTERVAL_S = 60.0
+#: First and longest wait between attempts to store a batch while the database cannot write.
+STORAGE_RETRY_MIN_S = 0.5
+STORAGE_RETRY_MAX_S = 10.0
 #: Device kinds that scan enterprise codes, and so need decision snapshots.
 SCANNING_KINDS = frozenset({"qr_terminal", "phone"})
 #: A device that is active gets a fresh decision snapshot at least this often.
@@ -70,9 +80,17 @@ class Ingest:
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = False
         self.writer_error: str | None = None
+        #: Why the database cannot write now (the ingest is paused), or None.
+        self.storage_problem: str | None = None
+        self._storage_since_ms = 0
+        self._storage_full = False
+        # PUBACKs held back while the storage fails (in arrival order, as MQTT requires); None: ack at once.
+        self._ack_lock = threading.Lock()
+        self._held_acks: list[tuple[int, int]] | None = None
         self.time_server = TimeServer(settings.db_path, server_key)
         self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=MQTTProtocolVersion.MQTTv5
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,  # see _ack: how the ingest stops taking messages while it cannot store them
         )
         c = self._client
         c.enable_logger(logging.getLogger("paho.server"))
@@ -103,9 +121,26 @@ class Ingest:
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         self.connected = False
         self.metrics.connected.set(0)
+        with self._ack_lock:
+            if self._held_acks is not None:
+                self._held_acks.clear()  # packet ids belong to the connection; the broker sends these again
         log.warning("disconnected from the broker: %s", reason_code)
 
+    def _ack(self, msg: mqtt.MQTTMessage) -> None:
+        """PUBACK a message now, or later if the storage fails (the broker then stops sending at its in-flight limit)."""
+        with self._ack_lock:
+            if self._held_acks is None:
+                self._client.ack(msg.mid, msg.qos)
+            else:
+                self._held_acks.append((msg.mid, msg.qos))
+
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._take(client, msg)
+        finally:
+            self._ack(msg)
+
+    def _take(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         if msg.topic.endswith("/time"):  # answered at once here, never queued behind stored events; nothing is stored
             if (answer := self.time_server.answer(msg.topic, bytes(msg.payload), int(time.time() * 1000))) is not None:
                 props = Properties(PacketTypes.PUBLISH)
@@ -142,6 +177,11 @@ class Ingest:
         return self._writer.is_alive() and self.writer_error is None
 
     @property
+    def degraded(self) -> str | None:
+        """Why the ingest is paused (the database cannot write), or None."""
+        return self.storage_problem
+
+    @property
     def queue_depth(self) -> int:
         """Messages waiting for the writer."""
         return self._queue.qsize()
@@ -152,33 +192,93 @@ class Ingest:
         con = dbmod.connect(self.settings.db_path)
         keys = DeviceKeys(con)
         projector = Projector(self.policy)
+        pending: list[Incoming] | None = None  # taken off the queue, not yet committed: never dropped
+        retry_s = STORAGE_RETRY_MIN_S
         try:
-            while not (self._stop.is_set() and self._queue.empty()):
-                self._handle_presence(con)
+            while not (self._stop.is_set() and self._queue.empty() and pending is None):
+                if self._stop.is_set() and self.storage_problem is not None:
+                    log.warning("stopping while the database cannot write: %d messages not stored (not receipted: the devices resend them)",
+                                self._queue.qsize() + len(pending or ()))  # fmt: skip
+                    break
                 try:
-                    first = self._queue.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                batch = [first]
-                deadline = time.monotonic() + BATCH_LINGER_S
-                while len(batch) < self.settings.batch_max:
-                    try:
-                        batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                    except queue.Empty:
-                        break
-                self.metrics.received.inc(len(batch))
-                self.metrics.queue_depth.set(self._queue.qsize())
-                outcome = store_or_isolate(con, batch, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
-                self._account(batch, outcome)
-                self._answer(outcome)
-                self._refresh_snapshots(con, outcome.receipts.keys())
-                if outcome.stored and time.monotonic() - self._last_tree_head >= TREE_HEAD_INTERVAL_S:
-                    self._sign_tree_head(con)
-        except Exception as e:  # a storage failure stops ingest loudly; /health turns red
+                    if self.storage_problem is not None and pending is None:
+                        self._storage_recovered(con)  # a probe: nothing else would write while nothing arrives
+                    self._handle_presence(con)
+                    if pending is None:
+                        pending = self._take_batch()
+                        if pending is None:
+                            continue
+                    outcome = store_or_isolate(con, pending, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
+                    batch, pending = pending, None
+                    self._account(batch, outcome)
+                    self._answer(outcome)
+                    if self.storage_problem is not None:
+                        self._storage_recovered(con)
+                    self._refresh_snapshots(con, outcome.receipts.keys())
+                    if outcome.stored and time.monotonic() - self._last_tree_head >= TREE_HEAD_INTERVAL_S:
+                        self._sign_tree_head(con)
+                    retry_s = STORAGE_RETRY_MIN_S
+                except sqlite3.OperationalError as e:  # the database cannot write: pause, keep the batch, try again
+                    self._storage_failed(e)
+                    self._stop.wait(retry_s)
+                    retry_s = min(retry_s * 2, STORAGE_RETRY_MAX_S)
+        except Exception as e:  # anything else stops ingest loudly; /health turns red
             self.writer_error = f"{type(e).__name__}: {e}"
             log.exception("ingest writer stopped")
         finally:
             con.close()
+
+    def _take_batch(self) -> list[Incoming] | None:
+        """The next batch off the queue (waits a little for the first message), or None."""
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return None
+        batch = [first]
+        deadline = time.monotonic() + BATCH_LINGER_S
+        while len(batch) < self.settings.batch_max:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        self.metrics.received.inc(len(batch))
+        self.metrics.queue_depth.set(self._queue.qsize())
+        return batch
+
+    def _storage_failed(self, e: sqlite3.OperationalError) -> None:
+        """Pause the ingest: hold back PUBACKs, so the broker and the devices keep what is not stored."""
+        self.metrics.storage_failures.inc()
+        if self.storage_problem is not None:
+            return
+        self.storage_problem = f"the database cannot write: {e}"
+        self._storage_since_ms = int(time.time() * 1000)
+        self._storage_full = getattr(e, "sqlite_errorname", "") == "SQLITE_FULL"
+        self.metrics.storage_ok.set(0)
+        with self._ack_lock:
+            if self._held_acks is None:
+                self._held_acks = []
+        log.error("%s; not taking messages off the broker until it can (retrying every %g s at most)", self.storage_problem, STORAGE_RETRY_MAX_S)
+
+    def _storage_recovered(self, con: sqlite3.Connection) -> None:
+        """The alert about the pause, written first once the database writes again; then take messages again."""
+        now_ms = int(time.time() * 1000)
+        since = dt.datetime.fromtimestamp(self._storage_since_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+        minutes = round((now_ms - self._storage_since_ms) / 60000, 1)
+        what_zh, what_en = ("磁盘已满", "the disk was full") if self._storage_full else ("无法写入", "it could not write")
+        with dbmod.transaction(con):
+            raise_alert(
+                con, "storage_full" if self._storage_full else "storage_failed", now_ms,
+                f"服务器数据库{what_zh}（自 {since} 起约 {minutes} 分钟），期间暂停接收设备消息（由代理和设备保留），现已恢复：{self.storage_problem}",
+                f"The server's database stopped writing ({what_en}) from {since} for about {minutes} min; device messages were left with the broker"
+                f" and the devices meanwhile, and ingest has resumed: {self.storage_problem}",
+            )  # fmt: skip
+        log.warning("the database writes again after %.1f min; taking messages off the broker again", minutes)
+        self.storage_problem = None
+        self.metrics.storage_ok.set(1)
+        with self._ack_lock:
+            held, self._held_acks = self._held_acks or [], None
+            for mid, qos in held:  # in arrival order; their messages are in the queue, stored next
+                self._client.ack(mid, qos)
 
     def _sign_tree_head(self, con: sqlite3.Connection) -> None:
         with dbmod.transaction(con):

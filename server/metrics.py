@@ -23,6 +23,9 @@ class IngestMetrics:
         self.delivery_delay = Histogram("fe_event_delivery_delay_seconds", "From the device's timestamp to the commit", buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("fe_ingest_queue_depth", "Messages received and waiting for the ingest writer", registry=r)
         self.connected = Gauge("fe_mqtt_connected", "1 while the server is connected to the broker", registry=r)
+        self.storage_ok = Gauge("fe_ingest_storage_ok", "0 while the database cannot write and the ingest is paused", registry=r)
+        self.storage_ok.set(1)
+        self.storage_failures = Counter("fe_ingest_storage_failures", "Attempts to write that failed (disk full, I/O), each retried", registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
