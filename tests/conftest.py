@@ -119,3 +119,43 @@ def proxy_factory() -> Iterator[Callable[..., TcpProxy]]:
             errors.append(e)
     if errors:
         raise errors[0]
+
+
+# -- Private PostgreSQL clusters (tests/support/postgres.py); never the machine's own service. -------------
+
+from tests.support.postgres import Postgres  # noqa: E402
+
+
+@pytest.fixture
+def postgres_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Postgres]]:
+    """``postgres_factory(**kwargs) -> Postgres``: a started private PostgreSQL cluster (kwargs go to
+    ``Postgres``; ``start=False`` gives it unstarted). Every cluster made is killed and its folder removed
+    at teardown, even if the test failed; if it failed, their log tails are printed."""
+    made: list[Postgres] = []
+
+    def make(*, start: bool = True, **kwargs: Any) -> Postgres:
+        cluster = Postgres(**kwargs)
+        made.append(cluster)
+        if start:
+            cluster.start()
+        return cluster
+
+    yield make
+
+    if _test_failed(request):
+        for cluster in made:
+            print(f"\n=== {cluster!r}: log tail ===\n" + "\n".join(cluster.log_text().splitlines()[-30:]))
+    errors = []
+    for cluster in made:
+        try:
+            cluster.close()
+        except Exception as e:  # noqa: BLE001 - close all, then report
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def postgres(postgres_factory: Callable[..., Postgres]) -> Postgres:
+    """A started private PostgreSQL cluster; ``.url`` is its ``postgresql://`` URL of an empty database."""
+    return postgres_factory()
