@@ -67,6 +67,10 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 # Debian's Chromium for the real-browser tests (Playwright drives /usr/bin/chromium; no browser download).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin) for the tests' private clusters
+# (tests/support/postgres.py; as root they run as the package's `postgres` user). The package also starts
+# the machine's own cluster on 5432, which the tests never use.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   apt_get update -qq
