@@ -59,6 +59,12 @@ class ExceptionPolicy(_Strict, kw_only=True):
     # registered): allowed only "pending review", with an alert, until a supervisor confirms or rejects
     # the basis after the fact. Every other unregistered reference is refused.
     pending_review_kinds: list[ExceptionBasisKind] = []
+    # At most this many of an officer's inspections may wait for review at once: an officer cannot open
+    # door after door on unregistered "urgent" references.
+    pending_review_per_officer: Annotated[int, Meta(ge=0, le=100)] = 1
+    # A rectification order may be followed up (整改复查) by the agency that ordered it, in the field it
+    # was ordered in, for this many days after it was ordered.
+    rectification_follow_up_days: Annotated[int, Meta(ge=1, le=3650)] = 180
 
 
 class Policy(_Strict, kw_only=True):

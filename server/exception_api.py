@@ -85,8 +85,18 @@ class ExceptionBasisController(Controller):
             if data.agency_id not in (None, principal.agency_id):
                 raise Forbidden("只能为本机关登记 / an agency admin registers for their own agency only")
             data = msgspec.structs.replace(data, agency_id=principal.agency_id)
+        now = int(time.time() * 1000)
         with dbmod.writing(state.settings.db_path) as con:
-            return add_basis(con, data, principal.username, int(time.time() * 1000))
+            entry = add_basis(con, data, principal.username, now)
+            # Supervisors see every entry made: an agency administrator may register the basis their own officers cite.
+            ent = entry.enterprise_name or entry.credit_code
+            raise_alert(
+                con, "exception_registered", now,
+                f"{principal.username} 登记了{KIND_ZH[entry.kind]} {entry.reference}（{entry.issued_by}），涉及“{ent}”。",
+                f"{principal.username} registered {entry.kind} {entry.reference} ({entry.issued_by}) for {ent}.",
+                credit_code=entry.credit_code, agency_id=entry.agency_id or principal.agency_id, ref=entry.reference,
+            )  # fmt: skip
+            return entry
 
     @post("/withdraw", sync_to_thread=True, status_code=200, responses=answers(NotFound, Conflict))
     def withdraw(self, state: State, data: JSONBody[WithdrawIn], principal: CurrentPrincipal) -> BasisView:

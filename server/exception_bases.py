@@ -21,13 +21,14 @@ but does not fit (another enterprise, a closed ticket, a plan out of force) is *
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import msgspec
 
 from protocol.messages import ExceptionBasis
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, Forbidden, Invalid, NotFound
 
 #: Kinds kept in the ``exception_bases`` register (the others have registers of their own).
 REGISTERED_KINDS = ("superior_assignment", "major_risk")
@@ -43,6 +44,8 @@ ReviewStatus = Literal["pending", "confirmed", "rejected"]
 Verdict = Literal["ok", "invalid", "unregistered"]
 #: Longest validity of a registered assignment or notice: each must end, and be renewed if it goes on.
 MAX_VALIDITY_MS = 366 * 86_400_000
+#: How far back an entry registered through the API may start (registering after the fact is an import's job).
+MAX_BACKDATE_MS = 86_400_000
 
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -114,8 +117,9 @@ class ReviewView(msgspec.Struct, kw_only=True):
 # ------------------------------------------------------------------------------------------ checking
 
 
-def check_exception(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int) -> Check:
-    """Check a stated exception against its register."""
+def check_exception(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, *, follow_up_days: int) -> Check:
+    """Check a stated exception against its register. Each basis opens at most one inspection per agency
+    (others join it): one ticket, plan target or rectification order is not a pass for repeated visits."""
     ref = exc.reference
     if not ref.strip():
         return Check("invalid", "未填写例外依据的文号或编号 / the exception names no reference")
@@ -129,51 +133,97 @@ def check_exception(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: s
             return Check("invalid", f"工单 {ref} 已办结 / ticket {ref} is closed")
         if row[2] and field and row[2] != field:
             return Check("invalid", f"工单 {ref} 涉及其他执法领域 / ticket {ref} concerns another field ({row[2]})")
-        return Check("ok")
+        return _unused(con, exc, credit_code, agency_id)
     if exc.kind == "random_draw":
-        plan = con.execute("SELECT agency_id, valid_from_ms, valid_to_ms FROM plans WHERE plan_id = ?", (ref,)).fetchone()
+        plan = con.execute("SELECT agency_id, valid_from_ms, valid_to_ms, kind, field FROM plans WHERE plan_id = ?", (ref,)).fetchone()
         if plan is None:
             return Check("unregistered", f"抽查计划 {ref} 未登记 / draw plan {ref} is not registered")
+        if plan[3] != "random_draw":
+            return Check("invalid", f"计划 {ref} 不是双随机抽查计划 / plan {ref} is not a random draw")
         if con.execute("SELECT 1 FROM plan_targets WHERE plan_id = ? AND credit_code = ?", (ref, credit_code)).fetchone() is None:
             return Check("invalid", f"抽查计划 {ref} 未抽中该企业 / draw plan {ref} did not draw this enterprise")
         if plan[0] != agency_id:
             return Check("invalid", f"抽查计划 {ref} 属于其他执法机关 / draw plan {ref} belongs to another agency")
+        if field and plan[4] != field:
+            return Check("invalid", f"抽查计划 {ref} 涉及其他执法领域 / draw plan {ref} concerns another field")
         if not plan[1] <= now_ms <= plan[2]:
             return Check("invalid", f"抽查计划 {ref} 不在有效期内 / draw plan {ref} is not in force")
-        return Check("ok")
+        return _unused(con, exc, credit_code, agency_id)
     if exc.kind == "rectification_follow_up":
-        insp = con.execute("SELECT credit_code FROM inspections WHERE inspection_id = ?", (ref,)).fetchone()
-        if insp is None:
-            return Check("unregistered", f"检查记录 {ref} 不存在 / inspection {ref} does not exist")
-        ordered = con.execute("SELECT 1 FROM inspection_parts WHERE inspection_id = ? AND result = 'rectification_ordered'", (ref,)).fetchone()
-        if insp[0] != credit_code or ordered is None:
-            return Check("invalid", f"检查 {ref} 未对该企业责令整改 / inspection {ref} ordered no rectification of this enterprise")
-        return Check("ok")
+        return _check_follow_up(con, exc, credit_code, agency_id, field, now_ms, follow_up_days)
     return _check_registered(con, exc, credit_code, agency_id, field, now_ms)
+
+
+def _unused(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str) -> Check:
+    """ok, unless the agency already opened an inspection of the enterprise on this very basis."""
+    used = con.execute(
+        "SELECT 1 FROM inspections WHERE credit_code = ? AND lead_agency_id = ? AND exception_kind = ? AND exception_ref = ? LIMIT 1",
+        (credit_code, agency_id, exc.kind, exc.reference),
+    ).fetchone()
+    if used is not None:
+        what = KIND_ZH[exc.kind]
+        return Check("invalid", f"{what} {exc.reference} 已用于本机关对该企业的一次检查 / {exc.kind} {exc.reference} was already used for an inspection of this enterprise by your agency")
+    return Check("ok")
+
+
+def _check_follow_up(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, days: int) -> Check:
+    """A follow-up cites an inspection of this enterprise in which this agency ordered rectification, in this
+    field, within the follow-up period, and whose own basis was not rejected."""
+    ref = exc.reference
+    insp = con.execute("SELECT credit_code FROM inspections WHERE inspection_id = ?", (ref,)).fetchone()
+    if insp is None:
+        return Check("unregistered", f"检查记录 {ref} 不存在 / inspection {ref} does not exist")
+    ordered = con.execute(
+        "SELECT MAX(ended_ms) FROM inspection_parts WHERE inspection_id = ? AND result = 'rectification_ordered' AND agency_id = ? AND (? = '' OR field = ?)",
+        (ref, agency_id, field, field),
+    ).fetchone()[0]
+    if insp[0] != credit_code or ordered is None:
+        return Check("invalid", f"检查 {ref} 未由本机关在该领域对该企业责令整改 / in inspection {ref} your agency ordered no rectification of this enterprise in this field")
+    if ordered < now_ms - days * 86_400_000:
+        return Check("invalid", f"检查 {ref} 责令整改已超过 {days} 天复查期限 / the rectification ordered in {ref} is older than the {days}-day follow-up period")
+    rejected = con.execute("SELECT 1 FROM exception_reviews WHERE inspection_id = ? AND status = 'rejected'", (ref,)).fetchone()
+    if rejected is not None:
+        return Check("invalid", f"检查 {ref} 的例外依据已被驳回，不能作为复查依据 / the basis of inspection {ref} was rejected")
+    return _unused(con, exc, credit_code, agency_id)
+
+
+#: Dash-like characters a look-alike reference may use instead of "-".
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-")
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+
+
+def reference_key(reference: str) -> str:
+    """A reference as compared for look-alikes: NFKC, dashes unified, invisible characters dropped, trimmed, case-folded."""
+    return unicodedata.normalize("NFKC", reference).translate(_DASHES).translate(_INVISIBLE).strip().casefold()
 
 
 def _check_registered(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int) -> Check:
     what = KIND_ZH[exc.kind]
     ref = exc.reference
-    rows = con.execute(
-        "SELECT credit_code, agency_id, field, valid_from_ms, valid_to_ms, withdrawn_ms FROM exception_bases WHERE kind = ? AND reference = ?"
-        " ORDER BY credit_code = ? DESC, credit_code",
-        (exc.kind, ref, credit_code),
-    ).fetchall()
+    cols = "reference, credit_code, agency_id, field, valid_from_ms, valid_to_ms, withdrawn_ms"
+    rows = con.execute(f"SELECT {cols} FROM exception_bases WHERE kind = ? AND reference = ? ORDER BY credit_code = ? DESC, credit_code", (exc.kind, ref, credit_code)).fetchall()
+    if not rows:
+        # A look-alike of a registered reference (a trailing space, another case, another dash) is that
+        # reference: it must not turn a refusal into "unregistered", and so into pending review.
+        key = reference_key(ref)
+        rows = sorted(
+            (r for r in con.execute(f"SELECT {cols} FROM exception_bases WHERE kind = ? ORDER BY reference, credit_code", (exc.kind,)) if reference_key(r[0]) == key),
+            key=lambda r: r[1] != credit_code,
+        )
     if not rows:
         return Check("unregistered", f"{what} {ref} 未登记 / {exc.kind} {ref} is not registered")
-    row = rows[0]
-    if row[0] != credit_code:
+    _, code, agency, only_field, valid_from, valid_to, withdrawn = rows[0]
+    if code != credit_code:
         return Check("invalid", f"{what} {ref} 针对的是其他企业 / {exc.kind} {ref} concerns another enterprise")
-    if row[5] is not None:
+    if withdrawn is not None:
         return Check("invalid", f"{what} {ref} 已撤销 / {exc.kind} {ref} was withdrawn")
-    if row[1] is not None and row[1] != agency_id:
+    if agency is not None and agency != agency_id:
         return Check("invalid", f"{what} {ref} 交由其他执法机关办理 / {exc.kind} {ref} was given to another agency")
-    if row[2] is not None and field and row[2] != field:
+    if only_field is not None and field and only_field != field:
         return Check("invalid", f"{what} {ref} 涉及其他执法领域 / {exc.kind} {ref} concerns another field")
-    if not row[3] <= now_ms <= row[4]:
+    if not valid_from <= now_ms <= valid_to:
         return Check("invalid", f"{what} {ref} 不在有效期内 / {exc.kind} {ref} is not in force")
-    return Check("ok")
+    return _unused(con, ExceptionBasis(kind=exc.kind, reference=rows[0][0]), credit_code, agency_id)
 
 
 # ------------------------------------------------------------------------------------------ the register
@@ -202,6 +252,8 @@ def add_basis(con: sqlite3.Connection, b: BasisIn, created_by: str, now_ms: int)
         raise Invalid(f"统一社会信用代码无效 / invalid credit code: {e}") from None
     if b.valid_to_ms <= b.valid_from_ms:
         raise Invalid("有效期止日须晚于起日 / valid_to_ms must be after valid_from_ms")
+    if b.valid_from_ms < now_ms - MAX_BACKDATE_MS:
+        raise Invalid("有效期起日最多早于登记时一天 / valid_from_ms may be at most one day before registration")
     if b.valid_to_ms - b.valid_from_ms > MAX_VALIDITY_MS:
         raise Invalid("有效期最长 366 天，到期后重新登记 / at most 366 days of validity; register it again to extend")
     if con.execute("SELECT 1 FROM enterprises WHERE credit_code = ?", (credit_code,)).fetchone() is None:
@@ -210,6 +262,8 @@ def add_basis(con: sqlite3.Connection, b: BasisIn, created_by: str, now_ms: int)
         raise NotFound(f"执法机关 {b.agency_id} 未登记 / agency {b.agency_id} is not registered")
     if b.field is not None and con.execute("SELECT 1 FROM fields WHERE field_id = ?", (b.field,)).fetchone() is None:
         raise NotFound(f"执法领域 {b.field} 未登记 / field {b.field} is not registered")
+    if b.agency_id is not None and not agency_covers(con, b.agency_id, credit_code):
+        raise Forbidden(f"企业 {credit_code} 不在执法机关 {b.agency_id} 的辖区内 / enterprise {credit_code} is outside the agency's region")
     cur = con.execute(
         "INSERT INTO exception_bases(kind, reference, credit_code, agency_id, field, issued_by, summary, valid_from_ms, valid_to_ms, created_by, created_ms)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, reference, credit_code) DO NOTHING",
@@ -220,6 +274,14 @@ def add_basis(con: sqlite3.Connection, b: BasisIn, created_by: str, now_ms: int)
     view = get_basis(con, b.kind, b.reference, credit_code)
     assert view is not None
     return view
+
+
+def agency_covers(con: sqlite3.Connection, agency_id: str, credit_code: str) -> bool:
+    """Is the enterprise in the agency's region (an agency without a region covers every region)?"""
+    row = con.execute(
+        "SELECT a.region, e.region FROM agencies a, enterprises e WHERE a.agency_id = ? AND e.credit_code = ?", (agency_id, credit_code)
+    ).fetchone()
+    return row is not None and (not row[0] or row[0] == row[1])
 
 
 def get_basis(con: sqlite3.Connection, kind: str, reference: str, credit_code: str) -> BasisView | None:
@@ -273,6 +335,11 @@ def queue_review(con: sqlite3.Connection, scan_id: str, inspection_id: str | Non
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(scan_id) DO NOTHING",
         (scan_id, inspection_id, exc.kind, exc.reference, credit_code, officer_id, agency_id, problem, now_ms),
     )
+
+
+def pending_reviews_of(con: sqlite3.Connection, officer_id: str) -> int:
+    """How many of an officer's inspections wait for a supervisor's review."""
+    return int(con.execute("SELECT COUNT(*) FROM exception_reviews WHERE officer_id = ? AND status = 'pending'", (officer_id,)).fetchone()[0])
 
 
 def get_review(con: sqlite3.Connection, scan_id: str) -> ReviewView | None:

@@ -22,7 +22,7 @@ from protocol.messages import Credential, ExceptionBasis, GeoPoint, InspectionRe
 from server.alerts import raise_alert
 from server.codes import check_code
 from server.errors import Conflict
-from server.exception_bases import KIND_ZH, check_exception, queue_review
+from server.exception_bases import KIND_ZH, Check, check_exception, pending_reviews_of, queue_review
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -74,7 +74,9 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
     # "+status": look the enterprise up by its own index, not by walking every open inspection; only those
     # inside the join window can be under way.
     open_rows = con.execute(
-        "SELECT inspection_id, lead_agency_id, field, opened_ms FROM inspections WHERE credit_code = ? AND +status = 'open' AND opened_ms >= ? ORDER BY opened_ms",
+        "SELECT inspection_id, lead_agency_id, field, opened_ms FROM inspections i WHERE credit_code = ? AND +status = 'open' AND opened_ms >= ?"
+        # An inspection whose basis awaits review, or was rejected, is no door for others: they state their own.
+        " AND NOT EXISTS (SELECT 1 FROM exception_reviews r WHERE r.inspection_id = i.inspection_id AND r.status != 'confirmed') ORDER BY opened_ms",
         (credit_code, now_ms - int(policy.join_window_hours * 3_600_000)),
     ).fetchall()
     window_start = now_ms - policy.repeat_window_days * DAY_MS
@@ -92,8 +94,11 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
     problem = ""
     pending = False
     if req.exception is not None:
-        check = check_exception(con, req.exception, credit_code, cred.agency_id if cred else "", req.field or "", now_ms)
-        pending = check.verdict == "unregistered" and req.exception.kind in policy.exceptions.pending_review_kinds
+        rules = policy.exceptions
+        check = check_exception(con, req.exception, credit_code, cred.agency_id if cred else "", req.field or "", now_ms, follow_up_days=rules.rectification_follow_up_days)
+        pending = check.verdict == "unregistered" and req.exception.kind in rules.pending_review_kinds
+        if pending and pending_reviews_of(con, req.officer_id) >= rules.pending_review_per_officer:
+            pending, check = False, Check("invalid", f"{check.problem}；您已有 {rules.pending_review_per_officer} 次检查的紧急例外依据待复核 / you already have inspections on urgent exceptions awaiting review")
         exc_ok, problem = check.verdict == "ok" or pending, check.problem
     names = dict(con.execute("SELECT agency_id, name FROM agencies ORDER BY agency_id").fetchall())
     names.update(con.execute("SELECT field_id, name FROM fields ORDER BY field_id").fetchall())

@@ -44,6 +44,8 @@ def build_snapshot(con: sqlite3.Connection, device_id: str, region: str, policy:
         InspectionRef(inspection_id=r[0], credit_code=r[1], agency_id=r[2], field=r[3], started_ms=r[4])
         for r in con.execute(
             "SELECT i.inspection_id, i.credit_code, i.lead_agency_id, i.field, i.opened_ms FROM inspections i WHERE i.status = 'open' AND i.opened_ms >= ?"
+            # as on the server (server/scanning.py): a basis awaiting review or rejected is no door for others
+            " AND NOT EXISTS (SELECT 1 FROM exception_reviews r WHERE r.inspection_id = i.inspection_id AND r.status != 'confirmed')"
             + where + " ORDER BY i.opened_ms",
             (now_ms - int(policy.join_window_hours * 3_600_000), *args),
         )

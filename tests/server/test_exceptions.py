@@ -5,6 +5,7 @@ reference, an agency admin overreaching, and a replayed scan id."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from litestar.testing import TestClient
 from server.app import create_app
 from server.imports import import_csv
 from server.settings import ServerSettings
-from tests.server.conftest import DAY_MS, FRAGILE, GOOD, NOW_MS, PLAIN, Api
+from tests.server.conftest import DAY_MS, FRAGILE, GOOD, NOW_MS, PLAIN, Api, code
 from tests.server.test_scans_api import end, qr, scan
 
 ASSIGNMENT = "京市监交〔2026〕12号"
@@ -26,7 +27,7 @@ ASSIGNMENT = "京市监交〔2026〕12号"
 def basis(kind: str = "superior_assignment", reference: str = ASSIGNMENT, credit_code: str = GOOD, **extra: Any) -> dict[str, Any]:
     return {
         "kind": kind, "reference": reference, "credit_code": credit_code, "issued_by": "北京市市场监督管理局",
-        "valid_from_ms": NOW_MS - DAY_MS, "valid_to_ms": NOW_MS + 30 * DAY_MS, **extra,
+        "valid_from_ms": NOW_MS - 3_600_000, "valid_to_ms": NOW_MS + 30 * DAY_MS, **extra,
     }  # fmt: skip
 
 
@@ -93,10 +94,9 @@ def test_a_registered_assignment_opens_the_inspection_and_tells_supervisors(api:
         (dict(credit_code=PLAIN), "OFF-SAMR-1", "food", "其他企业"),
         (dict(agency_id="FIRE"), "OFF-SAMR-1", "food", "其他执法机关"),
         (dict(field="fire"), "OFF-SAMR-1", "food", "其他执法领域"),
-        (dict(valid_from_ms=NOW_MS - 60 * DAY_MS, valid_to_ms=NOW_MS - DAY_MS), "OFF-SAMR-1", "food", "不在有效期内"),
         (dict(valid_from_ms=NOW_MS + DAY_MS, valid_to_ms=NOW_MS + 9 * DAY_MS), "OFF-SAMR-1", "food", "不在有效期内"),
     ],
-    ids=["other-enterprise", "other-agency", "other-field", "expired", "not-yet"],
+    ids=["other-enterprise", "other-agency", "other-field", "not-yet"],
 )
 def test_a_registered_assignment_must_fit(api: Api, entry: dict[str, Any], officer: str, field: str, words: str) -> None:
     register(api, **entry)
@@ -248,3 +248,106 @@ def test_the_same_scan_sent_twice_gets_the_same_answer_and_opens_one_inspection(
     assert first == second and len(inspections_of(api, PLAIN)) == 1
     other_code = api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"code_text": qr(api, FRAGILE), "field": "food", "scan_id": "double-click-01"})
     assert other_code.status_code == 409
+
+
+# ------------------------------------------------------------------------------------------ a reviewer's attacks
+
+
+def test_an_expired_assignment_no_longer_counts(api: Api, seeded_db: Path) -> None:
+    csv = f"reference,credit_code,issued_by,valid_from,valid_to,agency_id\n{ASSIGNMENT},{GOOD},市局,2020-01-01,2020-06-30,SAMR\n"
+    assert import_csv(seeded_db, "assignments", io.StringIO(csv), progress=False).ok
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "superior_assignment", "reference": ASSIGNMENT})
+    assert d["code"] == "exception_invalid" and "不在有效期内" in d["message_zh"]
+
+
+def test_the_api_registers_no_backdated_entries_and_none_outside_the_agencys_region(api: Api, seeded_db: Path) -> None:
+    r = api.as_("admin-SAMR").post("/api/v1/exception-bases", json=basis(valid_from_ms=NOW_MS - 300 * DAY_MS))
+    assert r.status_code == 400 and "一天" in r.text
+    con = sqlite3.connect(seeded_db)
+    con.execute("INSERT INTO enterprises(credit_code, name, region) VALUES (?, '外区企业', '310000')", (code(7),))
+    con.commit()
+    con.close()
+    r = api.as_("admin-SAMR").post("/api/v1/exception-bases", json=basis(credit_code=code(7)))
+    assert r.status_code == 403 and "辖区" in r.text
+    register(api.as_("admin-SAMR"))
+    [alert] = alerts(api, "exception_registered")
+    assert alert["agency_id"] == "SAMR" and "admin-SAMR" in alert["message_zh"] and ASSIGNMENT in alert["message_zh"]
+
+
+def test_a_made_up_major_risk_cannot_be_laundered_into_a_rectification_follow_up(api: Api) -> None:
+    fake = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "MADE-UP"})
+    assert fake["code"] == "allowed_pending_review"
+    end(api, fake["inspection_id"], "OFF-SAMR-1", "rectification_ordered")
+    assert api.post(f"/api/v1/exception-reviews/{fake['scan_id']}/reject", json={"note": "无此风险"}).status_code == 200
+    follow = {"kind": "rectification_follow_up", "reference": fake["inspection_id"]}
+    for officer, field in (("OFF-SAMR-2", "food"), ("OFF-FIRE-1", "fire"), ("OFF-SAMR-1", "food")):
+        d = scan(api, officer, GOOD, field, exception_basis=follow)
+        assert d["code"] == "exception_invalid", (officer, d)
+
+
+def test_a_rectification_order_is_followed_up_once_by_the_agency_that_gave_it_in_its_field(api: Api) -> None:
+    first = scan(api, "OFF-FIRE-1", PLAIN, field="fire")
+    end(api, first["inspection_id"], "OFF-FIRE-1", "rectification_ordered")
+    follow = {"kind": "rectification_follow_up", "reference": first["inspection_id"]}
+    other_agency = scan(api, "OFF-SAMR-1", PLAIN, exception_basis=follow)
+    assert other_agency["code"] == "exception_invalid" and "未由本机关" in other_agency["message_zh"]
+    other_field = scan(api, "OFF-FIRE-1", PLAIN, field="food", exception_basis=follow)
+    assert other_field["code"] == "exception_invalid"
+    ok = scan(api, "OFF-FIRE-1", PLAIN, field="fire", exception_basis=follow)
+    assert ok["code"] == "allowed_exception"
+    end(api, ok["inspection_id"], "OFF-FIRE-1")
+    again = scan(api, "OFF-FIRE-1", PLAIN, field="fire", exception_basis=follow)
+    assert again["code"] == "exception_invalid" and "已用于" in again["message_zh"]
+
+
+def test_an_inspection_on_a_basis_awaiting_review_is_no_door_for_others(api: Api) -> None:
+    fake = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "FAKE-0"})
+    assert fake["code"] == "allowed_pending_review"
+    other = scan(api, "OFF-FIRE-1", GOOD, field="fire")
+    assert (other["outcome"], other["code"]) == ("refused", "no_disturb")
+    api.post(f"/api/v1/exception-reviews/{fake['scan_id']}/confirm", json={"note": "核实属实"})
+    joined = scan(api, "OFF-FIRE-1", GOOD, field="fire", scan_id="after-confirm")
+    assert joined["outcome"] == "join" and joined["inspection_id"] == fake["inspection_id"]
+
+
+def test_an_officer_has_one_urgent_exception_awaiting_review_at_a_time(api: Api) -> None:
+    assert scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "FAKE-0"})["code"] == "allowed_pending_review"
+    d = scan(api, "OFF-SAMR-1", FRAGILE, exception_basis={"kind": "major_risk", "reference": "FAKE-1"})
+    assert d["code"] == "exception_invalid" and "待复核" in d["message_zh"]
+
+
+@pytest.mark.parametrize("look_alike", ["RISK-7 ", "risk-7", "RISK\u20117", "RISK\uff0d7", "RISK-\u200b7"])
+def test_a_look_alike_of_a_registered_reference_is_that_reference(api: Api, look_alike: str) -> None:
+    register(api.as_("admin-FIRE"), kind="major_risk", reference="RISK-7")
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": look_alike})
+    assert d["code"] == "exception_invalid" and "其他执法机关" in d["message_zh"], d
+
+
+def test_one_complaint_opens_one_inspection_per_agency(api: Api) -> None:
+    ticket = {"kind": "complaint", "reference": "12345-2026-001"}
+    first = scan(api, "OFF-SAMR-1", GOOD, exception_basis=ticket)
+    assert first["code"] == "allowed_exception"
+    end(api, first["inspection_id"], "OFF-SAMR-1")
+    again = scan(api, "OFF-SAMR-2", GOOD, exception_basis=ticket)
+    assert again["code"] == "exception_invalid" and "已用于" in again["message_zh"]
+
+
+def test_a_special_plan_or_another_fields_plan_is_no_random_draw(api: Api, seeded_db: Path) -> None:
+    con = sqlite3.connect(seeded_db)
+    con.execute(
+        "INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms) VALUES ('SPECIAL-1', 'SAMR', 'food', 'special', '专项', ?, ?, ?)",
+        (NOW_MS - DAY_MS, NOW_MS + DAY_MS, NOW_MS),
+    )
+    con.execute("INSERT INTO plan_targets(plan_id, credit_code) VALUES ('SPECIAL-1', ?)", (GOOD,))
+    con.execute(
+        "INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms) VALUES ('FIRE-FOOD', 'FIRE', 'food', 'random_draw', '食品抽查', ?, ?, ?)",
+        (NOW_MS - DAY_MS, NOW_MS + DAY_MS, NOW_MS),
+    )
+    con.execute("INSERT INTO plan_targets(plan_id, credit_code) VALUES ('FIRE-FOOD', ?)", (GOOD,))
+    con.commit()
+    con.close()
+    special = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "random_draw", "reference": "SPECIAL-1"})
+    assert special["code"] == "exception_invalid" and "不是双随机" in special["message_zh"]
+    other_field = scan(api, "OFF-FIRE-1", GOOD, field="fire", exception_basis={"kind": "random_draw", "reference": "FIRE-FOOD"})
+    assert other_field["code"] == "exception_invalid" and "其他执法领域" in other_field["message_zh"]
+    assert scan(api, "OFF-FIRE-1", GOOD, field="food", exception_basis={"kind": "random_draw", "reference": "FIRE-FOOD"})["code"] == "allowed_exception"

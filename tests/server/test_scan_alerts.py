@@ -58,7 +58,7 @@ def test_repeat_inspections_are_alerted_refused_or_on_an_exception(api: Api) -> 
     now = int(time.time() * 1000)
     r = api.post(
         "/api/v1/exception-bases",
-        json={"kind": "superior_assignment", "reference": "A-1", "credit_code": PLAIN, "issued_by": "市局", "valid_from_ms": now - 86_400_000, "valid_to_ms": now + 86_400_000},
+        json={"kind": "superior_assignment", "reference": "A-1", "credit_code": PLAIN, "issued_by": "市局", "valid_from_ms": now - 3_600_000, "valid_to_ms": now + 86_400_000},
     )
     assert r.status_code == 201, r.text
     ok = scan(api, "OFF-SAMR-2", PLAIN, exception_basis={"kind": "superior_assignment", "reference": "A-1"})
