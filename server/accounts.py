@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-from server.auth import ACCOUNT, MIN_PASSWORD_LENGTH, Principal
+from server.auth import MIN_PASSWORD_LENGTH, Principal, forget_failures
 from server.errors import Forbidden, Invalid, NotFound
 
 Action = Literal["created", "disabled", "enabled", "password_reset"]
@@ -146,7 +146,7 @@ def reset_password(con: sqlite3.Connection, username: str, password_hash: str, b
     _exists(con, username)
     con.execute("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
     con.execute("DELETE FROM sessions WHERE username = ?", (username,))
-    con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND key = ?", (ACCOUNT, username))
+    forget_failures(con, username)  # the account's own count and every (account, address) pair's
     record_change(con, username, "password_reset", by, now_ms)
 
 

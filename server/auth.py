@@ -6,11 +6,15 @@ Passwords are hashed with scrypt (stdlib, OpenSSL). A wrong user name and a wron
 answer and take the same time. Sessions are random tokens, stored hashed, sent as an HttpOnly cookie
 or an ``Authorization: Bearer`` header.
 
-Failed sign-ins are counted in the database (the server may run as several processes) per account and
-per client address, with a wait that doubles after each further failure (``SignInLimits``). Every attempt
-is counted *before* its password is checked, so parallel guesses cannot slip past the limit; a success
-then takes its own count back and clears the account's. An attempt during a wait is refused unchecked and
-counts as a failure (checking it would tell a guesser, by the wait, whether the guess was right).
+Failed sign-ins are counted in the database (the server may run as several processes), as OWASP
+recommends, per (account, client address) pair with a low threshold, per address with a high one and per
+account with a much higher one, each with a wait that doubles after each further failure
+(``SignInLimits``). So a guesser at one address soon waits for that account, but cannot keep its owner,
+signing in from another address, out; only guesses spread over many addresses lock the account itself.
+Every attempt is counted *before* its password is checked, so parallel guesses cannot slip past a limit;
+a success then takes its own counts back and clears its pair's. An attempt during a wait is refused
+unchecked (checking it would tell a guesser, by the wait, whether the guess was right); during a pair's or
+an address's wait it counts as a failure of both.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ _N, _R, _P = 2**14, 8, 1
 _DUMMY_HASH = "scrypt$16384$8$1$" + base64.b64encode(b"0" * 16).decode() + "$" + base64.b64encode(b"0" * 32).decode()
 WRONG_CREDENTIALS = "用户名或密码错误 / wrong user name or password"
 MIN_PASSWORD_LENGTH = 8
-#: The keys failed sign-ins are counted under.
-ACCOUNT, ADDRESS = "account", "address"
+#: The keys failed sign-ins are counted under: an account from any address, a client address whatever
+#: the account, and one account tried from one address.
+ACCOUNT, ADDRESS, PAIR = "account", "address", "pair"
 #: Doubling stops growing the exponent here (the wait is capped long before; keeps the integers small).
 _MAX_DOUBLINGS = 32
 
@@ -158,11 +163,21 @@ def sign_in(con: sqlite3.Connection, username: str, password: str) -> tuple[str,
 
 @dataclass(frozen=True, slots=True)
 class _Counted:
-    """One attempt as counted in advance: the longest wait it met, and the address lock it may have set."""
+    """One attempt as counted in advance: the longest wait it met, and the lock ends (before, after) it
+    may have moved, per kind of key, so that a success can put them back."""
 
     wait_ms: int
-    address_lock_before: int
-    address_lock_after: int
+    locks: dict[str, tuple[int, int]]
+
+
+def pair_key(username: str, address: str) -> str:
+    """The key of one account tried from one address (a newline never occurs in an address)."""
+    return f"{address}\n{username}"
+
+
+def _lock_end(con: sqlite3.Connection, kind: str, key: str) -> int:
+    row = con.execute("SELECT locked_until_ms FROM sign_in_failures WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+    return row[0] if row else 0
 
 
 def _count_failure(con: sqlite3.Connection, kind: str, key: str, threshold: int, limits: SignInLimits, now: int) -> tuple[int, int]:
@@ -187,30 +202,59 @@ def _count_failure(con: sqlite3.Connection, kind: str, key: str, threshold: int,
 
 
 def _count_attempt(con: sqlite3.Connection, username: str, address: str, limits: SignInLimits, now: int) -> _Counted:
-    """Count an attempt as a failure of its account and its address, before its password is checked."""
-    account_before, account_after = _count_failure(con, ACCOUNT, username, limits.account_failures, limits, now)
-    address_before, address_after = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
-    waits = [after - now for before, after in ((account_before, account_after), (address_before, address_after)) if before > now]
+    """Count an attempt as a failure before its password is checked (OWASP: per account and address
+    pair, per address, per account, each with its own threshold).
+
+    While this pair or this address must wait, the attempt is refused unchecked and counts on both
+    (a guesser's own wait grows), never on the account: one address cannot lock an account's owner
+    out. While only the account waits (a guesser spread over many addresses), the attempt is refused
+    unchecked and counts on the address alone: the owner's own tries do not make the wait longer.
+    Otherwise it counts on all three, and a success takes its counts back (``_forgive``)."""
+    pair = pair_key(username, address)
+    pair_lock, address_lock, account_lock = (_lock_end(con, kind, key) for kind, key in ((PAIR, pair), (ADDRESS, address), (ACCOUNT, username)))
+    locks: dict[str, tuple[int, int]] = {}
+    if pair_lock > now or address_lock > now:
+        locks[PAIR] = _count_failure(con, PAIR, pair, limits.pair_failures, limits, now)
+        locks[ADDRESS] = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
+        waits = [after for before, after in locks.values() if before > now] + [account_lock]
+    elif account_lock > now:
+        locks[ADDRESS] = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
+        waits = [account_lock] + ([locks[ADDRESS][1]] if locks[ADDRESS][0] > now else [])
+    else:
+        locks[PAIR] = _count_failure(con, PAIR, pair, limits.pair_failures, limits, now)
+        locks[ADDRESS] = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
+        locks[ACCOUNT] = _count_failure(con, ACCOUNT, username, limits.account_failures, limits, now)
+        waits = []
     # Past a window and the longest wait a row can no longer matter: keep the table small.
     con.execute("DELETE FROM sign_in_failures WHERE last_failure_ms < ?", (now - int((limits.window_s + limits.backoff_max_s) * 1000),))
-    return _Counted(wait_ms=max(waits, default=0), address_lock_before=address_before, address_lock_after=address_after)
+    return _Counted(wait_ms=max((end - now for end in waits), default=0), locks=locks)
 
 
 def _forgive(con: sqlite3.Connection, username: str, address: str, counted: _Counted) -> None:
-    """A success: clear the account's failures, and take this attempt's count back from its address."""
+    """A success: clear this pair's failures, and take this attempt's count back from its address and
+    its account (failures from other addresses stay counted on the account)."""
+    con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND key = ?", (PAIR, pair_key(username, address)))
+    for kind, key in ((ADDRESS, address), (ACCOUNT, username)):
+        before, after = counted.locks[kind]
+        con.execute(
+            "UPDATE sign_in_failures SET failures = max(failures - 1, 0), locked_until_ms = CASE WHEN locked_until_ms = ? THEN ? ELSE locked_until_ms END"
+            " WHERE kind = ? AND key = ?",
+            (after, before, kind, key),
+        )
+
+
+def forget_failures(con: sqlite3.Connection, username: str) -> None:
+    """Clear an account's failed sign-ins, its own and those of every address it was tried from (a password reset)."""
     con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND key = ?", (ACCOUNT, username))
-    con.execute(
-        "UPDATE sign_in_failures SET failures = max(failures - 1, 0), locked_until_ms = CASE WHEN locked_until_ms = ? THEN ? ELSE locked_until_ms END WHERE kind = ? AND key = ?",
-        (counted.address_lock_after, counted.address_lock_before, ADDRESS, address),
-    )
+    con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND substr(key, instr(key, char(10)) + 1) = ?", (PAIR, username))
 
 
 def sign_in_limited(
     db_path: str | Path, username: str, password: str, *, address: str, limits: SignInLimits, now_ms: int | None = None
 ) -> tuple[str, Principal] | None:
-    """``sign_in`` behind the failure limits of the account and the client address.
+    """``sign_in`` behind the failure limits of the (account, address) pair, the address and the account.
 
-    Raises SignInThrottled while either must wait (the same for an account that does not exist)."""
+    Raises SignInThrottled while one must wait (the same for an account that does not exist)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     with dbmod.writing(db_path) as con:
         counted = _count_attempt(con, username, address, limits, now)

@@ -13,17 +13,22 @@ FAULT_PAUSE_ENV = "FE_FAULT_PAUSE_BEFORE_COMMIT_S"
 
 
 class SignInLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """How many failed sign-ins are tolerated before the account or the client address must wait.
+    """How many failed sign-ins are tolerated before one account at one address, the address, or the
+    account (from anywhere) must wait.
 
-    Failures are counted in a window that starts with the first failure; from the ``account_failures``-th
-    failure in a window (``address_failures``-th for an address) each further one makes the wait twice as
-    long, from ``backoff_s`` up to ``backoff_max_s``. Successful sign-ins never count against an address,
-    so an office of officers behind one address is only limited by its mistakes, and far more loosely than
-    one account.
+    Failures are counted in a window that starts with the first failure; from the ``pair_failures``-th
+    failure of one account from one address in a window (``address_failures``-th for an address whatever
+    the account, ``account_failures``-th for an account whatever the address) each further one makes the
+    wait twice as long, from ``backoff_s`` up to ``backoff_max_s``. The pair's threshold is low (a guesser
+    at one address soon waits, and only for that account); the account's is far higher, so that a guesser
+    at one address cannot lock its owner out, while guesses spread over many addresses still are stopped.
+    Successful sign-ins never count, so an office of officers behind one address is only limited by its
+    mistakes.
     """
 
-    account_failures: int = 5
+    pair_failures: int = 5
     address_failures: int = 100
+    account_failures: int = 50
     window_s: float = 900.0
     backoff_s: float = 30.0
     backoff_max_s: float = 900.0

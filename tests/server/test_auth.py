@@ -1,7 +1,8 @@
 """Sign-in limits as an attacker and as an office full of honest officers would meet them.
 
-Failures are counted per account and per client address in the database, with a doubling wait; a
-success never counts against an address. Clock-dependent rules are tested through ``sign_in_limited``
+Failures are counted in the database per (account, address) pair (low threshold), per client address
+(high) and per account (much higher), with a doubling wait; a success never counts against an address.
+A guesser at one address cannot keep an account's owner, signing in from another address, out. Clock-dependent rules are tested through ``sign_in_limited``
 with an explicit ``now_ms`` (no waiting); the answers a user sees are tested over HTTP.
 """
 
@@ -17,7 +18,7 @@ from litestar.testing import TestClient
 
 from server import db as dbmod
 from server.app import create_app
-from server.auth import SignInThrottled, add_user, sign_in_limited
+from server.auth import SignInThrottled, add_user, forget_failures, sign_in_limited
 from server.settings import ServerSettings, SignInLimits
 from tests.server.conftest import Api, password, password_hash
 
@@ -61,7 +62,7 @@ def test_thirty_officers_at_one_office_address_are_never_throttled(seeded_db: Pa
 
 def test_wrong_passwords_throttle_that_account_and_not_another(api: Api) -> None:
     client = api.client
-    assert [attempt(client, "sup").status_code for _ in range(LIMITS.account_failures)] == [401] * LIMITS.account_failures
+    assert [attempt(client, "sup").status_code for _ in range(LIMITS.pair_failures)] == [401] * LIMITS.pair_failures
     sixth = attempt(client, "sup")
     assert sixth.status_code == 429
     assert int(sixth.headers["Retry-After"]) > 0
@@ -75,7 +76,7 @@ def test_the_throttled_answer_does_not_tell_whether_the_account_exists(api: Api)
     client = api.client
     answers = {}
     for name in ("sup", "no-such-user"):
-        for _ in range(LIMITS.account_failures):
+        for _ in range(LIMITS.pair_failures):
             assert attempt(client, name).status_code == 401
         r = attempt(client, name)
         answers[name] = (r.status_code, r.headers["Retry-After"], r.json())
@@ -87,7 +88,7 @@ def test_during_a_wait_the_right_and_a_wrong_password_get_the_same_answer(api: A
     """Otherwise the wait (Retry-After) would tell a guesser which guess was right."""
     client = api.client
     for name in ("admin-SAMR", "admin-FIRE"):
-        for _ in range(LIMITS.account_failures):
+        for _ in range(LIMITS.pair_failures):
             attempt(client, name)
     right, wrong = attempt(client, "admin-SAMR", good=True), attempt(client, "admin-FIRE")
     assert right.status_code == wrong.status_code == 429
@@ -96,7 +97,7 @@ def test_during_a_wait_the_right_and_a_wrong_password_get_the_same_answer(api: A
 
 def test_each_attempt_during_a_wait_doubles_it_up_to_the_cap(api: Api) -> None:
     client = api.client
-    for _ in range(LIMITS.account_failures):
+    for _ in range(LIMITS.pair_failures):
         attempt(client, "sup")
     waits = [int(attempt(client, "sup").headers["Retry-After"]) for _ in range(8)]
     base = int(LIMITS.backoff_s)
@@ -106,7 +107,7 @@ def test_each_attempt_during_a_wait_doubles_it_up_to_the_cap(api: Api) -> None:
 
 def test_a_success_clears_the_accounts_failures(api: Api) -> None:
     client = api.client
-    below = LIMITS.account_failures - 1
+    below = LIMITS.pair_failures - 1
     for _ in range(3):
         assert [attempt(client, "sup").status_code for _ in range(below)] == [401] * below
         assert attempt(client, "sup", good=True).status_code == 200
@@ -142,7 +143,7 @@ def test_failures_from_many_addresses_add_up_on_the_account(db: Path) -> None:
 def test_the_wait_ends_and_the_next_failure_waits_twice_as_long(db: Path) -> None:
     base = int(LIMITS.backoff_s)
     now = T0
-    for _ in range(LIMITS.account_failures):
+    for _ in range(LIMITS.pair_failures):
         assert limited(db, "sup", False, "a", now) == "wrong"
     # during the wait even the right password is refused, and counts: the wait doubles from then
     now += (base - 1) * SECOND
@@ -151,23 +152,23 @@ def test_the_wait_ends_and_the_next_failure_waits_twice_as_long(db: Path) -> Non
     now += 2 * base * SECOND
     assert limited(db, "sup", False, "a", now) == "wrong"
     assert limited(db, "sup", False, "a", now) == f"wait {8 * base}"
-    # after a quiet window past the last wait, the account starts afresh; a success clears it at once
+    # after a quiet window past the last wait, the pair starts afresh; a success clears it at once
     now += int((8 * base + LIMITS.window_s) * SECOND)
-    assert [limited(db, "sup", False, "a", now) for _ in range(LIMITS.account_failures - 1)] == ["wrong"] * (LIMITS.account_failures - 1)
+    assert [limited(db, "sup", False, "a", now) for _ in range(LIMITS.pair_failures - 1)] == ["wrong"] * (LIMITS.pair_failures - 1)
     assert limited(db, "sup", True, "a", now) == "ok"
-    assert ("account", "sup") not in [(k, key) for k, key, _ in failures_table(db)]
+    assert ("pair", "a\nsup") not in [(k, key) for k, key, _ in failures_table(db)]
 
 
 def test_failures_spread_over_windows_do_not_add_up(db: Path) -> None:
     window_ms = int(LIMITS.window_s * SECOND)
     for day in range(3):
         now = T0 + day * 2 * window_ms
-        assert [limited(db, "sup", False, "a", now + i) for i in range(LIMITS.account_failures - 1)] == ["wrong"] * (LIMITS.account_failures - 1)
+        assert [limited(db, "sup", False, "a", now + i) for i in range(LIMITS.pair_failures - 1)] == ["wrong"] * (LIMITS.pair_failures - 1)
     assert limited(db, "sup", True, "a", T0 + 6 * window_ms) == "ok"
 
 
 def test_an_address_with_many_failures_waits_whatever_the_account(db: Path) -> None:
-    limits = SignInLimits(account_failures=5, address_failures=8)
+    limits = SignInLimits(pair_failures=5, address_failures=8)
     names = ["OFF-SAMR-1", "OFF-SAMR-2", "OFF-FIRE-1", "admin-SAMR", "admin-FIRE", "sup", "ent-plain", "x", "y"]
     outcomes = [limited(db, name, False, "203.0.113.1", T0, limits) for name in names]
     assert outcomes[:8] == ["wrong"] * 8 and outcomes[8].startswith("wait")
@@ -176,7 +177,7 @@ def test_an_address_with_many_failures_waits_whatever_the_account(db: Path) -> N
 
 
 def test_successes_take_their_count_back_from_the_address(db: Path) -> None:
-    limits = SignInLimits(account_failures=5, address_failures=3)
+    limits = SignInLimits(pair_failures=5, address_failures=3)
     for _ in range(10):
         assert limited(db, "OFF-SAMR-1", True, "10.1.1.1", T0, limits) == "ok"
     assert ("address", "10.1.1.1", 0) in failures_table(db)
@@ -187,15 +188,19 @@ def test_successes_take_their_count_back_from_the_address(db: Path) -> None:
     assert limited(db, "OFF-SAMR-2", True, "10.1.1.1", T0, limits) == "ok"
 
 
-def test_parallel_guesses_cannot_slip_past_the_limit(db: Path) -> None:
-    """Every attempt is counted in the database before its password is checked."""
+@pytest.mark.parametrize("spread", [False, True], ids=["one-address", "many-addresses"])
+def test_parallel_guesses_cannot_slip_past_the_limit(db: Path, spread: bool) -> None:
+    """Every attempt is counted in the database before its password is checked: guesses from one address
+    meet the pair's limit, guesses from as many addresses the account's."""
+    limits = SignInLimits(pair_failures=5, account_failures=7)
+    threshold = limits.account_failures if spread else limits.pair_failures
     outcomes: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(12)
 
     def guess(i: int) -> None:
         start.wait()
-        out = limited(db, "sup", False, f"192.0.2.{i}", T0)
+        out = limited(db, "sup", False, f"192.0.2.{i}" if spread else "192.0.2.1", T0, limits)
         with lock:
             outcomes.append(out)
 
@@ -204,11 +209,81 @@ def test_parallel_guesses_cannot_slip_past_the_limit(db: Path) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert outcomes.count("wrong") == LIMITS.account_failures
-    assert sum(o.startswith("wait") for o in outcomes) == 12 - LIMITS.account_failures
+    assert outcomes.count("wrong") == threshold
+    assert sum(o.startswith("wait") for o in outcomes) == 12 - threshold
 
 
 def test_old_rows_are_dropped(db: Path) -> None:
     limited(db, "x", False, "a", T0)
     limited(db, "y", False, "b", T0 + int((LIMITS.window_s + LIMITS.backoff_max_s) * SECOND) + 1)
-    assert failures_table(db) == [("account", "y", 1), ("address", "b", 1)]
+    assert failures_table(db) == [("account", "y", 1), ("address", "b", 1), ("pair", "b\ny", 1)]
+
+
+MINUTE = 60 * SECOND
+
+
+def test_a_guesser_at_one_address_cannot_lock_the_owner_out(db: Path) -> None:
+    """The reviewer's attack: 10 guesses at OFF-SAMR-1 from 10.0.0.66, then one every 10 minutes for 3 hours;
+    the officer, from 10.0.0.5 with the right password a minute after each, always gets in, while the
+    guesser keeps waiting (its own attempts during its wait make it longer)."""
+    guesser = [limited(db, "OFF-SAMR-1", False, "10.0.0.66", T0 + i) for i in range(10)]
+    assert guesser[: LIMITS.pair_failures] == ["wrong"] * LIMITS.pair_failures
+    assert all(o.startswith("wait") for o in guesser[LIMITS.pair_failures :])
+    assert limited(db, "OFF-SAMR-1", True, "10.0.0.5", T0 + 20) == "ok"
+    for k in range(1, 19):
+        now = T0 + k * 10 * MINUTE
+        assert limited(db, "OFF-SAMR-1", False, "10.0.0.66", now).startswith("wait"), k
+        assert limited(db, "OFF-SAMR-1", True, "10.0.0.5", now + MINUTE) == "ok", k
+    # the guesser's right guess would be refused unchecked too
+    assert limited(db, "OFF-SAMR-1", True, "10.0.0.66", T0 + 181 * MINUTE).startswith("wait")
+
+
+def test_a_guesser_whose_address_waits_does_not_lock_another_account(db: Path) -> None:
+    """The reviewer's second attack: 120 failures on made-up names lock the address; its further guesses at
+    OFF-SAMR-2 are refused unchecked and do not count on OFF-SAMR-2, whose owner signs in from elsewhere."""
+    for i in range(120):
+        limited(db, f"nobody{i}", False, "10.0.0.77", T0 + i)
+    assert limited(db, "OFF-SAMR-2", False, "10.0.0.77", T0 + 200).startswith("wait")
+    for i in range(60):
+        assert limited(db, "OFF-SAMR-2", False, "10.0.0.77", T0 + 300 + i).startswith("wait")
+    assert limited(db, "OFF-SAMR-2", True, "10.0.0.6", T0 + 2 * MINUTE) == "ok"
+    assert [n for k, key, n in failures_table(db) if (k, key) == ("account", "OFF-SAMR-2")] in ([], [0])
+
+
+def test_guesses_spread_over_many_addresses_lock_the_account_and_the_owner_cannot_extend_it(db: Path) -> None:
+    """A distributed guesser (one guess from each of many addresses) is stopped by the account's threshold:
+    then even the owner waits, but the owner's own tries during the wait do not make it longer."""
+    outcomes = [limited(db, "sup", False, f"198.51.100.{i}", T0 + i) for i in range(LIMITS.account_failures + 1)]
+    assert outcomes[:-1] == ["wrong"] * LIMITS.account_failures
+    wait = outcomes[-1]
+    assert wait == f"wait {int(LIMITS.backoff_s)}"
+    # the owner, from a clean address, waits too, and retrying does not lengthen it nor lock its own pair
+    assert [limited(db, "sup", True, "10.0.0.5", T0 + 100 + i) for i in range(10)] == [wait] * 10
+    assert limited(db, "sup", True, "10.0.0.5", T0 + 100 + int(LIMITS.backoff_s * SECOND)) == "ok"
+
+
+def test_below_the_account_threshold_other_addresses_failures_do_not_block_a_clean_address(db: Path) -> None:
+    """Nine addresses each guess up to their pair's limit (45 failures), a tenth four times: all are heard and
+    wrong, and the owner, from an address without failures for the account, gets in."""
+    guesses = [(f"198.51.100.{i}", LIMITS.pair_failures) for i in range(9)] + [("198.51.100.9", 4)]
+    assert sum(n for _, n in guesses) == LIMITS.account_failures - 1
+    for address, n in guesses:
+        assert [limited(db, "sup", False, address, T0) for _ in range(n)] == ["wrong"] * n
+    assert limited(db, "sup", False, "198.51.100.0", T0).startswith("wait")  # that pair waits
+    assert limited(db, "sup", True, "10.0.0.5", T0 + 100) == "ok"
+    # the success took only its own count back: the others' failures stay counted on the account
+    assert ("account", "sup", LIMITS.account_failures - 1) in failures_table(db)
+
+
+def test_a_password_reset_clears_the_accounts_failures_from_every_address(db: Path) -> None:
+    for address in ("10.0.0.1", "10.0.0.2"):
+        for _ in range(LIMITS.pair_failures + 1):
+            limited(db, "sup", False, address, T0)
+    limited(db, "admin-SAMR", False, "10.0.0.1", T0)
+    con = dbmod.connect(db)
+    try:
+        forget_failures(con, "sup")
+    finally:
+        con.close()
+    assert [(k, key) for k, key, _ in failures_table(db) if k != "address"] == [("account", "admin-SAMR"), ("pair", "10.0.0.1\nadmin-SAMR")]
+    assert limited(db, "sup", True, "10.0.0.1", T0 + 1) == "ok"
