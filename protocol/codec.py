@@ -91,7 +91,7 @@ def open_envelope(payload: bytes) -> tuple[WireFormat, Envelope]:
         raise ProtocolError("oversized", f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
     fmt = sniff_format(payload)  # (white space after an envelope is allowed: it is not signed, and no bytes are lost)
     env = _decode(_envelope_decoders[fmt], payload, fmt, "payload", ("bad_envelope", "not an envelope"))
-    _require_unique_keys(payload, fmt, "payload")
+    _require_unique_keys(payload, fmt, "payload", envelope=True)
     return fmt, env
 
 
@@ -126,10 +126,19 @@ def _require_one_object(data: bytes, fmt: WireFormat, what: str) -> None:
         raise ProtocolError("undecodable", f"{what} is not acceptable json: it must start with '{{' and end with '}}', with no white space or other bytes around the object")
 
 
-def _require_unique_keys(data: bytes, fmt: WireFormat, what: str) -> None:
-    """Refuse an object (at any depth) with a key given twice: msgspec would silently keep the last one."""
+def _require_unique_keys(data: bytes, fmt: WireFormat, what: str, *, envelope: bool = False) -> None:
+    """Refuse an object (at any depth) with a key given twice: msgspec would silently keep the last one.
+
+    An envelope is checked before its signature, so its check costs little whatever it holds: only its own
+    keys in MessagePack (its fields are bytes), and at most ENVELOPE_MAX_OBJECTS objects in JSON.
+    """
     try:
-        repeated = _json_repeated_key(data) if fmt == "json" else _msgpack_repeated_key(data)
+        if envelope and fmt == "msgpack":
+            repeated = _msgpack_top_repeated(data)
+        else:
+            repeated = _json_repeated_key(data, ENVELOPE_MAX_OBJECTS if envelope else None) if fmt == "json" else _msgpack_repeated_key(data)
+    except _TooMany:
+        raise ProtocolError("undecodable", f"{what} is not acceptable {fmt}: an envelope holds at most {ENVELOPE_MAX_OBJECTS} objects") from None
     except RecursionError:
         raise ProtocolError("undecodable", f"{what} is not acceptable {fmt}: arrays or objects nested too deeply") from None
     except _NotStrKey:
@@ -149,21 +158,47 @@ class _NotStrKey(Exception):
     pass
 
 
-def _unique_pairs(pairs: list[tuple[str, object]]) -> None:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise _Repeated(key)
-        seen.add(key)
+class _TooMany(Exception):
+    pass
 
 
-def _json_repeated_key(data: bytes) -> str | None:
+#: Objects a JSON envelope may hold (its own, and any in fields a receiver ignores): bounds the work done on
+#: bytes nobody has signed yet. An honest envelope holds one.
+ENVELOPE_MAX_OBJECTS = 64
+_raw_maps = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
+
+
+def _json_repeated_key(data: bytes, max_objects: int | None = None) -> str | None:
     """The first key repeated within one object, or None (data already decoded by msgspec: well formed)."""
+    objects = 0
+
+    def unique_pairs(pairs: list[tuple[str, object]]) -> None:
+        nonlocal objects
+        objects += 1
+        if max_objects is not None and objects > max_objects:
+            raise _TooMany
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Repeated(key)
+            seen.add(key)
+
     try:
-        json.loads(data, object_pairs_hook=_unique_pairs)
+        json.loads(data, object_pairs_hook=unique_pairs)
     except _Repeated as e:
         return e.key
     return None
+
+
+def _msgpack_top_repeated(data: bytes) -> str | None:
+    """For the outermost map only: a key given twice, found by msgspec (which keeps one) against the map's count."""
+    first = data[0]
+    count = first & 0x0F if first <= 0x8F else int.from_bytes(data[1 : 3 if first == 0xDE else 5], "big")
+    try:
+        keys = _raw_maps.decode(data)
+    except msgspec.ValidationError:
+        raise _NotStrKey from None
+    return None if len(keys) == count else "(a key of the envelope)"
 
 
 #: MessagePack first bytes -> bytes that follow, for scalars of fixed size (ints, floats, fixext).

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 import protocol
+from protocol import codec
 from protocol.codec import ProtocolError, decode_device_body, encode, open_envelope, read_device_body, seal
 from protocol.messages import DEVICE_MESSAGE_TYPES, EnterpriseScanned, Envelope, GeoPoint, InspectionStarted, type_tag
 from protocol.signing import SigningKey
@@ -153,3 +154,34 @@ def test_a_credit_code_with_a_wrong_check_character_is_schema(fmt: str) -> None:
 @pytest.mark.parametrize("code", ["91110108MA04C6T21m", "９1110108MA04C6T21M", "91110108MA04C6T2IM", "91110108MA04C6T21"])
 def test_a_credit_code_not_of_the_charset_is_schema(code: str) -> None:
     assert refused(encode(scan(credit_code=code))).code == "schema"
+
+
+def test_a_key_repeated_in_a_msgpack_envelope_is_undecodable() -> None:
+    key = SigningKey.generate()
+    body = encode(scan(), "msgpack")
+    b, sig = msgspec.msgpack.encode("body"), msgspec.msgpack.encode("sig")
+    good = mp_map([(b, msgspec.msgpack.encode(body)), (sig, msgspec.msgpack.encode(key.sign(body)))])
+    assert open_envelope(good)[1].body == body
+    with pytest.raises(ProtocolError) as e:
+        open_envelope(mp_map([(b, msgspec.msgpack.encode(b"other")), (sig, msgspec.msgpack.encode(key.sign(body))), (b, msgspec.msgpack.encode(body))]))
+    assert e.value.code == "undecodable"
+
+
+def test_checking_an_unsigned_envelope_costs_little_whatever_it_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before its signature is checked, an envelope full of objects or values is not walked one by one."""
+    env = json.loads(encode(Envelope(body=b"{}", sig=bytes(64))))
+    few = json.dumps({**env, "extra": [{}] * 63}, separators=(",", ":")).encode()
+    assert open_envelope(few)[1].body == b"{}"
+    many = json.dumps({**env, "extra": [{}] * 20000}, separators=(",", ":")).encode()
+    with pytest.raises(ProtocolError) as e:
+        open_envelope(many)
+    assert e.value.code == "undecodable" and "at most 64 objects" in str(e.value)
+    ints = 60000
+    packed = mp_map([(msgspec.msgpack.encode("body"), msgspec.msgpack.encode(b"{}")), (msgspec.msgpack.encode("sig"), msgspec.msgpack.encode(bytes(64))),
+                     (msgspec.msgpack.encode("extra"), b"\xdd" + ints.to_bytes(4, "big") + b"\x01" * ints)])  # fmt: skip
+
+    def walk(data: bytes) -> None:
+        raise AssertionError("the Python walk over every value (about 10 ms for 60,000) ran on an unsigned envelope")
+
+    monkeypatch.setattr(codec, "_msgpack_repeated_key", walk)
+    assert open_envelope(packed)[1].body == b"{}"  # msgspec alone checks its own keys

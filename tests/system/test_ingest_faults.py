@@ -16,7 +16,6 @@ import socket
 import sqlite3
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +28,6 @@ from protocol import topics
 from server.keys import load_or_create_server_key
 from server.store import REJECTED_PREFIX_BYTES
 from tests.server.conftest import seed_users
-from tests.support.broker import Broker
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
