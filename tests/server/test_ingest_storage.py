@@ -1,0 +1,114 @@
+"""The ingest's writer when the database cannot write: it pauses (holding back PUBACKs), keeps and retries the
+batch, and resumes by itself. A unit test of server/ingest.py on a real SQLite file whose size is capped with
+``PRAGMA max_page_count`` (the system test fills a real filesystem: tests/system/test_ingest_faults.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from protocol import topics
+from protocol.codec import seal
+from protocol.config import load_toml
+from protocol.decision import Policy
+from protocol.messages import EnterpriseScanned
+from protocol.signing import SigningKey
+from server import db as dbmod
+from server import ingest as ingestmod
+from server.metrics import IngestMetrics
+from server.settings import ServerSettings
+from tests.support.waiting import wait_for
+
+KEY = SigningKey.from_seed(bytes(range(32)))
+POLICY_FILE = Path(ingestmod.__file__).with_name("policy.toml")
+
+
+def event(seq: int) -> bytes:
+    msg = EnterpriseScanned(
+        event_id=str(uuid.uuid4()), device_id="BR-1", seq=seq, device_time_ms=int(time.time() * 1000), clock_error_ms=5, officer_id="O", code_text="c"
+    )
+    return seal(msg, KEY)
+
+
+def message(mid: int, payload: bytes) -> mqtt.MQTTMessage:
+    m = mqtt.MQTTMessage(mid=mid, topic=topics.device_up("BR-1").encode())
+    m.payload = payload
+    m.qos = 1
+    return m
+
+
+@pytest.fixture
+def capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ingestmod.Ingest, list[sqlite3.Connection], list[tuple[int, int]]]]:
+    """An Ingest (not connected) whose writer's database file cannot grow past its size at start."""
+    path = tmp_path / "s.db"
+    dbmod.migrate(path)
+    con = dbmod.connect(path)
+    con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'M', 'body_recorder', 'A', ?, 0)", (KEY.public_hex,))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    writers: list[sqlite3.Connection] = []
+    real_connect = dbmod.connect
+
+    def connect(p: object, **kw: object) -> sqlite3.Connection:
+        c = real_connect(p, **kw)  # type: ignore[arg-type]
+        if not writers:  # the writer's own connection: as on a full disk, the file cannot grow
+            c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
+            writers.append(c)
+        return c
+
+    monkeypatch.setattr(ingestmod.dbmod, "connect", connect)
+    monkeypatch.setattr(ingestmod, "STORAGE_RETRY_MAX_S", 0.2)
+    settings = ServerSettings(db_path=path, jobs_enabled=False)
+    ing = ingestmod.Ingest(settings, SigningKey.generate(), IngestMetrics(), load_toml(POLICY_FILE, Policy))
+    acks: list[tuple[int, int]] = []
+    monkeypatch.setattr(ing._client, "ack", lambda mid, qos: acks.append((mid, qos)))
+    ing._writer.start()
+    try:
+        yield ing, writers, acks
+    finally:
+        ing._stop.set()
+        ing._writer.join(10)
+
+
+def stored(path: Path) -> int:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_full_database_pauses_the_ingest_and_it_resumes_by_itself(capped) -> None:  # type: ignore[no-untyped-def]
+    ing, writers, acks = capped
+    client = ing._client
+    payloads = [event(seq) for seq in range(1, 201)]
+    for mid, p in enumerate(payloads[:100], start=1):
+        ing._on_message(client, None, message(mid, p))
+    wait_for(lambda: ing.degraded is not None, 10, message="the writer did not notice the full database")
+    assert "full" in ing.degraded and ing.healthy  # paused, not stopped  # type: ignore[operator]
+    assert ing.metrics.registry.get_sample_value("fe_ingest_storage_ok") == 0
+    acked = len(acks)
+    for mid, p in enumerate(payloads[100:], start=101):  # the broker's in-flight window goes on meanwhile
+        ing._on_message(client, None, message(mid, p))
+    assert len(acks) == acked  # held back: the broker keeps the rest of the session
+    before = stored(ing.settings.db_path)
+    writers[0].execute("PRAGMA max_page_count = 1073741823")  # space returns
+    wait_for(lambda: ing.degraded is None and stored(ing.settings.db_path) == 200, 20, message="the ingest did not resume")
+    assert before < 200
+    assert acks == [(mid, 1) for mid in range(1, 201)]  # every message acknowledged once, in arrival order
+    con = sqlite3.connect(f"file:{ing.settings.db_path}?mode=ro", uri=True)
+    try:
+        alerts = con.execute("SELECT kind, severity, message_en FROM alerts WHERE kind LIKE 'storage%'").fetchall()
+        seqs = [s for (s,) in con.execute("SELECT seq FROM events ORDER BY seq")]
+    finally:
+        con.close()
+    assert seqs == list(range(1, 201))  # nothing lost, nothing twice
+    assert len(alerts) == 1 and alerts[0][:2] == ("storage_full", "critical") and "disk was full" in alerts[0][2]
+    assert ing.metrics.registry.get_sample_value("fe_ingest_storage_ok") == 1
+    assert (ing.metrics.registry.get_sample_value("fe_ingest_storage_failures_total") or 0) >= 1
