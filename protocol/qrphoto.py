@@ -28,9 +28,11 @@ __all__ = ["DECODERS", "FORMATS", "MAX_BYTES", "MAX_PIXELS", "PhotoError", "deco
 MAX_BYTES = 20_000_000
 #: Refuse images with more pixels than this (decompression bombs: a small file can declare a huge image).
 MAX_PIXELS = 40_000_000
-#: The encoded formats accepted (Pillow names): what phones and cameras send. Others (EPS runs Ghostscript,
-#: and many rarely used decoders) are never tried on uploaded bytes.
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")  # JPEG includes MPO (multi-picture JPEG)
+#: The encoded formats accepted (Pillow names): what phones, browsers and QR terminals send. Others are never
+#: tried on uploaded bytes: EPS runs Ghostscript, and TIFF's many codecs are a large attack surface no camera
+#: upload needs (a crafted 10 KB TIFF made Pillow raise TypeError while loading). HEIF is not read by this
+#: Pillow (no plugin); the pages convert photos to JPEG before upload.
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG includes MPO (multi-picture JPEG)
 #: Decoder names, in the order ``decode_photo`` tries them.
 DECODERS = ("zxing-cpp", "pyzbar")
 
@@ -103,7 +105,12 @@ def decoders_available() -> list[str]:
 
 
 def _open(data: bytes | Image, max_pixels: int, max_bytes: int) -> Image:
-    """A grayscale, upright, fully loaded copy of the image; PhotoError if it cannot or must not be read."""
+    """A grayscale, upright, fully loaded copy of the image; PhotoError if it cannot or must not be read.
+
+    Both steps end with a broad ``except Exception``: Pillow's decoders are third-party code fed bytes from
+    anyone (the enterprise view needs no sign-in), and on crafted input they raise more than their documented
+    OSError/ValueError (TypeError, IndexError, struct.error, ... found by fuzzing). Whatever they raise, the
+    bytes are not an image that can be read: the documented PhotoError("not_an_image"), never a 500."""
     from PIL import Image as PILImage
     from PIL import ImageOps, UnidentifiedImageError
 
@@ -123,6 +130,8 @@ def _open(data: bytes | Image, max_pixels: int, max_bytes: int) -> Image:
             raise PhotoError("not_an_image", f"not an image in a format read here ({', '.join(FORMATS)}; {start})") from None
         except (OSError, SyntaxError, ValueError) as e:  # a known format with a broken header
             raise PhotoError("not_an_image", f"a broken {_fmt(data)} image: {e}") from None
+        except Exception as e:  # noqa: BLE001 - hostile bytes in a third-party decoder (see the docstring)
+            raise PhotoError("not_an_image", f"a broken {_fmt(data)} image ({type(e).__name__}: {e})") from None
     else:
         image = data
     pixels = image.width * image.height
@@ -145,6 +154,8 @@ def _open(data: bytes | Image, max_pixels: int, max_bytes: int) -> Image:
         raise PhotoError("too_large", f"the image is too large to decode safely: {e}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated or corrupt pixel data
         raise PhotoError("not_an_image", f"a broken {image.format or 'image'} ({image.width}x{image.height}): {e}") from None
+    except Exception as e:  # noqa: BLE001 - hostile bytes in a third-party decoder (see the docstring)
+        raise PhotoError("not_an_image", f"a broken {image.format or 'image'} ({image.width}x{image.height}; {type(e).__name__}: {e})") from None
 
 
 def _fmt(data: bytes | bytearray | memoryview) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import segno
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from protocol import qrphoto
@@ -181,11 +183,83 @@ def test_random_bytes_are_not_an_image() -> None:
     assert err.value.reason == "not_an_image" and "JPEG, PNG, WEBP" in str(err.value)
 
 
-def test_formats_outside_the_list_are_not_opened() -> None:
+@pytest.mark.parametrize("fmt", ["TIFF", "PCX", "ICO", "TGA"])
+def test_formats_outside_the_list_are_not_opened(fmt: str) -> None:
     buf = io.BytesIO()
-    qr_image().save(buf, "GIF")  # a readable image, but not a format phones or cameras send
+    qr_image().save(buf, fmt)  # a readable image, but not a format phones or cameras send
     assert reason(buf.getvalue()) == "not_an_image"
-    assert decode_photo(Image.open(buf)) == TEXT  # an already opened image is the caller's choice
+    if fmt != "ICO":  # ICO keeps at most 256x256
+        assert decode_photo(Image.open(buf)) == TEXT  # an already opened image is the caller's choice
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP"])
+def test_the_formats_phones_and_terminals_send_are_read(fmt: str) -> None:
+    buf = io.BytesIO()
+    qr_image().save(buf, fmt)
+    assert decode_photo(buf.getvalue()) == TEXT
+
+
+#: Two 9,887-byte TIFFs (found by the security review's fuzzing) on which Pillow raised TypeError in load().
+CRASH_TIFFS = sorted((Path(__file__).parent / "data").glob("crash-*.tif"))
+
+
+@pytest.mark.parametrize("path", CRASH_TIFFS, ids=lambda p: p.name)
+def test_crafted_tiffs_are_refused_as_not_an_image(path: Path) -> None:
+    assert len(CRASH_TIFFS) == 2
+    assert reason(path.read_bytes()) == "not_an_image"
+
+
+def test_any_exception_pillow_raises_while_decoding_is_not_an_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's decoders raise more than their documented errors on crafted bytes: each becomes PhotoError."""
+    from PIL import ImageFile, PngImagePlugin
+
+    data = png(qr_image())
+
+    def broken(self: object) -> None:
+        raise TypeError("'IFDRational' object cannot be interpreted as an integer")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken)
+    with pytest.raises(PhotoError) as err:
+        decode_photo(data)
+    assert err.value.reason == "not_an_image" and "TypeError" in str(err.value)
+    monkeypatch.undo()
+
+    def broken_open(self: object) -> None:
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "_open", broken_open)
+    assert reason(data) == "not_an_image"
+
+
+@functools.cache
+def _fuzz_seeds() -> tuple[bytes, ...]:
+    """Small valid images of every accepted format, the bytes the fuzzer mutates."""
+    small = qr_image(scale=2)
+    out = []
+    for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP"):
+        buf = io.BytesIO()
+        small.save(buf, fmt)
+        out.append(buf.getvalue())
+    return tuple(out)
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 4),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.booleans()), min_size=1, max_size=6),
+    cut=st.none() | st.integers(0, 10**6),
+)
+def test_fuzzed_images_give_only_photo_errors(seed: int, edits: list[tuple[int, int, bool]], cut: int | None) -> None:
+    """Mutated small images of each accepted format: a code is read, or PhotoError, never another exception."""
+    data = bytearray(_fuzz_seeds()[seed])
+    for position, value, in_header in edits:  # headers are where parsers trip: favour the first 200 bytes
+        data[position % (min(len(data), 200) if in_header else len(data))] = value
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    try:
+        decode_photo(bytes(data))
+    except PhotoError:
+        pass
 
 
 @pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"GIF89a"])

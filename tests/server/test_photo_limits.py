@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,23 @@ def test_a_photo_route_still_needs_a_session_before_any_size_check(api: Api) -> 
     photo = b"\xff\xd8\xff\xe0" + bytes(2 * MIB)
     r = api.client.post("/api/v1/scans/photo", files={"photo": ("p.jpg", photo, "image/jpeg")}, data={"field": "food"})
     assert r.status_code == 401, r.text
+
+
+#: Two crafted 9,887-byte TIFFs on which Pillow raised TypeError while decoding: a 500 on every photo route.
+CRASH_TIFFS = sorted((Path(__file__).parents[1] / "protocol" / "data").glob("crash-*.tif"))
+
+
+@pytest.mark.parametrize("path", CRASH_TIFFS, ids=lambda p: p.name)
+def test_a_crafted_image_is_a_422_on_every_photo_route(api: Api, path: Path) -> None:
+    """Hostile bytes get the documented 'no enterprise code could be read' answer, with and without a session."""
+    data = path.read_bytes()
+    officer = api.as_(OFFICER)
+    encoded = base64.b64encode(data).decode()
+    answers = [
+        api.client.post("/api/v1/enterprise-view", json={"photo_base64": encoded}),  # no sign-in needed
+        officer.post("/api/v1/scans", json={"field": "food", "photo_base64": encoded}),
+        officer.post("/api/v1/scans/photo", files={"photo": ("x.jpg", data, "image/jpeg")}, data={"field": "food"}),
+    ]
+    for r in answers:
+        assert r.status_code == 422, r.text
+        assert CHINESE_FIRST.match(r.json()["detail"]) and "not_an_image" in r.json()["detail"]
