@@ -30,6 +30,7 @@ SEVERITY = {
     "exception_pending_review": "warning",  # allowed on an unregistered urgent exception: a supervisor reviews it
     "exception_rejected": "warning",  # ... and the supervisor rejected it
     "exception_registered": "info",  # a superior assignment or major-risk notice registered through the API
+    "draw_announced": "info",  # a random draw announced, naming who announced it (server/draws.py)
     "forged_code": "critical",  # a code whose signature or key does not check out
     "scan_id_conflict": "warning",  # a device reused another scan's id
     "unrecorded_inspection": "warning",  # an ended inspection not recorded from start to end (server/coverage.py)
@@ -62,6 +63,7 @@ LABELS = {
     "exception_pending_review": ("例外依据待复核", "Exception pending review"),
     "exception_rejected": ("例外依据被驳回", "Exception rejected"),
     "exception_registered": ("登记例外依据", "Exception basis registered"),
+    "draw_announced": ("宣布双随机抽查", "Random draw announced"),
     "forged_code": ("疑似伪造企业码", "Possibly forged code"),
     "scan_id_conflict": ("扫码编号冲突", "Scan id conflict"),
     "unrecorded_inspection": ("未全程记录", "Not recorded start to end"),

@@ -22,7 +22,7 @@ from litestar.static_files import create_static_files_router
 from protocol.config import load_toml
 from protocol.decision import Policy
 from server import api, auth_api, db, evidence_api, exception_api, inspect_api, jobs_api, users_api, web
-from server.errors import DomainError, document_answers, error_response, http_error_response
+from server.errors import DomainError, document_answers, error_response, http_error_response, too_deep_response
 from server.apidocs import OfflineSwagger
 from server.auth import provide_principal
 from server.codes import ensure_code_key
@@ -108,7 +108,12 @@ def create_app(settings: ServerSettings) -> Litestar:
         response_cache_config=ResponseCacheConfig(),
         template_config=TemplateConfig(directory=Path(__file__).with_name("templates"), engine=JinjaTemplateEngine),
         logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}),
-        exception_handlers={DomainError: error_response, HTTPException: http_error_response, RequestEntityTooLarge: too_large_handler},
+        exception_handlers={
+            DomainError: error_response,
+            HTTPException: http_error_response,
+            RequestEntityTooLarge: too_large_handler,
+            RecursionError: too_deep_response,  # a deeply nested JSON body (msgspec's decoder): 400, not 500
+        },
         before_send=[add_security_headers],  # CSP, framing, nosniff, referrer: on every answer, 404s included
     )
     document_answers(app)  # every route's OpenAPI answers: 401/403/404/400/413 as its signature implies

@@ -21,11 +21,21 @@ from typing import Any
 import msgspec
 
 from protocol.decision import Policy
+from server.alerts import raise_alert
 from server.scanning import year_start_ms
 
 DAY_MS = 86_400_000
 #: How long a drawn plan is in force (its enterprises may be inspected under it).
 PLAN_VALID_DAYS = 90
+#: The largest share of the eligible enterprises one draw may name (a module constant until the policy file
+#: carries it). A "random" draw of every enterprise made each a plan target for 90 days: an exception to the
+#: repeat window and the yearly cap for all of them.
+MAX_DRAW_SHARE = 0.10
+#: ... and the most enterprises one draw may name, whatever the population.
+MAX_DRAW_ENTERPRISES = 500
+#: How far in the past an agency administrator may set a draw's time (clocks differ a little). A draw set in
+#: the past is drawn at once: its commitment would not be public before it, as 双随机、一公开 requires.
+MAX_BACKDATE_MS = 60_000
 
 
 class DrawError(ValueError):
@@ -55,14 +65,60 @@ def rank(seed: bytes, candidate: str) -> str:
     return hashlib.sha256(seed + b":" + candidate.encode()).hexdigest()
 
 
+def max_enterprises(eligible_count: int) -> int:
+    """The most enterprises one draw may name from a population of ``eligible_count`` (at least one)."""
+    return max(1, min(MAX_DRAW_ENTERPRISES, int(eligible_count * MAX_DRAW_SHARE)))
+
+
+def _check_scope(con: sqlite3.Connection, agency_id: str, field: str, region: str, by_supervisor: bool) -> str:
+    """The region a draw is made in (empty: the agency's own); DrawError unless the agency, its field and the
+    region are registered and, for an agency administrator, the region is the agency's own."""
+    row = con.execute("SELECT region, fields FROM agencies WHERE agency_id = ?", (agency_id,)).fetchone()
+    if row is None:
+        raise DrawError(f"执法机关 {agency_id!r} 未登记 / agency {agency_id!r} is not registered")
+    own_region, fields = row[0], json.loads(row[1])
+    if con.execute("SELECT 1 FROM fields WHERE field_id = ?", (field,)).fetchone() is None:
+        raise DrawError(f"执法领域 {field!r} 未登记 / field {field!r} is not registered")
+    if field not in fields:
+        raise DrawError(f"{field!r} 不是 {agency_id} 的执法领域 / {field!r} is not among {agency_id}'s fields ({', '.join(fields) or 'none'})")
+    region = region or own_region
+    known = con.execute("SELECT 1 FROM agencies WHERE region = ? UNION ALL SELECT 1 FROM enterprises WHERE region = ? LIMIT 1", (region, region)).fetchone()
+    if region and known is None:
+        raise DrawError(f"区域 {region!r} 未登记 / region {region!r} is not registered")
+    if not by_supervisor and own_region and region != own_region:
+        raise DrawError(f"机关管理员只能在本机关的区域 {own_region} 抽查 / an agency administrator draws in the agency's own region {own_region} only")
+    return region
+
+
 def commit_draw(
-    con: sqlite3.Connection, *, agency_id: str, field: str, region: str, title: str, enterprises: int, officers_per_team: int, draw_at_ms: int, now_ms: int
+    con: sqlite3.Connection,
+    *,
+    agency_id: str,
+    field: str,
+    region: str,
+    title: str,
+    enterprises: int,
+    officers_per_team: int,
+    draw_at_ms: int,
+    now_ms: int,
+    policy: Policy,
+    announced_by: str,
+    by_supervisor: bool,
 ) -> tuple[str, str]:
-    """Announce a draw: a fresh secret seed is kept, its hash published. Returns (draw id, seed hash)."""
+    """Announce a draw: a fresh secret seed is kept, its hash published, and a ``draw_announced`` alert names
+    who announced it. Returns (draw id, seed hash); DrawError for a draw that may not be made."""
     if enterprises < 1 or officers_per_team < 1:
-        raise DrawError("a draw needs at least one enterprise and one officer per team")
-    if con.execute("SELECT 1 FROM agencies WHERE agency_id = ?", (agency_id,)).fetchone() is None:
-        raise DrawError(f"agency {agency_id!r} is not registered")
+        raise DrawError("抽查至少一家企业、每组至少一名执法人员 / a draw needs at least one enterprise and one officer per team")
+    region = _check_scope(con, agency_id, field, region, by_supervisor)
+    if not by_supervisor and draw_at_ms < now_ms - MAX_BACKDATE_MS:
+        raise DrawError("抽取时间不能早于现在 / a draw cannot be set for a time already past")
+    population = len(eligible(con, agency_id, field, region, policy, now_ms)[0])
+    limit = max_enterprises(population)
+    if enterprises > limit:
+        raise DrawError(
+            f"一次抽查至多抽取 {limit} 家企业（符合条件的 {population} 家的 {MAX_DRAW_SHARE:.0%}，且不超过 {MAX_DRAW_ENTERPRISES} 家）"
+            f" / a draw names at most {limit} enterprises ({MAX_DRAW_SHARE:.0%} of the {population} eligible, and at most {MAX_DRAW_ENTERPRISES})"
+        )
     seed = os.urandom(32)
     draw_id = f"DRAW-{dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     seed_hash = hashlib.sha256(seed).hexdigest()
@@ -71,6 +127,12 @@ def commit_draw(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'committed')",
         (draw_id, agency_id, field, region, title, enterprises, officers_per_team, seed_hash, seed.hex(), now_ms, draw_at_ms),
     )
+    raise_alert(
+        con, "draw_announced", now_ms,
+        f"{announced_by} 宣布双随机抽查 {draw_id}：{field}，区域 {region or '全部'}，{enterprises} 家企业",
+        f"{announced_by} announced random draw {draw_id}: {field}, region {region or 'all'}, {enterprises} enterprises",
+        agency_id=agency_id, ref=draw_id,
+    )  # fmt: skip
     return draw_id, seed_hash
 
 
@@ -127,6 +189,7 @@ def perform_due_draws(con: sqlite3.Connection, policy: Policy, now_ms: int) -> l
     ).fetchall()
     for draw_id, agency_id, field, region, title, count, per_team, seed_hex in due:
         ents, offs, conflicts = eligible(con, agency_id, field, region, policy, now_ms)
+        count = min(count, max_enterprises(len(ents)))  # the population may have shrunk since the announcement
         result = run_draw(bytes.fromhex(seed_hex), draw_id, ents, offs, conflicts, count, per_team)
         con.execute(
             "UPDATE draws SET status = 'drawn', drawn_ms = ?, result_json = ? WHERE draw_id = ?", (now_ms, msgspec.json.encode(result).decode(), draw_id)

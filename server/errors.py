@@ -112,6 +112,16 @@ def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> 
     return Response(body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
 
 
+#: The answer to a body nested deeper than the JSON decoder recurses (``{"a":`` x50,000 is 250 KB).
+NESTED_TOO_DEEPLY = "请求内容嵌套过深 / the body is nested too deeply"
+
+
+def too_deep_response(request: Request[Any, Any, Any], exc: RecursionError) -> Response[ErrorBody]:
+    """A 400 for a RecursionError: msgspec raises it while decoding a hostile, deeply nested body, before any
+    handler runs (no code of the server recurses on request data), so it is the client's error, not a 500."""
+    return Response(ErrorBody(status_code=400, detail=NESTED_TOO_DEEPLY), status_code=400, media_type=MediaType.JSON)
+
+
 #: The error classes a route's signature implies, by status code (see the module docstring).
 _DERIVED: dict[int, type[DomainError]] = {400: Invalid, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 413: TooLarge}
 #: Signature names that are not request parameters.

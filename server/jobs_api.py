@@ -22,6 +22,11 @@ from server.disclosure import DisclosureError, on_time_rates, pass_rates, record
 from server.draws import DrawError, commit_draw, public_view
 from server.errors import Conflict, answers
 from server.jobs import JOBS
+from server.workdays import check_day
+
+#: The instants a draw may be set for: 2000-01-01 to 2100-01-01 UTC (epoch ms). Beyond SQLite's 64-bit
+#: integers (10**30, 2**63) the insert overflowed: a 500; -10**18 was accepted.
+FIRST_MS, LAST_MS = 946_684_800_000, 4_102_444_800_000
 
 IdPath = Annotated[str, PathParameter(description="identifier")]
 
@@ -35,7 +40,8 @@ class DrawIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enterprises: Annotated[int, msgspec.Meta(ge=1, le=10000)]
     officers_per_team: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2
     region: str = ""
-    draw_at_ms: int | None = None  # default: at the next run of the draws job
+    #: Default: at the next run of the draws job. Bounded like every instant the server keeps (2000-2100 UTC).
+    draw_at_ms: Annotated[int, msgspec.Meta(ge=FIRST_MS, le=LAST_MS)] | None = None
 
 
 class DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -48,11 +54,17 @@ class DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     case_no: str = ""
     credit_code: str | None = None
 
+    def __post_init__(self) -> None:
+        check_day("decided_on", self.decided_on)  # a ValueError here is msgspec's 400 naming the field
+
 
 class DisclosureIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """When a decision was disclosed."""
 
     disclosed_on: dt.date
+
+    def __post_init__(self) -> None:
+        check_day("disclosed_on", self.disclosed_on)
 
 
 class ReviewIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -137,6 +149,7 @@ class DrawController(Controller):
                 draw_id, seed_hash = commit_draw(
                     con, agency_id=data.agency_id, field=data.field, region=data.region, title=data.title, enterprises=data.enterprises,
                     officers_per_team=data.officers_per_team, draw_at_ms=data.draw_at_ms or now_ms, now_ms=now_ms,
+                    policy=state.policy, announced_by=principal.username, by_supervisor=principal.role == "supervisor",
                 )  # fmt: skip
             except DrawError as e:
                 raise ClientException(str(e)) from None

@@ -2,7 +2,8 @@
 
 Data come from the maintained ``chinese-calendar`` package, which covers the years the State Council
 has announced. For a year it does not cover yet, Monday to Friday are counted and the result is marked
-approximate, so a deadline is never silently wrong.
+approximate, so a deadline is never silently wrong. Dates outside ``FIRST_DAY``..``LAST_DAY`` are refused
+(``Invalid``): counting days from year 9999 would overflow, and from year 1 would loop for millions of days.
 """
 
 from __future__ import annotations
@@ -10,6 +11,21 @@ from __future__ import annotations
 import datetime as dt
 
 import chinese_calendar
+
+from server.errors import Invalid
+
+#: The dates worked with: the official calendar's era (chinese-calendar has data from 2004; later years fall
+#: back to Monday to Friday) to the end of the century. No decision or disclosure lies outside.
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2099, 12, 31)
+#: The most working days counted at once (disclosure deadlines are 7 or 20): bounds the loop.
+MAX_WORKING_DAYS = 1000
+
+
+def check_day(name: str, day: dt.date) -> None:
+    """Invalid unless ``day`` lies between FIRST_DAY and LAST_DAY."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise Invalid(f"{name} 须在 {FIRST_DAY} 至 {LAST_DAY} 之间 / {name} must be between {FIRST_DAY} and {LAST_DAY}, got {day}")
 
 
 def is_workday(day: dt.date) -> tuple[bool, bool]:
@@ -21,7 +37,12 @@ def is_workday(day: dt.date) -> tuple[bool, bool]:
 
 
 def add_working_days(start: dt.date, days: int) -> tuple[dt.date, bool]:
-    """The date ``days`` working days after ``start`` (start itself not counted), and whether it is exact."""
+    """The date ``days`` working days after ``start`` (start itself not counted), and whether it is exact.
+
+    Invalid for a start outside FIRST_DAY..LAST_DAY or a count outside 0..MAX_WORKING_DAYS."""
+    check_day("start", start)
+    if not 0 <= days <= MAX_WORKING_DAYS:
+        raise Invalid(f"工作日数须在 0 至 {MAX_WORKING_DAYS} 之间 / working days must be between 0 and {MAX_WORKING_DAYS}, got {days}")
     day, left, exact = start, days, True
     while left > 0:
         day += dt.timedelta(days=1)
@@ -33,7 +54,9 @@ def add_working_days(start: dt.date, days: int) -> tuple[dt.date, bool]:
 
 
 def working_days_between(first: dt.date, last: dt.date) -> int:
-    """Working days after ``first`` up to and including ``last``."""
+    """Working days after ``first`` up to and including ``last`` (Invalid for a date outside FIRST_DAY..LAST_DAY)."""
+    check_day("first", first)
+    check_day("last", last)
     n, day = 0, first
     while day < last:
         day += dt.timedelta(days=1)

@@ -41,6 +41,10 @@ def at(*args: int) -> int:
     return int(dt.datetime(*args, tzinfo=CST).timestamp() * 1000)
 
 
+#: Enterprises the ``con`` fixture adds: with PLAIN, 61 eligible for a food draw, so one draw may name 6 (10%).
+MORE_ENTERPRISES = 60
+
+
 @pytest.fixture
 def ctx() -> JobContext:
     return JobContext(key=KEY, policy=POLICY, settings=JobSettings())
@@ -49,7 +53,7 @@ def ctx() -> JobContext:
 @pytest.fixture
 def con(seeded_db: Path) -> sqlite3.Connection:
     c = dbmod.connect(seeded_db)
-    more = [(code(10 + i), f"企业{i}", "medium", "B") for i in range(12)]
+    more = [(code(10 + i), f"企业{i}", "medium", "B") for i in range(MORE_ENTERPRISES)]
     c.executemany("INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (?, ?, '', '110108', ?, ?)", more)
     c.execute("INSERT INTO inspections(inspection_id, credit_code, lead_agency_id, field, status, opened_ms) VALUES ('old-1', ?, 'FIRE', 'fire', 'ended', ?)", (FRAGILE, int(time.time() * 1000) - 86_400_000))
     c.execute("INSERT INTO conflicts(officer_id, credit_code, reason, declared_ms) VALUES ('OFF-SAMR-1', ?, '亲属任职', 0)", (code(10),))
@@ -61,7 +65,7 @@ def con(seeded_db: Path) -> sqlite3.Connection:
 
 def test_draw_is_committed_then_reproducible_and_excludes_no_disturb(con: sqlite3.Connection) -> None:
     now = int(time.time() * 1000)
-    draw_id, seed_hash = commit_draw(con, agency_id="SAMR", field="food", region="110108", title="第四季度食品安全双随机", enterprises=6, officers_per_team=2, draw_at_ms=now + 60_000, now_ms=now)
+    draw_id, seed_hash = commit_draw(con, agency_id="SAMR", field="food", region="110108", title="第四季度食品安全双随机", enterprises=6, officers_per_team=2, draw_at_ms=now + 60_000, now_ms=now, policy=POLICY, announced_by="sup", by_supervisor=True)
     before = public_view(con, draw_id)
     assert before is not None and before["seed"] is None and before["seed_hash"] == seed_hash and before["result"] is None
     assert perform_due_draws(con, POLICY, now) == []  # not yet: the draw is due in a minute
@@ -221,3 +225,110 @@ def test_job_status_api_and_public_pages(seeded_db: Path) -> None:
         assert c.post("/api/v1/decisions", json={"decision_id": "D-9", "agency_id": "SAMR", "kind": "penalty", "decided_on": "2026-02-10"}).status_code == 409
         assert c.post("/api/v1/decisions", json={"decision_id": "D-8", "agency_id": "SAMR", "kind": "fine", "decided_on": "2026-02-10"}).status_code == 400
         json.dumps(c.get("/api/v1/disclosure/rates").json())
+
+
+# ------------------------------------------------------------- draws an agency administrator may not make
+
+DRAWS = "/api/v1/draws"
+
+
+def draw_body(**kw: object) -> dict[str, object]:
+    """A draw of one food-safety enterprise in SAMR's region, announced for a minute from now."""
+    return {"agency_id": "SAMR", "field": "food", "title": "抽查", "enterprises": 1, "draw_at_ms": int(time.time() * 1000) + 60_000, **kw}
+
+
+@pytest.fixture
+def populous(seeded_db: Path, api: Api) -> Api:
+    """The API over registers with 60 food enterprises eligible in 110108 (a draw may name 6) and one agency
+    elsewhere (region 310000)."""
+    c = dbmod.connect(seeded_db)
+    try:
+        c.executemany("INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (?, ?, '', '110108', 'medium', 'B')", [(code(10 + i), f"企业{i}") for i in range(MORE_ENTERPRISES - 2)])
+        c.execute("INSERT INTO agencies(agency_id, name, name_en, region, fields) VALUES ('SH', '上海市监', 'Shanghai', '310000', '[\"food\"]')")
+    finally:
+        c.close()
+    return api
+
+
+def test_the_reviewers_draw_of_every_enterprise_is_refused(api: Api, seeded_db: Path) -> None:
+    """admin-SAMR drew 10,000 enterprises, in no region, at a past time: every eligible enterprise became a plan
+    target for 90 days (unlimited inspections as random_draw exceptions). Each part is now refused."""
+    admin = api.as_("admin-SAMR")
+    now = int(time.time() * 1000)
+    r = admin.post(DRAWS, json=draw_body(enterprises=10000, region="", draw_at_ms=now - 1000))
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"].startswith("一次抽查至多抽取 1 家企业")  # 10% of the 2 eligible, at least one
+    assert admin.post(DRAWS, json=draw_body(enterprises=2)).status_code == 400
+    assert dbmod.connect(seeded_db).execute("SELECT COUNT(*) FROM draws").fetchone()[0] == 0
+
+
+def test_a_draw_names_at_most_a_tenth_of_the_eligible_enterprises(populous: Api) -> None:
+    r = populous.post(DRAWS, json=draw_body(enterprises=7))
+    assert r.status_code == 400 and "至多抽取 6 家" in r.json()["detail"] and "at most 6" in r.json()["detail"], r.text
+    assert populous.post(DRAWS, json=draw_body(enterprises=6)).status_code == 201
+    assert populous.post(DRAWS, json=draw_body(enterprises=10001)).status_code == 400  # the body's own bound
+
+
+def test_a_draw_announced_long_ago_is_drawn_to_the_share_of_todays_population(con: sqlite3.Connection) -> None:
+    """A draw announced before the bound (or whose population shrank) never names more than the share."""
+    now = int(time.time() * 1000)
+    con.execute(
+        "INSERT INTO draws(draw_id, agency_id, field, region, title, enterprise_count, officers_per_team, seed_hash, seed, committed_ms, draw_at_ms, status)"
+        " VALUES ('OLD', 'SAMR', 'food', '', 'old', 10000, 1, 'h', ?, ?, ?, 'committed')",
+        ("00" * 32, now - 1000, now - 1000),
+    )
+    assert perform_due_draws(con, POLICY, now) == ["OLD"]
+    assert con.execute("SELECT COUNT(*) FROM plan_targets WHERE plan_id = 'OLD'").fetchone()[0] == 6  # of 61 eligible
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"field": "no-such-field"}, "field 'no-such-field' is not registered"),
+        ({"field": "fire"}, "'fire' is not among SAMR's fields"),  # registered, but not SAMR's
+        ({"region": "zzz"}, "region 'zzz' is not registered"),
+        ({"agency_id": "FIRE"}, "you act for your own agency only"),
+    ],
+)
+def test_a_draws_field_and_region_must_be_registered_and_the_agencys(api: Api, changes: dict[str, object], needle: str) -> None:
+    for who in ("admin-SAMR", "sup"):
+        r = api.as_(who).post(DRAWS, json=draw_body(**changes))
+        if who == "sup" and "agency_id" in changes:
+            continue  # the supervisor acts for every agency (FIRE's food draw is valid)
+        assert r.status_code in (400, 403) and needle in r.json()["detail"], (who, r.text)
+
+
+def test_an_agency_administrator_draws_in_the_agencys_own_region(populous: Api) -> None:
+    admin = populous.as_("admin-SAMR")
+    r = admin.post(DRAWS, json=draw_body(region="310000"))  # registered, but Shanghai's
+    assert r.status_code == 400 and "agency's own region 110108" in r.json()["detail"], r.text
+    own = admin.post(DRAWS, json=draw_body(region=""))  # empty: the agency's own region
+    assert own.status_code == 201, own.text
+    assert populous.get(f"{DRAWS}/{own.json()['draw_id']}").json()["region"] == "110108"
+    assert populous.post(DRAWS, json=draw_body(region="310000")).status_code == 201  # the supervisor may
+
+
+def test_an_agency_administrator_cannot_backdate_a_draw(api: Api) -> None:
+    admin = api.as_("admin-SAMR")
+    now = int(time.time() * 1000)
+    r = admin.post(DRAWS, json=draw_body(draw_at_ms=now - 5 * 60_000))
+    assert r.status_code == 400 and "cannot be set for a time already past" in r.json()["detail"], r.text
+    assert admin.post(DRAWS, json=draw_body(draw_at_ms=now - 20_000)).status_code == 201  # clocks differ a little
+    assert admin.post(DRAWS, json={k: v for k, v in draw_body().items() if k != "draw_at_ms"}).status_code == 201  # at the next run
+
+
+@pytest.mark.parametrize("draw_at_ms", [10**30, 2**63, -(10**18), 0, 4102444800001])
+def test_a_draw_time_outside_2000_to_2100_is_a_400(api: Api, draw_at_ms: int) -> None:
+    r = api.post(DRAWS, json=draw_body(draw_at_ms=draw_at_ms))
+    assert r.status_code == 400 and "draw_at_ms" in r.text, r.text
+
+
+def test_an_announced_draw_raises_an_alert_naming_who_announced_it(api: Api) -> None:
+    made = api.as_("admin-SAMR").post(DRAWS, json=draw_body())
+    assert made.status_code == 201, made.text
+    draw_id = made.json()["draw_id"]
+    alerts = api.as_("admin-SAMR").get("/api/v1/alerts", params={"kind": "draw_announced"}).json()
+    assert [(a["ref"], a["severity"], a["agency_id"]) for a in alerts] == [(draw_id, "info", "SAMR")]
+    assert alerts[0]["message_zh"].startswith("admin-SAMR 宣布双随机抽查") and "admin-SAMR announced" in alerts[0]["message_en"]
+    assert api.get("/api/v1/alerts", params={"kind": "draw_announced"}).json()[0]["ref"] == draw_id  # the supervisor sees it
+    assert api.as_("admin-FIRE").get("/api/v1/alerts", params={"kind": "draw_announced"}).json() == []  # another agency does not
