@@ -27,11 +27,11 @@ from server.scanning import year_start_ms
 DAY_MS = 86_400_000
 #: How long a drawn plan is in force (its enterprises may be inspected under it).
 PLAN_VALID_DAYS = 90
-#: The largest share of the eligible enterprises one draw may name (a module constant until the policy file
-#: carries it). A "random" draw of every enterprise made each a plan target for 90 days: an exception to the
+#: The largest share of the eligible enterprises the draws of one agency, field and region may name within
+#: PLAN_VALID_DAYS (a module constant until the policy file carries it). A "random" draw of every enterprise made each a plan target for 90 days: an exception to the
 #: repeat window and the yearly cap for all of them.
 MAX_DRAW_SHARE = 0.10
-#: ... and the most enterprises one draw may name, whatever the population.
+#: ... and the most enterprises they may name, whatever the population.
 MAX_DRAW_ENTERPRISES = 500
 #: How far in the past an agency administrator may set a draw's time (clocks differ a little). A draw set in
 #: the past is drawn at once: its commitment would not be public before it, as 双随机、一公开 requires.
@@ -66,7 +66,8 @@ def rank(seed: bytes, candidate: str) -> str:
 
 
 def max_enterprises(eligible_count: int) -> int:
-    """The most enterprises one draw may name from a population of ``eligible_count`` (at least one)."""
+    """The most enterprises the draws of one agency, field and region in force at once may name from a
+    population of ``eligible_count`` (at least one)."""
     return max(1, min(MAX_DRAW_ENTERPRISES, int(eligible_count * MAX_DRAW_SHARE)))
 
 
@@ -114,10 +115,18 @@ def commit_draw(
         raise DrawError("抽取时间不能早于现在 / a draw cannot be set for a time already past")
     population = len(eligible(con, agency_id, field, region, policy, now_ms)[0])
     limit = max_enterprises(population)
-    if enterprises > limit:
+    # The share holds for all the draws whose plans may still be in force, not for each: ten draws of 10%
+    # each would cover everyone again.
+    announced = con.execute(
+        "SELECT COALESCE(SUM(enterprise_count), 0) FROM draws WHERE agency_id = ? AND field = ? AND region = ? AND committed_ms > ?",
+        (agency_id, field, region, now_ms - PLAN_VALID_DAYS * DAY_MS),
+    ).fetchone()[0]
+    if announced + enterprises > limit:
         raise DrawError(
-            f"一次抽查至多抽取 {limit} 家企业（符合条件的 {population} 家的 {MAX_DRAW_SHARE:.0%}，且不超过 {MAX_DRAW_ENTERPRISES} 家）"
-            f" / a draw names at most {limit} enterprises ({MAX_DRAW_SHARE:.0%} of the {population} eligible, and at most {MAX_DRAW_ENTERPRISES})"
+            f"{PLAN_VALID_DAYS} 天内同一机关、领域和区域的抽查至多抽取 {limit} 家企业（符合条件的 {population} 家的 {MAX_DRAW_SHARE:.0%}，"
+            f"且不超过 {MAX_DRAW_ENTERPRISES} 家），已宣布 {announced} 家 / the draws of one agency, field and region name at most {limit}"
+            f" enterprises in {PLAN_VALID_DAYS} days ({MAX_DRAW_SHARE:.0%} of the {population} eligible, and at most {MAX_DRAW_ENTERPRISES});"
+            f" {announced} already announced"
         )
     seed = os.urandom(32)
     draw_id = f"DRAW-{dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc):%Y%m%d}-{uuid.uuid4().hex[:8]}"

@@ -22,7 +22,7 @@ from protocol.signing import SigningKey
 from server import db as dbmod
 from server.app import create_app
 from server.disclosure import on_time_rates, pass_rates, record_decision, record_disclosure, record_review, sample_case_files
-from server.draws import commit_draw, perform_due_draws, public_view, rank, run_draw
+from server.draws import DrawError, commit_draw, perform_due_draws, public_view, rank, run_draw
 from server.jobs import JobContext, JobSettings, check_devices, retention
 from server.scheduler import Scheduler, execute_job, jobstore_path
 from server.settings import ServerSettings
@@ -257,7 +257,7 @@ def test_the_reviewers_draw_of_every_enterprise_is_refused(api: Api, seeded_db: 
     now = int(time.time() * 1000)
     r = admin.post(DRAWS, json=draw_body(enterprises=10000, region="", draw_at_ms=now - 1000))
     assert r.status_code == 400, r.text
-    assert r.json()["detail"].startswith("一次抽查至多抽取 1 家企业")  # 10% of the 2 eligible, at least one
+    assert "至多抽取 1 家企业" in r.json()["detail"]  # 10% of the 2 eligible, at least one
     assert admin.post(DRAWS, json=draw_body(enterprises=2)).status_code == 400
     assert dbmod.connect(seeded_db).execute("SELECT COUNT(*) FROM draws").fetchone()[0] == 0
 
@@ -267,6 +267,25 @@ def test_a_draw_names_at_most_a_tenth_of_the_eligible_enterprises(populous: Api)
     assert r.status_code == 400 and "至多抽取 6 家" in r.json()["detail"] and "at most 6" in r.json()["detail"], r.text
     assert populous.post(DRAWS, json=draw_body(enterprises=6)).status_code == 201
     assert populous.post(DRAWS, json=draw_body(enterprises=10001)).status_code == 400  # the body's own bound
+    again = populous.post(DRAWS, json=draw_body(enterprises=1))  # a second draw would go past the share
+    assert again.status_code == 400 and "6 already announced" in again.json()["detail"], again.text
+    assert populous.post(DRAWS, json=draw_body(agency_id="FIRE", enterprises=6)).status_code == 201  # another agency's share
+
+
+def test_draws_of_one_agency_field_and_region_add_up_to_the_share_for_90_days(con: sqlite3.Connection) -> None:
+    """Ten draws of 10% each would cover everyone again: the share holds for the draws whose plans may be in force."""
+    now = int(time.time() * 1000)
+
+    def draw(at: int, **kw: object) -> str:
+        args: dict[str, object] = {"agency_id": "SAMR", "field": "food", "region": "", "title": "t", "enterprises": 1, "officers_per_team": 1}
+        args.update(kw)
+        return commit_draw(con, draw_at_ms=at + 60_000, now_ms=at, policy=POLICY, announced_by="admin-SAMR", by_supervisor=False, **args)[0]  # type: ignore[arg-type]
+
+    for _ in range(6):  # 61 eligible: 6 in all
+        draw(now)
+    with pytest.raises(DrawError, match="6 already announced"):
+        draw(now + 1000)
+    draw(now + 91 * 86_400_000)  # the first draws' plans have lapsed
 
 
 def test_a_draw_announced_long_ago_is_drawn_to_the_share_of_todays_population(con: sqlite3.Connection) -> None:
@@ -308,8 +327,8 @@ def test_an_agency_administrator_draws_in_the_agencys_own_region(populous: Api) 
     assert populous.post(DRAWS, json=draw_body(region="310000")).status_code == 201  # the supervisor may
 
 
-def test_an_agency_administrator_cannot_backdate_a_draw(api: Api) -> None:
-    admin = api.as_("admin-SAMR")
+def test_an_agency_administrator_cannot_backdate_a_draw(populous: Api) -> None:
+    admin = populous.as_("admin-SAMR")
     now = int(time.time() * 1000)
     r = admin.post(DRAWS, json=draw_body(draw_at_ms=now - 5 * 60_000))
     assert r.status_code == 400 and "cannot be set for a time already past" in r.json()["detail"], r.text
