@@ -49,14 +49,16 @@ SERVER_KEY = SigningKey.from_seed(bytes(range(1, 33)))
 
 
 def _examples() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The frozen examples of device events and of server messages (others, such as a time request, neither)."""
     device, server = [], []
     for path in sorted(EXAMPLES_DIR.glob("*.json")):
         obj = msgspec.json.decode(path.read_bytes())
-        try:
-            decode_device_body(path.read_bytes(), "json")
-            device.append(obj)
-        except ProtocolError:
-            server.append(obj)
+        for decoder, found in ((decode_device_body, device), (decode_server_body, server)):
+            try:
+                decoder(path.read_bytes(), "json")
+            except ProtocolError:
+                continue
+            found.append(obj)
     return device, server
 
 
