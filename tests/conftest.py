@@ -123,7 +123,9 @@ def proxy_factory() -> Iterator[Callable[..., TcpProxy]]:
 
 # -- Private PostgreSQL clusters (tests/support/postgres.py); never the machine's own service. -------------
 
-from tests.support.postgres import Postgres  # noqa: E402
+from tests.support.postgres import Postgres, reap_orphans  # noqa: E402
+
+_postgres_orphans_reaped = False
 
 
 @pytest.fixture
@@ -131,6 +133,12 @@ def postgres_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., P
     """``postgres_factory(**kwargs) -> Postgres``: a started private PostgreSQL cluster (kwargs go to
     ``Postgres``; ``start=False`` gives it unstarted). Every cluster made is killed and its folder removed
     at teardown, even if the test failed; if it failed, their log tails are printed."""
+    global _postgres_orphans_reaped
+    if not _postgres_orphans_reaped:  # clusters left by an earlier run that was killed before its teardown
+        reaped = reap_orphans()
+        _postgres_orphans_reaped = True
+        if reaped:
+            print(f"removed orphaned PostgreSQL clusters: {[str(d) for d in reaped]}")
     made: list[Postgres] = []
 
     def make(*, start: bool = True, **kwargs: Any) -> Postgres:

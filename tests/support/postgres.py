@@ -37,7 +37,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
 }
 #: How often the readiness and exit waits look again.
 POLL_S = 0.05
+#: In a cluster's directory: "<pid> <start time>" of the test process that made it.
+OWNER_FILE = "owner"
+#: Where clusters made without a directory go (the system temp folder), by name.
+_PREFIX = "fe-postgres-"
 _PG_ROOT = Path("/usr/lib/postgresql")
 
 
@@ -162,7 +166,7 @@ class Postgres:
         service_user: str = SERVICE_USER,
     ) -> None:
         self._owns_directory = directory is None
-        self.directory = Path(tempfile.mkdtemp(prefix="fe-postgres-")) if directory is None else Path(directory)
+        self.directory = Path(tempfile.mkdtemp(prefix=_PREFIX)) if directory is None else Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory = self.directory.resolve()
         self.port = port if port is not None else _free_port()
@@ -189,6 +193,8 @@ class Postgres:
             self.socket_dir.mkdir(exist_ok=True)
         self._proc: subprocess.Popen[bytes] | None = None
         self.starts = 0  # how many times the postmaster was started (successfully)
+        # Who made this cluster: reap_orphans() removes clusters whose test process died without cleaning up.
+        (self.directory / OWNER_FILE).write_text(_identity(os.getpid()) or "")
 
     # -- paths and addresses ---------------------------------------------------------------------
 
@@ -269,6 +275,7 @@ class Postgres:
         """Fast shutdown (SIGINT): open sessions are ended, a checkpoint is written, the postmaster exits."""
         if self._proc is None:
             return
+        pids = self.processes()
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)
             try:
@@ -277,7 +284,7 @@ class Postgres:
                 self.kill()
                 raise PostgresError(self._failure(f"did not exit within {timeout:g} s of SIGINT; killed")) from None
         self._proc = None
-        self._wait_no_processes(timeout)
+        self._wait_no_processes(timeout, pids)
 
     def kill(self, timeout: float = 10.0) -> None:
         """Crash (SIGKILL) the postmaster and every child at once; returns when none of them is left."""
@@ -294,7 +301,7 @@ class Postgres:
         if self._proc is not None:
             self._proc.wait()
             self._proc = None
-        self._wait_no_processes(timeout)
+        self._wait_no_processes(timeout, pids)
 
     def restart(self) -> Postgres:
         """Start again on the same port and data (after ``stop()`` or ``kill()``; stopped first if running)."""
@@ -397,9 +404,12 @@ class Postgres:
         with self.connect("postgres") as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
 
-    def _wait_no_processes(self, timeout: float) -> None:
+    def _wait_no_processes(self, timeout: float, pids: Collection[int] = ()) -> None:
+        """Wait until no process works in the data folder and each of ``pids`` has exited. (An exiting process
+        drops its working directory before it is a zombie, so it leaves processes() while still dying.)"""
         deadline = time.monotonic() + timeout
-        while left := self.processes():
+        known = {p: ident for p in pids if (ident := _identity(p)) is not None}  # pid and start time: reuse-proof
+        while left := sorted(set(self.processes()) | {p for p, ident in known.items() if _identity(p) == ident}):
             if time.monotonic() >= deadline:
                 raise PostgresError(self._failure(f"processes {left} still alive after {timeout:g} s"))
             time.sleep(POLL_S)
@@ -410,6 +420,48 @@ class Postgres:
 
     def _failure(self, what: str) -> str:
         return f"postgres {self.host}:{self.port} ({self.directory}) {what}\n--- log tail ---\n{_tail(self.log_text())}"
+
+
+def _identity(pid: int) -> str | None:
+    """"<pid> <start time>" of a live process (its pid alone could have been reused), or None if it is gone."""
+    try:
+        stat_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if stat_fields[0] == "Z":
+        return None
+    return f"{pid} {stat_fields[19]}"  # field 22 of stat: start time in clock ticks since boot
+
+
+def reap_orphans(folder: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Kill and remove the clusters in ``folder`` (default: the system temp folder) whose test process is gone.
+
+    A test run that was itself killed (SIGKILL, CI's time limit) cannot clean up; its postmasters would hold
+    their ports and memory forever. Clusters of live test processes (other runs on this machine) are left alone.
+    """
+    reaped = []
+    for directory in sorted(Path(folder or tempfile.gettempdir()).glob(f"{_PREFIX}*")):
+        try:
+            owner = (directory / OWNER_FILE).read_text().strip()
+        except OSError:
+            continue  # not ours, or still being made
+        pid = owner.split(" ", 1)[0]
+        if not owner or not pid.isdigit() or _identity(int(pid)) == owner:
+            continue
+        data_dir = (directory / "data").resolve()
+        deadline = time.monotonic() + 10
+        while pids := processes_in(data_dir):  # a postmaster may fork while we kill: look again until none
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if time.monotonic() >= deadline:
+                raise PostgresError(f"orphaned cluster {directory}: processes {pids} survive SIGKILL")
+            time.sleep(POLL_S)
+        shutil.rmtree(directory, ignore_errors=True)
+        reaped.append(directory)
+    return reaped
 
 
 def _free_port() -> int:

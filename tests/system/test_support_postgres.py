@@ -5,8 +5,11 @@ SIGKILL and restarted with its committed data; several at once; nothing left beh
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.support import wait_for
-from tests.support.postgres import SYSTEM_PORT, Postgres, PostgresError, processes_in
+from tests.support.postgres import SYSTEM_PORT, Postgres, PostgresError, processes_in, reap_orphans
 
 pytestmark = pytest.mark.system
 
@@ -186,3 +189,35 @@ def test_a_sigkill_from_outside_is_noticed(postgres: Postgres) -> None:
     postgres.restart()
     with postgres.connect() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_clusters_of_a_dead_test_run_are_reaped_and_live_ones_kept(tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="fe-reap-"))  # a temp folder of our own: other runs' clusters are not touched
+    os.chmod(folder, 0o755)
+    try:
+        orphan = Postgres(folder / "fe-postgres-orphan").start()
+        live = Postgres(folder / "fe-postgres-live").start()
+        gone = subprocess.Popen(["true"])
+        gone.wait()  # a test process that died without cleaning up
+        (orphan.directory / "owner").write_text(f"{gone.pid} 1")
+        orphan_pids = orphan.processes()
+
+        assert reap_orphans(folder) == [orphan.directory]
+
+        assert not [pid for pid in orphan_pids if _alive(pid)] and not orphan.directory.exists()
+        with live.connect() as conn:  # ours (this process is alive): untouched
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert reap_orphans(folder) == []
+    finally:
+        for cluster in (locals().get("orphan"), locals().get("live")):
+            if cluster is not None:
+                cluster.close()  # also reaps the Popen of the postmaster that reap_orphans killed
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user the cluster runs as that user, who may enter the folder")
+def test_a_folder_closed_to_the_service_user_is_refused_with_a_reason(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"  # pytest's own temp folder is mode 0700, root's
+    closed.mkdir(mode=0o700)
+    with pytest.raises(PostgresError, match="closed to the OS user"):
+        Postgres(closed / "pg")
