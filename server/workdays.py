@@ -20,12 +20,15 @@ FIRST_DAY = dt.date(2000, 1, 1)
 LAST_DAY = dt.date(2099, 12, 31)
 #: The most working days counted at once (disclosure deadlines are 7 or 20): bounds the loop.
 MAX_WORKING_DAYS = 1000
+#: The latest date ``add_working_days`` can return (MAX_WORKING_DAYS from LAST_DAY, with room for holidays):
+#: a deadline counted from the last day falls after it, and must still be counted up to.
+LATEST_DEADLINE = LAST_DAY + dt.timedelta(days=2 * MAX_WORKING_DAYS)
 
 
-def check_day(name: str, day: dt.date) -> None:
-    """Invalid unless ``day`` lies between FIRST_DAY and LAST_DAY."""
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise Invalid(f"{name} 须在 {FIRST_DAY} 至 {LAST_DAY} 之间 / {name} must be between {FIRST_DAY} and {LAST_DAY}, got {day}")
+def check_day(name: str, day: dt.date, last: dt.date = LAST_DAY) -> None:
+    """Invalid unless ``day`` lies between FIRST_DAY and ``last``."""
+    if not FIRST_DAY <= day <= last:
+        raise Invalid(f"{name} 须在 {FIRST_DAY} 至 {last} 之间 / {name} must be between {FIRST_DAY} and {last}, got {day}")
 
 
 def is_workday(day: dt.date) -> tuple[bool, bool]:
@@ -54,9 +57,10 @@ def add_working_days(start: dt.date, days: int) -> tuple[dt.date, bool]:
 
 
 def working_days_between(first: dt.date, last: dt.date) -> int:
-    """Working days after ``first`` up to and including ``last`` (Invalid for a date outside FIRST_DAY..LAST_DAY)."""
-    check_day("first", first)
-    check_day("last", last)
+    """Working days after ``first`` up to and including ``last`` (Invalid for a date outside
+    FIRST_DAY..LATEST_DEADLINE: ``last`` is often a deadline counted from a day up to LAST_DAY)."""
+    check_day("first", first, LATEST_DEADLINE)
+    check_day("last", last, LATEST_DEADLINE)
     n, day = 0, first
     while day < last:
         day += dt.timedelta(days=1)

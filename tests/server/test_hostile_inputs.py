@@ -6,9 +6,12 @@ outside any real one (OverflowError in the working-day count and in SQLite's int
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
+from server import db as dbmod
+from server.disclosure import check_deadlines
 from server.errors import Invalid
 from server.workdays import FIRST_DAY, LAST_DAY, MAX_WORKING_DAYS, add_working_days, working_days_between
 from tests.server.conftest import Api
@@ -68,8 +71,22 @@ def test_a_disclosure_date_outside_the_range_is_a_400(api: Api, day: str) -> Non
 def test_working_days_refuse_dates_outside_the_range_instead_of_overflowing(day: dt.date) -> None:
     with pytest.raises(Invalid, match="must be between 2000-01-01 and 2099-12-31"):
         add_working_days(day, 20)
-    with pytest.raises(Invalid):
-        working_days_between(FIRST_DAY, day)
+    if day != LAST_DAY + dt.timedelta(days=1):  # a deadline may lie after the last day (below)
+        with pytest.raises(Invalid):
+            working_days_between(FIRST_DAY, day)
+
+
+def test_a_decision_on_the_last_day_has_its_deadline_watched_without_error(api: Api, seeded_db: Path) -> None:
+    """Its deadline falls in 2100: the daily deadline check still counts the working days up to it."""
+    r = api.post("/api/v1/decisions", json={"decision_id": "D-last", "agency_id": "SAMR", "kind": "other", "decided_on": "2099-12-31"})
+    assert r.status_code == 201 and r.json()["deadline"] > "2100-01-01", r.text
+    con = dbmod.connect(seeded_db)
+    try:
+        assert check_deadlines(con, int(dt.datetime(2099, 12, 31, 4, tzinfo=dt.timezone.utc).timestamp() * 1000)) == {"warned": 0, "missed": 0}
+        day_before = dt.date.fromisoformat(r.json()["deadline"]) - dt.timedelta(days=1)
+        assert check_deadlines(con, int(dt.datetime.combine(day_before, dt.time(4), dt.timezone.utc).timestamp() * 1000)) == {"warned": 1, "missed": 0}
+    finally:
+        con.close()
 
 
 def test_working_days_are_counted_up_to_the_edges() -> None:
