@@ -123,9 +123,22 @@ def proxy_factory() -> Iterator[Callable[..., TcpProxy]]:
 
 # -- Private PostgreSQL clusters (tests/support/postgres.py); never the machine's own service. -------------
 
+import itertools  # noqa: E402
+
 from tests.support.postgres import Postgres, reap_orphans  # noqa: E402
 
 _postgres_orphans_reaped = False
+_postgres_db_names = itertools.count(1)
+
+
+def _reap_postgres_orphans_once() -> None:
+    """Remove clusters left by an earlier run that was killed before its teardown (once per run)."""
+    global _postgres_orphans_reaped
+    if not _postgres_orphans_reaped:
+        reaped = reap_orphans()
+        _postgres_orphans_reaped = True
+        if reaped:
+            print(f"removed orphaned PostgreSQL clusters: {[str(d) for d in reaped]}")
 
 
 @pytest.fixture
@@ -133,12 +146,7 @@ def postgres_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., P
     """``postgres_factory(**kwargs) -> Postgres``: a started private PostgreSQL cluster (kwargs go to
     ``Postgres``; ``start=False`` gives it unstarted). Every cluster made is killed and its folder removed
     at teardown, even if the test failed; if it failed, their log tails are printed."""
-    global _postgres_orphans_reaped
-    if not _postgres_orphans_reaped:  # clusters left by an earlier run that was killed before its teardown
-        reaped = reap_orphans()
-        _postgres_orphans_reaped = True
-        if reaped:
-            print(f"removed orphaned PostgreSQL clusters: {[str(d) for d in reaped]}")
+    _reap_postgres_orphans_once()
     made: list[Postgres] = []
 
     def make(*, start: bool = True, **kwargs: Any) -> Postgres:
@@ -167,3 +175,26 @@ def postgres_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., P
 def postgres(postgres_factory: Callable[..., Postgres]) -> Postgres:
     """A started private PostgreSQL cluster; ``.url`` is its ``postgresql://`` URL of an empty database."""
     return postgres_factory()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Postgres]:
+    """One private cluster for the whole run (an initdb costs seconds), for tests that need only a database of
+    their own (``postgres_url``). Tests that stop or kill PostgreSQL take their own from ``postgres_factory``."""
+    _reap_postgres_orphans_once()
+    cluster = Postgres()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Postgres) -> Iterator[str]:
+    """``postgresql://`` URL of a fresh, empty database on the run's shared cluster; dropped after the test."""
+    name = f"test_{next(_postgres_db_names)}"
+    url = postgres_cluster.create_database(name)
+    yield url
+    if postgres_cluster.is_running:
+        postgres_cluster.drop_database(name)

@@ -22,6 +22,9 @@ tests/system/test_support_postgres.py):
   (SIGSTOP: it forks nothing more), SIGKILLs it and all its children at once (the database server dies
   as in a crash), and waits until none is left. A restart then runs crash recovery from the WAL:
   every committed transaction is there.
+* A test run that is itself killed cannot clean up, and its postmasters would live on. Each cluster's folder
+  names its maker (``owner``: pid and start time); ``reap_orphans()``, run once per test run by the fixtures,
+  kills and removes the clusters whose maker is gone, never those of another live run.
 * ``fsync=off`` by default: only a crash of the machine (not of processes) loses what the OS page cache
   held, and tests kill processes, not machines. Pass ``settings={"fsync": "on"}`` for benchmarks.
 """
@@ -339,6 +342,18 @@ class Postgres:
             raise ValueError(f"database name {name!r}: lower-case letters, digits and _ only")
         self._create_database(name)
         return self.url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database made by ``create_database``, ending its sessions first (PostgreSQL 13+ FORCE)."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name in (DATABASE, "postgres"):
+            raise ValueError(f"database name {name!r}: not one made by create_database")
+        with self.connect("postgres") as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def databases(self) -> list[str]:
+        """Names of the cluster's databases (templates excluded)."""
+        with self.connect("postgres") as conn:
+            return [n for (n,) in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY datname")]
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -221,3 +221,24 @@ def test_a_folder_closed_to_the_service_user_is_refused_with_a_reason(tmp_path: 
     closed.mkdir(mode=0o700)
     with pytest.raises(PostgresError, match="closed to the OS user"):
         Postgres(closed / "pg")
+
+
+def test_postgres_url_is_a_fresh_database_on_the_shared_cluster(postgres_url: str, postgres_cluster: Postgres) -> None:
+    name = postgres_url.rsplit("/", 1)[1]
+    assert postgres_url == postgres_cluster.url_for(name) and name in postgres_cluster.databases()
+    with psycopg.connect(postgres_url) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        assert tables == (0,)
+        conn.execute("CREATE TABLE mine (x int)")
+
+
+def test_drop_database_ends_open_sessions_and_refuses_the_main_one(postgres: Postgres) -> None:
+    url = postgres.create_database("scratch")
+    open_conn = psycopg.connect(url)  # a test that forgot to close its connection must not block the drop
+    postgres.drop_database("scratch")
+    assert "scratch" not in postgres.databases()
+    with pytest.raises(psycopg.OperationalError):
+        open_conn.execute("SELECT 1")
+    open_conn.close()
+    with pytest.raises(ValueError):
+        postgres.drop_database("fe")
