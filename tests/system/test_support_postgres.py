@@ -242,3 +242,20 @@ def test_drop_database_ends_open_sessions_and_refuses_the_main_one(postgres: Pos
     open_conn.close()
     with pytest.raises(ValueError):
         postgres.drop_database("fe")
+
+
+def test_setup_installs_postgresql_exactly_when_its_server_binaries_are_missing(tmp_path: Path) -> None:
+    setup = Path(__file__).resolve().parents[2] / "scripts" / "setup.sh"
+    [check] = [line for line in setup.read_text().splitlines() if "missing+=(postgresql)" in line]
+    assert "/usr/lib/postgresql/" in check  # the folder bin_dir() looks in
+
+    def wanted(root: Path) -> bool:
+        script = "set -euo pipefail; missing=(); " + check.replace("/usr/lib/postgresql/", f"{root}/") + '; echo "${missing[*]}"'
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+        return out.strip() == "postgresql"
+
+    assert wanted(tmp_path)  # nothing installed
+    (tmp_path / "15" / "bin").mkdir(parents=True)
+    assert wanted(tmp_path)  # a version folder without initdb (a client-only install)
+    (tmp_path / "15" / "bin" / "initdb").touch()
+    assert not wanted(tmp_path)
