@@ -33,6 +33,7 @@ SEVERITY = {
     "draw_announced": "info",  # a random draw announced, naming who announced it (server/draws.py)
     "forged_code": "critical",  # a code whose signature or key does not check out
     "scan_id_conflict": "warning",  # a device reused another scan's id
+    "device_agency_mismatch": "warning",  # an officer scanned with another agency's device
     "unrecorded_inspection": "warning",  # an ended inspection not recorded from start to end (server/coverage.py)
     "storage_full": "critical",  # the server's database could not write for a while: ingest was paused (server/ingest.py)
     "storage_failed": "critical",  # ... for another reason than a full disk (an I/O error)
@@ -66,6 +67,7 @@ LABELS = {
     "draw_announced": ("宣布双随机抽查", "Random draw announced"),
     "forged_code": ("疑似伪造企业码", "Possibly forged code"),
     "scan_id_conflict": ("扫码编号冲突", "Scan id conflict"),
+    "device_agency_mismatch": ("使用其他机关设备", "Another agency's device"),
     "unrecorded_inspection": ("未全程记录", "Not recorded start to end"),
     "storage_full": ("服务器存储已满", "Server storage full"),
     "storage_failed": ("服务器存储写入失败", "Server storage failed"),

@@ -213,6 +213,12 @@ def _alert_scan(con: sqlite3.Connection, req: ScanRequest, d: Decision, facts: F
         problem = facts.exception_problem if facts else ""
         queue_review(con, req.scan_id, d.inspection_id, exc, credit_code, req.officer_id, cred.agency_id if cred else None, problem, now_ms)
         kinds.append(("exception_pending_review", f"{agency}{who}依未登记的紧急例外依据（{basis_zh}）检查{where}，待监督人员复核。", f"{who} ({agency}) inspects {ent} on an unregistered urgent exception ({basis_en}): a supervisor must review it."))
+    if req.device_id is not None and cred is not None:
+        device = con.execute("SELECT agency_id FROM devices WHERE device_id = ?", (req.device_id,)).fetchone()
+        if device is not None and device[0] != cred.agency_id:
+            # A device speaks for its own agency's officers: another agency's officer on it is worth a look
+            # (a lent or stolen device, or a device misreporting who scanned). The decision itself stands.
+            kinds.append(("device_agency_mismatch", f"{who}（{agency}）使用了其他机关的设备 {req.device_id} 扫码{where}。", f"{who} ({agency}) scanned {ent} with device {req.device_id}, which belongs to another agency."))
     for kind, zh, en in kinds:
         raise_alert(con, kind, now_ms, zh, en, credit_code=credit_code, agency_id=cred.agency_id if cred else None, device_id=req.device_id, officer_id=req.officer_id, ref=req.scan_id)
 

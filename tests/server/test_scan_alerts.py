@@ -161,3 +161,26 @@ def test_every_alert_kind_has_a_chinese_and_an_english_name_on_the_dashboard(api
     scan(api, "OFF-SAMR-1", GOOD)
     [shown] = api.get("/api/v1/live").json()["alerts"]
     assert (shown["label_zh"], shown["label_en"]) == ("无事不扰拦截", "No-disturb attempt refused")
+
+
+def test_a_scan_on_another_agencys_device_is_alerted(seeded_db: Path) -> None:
+    from protocol.config import load_toml
+    from protocol.decision import Policy
+    from server.codes import issue_code
+    from server.scanning import ScanRequest, decide_scan
+
+    policy = load_toml(Path(__file__).resolve().parents[2] / "server" / "policy.toml", Policy)
+    con = dbmod.connect(seeded_db)
+    try:
+        for device, agency in (("QT-FIRE", "FIRE"), ("QT-SAMR", "SAMR")):
+            con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (?, 'M', 'qr_terminal', ?, '00', 0)", (device, agency))
+        now = int(time.time() * 1000)
+        with dbmod.transaction(con):
+            text = issue_code(con, seeded_db, PLAIN)[0]
+            for n, device in enumerate(("QT-SAMR", "QT-FIRE")):
+                req = ScanRequest(scan_id=f"t-{n}", channel="terminal", officer_id="OFF-SAMR-1", code_text=text, field="food", scanned_ms=now, device_id=device)
+                decide_scan(con, req, policy, now)
+        rows = con.execute("SELECT device_id, agency_id FROM alerts WHERE kind = 'device_agency_mismatch'").fetchall()
+    finally:
+        con.close()
+    assert rows == [("QT-FIRE", "SAMR")]

@@ -68,7 +68,7 @@ def test_online_decisions_through_the_agent(stack: Stack, terminals: list[Device
     assert_exactly_once(stack.server.db_path, terminals)
     # the terminal path raises the same alerts as the phone's, naming the device, scoped by agency
     by_kind = {a["kind"]: a for a in stack.server.api("/api/v1/alerts")}
-    for kind in ("joint_inspection", "no_disturb_attempt", "credential_refused", "repeat_inspection", "exception_invalid"):
+    for kind in ("joint_inspection", "no_disturb_attempt", "credential_refused", "repeat_inspection", "exception_invalid", "device_agency_mismatch"):
         assert by_kind[kind]["device_id"] in (t1.device_id, t2.device_id), kind
     assert by_kind["no_disturb_attempt"]["agency_id"] == "SAMR" and "守信示范企业" in by_kind["no_disturb_attempt"]["message_zh"]
     fire_admin = {a["kind"] for a in stack.server.api("/api/v1/alerts", as_="admin-FIRE")}
