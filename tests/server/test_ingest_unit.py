@@ -22,8 +22,9 @@ from protocol import topics
 from protocol.codec import MAX_PAYLOAD_BYTES, open_server_message, seal
 from protocol.config import load_toml
 from protocol.decision import Policy
-from protocol.messages import DeviceStatus, Receipt, ServerMessage
+from protocol.messages import DeviceStatus, Receipt, ServerMessage, TimeRequest, TimeResponse
 from protocol.signing import SigningKey
+from protocol.timesync import MESSAGE_EXPIRY_S
 from server import db as dbmod
 from server import ingest as ingestmod
 from server.metrics import IngestMetrics
@@ -269,6 +270,21 @@ def test_a_full_queue_blocks_paho_and_holds_the_puback_until_the_writer_takes_me
             paho_thread.join(DEADLINE_S)
     assert h.rec.acks == [(1, 1), (2, 1), (3, 1)]
     assert h.query("SELECT seq FROM events ORDER BY seq") == [(1,), (2,), (3,)]
+
+
+def test_a_time_request_is_answered_at_once_on_pahos_thread_and_nothing_is_stored(h: Harness) -> None:
+    t1 = int(time.time() * 1000)
+    request = seal(TimeRequest(device_id="BR-1", nonce="n" * 24, device_time_ms=t1), DEVICE)
+    h.deliver(topics.device_time("BR-REV"), seal(TimeRequest(device_id="BR-REV", nonce="r" * 24, device_time_ms=t1), DEVICE))  # revoked
+    mid = h.deliver(topics.device_time("BR-1"), request)  # no writer running: the answer must not wait behind stored events
+    (answer,) = h.down()
+    assert isinstance(answer, TimeResponse) and (answer.nonce, answer.request_device_time_ms) == ("n" * 24, t1)
+    (p,) = h.rec.published  # nothing for the revoked device
+    assert p.qos == 1 and p.properties is not None and p.properties.MessageExpiryInterval == MESSAGE_EXPIRY_S
+    assert h.ingest.queue_depth == 0 and h.rec.acks == [(1, 1), (mid, 1)]
+    with h.writer():
+        pass  # the writer finds nothing to store
+    assert h.query("SELECT COUNT(*) FROM events") == [(0,)] and h.query("SELECT COUNT(*) FROM rejected") == [(0,)]
 
 
 def test_connect_subscribes_to_uplinks_presence_and_time_but_not_when_refused(h: Harness) -> None:
