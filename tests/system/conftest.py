@@ -16,7 +16,7 @@ from tests.system.harness import DeviceRun, ServerProc, make_devices
 
 #: Stacks run on the secure broker (server/broker.py) unless a test asks otherwise; FE_TEST_SECURE_BROKER=0
 #: turns that default off.
-SECURE_BY_DEFAULT = os.environ.get("FE_TEST_SECURE_BROKER", "0") == "1"
+SECURE_BY_DEFAULT = os.environ.get("FE_TEST_SECURE_BROKER", "1") == "1"
 #: A test-only broker account allowed every topic: it plays what a misconfigured or compromised broker would
 #: let through, for tests of the server's and agents' own checks (signatures, topics, receipts).
 SUPERUSER = "fe-test-superuser"
@@ -82,7 +82,7 @@ def stack_factory(tmp_path: Path, broker_factory: Callable[..., Broker], request
     def make(*, secure: bool | None = None, **broker_kwargs: Any) -> Stack:
         workdir = tmp_path / f"stack{len(made)}"
         workdir.mkdir()
-        if SECURE_BY_DEFAULT if secure is None else secure:
+        if (SECURE_BY_DEFAULT if secure is None else secure) and "security_dir" not in broker_kwargs:
             security_dir = broker_security.broker_dir_for(workdir / "server.db")
             broker_security.prepare(security_dir)
             broker_kwargs["security_dir"] = security_dir
