@@ -242,6 +242,7 @@ class Agent:
             "broker_acked": s.broker_acked,
             "publish_denied": s.publish_denied,  # refused by the broker (PUBACK reason >= 0x80): not delivered, kept
             "last_denial": s.last_denial,
+            "last_refusal": s.last_refusal,  # the broker refuses our login (wrong password, revoked): nothing is delivered
             "resent": s.resent,
             "connects": s.connects,
             "forged_receipts": s.forged_receipts,

@@ -77,6 +77,7 @@ class LinkStats:
     time_answers_ignored: int = 0  # stale, unknown nonce, or too slow a round trip
     publish_denied: int = 0  # PUBACKs with a reason code of 0x80 or more: NOT delivered, the event stays
     last_denial: dict[str, object] | None = None
+    last_refusal: dict[str, object] | None = None  # the broker's latest refusal of our login, until one is accepted
 
 
 class Link:
@@ -121,6 +122,7 @@ class Link:
         self._clock_alarmed = False  # an alarm said the clock is further off than its stated error
         self._mids: dict[int, str] = {}  # message id -> topic of our QoS 1 publishes awaiting PUBACK
         self._denials_seen: set[tuple[str, int]] = set()  # (topic kind, reason code) already alarmed
+        self._refusals_seen: set[str] = set()  # reasons of refused logins already alarmed since the last accepted one
 
     def on(self, message_type: type[T], handler: Callable[[T], None]) -> None:
         """Have ``handler`` called (on the sender thread) with every verified message of that type."""
@@ -150,8 +152,18 @@ class Link:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
+            # Wrong credentials, a revoked account, a broker that will not have us: nothing gets delivered
+            # until a person acts, so say so once per reason (paho keeps retrying meanwhile).
             log.warning("%s: broker refused the connection: %s", self.device_id, reason_code)
+            self.stats.last_refusal = {"reason_code": int(getattr(reason_code, "value", 0)), "reason": str(reason_code), "time_ms": int(time.time() * 1000)}
+            if str(reason_code) not in self._refusals_seen:
+                self._refusals_seen.add(str(reason_code))
+                log.error("ALARM %s: the broker refuses the device's login: %s", self.device_id, reason_code)
+                if self._on_alarm is not None:
+                    self._on_alarm(json.dumps({"alarm": "connect_refused", **self.stats.last_refusal}, ensure_ascii=False))
             return
+        self._refusals_seen.clear()  # accepted again: a later refusal is news
+        self.stats.last_refusal = None
         client.subscribe(topics.device_down(self.device_id), qos=1)
         client.publish(topics.device_presence(self.device_id), b"online", qos=1, retain=True)
         self._inbox.put(("connected", None))

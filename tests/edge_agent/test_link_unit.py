@@ -9,6 +9,7 @@ on with a deadline. The time exchange and denial alarms are tested in test_link_
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -120,6 +121,19 @@ def test_a_refused_connection_subscribes_to_nothing_and_sends_nothing(h: Harness
     h.link._drain_inbox()
     assert h.rec.subscribed == [] and h.rec.published == []
     assert not h.link.stats.connected and h.link.stats.connects == 0
+
+
+def test_a_refused_login_raises_one_alarm_per_reason_until_a_login_is_accepted(h: Harness) -> None:
+    alarms: list[str] = []
+    h.link._on_alarm = alarms.append
+    for code in (BAD_CREDENTIALS, BAD_CREDENTIALS, NOT_AUTHORIZED, BAD_CREDENTIALS):  # paho keeps retrying
+        h.link._on_connect(h.link._client, None, connect_flags(), connack(code), None)
+    assert [json.loads(a)["alarm"] for a in alarms] == ["connect_refused", "connect_refused"]
+    assert h.link.stats.last_refusal is not None and h.link.stats.last_refusal["reason_code"] == BAD_CREDENTIALS
+    h.link._on_connect(h.link._client, None, connect_flags(), connack(), None)
+    assert h.link.stats.last_refusal is None
+    h.link._on_connect(h.link._client, None, connect_flags(), connack(BAD_CREDENTIALS), None)  # revoked later: news again
+    assert len(alarms) == 3
 
 
 def test_the_window_publishes_the_outbox_in_sequence_order_at_qos_1(h: Harness) -> None:
