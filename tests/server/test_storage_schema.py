@@ -1,0 +1,261 @@
+"""The storage seam's schema (server/storage): the Alembic baseline builds on SQLite exactly what server/db.py's
+MIGRATIONS build, agrees with schema.py's metadata, and builds and works on a private PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, insert, inspect, pool, select, text
+
+from server import db
+from server.storage import schema
+from server.storage.migrate import current, engine_url, upgrade
+
+BASELINE = "0001_baseline"
+ALEMBIC_TABLE = "alembic_version"
+
+
+def _balanced(sql: str, start: int) -> str:
+    """The text inside the parentheses opening at ``sql[start]``."""
+    depth = 0
+    for i in range(start, len(sql)):
+        depth += {"(": 1, ")": -1}.get(sql[i], 0)
+        if depth == 0:
+            return sql[start + 1:i]
+    raise AssertionError(f"unbalanced parentheses in {sql!r}")
+
+
+def _norm(sql: str | None) -> str | None:
+    """SQL text without formatting differences: collapsed whitespace, no redundant outer parentheses."""
+    if sql is None:
+        return None
+    sql = re.sub(r"\s+", " ", sql).strip()
+    while sql.startswith("(") and sql.endswith(")") and _balanced(sql, 0) == sql[1:-1]:
+        sql = sql[1:-1].strip()
+    return sql
+
+
+def _checks(sql: str) -> list[str]:
+    """Every CHECK expression of a CREATE TABLE (column or table constraint), normalised."""
+    return sorted(_norm(_balanced(sql, m.end() - 1)) for m in re.finditer(r"\bCHECK\s*\(", sql, re.IGNORECASE))
+
+
+def sqlite_schema(path: Path) -> dict[str, dict[str, Any]]:
+    """A comparable description of a SQLite file's schema, read from sqlite_master and the PRAGMAs."""
+    con = sqlite3.connect(path)
+    try:
+        # Neither history makes views or triggers; if one ever does, they are compared by their SQL.
+        others = con.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger') ORDER BY 1, 2")
+        out: dict[str, dict[str, Any]] = {"<views and triggers>": {"sql": [(t, n, _norm(q)) for t, n, q in others]}}
+        tables = con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != ?",
+            (ALEMBIC_TABLE,),
+        ).fetchall()
+        for name, sql in tables:
+            columns = [
+                # A primary key column counts as NOT NULL on both sides: see test_primary_keys_are_not_null.
+                (cname, ctype.upper(), bool(notnull or pk), _norm(default), pk)
+                for _cid, cname, ctype, notnull, default, pk in con.execute(f"PRAGMA table_info('{name}')")
+            ]
+            indexes = []
+            for _seq, iname, unique, origin, partial in con.execute(f"PRAGMA index_list('{name}')"):
+                cols = [row[2] for row in con.execute(f"PRAGMA index_info('{iname}')")]
+                where = None
+                if partial:
+                    (isql,) = con.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (iname,)).fetchone()
+                    where = _norm(re.split(r"\bWHERE\b", isql, maxsplit=1, flags=re.IGNORECASE)[1])
+                # Automatic indexes of PRIMARY KEY / UNIQUE constraints are named by SQLite after the table's
+                # first name: compare them by what they index, not by name.
+                indexes.append((iname if origin == "c" else origin, bool(unique), tuple(cols), where))
+            fks = sorted(
+                (ref_table, frm, to, on_update, on_delete)
+                for _id, _seq, ref_table, frm, to, on_update, on_delete, _match in con.execute(f"PRAGMA foreign_key_list('{name}')")
+            )
+            (without_rowid,) = con.execute("SELECT wr FROM pragma_table_list WHERE name = ?", (name,)).fetchone()
+            out[name] = {
+                "columns": columns, "indexes": sorted(indexes), "foreign_keys": fks,
+                "checks": _checks(sql), "without_rowid": bool(without_rowid),
+            }
+        return out
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file made by server/db.py's MIGRATIONS."""
+    path = tmp_path_factory.mktemp("legacy") / "legacy.db"
+    db.migrate(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def seam(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file made by the storage seam's Alembic history."""
+    path = tmp_path_factory.mktemp("seam") / "seam.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def test_sqlite_baseline_equals_db_migrate(legacy: Path, seam: Path) -> None:
+    """Tables, columns (order, type, nullability, default), keys, indexes (incl. partial), FKs, CHECKs, WITHOUT ROWID."""
+    want, got = sqlite_schema(legacy), sqlite_schema(seam)
+    drift = (
+        "server/db.py MIGRATIONS and the storage seam's history differ: a change to one (a new MIGRATIONS entry) "
+        "needs the same change in server/storage/schema.py and a new revision in server/storage/migrations/versions/"
+    )
+    assert sorted(got) == sorted(want), drift
+    for table in want:
+        assert got[table] == want[table], f"{table}: {drift}"
+
+
+def test_sqlite_rowid_aliases_and_defaults_behave(seam: Path) -> None:
+    """An INTEGER PRIMARY KEY is still numbered by SQLite, and the defaults fill in, on the seam's file."""
+    con = sqlite3.connect(seam)
+    try:
+        with con:
+            con.execute("INSERT INTO job_runs(job_id, started_ms, outcome) VALUES ('j', 1, 'running')")
+            row = con.execute("SELECT id, detail FROM job_runs").fetchone()
+        assert row == (1, "")
+        # The rowid alias: id and rowid are one value.
+        assert con.execute("SELECT rowid = id FROM job_runs").fetchone() == (1,)
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            con.execute(
+                "INSERT INTO sign_in_failures(kind, key, failures, window_start_ms, last_failure_ms) VALUES ('x', 'k', 1, 1, 1)"
+            )
+    finally:
+        con.close()
+
+
+def test_primary_keys_are_not_null(legacy: Path, seam: Path) -> None:
+    """The one accepted difference: db.py's rowid tables declare TEXT primary keys without NOT NULL (SQLite then
+    allows NULL keys, a legacy quirk); the seam declares them NOT NULL, as PostgreSQL requires anyway."""
+    con = sqlite3.connect(legacy)
+    try:
+        with con:
+            con.execute("INSERT INTO fields(field_id, name) VALUES (NULL, 'x')")  # accepted by the old schema
+    finally:
+        con.close()
+    con = sqlite3.connect(seam)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            con.execute("INSERT INTO fields(field_id, name) VALUES (NULL, 'x')")
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_failed_upgrade_leaves_nothing_behind(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A revision that fails half-way (a table it creates exists already) is rolled back whole on both backends:
+    no table of it is left and no version is recorded (SQLite needs the BEGIN recipe of migrate.engine for this)."""
+    url = f"sqlite:///{tmp_path / 'half.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    eng = create_engine(engine_url(url), poolclass=pool.NullPool)
+    try:
+        with eng.begin() as con:
+            con.execute(text("CREATE TABLE media (x TEXT)"))  # media comes late in the baseline's order
+        with pytest.raises(Exception, match="media"):
+            upgrade(url)
+        assert set(inspect(eng).get_table_names()) == {"media"}
+        assert current(url) is None
+    finally:
+        eng.dispose()
+
+
+def _diff(url: str) -> list[Any]:
+    """What Alembic's autogenerate would change to make the database at ``url`` match schema.py (empty: nothing)."""
+    engine = create_engine(engine_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
+            diffs = compare_metadata(context, schema.metadata)
+            if connection.dialect.name == "sqlite":
+                # SQLite has no identity columns (an INTEGER PRIMARY KEY numbers itself): Alembic reads that as a
+                # changed default of the five Identity() columns; anything else still counts.
+                diffs = [d for d in diffs if not _identity_default(d)]
+            return diffs
+    finally:
+        engine.dispose()
+
+
+def _identity_default(diff: Any) -> bool:
+    """Whether an autogenerate diff is only "the default of an Identity() column differs"."""
+    if not (isinstance(diff, list) and len(diff) == 1 and diff[0][0] == "modify_default"):
+        return False
+    _op, _schema, table, column, *_rest = diff[0]
+    return schema.metadata.tables[table].c[column].identity is not None
+
+
+def test_sqlite_baseline_matches_schema_py(seam: Path) -> None:
+    """No pending autogenerate diff between schema.py and the history (`alembic check`)."""
+    assert _diff(f"sqlite:///{seam}") == []
+
+
+def test_postgres_upgrade_builds_everything_and_is_idempotent(postgres_url: str) -> None:
+    """Every table and index on PostgreSQL, rows round-trip in key tables, and a second upgrade changes nothing."""
+    upgrade(postgres_url)
+    assert current(postgres_url) == BASELINE
+    assert _diff(postgres_url) == []
+    engine = create_engine(engine_url(postgres_url), poolclass=pool.NullPool)
+    try:
+        insp = inspect(engine)
+        assert set(insp.get_table_names()) == set(schema.metadata.tables) | {ALEMBIC_TABLE}
+        for table in schema.metadata.sorted_tables:
+            assert {i["name"] for i in insp.get_indexes(table.name)} >= {i.name for i in table.indexes}, table.name
+        with engine.connect() as con:
+            wheres = dict(con.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE indexdef LIKE '%WHERE%'")).all())
+            before = con.execute(text("SELECT table_name, column_name, data_type, is_nullable, column_default "
+                                      "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2")).all()
+        assert set(wheres) == {"inspections_recording_unchecked", "rejected_with_raw"}
+        assert "recording_checked_ms IS NULL" in wheres["inspections_recording_unchecked"]
+
+        upgrade(postgres_url)  # a no-op: already at head
+        with engine.connect() as con:
+            after = con.execute(text("SELECT table_name, column_name, data_type, is_nullable, column_default "
+                                     "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2")).all()
+            assert con.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [BASELINE]
+        assert after == before
+
+        _round_trip(engine)
+    finally:
+        engine.dispose()
+
+
+def _round_trip(engine: Any) -> None:
+    """Insert and read back one row of events, inspections, exception_bases; the identity numbers alerts."""
+    ms = 1_780_000_000_000  # epoch ms past 2**31: needs BIGINT
+    event = {
+        "event_id": "e1", "device_id": "d1", "seq": 1, "type": "scan", "device_time_ms": ms, "clock_error_ms": 0,
+        "received_ms": ms, "stored_ms": ms, "wire_format": "cbor", "body": b"\x00\xff" * 8, "sig": b"\x01" * 64,
+        "body_json": "{}", "prev_hash": None, "body_sha256": "ab" * 32,
+    }
+    inspection = {
+        "inspection_id": "i1", "credit_code": "91110000MA0000000X", "lead_agency_id": "a1", "field": "market",
+        "status": "open", "opened_ms": ms,
+    }
+    basis = {
+        "kind": "assignment", "reference": "R-1", "credit_code": "91110000MA0000000X", "issued_by": "superior",
+        "valid_from_ms": ms, "valid_to_ms": ms + 1, "created_by": "u1", "created_ms": ms,
+    }
+    with engine.begin() as con:
+        con.execute(insert(schema.devices).values(
+            device_id="d1", model="m", kind="recorder", agency_id="a1", public_key="k", registered_ms=ms))
+        con.execute(insert(schema.events).values(**event))
+        con.execute(insert(schema.inspections).values(**inspection))
+        con.execute(insert(schema.exception_bases).values(**basis))
+        first = con.execute(insert(schema.alerts).values(
+            created_ms=ms, kind="k", severity="info", message_zh="中文", message_en="en").returning(schema.alerts.c.id)).scalar_one()
+    with engine.connect() as con:
+        row = con.execute(select(schema.events).where(schema.events.c.event_id == "e1")).mappings().one()
+        assert dict(row) == event
+        row = con.execute(select(schema.inspections)).mappings().one()
+        assert row["region"] == "" and row["ended_ms"] is None and row["opened_ms"] == ms
+        row = con.execute(select(schema.exception_bases)).mappings().one()
+        assert row["summary"] == "" and row["valid_to_ms"] == ms + 1
+        assert con.execute(select(schema.device_state)).all() == []
+    assert first == 1
