@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import sqlite_utils
+from server.storage.revisions import sqlite_file_is_current
 
-#: Ordered migrations; the database's user_version says how many have run.
+#: The old ordered migrations, FROZEN since the Alembic baseline (server/storage/migrations/versions/0001_baseline.py
+#: builds what they build): a schema change is a new Alembic revision, not an entry here. They still finish a file
+#: made by an older server before it is stamped; its user_version says how many have run.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE devices (
@@ -551,19 +553,15 @@ def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
 
 
 def migrate(path: str | Path) -> int:
-    """Bring the schema up to date; returns the schema version."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = connect(path)
-    try:
-        db = sqlite_utils.Database(con)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            con.execute("BEGIN IMMEDIATE")
-            for statement in (s.strip() for s in script.split(";")):
-                if statement:
-                    con.execute(statement)
-            con.execute(f"PRAGMA user_version = {i}")
-            con.execute("COMMIT")
+    """Bring the schema up to date through the storage seam's Alembic history; returns the legacy schema version.
+
+    A file of the old MIGRATIONS list is finished by it and stamped (server/storage/migrate.py, docs/storage-seam.md
+    §3.3); ``PRAGMA user_version`` stays len(MIGRATIONS) for code that still reads it."""
+    if sqlite_file_is_current(path, len(MIGRATIONS)):  # the usual case, answered without importing Alembic
         return len(MIGRATIONS)
-    finally:
-        con.close()
+    from server.storage.migrate import migrate_sqlite  # Alembic and SQLAlchemy load only when there is work to do
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connect(path).close()  # creates the file in WAL mode (persistent) before any migrating connection opens it
+    migrate_sqlite(path, MIGRATIONS)
+    return len(MIGRATIONS)

@@ -1,2 +1,2 @@
 """The storage seam (issue 12, docs/storage-seam.md): one schema description and one migration history for SQLite
-and PostgreSQL. Not wired into the server yet: server/db.py MIGRATIONS are still the live path."""
+and PostgreSQL. server/db.py migrate() runs this history; the server's queries have not moved here yet."""

@@ -1,24 +1,32 @@
 """The storage seam's schema (server/storage): the Alembic baseline builds on SQLite exactly what server/db.py's
-MIGRATIONS build, agrees with schema.py's metadata, and builds and works on a private PostgreSQL."""
+MIGRATIONS build, agrees with schema.py's metadata, and builds and works on a private PostgreSQL; db.migrate hands
+over to it (new files, old files stamped, processes migrating one file at once)."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, insert, inspect, pool, select, text
 
 from server import db
 from server.storage import schema
-from server.storage.migrate import current, engine_url, upgrade
+from server.storage import revisions
+from server.storage.migrate import BASELINE, SCRIPT_LOCATION, current, engine_url, upgrade
 
-BASELINE = "0001_baseline"
 ALEMBIC_TABLE = "alembic_version"
+#: Processes migrating one new file at once in the race test.
+RACERS = 4
+#: How long the race test waits for its processes (each imports the server and migrates once).
+RACE_TIMEOUT_S = 120
 
 
 def _balanced(sql: str, start: int) -> str:
@@ -87,12 +95,45 @@ def sqlite_schema(path: Path) -> dict[str, dict[str, Any]]:
         con.close()
 
 
+def legacy_file(path: Path, version: int = len(db.MIGRATIONS)) -> Path:
+    """A SQLite file made as the server did before the seam: the first ``version`` MIGRATIONS, user_version set."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        for i, script in enumerate(db.MIGRATIONS[:version], start=1):
+            con.execute("BEGIN IMMEDIATE")
+            for statement in (s.strip() for s in script.split(";")):
+                if statement:
+                    con.execute(statement)
+            con.execute(f"PRAGMA user_version = {i}")
+            con.execute("COMMIT")
+    finally:
+        con.close()
+    return path
+
+
+def _user_version(path: Path) -> int:
+    """The file's PRAGMA user_version."""
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _table_sql(path: Path) -> dict[str, str]:
+    """Every table's and index's CREATE statement as SQLite keeps it (a stamped file keeps its own text)."""
+    con = sqlite3.connect(path)
+    try:
+        return dict(con.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name != ?", (ALEMBIC_TABLE,)))
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file made by server/db.py's MIGRATIONS."""
-    path = tmp_path_factory.mktemp("legacy") / "legacy.db"
-    db.migrate(path)
-    return path
+    return legacy_file(tmp_path_factory.mktemp("legacy") / "legacy.db")
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +300,142 @@ def _round_trip(engine: Any) -> None:
         assert row["summary"] == "" and row["valid_to_ms"] == ms + 1
         assert con.execute(select(schema.device_state)).all() == []
     assert first == 1
+
+
+def test_db_migrate_builds_a_new_file_with_the_history(seam: Path, tmp_path: Path) -> None:
+    """A new file: Alembic builds it (at head, WAL), user_version is len(MIGRATIONS); a second call changes nothing."""
+    path = tmp_path / "sub" / "new.db"
+    assert db.migrate(path) == len(db.MIGRATIONS)
+    assert current(str(path)) == BASELINE
+    assert _user_version(path) == len(db.MIGRATIONS)
+    assert sqlite_schema(path) == sqlite_schema(seam)
+    con = db.connect(path)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            con.execute("INSERT INTO fields(field_id, name) VALUES (NULL, 'x')")
+    finally:
+        con.close()
+    before = _table_sql(path)
+    assert db.migrate(path) == len(db.MIGRATIONS)
+    assert _table_sql(path) == before and current(str(path)) == BASELINE
+
+
+def test_db_migrate_stamps_a_file_of_the_old_list_without_ddl(seam: Path, tmp_path: Path) -> None:
+    """A user_version 12 file without alembic_version is stamped BASELINE: its tables keep their own text (the
+    NULL-key quirk included), its rows stay, and it then equals a file built by the history."""
+    path = legacy_file(tmp_path / "old.db")
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("INSERT INTO fields(field_id, name) VALUES ('market', '市场监管')")
+    con.close()
+    before = _table_sql(path)
+    assert current(str(path)) is None
+    assert db.migrate(path) == len(db.MIGRATIONS)
+    assert current(str(path)) == BASELINE
+    assert _user_version(path) == len(db.MIGRATIONS)
+    assert _table_sql(path) == before  # no DDL ran: not one CREATE statement rewritten
+    assert sqlite_schema(path) == sqlite_schema(seam)
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT field_id, name FROM fields").fetchall() == [("market", "市场监管")]
+        with con:
+            con.execute("INSERT INTO fields(field_id, name) VALUES (NULL, 'x')")  # the old file's quirk, kept
+    finally:
+        con.close()
+    db.migrate(path)  # idempotent: stamped once
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(BASELINE,)]
+    finally:
+        con.close()
+
+
+def test_db_migrate_finishes_an_older_file_with_the_old_list_then_stamps(legacy: Path, tmp_path: Path) -> None:
+    """A user_version 5 file is brought to 12 by MIGRATIONS 6..12 (its rows kept), then stamped."""
+    old_version = 5
+    path = legacy_file(tmp_path / "v5.db", old_version)
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("INSERT INTO fields(field_id, name) VALUES ('market', '市场监管')")
+    con.close()
+    db.migrate(path)
+    assert current(str(path)) == BASELINE
+    assert _user_version(path) == len(db.MIGRATIONS)
+    assert sqlite_schema(path) == sqlite_schema(legacy)
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT field_id FROM fields").fetchall() == [("market",)]
+    finally:
+        con.close()
+
+
+_RACER = """
+import sys
+from server import db
+print("ready", flush=True)
+sys.stdin.readline()  # the go signal: every racer is imported and waiting
+print(db.migrate(sys.argv[1]), flush=True)
+"""
+
+
+def test_processes_migrating_one_new_file_at_once(seam: Path, tmp_path: Path) -> None:
+    """Several processes start on one new file together (as the server and fe-server commands do): BEGIN IMMEDIATE
+    serialises them, the first builds the schema, the others find it at head; none fails, one version row."""
+    path = tmp_path / "raced.db"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RACER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+        for _ in range(RACERS)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline() == "ready\n"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = [p.communicate(timeout=RACE_TIMEOUT_S) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+        assert out.strip() == str(len(db.MIGRATIONS))
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(BASELINE,)]
+    finally:
+        con.close()
+    assert sqlite_schema(path) == sqlite_schema(seam)
+    assert _user_version(path) == len(db.MIGRATIONS)
+
+
+def test_the_up_to_date_check_reads_the_head_as_alembic_does(tmp_path: Path) -> None:
+    """revisions.head() (no Alembic import) names Alembic's own head, and reads both spellings of a revision file;
+    a file at another revision or user_version is not taken as current."""
+    assert revisions.head() == ScriptDirectory(str(SCRIPT_LOCATION)).get_current_head()
+    assert revisions._declared('revision, down_revision = "0002", "0001_baseline"\n') == (["0002"], ["0001_baseline"])
+    assert revisions._declared("revision = 'm'\ndown_revision = ('a', 'b')\n") == (["m"], ["a", "b"])
+    path = tmp_path / "x.db"
+    db.migrate(path)
+    assert revisions.sqlite_file_is_current(path, len(db.MIGRATIONS))
+    assert not revisions.sqlite_file_is_current(path, len(db.MIGRATIONS) + 1)
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE alembic_version SET version_num = 'older'")
+    con.close()
+    assert not revisions.sqlite_file_is_current(path, len(db.MIGRATIONS))
+    assert not revisions.sqlite_file_is_current(tmp_path / "missing.db", len(db.MIGRATIONS))
+
+
+def test_migrating_an_up_to_date_file_does_not_load_alembic(tmp_path: Path) -> None:
+    """Every fe-server command migrates first: on a file already at head that costs a read, not Alembic's import."""
+    path = tmp_path / "x.db"
+    db.migrate(path)
+    probe = f"import sys; from server import db; db.migrate({str(path)!r}); print('alembic' in sys.modules, 'sqlalchemy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=RACE_TIMEOUT_S)
+    assert out.stdout.split() == ["False", "False"]
