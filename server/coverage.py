@@ -13,6 +13,8 @@ import time
 
 import msgspec
 
+from server.alerts import raise_alert
+
 #: Gaps shorter than this are not reported (a recorder restarting a file between segments).
 GAP_TOLERANCE_MS = 60_000
 
@@ -122,8 +124,6 @@ RECORDING_CHECK_BATCH = 500
 def check_ended_recordings(con: sqlite3.Connection, now_ms: int, grace_ms: int) -> dict[str, int]:
     """Alert on inspections that ended at least ``grace_ms`` ago and were not recorded from start to end;
     each ended inspection is checked once (inside the caller's write transaction)."""
-    from server.alerts import raise_alert
-
     rows = con.execute(
         "SELECT i.inspection_id, i.credit_code, e.name, i.lead_agency_id, a.name FROM inspections i LEFT JOIN enterprises e USING (credit_code)"
         " LEFT JOIN agencies a ON a.agency_id = i.lead_agency_id"

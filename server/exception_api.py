@@ -11,6 +11,7 @@ from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from protocol.decision import DAY_MS
 from server import db as dbmod
 from server.alerts import raise_alert
 from server.auth import CurrentPrincipal
@@ -30,7 +31,6 @@ from server.exception_bases import (
     withdraw_basis,
 )
 
-DAY_MS = 86_400_000
 
 
 class WithdrawIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

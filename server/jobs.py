@@ -22,6 +22,7 @@ import msgspec
 from protocol.decision import Policy
 from protocol.signing import SigningKey
 from server.alerts import raise_alert
+from server.coverage import check_ended_recordings
 from server.disclosure import check_deadlines, sample_case_files
 from server.draws import perform_due_draws
 from server.evidence import index_of, sign_tree_head
@@ -136,14 +137,12 @@ def retention(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str
     return {"status_events_removed": len(candidates), "rejected_removed": rejected}
 
 
-#: Every job: id -> (function, trigger arguments for APScheduler, description zh, description en).
 def recording(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Alert on ended inspections not recorded from start to end (执法全过程记录), after a grace period."""
-    from server.coverage import check_ended_recordings
-
     return check_ended_recordings(con, now_ms, int(ctx.policy.recording_grace_minutes * 60_000))
 
 
+#: Every job: id -> (function, trigger arguments for APScheduler, description zh, description en).
 JOBS: dict[str, tuple[Callable[[sqlite3.Connection, JobContext, int], dict[str, Any]], dict[str, Any], str, str]] = {
     "devices": (check_devices, {"trigger": "interval", "minutes": 1}, "设备在线与积压检查", "Device presence and backlog"),
     "recording": (recording, {"trigger": "interval", "minutes": 1}, "执法全过程记录检查", "Full-process recording"),
