@@ -489,10 +489,15 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def readonly_uri(path: str | Path) -> str:
+    """A read-only SQLite URI for a file; the path is escaped (a '#', '?' or '%' in it would cut a bare one)."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the server's settings: WAL, synchronous=FULL (records are evidence), foreign keys."""
     if readonly:
-        con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        con = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None, check_same_thread=False)
     else:
         con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")

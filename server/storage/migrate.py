@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import URL, Connection, Engine, create_engine, event, pool
 
-from server.storage.revisions import sqlite_file_is_current
+from server.storage.revisions import VERSION_TABLE, sqlite_file_is_current
 
 #: Alembic's environment and revisions live inside the package, so an installed server can migrate.
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
@@ -107,9 +107,7 @@ def migrate_sqlite(path: str | Path, legacy: Sequence[str]) -> None:
         with eng.connect() as connection:
             connection.begin()  # BEGIN IMMEDIATE (engine's recipe); Alembic then runs inside it, committing nothing
             version = connection.exec_driver_sql("PRAGMA user_version").scalar_one()
-            stamped = connection.exec_driver_sql(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-            ).first() is not None
+            stamped = connection.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)).first() is not None
             cfg.attributes["connection"] = connection
             if version and not stamped:
                 for script in legacy[version:]:

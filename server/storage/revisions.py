@@ -65,7 +65,7 @@ def sqlite_file_is_current(path: str | Path, legacy_version: int) -> bool:
     revision = head()
     if revision is None or not Path(path).is_file():
         return False
-    con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    con = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)  # escaped, as server.db.readonly_uri
     try:
         if con.execute("PRAGMA user_version").fetchone()[0] != legacy_version:
             return False

@@ -439,3 +439,22 @@ def test_migrating_an_up_to_date_file_does_not_load_alembic(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2], timeout=RACE_TIMEOUT_S)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_path_with_uri_characters_is_read_as_the_same_file(tmp_path: Path) -> None:
+    """'#', '?' and '%' in a folder name once cut the read-only URI: the check said "not current" and
+    created a stray file."""
+    from server import db as dbmod
+    from server.storage.revisions import sqlite_file_is_current
+
+    folder = tmp_path / "a #b?c%d"
+    folder.mkdir()
+    path = folder / "server.db"
+    dbmod.migrate(path)
+    assert sqlite_file_is_current(path, len(dbmod.MIGRATIONS))
+    con = dbmod.connect(path, readonly=True)
+    try:
+        assert con.execute("SELECT COUNT(*) FROM devices").fetchone() == (0,)
+    finally:
+        con.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a #b?c%d"]

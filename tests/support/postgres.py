@@ -44,7 +44,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support.broker import free_port
+from tests.support.broker import _read, _tail, free_port
 
 HOST = "127.0.0.1"
 #: The machine's own PostgreSQL: never handed out.
@@ -102,17 +102,6 @@ def available() -> bool:
     except PostgresError:
         return False
     return True
-
-
-def _tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
 
 
 def _traversable_by(path: Path, uid: int, gid: int) -> Path | None:
