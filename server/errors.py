@@ -119,7 +119,7 @@ NESTED_TOO_DEEPLY = "请求内容嵌套过深 / the body is nested too deeply"
 def too_deep_response(request: Request[Any, Any, Any], exc: RecursionError) -> Response[ErrorBody]:
     """A 400 for a RecursionError: msgspec raises it while decoding a hostile, deeply nested body, before any
     handler runs (no code of the server recurses on request data), so it is the client's error, not a 500."""
-    return Response(ErrorBody(status_code=400, detail=NESTED_TOO_DEEPLY), status_code=400, media_type=MediaType.JSON)
+    return error_response(request, Invalid(NESTED_TOO_DEEPLY))
 
 
 #: The error classes a route's signature implies, by status code (see the module docstring).

@@ -13,7 +13,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from server.errors import ErrorBody
+from server.errors import ErrorBody, TooLarge, error_response
 
 MIB = 1024 * 1024
 #: Largest request body of any route that takes no photo.
@@ -52,4 +52,4 @@ def too_large_handler(request: Request[Any, Any, Any], exc: RequestEntityTooLarg
     else:
         limit = (handler.resolve_request_max_body_size() if handler is not None else None) or MAX_REQUEST_BODY
         detail = f"请求内容太大，上限为 {_mb(limit)} MB / the request body is too large; the limit is {limit:,} bytes"
-    return Response(ErrorBody(status_code=413, detail=detail), status_code=413)
+    return error_response(request, TooLarge(detail))

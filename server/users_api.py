@@ -31,7 +31,7 @@ from server.accounts import (
     list_accounts,
     reset_password,
 )
-from server.auth import CurrentPrincipal, Principal, hash_password, principal_of
+from server.auth import MIN_PASSWORD_LENGTH, CurrentPrincipal, Principal, hash_password, principal_of
 from server.errors import Invalid, answers
 
 MANAGERS = ("supervisor", "agency_admin")
@@ -44,7 +44,7 @@ PAGE_TEXT = {
         "accounts": "账号管理", "scope_all": "全部账号", "scope_agency": "本机关的执法人员和管理员账号", "user": "用户名", "role": "角色",
         "agency": "执法机关", "person": "执法人员 / 企业", "state": "状态", "active": "正常", "disabled": "已停用", "sessions": "在线会话",
         "last_change": "最近变更", "actions": "操作", "disable": "停用", "enable": "启用", "reset": "重置密码", "self": "本人账号",
-        "new_password": "新密码（至少 8 个字符）", "save": "保存新密码", "cancel": "取消", "done_disabled": "已停用账号，其登录已全部失效：",
+        "new_password": f"新密码（至少 {MIN_PASSWORD_LENGTH} 个字符）", "save": "保存新密码", "cancel": "取消", "done_disabled": "已停用账号，其登录已全部失效：",
         "done_enabled": "已启用账号：", "done_reset": "已重置密码，其登录已全部失效：", "none": "暂无账号",
         "act_created": "创建", "act_disabled": "停用", "act_enabled": "启用", "act_password_reset": "重置密码",
     },
@@ -52,7 +52,7 @@ PAGE_TEXT = {
         "accounts": "Accounts", "scope_all": "Every account", "scope_agency": "Officers and administrators of your agency", "user": "User name", "role": "Role",
         "agency": "Agency", "person": "Officer / enterprise", "state": "State", "active": "active", "disabled": "disabled", "sessions": "Sessions",
         "last_change": "Last change", "actions": "Actions", "disable": "Disable", "enable": "Enable", "reset": "Reset password", "self": "your own account",
-        "new_password": "New password (at least 8 characters)", "save": "Save the new password", "cancel": "Cancel", "done_disabled": "Disabled, and signed out everywhere:",
+        "new_password": f"New password (at least {MIN_PASSWORD_LENGTH} characters)", "save": "Save the new password", "cancel": "Cancel", "done_disabled": "Disabled, and signed out everywhere:",
         "done_enabled": "Enabled:", "done_reset": "Password reset, and signed out everywhere:", "none": "no accounts",
         "act_created": "created", "act_disabled": "disabled", "act_enabled": "enabled", "act_password_reset": "password reset",
     },
@@ -201,7 +201,7 @@ def _row(a: Account, viewer: Principal, lang: str) -> dict[str, Any]:
 @get("/users", sync_to_thread=True, include_in_schema=False)
 def users_page(request: Request, state: State, lang: Lang = "zh") -> Template | Redirect:
     """The account page of supervisors and agency administrators."""
-    from server.web import HOME, TEXT
+    from server.web import HOME, TEXT, _page
 
     p = principal_of(request)
     if p is None:
@@ -211,5 +211,5 @@ def users_page(request: Request, state: State, lang: Lang = "zh") -> Template | 
     with dbmod.reading(state.settings.db_path) as con:
         rows = [_row(a, p, lang) for a in list_accounts(con, p, _now())]
     t = {**TEXT[lang], **PAGE_TEXT[lang]}
-    context = {"t": t, "lang": lang, "other": "en" if lang == "zh" else "zh", "me": p, "users": rows, "scope": t["scope_all"] if p.role == "supervisor" else t["scope_agency"]}
-    return Template(template_name="users.html", context=context)
+    scope = t["scope_all"] if p.role == "supervisor" else t["scope_agency"]
+    return _page("users.html", lang, p, t=t, users=rows, scope=scope, min_password=MIN_PASSWORD_LENGTH)

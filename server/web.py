@@ -257,7 +257,7 @@ def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30) -> Res
     period = last_days(days, int(time.time() * 1000))
     with dbmod.reading(state.settings.db_path) as con:
         rows = inspections_by_agency_field(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
-    stamp = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
+    stamp = dt.datetime.now(CHINA).strftime("%Y%m%d")
     return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
 
 
