@@ -13,7 +13,7 @@ from protocol.config import ConfigError
 from protocol.creditcode import CreditCodeError
 from protocol.signing import KeyFormatError
 from server import db as dbmod
-from server.broker import SERVER_ACCOUNT, BrokerSecurityError, broker_dir_for
+from server.broker import SERVER_ACCOUNT, SERVER_PASSWORD_FILE, BrokerSecurityError, broker_dir_for
 from server.broker_cli import add_broker_parsers, run_broker_command
 from server.imports import add_import_parser, run_import
 from server.keys import load_or_create_server_key
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
-    password_file = args.mqtt_password_file or broker_dir_for(args.db.resolve()) / "fe-server.password"
+    password_file = args.mqtt_password_file or broker_dir_for(args.db.resolve()) / SERVER_PASSWORD_FILE
     password = ""
     if args.mqtt_password_file or password_file.exists():
         password = password_file.read_text().strip()

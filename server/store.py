@@ -173,21 +173,28 @@ REJECTED_TOPIC_CHARS = 1024
 
 def _reject(
     db: sqlite3.Connection, out: BatchOutcome, inc: Incoming, code: str, reason: str, device_id: str | None = None, event_id: str | None = None, *, whole: bool = False
-) -> None:
-    """Keep a refused message aside, bounded: its first bytes (all of them if ``whole``: authentic messages, at most
-    the protocol's 64 KiB), size and SHA-256; the oldest rows lose their bytes, then go, and the totals stay."""
+) -> int:
+    """Keep a refused message aside: its first bytes (all of them if ``whole``: authentic messages, at most the
+    protocol's 64 KiB), size and SHA-256, and count it; returns its row id (the transaction then calls
+    ``_prune_rejected`` once)."""
     payload = inc.payload
     cur = db.execute(
         "INSERT INTO rejected(received_ms, topic, device_id, event_id, reason_code, reason, raw, size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (inc.received_ms, inc.topic[:REJECTED_TOPIC_CHARS], device_id, event_id, code, reason, payload if whole else payload[:REJECTED_PREFIX_BYTES],
-         len(payload), hashlib.sha256(payload).hexdigest()),
+         len(payload), _sha256_hex(payload)),
     )  # fmt: skip
     db.execute(
         "INSERT INTO rejected_counts(reason_code, count, last_ms) VALUES (?, 1, ?)"
         " ON CONFLICT(reason_code) DO UPDATE SET count = count + 1, last_ms = MAX(last_ms, excluded.last_ms)",
         (code, inc.received_ms),
     )
-    newest = cur.lastrowid or 0
+    out.rejected[code] += 1
+    return cur.lastrowid or 0
+
+
+def _prune_rejected(db: sqlite3.Connection, newest: int) -> None:
+    """Bound the rejected table below its newest row: the oldest rows lose their bytes, then go (the totals
+    stay). Once per transaction: ids only grow, so the newest row's bounds cover every earlier one's."""
     # Both use an index (rejected_with_raw, the primary key) and touch only the rows they change. Rows from
     # before migration 10 have no SHA-256 yet: it is taken from their whole bytes before these go.
     db.create_function("fe_sha256", 1, _sha256_hex, deterministic=True)
@@ -195,7 +202,6 @@ def _reject(
         "UPDATE rejected SET sha256 = COALESCE(sha256, fe_sha256(raw)), raw = x'' WHERE LENGTH(raw) > 0 AND id <= ?", (newest - REJECTED_RAW_ROWS,)
     )
     db.execute("DELETE FROM rejected WHERE id <= ?", (newest - REJECTED_MAX_ROWS,))
-    out.rejected[code] += 1
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -262,8 +268,9 @@ def store_batch(
                 checked[i] = result
         valid = [c for c in checked if isinstance(c, _Valid)]
         invalid = [(inc, c) for inc, c in zip(batch, checked, strict=True) if isinstance(c, ProtocolError)]
+        newest_rejected = 0
         for inc, err in invalid:
-            _reject(db, out, inc, err.code, str(err))
+            newest_rejected = _reject(db, out, inc, err.code, str(err))
         for v in valid:
             m = v.msg
             row = (m.event_id, m.device_id, m.seq, type_tag(type(m)), m.device_time_ms, m.clock_error_ms, v.inc.received_ms, now_ms, v.fmt, v.env.body, v.env.sig)
@@ -291,7 +298,7 @@ def store_batch(
                         code, reason = "event_id_conflict", f"event id {m.event_id} is already stored with different content"
                     else:
                         code, reason = "seq_conflict", f"sequence number {m.seq} of device {m.device_id} is already stored under another event id"
-                    _reject(db, out, v.inc, code, reason, m.device_id, m.event_id, whole=True)  # signed by the device: kept whole
+                    newest_rejected = _reject(db, out, v.inc, code, reason, m.device_id, m.event_id, whole=True)  # signed by the device: kept whole
                     out.rejections.setdefault(m.device_id, []).append(RejectionItem(event_id=m.event_id, seq=m.seq, reason_code=code, reason=reason))
                     continue
                 status = "duplicate"
@@ -312,6 +319,8 @@ def store_batch(
                 " duplicate_count = device_state.duplicate_count + excluded.duplicate_count",
                 (device_id, now_ms, max_seq, stored, dups),
             )
+        if newest_rejected:
+            _prune_rejected(db, newest_rejected)
         log.save(db)
         if pause_before_commit_s:
             time.sleep(pause_before_commit_s)  # fault injection, see server.settings.FAULT_PAUSE_ENV
@@ -339,7 +348,7 @@ def store_or_isolate(
             log.exception("message on %s could not be processed; kept aside", inc.topic)
             out = BatchOutcome()
             with transaction(db):
-                _reject(db, out, inc, "processing_error", f"the server could not process this message: {traceback.format_exc(limit=3)[-1500:]}")
+                _prune_rejected(db, _reject(db, out, inc, "processing_error", f"the server could not process this message: {traceback.format_exc(limit=3)[-1500:]}"))
             return out
     merged = BatchOutcome()
     for inc in batch:
