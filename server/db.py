@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from server.storage.engine import Backend, Tx, backend_of, readonly_uri, sqlite_connect, sqlite_transaction, storage_for
 from server.storage.revisions import sqlite_file_is_current
+
+__all__ = ["MIGRATIONS", "connect", "migrate", "reading", "readonly_uri", "transaction", "writing"]
 
 #: The old ordered migrations, FROZEN since the Alembic baseline (server/storage/migrations/versions/0001_baseline.py
 #: builds what they build): a schema change is a new Alembic revision, not an entry here. They still finish a file
@@ -489,79 +491,43 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def readonly_uri(path: str | Path) -> str:
-    """A read-only SQLite URI for a file; the path is escaped (a '#', '?' or '%' in it would cut a bare one)."""
-    return Path(path).resolve().as_uri() + "?mode=ro"
-
-
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the server's settings: WAL, synchronous=FULL (records are evidence), foreign keys."""
-    if readonly:
-        con = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None, check_same_thread=False)
-    else:
-        con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.execute("PRAGMA journal_size_limit=67108864")  # a bulk import must not leave a huge WAL file behind
-    con.execute("PRAGMA foreign_keys=ON")
-    con.execute("PRAGMA busy_timeout=10000")
-    return con
+    """A SQLite connection with the server's settings (server/storage/engine.py ``sqlite_connect``)."""
+    return sqlite_connect(path, readonly=readonly)
 
 
 @contextmanager
 def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (SQLite may already have rolled back itself)."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
+    """BEGIN IMMEDIATE ... COMMIT on a SQLite connection, rolled back on any error."""
+    with sqlite_transaction(con):
         yield con
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:
-            con.execute("ROLLBACK")
-        raise
-
-
-_local = threading.local()
-#: Connections a thread keeps open (a read-only and a writing one per database).
-KEPT_PER_THREAD = 4
-#: One lock per database file for the request handlers' write transactions: waiting on it is a wake-up,
-#: where SQLite's busy handler would sleep and poll.
-_write_locks: dict[str, threading.Lock] = {}
-_write_locks_guard = threading.Lock()
-
-
-def _kept(path: str | Path, readonly: bool) -> sqlite3.Connection:
-    """This thread's connection to ``path`` (opening one costs more than a small query)."""
-    cache: dict[tuple[str, bool], sqlite3.Connection] = _local.__dict__.setdefault("connections", {})
-    key = (str(path), readonly)
-    con = cache.get(key)
-    if con is None:
-        while len(cache) >= KEPT_PER_THREAD:  # a server has one database; tests open many: close the oldest
-            cache.pop(next(iter(cache))).close()
-        con = cache[key] = connect(path, readonly=readonly)
-    return con
 
 
 @contextmanager
-def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """This thread's read-only connection to the database."""
-    yield _kept(path, readonly=True)
+def reading(db: str | Path) -> Iterator[Tx]:
+    """A read-only connection to the database (a path or a ``postgresql://`` URL)."""
+    with storage_for(db).reading() as tx:
+        yield tx
 
 
 @contextmanager
-def writing(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """This thread's connection inside one write transaction, committed at the end (rolled back on error)."""
-    with _write_locks_guard:
-        lock = _write_locks.setdefault(str(path), threading.Lock())
-    with lock, transaction(_kept(path, readonly=False)) as con:
-        yield con
+def writing(db: str | Path) -> Iterator[Tx]:
+    """One write transaction on the database, committed at the end (rolled back on error)."""
+    with storage_for(db).writing() as tx:
+        yield tx
 
 
 def migrate(path: str | Path) -> int:
     """Bring the schema up to date through the storage seam's Alembic history; returns the legacy schema version.
 
     A file of the old MIGRATIONS list is finished by it and stamped (server/storage/migrate.py, docs/storage-seam.md
-    §3.3); ``PRAGMA user_version`` stays len(MIGRATIONS) for code that still reads it."""
+    §3.3); ``PRAGMA user_version`` stays len(MIGRATIONS) for code that still reads it. A ``postgresql://`` URL
+    runs the history on that database."""
+    if backend_of(path) is Backend.POSTGRES:
+        from server.storage.migrate import upgrade
+
+        upgrade(str(path))
+        return len(MIGRATIONS)
     if sqlite_file_is_current(path, len(MIGRATIONS)):  # the usual case, answered without importing Alembic
         return len(MIGRATIONS)
     from server.storage.migrate import migrate_sqlite  # Alembic and SQLAlchemy load only when there is work to do

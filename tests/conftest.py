@@ -198,3 +198,63 @@ def postgres_url(postgres_cluster: Postgres) -> Iterator[str]:
     yield url
     if postgres_cluster.is_running:
         postgres_cluster.drop_database(name)
+
+
+# -- databases on both backends (issue 12) ---------------------------------------------------------------------
+
+#: The backends the storage, rules and ingest tests run on; FE_TEST_BACKENDS=sqlite runs the SQLite half only.
+BACKENDS = [b for b in os.environ.get("FE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+_POSTGRES_TEMPLATE = "fe_template"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per run; each test copies it (a copy costs far less than a migration)."""
+    from server import db as dbmod
+
+    path = tmp_path_factory.mktemp("template") / "server.db"
+    dbmod.migrate(path)
+    con = dbmod.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file, so copying it alone is enough
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_cluster: Any) -> str:
+    """A database of the run's cluster migrated once; tests get copies of it (CREATE DATABASE ... TEMPLATE)."""
+    from server import db as dbmod
+
+    dbmod.migrate(postgres_cluster.create_database(_POSTGRES_TEMPLATE))
+    return _POSTGRES_TEMPLATE
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty server database on each backend in turn: a SQLite file's path, or a ``postgresql://`` URL
+    of a database of its own on the run's private cluster (dropped after the test)."""
+    import shutil
+
+    from server.storage.engine import close_storage
+
+    if request.param == "sqlite":
+        path = tmp_path / "server.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield str(path)
+        close_storage(path)
+        return
+    cluster = request.getfixturevalue("postgres_cluster")
+    name = f"test_{next(_postgres_db_names)}"
+    url = cluster.create_database(name, template=request.getfixturevalue("postgres_template"))
+    yield url
+    close_storage(url)
+    if cluster.is_running:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def store(db_url: str) -> Any:
+    """The ``Storage`` of ``db_url`` (this process's shared one, as the server's code would find it)."""
+    from server.storage.engine import storage_for
+
+    return storage_for(db_url)

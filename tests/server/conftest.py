@@ -18,6 +18,7 @@ from server import db as dbmod
 from server.app import create_app
 from server.auth import add_user, hash_password
 from server.settings import ServerSettings
+from server.storage.engine import Tx, sql, storage_for
 
 DAY_MS = 86_400_000
 NOW_MS = int(time.time() * 1000)
@@ -36,16 +37,42 @@ FRAGILE = code(3)  # low/A, not listed: cap 1
 UNREGISTERED = code(99)
 
 
-def seed(con: sqlite3.Connection) -> None:
-    """Fill the registers."""
-    con.executemany("INSERT INTO fields(field_id, name, name_en) VALUES (?, ?, ?)", [("food", "食品安全", "food safety"), ("fire", "消防安全", "fire safety")])
-    con.executemany(
-        "INSERT INTO agencies(agency_id, name, name_en, region, fields) VALUES (?, ?, ?, '110108', ?)",
-        [("SAMR", "市场监管局", "Market regulation", '["food"]'), ("FIRE", "消防救援支队", "Fire rescue", '["fire", "food"]')],
+_FIELD = sql("INSERT INTO fields(field_id, name, name_en) VALUES (:id, :name, :en)")
+_AGENCY = sql("INSERT INTO agencies(agency_id, name, name_en, region, fields) VALUES (:id, :name, :en, '110108', :fields)")
+_ENTERPRISE = sql("INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (:code, :name, '', '110108', :risk, :credit)")
+_OFFICER = sql(
+    "INSERT INTO officers(officer_id, name, agency_id, credential_no, fields, valid_from_ms, valid_to_ms, revoked_ms)"
+    " VALUES (:id, :id, :agency, :credential, :fields, :valid_from, :valid_to, :revoked)"
+)
+_NO_DISTURB = sql(
+    "INSERT INTO no_disturb(credit_code, basis, valid_from_ms, valid_to_ms, added_by, added_ms)"
+    " VALUES (:code, 'A级纳税信用、连续三年无违法记录', :since, NULL, 'supervisor-1', :since)"
+)
+_COMPLAINT = sql(
+    "INSERT INTO complaints(ticket_no, credit_code, field, summary, received_ms, closed_ms) VALUES (:ticket, :code, 'food', :summary, :received, :closed)"
+)
+_PLAN = sql(
+    "INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms)"
+    " VALUES ('PLAN-2026-Q4', 'SAMR', 'food', 'random_draw', '第四季度双随机', :since, :until, :since)"
+)
+_PLAN_TARGET = sql("INSERT INTO plan_targets(plan_id, credit_code) VALUES ('PLAN-2026-Q4', :code)")
+
+
+def seed(con: Tx | sqlite3.Connection) -> None:
+    """Fill the registers (on either backend: ``con`` is a write transaction, or a raw SQLite connection)."""
+    tx = con if isinstance(con, Tx) else Tx(con)
+    tx.many(_FIELD, [{"id": "food", "name": "食品安全", "en": "food safety"}, {"id": "fire", "name": "消防安全", "en": "fire safety"}])
+    tx.many(
+        _AGENCY,
+        [{"id": "SAMR", "name": "市场监管局", "en": "Market regulation", "fields": '["food"]'}, {"id": "FIRE", "name": "消防救援支队", "en": "Fire rescue", "fields": '["fire", "food"]'}],
     )
-    con.executemany(
-        "INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (?, ?, '', '110108', ?, ?)",
-        [(PLAIN, "海淀某餐饮公司", "medium", "B"), (GOOD, "守信示范企业", "low", "A"), (FRAGILE, "低风险小店", "low", "A")],
+    tx.many(
+        _ENTERPRISE,
+        [
+            {"code": PLAIN, "name": "海淀某餐饮公司", "risk": "medium", "credit": "B"},
+            {"code": GOOD, "name": "守信示范企业", "risk": "low", "credit": "A"},
+            {"code": FRAGILE, "name": "低风险小店", "risk": "low", "credit": "A"},
+        ],
     )
     officers = [
         ("OFF-SAMR-1", "SAMR", "C-SAMR-1", ["food"], NOW_MS - 365 * DAY_MS, NOW_MS + 365 * DAY_MS, None),
@@ -55,25 +82,19 @@ def seed(con: sqlite3.Connection) -> None:
         ("OFF-FUTURE", "SAMR", "C-FUT", ["food"], NOW_MS + 2 * DAY_MS, NOW_MS + 365 * DAY_MS, None),
         ("OFF-REVOKED", "SAMR", "C-REV", ["food"], NOW_MS - 365 * DAY_MS, NOW_MS + 365 * DAY_MS, NOW_MS - DAY_MS),
     ]
-    con.executemany(
-        "INSERT INTO officers(officer_id, name, agency_id, credential_no, fields, valid_from_ms, valid_to_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(o, o, a, c, json.dumps(f), vf, vt, r) for o, a, c, f, vf, vt, r in officers],
+    tx.many(
+        _OFFICER,
+        [{"id": o, "agency": a, "credential": c, "fields": json.dumps(f), "valid_from": vf, "valid_to": vt, "revoked": r} for o, a, c, f, vf, vt, r in officers],
     )
-    con.execute(
-        "INSERT INTO no_disturb(credit_code, basis, valid_from_ms, valid_to_ms, added_by, added_ms) VALUES (?, 'A级纳税信用、连续三年无违法记录', ?, NULL, 'supervisor-1', ?)",
-        (GOOD, NOW_MS - 30 * DAY_MS, NOW_MS - 30 * DAY_MS),
-    )
-    con.execute("INSERT INTO complaints(ticket_no, credit_code, field, summary, received_ms) VALUES ('12345-2026-001', ?, 'food', '群众反映食品变质', ?)", (GOOD, NOW_MS - DAY_MS))
-    con.execute("INSERT INTO complaints(ticket_no, credit_code, field, summary, received_ms, closed_ms) VALUES ('12345-2026-002', ?, 'food', '已办结', ?, ?)", (GOOD, NOW_MS - 9 * DAY_MS, NOW_MS - DAY_MS))
-    con.execute(
-        "INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms) VALUES ('PLAN-2026-Q4', 'SAMR', 'food', 'random_draw', '第四季度双随机', ?, ?, ?)",
-        (NOW_MS - 10 * DAY_MS, NOW_MS + 60 * DAY_MS, NOW_MS - 10 * DAY_MS),
-    )
-    con.execute("INSERT INTO plan_targets(plan_id, credit_code) VALUES ('PLAN-2026-Q4', ?)", (GOOD,))
-    seed_users(con, [(o, a) for o, a, *_ in officers] + [("NOBODY", "SAMR")])
+    tx.run(_NO_DISTURB, code=GOOD, since=NOW_MS - 30 * DAY_MS)
+    tx.run(_COMPLAINT, ticket="12345-2026-001", code=GOOD, summary="群众反映食品变质", received=NOW_MS - DAY_MS, closed=None)
+    tx.run(_COMPLAINT, ticket="12345-2026-002", code=GOOD, summary="已办结", received=NOW_MS - 9 * DAY_MS, closed=NOW_MS - DAY_MS)
+    tx.run(_PLAN, since=NOW_MS - 10 * DAY_MS, until=NOW_MS + 60 * DAY_MS)
+    tx.run(_PLAN_TARGET, code=GOOD)
+    seed_users(tx, [(o, a) for o, a, *_ in officers] + [("NOBODY", "SAMR")])
 
 
-def seed_users(con: sqlite3.Connection, officers: list[tuple[str, str]]) -> None:
+def seed_users(con: Tx | sqlite3.Connection, officers: list[tuple[str, str]]) -> None:
     """Sign-in users: each officer (user name = officer id), a supervisor, agency administrators, an enterprise."""
     for officer_id, agency in officers:
         add_user(con, officer_id, password(officer_id), "officer", agency_id=agency, officer_id=officer_id, password_hash=password_hash(officer_id))
@@ -132,6 +153,14 @@ def seeded_db(tmp_path: Path) -> Path:
     finally:
         con.close()
     return path
+
+
+@pytest.fixture
+def seeded_url(db_url: str) -> str:
+    """A migrated server database with the registers seeded, on each backend in turn (path or URL)."""
+    with storage_for(db_url).writing() as tx:
+        seed(tx)
+    return db_url
 
 
 @pytest.fixture

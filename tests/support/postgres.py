@@ -325,11 +325,13 @@ class Postgres:
         kwargs.setdefault("autocommit", True)
         return psycopg.connect(self.url_for(database), **kwargs)
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database (a fresh one per test on a shared cluster); returns its URL."""
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-            raise ValueError(f"database name {name!r}: lower-case letters, digits and _ only")
-        self._create_database(name)
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create a database (a fresh one per test on a shared cluster), empty or a copy of ``template`` (a database
+        of this cluster nobody is connected to: copying it is far quicker than migrating); returns its URL."""
+        for n in (name, template or "x"):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", n):
+                raise ValueError(f"database name {n!r}: lower-case letters, digits and _ only")
+        self._create_database(name, template)
         return self.url_for(name)
 
     def drop_database(self, name: str) -> None:
@@ -404,9 +406,9 @@ class Postgres:
                 raise PostgresError(self._failure(f"not ready after {self.start_timeout:g} s (last error: {last})"))
             time.sleep(POLL_S)
 
-    def _create_database(self, name: str) -> None:
+    def _create_database(self, name: str, template: str | None = None) -> None:
         with self.connect("postgres") as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
 
     def _wait_no_processes(self, timeout: float, pids: Collection[int] = ()) -> None:
         """Wait until no process works in the data folder and each of ``pids`` has exited. (An exiting process
