@@ -113,7 +113,7 @@ def _check_agency(principal: CurrentPrincipal, agency_id: str | None) -> None:
 
 
 def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
-    return dbmod.reading(state.settings.db_path)
+    return dbmod.reading(state.settings.db)
 
 
 _DEVICE_SQL = (

@@ -42,20 +42,17 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 def create_app(settings: ServerSettings) -> Litestar:
     """Build the app; the database is migrated here, the ingest starts with the lifespan."""
-    db.migrate(settings.db_path)
+    db.migrate(settings.db)
     key = load_or_create_server_key(settings.server_key_path)
-    con = db.connect(settings.db_path)
-    try:
-        ensure_code_key(con, settings.db_path)  # devices' snapshots carry it from the start
-    finally:
-        con.close()
+    with db.writing(settings.db) as tx:
+        ensure_code_key(tx, settings.key_base)  # devices' snapshots carry it from the start
     metrics = IngestMetrics()
     policy = load_toml(settings.policy_file, Policy)
 
     @asynccontextmanager
     async def ingest_lifespan(app: Litestar) -> AsyncIterator[None]:
         ingest = Ingest(settings, key, metrics, policy) if settings.mqtt_enabled else None
-        scheduler = Scheduler(settings.db_path, settings.server_key_path, settings.policy_file) if settings.jobs_enabled else None
+        scheduler = Scheduler(settings.db, settings.server_key_path, settings.policy_file) if settings.jobs_enabled else None
         app.state.ingest = ingest
         app.state.scheduler = scheduler
         if ingest is not None:

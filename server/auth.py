@@ -288,7 +288,7 @@ def principal_of(connection: ASGIConnection) -> Principal | None:  # type: ignor
     token = _token(connection)
     if not token:
         return None
-    with dbmod.reading(connection.app.state.settings.db_path) as con:
+    with dbmod.reading(connection.app.state.settings.db) as con:
         row = con.execute(
             "SELECT u.username, u.role, u.agency_id, u.officer_id, u.credit_code FROM sessions s JOIN users u USING (username)"
             " WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled_ms IS NULL",

@@ -56,7 +56,7 @@ def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[L
     """Sign in; a wrong user name and a wrong password get the same answer. Failures are limited per account and client address (429)."""
     address = request.client.host if request.client else UNKNOWN_ADDRESS
     try:
-        result = sign_in_limited(state.settings.db_path, data.username, data.password, address=address, limits=state.settings.sign_in_limits)
+        result = sign_in_limited(state.settings.db, data.username, data.password, address=address, limits=state.settings.sign_in_limits)
     except SignInThrottled as e:
         raise TooManyRequestsException(str(e), headers={"Retry-After": str(e.retry_after_s)}) from None
     if result is None:
@@ -70,11 +70,8 @@ def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[L
 def logout(request: Request, state: State, principal: CurrentPrincipal) -> Response[dict[str, str]]:
     """End the session."""
     token = request.headers.get("authorization", "")[7:].strip() or request.cookies.get(COOKIE, "")
-    con = dbmod.connect(state.settings.db_path)
-    try:
-        sign_out(con, token)
-    finally:
-        con.close()
+    with dbmod.writing(state.settings.db) as tx:
+        sign_out(tx, token)
     response: Response[dict[str, str]] = Response({"status": "signed out"})
     response.delete_cookie(COOKIE, path="/")
     return response

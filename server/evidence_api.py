@@ -55,7 +55,7 @@ def log_size(con: sqlite3.Connection) -> int:
 
 def current_tree_head(state: State) -> TreeHead:
     """The latest signed tree head, signing a new one if the log grew since."""
-    with dbmod.writing(state.settings.db_path) as con:
+    with dbmod.writing(state.settings.db) as con:
         size = log_size(con)
         head = latest_tree_head(con, state.server_public_key)
         if head is not None and head.tree_size == size:
@@ -85,7 +85,7 @@ class EvidenceController(Controller):
         head = current_tree_head(state) if tree_size is None else None
         size = head.tree_size if head else tree_size
         assert size is not None
-        with dbmod.reading(state.settings.db_path) as con:
+        with dbmod.reading(state.settings.db) as con:
             index = index_of(con, event_id)
             if index is None:
                 raise NotFound(f"证据日志中没有记录 {event_id!r} / record {event_id!r} is not in the evidence log")
@@ -111,7 +111,7 @@ class EvidenceController(Controller):
     ) -> ConsistencyProof:
         """Consistency proof between two sizes of the log (second defaults to the latest head's; 400 unless first <= second <= the log's size)."""
         size = second if second is not None else current_tree_head(state).tree_size
-        with dbmod.reading(state.settings.db_path) as con:
+        with dbmod.reading(state.settings.db) as con:
             logged = log_size(con)  # checked before any leaf is read: a size is never trusted
             if size > logged or first > size:
                 raise Invalid(f"须满足 first <= second <= {logged}（日志大小）/ need first <= second <= {logged} (the log's size), got {first} and {size}")
@@ -129,7 +129,7 @@ class EvidenceController(Controller):
         """A record exactly as logged (every leaf column; body and signature in base64), so an auditor can
         rebuild its leaf hash and check it against a proof (supervisors)."""
         principal.require("supervisor")
-        with dbmod.reading(state.settings.db_path) as con:
+        with dbmod.reading(state.settings.db) as con:
             row = con.execute(f"SELECT {', '.join(LEAF_COLUMNS)} FROM events WHERE event_id = ?", (event_id,)).fetchone()
             index = index_of(con, event_id)
         if row is None:
@@ -144,14 +144,14 @@ class EvidenceController(Controller):
     def verify_report(self, state: State, principal: CurrentPrincipal, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
         """Recompute the log from the database and report every record changed, added or removed (supervisors)."""
         principal.require("supervisor")
-        with dbmod.reading(state.settings.db_path) as con:
+        with dbmod.reading(state.settings.db) as con:
             return verify(con, state.server_public_key, signatures=signatures)
 
 
 @get("/api/v1/inspections/{inspection_id:str}/media", sync_to_thread=True, tags=["evidence"])
 def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(description="inspection id")], principal: CurrentPrincipal) -> Coverage:
     """The recordings of an inspection and whether it was recorded from start to end."""
-    with dbmod.reading(state.settings.db_path) as con:
+    with dbmod.reading(state.settings.db) as con:
         check_inspection(con, principal, inspection_id)
         try:
             return coverage(con, inspection_id)

@@ -74,7 +74,7 @@ class ExceptionBasisController(Controller):
         """Register entries, newest first: a supervisor sees all; an agency's staff those given to their agency or to any."""
         principal.require("supervisor", "agency_admin", "officer")
         agency = None if principal.role == "supervisor" else principal.agency_id
-        with dbmod.reading(state.settings.db_path) as con:
+        with dbmod.reading(state.settings.db) as con:
             return list_bases(con, agency_id=agency, credit_code=credit_code, kind=kind, limit=limit)
 
     @post("/", sync_to_thread=True, status_code=201, responses=answers(NotFound, Conflict))
@@ -86,7 +86,7 @@ class ExceptionBasisController(Controller):
                 raise Forbidden("只能为本机关登记 / an agency admin registers for their own agency only")
             data = msgspec.structs.replace(data, agency_id=principal.agency_id)
         now = int(time.time() * 1000)
-        with dbmod.writing(state.settings.db_path) as con:
+        with dbmod.writing(state.settings.db) as con:
             entry = add_basis(con, data, principal.username, now)
             # Supervisors see every entry made: an agency administrator may register the basis their own officers cite.
             ent = entry.enterprise_name or entry.credit_code
@@ -102,7 +102,7 @@ class ExceptionBasisController(Controller):
     def withdraw(self, state: State, data: JSONBody[WithdrawIn], principal: CurrentPrincipal) -> BasisView:
         """Withdraw an entry: it justifies no new inspection (agency admins: their agency's entries only)."""
         principal.require("supervisor", "agency_admin")
-        with dbmod.writing(state.settings.db_path) as con:
+        with dbmod.writing(state.settings.db) as con:
             entry = get_basis(con, data.kind, data.reference, data.credit_code)
             if entry is not None and principal.role == "agency_admin" and entry.agency_id != principal.agency_id:
                 raise Forbidden("这是其他机关的登记 / this entry belongs to another agency")
@@ -129,7 +129,7 @@ class ExceptionReviewController(Controller):
         """The queue (pending, oldest first) or past verdicts; an agency admin sees their agency's."""
         principal.require("supervisor", "agency_admin")
         agency = None if principal.role == "supervisor" else principal.agency_id
-        with dbmod.reading(state.settings.db_path) as con:
+        with dbmod.reading(state.settings.db) as con:
             return list_reviews(con, agency_id=agency, status=status, limit=limit)
 
     @get("/summary", sync_to_thread=True)
@@ -138,7 +138,7 @@ class ExceptionReviewController(Controller):
         principal.require("supervisor", "agency_admin")
         agency = None if principal.role == "supervisor" else principal.agency_id
         now = int(time.time() * 1000)
-        with dbmod.reading(state.settings.db_path) as con:
+        with dbmod.reading(state.settings.db) as con:
             counts = review_counts(con, agency_id=agency, since_ms=now - days * DAY_MS, until_ms=now + 1)
         return ReviewSummary(days=days, **counts)
 
@@ -157,7 +157,7 @@ class ExceptionReviewController(Controller):
     def _decide(self, state: State, scan_id: str, verdict: Literal["confirmed", "rejected"], note: str, principal: CurrentPrincipal) -> ReviewView:
         principal.require("supervisor")
         now = int(time.time() * 1000)
-        with dbmod.writing(state.settings.db_path) as con:
+        with dbmod.writing(state.settings.db) as con:
             view = decide_review(con, scan_id, verdict, principal.username, note, now)
             if verdict == "rejected":
                 ent = view.enterprise_name or view.credit_code

@@ -87,7 +87,7 @@ class Ingest:
         # PUBACKs held back while the storage fails (in arrival order, as MQTT requires); None: ack at once.
         self._ack_lock = threading.Lock()
         self._held_acks: list[tuple[int, int]] | None = None
-        self.time_server = TimeServer(settings.db_path, server_key)
+        self.time_server = TimeServer(settings.db, server_key)
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,  # see _ack: how the ingest stops taking messages while it cannot store them

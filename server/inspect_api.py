@@ -144,11 +144,11 @@ class AlertView(msgspec.Struct, kw_only=True):
 
 
 def _write(state: State) -> AbstractContextManager[sqlite3.Connection]:
-    return dbmod.writing(state.settings.db_path)
+    return dbmod.writing(state.settings.db)
 
 
 def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
-    return dbmod.reading(state.settings.db_path)
+    return dbmod.reading(state.settings.db)
 
 
 def _photo_text(data: bytes) -> str:
@@ -358,7 +358,7 @@ class EnterpriseController(Controller):
     def _code(self, state: State, credit_code: str, principal: CurrentPrincipal) -> tuple[str, str]:
         principal.require("supervisor", "agency_admin")
         with _write(state) as con:
-            return issue_code(con, state.settings.db_path, credit_code)  # its errors are 400 / 404 (server.codes)
+            return issue_code(con, state.settings.key_base, credit_code)  # its errors are 400 / 404 (server.codes)
 
     @get("/{credit_code:str}/qr.png", sync_to_thread=True, media_type="image/png")
     def qr_png(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> bytes:

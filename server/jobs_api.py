@@ -83,11 +83,11 @@ def _own_agency(principal: CurrentPrincipal, agency_id: str) -> None:
 
 
 def _write(state: State) -> AbstractContextManager[sqlite3.Connection]:
-    return dbmod.writing(state.settings.db_path)
+    return dbmod.writing(state.settings.db)
 
 
 def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
-    return dbmod.reading(state.settings.db_path)
+    return dbmod.reading(state.settings.db)
 
 
 def job_status(state: State) -> list[dict[str, Any]]:

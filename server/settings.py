@@ -7,6 +7,8 @@ from pathlib import Path
 
 import msgspec
 
+from server.storage.engine import Backend, backend_of
+
 #: Environment variable that makes the ingest pause this many seconds before each commit. For fault
 #: tests only: it lets a test SIGKILL the server with messages received but not yet committed.
 FAULT_PAUSE_ENV = "FE_FAULT_PAUSE_BEFORE_COMMIT_S"
@@ -37,7 +39,10 @@ class SignInLimits(msgspec.Struct, frozen=True, kw_only=True):
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ``create_app`` needs."""
 
-    db_path: Path
+    #: The database: a SQLite file's path, or a ``postgresql://`` URL (server/storage/engine.py).
+    db_path: Path | str
+    #: Where the server's key files live when the database is PostgreSQL (with SQLite: beside the file).
+    key_dir: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     mqtt_host: str = "127.0.0.1"
@@ -68,9 +73,23 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
         return self.policy_path or Path(__file__).with_name("policy.toml")
 
     @property
+    def db(self) -> str:
+        """The database as the storage seam opens it (a path or a URL)."""
+        return str(self.db_path)
+
+    @property
+    def key_base(self) -> Path:
+        """The path the key files are named after: the SQLite file itself, or ``<key_dir>/server`` with PostgreSQL."""
+        if backend_of(self.db) is Backend.SQLITE:
+            return Path(self.db_path)
+        if self.key_dir is None:
+            raise ValueError("with a PostgreSQL database the key files need a folder of their own: give --key-dir")
+        return self.key_dir / "server"
+
+    @property
     def server_key_path(self) -> Path:
         """Where the server's Ed25519 key lives."""
-        return self.key_path or self.db_path.with_name(self.db_path.name + ".server.key")
+        return self.key_path or self.key_base.with_name(self.key_base.name + ".server.key")
 
     @classmethod
     def from_env_faults(cls, **kw: object) -> ServerSettings:

@@ -98,7 +98,7 @@ def officer_page(request: Request, state: State, lang: Lang = "zh") -> Template 
     p = principal_of(request)
     if p is None or p.role != "officer":
         return Redirect(f"/login?lang={lang}")
-    with dbmod.reading(state.settings.db_path) as con:
+    with dbmod.reading(state.settings.db) as con:
         row = con.execute("SELECT fields FROM officers WHERE officer_id = ?", (p.officer_id,)).fetchone()
         names = dict(con.execute("SELECT field_id, name FROM fields ORDER BY field_id").fetchall())
     fields = json.loads(row[0]) if row else []
@@ -203,7 +203,7 @@ def enterprise_view(request: Request, state: State, data: JSONBody[EnterpriseQue
             raise ClientException("照片不是有效的 base64 编码 / photo_base64 is not valid base64") from None
     assert text is not None
     p = principal_of(request)
-    with dbmod.reading(state.settings.db_path) as con:
+    with dbmod.reading(state.settings.db) as con:
         try:
             code = check_code(con, text).credit_code
         except CodeError as e:
@@ -222,7 +222,7 @@ def live(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
 
 
 def _snapshot(state: State, p: Principal) -> dict[str, Any]:
-    with dbmod.reading(state.settings.db_path) as con:
+    with dbmod.reading(state.settings.db) as con:
         return snapshot(con, p)
 
 
@@ -255,7 +255,7 @@ def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30) -> Res
     """Inspections per agency and field over the last N days, as CSV (opens in Excel)."""
     principal.require("supervisor", "agency_admin")
     period = last_days(days, int(time.time() * 1000))
-    with dbmod.reading(state.settings.db_path) as con:
+    with dbmod.reading(state.settings.db) as con:
         rows = inspections_by_agency_field(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
     stamp = dt.datetime.now(CHINA).strftime("%Y%m%d")
     return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
@@ -266,7 +266,7 @@ def by_agency_field(state: State, principal: CurrentPrincipal, days: Days = 30) 
     """Inspections per agency and field over the last N days (what the CSV export holds)."""
     principal.require("supervisor", "agency_admin")
     period = last_days(days, int(time.time() * 1000))
-    with dbmod.reading(state.settings.db_path) as con:
+    with dbmod.reading(state.settings.db) as con:
         return inspections_by_agency_field(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
 
 
@@ -275,7 +275,7 @@ def trend_api(state: State, principal: CurrentPrincipal, days: Days = 30) -> lis
     """Per day: inspections, joint ones, scans, refusals, repeats."""
     principal.require("supervisor", "agency_admin")
     period = last_days(days, int(time.time() * 1000))
-    with dbmod.reading(state.settings.db_path) as con:
+    with dbmod.reading(state.settings.db) as con:
         return trend(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
 
 
