@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+import time
 from contextlib import AbstractContextManager
 from typing import Annotated
 
@@ -15,6 +15,8 @@ from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.auth import CurrentPrincipal, Principal
+from server.storage import console
+from server.storage.engine import Tx
 from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
 
 
@@ -112,35 +114,23 @@ def _check_agency(principal: CurrentPrincipal, agency_id: str | None) -> None:
         raise PermissionDeniedException("这是其他执法机关的记录，无权查看 / this record belongs to another agency")
 
 
-def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
+def _read(state: State) -> AbstractContextManager[Tx]:
     return dbmod.reading(state.settings.db)
 
 
-_DEVICE_SQL = (
-    "SELECT d.device_id, d.model, d.kind, d.agency_id, d.wire_format, d.registered_ms, d.revoked_ms IS NOT NULL,"
-    " s.last_seen_ms, COALESCE(s.max_seq, 0), COALESCE(s.stored_count, 0), COALESCE(s.duplicate_count, 0)"
-    " FROM devices d LEFT JOIN device_state s USING (device_id)"
-)
-_EVENT_SQL = (
-    "SELECT event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms,"
-    " (SELECT reason FROM clock_suspects c WHERE c.event_id = events.event_id), body_json FROM events"
-)
-
-
 def _device(row: tuple) -> DeviceView:  # type: ignore[type-arg]
-    keys = ("device_id", "model", "kind", "agency_id", "wire_format", "registered_ms", "revoked", "last_seen_ms", "max_seq", "stored_count", "duplicate_count")
-    d = dict(zip(keys, row, strict=True))
+    d = dict(zip(console.DEVICE_COLUMNS, row, strict=True))
     d["revoked"] = bool(d["revoked"])
     return DeviceView(**d)
 
 
 def _event(row: tuple) -> EventView:  # type: ignore[type-arg]
     *head, body = row
-    keys = ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms", "clock_suspect")
+    keys = console.EVENT_COLUMNS[:-1]
     return EventView(**dict(zip(keys, head, strict=True)), body=msgspec.Raw(body.encode()))
 
 
-def _gaps(con: sqlite3.Connection, device_id: str) -> list[Gap]:
+def _gaps(con: Tx, device_id: str) -> list[Gap]:
     return [Gap(seq_from=a, seq_to=b, missing=b - a + 1) for a, b in sequence_gaps(con, device_id)]
 
 
@@ -152,7 +142,7 @@ def health(state: State) -> Response[Health]:
     """200 while the ingest writer runs and the database answers; 503 otherwise."""
     ingest = state.ingest
     with _read(state) as con:
-        stored = con.execute("SELECT COALESCE(SUM(stored_count), 0) FROM device_state").fetchone()[0]
+        stored = console.events_stored(con)
     writer = "disabled" if ingest is None else ("running" if ingest.healthy else f"stopped: {ingest.writer_error}")
     degraded = ingest.degraded if ingest is not None and ingest.healthy else None
     ok = (ingest is None or ingest.healthy) and degraded is None
@@ -190,14 +180,14 @@ class DeviceController(Controller):
         """Every registered device (an agency's staff: their agency's)."""
         principal.require("supervisor", "agency_admin")
         with _read(state) as con:
-            return [_device(r) for r in con.execute(_DEVICE_SQL + " ORDER BY d.device_id") if principal.may_see_agency(r[3])]
+            return [_device(r) for r in console.devices(con) if principal.may_see_agency(r[3])]
 
     @get("/{device_id:str}", sync_to_thread=True)
     def get_device(self, state: State, device_id: DevicePath, principal: CurrentPrincipal) -> DeviceView:
         """One device, with its sequence gaps."""
         principal.require("supervisor", "agency_admin")
         with _read(state) as con:
-            row = con.execute(_DEVICE_SQL + " WHERE d.device_id = ?", (device_id,)).fetchone()
+            row = console.device(con, device_id)
             if row is None:
                 raise NotFoundException(f"device {device_id!r} is not registered")
             _check_agency(principal, row[3])
@@ -210,7 +200,7 @@ class DeviceController(Controller):
         """Sequence numbers the device used that never arrived."""
         principal.require("supervisor", "agency_admin")
         with _read(state) as con:
-            row = con.execute("SELECT agency_id FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+            row = console.device_agency(con, device_id)
             if row is None:
                 raise NotFoundException(f"device {device_id!r} is not registered")
             _check_agency(principal, row[0])
@@ -234,11 +224,7 @@ class EventController(Controller):
         """The most recently stored events (supervisors)."""
         principal.require("supervisor")
         with _read(state) as con:
-            if device_id:
-                rows = con.execute(_EVENT_SQL + " WHERE device_id = ? ORDER BY seq DESC LIMIT ?", (device_id, limit))
-            else:
-                rows = con.execute(_EVENT_SQL + " ORDER BY stored_ms DESC, event_id LIMIT ?", (limit,))
-            return [_event(r) for r in rows]
+            return [_event(r) for r in console.events(con, device_id=device_id, limit=limit)]
 
 
 class RejectedController(Controller):
@@ -267,13 +253,9 @@ def overview(state: State, principal: CurrentPrincipal) -> Overview:
     """Totals and the latest events, for the dashboard (supervisors)."""
     principal.require("supervisor")
     with _read(state) as con:
-        devices = con.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
-        events = con.execute("SELECT COALESCE(SUM(stored_count), 0) FROM device_state").fetchone()[0]
-        minute = con.execute("SELECT COUNT(*) FROM events WHERE stored_ms >= CAST(strftime('%s','now') AS INTEGER) * 1000 - 60000").fetchone()[0]
+        devices, events, minute, with_gaps = console.totals(con, since_ms=int(time.time() * 1000) - 60_000)
         rejected = sum(c.count for c in rejected_counts(con))  # every refusal, also those whose rows were pruned
-        # Sequence numbers start at 1 and are unique per device, so fewer stored than the highest means a gap.
-        with_gaps = con.execute("SELECT COUNT(*) FROM device_state WHERE stored_count < max_seq").fetchone()[0]
-        recent = [_event(r) for r in con.execute(_EVENT_SQL + " ORDER BY stored_ms DESC, event_id LIMIT 20")]
+        recent = [_event(r) for r in console.events(con, device_id=None, limit=20)]
     ingest = state.ingest
     return Overview(
         devices=devices,

@@ -10,7 +10,6 @@ import base64
 import binascii
 import datetime as dt
 import json
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -32,6 +31,8 @@ from server.codes import check_code
 from server.errors import Unreadable, answers
 from server.limits import MAX_PHOTO_BYTES, MIB, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE
 from server.live import snapshot
+from server.storage import console
+from server.storage.engine import Tx
 from server.stats import MAX_PERIOD_DAYS, inspections_by_agency_field, last_days, to_csv, trend
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
@@ -99,9 +100,9 @@ def officer_page(request: Request, state: State, lang: Lang = "zh") -> Template 
     if p is None or p.role != "officer":
         return Redirect(f"/login?lang={lang}")
     with dbmod.reading(state.settings.db) as con:
-        row = con.execute("SELECT fields FROM officers WHERE officer_id = ?", (p.officer_id,)).fetchone()
-        names = dict(con.execute("SELECT field_id, name FROM fields ORDER BY field_id").fetchall())
-    fields = json.loads(row[0]) if row else []
+        stored = console.officer_fields(con, p.officer_id)
+        names = console.field_names(con)
+    fields = json.loads(stored) if stored else []
     return _page("officer.html", lang, p, max_photo_bytes=MAX_PHOTO_BYTES, fields=[(f, names.get(f, f) if lang == "zh" else f) for f in fields])
 
 
@@ -160,15 +161,9 @@ def _label(names: tuple[str | None, str | None], fallback: str, lang: str) -> st
     return (zh if lang == "zh" else en or zh) or fallback
 
 
-def enterprise_history(con: sqlite3.Connection, credit_code: str, lang: str, with_outcomes: bool) -> list[Visit]:
+def enterprise_history(con: Tx, credit_code: str, lang: str, with_outcomes: bool) -> list[Visit]:
     """The enterprise's latest inspections, newest first: day, agency and field names; results only if asked."""
-    rows = con.execute(
-        "SELECT i.inspection_id, i.opened_ms, p.agency_id, a.name, a.name_en, p.field, f.name, f.name_en, p.result FROM inspections i"
-        " JOIN inspection_parts p USING (inspection_id) LEFT JOIN agencies a ON a.agency_id = p.agency_id LEFT JOIN fields f ON f.field_id = p.field"
-        " WHERE i.inspection_id IN (SELECT inspection_id FROM inspections WHERE credit_code = ? ORDER BY opened_ms DESC, inspection_id LIMIT ?)"
-        " ORDER BY i.opened_ms DESC, i.inspection_id, p.joined_ms, p.officer_id",
-        (credit_code, HISTORY_LIMIT),
-    ).fetchall()
+    rows = console.visits(con, credit_code, HISTORY_LIMIT)
     visits: dict[str, Visit] = {}  # by inspection id, which never leaves this function
     for inspection_id, opened_ms, agency_id, a_zh, a_en, field_id, f_zh, f_en, result in rows:
         agency, field = _label((a_zh, a_en), agency_id, lang), _label((f_zh, f_en), field_id, lang)
@@ -209,9 +204,9 @@ def enterprise_view(request: Request, state: State, data: JSONBody[EnterpriseQue
         except CodeError as e:
             raise ClientException(f"企业码无效 / the code is not valid ({e.reason}): {e}") from None
         owner = p is not None and p.role == "enterprise" and p.credit_code == code
-        name = con.execute("SELECT name FROM enterprises WHERE credit_code = ?", (code,)).fetchone()
+        name = console.enterprise_name(con, code)
         visits = enterprise_history(con, code, lang, with_outcomes=owner)
-    return EnterpriseHistory(credit_code=code, name=name[0] if name else code, outcomes_shown=owner, inspections=visits)
+    return EnterpriseHistory(credit_code=code, name=name or code, outcomes_shown=owner, inspections=visits)
 
 
 @get("/api/v1/live", sync_to_thread=True, tags=["dashboard"])

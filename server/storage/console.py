@@ -1,0 +1,108 @@
+"""What the console's JSON API and pages read that no rule module owns: device and event listings, the overview's
+totals, an enterprise's visit history, an officer's fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.storage.engine import Tx, sql
+
+DEVICE_COLUMNS = (
+    "device_id", "model", "kind", "agency_id", "wire_format", "registered_ms", "revoked", "last_seen_ms", "max_seq",
+    "stored_count", "duplicate_count",
+)  # fmt: skip
+_DEVICES = """
+    SELECT d.device_id, d.model, d.kind, d.agency_id, d.wire_format, d.registered_ms,
+           CASE WHEN d.revoked_ms IS NULL THEN 0 ELSE 1 END, s.last_seen_ms, coalesce(s.max_seq, 0),
+           coalesce(s.stored_count, 0), coalesce(s.duplicate_count, 0)
+    FROM devices d LEFT JOIN device_state s ON s.device_id = d.device_id
+"""
+ALL_DEVICES = sql(_DEVICES + " ORDER BY d.device_id")
+ONE_DEVICE = sql(_DEVICES + " WHERE d.device_id = :device_id")
+DEVICE_AGENCY = sql("SELECT agency_id FROM devices WHERE device_id = :device_id")
+
+EVENT_COLUMNS = (
+    "event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms", "clock_suspect",
+    "body_json",
+)  # fmt: skip
+_EVENTS = """
+    SELECT e.event_id, e.device_id, e.seq, e.type, e.device_time_ms, e.clock_error_ms, e.received_ms, e.stored_ms,
+           (SELECT c.reason FROM clock_suspects c WHERE c.event_id = e.event_id), e.body_json
+    FROM events e
+"""
+DEVICE_EVENTS = sql(_EVENTS + " WHERE e.device_id = :device_id ORDER BY e.seq DESC LIMIT :limit")
+RECENT_EVENTS = sql(_EVENTS + " ORDER BY e.stored_ms DESC, e.event_id LIMIT :limit")
+
+EVENTS_STORED = sql("SELECT CAST(coalesce(sum(stored_count), 0) AS BIGINT) FROM device_state")
+DEVICE_COUNT = sql("SELECT count(*) FROM devices")
+EVENTS_SINCE = sql("SELECT count(*) FROM events WHERE stored_ms >= :since_ms")
+# Sequence numbers start at 1 and are unique per device, so fewer stored than the highest means a gap.
+DEVICES_WITH_GAPS = sql("SELECT count(*) FROM device_state WHERE stored_count < max_seq")
+
+OFFICER_FIELDS = sql("SELECT fields FROM officers WHERE officer_id = :officer_id")
+FIELD_NAMES = sql("SELECT field_id, name FROM fields ORDER BY field_id")
+ENTERPRISE_NAME = sql("SELECT name FROM enterprises WHERE credit_code = :credit_code")
+VISITS = sql("""
+    SELECT i.inspection_id, i.opened_ms, p.agency_id, a.name, a.name_en, p.field, f.name, f.name_en, p.result
+    FROM inspections i
+    JOIN inspection_parts p ON p.inspection_id = i.inspection_id
+    LEFT JOIN agencies a ON a.agency_id = p.agency_id
+    LEFT JOIN fields f ON f.field_id = p.field
+    WHERE i.inspection_id IN (
+        SELECT inspection_id FROM inspections WHERE credit_code = :credit_code ORDER BY opened_ms DESC, inspection_id LIMIT :limit
+    )
+    ORDER BY i.opened_ms DESC, i.inspection_id, p.joined_ms, p.officer_id
+""")
+
+
+def devices(tx: Tx) -> list[tuple[Any, ...]]:
+    """Every registered device with its delivery state, in DEVICE_COLUMNS order, by device id."""
+    return tx.all(ALL_DEVICES)
+
+
+def device(tx: Tx, device_id: str) -> tuple[Any, ...] | None:
+    return tx.one(ONE_DEVICE, device_id=device_id)
+
+
+def device_agency(tx: Tx, device_id: str) -> tuple[str] | None:
+    """(agency id,) of a registered device, or None."""
+    row = tx.one(DEVICE_AGENCY, device_id=device_id)
+    return None if row is None else (row[0],)
+
+
+def events(tx: Tx, *, device_id: str | None, limit: int) -> list[tuple[Any, ...]]:
+    """The latest events in EVENT_COLUMNS order: one device's by sequence, or everyone's by time stored."""
+    if device_id:
+        return tx.all(DEVICE_EVENTS, device_id=device_id, limit=limit)
+    return tx.all(RECENT_EVENTS, limit=limit)
+
+
+def events_stored(tx: Tx) -> int:
+    return int(tx.scalar(EVENTS_STORED))
+
+
+def totals(tx: Tx, *, since_ms: int) -> tuple[int, int, int, int]:
+    """(devices, events stored, events stored since ``since_ms``, devices with sequence gaps)."""
+    return (
+        int(tx.scalar(DEVICE_COUNT)), events_stored(tx), int(tx.scalar(EVENTS_SINCE, since_ms=since_ms)),
+        int(tx.scalar(DEVICES_WITH_GAPS)),
+    )  # fmt: skip
+
+
+def officer_fields(tx: Tx, officer_id: str | None) -> str | None:
+    """The officer's fields as stored (JSON text), or None."""
+    return tx.scalar(OFFICER_FIELDS, officer_id=officer_id)
+
+
+def field_names(tx: Tx) -> dict[str, str]:
+    return dict(tx.all(FIELD_NAMES))
+
+
+def enterprise_name(tx: Tx, credit_code: str) -> str | None:
+    return tx.scalar(ENTERPRISE_NAME, credit_code=credit_code)
+
+
+def visits(tx: Tx, credit_code: str, limit: int) -> list[tuple[Any, ...]]:
+    """The parts of the enterprise's latest ``limit`` inspections, newest first: (inspection id, opened, agency id,
+    agency zh, agency en, field id, field zh, field en, result)."""
+    return tx.all(VISITS, credit_code=credit_code, limit=limit)
