@@ -16,7 +16,7 @@ from server.storage.revisions import VERSION_TABLE, sqlite_file_is_current
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 #: The driver of PostgreSQL URLs written without one (psycopg 3, not SQLAlchemy's default psycopg2).
 POSTGRES_DRIVER = "postgresql+psycopg"
-#: The revision that creates the schema server/db.py MIGRATIONS 1..12 built; old SQLite files are stamped with it.
+#: The revision that creates the schema server/storage/legacy_schema.py MIGRATIONS 1..12 built; old SQLite files are stamped with it.
 BASELINE = "0001_baseline"
 #: How long a migration waits for another process's write transaction on SQLite (as server/db.connect's).
 SQLITE_BUSY_TIMEOUT_MS = 10_000

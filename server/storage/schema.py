@@ -1,4 +1,4 @@
-"""The one description of the schema for SQLite and PostgreSQL: every table of server/db.py MIGRATIONS 1..12 as
+"""The one description of the schema for SQLite and PostgreSQL: every table of server/storage/legacy_schema.py MIGRATIONS 1..12 as
 SQLAlchemy Core, grouped by domain in the schema_* modules; this module gathers them under one ``metadata``.
 
 tests/server/test_storage_schema.py checks that the Alembic history (migrations/) builds on SQLite exactly what
