@@ -10,12 +10,13 @@ appended to ``account_changes`` with who did it and when; the command line recor
 from __future__ import annotations
 
 import getpass
-import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
 from server.auth import MIN_PASSWORD_LENGTH, Principal, forget_failures
 from server.errors import Forbidden, Invalid, NotFound
+from server.storage import users as user_store
+from server.storage.engine import Tx
 
 Action = Literal["created", "disabled", "enabled", "password_reset"]
 #: Roles an agency's administrator may manage (in their own agency).
@@ -51,35 +52,20 @@ class Change:
     at_ms: int
 
 
-_SELECT = """
-SELECT u.username, u.role, u.agency_id, a.name, u.officer_id, o.name, u.credit_code, e.name, u.created_ms, u.disabled_ms,
-       (SELECT count(*) FROM sessions s WHERE s.username = u.username AND s.expires_ms > ?),
-       c.action, c.by_username, c.at_ms
-FROM users u
-LEFT JOIN agencies a ON a.agency_id = u.agency_id
-LEFT JOIN officers o ON o.officer_id = u.officer_id
-LEFT JOIN enterprises e ON e.credit_code = u.credit_code
-LEFT JOIN account_changes c ON c.id = (SELECT max(id) FROM account_changes WHERE username = u.username)
-"""
-
-
-def list_accounts(con: sqlite3.Connection, viewer: Principal, now_ms: int) -> list[Account]:
+def list_accounts(tx: Tx, viewer: Principal, now_ms: int) -> list[Account]:
     """The accounts the viewer manages: all for a supervisor, their agency's staff for its administrator."""
     if viewer.role == "supervisor":
-        rows = con.execute(_SELECT + " ORDER BY u.role, u.agency_id, u.username", (now_ms,)).fetchall()
+        rows = user_store.all_accounts(tx, now_ms)
     elif viewer.role == "agency_admin":
-        rows = con.execute(
-            _SELECT + f" WHERE u.agency_id = ? AND u.role IN ({', '.join('?' * len(AGENCY_MANAGED_ROLES))}) ORDER BY u.role, u.username",
-            (now_ms, viewer.agency_id, *AGENCY_MANAGED_ROLES),
-        ).fetchall()
+        rows = user_store.agency_accounts(tx, viewer.agency_id, AGENCY_MANAGED_ROLES, now_ms)
     else:
         raise Forbidden(f"角色 {viewer.role} 无权管理账号 / role {viewer.role} may not manage accounts")
     return [Account(*r) for r in rows]
 
 
-def get_account(con: sqlite3.Connection, username: str, now_ms: int) -> Account:
+def get_account(tx: Tx, username: str, now_ms: int) -> Account:
     """One account, or NotFound."""
-    row = con.execute(_SELECT + " WHERE u.username = ?", (now_ms, username)).fetchone()
+    row = user_store.account(tx, username, now_ms)
     if row is None:
         raise NotFound(f"没有账号 {username!r} / no account {username!r}")
     return Account(*row)
@@ -97,40 +83,43 @@ def check_may_manage(actor: Principal, target: Account) -> None:
         raise Forbidden("该账号属于其他执法机关 / this account belongs to another agency")
 
 
-def account_changes(con: sqlite3.Connection, username: str) -> list[Change]:
+def account_changes(tx: Tx, username: str) -> list[Change]:
     """Every recorded change of an account, oldest first."""
-    rows = con.execute("SELECT action, by_username, at_ms FROM account_changes WHERE username = ? ORDER BY id", (username,)).fetchall()
-    return [Change(*r) for r in rows]
+    return [Change(*r) for r in user_store.changes(tx, username)]
 
 
-def record_change(con: sqlite3.Connection, username: str, action: Action, by: str, now_ms: int) -> None:
+def record_change(tx: Tx, username: str, action: Action, by: str, now_ms: int) -> None:
     """Append one change of an account to the record."""
-    con.execute("INSERT INTO account_changes(username, action, by_username, at_ms) VALUES (?, ?, ?, ?)", (username, action, by, now_ms))
+    user_store.insert_change(tx, username=username, action=action, by=by, at_ms=now_ms)
 
 
-def _exists(con: sqlite3.Connection, username: str) -> None:
-    if con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is None:
+def _exists(tx: Tx, username: str) -> None:
+    if not user_store.user_exists(tx, username):
         raise NotFound(f"没有账号 {username!r} / no account {username!r}")
 
 
-def disable_account(con: sqlite3.Connection, username: str, by: str, now_ms: int) -> bool:
-    """Disable an account and end its sessions (call inside a transaction); False if it already was."""
+def disable_account(tx: Tx, username: str, by: str, now_ms: int) -> bool:
+    """Disable an account and end its sessions (call inside a transaction); False if it already was.
+
+    The account is locked first: a sign-in that checked the password before the disable commits waits, then
+    finds the account disabled and makes no session (``auth._new_session``)."""
     if username == by:
         raise Forbidden("不能停用自己的账号 / you cannot disable your own account")
-    _exists(con, username)
-    changed = con.execute("UPDATE users SET disabled_ms = ? WHERE username = ? AND disabled_ms IS NULL", (now_ms, username)).rowcount == 1
-    con.execute("DELETE FROM sessions WHERE username = ?", (username,))
+    _exists(tx, username)
+    user_store.lock_user(tx, username)
+    changed = user_store.disable_user(tx, username, now_ms)
+    user_store.delete_sessions_of(tx, username)
     if changed:
-        record_change(con, username, "disabled", by, now_ms)
+        record_change(tx, username, "disabled", by, now_ms)
     return changed
 
 
-def enable_account(con: sqlite3.Connection, username: str, by: str, now_ms: int) -> bool:
+def enable_account(tx: Tx, username: str, by: str, now_ms: int) -> bool:
     """Enable a disabled account (call inside a transaction); False if it was not disabled."""
-    _exists(con, username)
-    changed = con.execute("UPDATE users SET disabled_ms = NULL WHERE username = ? AND disabled_ms IS NOT NULL", (username,)).rowcount == 1
+    _exists(tx, username)
+    changed = user_store.enable_user(tx, username)
     if changed:
-        record_change(con, username, "enabled", by, now_ms)
+        record_change(tx, username, "enabled", by, now_ms)
     return changed
 
 
@@ -140,14 +129,15 @@ def check_new_password(password: str) -> None:
         raise Invalid(f"密码至少 {MIN_PASSWORD_LENGTH} 个字符 / a password needs at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def reset_password(con: sqlite3.Connection, username: str, password_hash: str, by: str, now_ms: int) -> None:
+def reset_password(tx: Tx, username: str, password_hash: str, by: str, now_ms: int) -> None:
     """Set a new password (hashed beforehand, outside the transaction), end the account's sessions and
-    clear its failed sign-ins (call inside a transaction)."""
-    _exists(con, username)
-    con.execute("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
-    con.execute("DELETE FROM sessions WHERE username = ?", (username,))
-    forget_failures(con, username)  # the account's own count and every (account, address) pair's
-    record_change(con, username, "password_reset", by, now_ms)
+    clear its failed sign-ins (call inside a transaction; the account is locked as ``disable_account`` does)."""
+    _exists(tx, username)
+    user_store.lock_user(tx, username)
+    user_store.set_password_hash(tx, username, password_hash)
+    user_store.delete_sessions_of(tx, username)
+    forget_failures(tx, username)  # the account's own count and every (account, address) pair's
+    record_change(tx, username, "password_reset", by, now_ms)
 
 
 def cli_actor() -> str:

@@ -24,11 +24,10 @@ import hashlib
 import hmac
 import math
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -36,6 +35,11 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 
 from server import db as dbmod
 from server.settings import SignInLimits
+from server.storage import users as user_store
+from server.storage.engine import Tx
+
+if TYPE_CHECKING:
+    import sqlite3
 
 Role = Literal["officer", "agency_admin", "supervisor", "enterprise"]
 ROLES: tuple[str, ...] = ("officer", "agency_admin", "supervisor", "enterprise")
@@ -49,6 +53,8 @@ MIN_PASSWORD_LENGTH = 8
 #: The keys failed sign-ins are counted under: an account from any address, a client address whatever
 #: the account, and one account tried from one address.
 ACCOUNT, ADDRESS, PAIR = "account", "address", "pair"
+#: Between the address and the user name in a pair's key (a newline never occurs in an address).
+PAIR_SEPARATOR = "\n"
 #: Doubling stops growing the exponent here (the wait is capped long before; keeps the integers small).
 _MAX_DOUBLINGS = 32
 
@@ -103,8 +109,18 @@ class Principal:
 CurrentPrincipal = NamedDependency[Principal]
 
 
+def _as_tx(con: Tx | sqlite3.Connection) -> Tx:
+    """Transition (issue 12): callers not yet moved (demo, bench, a few tests) still hand a raw SQLite connection."""
+    return con if isinstance(con, Tx) else Tx(con)
+
+
+def _token_hash(token: str) -> str:
+    """Sessions are stored by the SHA-256 of their token: a copy of the table signs nobody in."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def add_user(
-    con: sqlite3.Connection,
+    con: Tx | sqlite3.Connection,
     username: str,
     password: str,
     role: str,
@@ -125,39 +141,37 @@ def add_user(
         raise AuthError("an officer user names its officer id: give --officer")
     if role == "enterprise" and not credit_code:
         raise AuthError("an enterprise user names its credit code: give --enterprise")
-    if con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+    stored = user_store.insert_user(
+        _as_tx(con), username=username, role=role, agency_id=agency_id, officer_id=officer_id, credit_code=credit_code,
+        password_hash=password_hash or hash_password(password), created_ms=int(time.time() * 1000),
+    )
+    if not stored:
         raise AuthError(f"user {username!r} already exists")
-    con.execute(
-        "INSERT INTO users(username, role, agency_id, officer_id, credit_code, password_hash, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (username, role, agency_id, officer_id, credit_code, password_hash or hash_password(password), int(time.time() * 1000)),
-    )
 
 
-def _verify(con: sqlite3.Connection, username: str, password: str) -> Principal | None:
+def _verify(tx: Tx, username: str, password: str) -> Principal | None:
     """The principal whose password this is, or None (the same time for a wrong name or password)."""
-    row = con.execute(
-        "SELECT username, role, agency_id, officer_id, credit_code, password_hash FROM users WHERE username = ? AND disabled_ms IS NULL", (username,)
-    ).fetchone()
-    ok = check_password(password, row[5] if row else _DUMMY_HASH)  # always hash: no timing difference
-    if row is None or not ok:
+    found = user_store.active_user(tx, username)
+    ok = check_password(password, found[1] if found else _DUMMY_HASH)  # always hash: no timing difference
+    if found is None or not ok:
         return None
-    return Principal(username=row[0], role=row[1], agency_id=row[2], officer_id=row[3], credit_code=row[4])
+    return Principal(*found[0])
 
 
-def _new_session(con: sqlite3.Connection, username: str, now: int) -> str | None:
-    """A session token for the user, or None if the account was disabled meanwhile."""
+def _new_session(tx: Tx, username: str, now: int) -> str | None:
+    """A session token for the user, or None if the account was disabled meanwhile (a disable or password reset
+    running at the same moment is waited for, so its end of every session is never undone by this one)."""
     token = secrets.token_urlsafe(32)
-    cur = con.execute(
-        "INSERT INTO sessions(token_hash, username, created_ms, expires_ms) SELECT ?, username, ?, ? FROM users WHERE username = ? AND disabled_ms IS NULL",
-        (hashlib.sha256(token.encode()).hexdigest(), now, now + SESSION_TTL_MS, username),
-    )
-    return token if cur.rowcount == 1 else None
+    user_store.lock_user(tx, username)
+    stored = user_store.insert_session(tx, token_hash=_token_hash(token), username=username, created_ms=now, expires_ms=now + SESSION_TTL_MS)
+    return token if stored else None
 
 
-def sign_in(con: sqlite3.Connection, username: str, password: str) -> tuple[str, Principal] | None:
+def sign_in(con: Tx | sqlite3.Connection, username: str, password: str) -> tuple[str, Principal] | None:
     """A new session token and the principal, or None (the same for a wrong name or password); no limits."""
-    p = _verify(con, username, password)
-    token = _new_session(con, username, int(time.time() * 1000)) if p else None
+    tx = _as_tx(con)
+    p = _verify(tx, username, password)
+    token = _new_session(tx, username, int(time.time() * 1000)) if p else None
     return (token, p) if p and token else None
 
 
@@ -172,18 +186,17 @@ class _Counted:
 
 def pair_key(username: str, address: str) -> str:
     """The key of one account tried from one address (a newline never occurs in an address)."""
-    return f"{address}\n{username}"
+    return f"{address}{PAIR_SEPARATOR}{username}"
 
 
-def _lock_end(con: sqlite3.Connection, kind: str, key: str) -> int:
-    row = con.execute("SELECT locked_until_ms FROM sign_in_failures WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-    return row[0] if row else 0
+def _lock_end(tx: Tx, kind: str, key: str) -> int:
+    row = user_store.failure(tx, kind, key)
+    return row[2] if row else 0
 
 
-def _count_failure(con: sqlite3.Connection, kind: str, key: str, threshold: int, limits: SignInLimits, now: int) -> tuple[int, int]:
+def _count_failure(tx: Tx, kind: str, key: str, threshold: int, limits: SignInLimits, now: int) -> tuple[int, int]:
     """Count one failure under a key; returns its lock end before and after."""
-    row = con.execute("SELECT failures, window_start_ms, locked_until_ms FROM sign_in_failures WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-    failures, start, locked_until = row or (0, now, 0)
+    failures, start, locked_until = user_store.failure(tx, kind, key) or (0, now, 0)
     window_ms = int(limits.window_s * 1000)
     if now >= max(start, locked_until) + window_ms:  # a whole window without failures or waits: start afresh
         failures, start = 0, now
@@ -192,16 +205,11 @@ def _count_failure(con: sqlite3.Connection, kind: str, key: str, threshold: int,
     if failures >= threshold:
         doublings = min(failures - threshold, _MAX_DOUBLINGS)
         new_lock = max(locked_until, now + int(min(limits.backoff_s * 2**doublings, limits.backoff_max_s) * 1000))
-    con.execute(
-        "INSERT INTO sign_in_failures(kind, key, failures, window_start_ms, last_failure_ms, locked_until_ms) VALUES (?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (kind, key) DO UPDATE SET failures = excluded.failures, window_start_ms = excluded.window_start_ms,"
-        " last_failure_ms = excluded.last_failure_ms, locked_until_ms = excluded.locked_until_ms",
-        (kind, key, failures, start, now, new_lock),
-    )
+    user_store.put_failure(tx, kind=kind, key=key, failures=failures, window_start_ms=start, last_failure_ms=now, locked_until_ms=new_lock)
     return locked_until, new_lock
 
 
-def _count_attempt(con: sqlite3.Connection, username: str, address: str, limits: SignInLimits, now: int) -> _Counted:
+def _count_attempt(tx: Tx, username: str, address: str, limits: SignInLimits, now: int) -> _Counted:
     """Count an attempt as a failure before its password is checked (OWASP: per account and address
     pair, per address, per account, each with its own threshold).
 
@@ -209,44 +217,45 @@ def _count_attempt(con: sqlite3.Connection, username: str, address: str, limits:
     (a guesser's own wait grows), never on the account: one address cannot lock an account's owner
     out. While only the account waits (a guesser spread over many addresses), the attempt is refused
     unchecked and counts on the address alone: the owner's own tries do not make the wait longer.
-    Otherwise it counts on all three, and a success takes its counts back (``_forgive``)."""
+    Otherwise it counts on all three, and a success takes its counts back (``_forgive``).
+    Every count is read and written back under one lock (several server processes count at once)."""
+    user_store.lock_failures(tx)
     pair = pair_key(username, address)
-    pair_lock, address_lock, account_lock = (_lock_end(con, kind, key) for kind, key in ((PAIR, pair), (ADDRESS, address), (ACCOUNT, username)))
+    pair_lock, address_lock, account_lock = (_lock_end(tx, kind, key) for kind, key in ((PAIR, pair), (ADDRESS, address), (ACCOUNT, username)))
     locks: dict[str, tuple[int, int]] = {}
     if pair_lock > now or address_lock > now:
-        locks[PAIR] = _count_failure(con, PAIR, pair, limits.pair_failures, limits, now)
-        locks[ADDRESS] = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
+        locks[PAIR] = _count_failure(tx, PAIR, pair, limits.pair_failures, limits, now)
+        locks[ADDRESS] = _count_failure(tx, ADDRESS, address, limits.address_failures, limits, now)
         waits = [after for before, after in locks.values() if before > now] + [account_lock]
     elif account_lock > now:
-        locks[ADDRESS] = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
+        locks[ADDRESS] = _count_failure(tx, ADDRESS, address, limits.address_failures, limits, now)
         waits = [account_lock] + ([locks[ADDRESS][1]] if locks[ADDRESS][0] > now else [])
     else:
-        locks[PAIR] = _count_failure(con, PAIR, pair, limits.pair_failures, limits, now)
-        locks[ADDRESS] = _count_failure(con, ADDRESS, address, limits.address_failures, limits, now)
-        locks[ACCOUNT] = _count_failure(con, ACCOUNT, username, limits.account_failures, limits, now)
+        locks[PAIR] = _count_failure(tx, PAIR, pair, limits.pair_failures, limits, now)
+        locks[ADDRESS] = _count_failure(tx, ADDRESS, address, limits.address_failures, limits, now)
+        locks[ACCOUNT] = _count_failure(tx, ACCOUNT, username, limits.account_failures, limits, now)
         waits = []
     # Past a window and the longest wait a row can no longer matter: keep the table small.
-    con.execute("DELETE FROM sign_in_failures WHERE last_failure_ms < ?", (now - int((limits.window_s + limits.backoff_max_s) * 1000),))
+    user_store.delete_failures_before(tx, now - int((limits.window_s + limits.backoff_max_s) * 1000))
     return _Counted(wait_ms=max((end - now for end in waits), default=0), locks=locks)
 
 
-def _forgive(con: sqlite3.Connection, username: str, address: str, counted: _Counted) -> None:
+def _forgive(tx: Tx, username: str, address: str, counted: _Counted) -> None:
     """A success: clear this pair's failures, and take this attempt's count back from its address and
     its account (failures from other addresses stay counted on the account)."""
-    con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND key = ?", (PAIR, pair_key(username, address)))
+    user_store.lock_failures(tx)
+    user_store.delete_failure(tx, PAIR, pair_key(username, address))
     for kind, key in ((ADDRESS, address), (ACCOUNT, username)):
         before, after = counted.locks[kind]
-        con.execute(
-            "UPDATE sign_in_failures SET failures = max(failures - 1, 0), locked_until_ms = CASE WHEN locked_until_ms = ? THEN ? ELSE locked_until_ms END"
-            " WHERE kind = ? AND key = ?",
-            (after, before, kind, key),
-        )
+        user_store.take_back_failure(tx, kind=kind, key=key, moved_from_ms=before, moved_to_ms=after)
 
 
-def forget_failures(con: sqlite3.Connection, username: str) -> None:
+def forget_failures(con: Tx | sqlite3.Connection, username: str) -> None:
     """Clear an account's failed sign-ins, its own and those of every address it was tried from (a password reset)."""
-    con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND key = ?", (ACCOUNT, username))
-    con.execute("DELETE FROM sign_in_failures WHERE kind = ? AND substr(key, instr(key, char(10)) + 1) = ?", (PAIR, username))
+    tx = _as_tx(con)
+    user_store.lock_failures(tx)
+    user_store.delete_failures_ending_with(tx, PAIR, PAIR_SEPARATOR, username)  # pairs first, as _forgive does
+    user_store.delete_failure(tx, ACCOUNT, username)
 
 
 def sign_in_limited(
@@ -256,24 +265,30 @@ def sign_in_limited(
 
     Raises SignInThrottled while one must wait (the same for an account that does not exist)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    with dbmod.writing(db_path) as con:
-        counted = _count_attempt(con, username, address, limits, now)
+    with dbmod.writing(db_path) as tx:
+        counted = _count_attempt(tx, username, address, limits, now)
     if counted.wait_ms > 0:
         raise SignInThrottled(max(1, math.ceil(counted.wait_ms / 1000)))
-    with dbmod.reading(db_path) as con:  # scrypt outside any write transaction
-        p = _verify(con, username, password)
+    with dbmod.reading(db_path) as tx:  # scrypt outside any write transaction
+        p = _verify(tx, username, password)
     if p is None:
         return None
-    with dbmod.writing(db_path) as con:
-        token = _new_session(con, username, now)
+    with dbmod.writing(db_path) as tx:
+        token = _new_session(tx, username, now)
         if token is not None:
-            _forgive(con, username, address, counted)
+            _forgive(tx, username, address, counted)
     return (token, p) if token else None
 
 
-def sign_out(con: sqlite3.Connection, token: str) -> None:
+def sign_out(tx: Tx, token: str) -> None:
     """End a session."""
-    con.execute("DELETE FROM sessions WHERE token_hash = ?", (hashlib.sha256(token.encode()).hexdigest(),))
+    user_store.delete_session(tx, _token_hash(token))
+
+
+def principal_for_token(tx: Tx, token: str, now_ms: int) -> Principal | None:
+    """The principal of a session token, unless the session has expired or ended or the account is disabled."""
+    row = user_store.session_principal(tx, _token_hash(token), now_ms)
+    return Principal(*row) if row else None
 
 
 def _token(connection: ASGIConnection) -> str | None:  # type: ignore[type-arg]
@@ -288,13 +303,8 @@ def principal_of(connection: ASGIConnection) -> Principal | None:  # type: ignor
     token = _token(connection)
     if not token:
         return None
-    with dbmod.reading(connection.app.state.settings.db) as con:
-        row = con.execute(
-            "SELECT u.username, u.role, u.agency_id, u.officer_id, u.credit_code FROM sessions s JOIN users u USING (username)"
-            " WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled_ms IS NULL",
-            (hashlib.sha256(token.encode()).hexdigest(), int(time.time() * 1000)),
-        ).fetchone()
-    return Principal(*row) if row else None
+    with dbmod.reading(connection.app.state.settings.db) as tx:
+        return principal_for_token(tx, token, int(time.time() * 1000))
 
 
 def provide_principal(request: ASGIConnection) -> Principal:  # type: ignore[type-arg]

@@ -120,8 +120,8 @@ def managers_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # t
 
 def _managed(state: State, principal: Principal, username: UsernamePath) -> Account:
     """The account, if the principal manages it (404 if there is none, 403 if not theirs)."""
-    with dbmod.reading(state.settings.db) as con:
-        account = get_account(con, username, _now())
+    with dbmod.reading(state.settings.db) as tx:
+        account = get_account(tx, username, _now())
     check_may_manage(principal, account)
     return account
 
@@ -136,34 +136,34 @@ class UserController(Controller):
     @get("/", sync_to_thread=True)
     def list_users(self, state: State, principal: CurrentPrincipal) -> list[UserOut]:
         """The accounts this manager manages."""
-        with dbmod.reading(state.settings.db) as con:
-            return [_out(a) for a in list_accounts(con, principal, _now())]
+        with dbmod.reading(state.settings.db) as tx:
+            return [_out(a) for a in list_accounts(tx, principal, _now())]
 
     @get("/{username:str}", sync_to_thread=True)
     def show(self, state: State, principal: CurrentPrincipal, username: UsernamePath) -> UserDetail:
         """One account with every change recorded (who, what, when)."""
         account = _managed(state, principal, username)
-        with dbmod.reading(state.settings.db) as con:
-            changes = [ChangeOut(action=c.action, by=c.by, at_ms=c.at_ms) for c in account_changes(con, username)]
+        with dbmod.reading(state.settings.db) as tx:
+            changes = [ChangeOut(action=c.action, by=c.by, at_ms=c.at_ms) for c in account_changes(tx, username)]
         return UserDetail(**msgspec.structs.asdict(_out(account)), changes=changes)
 
     @post("/{username:str}/disable", sync_to_thread=True, status_code=200)
     def disable(self, state: State, principal: CurrentPrincipal, username: UsernamePath) -> UserOut:
         """Disable the account: its sessions end at once and it cannot sign in (repeating it changes nothing)."""
         now = _now()
-        with dbmod.writing(state.settings.db) as con:  # checked and changed in one transaction
-            check_may_manage(principal, get_account(con, username, now))
-            disable_account(con, username, principal.username, now)
-            return _out(get_account(con, username, now))
+        with dbmod.writing(state.settings.db) as tx:  # checked and changed in one transaction
+            check_may_manage(principal, get_account(tx, username, now))
+            disable_account(tx, username, principal.username, now)
+            return _out(get_account(tx, username, now))
 
     @post("/{username:str}/enable", sync_to_thread=True, status_code=200)
     def enable(self, state: State, principal: CurrentPrincipal, username: UsernamePath) -> UserOut:
         """Enable a disabled account (repeating it changes nothing)."""
         now = _now()
-        with dbmod.writing(state.settings.db) as con:
-            check_may_manage(principal, get_account(con, username, now))
-            enable_account(con, username, principal.username, now)
-            return _out(get_account(con, username, now))
+        with dbmod.writing(state.settings.db) as tx:
+            check_may_manage(principal, get_account(tx, username, now))
+            enable_account(tx, username, principal.username, now)
+            return _out(get_account(tx, username, now))
 
     @post("/{username:str}/reset-password", sync_to_thread=True, status_code=200, responses=answers(Invalid))
     def reset(self, state: State, principal: CurrentPrincipal, username: UsernamePath, data: JSONBody[PasswordIn]) -> UserOut:
@@ -172,10 +172,10 @@ class UserController(Controller):
         check_new_password(data.password)
         hashed = hash_password(data.password)  # scrypt before the write transaction, not inside it
         now = _now()
-        with dbmod.writing(state.settings.db) as con:
-            check_may_manage(principal, get_account(con, username, now))
-            reset_password(con, username, hashed, principal.username, now)
-            return _out(get_account(con, username, now))
+        with dbmod.writing(state.settings.db) as tx:
+            check_may_manage(principal, get_account(tx, username, now))
+            reset_password(tx, username, hashed, principal.username, now)
+            return _out(get_account(tx, username, now))
 
 
 def _when(ms: int | None) -> str:
@@ -208,8 +208,8 @@ def users_page(request: Request, state: State, lang: Lang = "zh") -> Template | 
         return Redirect(f"/login?lang={lang}")
     if p.role not in MANAGERS:
         return Redirect(f"{HOME[p.role]}?lang={lang}")
-    with dbmod.reading(state.settings.db) as con:
-        rows = [_row(a, p, lang) for a in list_accounts(con, p, _now())]
+    with dbmod.reading(state.settings.db) as tx:
+        rows = [_row(a, p, lang) for a in list_accounts(tx, p, _now())]
     t = {**TEXT[lang], **PAGE_TEXT[lang]}
     scope = t["scope_all"] if p.role == "supervisor" else t["scope_agency"]
     return _page("users.html", lang, p, t=t, users=rows, scope=scope, min_password=MIN_PASSWORD_LENGTH)
