@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,9 @@ from protocol.signing import SigningKey, VerifyKey
 from server.alerts import raise_alert
 from server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from server.keys import load_or_create_server_key
+from server.storage import codes as store
+from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
 
 #: Key id of the enterprise-code signing key in use.
 ACTIVE_KEY_ID = "K1"
@@ -81,24 +83,26 @@ class Revoker:
 COMMAND_LINE = Revoker(username="fe-server", role="operator")
 
 
-def code_key_path(db_path: Path, key_id: str = ACTIVE_KEY_ID) -> Path:
-    """Where an enterprise-code signing key lives (beside the database)."""
-    return db_path.with_name(f"{db_path.name}.code-{key_id}.key")
+def code_key_path(key_base: Path, key_id: str = ACTIVE_KEY_ID) -> Path:
+    """Where an enterprise-code signing key lives: named after ``key_base`` (settings.key_base: the SQLite file, or
+    <key_dir>/server with PostgreSQL)."""
+    return key_base.with_name(f"{key_base.name}.code-{key_id}.key")
 
 
-def ensure_code_key(con: sqlite3.Connection, db_path: Path, key_id: str = ACTIVE_KEY_ID) -> SigningKey:
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def ensure_code_key(con: Con, key_base: Path, key_id: str = ACTIVE_KEY_ID) -> SigningKey:
     """The signing key for enterprise codes, created and registered on first use."""
-    key = load_or_create_server_key(code_key_path(db_path, key_id))
-    con.execute(
-        "INSERT INTO code_keys(key_id, public_key, created_ms) VALUES (?, ?, ?) ON CONFLICT(key_id) DO NOTHING",
-        (key_id, key.public_hex, int(time.time() * 1000)),
-    )
+    key = load_or_create_server_key(code_key_path(Path(key_base), key_id))
+    store.add_key(as_tx(con), key_id, key.public_hex, _now_ms())
     return key
 
 
-def verify_keys(con: sqlite3.Connection) -> dict[str, VerifyKey]:
+def verify_keys(con: Con) -> dict[str, VerifyKey]:
     """Every registered, unretired code key."""
-    return {kid: VerifyKey.from_hex(pub) for kid, pub in con.execute("SELECT key_id, public_key FROM code_keys WHERE retired_ms IS NULL ORDER BY key_id")}
+    return {kid: VerifyKey.from_hex(pub) for kid, pub in store.active_keys(as_tx(con)).items()}
 
 
 def today_cst() -> dt.date:
@@ -106,58 +110,48 @@ def today_cst() -> dt.date:
     return dt.datetime.now(_CST).date()
 
 
-def registered_enterprise(con: sqlite3.Connection, credit_code: str) -> tuple[str, str]:
+def registered_enterprise(con: Con, credit_code: str) -> tuple[str, str]:
     """(credit code, name) of a registered enterprise; CreditCodeInvalid or EnterpriseUnknown otherwise."""
     try:
         code = validate(credit_code)
     except CreditCodeError as e:
         raise CreditCodeInvalid(f"统一社会信用代码无效 / invalid credit code: {e}") from None
-    row = con.execute("SELECT name FROM enterprises WHERE credit_code = ?", (code,)).fetchone()
-    if row is None:
+    name = store.enterprise_name(as_tx(con), code)
+    if name is None:
         raise EnterpriseUnknown(f"未登记统一社会信用代码为 {code} 的企业 / no enterprise with credit code {code} is registered")
-    return code, row[0]
+    return code, name
 
 
-def issue_code(con: sqlite3.Connection, db_path: Path, credit_code: str, today: dt.date | None = None) -> tuple[str, str]:
+def issue_code(con: Con, key_base: Path, credit_code: str, today: dt.date | None = None) -> tuple[str, str]:
     """(code text, enterprise name): the enterprise's code in force, else a new one (call inside a write transaction).
 
     A new code carries today's date (CST), or, if a code dated today or later was revoked, the day after
     the latest such date: a date no revoked code of the enterprise carries, so devices that list revoked
     codes as ``<credit code>:<date>`` accept the new code at once."""
-    code, name = registered_enterprise(con, credit_code)
+    tx = as_tx(con)
+    code, name = registered_enterprise(tx, credit_code)
+    store.lock_enterprise_codes(tx, code)
     today = today or today_cst()
-    latest = con.execute(
-        "SELECT issued, text, revoked_ms FROM issued_codes WHERE credit_code = ? AND issued >= ? ORDER BY issued DESC LIMIT 1", (code, today.isoformat())
-    ).fetchone()
+    latest = store.latest_code_from(tx, code, today.isoformat())
     if latest is not None and latest[2] is None:
         return latest[1], name
     issued = today if latest is None else dt.date.fromisoformat(latest[0]) + dt.timedelta(days=1)
-    key = ensure_code_key(con, db_path)
+    key = ensure_code_key(tx, key_base)
     text = enterprise_code.issue(code, key, ACTIVE_KEY_ID, issued)
-    con.execute(
-        "INSERT INTO issued_codes(credit_code, issued, key_id, text, issued_ms) VALUES (?, ?, ?, ?, ?)",
-        (code, issued.isoformat(), ACTIVE_KEY_ID, text, int(time.time() * 1000)),
-    )
+    store.add_code(tx, code, issued.isoformat(), ACTIVE_KEY_ID, text, _now_ms())
     return text, name
 
 
-def responsible(con: sqlite3.Connection, agency_id: str, credit_code: str, now_ms: int) -> bool:
+def responsible(con: Con, agency_id: str, credit_code: str, now_ms: int) -> bool:
     """Is the agency responsible for the enterprise: the enterprise is in the agency's region (an agency
     without a region covers every region), and the agency deals with it on record: one of its officers
     took part in an inspection of it in the last RESPONSIBLE_AFTER_INSPECTION_DAYS days, or one of its
     plans (random draws, ...) in force names it as a target."""
-    row = con.execute(
-        "SELECT 1 FROM agencies a JOIN enterprises e ON e.credit_code = ?2 WHERE a.agency_id = ?1 AND (a.region = '' OR a.region = e.region)"
-        " AND (EXISTS (SELECT 1 FROM inspections i JOIN inspection_parts p USING (inspection_id)"
-        "              WHERE i.credit_code = ?2 AND p.agency_id = ?1 AND p.joined_ms >= ?3)"
-        "      OR EXISTS (SELECT 1 FROM plan_targets t JOIN plans l USING (plan_id)"
-        "              WHERE t.credit_code = ?2 AND l.agency_id = ?1 AND l.valid_from_ms <= ?4 AND l.valid_to_ms >= ?4))",
-        (agency_id, credit_code, now_ms - RESPONSIBLE_AFTER_INSPECTION_DAYS * DAY_MS, now_ms),
-    ).fetchone()
-    return row is not None
+    since = now_ms - RESPONSIBLE_AFTER_INSPECTION_DAYS * DAY_MS
+    return store.agency_deals_with(as_tx(con), agency_id, credit_code, inspected_since=since, now_ms=now_ms)
 
 
-def may_revoke(con: sqlite3.Connection, by: Revoker, credit_code: str, now_ms: int) -> bool:
+def may_revoke(con: Con, by: Revoker, credit_code: str, now_ms: int) -> bool:
     """A supervisor and the command line may revoke any enterprise's code; an agency's administrator only
     the code of an enterprise their agency is responsible for; nobody else."""
     if by.role in ("supervisor", COMMAND_LINE.role):
@@ -169,40 +163,37 @@ def may_revoke(con: sqlite3.Connection, by: Revoker, credit_code: str, now_ms: i
 _ROLE_NAMES = {"supervisor": ("监督机构", "supervisor"), "agency_admin": ("执法机关管理员", "agency administrator"), COMMAND_LINE.role: ("服务器命令行", "server command line")}
 
 
-def _who(con: sqlite3.Connection, by: Revoker) -> tuple[str, str]:
+def _who(tx: Tx, by: Revoker) -> tuple[str, str]:
     """Who revoked, as a person reads it: the agency's name (not its id), the role and the user name."""
     role_zh, role_en = _ROLE_NAMES.get(by.role, (by.role, by.role))
-    row = con.execute("SELECT name, COALESCE(NULLIF(name_en, ''), name) FROM agencies WHERE agency_id = ?", (by.agency_id,)).fetchone() if by.agency_id else None
-    if row is None:
+    names = store.agency_names(tx, by.agency_id) if by.agency_id else None
+    if names is None:
         return f"{role_zh} {by.username}", f"{by.username} ({role_en})"
-    return f"{row[0]}{role_zh} {by.username}", f"{by.username} ({role_en}, {row[1]})"
+    return f"{names[0]}{role_zh} {by.username}", f"{by.username} ({role_en}, {names[1]})"
 
 
-def revoke_codes(con: sqlite3.Connection, credit_code: str, reason: str, by: Revoker = COMMAND_LINE, now_ms: int | None = None) -> int:
+def revoke_codes(con: Con, credit_code: str, reason: str, by: Revoker = COMMAND_LINE, now_ms: int | None = None) -> int:
     """Revoke every code in force of an enterprise, recording who and why, and raise a ``code_revoked``
     alert (call inside a write transaction); returns how many. A new code can be issued at once."""
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    code, name = registered_enterprise(con, credit_code)
+    tx = as_tx(con)
+    now_ms = now_ms if now_ms is not None else _now_ms()
+    code, name = registered_enterprise(tx, credit_code)
     reason = reason.strip()
     if not reason:
         raise Invalid("请说明作废原因 / give the reason for the revocation")
-    if not may_revoke(con, by, code, now_ms):
+    if not may_revoke(tx, by, code, now_ms):
         raise NotResponsible(
             f"只有监督机构或负责该企业的执法机关可以作废其企业码（负责：企业在本机关辖区内，且本机关近 {RESPONSIBLE_AFTER_INSPECTION_DAYS} 天内检查过该企业"
             f"或有生效的计划包含该企业）/ only a supervisor or an agency responsible for {code} may revoke its code (responsible: the enterprise"
             f" is in the agency's region, and the agency inspected it in the last {RESPONSIBLE_AFTER_INSPECTION_DAYS} days or has a plan in force for it)"
         )
-    dates = [r[0] for r in con.execute("SELECT issued FROM issued_codes WHERE credit_code = ? AND revoked_ms IS NULL ORDER BY issued", (code,))]
+    store.lock_enterprise_codes(tx, code)
+    dates = store.revoke_in_force(tx, code, reason=reason, username=by.username, role=by.role, agency_id=by.agency_id, now_ms=now_ms)
     if not dates:
         raise NothingToRevoke(f"企业 {code} 没有有效的企业码可作废 / {code} has no code in force to revoke")
-    con.execute(
-        "UPDATE issued_codes SET revoked_ms = ?, revoked_reason = ?, revoked_by = ?, revoked_role = ?, revoked_agency_id = ?"
-        " WHERE credit_code = ? AND revoked_ms IS NULL",
-        (now_ms, reason, by.username, by.role, by.agency_id, code),
-    )
-    who_zh, who_en = _who(con, by)
+    who_zh, who_en = _who(tx, by)
     raise_alert(
-        con, "code_revoked", now_ms,
+        tx, "code_revoked", now_ms,
         f"{name}的企业码已被 {who_zh} 作废，原因：{reason}。可立即重新签发。",
         f"The code of {name} ({code}) was revoked by {who_en}: {reason}. A new code can be issued at once.",
         credit_code=code, agency_id=by.agency_id, ref=",".join(f"{code}:{d.replace('-', '')}" for d in dates),
@@ -210,17 +201,18 @@ def revoke_codes(con: sqlite3.Connection, credit_code: str, reason: str, by: Rev
     return len(dates)
 
 
-def revoked_list(con: sqlite3.Connection) -> list[str]:
+def revoked_list(con: Con) -> list[str]:
     """"<credit code>:<YYYYMMDD>" of every revoked code (for device snapshots)."""
-    return [f"{c}:{d.replace('-', '')}" for c, d in con.execute("SELECT credit_code, issued FROM issued_codes WHERE revoked_ms IS NOT NULL ORDER BY credit_code, issued")]
+    return [f"{c}:{d.replace('-', '')}" for c, d in store.revoked_codes(as_tx(con))]
 
 
-def check_code(con: sqlite3.Connection, text: str) -> EnterpriseCode:
+def check_code(con: Con, text: str) -> EnterpriseCode:
     """Verify a scanned code against the registered keys and the revocations; CodeError says why not."""
-    parsed = enterprise_code.verify(text, verify_keys(con))
-    row = con.execute("SELECT revoked_reason FROM issued_codes WHERE credit_code = ? AND issued = ? AND revoked_ms IS NOT NULL", (parsed.credit_code, parsed.issued.isoformat())).fetchone()
-    if row is not None:
-        raise CodeError("revoked", f"该企业码已作废（{row[0]}）/ the code was revoked ({row[0]})")
+    tx = as_tx(con)
+    parsed = enterprise_code.verify(text, verify_keys(tx))
+    reason = store.revoked_reason(tx, parsed.credit_code, parsed.issued.isoformat())
+    if reason is not None:
+        raise CodeError("revoked", f"该企业码已作废（{reason}）/ the code was revoked ({reason})")
     return parsed
 
 

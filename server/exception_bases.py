@@ -20,15 +20,21 @@ but does not fit (another enterprise, a closed ticket, a plan out of force) is *
 
 from __future__ import annotations
 
-import sqlite3
 import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import msgspec
 
+from protocol.creditcode import CreditCodeError, validate
 from protocol.messages import ExceptionBasis
 from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.storage import exceptions as store
+from server.storage.engine import Tx
+from server.storage.exceptions import BasisView, ReviewStatus, ReviewView
+from server.storage.legacy import Con, as_tx
+
+__all__ = ["BasisView", "ReviewStatus", "ReviewView"]  # re-exported: the API and its tests name them from here
 
 #: Kinds kept in the ``exception_bases`` register (the others have registers of their own).
 REGISTERED_KINDS = ("superior_assignment", "major_risk")
@@ -40,7 +46,6 @@ KIND_ZH = {
     "rectification_follow_up": "整改复查",
     "superior_assignment": "上级交办",
 }
-ReviewStatus = Literal["pending", "confirmed", "rejected"]
 Verdict = Literal["ok", "invalid", "unregistered"]
 #: Longest validity of a registered assignment or notice: each must end, and be renewed if it goes on.
 MAX_VALIDITY_MS = 366 * 86_400_000
@@ -76,115 +81,72 @@ class BasisIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     summary: Note = ""
 
 
-class BasisView(msgspec.Struct, kw_only=True):
-    """A registered superior assignment or major-risk notice."""
-
-    kind: str
-    reference: str
-    credit_code: str
-    enterprise_name: str | None
-    agency_id: str | None
-    field: str | None
-    issued_by: str
-    summary: str
-    valid_from_ms: int
-    valid_to_ms: int
-    created_by: str
-    created_ms: int
-    withdrawn_ms: int | None
-    withdrawn_by: str | None
-
-
-class ReviewView(msgspec.Struct, kw_only=True):
-    """An inspection that went ahead on an unregistered urgent exception, and what a supervisor said of it."""
-
-    scan_id: str
-    inspection_id: str | None
-    kind: str
-    reference: str
-    credit_code: str
-    enterprise_name: str | None
-    officer_id: str
-    agency_id: str | None
-    problem: str
-    created_ms: int
-    status: ReviewStatus
-    reviewed_by: str | None
-    reviewed_ms: int | None
-    note: str | None
-
-
 # ------------------------------------------------------------------------------------------ checking
 
 
-def check_exception(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, *, follow_up_days: int) -> Check:
+def check_exception(con: Con, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, *, follow_up_days: int) -> Check:
     """Check a stated exception against its register. Each basis opens at most one inspection per agency
     (others join it): one ticket, plan target or rectification order is not a pass for repeated visits."""
+    tx = as_tx(con)
     ref = exc.reference
     if not ref.strip():
         return Check("invalid", "未填写例外依据的文号或编号 / the exception names no reference")
     if exc.kind == "complaint":
-        row = con.execute("SELECT credit_code, closed_ms, field FROM complaints WHERE ticket_no = ?", (ref,)).fetchone()
-        if row is None:
+        ticket = store.complaint(tx, ref)
+        if ticket is None:
             return Check("unregistered", f"投诉举报工单 {ref} 未登记 / complaint ticket {ref} is not registered")
-        if row[0] != credit_code:
+        if ticket.credit_code != credit_code:
             return Check("invalid", f"工单 {ref} 针对的是其他企业 / ticket {ref} concerns another enterprise")
-        if row[1] is not None:
+        if ticket.closed_ms is not None:
             return Check("invalid", f"工单 {ref} 已办结 / ticket {ref} is closed")
-        if row[2] and field and row[2] != field:
-            return Check("invalid", f"工单 {ref} 涉及其他执法领域 / ticket {ref} concerns another field ({row[2]})")
-        return _unused(con, exc, credit_code, agency_id)
+        if ticket.field and field and ticket.field != field:
+            return Check("invalid", f"工单 {ref} 涉及其他执法领域 / ticket {ref} concerns another field ({ticket.field})")
+        return _unused(tx, exc, credit_code, agency_id)
     if exc.kind == "random_draw":
-        plan = con.execute("SELECT agency_id, valid_from_ms, valid_to_ms, kind, field FROM plans WHERE plan_id = ?", (ref,)).fetchone()
+        plan = store.plan(tx, ref)
         if plan is None:
             return Check("unregistered", f"抽查计划 {ref} 未登记 / draw plan {ref} is not registered")
-        if plan[3] != "random_draw":
+        if plan.kind != "random_draw":
             return Check("invalid", f"计划 {ref} 不是双随机抽查计划 / plan {ref} is not a random draw")
-        if con.execute("SELECT 1 FROM plan_targets WHERE plan_id = ? AND credit_code = ?", (ref, credit_code)).fetchone() is None:
+        if not store.plan_names(tx, ref, credit_code):
             return Check("invalid", f"抽查计划 {ref} 未抽中该企业 / draw plan {ref} did not draw this enterprise")
-        if plan[0] != agency_id:
+        if plan.agency_id != agency_id:
             return Check("invalid", f"抽查计划 {ref} 属于其他执法机关 / draw plan {ref} belongs to another agency")
-        if field and plan[4] != field:
+        if field and plan.field != field:
             return Check("invalid", f"抽查计划 {ref} 涉及其他执法领域 / draw plan {ref} concerns another field")
-        if not plan[1] <= now_ms <= plan[2]:
+        if not plan.valid_from_ms <= now_ms <= plan.valid_to_ms:
             return Check("invalid", f"抽查计划 {ref} 不在有效期内 / draw plan {ref} is not in force")
-        return _unused(con, exc, credit_code, agency_id)
+        return _unused(tx, exc, credit_code, agency_id)
     if exc.kind == "rectification_follow_up":
-        return _check_follow_up(con, exc, credit_code, agency_id, field, now_ms, follow_up_days)
-    return _check_registered(con, exc, credit_code, agency_id, field, now_ms)
+        return _check_follow_up(tx, exc, credit_code, agency_id, field, now_ms, follow_up_days)
+    return _check_registered(tx, exc, credit_code, agency_id, field, now_ms)
 
 
-def _unused(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str) -> Check:
-    """ok, unless the agency already opened an inspection of the enterprise on this very basis."""
-    used = con.execute(
-        "SELECT 1 FROM inspections WHERE credit_code = ? AND lead_agency_id = ? AND exception_kind = ? AND exception_ref = ? LIMIT 1",
-        (credit_code, agency_id, exc.kind, exc.reference),
-    ).fetchone()
-    if used is not None:
+def _unused(tx: Tx, exc: ExceptionBasis, credit_code: str, agency_id: str) -> Check:
+    """ok, unless the agency already opened an inspection of the enterprise on this very basis. The check holds
+    until the scan's transaction ends, so two scans citing one basis at once cannot both open one."""
+    store.lock_basis_use(tx, credit_code, agency_id, exc.kind, exc.reference)
+    if store.basis_used(tx, credit_code, agency_id, exc.kind, exc.reference):
         what = KIND_ZH[exc.kind]
         return Check("invalid", f"{what} {exc.reference} 已用于本机关对该企业的一次检查 / {exc.kind} {exc.reference} was already used for an inspection of this enterprise by your agency")
     return Check("ok")
 
 
-def _check_follow_up(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, days: int) -> Check:
+def _check_follow_up(tx: Tx, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, days: int) -> Check:
     """A follow-up cites an inspection of this enterprise in which this agency ordered rectification, in this
     field, within the follow-up period, and whose own basis was not rejected."""
     ref = exc.reference
-    insp = con.execute("SELECT credit_code FROM inspections WHERE inspection_id = ?", (ref,)).fetchone()
-    if insp is None:
+    inspected = store.inspected_enterprise(tx, ref)
+    if inspected is None:
         return Check("unregistered", f"检查记录 {ref} 不存在 / inspection {ref} does not exist")
-    ordered = con.execute(
-        "SELECT MAX(ended_ms) FROM inspection_parts WHERE inspection_id = ? AND result = 'rectification_ordered' AND agency_id = ? AND (? = '' OR field = ?)",
-        (ref, agency_id, field, field),
-    ).fetchone()[0]
-    if insp[0] != credit_code or ordered is None:
+    ordered = store.rectification_ordered_ms(tx, ref, agency_id, field)
+    if inspected != credit_code or ordered is None:
         return Check("invalid", f"检查 {ref} 未由本机关在该领域对该企业责令整改 / in inspection {ref} your agency ordered no rectification of this enterprise in this field")
     if ordered < now_ms - days * 86_400_000:
         return Check("invalid", f"检查 {ref} 责令整改已超过 {days} 天复查期限 / the rectification ordered in {ref} is older than the {days}-day follow-up period")
-    rejected = con.execute("SELECT 1 FROM exception_reviews WHERE inspection_id = ? AND status = 'rejected'", (ref,)).fetchone()
-    if rejected is not None:
+    if store.review_rejected(tx, ref):
         return Check("invalid", f"检查 {ref} 的例外依据已被驳回，不能作为复查依据 / the basis of inspection {ref} was rejected")
-    return _unused(con, exc, credit_code, agency_id)
+    return _unused(tx, exc, credit_code, agency_id)
 
 
 #: Dash-like characters a look-alike reference may use instead of "-".
@@ -197,55 +159,41 @@ def reference_key(reference: str) -> str:
     return unicodedata.normalize("NFKC", reference).translate(_DASHES).translate(_INVISIBLE).strip().casefold()
 
 
-def _check_registered(con: sqlite3.Connection, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int) -> Check:
+def _entry_for(tx: Tx, kind: str, ref: str, credit_code: str) -> store.BasisFit | None:
+    """The register entry a reference names, the enterprise's own first. A look-alike of a registered reference (a
+    trailing space, another case, another dash) is that reference: it must not turn a refusal into "unregistered",
+    and so into pending review. Compared here, not in SQL: the backends' collations differ."""
+    rows = store.bases_named(tx, kind, ref)
+    if not rows:
+        key = reference_key(ref)
+        rows = [r for r in store.bases_of_kind(tx, kind) if reference_key(r.reference) == key]
+    return min(rows, key=lambda r: (r.credit_code != credit_code, r.reference, r.credit_code), default=None)
+
+
+def _check_registered(tx: Tx, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int) -> Check:
     what = KIND_ZH[exc.kind]
     ref = exc.reference
-    cols = "reference, credit_code, agency_id, field, valid_from_ms, valid_to_ms, withdrawn_ms"
-    rows = con.execute(f"SELECT {cols} FROM exception_bases WHERE kind = ? AND reference = ? ORDER BY credit_code = ? DESC, credit_code", (exc.kind, ref, credit_code)).fetchall()
-    if not rows:
-        # A look-alike of a registered reference (a trailing space, another case, another dash) is that
-        # reference: it must not turn a refusal into "unregistered", and so into pending review.
-        key = reference_key(ref)
-        rows = sorted(
-            (r for r in con.execute(f"SELECT {cols} FROM exception_bases WHERE kind = ? ORDER BY reference, credit_code", (exc.kind,)) if reference_key(r[0]) == key),
-            key=lambda r: r[1] != credit_code,
-        )
-    if not rows:
+    entry = _entry_for(tx, exc.kind, ref, credit_code)
+    if entry is None:
         return Check("unregistered", f"{what} {ref} 未登记 / {exc.kind} {ref} is not registered")
-    _, code, agency, only_field, valid_from, valid_to, withdrawn = rows[0]
-    if code != credit_code:
+    if entry.credit_code != credit_code:
         return Check("invalid", f"{what} {ref} 针对的是其他企业 / {exc.kind} {ref} concerns another enterprise")
-    if withdrawn is not None:
+    if entry.withdrawn_ms is not None:
         return Check("invalid", f"{what} {ref} 已撤销 / {exc.kind} {ref} was withdrawn")
-    if agency is not None and agency != agency_id:
+    if entry.agency_id is not None and entry.agency_id != agency_id:
         return Check("invalid", f"{what} {ref} 交由其他执法机关办理 / {exc.kind} {ref} was given to another agency")
-    if only_field is not None and field and only_field != field:
+    if entry.field is not None and field and entry.field != field:
         return Check("invalid", f"{what} {ref} 涉及其他执法领域 / {exc.kind} {ref} concerns another field")
-    if not valid_from <= now_ms <= valid_to:
+    if not entry.valid_from_ms <= now_ms <= entry.valid_to_ms:
         return Check("invalid", f"{what} {ref} 不在有效期内 / {exc.kind} {ref} is not in force")
-    return _unused(con, ExceptionBasis(kind=exc.kind, reference=rows[0][0]), credit_code, agency_id)
+    return _unused(tx, ExceptionBasis(kind=exc.kind, reference=entry.reference), credit_code, agency_id)
 
 
 # ------------------------------------------------------------------------------------------ the register
 
 
-def _where(*conditions: tuple[str, str | None]) -> tuple[str, list[str]]:
-    """A WHERE clause of the conditions whose value is given (each condition has one placeholder)."""
-    given = [(sql, value) for sql, value in conditions if value is not None]
-    return " AND ".join(["1 = 1", *(sql for sql, _ in given)]), [value for _, value in given]
-
-
-_BASIS_COLS = (
-    "b.kind, b.reference, b.credit_code, e.name, b.agency_id, b.field, b.issued_by, b.summary, b.valid_from_ms, b.valid_to_ms,"
-    " b.created_by, b.created_ms, b.withdrawn_ms, b.withdrawn_by"
-)
-_BASIS_KEYS = tuple(BasisView.__struct_fields__)
-
-
-def add_basis(con: sqlite3.Connection, b: BasisIn, created_by: str, now_ms: int) -> BasisView:
+def add_basis(tx: Tx, b: BasisIn, created_by: str, now_ms: int) -> BasisView:
     """Register an assignment or notice (inside the caller's write transaction)."""
-    from protocol.creditcode import CreditCodeError, validate
-
     try:
         credit_code = validate(b.credit_code)
     except CreditCodeError as e:
@@ -256,64 +204,48 @@ def add_basis(con: sqlite3.Connection, b: BasisIn, created_by: str, now_ms: int)
         raise Invalid("有效期起日最多早于登记时一天 / valid_from_ms may be at most one day before registration")
     if b.valid_to_ms - b.valid_from_ms > MAX_VALIDITY_MS:
         raise Invalid("有效期最长 366 天，到期后重新登记 / at most 366 days of validity; register it again to extend")
-    if con.execute("SELECT 1 FROM enterprises WHERE credit_code = ?", (credit_code,)).fetchone() is None:
+    if not store.enterprise_known(tx, credit_code):
         raise NotFound(f"企业 {credit_code} 未在企业名录中登记 / no enterprise {credit_code} is registered")
-    if b.agency_id is not None and con.execute("SELECT 1 FROM agencies WHERE agency_id = ?", (b.agency_id,)).fetchone() is None:
+    if b.agency_id is not None and not store.agency_known(tx, b.agency_id):
         raise NotFound(f"执法机关 {b.agency_id} 未登记 / agency {b.agency_id} is not registered")
-    if b.field is not None and con.execute("SELECT 1 FROM fields WHERE field_id = ?", (b.field,)).fetchone() is None:
+    if b.field is not None and not store.field_known(tx, b.field):
         raise NotFound(f"执法领域 {b.field} 未登记 / field {b.field} is not registered")
-    if b.agency_id is not None and not agency_covers(con, b.agency_id, credit_code):
+    if b.agency_id is not None and not agency_covers(tx, b.agency_id, credit_code):
         raise Forbidden(f"企业 {credit_code} 不在执法机关 {b.agency_id} 的辖区内 / enterprise {credit_code} is outside the agency's region")
-    cur = con.execute(
-        "INSERT INTO exception_bases(kind, reference, credit_code, agency_id, field, issued_by, summary, valid_from_ms, valid_to_ms, created_by, created_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, reference, credit_code) DO NOTHING",
-        (b.kind, b.reference, credit_code, b.agency_id, b.field, b.issued_by, b.summary, b.valid_from_ms, b.valid_to_ms, created_by, now_ms),
-    )
-    if cur.rowcount == 0:
+    entry = store.NewBasis(
+        kind=b.kind, reference=b.reference, credit_code=credit_code, agency_id=b.agency_id, field=b.field,
+        issued_by=b.issued_by, summary=b.summary, valid_from_ms=b.valid_from_ms, valid_to_ms=b.valid_to_ms,
+    )  # fmt: skip
+    if not store.add_basis(tx, entry, created_by, now_ms):
         raise Conflict(f"{KIND_ZH[b.kind]} {b.reference} 已为该企业登记 / {b.kind} {b.reference} is already registered for {credit_code}")
-    view = get_basis(con, b.kind, b.reference, credit_code)
+    view = store.get_basis(tx, b.kind, b.reference, credit_code)
     assert view is not None
     return view
 
 
-def agency_covers(con: sqlite3.Connection, agency_id: str, credit_code: str) -> bool:
+def agency_covers(tx: Tx, agency_id: str, credit_code: str) -> bool:
     """Is the enterprise in the agency's region (an agency without a region covers every region)?"""
-    row = con.execute(
-        "SELECT a.region, e.region FROM agencies a, enterprises e WHERE a.agency_id = ? AND e.credit_code = ?", (agency_id, credit_code)
-    ).fetchone()
-    return row is not None and (not row[0] or row[0] == row[1])
+    regions = store.regions(tx, agency_id, credit_code)
+    return regions is not None and (not regions[0] or regions[0] == regions[1])
 
 
-def get_basis(con: sqlite3.Connection, kind: str, reference: str, credit_code: str) -> BasisView | None:
+def get_basis(tx: Tx, kind: str, reference: str, credit_code: str) -> BasisView | None:
     """One register entry."""
-    row = con.execute(
-        f"SELECT {_BASIS_COLS} FROM exception_bases b LEFT JOIN enterprises e USING (credit_code) WHERE b.kind = ? AND b.reference = ? AND b.credit_code = ?",
-        (kind, reference, credit_code),
-    ).fetchone()
-    return None if row is None else BasisView(**dict(zip(_BASIS_KEYS, row, strict=True)))
+    return store.get_basis(tx, kind, reference, credit_code)
 
 
-def list_bases(con: sqlite3.Connection, *, agency_id: str | None, credit_code: str | None, kind: str | None, limit: int) -> list[BasisView]:
+def list_bases(tx: Tx, *, agency_id: str | None, credit_code: str | None, kind: str | None, limit: int) -> list[BasisView]:
     """Register entries, newest first (``agency_id``: those given to that agency or to any)."""
-    where, args = _where(("(b.agency_id = ? OR b.agency_id IS NULL)", agency_id), ("b.credit_code = ?", credit_code), ("b.kind = ?", kind))
-    rows = con.execute(
-        f"SELECT {_BASIS_COLS} FROM exception_bases b LEFT JOIN enterprises e USING (credit_code) WHERE {where}"
-        " ORDER BY b.created_ms DESC, b.kind, b.reference, b.credit_code LIMIT ?",
-        (*args, limit),
-    )
-    return [BasisView(**dict(zip(_BASIS_KEYS, r, strict=True))) for r in rows]
+    return store.list_bases(tx, agency_id=agency_id, credit_code=credit_code, kind=kind, limit=limit)
 
 
-def withdraw_basis(con: sqlite3.Connection, kind: str, reference: str, credit_code: str, by: str, now_ms: int) -> BasisView:
+def withdraw_basis(tx: Tx, kind: str, reference: str, credit_code: str, by: str, now_ms: int) -> BasisView:
     """Withdraw an entry: it no longer justifies a new inspection (past ones keep their record)."""
-    cur = con.execute(
-        "UPDATE exception_bases SET withdrawn_ms = ?, withdrawn_by = ? WHERE kind = ? AND reference = ? AND credit_code = ? AND withdrawn_ms IS NULL",
-        (now_ms, by, kind, reference, credit_code),
-    )
-    view = get_basis(con, kind, reference, credit_code)
+    withdrawn = store.withdraw_basis(tx, kind, reference, credit_code, by, now_ms)
+    view = store.get_basis(tx, kind, reference, credit_code)
     if view is None:
         raise NotFound(f"{KIND_ZH.get(kind, kind)} {reference} 未为该企业登记 / {kind} {reference} is not registered for {credit_code}")
-    if cur.rowcount == 0:
+    if not withdrawn:
         raise Conflict(f"{KIND_ZH.get(kind, kind)} {reference} 已撤销 / {kind} {reference} was already withdrawn")
     return view
 
@@ -321,62 +253,40 @@ def withdraw_basis(con: sqlite3.Connection, kind: str, reference: str, credit_co
 # ------------------------------------------------------------------------------------------ the review queue
 
 
-_REVIEW_COLS = (
-    "r.scan_id, r.inspection_id, r.kind, r.reference, r.credit_code, e.name, r.officer_id, r.agency_id, r.problem, r.created_ms,"
-    " r.status, r.reviewed_by, r.reviewed_ms, r.note"
-)
-_REVIEW_KEYS = tuple(ReviewView.__struct_fields__)
-
-
-def queue_review(con: sqlite3.Connection, scan_id: str, inspection_id: str | None, exc: ExceptionBasis, credit_code: str, officer_id: str, agency_id: str | None, problem: str, now_ms: int) -> None:
+def queue_review(con: Con, scan_id: str, inspection_id: str | None, exc: ExceptionBasis, credit_code: str, officer_id: str, agency_id: str | None, problem: str, now_ms: int) -> None:
     """Put an inspection allowed on an unregistered urgent exception in the review queue (once per scan)."""
-    con.execute(
-        "INSERT INTO exception_reviews(scan_id, inspection_id, kind, reference, credit_code, officer_id, agency_id, problem, created_ms, status)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT(scan_id) DO NOTHING",
-        (scan_id, inspection_id, exc.kind, exc.reference, credit_code, officer_id, agency_id, problem, now_ms),
-    )
+    store.queue_review(
+        as_tx(con), scan_id=scan_id, inspection_id=inspection_id, kind=exc.kind, reference=exc.reference, credit_code=credit_code,
+        officer_id=officer_id, agency_id=agency_id, problem=problem, now_ms=now_ms,
+    )  # fmt: skip
 
 
-def pending_reviews_of(con: sqlite3.Connection, officer_id: str) -> int:
+def pending_reviews_of(con: Con, officer_id: str) -> int:
     """How many of an officer's inspections wait for a supervisor's review."""
-    return int(con.execute("SELECT COUNT(*) FROM exception_reviews WHERE officer_id = ? AND status = 'pending'", (officer_id,)).fetchone()[0])
+    return store.pending_reviews_of(as_tx(con), officer_id)
 
 
-def get_review(con: sqlite3.Connection, scan_id: str) -> ReviewView | None:
+def get_review(tx: Tx, scan_id: str) -> ReviewView | None:
     """One review."""
-    row = con.execute(f"SELECT {_REVIEW_COLS} FROM exception_reviews r LEFT JOIN enterprises e USING (credit_code) WHERE r.scan_id = ?", (scan_id,)).fetchone()
-    return None if row is None else ReviewView(**dict(zip(_REVIEW_KEYS, row, strict=True)))
+    return store.get_review(tx, scan_id)
 
 
-def list_reviews(con: sqlite3.Connection, *, agency_id: str | None, status: str | None, limit: int) -> list[ReviewView]:
+def list_reviews(tx: Tx, *, agency_id: str | None, status: str | None, limit: int) -> list[ReviewView]:
     """Reviews, oldest pending first when asked for pending ones, otherwise newest first."""
-    where, args = _where(("r.agency_id = ?", agency_id), ("r.status = ?", status))
-    order = "r.created_ms, r.scan_id" if status == "pending" else "r.created_ms DESC, r.scan_id"
-    rows = con.execute(
-        f"SELECT {_REVIEW_COLS} FROM exception_reviews r LEFT JOIN enterprises e USING (credit_code) WHERE {where} ORDER BY {order} LIMIT ?",
-        (*args, limit),
-    )
-    return [ReviewView(**dict(zip(_REVIEW_KEYS, r, strict=True))) for r in rows]
+    return store.list_reviews(tx, agency_id=agency_id, status=status, oldest_first=status == "pending", limit=limit)
 
 
-def decide_review(con: sqlite3.Connection, scan_id: str, verdict: Literal["confirmed", "rejected"], by: str, note: str, now_ms: int) -> ReviewView:
+def decide_review(tx: Tx, scan_id: str, verdict: Literal["confirmed", "rejected"], by: str, note: str, now_ms: int) -> ReviewView:
     """Record a supervisor's verdict on a pending review; a decided review is never changed."""
-    cur = con.execute(
-        "UPDATE exception_reviews SET status = ?, reviewed_by = ?, reviewed_ms = ?, note = ? WHERE scan_id = ? AND status = 'pending'",
-        (verdict, by, now_ms, note, scan_id),
-    )
-    view = get_review(con, scan_id)
+    decided = store.decide_review(tx, scan_id, verdict, by, note, now_ms)
+    view = store.get_review(tx, scan_id)
     if view is None:
         raise NotFound(f"没有待复核的例外依据 {scan_id} / no review {scan_id}")
-    if cur.rowcount == 0:
+    if not decided:
         raise Conflict(f"该例外依据已复核（{view.status}），不能更改 / this review was already decided ({view.status})")
     return view
 
 
-def review_counts(con: sqlite3.Connection, *, agency_id: str | None, since_ms: int, until_ms: int) -> dict[str, int]:
+def review_counts(tx: Tx, *, agency_id: str | None, since_ms: int, until_ms: int) -> dict[str, int]:
     """Reviews opened in a period, by status (pending, confirmed, rejected)."""
-    rows = con.execute(
-        "SELECT status, COUNT(*) FROM exception_reviews WHERE created_ms >= ? AND created_ms < ? AND (? IS NULL OR agency_id = ?) GROUP BY status ORDER BY status",
-        (since_ms, until_ms, agency_id, agency_id),
-    ).fetchall()
-    return {"pending": 0, "confirmed": 0, "rejected": 0, **dict(rows)}
+    return {"pending": 0, "confirmed": 0, "rejected": 0, **store.review_counts(tx, agency_id=agency_id, since_ms=since_ms, until_ms=until_ms)}
