@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from server.storage.alerts import as_tx, insert_alert
+from server.storage.engine import Tx
+
 #: Every alert kind: (severity, Chinese name, English name), the names as a person reads them on a page.
 KINDS: dict[str, tuple[str, str, str]] = {
     "provisional_overturned": ("warning", "离线判定被推翻", "Offline decision overturned"),  # a terminal's offline decision that the server decided differently
@@ -52,7 +55,10 @@ def label(kind: str, lang: str) -> str:
 
 
 def agency_scope(agency_id: str | None) -> tuple[str, tuple[str | None, ...]]:
-    """SQL condition (and its arguments) for the alerts of one agency: its own, its devices', its officers'."""
+    """SQLite SQL condition (and its arguments) for the alerts of one agency: its own, its devices', its officers'.
+
+    Transition (issue 12): only server/live.py still builds its alert query with it; the seam's form is
+    ``server.storage.alerts.recent_alerts``. Remove this once live.py calls that."""
     return (
         "(agency_id = ? OR device_id IN (SELECT device_id FROM devices WHERE agency_id = ?)"
         " OR officer_id IN (SELECT officer_id FROM officers WHERE agency_id = ?))",
@@ -61,7 +67,7 @@ def agency_scope(agency_id: str | None) -> tuple[str, tuple[str | None, ...]]:
 
 
 def raise_alert(
-    con: sqlite3.Connection,
+    con: Tx | sqlite3.Connection,
     kind: str,
     now_ms: int,
     message_zh: str,
@@ -73,9 +79,8 @@ def raise_alert(
     officer_id: str | None = None,
     ref: str | None = None,
 ) -> None:
-    """Record an alert (inside the caller's transaction)."""
-    con.execute(
-        "INSERT INTO alerts(created_ms, kind, severity, credit_code, agency_id, device_id, officer_id, ref, message_zh, message_en)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (now_ms, kind, SEVERITY.get(kind, "warning"), credit_code, agency_id, device_id, officer_id, ref, message_zh, message_en),
-    )
+    """Record an alert (inside the caller's transaction: a Tx, or a raw SQLite connection from code not yet moved)."""
+    insert_alert(
+        as_tx(con), created_ms=now_ms, kind=kind, severity=SEVERITY.get(kind, "warning"), message_zh=message_zh, message_en=message_en,
+        credit_code=credit_code, agency_id=agency_id, device_id=device_id, officer_id=officer_id, ref=ref,
+    )  # fmt: skip

@@ -1,18 +1,17 @@
-"""HTTP API of scan-to-inspect: phone scans, inspections, enterprises and their codes, alerts."""
+"""HTTP API of scan-to-inspect: phone scans and inspections (enterprises and their codes: enterprise_api.py; alerts:
+alerts_api.py, both re-exported here for server/app.py)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import sqlite3
 import time
 import uuid
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
@@ -20,12 +19,19 @@ from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParamet
 from protocol.decision import Decision
 from protocol.messages import DecisionWarning, ExceptionBasis, GeoPoint, InspectionResult
 from server import db as dbmod
-from server.alerts import agency_scope
+from server.alerts_api import AlertController, AlertView
 from server.auth import CurrentPrincipal, Principal
-from server.codes import Revoker, issue_code, render_png, render_svg, revoke_codes
+from server.enterprise_api import EnterpriseController, EnterpriseView, RevokeIn
 from server.errors import Conflict, Unreadable, answers
 from server.limits import MAX_PHOTO_BYTES, PHOTO_FORM_MAX_BODY, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE, photo_too_large  # photo routes take more than 1 MiB
 from server.scanning import ScanRequest, decide_scan, end_part
+from server.storage import inspections as rows
+from server.storage.engine import Tx
+
+__all__ = [
+    "AlertController", "AlertView", "EnterpriseController", "EnterpriseView", "InspectionController", "InspectionView", "PartView", "RevokeIn",
+    "ScanController", "ScanIn", "ScanOut", "can_see_inspection", "check_inspection",
+]
 
 
 class ScanIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -81,12 +87,6 @@ class EndIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     summary: Annotated[str, msgspec.Meta(max_length=4000)] = ""
 
 
-class RevokeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Why an enterprise's codes are revoked."""
-
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-
-
 class PartView(msgspec.Struct, kw_only=True):
     """One officer's part in an inspection."""
 
@@ -115,42 +115,6 @@ class InspectionView(msgspec.Struct, kw_only=True):
     parts: list[PartView]
 
 
-class EnterpriseView(msgspec.Struct, kw_only=True):
-    """An enterprise in the register."""
-
-    credit_code: str
-    name: str
-    address: str
-    region: str
-    risk: str
-    credit: str
-    on_no_disturb_list: bool
-
-
-class AlertView(msgspec.Struct, kw_only=True):
-    """An alert for supervisors."""
-
-    id: int
-    created_ms: int
-    kind: str
-    severity: str
-    credit_code: str | None
-    agency_id: str | None
-    device_id: str | None
-    officer_id: str | None
-    ref: str | None
-    message_zh: str
-    message_en: str
-
-
-def _write(state: State) -> AbstractContextManager[sqlite3.Connection]:
-    return dbmod.writing(state.settings.db)
-
-
-def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
-    return dbmod.reading(state.settings.db)
-
-
 def _photo_text(data: bytes) -> str:
     from protocol.qrphoto import PhotoError, decode_photo
 
@@ -171,23 +135,23 @@ def _scanning_officer(principal: CurrentPrincipal, officer_id: str | None) -> st
     return principal.officer_id
 
 
-def can_see_inspection(con: sqlite3.Connection, p: Principal, inspection_id: str) -> bool:
+def can_see_inspection(tx: Tx, p: Principal, inspection_id: str) -> bool:
     """Supervisors see every inspection; an agency's staff those their agency takes part in; an officer
     those they take part in; an enterprise those of itself."""
     if p.role == "supervisor":
         return True
     if p.role == "enterprise":
-        return con.execute("SELECT 1 FROM inspections WHERE inspection_id = ? AND credit_code = ?", (inspection_id, p.credit_code)).fetchone() is not None
+        return rows.inspection_of_enterprise(tx, inspection_id, p.credit_code)
     if p.role == "officer":
-        return con.execute("SELECT 1 FROM inspection_parts WHERE inspection_id = ? AND officer_id = ?", (inspection_id, p.officer_id)).fetchone() is not None
-    return con.execute("SELECT 1 FROM inspection_parts WHERE inspection_id = ? AND agency_id = ?", (inspection_id, p.agency_id)).fetchone() is not None
+        return rows.officer_took_part(tx, inspection_id, p.officer_id)
+    return rows.agency_took_part(tx, inspection_id, p.agency_id)
 
 
-def check_inspection(con: sqlite3.Connection, p: Principal, inspection_id: str) -> None:
+def check_inspection(tx: Tx, p: Principal, inspection_id: str) -> None:
     """404 if it does not exist, 403 if it is not the principal's to see."""
-    if con.execute("SELECT 1 FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone() is None:
+    if not rows.inspection_exists(tx, inspection_id):
         raise NotFoundException(f"inspection {inspection_id!r} does not exist")
-    if not can_see_inspection(con, p, inspection_id):
+    if not can_see_inspection(tx, p, inspection_id):
         raise PermissionDeniedException("这是其他执法机关的检查记录，无权查看 / this inspection belongs to another agency")
 
 
@@ -200,12 +164,12 @@ def _scan(state: State, body: ScanIn, code_text: str, principal: CurrentPrincipa
         scan_id=scan_id, channel="phone", officer_id=officer_id, code_text=code_text, field=body.field, scanned_ms=now_ms,
         matter=body.matter, reason=body.reason, exception=body.exception_basis, location=body.location,
     )  # fmt: skip
-    with _write(state) as con:  # ScanConflict (409) if the scan id belongs to another scan
-        d: Decision = decide_scan(con, req, state.policy, now_ms)
-        row = con.execute("SELECT s.credit_code, e.name FROM scans s LEFT JOIN enterprises e USING (credit_code) WHERE s.scan_id = ?", (scan_id,)).fetchone()
+    with dbmod.writing(state.settings.db) as tx:  # ScanConflict (409) if the scan id belongs to another scan
+        d: Decision = decide_scan(tx, req, state.policy, now_ms)
+        credit_code, name = rows.scan_enterprise(tx, scan_id)
     return ScanOut(
         scan_id=scan_id, outcome=d.outcome, code=d.code, message_zh=d.message_zh, message_en=d.message_en, inspection_id=d.inspection_id,
-        joined_agency_id=d.joined_agency_id, exception_used=d.exception_used, pending_review=d.pending_review, warnings=d.warnings, credit_code=row[0], enterprise_name=row[1],
+        joined_agency_id=d.joined_agency_id, exception_used=d.exception_used, pending_review=d.pending_review, warnings=d.warnings, credit_code=credit_code, enterprise_name=name,
     )  # fmt: skip
 
 
@@ -249,34 +213,20 @@ class ScanController(Controller):
     def list_scans(self, state: State, principal: CurrentPrincipal, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[dict[str, object]]:
         """The most recent scans and their decisions (an agency's: its own; an officer's: their own)."""
         principal.require("supervisor", "agency_admin", "officer")
-        where, args = {"supervisor": ("", ()), "agency_admin": (" WHERE agency_id = ?", (principal.agency_id,)), "officer": (" WHERE officer_id = ?", (principal.officer_id,))}[principal.role]
-        with _read(state) as con:
-            cols = ("scan_id", "channel", "device_id", "officer_id", "agency_id", "credit_code", "field", "scanned_ms", "decided_ms", "outcome", "code", "inspection_id")
-            rows = con.execute(f"SELECT {', '.join(cols)} FROM scans{where} ORDER BY decided_ms DESC, scan_id LIMIT ?", (*args, limit))
-            return [dict(zip(cols, r, strict=True)) for r in rows]
+        scope, who = {"supervisor": ("all", None), "agency_admin": ("agency", principal.agency_id), "officer": ("officer", principal.officer_id)}[principal.role]
+        with dbmod.reading(state.settings.db) as tx:
+            return rows.latest_scans(tx, scope=scope, who=who, limit=limit)  # type: ignore[arg-type]
 
 
 InspectionPath = Annotated[str, PathParameter(description="inspection id")]
-CodePath = Annotated[str, PathParameter(description="unified social credit code")]
 
 
-def _inspection(con: sqlite3.Connection, inspection_id: str) -> InspectionView:
-    row = con.execute(
-        "SELECT i.inspection_id, i.credit_code, e.name, i.lead_agency_id, i.field, i.status, i.opened_ms, i.ended_ms, i.exception_kind, i.exception_ref"
-        " FROM inspections i LEFT JOIN enterprises e USING (credit_code) WHERE i.inspection_id = ?",
-        (inspection_id,),
-    ).fetchone()
+def _inspection(tx: Tx, inspection_id: str) -> InspectionView:
+    row = rows.inspection(tx, inspection_id)
     if row is None:
         raise NotFoundException(f"inspection {inspection_id!r} does not exist")
-    parts = [
-        PartView(officer_id=p[0], agency_id=p[1], field=p[2], matter=p[3], joined_ms=p[4], ended_ms=p[5], result=p[6])
-        for p in con.execute(
-            "SELECT officer_id, agency_id, field, matter, joined_ms, ended_ms, result FROM inspection_parts WHERE inspection_id = ? ORDER BY joined_ms, officer_id",
-            (inspection_id,),
-        )
-    ]
-    keys = ("inspection_id", "credit_code", "enterprise_name", "lead_agency_id", "field", "status", "opened_ms", "ended_ms", "exception_kind", "exception_ref")
-    return InspectionView(**dict(zip(keys, row, strict=True)), parts=parts)
+    parts = [PartView(**dict(zip(rows.PART_COLUMNS, p, strict=True))) for p in rows.parts(tx, inspection_id)]
+    return InspectionView(**dict(zip(rows.INSPECTION_COLUMNS, row, strict=True)), parts=parts)  # type: ignore[arg-type]
 
 
 class InspectionController(Controller):
@@ -295,123 +245,30 @@ class InspectionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
     ) -> list[InspectionView]:
         """Inspections, newest first: those the signed-in user may see."""
-        where, args = [], []
-        if principal.role == "agency_admin":
-            where.append("inspection_id IN (SELECT inspection_id FROM inspection_parts WHERE agency_id = ?)")
-            args.append(principal.agency_id)
-        elif principal.role == "officer":
-            where.append("inspection_id IN (SELECT inspection_id FROM inspection_parts WHERE officer_id = ?)")
-            args.append(principal.officer_id)
-        elif principal.role == "enterprise":
-            where.append("credit_code = ?")
-            args.append(principal.credit_code)
-        if status:
-            where.append("status = ?")
-            args.append(status)
-        if credit_code:
-            where.append("credit_code = ?")
-            args.append(credit_code)
-        sql = "SELECT inspection_id FROM inspections" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY opened_ms DESC, inspection_id LIMIT ?"
-        with _read(state) as con:
-            return [_inspection(con, r[0]) for r in con.execute(sql, (*args, limit)).fetchall()]
+        scope, who = {
+            "agency_admin": ("agency", principal.agency_id), "officer": ("officer", principal.officer_id), "enterprise": ("enterprise", principal.credit_code),
+        }.get(principal.role, ("all", None))  # fmt: skip
+        with dbmod.reading(state.settings.db) as tx:
+            ids = rows.latest_inspections(tx, scope=scope, who=who, status=status, credit_code=credit_code or None, limit=limit)  # type: ignore[arg-type]
+            return [_inspection(tx, i) for i in ids]
 
     @get("/{inspection_id:str}", sync_to_thread=True)
     def get_inspection(self, state: State, inspection_id: InspectionPath, principal: CurrentPrincipal) -> InspectionView:
         """One inspection with its parts (403 if it is another agency's)."""
-        with _read(state) as con:
-            check_inspection(con, principal, inspection_id)
-            return _inspection(con, inspection_id)
+        with dbmod.reading(state.settings.db) as tx:
+            check_inspection(tx, principal, inspection_id)
+            return _inspection(tx, inspection_id)
 
     @post("/{inspection_id:str}/end", sync_to_thread=True, status_code=200, responses=answers(Conflict))
     def end(self, state: State, inspection_id: InspectionPath, data: JSONBody[EndIn], principal: CurrentPrincipal) -> InspectionView:
         """End an officer's part with its result; the inspection ends when every part has."""
         officer_id = _scanning_officer(principal, data.officer_id)
         data = msgspec.structs.replace(data, officer_id=officer_id)
-        with _write(state) as con:
-            if con.execute("SELECT 1 FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone() is None:
+        with dbmod.writing(state.settings.db) as tx:
+            if not rows.inspection_exists(tx, inspection_id):
                 raise NotFoundException(f"inspection {inspection_id!r} does not exist")
-            if not end_part(con, inspection_id, officer_id, data.result, data.summary, int(time.time() * 1000)):
+            if not end_part(tx, inspection_id, officer_id, data.result, data.summary, int(time.time() * 1000)):
                 raise ClientException(f"officer {officer_id!r} has no open part in inspection {inspection_id!r}", status_code=409)
-            return _inspection(con, inspection_id)
+            return _inspection(tx, inspection_id)
 
 
-class EnterpriseController(Controller):
-    """The enterprise register and enterprise QR codes."""
-
-    path = "/api/v1/enterprises"
-    tags = ["enterprises"]
-
-    @get("/{credit_code:str}", sync_to_thread=True)
-    def get_enterprise(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> EnterpriseView:
-        """One enterprise."""
-        principal.require("supervisor", "agency_admin", "officer")
-        with _read(state) as con:
-            row = con.execute("SELECT credit_code, name, address, region, risk, credit FROM enterprises WHERE credit_code = ?", (credit_code.upper(),)).fetchone()
-            if row is None:
-                raise NotFoundException(f"no enterprise with credit code {credit_code!r}")
-            nd = con.execute(
-                "SELECT 1 FROM no_disturb WHERE credit_code = ? AND removed_ms IS NULL AND (valid_to_ms IS NULL OR valid_to_ms >= ?)", (row[0], int(time.time() * 1000))
-            ).fetchone()
-        keys = ("credit_code", "name", "address", "region", "risk", "credit")
-        return EnterpriseView(**dict(zip(keys, row, strict=True)), on_no_disturb_list=nd is not None)
-
-    def _code(self, state: State, credit_code: str, principal: CurrentPrincipal) -> tuple[str, str]:
-        principal.require("supervisor", "agency_admin")
-        with _write(state) as con:
-            return issue_code(con, state.settings.key_base, credit_code)  # its errors are 400 / 404 (server.codes)
-
-    @get("/{credit_code:str}/qr.png", sync_to_thread=True, media_type="image/png")
-    def qr_png(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> bytes:
-        """The enterprise's signed code as PNG, its name printed under it."""
-        return render_png(*self._code(state, credit_code, principal))
-
-    @get("/{credit_code:str}/qr.svg", sync_to_thread=True, media_type="image/svg+xml")
-    def qr_svg(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> bytes:
-        """The enterprise's signed code as SVG, its name under it."""
-        return render_svg(*self._code(state, credit_code, principal))
-
-    @get("/{credit_code:str}/qr.txt", sync_to_thread=True, media_type="text/plain")
-    def qr_text(self, state: State, credit_code: CodePath, principal: CurrentPrincipal) -> str:
-        """The text the enterprise's code encodes."""
-        return self._code(state, credit_code, principal)[0]
-
-    @post("/{credit_code:str}/qr/revoke", sync_to_thread=True, status_code=200, responses=answers(Conflict))
-    def revoke(self, state: State, credit_code: CodePath, data: JSONBody[RevokeIn], principal: CurrentPrincipal) -> Response[dict[str, int]]:
-        """Revoke every code in force of the enterprise (a lost or misused sticker); a new code can be issued at once.
-
-        Who may: a supervisor, or the administrator of an agency responsible for the enterprise: the
-        enterprise is in the agency's region (an agency without a region covers all), and the agency's
-        officers took part in an inspection of it in the last 365 days (server.codes.responsible) or one
-        of its plans in force names it. Anyone else gets 403. The revocation records who and why and raises
-        a `code_revoked` alert. 400: invalid credit code or empty reason; 404: no such enterprise; 409: no
-        code in force."""
-        principal.require("supervisor", "agency_admin")
-        by = Revoker(username=principal.username, role=principal.role, agency_id=principal.agency_id)
-        with _write(state) as con:
-            return Response({"revoked": revoke_codes(con, credit_code, data.reason, by)})
-
-
-class AlertController(Controller):
-    """Alerts for supervisors."""
-
-    path = "/api/v1/alerts"
-    tags = ["supervision"]
-
-    @get("/", sync_to_thread=True)
-    def list_alerts(
-        self, state: State, principal: CurrentPrincipal, kind: Annotated[str | None, QueryParameter()] = None, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100
-    ) -> list[AlertView]:
-        """The most recent alerts (an agency's staff: those of their agency, its officers and devices)."""
-        principal.require("supervisor", "agency_admin")
-        cols = ("id", "created_ms", "kind", "severity", "credit_code", "agency_id", "device_id", "officer_id", "ref", "message_zh", "message_en")
-        where, args = ["1 = 1"], []
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if principal.role == "agency_admin":
-            scope, scope_args = agency_scope(principal.agency_id)
-            where.append(scope)
-            args += scope_args
-        sql = f"SELECT {', '.join(cols)} FROM alerts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
-        with _read(state) as con:
-            return [AlertView(**dict(zip(cols, r, strict=True))) for r in con.execute(sql, (*args, limit))]

@@ -28,6 +28,10 @@ from protocol.messages import (
 )
 from server.alerts import raise_alert
 from server.scanning import ScanConflict, ScanRequest, credential_of, decide_scan, end_part, recorded_decision
+from server.storage import inspections as rows
+from server.storage import projection
+from server.storage.alerts import as_tx
+from server.storage.engine import Tx
 
 
 def scan_notice(device_id: str, scan_id: str, d: Decision, now_ms: int) -> ScanDecision:
@@ -54,8 +58,9 @@ class Projector:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def stored(self, con: sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
-        """Apply a newly stored event; returns notices for its device."""
+    def stored(self, db: Tx | sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+        """Apply a newly stored event, inside the ingest's transaction; returns notices for its device."""
+        con = as_tx(db)
         self._check_chain(con, msg, now_ms)
         match msg:
             case EnterpriseScanned():
@@ -73,10 +78,8 @@ class Projector:
                 self._compare_provisional(con, msg.event_id, d, now_ms)
                 return [scan_notice(msg.device_id, msg.event_id, d, now_ms)]
             case ProvisionalDecision():
-                con.execute(
-                    "INSERT INTO provisional_decisions(scan_id, device_id, outcome, code, snapshot_version, received_ms) VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT(scan_id) DO NOTHING",
-                    (msg.scan_event_id, msg.device_id, msg.outcome, msg.code, msg.snapshot_version, now_ms),
+                projection.add_provisional(
+                    con, scan_id=msg.scan_event_id, device_id=msg.device_id, outcome=msg.outcome, code=msg.code, snapshot_version=msg.snapshot_version, received_ms=now_ms
                 )
                 d = recorded_decision(con, msg.scan_event_id)
                 if d is not None:
@@ -93,17 +96,18 @@ class Projector:
                         device_id=msg.device_id, officer_id=msg.officer_id, ref=msg.inspection_id,
                     )  # fmt: skip
             case MediaCaptured():
-                con.execute(
-                    "INSERT INTO media(event_id, device_id, officer_id, inspection_id, case_no, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-                    (
-                        msg.event_id, msg.device_id, msg.officer_id, self._resolve(con, msg.inspection_id) or msg.inspection_id if msg.inspection_id else None,
-                        msg.case_no, msg.file_name, msg.media_kind, msg.sha256, msg.size_bytes, msg.started_ms,
-                        msg.ended_ms if msg.ended_ms is not None else (msg.started_ms + msg.duration_ms if msg.started_ms is not None and msg.duration_ms is not None else None),
-                    ),
+                ended_ms = msg.ended_ms
+                if ended_ms is None and msg.started_ms is not None and msg.duration_ms is not None:
+                    ended_ms = msg.started_ms + msg.duration_ms
+                rec = projection.Recording(
+                    event_id=msg.event_id, device_id=msg.device_id, officer_id=msg.officer_id,
+                    inspection_id=self._resolve(con, msg.inspection_id) or msg.inspection_id if msg.inspection_id else None,
+                    case_no=msg.case_no, file_name=msg.file_name, media_kind=msg.media_kind, sha256=msg.sha256, size_bytes=msg.size_bytes,
+                    started_ms=msg.started_ms, ended_ms=ended_ms,
                 )  # fmt: skip
+                projection.add_recording(con, rec)
             case MediaIntegrity():
-                con.execute("UPDATE media SET integrity = ?, integrity_ms = ? WHERE event_id = ?", (msg.problem, now_ms, msg.media_event_id))
+                projection.mark_integrity(con, msg.media_event_id, msg.problem, now_ms)
                 what_zh = "被修改" if msg.problem == "modified" else "被删除"
                 raise_alert(
                     con, "media_integrity", now_ms,
@@ -112,7 +116,7 @@ class Projector:
                     device_id=msg.device_id, ref=msg.media_event_id,
                 )  # fmt: skip
             case DeviceStatus():
-                con.execute("UPDATE device_state SET last_status_json = ? WHERE device_id = ?", (msgspec.json.encode(msg).decode(), msg.device_id))
+                projection.set_device_status(con, msg.device_id, msgspec.json.encode(msg).decode())
             case DeviceAlarm():
                 raise_alert(
                     con, "device_alarm", now_ms,
@@ -121,22 +125,21 @@ class Projector:
                 )  # fmt: skip
         return []
 
-    def duplicate(self, con: sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+    def duplicate(self, db: Tx | sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
         """A resent event: answer a scan again with its recorded decision (the first answer may be lost)."""
         if isinstance(msg, EnterpriseScanned):
-            d = recorded_decision(con, msg.event_id)
+            d = recorded_decision(db, msg.event_id)
             if d is not None:
                 return [scan_notice(msg.device_id, msg.event_id, d, now_ms)]
         return []
 
-    def _resolve(self, con: sqlite3.Connection, inspection_id: str) -> str | None:
+    def _resolve(self, con: Tx, inspection_id: str) -> str | None:
         """The server's inspection id for an id a device used: the inspection's own, or a scan's (decided offline)."""
-        if con.execute("SELECT 1 FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone():
+        if rows.inspection_exists(con, inspection_id):
             return inspection_id
-        row = con.execute("SELECT inspection_id FROM scans WHERE scan_id = ?", (inspection_id,)).fetchone()
-        return row[0] if row and row[0] else None
+        return rows.scan_inspection(con, inspection_id) or None
 
-    def _participate(self, con: sqlite3.Connection, msg: InspectionStarted | InspectionJoined, now_ms: int) -> None:
+    def _participate(self, con: Tx, msg: InspectionStarted | InspectionJoined, now_ms: int) -> None:
         inspection_id = self._resolve(con, msg.inspection_id)
         if inspection_id is None and msg.scan_event_id:
             inspection_id = self._resolve(con, msg.scan_event_id)
@@ -149,22 +152,23 @@ class Projector:
             )  # fmt: skip
             return
         cred = credential_of(con, msg.officer_id)
-        con.execute(
-            "INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, matter, scan_id, device_id, joined_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(inspection_id, officer_id) DO NOTHING",
-            (inspection_id, msg.officer_id, cred.agency_id if cred else msg.agency_id, msg.field, msg.matter, msg.scan_event_id, msg.device_id, now_ms),
-        )
+        part = rows.Part(
+            inspection_id=inspection_id, officer_id=msg.officer_id, agency_id=cred.agency_id if cred else msg.agency_id, field=msg.field, matter=msg.matter,
+            scan_id=msg.scan_event_id, device_id=msg.device_id, joined_ms=now_ms,
+        )  # fmt: skip
+        rows.add_part(con, part)
 
-    def _check_chain(self, con: sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> None:
-        """Compare the event's link with its stored neighbours (seq - 1 and seq + 1); a mismatch is a break."""
-        me = con.execute("SELECT body_sha256 FROM events WHERE event_id = ?", (msg.event_id,)).fetchone()[0]
-        before = con.execute("SELECT body_sha256 FROM events WHERE device_id = ? AND seq = ?", (msg.device_id, msg.seq - 1)).fetchone()
-        after = con.execute("SELECT prev_hash, seq FROM events WHERE device_id = ? AND seq = ?", (msg.device_id, msg.seq + 1)).fetchone()
+    def _check_chain(self, con: Tx, msg: DeviceMessage, now_ms: int) -> None:
+        """Compare the event's link with its stored neighbours (seq - 1 and seq + 1); a mismatch is a break.
+        A neighbour not stored yet is checked when it arrives (docs/storage-seam.md §4.4)."""
+        me = projection.body_hash(con, msg.event_id)
+        before = projection.body_hash_at(con, msg.device_id, msg.seq - 1)
+        after = projection.prev_hash_at(con, msg.device_id, msg.seq + 1)
         broken = []
-        if before is not None and before[0] is not None and msg.prev_hash is not None and before[0] != msg.prev_hash:
+        if before is not None and msg.prev_hash is not None and before != msg.prev_hash:
             broken.append(msg.seq)
-        if after is not None and after[0] is not None and after[0] != me:
-            broken.append(after[1])
+        if after is not None and after != me:
+            broken.append(msg.seq + 1)
         for seq in broken:
             raise_alert(
                 con, "chain_break", now_ms,
@@ -173,18 +177,17 @@ class Projector:
                 device_id=msg.device_id, ref=str(seq),
             )  # fmt: skip
 
-    def _compare_provisional(self, con: sqlite3.Connection, scan_id: str, d: Decision, now_ms: int) -> None:
-        row = con.execute("SELECT device_id, outcome, code FROM provisional_decisions WHERE scan_id = ? AND compared_ms IS NULL", (scan_id,)).fetchone()
-        if row is None:
+    def _compare_provisional(self, con: Tx, scan_id: str, d: Decision, now_ms: int) -> None:
+        local = projection.uncompared_provisional(con, scan_id)
+        if local is None:
             return
-        device_id, outcome, code = row
-        overturned = outcome != d.outcome
-        con.execute("UPDATE provisional_decisions SET compared_ms = ?, overturned = ? WHERE scan_id = ?", (now_ms, int(overturned), scan_id))
+        overturned = local.outcome != d.outcome
+        projection.mark_compared(con, scan_id, overturned=overturned, now_ms=now_ms)
         if overturned:
-            scan = con.execute("SELECT officer_id, credit_code FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
+            officer_id, credit_code = projection.scan_who(con, scan_id)
             raise_alert(
                 con, "provisional_overturned", now_ms,
-                f"终端 {device_id} 离线判定为“{outcome}”（{code}），平台复核为“{d.outcome}”（{d.code}）：{d.message_zh}",
-                f"Terminal {device_id} decided offline '{outcome}' ({code}); the server decided '{d.outcome}' ({d.code}): {d.message_en}",
-                device_id=device_id, officer_id=scan[0] if scan else None, credit_code=scan[1] if scan else None, ref=scan_id,
+                f"终端 {local.device_id} 离线判定为“{local.outcome}”（{local.code}），平台复核为“{d.outcome}”（{d.code}）：{d.message_zh}",
+                f"Terminal {local.device_id} decided offline '{local.outcome}' ({local.code}); the server decided '{d.outcome}' ({d.code}): {d.message_en}",
+                device_id=local.device_id, officer_id=officer_id, credit_code=credit_code, ref=scan_id,
             )  # fmt: skip

@@ -1,8 +1,9 @@
 """Deciding a scan on the server: gather the facts from the registers, decide, record, open or join.
 
-``decide_scan`` runs inside one write transaction (BEGIN IMMEDIATE, or the ingest batch's own), so two
-agencies scanning one enterprise at the same moment are serialised by SQLite: the first opens the
-inspection, the second finds it under way and joins it. Never two.
+``decide_scan`` runs inside one write transaction (a handler's, or the ingest batch's own) and first takes the
+enterprise's scan lock (docs/storage-seam.md §4.1: an advisory lock on PostgreSQL, SQLite's write transaction
+itself), so two agencies scanning one enterprise at the same moment are serialised on every backend and in every
+process: the first opens the inspection, the second finds it under way and joins it. Never two.
 A scan is recorded once per scan id: deciding it again (a resent event) returns the recorded decision.
 """
 
@@ -23,6 +24,9 @@ from server.alerts import raise_alert
 from server.codes import check_code
 from server.errors import Conflict
 from server.exception_bases import KIND_ZH, Check, check_exception, pending_reviews_of, queue_review
+from server.storage import inspections as rows
+from server.storage.alerts import as_tx
+from server.storage.engine import Tx
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -44,11 +48,9 @@ class ScanRequest:
     device_id: str | None = None
 
 
-def credential_of(con: sqlite3.Connection, officer_id: str) -> Credential | None:
+def credential_of(con: Tx | sqlite3.Connection, officer_id: str) -> Credential | None:
     """The officer's credential from the register."""
-    row = con.execute(
-        "SELECT officer_id, agency_id, credential_no, fields, valid_from_ms, valid_to_ms, revoked_ms FROM officers WHERE officer_id = ?", (officer_id,)
-    ).fetchone()
+    row = rows.credential_row(as_tx(con), officer_id)
     if row is None:
         return None
     return Credential(officer_id=row[0], agency_id=row[1], credential_no=row[2], fields=json.loads(row[3]), valid_from_ms=row[4], valid_to_ms=row[5], revoked=row[6] is not None)
@@ -60,48 +62,27 @@ def year_start_ms(now_ms: int) -> int:
     return int(dt.datetime(now.year, 1, 1, tzinfo=_CST).timestamp() * 1000)
 
 
-def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, policy: Policy, now_ms: int) -> Facts:
+def gather_facts(tx: Tx, req: ScanRequest, credit_code: str, policy: Policy, now_ms: int) -> Facts:
     """Everything the decision needs, from the registers."""
-    cred = credential_of(con, req.officer_id)
-    ent_row = con.execute("SELECT credit_code, name, risk, credit FROM enterprises WHERE credit_code = ?", (credit_code,)).fetchone()
+    cred = credential_of(tx, req.officer_id)
+    ent_row = rows.enterprise(tx, credit_code)
     enterprise = Enterprise(credit_code=ent_row[0], name=ent_row[1], risk=ent_row[2], credit=ent_row[3]) if ent_row else None
-    nd_row = con.execute(
-        "SELECT basis, valid_to_ms FROM no_disturb WHERE credit_code = ? AND removed_ms IS NULL AND valid_from_ms <= ? AND (valid_to_ms IS NULL OR valid_to_ms >= ?)"
-        " ORDER BY valid_from_ms DESC LIMIT 1",
-        (credit_code, now_ms, now_ms),
-    ).fetchone()
+    nd_row = rows.no_disturb_entry(tx, credit_code, now_ms)
     no_disturb = NoDisturbEntry(credit_code=credit_code, basis=nd_row[0], valid_to_ms=nd_row[1]) if nd_row else None
-    # "+status": look the enterprise up by its own index, not by walking every open inspection; only those
-    # inside the join window can be under way.
-    open_rows = con.execute(
-        "SELECT inspection_id, lead_agency_id, field, opened_ms FROM inspections i WHERE credit_code = ? AND +status = 'open' AND opened_ms >= ?"
-        # An inspection whose basis awaits review, or was rejected, is no door for others: they state their own.
-        " AND NOT EXISTS (SELECT 1 FROM exception_reviews r WHERE r.inspection_id = i.inspection_id AND r.status != 'confirmed') ORDER BY opened_ms",
-        (credit_code, now_ms - int(policy.join_window_hours * 3_600_000)),
-    ).fetchall()
-    window_start = now_ms - policy.repeat_window_days * DAY_MS
-    recent_rows = con.execute(
-        "SELECT p.inspection_id, p.agency_id, p.field, p.joined_ms, p.ended_ms FROM inspection_parts p JOIN inspections i USING (inspection_id)"
-        " WHERE i.credit_code = ? AND p.joined_ms >= ? ORDER BY p.joined_ms DESC",
-        (credit_code, window_start),
-    ).fetchall()
-    counts = con.execute(
-        "SELECT SUM(opened_ms >= ?), SUM(opened_ms >= ?), SUM(opened_ms >= ?), SUM(opened_ms >= ?) FROM inspections WHERE credit_code = ? AND opened_ms >= ?",
-        (now_ms - DAY_MS, now_ms - 7 * DAY_MS, now_ms - 30 * DAY_MS, year_start_ms(now_ms), credit_code, min(now_ms - 30 * DAY_MS, year_start_ms(now_ms))),
-    ).fetchone()
-    day, week, month, year = (c or 0 for c in counts)
+    # Only inspections opened inside the join window can be under way.
+    open_now = rows.open_inspections(tx, credit_code, now_ms - int(policy.join_window_hours * 3_600_000))
+    recent = rows.recent_parts(tx, credit_code, now_ms - policy.repeat_window_days * DAY_MS)
+    counts = rows.inspection_counts(tx, credit_code, day=now_ms - DAY_MS, week=now_ms - 7 * DAY_MS, month=now_ms - 30 * DAY_MS, year=year_start_ms(now_ms))
     exc_ok: bool | None = None
     problem = ""
     pending = False
     if req.exception is not None:
         rules = policy.exceptions
-        check = check_exception(con, req.exception, credit_code, cred.agency_id if cred else "", req.field or "", now_ms, follow_up_days=rules.rectification_follow_up_days)
+        check = check_exception(tx, req.exception, credit_code, cred.agency_id if cred else "", req.field or "", now_ms, follow_up_days=rules.rectification_follow_up_days)
         pending = check.verdict == "unregistered" and req.exception.kind in rules.pending_review_kinds
-        if pending and pending_reviews_of(con, req.officer_id) >= rules.pending_review_per_officer:
+        if pending and pending_reviews_of(tx, req.officer_id) >= rules.pending_review_per_officer:
             pending, check = False, Check("invalid", f"{check.problem}；您已有 {rules.pending_review_per_officer} 次检查的紧急例外依据待复核 / you already have inspections on urgent exceptions awaiting review")
         exc_ok, problem = check.verdict == "ok" or pending, check.problem
-    names = dict(con.execute("SELECT agency_id, name FROM agencies ORDER BY agency_id").fetchall())
-    names.update(con.execute("SELECT field_id, name FROM fields ORDER BY field_id").fetchall())
     return Facts(
         now_ms=now_ms,
         officer_id=req.officer_id,
@@ -111,17 +92,19 @@ def gather_facts(con: sqlite3.Connection, req: ScanRequest, credit_code: str, po
         field=req.field or "",
         matter=req.matter,
         no_disturb=no_disturb,
-        open_inspections=[InspectionRef(inspection_id=r[0], credit_code=credit_code, agency_id=r[1], field=r[2], started_ms=r[3]) for r in open_rows],
-        recent_inspections=[InspectionRef(inspection_id=r[0], credit_code=credit_code, agency_id=r[1], field=r[2], started_ms=r[3], ended_ms=r[4]) for r in recent_rows],
-        inspections_this_year=year,
-        last_day=day,
-        last_week=week,
-        last_month=month,
+        open_inspections=[InspectionRef(inspection_id=o.inspection_id, credit_code=credit_code, agency_id=o.lead_agency_id, field=o.field, started_ms=o.opened_ms) for o in open_now],
+        recent_inspections=[
+            InspectionRef(inspection_id=p.inspection_id, credit_code=credit_code, agency_id=p.agency_id, field=p.field, started_ms=p.joined_ms, ended_ms=p.ended_ms) for p in recent
+        ],
+        inspections_this_year=counts.year,
+        last_day=counts.day,
+        last_week=counts.week,
+        last_month=counts.month,
         exception=req.exception,
         exception_ok=exc_ok,
         exception_problem=problem,
         exception_pending_review=pending,
-        names=names,
+        names=rows.names(tx),
     )
 
 
@@ -129,59 +112,67 @@ class ScanConflict(Conflict):
     """A scan id already used for another scan (another officer's, another device's, or another code)."""
 
 
-def recorded_decision(con: sqlite3.Connection, scan_id: str) -> Decision | None:
+def recorded_decision(con: Tx | sqlite3.Connection, scan_id: str) -> Decision | None:
     """The decision already recorded for a scan id, if any."""
-    row = con.execute("SELECT decision_json FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
-    return None if row is None else msgspec.json.decode(row[0], type=Decision)
+    row = rows.scan(as_tx(con), scan_id)
+    return None if row is None else msgspec.json.decode(row.decision_json, type=Decision)
 
 
-def _previous(con: sqlite3.Connection, req: ScanRequest) -> Decision | None:
+def _previous(tx: Tx, req: ScanRequest) -> Decision | None:
     """The recorded decision when this very scan is asked again (a resend, a double click); a scan id
     belongs to the officer, channel and device that used it first, for that code and field only."""
-    row = con.execute("SELECT officer_id, channel, device_id, code_text, field, decision_json FROM scans WHERE scan_id = ?", (req.scan_id,)).fetchone()
+    row = rows.scan(tx, req.scan_id)
     if row is None:
         return None
-    if tuple(row[:5]) != (req.officer_id, req.channel, req.device_id, req.code_text, req.field):
+    if (row.officer_id, row.channel, row.device_id, row.code_text, row.field) != (req.officer_id, req.channel, req.device_id, req.code_text, req.field):
         raise ScanConflict(f"扫码编号 {req.scan_id} 已被另一次扫码使用 / scan id {req.scan_id} was already used for another scan")
-    return msgspec.json.decode(row[5], type=Decision)
+    return msgspec.json.decode(row.decision_json, type=Decision)
 
 
-def decide_scan(con: sqlite3.Connection, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
+def decide_scan(con: Tx | sqlite3.Connection, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
     """Decide and record one scan, raising the alerts it calls for; call inside a write transaction.
     ScanConflict if the scan id belongs to another scan."""
-    previous = _previous(con, req)
+    tx = as_tx(con)
+    credit_code: str | None = None
+    code_error: CodeError | None = None
+    try:
+        credit_code = check_code(tx, req.code_text).credit_code
+    except CodeError as e:
+        code_error = e
+    # First the lock, then every read: a second agency's scan (or this scan resent) waiting here sees what the
+    # first one recorded. A code that does not check out serialises its resends by its text.
+    rows.lock_enterprise_scans(tx, credit_code or req.code_text)
+    previous = _previous(tx, req)
     if previous is not None:
         return previous
-    credit_code: str | None = None
     facts: Facts | None = None
-    try:
-        credit_code = check_code(con, req.code_text).credit_code
-    except CodeError as e:
-        decision = refuse_code(e.reason)
-        cred = credential_of(con, req.officer_id)
+    if code_error is not None:
+        decision = refuse_code(code_error.reason)
+        cred = credential_of(tx, req.officer_id)
     else:
-        facts = gather_facts(con, req, credit_code, policy, now_ms)
-        decision = _open_or_join(con, req, decide(facts, policy), facts, now_ms)
+        assert credit_code is not None
+        facts = gather_facts(tx, req, credit_code, policy, now_ms)
+        decision = _open_or_join(tx, req, decide(facts, policy), facts, now_ms)
         cred = facts.credential
-    exc = req.exception
-    con.execute(
-        "INSERT INTO scans(scan_id, channel, device_id, officer_id, agency_id, credit_code, code_text, field, matter, reason, exception_kind, exception_ref,"
-        " lat, lon, scanned_ms, decided_ms, outcome, code, inspection_id, decision_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            req.scan_id, req.channel, req.device_id, req.officer_id, cred.agency_id if cred else None, credit_code, req.code_text, req.field, req.matter, req.reason,
-            exc.kind if exc else None, exc.reference if exc else None, req.location.lat if req.location else None, req.location.lon if req.location else None,
-            req.scanned_ms, now_ms, decision.outcome, decision.code, decision.inspection_id, msgspec.json.encode(decision).decode(),
+    exc, loc = req.exception, req.location
+    rows.record_scan(
+        tx,
+        rows.ScanRow(
+            scan_id=req.scan_id, channel=req.channel, device_id=req.device_id, officer_id=req.officer_id, agency_id=cred.agency_id if cred else None,
+            credit_code=credit_code, code_text=req.code_text, field=req.field, matter=req.matter, reason=req.reason,
+            exception_kind=exc.kind if exc else None, exception_ref=exc.reference if exc else None, lat=loc.lat if loc else None, lon=loc.lon if loc else None,
+            scanned_ms=req.scanned_ms, decided_ms=now_ms, outcome=decision.outcome, code=decision.code, inspection_id=decision.inspection_id,
+            decision_json=msgspec.json.encode(decision).decode(),
         ),
     )  # fmt: skip
-    _alert_scan(con, req, decision, facts, cred, credit_code, now_ms)
+    _alert_scan(tx, req, decision, facts, cred, credit_code, now_ms)
     return decision
 
 
-def _alert_scan(con: sqlite3.Connection, req: ScanRequest, d: Decision, facts: Facts | None, cred: Credential | None, credit_code: str | None, now_ms: int) -> None:
+def _alert_scan(tx: Tx, req: ScanRequest, d: Decision, facts: Facts | None, cred: Credential | None, credit_code: str | None, now_ms: int) -> None:
     """Tell supervisors what a decision means for the rules: refusals they should know of, exceptions used,
     repeats and joint inspections. The same for a phone's scan and a terminal's."""
-    officer = con.execute("SELECT name FROM officers WHERE officer_id = ?", (req.officer_id,)).fetchone()
-    who = officer[0] if officer else req.officer_id
+    who = rows.officer_name(tx, req.officer_id) or req.officer_id
     agency = facts.name(cred.agency_id) if facts and cred else (cred.agency_id if cred else "")
     ent = facts.enterprise.name if facts and facts.enterprise else (credit_code or "")
     where = f"（{ent}）" if ent else ""
@@ -211,50 +202,44 @@ def _alert_scan(con: sqlite3.Connection, req: ScanRequest, d: Decision, facts: F
         }[rule])  # fmt: skip
     if d.pending_review and exc is not None and credit_code is not None:
         problem = facts.exception_problem if facts else ""
-        queue_review(con, req.scan_id, d.inspection_id, exc, credit_code, req.officer_id, cred.agency_id if cred else None, problem, now_ms)
+        queue_review(tx, req.scan_id, d.inspection_id, exc, credit_code, req.officer_id, cred.agency_id if cred else None, problem, now_ms)
         kinds.append(("exception_pending_review", f"{agency}{who}依未登记的紧急例外依据（{basis_zh}）检查{where}，待监督人员复核。", f"{who} ({agency}) inspects {ent} on an unregistered urgent exception ({basis_en}): a supervisor must review it."))
     if req.device_id is not None and cred is not None:
-        device = con.execute("SELECT agency_id FROM devices WHERE device_id = ?", (req.device_id,)).fetchone()
-        if device is not None and device[0] != cred.agency_id:
+        device_agency = rows.device_agency(tx, req.device_id)
+        if device_agency is not None and device_agency != cred.agency_id:
             # A device speaks for its own agency's officers: another agency's officer on it is worth a look
             # (a lent or stolen device, or a device misreporting who scanned). The decision itself stands.
             kinds.append(("device_agency_mismatch", f"{who}（{agency}）使用了其他机关的设备 {req.device_id} 扫码{where}。", f"{who} ({agency}) scanned {ent} with device {req.device_id}, which belongs to another agency."))
     for kind, zh, en in kinds:
-        raise_alert(con, kind, now_ms, zh, en, credit_code=credit_code, agency_id=cred.agency_id if cred else None, device_id=req.device_id, officer_id=req.officer_id, ref=req.scan_id)
+        raise_alert(tx, kind, now_ms, zh, en, credit_code=credit_code, agency_id=cred.agency_id if cred else None, device_id=req.device_id, officer_id=req.officer_id, ref=req.scan_id)
 
 
-def _open_or_join(con: sqlite3.Connection, req: ScanRequest, d: Decision, facts: Facts, now_ms: int) -> Decision:
+def _open_or_join(tx: Tx, req: ScanRequest, d: Decision, facts: Facts, now_ms: int) -> Decision:
     cred = facts.credential
     if cred is None or d.outcome not in ("allowed", "join"):
         return d
     if d.outcome == "allowed":
-        inspection_id = str(uuid.uuid4())
-        region = con.execute("SELECT region FROM enterprises WHERE credit_code = ?", (facts.credit_code,)).fetchone()
         exc = req.exception if d.exception_used else None
-        con.execute(
-            "INSERT INTO inspections(inspection_id, credit_code, region, lead_agency_id, field, status, opened_ms, exception_kind, exception_ref)"
-            " VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?)",
-            (inspection_id, facts.credit_code, region[0] if region else "", cred.agency_id, facts.field, now_ms, exc.kind if exc else None, exc.reference if exc else None),
-        )
-        d = msgspec.structs.replace(d, inspection_id=inspection_id)
+        new = rows.NewInspection(
+            inspection_id=str(uuid.uuid4()), credit_code=facts.credit_code, region=rows.region_of(tx, facts.credit_code), lead_agency_id=cred.agency_id,
+            field=facts.field, opened_ms=now_ms, exception_kind=exc.kind if exc else None, exception_ref=exc.reference if exc else None,
+        )  # fmt: skip
+        rows.open_inspection(tx, new)
+        d = msgspec.structs.replace(d, inspection_id=new.inspection_id)
     assert d.inspection_id is not None
-    con.execute(
-        "INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, matter, scan_id, device_id, joined_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT(inspection_id, officer_id) DO NOTHING",
-        (d.inspection_id, req.officer_id, cred.agency_id, facts.field, req.matter, req.scan_id, req.device_id, now_ms),
-    )
+    part = rows.Part(
+        inspection_id=d.inspection_id, officer_id=req.officer_id, agency_id=cred.agency_id, field=facts.field, matter=req.matter,
+        scan_id=req.scan_id, device_id=req.device_id, joined_ms=now_ms,
+    )  # fmt: skip
+    rows.add_part(tx, part)
     return d
 
 
-def end_part(con: sqlite3.Connection, inspection_id: str, officer_id: str, result: str, summary: str, now_ms: int) -> bool:
+def end_part(con: Tx | sqlite3.Connection, inspection_id: str, officer_id: str, result: str, summary: str, now_ms: int) -> bool:
     """End one officer's part of an inspection; the inspection ends when every part has. False if unknown."""
-    cur = con.execute(
-        "UPDATE inspection_parts SET ended_ms = ?, result = ?, summary = ? WHERE inspection_id = ? AND officer_id = ? AND ended_ms IS NULL",
-        (now_ms, result, summary, inspection_id, officer_id),
-    )
-    if cur.rowcount == 0:
+    tx = as_tx(con)
+    if not rows.end_part(tx, inspection_id, officer_id, result, summary, now_ms):
         return False
-    open_parts = con.execute("SELECT COUNT(*) FROM inspection_parts WHERE inspection_id = ? AND ended_ms IS NULL", (inspection_id,)).fetchone()[0]
-    if open_parts == 0:
-        con.execute("UPDATE inspections SET status = 'ended', ended_ms = ? WHERE inspection_id = ?", (now_ms, inspection_id))
+    if rows.open_parts(tx, inspection_id) == 0:
+        rows.end_inspection(tx, inspection_id, now_ms)
     return True
