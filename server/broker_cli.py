@@ -9,6 +9,7 @@ from pathlib import Path
 from server import broker
 from server.broker_ca import CA_CERT, SERVER_CERT, SERVER_KEY, CaError, client_cert, init_ca, server_cert
 from server.registry import active_device_ids
+from server.settings import key_base
 
 #: The shipped broker configuration that broker-config starts from.
 SHIPPED_CONF = Path(__file__).with_name("mosquitto.conf")
@@ -50,7 +51,7 @@ def add_broker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _broker_config(args: argparse.Namespace) -> int:
-    out: Path = (args.out or broker.broker_dir_for(args.db)).resolve()
+    out: Path = (args.out or broker.broker_dir_for(key_base(args.db, args.key_dir))).resolve()
     broker.prepare(out)
     devices = active_device_ids(args.db)
     removed = broker.keep_only(out, devices | {broker.SERVER_ACCOUNT})

@@ -7,11 +7,22 @@ from pathlib import Path
 
 import msgspec
 
+from protocol.config import ConfigError
 from server.storage.engine import Backend, backend_of
 
 #: Environment variable that makes the ingest pause this many seconds before each commit. For fault
 #: tests only: it lets a test SIGKILL the server with messages received but not yet committed.
 FAULT_PAUSE_ENV = "FE_FAULT_PAUSE_BEFORE_COMMIT_S"
+
+
+def key_base(db: str | Path, key_dir: Path | None) -> Path:
+    """The path the server's key and broker files are named after: the SQLite file itself, or ``<key_dir>/server``
+    when the database is PostgreSQL (a URL names no folder)."""
+    if backend_of(db) is Backend.SQLITE:
+        return Path(db)
+    if key_dir is None:
+        raise ConfigError("with a PostgreSQL database the key files need a folder of their own: give --key-dir")
+    return key_dir / "server"
 
 
 class SignInLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,12 +90,8 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def key_base(self) -> Path:
-        """The path the key files are named after: the SQLite file itself, or ``<key_dir>/server`` with PostgreSQL."""
-        if backend_of(self.db) is Backend.SQLITE:
-            return Path(self.db_path)
-        if self.key_dir is None:
-            raise ValueError("with a PostgreSQL database the key files need a folder of their own: give --key-dir")
-        return self.key_dir / "server"
+        """The path the key files are named after (``key_base``)."""
+        return key_base(self.db, self.key_dir)
 
     @property
     def server_key_path(self) -> Path:

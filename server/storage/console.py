@@ -21,6 +21,12 @@ ALL_DEVICES = sql(_DEVICES + " ORDER BY d.device_id")
 ONE_DEVICE = sql(_DEVICES + " WHERE d.device_id = :device_id")
 DEVICE_AGENCY = sql("SELECT agency_id FROM devices WHERE device_id = :device_id")
 
+DEVICE_LIST_COLUMNS = ("device_id", "model", "agency_id", "stored", "max_seq", "last_seen_ms", "revoked_ms")
+DEVICE_LIST = sql("""
+    SELECT d.device_id, d.model, d.agency_id, coalesce(s.stored_count, 0), coalesce(s.max_seq, 0), s.last_seen_ms, d.revoked_ms
+    FROM devices d LEFT JOIN device_state s ON s.device_id = d.device_id ORDER BY d.device_id
+""")
+
 EVENT_COLUMNS = (
     "event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms", "clock_suspect",
     "body_json",
@@ -58,6 +64,11 @@ VISITS = sql("""
 def devices(tx: Tx) -> list[tuple[Any, ...]]:
     """Every registered device with its delivery state, in DEVICE_COLUMNS order, by device id."""
     return tx.all(ALL_DEVICES)
+
+
+def device_list(tx: Tx) -> list[tuple[Any, ...]]:
+    """Every registered device for the command line, in DEVICE_LIST_COLUMNS order, by device id."""
+    return tx.all(DEVICE_LIST)
 
 
 def device(tx: Tx, device_id: str) -> tuple[Any, ...] | None:
