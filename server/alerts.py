@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 
-from server.storage.alerts import as_tx, insert_alert
+from server.storage.alerts import insert_alert
 from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
 
 #: Every alert kind: (severity, Chinese name, English name), the names as a person reads them on a page.
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -67,7 +67,7 @@ def agency_scope(agency_id: str | None) -> tuple[str, tuple[str | None, ...]]:
 
 
 def raise_alert(
-    con: Tx | sqlite3.Connection,
+    con: Con,
     kind: str,
     now_ms: int,
     message_zh: str,

@@ -7,7 +7,6 @@ may produce notices for the device (a ScanDecision), published after the commit.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 
 import msgspec
@@ -30,8 +29,8 @@ from server.alerts import raise_alert
 from server.scanning import ScanConflict, ScanRequest, credential_of, decide_scan, end_part, recorded_decision
 from server.storage import inspections as rows
 from server.storage import projection
-from server.storage.alerts import as_tx
 from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
 
 
 def scan_notice(device_id: str, scan_id: str, d: Decision, now_ms: int) -> ScanDecision:
@@ -58,7 +57,7 @@ class Projector:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def stored(self, db: Tx | sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+    def stored(self, db: Con, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
         """Apply a newly stored event, inside the ingest's transaction; returns notices for its device."""
         con = as_tx(db)
         self._check_chain(con, msg, now_ms)
@@ -125,7 +124,7 @@ class Projector:
                 )  # fmt: skip
         return []
 
-    def duplicate(self, db: Tx | sqlite3.Connection, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+    def duplicate(self, db: Con, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
         """A resent event: answer a scan again with its recorded decision (the first answer may be lost)."""
         if isinstance(msg, EnterpriseScanned):
             d = recorded_decision(db, msg.event_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import uuid
 from dataclasses import dataclass
 
@@ -25,8 +24,8 @@ from server.codes import check_code
 from server.errors import Conflict
 from server.exception_bases import KIND_ZH, Check, check_exception, pending_reviews_of, queue_review
 from server.storage import inspections as rows
-from server.storage.alerts import as_tx
 from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -48,7 +47,7 @@ class ScanRequest:
     device_id: str | None = None
 
 
-def credential_of(con: Tx | sqlite3.Connection, officer_id: str) -> Credential | None:
+def credential_of(con: Con, officer_id: str) -> Credential | None:
     """The officer's credential from the register."""
     row = rows.credential_row(as_tx(con), officer_id)
     if row is None:
@@ -112,7 +111,7 @@ class ScanConflict(Conflict):
     """A scan id already used for another scan (another officer's, another device's, or another code)."""
 
 
-def recorded_decision(con: Tx | sqlite3.Connection, scan_id: str) -> Decision | None:
+def recorded_decision(con: Con, scan_id: str) -> Decision | None:
     """The decision already recorded for a scan id, if any."""
     row = rows.scan(as_tx(con), scan_id)
     return None if row is None else msgspec.json.decode(row.decision_json, type=Decision)
@@ -129,7 +128,7 @@ def _previous(tx: Tx, req: ScanRequest) -> Decision | None:
     return msgspec.json.decode(row.decision_json, type=Decision)
 
 
-def decide_scan(con: Tx | sqlite3.Connection, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
+def decide_scan(con: Con, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
     """Decide and record one scan, raising the alerts it calls for; call inside a write transaction.
     ScanConflict if the scan id belongs to another scan."""
     tx = as_tx(con)
@@ -235,7 +234,7 @@ def _open_or_join(tx: Tx, req: ScanRequest, d: Decision, facts: Facts, now_ms: i
     return d
 
 
-def end_part(con: Tx | sqlite3.Connection, inspection_id: str, officer_id: str, result: str, summary: str, now_ms: int) -> bool:
+def end_part(con: Con, inspection_id: str, officer_id: str, result: str, summary: str, now_ms: int) -> bool:
     """End one officer's part of an inspection; the inspection ends when every part has. False if unknown."""
     tx = as_tx(con)
     if not rows.end_part(tx, inspection_id, officer_id, result, summary, now_ms):

@@ -5,8 +5,6 @@ Rows only: which kinds exist, their severity and how they read are server/alerts
 
 from __future__ import annotations
 
-import sqlite3
-
 from server.storage.engine import Tx, sql
 
 #: The columns of an alert as ``recent_alerts`` returns them, in order.
@@ -28,11 +26,6 @@ _RECENT = sql(f"""
            OR officer_id IN (SELECT officer_id FROM officers WHERE agency_id = :agency_id))
     ORDER BY id DESC LIMIT :limit
 """)
-
-
-def as_tx(con: Tx | sqlite3.Connection) -> Tx:
-    """``con`` as a Tx: callers not yet moved to the seam (issue 12) still pass a raw SQLite connection."""
-    return con if isinstance(con, Tx) else Tx(con)
 
 
 def insert_alert(
