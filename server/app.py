@@ -1,17 +1,19 @@
-"""``create_app(settings)``: the Litestar app, whose lifespan runs the MQTT ingest."""
+"""``create_app(settings)``: the Litestar app of one server process, by its role (server/plugins.py)."""
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
+import pickle
 from pathlib import Path
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
 from litestar.template.config import TemplateConfig
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
@@ -27,11 +29,10 @@ from server.apidocs import OfflineSwagger
 from server.auth import provide_principal
 from server.codes import ensure_code_key
 from server.headers import add_security_headers
-from server.ingest import Ingest
 from server.limits import MAX_REQUEST_BODY, too_large_handler
-from server.scheduler import Scheduler
 from server.keys import load_or_create_server_key
 from server.metrics import IngestMetrics
+from server.plugins import IngestPlugin, SchedulerPlugin, StoragePlugin
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -40,65 +41,60 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
 
 
+#: What a process of any role serves: liveness, metrics, the load-measurement baseline.
+OPERATIONS = [api.health, api.ping, api.metrics]
+
+
+def api_routes() -> list[object]:
+    """The API and the console (the api and all roles)."""
+    return [
+        auth_api.login,
+        auth_api.logout,
+        auth_api.me,
+        users_api.UserController,
+        users_api.users_page,
+        *web.ROUTES,
+        create_static_files_router(path="/static", directories=[STATIC_DIR]),
+        api.overview,
+        api.DeviceController,
+        api.EventController,
+        api.RejectedController,
+        inspect_api.ScanController,
+        inspect_api.InspectionController,
+        inspect_api.EnterpriseController,
+        inspect_api.AlertController,
+        exception_api.ExceptionBasisController,
+        exception_api.ExceptionReviewController,
+        evidence_api.EvidenceController,
+        evidence_api.inspection_media,
+        jobs_api.JobController,
+        jobs_api.DrawController,
+        jobs_api.DisclosureController,
+        jobs_api.jobs_page,
+        jobs_api.public_draw_page,
+    ]
+
+
 def create_app(settings: ServerSettings) -> Litestar:
-    """Build the app; the database is migrated here, the ingest starts with the lifespan."""
+    """Build the app of this process's role; the database is migrated here, the ingest and the scheduler run as
+    plugins for the app's lifetime."""
     db.migrate(settings.db)
     key = load_or_create_server_key(settings.server_key_path)
     with db.writing(settings.db) as tx:
         ensure_code_key(tx, settings.key_base)  # devices' snapshots carry it from the start
     metrics = IngestMetrics()
     policy = load_toml(settings.policy_file, Policy)
-
-    @asynccontextmanager
-    async def ingest_lifespan(app: Litestar) -> AsyncIterator[None]:
-        ingest = Ingest(settings, key, metrics, policy) if settings.mqtt_enabled else None
-        scheduler = Scheduler(settings.db, settings.server_key_path, settings.policy_file) if settings.jobs_enabled else None
-        app.state.ingest = ingest
-        app.state.scheduler = scheduler
-        if ingest is not None:
-            ingest.start()
-        if scheduler is not None:
-            scheduler.start()
-        try:
-            yield
-        finally:
-            if scheduler is not None:
-                scheduler.stop()
-            if ingest is not None:
-                ingest.stop()
+    role = settings.role
+    plugins: list[InitPluginProtocol] = [StoragePlugin(settings)]
+    if role.runs_ingest and settings.mqtt_enabled:
+        plugins.append(IngestPlugin(settings, key, metrics, policy))
+    if role.runs_scheduler and settings.jobs_enabled:
+        plugins.append(SchedulerPlugin(settings))
 
     app = Litestar(
-        route_handlers=[
-            auth_api.login,
-            auth_api.logout,
-            auth_api.me,
-            users_api.UserController,
-            users_api.users_page,
-            *web.ROUTES,
-            create_static_files_router(path="/static", directories=[STATIC_DIR]),
-            api.health,
-            api.ping,
-            api.metrics,
-            api.overview,
-            api.DeviceController,
-            api.EventController,
-            api.RejectedController,
-            inspect_api.ScanController,
-            inspect_api.InspectionController,
-            inspect_api.EnterpriseController,
-            inspect_api.AlertController,
-            exception_api.ExceptionBasisController,
-            exception_api.ExceptionReviewController,
-            evidence_api.EvidenceController,
-            evidence_api.inspection_media,
-            jobs_api.JobController,
-            jobs_api.DrawController,
-            jobs_api.DisclosureController,
-            jobs_api.jobs_page,
-            jobs_api.public_draw_page,
-        ],
+        route_handlers=[*OPERATIONS, *(api_routes() if role.serves_api else [])],
         state=State({"settings": settings, "metrics": metrics, "ingest": None, "scheduler": None, "server_public_key": key.public_hex, "server_key": key, "policy": policy}),
-        lifespan=[ingest_lifespan],
+        plugins=plugins,
         dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[OfflineSwagger("/schema")]),
@@ -115,3 +111,18 @@ def create_app(settings: ServerSettings) -> Litestar:
     )
     document_answers(app)  # every route's OpenAPI answers: 401/403/404/400/413 as its signature implies
     return app
+
+
+#: Carries the settings to each HTTP worker process uvicorn starts for ``--workers N`` (they import the app by name).
+SETTINGS_ENV = "FE_SERVER_SETTINGS"
+
+
+def settings_for_workers(settings: ServerSettings) -> str:
+    """``settings`` as the value of SETTINGS_ENV (the workers are this server's own child processes)."""
+    return base64.b64encode(pickle.dumps(settings)).decode()
+
+
+def app_from_env() -> Litestar:
+    """The app factory uvicorn's worker processes call (``server.app:app_from_env``)."""
+    settings = pickle.loads(base64.b64decode(os.environ[SETTINGS_ENV]))  # noqa: S301 - written by our own parent process
+    return create_app(settings)

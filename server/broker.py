@@ -35,8 +35,27 @@ SERVER_ACCOUNT = "fe-server"
 PASSWD_FILE = "passwd"
 ACL_FILE = "acl"
 PID_FILE = "mosquitto.pid"
-#: The server's own broker password, readable by the server's OS user only.
-SERVER_PASSWORD_FILE = "fe-server.password"
+#: Accounts of ingest processes that share the devices' uplinks (``fe-server run --role ingest --ingest-worker K``):
+#: each has its own client id and persistent session, so a restarted worker gets back what was queued for it.
+INGEST_ACCOUNT_PREFIX = "fe-ingest-"
+#: The shared subscription group the ingest processes split the uplinks in (``$share/<group>/...``).
+INGEST_SHARE_GROUP = "fe-ingest"
+
+
+def password_file_name(account: str) -> str:
+    """The file holding a server-side account's broker password, readable by the server's OS user only."""
+    return f"{account}.password"
+
+
+def ingest_account(worker: int) -> str:
+    """The broker account (and client id) of ingest worker ``worker`` (1, 2, ...)."""
+    if worker < 1:
+        raise BrokerSecurityError(f"ingest worker numbers start at 1, got {worker}")
+    return f"{INGEST_ACCOUNT_PREFIX}{worker}"
+
+
+#: The server's own broker password.
+SERVER_PASSWORD_FILE = password_file_name(SERVER_ACCOUNT)
 _LOCK_FILE = ".lock"
 #: Bytes of randomness in a generated broker password (URL-safe base64 text of 32 characters).
 PASSWORD_BYTES = 24
@@ -168,8 +187,20 @@ def keep_only(broker_dir: Path, allowed: set[str]) -> list[str]:
     return remove_accounts(broker_dir, accounts(broker_dir) - allowed)
 
 
-def acl_text(server_account: str = SERVER_ACCOUNT) -> str:
-    """The ACL file: each device its own topics (protocol/topics.py), the server every device's."""
+def acl_text(server_accounts: Iterable[str] = (SERVER_ACCOUNT,)) -> str:
+    """The ACL file: each device its own topics (protocol/topics.py), the server's accounts every device's.
+
+    Mosquitto applies these ``read`` lines to a shared subscription's topic without its ``$share/<group>/`` prefix,
+    so the ingest workers' ``$share/fe-ingest/fe/v1/dev/+/up`` is allowed by ``topic read fe/v1/dev/+/up``."""
+    server_blocks = "".join(
+        f"\nuser {account}\n"
+        "topic read fe/v1/dev/+/up\n"
+        "topic read fe/v1/dev/+/time\n"
+        "topic read fe/v1/dev/+/presence\n"
+        "topic write fe/v1/dev/+/down\n"
+        "topic write fe/v1/lists/+\n"
+        for account in server_accounts
+    )
     return (
         "# Written by fe-server (server/broker.py); rewritten by `fe-server broker-config`.\n"
         "# Mosquitto denies whatever no line allows. A denied publish is answered with PUBACK reason 0x87\n"
@@ -181,19 +212,14 @@ def acl_text(server_account: str = SERVER_ACCOUNT) -> str:
         "pattern read fe/v1/dev/%u/down\n"
         "# Shared list snapshots (no %u: Mosquitto logs a harmless warning for this line at each load).\n"
         "pattern read fe/v1/lists/+\n\n"
-        "# The server: every device's uplink and presence, every downlink and list snapshot.\n"
-        f"user {server_account}\n"
-        "topic read fe/v1/dev/+/up\n"
-        "topic read fe/v1/dev/+/time\n"
-        "topic read fe/v1/dev/+/presence\n"
-        "topic write fe/v1/dev/+/down\n"
-        "topic write fe/v1/lists/+\n"
+        "# The server (and its ingest workers): every device's uplink and presence, every downlink and list snapshot.\n"
+        + server_blocks
     )
 
 
 def server_password(broker_dir: Path, server_account: str = SERVER_ACCOUNT) -> str:
-    """The server's broker password, made (and its account added) on first use."""
-    path = broker_dir / SERVER_PASSWORD_FILE
+    """A server-side account's broker password, made (and the account added) on first use."""
+    path = broker_dir / password_file_name(server_account)
     if path.exists() and server_account in accounts(broker_dir):
         return path.read_text().strip()
     password = new_password()
@@ -202,12 +228,24 @@ def server_password(broker_dir: Path, server_account: str = SERVER_ACCOUNT) -> s
     return password
 
 
-def prepare(broker_dir: Path, server_account: str = SERVER_ACCOUNT) -> None:
-    """Make the folder with the ACL, the server's account and a password file (idempotent)."""
+def ingest_workers(broker_dir: Path) -> int:
+    """How many ingest worker accounts the password file has (fe-ingest-1 .. fe-ingest-N)."""
+    n = 0
+    while ingest_account(n + 1) in accounts(broker_dir):
+        n += 1
+    return n
+
+
+def prepare(broker_dir: Path, server_account: str = SERVER_ACCOUNT, *, ingest_workers: int = 0) -> list[str]:
+    """Make the folder with the ACL, the server's accounts (with their password files) and a password file
+    (idempotent); returns the server's accounts."""
     broker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    server_password(broker_dir, server_account)
+    names = [server_account, *(ingest_account(k) for k in range(1, ingest_workers + 1))]
+    for name in names:
+        server_password(broker_dir, name)
     with _locked(broker_dir):
-        _write_private(broker_dir / ACL_FILE, acl_text(server_account))
+        _write_private(broker_dir / ACL_FILE, acl_text(names))
+    return names
 
 
 def security_lines(broker_dir: Path) -> list[str]:

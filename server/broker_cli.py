@@ -34,6 +34,11 @@ def add_broker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     bc.add_argument("--require-certificate", action="store_true", help="with --tls: devices must present a client certificate (its CN is their username)")
     bc.add_argument("--persistence-location", type=Path, help="Mosquitto's data folder (default: as in server/mosquitto.conf)")
     bc.add_argument("--log-file", type=Path, help="log to this file instead of standard error")
+    bc.add_argument(
+        "--ingest-workers", type=int, metavar="N",
+        help="broker accounts fe-ingest-1..N for ingest processes sharing the uplinks (`fe-server run --role ingest "
+        "--ingest-worker K`), with their password files; default: as many as the folder already has",
+    )
     bc.add_argument("--run-as", metavar="USER", help="the OS user Mosquitto runs as (default: mosquitto); it must be able to read OUT")
 
     ca = sub.add_parser("ca", help="the project CA for the broker's TLS: init, server-cert, client-cert", description="TLS certificates for the broker and devices.")
@@ -52,9 +57,16 @@ def add_broker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _broker_config(args: argparse.Namespace) -> int:
     out: Path = (args.out or broker.broker_dir_for(key_base(args.db, args.key_dir))).resolve()
-    broker.prepare(out)
+    workers = broker.ingest_workers(out) if args.ingest_workers is None else args.ingest_workers
+    if workers < 0:
+        print(f"fe-server: --ingest-workers must be 0 or more, got {workers}", file=sys.stderr)
+        return 1
+    server_side = broker.prepare(out, ingest_workers=workers)
     devices = active_device_ids(args.db)
-    removed = broker.keep_only(out, devices | {broker.SERVER_ACCOUNT})
+    removed = broker.keep_only(out, devices | set(server_side))
+    for account in removed:  # an ingest worker no longer asked for: its password goes with its account
+        if account.startswith(broker.INGEST_ACCOUNT_PREFIX):
+            (out / broker.password_file_name(account)).unlink(missing_ok=True)
     missing = sorted(devices - broker.accounts(out))
     tls = None
     if args.tls:
@@ -81,7 +93,10 @@ def _broker_config(args: argparse.Namespace) -> int:
     if args.log_file:
         text = text.replace("\nlog_dest stderr\n", "\n# (set below) log_dest stderr\n")
     (out / "mosquitto.conf").write_text(text)
-    print(f"{out / 'mosquitto.conf'}: listener {port}{' (TLS)' if tls else ''}, {len(devices)} device account(s) and the server's")
+    print(
+        f"{out / 'mosquitto.conf'}: listener {port}{' (TLS)' if tls else ''}, {len(devices)} device account(s) and the server's"
+        + (f", {workers} ingest worker account(s)" if workers else "")
+    )
     for d in removed:
         print(f"removed the broker account of {d} (revoked or not registered)")
     for d in missing:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,13 +13,13 @@ from protocol.config import ConfigError
 from protocol.creditcode import CreditCodeError
 from protocol.signing import KeyFormatError
 from server import db as dbmod
-from server.broker import SERVER_PASSWORD_FILE, BrokerSecurityError, broker_dir_for
+from server.broker import INGEST_SHARE_GROUP, SERVER_ACCOUNT, BrokerSecurityError, broker_dir_for, ingest_account, password_file_name
 from server.broker_cli import run_broker_command
 from server.cli_parser import DEFAULT_DB, build_parser
 from server.imports import run_import
 from server.keys import load_or_create_server_key
 from server.registry import RegistryError, provision, revoke
-from server.settings import ServerSettings, key_base
+from server.settings import Role, ServerSettings, key_base
 from server.storage import console
 from server.storage.engine import Backend, backend_of
 from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
@@ -27,12 +28,24 @@ __all__ = ["DEFAULT_DB", "build_parser", "main"]
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
-    password_file = args.mqtt_password_file or broker_dir_for(_key_base(args)) / SERVER_PASSWORD_FILE
+    role = Role(args.role)
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give 1 or more")
+    if args.workers > 1 and role is not Role.API:
+        raise ConfigError(f"--workers {args.workers}: several HTTP workers serve the api role only (run the ingest and the scheduler as processes of their own)")
+    share_group = None
+    username = args.mqtt_username or SERVER_ACCOUNT
+    if args.ingest_worker is not None:
+        if role is not Role.INGEST:
+            raise ConfigError("--ingest-worker goes with --role ingest")
+        username = args.mqtt_username or ingest_account(args.ingest_worker)
+        share_group = INGEST_SHARE_GROUP
+    password_file = args.mqtt_password_file or broker_dir_for(_key_base(args)) / password_file_name(username)
     password = ""
     if args.mqtt_password_file or password_file.exists():
         password = password_file.read_text().strip()
     return ServerSettings.from_env_faults(
-        mqtt_username=args.mqtt_username,
+        mqtt_username=username,
         mqtt_password=password,
         mqtt_ca_file=args.mqtt_ca.resolve() if args.mqtt_ca else None,
         mqtt_cert_file=args.mqtt_cert.resolve() if args.mqtt_cert else None,
@@ -44,7 +57,9 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         http_port=args.http_port,
         mqtt_host=args.mqtt_host or "127.0.0.1",
         mqtt_port=args.mqtt_port or 1883,
-        mqtt_client_id=args.client_id,
+        mqtt_client_id=args.client_id or username,
+        role=role,
+        mqtt_share_group=share_group,
         policy_path=args.policy.resolve() if args.policy else None,
         trusted_proxies=tuple(args.trusted_proxy),
     )
@@ -53,14 +68,23 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
 def _cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import create_app
+    from server.app import SETTINGS_ENV, create_app, settings_for_workers
 
     settings = _settings(args)
-    app = create_app(settings)
-    logging.info("dashboard: http://%s:%d/  API docs: http://%s:%d/schema", settings.http_host, settings.http_port, settings.http_host, settings.http_port)
+    if settings.role.serves_api:
+        logging.info("dashboard: http://%s:%d/  API docs: http://%s:%d/schema", settings.http_host, settings.http_port, settings.http_host, settings.http_port)
+    else:
+        logging.info("role %s: health and metrics on http://%s:%d/health", settings.role, settings.http_host, settings.http_port)
     # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: only configured proxies are.
     proxies = list(settings.trusted_proxies)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning", proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
+    options = {"host": settings.http_host, "port": settings.http_port, "log_level": "warning", "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
+    if args.workers > 1:
+        # Worker processes import the app by name; they get the settings from the environment this process gives them.
+        os.environ[SETTINGS_ENV] = settings_for_workers(settings)
+        create_app(settings)  # migrate and make the keys once here, not in N workers at once
+        uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
     return 0
 
 

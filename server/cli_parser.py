@@ -9,6 +9,7 @@ from pathlib import Path
 from server.broker import SERVER_ACCOUNT
 from server.broker_cli import add_broker_parsers
 from server.imports import add_import_parser
+from server.settings import Role
 from server.storage.engine import POSTGRES_SCHEMES
 
 DEFAULT_DB = "fe-server.db"
@@ -59,13 +60,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the server (HTTP API + MQTT ingest)", description="Run the Litestar server and its MQTT ingest until SIGTERM or Ctrl-C.")
+    run = sub.add_parser(
+        "run", help="run the server (HTTP API + MQTT ingest + jobs), or one role of it",
+        description="Run the Litestar server, its MQTT ingest and its scheduled jobs until SIGTERM or Ctrl-C; with --role, "
+        "one part only, so that several processes (on several machines, over one PostgreSQL database and one broker) "
+        "share the work. Every role serves /health, /metrics and /ping on its HTTP port.",
+    )
     _add_db(run)
+    run.add_argument(
+        "--role", choices=[r.value for r in Role], default=Role.ALL.value,
+        help="all (default): everything in one process; api: the HTTP API and console; ingest: the MQTT consumer; "
+        "scheduler: the scheduled jobs (one leader runs them, others stand by)",
+    )
+    run.add_argument("--workers", type=int, default=1, help="HTTP worker processes (the api role only; default 1)")
+    run.add_argument(
+        "--ingest-worker", type=int, metavar="K",
+        help="with --role ingest: this process is ingest worker K (1, 2, ...) of several that share the devices' uplinks "
+        "through one shared subscription; it signs in as broker account fe-ingest-K (`fe-server broker-config "
+        "--ingest-workers N`). Without it the ingest subscribes alone as fe-server.",
+    )
     _add_mqtt(run, "to subscribe to")
     run.add_argument("--http-host", default="127.0.0.1", help="address to serve HTTP on (default: 127.0.0.1)")
     run.add_argument("--http-port", type=int, default=8080, help="HTTP port (default: 8080)")
-    run.add_argument("--client-id", default="fe-server", help="MQTT client id of the persistent session (default: fe-server; a secure broker uses the --mqtt-username instead)")
-    run.add_argument("--mqtt-username", default=SERVER_ACCOUNT, help=f"the server's broker account (default: {SERVER_ACCOUNT})")
+    run.add_argument("--client-id", default=None, help="MQTT client id of the persistent session (default: fe-server; a secure broker uses the --mqtt-username instead)")
+    run.add_argument("--mqtt-username", default=None, help=f"the server's broker account (default: {SERVER_ACCOUNT}, or fe-ingest-K with --ingest-worker K)")
     run.add_argument(
         "--mqtt-password-file", type=Path, help="file holding the server's broker password (default: <db>.broker/fe-server.password, if there)"
     )

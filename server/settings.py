@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 
@@ -13,6 +14,27 @@ from server.storage.engine import Backend, backend_of
 #: Environment variable that makes the ingest pause this many seconds before each commit. For fault
 #: tests only: it lets a test SIGKILL the server with messages received but not yet committed.
 FAULT_PAUSE_ENV = "FE_FAULT_PAUSE_BEFORE_COMMIT_S"
+
+
+class Role(enum.StrEnum):
+    """What one server process does; several processes of different roles share one database and one broker."""
+
+    ALL = "all"  # API, ingest and scheduler in one process
+    API = "api"  # the HTTP API and console (several workers may serve it)
+    INGEST = "ingest"  # the MQTT consumer (several share the devices' uplinks through a shared subscription)
+    SCHEDULER = "scheduler"  # scheduled jobs (one leader runs them; others stand by)
+
+    @property
+    def serves_api(self) -> bool:
+        return self in (Role.ALL, Role.API)
+
+    @property
+    def runs_ingest(self) -> bool:
+        return self in (Role.ALL, Role.INGEST)
+
+    @property
+    def runs_scheduler(self) -> bool:
+        return self in (Role.ALL, Role.SCHEDULER)
 
 
 def key_base(db: str | Path, key_dir: Path | None) -> Path:
@@ -71,6 +93,11 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_max: int = 1000
     mqtt_enabled: bool = True
     jobs_enabled: bool = True
+    #: What this process runs (``fe-server run --role``); mqtt_enabled / jobs_enabled can still turn parts off.
+    role: Role = Role.ALL
+    #: With the ingest role: the shared subscription group the ingest processes split the devices' uplinks in
+    #: (``$share/<group>/...``); None: a plain subscription (one ingest process).
+    mqtt_share_group: str | None = None
     fault_pause_before_commit_s: float = 0.0
     policy_path: Path | None = None  # default: server/policy.toml shipped with the package
     #: Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed; none by default, and

@@ -191,3 +191,30 @@ def test_a_missing_ca_file_is_a_clear_refusal(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="--ca: .* is not a file"):
         provision(tmp_path / "s.db", key, model="phone", agency_id="AG", out_dir=tmp_path / "out", ca_file=tmp_path / "nope.crt")
     assert not (tmp_path / "out").exists()
+
+
+def test_ingest_workers_get_accounts_of_their_own_with_the_servers_topics(tmp_path: Path) -> None:
+    assert broker.prepare(tmp_path, ingest_workers=2) == [broker.SERVER_ACCOUNT, "fe-ingest-1", "fe-ingest-2"]
+    assert broker.ingest_workers(tmp_path) == 2
+    passwords = {a: (tmp_path / broker.password_file_name(a)).read_text().strip() for a in ("fe-ingest-1", "fe-ingest-2")}
+    assert len(set(passwords.values())) == 2 and all(len(p) >= 32 for p in passwords.values())
+    broker.prepare(tmp_path, ingest_workers=2)  # again: the same passwords, not new ones
+    assert {a: (tmp_path / broker.password_file_name(a)).read_text().strip() for a in passwords} == passwords
+    acl = (tmp_path / broker.ACL_FILE).read_text().splitlines()
+    blocks = {line.split()[1]: acl[i + 1 : i + 6] for i, line in enumerate(acl) if line.startswith("user ")}
+    assert blocks["fe-ingest-1"] == blocks["fe-ingest-2"] == blocks[broker.SERVER_ACCOUNT]
+    with pytest.raises(broker.BrokerSecurityError, match="start at 1"):
+        broker.ingest_account(0)
+
+
+def test_broker_config_keeps_ingest_accounts_and_drops_those_no_longer_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    out = tmp_path / "b"
+    assert main(["broker-config", "--db", str(db), "--out", str(out), "--ingest-workers", "3"]) == 0
+    assert "3 ingest worker account(s)" in capsys.readouterr().out
+    assert main(["broker-config", "--db", str(db), "--out", str(out)]) == 0  # default: as many as there are
+    assert broker.ingest_workers(out) == 3
+    assert main(["broker-config", "--db", str(db), "--out", str(out), "--ingest-workers", "1"]) == 0
+    assert broker.accounts(out) == {broker.SERVER_ACCOUNT, "fe-ingest-1"}
+    assert sorted(p.name for p in out.glob("*.password")) == ["fe-ingest-1.password", "fe-server.password"]
+    assert main(["broker-config", "--db", str(db), "--out", str(out), "--ingest-workers", "-1"]) == 1
