@@ -15,8 +15,12 @@ from pathlib import Path
 
 from protocol.creditcode import check_character
 from server import db as dbmod
+from server import settings
 from server.auth import add_user, hash_password
 from server.codes import issue_code
+from server.storage import device_register, registers
+from server.storage import users as user_store
+from server.storage.engine import Tx
 
 REGION = "110108"
 #: The demo's sign-in password for every demo user (printed by scripts/demo.sh; never used outside the demo).
@@ -45,65 +49,56 @@ def _code(n: int) -> str:
     return body + check_character(body)
 
 
-def seed_demo(db_path: Path, devices_dir: Path, *, enterprises: int = 200, seed: int = 7) -> dict[str, object]:
-    """Fill the registers for the devices in the database and write the simulator's scenario."""
-    rng = random.Random(seed)
-    now = int(time.time() * 1000)
+def seed_demo(db_path: str | Path, devices_dir: Path, *, enterprises: int = 200, seed: int = 7, key_base: Path | None = None) -> dict[str, object]:
+    """Fill the registers for the devices in the database and write the simulator's scenario.
+
+    ``db_path`` is a SQLite file or a ``postgresql://`` URL; ``key_base`` names the code-signing key's file (default:
+    the SQLite file; with PostgreSQL it must be given)."""
+    key_base = key_base or settings.key_base(db_path, None)
     dbmod.migrate(db_path)
-    con = dbmod.connect(db_path)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        con.executemany("INSERT OR IGNORE INTO fields(field_id, name, name_en) VALUES (?, ?, ?)", [(k, *v) for k, v in FIELDS.items()])
-        con.executemany(
-            "INSERT OR IGNORE INTO agencies(agency_id, name, name_en, region, fields) VALUES (?, ?, ?, ?, ?)",
-            [(k, zh, en, REGION, json.dumps(f)) for k, (zh, en, f) in AGENCIES.items()],
-        )
-        codes = [_code(i + 1) for i in range(enterprises)]
-        rows = []
-        for i, c in enumerate(codes):
-            risk = rng.choices(["low", "medium", "high"], [5, 4, 1])[0]
-            credit = rng.choices(["A", "B", "C", "D"], [4, 4, 1, 1])[0]
-            rows.append((c, f"北京{rng.choice(_PLACES)}{_NAMES[i % len(_NAMES)]}有限公司{i + 1:03d}", f"北京市海淀区{rng.choice(_PLACES)}{i + 1}号", REGION, risk, credit))
-        con.executemany("INSERT OR IGNORE INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (?, ?, ?, ?, ?, ?)", rows)
-        quiet = [r[0] for r in rows if r[4] == "low" and r[5] == "A"][: max(1, enterprises // 12)]
-        con.executemany(
-            "INSERT INTO no_disturb(credit_code, basis, valid_from_ms, valid_to_ms, added_by, added_ms) VALUES (?, 'A级信用、低风险，连续三年无违法记录', ?, NULL, 'demo', ?)",
-            [(c, now - 90 * DAY_MS, now) for c in quiet],
-        )
-        con.executemany(
-            "INSERT OR IGNORE INTO complaints(ticket_no, credit_code, field, summary, received_ms) VALUES (?, ?, 'food_safety', '12345热线：群众反映', ?)",
-            [(f"12345-DEMO-{i:03d}", c, now - DAY_MS) for i, c in enumerate(quiet[:3])],
-        )
-        devices = con.execute("SELECT device_id, agency_id, kind FROM devices WHERE revoked_ms IS NULL ORDER BY device_id").fetchall()
-        scenario_devices = {}
-        for device_id, agency_id, kind in devices:
-            fields = AGENCIES.get(agency_id, ("", "", ["food_safety"]))[2]
-            officer_id = f"OFF-{device_id}"
-            con.execute(
-                "INSERT OR IGNORE INTO officers(officer_id, name, agency_id, credential_no, fields, valid_from_ms, valid_to_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (officer_id, f"执法员{device_id[-3:]}", agency_id, f"京海执{device_id}", json.dumps(fields), now - 365 * DAY_MS, now + 365 * DAY_MS),
-            )
-            scenario_devices[device_id] = {"officer_id": officer_id, "fields": fields, "kind": kind}
-        demo_hash = hash_password(DEMO_PASSWORD)
-        users = [("supervisor", "supervisor", None, None, None)]
-        users += [(f"admin-{a}", "agency_admin", a, None, None) for a in AGENCIES]
-        users += [(d["officer_id"], "officer", agency, d["officer_id"], None) for (device_id, agency, _), d in zip(devices, scenario_devices.values(), strict=True)]
-        users.append(("enterprise-001", "enterprise", None, None, codes[0]))
-        for username, role, agency, officer, credit in users:
-            if con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is None:
-                add_user(con, username, DEMO_PASSWORD, role, agency_id=agency, officer_id=officer, credit_code=credit, password_hash=demo_hash)
-        door_codes = []
-        for c in codes:
-            text, name = issue_code(con, db_path, c)
-            door_codes.append({"credit_code": c, "name": name, "text": text})
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:
-            con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
-    scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet}
+    with dbmod.writing(db_path) as tx:
+        scenario, summary = _seed(tx, key_base, enterprises=enterprises, rng=random.Random(seed), now=int(time.time() * 1000))
     devices_dir.mkdir(parents=True, exist_ok=True)
     (devices_dir / "scenario.json").write_text(json.dumps(scenario, ensure_ascii=False, indent=1))
-    return {"devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet), "users": [u[0] for u in users], "password": DEMO_PASSWORD}
+    return summary
+
+
+def _seed(tx: Tx, key_base: Path, *, enterprises: int, rng: random.Random, now: int) -> tuple[dict[str, object], dict[str, object]]:
+    """The demo's rows, in the caller's transaction; returns (the scenario, a summary for the command's output)."""
+    registers.add_fields(tx, [(k, zh, en) for k, (zh, en) in FIELDS.items()])
+    registers.add_agencies(tx, [(k, zh, en, REGION, f) for k, (zh, en, f) in AGENCIES.items()])
+    codes = [_code(i + 1) for i in range(enterprises)]
+    rows = []
+    for i, c in enumerate(codes):
+        risk = rng.choices(["low", "medium", "high"], [5, 4, 1])[0]
+        credit = rng.choices(["A", "B", "C", "D"], [4, 4, 1, 1])[0]
+        rows.append((c, f"北京{rng.choice(_PLACES)}{_NAMES[i % len(_NAMES)]}有限公司{i + 1:03d}", f"北京市海淀区{rng.choice(_PLACES)}{i + 1}号", REGION, risk, credit))
+    registers.add_enterprises(tx, rows)
+    quiet = [r[0] for r in rows if r[4] == "low" and r[5] == "A"][: max(1, enterprises // 12)]
+    registers.add_no_disturb(tx, quiet, basis="A级信用、低风险，连续三年无违法记录", valid_from_ms=now - 90 * DAY_MS, valid_to_ms=None, added_by="demo", added_ms=now)
+    registers.add_complaints(tx, [(f"12345-DEMO-{i:03d}", c, "food_safety", "12345热线：群众反映", now - DAY_MS) for i, c in enumerate(quiet[:3])])
+    devices = device_register.active_devices(tx)
+    scenario_devices = {}
+    for device_id, agency_id, kind in devices:
+        fields = AGENCIES.get(agency_id, ("", "", ["food_safety"]))[2]
+        officer_id = f"OFF-{device_id}"
+        registers.add_officer(
+            tx, officer_id=officer_id, name=f"执法员{device_id[-3:]}", agency_id=agency_id, credential_no=f"京海执{device_id}", fields=fields,
+            valid_from_ms=now - 365 * DAY_MS, valid_to_ms=now + 365 * DAY_MS,
+        )
+        scenario_devices[device_id] = {"officer_id": officer_id, "fields": fields, "kind": kind}
+    demo_hash = hash_password(DEMO_PASSWORD)
+    users = [("supervisor", "supervisor", None, None, None)]
+    users += [(f"admin-{a}", "agency_admin", a, None, None) for a in AGENCIES]
+    users += [(d["officer_id"], "officer", agency, d["officer_id"], None) for (_, agency, _), d in zip(devices, scenario_devices.values(), strict=True)]
+    users.append(("enterprise-001", "enterprise", None, None, codes[0]))
+    for username, role, agency, officer, credit in users:
+        if not user_store.user_exists(tx, username):
+            add_user(tx, username, DEMO_PASSWORD, role, agency_id=agency, officer_id=officer, credit_code=credit, password_hash=demo_hash)
+    door_codes = []
+    for c in codes:
+        text, name = issue_code(tx, key_base, c)
+        door_codes.append({"credit_code": c, "name": name, "text": text})
+    scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet}
+    summary = {"devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet), "users": [u[0] for u in users], "password": DEMO_PASSWORD}
+    return scenario, summary
