@@ -15,7 +15,7 @@ claimed error and the device's own reported offset, and records a reason beside 
   its clock is known to be further off than it says. This is what catches a clock that runs *behind*.
 
 A device gets one ``clock_suspect`` alert, and another one only a day later or after its clock was
-fine for a while (state in ``device_clocks``, inside the ingest's transaction).
+fine for a while (state in ``device_clocks``, inside the ingest's transaction; rows: server/storage/devices.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from protocol.signing import SigningKey, VerifyKey
 from protocol.timesync import decode_time_request
 from server import db as dbmod
 from server.alerts import raise_alert
+from server.storage import devices
+from server.storage.devices import as_tx
+from server.storage.engine import Tx
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +66,10 @@ def judge(device_time_ms: int, clock_error_ms: int, received_ms: int, registered
     return None
 
 
-def check_stored(con: sqlite3.Connection, msg: DeviceMessage, received_ms: int, now_ms: int) -> str | None:
+def check_stored(db: Tx | sqlite3.Connection, msg: DeviceMessage, received_ms: int, now_ms: int) -> str | None:
     """Judge a newly stored event (inside the ingest's transaction): record it if suspect, alert once per device."""
-    state = _state(con, msg.device_id)
+    tx = as_tx(db)
+    state = devices.clock_state(tx, msg.device_id)
     if state is None:
         return None
     registered_ms, offset_ms, alerted_ms, ok_since_ms = state
@@ -75,32 +79,21 @@ def check_stored(con: sqlite3.Connection, msg: DeviceMessage, received_ms: int, 
     new = (offset_ms, alerted_ms, ok_since_ms if ok_since_ms is not None else received_ms)
     if verdict is not None:
         reason, detail = verdict
-        con.execute(
-            "INSERT INTO clock_suspects(event_id, device_id, reason, detail, device_time_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (msg.event_id, msg.device_id, reason, detail, msg.device_time_ms, received_ms),
+        devices.add_clock_suspect(
+            tx, event_id=msg.event_id, device_id=msg.device_id, reason=reason, detail=detail, device_time_ms=msg.device_time_ms, received_ms=received_ms
         )
         # Fine since ok_since_ms, for long enough: this is a new problem, not the one already alerted.
         recovered = ok_since_ms is not None and received_ms - ok_since_ms >= RECOVERED_AFTER_MS
         if alerted_ms is None or now_ms - alerted_ms >= REALERT_AFTER_MS or recovered:
-            _alert(con, msg, reason, detail, now_ms)
+            _alert(tx, msg, reason, detail, now_ms)
             alerted_ms = now_ms
         new = (offset_ms, alerted_ms, None)
-    if new != (state[1], state[2], state[3]):  # most events change nothing: no write
-        con.execute("UPDATE device_clocks SET offset_ms = ?, alerted_ms = ?, ok_since_ms = ? WHERE device_id = ?", (*new, msg.device_id))
+    if new != state[1:]:  # most events change nothing: no write
+        devices.set_clock_state(tx, msg.device_id, *new)
     return None if verdict is None else verdict[0]
 
 
-def _state(con: sqlite3.Connection, device_id: str) -> tuple[int, int | None, int | None, int | None] | None:
-    """(registered_ms, offset_ms, alerted_ms, ok_since_ms) of a device; the register is read once per device, ever."""
-    row = con.execute("SELECT registered_ms, offset_ms, alerted_ms, ok_since_ms FROM device_clocks WHERE device_id = ?", (device_id,)).fetchone()
-    if row is not None:
-        return row
-    con.execute("INSERT INTO device_clocks(device_id, registered_ms) SELECT device_id, registered_ms FROM devices WHERE device_id = ?", (device_id,))
-    row = con.execute("SELECT registered_ms, offset_ms, alerted_ms, ok_since_ms FROM device_clocks WHERE device_id = ?", (device_id,)).fetchone()
-    return row
-
-
-def _alert(con: sqlite3.Connection, msg: DeviceMessage, reason: str, detail: str, now_ms: int) -> None:
+def _alert(con: Tx, msg: DeviceMessage, reason: str, detail: str, now_ms: int) -> None:
     zh = {
         "future": "事件时间晚于服务器收到它的时间",
         "after_2100": "事件时间在2100年以后",
@@ -145,11 +138,11 @@ class TimeServer:
         try:
             device_id = topics.device_id_from_time(topic)
             fmt, env = open_envelope(payload)
-            with dbmod.reading(self.db_path) as con:
-                row = con.execute("SELECT public_key, revoked_ms FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-            if row is None or row[1] is not None:
+            with dbmod.reading(self.db_path) as tx:
+                found = devices.registrations(tx, [device_id])
+            if not found or found[0][2] is not None:
                 raise ProtocolError("unknown_device", f"device {device_id!r} is not registered or was revoked")
-            if not VerifyKey.from_hex(row[0]).verify(env.body, env.sig):
+            if not VerifyKey.from_hex(found[0][1]).verify(env.body, env.sig):
                 raise ProtocolError("bad_signature", f"time request not signed by device {device_id!r}")
             req = decode_time_request(env.body, fmt)
             if req.device_id != device_id:

@@ -2,7 +2,8 @@
 
 Each stored event row becomes a leaf: ``leaf_hash(leaf_data(row))`` where ``leaf_data`` is a canonical
 encoding of every column that matters as evidence (the device's signed body and signature included).
-The log is appended in the same transaction as the event, so a receipt can name the record's index.
+The log is appended in the same transaction as the event, so a receipt can name the record's index. Its rows
+are server/storage/evidence.py's.
 Signed tree heads (STH) commit to the log's size and root; a later head must be consistent with an
 earlier one (the log only grew), which an outside party checks with a consistency proof.
 """
@@ -19,13 +20,15 @@ import msgspec
 
 from protocol.signing import SigningKey, VerifyKey
 from server import merkle
+from server.storage import evidence as evstore
+from server.storage.devices import as_tx
+from server.storage.engine import Tx
+from server.storage.evidence import LEAF_COLUMNS as LEAF_COLUMNS  # the columns a leaf commits to, named here for callers
 
 #: Prefix of a leaf's data; a new layout gets a new prefix.
 LEAF_PREFIX = b"FE-EVIDENCE-LEAF-1\n"
 #: Prefix of the bytes a tree head's signature covers.
 STH_PREFIX = b"FE-TREE-HEAD-1\n"
-#: Event columns a leaf commits to, in this order.
-LEAF_COLUMNS = ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms", "wire_format", "body", "sig")
 _encoder = msgspec.json.Encoder()
 
 
@@ -64,64 +67,88 @@ def row_leaf_hash(row: Sequence[Any]) -> bytes:
 
 
 class EvidenceLog:
-    """Appends to the log inside the caller's transaction; the frontier makes each append O(log n)."""
+    """Appends to the log inside the caller's write transaction; the frontier makes each append O(log n).
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        row = db.execute("SELECT frontier FROM log_state WHERE id = 1").fetchone()
-        self.frontier = merkle.Frontier.from_bytes(bytes(row[0])) if row else merkle.Frontier()
+    Made inside the transaction, as late as possible: it locks the log's one state row (PostgreSQL) until the
+    commit, so the appends of several ingest processes never share an index (docs/storage-seam.md §4.2).
+    """
 
-    def append(self, db: sqlite3.Connection, event_id: str, row: Sequence[Any], now_ms: int) -> int:
-        """Append one event row; returns its index."""
-        leaf = row_leaf_hash(row)
-        index = self.frontier.size
-        db.execute("INSERT INTO evidence_log(idx, event_id, leaf_hash, appended_ms) VALUES (?, ?, ?, ?)", (index, event_id, leaf, now_ms))
-        self.frontier.append(leaf)
-        return index
+    def __init__(self, db: Tx | sqlite3.Connection) -> None:
+        self.frontier = merkle.Frontier.from_bytes(evstore.lock_frontier(as_tx(db), _EMPTY))
+        self._first = self.frontier.size
+        self._leaves: list[tuple[str, bytes]] = []
 
-    def save(self, db: sqlite3.Connection) -> None:
+    def append(self, db: Tx | sqlite3.Connection, event_id: str, row: Sequence[Any], now_ms: int) -> int:
+        """Append one event row (values in LEAF_COLUMNS order); returns its index."""
+        return self.append_rows(db, [(event_id, row)], now_ms)[0]
+
+    def append_rows(self, db: Tx | sqlite3.Connection, rows: Sequence[tuple[str, Sequence[Any]]], now_ms: int) -> list[int]:
+        """Append event rows in this order (one statement for all); returns their indexes."""
+        leaves = [(event_id, row_leaf_hash(row)) for event_id, row in rows]
+        first = self.frontier.size
+        for _, leaf in leaves:
+            self.frontier.append(leaf)
+        evstore.append_leaves(as_tx(db), first, leaves, now_ms)
+        return list(range(first, self.frontier.size))
+
+    def save(self, db: Tx | sqlite3.Connection) -> None:
         """Persist the frontier (in the same transaction as the appends)."""
-        db.execute(
-            "INSERT INTO log_state(id, frontier, size) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET frontier = excluded.frontier, size = excluded.size",
-            (self.frontier.to_bytes(), self.frontier.size),
-        )
+        evstore.save_frontier(as_tx(db), self.frontier.to_bytes(), self.frontier.size)
 
 
-def index_of(db: sqlite3.Connection, event_id: str) -> int | None:
+#: The frontier of the empty log, as stored.
+_EMPTY = merkle.Frontier().to_bytes()
+
+
+def current_frontier(db: Tx | sqlite3.Connection) -> merkle.Frontier:
+    """The log's frontier as committed (no lock: for reading and signing, not for appending)."""
+    data = evstore.read_frontier(as_tx(db))
+    return merkle.Frontier() if data is None else merkle.Frontier.from_bytes(data)
+
+
+def index_of(db: Tx | sqlite3.Connection, event_id: str) -> int | None:
     """An event's index in the log."""
-    row = db.execute("SELECT idx FROM evidence_log WHERE event_id = ?", (event_id,)).fetchone()
-    return None if row is None else int(row[0])
+    return indexes_of(db, [event_id]).get(event_id)
 
 
-def leaf_hashes(db: sqlite3.Connection, size: int | None = None) -> list[bytes]:
+def indexes_of(db: Tx | sqlite3.Connection, event_ids: Sequence[str]) -> dict[str, int]:
+    """event_id -> index in the log, for those of these events that are logged (one query)."""
+    return evstore.indexes_of(as_tx(db), event_ids)
+
+
+def leaf_hashes(db: Tx | sqlite3.Connection, size: int | None = None) -> list[bytes]:
     """The log's leaf hashes in order (the first ``size``)."""
-    sql = "SELECT leaf_hash FROM evidence_log ORDER BY idx" + ("" if size is None else " LIMIT ?")
-    return [bytes(r[0]) for r in db.execute(sql, () if size is None else (size,))]
+    return list(evstore.leaf_hashes(as_tx(db), size))
 
 
-def sign_tree_head(db: sqlite3.Connection, key: SigningKey, now_ms: int | None = None) -> TreeHead:
+def log_size(db: Tx | sqlite3.Connection) -> int:
+    """How many records the evidence log holds."""
+    return evstore.log_size(as_tx(db))
+
+
+def sign_tree_head(db: Tx | sqlite3.Connection, key: SigningKey, now_ms: int | None = None) -> TreeHead:
     """Sign and record a tree head for the log as it is now (call inside a write transaction)."""
     ts = now_ms if now_ms is not None else int(time.time() * 1000)
-    log = EvidenceLog(db)
-    root = log.frontier.root()
+    frontier = current_frontier(db)
+    root = frontier.root()
     sth = TreeHead(
-        tree_size=log.frontier.size, timestamp_ms=ts, root_hash=root.hex(), signature=key.sign(sth_bytes(log.frontier.size, ts, root)).hex(), public_key=key.public_hex
+        tree_size=frontier.size, timestamp_ms=ts, root_hash=root.hex(), signature=key.sign(sth_bytes(frontier.size, ts, root)).hex(), public_key=key.public_hex
     )
-    db.execute(
-        "INSERT OR IGNORE INTO tree_heads(tree_size, timestamp_ms, root_hash, signature) VALUES (?, ?, ?, ?)",
-        (sth.tree_size, ts, root, bytes.fromhex(sth.signature)),
-    )
+    evstore.add_tree_head(as_tx(db), tree_size=sth.tree_size, timestamp_ms=ts, root_hash=root, signature=bytes.fromhex(sth.signature))
     return sth
 
 
-def latest_tree_head(db: sqlite3.Connection, public_key: str) -> TreeHead | None:
+def _head(row: tuple[int, int, bytes, bytes], public_key: str) -> TreeHead:
+    size, ts, root, sig = row
+    return TreeHead(tree_size=size, timestamp_ms=ts, root_hash=root.hex(), signature=sig.hex(), public_key=public_key)
+
+
+def latest_tree_head(db: Tx | sqlite3.Connection, public_key: str) -> TreeHead | None:
     """The most recent signed tree head."""
-    row = db.execute("SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads ORDER BY timestamp_ms DESC, tree_size DESC LIMIT 1").fetchone()
-    if row is None:
-        return None
-    return TreeHead(tree_size=row[0], timestamp_ms=row[1], root_hash=bytes(row[2]).hex(), signature=bytes(row[3]).hex(), public_key=public_key)
+    row = evstore.latest_tree_head(as_tx(db))
+    return None if row is None else _head(row, public_key)
 
 
-def tree_heads(db: sqlite3.Connection, public_key: str) -> Iterable[TreeHead]:
+def tree_heads(db: Tx | sqlite3.Connection, public_key: str) -> Iterable[TreeHead]:
     """Every recorded tree head, oldest first."""
-    for size, ts, root, sig in db.execute("SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads ORDER BY timestamp_ms, tree_size"):
-        yield TreeHead(tree_size=size, timestamp_ms=ts, root_hash=bytes(root).hex(), signature=bytes(sig).hex(), public_key=public_key)
+    return [_head(row, public_key) for row in evstore.tree_heads(as_tx(db))]

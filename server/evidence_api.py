@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import sqlite3
 from typing import Annotated
 
 import msgspec
@@ -17,7 +16,8 @@ from server.auth import CurrentPrincipal, Principal
 from server.inspect_api import check_inspection
 from server.coverage import Coverage, coverage
 from server.errors import Invalid, NotFound
-from server.evidence import LEAF_COLUMNS, TreeHead, index_of, latest_tree_head, leaf_hashes, row_leaf_hash, sign_tree_head
+from server.evidence import LEAF_COLUMNS, TreeHead, index_of, latest_tree_head, leaf_hashes, log_size, row_leaf_hash, sign_tree_head
+from server.storage import evidence as evstore
 from server.verify import VerifyReport, verify
 
 
@@ -46,11 +46,6 @@ class ConsistencyProof(msgspec.Struct, kw_only=True):
     first_root: str
     second_root: str
     proof: list[str]
-
-
-def log_size(con: sqlite3.Connection) -> int:
-    """How many records the evidence log holds."""
-    return int(con.execute("SELECT COALESCE(MAX(size), 0) FROM log_state").fetchone()[0])
 
 
 def current_tree_head(state: State) -> TreeHead:
@@ -130,7 +125,7 @@ class EvidenceController(Controller):
         rebuild its leaf hash and check it against a proof (supervisors)."""
         principal.require("supervisor")
         with dbmod.reading(state.settings.db) as con:
-            row = con.execute(f"SELECT {', '.join(LEAF_COLUMNS)} FROM events WHERE event_id = ?", (event_id,)).fetchone()
+            row = evstore.leaf_row(con, event_id)
             index = index_of(con, event_id)
         if row is None:
             raise NotFound(f"没有记录 {event_id!r} / record {event_id!r} is not stored")

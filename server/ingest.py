@@ -1,8 +1,9 @@
 """The MQTT ingest: a persistent QoS 1 subscription, a writer thread that stores batches, signed receipts.
 
 paho's callbacks only put messages on a bounded queue (when it is full paho blocks, and the broker
-holds the rest). One writer thread does all SQLite work, never the event loop. A receipt is published
-only after its batch committed.
+holds the rest). One writer thread does all database work, never the event loop, each batch in one
+transaction (server/ingest_batch.py) of the database named by ``settings.db`` (a SQLite file or a
+``postgresql://`` URL). A receipt is published only after its batch committed.
 
 While the database cannot write (a full disk, an I/O error) the writer keeps the batch and retries it
 with backoff, never dropping or receipting it, and the ingest stops taking messages off the broker: it
@@ -16,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import queue
-import sqlite3
 import threading
 import time
 import uuid
@@ -39,9 +39,12 @@ from protocol.timesync import MESSAGE_EXPIRY_S
 from server.alerts import raise_alert
 from server.clocks import TimeServer
 from server.evidence import sign_tree_head
+from server.ingest_batch import STORAGE_ERRORS, disk_full, store_or_isolate
 from server.projector import Projector
 from server.snapshots import build_snapshot, device_region
-from server.store import BatchOutcome, DeviceKeys, Incoming, store_or_isolate
+from server.storage import devices
+from server.storage.engine import Tx, storage_for
+from server.store import BatchOutcome, DeviceKeys, Incoming
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +192,8 @@ class Ingest:
     # ------------------------------------------------------------------ writer thread
 
     def _write_loop(self) -> None:
-        con = dbmod.connect(self.settings.db_path)
-        keys = DeviceKeys(con)
+        db = self.settings.db
+        keys = DeviceKeys()
         projector = Projector(self.policy)
         pending: list[Incoming] | None = None  # taken off the queue, not yet committed: never dropped
         retry_s = STORAGE_RETRY_MIN_S
@@ -202,31 +205,29 @@ class Ingest:
                     break
                 try:
                     if self.storage_problem is not None and pending is None:
-                        self._storage_recovered(con)  # a probe: nothing else would write while nothing arrives
-                    self._handle_presence(con)
+                        self._storage_recovered()  # a probe: nothing else would write while nothing arrives
+                    self._handle_presence()
                     if pending is None:
                         pending = self._take_batch()
                         if pending is None:
                             continue
-                    outcome = store_or_isolate(con, pending, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
+                    outcome = store_or_isolate(db, pending, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
                     batch, pending = pending, None
                     self._account(batch, outcome)
                     self._answer(outcome)
                     if self.storage_problem is not None:
-                        self._storage_recovered(con)
-                    self._refresh_snapshots(con, outcome.receipts.keys())
+                        self._storage_recovered()
+                    self._refresh_snapshots(outcome.receipts.keys())
                     if outcome.stored and time.monotonic() - self._last_tree_head >= TREE_HEAD_INTERVAL_S:
-                        self._sign_tree_head(con)
+                        self._sign_tree_head()
                     retry_s = STORAGE_RETRY_MIN_S
-                except sqlite3.OperationalError as e:  # the database cannot write: pause, keep the batch, try again
+                except STORAGE_ERRORS as e:  # the database cannot write: pause, keep the batch, try again
                     self._storage_failed(e)
                     self._stop.wait(retry_s)
                     retry_s = min(retry_s * 2, STORAGE_RETRY_MAX_S)
         except Exception as e:  # anything else stops ingest loudly; /health turns red
             self.writer_error = f"{type(e).__name__}: {e}"
             log.exception("ingest writer stopped")
-        finally:
-            con.close()
 
     def _take_batch(self) -> list[Incoming] | None:
         """The next batch off the queue (waits a little for the first message), or None."""
@@ -245,33 +246,34 @@ class Ingest:
         self.metrics.queue_depth.set(self._queue.qsize())
         return batch
 
-    def _storage_failed(self, e: sqlite3.OperationalError) -> None:
+    def _storage_failed(self, e: BaseException) -> None:
         """Pause the ingest: hold back PUBACKs, so the broker and the devices keep what is not stored."""
         self.metrics.storage_failures.inc()
         if self.storage_problem is not None:
             return
         self.storage_problem = f"the database cannot write: {e}"
         self._storage_since_ms = int(time.time() * 1000)
-        self._storage_full = getattr(e, "sqlite_errorname", "") == "SQLITE_FULL"
+        self._storage_full = disk_full(e)
         self.metrics.storage_ok.set(0)
         with self._ack_lock:
             if self._held_acks is None:
                 self._held_acks = []
         log.error("%s; not taking messages off the broker until it can (retrying every %g s at most)", self.storage_problem, STORAGE_RETRY_MAX_S)
 
-    def _storage_recovered(self, con: sqlite3.Connection) -> None:
+    def _storage_recovered(self) -> None:
         """The alert about the pause, written first once the database writes again; then take messages again."""
         now_ms = int(time.time() * 1000)
         since = dt.datetime.fromtimestamp(self._storage_since_ms / 1000, dt.UTC).isoformat(timespec="seconds")
         minutes = round((now_ms - self._storage_since_ms) / 60000, 1)
         what_zh, what_en = ("磁盘已满", "the disk was full") if self._storage_full else ("无法写入", "it could not write")
-        with dbmod.transaction(con):
-            raise_alert(
-                con, "storage_full" if self._storage_full else "storage_failed", now_ms,
+        storage_for(self.settings.db).write(
+            lambda tx: raise_alert(
+                tx, "storage_full" if self._storage_full else "storage_failed", now_ms,
                 f"服务器数据库{what_zh}（自 {since} 起约 {minutes} 分钟），期间暂停接收设备消息（由代理和设备保留），现已恢复：{self.storage_problem}",
                 f"The server's database stopped writing ({what_en}) from {since} for about {minutes} min; device messages were left with the broker"
                 f" and the devices meanwhile, and ingest has resumed: {self.storage_problem}",
-            )  # fmt: skip
+            )
+        )  # fmt: skip
         log.warning("the database writes again after %.1f min; taking messages off the broker again", minutes)
         self.storage_problem = None
         self.metrics.storage_ok.set(1)
@@ -280,12 +282,11 @@ class Ingest:
             for mid, qos in held:  # in arrival order; their messages are in the queue, stored next
                 self._client.ack(mid, qos)
 
-    def _sign_tree_head(self, con: sqlite3.Connection) -> None:
-        with dbmod.transaction(con):
-            sign_tree_head(con, self.key)
+    def _sign_tree_head(self) -> None:
+        storage_for(self.settings.db).write(lambda tx: sign_tree_head(tx, self.key))
         self._last_tree_head = time.monotonic()
 
-    def _handle_presence(self, con: sqlite3.Connection) -> None:
+    def _handle_presence(self) -> None:
         while True:
             try:
                 topic, payload = self._presence.get_nowait()
@@ -296,37 +297,25 @@ class Ingest:
             except topics.TopicError:
                 continue
             online = payload == b"online"
-            if con.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone() is None:
-                continue
-            con.execute(
-                "INSERT INTO device_state(device_id, online, presence_ms) VALUES (?, ?, ?)"
-                " ON CONFLICT(device_id) DO UPDATE SET online = excluded.online, presence_ms = excluded.presence_ms",
-                (device_id, int(online), int(time.time() * 1000)),
-            )
-            if online:
-                self.push_snapshot(con, device_id)
-            else:  # the device said goodbye, or the broker published its last will
-                raise_alert(
-                    con, "device_offline", int(time.time() * 1000),
-                    f"设备 {device_id} 已离线（断开连接）。", f"Device {device_id} went offline (disconnected).", device_id=device_id,
-                )  # fmt: skip
+            if storage_for(self.settings.db).write(lambda tx: _record_presence(tx, device_id, online, int(time.time() * 1000))) and online:
+                self.push_snapshot(device_id)
 
-    def _refresh_snapshots(self, con: sqlite3.Connection, device_ids: Iterable[str]) -> None:
+    def _refresh_snapshots(self, device_ids: Iterable[str]) -> None:
         now = time.monotonic()
         for device_id in device_ids:
             if now - self._snapshot_sent.get(device_id, -SNAPSHOT_REFRESH_S) >= SNAPSHOT_REFRESH_S:
-                self.push_snapshot(con, device_id)
+                self.push_snapshot(device_id)
 
-    def push_snapshot(self, con: sqlite3.Connection, device_id: str) -> None:
+    def push_snapshot(self, device_id: str) -> None:
         """Send a device the decision snapshot of its region (signed, in parts)."""
-        region = device_region(con, device_id)
-        if region is None:
-            return
-        fmt, kind = con.execute("SELECT wire_format, kind FROM devices WHERE device_id = ?", (device_id,)).fetchone()
-        if kind not in SCANNING_KINDS:
-            return
-        for part in build_snapshot(con, device_id, region, self.policy, int(time.time() * 1000)):
-            self._client.publish(topics.device_down(device_id), seal(part, self.key, fmt), qos=1)
+        with dbmod.reading(self.settings.db) as tx:
+            region = device_region(tx, device_id)
+            found = devices.format_and_kind(tx, device_id) if region is not None else None
+            if found is None or found[1] not in SCANNING_KINDS:
+                return
+            parts = build_snapshot(tx, device_id, region, self.policy, int(time.time() * 1000))
+        for part in parts:
+            self._client.publish(topics.device_down(device_id), seal(part, self.key, found[0]), qos=1)
         self._snapshot_sent[device_id] = time.monotonic()
 
     def _account(self, batch: list[Incoming], outcome: BatchOutcome) -> None:
@@ -360,3 +349,16 @@ class Ingest:
         self._client.publish(topics.device_down(device_id), payload, qos=1)
 
 
+
+
+def _record_presence(tx: Tx, device_id: str, online: bool, now_ms: int) -> bool:
+    """Record a registered device's presence (and an alert when it went offline); False for an unknown device."""
+    if not devices.registrations(tx, [device_id]):
+        return False
+    devices.set_presence(tx, device_id, online, now_ms)
+    if not online:  # the device said goodbye, or the broker published its last will
+        raise_alert(
+            tx, "device_offline", now_ms,
+            f"设备 {device_id} 已离线（断开连接）。", f"Device {device_id} went offline (disconnected).", device_id=device_id,
+        )  # fmt: skip
+    return True

@@ -22,7 +22,10 @@ import msgspec
 from protocol.codec import ProtocolError, decode_device_body
 from protocol.signing import VerifyKey
 from server import merkle
-from server.evidence import LEAF_COLUMNS, row_leaf_hash, tree_heads
+from server.evidence import row_leaf_hash, tree_heads
+from server.storage import evidence as evstore
+from server.storage.devices import as_tx
+from server.storage.engine import Tx
 
 
 class RowProblem(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,16 +89,16 @@ def _same_content(body: bytes, fmt: str, body_json: str) -> bool:
     return isinstance(stored, dict) and all(decoded.get(k) == v for k, v in stored.items())
 
 
-def _chains(con: sqlite3.Connection) -> list[ChainReport]:
+def _chains(tx: Tx) -> list[ChainReport]:
     reports = []
-    for (device_id,) in con.execute("SELECT device_id FROM devices ORDER BY device_id").fetchall():
+    for device_id, _ in evstore.device_keys(tx):
         prev_seq, prev_hash = None, None
         n = verified = by_policy = 0
-        removed = {s for (s,) in con.execute("SELECT seq FROM retention_removed WHERE device_id = ? ORDER BY seq", (device_id,))}
+        removed = evstore.removed_seqs(tx, device_id)
         broken: list[int] = []
         missing: list[int] = []
         restarts: list[int] = []
-        for seq, link, body in con.execute("SELECT seq, prev_hash, body FROM events WHERE device_id = ? ORDER BY seq", (device_id,)):
+        for seq, link, body in evstore.chain(tx, device_id):
             n += 1
             if seq > 1:
                 if link is None:
@@ -109,25 +112,25 @@ def _chains(con: sqlite3.Connection) -> list[ChainReport]:
                     verified += 1
                 else:
                     broken.append(seq)
-            prev_seq, prev_hash = seq, hashlib.sha256(bytes(body)).hexdigest()
+            prev_seq, prev_hash = seq, hashlib.sha256(body).hexdigest()
         if n:
             reports.append(ChainReport(device_id=device_id, events=n, verified_links=verified, broken_at=broken, missing_predecessor=missing, predecessor_removed_by_policy=by_policy, restarts=restarts))
     return reports
 
 
-def verify(con: sqlite3.Connection, server_public_key: str, *, signatures: bool = False) -> VerifyReport:
+def verify(db: Tx | sqlite3.Connection, server_public_key: str, *, signatures: bool = False) -> VerifyReport:
     """Check the database against its evidence log, tree heads and device chains.
 
-    Everything streams: rows are matched to their leaves in SQL and the log's leaves are folded into a
-    Merkle frontier in order, so memory does not grow with the number of records.
+    Rows are matched to their leaves in SQL and the log's leaves are folded into a Merkle frontier in order, so
+    memory does not grow with the number of records on SQLite (psycopg's client-side cursors hold a query's
+    result in memory: a server-side cursor is the next step for very large logs on PostgreSQL).
     """
     started = time.perf_counter()
-    keys = {d: VerifyKey.from_hex(k) for d, k in con.execute("SELECT device_id, public_key FROM devices ORDER BY device_id")} if signatures else {}
+    tx = as_tx(db)
+    keys = {d: VerifyKey.from_hex(k) for d, k in evstore.device_keys(tx)} if signatures else {}
     problems: list[RowProblem] = []
     n = 0
-    cols = ", ".join(f"e.{c}" for c in LEAF_COLUMNS)
-    rows = con.execute(f"SELECT {cols}, e.body_json, l.idx, l.leaf_hash FROM events e LEFT JOIN evidence_log l ON l.event_id = e.event_id ORDER BY e.rowid")
-    for *row, body_json, idx, leaf in rows:
+    for *row, body_json, idx, leaf in evstore.events_with_leaves(tx):
         n += 1
         event_id, device_id, seq = row[0], row[1], row[2]
         if idx is None:
@@ -141,26 +144,22 @@ def verify(con: sqlite3.Connection, server_public_key: str, *, signatures: bool 
             key = keys.get(device_id)
             if key is None or not key.verify(body, sig):
                 problems.append(RowProblem(problem="forged", event_id=event_id, device_id=device_id, seq=seq, detail="device signature does not verify"))
-    removed = con.execute(
-        "SELECT l.idx, l.event_id FROM evidence_log l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)"
-        " AND NOT EXISTS (SELECT 1 FROM retention_removed r WHERE r.event_id = l.event_id) ORDER BY l.idx"
-    )
-    problems += [RowProblem(problem="removed", event_id=event_id, log_index=idx, detail="logged record has no row") for idx, event_id in removed]
-    heads = sorted(tree_heads(con, server_public_key), key=lambda h: (h.tree_size, h.timestamp_ms))
+    problems += [RowProblem(problem="removed", event_id=event_id, log_index=idx, detail="logged record has no row") for idx, event_id in evstore.removed_leaves(tx)]
+    heads = sorted(tree_heads(tx, server_public_key), key=lambda h: (h.tree_size, h.timestamp_ms))
     roots: dict[int, str] = {}
     frontier = merkle.Frontier()
     wanted = {h.tree_size for h in heads}
     if 0 in wanted:
         roots[0] = frontier.root().hex()
-    for (leaf,) in con.execute("SELECT leaf_hash FROM evidence_log ORDER BY idx"):
-        frontier.append(bytes(leaf))
+    for leaf in evstore.leaf_hashes(tx):
+        frontier.append(leaf)
         if frontier.size in wanted:
             roots[frontier.size] = frontier.root().hex()
     checks = [
         HeadCheck(tree_size=h.tree_size, timestamp_ms=h.timestamp_ms, root_matches=roots.get(h.tree_size) == h.root_hash, signature_valid=h.verify())
         for h in sorted(heads, key=lambda h: (h.timestamp_ms, h.tree_size))
     ]
-    chains = _chains(con)
+    chains = _chains(tx)
     ok = not problems and all(h.root_matches and h.signature_valid for h in checks) and all(not c.broken_at and not c.missing_predecessor for c in chains)
     return VerifyReport(
         ok=ok, events=n, log_size=frontier.size, problems=problems, tree_heads=checks, chains=chains, signatures_checked=signatures, seconds=round(time.perf_counter() - started, 3)

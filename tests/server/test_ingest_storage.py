@@ -21,6 +21,7 @@ from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server import ingest as ingestmod
+from server.storage import engine
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
 from tests.support.waiting import wait_for
@@ -53,16 +54,16 @@ def capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[in
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     writers: list[sqlite3.Connection] = []
-    real_connect = dbmod.connect
+    real_connect = engine.sqlite_connect
 
-    def connect(p: object, **kw: object) -> sqlite3.Connection:
-        c = real_connect(p, **kw)  # type: ignore[arg-type]
-        if not writers:  # the writer's own connection: as on a full disk, the file cannot grow
+    def connect(p: object, *, readonly: bool = False) -> sqlite3.Connection:
+        c = real_connect(p, readonly=readonly)  # type: ignore[arg-type]
+        if not readonly and not writers:  # the writer's own connection: as on a full disk, the file cannot grow
             c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
             writers.append(c)
         return c
 
-    monkeypatch.setattr(ingestmod.dbmod, "connect", connect)
+    monkeypatch.setattr(engine, "sqlite_connect", connect)
     monkeypatch.setattr(ingestmod, "STORAGE_RETRY_MAX_S", 0.2)
     settings = ServerSettings(db_path=path, jobs_enabled=False)
     ing = ingestmod.Ingest(settings, SigningKey.generate(), IngestMetrics(), load_toml(POLICY_FILE, Policy))
@@ -74,6 +75,7 @@ def capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[in
     finally:
         ing._stop.set()
         ing._writer.join(10)
+        engine.close_storage(path)
 
 
 def stored(path: Path) -> int:

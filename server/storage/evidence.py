@@ -1,0 +1,145 @@
+"""The evidence log's rows: leaves (``evidence_log``), the Merkle frontier (``log_state``), signed tree heads, and the
+reads ``fe-server verify`` streams.
+
+Rows only: what a leaf is, how the tree grows and what counts as tampering are server/evidence.py's and
+server/verify.py's. The frontier is one row for the whole cluster: ``lock_frontier`` reads it under a row lock
+(PostgreSQL), so ingest processes append one after another, each after it inserted and projected its events
+(docs/storage-seam.md §4.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from server.storage.engine import Tx, sql
+
+# PostgreSQL: FOR UPDATE holds the row until the transaction ends, so two writers never append at one index. SQLite
+# does not parse FOR UPDATE and needs no lock: a write transaction (BEGIN IMMEDIATE) already excludes every other.
+_FRONTIER = "SELECT frontier FROM log_state WHERE id = 1"
+_LOCK_FRONTIER = sql(_FRONTIER, postgresql=_FRONTIER + " FOR UPDATE")
+_READ_FRONTIER = sql(_FRONTIER)
+# The row exists from the first append on; two first appenders at once: the second one's insert does nothing.
+_START_LOG = sql("INSERT INTO log_state(id, frontier, size) VALUES (1, :frontier, 0) ON CONFLICT (id) DO NOTHING")
+_SAVE_FRONTIER = sql("UPDATE log_state SET frontier = :frontier, size = :size WHERE id = 1")
+_APPEND = sql("INSERT INTO evidence_log(idx, event_id, leaf_hash, appended_ms) VALUES (:idx, :event_id, :leaf_hash, :appended_ms)")
+_LOG_SIZE = sql("SELECT coalesce(max(size), 0) FROM log_state")
+_INDEXES = sql("SELECT event_id, idx FROM evidence_log WHERE event_id IN (:ids) ORDER BY idx")
+_LEAVES = sql("SELECT leaf_hash FROM evidence_log ORDER BY idx")
+_FIRST_LEAVES = sql("SELECT leaf_hash FROM evidence_log ORDER BY idx LIMIT :n")
+_ADD_HEAD = sql("""
+    INSERT INTO tree_heads(tree_size, timestamp_ms, root_hash, signature) VALUES (:tree_size, :timestamp_ms, :root_hash, :signature)
+    ON CONFLICT (tree_size, timestamp_ms) DO NOTHING
+""")
+_LATEST_HEAD = sql("SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads ORDER BY timestamp_ms DESC, tree_size DESC LIMIT 1")
+_HEADS = sql("SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads ORDER BY timestamp_ms, tree_size")
+
+
+def lock_frontier(tx: Tx, empty: bytes) -> bytes:
+    """The serialised frontier, locked until the transaction ends (PostgreSQL); ``empty`` starts a new log."""
+    row = tx.one(_LOCK_FRONTIER)
+    if row is None:
+        tx.run(_START_LOG, frontier=empty)
+        row = tx.one(_LOCK_FRONTIER)
+    return bytes(row[0])  # type: ignore[index]
+
+
+def read_frontier(tx: Tx) -> bytes | None:
+    """The serialised frontier as committed (no lock), or None before the first append."""
+    row = tx.one(_READ_FRONTIER)
+    return None if row is None else bytes(row[0])
+
+
+def append_leaves(tx: Tx, first_index: int, leaves: Sequence[tuple[str, bytes]], now_ms: int) -> None:
+    """Insert (event_id, leaf hash) pairs at ``first_index`` and on."""
+    tx.many(_APPEND, [{"idx": first_index + i, "event_id": e, "leaf_hash": h, "appended_ms": now_ms} for i, (e, h) in enumerate(leaves)])
+
+
+def save_frontier(tx: Tx, frontier: bytes, size: int) -> None:
+    """Store the frontier after the appends (the row exists: ``lock_frontier`` made it)."""
+    tx.run(_SAVE_FRONTIER, frontier=frontier, size=size)
+
+
+def log_size(tx: Tx) -> int:
+    """How many leaves the log holds."""
+    return int(tx.scalar(_LOG_SIZE))
+
+
+def indexes_of(tx: Tx, event_ids: Sequence[str]) -> dict[str, int]:
+    """event_id -> its index in the log, for those of these events that are logged."""
+    if not event_ids:
+        return {}
+    return {e: int(i) for e, i in tx.all(_INDEXES, ids=sorted(set(event_ids)))}
+
+
+def leaf_hashes(tx: Tx, size: int | None = None) -> Iterator[bytes]:
+    """The log's leaf hashes in order (the first ``size``)."""
+    cur = tx.run(_LEAVES) if size is None else tx.run(_FIRST_LEAVES, n=size)
+    return (bytes(h) for (h,) in cur)
+
+
+def add_tree_head(tx: Tx, *, tree_size: int, timestamp_ms: int, root_hash: bytes, signature: bytes) -> bool:
+    """Record a signed tree head; False if a head of that size and time is already there."""
+    return bool(tx.run(_ADD_HEAD, tree_size=tree_size, timestamp_ms=timestamp_ms, root_hash=root_hash, signature=signature).rowcount)
+
+
+def latest_tree_head(tx: Tx) -> tuple[int, int, bytes, bytes] | None:
+    """(size, time, root, signature) of the newest head."""
+    row = tx.one(_LATEST_HEAD)
+    return None if row is None else (row[0], row[1], bytes(row[2]), bytes(row[3]))
+
+
+def tree_heads(tx: Tx) -> list[tuple[int, int, bytes, bytes]]:
+    """(size, time, root, signature) of every head, oldest first."""
+    return [(s, t, bytes(r), bytes(g)) for s, t, r, g in tx.all(_HEADS)]
+
+
+# --- what verify reads ----------------------------------------------------------------------------------------
+
+LEAF_COLUMNS = ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms", "received_ms", "stored_ms", "wire_format", "body", "sig")
+_LEAF_ROW = sql(f"SELECT {', '.join(LEAF_COLUMNS)} FROM events WHERE event_id = :event_id")
+# In the order of the (device_id, seq) key: a walk of its index, no sort of the whole table.
+_EVENTS_AND_LEAVES = sql(f"""
+    SELECT {', '.join(f'e.{c}' for c in LEAF_COLUMNS)}, e.body_json, l.idx, l.leaf_hash
+    FROM events e LEFT JOIN evidence_log l ON l.event_id = e.event_id ORDER BY e.device_id, e.seq
+""")
+_REMOVED = sql("""
+    SELECT l.idx, l.event_id FROM evidence_log l
+    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)
+      AND NOT EXISTS (SELECT 1 FROM retention_removed r WHERE r.event_id = l.event_id)
+    ORDER BY l.idx
+""")
+_DEVICE_KEYS = sql("SELECT device_id, public_key FROM devices ORDER BY device_id")
+_CHAIN = sql("SELECT seq, prev_hash, body FROM events WHERE device_id = :device_id ORDER BY seq")
+_REMOVED_SEQS = sql("SELECT seq FROM retention_removed WHERE device_id = :device_id ORDER BY seq")
+
+
+def leaf_row(tx: Tx, event_id: str) -> tuple[Any, ...] | None:
+    """An event's values in LEAF_COLUMNS order."""
+    return tx.one(_LEAF_ROW, event_id=event_id)
+
+
+def events_with_leaves(tx: Tx) -> Iterator[tuple[Any, ...]]:
+    """Every event: its LEAF_COLUMNS values, body_json, then its log index and leaf hash (None when not logged)."""
+    yield from tx.run(_EVENTS_AND_LEAVES)
+
+
+def removed_leaves(tx: Tx) -> list[tuple[int, str]]:
+    """(index, event_id) of logged events with no row, other than those the retention policy removed."""
+    return [(i, e) for i, e in tx.all(_REMOVED)]
+
+
+def device_keys(tx: Tx) -> list[tuple[str, str]]:
+    """(device_id, public key hex) of every registered device."""
+    return [(d, k) for d, k in tx.all(_DEVICE_KEYS)]
+
+
+def chain(tx: Tx, device_id: str) -> Iterator[tuple[int, str | None, bytes]]:
+    """(seq, prev_hash, body) of a device's events in order."""
+    for seq, prev, body in tx.run(_CHAIN, device_id=device_id):
+        yield seq, prev, bytes(body)
+
+
+def removed_seqs(tx: Tx, device_id: str) -> set[int]:
+    """Sequence numbers of the device's events the retention policy removed."""
+    return {s for (s,) in tx.all(_REMOVED_SEQS, device_id=device_id)}
