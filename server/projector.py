@@ -2,7 +2,8 @@
 
 What a device says happened (a scan, an inspection started, joined or ended, a provisional decision, a
 heartbeat, an alarm) becomes rows in ``scans``, ``inspections``, ``alerts`` and ``device_state``, and
-may produce notices for the device (a ScanDecision), published after the commit.
+may produce notices for the device (a ScanDecision), published after the commit. The event chain is checked
+where events are stored (server/store.py ``check_links``), not here.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ class Projector:
     def stored(self, db: Con, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
         """Apply a newly stored event, inside the ingest's transaction; returns notices for its device."""
         con = as_tx(db)
-        self._check_chain(con, msg, now_ms)
         match msg:
             case EnterpriseScanned():
                 req = ScanRequest(
@@ -156,25 +156,6 @@ class Projector:
             scan_id=msg.scan_event_id, device_id=msg.device_id, joined_ms=now_ms,
         )  # fmt: skip
         rows.add_part(con, part)
-
-    def _check_chain(self, con: Tx, msg: DeviceMessage, now_ms: int) -> None:
-        """Compare the event's link with its stored neighbours (seq - 1 and seq + 1); a mismatch is a break.
-        A neighbour not stored yet is checked when it arrives (docs/storage-seam.md §4.4)."""
-        me = projection.body_hash(con, msg.event_id)
-        before = projection.body_hash_at(con, msg.device_id, msg.seq - 1)
-        after = projection.prev_hash_at(con, msg.device_id, msg.seq + 1)
-        broken = []
-        if before is not None and msg.prev_hash is not None and before != msg.prev_hash:
-            broken.append(msg.seq)
-        if after is not None and after != me:
-            broken.append(msg.seq + 1)
-        for seq in broken:
-            raise_alert(
-                con, "chain_break", now_ms,
-                f"设备 {msg.device_id} 的事件链在序号 {seq} 处断裂：前一事件在设备上被删除或篡改。",
-                f"The event chain of device {msg.device_id} breaks at seq {seq}: the previous event was deleted or altered on the device.",
-                device_id=msg.device_id, ref=str(seq),
-            )  # fmt: skip
 
     def _compare_provisional(self, con: Tx, scan_id: str, d: Decision, now_ms: int) -> None:
         local = projection.uncompared_provisional(con, scan_id)

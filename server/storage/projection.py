@@ -1,5 +1,5 @@
 """Rows the projector writes from device events, besides scans and inspections (storage/inspections.py):
-terminals' offline decisions, recordings and their integrity, device status, and the event chain it checks.
+terminals' offline decisions, recordings and their integrity, device status.
 
 Rows only: what an event means is server/projector.py's.
 """
@@ -49,9 +49,6 @@ _INSERT_MEDIA = sql("""
 """)
 _MEDIA_INTEGRITY = sql("UPDATE media SET integrity = :problem, integrity_ms = :now_ms WHERE event_id = :event_id")
 _DEVICE_STATUS = sql("UPDATE device_state SET last_status_json = :status_json WHERE device_id = :device_id")
-_BODY_HASH = sql("SELECT body_sha256 FROM events WHERE event_id = :event_id")
-_BODY_HASH_AT = sql("SELECT body_sha256 FROM events WHERE device_id = :device_id AND seq = :seq")
-_PREV_HASH_AT = sql("SELECT prev_hash FROM events WHERE device_id = :device_id AND seq = :seq")
 _SCAN_WHO = sql("SELECT officer_id, credit_code FROM scans WHERE scan_id = :scan_id")
 
 
@@ -82,21 +79,6 @@ def mark_integrity(tx: Tx, media_event_id: str, problem: str, now_ms: int) -> No
 
 def set_device_status(tx: Tx, device_id: str, status_json: str) -> None:
     tx.run(_DEVICE_STATUS, device_id=device_id, status_json=status_json)
-
-
-def body_hash(tx: Tx, event_id: str) -> str | None:
-    """The stored event's body hash."""
-    return tx.scalar(_BODY_HASH, event_id=event_id)  # type: ignore[no-any-return]
-
-
-def body_hash_at(tx: Tx, device_id: str, seq: int) -> str | None:
-    """The body hash of the device's event at ``seq`` (None: not stored, or no hash)."""
-    return tx.scalar(_BODY_HASH_AT, device_id=device_id, seq=seq)  # type: ignore[no-any-return]
-
-
-def prev_hash_at(tx: Tx, device_id: str, seq: int) -> str | None:
-    """The link to its predecessor of the device's event at ``seq`` (None: not stored, or no link)."""
-    return tx.scalar(_PREV_HASH_AT, device_id=device_id, seq=seq)  # type: ignore[no-any-return]
 
 
 def scan_who(tx: Tx, scan_id: str) -> tuple[str | None, str | None]:

@@ -20,10 +20,6 @@ _REVIEW = sql("""
     VALUES (:scan_id, :inspection_id, 'major_risk', 'x', :credit_code, 'OFF-SAMR-1', 'SAMR', '', 0, :status)
 """)
 _DEVICE = sql("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (:device_id, 'M', 'qr_terminal', :agency_id, '00', 0)")
-_EVENT = sql("""
-    INSERT INTO events(event_id, device_id, seq, type, device_time_ms, clock_error_ms, received_ms, stored_ms, wire_format, body, sig, body_json, prev_hash, body_sha256)
-    VALUES (:event_id, :device_id, :seq, 'device_status', 0, 0, 0, 0, 'json', :body, :sig, '{}', :prev_hash, :body_sha256)
-""")
 _DEVICE_STATE = sql("INSERT INTO device_state(device_id) VALUES (:device_id)")
 
 
@@ -250,8 +246,6 @@ def test_the_projectors_rows(seeded: Storage) -> None:
         projection.add_recording(tx, rec)  # resent: nothing more
         projection.mark_integrity(tx, "m1", "modified", NOW_MS + 5)
         projection.set_device_status(tx, "BR-1", '{"battery": 80}')
-        for seq, prev, own in ((1, None, "h1"), (2, "h1", "h2"), (4, "hX", None)):
-            tx.run(_EVENT, event_id=f"e{seq}", device_id="BR-1", seq=seq, body=b"b", sig=b"s", prev_hash=prev, body_sha256=own)
     with seeded.writing() as tx:
         assert projection.uncompared_provisional(tx, "s1") == projection.Provisional("QT-1", "allowed", "allowed")
         projection.mark_compared(tx, "s1", overturned=True, now_ms=NOW_MS + 1)
@@ -259,7 +253,4 @@ def test_the_projectors_rows(seeded: Storage) -> None:
         assert tx.one(sql("SELECT overturned, compared_ms FROM provisional_decisions WHERE scan_id = 's1'")) == (1, NOW_MS + 1)
         assert tx.all(sql("SELECT event_id, integrity, integrity_ms, ended_ms FROM media")) == [("m1", "modified", NOW_MS + 5, None)]
         assert tx.scalar(sql("SELECT last_status_json FROM device_state WHERE device_id = 'BR-1'")) == '{"battery": 80}'
-        assert projection.body_hash(tx, "e2") == "h2" and projection.body_hash(tx, "e9") is None
-        assert (projection.body_hash_at(tx, "BR-1", 1), projection.body_hash_at(tx, "BR-1", 3), projection.body_hash_at(tx, "BR-1", 4)) == ("h1", None, None)
-        assert (projection.prev_hash_at(tx, "BR-1", 2), projection.prev_hash_at(tx, "BR-1", 1), projection.prev_hash_at(tx, "BR-1", 4)) == ("h1", None, "hX")
         assert projection.scan_who(tx, "s1") == ("OFF-SAMR-1", PLAIN) and projection.scan_who(tx, "s9") == (None, None)
