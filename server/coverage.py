@@ -8,12 +8,14 @@ inspection; what is left are the gaps, reported in minutes.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import msgspec
 
 from server.alerts import raise_alert
+from server.storage import jobs as stored_jobs
+from server.storage import reports
+from server.storage.legacy import Con, as_tx
 
 #: Gaps shorter than this are not reported (a recorder restarting a file between segments).
 GAP_TOLERANCE_MS = 60_000
@@ -57,33 +59,30 @@ class Coverage(msgspec.Struct, frozen=True, kw_only=True):
     media: list[MediaItem]
 
 
-def inspection_media(con: sqlite3.Connection, inspection_id: str) -> tuple[int, int, list[MediaItem]]:
+def _item(row: tuple[object, ...], linked_by: str) -> MediaItem:
+    return MediaItem(**dict(zip(reports.MEDIA_COLUMNS, row, strict=True)), linked_by=linked_by)  # type: ignore[arg-type]
+
+
+def inspection_media(con: Con, inspection_id: str) -> tuple[int, int, list[MediaItem]]:
     """The inspection's time span and every recording linked to it."""
-    row = con.execute("SELECT opened_ms, ended_ms FROM inspections WHERE inspection_id = ?", (inspection_id,)).fetchone()
-    if row is None:
+    tx = as_tx(con)
+    span = reports.inspection_span(tx, inspection_id)
+    if span is None:
         raise KeyError(inspection_id)
-    start, end = row[0], row[1] if row[1] is not None else int(time.time() * 1000)
-    parts = con.execute("SELECT officer_id, device_id FROM inspection_parts WHERE inspection_id = ? ORDER BY officer_id", (inspection_id,)).fetchall()
-    officers = [p[0] for p in parts]
-    devices = [p[1] for p in parts if p[1]]
-    cols = "event_id, device_id, officer_id, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms, integrity"
+    start, end = span[0], span[1] if span[1] is not None else int(time.time() * 1000)
+    parts = reports.part_officers_devices(tx, inspection_id)
+    officers = [officer for officer, _ in parts]
+    devices = [device for _, device in parts if device]
     items: dict[str, MediaItem] = {}
-    for r in con.execute(f"SELECT {cols} FROM media WHERE inspection_id = ? ORDER BY started_ms, event_id", (inspection_id,)):
-        items[r[0]] = MediaItem(**dict(zip(cols.split(", "), r, strict=True)), linked_by="inspection_id")
+    for row in reports.media_naming(tx, inspection_id):
+        items[str(row[0])] = _item(row, "inspection_id")
     if officers or devices:
-        marks = ",".join("?" * len(officers)) or "NULL"
-        dmarks = ",".join("?" * len(devices)) or "NULL"
-        rows = con.execute(
-            f"SELECT {cols} FROM media WHERE (officer_id IN ({marks}) OR device_id IN ({dmarks}))"
-            " AND inspection_id IS NULL AND started_ms <= ? AND COALESCE(ended_ms, started_ms) >= ? ORDER BY started_ms, event_id",
-            (*officers, *devices, end, start),
-        )
-        for r in rows:
-            items.setdefault(r[0], MediaItem(**dict(zip(cols.split(", "), r, strict=True)), linked_by="officer_and_time"))
+        for row in reports.media_by_who_and_time(tx, officers, devices, start, end):
+            items.setdefault(str(row[0]), _item(row, "officer_and_time"))
     return start, end, sorted(items.values(), key=lambda m: (m.started_ms or 0, m.event_id))
 
 
-def coverage(con: sqlite3.Connection, inspection_id: str) -> Coverage:
+def coverage(con: Con, inspection_id: str) -> Coverage:
     """Coverage of one inspection by its audio and video recordings (photos are moments, not coverage)."""
     start, end, media = inspection_media(con, inspection_id)
     spans = sorted(
@@ -121,27 +120,23 @@ def coverage(con: sqlite3.Connection, inspection_id: str) -> Coverage:
 RECORDING_CHECK_BATCH = 500
 
 
-def check_ended_recordings(con: sqlite3.Connection, now_ms: int, grace_ms: int) -> dict[str, int]:
+def check_ended_recordings(con: Con, now_ms: int, grace_ms: int) -> dict[str, int]:
     """Alert on inspections that ended at least ``grace_ms`` ago and were not recorded from start to end;
     each ended inspection is checked once (inside the caller's write transaction)."""
-    rows = con.execute(
-        "SELECT i.inspection_id, i.credit_code, e.name, i.lead_agency_id, a.name FROM inspections i LEFT JOIN enterprises e USING (credit_code)"
-        " LEFT JOIN agencies a ON a.agency_id = i.lead_agency_id"
-        " WHERE i.recording_checked_ms IS NULL AND i.ended_ms IS NOT NULL AND i.ended_ms <= ? ORDER BY i.ended_ms, i.inspection_id LIMIT ?",
-        (now_ms - grace_ms, RECORDING_CHECK_BATCH),
-    ).fetchall()
+    tx = as_tx(con)
+    rows = stored_jobs.ended_unchecked(tx, now_ms - grace_ms, RECORDING_CHECK_BATCH)
     alerted = 0
     for inspection_id, credit_code, ent, agency_id, agency in rows:
-        c = coverage(con, inspection_id)
+        c = coverage(tx, inspection_id)
         if not c.complete:
             alerted += 1
             what_zh = "全程无录音录像" if not c.recorded else f"有 {c.uncovered_minutes} 分钟未录音录像"
             what_en = "was not recorded at all" if not c.recorded else f"has {c.uncovered_minutes} unrecorded minutes"
             raise_alert(
-                con, "unrecorded_inspection", now_ms,
+                tx, "unrecorded_inspection", now_ms,
                 f"{agency or agency_id}对“{ent or credit_code}”的检查{what_zh}，未做到执法全过程记录。",
                 f"The inspection of {ent or credit_code} by {agency or agency_id} {what_en}: not recorded from start to end.",
                 credit_code=credit_code, agency_id=agency_id, ref=inspection_id,
             )  # fmt: skip
-        con.execute("UPDATE inspections SET recording_checked_ms = ? WHERE inspection_id = ?", (now_ms, inspection_id))
+        stored_jobs.mark_recording_checked(tx, inspection_id, now_ms)
     return {"checked": len(rows), "unrecorded": alerted}

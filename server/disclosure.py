@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 from typing import Any
 
 from server.alerts import raise_alert
+from server.errors import Conflict
+from server.storage import jobs as stored
+from server.storage.legacy import Con, as_tx
 from server.workdays import add_working_days, working_days_between
 
 #: Working days to disclose a decision, by kind.
@@ -34,49 +36,58 @@ def cst_date(ms: int) -> dt.date:
     return dt.datetime.fromtimestamp(ms / 1000, _CST).date()
 
 
-def record_decision(con: sqlite3.Connection, *, decision_id: str, agency_id: str, kind: str, decided_on: dt.date, case_no: str = "", credit_code: str | None = None) -> dict[str, Any]:
-    """Register a decision and its disclosure deadline."""
+def record_decision(
+    con: Con, *, decision_id: str, agency_id: str, kind: str, decided_on: dt.date, case_no: str = "", credit_code: str | None = None
+) -> dict[str, Any]:
+    """Register a decision and its disclosure deadline; Conflict when its id is registered already."""
     if kind not in DISCLOSURE_DAYS:
         raise DisclosureError(f"kind must be one of {', '.join(DISCLOSURE_DAYS)}, got {kind!r}")
     deadline, exact = add_working_days(decided_on, DISCLOSURE_DAYS[kind])
-    con.execute(
-        "INSERT INTO decisions(decision_id, agency_id, kind, case_no, credit_code, decided_on, deadline, calendar_approximate, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-        (decision_id, agency_id, kind, case_no, credit_code, decided_on.isoformat(), deadline.isoformat(), int(not exact)),
-    )
+    if not stored.insert_decision(
+        as_tx(con), decision_id=decision_id, agency_id=agency_id, kind=kind, case_no=case_no, credit_code=credit_code,
+        decided_on=decided_on.isoformat(), deadline=deadline.isoformat(), calendar_approximate=int(not exact),
+    ):  # fmt: skip
+        raise Conflict(f"决定 {decision_id!r} 已登记 / decision {decision_id!r} is already registered")
     return {"decision_id": decision_id, "deadline": deadline.isoformat(), "calendar_approximate": not exact}
 
 
-def record_disclosure(con: sqlite3.Connection, decision_id: str, disclosed_on: dt.date) -> str:
+def decision_agency(con: Con, decision_id: str) -> str | None:
+    """The agency of a registered decision, or None."""
+    row = stored.decision(as_tx(con), decision_id)
+    return None if row is None else row[0]
+
+
+def record_disclosure(con: Con, decision_id: str, disclosed_on: dt.date) -> str:
     """Record when a decision was disclosed; returns its status (on time or late)."""
-    row = con.execute("SELECT deadline FROM decisions WHERE decision_id = ?", (decision_id,)).fetchone()
+    tx = as_tx(con)
+    row = stored.decision(tx, decision_id)
     if row is None:
         raise DisclosureError(f"decision {decision_id!r} is not registered")
-    status = "disclosed_on_time" if disclosed_on.isoformat() <= row[0] else "disclosed_late"
-    con.execute("UPDATE decisions SET disclosed_on = ?, status = ? WHERE decision_id = ?", (disclosed_on.isoformat(), status, decision_id))
+    status = "disclosed_on_time" if disclosed_on.isoformat() <= row[1] else "disclosed_late"
+    stored.set_disclosed(tx, decision_id, disclosed_on.isoformat(), status)
     return status
 
 
-def check_deadlines(con: sqlite3.Connection, now_ms: int) -> dict[str, int]:
+def check_deadlines(con: Con, now_ms: int) -> dict[str, int]:
     """Alert on deadlines coming up and on misses."""
+    tx = as_tx(con)
     today = cst_date(now_ms)
     warned = missed = 0
-    for decision_id, agency_id, deadline_s, case_no, due_alerted in con.execute(
-        "SELECT decision_id, agency_id, deadline, case_no, due_alerted FROM decisions WHERE status = 'pending' ORDER BY deadline"
-    ).fetchall():
+    for decision_id, agency_id, deadline_s, case_no, due_alerted in stored.pending_decisions(tx):
         deadline = dt.date.fromisoformat(deadline_s)
         if today > deadline:
-            con.execute("UPDATE decisions SET status = 'missed' WHERE decision_id = ?", (decision_id,))
+            stored.mark_missed(tx, decision_id)
             raise_alert(
-                con, "disclosure_missed", now_ms,
+                tx, "disclosure_missed", now_ms,
                 f"决定 {decision_id}（{case_no}）应于 {deadline_s} 前公示，已逾期未公示。",
                 f"Decision {decision_id} ({case_no}) was due for disclosure by {deadline_s} and was not disclosed.",
                 agency_id=agency_id, ref=decision_id,
             )  # fmt: skip
             missed += 1
         elif not due_alerted and working_days_between(today, deadline) <= WARN_WORKING_DAYS:
-            con.execute("UPDATE decisions SET due_alerted = 1 WHERE decision_id = ?", (decision_id,))
+            stored.mark_due_alerted(tx, decision_id)
             raise_alert(
-                con, "disclosure_due", now_ms,
+                tx, "disclosure_due", now_ms,
                 f"决定 {decision_id}（{case_no}）须于 {deadline_s} 前公示。",
                 f"Decision {decision_id} ({case_no}) must be disclosed by {deadline_s}.",
                 agency_id=agency_id, ref=decision_id,
@@ -85,54 +96,50 @@ def check_deadlines(con: sqlite3.Connection, now_ms: int) -> dict[str, int]:
     return {"warned": warned, "missed": missed}
 
 
-def on_time_rates(con: sqlite3.Connection) -> list[dict[str, Any]]:
+def on_time_rates(con: Con) -> list[dict[str, Any]]:
     """Per agency: decisions whose deadline has passed or that were disclosed, and the share on time."""
-    rows = con.execute(
-        "SELECT agency_id, SUM(status = 'disclosed_on_time'), SUM(status IN ('disclosed_on_time', 'disclosed_late', 'missed')) FROM decisions GROUP BY agency_id ORDER BY agency_id"
-    ).fetchall()
-    return [{"agency_id": a, "on_time": ok or 0, "due": due or 0, "on_time_rate": round(ok / due, 4) if due else None} for a, ok, due in rows]
+    return [
+        {"agency_id": a, "on_time": ok, "due": due, "on_time_rate": round(ok / due, 4) if due else None}
+        for a, ok, due in stored.on_time_counts(as_tx(con))
+    ]
 
 
-def sample_case_files(con: sqlite3.Connection, now_ms: int) -> list[str]:
-    """Draw last month's sample for every agency that has none yet (reproducible: no hidden randomness)."""
+def last_month(now_ms: int) -> tuple[str, str, str]:
+    """(period YYYY-MM, its first day, the next month's first day) of the CST month before the one of ``now_ms``."""
     first_of_month = cst_date(now_ms).replace(day=1)
-    last_month_end = first_of_month - dt.timedelta(days=1)
-    period = f"{last_month_end:%Y-%m}"
+    period_start = (first_of_month - dt.timedelta(days=1)).replace(day=1)
+    return f"{period_start:%Y-%m}", period_start.isoformat(), first_of_month.isoformat()
+
+
+def sample_case_files(con: Con, now_ms: int) -> list[str]:
+    """Draw last month's sample for every agency that has none yet (reproducible: no hidden randomness)."""
+    tx = as_tx(con)
+    period, first_day, next_first_day = last_month(now_ms)
     made = []
-    agencies = [a for (a,) in con.execute("SELECT DISTINCT agency_id FROM decisions WHERE substr(decided_on, 1, 7) = ? ORDER BY agency_id", (period,))]
-    for agency_id in agencies:
-        if con.execute("SELECT 1 FROM samples WHERE agency_id = ? AND period = ?", (agency_id, period)).fetchone():
+    for agency_id in stored.agencies_deciding(tx, first_day, next_first_day):
+        if stored.sample_exists(tx, agency_id, period):
             continue
-        population = [d for (d,) in con.execute("SELECT decision_id FROM decisions WHERE agency_id = ? AND substr(decided_on, 1, 7) = ? ORDER BY decision_id", (agency_id, period))]
+        population = stored.decisions_of(tx, agency_id, first_day, next_first_day)
         seed = f"{agency_id}:{period}"
         size = min(len(population), max(SAMPLE_MIN, round(len(population) * SAMPLE_SHARE)))
         chosen = sorted(population, key=lambda d: hashlib.sha256(f"{seed}:{d}".encode()).hexdigest())[:size]
         sample_id = f"SAMPLE-{agency_id}-{period}"
-        con.execute("INSERT INTO samples(sample_id, agency_id, period, seed, drawn_ms, population) VALUES (?, ?, ?, ?, ?, ?)", (sample_id, agency_id, period, seed, now_ms, len(population)))
-        con.executemany("INSERT INTO sample_items(sample_id, decision_id) VALUES (?, ?)", [(sample_id, d) for d in chosen])
-        made.append(sample_id)
+        if stored.insert_sample(tx, sample_id=sample_id, agency_id=agency_id, period=period, seed=seed, drawn_ms=now_ms, population=len(population), items=chosen):
+            made.append(sample_id)
     return made
 
 
-def record_review(con: sqlite3.Connection, sample_id: str, decision_id: str, result: str, reviewer: str, notes: str, now_ms: int) -> None:
+def record_review(con: Con, sample_id: str, decision_id: str, result: str, reviewer: str, notes: str, now_ms: int) -> None:
     """Record the review of one sampled case file (pass or fail)."""
     if result not in ("pass", "fail"):
         raise DisclosureError(f"a review result is 'pass' or 'fail', got {result!r}")
-    cur = con.execute(
-        "UPDATE sample_items SET result = ?, reviewer = ?, notes = ?, reviewed_ms = ? WHERE sample_id = ? AND decision_id = ?",
-        (result, reviewer, notes, now_ms, sample_id, decision_id),
-    )
-    if cur.rowcount == 0:
+    if not stored.record_review(as_tx(con), sample_id=sample_id, decision_id=decision_id, result=result, reviewer=reviewer, notes=notes, reviewed_ms=now_ms):
         raise DisclosureError(f"case file {decision_id!r} is not in sample {sample_id!r}")
 
 
-def pass_rates(con: sqlite3.Connection) -> list[dict[str, Any]]:
+def pass_rates(con: Con) -> list[dict[str, Any]]:
     """Per sample: reviewed, passed and the pass rate."""
-    rows = con.execute(
-        "SELECT s.sample_id, s.agency_id, s.period, COUNT(i.decision_id), SUM(i.result IS NOT NULL), SUM(i.result = 'pass')"
-        " FROM samples s JOIN sample_items i USING (sample_id) GROUP BY s.sample_id ORDER BY s.period, s.agency_id"
-    ).fetchall()
     return [
-        {"sample_id": s, "agency_id": a, "period": p, "sampled": n, "reviewed": r or 0, "passed": ok or 0, "pass_rate": round(ok / r, 4) if r else None}
-        for s, a, p, n, r, ok in rows
+        {"sample_id": s, "agency_id": a, "period": p, "sampled": n, "reviewed": r, "passed": ok, "pass_rate": round(ok / r, 4) if r else None}
+        for s, a, p, n, r, ok in stored.sample_counts(as_tx(con))
     ]

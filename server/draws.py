@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import sqlite3
 import uuid
 from typing import Any
 
@@ -23,6 +22,9 @@ import msgspec
 from protocol.decision import Policy
 from server.alerts import raise_alert
 from server.scanning import year_start_ms
+from server.storage import jobs as stored
+from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
 
 DAY_MS = 86_400_000
 #: How long a drawn plan is in force (its enterprises may be inspected under it).
@@ -71,20 +73,19 @@ def max_enterprises(eligible_count: int) -> int:
     return max(1, min(MAX_DRAW_ENTERPRISES, int(eligible_count * MAX_DRAW_SHARE)))
 
 
-def _check_scope(con: sqlite3.Connection, agency_id: str, field: str, region: str, by_supervisor: bool) -> str:
+def _check_scope(tx: Tx, agency_id: str, field: str, region: str, by_supervisor: bool) -> str:
     """The region a draw is made in (empty: the agency's own); DrawError unless the agency, its field and the
     region are registered and, for an agency administrator, the region is the agency's own."""
-    row = con.execute("SELECT region, fields FROM agencies WHERE agency_id = ?", (agency_id,)).fetchone()
-    if row is None:
+    scope = stored.agency_region_fields(tx, agency_id)
+    if scope is None:
         raise DrawError(f"执法机关 {agency_id!r} 未登记 / agency {agency_id!r} is not registered")
-    own_region, fields = row[0], json.loads(row[1])
-    if con.execute("SELECT 1 FROM fields WHERE field_id = ?", (field,)).fetchone() is None:
+    own_region, fields = scope[0], json.loads(scope[1])
+    if not stored.field_registered(tx, field):
         raise DrawError(f"执法领域 {field!r} 未登记 / field {field!r} is not registered")
     if field not in fields:
         raise DrawError(f"{field!r} 不是 {agency_id} 的执法领域 / {field!r} is not among {agency_id}'s fields ({', '.join(fields) or 'none'})")
     region = region or own_region
-    known = con.execute("SELECT 1 FROM agencies WHERE region = ? UNION ALL SELECT 1 FROM enterprises WHERE region = ? LIMIT 1", (region, region)).fetchone()
-    if region and known is None:
+    if region and not stored.region_registered(tx, region):
         raise DrawError(f"区域 {region!r} 未登记 / region {region!r} is not registered")
     if not by_supervisor and own_region and region != own_region:
         raise DrawError(f"机关管理员只能在本机关的区域 {own_region} 抽查 / an agency administrator draws in the agency's own region {own_region} only")
@@ -92,7 +93,7 @@ def _check_scope(con: sqlite3.Connection, agency_id: str, field: str, region: st
 
 
 def commit_draw(
-    con: sqlite3.Connection,
+    con: Con,
     *,
     agency_id: str,
     field: str,
@@ -110,17 +111,15 @@ def commit_draw(
     who announced it. Returns (draw id, seed hash); DrawError for a draw that may not be made."""
     if enterprises < 1 or officers_per_team < 1:
         raise DrawError("抽查至少一家企业、每组至少一名执法人员 / a draw needs at least one enterprise and one officer per team")
-    region = _check_scope(con, agency_id, field, region, by_supervisor)
+    tx = as_tx(con)
+    region = _check_scope(tx, agency_id, field, region, by_supervisor)
     if not by_supervisor and draw_at_ms < now_ms - MAX_BACKDATE_MS:
         raise DrawError("抽取时间不能早于现在 / a draw cannot be set for a time already past")
-    population = len(eligible(con, agency_id, field, region, policy, now_ms)[0])
+    population = len(eligible(tx, agency_id, field, region, policy, now_ms)[0])
     limit = max_enterprises(population)
     # The share holds for all the draws whose plans may still be in force, not for each: ten draws of 10%
     # each would cover everyone again.
-    announced = con.execute(
-        "SELECT COALESCE(SUM(enterprise_count), 0) FROM draws WHERE agency_id = ? AND field = ? AND region = ? AND committed_ms > ?",
-        (agency_id, field, region, now_ms - PLAN_VALID_DAYS * DAY_MS),
-    ).fetchone()[0]
+    announced = stored.enterprises_announced(tx, agency_id, field, region, now_ms - PLAN_VALID_DAYS * DAY_MS)
     if announced + enterprises > limit:
         raise DrawError(
             f"{PLAN_VALID_DAYS} 天内同一机关、领域和区域的抽查至多抽取 {limit} 家企业（符合条件的 {population} 家的 {MAX_DRAW_SHARE:.0%}，"
@@ -131,13 +130,12 @@ def commit_draw(
     seed = os.urandom(32)
     draw_id = f"DRAW-{dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     seed_hash = hashlib.sha256(seed).hexdigest()
-    con.execute(
-        "INSERT INTO draws(draw_id, agency_id, field, region, title, enterprise_count, officers_per_team, seed_hash, seed, committed_ms, draw_at_ms, status)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'committed')",
-        (draw_id, agency_id, field, region, title, enterprises, officers_per_team, seed_hash, seed.hex(), now_ms, draw_at_ms),
-    )
+    stored.insert_draw(
+        tx, draw_id=draw_id, agency_id=agency_id, field=field, region=region, title=title, enterprise_count=enterprises,
+        officers_per_team=officers_per_team, seed_hash=seed_hash, seed=seed.hex(), committed_ms=now_ms, draw_at_ms=draw_at_ms,
+    )  # fmt: skip
     raise_alert(
-        con, "draw_announced", now_ms,
+        tx, "draw_announced", now_ms,
         f"{announced_by} 宣布双随机抽查 {draw_id}：{field}，区域 {region or '全部'}，{enterprises} 家企业",
         f"{announced_by} announced random draw {draw_id}: {field}, region {region or 'all'}, {enterprises} enterprises",
         agency_id=agency_id, ref=draw_id,
@@ -145,27 +143,13 @@ def commit_draw(
     return draw_id, seed_hash
 
 
-def eligible(con: sqlite3.Connection, agency_id: str, field: str, region: str, policy: Policy, now_ms: int) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+def eligible(con: Con, agency_id: str, field: str, region: str, policy: Policy, now_ms: int) -> tuple[list[str], list[str], list[tuple[str, str]]]:
     """(enterprises, officers, declared conflicts) eligible for a draw now, each sorted."""
-    year_start = year_start_ms(now_ms)
-    rows = con.execute(
-        "SELECT e.credit_code, e.risk, e.credit, (SELECT COUNT(*) FROM inspections i WHERE i.credit_code = e.credit_code AND i.opened_ms >= ?)"
-        " FROM enterprises e WHERE (? = '' OR e.region = ?) AND NOT EXISTS ("
-        "  SELECT 1 FROM no_disturb n WHERE n.credit_code = e.credit_code AND n.removed_ms IS NULL AND n.valid_from_ms <= ? AND (n.valid_to_ms IS NULL OR n.valid_to_ms >= ?))"
-        " ORDER BY e.credit_code",
-        (year_start, region, region, now_ms, now_ms),
-    ).fetchall()
+    tx = as_tx(con)
+    rows = stored.enterprises_not_protected(tx, region, year_start_ms(now_ms), now_ms)
     enterprises = [code for code, risk, credit, done in rows if done < policy.cap_for(risk, credit)]
-    officers = [
-        o
-        for o, fields in con.execute(
-            "SELECT officer_id, fields FROM officers WHERE agency_id = ? AND revoked_ms IS NULL AND valid_from_ms <= ? AND valid_to_ms >= ? ORDER BY officer_id",
-            (agency_id, now_ms, now_ms),
-        )
-        if field in json.loads(fields)
-    ]
-    conflicts = [(o, c) for o, c in con.execute("SELECT officer_id, credit_code FROM conflicts ORDER BY officer_id, credit_code")]
-    return enterprises, officers, conflicts
+    officers = [o for o, fields in stored.officers_valid(tx, agency_id, now_ms) if field in json.loads(fields)]
+    return enterprises, officers, stored.declared_conflicts(tx)
 
 
 def run_draw(seed: bytes, draw_id: str, enterprises: list[str], officers: list[str], conflicts: list[tuple[str, str]], count: int, per_team: int) -> DrawResult:
@@ -189,41 +173,32 @@ def run_draw(seed: bytes, draw_id: str, enterprises: list[str], officers: list[s
     return DrawResult(draw_id=draw_id, seed=seed.hex(), eligible_enterprises=enterprises, eligible_officers=officers, conflicts=conflicts, teams=teams)
 
 
-def perform_due_draws(con: sqlite3.Connection, policy: Policy, now_ms: int) -> list[str]:
-    """Run every committed draw whose time has come; record results and their inspection plans."""
+def perform_due_draws(con: Con, policy: Policy, now_ms: int) -> list[str]:
+    """Run every committed draw whose time has come; record results and their inspection plans (a draw another
+    transaction has drawn meanwhile is left to it)."""
+    tx = as_tx(con)
     done = []
-    due = con.execute(
-        "SELECT draw_id, agency_id, field, region, title, enterprise_count, officers_per_team, seed FROM draws WHERE status = 'committed' AND draw_at_ms <= ? ORDER BY draw_at_ms",
-        (now_ms,),
-    ).fetchall()
-    for draw_id, agency_id, field, region, title, count, per_team, seed_hex in due:
-        ents, offs, conflicts = eligible(con, agency_id, field, region, policy, now_ms)
+    for draw_id, agency_id, field, region, title, count, per_team, seed_hex in stored.due_draws(tx, now_ms):
+        ents, offs, conflicts = eligible(tx, agency_id, field, region, policy, now_ms)
         count = min(count, max_enterprises(len(ents)))  # the population may have shrunk since the announcement
         result = run_draw(bytes.fromhex(seed_hex), draw_id, ents, offs, conflicts, count, per_team)
-        con.execute(
-            "UPDATE draws SET status = 'drawn', drawn_ms = ?, result_json = ? WHERE draw_id = ?", (now_ms, msgspec.json.encode(result).decode(), draw_id)
-        )
-        con.execute(
-            "INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms) VALUES (?, ?, ?, 'random_draw', ?, ?, ?, ?)",
-            (draw_id, agency_id, field, title, now_ms, now_ms + PLAN_VALID_DAYS * DAY_MS, now_ms),
-        )
-        con.executemany("INSERT INTO plan_targets(plan_id, credit_code) VALUES (?, ?)", [(draw_id, t.credit_code) for t in result.teams])
+        if not stored.mark_drawn(tx, draw_id, now_ms, msgspec.json.encode(result).decode()):
+            continue
+        stored.insert_draw_plan(
+            tx, plan_id=draw_id, agency_id=agency_id, field=field, title=title, valid_from_ms=now_ms,
+            valid_to_ms=now_ms + PLAN_VALID_DAYS * DAY_MS, targets=[t.credit_code for t in result.teams],
+        )  # fmt: skip
         done.append(draw_id)
     return done
 
 
-def public_view(con: sqlite3.Connection, draw_id: str) -> dict[str, Any] | None:
+def public_view(con: Con, draw_id: str) -> dict[str, Any] | None:
     """What the public page shows: the commitment always, the seed and result once drawn."""
-    row = con.execute(
-        "SELECT draw_id, agency_id, field, region, title, enterprise_count, officers_per_team, seed_hash, seed, committed_ms, draw_at_ms, drawn_ms, status, result_json"
-        " FROM draws WHERE draw_id = ?",
-        (draw_id,),
-    ).fetchone()
-    if row is None:
+    view = stored.draw(as_tx(con), draw_id)
+    if view is None:
         return None
-    keys = ("draw_id", "agency_id", "field", "region", "title", "enterprise_count", "officers_per_team", "seed_hash", "seed", "committed_ms", "draw_at_ms", "drawn_ms", "status")
-    view = dict(zip(keys, row[:-1], strict=True))
-    view["result"] = json.loads(row[-1]) if row[-1] else None
+    result_json = view.pop("result_json")
+    view["result"] = json.loads(result_json) if result_json else None
     if view["status"] != "drawn":
         view["seed"] = None  # secret until the draw: only its hash is public
     return view

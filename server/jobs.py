@@ -1,5 +1,5 @@
-"""The scheduled supervision jobs: each a plain function of (connection, context, now), so tests drive
-them with a controllable clock and the scheduler only decides when they run.
+"""The scheduled supervision jobs: each a plain function of (transaction, context, now), so tests drive
+them with a controllable clock and the scheduler only decides when they run (their rows: server/storage/jobs.py).
 
 - devices:    mark devices offline after missed heartbeats; alert on a growing backlog
 - draws:      perform random draws whose time has come (双随机)
@@ -12,7 +12,6 @@ them with a controllable clock and the scheduler only decides when they run.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,10 @@ from server.alerts import raise_alert
 from server.coverage import check_ended_recordings
 from server.disclosure import check_deadlines, sample_case_files
 from server.draws import perform_due_draws
-from server.evidence import index_of, sign_tree_head
+from server.evidence import sign_tree_head
+from server.storage import jobs as stored
+from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
 
 DAY_MS = 86_400_000
 
@@ -53,31 +55,28 @@ class JobContext:
     settings: JobSettings
 
 
-def _alert_once(con: sqlite3.Connection, kind: str, device_id: str, since_ms: int, now_ms: int, zh: str, en: str) -> bool:
+def _alert_once(tx: Tx, kind: str, device_id: str, since_ms: int, now_ms: int, zh: str, en: str) -> bool:
     """Raise an alert unless the same one was raised for this device since ``since_ms``."""
-    if con.execute("SELECT 1 FROM alerts WHERE kind = ? AND device_id = ? AND created_ms >= ?", (kind, device_id, since_ms)).fetchone():
+    if stored.device_alerted_since(tx, kind, device_id, since_ms):
         return False
-    raise_alert(con, kind, now_ms, zh, en, device_id=device_id)
+    raise_alert(tx, kind, now_ms, zh, en, device_id=device_id)
     return True
 
 
-def check_devices(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def check_devices(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Offline devices (missed heartbeats) and devices whose backlog grows."""
+    tx = as_tx(con)
     s = ctx.settings
     offline = backlog = 0
-    rows = con.execute(
-        "SELECT d.device_id, d.kind, s.last_seen_ms, s.online, s.presence_ms, s.last_status_json FROM devices d JOIN device_state s USING (device_id)"
-        " WHERE d.revoked_ms IS NULL ORDER BY d.device_id"
-    ).fetchall()
-    for device_id, kind, last_seen, online, presence_ms, status_json in rows:
+    for device_id, kind, last_seen, online, presence_ms, status_json in stored.devices_to_check(tx):
         period_ms = int(s.heartbeat_s.get(kind, 300.0) * 1000)
         seen = max(last_seen or 0, presence_ms or 0)
         silent = now_ms - seen > s.missed_heartbeats * period_ms
         if silent and online:
-            con.execute("UPDATE device_state SET online = 0 WHERE device_id = ?", (device_id,))
+            stored.mark_offline(tx, device_id)
         if silent or not online:
             if _alert_once(
-                con, "device_offline", device_id, seen, now_ms,
+                tx, "device_offline", device_id, seen, now_ms,
                 f"设备 {device_id} 已离线（最后联系 {round((now_ms - seen) / 60000)} 分钟前）。",
                 f"Device {device_id} is offline (last heard from {round((now_ms - seen) / 60000)} minutes ago).",
             ):  # fmt: skip
@@ -86,7 +85,7 @@ def check_devices(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict
             st = json.loads(status_json)
             if st.get("outbox_depth", 0) > s.backlog_events or st.get("oldest_unsent_age_s", 0) > s.backlog_age_s:
                 if _alert_once(
-                    con, "device_backlog", device_id, now_ms - DAY_MS, now_ms,
+                    tx, "device_backlog", device_id, now_ms - DAY_MS, now_ms,
                     f"设备 {device_id} 积压 {st.get('outbox_depth')} 条未送达事件，最早一条已等待 {round(st.get('oldest_unsent_age_s', 0) / 60)} 分钟。",
                     f"Device {device_id} has {st.get('outbox_depth')} events waiting; the oldest for {round(st.get('oldest_unsent_age_s', 0) / 60)} minutes.",
                 ):  # fmt: skip
@@ -94,56 +93,47 @@ def check_devices(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict
     return {"offline_alerts": offline, "backlog_alerts": backlog}
 
 
-def draws(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def draws(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Perform the draws whose time has come."""
     return {"drawn": perform_due_draws(con, ctx.policy, now_ms)}
 
 
-def disclosure(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def disclosure(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Alert on disclosure deadlines coming up and missed."""
     return check_deadlines(con, now_ms)
 
 
-def tree_head(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def tree_head(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """The daily signed tree head."""
-    head = sign_tree_head(con, ctx.key, now_ms)
+    head = sign_tree_head(con, ctx.key, now_ms)  # type: ignore[arg-type]  # evidence.py still names sqlite3
     return {"tree_size": head.tree_size, "root_hash": head.root_hash}
 
 
-def sampling(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def sampling(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Last month's case-file samples."""
     return {"samples": sample_case_files(con, now_ms)}
 
 
-def retention(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def retention(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Remove old heartbeats and rejected messages, and nothing else (no evidence of a case is a heartbeat).
 
     Removing a logged record leaves its leaf in the evidence log and writes why it went to
     ``retention_removed``, so ``fe-server verify`` tells a removal by policy from tampering.
     """
+    tx = as_tx(con)
     s = ctx.settings
-    status_before = now_ms - s.keep_status_days * DAY_MS
-    candidates = con.execute(
-        "SELECT event_id, type, device_id, seq FROM events WHERE type = 'device_status' AND stored_ms < ? ORDER BY stored_ms",
-        (status_before,),
-    ).fetchall()
-    for event_id, typ, device_id, seq in candidates:
-        con.execute(
-            "INSERT INTO retention_removed(event_id, device_id, seq, log_index, type, removed_ms, rule) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event_id, device_id, seq, index_of(con, event_id), typ, now_ms, f"device_status older than {s.keep_status_days} days"),
-        )
-        con.execute("DELETE FROM events WHERE event_id = ?", (event_id,))
-    rejected = con.execute("DELETE FROM rejected WHERE received_ms < ?", (now_ms - s.keep_rejected_days * DAY_MS,)).rowcount
-    return {"status_events_removed": len(candidates), "rejected_removed": rejected}
+    removed = stored.remove_status_events(tx, now_ms - s.keep_status_days * DAY_MS, now_ms, f"device_status older than {s.keep_status_days} days")
+    rejected = stored.remove_rejected(tx, now_ms - s.keep_rejected_days * DAY_MS)
+    return {"status_events_removed": removed, "rejected_removed": rejected}
 
 
-def recording(con: sqlite3.Connection, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def recording(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Alert on ended inspections not recorded from start to end (执法全过程记录), after a grace period."""
     return check_ended_recordings(con, now_ms, int(ctx.policy.recording_grace_minutes * 60_000))
 
 
 #: Every job: id -> (function, trigger arguments for APScheduler, description zh, description en).
-JOBS: dict[str, tuple[Callable[[sqlite3.Connection, JobContext, int], dict[str, Any]], dict[str, Any], str, str]] = {
+JOBS: dict[str, tuple[Callable[[Tx, JobContext, int], dict[str, Any]], dict[str, Any], str, str]] = {
     "devices": (check_devices, {"trigger": "interval", "minutes": 1}, "设备在线与积压检查", "Device presence and backlog"),
     "recording": (recording, {"trigger": "interval", "minutes": 1}, "执法全过程记录检查", "Full-process recording"),
     "draws": (draws, {"trigger": "interval", "minutes": 1}, "双随机抽取", "Random draws"),

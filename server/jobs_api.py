@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import sqlite3
 import time
 from contextlib import AbstractContextManager
 from typing import Annotated, Any, Literal
@@ -17,11 +16,13 @@ from litestar.exceptions import ClientException, NotFoundException, PermissionDe
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from server import db as dbmod
-from server.auth import CurrentPrincipal, Principal
-from server.disclosure import DisclosureError, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
+from server.auth import CurrentPrincipal
+from server.disclosure import DisclosureError, decision_agency, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
 from server.draws import DrawError, commit_draw, public_view
 from server.errors import Conflict, answers
 from server.jobs import JOBS
+from server.storage import jobs as stored
+from server.storage.engine import Tx
 from server.workdays import check_day
 
 #: The instants a draw may be set for: 2000-01-01 to 2100-01-01 UTC (epoch ms). Beyond SQLite's 64-bit
@@ -82,11 +83,11 @@ def _own_agency(principal: CurrentPrincipal, agency_id: str) -> None:
         raise PermissionDeniedException(f"只能处理本机关的事项 / you act for your own agency only, not {agency_id}")
 
 
-def _write(state: State) -> AbstractContextManager[sqlite3.Connection]:
+def _write(state: State) -> AbstractContextManager[Tx]:
     return dbmod.writing(state.settings.db)
 
 
-def _read(state: State) -> AbstractContextManager[sqlite3.Connection]:
+def _read(state: State) -> AbstractContextManager[Tx]:
     return dbmod.reading(state.settings.db)
 
 
@@ -94,10 +95,10 @@ def job_status(state: State) -> list[dict[str, Any]]:
     """Every job: next run (from the scheduler) and last run with its outcome."""
     scheduler = state.scheduler
     nexts = {j["id"]: j for j in scheduler.jobs()} if scheduler else {}
-    with _read(state) as con:
+    with _read(state) as tx:
         out = []
         for job_id, (_, trigger, zh, en) in JOBS.items():
-            last = con.execute("SELECT started_ms, finished_ms, outcome, detail FROM job_runs WHERE job_id = ? ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
+            last = stored.last_run(tx, job_id)
             out.append(
                 {
                     "id": job_id, "name_zh": zh, "name_en": en, "schedule": nexts.get(job_id, {}).get("trigger", json.dumps(trigger)),
@@ -176,9 +177,7 @@ class DisclosureController(Controller):
         """Register a decision; its disclosure deadline is counted in working days."""
         _own_agency(principal, data.agency_id)
         with _write(state) as con:
-            if con.execute("SELECT 1 FROM decisions WHERE decision_id = ?", (data.decision_id,)).fetchone():
-                raise Conflict(f"决定 {data.decision_id!r} 已登记 / decision {data.decision_id!r} is already registered")
-            return record_decision(
+            return record_decision(  # Conflict when the id is registered already
                 con, decision_id=data.decision_id, agency_id=data.agency_id, kind=data.kind, decided_on=data.decided_on, case_no=data.case_no, credit_code=data.credit_code
             )
 
@@ -187,9 +186,9 @@ class DisclosureController(Controller):
         """Record the disclosure of a decision."""
         principal.require("supervisor", "agency_admin")
         with _write(state) as con:
-            row = con.execute("SELECT agency_id FROM decisions WHERE decision_id = ?", (decision_id,)).fetchone()
-            if row is not None:
-                _own_agency(principal, row[0])
+            agency_id = decision_agency(con, decision_id)
+            if agency_id is not None:
+                _own_agency(principal, agency_id)
             try:
                 return {"decision_id": decision_id, "status": record_disclosure(con, decision_id, data.disclosed_on)}
             except DisclosureError as e:
@@ -250,7 +249,7 @@ def public_draw_page(state: State, draw_id: IdPath, lang: Annotated[Literal["zh"
     """The public page of a draw (双随机、一公开): commitment, seed and result, for anyone to check."""
     with _read(state) as con:
         view = public_view(con, draw_id)
-        names = dict(con.execute("SELECT credit_code, name FROM enterprises WHERE credit_code IN (SELECT credit_code FROM plan_targets WHERE plan_id = ?)", (draw_id,)).fetchall())
+        names = stored.draw_target_names(con, draw_id)
     if view is None:
         raise NotFoundException(f"no draw {draw_id!r}")
     zh = lang == "zh"

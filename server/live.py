@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import time
 from typing import Any
 
-from server.alerts import agency_scope, label
+from server.alerts import label
 from server.auth import Principal
+from server.storage import reports
+from server.storage.alerts import ALERT_COLUMNS, recent_alerts
+from server.storage.legacy import Con, as_tx
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 #: An open inspection older than this is no longer shown as under way.
 UNDER_WAY_HOURS = 12
+#: The most inspections under way shown.
+UNDER_WAY_LIMIT = 100
 
 
 def _today_start_ms(now_ms: int) -> int:
@@ -22,58 +26,40 @@ def _today_start_ms(now_ms: int) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=_CST).timestamp() * 1000)
 
 
-def under_way(con: sqlite3.Connection, p: Principal, now_ms: int) -> list[dict[str, Any]]:
+def _own_agency(p: Principal) -> str | None:
+    """The agency whose share the principal sees (None: everything)."""
+    return p.agency_id if p.role == "agency_admin" else None
+
+
+def under_way(con: Con, p: Principal, now_ms: int) -> list[dict[str, Any]]:
     """Inspections under way: who, which agencies, which enterprise, since when, recorded or not."""
-    where, args = "", ()
-    if p.role == "agency_admin":
-        where, args = " AND i.inspection_id IN (SELECT inspection_id FROM inspection_parts WHERE agency_id = ?)", (p.agency_id,)
-    rows = con.execute(
-        "SELECT i.inspection_id, i.credit_code, e.name, i.lead_agency_id, i.field, i.opened_ms, i.exception_kind,"
-        " (SELECT COUNT(*) FROM media m WHERE m.inspection_id = i.inspection_id AND m.media_kind IN ('video', 'audio'))"
-        " FROM inspections i LEFT JOIN enterprises e USING (credit_code)"
-        " WHERE i.status = 'open' AND i.opened_ms >= ?" + where + " ORDER BY i.opened_ms DESC LIMIT 100",
-        (now_ms - UNDER_WAY_HOURS * 3_600_000, *args),
-    ).fetchall()
+    tx = as_tx(con)
     out = []
-    for iid, code, name, lead, field, opened, exc, media in rows:
-        parts = con.execute(
-            "SELECT p.officer_id, o.name, p.agency_id, a.name FROM inspection_parts p LEFT JOIN officers o USING (officer_id) LEFT JOIN agencies a ON a.agency_id = p.agency_id"
-            " WHERE p.inspection_id = ? ORDER BY p.joined_ms",
-            (iid,),
-        ).fetchall()
-        agencies = sorted({r[3] or r[2] for r in parts})
+    for iid, code, name, lead, field, opened, exc, media in reports.under_way(tx, now_ms - UNDER_WAY_HOURS * 3_600_000, _own_agency(p), UNDER_WAY_LIMIT):
+        parts = reports.parts_named(tx, iid)
+        agencies = sorted({agency_name or agency for _, _, agency, agency_name in parts})
         out.append(
             {
                 "inspection_id": iid, "credit_code": code, "enterprise": name or code, "lead_agency_id": lead, "field": field,
-                "since_ms": opened, "officers": [r[1] or r[0] for r in parts], "agencies": agencies, "joint": len({r[2] for r in parts}) > 1,
-                "recorded": media > 0, "exception": exc,
+                "since_ms": opened, "officers": [officer_name or officer for officer, officer_name, _, _ in parts], "agencies": agencies,
+                "joint": len({agency for _, _, agency, _ in parts}) > 1, "recorded": media > 0, "exception": exc,
             }
         )  # fmt: skip
     return out
 
 
-def alerts(con: sqlite3.Connection, p: Principal, limit: int = 30) -> list[dict[str, Any]]:
+def alerts(con: Con, p: Principal, limit: int = 30) -> list[dict[str, Any]]:
     """The latest alerts the principal may see."""
-    where, args = "", ()
-    if p.role == "agency_admin":
-        scope, args = agency_scope(p.agency_id)
-        where = " WHERE " + scope
     cols = ("id", "created_ms", "kind", "severity", "message_zh", "message_en")
-    rows = [dict(zip(cols, r, strict=True)) for r in con.execute(f"SELECT {', '.join(cols)} FROM alerts{where} ORDER BY id DESC LIMIT ?", (*args, limit))]
-    return [{**r, "label_zh": label(r["kind"], "zh"), "label_en": label(r["kind"], "en")} for r in rows]
+    agency = _own_agency(p)
+    rows = [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in recent_alerts(as_tx(con), agency_id=agency, everyone=agency is None, limit=limit)]
+    return [{**{c: r[c] for c in cols}, "label_zh": label(r["kind"], "zh"), "label_en": label(r["kind"], "en")} for r in rows]
 
 
-def fleet(con: sqlite3.Connection, p: Principal) -> list[dict[str, Any]]:
+def fleet(con: Con, p: Principal) -> list[dict[str, Any]]:
     """Every device the principal may see: online, backlog, last heard from, battery, clock offset."""
-    where, args = "", ()
-    if p.role == "agency_admin":
-        where, args = " WHERE d.agency_id = ?", (p.agency_id,)
     out = []
-    for device_id, kind, agency, online, last_seen, status in con.execute(
-        "SELECT d.device_id, d.kind, d.agency_id, COALESCE(s.online, 0), s.last_seen_ms, s.last_status_json FROM devices d LEFT JOIN device_state s USING (device_id)"
-        + where + " ORDER BY d.device_id",
-        args,
-    ):  # fmt: skip
+    for device_id, kind, agency, online, last_seen, status in reports.fleet(as_tx(con), _own_agency(p)):
         st = json.loads(status) if status else {}
         out.append(
             {
@@ -85,16 +71,16 @@ def fleet(con: sqlite3.Connection, p: Principal) -> list[dict[str, Any]]:
     return out
 
 
-def snapshot(con: sqlite3.Connection, p: Principal, now_ms: int | None = None) -> dict[str, Any]:
+def snapshot(con: Con, p: Principal, now_ms: int | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, now."""
     from server.stats import summary
 
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    agency = p.agency_id if p.role == "agency_admin" else None
+    tx = as_tx(con)
     return {
         "now_ms": now,
-        "under_way": under_way(con, p, now),
-        "alerts": alerts(con, p),
-        "fleet": fleet(con, p),
-        "today": summary(con, _today_start_ms(now), now + 1, agency),
+        "under_way": under_way(tx, p, now),
+        "alerts": alerts(tx, p),
+        "fleet": fleet(tx, p),
+        "today": summary(tx, _today_start_ms(now), now + 1, _own_agency(p)),
     }

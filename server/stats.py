@@ -1,6 +1,6 @@
 """Figures for central staff's reports: inspections, joint inspections, scans, refusals, recording coverage.
 
-Every function is pure over a sqlite3 connection (reads only) and takes a period ``[from_ms, to_ms)`` in
+Every function reads only (a Tx from the storage seam, server/storage/reports.py) and takes a period ``[from_ms, to_ms)`` in
 epoch milliseconds, optionally restricted to one agency (``agency_id=None`` means all agencies).
 Days are China Standard Time (UTC+8) calendar days. Rates are floats rounded to 4 places, or None when
 the denominator is 0.
@@ -24,25 +24,18 @@ import csv
 import datetime as dt
 import io
 import json
-import sqlite3
 from typing import Any
 
 from server.coverage import coverage
 from server.errors import Invalid
+from server.storage import reports
+from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
 
 DAY_MS = 86_400_000
 #: The longest period a report may cover (a leap year).
 MAX_PERIOD_DAYS = 366
 CST = dt.timezone(dt.timedelta(hours=8))
-_CST_OFFSET_MS = 8 * 3_600_000
-#: SQL for the CST calendar day (YYYY-MM-DD) of a millisecond column.
-_DAY_SQL = "date(({col} + " + str(_CST_OFFSET_MS) + ") / 1000, 'unixepoch')"
-#: SQL: the inspection ``i`` has parts from more than one agency.
-_JOINT_SQL = "(SELECT COUNT(DISTINCT p.agency_id) FROM inspection_parts p WHERE p.inspection_id = i.inspection_id) > 1"
-#: SQL: the agency (parameter ?1) led or took part in the inspection ``i``; NULL means any.
-_TOOK_PART_SQL = (
-    "(?1 IS NULL OR i.lead_agency_id = ?1 OR EXISTS (SELECT 1 FROM inspection_parts q WHERE q.inspection_id = i.inspection_id AND q.agency_id = ?1))"
-)
 #: Cell prefixes a spreadsheet would read as a formula (CSV injection).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -78,37 +71,21 @@ def cst_day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, CST).date().isoformat()
 
 
-def _inspections_in(col: str) -> str:
-    """SQL (FROM ... WHERE) for inspections ``i`` of the agency whose ``col`` is in the period; parameters (agency_id, from_ms, to_ms)."""
-    return f"FROM inspections i WHERE {_TOOK_PART_SQL} AND i.{col} >= ?2 AND i.{col} < ?3"
-
-
-def inspections_by_agency_field(con: sqlite3.Connection, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
+def inspections_by_agency_field(con: Con, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
     """Per (agency, field) of the inspection parts joined in the period: distinct inspections and parts.
 
     Rows are ordered by agency id then field; names fall back to the ids when not in the registers.
     Keys: agency_id, agency_name, field, field_name, inspections, parts.
     """
     check_period(from_ms, to_ms)
-    rows = con.execute(
-        "SELECT p.agency_id, COALESCE(a.name, p.agency_id), p.field, COALESCE(f.name, p.field), COUNT(DISTINCT p.inspection_id), COUNT(*)"
-        " FROM inspection_parts p LEFT JOIN agencies a ON a.agency_id = p.agency_id LEFT JOIN fields f ON f.field_id = p.field"
-        " WHERE p.joined_ms >= ? AND p.joined_ms < ? AND (? IS NULL OR p.agency_id = ?)"
-        " GROUP BY p.agency_id, p.field ORDER BY p.agency_id, p.field",
-        (from_ms, to_ms, agency_id, agency_id),
-    ).fetchall()
     keys = ("agency_id", "agency_name", "field", "field_name", "inspections", "parts")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    return [dict(zip(keys, r, strict=True)) for r in reports.parts_by_agency_field(as_tx(con), from_ms, to_ms, agency_id)]
 
 
-def _scan_counts(con: sqlite3.Connection, from_ms: int, to_ms: int, agency_id: str | None) -> dict[str, int]:
+def _scan_counts(tx: Tx, from_ms: int, to_ms: int, agency_id: str | None) -> dict[str, int]:
     """Refusal counts by code, plus the pseudo-codes '*scans' and '*repeat' for all scans and repeat answers."""
     out: dict[str, int] = {"*scans": 0, "*repeat": 0}
-    rows = con.execute(
-        "SELECT outcome, code, COUNT(*) FROM scans WHERE decided_ms >= ? AND decided_ms < ? AND (? IS NULL OR agency_id = ?) GROUP BY outcome, code",
-        (from_ms, to_ms, agency_id, agency_id),
-    )
-    for outcome, code, n in rows:
+    for outcome, code, n in reports.scan_counts(tx, from_ms, to_ms, agency_id):
         out["*scans"] += n
         if outcome == "repeat":
             out["*repeat"] += n
@@ -117,50 +94,32 @@ def _scan_counts(con: sqlite3.Connection, from_ms: int, to_ms: int, agency_id: s
     return out
 
 
-def _officer_counts(con: sqlite3.Connection, from_ms: int, to_ms: int, agency_id: str | None) -> tuple[int, int]:
-    """(officers holding a valid, unrevoked credential at some instant of the period, officers who took part).
-
-    A credential is valid from valid_from_ms to valid_to_ms inclusive and until it is revoked; an officer
-    revoked after the period still counts for it, so a past period's report does not change later.
-    """
-    credentialed = con.execute(
-        "SELECT COUNT(*) FROM officers WHERE valid_from_ms < ?2 AND valid_to_ms >= ?1"
-        " AND (revoked_ms IS NULL OR (revoked_ms > ?1 AND revoked_ms > valid_from_ms)) AND (?3 IS NULL OR agency_id = ?3)",
-        (from_ms, to_ms, agency_id),
-    ).fetchone()[0]
-    active = con.execute(
-        "SELECT COUNT(DISTINCT officer_id) FROM inspection_parts WHERE joined_ms >= ? AND joined_ms < ? AND (? IS NULL OR agency_id = ?)",
-        (from_ms, to_ms, agency_id, agency_id),
-    ).fetchone()[0]
-    return credentialed, active
-
-
-def summary(con: sqlite3.Connection, from_ms: int, to_ms: int, agency_id: str | None = None) -> dict[str, Any]:
+def summary(con: Con, from_ms: int, to_ms: int, agency_id: str | None = None) -> dict[str, Any]:
     """The period's headline figures (see the module docstring for what falls in the period).
 
     Keys: from_ms, to_ms, agency_id; inspections, joint_inspections, joint_rate; scans, repeat_answers,
     repeat_rate, refused, blocked_attempts (refusals with code no_disturb), refusals_by_code;
     ended_inspections, recorded_any, recorded_complete, recording_coverage_rate, uncovered_minutes;
     credentialed_officers, active_officers, participation_rate; alerts_by_kind.
+
+    Officers: those holding a valid, unrevoked credential at some instant of the period (valid_from_ms to
+    valid_to_ms inclusive, until revoked; one revoked after the period still counts for it, so a past period's
+    report does not change later), and those who took part.
     """
     check_period(from_ms, to_ms)
-    params = (agency_id, from_ms, to_ms)
-    inspections, joint = con.execute(f"SELECT COUNT(*), COALESCE(SUM({_JOINT_SQL}), 0) {_inspections_in('opened_ms')}", params).fetchone()
-    counts = _scan_counts(con, from_ms, to_ms, agency_id)
+    tx = as_tx(con)
+    inspections, joint = reports.inspections_and_joint(tx, from_ms, to_ms, agency_id)
+    counts = _scan_counts(tx, from_ms, to_ms, agency_id)
     scans, repeat = counts.pop("*scans"), counts.pop("*repeat")
-    ended_ids = [r[0] for r in con.execute(f"SELECT i.inspection_id {_inspections_in('ended_ms')} AND i.status = 'ended' ORDER BY i.inspection_id", params)]
+    ended_ids = reports.ended_inspections(tx, from_ms, to_ms, agency_id)
     recorded = complete = 0
     uncovered = 0.0
     for inspection_id in ended_ids:  # O(n) queries: see the module docstring
-        cov = coverage(con, inspection_id)
+        cov = coverage(tx, inspection_id)
         recorded += cov.recorded
         complete += cov.complete
         uncovered += cov.uncovered_minutes
-    credentialed, active = _officer_counts(con, from_ms, to_ms, agency_id)
-    alerts = con.execute(
-        "SELECT kind, COUNT(*) FROM alerts WHERE created_ms >= ? AND created_ms < ? AND (? IS NULL OR agency_id = ?) GROUP BY kind ORDER BY kind",
-        (from_ms, to_ms, agency_id, agency_id),
-    ).fetchall()
+    credentialed, active = reports.officer_counts(tx, from_ms, to_ms, agency_id)
     return {
         "from_ms": from_ms,
         "to_ms": to_ms,
@@ -182,33 +141,32 @@ def summary(con: sqlite3.Connection, from_ms: int, to_ms: int, agency_id: str | 
         "credentialed_officers": credentialed,
         "active_officers": active,
         "participation_rate": rate(active, credentialed),
-        "alerts_by_kind": dict(alerts),
+        "alerts_by_kind": reports.alerts_by_kind(tx, from_ms, to_ms, agency_id),
     }
 
 
-def trend(con: sqlite3.Connection, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
+def _cst_day_of(day_no: int) -> str:
+    """The CST date (YYYY-MM-DD) of a day number counted as reports.py does: (epoch ms + 8 h) // 1 day."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day_no)).isoformat()
+
+
+def trend(con: Con, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
     """One row per CST day touched by the period, oldest first, days without activity included as zeros.
 
     Keys: day (YYYY-MM-DD, CST), inspections (opened), joint_inspections, scans, refused, repeat_answers.
     """
     check_period(from_ms, to_ms)
+    tx = as_tx(con)
     first = dt.date.fromisoformat(cst_day(from_ms))
     last = dt.date.fromisoformat(cst_day(to_ms - 1))
     days: dict[str, dict[str, Any]] = {}
     for n in range((last - first).days + 1):
         day = (first + dt.timedelta(days=n)).isoformat()
         days[day] = {"day": day, "inspections": 0, "joint_inspections": 0, "scans": 0, "refused": 0, "repeat_answers": 0}
-    for day, opened, joint in con.execute(
-        f"SELECT {_DAY_SQL.format(col='i.opened_ms')} AS d, COUNT(*), SUM({_JOINT_SQL}) {_inspections_in('opened_ms')} GROUP BY d",
-        (agency_id, from_ms, to_ms),
-    ):
-        days[day].update(inspections=opened, joint_inspections=joint)
-    for day, scans, refused, repeat in con.execute(
-        f"SELECT {_DAY_SQL.format(col='decided_ms')} AS d, COUNT(*), SUM(outcome = 'refused'), SUM(outcome = 'repeat') FROM scans"
-        " WHERE decided_ms >= ? AND decided_ms < ? AND (? IS NULL OR agency_id = ?) GROUP BY d",
-        (from_ms, to_ms, agency_id, agency_id),
-    ):
-        days[day].update(scans=scans, refused=refused, repeat_answers=repeat)
+    for day_no, opened, joint in reports.inspections_per_day(tx, from_ms, to_ms, agency_id):
+        days[_cst_day_of(day_no)].update(inspections=opened, joint_inspections=joint)
+    for day_no, scans, refused, repeat in reports.scans_per_day(tx, from_ms, to_ms, agency_id):
+        days[_cst_day_of(day_no)].update(scans=scans, refused=refused, repeat_answers=repeat)
     return list(days.values())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Identity, Index, Table, UniqueConstraint, text
 
-from server.storage.columns import Int, Str, metadata
+from server.storage.columns import Bytes, Float, Int, Str, metadata
 
 job_runs = Table(
     "job_runs", metadata,
@@ -15,7 +15,21 @@ job_runs = Table(
     Column("finished_ms", Int),
     Column("outcome", Str, nullable=False),
     Column("detail", Str, nullable=False, server_default=text("''")),
+    # The scheduled time the run is for (revision 0002; NULL for runs recorded before it): one run per slot
+    # across every scheduler of the cluster (docs/storage-seam.md §5.3).
+    Column("slot_ms", Int),
     Index("job_runs_by_job", "job_id", "started_ms"),
+    Index("job_runs_by_slot", "job_id", "slot_ms", unique=True),
+)
+
+#: APScheduler 3's SQLAlchemyJobStore table (its own column layout), in the server's database so that every
+#: scheduler of a cluster sees the same jobs and next run times (revision 0002).
+apscheduler_jobs = Table(
+    "apscheduler_jobs", metadata,
+    Column("id", Str, primary_key=True),
+    Column("next_run_time", Float),
+    Column("job_state", Bytes, nullable=False),
+    Index("apscheduler_jobs_next_run_time", "next_run_time"),
 )
 
 draws = Table(

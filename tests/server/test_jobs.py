@@ -5,27 +5,29 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
 from protocol import topics
-from protocol.codec import seal, seal_with_body
+from protocol.codec import seal_with_body
 from protocol.config import load_toml
 from protocol.decision import Policy
 from protocol.messages import DeviceStatus
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.app import create_app
-from server.disclosure import on_time_rates, pass_rates, record_decision, record_disclosure, record_review, sample_case_files
+from server.disclosure import check_deadlines, on_time_rates, pass_rates, record_decision, record_disclosure, record_review, sample_case_files
 from server.draws import DrawError, commit_draw, perform_due_draws, public_view, rank, run_draw
+from server.errors import Conflict
 from server.jobs import JobContext, JobSettings, check_devices, retention
-from server.scheduler import Scheduler, execute_job, jobstore_path
+from server.scheduler import Scheduler, execute_job
 from server.settings import ServerSettings
+from server.storage.engine import Tx, sql, storage_for
 from server.store import DeviceKeys, Incoming, sequence_gaps, store_batch
 from server.verify import verify
 from server.workdays import add_working_days
@@ -41,8 +43,32 @@ def at(*args: int) -> int:
     return int(dt.datetime(*args, tzinfo=CST).timestamp() * 1000)
 
 
-#: Enterprises the ``con`` fixture adds: with PLAIN, 61 eligible for a food draw, so one draw may name 6 (10%).
+#: Enterprises the ``tx`` fixture adds: with PLAIN, 61 eligible for a food draw, so one draw may name 6 (10%).
 MORE_ENTERPRISES = 60
+
+ENTERPRISE = sql("INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (:code, :name, '', '110108', 'medium', 'B')")
+INSPECTION = sql("""
+    INSERT INTO inspections(inspection_id, credit_code, lead_agency_id, field, status, opened_ms)
+    VALUES (:id, :code, 'FIRE', 'fire', 'ended', :opened)
+""")
+CONFLICT = sql("INSERT INTO conflicts(officer_id, credit_code, reason, declared_ms) VALUES (:officer, :code, '亲属任职', 0)")
+AGENCY = sql("INSERT INTO agencies(agency_id, name, name_en, region, fields) VALUES ('SH', '上海市监', 'Shanghai', '310000', '[\"food\"]')")
+DEVICE = sql("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (:id, 'M', :kind, 'SAMR', :key, 0)")
+DEVICE_STATE = sql("""
+    INSERT INTO device_state(device_id, last_seen_ms, online, last_status_json) VALUES (:id, :seen, 1, :status)
+""")
+ONLINE = sql("SELECT online FROM device_state WHERE device_id = :id")
+ALERT_KINDS = sql("SELECT kind FROM alerts ORDER BY id")
+PLAN_TARGETS = sql("SELECT credit_code FROM plan_targets WHERE plan_id = :plan ORDER BY credit_code")
+SAMPLED = sql("SELECT decision_id FROM sample_items ORDER BY decision_id")
+DRAW_COUNT = sql("SELECT count(*) FROM draws")
+OLD_DRAW = sql("""
+    INSERT INTO draws(draw_id, agency_id, field, region, title, enterprise_count, officers_per_team, seed_hash, seed, committed_ms, draw_at_ms, status)
+    VALUES ('OLD', 'SAMR', 'food', '', 'old', 10000, 1, 'h', :seed, :at, :at, 'committed')
+""")
+RUNS = sql("SELECT job_id, outcome FROM job_runs ORDER BY id")
+TREE_HEADS = sql("SELECT count(*) FROM tree_heads")
+STORED_JOBS = sql("SELECT id FROM apscheduler_jobs ORDER BY id")
 
 
 @pytest.fixture
@@ -50,28 +76,36 @@ def ctx() -> JobContext:
     return JobContext(key=KEY, policy=POLICY, settings=JobSettings())
 
 
+def add_enterprises(tx: Tx, n: int) -> None:
+    """``n`` more medium-risk food enterprises in 110108."""
+    tx.many(ENTERPRISE, [{"code": code(10 + i), "name": f"企业{i}"} for i in range(n)])
+
+
 @pytest.fixture
-def con(seeded_db: Path) -> sqlite3.Connection:
-    c = dbmod.connect(seeded_db)
-    more = [(code(10 + i), f"企业{i}", "medium", "B") for i in range(MORE_ENTERPRISES)]
-    c.executemany("INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (?, ?, '', '110108', ?, ?)", more)
-    c.execute("INSERT INTO inspections(inspection_id, credit_code, lead_agency_id, field, status, opened_ms) VALUES ('old-1', ?, 'FIRE', 'fire', 'ended', ?)", (FRAGILE, int(time.time() * 1000) - 86_400_000))
-    c.execute("INSERT INTO conflicts(officer_id, credit_code, reason, declared_ms) VALUES ('OFF-SAMR-1', ?, '亲属任职', 0)", (code(10),))
-    return c
+def tx(seeded_url: str) -> Iterator[Tx]:
+    """A write transaction over the seeded registers plus 60 enterprises, FRAGILE's yearly inspection and a declared
+    conflict, on each backend in turn."""
+    store = storage_for(seeded_url)
+    with store.writing() as t:
+        add_enterprises(t, MORE_ENTERPRISES)
+        t.run(INSPECTION, id="old-1", code=FRAGILE, opened=int(time.time() * 1000) - 86_400_000)
+        t.run(CONFLICT, officer="OFF-SAMR-1", code=code(10))
+    with store.writing() as t:
+        yield t
 
 
 # --------------------------------------------------------------------------- random draws
 
 
-def test_draw_is_committed_then_reproducible_and_excludes_no_disturb(con: sqlite3.Connection) -> None:
+def test_draw_is_committed_then_reproducible_and_excludes_no_disturb(tx: Tx) -> None:
     now = int(time.time() * 1000)
-    draw_id, seed_hash = commit_draw(con, agency_id="SAMR", field="food", region="110108", title="第四季度食品安全双随机", enterprises=6, officers_per_team=2, draw_at_ms=now + 60_000, now_ms=now, policy=POLICY, announced_by="sup", by_supervisor=True)
-    before = public_view(con, draw_id)
+    draw_id, seed_hash = commit_draw(tx, agency_id="SAMR", field="food", region="110108", title="第四季度食品安全双随机", enterprises=6, officers_per_team=2, draw_at_ms=now + 60_000, now_ms=now, policy=POLICY, announced_by="sup", by_supervisor=True)
+    before = public_view(tx, draw_id)
     assert before is not None and before["seed"] is None and before["seed_hash"] == seed_hash and before["result"] is None
-    assert perform_due_draws(con, POLICY, now) == []  # not yet: the draw is due in a minute
-    assert perform_due_draws(con, POLICY, now + 60_000) == [draw_id]
-    assert perform_due_draws(con, POLICY, now + 120_000) == []  # a second run does not draw again
-    view = public_view(con, draw_id)
+    assert perform_due_draws(tx, POLICY, now) == []  # not yet: the draw is due in a minute
+    assert perform_due_draws(tx, POLICY, now + 60_000) == [draw_id]
+    assert perform_due_draws(tx, POLICY, now + 120_000) == []  # a second run does not draw again
+    view = public_view(tx, draw_id)
     assert view is not None and view["status"] == "drawn"
     seed = bytes.fromhex(view["seed"])
     assert hashlib.sha256(seed).hexdigest() == seed_hash  # the seed is the one committed to
@@ -89,11 +123,11 @@ def test_draw_is_committed_then_reproducible_and_excludes_no_disturb(con: sqlite
     # With two officers and teams of two, an enterprise where one of them declared a conflict cannot be staffed.
     assert [t["credit_code"] for t in result["teams"]] == [c for c in ranked if c != code(10)][:6]
     # The drawn enterprises are a plan: a random-draw exception naming it is valid for them.
-    targets = {c for (c,) in con.execute("SELECT credit_code FROM plan_targets WHERE plan_id = ?", (draw_id,))}
+    targets = {c for (c,) in tx.all(PLAN_TARGETS, plan=draw_id)}
     assert targets == {t["credit_code"] for t in result["teams"]}
 
 
-def test_draw_with_a_different_seed_differs(con: sqlite3.Connection) -> None:
+def test_draw_with_a_different_seed_differs() -> None:
     ents = [code(10 + i) for i in range(12)]
     a = run_draw(b"\x01" * 32, "D", ents, ["A", "B", "C"], [], 5, 1)
     b = run_draw(b"\x02" * 32, "D", ents, ["A", "B", "C"], [], 5, 1)
@@ -104,71 +138,72 @@ def test_draw_with_a_different_seed_differs(con: sqlite3.Connection) -> None:
 # --------------------------------------------------------------------------- disclosure deadlines
 
 
-def test_deadlines_count_across_the_spring_festival_with_its_adjusted_weekend(con: sqlite3.Connection) -> None:
+def test_deadlines_count_across_the_spring_festival_with_its_adjusted_weekend(tx: Tx) -> None:
     # 2026: Spring Festival holiday 15-23 February; Saturday 14 February is an adjusted working day.
     assert add_working_days(dt.date(2026, 2, 10), 7) == (dt.date(2026, 2, 26), True)
     assert add_working_days(dt.date(2026, 2, 12), 2) == (dt.date(2026, 2, 14), True)  # the Saturday counts
-    penalty = record_decision(con, decision_id="D-1", agency_id="SAMR", kind="penalty", decided_on=dt.date(2026, 2, 10), case_no="京海市监罚〔2026〕12号")
-    other = record_decision(con, decision_id="D-2", agency_id="SAMR", kind="other", decided_on=dt.date(2026, 2, 10))
+    penalty = record_decision(tx, decision_id="D-1", agency_id="SAMR", kind="penalty", decided_on=dt.date(2026, 2, 10), case_no="京海市监罚〔2026〕12号")
+    other = record_decision(tx, decision_id="D-2", agency_id="SAMR", kind="other", decided_on=dt.date(2026, 2, 10))
     # 20 working days: 4 before the holiday (the 14th included), then from the 24th, Saturday the 28th (also adjusted) counted.
     assert penalty["deadline"] == "2026-02-26" and other["deadline"] == "2026-03-16"
-    record_decision(con, decision_id="D-3", agency_id="FIRE", kind="permit", decided_on=dt.date(2026, 2, 10))
-    late_year = record_decision(con, decision_id="D-4", agency_id="FIRE", kind="other", decided_on=dt.date(2026, 12, 28))
+    record_decision(tx, decision_id="D-3", agency_id="FIRE", kind="permit", decided_on=dt.date(2026, 2, 10))
+    late_year = record_decision(tx, decision_id="D-4", agency_id="FIRE", kind="other", decided_on=dt.date(2026, 12, 28))
     assert late_year["calendar_approximate"] is True  # the calendar package has no 2027 data yet: said, not hidden
 
-    ctx_job = __import__("server.disclosure", fromlist=["check_deadlines"]).check_deadlines
-    assert ctx_job(con, at(2026, 2, 20, 9)) == {"warned": 0, "missed": 0}  # during the holiday: 3 working days left
-    assert ctx_job(con, at(2026, 2, 24, 9)) == {"warned": 2, "missed": 0}  # D-1 and D-3 due in 2 working days
-    assert ctx_job(con, at(2026, 2, 25, 9)) == {"warned": 0, "missed": 0}  # warned once only
-    assert record_disclosure(con, "D-3", dt.date(2026, 2, 26)) == "disclosed_on_time"
-    assert ctx_job(con, at(2026, 2, 27, 9)) == {"warned": 0, "missed": 1}  # D-1 missed
-    assert record_disclosure(con, "D-2", dt.date(2026, 3, 17)) == "disclosed_late"
-    kinds = [k for (k,) in con.execute("SELECT kind FROM alerts ORDER BY id")]
+    with pytest.raises(Conflict, match="already registered"):
+        record_decision(tx, decision_id="D-1", agency_id="SAMR", kind="penalty", decided_on=dt.date(2026, 2, 10))
+
+    ctx_job = check_deadlines
+    assert ctx_job(tx, at(2026, 2, 20, 9)) == {"warned": 0, "missed": 0}  # during the holiday: 3 working days left
+    assert ctx_job(tx, at(2026, 2, 24, 9)) == {"warned": 2, "missed": 0}  # D-1 and D-3 due in 2 working days
+    assert ctx_job(tx, at(2026, 2, 25, 9)) == {"warned": 0, "missed": 0}  # warned once only
+    assert record_disclosure(tx, "D-3", dt.date(2026, 2, 26)) == "disclosed_on_time"
+    assert ctx_job(tx, at(2026, 2, 27, 9)) == {"warned": 0, "missed": 1}  # D-1 missed
+    assert record_disclosure(tx, "D-2", dt.date(2026, 3, 17)) == "disclosed_late"
+    kinds = [k for (k,) in tx.all(ALERT_KINDS)]
     assert kinds == ["disclosure_due", "disclosure_due", "disclosure_missed"]
-    rates = {r["agency_id"]: r for r in on_time_rates(con)}
+    rates = {r["agency_id"]: r for r in on_time_rates(tx)}
     assert rates["SAMR"]["on_time_rate"] == 0.0 and rates["FIRE"]["on_time_rate"] == 1.0
 
 
 # --------------------------------------------------------------------------- devices
 
 
-def test_offline_device_is_marked_and_alerted_once(con: sqlite3.Connection, ctx: JobContext) -> None:
-    con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('QT-1', 'QT', 'qr_terminal', 'SAMR', ?, 0)", (KEY.public_hex,))
+def test_offline_device_is_marked_and_alerted_once(tx: Tx, ctx: JobContext) -> None:
     t0 = at(2026, 11, 24, 9)
-    status = DeviceStatus(event_id=str(uuid.uuid4()), device_id="QT-1", seq=1, device_time_ms=t0, clock_error_ms=5, outbox_depth=5000, oldest_unsent_age_s=7200, free_storage_bytes=1)
-    store_batch(con, [Incoming(topics.device_up("QT-1"), seal(status, KEY), t0)], DeviceKeys(con))
-    con.execute("UPDATE device_state SET online = 1, last_seen_ms = ? WHERE device_id = 'QT-1'", (t0,))
-    from server.projector import Projector
-
-    con.execute("UPDATE device_state SET last_status_json = (SELECT body_json FROM events WHERE device_id = 'QT-1') WHERE device_id = 'QT-1'")
-    assert Projector  # the projector fills last_status_json during ingest; done by hand above
-    assert check_devices(con, ctx, t0 + 60_000) == {"offline_alerts": 0, "backlog_alerts": 1}
-    assert check_devices(con, ctx, t0 + 5 * 60_000) == {"offline_alerts": 0, "backlog_alerts": 0}  # 3 x 120 s not yet missed
-    assert check_devices(con, ctx, t0 + 7 * 60_000) == {"offline_alerts": 1, "backlog_alerts": 0}
-    assert con.execute("SELECT online FROM device_state WHERE device_id = 'QT-1'").fetchone()[0] == 0
-    assert check_devices(con, ctx, t0 + 9 * 60_000)["offline_alerts"] == 0  # one alert per silence
-    assert [k for (k,) in con.execute("SELECT kind FROM alerts ORDER BY id")] == ["device_backlog", "device_offline"]
+    tx.run(DEVICE, id="QT-1", kind="qr_terminal", key=KEY.public_hex)
+    # What the ingest's projector leaves after a heartbeat reporting a backlog.
+    tx.run(DEVICE_STATE, id="QT-1", seen=t0, status=json.dumps({"outbox_depth": 5000, "oldest_unsent_age_s": 7200}))
+    assert check_devices(tx, ctx, t0 + 60_000) == {"offline_alerts": 0, "backlog_alerts": 1}
+    assert check_devices(tx, ctx, t0 + 5 * 60_000) == {"offline_alerts": 0, "backlog_alerts": 0}  # 3 x 120 s not yet missed
+    assert check_devices(tx, ctx, t0 + 7 * 60_000) == {"offline_alerts": 1, "backlog_alerts": 0}
+    assert tx.scalar(ONLINE, id="QT-1") == 0
+    assert check_devices(tx, ctx, t0 + 9 * 60_000)["offline_alerts"] == 0  # one alert per silence
+    assert [k for (k,) in tx.all(ALERT_KINDS)] == ["device_backlog", "device_offline"]
 
 
 # --------------------------------------------------------------------------- sampling, retention, tree head
 
 
-def test_case_file_sample_is_reproducible_and_reviewed(con: sqlite3.Connection) -> None:
+def test_case_file_sample_is_reproducible_and_reviewed(tx: Tx) -> None:
     for i in range(40):
-        record_decision(con, decision_id=f"SAMR-2026-10-{i:03d}", agency_id="SAMR", kind="other", decided_on=dt.date(2026, 10, 1 + i % 28))
-    made = sample_case_files(con, at(2026, 11, 1, 2))
-    assert made == ["SAMPLE-SAMR-2026-10"] and sample_case_files(con, at(2026, 11, 2, 2)) == []
-    chosen = sorted(d for (d,) in con.execute("SELECT decision_id FROM sample_items ORDER BY decision_id"))
+        record_decision(tx, decision_id=f"SAMR-2026-10-{i:03d}", agency_id="SAMR", kind="other", decided_on=dt.date(2026, 10, 1 + i % 28))
+    made = sample_case_files(tx, at(2026, 11, 1, 2))
+    assert made == ["SAMPLE-SAMR-2026-10"] and sample_case_files(tx, at(2026, 11, 2, 2)) == []
+    chosen = sorted(d for (d,) in tx.all(SAMPLED))
     population = [f"SAMR-2026-10-{i:03d}" for i in range(40)]
     again = sorted(sorted(population, key=lambda d: hashlib.sha256(f"SAMR:2026-10:{d}".encode()).hexdigest())[:4])
     assert chosen == again
     for d in chosen[:3]:
-        record_review(con, "SAMPLE-SAMR-2026-10", d, "pass", "审查员甲", "", at(2026, 11, 5, 9))
-    record_review(con, "SAMPLE-SAMR-2026-10", chosen[3], "fail", "审查员甲", "证据不足", at(2026, 11, 5, 9))
-    assert pass_rates(con) == [{"sample_id": "SAMPLE-SAMR-2026-10", "agency_id": "SAMR", "period": "2026-10", "sampled": 4, "reviewed": 4, "passed": 3, "pass_rate": 0.75}]
+        record_review(tx, "SAMPLE-SAMR-2026-10", d, "pass", "审查员甲", "", at(2026, 11, 5, 9))
+    record_review(tx, "SAMPLE-SAMR-2026-10", chosen[3], "fail", "审查员甲", "证据不足", at(2026, 11, 5, 9))
+    assert pass_rates(tx) == [{"sample_id": "SAMPLE-SAMR-2026-10", "agency_id": "SAMR", "period": "2026-10", "sampled": 4, "reviewed": 4, "passed": 3, "pass_rate": 0.75}]
 
 
-def test_retention_removes_only_what_policy_allows_and_verify_still_passes(con: sqlite3.Connection, ctx: JobContext) -> None:
+def test_retention_removes_only_what_policy_allows_and_verify_still_passes(seeded_db: Path, ctx: JobContext) -> None:
+    """SQLite only: the events are stored by the ingest's store_batch and checked by verify on one raw connection
+    (tests/storage/test_jobs.py removes rows on both backends)."""
+    con = dbmod.connect(seeded_db)
     con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'M', 'body_recorder', 'SAMR', ?, 0)", (KEY.public_hex,))
     incoming, prev = [], None
     for s in (1, 2, 3):  # a chained device: each event carries the hash of the previous body
@@ -184,25 +219,27 @@ def test_retention_removes_only_what_policy_allows_and_verify_still_passes(con: 
     assert sequence_gaps(con, "BR-1") == []
     report = verify(con, KEY.public_hex)
     assert report.problems == [] and report.chains[0].predecessor_removed_by_policy == 1
+    con.close()
 
 
-def test_jobs_are_registered_once_across_restarts_and_record_their_runs(seeded_db: Path, ctx: JobContext) -> None:
-    key_path = seeded_db.with_name("server.db.server.key")
+def test_jobs_are_registered_once_across_restarts_and_record_their_runs(seeded_url: str, ctx: JobContext, tmp_path: Path) -> None:
+    key_path = tmp_path / "server.key"
     KEY.save(key_path)
     policy = Path(__file__).resolve().parents[2] / "server" / "policy.toml"
     for _ in range(3):  # three restarts
-        s = Scheduler(seeded_db, key_path, policy)
+        s = Scheduler(seeded_url, key_path, policy)
         s.start()
+        assert s.is_leader  # alone: it leads from the start
         ids = [j["id"] for j in s.jobs()]
         s.stop()
         assert ids == ["devices", "disclosure", "draws", "recording", "retention", "sampling", "tree_head"]
-    stored = sqlite3.connect(jobstore_path(seeded_db)).execute("SELECT id FROM apscheduler_jobs ORDER BY id").fetchall()
-    assert [i for (i,) in stored] == ids  # one row per job, never a second copy
-    out = execute_job("tree_head", seeded_db, ctx, at(2026, 11, 25, 0, 10))
+    store = storage_for(seeded_url)
+    assert [i for (i,) in store.read(lambda t: t.all(STORED_JOBS))] == ids  # one row per job in the database, never a second copy
+    out = execute_job("tree_head", seeded_url, ctx, at(2026, 11, 25, 0, 10))
     assert out["outcome"] == "ok" and out["tree_size"] == 0
-    con = sqlite3.connect(seeded_db)
-    assert con.execute("SELECT job_id, outcome FROM job_runs").fetchall() == [("tree_head", "ok")]
-    assert con.execute("SELECT COUNT(*) FROM tree_heads").fetchone()[0] == 1
+    assert execute_job("tree_head", seeded_url, ctx, at(2026, 11, 25, 0, 10, 5), slot_ms=at(2026, 11, 25, 0, 10))["outcome"] == "skipped"
+    assert store.read(lambda t: t.all(RUNS)) == [("tree_head", "ok")]
+    assert store.read(lambda t: t.scalar(TREE_HEADS)) == 1
 
 
 def test_job_status_api_and_public_pages(seeded_db: Path) -> None:
@@ -241,12 +278,9 @@ def draw_body(**kw: object) -> dict[str, object]:
 def populous(seeded_db: Path, api: Api) -> Api:
     """The API over registers with 60 food enterprises eligible in 110108 (a draw may name 6) and one agency
     elsewhere (region 310000)."""
-    c = dbmod.connect(seeded_db)
-    try:
-        c.executemany("INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (?, ?, '', '110108', 'medium', 'B')", [(code(10 + i), f"企业{i}") for i in range(MORE_ENTERPRISES - 2)])
-        c.execute("INSERT INTO agencies(agency_id, name, name_en, region, fields) VALUES ('SH', '上海市监', 'Shanghai', '310000', '[\"food\"]')")
-    finally:
-        c.close()
+    with storage_for(seeded_db).writing() as tx:
+        add_enterprises(tx, MORE_ENTERPRISES - 2)
+        tx.run(AGENCY)
     return api
 
 
@@ -259,7 +293,7 @@ def test_the_reviewers_draw_of_every_enterprise_is_refused(api: Api, seeded_db: 
     assert r.status_code == 400, r.text
     assert "至多抽取 1 家企业" in r.json()["detail"]  # 10% of the 2 eligible, at least one
     assert admin.post(DRAWS, json=draw_body(enterprises=2)).status_code == 400
-    assert dbmod.connect(seeded_db).execute("SELECT COUNT(*) FROM draws").fetchone()[0] == 0
+    assert storage_for(seeded_db).read(lambda tx: tx.scalar(DRAW_COUNT)) == 0
 
 
 def test_a_draw_names_at_most_a_tenth_of_the_eligible_enterprises(populous: Api) -> None:
@@ -272,14 +306,14 @@ def test_a_draw_names_at_most_a_tenth_of_the_eligible_enterprises(populous: Api)
     assert populous.post(DRAWS, json=draw_body(agency_id="FIRE", enterprises=6)).status_code == 201  # another agency's share
 
 
-def test_draws_of_one_agency_field_and_region_add_up_to_the_share_for_90_days(con: sqlite3.Connection) -> None:
+def test_draws_of_one_agency_field_and_region_add_up_to_the_share_for_90_days(tx: Tx) -> None:
     """Ten draws of 10% each would cover everyone again: the share holds for the draws whose plans may be in force."""
     now = int(time.time() * 1000)
 
     def draw(at: int, **kw: object) -> str:
         args: dict[str, object] = {"agency_id": "SAMR", "field": "food", "region": "", "title": "t", "enterprises": 1, "officers_per_team": 1}
         args.update(kw)
-        return commit_draw(con, draw_at_ms=at + 60_000, now_ms=at, policy=POLICY, announced_by="admin-SAMR", by_supervisor=False, **args)[0]  # type: ignore[arg-type]
+        return commit_draw(tx, draw_at_ms=at + 60_000, now_ms=at, policy=POLICY, announced_by="admin-SAMR", by_supervisor=False, **args)[0]  # type: ignore[arg-type]
 
     for _ in range(6):  # 61 eligible: 6 in all
         draw(now)
@@ -288,16 +322,12 @@ def test_draws_of_one_agency_field_and_region_add_up_to_the_share_for_90_days(co
     draw(now + 91 * 86_400_000)  # the first draws' plans have lapsed
 
 
-def test_a_draw_announced_long_ago_is_drawn_to_the_share_of_todays_population(con: sqlite3.Connection) -> None:
+def test_a_draw_announced_long_ago_is_drawn_to_the_share_of_todays_population(tx: Tx) -> None:
     """A draw announced before the bound (or whose population shrank) never names more than the share."""
     now = int(time.time() * 1000)
-    con.execute(
-        "INSERT INTO draws(draw_id, agency_id, field, region, title, enterprise_count, officers_per_team, seed_hash, seed, committed_ms, draw_at_ms, status)"
-        " VALUES ('OLD', 'SAMR', 'food', '', 'old', 10000, 1, 'h', ?, ?, ?, 'committed')",
-        ("00" * 32, now - 1000, now - 1000),
-    )
-    assert perform_due_draws(con, POLICY, now) == ["OLD"]
-    assert con.execute("SELECT COUNT(*) FROM plan_targets WHERE plan_id = 'OLD'").fetchone()[0] == 6  # of 61 eligible
+    tx.run(OLD_DRAW, seed="00" * 32, at=now - 1000)
+    assert perform_due_draws(tx, POLICY, now) == ["OLD"]
+    assert len(tx.all(PLAN_TARGETS, plan="OLD")) == 6  # of 61 eligible
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,131 @@
+"""Which scheduler of a cluster runs the jobs: the one holding the leader lock (docs/storage-seam.md §5.3).
+
+PostgreSQL: a session advisory lock (``pg_try_advisory_lock``) held on a connection of its own, outside the
+storage pools, so that it lives exactly as long as that session: a leader whose process dies or whose connection
+breaks loses it at once, and another scheduler's next try takes it. SQLite (one machine by construction): an
+exclusive ``flock`` on ``<database>.scheduler.lock``, released by the kernel when the process dies.
+
+Neither lock is what keeps a slot from running twice (a leader may stall past a takeover): job runs claim their
+slot in the database (server/storage/jobs.py ``claim_run``). The lock only keeps the other schedulers idle.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from server.storage.engine import Backend, backend_of, redact
+
+log = logging.getLogger(__name__)
+
+#: The advisory lock's key (hashed to 64 bits by PostgreSQL, as Tx.lock's keys are).
+LEADER_KEY = "fe:scheduler-leader"
+#: How long connecting for the leader lock may take before this try counts as failed.
+CONNECT_TIMEOUT_S = 5
+
+
+class LeaderLock(Protocol):
+    """A lock one scheduler of a cluster holds at a time."""
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free (never waits); True if this process holds it now."""
+        ...
+
+    def held(self) -> bool:
+        """Whether the lock is still held (False once the session behind it is gone)."""
+        ...
+
+    def release(self) -> None:
+        """Give the lock up (nothing happens if it is not held)."""
+        ...
+
+
+class FileLock:
+    """An exclusive ``flock`` on a file beside the SQLite database (per open file: two holders in one process exclude
+    each other too)."""
+
+    def __init__(self, db: str) -> None:
+        self.path = Path(db).with_name(Path(db).name + ".scheduler.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file releases its flock
+            self._fd = None
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock on a dedicated autocommit connection."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self._con: Any = None
+
+    def acquire(self) -> bool:
+        import psycopg
+
+        if self.held():
+            return True
+        self.release()
+        try:
+            con = psycopg.connect(self.db, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="fe-scheduler-leader")
+        except psycopg.OperationalError as e:
+            log.warning("leader lock: cannot connect to %s: %s", redact(self.db), e)
+            return False
+        try:
+            got = con.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (LEADER_KEY,)).fetchone()[0]
+        except psycopg.Error:
+            con.close()
+            raise
+        if not got:
+            con.close()
+            return False
+        self._con = con
+        return True
+
+    def held(self) -> bool:
+        """A round trip on the lock's session: the lock lives exactly as long as it does."""
+        import psycopg
+
+        if self._con is None:
+            return False
+        try:
+            self._con.execute("SELECT 1")
+        except psycopg.Error:
+            self.release()
+            return False
+        return True
+
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL process of the lock's session (tests end it to play a leader that died)."""
+        return None if self._con is None else int(self._con.info.backend_pid)
+
+    def release(self) -> None:
+        if self._con is not None:
+            try:
+                self._con.close()  # ending the session releases its advisory locks
+            finally:
+                self._con = None
+
+
+def leader_lock(db: str) -> LeaderLock:
+    """The leader lock of the database ``db`` (a path or a ``postgresql://`` URL)."""
+    return AdvisoryLock(db) if backend_of(db) is Backend.POSTGRES else FileLock(db)
