@@ -1,4 +1,4 @@
-"""The rules hold on the server, over generated sequences of scans against a real SQLite database:
+"""The rules hold on the server, over generated sequences of scans against a real database, on both backends:
 
 - a no-disturb enterprise is never inspected without an exception that checks out against a register
   (or, for the policy's urgent kinds, one queued for a supervisor's review);
@@ -9,16 +9,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import topics
@@ -27,12 +27,12 @@ from protocol.config import load_toml
 from protocol.decision import DAY_MS, Policy
 from protocol.messages import EnterpriseScanned, ExceptionBasis, ProvisionalDecision
 from protocol.signing import SigningKey
-from server import db as dbmod
 from server.codes import issue_code
 from server.projector import Projector
 from server.scanning import ScanRequest, decide_scan, end_part
+from server.storage.engine import Backend, Storage, Tx, backend_of, sql, sqlite_connect, sqlite_transaction, storage_for
 from server.store import DeviceKeys, Incoming, store_batch
-from tests.server.conftest import FRAGILE, GOOD, NOW_MS, PLAIN, seed
+from tests.server.conftest import FRAGILE, GOOD, NOW_MS, PLAIN
 from tests.support.props import examples
 
 POLICY = load_toml(Path(__file__).resolve().parents[2] / "server" / "policy.toml", Policy)
@@ -51,23 +51,54 @@ EXCEPTIONS = [
 ]
 
 
+_ASSIGNMENT = sql("""
+    INSERT INTO exception_bases(kind, reference, credit_code, agency_id, issued_by, valid_from_ms, valid_to_ms, created_by, created_ms)
+    VALUES ('superior_assignment', 'ASSIGN-1', :credit_code, 'SAMR', '市局', :since, :until, 'test', :now)
+""")
+#: What scans leave behind, emptied between examples (children first).
+_CLEAR = [sql(f"DELETE FROM {t}") for t in ("exception_reviews", "provisional_decisions", "alerts", "scans", "inspection_parts", "inspections")]
+
+
+@dataclass
+class Registers:
+    """A seeded database with an assignment registered and every enterprise's code issued."""
+
+    url: str
+    store: Storage
+    texts: dict[str, str]
+
+    def clear(self) -> None:
+        """Forget every scan, inspection and alert (the registers and codes stay)."""
+        with self.store.writing() as tx:
+            for stmt in _CLEAR:
+                tx.run(stmt)
+
+
+@pytest.fixture
+def registers(seeded_url: str, tmp_path: Path) -> Registers:
+    store = storage_for(seeded_url)
+    with store.writing() as tx:
+        tx.run(_ASSIGNMENT, credit_code=PLAIN, since=NOW_MS - DAY_MS, until=NOW_MS + 90 * DAY_MS, now=NOW_MS)
+        texts = {c: issue_code(tx, tmp_path / "server", c)[0] for c in ENTERPRISES}
+    return Registers(seeded_url, store, texts)
+
+
 @contextmanager
-def registers() -> Iterator[tuple[sqlite3.Connection, Path]]:
-    """A fresh seeded database with an assignment registered (one per example)."""
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "server.db"
-        dbmod.migrate(path)
-        con = dbmod.connect(path)
+def own_transaction(url: str) -> Iterator[Tx]:
+    """A write transaction on a connection of its own, as another server process would have it: no pool and no
+    lock of this process between two of them, only the database."""
+    if backend_of(url) is Backend.SQLITE:
+        con = sqlite_connect(url)
         try:
-            seed(con)
-            con.execute(
-                "INSERT INTO exception_bases(kind, reference, credit_code, agency_id, issued_by, valid_from_ms, valid_to_ms, created_by, created_ms)"
-                " VALUES ('superior_assignment', 'ASSIGN-1', ?, 'SAMR', '市局', ?, ?, 'test', ?)",
-                (PLAIN, NOW_MS - DAY_MS, NOW_MS + 90 * DAY_MS, NOW_MS),
-            )
-            yield con, path
+            with sqlite_transaction(con):
+                yield Tx(con, Backend.SQLITE)
         finally:
             con.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as pg, pg.transaction():
+            yield Tx(pg, Backend.POSTGRES)
 
 
 scan_steps = st.lists(
@@ -93,114 +124,125 @@ GENUINE = {
 }
 
 
-def _lawful(con: sqlite3.Connection, scan_id: str) -> bool:
+_SCAN_BASIS = sql("SELECT exception_kind, exception_ref, credit_code, agency_id, field FROM scans WHERE scan_id = :scan_id")
+_QUEUED = sql("SELECT 1 FROM exception_reviews WHERE scan_id = :scan_id AND kind = :kind")
+# Each inspection's enterprise and the scan that opened it (the lead agency's first part).
+_OPENED = sql("""
+    SELECT i.credit_code, e.risk, e.credit, p.scan_id FROM inspections i JOIN enterprises e ON e.credit_code = i.credit_code
+    JOIN inspection_parts p ON p.inspection_id = i.inspection_id AND p.joined_ms = i.opened_ms AND p.agency_id = i.lead_agency_id
+    ORDER BY i.opened_ms, i.inspection_id
+""")
+_REFUSED = sql("SELECT count(*) FROM scans WHERE code = 'no_disturb'")
+_ALERTS_OF_KIND = sql("SELECT count(*) FROM alerts WHERE kind = :kind")
+
+
+def _lawful(tx: Tx, scan_id: str) -> bool:
     """Did the scan that opened an inspection state an exception that is genuine here (or queued for review)?"""
-    kind, ref, code, agency, field = con.execute("SELECT exception_kind, exception_ref, credit_code, agency_id, field FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
+    kind, ref, code, agency, field = tx.one(_SCAN_BASIS, scan_id=scan_id)  # type: ignore[misc]
     if (kind, ref) in GENUINE:
         codes, agencies, only_field = GENUINE[(kind, ref)]
         return code in codes and agency in agencies and only_field in (None, field)
-    queued = con.execute("SELECT 1 FROM exception_reviews WHERE scan_id = ? AND kind = ?", (scan_id, kind)).fetchone() is not None
+    queued = tx.one(_QUEUED, scan_id=scan_id, kind=kind) is not None
     return kind in POLICY.exceptions.pending_review_kinds and ref == "燃气泄漏" and queued
 
 
-@settings(max_examples=examples(40))
-@given(scan_steps)
-def test_no_disturb_and_caps_hold_over_any_sequence_of_scans(steps: list[tuple[str, str, str, ExceptionBasis | None, bool, int]]) -> None:
-    with registers() as (con, path):
-        now = NOW_MS
-        texts = {c: issue_code(con, path, c)[0] for c in ENTERPRISES}
-        for officer, enterprise, field, exc, end_after, wait in steps:
-            now += wait
-            req = ScanRequest(scan_id=str(uuid.uuid4()), channel="phone", officer_id=officer, code_text=texts[enterprise], field=field, scanned_ms=now, exception=exc)
-            with dbmod.transaction(con):
-                d = decide_scan(con, req, POLICY, now)
-                if end_after and d.inspection_id and d.outcome in ("allowed", "join"):
-                    end_part(con, d.inspection_id, officer, "no_violation", "", now + 1)
-        opened = con.execute(
-            "SELECT i.credit_code, e.risk, e.credit, p.scan_id FROM inspections i JOIN enterprises e USING (credit_code)"
-            " JOIN inspection_parts p ON p.inspection_id = i.inspection_id AND p.joined_ms = i.opened_ms AND p.agency_id = i.lead_agency_id"
-            " ORDER BY i.opened_ms, i.inspection_id"
-        ).fetchall()
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=scan_steps)
+def test_no_disturb_and_caps_hold_over_any_sequence_of_scans(registers: Registers, steps: list[tuple[str, str, str, ExceptionBasis | None, bool, int]]) -> None:
+    registers.clear()  # one database per backend, emptied for each example
+    now = NOW_MS
+    for officer, enterprise, field, exc, end_after, wait in steps:
+        now += wait
+        req = ScanRequest(scan_id=str(uuid.uuid4()), channel="phone", officer_id=officer, code_text=registers.texts[enterprise], field=field, scanned_ms=now, exception=exc)
+        with registers.store.writing() as tx:
+            d = decide_scan(tx, req, POLICY, now)
+            if end_after and d.inspection_id and d.outcome in ("allowed", "join"):
+                end_part(tx, d.inspection_id, officer, "no_violation", "", now + 1)
+    with registers.store.reading() as tx:
         per_enterprise: dict[str, int] = {}
-        for code, risk, credit, scan_id in opened:
+        for code, risk, credit, scan_id in tx.all(_OPENED):
             earlier = per_enterprise.get(code, 0)
             if code == GOOD:
-                assert _lawful(con, scan_id), "a no-disturb enterprise was inspected without a lawful exception"
+                assert _lawful(tx, scan_id), "a no-disturb enterprise was inspected without a lawful exception"
             if earlier >= POLICY.cap_for(risk, credit):
-                assert _lawful(con, scan_id), "the yearly cap was passed without a lawful exception"
+                assert _lawful(tx, scan_id), "the yearly cap was passed without a lawful exception"
             per_enterprise[code] = earlier + 1
         # every refusal of the list was alerted
-        refused = con.execute("SELECT COUNT(*) FROM scans WHERE code = 'no_disturb'").fetchone()[0]
-        assert con.execute("SELECT COUNT(*) FROM alerts WHERE kind = 'no_disturb_attempt'").fetchone()[0] == refused
+        assert tx.scalar(_ALERTS_OF_KIND, kind="no_disturb_attempt") == tx.scalar(_REFUSED)
 
 
-def test_two_agencies_scanning_at_once_never_open_two_inspections(tmp_path: Path) -> None:
-    """Each scan in its own connection and thread; SQLite's write lock, not a process lock, serialises them."""
-    path = tmp_path / "server.db"
-    dbmod.migrate(path)
-    setup = dbmod.connect(path)
-    seed(setup)
-    text = issue_code(setup, path, PLAIN)[0]
-    setup.close()
-    rounds = 15
+_INSPECTIONS = sql("SELECT inspection_id FROM inspections ORDER BY inspection_id")
+_PARTS_OF = sql("SELECT agency_id FROM inspection_parts WHERE inspection_id = :inspection_id ORDER BY agency_id")
+
+
+def test_two_agencies_scanning_at_once_never_open_two_inspections(registers: Registers) -> None:
+    """Each scan in its own thread, connection and transaction, as two API processes would run them: the database
+    alone (SQLite's write lock; PostgreSQL's advisory lock on the enterprise, storage-seam.md §4.1) serialises them."""
+    text = registers.texts[PLAIN]
+    rounds = 40 if registers.store.backend is Backend.POSTGRES else 15
     for r in range(rounds):
         barrier = threading.Barrier(2)
         results: list[str] = []
+        errors: list[BaseException] = []
         now = NOW_MS + r
 
-        def go(officer: str, field: str, now: int = now, barrier: threading.Barrier = barrier, results: list[str] = results) -> None:
-            con = dbmod.connect(path)
+        def go(officer: str, field: str, now: int = now, barrier: threading.Barrier = barrier, results: list[str] = results, errors: list[BaseException] = errors) -> None:
             try:
-                barrier.wait()
-                with dbmod.transaction(con):
-                    results.append(decide_scan(con, ScanRequest(scan_id=str(uuid.uuid4()), channel="phone", officer_id=officer, code_text=text, field=field, scanned_ms=now), POLICY, now).outcome)
-            finally:
-                con.close()
+                barrier.wait(10)
+                with own_transaction(registers.url) as tx:
+                    req = ScanRequest(scan_id=str(uuid.uuid4()), channel="phone", officer_id=officer, code_text=text, field=field, scanned_ms=now)
+                    results.append(decide_scan(tx, req, POLICY, now).outcome)
+            except BaseException as e:  # noqa: BLE001 - reported by the test thread
+                errors.append(e)
 
         threads = [threading.Thread(target=go, args=("OFF-SAMR-1", "food")), threading.Thread(target=go, args=("OFF-FIRE-1", "fire"))]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=30)
+        assert not errors, (r, errors)
         assert sorted(results) == ["allowed", "join"], (r, results)
-        con = dbmod.connect(path)
-        try:
-            assert con.execute("SELECT COUNT(*) FROM inspections").fetchone()[0] == 1
-            with dbmod.transaction(con):  # the next round starts from an enterprise never inspected
-                for table in ("inspection_parts", "inspections", "scans", "alerts"):
-                    con.execute(f"DELETE FROM {table}")
-        finally:
-            con.close()
+        with registers.store.reading() as tx:
+            [(inspection_id,)] = tx.all(_INSPECTIONS)
+            assert tx.all(_PARTS_OF, inspection_id=inspection_id) == [("FIRE",), ("SAMR",)], r  # joined by both
+        registers.clear()  # the next round starts from an enterprise never inspected
 
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 
 
-@settings(max_examples=examples(40))
+_DEVICE = sql("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (:device_id, 'M', 'qr_terminal', 'SAMR', :public_key, 0)")
+_OUTCOME = sql("SELECT outcome FROM scans WHERE scan_id = :scan_id")
+_OVERTURNED = sql("SELECT count(*) FROM alerts WHERE kind = 'provisional_overturned' AND ref = :scan_id")
+
+
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     provisional=st.sampled_from(["allowed", "join", "repeat", "refused"]),
     enterprise=st.sampled_from(ENTERPRISES),
     exc=st.sampled_from(EXCEPTIONS),
     provisional_first=st.booleans(),
 )
-def test_an_offline_decision_the_server_overturns_is_always_alerted(provisional: str, enterprise: str, exc: ExceptionBasis | None, provisional_first: bool) -> None:
+def test_an_offline_decision_the_server_overturns_is_always_alerted(
+    registers: Registers, provisional: str, enterprise: str, exc: ExceptionBasis | None, provisional_first: bool
+) -> None:
     """Through the ingest's own path (signed events, store_batch, the projector), in either order of arrival."""
-    with registers() as (con, path):
-        con.execute(
-            "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('QT-1', 'M', 'qr_terminal', 'SAMR', ?, 0)", (KEY.public_hex,)
-        )
-        text = issue_code(con, path, enterprise)[0]
-        now = int(time.time() * 1000)
-        scan = EnterpriseScanned(
-            event_id=str(uuid.uuid4()), device_id="QT-1", seq=1, device_time_ms=now, clock_error_ms=0, officer_id="OFF-SAMR-1", code_text=text, field="food", exception_basis=exc
-        )
-        local = ProvisionalDecision(
-            event_id=str(uuid.uuid4()), device_id="QT-1", seq=2, device_time_ms=now, clock_error_ms=0, scan_event_id=scan.event_id, outcome=provisional, code=provisional, snapshot_version=1  # type: ignore[arg-type]
-        )
-        msgs = [local, scan] if provisional_first else [scan, local]
-        projector = Projector(POLICY)
-        for m in msgs:  # one batch each: the second arrives after the first was committed
-            store_batch(con, [Incoming(topics.device_up("QT-1"), seal(m, KEY), now)], DeviceKeys(con), projector=projector)
-        server = con.execute("SELECT outcome FROM scans WHERE scan_id = ?", (scan.event_id,)).fetchone()[0]
-        alerted = con.execute("SELECT COUNT(*) FROM alerts WHERE kind = 'provisional_overturned' AND ref = ?", (scan.event_id,)).fetchone()[0]
-        assert alerted == (1 if provisional != server else 0), (provisional, server)
+    registers.clear()
+    device = f"QT-{uuid.uuid4().hex[:8]}"  # a device of its own per example: its events start at seq 1
+    with registers.store.writing() as tx:
+        tx.run(_DEVICE, device_id=device, public_key=KEY.public_hex)
+    now = int(time.time() * 1000)
+    scan = EnterpriseScanned(
+        event_id=str(uuid.uuid4()), device_id=device, seq=1, device_time_ms=now, clock_error_ms=0, officer_id="OFF-SAMR-1",
+        code_text=registers.texts[enterprise], field="food", exception_basis=exc,
+    )  # fmt: skip
+    local = ProvisionalDecision(
+        event_id=str(uuid.uuid4()), device_id=device, seq=2, device_time_ms=now, clock_error_ms=0, scan_event_id=scan.event_id, outcome=provisional, code=provisional, snapshot_version=1  # type: ignore[arg-type]
+    )
+    msgs = [local, scan] if provisional_first else [scan, local]
+    projector = Projector(POLICY)
+    for m in msgs:  # one batch each: the second arrives after the first was committed
+        store_batch(registers.url, [Incoming(topics.device_up(device), seal(m, KEY), now)], DeviceKeys(), projector=projector)
+    with registers.store.reading() as tx:
+        server = tx.scalar(_OUTCOME, scan_id=scan.event_id)
+        assert tx.scalar(_OVERTURNED, scan_id=scan.event_id) == (1 if provisional != server else 0), (provisional, server)
