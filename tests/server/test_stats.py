@@ -13,14 +13,12 @@ Inspections (lead agency, parts):
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from server import db as dbmod
 from server import stats
+from server.storage.engine import Tx, sql, storage_for
 from tests.server.conftest import DAY_MS, GOOD, NOW_MS, PLAIN, Api
 
 H = 3_600_000
@@ -30,48 +28,55 @@ _d = dt.datetime.fromtimestamp((NOW_MS - 20 * DAY_MS) / 1000, CST)
 D0 = int(dt.datetime(_d.year, _d.month, _d.day, tzinfo=CST).timestamp() * 1000)  # midnight CST
 FROM, TO = D0, D0 + 3 * DAY_MS
 
+INSPECTION = sql("""
+    INSERT INTO inspections(inspection_id, credit_code, region, lead_agency_id, field, status, opened_ms, ended_ms)
+    VALUES (:id, :code, '110108', :lead, :field, :status, :opened, :ended)
+""")
+PART = sql("""
+    INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, joined_ms, ended_ms, result)
+    VALUES (:id, :officer, :agency, :field, :joined, :ended, :result)
+""")
+MEDIA = sql("""
+    INSERT INTO media(event_id, device_id, officer_id, inspection_id, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms)
+    VALUES (:id, 'DEV-1', :officer, :inspection, :file, 'video', :sha, 1000, :start, :end)
+""")
+SCAN = sql("""
+    INSERT INTO scans(scan_id, channel, officer_id, agency_id, credit_code, code_text, field, scanned_ms, decided_ms, outcome, code, inspection_id, decision_json)
+    VALUES (:id, 'phone', :officer, :agency, :code, 'QR', 'food', :at, :at, :outcome, :refusal, :inspection, '{}')
+""")
+ALERT = sql("""
+    INSERT INTO alerts(created_ms, kind, severity, agency_id, message_zh, message_en) VALUES (:at, :kind, 'info', :agency, '提示', 'note')
+""")
+OFFICER = sql("""
+    INSERT INTO officers(officer_id, name, agency_id, credential_no, fields, valid_from_ms, valid_to_ms, revoked_ms)
+    VALUES (:id, :name, 'SAMR', :credential, '["food"]', :valid_from, :valid_to, :revoked)
+""")
+
 
 def day(n: int) -> str:
     """The CST date n days after D0."""
     return (dt.date(_d.year, _d.month, _d.day) + dt.timedelta(days=n)).isoformat()
 
 
-def inspection(con: sqlite3.Connection, iid: str, lead: str, field: str, opened: int, ended: int | None, parts: list[tuple[str, str, str]]) -> None:
-    con.execute(
-        "INSERT INTO inspections(inspection_id, credit_code, region, lead_agency_id, field, status, opened_ms, ended_ms) VALUES (?, ?, '110108', ?, ?, ?, ?, ?)",
-        (iid, PLAIN, lead, field, "open" if ended is None else "ended", opened, ended),
-    )
+def inspection(tx: Tx, iid: str, lead: str, field: str, opened: int, ended: int | None, parts: list[tuple[str, str, str]]) -> None:
+    tx.run(INSPECTION, id=iid, code=PLAIN, lead=lead, field=field, status="open" if ended is None else "ended", opened=opened, ended=ended)
     for n, (officer, agency, f) in enumerate(parts):
-        con.execute(
-            "INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, joined_ms, ended_ms, result) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (iid, officer, agency, f, opened + n * 5 * M, ended, None if ended is None else "no_violation"),
-        )
+        tx.run(PART, id=iid, officer=officer, agency=agency, field=f, joined=opened + n * 5 * M, ended=ended, result=None if ended is None else "no_violation")
 
 
-def media(con: sqlite3.Connection, event_id: str, officer: str, iid: str, start: int, end: int) -> None:
-    con.execute(
-        "INSERT INTO media(event_id, device_id, officer_id, inspection_id, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms)"
-        " VALUES (?, 'DEV-1', ?, ?, ?, 'video', ?, 1000, ?, ?)",
-        (event_id, officer, iid, f"{event_id}.mp4", "0" * 64, start, end),
-    )
+def media(tx: Tx, event_id: str, officer: str, iid: str, start: int, end: int) -> None:
+    tx.run(MEDIA, id=event_id, officer=officer, inspection=iid, file=f"{event_id}.mp4", sha="0" * 64, start=start, end=end)
 
 
-def scan(con: sqlite3.Connection, sid: str, officer: str, agency: str, at: int, outcome: str, code: str, iid: str | None = None) -> None:
-    con.execute(
-        "INSERT INTO scans(scan_id, channel, officer_id, agency_id, credit_code, code_text, field, scanned_ms, decided_ms, outcome, code, inspection_id, decision_json)"
-        " VALUES (?, 'phone', ?, ?, ?, 'QR', 'food', ?, ?, ?, ?, ?, '{}')",
-        (sid, officer, agency, GOOD, at, at, outcome, code, iid),
-    )
+def scan(tx: Tx, sid: str, officer: str, agency: str, at: int, outcome: str, code: str, iid: str | None = None) -> None:
+    tx.run(SCAN, id=sid, officer=officer, agency=agency, code=GOOD, at=at, outcome=outcome, refusal=code, inspection=iid)
 
 
-def alert(con: sqlite3.Connection, kind: str, agency: str, at: int) -> None:
-    con.execute(
-        "INSERT INTO alerts(created_ms, kind, severity, agency_id, message_zh, message_en) VALUES (?, ?, 'info', ?, '提示', 'note')",
-        (at, kind, agency),
-    )
+def alert(tx: Tx, kind: str, agency: str, at: int) -> None:
+    tx.run(ALERT, at=at, kind=kind, agency=agency)
 
 
-def fill(con: sqlite3.Connection) -> None:
+def fill(con: Tx) -> None:
     inspection(con, "I1", "SAMR", "food", D0 + 9 * H, D0 + 10 * H, [("OFF-SAMR-1", "SAMR", "food"), ("OFF-FIRE-1", "FIRE", "fire")])
     inspection(con, "I2", "SAMR", "food", D0 + DAY_MS + 14 * H, D0 + DAY_MS + 15 * H, [("OFF-SAMR-2", "SAMR", "food")])
     inspection(con, "I3", "FIRE", "fire", D0 + DAY_MS + 23 * H + 30 * M, D0 + 2 * DAY_MS + 30 * M, [("OFF-FIRE-1", "FIRE", "fire")])
@@ -95,11 +100,8 @@ def fill(con: sqlite3.Connection) -> None:
     scan(con, "S12", "OFF-SAMR-1", "SAMR", TO, "refused", "no_disturb")  # at to_ms: outside
     scan(con, "S13", "OFF-SAMR-1", "SAMR", D0 - 1, "repeat", "repeat")  # before: outside
     # Officers besides the seeded ones: one credentialed and idle, one revoked before the period.
-    con.execute(
-        "INSERT INTO officers(officer_id, name, agency_id, credential_no, fields, valid_from_ms, valid_to_ms, revoked_ms) VALUES"
-        " ('OFF-SAMR-3', '王五', 'SAMR', 'C-SAMR-3', '[\"food\"]', ?, ?, NULL), ('OFF-GONE', '赵六', 'SAMR', 'C-GONE', '[\"food\"]', ?, ?, ?)",
-        (D0 - 100 * DAY_MS, D0 + 100 * DAY_MS, D0 - 100 * DAY_MS, D0 + 100 * DAY_MS, D0 - DAY_MS),
-    )
+    con.run(OFFICER, id="OFF-SAMR-3", name="王五", credential="C-SAMR-3", valid_from=D0 - 100 * DAY_MS, valid_to=D0 + 100 * DAY_MS, revoked=None)
+    con.run(OFFICER, id="OFF-GONE", name="赵六", credential="C-GONE", valid_from=D0 - 100 * DAY_MS, valid_to=D0 + 100 * DAY_MS, revoked=D0 - DAY_MS)
     alert(con, "no_disturb_attempt", "SAMR", D0 + 2 * DAY_MS + 10 * H)
     alert(con, "no_disturb_attempt", "FIRE", D0 + 2 * DAY_MS + 11 * H)
     alert(con, "joint_inspection", "FIRE", D0 + 9 * H + 5 * M)
@@ -107,16 +109,16 @@ def fill(con: sqlite3.Connection) -> None:
 
 
 @pytest.fixture
-def con(seeded_db: Path) -> Iterator[sqlite3.Connection]:
-    c = dbmod.connect(seeded_db)
-    fill(c)
-    try:
-        yield c
-    finally:
-        c.close()
+def con(seeded_url: str) -> Iterator[Tx]:
+    """The figures' rows on each backend in turn; the tests read them through a read-only connection."""
+    store = storage_for(seeded_url)
+    with store.writing() as tx:
+        fill(tx)
+    with store.reading() as tx:
+        yield tx
 
 
-def test_summary_all_agencies(con: sqlite3.Connection) -> None:
+def test_summary_all_agencies(con: Tx) -> None:
     s = stats.summary(con, FROM, TO)
     assert s == {
         "from_ms": FROM,
@@ -145,7 +147,7 @@ def test_summary_all_agencies(con: sqlite3.Connection) -> None:
     assert isinstance(s["joint_rate"], float)
 
 
-def test_summary_restricted_to_an_agency(con: sqlite3.Connection) -> None:
+def test_summary_restricted_to_an_agency(con: Tx) -> None:
     s = stats.summary(con, FROM, TO, "SAMR")
     assert (s["agency_id"], s["inspections"], s["joint_inspections"], s["joint_rate"]) == ("SAMR", 3, 1, 0.3333)
     assert (s["scans"], s["repeat_answers"], s["repeat_rate"], s["refused"], s["blocked_attempts"]) == (8, 1, 0.125, 3, 1)
@@ -160,7 +162,7 @@ def test_summary_restricted_to_an_agency(con: sqlite3.Connection) -> None:
     assert stats.summary(con, FROM, TO, "NOSUCH")["inspections"] == 0
 
 
-def test_rates_are_none_without_a_denominator(con: sqlite3.Connection) -> None:
+def test_rates_are_none_without_a_denominator(con: Tx) -> None:
     s = stats.summary(con, TO + 10 * DAY_MS, TO + 11 * DAY_MS)
     assert (s["inspections"], s["scans"], s["ended_inspections"]) == (0, 0, 0)
     assert s["joint_rate"] is None and s["repeat_rate"] is None and s["recording_coverage_rate"] is None
@@ -168,7 +170,7 @@ def test_rates_are_none_without_a_denominator(con: sqlite3.Connection) -> None:
     assert stats.summary(con, FROM, TO, "NOSUCH")["participation_rate"] is None
 
 
-def test_inspections_by_agency_field(con: sqlite3.Connection) -> None:
+def test_inspections_by_agency_field(con: Tx) -> None:
     assert stats.inspections_by_agency_field(con, FROM, TO) == [
         {"agency_id": "FIRE", "agency_name": "消防救援支队", "field": "fire", "field_name": "消防安全", "inspections": 2, "parts": 2},
         {"agency_id": "SAMR", "agency_name": "市场监管局", "field": "food", "field_name": "食品安全", "inspections": 3, "parts": 4},
@@ -176,7 +178,7 @@ def test_inspections_by_agency_field(con: sqlite3.Connection) -> None:
     assert [r["agency_id"] for r in stats.inspections_by_agency_field(con, FROM, TO, "SAMR")] == ["SAMR"]
 
 
-def test_trend_by_cst_day(con: sqlite3.Connection) -> None:
+def test_trend_by_cst_day(con: Tx) -> None:
     rows = stats.trend(con, FROM, TO)
     assert rows == [
         {"day": day(0), "inspections": 1, "joint_inspections": 1, "scans": 2, "refused": 0, "repeat_answers": 0},
@@ -190,7 +192,7 @@ def test_trend_by_cst_day(con: sqlite3.Connection) -> None:
     assert [(r["inspections"], r["scans"], r["refused"]) for r in samr] == [(1, 1, 0), (1, 2, 0), (1, 5, 3)]
 
 
-def test_trend_includes_quiet_days_and_partial_days(con: sqlite3.Connection) -> None:
+def test_trend_includes_quiet_days_and_partial_days(con: Tx) -> None:
     rows = stats.trend(con, D0 + 12 * H, D0 + 5 * DAY_MS + H)
     assert [r["day"] for r in rows] == [day(n) for n in range(6)]
     assert rows[0]["inspections"] == 0 and rows[0]["scans"] == 0  # 09:00 is before the period's noon start
@@ -198,7 +200,7 @@ def test_trend_includes_quiet_days_and_partial_days(con: sqlite3.Connection) -> 
     assert rows[4]["inspections"] == 0 and rows[5]["scans"] == 0
 
 
-def test_period_is_checked(con: sqlite3.Connection) -> None:
+def test_period_is_checked(con: Tx) -> None:
     with pytest.raises(ValueError):
         stats.summary(con, FROM, FROM + 367 * DAY_MS)
     with pytest.raises(ValueError):
@@ -208,7 +210,7 @@ def test_period_is_checked(con: sqlite3.Connection) -> None:
     assert len(stats.trend(con, FROM, FROM + 366 * DAY_MS)) == 366
 
 
-def test_csv(con: sqlite3.Connection) -> None:
+def test_csv(con: Tx) -> None:
     text = stats.to_csv(stats.inspections_by_agency_field(con, FROM, TO))
     assert text.encode("utf-8").startswith(b"\xef\xbb\xbf")
     assert text == (
@@ -249,3 +251,18 @@ def test_every_number_of_days_the_api_accepts_is_answered(api: Api, path: str) -
         r = api.get(path, params={"days": days})
         assert r.status_code == 400 and "days" in r.text, (days, r.text)
     assert len(api.get("/api/v1/trend", params={"days": stats.MAX_PERIOD_DAYS}).json()) in (stats.MAX_PERIOD_DAYS, stats.MAX_PERIOD_DAYS + 1)
+
+
+def _plain(value: object) -> bool:
+    """Only JSON's own types (PostgreSQL's sum() gives Decimal, which an answer would encode as a string)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (int, float, str, bool)
+
+
+def test_figures_are_plain_numbers_on_every_backend(con: Tx) -> None:
+    assert _plain(stats.summary(con, FROM, TO)) and _plain(stats.summary(con, FROM, TO, "SAMR"))
+    assert _plain(stats.trend(con, FROM, TO)) and _plain(stats.inspections_by_agency_field(con, FROM, TO))
+    assert type(stats.summary(con, FROM, TO)["joint_inspections"]) is int
