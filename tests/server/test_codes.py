@@ -13,11 +13,26 @@ from typing import Any
 import pytest
 
 from protocol import enterprise_code
-from server import db as dbmod
+from protocol.enterprise_code import CodeError
+from protocol.signing import SigningKey
 from server.auth import add_user
-from server.codes import RESPONSIBLE_AFTER_INSPECTION_DAYS, Revoker, issue_code, responsible, revoke_codes, revoked_list, today_cst, verify_keys
+from server.codes import (
+    ACTIVE_KEY_ID,
+    RESPONSIBLE_AFTER_INSPECTION_DAYS,
+    Revoker,
+    check_code,
+    ensure_code_key,
+    issue_code,
+    responsible,
+    revoke_codes,
+    revoked_list,
+    today_cst,
+    verify_keys,
+)
 from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.storage.engine import Storage, sql, storage_for
 from tests.server.conftest import DAY_MS, GOOD, NOW_MS, PLAIN, UNREGISTERED, Api, password, password_hash
+from tests.support.overlap import overlapping_writes
 
 REVOKE = "/api/v1/enterprises/{}/qr/revoke"
 
@@ -39,15 +54,24 @@ def revoke(api: Api, user: str, credit_code: str, reason: str = "门贴遗失") 
     return api.as_(user).post(REVOKE.format(credit_code), json={"reason": reason})
 
 
-def revocation(seeded_db: Path, credit_code: str) -> list[tuple[Any, ...]]:
-    con = dbmod.connect(seeded_db)
-    try:
-        return con.execute(
-            "SELECT issued, revoked_reason, revoked_by, revoked_role, revoked_agency_id FROM issued_codes WHERE credit_code = ? AND revoked_ms IS NOT NULL ORDER BY issued",
-            (credit_code,),
-        ).fetchall()
-    finally:
-        con.close()
+_REVOCATIONS = sql(
+    """SELECT issued, revoked_reason, revoked_by, revoked_role, revoked_agency_id FROM issued_codes
+       WHERE credit_code = :code AND revoked_ms IS NOT NULL ORDER BY issued"""
+)
+_AGENCY = sql("INSERT INTO agencies(agency_id, name, region, fields) VALUES (:id, :id, :region, '[\"food\"]')")
+_INSPECTION = sql(
+    """INSERT INTO inspections(inspection_id, credit_code, region, lead_agency_id, field, status, opened_ms, ended_ms)
+       VALUES (:id, :code, '110108', :agency, 'food', 'ended', :at, :ended)"""
+)
+_PART = sql(
+    """INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, joined_ms, ended_ms, result)
+       VALUES (:id, 'X', :agency, 'food', :at, :ended, 'no_violation')"""
+)
+_ALERTS = sql("SELECT kind, credit_code, ref FROM alerts ORDER BY id")
+
+
+def revocation(db: str | Path, credit_code: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in storage_for(db).read(lambda tx: tx.all(_REVOCATIONS, code=credit_code))]
 
 
 def test_an_agency_with_no_dealings_with_the_enterprise_cannot_revoke_its_code(api: Api, seeded_db: Path) -> None:
@@ -73,14 +97,11 @@ def test_an_agency_that_inspected_the_enterprise_revokes_and_a_new_code_works_at
     assert decided["outcome"] in ("allowed", "join") and decided["code"] != "code_revoked", decided
     today = today_cst()
     assert revocation(seeded_db, PLAIN) == [(today.isoformat(), "门贴被涂改", "admin-FIRE", "agency_admin", "FIRE")]
-    con = dbmod.connect(seeded_db)
-    try:
-        parsed = enterprise_code.verify(new, verify_keys(con))
+    with storage_for(seeded_db).reading() as tx:
+        parsed = enterprise_code.verify(new, verify_keys(tx))
         assert parsed.issued == today + dt.timedelta(days=1)  # a date no revoked code carries: devices accept it offline
-        assert f"{PLAIN}:{parsed.issued:%Y%m%d}" not in revoked_list(con)
-        assert f"{PLAIN}:{today:%Y%m%d}" in revoked_list(con)
-    finally:
-        con.close()
+        assert f"{PLAIN}:{parsed.issued:%Y%m%d}" not in revoked_list(tx)
+        assert f"{PLAIN}:{today:%Y%m%d}" in revoked_list(tx)
 
 
 def test_the_agency_of_a_plan_in_force_and_the_supervisor_may_revoke(api: Api, seeded_db: Path) -> None:
@@ -142,29 +163,17 @@ def test_without_a_session_and_twice_in_a_row(api: Api) -> None:
     assert again.status_code == 409 and "no code in force" in again.json()["detail"]
 
 
-def _agency_with_admin(seeded_db: Path, agency: str, region: str) -> None:
-    con = dbmod.connect(seeded_db)
-    try:
-        con.execute("INSERT INTO agencies(agency_id, name, region, fields) VALUES (?, ?, ?, '[\"food\"]')", (agency, agency, region))
-        add_user(con, f"admin-{agency}", password(f"admin-{agency}"), "agency_admin", agency_id=agency, password_hash=password_hash(f"admin-{agency}"))
-    finally:
-        con.close()
+def _agency_with_admin(db: str | Path, agency: str, region: str) -> None:
+    with storage_for(db).writing() as tx:
+        tx.run(_AGENCY, id=agency, region=region)
+        add_user(tx, f"admin-{agency}", password(f"admin-{agency}"), "agency_admin", agency_id=agency, password_hash=password_hash(f"admin-{agency}"))
 
 
-def _inspected(seeded_db: Path, agency: str, credit_code: str, at_ms: int) -> None:
-    con = dbmod.connect(seeded_db)
-    try:
+def _inspected(db: str | Path, agency: str, credit_code: str, at_ms: int) -> None:
+    with storage_for(db).writing() as tx:
         iid = f"I-{agency}-{at_ms}"
-        con.execute(
-            "INSERT INTO inspections(inspection_id, credit_code, region, lead_agency_id, field, status, opened_ms, ended_ms) VALUES (?, ?, '110108', ?, 'food', 'ended', ?, ?)",
-            (iid, credit_code, agency, at_ms, at_ms + 3_600_000),
-        )
-        con.execute(
-            "INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, joined_ms, ended_ms, result) VALUES (?, 'X', ?, 'food', ?, ?, 'no_violation')",
-            (iid, agency, at_ms, at_ms + 3_600_000),
-        )
-    finally:
-        con.close()
+        tx.run(_INSPECTION, id=iid, code=credit_code, agency=agency, at=at_ms, ended=at_ms + 3_600_000)
+        tx.run(_PART, id=iid, agency=agency, at=at_ms, ended=at_ms + 3_600_000)
 
 
 def test_responsibility_needs_the_region_and_a_recent_dealing(api: Api, seeded_db: Path) -> None:
@@ -179,33 +188,106 @@ def test_responsibility_needs_the_region_and_a_recent_dealing(api: Api, seeded_d
     assert revoke(api, "admin-CITY", PLAIN).status_code == 200
 
 
-def test_the_rule_and_the_reissue_in_the_code_module(seeded_db: Path, tmp_path: Path) -> None:
-    con = dbmod.connect(seeded_db)
-    try:
-        assert responsible(con, "SAMR", GOOD, NOW_MS) and not responsible(con, "FIRE", GOOD, NOW_MS)
-        assert not responsible(con, "SAMR", GOOD, NOW_MS + 61 * DAY_MS)  # the plan is no longer in force
-        assert not responsible(con, "NOPE", GOOD, NOW_MS)
+def test_the_rule_and_the_reissue_in_the_code_module(seeded_url: str, tmp_path: Path) -> None:
+    keys = tmp_path / "server"  # settings.key_base: the SQLite file, or <key_dir>/server with PostgreSQL
+    with storage_for(seeded_url).writing() as tx:
+        assert responsible(tx, "SAMR", GOOD, NOW_MS) and not responsible(tx, "FIRE", GOOD, NOW_MS)
+        assert not responsible(tx, "SAMR", GOOD, NOW_MS + 61 * DAY_MS)  # the plan is no longer in force
+        assert not responsible(tx, "NOPE", GOOD, NOW_MS)
         with pytest.raises(Forbidden):
-            revoke_codes(con, GOOD, "x", Revoker("admin-FIRE", "agency_admin", "FIRE"), NOW_MS)
+            revoke_codes(tx, GOOD, "x", Revoker("admin-FIRE", "agency_admin", "FIRE"), NOW_MS)
         with pytest.raises(Forbidden):
-            revoke_codes(con, GOOD, "x", Revoker("someone", "officer", "SAMR"), NOW_MS)
+            revoke_codes(tx, GOOD, "x", Revoker("someone", "officer", "SAMR"), NOW_MS)
         with pytest.raises(Invalid):
-            revoke_codes(con, "not a code", "x")
+            revoke_codes(tx, "not a code", "x")
         with pytest.raises(NotFound):
-            issue_code(con, seeded_db, UNREGISTERED)
+            issue_code(tx, keys, UNREGISTERED)
         with pytest.raises(Conflict):
-            revoke_codes(con, GOOD, "x")  # nothing issued yet
+            revoke_codes(tx, GOOD, "x")  # nothing issued yet
         day = dt.date(2026, 11, 24)
-        first, _ = issue_code(con, seeded_db, PLAIN, today=day)
-        assert issue_code(con, seeded_db, PLAIN, today=day)[0] == first  # the code in force is reused
-        assert revoke_codes(con, PLAIN, "x") == 1  # the command line (operator) may revoke
-        assert ":20261125:" in issue_code(con, seeded_db, PLAIN, today=day)[0]
-        assert revoke_codes(con, PLAIN, "y") == 1
-        third, _ = issue_code(con, seeded_db, PLAIN, today=day)
+        first, _ = issue_code(tx, keys, PLAIN, today=day)
+        assert issue_code(tx, keys, PLAIN, today=day)[0] == first  # the code in force is reused
+        assert revoke_codes(tx, PLAIN, "x") == 1  # the command line (operator) may revoke
+        assert ":20261125:" in issue_code(tx, keys, PLAIN, today=day)[0]
+        assert revoke_codes(tx, PLAIN, "y") == 1
+        third, _ = issue_code(tx, keys, PLAIN, today=day)
         assert ":20261126:" in third
-        assert issue_code(con, seeded_db, PLAIN, today=day + dt.timedelta(days=2))[0] == third  # its date has come: still the one in force
-        assert ":20261130:" in issue_code(con, seeded_db, PLAIN, today=day + dt.timedelta(days=6))[0]  # a later day: that day's code
-        assert revoked_list(con) == [f"{PLAIN}:20261124", f"{PLAIN}:20261125"]
-        assert con.execute("SELECT revoked_by, revoked_role FROM issued_codes WHERE issued = '2026-11-24'").fetchone() == ("fe-server", "operator")
-    finally:
-        con.close()
+        assert issue_code(tx, keys, PLAIN, today=day + dt.timedelta(days=2))[0] == third  # its date has come: still the one in force
+        assert ":20261130:" in issue_code(tx, keys, PLAIN, today=day + dt.timedelta(days=6))[0]  # a later day: that day's code
+        assert revoked_list(tx) == [f"{PLAIN}:20261124", f"{PLAIN}:20261125"]
+    assert revocation(seeded_url, PLAIN) == [("2026-11-24", "x", "fe-server", "operator", None), ("2026-11-25", "y", "fe-server", "operator", None)]
+
+
+def test_responsibility_on_the_database(seeded_url: str) -> None:
+    _agency_with_admin(seeded_url, "ECO", "110105")
+    _agency_with_admin(seeded_url, "CITY", "")
+    _inspected(seeded_url, "ECO", PLAIN, NOW_MS - DAY_MS)
+    _inspected(seeded_url, "CITY", PLAIN, NOW_MS - DAY_MS)
+    _inspected(seeded_url, "FIRE", PLAIN, NOW_MS - (RESPONSIBLE_AFTER_INSPECTION_DAYS + 1) * DAY_MS)
+    with storage_for(seeded_url).reading() as tx:
+        assert [a for a in ("ECO", "CITY", "FIRE", "SAMR") if responsible(tx, a, PLAIN, NOW_MS)] == ["CITY"]
+
+
+# ------------------------------------------------------------------------------------------ attacks, on both backends
+
+
+def test_forged_altered_and_revoked_codes_are_refused(seeded_url: str, tmp_path: Path) -> None:
+    keys = tmp_path / "server"
+    store = storage_for(seeded_url)
+    with store.writing() as tx:
+        text, _ = issue_code(tx, keys, PLAIN)
+    parsed = store.read(lambda tx: check_code(tx, text))
+    assert parsed.credit_code == PLAIN
+    forger = SigningKey.generate()  # a key of the same id that the server never registered
+    forged = enterprise_code.issue(GOOD, forger, ACTIVE_KEY_ID, today_cst())
+    unknown = enterprise_code.issue(GOOD, forger, "K9", today_cst())
+    altered = text.replace(PLAIN, GOOD)
+    for bad, reason in ((forged, "altered"), (unknown, "unknown_key"), (altered, "altered")):
+        with pytest.raises(CodeError) as e, store.reading() as tx:
+            check_code(tx, bad)
+        assert e.value.reason == reason, bad
+    with store.writing() as tx:
+        revoke_codes(tx, PLAIN, "门贴遗失")
+    with pytest.raises(CodeError) as e, store.reading() as tx:
+        check_code(tx, text)
+    assert e.value.reason == "revoked" and "门贴遗失" in str(e.value)
+
+
+def test_a_retired_key_no_longer_verifies(seeded_url: str, tmp_path: Path) -> None:
+    store = storage_for(seeded_url)
+    with store.writing() as tx:
+        text, _ = issue_code(tx, tmp_path / "server", PLAIN)
+        tx.run(sql("UPDATE code_keys SET retired_ms = :now"), now=NOW_MS)
+    with pytest.raises(CodeError) as e, store.reading() as tx:
+        check_code(tx, text)
+    assert e.value.reason == "unknown_key" and verify_keys(tx) == {}
+
+
+def test_two_issuers_at_once_get_one_code(seeded_url: str, tmp_path: Path) -> None:
+    """Two administrators print an enterprise's code at the same moment (PostgreSQL: two API processes)."""
+    keys = tmp_path / "server"
+    store = storage_for(seeded_url)
+    store.write(lambda tx: ensure_code_key(tx, keys))
+    first, second = overlapping_writes(store, lambda tx: issue_code(tx, keys, PLAIN), lambda tx: issue_code(tx, keys, PLAIN))
+    assert not isinstance(second, Exception), second
+    assert first == second
+    assert store.read(lambda tx: tx.scalar(sql("SELECT count(*) FROM issued_codes"))) == 1
+
+
+def test_two_revocations_at_once_revoke_once(seeded_url: str, tmp_path: Path) -> None:
+    store = storage_for(seeded_url)
+    store.write(lambda tx: issue_code(tx, tmp_path / "server", PLAIN))
+    outcomes = overlapping_writes(store, lambda tx: revoke_codes(tx, PLAIN, "第一次"), lambda tx: revoke_codes(tx, PLAIN, "第二次"))
+    assert outcomes[0] == 1 and isinstance(outcomes[1], Conflict), outcomes
+    assert [r[1] for r in revocation(seeded_url, PLAIN)] == ["第一次"]
+    assert [a[0] for a in store.read(lambda tx: tx.all(_ALERTS))] == ["code_revoked"]
+
+
+def test_a_code_issued_while_another_revokes_is_a_new_one(seeded_url: str, tmp_path: Path) -> None:
+    """A revocation and an issue at once: the issuer must not hand out the code being revoked."""
+    keys = tmp_path / "server"
+    store: Storage = storage_for(seeded_url)
+    old, _ = store.write(lambda tx: issue_code(tx, keys, PLAIN))
+    revoked, (new, _) = overlapping_writes(store, lambda tx: revoke_codes(tx, PLAIN, "被涂改"), lambda tx: issue_code(tx, keys, PLAIN))
+    assert revoked == 1 and new != old
+    assert store.read(lambda tx: check_code(tx, new)).credit_code == PLAIN

@@ -5,7 +5,6 @@ reference, an agency admin overreaching, and a replayed scan id."""
 from __future__ import annotations
 
 import io
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,13 +14,47 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from protocol.messages import ExceptionBasis
 from server.app import create_app
+from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.exception_bases import (
+    BasisIn,
+    Check,
+    add_basis,
+    check_exception,
+    decide_review,
+    list_reviews,
+    pending_reviews_of,
+    queue_review,
+    review_counts,
+    withdraw_basis,
+)
 from server.imports import import_csv
 from server.settings import ServerSettings
+from server.storage.engine import Storage, Tx, sql, storage_for
 from tests.server.conftest import DAY_MS, FRAGILE, GOOD, NOW_MS, PLAIN, Api, code
 from tests.server.test_scans_api import end, qr, scan
+from tests.support.overlap import overlapping_writes
 
 ASSIGNMENT = "京市监交〔2026〕12号"
+FOLLOW_UP_DAYS = 30
+
+_ENTERPRISE = sql("INSERT INTO enterprises(credit_code, name, region) VALUES (:code, '外区企业', :region)")
+_PLAN = sql(
+    """INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms)
+       VALUES (:id, :agency, :field, :kind, :id, :since, :until, :since)"""
+)
+_PLAN_TARGET = sql("INSERT INTO plan_targets(plan_id, credit_code) VALUES (:plan, :code)")
+# What scanning records when a basis opens an inspection (the rule under test reads it back).
+_OPENED = sql(
+    """INSERT INTO inspections(inspection_id, credit_code, region, lead_agency_id, field, status, opened_ms, exception_kind, exception_ref)
+       VALUES (:id, :code, '110108', :agency, :field, 'open', :at, :kind, :ref)"""
+)
+_PART = sql(
+    """INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, joined_ms, ended_ms, result)
+       VALUES (:id, :officer, :agency, :field, :at, :ended, :result)"""
+)
+_INSPECTIONS_ON = sql("SELECT count(*) FROM inspections WHERE exception_ref = :ref")
 
 
 def basis(kind: str = "superior_assignment", reference: str = ASSIGNMENT, credit_code: str = GOOD, **extra: Any) -> dict[str, Any]:
@@ -263,10 +296,7 @@ def test_an_expired_assignment_no_longer_counts(api: Api, seeded_db: Path) -> No
 def test_the_api_registers_no_backdated_entries_and_none_outside_the_agencys_region(api: Api, seeded_db: Path) -> None:
     r = api.as_("admin-SAMR").post("/api/v1/exception-bases", json=basis(valid_from_ms=NOW_MS - 300 * DAY_MS))
     assert r.status_code == 400 and "一天" in r.text
-    con = sqlite3.connect(seeded_db)
-    con.execute("INSERT INTO enterprises(credit_code, name, region) VALUES (?, '外区企业', '310000')", (code(7),))
-    con.commit()
-    con.close()
+    storage_for(seeded_db).write(lambda tx: tx.run(_ENTERPRISE, code=code(7), region="310000"))
     r = api.as_("admin-SAMR").post("/api/v1/exception-bases", json=basis(credit_code=code(7)))
     assert r.status_code == 403 and "辖区" in r.text
     register(api.as_("admin-SAMR"))
@@ -332,22 +362,213 @@ def test_one_complaint_opens_one_inspection_per_agency(api: Api) -> None:
     assert again["code"] == "exception_invalid" and "已用于" in again["message_zh"]
 
 
+def _special_and_fire_plans(tx: Tx) -> None:
+    """SAMR's special action naming GOOD (no random draw), and FIRE's food-safety draw naming GOOD."""
+    tx.run(_PLAN, id="SPECIAL-1", agency="SAMR", field="food", kind="special", since=NOW_MS - DAY_MS, until=NOW_MS + DAY_MS)
+    tx.run(_PLAN, id="FIRE-FOOD", agency="FIRE", field="food", kind="random_draw", since=NOW_MS - DAY_MS, until=NOW_MS + DAY_MS)
+    tx.many(_PLAN_TARGET, [{"plan": "SPECIAL-1", "code": GOOD}, {"plan": "FIRE-FOOD", "code": GOOD}])
+
+
 def test_a_special_plan_or_another_fields_plan_is_no_random_draw(api: Api, seeded_db: Path) -> None:
-    con = sqlite3.connect(seeded_db)
-    con.execute(
-        "INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms) VALUES ('SPECIAL-1', 'SAMR', 'food', 'special', '专项', ?, ?, ?)",
-        (NOW_MS - DAY_MS, NOW_MS + DAY_MS, NOW_MS),
-    )
-    con.execute("INSERT INTO plan_targets(plan_id, credit_code) VALUES ('SPECIAL-1', ?)", (GOOD,))
-    con.execute(
-        "INSERT INTO plans(plan_id, agency_id, field, kind, title, valid_from_ms, valid_to_ms, created_ms) VALUES ('FIRE-FOOD', 'FIRE', 'food', 'random_draw', '食品抽查', ?, ?, ?)",
-        (NOW_MS - DAY_MS, NOW_MS + DAY_MS, NOW_MS),
-    )
-    con.execute("INSERT INTO plan_targets(plan_id, credit_code) VALUES ('FIRE-FOOD', ?)", (GOOD,))
-    con.commit()
-    con.close()
+    storage_for(seeded_db).write(_special_and_fire_plans)
     special = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "random_draw", "reference": "SPECIAL-1"})
     assert special["code"] == "exception_invalid" and "不是双随机" in special["message_zh"]
     other_field = scan(api, "OFF-FIRE-1", GOOD, field="fire", exception_basis={"kind": "random_draw", "reference": "FIRE-FOOD"})
     assert other_field["code"] == "exception_invalid" and "其他执法领域" in other_field["message_zh"]
     assert scan(api, "OFF-FIRE-1", GOOD, field="food", exception_basis={"kind": "random_draw", "reference": "FIRE-FOOD"})["code"] == "allowed_exception"
+
+
+# ------------------------------------------------------------------------------------------ the rules on both backends
+
+
+def check(tx: Tx, kind: str, reference: str, credit_code: str = GOOD, agency: str = "SAMR", field: str = "food", now_ms: int = NOW_MS) -> Check:
+    exc = ExceptionBasis(kind=kind, reference=reference)  # type: ignore[arg-type]
+    return check_exception(tx, exc, credit_code, agency, field, now_ms, follow_up_days=FOLLOW_UP_DAYS)
+
+
+def entry(**change: Any) -> BasisIn:
+    values = basis(**change)
+    return BasisIn(**{k: values[k] for k in values if k in BasisIn.__struct_fields__})
+
+
+def opened(tx: Tx, inspection_id: str, kind: str, ref: str, agency: str = "SAMR", credit_code: str = GOOD, field: str = "food") -> None:
+    """What scanning records when a checked basis opens an inspection."""
+    tx.run(_OPENED, id=inspection_id, code=credit_code, agency=agency, field=field, at=NOW_MS, kind=kind, ref=ref)
+
+
+@pytest.fixture
+def store(seeded_url: str) -> Storage:
+    return storage_for(seeded_url)
+
+
+def test_complaints_and_draw_plans_are_checked_against_their_registers(store: Storage) -> None:
+    store.write(_special_and_fire_plans)
+    with store.writing() as tx:
+        assert check(tx, "complaint", "12345-2026-001").verdict == "ok"
+        assert check(tx, "complaint", "12345-2026-001", agency="FIRE", field="fire").problem.startswith("工单 12345-2026-001 涉及其他执法领域")
+        assert check(tx, "complaint", "12345-2026-002").problem.startswith("工单 12345-2026-002 已办结")
+        assert "其他企业" in check(tx, "complaint", "12345-2026-001", credit_code=PLAIN).problem
+        assert check(tx, "complaint", "12345-2026-00l").verdict == "unregistered"
+        assert check(tx, "random_draw", "PLAN-2026-Q4").verdict == "ok"
+        assert check(tx, "random_draw", "plan-2026-q4").verdict == "unregistered"  # PostgreSQL compares as SQLite does
+        assert "未抽中" in check(tx, "random_draw", "PLAN-2026-Q4", credit_code=PLAIN).problem
+        assert "其他执法机关" in check(tx, "random_draw", "PLAN-2026-Q4", agency="FIRE").problem
+        assert "不在有效期内" in check(tx, "random_draw", "PLAN-2026-Q4", now_ms=NOW_MS + 61 * DAY_MS).problem
+        assert "不是双随机" in check(tx, "random_draw", "SPECIAL-1").problem
+        assert "其他执法领域" in check(tx, "random_draw", "FIRE-FOOD", agency="FIRE", field="fire").problem
+        assert check(tx, "random_draw", "FIRE-FOOD", agency="FIRE", field="").verdict == "ok"  # no field stated
+        assert check(tx, "complaint", "  ").problem.startswith("未填写")
+
+
+def test_a_basis_opens_one_inspection_per_agency(store: Storage) -> None:
+    with store.writing() as tx:
+        opened(tx, "I-1", "complaint", "12345-2026-001")
+        assert "已用于" in check(tx, "complaint", "12345-2026-001").problem
+        assert check(tx, "complaint", "12345-2026-001", agency="FIRE").verdict == "ok"  # another agency's own visit
+
+
+def test_a_rectification_follow_up_needs_the_order_of_this_agency_in_time(store: Storage) -> None:
+    with store.writing() as tx:
+        opened(tx, "I-R", "complaint", "12345-2026-001", agency="FIRE", field="fire")
+        tx.run(_PART, id="I-R", officer="OFF-FIRE-1", agency="FIRE", field="fire", at=NOW_MS, ended=NOW_MS + 1, result="rectification_ordered")
+        follow = lambda **kw: check(tx, "rectification_follow_up", "I-R", **{"agency": "FIRE", "field": "fire", **kw})  # noqa: E731
+        assert follow().verdict == "ok"
+        assert follow(field="").verdict == "ok"
+        assert "未由本机关" in check(tx, "rectification_follow_up", "I-R").problem  # SAMR ordered nothing
+        assert "未由本机关" in follow(field="food").problem
+        assert "未由本机关" in follow(credit_code=PLAIN).problem
+        assert "复查期限" in follow(now_ms=NOW_MS + (FOLLOW_UP_DAYS + 1) * DAY_MS).problem
+        assert check(tx, "rectification_follow_up", "I-none").verdict == "unregistered"
+        queue_review(tx, "S-R", "I-R", ExceptionBasis(kind="major_risk", reference="made-up"), GOOD, "OFF-FIRE-1", "FIRE", "未登记", NOW_MS)
+        decide_review(tx, "S-R", "rejected", "sup", "无此风险", NOW_MS + 1)
+        assert "已被驳回" in follow().problem
+
+
+@pytest.mark.parametrize(
+    ("change", "agency", "field", "words"),
+    [
+        (dict(credit_code=PLAIN), "SAMR", "food", "其他企业"),
+        (dict(agency_id="FIRE"), "SAMR", "food", "其他执法机关"),
+        (dict(field="fire"), "SAMR", "food", "其他执法领域"),
+        (dict(valid_from_ms=NOW_MS + DAY_MS, valid_to_ms=NOW_MS + 9 * DAY_MS), "SAMR", "food", "不在有效期内"),
+        (dict(), "SAMR", "food", ""),
+        (dict(agency_id="SAMR", field="food"), "SAMR", "", ""),
+    ],
+    ids=["other-enterprise", "other-agency", "other-field", "not-yet", "any-agency", "no-field-stated"],
+)
+def test_a_registered_basis_must_fit(store: Storage, change: dict[str, Any], agency: str, field: str, words: str) -> None:
+    with store.writing() as tx:
+        add_basis(tx, entry(**change), "sup", NOW_MS)
+        result = check(tx, "superior_assignment", ASSIGNMENT, agency=agency, field=field)
+    assert (result.verdict, words in result.problem) == ("invalid" if words else "ok", True), result
+
+
+@pytest.mark.parametrize("look_alike", ["RISK-7 ", "risk-7", "Risk-7", "RISK\u20117", "RISK\uff0d7", "RISK-\u200b7", "\uff32\uff29\uff33\uff2b-7"])
+def test_a_look_alike_of_a_registered_reference_is_that_reference(store: Storage, look_alike: str) -> None:
+    """A look-alike must not turn a refusal into "unregistered" (and so into pending review), on either backend."""
+    with store.writing() as tx:
+        add_basis(tx, entry(kind="major_risk", reference="RISK-7", agency_id="FIRE"), "sup", NOW_MS)
+        result = check(tx, "major_risk", look_alike)
+        assert result.verdict == "invalid" and "其他执法机关" in result.problem, result
+        assert check(tx, "major_risk", look_alike, agency="FIRE", field="fire").verdict == "ok"
+        opened(tx, "I-7", "major_risk", "RISK-7", agency="FIRE")  # used under its registered spelling
+        assert "已用于" in check(tx, "major_risk", look_alike, agency="FIRE", field="fire").problem
+        assert check(tx, "major_risk", "RISK-8").verdict == "unregistered"
+
+
+def test_a_look_alike_prefers_the_enterprises_own_entry(store: Storage) -> None:
+    with store.writing() as tx:
+        add_basis(tx, entry(kind="major_risk", reference="risk-9", credit_code=PLAIN), "sup", NOW_MS)
+        add_basis(tx, entry(kind="major_risk", reference="RISK-9"), "sup", NOW_MS)
+        assert check(tx, "major_risk", "Risk-9").verdict == "ok"
+        assert "其他企业" in check(tx, "major_risk", "Risk-9", credit_code=FRAGILE).problem
+
+
+def test_one_basis_cited_twice_at_once_by_one_agency_opens_one_inspection(store: Storage) -> None:
+    """Two SAMR officers at the door, the same complaint ticket, two scans at once (PostgreSQL: two API processes):
+    the second sees the first's inspection instead of both passing the check."""
+
+    def cite(inspection_id: str) -> Any:
+        def scan_on_basis(tx: Tx) -> str:
+            result = check(tx, "complaint", "12345-2026-001")
+            if result.verdict == "ok":
+                opened(tx, inspection_id, "complaint", "12345-2026-001")
+            return result.verdict
+
+        return scan_on_basis
+
+    assert overlapping_writes(store, cite("I-A"), cite("I-B")) == ["ok", "invalid"]
+    assert store.read(lambda tx: tx.scalar(_INSPECTIONS_ON, ref="12345-2026-001")) == 1
+
+
+def test_a_look_alike_cited_at_once_is_the_same_basis(store: Storage) -> None:
+    store.write(lambda tx: add_basis(tx, entry(agency_id="SAMR"), "sup", NOW_MS))
+    spellings = iter([ASSIGNMENT, ASSIGNMENT + " "])
+
+    def scan_on_basis(tx: Tx) -> str:
+        result = check(tx, "superior_assignment", next(spellings))
+        if result.verdict == "ok":
+            opened(tx, f"I-{result.verdict}-{id(tx)}", "superior_assignment", ASSIGNMENT)
+        return result.verdict
+
+    assert overlapping_writes(store, scan_on_basis, scan_on_basis) == ["ok", "invalid"]
+
+
+def test_register_rules(store: Storage) -> None:
+    with store.writing() as tx:
+        add_basis(tx, entry(), "sup", NOW_MS)
+        with pytest.raises(Conflict):
+            add_basis(tx, entry(agency_id="SAMR"), "sup", NOW_MS)
+        for change, error in [
+            (dict(credit_code="91110108MA0000001X"), Invalid),
+            (dict(valid_to_ms=NOW_MS - 3_600_000), Invalid),
+            (dict(valid_from_ms=NOW_MS - 2 * DAY_MS), Invalid),
+            (dict(valid_to_ms=NOW_MS + 400 * DAY_MS), Invalid),
+            (dict(credit_code=code(7)), NotFound),
+            (dict(agency_id="samr"), NotFound),
+            (dict(field="Food"), NotFound),
+        ]:
+            with pytest.raises(error):
+                add_basis(tx, entry(reference="R-x", **change), "sup", NOW_MS)
+        tx.run(_ENTERPRISE, code=code(7), region="310000")
+        with pytest.raises(Forbidden):
+            add_basis(tx, entry(reference="R-x", credit_code=code(7), agency_id="SAMR"), "sup", NOW_MS)
+        assert add_basis(tx, entry(reference="R-x", credit_code=code(7)), "sup", NOW_MS).enterprise_name == "外区企业"  # any agency
+        assert withdraw_basis(tx, "superior_assignment", ASSIGNMENT, GOOD, "sup", NOW_MS).withdrawn_by == "sup"
+        with pytest.raises(Conflict):
+            withdraw_basis(tx, "superior_assignment", ASSIGNMENT, GOOD, "sup", NOW_MS)
+        with pytest.raises(NotFound):
+            withdraw_basis(tx, "superior_assignment", "no-such", GOOD, "sup", NOW_MS)
+        assert "已撤销" in check(tx, "superior_assignment", ASSIGNMENT).problem
+
+
+def test_one_entry_registered_twice_at_once(store: Storage) -> None:
+    outcomes = overlapping_writes(store, lambda tx: add_basis(tx, entry(), "sup", NOW_MS), lambda tx: add_basis(tx, entry(), "admin-SAMR", NOW_MS))
+    assert outcomes[0].created_by == "sup" and isinstance(outcomes[1], Conflict), outcomes
+
+
+def test_the_review_queue_rules(store: Storage) -> None:
+    risk = ExceptionBasis(kind="major_risk", reference="燃气泄漏-现场")
+    with store.writing() as tx:
+        queue_review(tx, "S-1", "I-1", risk, GOOD, "OFF-SAMR-1", "SAMR", "未登记", NOW_MS)
+        queue_review(tx, "S-1", "I-1", risk, GOOD, "OFF-SAMR-1", "SAMR", "未登记", NOW_MS)  # the same scan again
+        queue_review(tx, "S-2", "I-2", risk, FRAGILE, "OFF-SAMR-1", "SAMR", "未登记", NOW_MS + 1)
+        assert pending_reviews_of(tx, "OFF-SAMR-1") == 2
+        assert decide_review(tx, "S-1", "confirmed", "sup", "属实", NOW_MS).status == "confirmed"
+        with pytest.raises(Conflict):
+            decide_review(tx, "S-1", "rejected", "sup", "改判", NOW_MS)
+        with pytest.raises(NotFound):
+            decide_review(tx, "S-9", "rejected", "sup", "x", NOW_MS)
+        assert [r.scan_id for r in list_reviews(tx, agency_id="SAMR", status="pending", limit=10)] == ["S-2"]
+        assert [r.scan_id for r in list_reviews(tx, agency_id=None, status=None, limit=10)] == ["S-2", "S-1"]
+        assert list_reviews(tx, agency_id="FIRE", status=None, limit=10) == []
+        assert review_counts(tx, agency_id=None, since_ms=NOW_MS, until_ms=NOW_MS + 2) == {"pending": 1, "confirmed": 1, "rejected": 0}
+
+
+def test_two_verdicts_at_once_one_stands(store: Storage) -> None:
+    risk = ExceptionBasis(kind="major_risk", reference="燃气泄漏-现场")
+    store.write(lambda tx: queue_review(tx, "S-1", "I-1", risk, GOOD, "OFF-SAMR-1", "SAMR", "未登记", NOW_MS))
+    outcomes = overlapping_writes(
+        store, lambda tx: decide_review(tx, "S-1", "confirmed", "sup", "属实", NOW_MS), lambda tx: decide_review(tx, "S-1", "rejected", "sup2", "不实", NOW_MS)
+    )
+    assert outcomes[0].status == "confirmed" and isinstance(outcomes[1], Conflict), outcomes
