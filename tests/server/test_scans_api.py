@@ -1,16 +1,29 @@
-"""Every kind of answer to a phone's scan, through the HTTP API over a real database."""
+"""Every kind of answer to a phone's scan, through the HTTP API over a real database, on both backends."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
 from protocol import enterprise_code
 from protocol.signing import SigningKey
+from server.app import create_app
+from server.settings import ServerSettings
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, UNREGISTERED, Api
+
+
+@pytest.fixture
+def api(seeded_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The HTTP API over the seeded registers on each backend (no MQTT, no jobs), signed in as the supervisor."""
+    settings = ServerSettings(db_path=seeded_url, key_dir=tmp_path, mqtt_enabled=False, jobs_enabled=False)
+    with TestClient(create_app(settings)) as c:
+        yield Api(c)
 
 
 def qr(api: Api, credit_code: str) -> str:  
