@@ -13,18 +13,14 @@ import logging
 import sqlite3
 import time
 import traceback
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocol.messages import ReceiptItem
-from server.alerts import raise_alert
 from server.evidence import EvidenceLog, indexes_of
-from server.storage import devices
-from server.storage.devices import EventRow
 from server.storage.engine import Retry, Tx, sqlite_transaction, storage_for
-from server.store import BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, precheck, store_events
+from server.store import BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, check_links, precheck, store_events
 
 if TYPE_CHECKING:
     from server.projector import Projector
@@ -88,35 +84,6 @@ def log_events(tx: Tx, stored: Stored, out: BatchOutcome, now_ms: int) -> None:
             continue
         receipted.add(m.event_id)
         out.receipts.setdefault(m.device_id, []).append(ReceiptItem(event_id=m.event_id, seq=m.seq, status=status, log_index=indexes.get(m.event_id)))
-
-
-def check_links(tx: Tx, rows: Sequence[EventRow], now_ms: int) -> None:
-    """Check the hash chain at each link that has both ends stored now and one of them in ``rows``, once.
-
-    A device's event names its predecessor's body hash (``prev_hash``). An event whose neighbour is not stored
-    yet (another ingest process holds it, or it is still in the device's outbox) is not a break: that link is
-    checked when the neighbour arrives. Each link is checked by the transaction that stores its second end.
-    """
-    by_device: defaultdict[str, dict[int, EventRow]] = defaultdict(dict)
-    for row in rows:
-        by_device[row.device_id][row.seq] = row
-    for device_id, mine in sorted(by_device.items()):
-        around = devices.links_around(tx, device_id, mine.keys())  # seq -> (prev_hash, body_sha256)
-        broken: set[int] = set()
-        for seq, row in mine.items():
-            before = around.get(seq - 1)
-            if before is not None and before[1] is not None and row.prev_hash is not None and before[1] != row.prev_hash:
-                broken.add(seq)
-            after = around.get(seq + 1)
-            if seq + 1 not in mine and after is not None and after[0] is not None and after[0] != row.body_sha256:
-                broken.add(seq + 1)  # the successor, stored earlier, names another body than this one
-        for seq in sorted(broken):
-            raise_alert(
-                tx, "chain_break", now_ms,
-                f"设备 {device_id} 的事件链在序号 {seq} 处断裂：前一事件在设备上被删除或篡改。",
-                f"The event chain of device {device_id} breaks at seq {seq}: the previous event was deleted or altered on the device.",
-                device_id=device_id, ref=str(seq),
-            )  # fmt: skip
 
 
 Db = str | Path | sqlite3.Connection

@@ -18,8 +18,8 @@ import datetime as dt
 import hashlib
 import logging
 import sqlite3
-from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_e
 from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, ScanDecision, type_tag
 from protocol.signing import VerifyKey
 from server import clocks
+from server.alerts import raise_alert
 from server.storage import devices
 from server.storage.devices import DeviceDelta, EventRow, RejectedRow, as_tx
 from server.storage.engine import Tx
@@ -333,6 +334,35 @@ def store_events(tx: Tx, checked: Checked, keys: DeviceKeys, out: BatchOutcome, 
     devices.bump_device_state(tx, [DeviceDelta(d, *c) for d, c in per_device.items()], now_ms)
     rejects.close(tx)
     return stored
+
+
+def check_links(tx: Tx, rows: Sequence[EventRow], now_ms: int) -> None:
+    """Check the hash chain at each link that has both ends stored now and one of them in ``rows``, once.
+
+    A device's event names its predecessor's body hash (``prev_hash``). An event whose neighbour is not stored
+    yet (another ingest process holds it, or it is still in the device's outbox) is not a break: that link is
+    checked when the neighbour arrives. Each link is checked by the transaction that stores its second end.
+    """
+    by_device: defaultdict[str, dict[int, EventRow]] = defaultdict(dict)
+    for row in rows:
+        by_device[row.device_id][row.seq] = row
+    for device_id, mine in sorted(by_device.items()):
+        around = devices.links_around(tx, device_id, mine.keys())  # seq -> (prev_hash, body_sha256)
+        broken: set[int] = set()
+        for seq, row in mine.items():
+            before = around.get(seq - 1)
+            if before is not None and before[1] is not None and row.prev_hash is not None and before[1] != row.prev_hash:
+                broken.add(seq)
+            after = around.get(seq + 1)
+            if seq + 1 not in mine and after is not None and after[0] is not None and after[0] != row.body_sha256:
+                broken.add(seq + 1)  # the successor, stored earlier, names another body than this one
+        for seq in sorted(broken):
+            raise_alert(
+                tx, "chain_break", now_ms,
+                f"设备 {device_id} 的事件链在序号 {seq} 处断裂：前一事件在设备上被删除或篡改。",
+                f"The event chain of device {device_id} breaks at seq {seq}: the previous event was deleted or altered on the device.",
+                device_id=device_id, ref=str(seq),
+            )  # fmt: skip
 
 
 def sequence_gaps(db: Tx | sqlite3.Connection, device_id: str) -> list[tuple[int, int]]:
