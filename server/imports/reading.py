@@ -7,6 +7,7 @@ import codecs
 import csv
 import marshal
 import operator
+import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from server.imports.kinds import Register
 
 #: Rows per batch, in the spool and when staged into the database.
 BATCH_ROWS = 5_000
+_FRAME = struct.Struct("<Q")  # a spooled batch's length in bytes
 
 
 class Lines:
@@ -84,18 +86,17 @@ class Parsed:
 
     def add(self, batch: list[tuple[Any, ...]]) -> None:
         if batch:
-            marshal.dump(batch, self.spool)
+            # Length-prefixed frames: marshal.load() on a file reads far past the object it returns, then seeks back.
+            frame = marshal.dumps(batch)
+            self.spool.write(_FRAME.pack(len(frame)) + frame)
             self.rows += len(batch)
             batch.clear()
 
     def batches(self) -> Iterator[list[tuple[Any, ...]]]:
         """The spooled rows (line, *values), batch by batch, from the start (again on each call)."""
         self.spool.seek(0)
-        while True:
-            try:
-                yield marshal.load(self.spool)
-            except EOFError:
-                return
+        while head := self.spool.read(_FRAME.size):
+            yield marshal.loads(self.spool.read(_FRAME.unpack(head)[0]))
 
 
 def parse(reg_type: type[Register], stream: IO[bytes] | IO[str], bar: tqdm[Any]) -> Parsed:

@@ -457,3 +457,103 @@ def test_cli_help_documents_columns(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli(["import", "devices", "x.csv"])
     assert "invalid choice: 'devices'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ attacks, both backends
+
+#: One small valid file per register kind, and how many rows a second --replace import updates.
+SAMPLES = {
+    "fields": ("field_id,name\nfood,食品安全\nfire,消防安全\n", 2),
+    "agencies": ("agency_id,name,fields\nSAMR,市场监管局,food\nFIRE,消防,fire;food\n", 2),
+    "enterprises": (f"credit_code,name\n{code(1)},甲\n{code(2)},乙\n", 2),
+    "officers": ("officer_id,name,agency_id,credential_no,fields,valid_from,valid_to\nO-1,甲,SAMR,C-1,food,2024-01-01,2024-12-31\nO-2,乙,SAMR,C-2,food,2024-01-01,2024-12-31\n", 2),
+    "complaints": (f"ticket_no,credit_code,received\nT-1,{code(1)},2024-03-05\nT-2,{code(2)},2024-03-06\n", 2),
+    "no-disturb": (f"credit_code,basis,valid_from,added_by\n{code(1)},示范,2024-01-01,sup\n{code(2)},示范,2024-01-01,sup\n", 2),
+    "plans": ("plan_id,agency_id,field,title,valid_from,valid_to,credit_code\n" + "".join(f"P-1,SAMR,food,抽查,2024-01-01,2024-12-31,{code(n)}\n" for n in (1, 2)), 1),
+    "assignments": (f"reference,credit_code,issued_by,valid_from,valid_to\n京〔2026〕1号,{code(1)},市局,2026-01-01,2026-06-30\n京〔2026〕1号,{code(2)},市局,2026-01-01,2026-06-30\n", 2),
+    "risk-notices": (f"reference,credit_code,issued_by,valid_from,valid_to\n风险〔2026〕1号,{code(1)},市局,2026-01-01,2026-06-30\n", 1),
+}
+TABLES = {"no-disturb": "no_disturb", "assignments": "exception_bases", "risk-notices": "exception_bases"}
+
+
+def snapshot(db: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every register's rows (without times that an import sets), to compare before and after."""
+    return {
+        t: rows(db, f"SELECT * FROM {t} ORDER BY 1, 2")
+        for t in ("fields", "agencies", "enterprises", "officers", "complaints", "plans", "plan_targets")
+    } | {
+        "no_disturb": rows(db, "SELECT credit_code, basis, valid_from_ms, removed_ms FROM no_disturb ORDER BY id"),
+        "exception_bases": rows(db, "SELECT kind, reference, credit_code, withdrawn_ms FROM exception_bases ORDER BY 1, 2, 3"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(SAMPLES))
+def test_reimport_is_refused_line_by_line_and_replace_updates(db: str, tmp_path: Path, kind: str) -> None:
+    text, updated = SAMPLES[kind]
+    f = write(tmp_path, "f.csv", text)
+    assert import_csv(db, kind, f, progress=False).ok
+    after_first = snapshot(db)
+    again = import_csv(db, kind, f, progress=False)
+    assert (again.rows, again.error_count) == (0, updated), again.errors  # each stored key named once
+    assert snapshot(db) == after_first
+    dry = import_csv(db, kind, f, replace=True, dry_run=True, progress=False)
+    assert (dry.ok, dry.updated, snapshot(db)) == (True, updated, after_first)
+    result = import_csv(db, kind, f, replace=True, progress=False)
+    assert (result.ok, result.updated) == (True, updated)
+    if kind != "no-disturb":  # --replace closes the open entries and adds the file's: two more rows there
+        assert snapshot(db) == after_first
+    else:
+        assert count(db, TABLES[kind]) == 4
+
+
+def test_a_dry_run_leaves_nothing_behind(db: str, tmp_path: Path) -> None:
+    for kind, (text, _) in SAMPLES.items():
+        assert import_csv(db, kind, write(tmp_path, f"{kind}.csv", text), dry_run=True, progress=False).ok
+    bad = import_csv(db, "plans", write(tmp_path, "bad.csv", SAMPLES["plans"][0] + "P-2,SAMR,food,,2024-01-01,2024-12-31,x\n"), dry_run=True, progress=False)
+    assert [line for line, _ in bad.errors] == [4]
+    assert all(not v for v in snapshot(db).values())
+    if backend_of(db) is Backend.POSTGRES:  # no staging table left in any pooled session
+        assert rows(db, "SELECT count(*) FROM pg_class WHERE relname = 'import_staging'") == [(0,)]
+    # The same connections then import for real.
+    assert import_csv(db, "fields", write(tmp_path, "f.csv", SAMPLES["fields"][0]), progress=False).rows == 2
+
+
+def test_duplicates_in_the_file_and_against_stored_rows_together(db: str, tmp_path: Path) -> None:
+    header = "officer_id,name,agency_id,credential_no,fields,valid_from,valid_to\n"
+    assert import_csv(db, "officers", write(tmp_path, "o1.csv", header + "O-1,甲,SAMR,C-1,food,2024-01-01,2024-12-31\n"), progress=False).ok
+    f = write(
+        tmp_path,
+        "o2.csv",
+        header + "O-2,乙,SAMR,C-2,food,2024-01-01,2024-12-31\nO-1,丙,SAMR,C-3,food,2024-01-01,2024-12-31\nO-2,丁,SAMR,C-4,food,2024-01-01,2024-12-31\nO-5,戊,SAMR,C-1,food,2024-01-01,2024-12-31\n",
+    )
+    assert import_csv(db, "officers", f, progress=False).errors == [
+        (3, "officer 'O-1' already exists in the database (--replace updates it)"),
+        (4, "duplicate officer_id 'O-2': already on line 2"),
+        (5, "credential_no 'C-1' already belongs to officer 'O-1' in the database"),
+    ]
+    assert rows(db, "SELECT officer_id, name FROM officers") == [("O-1", "甲")]
+
+
+def test_huge_fields(db: str, tmp_path: Path) -> None:
+    address = "长" * 100_000  # no limit on an address: kept whole on both backends
+    assert import_csv(db, "enterprises", write(tmp_path, "big.csv", f"credit_code,name,address\n{code(1)},甲,{address}\n"), progress=False).ok
+    assert rows(db, "SELECT length(address) FROM enterprises") == [(100_000,)]
+    # Past the CSV reader's field limit the file is refused at that line, not read on.
+    f = write(tmp_path, "huge.csv", f"credit_code,name,address\n{code(2)},乙,\n{code(3)},丙,{'x' * 200_000}\n{code(4)},丁,\n")
+    result = import_csv(db, "enterprises", f, progress=False)
+    assert result.errors == [(3, "CSV syntax error: field larger than field limit (131072); the rest of the file was not read")]
+    name = import_csv(db, "enterprises", write(tmp_path, "name.csv", f"credit_code,name\n{code(5)},{'名' * 5000}\n"), progress=False)
+    assert name.errors == [(2, "name has 5000 characters, at most 200 are allowed")]
+    assert count(db, "enterprises") == 1
+
+
+def test_malformed_rows(db: str, tmp_path: Path) -> None:
+    f = tmp_path / "nul.csv"
+    f.write_bytes(f"credit_code,name,address\n{code(1)},甲,a\x00b\n{code(2)},乙,c,\n{code(3)},丙,d,e\n\"{code(4)}\"x,丁,\n".encode())
+    result = import_csv(db, "enterprises", f, progress=False)
+    assert result.errors == [
+        (2, "a cell holds a NUL character (byte 0x00): is this a CSV text file?"),
+        (4, "4 cells but the header has 3 columns"),
+        (5, "CSV syntax error: ',' expected after '\"'; the rest of the file was not read"),
+    ]
+    assert count(db, "enterprises") == 0
