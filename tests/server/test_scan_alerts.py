@@ -1,10 +1,10 @@
 """Every scan decision that supervisors must know of raises an alert, visible through the API and on the
-dashboard at once, scoped by agency (the terminal path is checked in tests/system/test_scan_terminal.py)."""
+dashboard at once, scoped by agency, on both backends (the terminal path is checked in
+tests/system/test_scan_terminal.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +12,16 @@ from typing import Any
 import pytest
 
 from protocol import enterprise_code
+from protocol.config import load_toml
+from protocol.decision import Policy
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.coverage import check_ended_recordings
+from server.storage.engine import Tx, sql
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api
-from tests.server.test_scans_api import end, qr, scan
+from tests.server.test_scans_api import api, end, qr, scan  # noqa: F401 - api: the fixture over both backends
+
+POLICY = load_toml(Path(__file__).resolve().parents[2] / "server" / "policy.toml", Policy)
 
 MINUTE_MS = 60_000
 
@@ -102,54 +107,47 @@ def test_an_allowed_plain_scan_and_a_resent_one_raise_nothing(api: Api) -> None:
     assert kinds(api) == ["no_disturb_attempt"]
 
 
-def _media(con: sqlite3.Connection, event_id: str, officer: str, inspection_id: str, start: int, stop: int) -> None:
-    con.execute(
-        "INSERT INTO media(event_id, device_id, officer_id, inspection_id, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms)"
-        " VALUES (?, 'BR-1', ?, ?, 'v.mp4', 'video', ?, 1, ?, ?)",
-        (event_id, officer, inspection_id, "0" * 64, start, stop),
-    )
+_MEDIA = sql("""
+    INSERT INTO media(event_id, device_id, officer_id, inspection_id, file_name, media_kind, sha256, size_bytes, started_ms, ended_ms)
+    VALUES (:event_id, 'BR-1', :officer_id, :inspection_id, 'v.mp4', 'video', :sha256, 1, :started_ms, :ended_ms)
+""")
+_OPENED_MS = sql("SELECT opened_ms FROM inspections WHERE inspection_id = :inspection_id")
 
 
-def test_inspections_ended_without_full_recording_are_alerted_after_the_grace_period(api: Api, seeded_db: Path) -> None:
+def _media(tx: Tx, event_id: str, officer: str, inspection_id: str, start: int, stop: int) -> None:
+    tx.run(_MEDIA, event_id=event_id, officer_id=officer, inspection_id=inspection_id, sha256="0" * 64, started_ms=start, ended_ms=stop)
+
+
+def test_inspections_ended_without_full_recording_are_alerted_after_the_grace_period(api: Api, seeded_url: str) -> None:
     unrecorded = scan(api, "OFF-SAMR-1", PLAIN)["inspection_id"]
     end(api, unrecorded, "OFF-SAMR-1")
     recorded = scan(api, "OFF-FIRE-1", FRAGILE, field="fire")["inspection_id"]
-    con = dbmod.connect(seeded_db)
-    try:
-        opened, = con.execute("SELECT opened_ms FROM inspections WHERE inspection_id = ?", (recorded,)).fetchone()
-        _media(con, "m-1", "OFF-FIRE-1", recorded, opened - 1000, opened + 3_600_000)
-        end(api, recorded, "OFF-FIRE-1")
-        now = int(time.time() * 1000)
-        with dbmod.transaction(con):
-            assert check_ended_recordings(con, now, grace_ms=10 * MINUTE_MS) == {"checked": 0, "unrecorded": 0}  # within the grace period
-        with dbmod.transaction(con):
-            assert check_ended_recordings(con, now + 11 * MINUTE_MS, grace_ms=10 * MINUTE_MS) == {"checked": 2, "unrecorded": 1}
-        with dbmod.transaction(con):
-            assert check_ended_recordings(con, now + 12 * MINUTE_MS, grace_ms=10 * MINUTE_MS) == {"checked": 0, "unrecorded": 0}  # once each
-    finally:
-        con.close()
+    with dbmod.writing(seeded_url) as tx:
+        opened = tx.scalar(_OPENED_MS, inspection_id=recorded)
+        _media(tx, "m-1", "OFF-FIRE-1", recorded, opened - 1000, opened + 3_600_000)
+    end(api, recorded, "OFF-FIRE-1")
+    now = int(time.time() * 1000)
+    with dbmod.writing(seeded_url) as tx:
+        assert check_ended_recordings(tx, now, grace_ms=10 * MINUTE_MS) == {"checked": 0, "unrecorded": 0}  # within the grace period
+    with dbmod.writing(seeded_url) as tx:
+        assert check_ended_recordings(tx, now + 11 * MINUTE_MS, grace_ms=10 * MINUTE_MS) == {"checked": 2, "unrecorded": 1}
+    with dbmod.writing(seeded_url) as tx:
+        assert check_ended_recordings(tx, now + 12 * MINUTE_MS, grace_ms=10 * MINUTE_MS) == {"checked": 0, "unrecorded": 0}  # once each
     a = only(api, "unrecorded_inspection")
     assert (a["ref"], a["agency_id"], a["credit_code"]) == (unrecorded, "SAMR", PLAIN) and "全程无录音录像" in a["message_zh"]
 
 
-def test_the_recording_job_uses_the_policy_grace_period(api: Api, seeded_db: Path) -> None:
-    from protocol.config import load_toml
-    from protocol.decision import Policy
+def test_the_recording_job_uses_the_policy_grace_period(api: Api, seeded_url: str) -> None:
     from server.jobs import JOBS, JobContext, JobSettings
 
     iid = scan(api, "OFF-SAMR-1", PLAIN)["inspection_id"]
     end(api, iid, "OFF-SAMR-1")
-    policy = load_toml(Path(__file__).resolve().parents[2] / "server" / "policy.toml", Policy)
-    ctx = JobContext(key=SigningKey.generate(), policy=policy, settings=JobSettings())
-    con = dbmod.connect(seeded_db)
-    try:
-        now = int(time.time() * 1000)
-        with dbmod.transaction(con):
-            assert JOBS["recording"][0](con, ctx, now)["checked"] == 0
-        with dbmod.transaction(con):
-            assert JOBS["recording"][0](con, ctx, now + int(policy.recording_grace_minutes * MINUTE_MS) + 1000)["unrecorded"] == 1
-    finally:
-        con.close()
+    ctx = JobContext(key=SigningKey.generate(), policy=POLICY, settings=JobSettings())
+    now = int(time.time() * 1000)
+    with dbmod.writing(seeded_url) as tx:
+        assert JOBS["recording"][0](tx, ctx, now)["checked"] == 0
+    with dbmod.writing(seeded_url) as tx:
+        assert JOBS["recording"][0](tx, ctx, now + int(POLICY.recording_grace_minutes * MINUTE_MS) + 1000)["unrecorded"] == 1
     assert qr(api, PLAIN)  # the API still answers after the job's write transaction
 
 
@@ -163,24 +161,21 @@ def test_every_alert_kind_has_a_chinese_and_an_english_name_on_the_dashboard(api
     assert (shown["label_zh"], shown["label_en"]) == ("无事不扰拦截", "No-disturb attempt refused")
 
 
-def test_a_scan_on_another_agencys_device_is_alerted(seeded_db: Path) -> None:
-    from protocol.config import load_toml
-    from protocol.decision import Policy
+_DEVICE = sql("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (:device_id, 'M', 'qr_terminal', :agency_id, '00', 0)")
+_MISMATCHES = sql("SELECT device_id, agency_id FROM alerts WHERE kind = 'device_agency_mismatch' ORDER BY id")
+
+
+def test_a_scan_on_another_agencys_device_is_alerted(seeded_url: str, tmp_path: Path) -> None:
     from server.codes import issue_code
     from server.scanning import ScanRequest, decide_scan
 
-    policy = load_toml(Path(__file__).resolve().parents[2] / "server" / "policy.toml", Policy)
-    con = dbmod.connect(seeded_db)
-    try:
+    now = int(time.time() * 1000)
+    with dbmod.writing(seeded_url) as tx:
         for device, agency in (("QT-FIRE", "FIRE"), ("QT-SAMR", "SAMR")):
-            con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (?, 'M', 'qr_terminal', ?, '00', 0)", (device, agency))
-        now = int(time.time() * 1000)
-        with dbmod.transaction(con):
-            text = issue_code(con, seeded_db, PLAIN)[0]
-            for n, device in enumerate(("QT-SAMR", "QT-FIRE")):
-                req = ScanRequest(scan_id=f"t-{n}", channel="terminal", officer_id="OFF-SAMR-1", code_text=text, field="food", scanned_ms=now, device_id=device)
-                decide_scan(con, req, policy, now)
-        rows = con.execute("SELECT device_id, agency_id FROM alerts WHERE kind = 'device_agency_mismatch'").fetchall()
-    finally:
-        con.close()
-    assert rows == [("QT-FIRE", "SAMR")]
+            tx.run(_DEVICE, device_id=device, agency_id=agency)
+        text = issue_code(tx, tmp_path / "server", PLAIN)[0]
+        for n, device in enumerate(("QT-SAMR", "QT-FIRE")):
+            req = ScanRequest(scan_id=f"t-{n}", channel="terminal", officer_id="OFF-SAMR-1", code_text=text, field="food", scanned_ms=now, device_id=device)
+            decide_scan(tx, req, POLICY, now)
+    with dbmod.reading(seeded_url) as tx:
+        assert tx.all(_MISMATCHES) == [("QT-FIRE", "SAMR")]
