@@ -27,7 +27,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -37,9 +37,7 @@ from server import db as dbmod
 from server.settings import SignInLimits
 from server.storage import users as user_store
 from server.storage.engine import Tx
-
-if TYPE_CHECKING:
-    import sqlite3
+from server.storage.legacy import Con, as_tx
 
 Role = Literal["officer", "agency_admin", "supervisor", "enterprise"]
 ROLES: tuple[str, ...] = ("officer", "agency_admin", "supervisor", "enterprise")
@@ -109,18 +107,13 @@ class Principal:
 CurrentPrincipal = NamedDependency[Principal]
 
 
-def _as_tx(con: Tx | sqlite3.Connection) -> Tx:
-    """Transition (issue 12): callers not yet moved (demo, bench, a few tests) still hand a raw SQLite connection."""
-    return con if isinstance(con, Tx) else Tx(con)
-
-
 def _token_hash(token: str) -> str:
     """Sessions are stored by the SHA-256 of their token: a copy of the table signs nobody in."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def add_user(
-    con: Tx | sqlite3.Connection,
+    con: Con,
     username: str,
     password: str,
     role: str,
@@ -142,7 +135,7 @@ def add_user(
     if role == "enterprise" and not credit_code:
         raise AuthError("an enterprise user names its credit code: give --enterprise")
     stored = user_store.insert_user(
-        _as_tx(con), username=username, role=role, agency_id=agency_id, officer_id=officer_id, credit_code=credit_code,
+        as_tx(con), username=username, role=role, agency_id=agency_id, officer_id=officer_id, credit_code=credit_code,
         password_hash=password_hash or hash_password(password), created_ms=int(time.time() * 1000),
     )
     if not stored:
@@ -167,9 +160,9 @@ def _new_session(tx: Tx, username: str, now: int) -> str | None:
     return token if stored else None
 
 
-def sign_in(con: Tx | sqlite3.Connection, username: str, password: str) -> tuple[str, Principal] | None:
+def sign_in(con: Con, username: str, password: str) -> tuple[str, Principal] | None:
     """A new session token and the principal, or None (the same for a wrong name or password); no limits."""
-    tx = _as_tx(con)
+    tx = as_tx(con)
     p = _verify(tx, username, password)
     token = _new_session(tx, username, int(time.time() * 1000)) if p else None
     return (token, p) if p and token else None
@@ -250,9 +243,9 @@ def _forgive(tx: Tx, username: str, address: str, counted: _Counted) -> None:
         user_store.take_back_failure(tx, kind=kind, key=key, moved_from_ms=before, moved_to_ms=after)
 
 
-def forget_failures(con: Tx | sqlite3.Connection, username: str) -> None:
+def forget_failures(con: Con, username: str) -> None:
     """Clear an account's failed sign-ins, its own and those of every address it was tried from (a password reset)."""
-    tx = _as_tx(con)
+    tx = as_tx(con)
     user_store.lock_failures(tx)
     user_store.delete_failures_ending_with(tx, PAIR, PAIR_SEPARATOR, username)  # pairs first, as _forgive does
     user_store.delete_failure(tx, ACCOUNT, username)

@@ -3,23 +3,27 @@
 Failures are counted in the database per (account, address) pair (low threshold), per client address
 (high) and per account (much higher), with a doubling wait; a success never counts against an address.
 A guesser at one address cannot keep an account's owner, signing in from another address, out. Clock-dependent rules are tested through ``sign_in_limited``
-with an explicit ``now_ms`` (no waiting); the answers a user sees are tested over HTTP.
+with an explicit ``now_ms`` (no waiting); the answers a user sees are tested over HTTP. Everything runs on both
+backends (``seeded_url``); the attacks of several server processes at once matter on PostgreSQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import multiprocessing
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
 from server import db as dbmod
+from server.accounts import disable_account
 from server.app import create_app
-from server.auth import SignInThrottled, add_user, forget_failures, sign_in_limited
-from server.settings import ServerSettings, SignInLimits
+from server.auth import COOKIE, SESSION_TTL_MS, SignInThrottled, add_user, forget_failures, principal_for_token, sign_in_limited, sign_out
+from server.settings import SignInLimits
+from server.storage.engine import Backend, backend_of, sql
+from tests.server.api_backends import api, settings  # noqa: F401  (api: a fixture, on both backends)
 from tests.server.conftest import Api, password, password_hash
 
 LOGIN = "/api/v1/auth/login"
@@ -33,24 +37,23 @@ def attempt(client: TestClient, username: str, good: bool = False):  # type: ign
     return client.post(LOGIN, json={"username": username, "password": password(username) if good else "wrong-password"})
 
 
-def failures_table(db: Path) -> list[tuple[str, str, int]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT kind, key, failures FROM sign_in_failures ORDER BY kind, key").fetchall()
-    finally:
-        con.close()
+_FAILURES = sql("SELECT kind, key, failures FROM sign_in_failures ORDER BY kind, key")
+_SESSIONS_OF = sql("SELECT count(*) FROM sessions WHERE username = :username")
+_WAITING_LOCKS = sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
 
 
-def test_thirty_officers_at_one_office_address_are_never_throttled(seeded_db: Path) -> None:
+def failures_table(db: str) -> list[tuple[str, str, int]]:
+    with dbmod.reading(db) as tx:
+        return [(kind, key, n) for kind, key, n in tx.all(_FAILURES)]
+
+
+def test_thirty_officers_at_one_office_address_are_never_throttled(seeded_url: str, tmp_path: Path) -> None:
     """Shift change: 30 officers sign in from one address, a few mistyping first; nobody waits."""
-    con = dbmod.connect(seeded_db)
-    try:
+    with dbmod.writing(seeded_url) as tx:
         for i in range(30):
             name = f"shift-{i:02d}"
-            add_user(con, name, password(name), "officer", agency_id="SAMR", officer_id=f"OFF-SAMR-1", password_hash=password_hash(name))
-    finally:
-        con.close()
-    with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False, jobs_enabled=False))) as client:
+            add_user(tx, name, password(name), "officer", agency_id="SAMR", officer_id="OFF-SAMR-1", password_hash=password_hash(name))
+    with TestClient(create_app(settings(seeded_url, tmp_path))) as client:
         for i in range(30):
             name = f"shift-{i:02d}"
             if i % 3 == 0:
@@ -113,20 +116,19 @@ def test_a_success_clears_the_accounts_failures(api: Api) -> None:
         assert attempt(client, "sup", good=True).status_code == 200
 
 
-def test_a_disabled_or_unknown_account_fails_like_a_wrong_password(api: Api, seeded_db: Path) -> None:
-    con = dbmod.connect(seeded_db)
-    con.execute("UPDATE users SET disabled_ms = 1 WHERE username = 'admin-FIRE'")
-    con.close()
+def test_a_disabled_or_unknown_account_fails_like_a_wrong_password(api: Api, seeded_url: str) -> None:
+    with dbmod.writing(seeded_url) as tx:
+        disable_account(tx, "admin-FIRE", "sup", 1)
     a, b = attempt(api.client, "admin-FIRE", good=True), attempt(api.client, "nobody-at-all")
     assert a.status_code == b.status_code == 401 and a.json() == b.json()
 
 
 @pytest.fixture
-def db(seeded_db: Path) -> Iterator[Path]:
-    yield seeded_db
+def db(seeded_url: str) -> str:
+    return seeded_url
 
 
-def limited(db: Path, username: str, good: bool, address: str, now: int, limits: SignInLimits = LIMITS) -> str:
+def limited(db: str, username: str, good: bool, address: str, now: int, limits: SignInLimits = LIMITS) -> str:
     """One attempt through sign_in_limited: 'ok', 'wrong' or 'wait <seconds>'."""
     try:
         result = sign_in_limited(db, username, password(username) if good else "wrong", address=address, limits=limits, now_ms=now)
@@ -135,12 +137,12 @@ def limited(db: Path, username: str, good: bool, address: str, now: int, limits:
     return "ok" if result else "wrong"
 
 
-def test_failures_from_many_addresses_add_up_on_the_account(db: Path) -> None:
+def test_failures_from_many_addresses_add_up_on_the_account(db: str) -> None:
     outcomes = [limited(db, "sup", False, f"198.51.100.{i}", T0 + i) for i in range(LIMITS.account_failures + 1)]
     assert outcomes[:-1] == ["wrong"] * LIMITS.account_failures and outcomes[-1].startswith("wait")
 
 
-def test_the_wait_ends_and_the_next_failure_waits_twice_as_long(db: Path) -> None:
+def test_the_wait_ends_and_the_next_failure_waits_twice_as_long(db: str) -> None:
     base = int(LIMITS.backoff_s)
     now = T0
     for _ in range(LIMITS.pair_failures):
@@ -159,7 +161,7 @@ def test_the_wait_ends_and_the_next_failure_waits_twice_as_long(db: Path) -> Non
     assert ("pair", "a\nsup") not in [(k, key) for k, key, _ in failures_table(db)]
 
 
-def test_failures_spread_over_windows_do_not_add_up(db: Path) -> None:
+def test_failures_spread_over_windows_do_not_add_up(db: str) -> None:
     window_ms = int(LIMITS.window_s * SECOND)
     for day in range(3):
         now = T0 + day * 2 * window_ms
@@ -167,7 +169,7 @@ def test_failures_spread_over_windows_do_not_add_up(db: Path) -> None:
     assert limited(db, "sup", True, "a", T0 + 6 * window_ms) == "ok"
 
 
-def test_an_address_with_many_failures_waits_whatever_the_account(db: Path) -> None:
+def test_an_address_with_many_failures_waits_whatever_the_account(db: str) -> None:
     limits = SignInLimits(pair_failures=5, address_failures=8)
     names = ["OFF-SAMR-1", "OFF-SAMR-2", "OFF-FIRE-1", "admin-SAMR", "admin-FIRE", "sup", "ent-plain", "x", "y"]
     outcomes = [limited(db, name, False, "203.0.113.1", T0, limits) for name in names]
@@ -176,7 +178,7 @@ def test_an_address_with_many_failures_waits_whatever_the_account(db: Path) -> N
     assert limited(db, "OFF-SAMR-1", True, "203.0.113.2", T0, limits) == "ok"  # another address is not affected
 
 
-def test_successes_take_their_count_back_from_the_address(db: Path) -> None:
+def test_successes_take_their_count_back_from_the_address(db: str) -> None:
     limits = SignInLimits(pair_failures=5, address_failures=3)
     for _ in range(10):
         assert limited(db, "OFF-SAMR-1", True, "10.1.1.1", T0, limits) == "ok"
@@ -189,7 +191,7 @@ def test_successes_take_their_count_back_from_the_address(db: Path) -> None:
 
 
 @pytest.mark.parametrize("spread", [False, True], ids=["one-address", "many-addresses"])
-def test_parallel_guesses_cannot_slip_past_the_limit(db: Path, spread: bool) -> None:
+def test_parallel_guesses_cannot_slip_past_the_limit(db: str, spread: bool) -> None:
     """Every attempt is counted in the database before its password is checked: guesses from one address
     meet the pair's limit, guesses from as many addresses the account's."""
     limits = SignInLimits(pair_failures=5, account_failures=7)
@@ -213,7 +215,7 @@ def test_parallel_guesses_cannot_slip_past_the_limit(db: Path, spread: bool) -> 
     assert sum(o.startswith("wait") for o in outcomes) == 12 - threshold
 
 
-def test_old_rows_are_dropped(db: Path) -> None:
+def test_old_rows_are_dropped(db: str) -> None:
     limited(db, "x", False, "a", T0)
     limited(db, "y", False, "b", T0 + int((LIMITS.window_s + LIMITS.backoff_max_s) * SECOND) + 1)
     assert failures_table(db) == [("account", "y", 1), ("address", "b", 1), ("pair", "b\ny", 1)]
@@ -222,7 +224,7 @@ def test_old_rows_are_dropped(db: Path) -> None:
 MINUTE = 60 * SECOND
 
 
-def test_a_guesser_at_one_address_cannot_lock_the_owner_out(db: Path) -> None:
+def test_a_guesser_at_one_address_cannot_lock_the_owner_out(db: str) -> None:
     """The reviewer's attack: 10 guesses at OFF-SAMR-1 from 10.0.0.66, then one every 10 minutes for 3 hours;
     the officer, from 10.0.0.5 with the right password a minute after each, always gets in, while the
     guesser keeps waiting (its own attempts during its wait make it longer)."""
@@ -238,7 +240,7 @@ def test_a_guesser_at_one_address_cannot_lock_the_owner_out(db: Path) -> None:
     assert limited(db, "OFF-SAMR-1", True, "10.0.0.66", T0 + 181 * MINUTE).startswith("wait")
 
 
-def test_a_guesser_whose_address_waits_does_not_lock_another_account(db: Path) -> None:
+def test_a_guesser_whose_address_waits_does_not_lock_another_account(db: str) -> None:
     """The reviewer's second attack: 120 failures on made-up names lock the address; its further guesses at
     OFF-SAMR-2 are refused unchecked and do not count on OFF-SAMR-2, whose owner signs in from elsewhere."""
     for i in range(120):
@@ -250,7 +252,7 @@ def test_a_guesser_whose_address_waits_does_not_lock_another_account(db: Path) -
     assert [n for k, key, n in failures_table(db) if (k, key) == ("account", "OFF-SAMR-2")] in ([], [0])
 
 
-def test_guesses_spread_over_many_addresses_lock_the_account_and_the_owner_cannot_extend_it(db: Path) -> None:
+def test_guesses_spread_over_many_addresses_lock_the_account_and_the_owner_cannot_extend_it(db: str) -> None:
     """A distributed guesser (one guess from each of many addresses) is stopped by the account's threshold:
     then even the owner waits, but the owner's own tries during the wait do not make it longer."""
     outcomes = [limited(db, "sup", False, f"198.51.100.{i}", T0 + i) for i in range(LIMITS.account_failures + 1)]
@@ -262,7 +264,7 @@ def test_guesses_spread_over_many_addresses_lock_the_account_and_the_owner_canno
     assert limited(db, "sup", True, "10.0.0.5", T0 + 100 + int(LIMITS.backoff_s * SECOND)) == "ok"
 
 
-def test_below_the_account_threshold_other_addresses_failures_do_not_block_a_clean_address(db: Path) -> None:
+def test_below_the_account_threshold_other_addresses_failures_do_not_block_a_clean_address(db: str) -> None:
     """Nine addresses each guess up to their pair's limit (45 failures), a tenth four times: all are heard and
     wrong, and the owner, from an address without failures for the account, gets in."""
     guesses = [(f"198.51.100.{i}", LIMITS.pair_failures) for i in range(9)] + [("198.51.100.9", 4)]
@@ -275,15 +277,129 @@ def test_below_the_account_threshold_other_addresses_failures_do_not_block_a_cle
     assert ("account", "sup", LIMITS.account_failures - 1) in failures_table(db)
 
 
-def test_a_password_reset_clears_the_accounts_failures_from_every_address(db: Path) -> None:
+def test_a_password_reset_clears_the_accounts_failures_from_every_address(db: str) -> None:
     for address in ("10.0.0.1", "10.0.0.2"):
         for _ in range(LIMITS.pair_failures + 1):
             limited(db, "sup", False, address, T0)
     limited(db, "admin-SAMR", False, "10.0.0.1", T0)
-    con = dbmod.connect(db)
-    try:
-        forget_failures(con, "sup")
-    finally:
-        con.close()
+    with dbmod.writing(db) as tx:
+        forget_failures(tx, "sup")
     assert [(k, key) for k, key, _ in failures_table(db) if k != "address"] == [("account", "admin-SAMR"), ("pair", "10.0.0.1\nadmin-SAMR")]
     assert limited(db, "sup", True, "10.0.0.1", T0 + 1) == "ok"
+
+
+# --- sessions, and several server processes at once ----------------------------------------------------------------
+
+_EXPIRE_SESSIONS = sql("UPDATE sessions SET expires_ms = :expires_ms WHERE username = :username")
+
+
+def test_a_session_token_is_refused_after_sign_out_and_after_it_expires(db: str) -> None:
+    first = sign_in_limited(db, "OFF-SAMR-1", password("OFF-SAMR-1"), address="a", limits=LIMITS, now_ms=T0)
+    second = sign_in_limited(db, "OFF-SAMR-1", password("OFF-SAMR-1"), address="b", limits=LIMITS, now_ms=T0)
+    assert first and second
+    (token, p), (other, _) = first, second
+    with dbmod.reading(db) as tx:
+        assert principal_for_token(tx, token, T0 + SESSION_TTL_MS - 1) == p
+        assert principal_for_token(tx, token, T0 + SESSION_TTL_MS) is None  # expired
+        assert principal_for_token(tx, token[:-1], T0 + 1) is None
+    for _ in range(2):  # signing out twice changes nothing more
+        with dbmod.writing(db) as tx:
+            sign_out(tx, token)
+    with dbmod.reading(db) as tx:
+        assert principal_for_token(tx, token, T0 + 1) is None  # replayed after sign-out
+        assert principal_for_token(tx, other, T0 + 1) == p  # the user's other session goes on
+
+
+def test_a_token_replayed_after_logout_or_past_its_expiry_is_refused_over_http(api: Api, seeded_url: str) -> None:
+    login = api.client.post(LOGIN, json={"username": "OFF-SAMR-2", "password": password("OFF-SAMR-2")})
+    token = login.json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert api.client.get("/api/v1/auth/me", headers=bearer).status_code == 200
+    assert api.client.post("/api/v1/auth/logout", headers=bearer).status_code == 200
+    api.client.cookies.clear()
+    assert api.client.get("/api/v1/auth/me", headers=bearer).status_code == 401
+    api.client.cookies.set(COOKIE, token)  # the same token as the browser's cookie
+    assert api.client.get("/api/v1/auth/me").status_code == 401
+    api.client.cookies.clear()
+    assert api.client.post("/api/v1/auth/logout", headers=bearer).status_code == 401
+    officer = api.as_("OFF-SAMR-1")
+    assert officer.get("/api/v1/auth/me").status_code == 200
+    with dbmod.writing(seeded_url) as tx:
+        tx.run(_EXPIRE_SESSIONS, expires_ms=int(time.time() * 1000) - 1, username="OFF-SAMR-1")
+    assert officer.get("/api/v1/auth/me").status_code == 401
+
+
+#: Attempts per thread and threads per process in the two-process test (half of the attempts wrong).
+_ROUNDS, _THREADS = 6, 4
+_HIGH = SignInLimits(pair_failures=1000, address_failures=1000, account_failures=1000)
+
+
+def _sign_in_from_one_office(db: str, start: threading.Barrier) -> None:
+    """One server process: threads alternate a wrong password for 'sup' and OFF-SAMR-1's right one, all from one
+    address (a wrong one counts on the pair, the address and the account; a right one takes its count back)."""
+    start.wait()
+    problems: list[str] = []
+
+    def rounds(t: int) -> None:
+        for i in range(_ROUNDS):
+            name, good = ("OFF-SAMR-1", True) if i % 2 else ("sup", False)
+            out = limited(db, name, good, "10.9.9.9", T0 + t, _HIGH)
+            if out != ("ok" if good else "wrong"):
+                problems.append(out)
+
+    threads = [threading.Thread(target=rounds, args=(t,)) for t in range(_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not problems, problems
+
+
+def test_two_server_processes_counting_at_once_lose_no_failure(db: str) -> None:
+    """Two processes (each its own connections) count one address's failures and take successes back at once:
+    every count is read and written back under the database's lock, so none is lost (PostgreSQL's READ COMMITTED
+    alone would let two 'n + 1' writes collide)."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    procs = [ctx.Process(target=_sign_in_from_one_office, args=(db, start)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    wrong = 2 * _THREADS * (_ROUNDS // 2)
+    counts = {(kind, key): n for kind, key, n in failures_table(db)}
+    assert counts[("account", "sup")] == counts[("address", "10.9.9.9")] == counts[("pair", "10.9.9.9\nsup")] == wrong
+    assert counts.get(("account", "OFF-SAMR-1"), 0) == 0 and ("pair", "10.9.9.9\nOFF-SAMR-1") not in counts
+
+
+def test_a_sign_in_racing_a_disable_makes_no_session(db: str) -> None:
+    """PostgreSQL: the password is checked while an administrator's disable is under way; the sign-in's session
+    waits for the account's lock, then finds the account disabled. (SQLite's writers never overlap.)"""
+    if backend_of(db) is Backend.SQLITE:
+        pytest.skip("SQLite serialises every write transaction: there is no overlap to attack")
+    locked, release = threading.Event(), threading.Event()
+
+    def administrator() -> None:
+        with dbmod.writing(db) as tx:
+            disable_account(tx, "OFF-SAMR-1", "admin-SAMR", T0)
+            locked.set()
+            release.wait(60)
+
+    admin = threading.Thread(target=administrator)
+    admin.start()
+    assert locked.wait(30)
+    outcome: list[str] = []
+    signing_in = threading.Thread(target=lambda: outcome.append(limited(db, "OFF-SAMR-1", True, "10.0.0.5", T0)))
+    signing_in.start()
+    deadline = time.monotonic() + 30
+    with dbmod.reading(db) as tx:
+        while tx.scalar(_WAITING_LOCKS) == 0 and signing_in.is_alive():  # until it waits for the account's lock
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    release.set()
+    admin.join()
+    signing_in.join()
+    assert outcome == ["wrong"]  # the password was right, but the account is disabled: no session
+    with dbmod.reading(db) as tx:
+        assert tx.scalar(_SESSIONS_OF, username="OFF-SAMR-1") == 0

@@ -1,15 +1,22 @@
-"""Account management through the API, as each role and as a hostile or careless manager would use it."""
+"""Account management through the API, as each role and as a hostile or careless manager would use it (on both
+backends)."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import threading
 
 import pytest
 
+from server import db as dbmod
+from server.accounts import account_changes, disable_account
+from server.storage.engine import sql
+from tests.server.api_backends import api  # noqa: F401  (a fixture: the API on both backends)
 from tests.server.conftest import Api, password
 
 USERS = "/api/v1/users"
+_DISABLED = sql("SELECT disabled_ms FROM users WHERE username = :username")
+_CHANGES = sql("SELECT count(*) FROM account_changes")
+_SESSIONS_OF = sql("SELECT count(*) FROM sessions WHERE username = :username")
 
 
 def names(answer) -> set[str]:  # type: ignore[no-untyped-def]
@@ -52,7 +59,7 @@ def test_strangers_are_asked_to_sign_in(api: Api) -> None:
         ("sup", "sup", "自己"),
     ],
 )
-def test_what_a_manager_may_not_do(api: Api, seeded_db: Path, actor: str, target: str, why: str) -> None:
+def test_what_a_manager_may_not_do(api: Api, seeded_url: str, actor: str, target: str, why: str) -> None:
     for action in ("disable", "enable"):
         r = api.as_(actor).post(f"{USERS}/{target}/{action}")
         if action == "enable" and actor == target:
@@ -61,21 +68,19 @@ def test_what_a_manager_may_not_do(api: Api, seeded_db: Path, actor: str, target
     if actor != target:
         assert api.as_(actor).post(f"{USERS}/{target}/reset-password", json={"password": "a-new-password"}).status_code == 403
         assert api.as_(actor).get(f"{USERS}/{target}").status_code == 403
-    con = sqlite3.connect(seeded_db)
-    assert con.execute("SELECT disabled_ms FROM users WHERE username = ?", (target,)).fetchone() == (None,)
-    assert con.execute("SELECT count(*) FROM account_changes").fetchone() == (0,)
-    con.close()
+    with dbmod.reading(seeded_url) as tx:
+        assert tx.one(_DISABLED, username=target) == (None,)
+        assert tx.scalar(_CHANGES) == 0
 
 
-def test_a_disabled_account_is_signed_out_at_once_and_cannot_sign_in(api: Api, seeded_db: Path) -> None:
+def test_a_disabled_account_is_signed_out_at_once_and_cannot_sign_in(api: Api, seeded_url: str) -> None:
     officer = api.as_("OFF-SAMR-1")
     assert officer.get("/api/v1/auth/me").status_code == 200  # signed in, with a session token
     r = api.as_("admin-SAMR").post(f"{USERS}/OFF-SAMR-1/disable")
     assert r.status_code == 200 and r.json()["disabled_ms"] and r.json()["active_sessions"] == 0
     assert officer.get("/api/v1/auth/me").status_code == 401  # the same token, the very next request
-    con = sqlite3.connect(seeded_db)
-    assert con.execute("SELECT count(*) FROM sessions WHERE username = 'OFF-SAMR-1'").fetchone() == (0,)
-    con.close()
+    with dbmod.reading(seeded_url) as tx:
+        assert tx.scalar(_SESSIONS_OF, username="OFF-SAMR-1") == 0
     again = api.client.post("/api/v1/auth/login", json={"username": "OFF-SAMR-1", "password": password("OFF-SAMR-1")})
     assert again.status_code == 401 and "用户名或密码错误" in again.json()["detail"]  # like a wrong password
     # enabled again, the officer signs in
@@ -126,3 +131,23 @@ def test_a_bad_new_password_is_refused_with_the_reason(api: Api, body: dict[str,
 def test_a_made_up_account_is_not_found(api: Api, name: str) -> None:
     for r in (api.post(f"{USERS}/{name}/disable"), api.get(f"{USERS}/{name}"), api.post(f"{USERS}/{name}/reset-password", json={"password": "long-enough-1"})):
         assert r.status_code in (400, 404), r.text
+
+
+def test_two_managers_disabling_one_account_at_once_change_and_record_it_once(seeded_url: str) -> None:
+    """Two transactions at once (on PostgreSQL truly side by side): one disables and records, the other finds it done."""
+    start = threading.Barrier(2)
+    changed: list[bool] = []
+
+    def manager(name: str) -> None:
+        start.wait()
+        with dbmod.writing(seeded_url) as tx:
+            changed.append(disable_account(tx, "OFF-SAMR-2", name, 1_800_000_000_000))
+
+    threads = [threading.Thread(target=manager, args=(name,)) for name in ("sup", "admin-SAMR")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(changed) == [False, True]
+    with dbmod.reading(seeded_url) as tx:
+        assert [c.action for c in account_changes(tx, "OFF-SAMR-2")] == ["disabled"]
