@@ -54,18 +54,6 @@ def label(kind: str, lang: str) -> str:
     return zh if lang == "zh" else en
 
 
-def agency_scope(agency_id: str | None) -> tuple[str, tuple[str | None, ...]]:
-    """SQLite SQL condition (and its arguments) for the alerts of one agency: its own, its devices', its officers'.
-
-    Transition (issue 12): only server/live.py still builds its alert query with it; the seam's form is
-    ``server.storage.alerts.recent_alerts``. Remove this once live.py calls that."""
-    return (
-        "(agency_id = ? OR device_id IN (SELECT device_id FROM devices WHERE agency_id = ?)"
-        " OR officer_id IN (SELECT officer_id FROM officers WHERE agency_id = ?))",
-        (agency_id,) * 3,
-    )
-
-
 def raise_alert(
     con: Con,
     kind: str,
