@@ -4,14 +4,15 @@ whether X-Forwarded-For is believed is tested on the real process, with and with
 from __future__ import annotations
 
 import json
-import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from server import db as dbmod
 from server.settings import SignInLimits
+from server.storage.engine import sql
 from tests.server.conftest import seed_users
 from tests.system.conftest import Stack
 
@@ -29,21 +30,19 @@ def sign_in(url: str, username: str, password: str, forwarded_for: str | None = 
         return e.code, {k.lower(): v for k, v in e.headers.items()}, json.loads(e.read() or b"null")
 
 
+_ADDRESSES = sql("SELECT key FROM sign_in_failures WHERE kind = 'address'")
+
+
 def counted_addresses(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
-    try:
-        return {k for (k,) in con.execute("SELECT key FROM sign_in_failures WHERE kind = 'address'")}
-    finally:
-        con.close()
+    with dbmod.reading(db) as tx:
+        return {k for (k,) in tx.all(_ADDRESSES)}
 
 
 def start(stack: Stack, *extra: str) -> str:
     stack.server.argv += list(extra)
     stack.server.start_and_wait()
-    con = sqlite3.connect(stack.server.db_path)
-    seed_users(con, [("OFF-SAMR-1", "SAMR")])
-    con.commit()
-    con.close()
+    with dbmod.writing(stack.server.db_path) as tx:
+        seed_users(tx, [("OFF-SAMR-1", "SAMR")])
     return stack.server.url
 
 

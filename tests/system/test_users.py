@@ -4,19 +4,21 @@ supervisor or agency administrator does it on the console's account page in a re
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from server import db as dbmod
+from server.storage.engine import sql
 from tests.server.conftest import password, seed
 from tests.support.browser import browser, new_context  # noqa: F401  (browser is a pytest fixture)
 from tests.system.conftest import Stack
 from tests.system.harness import ROOT, _env, http_json
 
 pytestmark = pytest.mark.system
+_CHANGES = sql("SELECT username, action, by_username FROM account_changes ORDER BY id")
 
 
 def fe_server(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -60,9 +62,8 @@ def test_users_list_disable_enable_and_reset_password_on_the_command_line(stack:
 
     missing = fe_server("users", "disable", "--db", str(db), "nobody")
     assert missing.returncode == 1 and "nobody" in missing.stderr
-    con = sqlite3.connect(db)
-    changes = con.execute("SELECT username, action, by_username FROM account_changes ORDER BY id").fetchall()
-    con.close()
+    with dbmod.reading(db) as tx:
+        changes = tx.all(_CHANGES)
     assert [(u, a) for u, a, _ in changes] == [("alice", "created"), ("bob", "created"), ("bob", "disabled"), ("bob", "enabled"), ("bob", "password_reset")]
     assert all(by == "cli" or by.startswith("cli:") for *_, by in changes)  # the operator's OS user
 
@@ -70,10 +71,8 @@ def test_users_list_disable_enable_and_reset_password_on_the_command_line(stack:
 @pytest.fixture
 def running(stack: Stack) -> Stack:
     stack.server.start_and_wait()
-    con = sqlite3.connect(stack.server.db_path)
-    seed(con)
-    con.commit()
-    con.close()
+    with dbmod.writing(stack.server.db_path) as tx:
+        seed(tx)
     return stack
 
 
