@@ -176,6 +176,8 @@ def revoke(db_path: str | Path, device_id: str, broker_dir: Path | None = None) 
     register inside each batch's transaction. Revoking again still removes a broker account left behind
     (e.g. by a crash between the two steps), then says the device was already revoked.
     """
+    broker_dir = _broker_dir(db_path, broker_dir)
+
     def revoke_row(tx: Tx) -> tuple[bool, bool]:
         updated = device_register.revoke(tx, device_id, int(time.time() * 1000))
         return updated, updated or bool(device_register.registered(tx, [device_id]))
@@ -183,7 +185,6 @@ def revoke(db_path: str | Path, device_id: str, broker_dir: Path | None = None) 
     updated, known = storage_for(db_path).write(revoke_row)
     told = False
     if known:
-        broker_dir = _broker_dir(db_path, broker_dir)
         if broker.remove_accounts(broker_dir, [device_id]):
             told = broker.reload(broker_dir)
     if not updated:

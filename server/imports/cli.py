@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+from collections.abc import Callable
 from typing import IO
 
 from server.imports import kinds
@@ -23,8 +24,9 @@ def _database_errors() -> tuple[type[Exception], ...]:
     return (sqlite3.Error, psycopg.Error) if psycopg is not None else (sqlite3.Error,)
 
 
-def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``import KIND FILE`` to the ``fe-server`` subcommands."""
+def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_db: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """Add ``import KIND FILE`` to the ``fe-server`` subcommands; ``add_db`` adds the CLI's common ``--db`` option
+    (without it, a plain one: a SQLite path or a postgresql:// URL)."""
     p = sub.add_parser(
         "import",
         help="import a register (enterprises, officers, plans, ...) from a CSV file",
@@ -34,7 +36,10 @@ def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("kind", choices=KINDS, metavar="KIND", help=f"the register: {', '.join(KINDS)}")
     p.add_argument("file", metavar="FILE", help="the CSV file; '-' reads standard input")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"the server's database: a SQLite file or a postgresql:// URL (default: {DEFAULT_DB})")
+    if add_db is not None:
+        add_db(p)
+    else:
+        p.add_argument("--db", default=DEFAULT_DB, help=f"the server's database: a SQLite file or a postgresql:// URL (default: {DEFAULT_DB})")
     p.add_argument("--dry-run", action="store_true", help="check the file against the database, write nothing")
     p.add_argument("--replace", action="store_true", help="update rows whose key exists instead of rejecting the file")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (there is none when stderr is not a terminal)")

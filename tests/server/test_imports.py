@@ -14,7 +14,7 @@ from protocol.creditcode import check_character
 from server import db as dbmod
 from server.imports import KINDS, MAX_PRINTED_ERRORS, add_import_parser, import_csv, run_import
 from server.imports import kinds
-from server.storage.engine import Backend, Tx, backend_of, sql, storage_for
+from server.storage.engine import Backend, Tx, backend_of, close_storage, sql, storage_for
 
 CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -557,3 +557,45 @@ def test_malformed_rows(db: str, tmp_path: Path) -> None:
         (5, "CSV syntax error: ',' expected after '\"'; the rest of the file was not read"),
     ]
     assert count(db, "enterprises") == 0
+
+
+def test_dry_run_on_an_older_sqlite_file_checks_a_migrated_copy(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests.server.test_storage_schema import legacy_file
+
+    path = legacy_file(tmp_path / "old.db", version=5)
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO enterprises(credit_code, name) VALUES (:code, '已有')", {"code": code(1)})
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    f = write(tmp_path, "e.csv", f"credit_code,name\n{code(2)},乙\n{code(1)},甲\n")
+    result = import_csv(path, "enterprises", f, dry_run=True, progress=False)
+    assert result.errors == [(3, f"enterprise '{code(1)}' already exists in the database (--replace updates it)")]
+    assert import_csv(path, "enterprises", f, dry_run=True, replace=True, progress=False).updated == 1
+    assert path.read_bytes() == before  # neither migrated nor written
+
+
+def test_cli_takes_a_postgresql_url_and_the_cli_s_own_db_option(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "fields.csv", "field_id,name\nfood,食品安全\n")
+    assert run_import(cli(["import", "fields", str(f), "--db", db, "--no-progress"])) == 0
+    assert capsys.readouterr().out == f"{f}: imported 1 fields rows\n"
+    seen: list[str] = []
+
+    def add_db(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", type=lambda text: seen.append(text) or text)
+
+    parser = argparse.ArgumentParser(prog="fe-server")
+    add_import_parser(parser.add_subparsers(dest="command", required=True), add_db)
+    assert parser.parse_args(["import", "fields", str(f), "--db", db]).db == db and seen == [db]
+
+
+def test_cli_dry_run_on_an_empty_postgresql_database_migrates_nothing(postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "fields.csv", "field_id,name\nfood,食品安全\n")
+    try:
+        assert run_import(cli(["import", "fields", str(f), "--db", postgres_url, "--dry-run", "--no-progress"])) == 1
+        assert 'relation "fields" does not exist' in capsys.readouterr().err
+        assert rows(postgres_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    finally:
+        close_storage(postgres_url)

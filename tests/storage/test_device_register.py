@@ -9,6 +9,7 @@ import pytest
 
 from protocol.signing import SigningKey
 from server import broker, registry
+from server import db as dbmod
 from server.registry import RegistryError, provision, revoke
 from server.storage import device_register
 from server.storage.device_register import DeviceRegistration
@@ -72,7 +73,7 @@ def test_an_id_taken_meanwhile_registers_nothing(db_url: str, tmp_path: Path, ke
 
     def someone_else_registers_first(folder: Path, creds: dict[str, str]) -> None:
         add_accounts(folder, creds)
-        with registry.dbmod.writing(db_url) as tx:
+        with dbmod.writing(db_url) as tx:
             device_register.add_devices(tx, [device("QT-00002")])
 
     monkeypatch.setattr(broker, "add_accounts", someone_else_registers_first)
@@ -90,3 +91,8 @@ def test_postgresql_needs_a_broker_folder(db_url: str, tmp_path: Path, key: Sign
     with pytest.raises(RegistryError, match="--broker-dir"):
         provision(db_url, key, model="phone", agency_id="AG", out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    with dbmod.writing(db_url) as tx:
+        device_register.add_devices(tx, [device("PH-00001")])
+    with pytest.raises(RegistryError, match="--broker-dir"):  # refused before the device is revoked
+        revoke(db_url, "PH-00001")
+    assert registry.active_device_ids(db_url) == {"PH-00001"}
