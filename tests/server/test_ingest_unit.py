@@ -1,4 +1,5 @@
-"""The ingest without a broker: built paho messages fed to ``Ingest._on_message``, a real SQLite file, real keys.
+"""The ingest without a broker: built paho messages fed to ``Ingest._on_message``, a real database (SQLite and
+PostgreSQL in turn), real keys.
 
 The paho client is built by ``Ingest`` but never connects: its ``publish``, ``subscribe`` and ``ack`` are
 replaced on the instance by a recorder (tests/support/mqtt_messages.py), and the writer thread is the real one,
@@ -8,7 +9,6 @@ waited on with a deadline. The paused writer (database cannot write) is tested i
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 import time
 import uuid
@@ -25,10 +25,10 @@ from protocol.decision import Policy
 from protocol.messages import DeviceStatus, Receipt, ServerMessage, TimeRequest, TimeResponse
 from protocol.signing import SigningKey
 from protocol.timesync import MESSAGE_EXPIRY_S
-from server import db as dbmod
 from server import ingest as ingestmod
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
+from server.storage.engine import sql, storage_for
 from server.store import REJECTED_PREFIX_BYTES
 from tests.support.mqtt_messages import BAD_CREDENTIALS, Recorder, connack, connect_flags, message
 from tests.support.waiting import wait_for
@@ -56,7 +56,7 @@ def status(seq: int, device_id: str = "BR-1", key: SigningKey = DEVICE) -> bytes
 class Harness:
     """An Ingest on a real database, its paho client's outputs recorded."""
 
-    def __init__(self, db_path: Path, ingest: ingestmod.Ingest, recorder: Recorder) -> None:
+    def __init__(self, db_path: str, ingest: ingestmod.Ingest, recorder: Recorder) -> None:
         self.db_path = db_path
         self.ingest = ingest
         self.rec = recorder
@@ -68,13 +68,9 @@ class Harness:
         self.ingest._on_message(self.ingest._client, None, message(topic, payload, mid=mid))
         return mid
 
-    def query(self, sql: str, *args: object) -> list[tuple]:  # type: ignore[type-arg]
-        """Rows from a separate read-only connection: only what the writer committed."""
-        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
+    def query(self, text: str, **params: object) -> list[tuple]:  # type: ignore[type-arg]
+        """Rows from a read-only connection of this thread: only what the writer committed."""
+        return storage_for(self.db_path).read(lambda tx: [tuple(r) for r in tx.all(sql(text), params)])
 
     def down(self) -> list[ServerMessage]:
         """Every message published to BR-1, verified with the server's public key."""
@@ -101,17 +97,22 @@ class Harness:
         wait_for(predicate, DEADLINE_S, message=what)
 
 
+_DEVICE = sql(
+    "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms, revoked_ms) VALUES (:device_id, 'M', 'body_recorder', 'A', :key, 0, :revoked_ms)"
+)
+_REVOKE = sql("UPDATE devices SET revoked_ms = :now_ms WHERE device_id = 'BR-1'")
+
+
 @pytest.fixture
-def make(tmp_path: Path) -> Iterator[Callable[[], Harness]]:
+def make(db_url: str) -> Iterator[Callable[[], Harness]]:
     """Build an Ingest (never connected) over a migrated database with BR-1 registered and BR-REV revoked."""
-    path = tmp_path / "server.db"
-    dbmod.migrate(path)
-    con = dbmod.connect(path)
-    con.executemany(
-        "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms, revoked_ms) VALUES (?, 'M', 'body_recorder', 'A', ?, 0, ?)",
-        [("BR-1", DEVICE.public_hex, None), ("BR-REV", DEVICE.public_hex, int(time.time() * 1000) - 60_000)],
-    )
-    con.close()
+    path = db_url
+    storage_for(path).write(
+        lambda tx: tx.many(_DEVICE, [
+            {"device_id": "BR-1", "key": DEVICE.public_hex, "revoked_ms": None},
+            {"device_id": "BR-REV", "key": DEVICE.public_hex, "revoked_ms": int(time.time() * 1000) - 60_000},
+        ])
+    )  # fmt: skip
     built: list[ingestmod.Ingest] = []
 
     def build() -> Harness:
@@ -235,9 +236,8 @@ def test_a_revoked_device_is_refused_and_a_revocation_applies_from_the_next_batc
         h.deliver(topics.device_up("BR-REV"), status(1, "BR-REV"))
         h.deliver(UP, status(1))
         h.until(lambda: h.receipts(), "BR-1's event was not receipted")
-        con = dbmod.connect(h.db_path)  # `fe-server devices revoke` from another process, the ingest still running
-        con.execute("UPDATE devices SET revoked_ms = ? WHERE device_id = 'BR-1'", (int(time.time() * 1000),))
-        con.close()
+        # `fe-server devices revoke` from another process, the ingest still running
+        storage_for(h.db_path).write(lambda tx: tx.run(_REVOKE, now_ms=int(time.time() * 1000)))
         h.deliver(UP, status(2))
         h.until(lambda: h.query("SELECT COUNT(*) FROM rejected")[0][0] == 2, "the revoked devices' events were not refused")
     rows = h.query("SELECT topic, reason_code, reason FROM rejected ORDER BY id")
