@@ -79,6 +79,8 @@ def gather_facts(tx: Tx, req: ScanRequest, credit_code: str, policy: Policy, now
         rules = policy.exceptions
         check = check_exception(tx, req.exception, credit_code, cred.agency_id if cred else "", req.field or "", now_ms, follow_up_days=rules.rectification_follow_up_days)
         pending = check.verdict == "unregistered" and req.exception.kind in rules.pending_review_kinds
+        if pending:
+            rows.lock_officer_reviews(tx, req.officer_id)  # the count below holds until this scan's review is queued
         if pending and pending_reviews_of(tx, req.officer_id) >= rules.pending_review_per_officer:
             pending, check = False, Check("invalid", f"{check.problem}；您已有 {rules.pending_review_per_officer} 次检查的紧急例外依据待复核 / you already have inspections on urgent exceptions awaiting review")
         exc_ok, problem = check.verdict == "ok" or pending, check.problem

@@ -185,8 +185,16 @@ _COUNTS = sql("""
 def lock_enterprise_scans(tx: Tx, credit_code: str) -> None:
     """Serialise the scans of one enterprise until this transaction ends (docs/storage-seam.md §4.1): two agencies
     scanning at once must end in one inspection, the second joining the first's. PostgreSQL: an advisory lock;
-    SQLite: its write transaction already serialises every writer."""
+    SQLite: its write transaction already serialises every writer. (A code that does not check out names no
+    enterprise: its text stands in, so a resend of that scan waits for the first and finds it recorded.)"""
     tx.lock("fe:scan:" + credit_code)
+
+
+def lock_officer_reviews(tx: Tx, officer_id: str) -> None:
+    """Serialise, until this transaction ends, the scans of one officer that would leave an urgent exception
+    awaiting review, so that two at once (at two enterprises) cannot both pass the policy's bound. Taken after
+    the enterprise's lock, never before: one order, no deadlock."""
+    tx.lock("fe:reviews:" + officer_id)
 
 
 def open_inspections(tx: Tx, credit_code: str, since_ms: int) -> list[OpenInspection]:

@@ -246,3 +246,41 @@ def test_an_offline_decision_the_server_overturns_is_always_alerted(
     with registers.store.reading() as tx:
         server = tx.scalar(_OUTCOME, scan_id=scan.event_id)
         assert tx.scalar(_OVERTURNED, scan_id=scan.event_id) == (1 if provisional != server else 0), (provisional, server)
+
+
+_PENDING = sql("SELECT count(*) FROM exception_reviews WHERE officer_id = :officer_id AND status = 'pending'")
+
+
+def test_one_officer_at_two_enterprises_at_once_has_one_urgent_exception_awaiting_review(registers: Registers) -> None:
+    """The policy's bound on an officer's unreviewed urgent exceptions holds when their two scans race."""
+    assert POLICY.exceptions.pending_review_per_officer == 1
+    urgent = ExceptionBasis(kind="major_risk", reference="燃气泄漏")
+    rounds = 25 if registers.store.backend is Backend.POSTGRES else 5
+    for r in range(rounds):
+        barrier = threading.Barrier(2)
+        outcomes: list[tuple[str, bool]] = []
+        errors: list[BaseException] = []
+        now = NOW_MS + r
+
+        def go(enterprise: str, now: int = now, barrier: threading.Barrier = barrier, outcomes: list[tuple[str, bool]] = outcomes, errors: list[BaseException] = errors) -> None:
+            try:
+                barrier.wait(10)
+                with own_transaction(registers.url) as tx:
+                    req = ScanRequest(
+                        scan_id=str(uuid.uuid4()), channel="phone", officer_id="OFF-SAMR-1", code_text=registers.texts[enterprise], field="food", scanned_ms=now, exception=urgent
+                    )
+                    d = decide_scan(tx, req, POLICY, now)
+                    outcomes.append((d.code, d.pending_review))
+            except BaseException as e:  # noqa: BLE001 - reported by the test thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=go, args=(PLAIN,)), threading.Thread(target=go, args=(FRAGILE,))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert not errors, (r, errors)
+        assert sorted(p for _, p in outcomes) == [False, True], (r, outcomes)
+        with registers.store.reading() as tx:
+            assert tx.scalar(_PENDING, officer_id="OFF-SAMR-1") == 1, r
+        registers.clear()
