@@ -247,7 +247,7 @@ def forget_failures(con: Con, username: str) -> None:
     """Clear an account's failed sign-ins, its own and those of every address it was tried from (a password reset)."""
     tx = as_tx(con)
     user_store.lock_failures(tx)
-    user_store.delete_failures_ending_with(tx, PAIR, PAIR_SEPARATOR, username)  # pairs first, as _forgive does
+    user_store.delete_failures_ending_with(tx, PAIR, PAIR_SEPARATOR, username)  # every (address, this account) pair
     user_store.delete_failure(tx, ACCOUNT, username)
 
 
