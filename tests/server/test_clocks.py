@@ -1,8 +1,7 @@
-"""Device clocks (server/clocks.py): suspect events are stored and flagged, one alert per device."""
+"""Device clocks (server/clocks.py) on both backends: suspect events are stored and flagged, one alert per device."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -15,10 +14,11 @@ from protocol.codec import open_server_message, seal
 from protocol.messages import DeviceStatus, EnterpriseScanned, TimeRequest, TimeResponse
 from protocol.signing import SigningKey, VerifyKey
 from server import clocks
-from server import db as dbmod
 from server.app import create_app
+from server.ingest_batch import store_batch
 from server.settings import ServerSettings
-from server.store import DeviceKeys, Incoming, store_batch
+from server.storage.engine import Tx, sql, storage_for
+from server.store import DeviceKeys, Incoming
 from tests.server.conftest import Api
 
 KEY = SigningKey.from_seed(bytes(range(32)))
@@ -29,23 +29,39 @@ REGISTERED_MS = NOW_MS - 30 * DAY_MS
 Y2100_MS = 4_102_444_800_000
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    p = tmp_path / "s.db"
-    dbmod.migrate(p)
-    con = dbmod.connect(p)
-    for device_id, agency in (("BR-1", "SAMR"), ("BR-2", "FIRE")):
-        con.execute(
-            "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (?, 'M', 'body_recorder', ?, ?, ?)",
-            (device_id, agency, KEY.public_hex, REGISTERED_MS),
-        )
-    con.close()
-    return p
+_DEVICE = sql(
+    "INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (:device_id, 'M', 'body_recorder', :agency, :key, :registered_ms)"
+)
 
 
 @pytest.fixture
-def con(path: Path) -> sqlite3.Connection:
-    return dbmod.connect(path)
+def path(db_url: str) -> str:
+    """A migrated database on each backend (a path or a URL) with BR-1 (SAMR) and BR-2 (FIRE) registered, one key."""
+    storage_for(db_url).write(
+        lambda tx: tx.many(_DEVICE, [{"device_id": d, "agency": a, "key": KEY.public_hex, "registered_ms": REGISTERED_MS} for d, a in (("BR-1", "SAMR"), ("BR-2", "FIRE"))])
+    )
+    return db_url
+
+
+class Db:
+    """The test's own statements on the database (named parameters, either backend)."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+
+    def all(self, text: str, **params: object) -> list[tuple]:  # type: ignore[type-arg]
+        return storage_for(self.db).read(lambda tx: [tuple(r) for r in tx.all(sql(text), params)])
+
+    def run(self, text: str, **params: object) -> None:
+        storage_for(self.db).write(lambda tx: tx.run(sql(text), params))
+
+    def write(self, fn: object) -> None:
+        storage_for(self.db).write(fn)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def con(path: str) -> Db:
+    return Db(path)
 
 
 _seq: dict[str, int] = {}
@@ -72,19 +88,18 @@ def _fresh_seq() -> None:
     _seq.clear()
 
 
-def store(con: sqlite3.Connection, *msgs: object, received_ms: int = NOW_MS) -> None:
+def store(con: Db, *msgs: object, received_ms: int = NOW_MS) -> None:
     batch = [Incoming(topics.device_up(m.device_id), seal(m, KEY), received_ms) for m in msgs]  # type: ignore[attr-defined]
-    out = store_batch(con, batch, DeviceKeys(con))
+    out = store_batch(con.db, batch, DeviceKeys())
     assert out.stored == len(msgs), out.rejected  # never refused for its time
 
 
-def flags(con: sqlite3.Connection) -> dict[int, str | None]:
-    rows = con.execute("SELECT e.seq, c.reason FROM events e LEFT JOIN clock_suspects c USING (event_id) WHERE e.device_id = 'BR-1' ORDER BY e.seq")
-    return dict(rows.fetchall())
+def flags(con: Db) -> dict[int, str | None]:
+    return dict(con.all("SELECT e.seq, c.reason FROM events e LEFT JOIN clock_suspects c USING (event_id) WHERE e.device_id = 'BR-1' ORDER BY e.seq"))
 
 
-def alerts(con: sqlite3.Connection) -> list[tuple[str, str | None]]:
-    return con.execute("SELECT kind, device_id FROM alerts WHERE kind = 'clock_suspect' ORDER BY id").fetchall()
+def alerts(con: Db) -> list[tuple[str, str | None]]:
+    return con.all("SELECT kind, device_id FROM alerts WHERE kind = 'clock_suspect' ORDER BY id")
 
 
 # ---------------------------------------------------------------- the rule's boundaries
@@ -116,28 +131,28 @@ def test_the_rule(device_time_ms: int, error_ms: int, offset_ms: int | None, exp
 # ---------------------------------------------------------------- stored, flagged, one alert
 
 
-def test_skewed_events_are_stored_flagged_and_alerted_once(con: sqlite3.Connection) -> None:
+def test_skewed_events_are_stored_flagged_and_alerted_once(con: Db) -> None:
     store(con, scanned(NOW_MS))
     store(con, *(scanned(NOW_MS + 2 * DAY_MS) for _ in range(5)))
     store(con, scanned(NOW_MS + 2 * DAY_MS))
     assert flags(con) == {1: None, **{s: "future" for s in range(2, 8)}}
     assert alerts(con) == [("clock_suspect", "BR-1")]
-    zh, en = con.execute("SELECT message_zh, message_en FROM alerts WHERE kind = 'clock_suspect'").fetchone()
+    ((zh, en),) = con.all("SELECT message_zh, message_en FROM alerts WHERE kind = 'clock_suspect'")
     assert "BR-1" in zh and "时钟" in zh and "48.0 h" in en
 
 
-def test_a_year_2100_event_is_flagged_whatever_error_it_claims(con: sqlite3.Connection) -> None:
+def test_a_year_2100_event_is_flagged_whatever_error_it_claims(con: Db) -> None:
     store(con, scanned(Y2100_MS + 1, error_ms=10**17))
     assert flags(con) == {1: "after_2100"}
     assert len(alerts(con)) == 1
 
 
-def test_late_delivery_is_not_suspect(con: sqlite3.Connection) -> None:
+def test_late_delivery_is_not_suspect(con: Db) -> None:
     store(con, *(scanned(NOW_MS - 20 * HOUR_MS + i) for i in range(3)))
     assert set(flags(con).values()) == {None} and alerts(con) == []
 
 
-def test_a_clock_behind_is_caught_by_the_devices_own_offset(con: sqlite3.Connection) -> None:
+def test_a_clock_behind_is_caught_by_the_devices_own_offset(con: Db) -> None:
     behind = NOW_MS - 2 * DAY_MS
     store(con, scanned(behind))  # nothing known yet: looks like a late delivery
     store(con, status(behind, 2 * DAY_MS))  # its time exchange says: the server is 2 days ahead
@@ -149,7 +164,7 @@ def test_a_clock_behind_is_caught_by_the_devices_own_offset(con: sqlite3.Connect
     assert flags(con)[4] is None and flags(con)[5] is None
 
 
-def test_a_new_alert_only_after_a_day_or_after_recovery(con: sqlite3.Connection) -> None:
+def test_a_new_alert_only_after_a_day_or_after_recovery(con: Db) -> None:
     store(con, scanned(NOW_MS + DAY_MS), received_ms=NOW_MS)
     store(con, scanned(NOW_MS + DAY_MS), received_ms=NOW_MS + 1000)
     assert len(alerts(con)) == 1
@@ -165,21 +180,21 @@ def test_a_new_alert_only_after_a_day_or_after_recovery(con: sqlite3.Connection)
     assert len(alerts(con)) == 2
 
 
-def test_a_day_later_the_still_suspect_device_is_alerted_again(con: sqlite3.Connection) -> None:
+def test_a_day_later_the_still_suspect_device_is_alerted_again(con: Db) -> None:
     store(con, scanned(NOW_MS + 3 * DAY_MS))
-    con.execute("UPDATE device_clocks SET alerted_ms = alerted_ms - ?", (clocks.REALERT_AFTER_MS,))
+    con.run("UPDATE device_clocks SET alerted_ms = alerted_ms - :ms", ms=clocks.REALERT_AFTER_MS)
     store(con, scanned(NOW_MS + 3 * DAY_MS))
     assert len(alerts(con)) == 2
 
 
-def test_a_resend_does_not_alert_again(con: sqlite3.Connection) -> None:
+def test_a_resend_does_not_alert_again(con: Db) -> None:
     e = scanned(NOW_MS + DAY_MS)
     store(con, e)
-    out = store_batch(con, [Incoming(topics.device_up("BR-1"), seal(e, KEY), NOW_MS)], DeviceKeys(con))
+    out = store_batch(con.db, [Incoming(topics.device_up("BR-1"), seal(e, KEY), NOW_MS)], DeviceKeys())
     assert out.duplicates == 1 and len(alerts(con)) == 1
 
 
-def test_devices_are_alerted_separately(con: sqlite3.Connection) -> None:
+def test_devices_are_alerted_separately(con: Db) -> None:
     store(con, scanned(NOW_MS + DAY_MS), scanned(NOW_MS + DAY_MS, device_id="BR-2"))
     assert alerts(con) == [("clock_suspect", "BR-1"), ("clock_suspect", "BR-2")]
 
@@ -187,14 +202,18 @@ def test_devices_are_alerted_separately(con: sqlite3.Connection) -> None:
 # ---------------------------------------------------------------- seen through the API
 
 
-def test_the_flag_and_the_alert_through_the_api(path: Path, con: sqlite3.Connection) -> None:
+def test_the_flag_and_the_alert_through_the_api(path: str, con: Db, tmp_path: Path) -> None:
     from server.auth import add_user
     from tests.server.conftest import password, password_hash
 
     store(con, scanned(NOW_MS), scanned(NOW_MS + 2 * DAY_MS), scanned(NOW_MS + 2 * DAY_MS, device_id="BR-2"))
-    add_user(con, "sup", password("sup"), "supervisor", password_hash=password_hash("sup"))
-    add_user(con, "admin-SAMR", password("admin-SAMR"), "agency_admin", agency_id="SAMR", password_hash=password_hash("admin-SAMR"))
-    with TestClient(create_app(ServerSettings(db_path=path, mqtt_enabled=False, jobs_enabled=False))) as c:
+
+    def users(tx: Tx) -> None:
+        add_user(tx, "sup", password("sup"), "supervisor", password_hash=password_hash("sup"))
+        add_user(tx, "admin-SAMR", password("admin-SAMR"), "agency_admin", agency_id="SAMR", password_hash=password_hash("admin-SAMR"))
+
+    con.write(users)
+    with TestClient(create_app(ServerSettings(db_path=path, key_dir=tmp_path, mqtt_enabled=False, jobs_enabled=False))) as c:
         api = Api(c)
         events = api.get("/api/v1/events", params={"device_id": "BR-1"}).json()
         assert {e["seq"]: e["clock_suspect"] for e in events} == {1: None, 2: "future"}
@@ -212,7 +231,7 @@ def time_request(device_id: str = "BR-1", key: SigningKey = KEY, fmt: str = "jso
     return req, seal(req, key, fmt)  # type: ignore[arg-type]
 
 
-def test_an_authentic_request_is_answered_at_once_in_its_format(path: Path) -> None:
+def test_an_authentic_request_is_answered_at_once_in_its_format(path: str) -> None:
     server_key = SigningKey.generate()
     ts = clocks.TimeServer(path, server_key)
     req, payload = time_request(fmt="msgpack")
@@ -235,20 +254,20 @@ def test_an_authentic_request_is_answered_at_once_in_its_format(path: Path) -> N
         lambda: (topics.device_time("BR-1"), seal(scanned(NOW_MS), KEY)),  # an event, not a time request
     ],
 )
-def test_anything_else_is_not_answered(path: Path, make) -> None:  # type: ignore[no-untyped-def]
+def test_anything_else_is_not_answered(path: str, make) -> None:  # type: ignore[no-untyped-def]
     ts = clocks.TimeServer(path, SigningKey.generate())
     assert ts.answer(*make(), NOW_MS) is None and ts.refused == 1
 
 
-def test_a_revoked_device_is_not_answered_and_a_flood_is_answered_once_a_second(path: Path, con: sqlite3.Connection) -> None:
+def test_a_revoked_device_is_not_answered_and_a_flood_is_answered_once_a_second(path: str, con: Db) -> None:
     ts = clocks.TimeServer(path, SigningKey.generate())
     answered = [ts.answer(topics.device_time("BR-1"), time_request()[1], NOW_MS) for _ in range(20)]
     assert sum(a is not None for a in answered) == 1 and ts.refused == 19
-    con.execute("UPDATE devices SET revoked_ms = 1 WHERE device_id = 'BR-2'")
+    con.run("UPDATE devices SET revoked_ms = 1 WHERE device_id = 'BR-2'")
     assert ts.answer(topics.device_time("BR-2"), time_request("BR-2")[1], NOW_MS) is None
 
 
-def test_a_flag_goes_with_its_event_when_retention_removes_it(con: sqlite3.Connection) -> None:
+def test_a_flag_goes_with_its_event_when_retention_removes_it(con: Db) -> None:
     store(con, status(NOW_MS + DAY_MS, None))
-    con.execute("DELETE FROM events WHERE seq = 1 AND device_id = 'BR-1'")  # as the retention job does (server/jobs.py)
-    assert con.execute("SELECT COUNT(*) FROM clock_suspects").fetchone()[0] == 0
+    con.run("DELETE FROM events WHERE seq = 1 AND device_id = 'BR-1'")  # as the retention job does (server/jobs.py)
+    assert con.all("SELECT count(*) FROM clock_suspects") == [(0,)]
