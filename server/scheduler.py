@@ -129,7 +129,7 @@ class Scheduler:
     def __init__(self, db: str | Path, key_path: Path, policy_path: Path, *, retry_s: float = LEADER_RETRY_S, lock: LeaderLock | None = None) -> None:
         self.db, self.key_path, self.policy_path = str(db), key_path, policy_path
         self.retry_s = retry_s
-        self._lock = lock if lock is not None else leader_lock(self.db)
+        self.lock = lock if lock is not None else leader_lock(self.db)
         _databases[redact(self.db)] = self.db
         self._running: BackgroundScheduler | None = None  # APScheduler, while this scheduler leads
         self._stop = threading.Event()
@@ -164,9 +164,10 @@ class Scheduler:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.retry_s):
-            if self._running is not None and not self._lock.held():
+            if self._running is not None and not self.lock.held():
                 log.warning("scheduler: lost the leader lock; stopping the jobs here")
                 self._step_down(wait=False)
+                continue  # the others try first
             if self._running is None:
                 self._step_up()
 
@@ -174,7 +175,7 @@ class Scheduler:
         """Become the leader if the lock is free: start APScheduler and register every job under its id (replacing the
         stored copy, never adding a second)."""
         with self._guard:
-            if self._running is not None or self._stop.is_set() or not self._lock.acquire():
+            if self._running is not None or self._stop.is_set() or not self.lock.acquire():
                 return
             sched = BackgroundScheduler(
                 jobstores={"default": self._store()}, timezone=TZ,
@@ -191,7 +192,7 @@ class Scheduler:
             sched, self._running = self._running, None
             if sched is not None and sched.running:
                 sched.shutdown(wait=wait)
-            self._lock.release()
+            self.lock.release()
 
     def _job_kwargs(self, job_id: str, **extra: Any) -> dict[str, Any]:
         return {"job_id": job_id, "db": redact(self.db), "key_path": str(self.key_path), "policy_path": str(self.policy_path), **extra}

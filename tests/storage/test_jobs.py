@@ -315,6 +315,20 @@ def test_one_scheduler_leads_and_another_takes_over_when_it_stops(schedulers: Ca
     assert _until(lambda: second.is_leader)
 
 
+def test_a_leader_whose_connection_dies_steps_down_and_another_takes_over(db_url: str, schedulers: Callable[..., Scheduler]) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's lock has no connection: a leader loses it only with its process (the next test)")
+    import psycopg
+
+    first, second = schedulers(), schedulers()
+    assert isinstance(first.lock, AdvisoryLock) and first.is_leader
+    lost = first.lock.backend_pid()
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (lost,))
+    # one leader again, on a live session (the second, usually: the one that lost waits a round before trying again)
+    assert _until(lambda: second.is_leader != first.is_leader and lost not in (first.lock.backend_pid(), second.lock.backend_pid()))
+
+
 _LEADER = """
 import sys, time
 from server.scheduler import Scheduler
