@@ -27,7 +27,7 @@ from protocol.messages import (
     ScanDecision,
 )
 from server.alerts import raise_alert
-from server.scanning import ScanConflict, ScanRequest, credential_of, decide_scan, end_part, recorded_decision
+from server.scanning import ScanConflict, ScanRequest, credential_of, decide_scan, end_part, lock_inspection, recorded_decision
 from server.storage import inspections as rows
 from server.storage import projection
 from server.storage.engine import Tx
@@ -150,6 +150,7 @@ class Projector:
                 device_id=msg.device_id, officer_id=msg.officer_id, agency_id=msg.agency_id, ref=msg.inspection_id,
             )  # fmt: skip
             return
+        lock_inspection(con, inspection_id)  # a part joins under the lock its inspection ends under
         cred = credential_of(con, msg.officer_id)
         part = rows.Part(
             inspection_id=inspection_id, officer_id=msg.officer_id, agency_id=cred.agency_id if cred else msg.agency_id, field=msg.field, matter=msg.matter,

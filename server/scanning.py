@@ -236,10 +236,21 @@ def _open_or_join(tx: Tx, req: ScanRequest, d: Decision, facts: Facts, now_ms: i
     return d
 
 
+def lock_inspection(con: Con, inspection_id: str) -> bool:
+    """Take the scan lock of the inspection's enterprise: parts join and end under it, so the inspection ends
+    exactly when its last part does, whatever runs at the same time. False if there is no such inspection."""
+    tx = as_tx(con)
+    credit_code = rows.enterprise_inspected(tx, inspection_id)
+    if credit_code is None:
+        return False
+    rows.lock_enterprise_scans(tx, credit_code)
+    return True
+
+
 def end_part(con: Con, inspection_id: str, officer_id: str, result: str, summary: str, now_ms: int) -> bool:
     """End one officer's part of an inspection; the inspection ends when every part has. False if unknown."""
     tx = as_tx(con)
-    if not rows.end_part(tx, inspection_id, officer_id, result, summary, now_ms):
+    if not lock_inspection(tx, inspection_id) or not rows.end_part(tx, inspection_id, officer_id, result, summary, now_ms):
         return False
     if rows.open_parts(tx, inspection_id) == 0:
         rows.end_inspection(tx, inspection_id, now_ms)

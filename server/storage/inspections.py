@@ -278,6 +278,7 @@ _END_PART = sql("""
 _OPEN_PARTS = sql("SELECT count(*) FROM inspection_parts WHERE inspection_id = :inspection_id AND ended_ms IS NULL")
 _END_INSPECTION = sql("UPDATE inspections SET status = 'ended', ended_ms = :now_ms WHERE inspection_id = :inspection_id")
 _EXISTS = sql("SELECT 1 FROM inspections WHERE inspection_id = :inspection_id")
+_ENTERPRISE_OF = sql("SELECT credit_code FROM inspections WHERE inspection_id = :inspection_id")
 _OF_ENTERPRISE = sql("SELECT 1 FROM inspections WHERE inspection_id = :inspection_id AND credit_code = :credit_code")
 _PART_OF_OFFICER = sql("SELECT 1 FROM inspection_parts WHERE inspection_id = :inspection_id AND officer_id = :officer_id")
 _PART_OF_AGENCY = sql("SELECT 1 FROM inspection_parts WHERE inspection_id = :inspection_id AND agency_id = :agency_id LIMIT 1")
@@ -330,6 +331,11 @@ def end_inspection(tx: Tx, inspection_id: str, now_ms: int) -> None:
 
 def inspection_exists(tx: Tx, inspection_id: str) -> bool:
     return tx.one(_EXISTS, inspection_id=inspection_id) is not None
+
+
+def enterprise_inspected(tx: Tx, inspection_id: str) -> str | None:
+    """The credit code of the inspection's enterprise (None: no such inspection)."""
+    return tx.scalar(_ENTERPRISE_OF, inspection_id=inspection_id)  # type: ignore[no-any-return]
 
 
 def inspection_of_enterprise(tx: Tx, inspection_id: str, credit_code: str | None) -> bool:

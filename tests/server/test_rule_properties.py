@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,4 +283,65 @@ def test_one_officer_at_two_enterprises_at_once_has_one_urgent_exception_awaitin
         assert sorted(p for _, p in outcomes) == [False, True], (r, outcomes)
         with registers.store.reading() as tx:
             assert tx.scalar(_PENDING, officer_id="OFF-SAMR-1") == 1, r
+        registers.clear()
+
+
+_STATUS = sql("""
+    SELECT i.inspection_id, i.status, count(p.officer_id), count(CASE WHEN p.ended_ms IS NULL THEN 1 END)
+    FROM inspections i JOIN inspection_parts p ON p.inspection_id = i.inspection_id
+    GROUP BY i.inspection_id, i.status ORDER BY i.inspection_id
+""")
+
+
+def _race(*jobs: Callable[[Tx], object], url: str) -> list[object]:
+    """Run each job in its own thread and transaction (own_transaction), all released at once; their results."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[object] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait(10)
+            with own_transaction(url) as tx:
+                results[n] = jobs[n](tx)
+        except BaseException as e:  # noqa: BLE001 - reported by the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    return results
+
+
+def test_an_inspection_ends_exactly_when_its_last_part_does_whatever_races_it(registers: Registers) -> None:
+    """Two officers ending their parts at once end the inspection; a part ending while another agency joins leaves
+    no ended inspection with a part under way, nor an open one with every part ended."""
+    text = registers.texts[PLAIN]
+
+    def scanner(officer: str, field: str, now: int) -> Callable[[Tx], object]:
+        return lambda tx: decide_scan(tx, ScanRequest(scan_id=str(uuid.uuid4()), channel="phone", officer_id=officer, code_text=text, field=field, scanned_ms=now), POLICY, now)
+
+    def ender(inspection_id: str, officer: str, now: int) -> Callable[[Tx], object]:
+        return lambda tx: end_part(tx, inspection_id, officer, "no_violation", "", now)
+
+    rounds = 20 if registers.store.backend is Backend.POSTGRES else 4
+    for r in range(rounds):
+        now = NOW_MS + r
+        first = scanner("OFF-SAMR-1", "food", now)
+        with registers.store.writing() as tx:
+            d = first(tx)
+            assert scanner("OFF-FIRE-1", "fire", now)(tx).outcome == "join"  # type: ignore[attr-defined]
+        _race(ender(d.inspection_id, "OFF-SAMR-1", now + 1), ender(d.inspection_id, "OFF-FIRE-1", now + 1), url=registers.url)  # type: ignore[attr-defined]
+        with registers.store.reading() as tx:
+            assert tx.all(_STATUS) == [(d.inspection_id, "ended", 2, 0)], r  # type: ignore[attr-defined]
+        registers.clear()
+        with registers.store.writing() as tx:
+            d = first(tx)
+        _race(ender(d.inspection_id, "OFF-SAMR-1", now + 1), scanner("OFF-FIRE-1", "fire", now + 1), url=registers.url)  # type: ignore[attr-defined]
+        with registers.store.reading() as tx:
+            for iid, status, parts, under_way in tx.all(_STATUS):
+                assert (status == "ended") == (under_way == 0), (r, iid, status, parts, under_way)
         registers.clear()
