@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 #: The broker keeps the server's subscription and queued messages this long while the server is down.
 SESSION_EXPIRY_S = 7 * 24 * 3600
+#: The same for one of several ingest processes in a shared subscription: Mosquitto queues a member's share while it
+#: is away, so a worker gone for good must leave the group soon; what was queued for it goes with its session and
+#: the devices resend it (their outboxes keep every unreceipted event; docs/storage-seam.md §5.2).
+SHARED_SESSION_EXPIRY_S = 120
 #: Messages held in memory between paho and the writer; past it paho waits (backpressure to the broker).
 QUEUE_MAX = 20_000
 #: Receipt items per receipt message, keeping each well under the 64 KiB payload limit.
@@ -118,8 +122,15 @@ class Ingest:
         self.connected = True
         self.metrics.connected.set(1)
         # Subscribe every time: a broker that lost its persistence also lost our subscription.
-        client.subscribe([(topics.all_devices_up(), 1), (topics.all_devices_presence(), 1), (topics.all_devices_time(), 1)])
+        client.subscribe(self.subscriptions())
         log.info("connected to the broker (session present: %s)", flags.session_present)
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """The uplink, presence and time topics of every device, at QoS 1; in the shared group when there is one,
+        so that several ingest processes split the devices' messages between them."""
+        group = self.settings.mqtt_share_group
+        plain = [topics.all_devices_up(), topics.all_devices_presence(), topics.all_devices_time()]
+        return [(f"$share/{group}/{t}" if group else t, 1) for t in plain]
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         self.connected = False
@@ -162,7 +173,7 @@ class Ingest:
         """Start the writer and connect."""
         self._writer.start()
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = SHARED_SESSION_EXPIRY_S if self.settings.mqtt_share_group else SESSION_EXPIRY_S
         s = self.settings
         self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30, clean_start=False, properties=props)
         self._client.loop_start()

@@ -296,3 +296,16 @@ def test_connect_subscribes_to_uplinks_presence_and_time_but_not_when_refused(h:
     assert h.ingest.connected and h.ingest.metrics.registry.get_sample_value("fe_mqtt_connected") == 1
     ((filters, _),) = h.rec.subscribed
     assert sorted(filters) == sorted([(topics.all_devices_up(), 1), (topics.all_devices_presence(), 1), (topics.all_devices_time(), 1)])  # type: ignore[arg-type]
+
+
+def test_an_ingest_worker_subscribes_in_its_shared_group(h: Harness) -> None:
+    """Several ingest processes split the uplinks through one shared subscription (docs/storage-seam.md §5.2)."""
+    worker = ingestmod.Ingest(
+        ServerSettings(db_path=h.db_path, jobs_enabled=False, mqtt_share_group="fe-ingest"), SERVER, IngestMetrics(), load_toml(POLICY_FILE, Policy)
+    )
+    rec = Recorder().install(worker._client)
+    worker._on_connect(worker._client, None, connect_flags(), connack(), None)
+    ((filters, _),) = rec.subscribed
+    assert sorted(filters) == sorted(  # type: ignore[arg-type]
+        [(f"$share/fe-ingest/{topics.all_devices_up()}", 1), (f"$share/fe-ingest/{topics.all_devices_presence()}", 1), (f"$share/fe-ingest/{topics.all_devices_time()}", 1)]
+    )
