@@ -21,7 +21,6 @@ from server.keys import load_or_create_server_key
 from server.registry import RegistryError, provision, revoke
 from server.settings import Role, ServerSettings, key_base
 from server.storage import console
-from server.storage.engine import Backend, backend_of
 from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
 
 __all__ = ["DEFAULT_DB", "build_parser", "main"]
@@ -248,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo-seed":
             from server.demo import seed_demo
 
-            print(json.dumps(seed_demo(_key_base(args) if backend_of(args.db) is Backend.SQLITE else args.db, args.devices, enterprises=args.enterprises)))
+            print(json.dumps(seed_demo(args.db, args.devices, enterprises=args.enterprises, key_base=_key_base(args))))
         elif args.command == "qr":
             return _cmd_qr(args)
         elif args.command == "devices" and args.devices_command == "revoke":

@@ -211,6 +211,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("key", help="print the server's public key (devices verify receipts with it)")
     _add_db(keys)
-    add_import_parser(sub)
+    add_import_parser(sub, _add_db)
     add_broker_parsers(sub, _add_db)
     return parser

@@ -19,6 +19,7 @@ if _ROOT not in sys.path:
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+from tests.support.backends import BACKENDS  # noqa: E402
 from tests.support.broker import Broker, mosquitto_children  # noqa: E402
 from tests.support.proxy import TcpProxy  # noqa: E402
 
@@ -202,8 +203,6 @@ def postgres_url(postgres_cluster: Postgres) -> Iterator[str]:
 
 # -- databases on both backends (issue 12) ---------------------------------------------------------------------
 
-#: The backends the storage, rules and ingest tests run on; FE_TEST_BACKENDS=sqlite runs the SQLite half only.
-BACKENDS = [b for b in os.environ.get("FE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 _POSTGRES_TEMPLATE = "fe_template"
 
 

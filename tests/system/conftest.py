@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from server import broker as broker_security
+from server.settings import key_base
+from tests.support.backends import BACKENDS
 from tests.support.broker import Broker
 from tests.system.harness import DeviceRun, ServerProc, make_devices
 
@@ -20,15 +23,18 @@ SECURE_BY_DEFAULT = os.environ.get("FE_TEST_SECURE_BROKER", "1") == "1"
 #: A test-only broker account allowed every topic: it plays what a misconfigured or compromised broker would
 #: let through, for tests of the server's and agents' own checks (signatures, topics, receipts).
 SUPERUSER = "fe-test-superuser"
+_stack_dbs = itertools.count(1)
 
 
 class Stack:
     """A broker, a server and devices, wired together for one test."""
 
-    def __init__(self, workdir: Path, broker: Broker) -> None:
+    def __init__(self, workdir: Path, broker: Broker, db: str | None = None) -> None:
         self.workdir = workdir
         self.broker = broker
-        self.server = ServerProc(workdir, broker.port)
+        self.server = ServerProc(workdir, broker.port, db=db)
+        #: More server processes of other roles (tests/system/test_scale_out.py), killed at teardown.
+        self.servers: list[ServerProc] = []
         self.devices: list[DeviceRun] = []
 
     @property
@@ -54,39 +60,52 @@ class Stack:
         """Provision devices (their bundles point at the broker, or at ``mqtt_port``); a running secure broker
         has reread its password file (with their accounts) when this returns."""
         reloads = self.broker.reloads
-        made = make_devices(self.workdir, self.server.db_path, mqtt_port or self.broker.port, count, **overrides)
+        made = make_devices(self.workdir, self.server.db, mqtt_port or self.broker.port, count, **overrides)
         if self.secure and self.broker.is_running:
             self.broker.wait_reloaded(reloads)
         self.devices += made
         return made
 
+    def add_server(self, name: str, *role_args: str) -> ServerProc:
+        """One more ``fe-server run`` process on the stack's database and broker, e.g. ``add_server("ingest-1",
+        "--role", "ingest", "--ingest-worker", "1")`` (not started)."""
+        proc = ServerProc(self.workdir, self.broker.port, db=self.server.db, extra=role_args, name=name)
+        self.servers.append(proc)
+        return proc
+
     def teardown(self, failed: bool) -> None:
         if failed:
-            print(f"=== server log ===\n{self.server.log_tail(60)}")
+            for proc in [self.server, *self.servers]:
+                print(f"=== {proc.name} log ===\n{proc.log_tail(60)}")
             for d in self.devices:
                 if d.proc:
                     print(f"=== {d.device_id} log ===\n{d.proc.log_tail(30)}")
         for d in self.devices:
             if d.proc:
                 d.proc.kill()
-        self.server.kill()
+        for proc in [self.server, *self.servers]:
+            proc.kill()
 
 
 @pytest.fixture
 def stack_factory(tmp_path: Path, broker_factory: Callable[..., Broker], request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
-    """``stack_factory(secure=None, **broker_kwargs) -> Stack`` with a fresh private broker; ``secure`` (default
-    SECURE_BY_DEFAULT): the broker refuses anonymous clients and checks the accounts and ACL that the server's
-    register makes."""
+    """``stack_factory(secure=None, backend="sqlite", **broker_kwargs) -> Stack`` with a fresh private broker;
+    ``secure`` (default SECURE_BY_DEFAULT): the broker refuses anonymous clients and checks the accounts and ACL that
+    the server's register makes; ``backend="postgresql"``: the server's database is a fresh one on the run's private
+    PostgreSQL cluster."""
     made: list[Stack] = []
 
-    def make(*, secure: bool | None = None, **broker_kwargs: Any) -> Stack:
+    def make(*, secure: bool | None = None, backend: str = "sqlite", ingest_workers: int = 0, **broker_kwargs: Any) -> Stack:
         workdir = tmp_path / f"stack{len(made)}"
         workdir.mkdir()
+        db = None
+        if backend == "postgresql":
+            db = request.getfixturevalue("postgres_cluster").create_database(f"stack_{os.getpid()}_{next(_stack_dbs)}")
         if (SECURE_BY_DEFAULT if secure is None else secure) and "security_dir" not in broker_kwargs:
-            security_dir = broker_security.broker_dir_for(workdir / "server.db")
-            broker_security.prepare(security_dir)
+            security_dir = broker_security.broker_dir_for(key_base(db or str(workdir / "server.db"), workdir))
+            broker_security.prepare(security_dir, ingest_workers=ingest_workers)
             broker_kwargs["security_dir"] = security_dir
-        s = Stack(workdir, broker_factory(**broker_kwargs))
+        s = Stack(workdir, broker_factory(**broker_kwargs), db)
         made.append(s)
         return s
 
@@ -100,3 +119,9 @@ def stack_factory(tmp_path: Path, broker_factory: Callable[..., Broker], request
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
     """A broker with persistence, a server (not started) and no devices yet."""
     return stack_factory(persistence=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def any_stack(stack_factory: Callable[..., Stack], request: pytest.FixtureRequest) -> Stack:
+    """``stack`` on each backend in turn (SQLite, then a private PostgreSQL database)."""
+    return stack_factory(persistence=True, backend=request.param)

@@ -17,8 +17,11 @@ from typing import Any
 import msgspec
 
 from protocol.config import DeviceConfig, encode_device_config, load_device_config
+from server.broker import broker_dir_for
 from server.keys import load_or_create_server_key
 from server.registry import provision
+from server.settings import key_base
+from server.storage.engine import Backend, backend_of, sql, storage_for
 from tests.support.broker import free_port
 from tests.support.waiting import wait_for
 
@@ -88,16 +91,31 @@ class Proc:
 
 
 class ServerProc(Proc):
-    """`fe-server run` on a free HTTP port."""
+    """`fe-server run` on a free HTTP port, over a SQLite file in ``workdir`` or the PostgreSQL database ``db``
+    (its key and broker files then live in ``workdir`` too: --key-dir)."""
 
-    def __init__(self, workdir: Path, mqtt_port: int, *, fault_pause_s: float = 0.0) -> None:
-        self.db_path = workdir / "server.db"
+    def __init__(
+        self, workdir: Path, mqtt_port: int, *, fault_pause_s: float = 0.0, db: str | None = None, extra: tuple[str, ...] = (), name: str = "server"
+    ) -> None:
+        #: The database as --db takes it (a path or a URL); tests read it through the storage seam.
+        self.db = db or str(workdir / "server.db")
+        #: What the server's key and broker files are named after (server.settings.key_base).
+        self.key_base = key_base(self.db, workdir)
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
-        argv = [sys.executable, "-m", "server.cli", "run", "--db", str(self.db_path), "--mqtt-port", str(mqtt_port), "--http-port", str(self.http_port)]
+        argv = [
+            sys.executable, "-m", "server.cli", "run", "--db", self.db, "--key-dir", str(workdir), "--mqtt-port", str(mqtt_port),
+            "--http-port", str(self.http_port), *extra,
+        ]  # fmt: skip
         env = _env({"FE_FAULT_PAUSE_BEFORE_COMMIT_S": str(fault_pause_s)} if fault_pause_s else None)
-        super().__init__("server", argv, workdir / "server.log", env)
+        super().__init__(name, argv, workdir / f"{name}.log", env)
         self._tokens: dict[str, str] = {}
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (tests that open it directly run on SQLite only)."""
+        assert backend_of(self.db) is Backend.SQLITE, "this test reads the SQLite file directly: read through the seam instead"
+        return Path(self.db)
 
     def token(self, username: str = "sup") -> str:
         """A session token of a test user (users and passwords as in tests/server/conftest.py)."""
@@ -216,13 +234,18 @@ class DeviceRun:
             con.close()
 
 
-def make_devices(workdir: Path, db_path: Path, mqtt_port: int, count: int, *, model: str = "body_recorder", **overrides: Any) -> list[DeviceRun]:
-    """Provision devices on the server's database, with test-friendly timings, unless overridden.
+def make_devices(workdir: Path, db: Path | str, mqtt_port: int, count: int, *, model: str = "body_recorder", **overrides: Any) -> list[DeviceRun]:
+    """Provision devices on the server's database (a path, or a URL with its key files in ``workdir``), with
+    test-friendly timings, unless overridden.
 
     ``overrides`` are dotted config keys with '__' for '.', e.g. ``delivery__receipt_window=2000``.
     """
-    key = load_or_create_server_key(db_path.with_name(db_path.name + ".server.key"))
-    made = provision(db_path, key, model=model, agency_id="AG-TEST", out_dir=workdir / "devices", count=count, mqtt_port=mqtt_port)
+    base = key_base(str(db), workdir)
+    key = load_or_create_server_key(base.with_name(base.name + ".server.key"))
+    made = provision(
+        db, key, model=model, agency_id="AG-TEST", out_dir=workdir / "devices", count=count, mqtt_port=mqtt_port,
+        broker_dir=broker_dir_for(base),
+    )  # fmt: skip
     settings = {
         "delivery__resend_after_s": 1.0,
         "delivery__resend_max_backoff_s": 4.0,
@@ -254,25 +277,21 @@ def write_config(path: Path, cfg: DeviceConfig) -> None:
     path.write_text(encode_device_config(cfg))
 
 
-def server_events(db_path: Path, device_id: str) -> list[tuple[str, int]]:
+_EVENTS_OF = sql("SELECT event_id, seq FROM events WHERE device_id = :device_id ORDER BY seq")
+_REJECTED = sql("SELECT reason_code FROM rejected ORDER BY id")
+
+
+def server_events(db: Path | str, device_id: str) -> list[tuple[str, int]]:
     """(event_id, seq) of every stored event of a device, in sequence order."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return con.execute("SELECT event_id, seq FROM events WHERE device_id = ? ORDER BY seq", (device_id,)).fetchall()
-    finally:
-        con.close()
+    return [(e, s) for e, s in storage_for(db).read(lambda tx: tx.all(_EVENTS_OF, device_id=device_id))]
 
 
-def rejected_reasons(db_path: Path) -> list[str]:
+def rejected_reasons(db: Path | str) -> list[str]:
     """reason_code of every rejected message, oldest first."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return [r[0] for r in con.execute("SELECT reason_code FROM rejected ORDER BY id")]
-    finally:
-        con.close()
+    return [r for (r,) in storage_for(db).read(lambda tx: tx.all(_REJECTED))]
 
 
-def assert_exactly_once(db_path: Path, devices: list[DeviceRun], timeout: float = 60.0) -> None:
+def assert_exactly_once(db_path: Path | str, devices: list[DeviceRun], timeout: float = 60.0) -> None:
     """The closing check of every fault test: accepted = stored, none twice, outboxes drained and intact."""
     for dev in devices:
 
