@@ -80,6 +80,7 @@ class Projector:
                 projection.add_provisional(
                     con, scan_id=msg.scan_event_id, device_id=msg.device_id, outcome=msg.outcome, code=msg.code, snapshot_version=msg.snapshot_version, received_ms=now_ms
                 )
+                projection.lock_comparison(con, msg.scan_event_id)
                 d = recorded_decision(con, msg.scan_event_id)
                 if d is not None:
                     self._compare_provisional(con, msg.scan_event_id, d, now_ms)
@@ -159,6 +160,8 @@ class Projector:
         rows.add_part(con, part)
 
     def _compare_provisional(self, con: Tx, scan_id: str, d: Decision, now_ms: int) -> None:
+        """Compare the terminal's offline decision on this scan, if it has arrived, with the server's; alert if overturned."""
+        projection.lock_comparison(con, scan_id)
         local = projection.uncompared_provisional(con, scan_id)
         if local is None:
             return

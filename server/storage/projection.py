@@ -52,6 +52,13 @@ _DEVICE_STATUS = sql("UPDATE device_state SET last_status_json = :status_json WH
 _SCAN_WHO = sql("SELECT officer_id, credit_code FROM scans WHERE scan_id = :scan_id")
 
 
+def lock_comparison(tx: Tx, scan_id: str) -> None:
+    """Serialise, until this transaction ends, the two halves of comparing a terminal's offline decision with the
+    server's (the scan and the offline decision may be projected at once by two ingest processes): whichever
+    commits second then sees the other's row and compares. SQLite: its write transaction already does."""
+    tx.lock("fe:provisional:" + scan_id)
+
+
 def add_provisional(tx: Tx, *, scan_id: str, device_id: str, outcome: str, code: str, snapshot_version: int, received_ms: int) -> None:
     """Keep a terminal's offline decision (the first one reported for that scan)."""
     tx.run(_INSERT_PROVISIONAL, scan_id=scan_id, device_id=device_id, outcome=outcome, code=code, snapshot_version=snapshot_version, received_ms=received_ms)

@@ -345,3 +345,47 @@ def test_an_inspection_ends_exactly_when_its_last_part_does_whatever_races_it(re
             for iid, status, parts, under_way in tx.all(_STATUS):
                 assert (status == "ended") == (under_way == 0), (r, iid, status, parts, under_way)
         registers.clear()
+
+
+_COMPARED = sql("SELECT compared_ms IS NOT NULL, overturned FROM provisional_decisions WHERE scan_id = :scan_id")
+
+
+def _interleave(first: Callable[[Tx], object], second: Callable[[Tx], object], url: str) -> None:
+    """``first`` runs in a transaction left open while ``second`` runs in another one (its own thread), then
+    ``first`` commits: the order two processes would produce when the second starts before the first commits."""
+    errors: list[BaseException] = []
+
+    def run_second() -> None:
+        try:
+            with own_transaction(url) as tx:
+                second(tx)
+        except BaseException as e:  # noqa: BLE001 - reported by the test thread
+            errors.append(e)
+
+    with own_transaction(url) as tx:
+        first(tx)
+        t = threading.Thread(target=run_second)
+        t.start()
+        t.join(0.3)  # the second does what it can before the first commits (or waits for it)
+    t.join(30)
+    assert not errors and not t.is_alive(), errors
+
+
+@pytest.mark.parametrize("scan_first", [True, False])
+def test_an_offline_decision_and_its_scan_projected_at_once_are_compared(registers: Registers, scan_first: bool) -> None:
+    """Two ingest processes, one holding the terminal's scan and the other its offline decision, the second starting
+    before the first commits: the two are compared all the same, so the overturned decision is alerted once."""
+    projector = Projector(POLICY)
+    now = NOW_MS
+    scan = EnterpriseScanned(
+        event_id=str(uuid.uuid4()), device_id="QT-1", seq=1, device_time_ms=now, clock_error_ms=0, officer_id="OFF-SAMR-1",
+        code_text=registers.texts[PLAIN], field="food",
+    )  # fmt: skip
+    local = ProvisionalDecision(
+        event_id=str(uuid.uuid4()), device_id="QT-1", seq=2, device_time_ms=now, clock_error_ms=0, scan_event_id=scan.event_id, outcome="refused", code="cap_reached", snapshot_version=1
+    )
+    jobs = [lambda tx: projector.stored(tx, scan, now), lambda tx: projector.stored(tx, local, now)]
+    _interleave(*(jobs if scan_first else jobs[::-1]), url=registers.url)
+    with registers.store.reading() as tx:
+        assert tx.scalar(_OUTCOME, scan_id=scan.event_id) == "allowed"
+        assert (tx.one(_COMPARED, scan_id=scan.event_id), tx.scalar(_OVERTURNED, scan_id=scan.event_id)) == ((1, 1), 1)
