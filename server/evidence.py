@@ -138,6 +138,21 @@ def sign_tree_head(db: Tx | sqlite3.Connection, key: SigningKey, now_ms: int | N
     return sth
 
 
+def sign_tree_head_if_due(db: Tx | sqlite3.Connection, key: SigningKey, interval_ms: int, now_ms: int | None = None) -> TreeHead | None:
+    """Sign a tree head unless one was signed less than ``interval_ms`` ago (call inside a write transaction).
+
+    Several ingest processes each find a head due: they take turns on one lock, and the later ones find the
+    earlier one's head, so the cluster signs one head per interval.
+    """
+    ts = now_ms if now_ms is not None else int(time.time() * 1000)
+    tx = as_tx(db)
+    tx.lock("fe:tree-head")
+    latest = evstore.latest_tree_head(tx)
+    if latest is not None and ts - latest[1] < interval_ms:
+        return None
+    return sign_tree_head(tx, key, ts)
+
+
 def _head(row: tuple[int, int, bytes, bytes], public_key: str) -> TreeHead:
     size, ts, root, sig = row
     return TreeHead(tree_size=size, timestamp_ms=ts, root_hash=root.hex(), signature=sig.hex(), public_key=public_key)

@@ -38,7 +38,7 @@ from server.settings import ServerSettings
 from protocol.timesync import MESSAGE_EXPIRY_S
 from server.alerts import raise_alert
 from server.clocks import TimeServer
-from server.evidence import sign_tree_head
+from server.evidence import sign_tree_head_if_due
 from server.ingest_batch import STORAGE_ERRORS, disk_full, store_or_isolate
 from server.projector import Projector
 from server.snapshots import build_snapshot, device_region
@@ -60,7 +60,8 @@ QUEUE_MAX = 20_000
 RECEIPT_CHUNK = 200
 #: How long the writer waits for more messages to join a batch once it has one.
 BATCH_LINGER_S = 0.005
-#: While the log grows, a signed tree head is made at least this often (narrows what could be rewritten unseen).
+#: While the log grows, a signed tree head is made at least this often (narrows what could be rewritten unseen), once
+#: per interval for all ingest processes together.
 TREE_HEAD_INTERVAL_S = 60.0
 #: First and longest wait between attempts to store a batch while the database cannot write.
 STORAGE_RETRY_MIN_S = 0.5
@@ -294,7 +295,8 @@ class Ingest:
                 self._client.ack(mid, qos)
 
     def _sign_tree_head(self) -> None:
-        storage_for(self.settings.db).write(lambda tx: sign_tree_head(tx, self.key))
+        interval_ms = int(TREE_HEAD_INTERVAL_S * 1000)
+        storage_for(self.settings.db).write(lambda tx: sign_tree_head_if_due(tx, self.key, interval_ms))
         self._last_tree_head = time.monotonic()
 
     def _handle_presence(self) -> None:

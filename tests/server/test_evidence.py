@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import merkle
 from server.app import create_app
-from server.evidence import LEAF_COLUMNS, current_frontier, leaf_hashes, row_leaf_hash, sign_tree_head
+from server.evidence import LEAF_COLUMNS, current_frontier, leaf_hashes, row_leaf_hash, sign_tree_head, sign_tree_head_if_due
 from server.ingest_batch import store_batch
 from server.settings import ServerSettings
 from server.storage.engine import sql, storage_for
@@ -164,3 +165,25 @@ def test_proofs_over_http_refuse_sizes_the_log_does_not_have_with_a_400(api_on: 
         r = api.client.get(url, params=params)
         assert r.status_code == 400 and r.json()["detail"], (url, params, r.text)
     assert api.client.get("/api/v1/evidence/proof/no-such-record").status_code == 404
+
+
+def test_ingest_processes_due_for_a_tree_head_at_once_sign_one(db: str) -> None:
+    """Each ingest process signs a head once an interval has passed; together they sign one per interval."""
+    store_batch(db, events(2), DeviceKeys())
+    barrier = threading.Barrier(4)
+    heads: list[object] = []
+
+    def worker() -> None:
+        barrier.wait(10)
+        heads.append(storage_for(db).write(lambda tx: sign_tree_head_if_due(tx, SERVER_KEY, 60_000, now_ms=1_000_000)))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(h is not None for h in heads) == 1 and len(heads) == 4
+    later = storage_for(db).write(lambda tx: sign_tree_head_if_due(tx, SERVER_KEY, 60_000, now_ms=1_059_999))
+    assert later is None
+    due = storage_for(db).write(lambda tx: sign_tree_head_if_due(tx, SERVER_KEY, 60_000, now_ms=1_060_000))
+    assert due is not None and due.tree_size == 2 and len(report(db).tree_heads) == 2
