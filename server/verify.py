@@ -121,9 +121,8 @@ def _chains(tx: Tx) -> list[ChainReport]:
 def verify(db: Tx | sqlite3.Connection, server_public_key: str, *, signatures: bool = False) -> VerifyReport:
     """Check the database against its evidence log, tree heads and device chains.
 
-    Rows are matched to their leaves in SQL and the log's leaves are folded into a Merkle frontier in order, so
-    memory does not grow with the number of records on SQLite (psycopg's client-side cursors hold a query's
-    result in memory: a server-side cursor is the next step for very large logs on PostgreSQL).
+    Everything streams (a server-side cursor on PostgreSQL): rows are matched to their leaves in SQL and the log's
+    leaves are folded into a Merkle frontier in order, so memory does not grow with the number of records.
     """
     started = time.perf_counter()
     tx = as_tx(db)

@@ -9,10 +9,28 @@ server/verify.py's. The frontier is one row for the whole cluster: ``lock_fronti
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from server.storage.engine import Tx, sql
+from server.storage.engine import Backend, Statement, Tx, sql
+
+#: Rows a PostgreSQL server-side cursor fetches at a time when a whole table is walked.
+STREAM_ROWS = 2000
+_cursor_names = itertools.count(1)
+
+
+def _stream(tx: Tx, stmt: Statement, **params: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query over a whole table, without holding them all in memory: SQLite steps its cursor;
+    psycopg's ordinary cursor would fetch every row first, so PostgreSQL gets a server-side one (in a transaction,
+    or a savepoint of the caller's)."""
+    if tx.backend is Backend.SQLITE:
+        yield from tx.run(stmt, params)
+        return
+    with tx.raw.transaction(), tx.raw.cursor(name=f"fe_stream_{next(_cursor_names)}") as cur:
+        cur.itersize = STREAM_ROWS
+        cur.execute(stmt.for_backend(tx.backend), params)
+        yield from cur
 
 # PostgreSQL: FOR UPDATE holds the row until the transaction ends, so two writers never append at one index. SQLite
 # does not parse FOR UPDATE and needs no lock: a write transaction (BEGIN IMMEDIATE) already excludes every other.
@@ -74,8 +92,8 @@ def indexes_of(tx: Tx, event_ids: Sequence[str]) -> dict[str, int]:
 
 def leaf_hashes(tx: Tx, size: int | None = None) -> Iterator[bytes]:
     """The log's leaf hashes in order (the first ``size``)."""
-    cur = tx.run(_LEAVES) if size is None else tx.run(_FIRST_LEAVES, n=size)
-    return (bytes(h) for (h,) in cur)
+    rows = _stream(tx, _LEAVES) if size is None else tx.run(_FIRST_LEAVES, n=size)
+    return (bytes(h) for (h,) in rows)
 
 
 def add_tree_head(tx: Tx, *, tree_size: int, timestamp_ms: int, root_hash: bytes, signature: bytes) -> bool:
@@ -121,7 +139,7 @@ def leaf_row(tx: Tx, event_id: str) -> tuple[Any, ...] | None:
 
 def events_with_leaves(tx: Tx) -> Iterator[tuple[Any, ...]]:
     """Every event: its LEAF_COLUMNS values, body_json, then its log index and leaf hash (None when not logged)."""
-    yield from tx.run(_EVENTS_AND_LEAVES)
+    yield from _stream(tx, _EVENTS_AND_LEAVES)
 
 
 def removed_leaves(tx: Tx) -> list[tuple[int, str]]:
@@ -136,7 +154,7 @@ def device_keys(tx: Tx) -> list[tuple[str, str]]:
 
 def chain(tx: Tx, device_id: str) -> Iterator[tuple[int, str | None, bytes]]:
     """(seq, prev_hash, body) of a device's events in order."""
-    for seq, prev, body in tx.run(_CHAIN, device_id=device_id):
+    for seq, prev, body in _stream(tx, _CHAIN, device_id=device_id):
         yield seq, prev, bytes(body)
 
 

@@ -73,7 +73,8 @@ def test_the_frontier_lock_makes_a_second_appender_wait(store: Storage) -> None:
     assert order == ["first committed", "second read"] and seen.size == 1
 
 
-def test_what_verify_reads(store: Storage) -> None:
+def test_what_verify_reads(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evstore, "STREAM_ROWS", 2)  # PostgreSQL's server-side cursor fetches in several pages
     with store.writing() as tx:
         register(tx, "D1")
         devices.insert_events(tx, [row(2, prev_hash="h1"), row(1), row(3)])
@@ -85,6 +86,7 @@ def test_what_verify_reads(store: Storage) -> None:
         assert [(r[0], r[-2]) for r in rows] == [("D1-e1", 0), ("D1-e2", 1), ("D1-e3", None)]
         assert bytes(rows[0][-1]) == leaf(0) and rows[0][:3] == ("D1-e1", "D1", 1) and bytes(rows[0][9]) == b"D1-1"
         assert evstore.removed_leaves(tx) == [(2, "gone")]
+        assert list(evstore.leaf_hashes(tx)) == [leaf(i) for i in range(4)]
         assert evstore.device_keys(tx) == [("D1", "key-D1")]
         assert list(evstore.chain(tx, "D1")) == [(1, None, b"D1-1"), (2, "h1", b"D1-2"), (3, None, b"D1-3")]
         assert evstore.removed_seqs(tx, "D1") == {9}
