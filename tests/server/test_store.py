@@ -305,6 +305,30 @@ def test_two_writers_storing_the_same_events_at_once_store_each_once(db: str) ->
     assert all(storage_for(db).read(lambda tx: sequence_gaps(tx, d)) == [] for d in devices)  # noqa: B023
 
 
+def test_the_log_is_locked_only_after_the_events_are_projected(db: str) -> None:
+    """Several ingest processes insert and project in parallel and queue only for the log (docs/storage-seam.md §4.2)."""
+    if backend_of(db) is not Backend.POSTGRES:
+        pytest.skip("SQLite's write transaction excludes every other writer from its start")
+    store_batch(db, [incoming(scanned(1))], DeviceKeys())  # the log's state row exists from here on
+    other = Storage.open(db)
+    projected: list[int] = []
+
+    class Probe:
+        """Takes the log's row from another connection while the batch is projected: it must be free."""
+
+        def stored(self, tx: Tx, msg: Any, now_ms: int) -> list[Any]:
+            with other.writing() as o:
+                o.run(sql("SELECT size FROM log_state WHERE id = 1 FOR UPDATE NOWAIT"))  # LockNotAvailable if held
+            projected.append(msg.seq)
+            return []
+
+    try:
+        out = store_batch(db, [incoming(scanned(2)), incoming(scanned(3))], DeviceKeys(), projector=Probe())  # type: ignore[arg-type]
+    finally:
+        other.close()
+    assert projected == [2, 3] and [i.log_index for i in out.receipts["BR-1"]] == [1, 2]
+
+
 # --------------------------------------------------------------------------- the rejected table is bounded
 
 
