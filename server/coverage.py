@@ -127,6 +127,8 @@ def check_ended_recordings(con: Con, now_ms: int, grace_ms: int) -> dict[str, in
     rows = stored_jobs.ended_unchecked(tx, now_ms - grace_ms, RECORDING_CHECK_BATCH)
     alerted = 0
     for inspection_id, credit_code, ent, agency_id, agency in rows:
+        if not stored_jobs.mark_recording_checked(tx, inspection_id, now_ms):
+            continue  # checked by a concurrent run since it was read
         c = coverage(tx, inspection_id)
         if not c.complete:
             alerted += 1
@@ -138,5 +140,4 @@ def check_ended_recordings(con: Con, now_ms: int, grace_ms: int) -> dict[str, in
                 f"The inspection of {ent or credit_code} by {agency or agency_id} {what_en}: not recorded from start to end.",
                 credit_code=credit_code, agency_id=agency_id, ref=inspection_id,
             )  # fmt: skip
-        stored_jobs.mark_recording_checked(tx, inspection_id, now_ms)
     return {"checked": len(rows), "unrecorded": alerted}

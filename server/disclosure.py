@@ -76,7 +76,8 @@ def check_deadlines(con: Con, now_ms: int) -> dict[str, int]:
     for decision_id, agency_id, deadline_s, case_no, due_alerted in stored.pending_decisions(tx):
         deadline = dt.date.fromisoformat(deadline_s)
         if today > deadline:
-            stored.mark_missed(tx, decision_id)
+            if not stored.mark_missed(tx, decision_id):
+                continue  # disclosed (or marked) since it was read
             raise_alert(
                 tx, "disclosure_missed", now_ms,
                 f"决定 {decision_id}（{case_no}）应于 {deadline_s} 前公示，已逾期未公示。",
@@ -85,7 +86,8 @@ def check_deadlines(con: Con, now_ms: int) -> dict[str, int]:
             )  # fmt: skip
             missed += 1
         elif not due_alerted and working_days_between(today, deadline) <= WARN_WORKING_DAYS:
-            stored.mark_due_alerted(tx, decision_id)
+            if not stored.mark_due_alerted(tx, decision_id):
+                continue
             raise_alert(
                 tx, "disclosure_due", now_ms,
                 f"决定 {decision_id}（{case_no}）须于 {deadline_s} 前公示。",
@@ -117,8 +119,6 @@ def sample_case_files(con: Con, now_ms: int) -> list[str]:
     period, first_day, next_first_day = last_month(now_ms)
     made = []
     for agency_id in stored.agencies_deciding(tx, first_day, next_first_day):
-        if stored.sample_exists(tx, agency_id, period):
-            continue
         population = stored.decisions_of(tx, agency_id, first_day, next_first_day)
         seed = f"{agency_id}:{period}"
         size = min(len(population), max(SAMPLE_MIN, round(len(population) * SAMPLE_SHARE)))

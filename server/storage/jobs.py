@@ -230,8 +230,11 @@ _PENDING_DECISIONS = sql("""
     SELECT decision_id, agency_id, deadline, case_no, due_alerted FROM decisions WHERE status = 'pending'
     ORDER BY deadline, decision_id
 """)
-_MARK_MISSED = sql("UPDATE decisions SET status = 'missed' WHERE decision_id = :decision_id")
-_MARK_DUE_ALERTED = sql("UPDATE decisions SET due_alerted = 1 WHERE decision_id = :decision_id")
+# Each only from the state the job read (a disclosure recorded meanwhile is not overwritten, nothing alerted twice).
+_MARK_MISSED = sql("UPDATE decisions SET status = 'missed' WHERE decision_id = :decision_id AND status = 'pending' RETURNING decision_id")
+_MARK_DUE_ALERTED = sql("""
+    UPDATE decisions SET due_alerted = 1 WHERE decision_id = :decision_id AND status = 'pending' AND due_alerted = 0 RETURNING decision_id
+""")
 _ON_TIME_COUNTS = sql("""
     SELECT agency_id,
            CAST(sum(CASE WHEN status = 'disclosed_on_time' THEN 1 ELSE 0 END) AS BIGINT),
@@ -260,12 +263,14 @@ def pending_decisions(tx: Tx) -> list[tuple[str, str, str, str, int]]:
     return [(r[0], r[1], r[2], r[3], r[4]) for r in tx.all(_PENDING_DECISIONS)]
 
 
-def mark_missed(tx: Tx, decision_id: str) -> None:
-    tx.run(_MARK_MISSED, decision_id=decision_id)
+def mark_missed(tx: Tx, decision_id: str) -> bool:
+    """Mark a pending decision missed; False when it is no longer pending."""
+    return tx.one(_MARK_MISSED, decision_id=decision_id) is not None
 
 
-def mark_due_alerted(tx: Tx, decision_id: str) -> None:
-    tx.run(_MARK_DUE_ALERTED, decision_id=decision_id)
+def mark_due_alerted(tx: Tx, decision_id: str) -> bool:
+    """Note that a pending decision's deadline was alerted; False when it was already, or is no longer pending."""
+    return tx.one(_MARK_DUE_ALERTED, decision_id=decision_id) is not None
 
 
 def on_time_counts(tx: Tx) -> list[tuple[str, int, int]]:
@@ -288,7 +293,6 @@ _INSERT_SAMPLE = sql("""
     VALUES (:sample_id, :agency_id, :period, :seed, :drawn_ms, :population)
     ON CONFLICT (agency_id, period) DO NOTHING RETURNING sample_id
 """)
-_SAMPLE_EXISTS = sql("SELECT count(*) FROM samples WHERE agency_id = :agency_id AND period = :period")
 _INSERT_SAMPLE_ITEM = sql("INSERT INTO sample_items(sample_id, decision_id) VALUES (:sample_id, :decision_id)")
 _RECORD_REVIEW = sql("""
     UPDATE sample_items SET result = :result, reviewer = :reviewer, notes = :notes, reviewed_ms = :reviewed_ms
@@ -311,10 +315,6 @@ def agencies_deciding(tx: Tx, first_day: str, next_first_day: str) -> list[str]:
 def decisions_of(tx: Tx, agency_id: str, first_day: str, next_first_day: str) -> list[str]:
     """Ids of the agency's decisions dated in ``[first_day, next_first_day)``, sorted."""
     return [r[0] for r in tx.all(_DECISIONS_OF, agency_id=agency_id, first_day=first_day, next_first_day=next_first_day)]
-
-
-def sample_exists(tx: Tx, agency_id: str, period: str) -> bool:
-    return bool(tx.scalar(_SAMPLE_EXISTS, agency_id=agency_id, period=period))
 
 
 def insert_sample(tx: Tx, *, sample_id: str, agency_id: str, period: str, seed: str, drawn_ms: int, population: int, items: Sequence[str]) -> bool:
@@ -346,7 +346,10 @@ _ENDED_UNCHECKED = sql("""
     WHERE i.recording_checked_ms IS NULL AND i.ended_ms IS NOT NULL AND i.ended_ms <= :ended_before_ms
     ORDER BY i.ended_ms, i.inspection_id LIMIT :limit
 """)
-_MARK_RECORDING_CHECKED = sql("UPDATE inspections SET recording_checked_ms = :now_ms WHERE inspection_id = :inspection_id")
+_MARK_RECORDING_CHECKED = sql("""
+    UPDATE inspections SET recording_checked_ms = :now_ms WHERE inspection_id = :inspection_id AND recording_checked_ms IS NULL
+    RETURNING inspection_id
+""")
 
 
 def ended_unchecked(tx: Tx, ended_before_ms: int, limit: int) -> list[tuple[str, str, str | None, str, str | None]]:
@@ -355,8 +358,9 @@ def ended_unchecked(tx: Tx, ended_before_ms: int, limit: int) -> list[tuple[str,
     return [(r[0], r[1], r[2], r[3], r[4]) for r in tx.all(_ENDED_UNCHECKED, ended_before_ms=ended_before_ms, limit=limit)]
 
 
-def mark_recording_checked(tx: Tx, inspection_id: str, now_ms: int) -> None:
-    tx.run(_MARK_RECORDING_CHECKED, inspection_id=inspection_id, now_ms=now_ms)
+def mark_recording_checked(tx: Tx, inspection_id: str, now_ms: int) -> bool:
+    """Note an inspection's recording as checked; False when it was already (by a concurrent run)."""
+    return tx.one(_MARK_RECORDING_CHECKED, inspection_id=inspection_id, now_ms=now_ms) is not None
 
 
 # --- retention ----------------------------------------------------------------------------------------------------

@@ -191,17 +191,16 @@ def test_decision_and_sample_rows(store: Storage) -> None:
         assert jobs.decision(tx, "D1") == ("SAMR", "2026-11-10") and jobs.decision(tx, "nope") is None
         assert [d[0] for d in jobs.pending_decisions(tx)] == ["D0", "D1", "D3", "D2"]  # by deadline, then id
         jobs.set_disclosed(tx, "D1", "2026-11-09", "disclosed_on_time")
-        jobs.mark_missed(tx, "D0")
-        jobs.mark_due_alerted(tx, "D2")
+        assert jobs.mark_missed(tx, "D0") and not jobs.mark_missed(tx, "D0") and not jobs.mark_missed(tx, "D1")  # D1 is disclosed
+        assert jobs.mark_due_alerted(tx, "D2") and not jobs.mark_due_alerted(tx, "D2") and not jobs.mark_due_alerted(tx, "D0")
         assert [(d[0], d[4]) for d in jobs.pending_decisions(tx)] == [("D3", 0), ("D2", 1)]
         assert jobs.on_time_counts(tx) == [("FIRE", 0, 1), ("SAMR", 1, 1)]
         # October 2026: the 1st to the 31st, by text comparison of ISO dates (no substr/strftime)
         assert jobs.agencies_deciding(tx, "2026-10-01", "2026-11-01") == ["SAMR"]
         assert jobs.decisions_of(tx, "SAMR", "2026-10-01", "2026-11-01") == ["D1", "D2"]
-        assert not jobs.sample_exists(tx, "SAMR", "2026-10")
         made = jobs.insert_sample(tx, sample_id="S-1", agency_id="SAMR", period="2026-10", seed="s", drawn_ms=1, population=2, items=["D1", "D2"])
         again = jobs.insert_sample(tx, sample_id="S-2", agency_id="SAMR", period="2026-10", seed="s", drawn_ms=2, population=2, items=["D1"])
-        assert made and not again and jobs.sample_exists(tx, "SAMR", "2026-10")
+        assert made and not again  # one sample per agency and month
         assert jobs.record_review(tx, sample_id="S-1", decision_id="D1", result="pass", reviewer="r", notes="", reviewed_ms=3)
         assert not jobs.record_review(tx, sample_id="S-1", decision_id="D3", result="pass", reviewer="r", notes="", reviewed_ms=3)
         counts = jobs.sample_counts(tx)
@@ -219,7 +218,7 @@ def test_recording_check_rows(seeded: Storage) -> None:
             tx.run(INSPECTION, id=iid, code=code, ended=ended)
         assert jobs.ended_unchecked(tx, 300, 10) == [("I1", UNREGISTERED, None, "SAMR", "市场监管局"), ("I2", PLAIN, "海淀某餐饮公司", "SAMR", "市场监管局")]
         assert [r[0] for r in jobs.ended_unchecked(tx, 300, 1)] == ["I1"]
-        jobs.mark_recording_checked(tx, "I1", 400)
+        assert jobs.mark_recording_checked(tx, "I1", 400) and not jobs.mark_recording_checked(tx, "I1", 401)
         assert [r[0] for r in jobs.ended_unchecked(tx, 1_000, 10)] == ["I2", "I3"]
 
 
