@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from server import broker as broker_security
 from server.settings import key_base
+from server.storage.engine import close_storage
 from tests.support.backends import BACKENDS
 from tests.support.broker import Broker
 from tests.system.harness import DeviceRun, ServerProc, make_devices
@@ -29,8 +31,10 @@ _stack_dbs = itertools.count(1)
 class Stack:
     """A broker, a server and devices, wired together for one test."""
 
-    def __init__(self, workdir: Path, broker: Broker, db: str | None = None) -> None:
+    def __init__(self, workdir: Path, broker: Broker, db: str | None = None, drop: Callable[[], None] | None = None) -> None:
         self.workdir = workdir
+        #: Drops the stack's PostgreSQL database at teardown (None on SQLite: the file goes with tmp_path).
+        self._drop = drop
         self.broker = broker
         self.server = ServerProc(workdir, broker.port, db=db)
         #: More server processes of other roles (tests/system/test_scale_out.py), killed at teardown.
@@ -85,6 +89,15 @@ class Stack:
                 d.proc.kill()
         for proc in [self.server, *self.servers]:
             proc.kill()
+        close_storage(self.server.db)  # this process's pool of the database (tests read through the seam)
+        if self._drop is not None:
+            self._drop()
+
+
+def _drop_database(cluster: Any, name: str) -> None:
+    """Drop a stack's database once its processes are gone (a killed cluster has nothing left to drop)."""
+    if cluster.is_running:
+        cluster.drop_database(name)
 
 
 @pytest.fixture
@@ -98,14 +111,17 @@ def stack_factory(tmp_path: Path, broker_factory: Callable[..., Broker], request
     def make(*, secure: bool | None = None, backend: str = "sqlite", ingest_workers: int = 0, **broker_kwargs: Any) -> Stack:
         workdir = tmp_path / f"stack{len(made)}"
         workdir.mkdir()
-        db = None
+        db, drop = None, None
         if backend == "postgresql":
-            db = request.getfixturevalue("postgres_cluster").create_database(f"stack_{os.getpid()}_{next(_stack_dbs)}")
+            cluster = request.getfixturevalue("postgres_cluster")
+            name = f"stack_{os.getpid()}_{next(_stack_dbs)}"
+            db = cluster.create_database(name)
+            drop = functools.partial(_drop_database, cluster, name)
         if (SECURE_BY_DEFAULT if secure is None else secure) and "security_dir" not in broker_kwargs:
             security_dir = broker_security.broker_dir_for(key_base(db or str(workdir / "server.db"), workdir))
             broker_security.prepare(security_dir, ingest_workers=ingest_workers)
             broker_kwargs["security_dir"] = security_dir
-        s = Stack(workdir, broker_factory(**broker_kwargs), db)
+        s = Stack(workdir, broker_factory(**broker_kwargs), db, drop)
         made.append(s)
         return s
 

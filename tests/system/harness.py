@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -21,11 +22,12 @@ from server.broker import broker_dir_for
 from server.keys import load_or_create_server_key
 from server.registry import provision
 from server.settings import key_base
-from server.storage.engine import Backend, backend_of, sql, storage_for
+from server.storage.engine import Backend, Statement, Tx, backend_of, sql, storage_for
 from tests.support.broker import free_port
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -99,6 +101,8 @@ class ServerProc(Proc):
     ) -> None:
         #: The database as --db takes it (a path or a URL); tests read it through the storage seam.
         self.db = db or str(workdir / "server.db")
+        #: The folder of the key and broker files (--key-dir).
+        self.key_dir = workdir
         #: What the server's key and broker files are named after (server.settings.key_base).
         self.key_base = key_base(self.db, workdir)
         self.http_port = free_port()
@@ -110,6 +114,21 @@ class ServerProc(Proc):
         env = _env({"FE_FAULT_PAUSE_BEFORE_COMMIT_S": str(fault_pause_s)} if fault_pause_s else None)
         super().__init__(name, argv, workdir / f"{name}.log", env)
         self._tokens: dict[str, str] = {}
+
+    @property
+    def db_args(self) -> list[str]:
+        """``--db`` and ``--key-dir`` as every ``fe-server`` subcommand takes them, for this server's database."""
+        return ["--db", self.db, "--key-dir", str(self.key_dir)]
+
+    @property
+    def server_key_path(self) -> Path:
+        """The server's Ed25519 key file (beside the SQLite file, or in the key folder)."""
+        return self.key_base.with_name(self.key_base.name + ".server.key")
+
+    @property
+    def broker_dir(self) -> Path:
+        """The folder of the broker's credential files the server's register keeps."""
+        return broker_dir_for(self.key_base)
 
     @property
     def db_path(self) -> Path:
@@ -277,37 +296,47 @@ def write_config(path: Path, cfg: DeviceConfig) -> None:
     path.write_text(encode_device_config(cfg))
 
 
+def read_all(db: Path | str, stmt: Statement, **params: Any) -> list[tuple[Any, ...]]:
+    """Every row of one statement, read through the storage seam on either backend."""
+    return storage_for(db).read(lambda tx: tx.all(stmt, **params))
+
+
+def write(db: Path | str, fn: Callable[[Tx], T]) -> T:
+    """Run ``fn`` in one write transaction through the storage seam (seeding, changes behind the server's back)."""
+    return storage_for(db).write(fn)
+
+
 _EVENTS_OF = sql("SELECT event_id, seq FROM events WHERE device_id = :device_id ORDER BY seq")
 _REJECTED = sql("SELECT reason_code FROM rejected ORDER BY id")
 
 
 def server_events(db: Path | str, device_id: str) -> list[tuple[str, int]]:
     """(event_id, seq) of every stored event of a device, in sequence order."""
-    return [(e, s) for e, s in storage_for(db).read(lambda tx: tx.all(_EVENTS_OF, device_id=device_id))]
+    return [(e, s) for e, s in read_all(db, _EVENTS_OF, device_id=device_id)]
 
 
 def rejected_reasons(db: Path | str) -> list[str]:
     """reason_code of every rejected message, oldest first."""
-    return [r for (r,) in storage_for(db).read(lambda tx: tx.all(_REJECTED))]
+    return [r for (r,) in read_all(db, _REJECTED)]
 
 
-def assert_exactly_once(db_path: Path | str, devices: list[DeviceRun], timeout: float = 60.0) -> None:
+def assert_exactly_once(db: Path | str, devices: list[DeviceRun], timeout: float = 60.0) -> None:
     """The closing check of every fault test: accepted = stored, none twice, outboxes drained and intact."""
     for dev in devices:
 
         def drained(dev: DeviceRun = dev) -> bool:
             depth, last = dev.outbox_state()
-            return depth == 0 and len(server_events(db_path, dev.device_id)) == last
+            return depth == 0 and len(server_events(db, dev.device_id)) == last
 
         wait_for(
             drained,
             timeout=timeout,
             interval=0.2,
-            message=lambda dev=dev: f"{dev.device_id}: outbox/state {dev.outbox_state()}, stored {len(server_events(db_path, dev.device_id))}\n"
+            message=lambda dev=dev: f"{dev.device_id}: outbox/state {dev.outbox_state()}, stored {len(server_events(db, dev.device_id))}\n"
             + (dev.proc.log_tail() if dev.proc else ""),
         )
         depth, last = dev.outbox_state()
-        stored = server_events(db_path, dev.device_id)
+        stored = server_events(db, dev.device_id)
         seqs = [s for _, s in stored]
         assert seqs == list(range(1, last + 1)), f"{dev.device_id}: stored sequence numbers are not exactly 1..{last}"
         assert len({e for e, _ in stored}) == len(stored), "an event id stored twice"

@@ -2,6 +2,8 @@
 
 Real Mosquitto, real `fe-server` and `fe-agent` processes, SIGKILL. Each test ends with
 ``assert_exactly_once``: accepted = stored, none twice, outboxes drained, every agent database intact.
+The server's side of delivery (the happy path, the broker or the server killed, a backlog) runs on both
+backends (``any_stack``); faults on the device's side or the link touch no server database and run on SQLite.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 
 import pytest
 
+from tests.support.backends import BACKENDS
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
 from tests.system.harness import DeviceRun, assert_exactly_once, server_events
@@ -63,13 +66,14 @@ class Pump:
         return sum(1 for c in list(self.dev.submitted.values()) if c == 202)
 
 
-def test_happy_path_through_the_cli(stack: Stack) -> None:
+def test_happy_path_through_the_cli(any_stack: Stack) -> None:
+    stack = any_stack
     stack.server.start_and_wait()
     (dev,) = stack.add_devices(1)
     dev.start()
     ids = scan(dev, 20)
-    assert_exactly_once(stack.server.db_path, [dev])
-    assert {e for e, _ in server_events(stack.server.db_path, dev.device_id)} == set(ids)
+    assert_exactly_once(stack.server.db, [dev])
+    assert {e for e, _ in server_events(stack.server.db, dev.device_id)} == set(ids)
     st = dev.status()
     assert st["connected"] and st["outbox_depth"] == 0 and st["receipted_total"] == 20 and st["last_receipt_ms"]
 
@@ -83,7 +87,7 @@ def test_agent_sigkilled_mid_write(stack: Stack) -> None:
             wait_for(lambda: pump.accepted() > 50, timeout=20)
             dev.proc.kill()  # type: ignore[union-attr]
         dev.start()
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
 def test_agent_sigkilled_after_publishing_before_the_receipt(stack: Stack) -> None:
@@ -97,10 +101,11 @@ def test_agent_sigkilled_after_publishing_before_the_receipt(stack: Stack) -> No
     dev.proc.kill()  # type: ignore[union-attr]
     stack.server.start_and_wait()
     dev.start()
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
-def test_broker_sigkilled_with_acknowledged_unsaved_messages(stack: Stack) -> None:
+def test_broker_sigkilled_with_acknowledged_unsaved_messages(any_stack: Stack) -> None:
+    stack = any_stack
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
     from paho.mqtt.packettypes import PacketTypes
@@ -121,9 +126,9 @@ def test_broker_sigkilled_with_acknowledged_unsaved_messages(stack: Stack) -> No
     probe.on_connect = lambda c, u, flags, rc, p: seen.update(session_present=flags.session_present)
     probe.on_message = lambda c, u, m: seen.setdefault("messages", []).append(m.topic)  # type: ignore[union-attr]
     if stack.secure:  # the server's own account: its session is the one to look at
-        from server.broker import SERVER_ACCOUNT, broker_dir_for, server_password
+        from server.broker import SERVER_ACCOUNT, server_password
 
-        probe.username_pw_set(SERVER_ACCOUNT, server_password(broker_dir_for(stack.server.db_path)))
+        probe.username_pw_set(SERVER_ACCOUNT, server_password(stack.server.broker_dir))
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     probe.connect(stack.broker.host, stack.broker.port, clean_start=False, properties=props)
@@ -134,10 +139,11 @@ def test_broker_sigkilled_with_acknowledged_unsaved_messages(stack: Stack) -> No
     assert seen["session_present"] is False and "messages" not in seen
 
     stack.server.start_and_wait()
-    assert_exactly_once(stack.server.db_path, [dev])  # the agent's resends recovered every event
+    assert_exactly_once(stack.server.db, [dev])  # the agent's resends recovered every event
 
 
-def test_server_sigkilled_between_receiving_and_committing(stack: Stack) -> None:
+def test_server_sigkilled_between_receiving_and_committing(any_stack: Stack) -> None:
+    stack = any_stack
     stack.server.set_fault_pause(30.0)
     stack.server.start_and_wait()
     (dev,) = stack.add_devices(1)
@@ -147,10 +153,10 @@ def test_server_sigkilled_between_receiving_and_committing(stack: Stack) -> None
     wait_for(lambda: stack.server.metric("fe_messages_received_total") >= 1, timeout=20)
     assert stack.server.metric("fe_events_stored_total") == 0
     stack.server.kill()
-    assert server_events(stack.server.db_path, dev.device_id) == []
+    assert server_events(stack.server.db, dev.device_id) == []
     stack.server.set_fault_pause(0)
     stack.server.start_and_wait()
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
 def test_network_cut_mid_stream(stack: Stack, proxy_factory) -> None:  # type: ignore[no-untyped-def]
@@ -167,7 +173,7 @@ def test_network_cut_mid_stream(stack: Stack, proxy_factory) -> None:  # type: i
             assert proxy.cut() >= 1
             wait_for(lambda c=connects: dev.status()["connects"] > c, timeout=20, message="the agent did not reconnect")
     assert dev.status()["connects"] >= 4
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
 def test_link_that_stalls_without_closing(stack: Stack, proxy_factory) -> None:  # type: ignore[no-untyped-def]
@@ -183,11 +189,12 @@ def test_link_that_stalls_without_closing(stack: Stack, proxy_factory) -> None: 
     wait_for(lambda: not dev.status()["connected"], timeout=20, message="the agent did not notice the stalled link")
     assert dev.status()["outbox_depth"] >= len(ids)
     proxy.resume()
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
-def test_server_down_while_5000_events_pile_up(stack_factory) -> None:  # type: ignore[no-untyped-def]
-    stack = stack_factory(persistence=True)  # Mosquitto's default: 1,000 queued messages per client
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_server_down_while_5000_events_pile_up(stack_factory, backend: str) -> None:  # type: ignore[no-untyped-def]
+    stack = stack_factory(persistence=True, backend=backend)  # Mosquitto's default: 1,000 queued messages per client
     stack.server.start_and_wait()
     stack.server.stop()
     devs = stack.add_devices(2, delivery__receipt_window=3000)
@@ -209,6 +216,6 @@ def test_server_down_while_5000_events_pile_up(stack_factory) -> None:  # type: 
     assert sum(d.status()["outbox_depth"] for d in devs) == 2 * per_device
     wait_for(lambda: sum(d.status()["broker_acked"] for d in devs) >= 2 * per_device, timeout=60)
     stack.server.start_and_wait()
-    assert_exactly_once(stack.server.db_path, devs, timeout=120)
+    assert_exactly_once(stack.server.db, devs, timeout=120)
     # The broker really dropped what exceeded its queue; the receipts made the agents resend it.
     assert "dropped" in stack.broker.log_text().lower()
