@@ -231,28 +231,69 @@ def _raise(msg: str) -> bool:
     raise RuntimeError(msg)
 
 
+# ---------------------------------------------------------------------------------------- PostgreSQL
+
+
+def private_postgres(work: Path, settings: dict[str, str] | None = None) -> Any:
+    """A private PostgreSQL cluster in ``work/postgres`` (tests/support/postgres.py's ``Postgres``: initdb, a free
+    port on 127.0.0.1, never the machine's own service), started with fsync on (durability is part of what is
+    measured); the caller ``close()``s it (before ``bench_session`` removes the folder)."""
+    from tests.support.postgres import Postgres
+
+    os.chmod(work, 0o755)  # the cluster's OS user (postgres, when run as root) must traverse the work folder
+    directory = work / "postgres"
+    directory.mkdir()
+    return Postgres(directory, settings={"fsync": "on", "synchronous_commit": "on", **(settings or {})}).start()
+
+
 # ------------------------------------------------------------------------------------------ server
 
 
 class Server:
     """``python -m server.cli run`` as a child process on free ports."""
 
-    def __init__(self, directory: Path, mqtt_port: int) -> None:
+    def __init__(self, directory: Path, mqtt_port: int, *, db: str | None = None, key_dir: Path | None = None, args: Sequence[str] = (), name: str = "server", needs_mqtt: bool = True) -> None:
+        """``db``: a ``postgresql://`` URL (then ``key_dir`` holds the key files) or a SQLite path (default
+        ``<directory>/server.db``); ``args``: more ``run`` options (``--role ingest``, ``--workers 2``, ...)."""
         self.directory = directory
         self.db_path = directory / "server.db"
+        self.db = db or str(self.db_path)
+        self.key_dir = key_dir
+        self.args = list(args)
+        self.needs_mqtt = needs_mqtt
         self.mqtt_port = mqtt_port
         self.http_port = free_port()
         self.url = f"http://{HOST}:{self.http_port}"
-        self.log_path = directory / "server.log"
+        self.log_path = directory / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def key_base(self) -> Path:
+        """What the server's key files are named after (server.settings.key_base)."""
+        if self.key_dir is not None and self.db.startswith(("postgresql://", "postgres://")):
+            return self.key_dir / "server"
+        return Path(self.db)
+
+    @property
+    def key_path(self) -> Path:
+        return self.key_base.with_name(self.key_base.name + ".server.key")
 
     def start(self, timeout: float = 60.0) -> float:
         """Start and wait until /health says the ingest is connected; returns the seconds it took."""
         t0 = time.monotonic()
-        argv = [sys.executable, "-m", "server.cli", "run", "--db", str(self.db_path), "--mqtt-port", str(self.mqtt_port), "--http-port", str(self.http_port)]
-        self.proc = spawn(argv, log_path=self.log_path)
-        wait_until(self._ready, timeout, "the server's /health", interval=0.05)
+        self.spawn()
+        self.wait_ready(timeout)
         return time.monotonic() - t0
+
+    def spawn(self) -> None:
+        """Start the process without waiting (``wait_ready`` waits); several servers then start at once."""
+        argv = [sys.executable, "-m", "server.cli", "run", "--db", self.db, "--mqtt-port", str(self.mqtt_port), "--http-port", str(self.http_port)]
+        if self.key_dir is not None:
+            argv += ["--key-dir", str(self.key_dir)]
+        self.proc = spawn(argv + self.args, log_path=self.log_path)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        wait_until(self._ready, timeout, "the server's /health", interval=0.05)
 
     def _ready(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
@@ -261,7 +302,7 @@ class Server:
             health = self.health()
         except OSError:
             return False
-        return bool(health.get("mqtt_connected"))
+        return bool(health.get("mqtt_connected")) or not self.needs_mqtt
 
     def health(self) -> dict[str, Any]:
         try:
@@ -294,16 +335,21 @@ BENCH_TUNING = {
 }
 
 
-def provision_devices(db_path: Path, out_dir: Path, count: int, mqtt_port: int, *, model: str = "body_recorder", tuning: dict[str, Any] | None = None) -> list[Path]:
-    """Register ``count`` devices on the server database; returns their device.toml paths (tuned)."""
+def provision_devices(
+    db_path: Path | str, out_dir: Path, count: int, mqtt_port: int, *, model: str = "body_recorder", tuning: dict[str, Any] | None = None, key_base: Path | None = None
+) -> list[Path]:
+    """Register ``count`` devices on the server database (a SQLite path, or a URL with ``key_base`` =
+    ``Server.key_base``); returns their device.toml paths (tuned)."""
     import msgspec
 
     from protocol.config import encode_device_config, load_device_config
     from server.keys import load_or_create_server_key
     from server.registry import provision
 
-    key = load_or_create_server_key(db_path.with_name(db_path.name + ".server.key"))
-    made = provision(db_path, key, model=model, agency_id="AG-BENCH", out_dir=out_dir, count=count, mqtt_port=mqtt_port)
+    base = key_base or Path(db_path)
+    key = load_or_create_server_key(base.with_name(base.name + ".server.key"))
+    broker_dir = base.with_name(base.name + ".broker") if key_base is not None else None
+    made = provision(db_path, key, model=model, agency_id="AG-BENCH", out_dir=out_dir, count=count, mqtt_port=mqtt_port, broker_dir=broker_dir)
     settings = {**BENCH_TUNING, **(tuning or {})}
     paths = []
     for p in made:

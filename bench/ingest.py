@@ -457,6 +457,144 @@ def run_backlog(cfg: Path, server: c.Server, plan: Plan) -> dict[str, float]:
     }
 
 
+# ------------------------------------------------------------------------- backends and processes
+
+
+@dataclass(frozen=True)
+class IngestSetup:
+    """One configuration of the ingest-rate phase: a database and how many ingest processes share the uplinks."""
+
+    backend: str  # "sqlite" or "postgresql"
+    workers: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}_{self.workers}"
+
+
+def db_scalar(db: str, text: str, **params: Any) -> Any:
+    """One value read through the storage seam (either backend)."""
+    from server.storage.engine import sql, storage_for
+
+    stmt = sql(text)
+    return storage_for(db).read(lambda tx: tx.scalar(stmt, **params))
+
+
+def ingest_servers(setup: IngestSetup, db: str, key_dir: Path | None, broker_port: int, directory: Path) -> list[c.Server]:
+    """The ingest processes of ``setup``: one plain ``--role ingest`` (its own client id), or N ``--role ingest
+    --ingest-worker K`` sharing the uplinks in the shared subscription (each signs in as fe-ingest-K, its client id)."""
+    if setup.workers == 1:
+        args = [["--role", "ingest", "--client-id", f"fe-bench-{setup.name}"]]
+    else:
+        args = [["--role", "ingest", "--ingest-worker", str(k)] for k in range(1, setup.workers + 1)]
+    return [c.Server(directory, broker_port, db=db, key_dir=key_dir, args=a, name=f"ingest-{setup.name}-{k + 1}") for k, a in enumerate(args)]
+
+
+def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_port: int, work: Path, plan: Plan) -> dict[str, Any]:
+    """The server's ingest rate for one setup, as phase 4 of the e2e run measures it: the ingest processes are
+    stopped, every device queues events that wait at the broker (the processes' persistent sessions), then the
+    processes start again together and are timed from the first event one of them takes off the broker to the last
+    receipt the devices process."""
+    from edge_agent.agent import Agent
+
+    directory = work / setup.name
+    directory.mkdir()
+    servers = ingest_servers(setup, db, key_dir, broker_port, directory)
+    cfgs = c.provision_devices(db, directory / "devices", DEVICES, broker_port, key_base=servers[0].key_base)
+    clock = Clock()
+    agents = [Agent.from_config_file(p, mqtt_port=broker_port) for p in cfgs]
+    streams = [event_stream(a, seed=5000 + i) for i, a in enumerate(agents)]
+    for a in agents:
+        clock.instrument(a)
+    try:
+        for s in servers:
+            s.spawn()
+        for s in servers:
+            s.wait_ready(120)
+        for a in agents:
+            a.start(heartbeat=False)
+        c.wait_until(lambda: all(a.link.stats.connected for a in agents), 30, "all agents to connect")
+        warm = 10 * len(agents)  # sessions made, caches and connections warm
+        for _ in range(10):
+            for a, st in zip(agents, streams, strict=True):
+                a.submit_async(next(st)).add_done_callback(clock.on_accepted)
+        c.wait_until(lambda: len(clock.receipted) >= warm, 120, f"warm-up receipts ({setup.name})", interval=0.02)
+        for s in servers:
+            s.stop()
+        total = plan.restart_events_per_device * len(agents)
+        acked0 = sum(a.link.stats.broker_acked for a in agents)
+        restart = Clock()
+        restart.receipted = clock.receipted
+        for _ in range(plan.restart_events_per_device):
+            for a, st in zip(agents, streams, strict=True):
+                a.submit_async(next(st)).add_done_callback(restart.on_accepted)
+        c.wait_until(lambda: sum(a.link.stats.broker_acked for a in agents) - acked0 >= total, 120, "the broker to hold every event", interval=0.01)
+        ids = list(restart.accepted)
+        t_spawn = time.time()
+        for s in servers:
+            s.spawn()
+        c.wait_until(lambda: len(clock.receipted) >= warm + total, 600, f"receipts after the restart ({setup.name})", interval=0.01)
+        last = max(clock.receipted[e] for e in ids)
+        devices = [a.device_id for a in agents]
+        first_ms = db_scalar(db, "SELECT min(received_ms) FROM events WHERE received_ms >= :t AND device_id IN (:devices)", t=int(t_spawn * 1000), devices=devices)
+        stored = db_scalar(db, "SELECT count(*) FROM events WHERE device_id IN (:devices)", devices=devices)
+        seconds = last - first_ms / 1000
+        shares = []
+        batch_sum = batch_count = 0.0
+        for s in servers:
+            s.wait_ready(30)
+            m = server_metrics(s)  # counters since this process started: the restart's events only
+            shares.append(int(m.get("fe_events_stored_total", 0)))
+            batch_sum += m.get("fe_ingest_batch_size_sum", 0.0)
+            batch_count += m.get("fe_ingest_batch_size_count", 0.0)
+        mean_batch = batch_sum / max(1.0, batch_count)
+        if stored != warm + total:
+            raise RuntimeError(f"{setup.name}: {stored} events stored, expected {warm + total}")
+        rate = total / seconds
+        c.say(
+            f"ingest {setup.backend}, {setup.workers} ingest process{'es' if setup.workers > 1 else ''}: {total} queued events stored and receipted"
+            f" {seconds:.2f} s after the first was taken = {rate:.0f} events/s; {last - t_spawn:.1f} s from spawning;"
+            f" stored per process {shares}, mean batch {mean_batch:.0f}"
+        )
+        return {"events": total, "events_per_s": rate, "from_spawn_s": last - t_spawn, "stored_per_process": shares, "mean_batch": mean_batch}
+    finally:
+        stop_agents(agents)
+        for s in servers:
+            s.stop()
+
+
+def run_backends(broker_port: int, work: Path, plan: Plan, url: str | None, workers: int) -> dict[str, Any]:
+    """The ingest rate for SQLite with 1 ingest process and PostgreSQL with 1..``workers`` (a private cluster with
+    fsync on, or the database ``url``, migrated here); one fresh set of devices per setup."""
+    from server import db as dbmod
+
+    out: dict[str, Any] = {}
+    sqlite_dir = work / "ingest-sqlite"
+    sqlite_dir.mkdir()
+    sqlite_db = str(sqlite_dir / "server.db")
+    dbmod.migrate(sqlite_db)
+    res = run_ingest_rate(IngestSetup("sqlite", 1), sqlite_db, None, broker_port, work, plan)
+    out["sqlite_1"] = res
+    pg = None
+    try:
+        if url is None:
+            pg = c.private_postgres(work)
+            url = pg.create_database("bench_ingest")
+        dbmod.migrate(url)
+        key_dir = work / "pg-keys"
+        key_dir.mkdir()
+        for n in range(1, workers + 1):
+            out[f"postgresql_{n}"] = run_ingest_rate(IngestSetup("postgresql", n), url, key_dir, broker_port, work, plan)
+    finally:
+        from server.storage.engine import close_storage
+
+        if url is not None:
+            close_storage(url)
+        if pg is not None:
+            pg.close()
+    return out
+
+
 # ------------------------------------------------------------------------------------------- main
 
 
@@ -464,6 +602,9 @@ def main() -> int:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backlog-child", help=argparse.SUPPRESS)
         p.add_argument("--events", type=int, default=0, help=argparse.SUPPRESS)
+        p.add_argument("--db", help="a postgresql:// URL for the ingest-rate phase (default: a private cluster this run starts, fsync on)")
+        p.add_argument("--workers", type=int, default=2, help="PostgreSQL ingest processes: measured with 1..N (default 2)")
+        p.add_argument("--rates-only", action="store_true", help="only the raw baseline and the ingest rates per backend (no e2e, agent or backlog phases)")
 
     args = c.bench_args("End-to-end ingest vs raw paho QoS 1, and the agent alone.", extra)
     if args.backlog_child:
@@ -487,62 +628,73 @@ def main() -> int:
         raw = c.raw_paho_qos1(broker.port, plan.raw_messages)
         c.say(f"raw paho QoS 1: {raw['messages']} x 600 B, 1 publisher (max_inflight 20) -> 1 subscriber: {raw['msgs_per_s']:.0f} messages/s")
 
-        server = c.Server(work / "server", broker.port)
-        (work / "server").mkdir()
-        cfgs = c.provision_devices(server.db_path, work / "devices", DEVICES, broker.port)
-        accept_cfg, backlog_cfg = c.provision_devices(server.db_path, work / "alone", 2, broker.port)
-        server.start()
+        e2e: dict[str, Any] = {}
+        accept: dict[str, float] = {}
+        backlog: dict[str, float] = {}
+        if not args.rates_only:
+            server = c.Server(work / "server", broker.port)
+            (work / "server").mkdir()
+            cfgs = c.provision_devices(server.db_path, work / "devices", DEVICES, broker.port)
+            accept_cfg, backlog_cfg = c.provision_devices(server.db_path, work / "alone", 2, broker.port)
+            server.start()
 
-        e2e = run_e2e(cfgs, server, plan)
-        accept = run_accept(accept_cfg, plan)
-        backlog = run_backlog(backlog_cfg, server, plan)
-        server.stop()
+            e2e = run_e2e(cfgs, server, plan)
+            accept = run_accept(accept_cfg, plan)
+            backlog = run_backlog(backlog_cfg, server, plan)
+            server.stop()
+        c.say(f"ingest rate by backend: {DEVICES} devices x {plan.restart_events_per_device} events queued while the ingest processes are down, then they start together")
+        rates = run_backends(broker.port, work, plan, args.db, args.workers)
         raw_after = c.raw_paho_qos1(broker.port, plan.raw_messages)
         c.say(f"raw paho QoS 1 again, at the end: {raw_after['msgs_per_s']:.0f} messages/s (the baseline is the better of the two)")
         broker.stop()
 
     raw_rates = (raw["msgs_per_s"], raw_after["msgs_per_s"])
     raw = max(raw, raw_after, key=lambda r: r["msgs_per_s"])
-    ratio = e2e["e2e_events_per_s"] / raw["msgs_per_s"]
-    c.say(f"ratio e2e / raw: {ratio:.1%} (goal: at least 40%); peak agent RSS {backlog['agent_peak_rss_mb']:.1f} MB (goal: at most 60 MB with 100,000 queued)")
+    base = raw["msgs_per_s"]
+    figures.update({"devices": DEVICES, "raw_paho_qos1_msgs_per_s": c.rounded(base), "raw_paho_qos1_runs": [c.rounded(r) for r in raw_rates]})
+    if e2e:
+        ratio = e2e["e2e_events_per_s"] / base
+        c.say(f"ratio e2e / raw: {ratio:.1%} (goal: at least 40%); peak agent RSS {backlog['agent_peak_rss_mb']:.1f} MB (goal: at most 60 MB with 100,000 queued)")
+        figures.update(
+            {
+                "e2e_events": e2e["e2e_events"],
+                "e2e_events_per_s": c.rounded(e2e["e2e_events_per_s"]),
+                "ratio": round(ratio, 3),
+                "latency_p50_ms": c.rounded(e2e["latency_p50_ms"]),
+                "latency_p99_ms": c.rounded(e2e["latency_p99_ms"]),
+                "paced_events_per_s": c.rounded(e2e["paced_events_per_s"]),
+                "paced_latency_p50_ms": c.rounded(e2e["paced_latency_p50_ms"]),
+                "paced_latency_p99_ms": c.rounded(e2e["paced_latency_p99_ms"]),
+                "server_mean_batch": c.rounded(e2e["server_mean_batch"]),
+                "server_duplicates": int(e2e["server_duplicates"]),
+                "restart_events": e2e["restart_events"],
+                "restart_events_per_s": c.rounded(e2e["restart_events_per_s"]),
+                "restart_ratio": round(e2e["restart_events_per_s"] / base, 3),
+                "restart_from_spawn_s": round(e2e["restart_from_spawn_s"], 2),
+                "agent_accept_per_s_1_caller": c.rounded(accept["agent_accept_per_s_1_caller"]),
+                "agent_accept_per_s_16_callers": c.rounded(accept["agent_accept_per_s_16_callers"]),
+                "backlog_events": backlog["backlog_events"],
+                "backlog_accept_per_s": c.rounded(backlog["backlog_accept_per_s"]),
+                "drain_s": round(backlog["drain_s"], 2),
+                "drain_events_per_s": c.rounded(backlog["drain_events_per_s"]),
+                "outbox_reopen_s": round(backlog["outbox_reopen_s"], 2),
+                "agent_peak_rss_mb": c.rounded(backlog["agent_peak_rss_mb"]),
+                "agent_idle_rss_mb": c.rounded(backlog["agent_idle_rss_mb"]),
+                "outbox_disk_mb": c.rounded(backlog["outbox_disk_mb"]),
+                "event_payload_bytes": round(backlog["event_payload_bytes"]),
+            }
+        )
+    for name, r in rates.items():
+        figures[f"ingest_{name}_events_per_s"] = c.rounded(r["events_per_s"])
+        figures[f"ingest_{name}_ratio"] = round(r["events_per_s"] / base, 3)
+        figures[f"ingest_{name}_stored_per_process"] = r["stored_per_process"]
+        figures[f"ingest_{name}_mean_batch"] = c.rounded(r["mean_batch"])
+        figures[f"ingest_{name}_from_spawn_s"] = round(r["from_spawn_s"], 2)
+    c.say("ingest rate / raw: " + ", ".join(f"{name} {r['events_per_s']:.0f}/s ({r['events_per_s'] / base:.1%})" for name, r in rates.items()))
+    figures["ingest_rate_events"] = next(iter(rates.values()))["events"]
     load_end = os.getloadavg()[0]
     c.say(f"done in {time.monotonic() - started:.0f} s; 1-minute load average {load_start:.1f} at the start, {load_end:.1f} at the end ({os.cpu_count()} CPUs)")
-    figures.update(
-        {
-            "devices": DEVICES,
-            "e2e_events": e2e["e2e_events"],
-            "e2e_events_per_s": c.rounded(e2e["e2e_events_per_s"]),
-            "raw_paho_qos1_msgs_per_s": c.rounded(raw["msgs_per_s"]),
-            "raw_paho_qos1_runs": [c.rounded(r) for r in raw_rates],
-            "ratio": round(ratio, 3),
-            "latency_p50_ms": c.rounded(e2e["latency_p50_ms"]),
-            "latency_p99_ms": c.rounded(e2e["latency_p99_ms"]),
-            "paced_events_per_s": c.rounded(e2e["paced_events_per_s"]),
-            "paced_latency_p50_ms": c.rounded(e2e["paced_latency_p50_ms"]),
-            "paced_latency_p99_ms": c.rounded(e2e["paced_latency_p99_ms"]),
-            "server_mean_batch": c.rounded(e2e["server_mean_batch"]),
-            "server_duplicates": int(e2e["server_duplicates"]),
-            "restart_events": e2e["restart_events"],
-            "restart_events_per_s": c.rounded(e2e["restart_events_per_s"]),
-            "restart_ratio": round(e2e["restart_events_per_s"] / raw["msgs_per_s"], 3),
-            "restart_from_spawn_s": round(e2e["restart_from_spawn_s"], 2),
-            "agent_accept_per_s_1_caller": c.rounded(accept["agent_accept_per_s_1_caller"]),
-            "agent_accept_per_s_16_callers": c.rounded(accept["agent_accept_per_s_16_callers"]),
-            "backlog_events": backlog["backlog_events"],
-            "backlog_accept_per_s": c.rounded(backlog["backlog_accept_per_s"]),
-            "drain_s": round(backlog["drain_s"], 2),
-            "drain_events_per_s": c.rounded(backlog["drain_events_per_s"]),
-            "outbox_reopen_s": round(backlog["outbox_reopen_s"], 2),
-            "agent_peak_rss_mb": c.rounded(backlog["agent_peak_rss_mb"]),
-            "agent_idle_rss_mb": c.rounded(backlog["agent_idle_rss_mb"]),
-            "outbox_disk_mb": c.rounded(backlog["outbox_disk_mb"]),
-            "event_payload_bytes": round(backlog["event_payload_bytes"]),
-            "cpus": os.cpu_count(),
-            "loadavg_1m_start": round(load_start, 2),
-            "loadavg_1m_end": round(load_end, 2),
-            "seconds": round(time.monotonic() - started, 1),
-        }
-    )
+    figures.update({"cpus": os.cpu_count(), "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(load_end, 2), "seconds": round(time.monotonic() - started, 1)})
     c.emit(figures)
     return 0
 

@@ -267,12 +267,9 @@ class PostgresDbs:
     name = "postgresql"
 
     def __init__(self, work: Path) -> None:
-        from tests.support.postgres import Postgres
-
         from server import db as dbmod
 
-        self.pg = Postgres(pg_directory(work), settings={"fsync": "on"})
-        self.pg.start()
+        self.pg = c.private_postgres(work)
         url = self.pg.create_database("bench_template")
         dbmod.migrate(url)
         import psycopg
@@ -295,14 +292,6 @@ class PostgresDbs:
 
     def close(self) -> None:
         self.pg.close()
-
-
-def pg_directory(work: Path) -> Path:
-    """A folder for a private cluster under the (0700) work folder, reachable by the cluster's OS user."""
-    os.chmod(work, 0o755)  # the postgres OS user must traverse it; the work folder holds nothing secret
-    d = work / "postgres"
-    d.mkdir()
-    return d
 
 
 def run_backend(dbs: Any, plan: Plan, groups: list[list[Any]]) -> dict[str, Any]:
