@@ -1,4 +1,8 @@
-"""Messages that must never be stored or receipted, and forged receipts that must never drop an event."""
+"""Messages that must never be stored or receipted, and forged receipts that must never drop an event.
+
+The server's refusals (kept aside with their reasons, duplicates, sequence conflicts) run on both backends;
+the forged receipt and the full disk are the agent's own checks and run on SQLite only.
+"""
 
 from __future__ import annotations
 
@@ -72,7 +76,7 @@ def device_key(dev: DeviceRun) -> SigningKey:
 
 
 def receipts_for(p: Peer, stack: Stack) -> list[Receipt]:
-    key = VerifyKey(load_or_create_server_key(stack.server.db_path.with_name("server.db.server.key")).public_bytes)
+    key = VerifyKey(load_or_create_server_key(stack.server.server_key_path).public_bytes)
     out = []
     for _, payload in list(p.received):
         msg = open_server_message(payload, key)
@@ -81,7 +85,8 @@ def receipts_for(p: Peer, stack: Stack) -> list[Receipt]:
     return out
 
 
-def test_bad_messages_are_kept_aside_with_reasons_and_ingest_goes_on(stack: Stack) -> None:
+def test_bad_messages_are_kept_aside_with_reasons_and_ingest_goes_on(any_stack: Stack) -> None:
+    stack = any_stack
     stack.server.start_and_wait()
     a, b = stack.add_devices(2)
     key_a = device_key(a)
@@ -101,10 +106,10 @@ def test_bad_messages_are_kept_aside_with_reasons_and_ingest_goes_on(stack: Stac
         # then an honest event: the ingest went on
         good = event(a.device_id, 1)
         p.publish(up_a, seal(good, key_a))
-        wait_for(lambda: server_events(stack.server.db_path, a.device_id), timeout=20)
-        assert rejected_reasons(stack.server.db_path) == ["bad_signature", "topic_mismatch", "undecodable", "schema", "unknown_device", "oversized"]
-        assert server_events(stack.server.db_path, a.device_id) == [(good.event_id, 1)]
-        assert server_events(stack.server.db_path, b.device_id) == []
+        wait_for(lambda: server_events(stack.server.db, a.device_id), timeout=20)
+        assert rejected_reasons(stack.server.db) == ["bad_signature", "topic_mismatch", "undecodable", "schema", "unknown_device", "oversized"]
+        assert server_events(stack.server.db, a.device_id) == [(good.event_id, 1)]
+        assert server_events(stack.server.db, b.device_id) == []
         wait_for(lambda: receipts_for(p, stack), timeout=10)
         receipted = [i.event_id for r in receipts_for(p, stack) for i in r.items]
         assert receipted == [good.event_id]  # nothing rejected was ever receipted
@@ -112,7 +117,8 @@ def test_bad_messages_are_kept_aside_with_reasons_and_ingest_goes_on(stack: Stac
     assert stack.server.metric("fe_messages_rejected_total", 'reason="topic_mismatch"') == 1
 
 
-def test_one_event_resent_100_times_is_stored_once(stack: Stack) -> None:
+def test_one_event_resent_100_times_is_stored_once(any_stack: Stack) -> None:
+    stack = any_stack
     stack.server.start_and_wait()
     (a,) = stack.add_devices(1)
     payload = seal(event(a.device_id, 1), device_key(a))
@@ -121,14 +127,15 @@ def test_one_event_resent_100_times_is_stored_once(stack: Stack) -> None:
         for _ in range(100):
             p.publish(topics.device_up(a.device_id), payload)
         wait_for(lambda: stack.server.metric("fe_events_stored_total") + stack.server.metric("fe_events_duplicate_total") == 100, timeout=20)
-        assert len(server_events(stack.server.db_path, a.device_id)) == 1
+        assert len(server_events(stack.server.db, a.device_id)) == 1
         assert stack.server.metric("fe_events_duplicate_total") == 99
         # every copy was answered (copies within one batch share a receipt item)
         wait_for(lambda: receipts_for(p, stack), timeout=10)
         assert {i.status for r in receipts_for(p, stack) for i in r.items} <= {"stored", "duplicate"}
 
 
-def test_seq_reused_for_different_content_is_rejected(stack: Stack) -> None:
+def test_seq_reused_for_different_content_is_rejected(any_stack: Stack) -> None:
+    stack = any_stack
     stack.server.start_and_wait()
     (a,) = stack.add_devices(1)
     key = device_key(a)
@@ -136,12 +143,13 @@ def test_seq_reused_for_different_content_is_rejected(stack: Stack) -> None:
         first = event(a.device_id, 1)
         p.publish(topics.device_up(a.device_id), seal(first, key))
         p.publish(topics.device_up(a.device_id), seal(event(a.device_id, 1), key))
-        wait_for(lambda: rejected_reasons(stack.server.db_path), timeout=20)
-    assert rejected_reasons(stack.server.db_path) == ["seq_conflict"]
-    assert server_events(stack.server.db_path, a.device_id) == [(first.event_id, 1)]
+        wait_for(lambda: rejected_reasons(stack.server.db), timeout=20)
+    assert rejected_reasons(stack.server.db) == ["seq_conflict"]
+    assert server_events(stack.server.db, a.device_id) == [(first.event_id, 1)]
 
 
 def test_forged_receipt_never_drops_an_event(stack: Stack) -> None:
+    """The agent's check (SQLite only: the server just stores the event once the forgery is ignored)."""
     stack.server.start_and_wait()
     stack.server.stop()  # no genuine receipts for now
     (dev,) = stack.add_devices(1)
@@ -159,10 +167,11 @@ def test_forged_receipt_never_drops_an_event(stack: Stack) -> None:
         wait_for(lambda: dev.status()["forged_receipts"] >= 1, timeout=20)
     assert dev.status()["outbox_depth"] == 1  # still kept
     stack.server.start_and_wait()
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
 def test_agent_disk_full(stack: Stack) -> None:
+    """The agent's SQLite outbox on a full partition (SQLite only: the server's database plays no part)."""
     stack.server.start_and_wait()
     stack.server.stop()
     # 24 pages of 4 KiB: the database file cannot grow past ~96 KiB, as on a full partition.
@@ -179,6 +188,6 @@ def test_agent_disk_full(stack: Stack) -> None:
     assert outcomes.count(202) > 10
     assert dev.outbox_integrity() == "ok"
     stack.server.start_and_wait()
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
     code, _ = dev.submit("enterprise_scanned", {"officer_id": "OFF-1", "code_text": "FE1:91110108MA01ABCD0X"}, str(uuid.uuid4()))
     assert code == 202  # room again once the receipts freed it
