@@ -22,7 +22,7 @@ import msgspec
 from protocol.decision import Policy
 from server.alerts import raise_alert
 from server.scanning import year_start_ms
-from server.storage import jobs as stored
+from server.storage import draws as stored
 from server.storage.engine import Tx
 from server.storage.legacy import Con, as_tx
 
@@ -115,6 +115,7 @@ def commit_draw(
     region = _check_scope(tx, agency_id, field, region, by_supervisor)
     if not by_supervisor and draw_at_ms < now_ms - MAX_BACKDATE_MS:
         raise DrawError("抽取时间不能早于现在 / a draw cannot be set for a time already past")
+    stored.lock_draw_share(tx, agency_id, field, region)
     population = len(eligible(tx, agency_id, field, region, policy, now_ms)[0])
     limit = max_enterprises(population)
     # The share holds for all the draws whose plans may still be in force, not for each: ten draws of 10%

@@ -21,6 +21,7 @@ from server.disclosure import DisclosureError, decision_agency, on_time_rates, p
 from server.draws import DrawError, commit_draw, public_view
 from server.errors import Conflict, answers
 from server.jobs import JOBS
+from server.storage import draws as stored_draws
 from server.storage import jobs as stored
 from server.storage.engine import Tx
 from server.workdays import check_day
@@ -249,7 +250,7 @@ def public_draw_page(state: State, draw_id: IdPath, lang: Annotated[Literal["zh"
     """The public page of a draw (双随机、一公开): commitment, seed and result, for anyone to check."""
     with _read(state) as con:
         view = public_view(con, draw_id)
-        names = stored.draw_target_names(con, draw_id)
+        names = stored_draws.draw_target_names(con, draw_id)
     if view is None:
         raise NotFoundException(f"no draw {draw_id!r}")
     zh = lang == "zh"

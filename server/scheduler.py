@@ -93,7 +93,7 @@ def execute_job(job_id: str, db: str | Path, ctx: JobContext, now_ms: int, slot_
     store = storage_for(db)
 
     def run(tx: Tx) -> dict[str, Any] | None:
-        tx.lock(f"fe:job:{job_id}")  # runs of one job for different slots (by hand, scheduled) take turns
+        stored.lock_job(tx, job_id)  # runs of one job for different slots (by hand, scheduled) take turns
         run_id = stored.claim_run(tx, job_id, slot, now_ms)
         if run_id is None:
             return None

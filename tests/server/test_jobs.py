@@ -226,6 +226,22 @@ def test_two_overlapping_runs_of_a_draw_draw_it_once(seeded_url: str) -> None:
     assert overlapping(seeded_url, lambda t: perform_due_draws(t, POLICY, now + 1)) == ([draw_id], [])
 
 
+def test_two_announcements_at_once_stay_within_the_share(seeded_url: str) -> None:
+    """Each would pass the share check alone; the second waits for the first and is refused."""
+    with storage_for(seeded_url).writing() as t:
+        add_enterprises(t, MORE_ENTERPRISES)  # 61 eligible: 6 in all
+
+    def announce(t: Tx) -> str:
+        now = int(time.time() * 1000)
+        try:
+            commit_draw(t, agency_id="SAMR", field="food", region="110108", title="t", enterprises=6, officers_per_team=1, draw_at_ms=now + 60_000, now_ms=now, policy=POLICY, announced_by="admin-SAMR", by_supervisor=False)
+        except DrawError as e:
+            return "refused" if "6 already announced" in str(e) else str(e)
+        return "announced"
+
+    assert overlapping(seeded_url, announce) == ("announced", "refused")
+
+
 def test_two_overlapping_deadline_checks_alert_once_and_keep_a_disclosure(seeded_url: str) -> None:
     with storage_for(seeded_url).writing() as t:
         record_decision(t, decision_id="LATE", agency_id="SAMR", kind="penalty", decided_on=dt.date(2026, 2, 10))

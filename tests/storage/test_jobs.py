@@ -20,7 +20,7 @@ import pytest
 from protocol.signing import SigningKey
 from server import jobs as jobs_module
 from server.scheduler import Scheduler, slot_of, trigger_of
-from server.storage import jobs
+from server.storage import draws, jobs
 from server.storage.engine import Storage, Tx, sql
 from server.storage.leader import AdvisoryLock, FileLock, leader_lock
 from tests.server.conftest import seed
@@ -138,7 +138,7 @@ def test_device_rows_for_the_presence_check(seeded: Storage) -> None:
 
 
 def _draw(tx: Tx, draw_id: str, count: int, committed_ms: int, region: str = "110108") -> None:
-    jobs.insert_draw(
+    draws.insert_draw(
         tx, draw_id=draw_id, agency_id="SAMR", field="food", region=region, title="t", enterprise_count=count, officers_per_team=1,
         seed_hash="h", seed="00" * 32, committed_ms=committed_ms, draw_at_ms=committed_ms + 10,
     )  # fmt: skip
@@ -148,29 +148,29 @@ def test_draw_rows(seeded: Storage) -> None:
     from tests.server.conftest import GOOD, PLAIN
 
     with seeded.writing() as tx:
-        assert jobs.agency_region_fields(tx, "SAMR") == ("110108", '["food"]') and jobs.agency_region_fields(tx, "NOPE") is None
-        assert jobs.field_registered(tx, "food") and not jobs.field_registered(tx, "nope")
-        assert jobs.region_registered(tx, "110108") and not jobs.region_registered(tx, "999999")
-        assert jobs.enterprises_announced(tx, "SAMR", "food", "110108", 0) == 0
+        assert draws.agency_region_fields(tx, "SAMR") == ("110108", '["food"]') and draws.agency_region_fields(tx, "NOPE") is None
+        assert draws.field_registered(tx, "food") and not draws.field_registered(tx, "nope")
+        assert draws.region_registered(tx, "110108") and not draws.region_registered(tx, "999999")
+        assert draws.enterprises_announced(tx, "SAMR", "food", "110108", 0) == 0
         _draw(tx, "A", 3, 1_000)
         _draw(tx, "B", 2, 2_000)
         _draw(tx, "C", 9, 2_000, region="")
-        announced = jobs.enterprises_announced(tx, "SAMR", "food", "110108", 1_000)
+        announced = draws.enterprises_announced(tx, "SAMR", "food", "110108", 1_000)
         assert announced == 2 and type(announced) is int  # after 1_000 only: B (PostgreSQL's sum() is numeric)
-        assert [d[0] for d in jobs.due_draws(tx, 2_010)] == ["A", "B", "C"] and [d[0] for d in jobs.due_draws(tx, 1_010)] == ["A"]
-        assert jobs.mark_drawn(tx, "A", 5_000, '{"teams": []}')
-        assert not jobs.mark_drawn(tx, "A", 6_000, "{}")  # drawn once
-        jobs.insert_draw_plan(tx, plan_id="A", agency_id="SAMR", field="food", title="t", valid_from_ms=5_000, valid_to_ms=9_000, targets=[PLAIN, GOOD])
-        assert jobs.draw_target_names(tx, "A") == {PLAIN: "海淀某餐饮公司", GOOD: "守信示范企业"}
-        row = jobs.draw(tx, "A")
+        assert [d[0] for d in draws.due_draws(tx, 2_010)] == ["A", "B", "C"] and [d[0] for d in draws.due_draws(tx, 1_010)] == ["A"]
+        assert draws.mark_drawn(tx, "A", 5_000, '{"teams": []}')
+        assert not draws.mark_drawn(tx, "A", 6_000, "{}")  # drawn once
+        draws.insert_draw_plan(tx, plan_id="A", agency_id="SAMR", field="food", title="t", valid_from_ms=5_000, valid_to_ms=9_000, targets=[PLAIN, GOOD])
+        assert draws.draw_target_names(tx, "A") == {PLAIN: "海淀某餐饮公司", GOOD: "守信示范企业"}
+        row = draws.draw(tx, "A")
         assert row is not None and (row["status"], row["drawn_ms"], row["result_json"]) == ("drawn", 5_000, '{"teams": []}')
-        assert jobs.draw(tx, "nope") is None
-        assert [d[0] for d in jobs.due_draws(tx, 9_999)] == ["B", "C"]
-        ents = jobs.enterprises_not_protected(tx, "110108", 0, int(time.time() * 1000))
+        assert draws.draw(tx, "nope") is None
+        assert [d[0] for d in draws.due_draws(tx, 9_999)] == ["B", "C"]
+        ents = draws.enterprises_not_protected(tx, "110108", 0, int(time.time() * 1000))
         assert GOOD not in [e[0] for e in ents] and (PLAIN, "medium", "B", 0) in ents  # GOOD is on the no-disturb list
-        assert jobs.enterprises_not_protected(tx, "999999", 0, 0) == [] and len(jobs.enterprises_not_protected(tx, "", 0, 0)) == 3
-        assert [o for o, _ in jobs.officers_valid(tx, "SAMR", int(time.time() * 1000))] == ["OFF-SAMR-1", "OFF-SAMR-2"]
-        assert jobs.declared_conflicts(tx) == []
+        assert draws.enterprises_not_protected(tx, "999999", 0, 0) == [] and len(draws.enterprises_not_protected(tx, "", 0, 0)) == 3
+        assert [o for o, _ in draws.officers_valid(tx, "SAMR", int(time.time() * 1000))] == ["OFF-SAMR-1", "OFF-SAMR-2"]
+        assert draws.declared_conflicts(tx) == []
 
 
 # --- disclosure and samples -------------------------------------------------------------------------------------
