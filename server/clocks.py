@@ -25,6 +25,7 @@ import logging
 import sqlite3
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from protocol import topics
@@ -66,31 +67,53 @@ def judge(device_time_ms: int, clock_error_ms: int, received_ms: int, registered
     return None
 
 
-def check_stored(db: Tx | sqlite3.Connection, msg: DeviceMessage, received_ms: int, now_ms: int) -> str | None:
-    """Judge a newly stored event (inside the ingest's transaction): record it if suspect, alert once per device."""
+#: What the server remembers of a device's clock: (offset_ms, alerted_ms, ok_since_ms).
+Memory = tuple[int | None, int | None, int | None]
+
+
+def check_stored(db: Tx | sqlite3.Connection, stored: Sequence[tuple[DeviceMessage, int]], now_ms: int) -> list[str | None]:
+    """Judge newly stored events, (message, received_ms) in each device's sequence order, inside the ingest's
+    transaction: record the suspect ones, alert once per device; returns each event's reason or None. Each device's
+    state is read once and written at most once per call."""
     tx = as_tx(db)
-    state = devices.clock_state(tx, msg.device_id)
-    if state is None:
-        return None
-    registered_ms, offset_ms, alerted_ms, ok_since_ms = state
+    reasons: list[str | None] = []
+    states: dict[str, tuple[int, Memory, Memory] | None] = {}  # device -> (registered_ms, as read, as now)
+    for msg, received_ms in stored:
+        if msg.device_id not in states:
+            read = devices.clock_state(tx, msg.device_id)
+            states[msg.device_id] = None if read is None else (read[0], read[1:], read[1:])
+        state = states[msg.device_id]
+        if state is None:  # not registered (cannot happen for a stored event; nothing to judge against)
+            reasons.append(None)
+            continue
+        registered_ms, before, memory = state
+        memory, reason = _judge_stored(tx, msg, received_ms, registered_ms, memory, now_ms)
+        states[msg.device_id] = (registered_ms, before, memory)
+        reasons.append(reason)
+    for device_id, state in states.items():
+        if state is not None and state[2] != state[1]:  # most batches change nothing: no write
+            devices.set_clock_state(tx, device_id, *state[2])
+    return reasons
+
+
+def _judge_stored(tx: Tx, msg: DeviceMessage, received_ms: int, registered_ms: int, memory: Memory, now_ms: int) -> tuple[Memory, str | None]:
+    """One event against the device's clock memory: flag it if suspect, alert if due; the memory after it."""
+    offset_ms, alerted_ms, ok_since_ms = memory
     if isinstance(msg, DeviceStatus) and msg.clock_offset_ms is not None:
         offset_ms = msg.clock_offset_ms  # the device's newest measurement applies to this event too
     verdict = judge(msg.device_time_ms, msg.clock_error_ms, received_ms, registered_ms, offset_ms)
-    new = (offset_ms, alerted_ms, ok_since_ms if ok_since_ms is not None else received_ms)
-    if verdict is not None:
-        reason, detail = verdict
-        devices.add_clock_suspect(
-            tx, event_id=msg.event_id, device_id=msg.device_id, reason=reason, detail=detail, device_time_ms=msg.device_time_ms, received_ms=received_ms
-        )
-        # Fine since ok_since_ms, for long enough: this is a new problem, not the one already alerted.
-        recovered = ok_since_ms is not None and received_ms - ok_since_ms >= RECOVERED_AFTER_MS
-        if alerted_ms is None or now_ms - alerted_ms >= REALERT_AFTER_MS or recovered:
-            _alert(tx, msg, reason, detail, now_ms)
-            alerted_ms = now_ms
-        new = (offset_ms, alerted_ms, None)
-    if new != state[1:]:  # most events change nothing: no write
-        devices.set_clock_state(tx, msg.device_id, *new)
-    return None if verdict is None else verdict[0]
+    if verdict is None:
+        return (offset_ms, alerted_ms, ok_since_ms if ok_since_ms is not None else received_ms), None
+    reason, detail = verdict
+    devices.add_clock_suspect(
+        tx, event_id=msg.event_id, device_id=msg.device_id, reason=reason, detail=detail, device_time_ms=msg.device_time_ms, received_ms=received_ms
+    )
+    # Fine since ok_since_ms, for long enough: this is a new problem, not the one already alerted.
+    recovered = ok_since_ms is not None and received_ms - ok_since_ms >= RECOVERED_AFTER_MS
+    if alerted_ms is None or now_ms - alerted_ms >= REALERT_AFTER_MS or recovered:
+        _alert(tx, msg, reason, detail, now_ms)
+        alerted_ms = now_ms
+    return (offset_ms, alerted_ms, None), reason
 
 
 def _alert(con: Tx, msg: DeviceMessage, reason: str, detail: str, now_ms: int) -> None:

@@ -329,8 +329,8 @@ def store_events(tx: Tx, checked: Checked, keys: DeviceKeys, out: BatchOutcome, 
         stored.order.append((m, "duplicate"))
         out.duplicates += 1
         counts[2] += 1
-    for m, row in sorted(stored.new, key=lambda mr: (mr[1].device_id, mr[1].seq)):  # device clocks in device order
-        clocks.check_stored(tx, m, row.received_ms, now_ms)  # kept whatever its time; a suspect one is flagged
+    # Kept whatever its time; a suspect one is flagged. In device order, each device's events in sequence order.
+    clocks.check_stored(tx, [(m, row.received_ms) for m, row in sorted(stored.new, key=lambda mr: (mr[1].device_id, mr[1].seq))], now_ms)
     devices.bump_device_state(tx, [DeviceDelta(d, *c) for d, c in per_device.items()], now_ms)
     rejects.close(tx)
     return stored
