@@ -4,8 +4,10 @@
   session of its own, or a file lock beside a SQLite database) runs APScheduler; the others try again every
   ``retry_s`` seconds and take over within one try when the leader's process or connection dies.
 - Slots: each run claims ``(job id, scheduled time)`` in ``job_runs`` (a unique index) in the transaction that does
-  the job's work, so a leader that stalls past a takeover cannot run a slot twice, and a run that fails leaves its
-  slot to be claimed again. Interval triggers start at a fixed instant, so every scheduler computes the same slots.
+  the job's work, so a leader that stalls past a takeover cannot run a slot twice; a run that fails is rolled back
+  and recorded as the slot's error, and the next slot tries again. Runs of one job for different slots (one asked
+  for by hand) take turns on a transaction lock. Interval triggers start at a fixed instant, so every scheduler
+  computes the same slots.
 - Jobs live in APScheduler's SQLAlchemy job store in the server's own database (table ``apscheduler_jobs``), each
   under its explicit id with ``replace_existing=True``, ``coalesce=True`` and ``max_instances=1``: a restart finds
   the same jobs, never a second copy, and a run missed while no server was up happens once, not once per miss.
