@@ -1,7 +1,10 @@
-"""Ingest benchmark: end-to-end delivery through one Mosquitto against raw paho QoS 1, and the agent alone.
+"""Ingest benchmark: end-to-end delivery through one Mosquitto against raw paho QoS 1, the agent alone, and the
+server's ingest rate on SQLite and on PostgreSQL with one and several ingest processes.
 
-    python bench/ingest.py            # full run (a few minutes on 2 cores)
-    python bench/ingest.py --quick    # under a minute, smaller counts, noisier
+    python bench/ingest.py                          # full run (a few minutes on 2 cores)
+    python bench/ingest.py --quick                  # smaller counts, noisier (about 2 minutes with the backends phase)
+    python bench/ingest.py --quick --rates-only     # the raw baseline and the ingest rate per backend only
+    python bench/ingest.py --db postgresql://u@host/db --workers 3   # PostgreSQL there, with 1, 2 and 3 ingest processes
 
 What it does, in one run, on 127.0.0.1 with a private memory-only Mosquitto:
 
@@ -27,6 +30,16 @@ What it does, in one run, on 127.0.0.1 with a private memory-only Mosquitto:
    its peak RSS (VmHWM from /proc/<pid>/status) is read while they are all queued. Then the same
    device is opened again in this process with the broker and server up, and the time from
    ``Agent.start()`` (reconnecting) to an empty outbox is measured.
+
+5. The ingest rate by backend and process count: SQLite with one ingest process, PostgreSQL (a private cluster
+   this run starts with fsync on, or ``--db URL``) with 1..N (``--workers N``, default 2). Each setup gets 50
+   fresh devices and runs ``python -m server.cli run --role ingest`` (one process with a client id of its own,
+   or N processes ``--ingest-worker K`` that share the uplinks through the shared subscription
+   ``$share/fe-ingest/...`` as broker accounts fe-ingest-K; the benchmark's broker is an open one, so no
+   ``broker-config`` accounts are needed). After a warm-up the processes are stopped, the devices queue
+   events at the broker, the processes are started again together, and the rate runs from the first event
+   taken to the last receipt processed, as in phase 2's restart. ``--rates-only`` runs the raw baseline and
+   this phase alone.
 
 The last line printed is one JSON object with the figures.
 """

@@ -65,6 +65,7 @@ import _scan_data  # noqa: E402
 
 from server import db as dbmod  # noqa: E402
 from server.codes import ensure_code_key, issue_code  # noqa: E402
+from server.storage.engine import sql  # noqa: E402
 
 DATA_VERSION = 1
 CACHE_MAX_AGE_S = 7 * 86_400
@@ -120,25 +121,23 @@ def cached_registers(plan: Plan, cache_dir: Path) -> tuple[Path, dict[str, Any]]
     return path, meta
 
 
-def issue_codes(db_path: Path, plan: Plan, rng: random.Random) -> list[str]:
-    """Signed code texts for ``plan.codes`` random enterprises, issued on the run's database."""
+def issue_codes(db: str, key_base: Path, plan: Plan, rng: random.Random) -> list[str]:
+    """Signed code texts for ``plan.codes`` random enterprises, issued on the run's database (a path or a URL;
+    the code key is named after ``key_base``, where the server looks for it)."""
     numbers = rng.sample(range(plan.enterprises), plan.codes)
-    con = dbmod.connect(db_path)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        ensure_code_key(con, db_path)
-        texts = [issue_code(con, db_path, _scan_data.credit_code(n, _scan_data.REGIONS[n % len(_scan_data.REGIONS)][0]))[0] for n in numbers]
-        con.execute("COMMIT")
-    finally:
-        con.close()
-    return texts
+    with dbmod.writing(db) as tx:
+        ensure_code_key(tx, key_base)
+        return [issue_code(tx, key_base, _scan_data.credit_code(n, _scan_data.REGIONS[n % len(_scan_data.REGIONS)][0]))[0] for n in numbers]
 
 
 #: One scan request: its JSON body and the officer's session token ("" when the server has no sign-in).
 Scan = tuple[bytes, str]
 
 
-def officer_sessions(db_path: Path) -> dict[str, str] | None:
+_OFFICERS = sql("SELECT officer_id, agency_id FROM officers ORDER BY officer_id")
+
+
+def officer_sessions(db: str) -> dict[str, str] | None:
     """A session token for every officer if this server signs users in (``server.auth``), else None.
 
     The users and sessions are made with ``server.auth``'s own ``add_user`` and ``sign_in``; only their
@@ -157,18 +156,15 @@ def officer_sessions(db_path: Path) -> dict[str, str] | None:
     auth.hash_password = lambda p: stored  # type: ignore[assignment]
     auth.check_password = lambda p, h: True  # type: ignore[assignment]
     tokens: dict[str, str] = {}
-    con = dbmod.connect(db_path)
     try:
-        con.execute("BEGIN IMMEDIATE")
-        for officer_id, agency_id in con.execute("SELECT officer_id, agency_id FROM officers").fetchall():
-            auth.add_user(con, officer_id, password, "officer", agency_id=agency_id, officer_id=officer_id)
-            signed = auth.sign_in(con, officer_id, password)
-            assert signed is not None
-            tokens[officer_id] = signed[0]
-        con.execute("COMMIT")
+        with dbmod.writing(db) as tx:
+            for officer_id, agency_id in tx.all(_OFFICERS):
+                auth.add_user(tx, officer_id, password, "officer", agency_id=agency_id, officer_id=officer_id)
+                signed = auth.sign_in(tx, officer_id, password)
+                assert signed is not None
+                tokens[officer_id] = signed[0]
     finally:
         auth.hash_password, auth.check_password = saved  # type: ignore[assignment]
-        con.close()
     return tokens
 
 
@@ -188,17 +184,16 @@ def scan_bodies(db_path: Path, codes: list[str], count: int, rng: random.Random,
     return out
 
 
-def register_counts(db_path: Path) -> dict[str, int]:
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        q = {
-            "scans": "SELECT count(*) FROM scans",
-            "inspections": "SELECT count(*) FROM inspections",
-            "open_inspections": "SELECT count(*) FROM inspections WHERE status = 'open'",
-        }
-        return {k: con.execute(sql).fetchone()[0] for k, sql in q.items()}
-    finally:
-        con.close()
+_COUNTS = {
+    "scans": sql("SELECT count(*) FROM scans"),
+    "inspections": sql("SELECT count(*) FROM inspections"),
+    "open_inspections": sql("SELECT count(*) FROM inspections WHERE status = 'open'"),
+}
+
+
+def register_counts(db: str) -> dict[str, int]:
+    with dbmod.reading(db) as tx:
+        return {k: int(tx.scalar(stmt)) for k, stmt in _COUNTS.items()}
 
 
 # ------------------------------------------------------------------------------- open-loop client
@@ -404,9 +399,26 @@ def ensure_wrk() -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process (all its threads) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds a process (all its threads) and its live descendants (uvicorn's workers with
+    ``--workers N``) have used so far."""
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    return sum(stats[p][1] for p in tree if p in stats)
 
 
 def run_wrk(wrk: str, url: str, script: Path, seconds: int, connections: int = 50, threads: int = 2, server_pid: int | None = None) -> dict[str, Any]:
@@ -483,6 +495,168 @@ def profiled_wrk(wrk: str, url: str, script: Path, seconds: int, pid: int, out_d
 # -------------------------------------------------------------------------------------------- main
 
 
+def measure(server: c.Server, bodies: list[Scan], plan: Plan, args: argparse.Namespace, wrk: str, work: Path, label: str, db_pid: int | None = None) -> dict[str, Any]:
+    """Open loop, then wrk on /ping, scans, /ping (and the profiled run with ``--profile``) against one server;
+    ``db_pid``: the PostgreSQL postmaster, whose processes' CPU per scan is reported too (SQLite's is the server's)."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    c.say(f"{label}: open loop: {args.rate:g} scans/s, {WARMUP_S:g} s warm-up then {plan.open_loop_s:g} s measured")
+    cpu0 = cpu_seconds(pid)
+    ol = open_loop(server.http_port, bodies, args.rate, plan.open_loop_s)
+    ol_cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / (ol["requests"] + int(WARMUP_S * args.rate))
+    c.say(
+        f"  {ol['requests']:,} scans at {ol['achieved_rate']:.1f}/s: p50 {ol['p50_ms']:.1f} ms, p90 {ol['p90_ms']:.1f} ms, p99 {ol['p99_ms']:.1f} ms, "
+        f"max {ol['max_ms']:.1f} ms (goal p99 <= {GOAL_P99_MS:g} ms: {'met' if ol['p99_ms'] <= GOAL_P99_MS else 'MISSED'})"
+        + (f"; {ol['statuses']['TimeoutError']:,} gave up after {REQUEST_TIMEOUT_S:g} s and count at that" if ol["statuses"].get("TimeoutError") else "")
+    )
+    c.say(
+        f"  non-200: {ol['non_200']} {ol['statuses']}; {ol['connections']} connections, at most {ol['max_in_flight']} in flight; "
+        f"send lag p99 {ol['send_lag_p99_ms']:.1f} ms; server CPU {ol_cpu_ms:.2f} ms/scan"
+    )
+    total = sum(ol["outcomes"].values()) or 1
+    c.say("  outcomes: " + ", ".join(f"{k} {v} ({100 * v / total:.1f} %)" for k, v in sorted(ol["outcomes"].items(), key=lambda kv: -kv[1])))
+    c.say("  codes: " + ", ".join(f"{k} {v}" for k, v in ol["codes"].items()))
+
+    # Saturation with wrk.
+    ping_lua = work / "ping.lua"
+    ping_lua.write_text(_WRK_DONE)
+    scan_lua = work / f"scan-{label}.lua"
+    write_scan_lua(scan_lua, bodies[:4000])
+    c.say(f"{label}: wrk: 50 connections, 2 threads, {plan.wrk_s} s each: /ping, scans, /ping")
+    ping1 = run_wrk(wrk, server.url + "/ping", ping_lua, plan.wrk_s, server_pid=pid)
+    c.say(_wrk_line("GET /ping", ping1))
+    db0 = cpu_seconds(db_pid) if db_pid else 0.0
+    scans = run_wrk(wrk, server.url + "/api/v1/scans", scan_lua, plan.wrk_s, server_pid=pid)
+    db_cpu_ms = 1000 * (cpu_seconds(db_pid) - db0) / max(1, scans["requests"]) if db_pid else None
+    c.say(_wrk_line("POST /api/v1/scans", scans) + (f"; PostgreSQL CPU {db_cpu_ms:.2f} ms/request" if db_cpu_ms is not None else ""))
+    ping2 = run_wrk(wrk, server.url + "/ping", ping_lua, plan.wrk_s, server_pid=pid)
+    c.say(_wrk_line("GET /ping", ping2))
+    ping_rps = max(ping1["rps"], ping2["rps"])
+    ratio = scans["rps"] / ping_rps if ping_rps else float("nan")
+    c.say(f"  scans / ping = {scans['rps']:,.0f} / {ping_rps:,.0f} = {ratio:.2f} (goal >= {GOAL_RATIO:g}: {'met' if ratio >= GOAL_RATIO else 'MISSED'})")
+    out: dict[str, Any] = {
+        "open_loop_rate": args.rate,
+        "open_loop_achieved_rate": c.rounded(ol["achieved_rate"]),
+        "open_loop_requests": ol["requests"],
+        "p50_ms": round(ol["p50_ms"], 2),
+        "p90_ms": round(ol["p90_ms"], 2),
+        "p99_ms": round(ol["p99_ms"], 2),
+        "max_ms": round(ol["max_ms"], 2),
+        "non_200": ol["non_200"],
+        "open_loop_server_cpu_ms": round(ol_cpu_ms, 3),
+        "outcomes": ol["outcomes"],
+        "p99_goal_met": ol["p99_ms"] <= GOAL_P99_MS,
+        "scan_rps_wrk": c.rounded(scans["rps"]),
+        "scan_wrk_p50_ms": round(scans["p50_ms"], 1),
+        "scan_wrk_p99_ms": round(scans["p99_ms"], 1),
+        "scan_wrk_errors": scans["err_status"] + scans["err_timeout"] + scans["err_connect"] + scans["err_read"] + scans["err_write"],
+        "scan_server_cpu_ms": round(scans["server_cpu_ms_per_request"], 3),
+        **({"scan_postgres_cpu_ms": round(db_cpu_ms, 3)} if db_cpu_ms is not None else {}),
+        "ping_rps_wrk": c.rounded(ping_rps),
+        "ping_server_cpu_ms": round(min(ping1["server_cpu_ms_per_request"], ping2["server_cpu_ms_per_request"]), 3),
+        "ping_rps_wrk_runs": [c.rounded(ping1["rps"]), c.rounded(ping2["rps"])],
+        "ratio": round(ratio, 3),
+        "ratio_goal_met": ratio >= GOAL_RATIO,
+    }
+    if args.profile:
+        c.say(f"{label}: profile: wrk scans {plan.wrk_s} s with py-spy on the server")
+        pr, prof = profiled_wrk(wrk, server.url + "/api/v1/scans", scan_lua, plan.wrk_s, pid, work)
+        c.say(_wrk_line("POST /api/v1/scans (profiled)", pr))
+        c.say(f"  {prof['samples']:,} samples of active threads; inclusive share (a function anywhere on the stack):")
+        for f, share in prof["inclusive"]:
+            c.say(f"    {100 * share:5.1f} %  {f}")
+        c.say("  self share (the innermost frame):")
+        for f, share in prof["self"][:15]:
+            c.say(f"    {100 * share:5.1f} %  {f}")
+        c.say("  by statement (the innermost frame in server/ or protocol/, with its line):")
+        for f, share in prof["lines"][:20]:
+            c.say(f"    {100 * share:5.1f} %  {f}")
+        out["profile_scan_rps_wrk"] = c.rounded(pr["rps"])
+        out["profile_samples"] = prof["samples"]
+        out["profile_top_statements"] = [[f, round(sh, 3)] for f, sh in prof["lines"][:12]]
+    return out
+
+
+def prepare(db: str, key_base: Path, sqlite_copy: Path, plan: Plan, label: str) -> tuple[list[Scan], bool]:
+    """Codes and officers' sessions on ``db``; the scan bodies (the same seed on every backend: the same scans)."""
+    rng = random.Random(7)
+    t0 = time.perf_counter()
+    codes = issue_codes(db, key_base, plan, rng)
+    c.say(f"{label}: issued {len(codes):,} signed codes in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    tokens = officer_sessions(db)
+    if tokens is None:
+        c.say(f"{label}: the server has no sign-in: scans are sent without a session")
+    else:
+        c.say(f"{label}: signed in {len(tokens):,} officers (server.auth users and sessions) in {time.perf_counter() - t0:.1f} s; each scan carries its officer's token")
+    return scan_bodies(sqlite_copy, codes, 20_000, rng, tokens), tokens is not None
+
+
+def after_run(db: str, before: dict[str, int], label: str) -> dict[str, int]:
+    after = register_counts(db)
+    c.say(
+        f"{label}: registers after: {after['scans'] - before['scans']:,} scans recorded, {after['inspections'] - before['inspections']:,} inspections opened, "
+        f"{after['open_inspections']:,} open (were {before['open_inspections']:,})"
+    )
+    return {"scans_recorded": after["scans"] - before["scans"], "inspections_opened": after["inspections"] - before["inspections"], "open_inspections_end": after["open_inspections"]}
+
+
+def run_sqlite(db_path: Path, broker: c.Mosquitto, plan: Plan, args: argparse.Namespace, wrk: str, work: Path) -> dict[str, Any]:
+    """The SQLite server as shipped (``run``, role all, one process)."""
+    bodies, signed_in = prepare(str(db_path), db_path, db_path, plan, "sqlite")
+    before = register_counts(str(db_path))
+    server = c.Server(work, broker.port)
+    startup_s = server.start(timeout=120)
+    c.say(f"sqlite: server up on {server.url} in {startup_s:.1f} s (pid {server.proc.pid if server.proc else '?'})")
+    out = measure(server, bodies, plan, args, wrk, work, "sqlite")
+    server.stop()
+    return {"signed_in": signed_in, **out, **after_run(str(db_path), before, "sqlite"), "server_startup_s": round(startup_s, 2)}
+
+
+def run_postgres(sqlite_copy: Path, broker: c.Mosquitto, plan: Plan, args: argparse.Namespace, wrk: str, work: Path, workers: list[int]) -> dict[str, Any]:
+    """The same registers in PostgreSQL (a private cluster with fsync on, or ``--db``), served by ``run --role api
+    --workers N`` for each N; each N gets a fresh copy of the loaded database (CREATE DATABASE ... TEMPLATE)."""
+    import _scan_pg
+
+    from server.storage.engine import close_storage
+
+    pg = None
+    out: dict[str, Any] = {}
+    key_dir = work / "pg-keys"
+    key_dir.mkdir()
+    key_base = key_dir / "server"
+    try:
+        if args.db:
+            template = args.db
+        else:
+            pg = c.private_postgres(work)
+            template = pg.create_database("bench_scan")
+        c.say(f"postgresql: loading the registers by COPY{' into ' + args.db if args.db else ''}")
+        loaded = _scan_pg.load(sqlite_copy, template, progress=c.say)
+        c.say(f"postgresql: loaded in {loaded['seconds']:.1f} s")
+        out["postgresql_load_s"] = round(loaded["seconds"], 1)
+        bodies, _ = prepare(template, key_base, sqlite_copy, plan, "postgresql")
+        close_storage(template)
+        for n in workers:
+            label = f"postgresql_{n}"
+            db = pg.create_database(f"bench_scan_w{n}", template="bench_scan") if pg is not None else template
+            before = register_counts(db)
+            (work / label).mkdir()
+            server = c.Server(work / label, broker.port, db=db, key_dir=key_dir, args=["--role", "api", "--workers", str(n)], needs_mqtt=False)
+            startup_s = server.start(timeout=180)
+            c.say(f"{label}: api role, {n} HTTP worker{'s' if n > 1 else ''}, up on {server.url} in {startup_s:.1f} s")
+            res = measure(server, bodies, plan, args, wrk, work, label, db_pid=pg.pid if pg is not None else None)
+            server.stop()
+            res.update(after_run(db, before, label))
+            close_storage(db)
+            res["server_startup_s"] = round(startup_s, 2)
+            out.update({f"{label}_{k}": v for k, v in res.items()})
+    finally:
+        if pg is not None:
+            pg.close()
+    return out
+
+
 def main() -> int:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--enterprises", type=int, help="enterprises in the register (default 1,000,000; --quick 100,000)")
@@ -493,6 +667,9 @@ def main() -> int:
         p.add_argument("--wrk-seconds", type=int, help="seconds of each wrk run (default 15; --quick 5)")
         p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("FE_BENCH_CACHE") or tempfile.gettempdir()), help="where generated registers are cached")
         p.add_argument("--profile", action="store_true", help="one more wrk scan run under py-spy; print where the server's time goes")
+        p.add_argument("--backends", default="sqlite,postgresql", help="which to measure, in one run: sqlite, postgresql or both (default)")
+        p.add_argument("--workers", default="1,2", help="PostgreSQL: the API's HTTP worker counts to measure (default 1,2)")
+        p.add_argument("--db", help="PostgreSQL: load into this postgresql:// database (empty; all worker counts then share it) instead of a private cluster")
 
     args = c.bench_args("Scan benchmark: the phone's scan decision over HTTP (open-loop latency at 200/s, wrk saturation vs /ping).", extra)
     base = QUICK if args.quick else FULL
@@ -504,140 +681,41 @@ def main() -> int:
         open_loop_s=args.seconds or base.open_loop_s,
         wrk_s=args.wrk_seconds or base.wrk_s,
     )
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends or set(backends) - {"sqlite", "postgresql"}:
+        raise SystemExit(f"--backends {args.backends!r}: sqlite, postgresql or both")
+    workers = [int(w) for w in args.workers.split(",")]
     mode = "quick" if args.quick else "full"
     started = time.monotonic()
     c.say(
         f"bench/scan.py ({mode}): {plan.enterprises:,} enterprises, {plan.inspections:,} inspections, {plan.officers:,} officers; "
-        f"open loop {args.rate:g}/s for {plan.open_loop_s:g} s; wrk 50 connections x {plan.wrk_s} s"
+        f"open loop {args.rate:g}/s for {plan.open_loop_s:g} s; wrk 50 connections x {plan.wrk_s} s; backends {', '.join(backends)}"
+        + (f" (PostgreSQL API workers {', '.join(map(str, workers))})" if "postgresql" in backends else "")
     )
     wrk = ensure_wrk()
     cached, meta = cached_registers(plan, args.cache_dir)
-    rng = random.Random(7)
     figures: dict[str, Any] = {"benchmark": "scan", "mode": mode}
+    load_start = os.getloadavg()[0]
     with c.bench_session("fe-bench-scan-", keep=args.keep) as work:
         db_path = work / "server.db"
         t0 = time.perf_counter()
         shutil.copyfile(cached, db_path)
         dbmod.migrate(db_path)  # migrations added since the cache was made
         c.say(f"copied the registers in {time.perf_counter() - t0:.1f} s")
-        t0 = time.perf_counter()
-        codes = issue_codes(db_path, plan, rng)
-        c.say(f"issued {len(codes):,} signed codes in {time.perf_counter() - t0:.1f} s")
-        t0 = time.perf_counter()
-        tokens = officer_sessions(db_path)
-        if tokens is None:
-            c.say("the server has no sign-in: scans are sent without a session")
-        else:
-            c.say(f"signed in {len(tokens):,} officers (server.auth users and sessions) in {time.perf_counter() - t0:.1f} s; each scan carries its officer's token")
-        bodies = scan_bodies(db_path, codes, 20_000, rng, tokens)
-        before = register_counts(db_path)
-
         broker = c.Mosquitto(work / "mosquitto").start()
-        server = c.Server(work, broker.port)
-        startup_s = server.start(timeout=120)
-        c.say(f"server up on {server.url} in {startup_s:.1f} s (pid {server.proc.pid if server.proc else '?'})")
-        load_start = os.getloadavg()[0]
-
-        # Open loop at the fixed rate.
-        c.say(f"open loop: {args.rate:g} scans/s, {WARMUP_S:g} s warm-up then {plan.open_loop_s:g} s measured")
-        cpu0 = cpu_seconds(server.proc.pid) if server.proc else 0.0
-        ol = open_loop(server.http_port, bodies, args.rate, plan.open_loop_s)
-        ol_cpu_ms = 1000 * (cpu_seconds(server.proc.pid) - cpu0) / (ol["requests"] + int(WARMUP_S * args.rate)) if server.proc else float("nan")
-        c.say(
-            f"  {ol['requests']:,} scans at {ol['achieved_rate']:.1f}/s: p50 {ol['p50_ms']:.1f} ms, p90 {ol['p90_ms']:.1f} ms, p99 {ol['p99_ms']:.1f} ms, "
-            f"max {ol['max_ms']:.1f} ms (goal p99 <= {GOAL_P99_MS:g} ms: {'met' if ol['p99_ms'] <= GOAL_P99_MS else 'MISSED'})"
-            + (f"; {ol['statuses']['TimeoutError']:,} gave up after {REQUEST_TIMEOUT_S:g} s and count at that" if ol["statuses"].get("TimeoutError") else "")
-        )
-        c.say(
-            f"  non-200: {ol['non_200']} {ol['statuses']}; {ol['connections']} connections, at most {ol['max_in_flight']} in flight; "
-            f"send lag p99 {ol['send_lag_p99_ms']:.1f} ms; server CPU {ol_cpu_ms:.2f} ms/scan"
-        )
-        total = sum(ol["outcomes"].values()) or 1
-        c.say("  outcomes: " + ", ".join(f"{k} {v} ({100 * v / total:.1f} %)" for k, v in sorted(ol["outcomes"].items(), key=lambda kv: -kv[1])))
-        c.say("  codes: " + ", ".join(f"{k} {v}" for k, v in ol["codes"].items()))
-
-        # Saturation with wrk.
-        ping_lua = work / "ping.lua"
-        ping_lua.write_text(_WRK_DONE)
-        scan_lua = work / "scan.lua"
-        write_scan_lua(scan_lua, bodies[:4000])
-        c.say(f"wrk: 50 connections, 2 threads, {plan.wrk_s} s each: /ping, scans, /ping")
-        pid = server.proc.pid if server.proc else None
-        ping1 = run_wrk(wrk, server.url + "/ping", ping_lua, plan.wrk_s, server_pid=pid)
-        c.say(_wrk_line("GET /ping", ping1))
-        scans = run_wrk(wrk, server.url + "/api/v1/scans", scan_lua, plan.wrk_s, server_pid=pid)
-        c.say(_wrk_line("POST /api/v1/scans", scans))
-        ping2 = run_wrk(wrk, server.url + "/ping", ping_lua, plan.wrk_s, server_pid=pid)
-        c.say(_wrk_line("GET /ping", ping2))
-        ping_rps = max(ping1["rps"], ping2["rps"])
-        ratio = scans["rps"] / ping_rps if ping_rps else float("nan")
-        c.say(f"  scans / ping = {scans['rps']:,.0f} / {ping_rps:,.0f} = {ratio:.2f} (goal >= {GOAL_RATIO:g}: {'met' if ratio >= GOAL_RATIO else 'MISSED'})")
-
-        prof: dict[str, Any] | None = None
-        if args.profile and server.proc is not None:
-            c.say(f"profile: wrk scans {plan.wrk_s} s with py-spy on the server")
-            pr, prof = profiled_wrk(wrk, server.url + "/api/v1/scans", scan_lua, plan.wrk_s, server.proc.pid, work)
-            c.say(_wrk_line("POST /api/v1/scans (profiled)", pr))
-            c.say(f"  {prof['samples']:,} samples of active threads; inclusive share (a function anywhere on the stack):")
-            for f, share in prof["inclusive"]:
-                c.say(f"    {100 * share:5.1f} %  {f}")
-            c.say("  self share (the innermost frame):")
-            for f, share in prof["self"][:15]:
-                c.say(f"    {100 * share:5.1f} %  {f}")
-            c.say("  by statement (the innermost frame in server/ or protocol/, with its line):")
-            for f, share in prof["lines"][:20]:
-                c.say(f"    {100 * share:5.1f} %  {f}")
-        load_end = os.getloadavg()[0]
-        server.stop()
+        figures.update({"enterprises": plan.enterprises, "inspections": plan.inspections, "officers": plan.officers, "no_disturb": meta.get("no_disturb"), "codes_issued": plan.codes})
+        if "sqlite" in backends:
+            figures.update(run_sqlite(db_path, broker, plan, args, wrk, work))
+        if "postgresql" in backends:
+            # Loaded from the cached registers as generated (read-only; the SQLite run has written scans into its copy).
+            figures.update(run_postgres(cached, broker, plan, args, wrk, work, workers))
         broker.stop()
-        after = register_counts(db_path)
-        c.say(
-            f"registers after: {after['scans'] - before['scans']:,} scans recorded, {after['inspections'] - before['inspections']:,} inspections opened, "
-            f"{after['open_inspections']:,} open (were {before['open_inspections']:,})"
-        )
-        figures.update(
-            {
-                "enterprises": plan.enterprises,
-                "inspections": plan.inspections,
-                "officers": plan.officers,
-                "no_disturb": meta.get("no_disturb"),
-                "codes_issued": len(codes),
-                "signed_in": tokens is not None,
-                "open_loop_rate": args.rate,
-                "open_loop_achieved_rate": c.rounded(ol["achieved_rate"]),
-                "open_loop_requests": ol["requests"],
-                "p50_ms": round(ol["p50_ms"], 2),
-                "p90_ms": round(ol["p90_ms"], 2),
-                "p99_ms": round(ol["p99_ms"], 2),
-                "max_ms": round(ol["max_ms"], 2),
-                "non_200": ol["non_200"],
-                "open_loop_server_cpu_ms": round(ol_cpu_ms, 3),
-                "outcomes": ol["outcomes"],
-                "p99_goal_met": ol["p99_ms"] <= GOAL_P99_MS,
-                "scan_rps_wrk": c.rounded(scans["rps"]),
-                "scan_wrk_p50_ms": round(scans["p50_ms"], 1),
-                "scan_wrk_p99_ms": round(scans["p99_ms"], 1),
-                "scan_wrk_errors": scans["err_status"] + scans["err_timeout"] + scans["err_connect"] + scans["err_read"] + scans["err_write"],
-                "scan_server_cpu_ms": round(scans["server_cpu_ms_per_request"], 3),
-                "ping_rps_wrk": c.rounded(ping_rps),
-                "ping_server_cpu_ms": round(min(ping1["server_cpu_ms_per_request"], ping2["server_cpu_ms_per_request"]), 3),
-                "ping_rps_wrk_runs": [c.rounded(ping1["rps"]), c.rounded(ping2["rps"])],
-                "ratio": round(ratio, 3),
-                "ratio_goal_met": ratio >= GOAL_RATIO,
-                "scans_recorded": after["scans"] - before["scans"],
-                "inspections_opened": after["inspections"] - before["inspections"],
-                "open_inspections_end": after["open_inspections"],
-                "server_startup_s": round(startup_s, 2),
-                "cpus": os.cpu_count(),
-                "loadavg_1m_start": round(load_start, 2),
-                "loadavg_1m_end": round(load_end, 2),
-                "seconds": round(time.monotonic() - started, 1),
-            }
-        )
-        if prof is not None:
-            figures["profile_scan_rps_wrk"] = c.rounded(pr["rps"])
-            figures["profile_samples"] = prof["samples"]
-            figures["profile_top_statements"] = [[f, round(s, 3)] for f, s in prof["lines"][:12]]
+        load_end = os.getloadavg()[0]
+        figures.update({"cpus": os.cpu_count(), "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(load_end, 2), "seconds": round(time.monotonic() - started, 1)})
+        summary = [("sqlite", "")] if "sqlite" in backends else []
+        summary += [(f"postgresql, {n} worker{'s' if n > 1 else ''}", f"postgresql_{n}_") for n in workers] if "postgresql" in backends else []
+        for name, k in summary:
+            c.say(f"summary {name}: p99 {figures[k + 'p99_ms']} ms at {args.rate:g}/s; wrk scans {figures[k + 'scan_rps_wrk']:,.0f}/s, ping {figures[k + 'ping_rps_wrk']:,.0f}/s, ratio {figures[k + 'ratio']}")
     c.emit(figures)
     return 0
 
