@@ -96,6 +96,8 @@ class EvidenceLog:
         evstore.save_frontier(as_tx(db), self.frontier.to_bytes(), self.frontier.size)
 
 
+#: The lock key processes take before deciding whether to sign a tree head.
+TREE_HEAD_LOCK = "fe:tree-head"
 #: The frontier of the empty log, as stored.
 _EMPTY = merkle.Frontier().to_bytes()
 
@@ -138,6 +140,17 @@ def sign_tree_head(db: Tx | sqlite3.Connection, key: SigningKey, now_ms: int | N
     return sth
 
 
+def head_of_whole_log(db: Tx | sqlite3.Connection, key: SigningKey) -> TreeHead:
+    """The latest signed head if it covers the whole log, else a new one (call inside a write transaction; API
+    processes asking at once take turns and the later ones get the first one's head)."""
+    tx = as_tx(db)
+    tx.lock(TREE_HEAD_LOCK)
+    head = latest_tree_head(tx, key.public_hex)
+    if head is not None and head.tree_size == log_size(tx):
+        return head
+    return sign_tree_head(tx, key)
+
+
 def sign_tree_head_if_due(db: Tx | sqlite3.Connection, key: SigningKey, interval_ms: int, now_ms: int | None = None) -> TreeHead | None:
     """Sign a tree head unless one was signed less than ``interval_ms`` ago (call inside a write transaction).
 
@@ -146,7 +159,7 @@ def sign_tree_head_if_due(db: Tx | sqlite3.Connection, key: SigningKey, interval
     """
     ts = now_ms if now_ms is not None else int(time.time() * 1000)
     tx = as_tx(db)
-    tx.lock("fe:tree-head")
+    tx.lock(TREE_HEAD_LOCK)
     latest = evstore.latest_tree_head(tx)
     if latest is not None and ts - latest[1] < interval_ms:
         return None

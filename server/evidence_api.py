@@ -16,8 +16,9 @@ from server.auth import CurrentPrincipal, Principal
 from server.inspect_api import check_inspection
 from server.coverage import Coverage, coverage
 from server.errors import Invalid, NotFound
-from server.evidence import LEAF_COLUMNS, TreeHead, index_of, latest_tree_head, leaf_hashes, log_size, row_leaf_hash, sign_tree_head
+from server.evidence import LEAF_COLUMNS, TreeHead, head_of_whole_log, index_of, leaf_hashes, log_size, row_leaf_hash
 from server.storage import evidence as evstore
+from server.storage.engine import storage_for
 from server.verify import VerifyReport, verify
 
 
@@ -50,12 +51,7 @@ class ConsistencyProof(msgspec.Struct, kw_only=True):
 
 def current_tree_head(state: State) -> TreeHead:
     """The latest signed tree head, signing a new one if the log grew since."""
-    with dbmod.writing(state.settings.db) as con:
-        size = log_size(con)
-        head = latest_tree_head(con, state.server_public_key)
-        if head is not None and head.tree_size == size:
-            return head
-        return sign_tree_head(con, state.server_key)
+    return storage_for(state.settings.db).write(lambda tx: head_of_whole_log(tx, state.server_key))
 
 
 class EvidenceController(Controller):
@@ -80,16 +76,16 @@ class EvidenceController(Controller):
         head = current_tree_head(state) if tree_size is None else None
         size = head.tree_size if head else tree_size
         assert size is not None
-        with dbmod.reading(state.settings.db) as con:
-            index = index_of(con, event_id)
+        with dbmod.reading(state.settings.db) as tx:
+            index = index_of(tx, event_id)
             if index is None:
                 raise NotFound(f"证据日志中没有记录 {event_id!r} / record {event_id!r} is not in the evidence log")
-            logged = log_size(con)  # checked before any leaf is read: a size is never trusted
+            logged = log_size(tx)  # checked before any leaf is read: a size is never trusted
             if size > logged:
                 raise Invalid(f"证据日志只有 {logged} 条记录 / the log has {logged} records, not {size}")
             if index >= size:
                 raise Invalid(f"记录 {event_id!r} 的序号为 {index}，不在 {size} 条的树中 / record {event_id!r} has index {index}, outside a tree of {size}")
-            leaves = leaf_hashes(con, size)
+            leaves = leaf_hashes(tx, size)
         return InclusionProof(
             event_id=event_id,
             log_index=index,
@@ -106,11 +102,11 @@ class EvidenceController(Controller):
     ) -> ConsistencyProof:
         """Consistency proof between two sizes of the log (second defaults to the latest head's; 400 unless first <= second <= the log's size)."""
         size = second if second is not None else current_tree_head(state).tree_size
-        with dbmod.reading(state.settings.db) as con:
-            logged = log_size(con)  # checked before any leaf is read: a size is never trusted
+        with dbmod.reading(state.settings.db) as tx:
+            logged = log_size(tx)  # checked before any leaf is read: a size is never trusted
             if size > logged or first > size:
                 raise Invalid(f"须满足 first <= second <= {logged}（日志大小）/ need first <= second <= {logged} (the log's size), got {first} and {size}")
-            leaves = leaf_hashes(con, size)
+            leaves = leaf_hashes(tx, size)
         return ConsistencyProof(
             first=first,
             second=size,
@@ -124,9 +120,9 @@ class EvidenceController(Controller):
         """A record exactly as logged (every leaf column; body and signature in base64), so an auditor can
         rebuild its leaf hash and check it against a proof (supervisors)."""
         principal.require("supervisor")
-        with dbmod.reading(state.settings.db) as con:
-            row = evstore.leaf_row(con, event_id)
-            index = index_of(con, event_id)
+        with dbmod.reading(state.settings.db) as tx:
+            row = evstore.leaf_row(tx, event_id)
+            index = index_of(tx, event_id)
         if row is None:
             raise NotFound(f"没有记录 {event_id!r} / record {event_id!r} is not stored")
         return {
@@ -139,16 +135,16 @@ class EvidenceController(Controller):
     def verify_report(self, state: State, principal: CurrentPrincipal, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
         """Recompute the log from the database and report every record changed, added or removed (supervisors)."""
         principal.require("supervisor")
-        with dbmod.reading(state.settings.db) as con:
-            return verify(con, state.server_public_key, signatures=signatures)
+        with dbmod.reading(state.settings.db) as tx:
+            return verify(tx, state.server_public_key, signatures=signatures)
 
 
 @get("/api/v1/inspections/{inspection_id:str}/media", sync_to_thread=True, tags=["evidence"])
 def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(description="inspection id")], principal: CurrentPrincipal) -> Coverage:
     """The recordings of an inspection and whether it was recorded from start to end."""
-    with dbmod.reading(state.settings.db) as con:
-        check_inspection(con, principal, inspection_id)
+    with dbmod.reading(state.settings.db) as tx:
+        check_inspection(tx, principal, inspection_id)
         try:
-            return coverage(con, inspection_id)
+            return coverage(tx, inspection_id)
         except KeyError:
             raise NotFound(f"检查 {inspection_id!r} 不存在 / inspection {inspection_id!r} does not exist") from None

@@ -247,7 +247,7 @@ class Checked:
     results: list[_Valid | ProtocolError]
 
     @property
-    def devices(self) -> set[str]:
+    def device_ids(self) -> set[str]:
         return {d for d in self.device_of if d is not None}
 
 
@@ -285,8 +285,8 @@ def store_events(tx: Tx, checked: Checked, keys: DeviceKeys, out: BatchOutcome, 
     tell resends from conflicts, keep the refused messages aside, judge clocks, count per device."""
     results = list(checked.results)
     # The truth for this batch: a revocation or a new key committed before this point applies to it.
-    current = keys.read(tx, checked.devices)
-    changed = {d for d in checked.devices if current.get(d) != checked.before.get(d)}
+    current = keys.read(tx, checked.device_ids)
+    changed = {d for d in checked.device_ids if current.get(d) != checked.before.get(d)}
     if changed:
         again = [i for i, d in enumerate(checked.device_of) if d in changed]
         for i, result in zip(again, _check([checked.batch[i] for i in again], current), strict=True):

@@ -18,7 +18,7 @@ from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import merkle
 from server.app import create_app
-from server.evidence import LEAF_COLUMNS, current_frontier, leaf_hashes, row_leaf_hash, sign_tree_head, sign_tree_head_if_due
+from server.evidence import LEAF_COLUMNS, current_frontier, head_of_whole_log, leaf_hashes, row_leaf_hash, sign_tree_head, sign_tree_head_if_due
 from server.ingest_batch import store_batch
 from server.settings import ServerSettings
 from server.storage.engine import sql, storage_for
@@ -187,3 +187,21 @@ def test_ingest_processes_due_for_a_tree_head_at_once_sign_one(db: str) -> None:
     assert later is None
     due = storage_for(db).write(lambda tx: sign_tree_head_if_due(tx, SERVER_KEY, 60_000, now_ms=1_060_000))
     assert due is not None and due.tree_size == 2 and len(report(db).tree_heads) == 2
+
+
+def test_api_processes_asking_for_the_head_at_once_share_one(db: str) -> None:
+    store_batch(db, events(3), DeviceKeys())
+    barrier = threading.Barrier(3)
+    heads: list[Any] = []
+
+    def ask() -> None:
+        barrier.wait(10)
+        heads.append(storage_for(db).write(lambda tx: head_of_whole_log(tx, SERVER_KEY)))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(heads) == 3 and len(set(h.signature for h in heads)) == 1 and heads[0].tree_size == 3
+    assert len(report(db).tree_heads) == 1
