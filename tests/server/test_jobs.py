@@ -26,7 +26,7 @@ from server.app import create_app
 from server.disclosure import check_deadlines, on_time_rates, pass_rates, record_decision, record_disclosure, record_review, sample_case_files
 from server.draws import DrawError, commit_draw, perform_due_draws, public_view, rank, run_draw
 from server.errors import Conflict
-from server.jobs import JobContext, JobSettings, check_devices, retention
+from server.jobs import JOBS, JobContext, JobSettings, check_devices, retention
 from server.scheduler import Scheduler, execute_job
 from server.settings import ServerSettings
 from server.storage.engine import Tx, sql, storage_for
@@ -323,6 +323,19 @@ def test_jobs_are_registered_once_across_restarts_and_record_their_runs(seeded_u
     runs = store.read(lambda t: t.all(RUNS))  # the minute jobs ran too if a minute began while a scheduler was up
     assert [r for r in runs if r[0] == "tree_head"] == [("tree_head", "ok")]
     assert store.read(lambda t: t.scalar(TREE_HEADS)) == 1
+
+
+def test_a_failed_run_is_rolled_back_and_recorded_as_its_slots_error(seeded_url: str, ctx: JobContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(t: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+        t.run(OLD_DRAW, seed="00" * 32, at=now_ms)  # work that must not stay
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(JOBS, "failing", (failing, {"trigger": "interval", "minutes": 1}, "失败", "failing"))
+    assert execute_job("failing", seeded_url, ctx, 5_000, slot_ms=0) == {"outcome": "error", "error": "boom"}
+    assert execute_job("failing", seeded_url, ctx, 6_000, slot_ms=0)["outcome"] == "skipped"  # the slot had its run
+    store = storage_for(seeded_url)
+    assert store.read(lambda t: t.scalar(DRAW_COUNT)) == 0
+    assert store.read(lambda t: t.all(RUNS)) == [("failing", "error")]
 
 
 def test_job_status_api_and_public_pages(seeded_db: Path) -> None:
