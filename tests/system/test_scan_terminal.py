@@ -1,8 +1,12 @@
-"""QR terminals scanning through the edge agent and a real broker: online, offline (provisional), racing."""
+"""QR terminals scanning through the edge agent and a real broker: online, offline (provisional), racing.
+
+The decisions, the server's second look at offline decisions and the race run on both backends (``any_stack``);
+the agent's own checks and the tour of every answer (each rule is tested on both backends in tests/server) run on
+SQLite.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -11,10 +15,11 @@ from typing import Any
 import pytest
 
 from server.codes import render_png
+from server.storage.engine import sql
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, seed
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
-from tests.system.harness import DeviceRun, assert_exactly_once, http_json
+from tests.system.harness import DeviceRun, assert_exactly_once, http_json, write
 
 pytestmark = pytest.mark.system
 
@@ -29,13 +34,16 @@ def terminal_scan(dev: DeviceRun, officer: str, field: str = "food", **body: Any
     return answer
 
 
+_REVOKE_OFFICER = sql("UPDATE officers SET revoked_ms = :now WHERE officer_id = :officer_id")
+SQLITE_ONLY = pytest.mark.parametrize("any_stack", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
-def terminals(stack: Stack) -> list[DeviceRun]:
+def terminals(any_stack: Stack) -> list[DeviceRun]:
+    """Two QR terminals on a running server with the registers seeded, on each backend in turn."""
+    stack = any_stack
     stack.server.start_and_wait()
-    con = sqlite3.connect(stack.server.db_path)
-    seed(con)
-    con.commit()
-    con.close()
+    write(stack.server.db, seed)
     devs = stack.add_devices(2, model="qr_terminal")
     for d in devs:
         d.start()
@@ -44,7 +52,8 @@ def terminals(stack: Stack) -> list[DeviceRun]:
     return devs
 
 
-def test_online_decisions_through_the_agent(stack: Stack, terminals: list[DeviceRun], tmp_path: Path) -> None:
+def test_online_decisions_through_the_agent(any_stack: Stack, terminals: list[DeviceRun], tmp_path: Path) -> None:
+    stack = any_stack
     t1, t2 = terminals
     photo = tmp_path / "door-sticker.png"
     photo.write_bytes(render_png(code_text(stack, PLAIN), "海淀某餐饮公司"))
@@ -65,7 +74,7 @@ def test_online_decisions_through_the_agent(stack: Stack, terminals: list[Device
     assert repeat["code"] == "repeat"
     made_up = terminal_scan(t2, "OFF-FIRE-1", code_text=code_text(stack, GOOD), exception_basis={"kind": "superior_assignment", "reference": "x"})
     assert (made_up["provisional"], made_up["code"]) == (False, "exception_invalid")
-    assert_exactly_once(stack.server.db_path, terminals)
+    assert_exactly_once(stack.server.db, terminals)
     # the terminal path raises the same alerts as the phone's, naming the device, scoped by agency
     by_kind = {a["kind"]: a for a in stack.server.api("/api/v1/alerts")}
     for kind in ("joint_inspection", "no_disturb_attempt", "credential_refused", "repeat_inspection", "exception_invalid", "device_agency_mismatch"):
@@ -75,6 +84,7 @@ def test_online_decisions_through_the_agent(stack: Stack, terminals: list[Device
     assert "exception_invalid" in fire_admin and "no_disturb_attempt" not in fire_admin
 
 
+@SQLITE_ONLY
 def test_unreadable_photo_is_a_clear_error(terminals: list[DeviceRun], tmp_path: Path) -> None:
     blank = tmp_path / "blank.png"
     from PIL import Image
@@ -86,15 +96,13 @@ def test_unreadable_photo_is_a_clear_error(terminals: list[DeviceRun], tmp_path:
     assert code == 422 and "exactly one" in body["message"]
 
 
-def test_offline_provisional_decision_then_the_server_decides_again(stack: Stack, terminals: list[DeviceRun]) -> None:
+def test_offline_provisional_decision_then_the_server_decides_again(any_stack: Stack, terminals: list[DeviceRun]) -> None:
+    stack = any_stack
     t1, _ = terminals
     plain, good = code_text(stack, PLAIN), code_text(stack, GOOD)
     stack.server.stop()
     # While the server is away, the officer's credential is revoked: the terminal's snapshot does not know.
-    con = sqlite3.connect(stack.server.db_path)
-    con.execute("UPDATE officers SET revoked_ms = ? WHERE officer_id = 'OFF-SAMR-2'", (int(time.time() * 1000),))
-    con.commit()
-    con.close()
+    write(stack.server.db, lambda tx: tx.run(_REVOKE_OFFICER, now=int(time.time() * 1000), officer_id="OFF-SAMR-2"))
     started = time.monotonic()
     allowed = terminal_scan(t1, "OFF-SAMR-2", code_text=plain)
     assert time.monotonic() - started >= 2.5  # waited for the server first
@@ -105,7 +113,7 @@ def test_offline_provisional_decision_then_the_server_decides_again(stack: Stack
     assert (forged["provisional"], forged["code"]) == (True, "code_altered")
 
     stack.server.start_and_wait()
-    assert_exactly_once(stack.server.db_path, terminals)
+    assert_exactly_once(stack.server.db, terminals)
 
     def alerts() -> list[dict[str, Any]]:
         return stack.server.api(f"/api/v1/alerts?kind=provisional_overturned")
@@ -118,7 +126,8 @@ def test_offline_provisional_decision_then_the_server_decides_again(stack: Stack
     assert scans[blocked["scan_id"]]["code"] == "no_disturb"  # the same answer: no alert for it
 
 
-def test_two_terminals_scanning_at_once_share_one_inspection(stack: Stack, terminals: list[DeviceRun]) -> None:
+def test_two_terminals_scanning_at_once_share_one_inspection(any_stack: Stack, terminals: list[DeviceRun]) -> None:
+    stack = any_stack
     text = code_text(stack, PLAIN)
     results: list[dict[str, Any]] = []
     barrier = threading.Barrier(2)
@@ -138,7 +147,9 @@ def test_two_terminals_scanning_at_once_share_one_inspection(stack: Stack, termi
     assert len(stack.server.api(f"/api/v1/inspections?credit_code={PLAIN}")) == 1
 
 
-def test_every_other_answer_through_the_terminal(stack: Stack, terminals: list[DeviceRun]) -> None:
+@SQLITE_ONLY
+def test_every_other_answer_through_the_terminal(any_stack: Stack, terminals: list[DeviceRun]) -> None:
+    stack = any_stack
     t1, t2 = terminals
     good, fragile, plain = code_text(stack, GOOD), code_text(stack, FRAGILE), code_text(stack, PLAIN)
     cases = [
