@@ -95,6 +95,10 @@ def sqlite_schema(path: Path) -> dict[str, dict[str, Any]]:
         con.close()
 
 
+#: Baseline tables whose CREATE text a later revision rewrites (SQLite's ALTER TABLE ADD COLUMN does): 0002 job_runs.
+_CHANGED_AFTER_BASELINE = {"job_runs"}
+
+
 def legacy_file(path: Path, version: int = len(db.MIGRATIONS)) -> Path:
     """A SQLite file made as the server did before the seam: the first ``version`` MIGRATIONS, user_version set."""
     con = sqlite3.connect(path, isolation_level=None)
@@ -136,6 +140,18 @@ def legacy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return legacy_file(tmp_path_factory.mktemp("legacy") / "legacy.db")
 
 
+#: The newest revision (the history goes on past the baseline).
+HEAD = revisions.head()
+
+
+@pytest.fixture(scope="module")
+def seam_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file made by the seam's history up to the baseline only (what the old MIGRATIONS list built)."""
+    path = tmp_path_factory.mktemp("seam_baseline") / "seam.db"
+    upgrade(f"sqlite:///{path}", BASELINE)
+    return path
+
+
 @pytest.fixture(scope="module")
 def seam(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file made by the storage seam's Alembic history."""
@@ -144,9 +160,9 @@ def seam(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_sqlite_baseline_equals_db_migrate(legacy: Path, seam: Path) -> None:
+def test_sqlite_baseline_equals_db_migrate(legacy: Path, seam_baseline: Path) -> None:
     """Tables, columns (order, type, nullability, default), keys, indexes (incl. partial), FKs, CHECKs, WITHOUT ROWID."""
-    want, got = sqlite_schema(legacy), sqlite_schema(seam)
+    want, got = sqlite_schema(legacy), sqlite_schema(seam_baseline)
     drift = (
         "server/db.py MIGRATIONS and the storage seam's history differ: a change to one (a new MIGRATIONS entry) "
         "needs the same change in server/storage/schema.py and a new revision in server/storage/migrations/versions/"
@@ -240,7 +256,7 @@ def test_sqlite_baseline_matches_schema_py(seam: Path) -> None:
 def test_postgres_upgrade_builds_everything_and_is_idempotent(postgres_url: str) -> None:
     """Every table and index on PostgreSQL, rows round-trip in key tables, and a second upgrade changes nothing."""
     upgrade(postgres_url)
-    assert current(postgres_url) == BASELINE
+    assert current(postgres_url) == HEAD
     assert _diff(postgres_url) == []
     engine = create_engine(engine_url(postgres_url), poolclass=pool.NullPool)
     try:
@@ -259,7 +275,7 @@ def test_postgres_upgrade_builds_everything_and_is_idempotent(postgres_url: str)
         with engine.connect() as con:
             after = con.execute(text("SELECT table_name, column_name, data_type, is_nullable, column_default "
                                      "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2")).all()
-            assert con.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [BASELINE]
+            assert con.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
         assert after == before
 
         _round_trip(engine)
@@ -306,7 +322,7 @@ def test_db_migrate_builds_a_new_file_with_the_history(seam: Path, tmp_path: Pat
     """A new file: Alembic builds it (at head, WAL), user_version is len(MIGRATIONS); a second call changes nothing."""
     path = tmp_path / "sub" / "new.db"
     assert db.migrate(path) == len(db.MIGRATIONS)
-    assert current(str(path)) == BASELINE
+    assert current(str(path)) == HEAD
     assert _user_version(path) == len(db.MIGRATIONS)
     assert sqlite_schema(path) == sqlite_schema(seam)
     con = db.connect(path)
@@ -318,12 +334,12 @@ def test_db_migrate_builds_a_new_file_with_the_history(seam: Path, tmp_path: Pat
         con.close()
     before = _table_sql(path)
     assert db.migrate(path) == len(db.MIGRATIONS)
-    assert _table_sql(path) == before and current(str(path)) == BASELINE
+    assert _table_sql(path) == before and current(str(path)) == HEAD
 
 
 def test_db_migrate_stamps_a_file_of_the_old_list_without_ddl(seam: Path, tmp_path: Path) -> None:
-    """A user_version 12 file without alembic_version is stamped BASELINE: its tables keep their own text (the
-    NULL-key quirk included), its rows stay, and it then equals a file built by the history."""
+    """A user_version 12 file without alembic_version is stamped BASELINE (no DDL: its tables keep their own text, the
+    NULL-key quirk included), its rows stay, the later revisions run, and it then equals a file built by the history."""
     path = legacy_file(tmp_path / "old.db")
     con = sqlite3.connect(path)
     with con:
@@ -332,9 +348,11 @@ def test_db_migrate_stamps_a_file_of_the_old_list_without_ddl(seam: Path, tmp_pa
     before = _table_sql(path)
     assert current(str(path)) is None
     assert db.migrate(path) == len(db.MIGRATIONS)
-    assert current(str(path)) == BASELINE
+    assert current(str(path)) == HEAD
     assert _user_version(path) == len(db.MIGRATIONS)
-    assert _table_sql(path) == before  # no DDL ran: not one CREATE statement rewritten
+    after = _table_sql(path)
+    changed_later = {name for name in before if after.get(name) != before[name]}  # by revisions after the baseline
+    assert changed_later <= _CHANGED_AFTER_BASELINE  # stamping ran no DDL: every other CREATE statement as it was
     assert sqlite_schema(path) == sqlite_schema(seam)
     con = sqlite3.connect(path)
     try:
@@ -346,12 +364,12 @@ def test_db_migrate_stamps_a_file_of_the_old_list_without_ddl(seam: Path, tmp_pa
     db.migrate(path)  # idempotent: stamped once
     con = sqlite3.connect(path)
     try:
-        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(BASELINE,)]
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
     finally:
         con.close()
 
 
-def test_db_migrate_finishes_an_older_file_with_the_old_list_then_stamps(legacy: Path, tmp_path: Path) -> None:
+def test_db_migrate_finishes_an_older_file_with_the_old_list_then_stamps(seam: Path, tmp_path: Path) -> None:
     """A user_version 5 file is brought to 12 by MIGRATIONS 6..12 (its rows kept), then stamped."""
     old_version = 5
     path = legacy_file(tmp_path / "v5.db", old_version)
@@ -360,9 +378,9 @@ def test_db_migrate_finishes_an_older_file_with_the_old_list_then_stamps(legacy:
         con.execute("INSERT INTO fields(field_id, name) VALUES ('market', '市场监管')")
     con.close()
     db.migrate(path)
-    assert current(str(path)) == BASELINE
+    assert current(str(path)) == HEAD
     assert _user_version(path) == len(db.MIGRATIONS)
-    assert sqlite_schema(path) == sqlite_schema(legacy)
+    assert sqlite_schema(path) == sqlite_schema(seam)
     con = sqlite3.connect(path)
     try:
         assert con.execute("SELECT field_id FROM fields").fetchall() == [("market",)]
@@ -406,7 +424,7 @@ def test_processes_migrating_one_new_file_at_once(seam: Path, tmp_path: Path) ->
         assert out.strip() == str(len(db.MIGRATIONS))
     con = sqlite3.connect(path)
     try:
-        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(BASELINE,)]
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
     finally:
         con.close()
     assert sqlite_schema(path) == sqlite_schema(seam)
