@@ -1,10 +1,11 @@
-"""Full-process recording and evidence integrity with real files, a real broker and real processes."""
+"""Full-process recording and evidence integrity with real files, a real broker and real processes, on both
+backends (``any_stack``): tampering behind the server's back is done through the storage seam, as someone with the
+database's password would do it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,12 @@ from typing import Any
 import pytest
 
 from server import merkle
+from server.storage.engine import Tx, sql
 from tests.server.conftest import PLAIN, seed
 from tests.support.media import write_exif_jpeg, write_mp4, write_wav
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
-from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, http_json, server_events
+from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, http_json, read_all, server_events, write
 
 pytestmark = pytest.mark.system
 
@@ -33,34 +35,35 @@ def api(stack: Stack, path: str, body: dict[str, Any] | None = None, as_: str = 
     return stack.server.api(path, body, as_=as_)
 
 
+_SET_OPENED = sql("UPDATE inspections SET opened_ms = :ms WHERE inspection_id = :inspection_id")
+_SET_ENDED = sql("UPDATE inspections SET ended_ms = :ms WHERE inspection_id = :inspection_id")
+_MEDIA_BODIES = sql("SELECT body_json FROM events WHERE type = 'media_captured' ORDER BY seq")
+_SHIFT_DEVICE_TIME = sql("UPDATE events SET device_time_ms = device_time_ms - 3600000 WHERE event_id = :event_id")
+_DELETE_EVENT = sql("DELETE FROM events WHERE event_id = :event_id")
+
+
 @pytest.fixture
-def recorder(stack: Stack) -> DeviceRun:
+def recorder(any_stack: Stack) -> DeviceRun:
+    """A body recorder watching a folder, on a running server with the registers seeded, on each backend."""
+    stack = any_stack
     stack.server.start_and_wait()
-    con = sqlite3.connect(stack.server.db_path)
-    seed(con)
-    con.commit()
-    con.close()
+    write(stack.server.db, seed)
     (dev,) = stack.add_devices(1, model="body_recorder", media__watch_dir="recordings", media__poll_s=0.2, media__settle_polls=2, media__rehash_s=2.0)
     (dev.bundle / "recordings").mkdir()
     dev.start()
     return dev
 
 
-def test_recordings_cover_an_inspection_and_tampering_is_named(stack: Stack, recorder: DeviceRun, tmp_path: Path) -> None:
+def test_recordings_cover_an_inspection_and_tampering_is_named(any_stack: Stack, recorder: DeviceRun, tmp_path: Path) -> None:
+    stack = any_stack
     # An inspection 30 minutes long, which ended an hour ago.
     scan = api(stack, "/api/v1/scans", {"officer_id": "OFF-SAMR-1", "field": "food", "code_text": stack.server.text(f"/api/v1/enterprises/{PLAIN}/qr.txt")}, as_="OFF-SAMR-1")
     inspection = scan["inspection_id"]
     start = dt.datetime.now(CST).replace(microsecond=0) - dt.timedelta(minutes=90)
     start_ms = int(start.timestamp() * 1000)
-    con = sqlite3.connect(stack.server.db_path)
-    con.execute("UPDATE inspections SET opened_ms = ? WHERE inspection_id = ?", (start_ms, inspection))
-    con.commit()
-    con.close()
+    write(stack.server.db, lambda tx: tx.run(_SET_OPENED, ms=start_ms, inspection_id=inspection))
     api(stack, f"/api/v1/inspections/{inspection}/end", {"officer_id": "OFF-SAMR-1", "result": "rectification_ordered"}, as_="OFF-SAMR-1")
-    con = sqlite3.connect(stack.server.db_path)
-    con.execute("UPDATE inspections SET ended_ms = ? WHERE inspection_id = ?", (start_ms + 30 * MINUTE_MS, inspection))
-    con.commit()
-    con.close()
+    write(stack.server.db, lambda tx: tx.run(_SET_ENDED, ms=start_ms + 30 * MINUTE_MS, inspection_id=inspection))
 
     labels = {"officer_id": "OFF-SAMR-1", "inspection_id": inspection, "case_no": "京海市监罚〔2026〕118号", "collector": "张三", "proves": "现场检查全过程"}
     assert http_json(recorder.url + "/v1/context", labels)[0] == 200
@@ -80,9 +83,7 @@ def test_recordings_cover_an_inspection_and_tampering_is_named(stack: Stack, rec
     by_name = {m["file_name"]: m for m in cov["media"]}
     assert by_name["20261124_093000_ZFY0012.mp4"]["started_ms"] == start_ms
     assert all(m["linked_by"] == "inspection_id" for m in cov["media"])
-    con = sqlite3.connect(stack.server.db_path)
-    photo = json.loads(con.execute("SELECT body_json FROM events WHERE type = 'media_captured' AND body_json LIKE '%IMG_0001%'").fetchone()[0])
-    con.close()
+    (photo,) = [body for (text,) in read_all(stack.server.db, _MEDIA_BODIES) if (body := json.loads(text)).get("file_name") == "IMG_0001.jpg"]
     assert photo["case_no"] == labels["case_no"] and photo["collector"] == "张三" and photo["proves"] == "现场检查全过程"
     assert abs(photo["location"]["lat"] - 39.98) < 1e-3 and photo["started_ms"] == start_ms + 5 * MINUTE_MS
 
@@ -96,30 +97,35 @@ def test_recordings_cover_an_inspection_and_tampering_is_named(stack: Stack, rec
 
     # Receipts and proofs: the outside party checks a record's inclusion against the signed head.
     head = api(stack, "/api/v1/evidence/tree-head")
-    event_id = server_events(stack.server.db_path, recorder.device_id)[0][0]
+    event_id = server_events(stack.server.db, recorder.device_id)[0][0]
     proof = api(stack, f"/api/v1/evidence/proof/{event_id}")
     assert proof["tree_size"] == head["tree_size"] and proof["root_hash"] == head["root_hash"]
     assert merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), proof["log_index"], proof["tree_size"], [bytes.fromhex(h) for h in proof["audit_path"]], bytes.fromhex(head["root_hash"]))
     exported = tmp_path / "head.json"
     exported.write_text(json.dumps(head))
-    assert_exactly_once(stack.server.db_path, [recorder])
-    check = run("server.cli", "tree-head", "--db", str(stack.server.db_path), "--check", str(exported))
+    assert_exactly_once(stack.server.db, [recorder])
+    check = run("server.cli", "tree-head", *stack.server.db_args, "--check", str(exported))
     assert check.returncode == 0 and "extends the exported head" in check.stdout, check.stdout + check.stderr
-    clean = run("server.cli", "verify", "--db", str(stack.server.db_path), "--signatures")
+    clean = run("server.cli", "verify", *stack.server.db_args, "--signatures")
     assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout
 
-    # Tampering behind the server's back with the sqlite3 tool: verify names both rows.
-    ids = [e for e, _ in server_events(stack.server.db_path, recorder.device_id)]
+    # Tampering behind the server's back, straight in the database: verify names both rows.
+    ids = [e for e, _ in server_events(stack.server.db, recorder.device_id)]
     changed, removed = ids[1], ids[2]
-    for sql in (f"UPDATE events SET device_time_ms = device_time_ms - 3600000 WHERE event_id = '{changed}'", f"DELETE FROM events WHERE event_id = '{removed}'"):
-        subprocess.run(["sqlite3", str(stack.server.db_path), sql], check=True, timeout=30)
-    out = run("server.cli", "verify", "--db", str(stack.server.db_path))
+
+    def tamper(tx: Tx) -> None:
+        tx.run(_SHIFT_DEVICE_TIME, event_id=changed)
+        tx.run(_DELETE_EVENT, event_id=removed)
+
+    write(stack.server.db, tamper)
+    out = run("server.cli", "verify", *stack.server.db_args)
     assert out.returncode == 1
     assert f"TAMPERED changed: event {changed}" in out.stdout and f"TAMPERED removed: event {removed}" in out.stdout
     assert f"CHAIN BREAK device {recorder.device_id}" in out.stdout  # the deleted row also leaves a hole in the device's chain
 
 
-def test_an_event_dropped_on_the_device_shows_as_a_chain_break(stack: Stack, recorder: DeviceRun) -> None:
+def test_an_event_dropped_on_the_device_shows_as_a_chain_break(any_stack: Stack, recorder: DeviceRun) -> None:
+    stack = any_stack
     stack.server.stop()
     stack.broker.stop()  # the device is offline: its events wait in its outbox
     for i in range(5):
@@ -130,7 +136,7 @@ def test_an_event_dropped_on_the_device_shows_as_a_chain_break(stack: Stack, rec
     stack.broker.restart()
     stack.server.start_and_wait()
     recorder.start()
-    wait_for(lambda: len(server_events(stack.server.db_path, recorder.device_id)) == 4, timeout=30)
+    wait_for(lambda: len(server_events(stack.server.db, recorder.device_id)) == 4, timeout=30)
     report = api(stack, "/api/v1/evidence/verify")
     (chain,) = [c for c in report["chains"] if c["device_id"] == recorder.device_id]
     assert chain["missing_predecessor"] == [4] and chain["verified_links"] == 2 and not report["ok"]
