@@ -3,7 +3,7 @@
 Order of checks for each message: size, envelope, topic, registered and not revoked device (of the
 topic), signature (verified before the body is parsed), schema, device id vs topic. A message failing
 any of them goes to the ``rejected`` table with its reason, size, SHA-256 and first bytes (bounded:
-see ``_Rejects``) and is never receipted. The register is read in each batch's transaction, so a revocation
+see ``Rejects``) and is never receipted. The register is read in each batch's transaction, so a revocation
 applies from the next batch on. Dedupe lives in the database: ``event_id`` is the primary key and
 ``(device_id, seq)`` is unique; a resend with identical bytes is merged and receipted again.
 
