@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Callable
 from typing import IO
@@ -11,17 +10,11 @@ from typing import IO
 from server.imports import kinds
 from server.imports.kinds import KINDS, Clashed
 from server.imports.run import import_csv
-from server.storage.engine import redact
+from server.storage.engine import driver_errors, redact
 
 DEFAULT_DB = "fe-server.db"
 #: Bad rows printed by the CLI; the rest are only counted.
 MAX_PRINTED_ERRORS = 50
-
-
-def _database_errors() -> tuple[type[Exception], ...]:
-    """The drivers' errors (psycopg is loaded only by a PostgreSQL deployment)."""
-    psycopg = sys.modules.get("psycopg")
-    return (sqlite3.Error, psycopg.Error) if psycopg is not None else (sqlite3.Error,)
 
 
 def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_db: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
@@ -53,7 +46,7 @@ def run_import(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"fe-server: cannot read {args.file}: {e.strerror or e}", file=sys.stderr)
         return 1
-    except (Clashed, *_database_errors()) as e:
+    except (Clashed, *driver_errors()) as e:
         print(f"fe-server: database {redact(str(args.db))}: {e}", file=sys.stderr)
         return 1
     name = "<stdin>" if args.file == "-" else args.file
