@@ -1,21 +1,21 @@
 """Shutting accounts off, as an operator does it (`fe-server users ...` on a real database file) and as a
-supervisor or agency administrator does it on the console's account page in a real browser."""
+supervisor or agency administrator does it on the console's account page in a real browser. What another process
+must see at once (the command line's changes, a disabled account's stream) runs on both backends; the pages run
+on SQLite."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from server import db as dbmod
 from server.storage.engine import sql
 from tests.server.conftest import password, seed
 from tests.support.browser import browser, new_context  # noqa: F401  (browser is a pytest fixture)
 from tests.system.conftest import Stack
-from tests.system.harness import ROOT, _env, http_json
+from tests.system.harness import ROOT, _env, http_json, read_all, write
 
 pytestmark = pytest.mark.system
 _CHANGES = sql("SELECT username, action, by_username FROM account_changes ORDER BY id")
@@ -27,18 +27,19 @@ def fe_server(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "server.cli", *argv], input=stdin, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
 
 
-def listed(db: Path) -> dict[str, dict[str, object]]:
-    out = fe_server("users", "list", "--db", str(db))
+def listed(db_args: list[str]) -> dict[str, dict[str, object]]:
+    out = fe_server("users", "list", *db_args)
     assert out.returncode == 0, out.stderr
     return {u["username"]: u for u in map(json.loads, out.stdout.splitlines())}
 
 
-def test_users_list_disable_enable_and_reset_password_on_the_command_line(stack: Stack) -> None:
+def test_users_list_disable_enable_and_reset_password_on_the_command_line(any_stack: Stack) -> None:
+    stack = any_stack
     stack.server.start_and_wait()
-    db = stack.server.db_path
+    db = stack.server.db_args
     url = stack.server.url
-    assert fe_server("users", "add", "--db", str(db), "alice", "--role", "supervisor", stdin="alice-password-1\n").returncode == 0
-    assert fe_server("users", "add", "--db", str(db), "bob", "--role", "officer", "--agency", "SAMR", "--officer", "OFF-9", stdin="bob-password-1\n").returncode == 0
+    assert fe_server("users", "add", *db, "alice", "--role", "supervisor", stdin="alice-password-1\n").returncode == 0
+    assert fe_server("users", "add", *db, "bob", "--role", "officer", "--agency", "SAMR", "--officer", "OFF-9", stdin="bob-password-1\n").returncode == 0
     users = listed(db)
     assert set(users) == {"alice", "bob"} and users["bob"]["role"] == "officer" and users["bob"]["disabled_ms"] is None
     code, body = http_json(url + "/api/v1/auth/login", {"username": "bob", "password": "bob-password-1"})
@@ -46,34 +47,36 @@ def test_users_list_disable_enable_and_reset_password_on_the_command_line(stack:
     token = body["token"]
     assert http_json(url + "/api/v1/auth/me", token=token)[0] == 200
 
-    out = fe_server("users", "disable", "--db", str(db), "bob")
+    out = fe_server("users", "disable", *db, "bob")
     assert out.returncode == 0 and "disabled" in out.stdout
     assert http_json(url + "/api/v1/auth/me", token=token)[0] == 401  # the running server refuses the session at once
     assert http_json(url + "/api/v1/auth/login", {"username": "bob", "password": "bob-password-1"})[0] == 401
     assert listed(db)["bob"]["disabled_ms"] is not None
-    assert fe_server("users", "enable", "--db", str(db), "bob").returncode == 0
+    assert fe_server("users", "enable", *db, "bob").returncode == 0
     assert http_json(url + "/api/v1/auth/login", {"username": "bob", "password": "bob-password-1"})[0] == 200
 
-    short = fe_server("users", "reset-password", "--db", str(db), "bob", stdin="short\n")
+    short = fe_server("users", "reset-password", *db, "bob", stdin="short\n")
     assert short.returncode == 1 and "8" in short.stderr
-    assert fe_server("users", "reset-password", "--db", str(db), "bob", stdin="bob-password-2\n").returncode == 0
+    assert fe_server("users", "reset-password", *db, "bob", stdin="bob-password-2\n").returncode == 0
     assert http_json(url + "/api/v1/auth/login", {"username": "bob", "password": "bob-password-1"})[0] == 401
     assert http_json(url + "/api/v1/auth/login", {"username": "bob", "password": "bob-password-2"})[0] == 200
 
-    missing = fe_server("users", "disable", "--db", str(db), "nobody")
+    missing = fe_server("users", "disable", *db, "nobody")
     assert missing.returncode == 1 and "nobody" in missing.stderr
-    with dbmod.reading(db) as tx:
-        changes = tx.all(_CHANGES)
+    changes = read_all(stack.server.db, _CHANGES)
     assert [(u, a) for u, a, _ in changes] == [("alice", "created"), ("bob", "created"), ("bob", "disabled"), ("bob", "enabled"), ("bob", "password_reset")]
     assert all(by == "cli" or by.startswith("cli:") for *_, by in changes)  # the operator's OS user
 
 
+SQLITE_ONLY = pytest.mark.parametrize("any_stack", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
-def running(stack: Stack) -> Stack:
-    stack.server.start_and_wait()
-    with dbmod.writing(stack.server.db_path) as tx:
-        seed(tx)
-    return stack
+def running(any_stack: Stack) -> Stack:
+    """A running server with the registers seeded, on each backend (the browser tests pick SQLite)."""
+    any_stack.server.start_and_wait()
+    write(any_stack.server.db, seed)
+    return any_stack
 
 
 def sign_in(context, url: str, username: str, lang: str = "zh"):  # type: ignore[no-untyped-def]
@@ -86,6 +89,7 @@ def sign_in(context, url: str, username: str, lang: str = "zh"):  # type: ignore
     return page
 
 
+@SQLITE_ONLY
 def test_an_agency_admin_shuts_off_an_officer_on_the_account_page(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     url = running.server.url
     admin_ctx, officer_ctx = new_context(browser), new_context(browser, "phone")
@@ -133,6 +137,7 @@ def test_an_agency_admin_shuts_off_an_officer_on_the_account_page(running: Stack
         officer_ctx.close()
 
 
+@SQLITE_ONLY
 def test_the_account_page_is_for_managers_only(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     url = running.server.url
     ctx = new_context(browser)
