@@ -1,11 +1,13 @@
 """The broker's access control (server/broker.py) against hostile clients, with a real Mosquitto 2.0.11,
 a real `fe-server run` and real `fe-agent run` processes: every attack below is refused by the broker.
+
+The broker's checks do not depend on the server's database: they run on SQLite; the revocation, which the command
+line makes in the register and in the broker's files of the key folder, runs on both backends.
 """
 
 from __future__ import annotations
 
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -23,9 +25,11 @@ from protocol.config import load_device_config
 from protocol.signing import SigningKey
 from server import broker as security
 from server.broker_ca import client_cert, init_ca, server_cert
+from server.storage.engine import sql
+from tests.support.backends import BACKENDS
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
-from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, http_json, server_events, tune, write_config
+from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, http_json, read_all, server_events, tune, write_config
 
 pytestmark = pytest.mark.system
 
@@ -107,12 +111,11 @@ def submit(dev: DeviceRun) -> str:
     return eid
 
 
-def rejected_topics(db_path: Path) -> list[str]:
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return [t for (t,) in con.execute("SELECT topic FROM rejected ORDER BY id")]
-    finally:
-        con.close()
+_REJECTED_TOPICS = sql("SELECT topic FROM rejected ORDER BY id")
+
+
+def rejected_topics(db: str) -> list[str]:
+    return [t for (t,) in read_all(db, _REJECTED_TOPICS)]
 
 
 def handshake(port: int, ca: Path, host: str, cert: tuple[Path, Path] | None = None) -> None:
@@ -130,9 +133,10 @@ def fe_server(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def secure(stack_factory) -> Stack:  # type: ignore[no-untyped-def]
-    """A secure broker with a running server and two devices (agents not started)."""
-    s: Stack = stack_factory(secure=True, persistence=True)
+def secure(stack_factory, request: pytest.FixtureRequest) -> Stack:  # type: ignore[no-untyped-def]
+    """A secure broker with a running server and two devices (agents not started), on SQLite unless the test
+    parametrises it with backends (indirect)."""
+    s: Stack = stack_factory(secure=True, persistence=True, backend=getattr(request, "param", "sqlite"))
     s.server.start_and_wait()
     s.add_devices(2)
     return s
@@ -142,7 +146,7 @@ def test_bundles_carry_their_own_account_and_the_server_its_own(secure: Stack) -
     a, b = secure.devices
     (ua, pa), (ub, pb) = creds(a), creds(b)
     assert (ua, ub) == (a.device_id, b.device_id) and pa and pb and pa != pb
-    passwd = (security.broker_dir_for(secure.server.db_path) / security.PASSWD_FILE).read_text()
+    passwd = (secure.server.broker_dir / security.PASSWD_FILE).read_text()
     assert pa not in passwd and pb not in passwd  # hashes only, made by mosquitto_passwd
     assert {line.split(":")[0] for line in passwd.splitlines()} == {a.device_id, b.device_id, security.SERVER_ACCOUNT}
     assert all(line.split(":")[1].startswith("$7$") for line in passwd.splitlines())
@@ -178,7 +182,7 @@ def test_a_device_cannot_publish_on_another_devices_topics(secure: Stack, raws: 
     # Its own uplink is allowed: the server receives it (and rejects this junk), which shows the server
     # was listening; what came before on b's topic never reached it.
     assert mallory.publish(topics.device_up(a.device_id), junk) in (0, 0x10)
-    db = secure.server.db_path
+    db = secure.server.db
     wait_for(lambda: topics.device_up(a.device_id) in rejected_topics(db), 15, message="the server did not see the allowed publish")
     assert topics.device_up(b.device_id) not in rejected_topics(db)
     assert server_events(db, b.device_id) == []
@@ -192,7 +196,7 @@ def test_a_device_subscribing_to_others_or_everything_gets_nothing(secure: Stack
         assert spy.subscribe(topic)[0] in (1, NOT_AUTHORIZED)  # granted-but-filtered or refused: either way nothing
     b.start()
     eid = submit(b)
-    wait_for(lambda: [e for e, _ in server_events(secure.server.db_path, b.device_id)] == [eid], 30, message="b's event not stored")
+    wait_for(lambda: [e for e, _ in server_events(secure.server.db, b.device_id)] == [eid], 30, message="b's event not stored")
     wait_for(lambda: b.outbox_state()[0] == 0, 30, message="b never got its receipt")
     assert [t for t, _ in spy.messages if b.device_id in t or t.endswith("/up")] == []
 
@@ -220,12 +224,13 @@ def test_nobody_takes_a_devices_or_the_servers_session(secure: Stack, raws: list
     assert secure.broker.log_text().count(f"Client {b.device_id} already connected, closing old connection") == 1
     # a's agent and the server stay connected and keep delivering.
     eid = submit(a)
-    wait_for(lambda: [e for e, _ in server_events(secure.server.db_path, a.device_id)] == [eid], 30, message="a's event not stored")
+    wait_for(lambda: [e for e, _ in server_events(secure.server.db, a.device_id)] == [eid], 30, message="a's event not stored")
     assert a.status()["connects"] == connects_before and a.status()["connected"]
     assert "disconnected from the broker" not in secure.server.log_tail(200)
     assert all(b.device_id in t for t, _ in thief.messages + server_thief.messages)
 
 
+@pytest.mark.parametrize("secure", BACKENDS, indirect=True)
 def test_revoke_disconnects_the_device_at_once_and_for_good(secure: Stack, raws: list[Raw]) -> None:
     a, b = secure.devices
     a.start()
@@ -234,7 +239,7 @@ def test_revoke_disconnects_the_device_at_once_and_for_good(secure: Stack, raws:
     stored = submit(a)
     wait_for(lambda: a.outbox_state()[0] == 0, 30, message="a's event not receipted")
     reloads = secure.broker.reloads
-    done = fe_server("devices", "revoke", "--db", str(secure.server.db_path), a.device_id)
+    done = fe_server("devices", "revoke", *secure.server.db_args, a.device_id)
     assert done.returncode == 0 and "the broker disconnected it" in done.stdout, done
     secure.broker.wait_reloaded(reloads)
     wait_for(lambda: not a.status()["connected"], 10, message="the revoked device is still connected")
@@ -244,22 +249,22 @@ def test_revoke_disconnects_the_device_at_once_and_for_good(secure: Stack, raws:
     assert not again.accepted
     assert not a.status()["connected"]
     # Nothing of it reached the server: not stored, not even kept aside as rejected.
-    assert [e for e, _ in server_events(secure.server.db_path, a.device_id)] == [stored]
-    assert topics.device_up(a.device_id) not in rejected_topics(secure.server.db_path)
+    assert [e for e, _ in server_events(secure.server.db, a.device_id)] == [stored]
+    assert topics.device_up(a.device_id) not in rejected_topics(secure.server.db)
     assert a.outbox_state()[0] == 1 and late
     # The other device is untouched.
     b.submitted.clear()
     submit(b)
-    assert_exactly_once(secure.server.db_path, [b])
+    assert_exactly_once(secure.server.db, [b])
 
 
 def test_broker_config_writes_a_config_mosquitto_runs(stack_factory, tmp_path: Path, raws: list[Raw]) -> None:  # type: ignore[no-untyped-def]
     """`fe-server broker-config` from the register: removes revoked devices' accounts; the config starts."""
     s: Stack = stack_factory(secure=True, persistence=True)
     a, b = s.add_devices(2)
-    out = security.broker_dir_for(s.server.db_path)
+    out = s.server.broker_dir
     security.add_accounts(out, {"stranger": "x"})  # an account no device in the register has
-    done = fe_server("broker-config", "--db", str(s.server.db_path), "--port", "1", "--bind", "127.0.0.1")
+    done = fe_server("broker-config", *s.server.db_args, "--port", "1", "--bind", "127.0.0.1")
     assert done.returncode == 0, done.stderr
     assert "removed the broker account of stranger" in done.stdout
     conf = (out / "mosquitto.conf").read_text()
@@ -286,7 +291,7 @@ def test_tls_devices_verify_the_broker_and_the_server_delivers(stack_factory, tm
     s.server.start_and_wait()
     (dev,) = s.add_devices(1)
     # A bundle provisioned with --ca carries the CA and uses TLS.
-    done = fe_server("devices", "add", "--db", str(s.server.db_path), "--model", "qr_terminal", "--agency", "AG-TEST", "--out", str(tmp_path / "b"), "--ca", str(ca))
+    done = fe_server("devices", "add", *s.server.db_args, "--model", "qr_terminal", "--agency", "AG-TEST", "--out", str(tmp_path / "b"), "--ca", str(ca))
     assert done.returncode == 0, done.stderr
     bundle = next((tmp_path / "b").iterdir())
     cfg = load_device_config(bundle / "device.toml")
@@ -294,7 +299,7 @@ def test_tls_devices_verify_the_broker_and_the_server_delivers(stack_factory, tm
     write_config(dev.config_path, tune(load_device_config(dev.config_path), {"mqtt__ca_file": str(ca)}))
     dev.start()
     submit(dev)
-    assert_exactly_once(s.server.db_path, [dev])
+    assert_exactly_once(s.server.db, [dev])
     # Plain TCP gets nowhere; the right CA does.
     plain = Raw(s.broker.port, "p", *creds(dev))
     right = Raw(s.broker.port, "r", *creds(dev), ca=ca)
@@ -327,7 +332,7 @@ def test_client_certificates_can_be_required(stack_factory, tmp_path: Path, raws
     write_config(dev.config_path, msgspec.structs.replace(cfg, mqtt=msgspec.structs.replace(cfg.mqtt, ca_file=str(ca), cert_file="client.crt", key_file="client.key")))
     dev.start()
     submit(dev)
-    assert_exactly_once(s.server.db_path, [dev])
+    assert_exactly_once(s.server.db, [dev])
     # Without a client certificate the TLS handshake fails: the device's password is not even asked.
     with pytest.raises(ssl.SSLError):
         handshake(s.broker.port, ca, "127.0.0.1")
@@ -345,13 +350,13 @@ def test_client_certificates_can_be_required(stack_factory, tmp_path: Path, raws
 def test_a_device_registers_only_its_own_public_key(secure: Stack, tmp_path: Path) -> None:
     """The device makes its key pair; the server gets only the public key, and its events verify with it."""
     own = SigningKey.generate()  # made on the device: never passed to fe-server
-    db = str(secure.server.db_path)
+    db = secure.server.db_args
     out = secure.workdir / "devices"
-    bad = fe_server("devices", "add", "--db", db, "--model", "body_recorder", "--agency", "AG-TEST", "--id", "BR-OWN", "--out", str(out), "--public-key", "zz")
+    bad = fe_server("devices", "add", *db, "--model", "body_recorder", "--agency", "AG-TEST", "--id", "BR-OWN", "--out", str(out), "--public-key", "zz")
     assert bad.returncode == 1 and "--public-key" in bad.stderr and not (out / "BR-OWN").exists()
     reloads = secure.broker.reloads
     done = fe_server(
-        "devices", "add", "--db", db, "--model", "body_recorder", "--agency", "AG-TEST", "--id", "BR-OWN", "--out", str(out),
+        "devices", "add", *db, "--model", "body_recorder", "--agency", "AG-TEST", "--id", "BR-OWN", "--out", str(out),
         "--mqtt-port", str(secure.broker.port), "--public-key", own.public_hex,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -364,7 +369,7 @@ def test_a_device_registers_only_its_own_public_key(secure: Stack, tmp_path: Pat
     secure.devices.append(dev)
     dev.start()
     submit(dev)
-    assert_exactly_once(secure.server.db_path, [dev])
+    assert_exactly_once(secure.server.db, [dev])
 
 
 def test_broker_config_with_tls_and_client_certificates_runs(stack_factory, tmp_path: Path, raws: list[Raw]) -> None:  # type: ignore[no-untyped-def]
@@ -376,11 +381,11 @@ def test_broker_config_with_tls_and_client_certificates_runs(stack_factory, tmp_
                  ["ca", "client-cert", "--dir", str(ca_dir), "--device", dev.device_id, "--out", str(dev.bundle)]):
         done = fe_server(*argv)
         assert done.returncode == 0, done.stderr
-    done = fe_server("broker-config", "--db", str(s.server.db_path), "--tls", str(ca_dir), "--require-certificate")
+    done = fe_server("broker-config", *s.server.db_args, "--tls", str(ca_dir), "--require-certificate")
     assert done.returncode == 0 and "listener 8883 (TLS)" in done.stdout, done
-    conf = (security.broker_dir_for(s.server.db_path) / "mosquitto.conf").read_text()
+    conf = (s.server.broker_dir / "mosquitto.conf").read_text()
     assert "require_certificate true" in conf.splitlines() and "use_identity_as_username true" in conf.splitlines()
-    real = stack_factory(base_config=conf, security_dir=security.broker_dir_for(s.server.db_path)).broker
+    real = stack_factory(base_config=conf, security_dir=s.server.broker_dir).broker
     ca = ca_dir / "ca.crt"
     with pytest.raises(ssl.SSLError):
         handshake(real.port, ca, "127.0.0.1")  # no client certificate
