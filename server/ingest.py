@@ -39,11 +39,12 @@ from protocol.timesync import MESSAGE_EXPIRY_S
 from server.alerts import raise_alert
 from server.clocks import TimeServer
 from server.evidence import sign_tree_head_if_due
-from server.ingest_batch import STORAGE_ERRORS, disk_full, store_or_isolate
+from server.ingest_batch import store_or_isolate
 from server.projector import Projector
 from server.snapshots import build_snapshot, device_region
 from server.storage import devices
 from server.storage.engine import Tx, storage_for
+from server.storage.failures import CANNOT_WRITE, disk_full
 from server.store import BatchOutcome, DeviceKeys, Incoming
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class Ingest:
                     if outcome.stored and time.monotonic() - self._last_tree_head >= TREE_HEAD_INTERVAL_S:
                         self._sign_tree_head()
                     retry_s = STORAGE_RETRY_MIN_S
-                except STORAGE_ERRORS as e:  # the database cannot write: pause, keep the batch, try again
+                except CANNOT_WRITE as e:  # the database cannot write: pause, keep the batch, try again
                     self._storage_failed(e)
                     self._stop.wait(retry_s)
                     retry_s = min(retry_s * 2, STORAGE_RETRY_MAX_S)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocol.messages import ReceiptItem
 from server.evidence import EvidenceLog, indexes_of
-from server.storage.engine import Retry, Tx, sqlite_transaction, storage_for
+from server.storage.engine import Tx, sqlite_transaction, storage_for
+from server.storage.failures import CANNOT_WRITE
 from server.store import BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, check_links, precheck, store_events
 
 if TYPE_CHECKING:
@@ -27,24 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _postgres_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency; a SQLite-only install may lack it
-        return ()
-    return (psycopg.OperationalError,)  # the server is gone, out of disk (53100), or the pool cannot connect
-
-
-#: The database cannot write (a full disk, an I/O error, a lost server, deadlocks retried in vain): the ingest keeps the
-#: batch and pauses, instead of refusing good messages.
-STORAGE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, Retry, *_postgres_errors())
-
-
-def disk_full(e: BaseException) -> bool:
-    """The storage error says the disk is full (SQLite's SQLITE_FULL, PostgreSQL's disk_full)."""
-    return getattr(e, "sqlite_errorname", "") == "SQLITE_FULL" or getattr(e, "sqlstate", None) == "53100"
 
 
 def record_batch(tx: Tx, checked: Checked, keys: DeviceKeys, projector: Projector | None, now_ms: int, *, pause_before_commit_s: float = 0.0) -> BatchOutcome:
@@ -118,7 +101,7 @@ def store_or_isolate(
     bad message never stops the ingest. Storage failures (disk full, I/O) still propagate."""
     try:
         return store_batch(db, batch, keys, projector=projector, pause_before_commit_s=pause_before_commit_s)
-    except STORAGE_ERRORS:
+    except CANNOT_WRITE:
         raise  # the database itself is in trouble: stop loudly rather than reject good messages
     except Exception:
         if len(batch) == 1:

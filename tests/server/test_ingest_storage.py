@@ -163,3 +163,19 @@ def test_a_lost_postgresql_pauses_the_ingest_and_it_resumes_by_itself(postgres: 
     alerts = storage_for(url).read(lambda tx: tx.all(_STORAGE_ALERTS))
     assert alerts and set(alerts) == {("storage_failed", "critical")}
     close_storage(url)
+
+
+def test_what_pauses_the_ingest_is_told_from_what_a_message_causes() -> None:
+    import psycopg
+    import psycopg_pool
+
+    from server.storage.engine import Retry
+    from server.storage.failures import CANNOT_WRITE, disk_full
+
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    assert disk_full(full) and disk_full(psycopg.errors.DiskFull("could not extend file")) and not disk_full(sqlite3.OperationalError("disk I/O error"))
+    for e in (full, psycopg.OperationalError("server closed the connection"), psycopg_pool.PoolTimeout("no connection"), Retry("deadlocks")):
+        assert isinstance(e, CANNOT_WRITE)
+    for e in (sqlite3.IntegrityError("UNIQUE"), psycopg.errors.UniqueViolation("duplicate key"), ValueError("a bug")):
+        assert not isinstance(e, CANNOT_WRITE)  # kept aside as processing errors, one message at a time
