@@ -4,7 +4,8 @@ The rows go in one PostgreSQL transaction (server/storage/copy.py), which commit
 on what it wrote: every table has as many rows as the source snapshot, and the evidence log verifies on the target
 (server/verify.py) with the same Merkle root, size and tree heads as on the source. Any failure or mismatch rolls it
 back, so the target is either an exact copy or as empty as it was. The target must be empty to begin with: a copy
-never merges into, or overwrites, records that are evidence.
+never merges into, or overwrites, records that are evidence. The source is read as one snapshot; a server still
+writing to it makes the copy roll back (the row counts are taken again just before the commit): stop it first.
 
 The server's key files move with the data (settings.key_base): ``<db>.server.key``, ``<db>.code-K*.key`` and the
 broker folder ``<db>.broker/`` beside the SQLite file become ``<key-dir>/server.server.key``,
@@ -189,6 +190,16 @@ def _check(copied: Mapping[str, int], source_counts: Mapping[str, int], target_c
         raise CopyRefused(f"the evidence log differs on the target, nothing copied: source {before}, target {after}")
 
 
+def _refuse_if_changed(source_db: Path, tables: list[str], copied: Mapping[str, int]) -> None:
+    """The copy is of a snapshot: rows a server still running wrote since are not in it. Counted again on a fresh
+    connection just before the commit, so such a copy is rolled back instead of silently missing them."""
+    with rows.sqlite_snapshot(source_db) as now:
+        counts = rows.source_counts(now, tables)
+    changed = [f"{t} had {copied[t]} rows, has {counts[t]} now" for t in tables if counts[t] != copied[t]]
+    if changed:
+        raise CopyRefused(f"the source changed during the copy ({'; '.join(changed)}): is a server still running on it? Stop it and copy again; nothing copied")
+
+
 def copy_database(source_db: Path, url: str, key_dir: Path, key: Path | None = None) -> CopyReport:
     """Copy the SQLite database ``source_db`` (and its key files) into the empty PostgreSQL database ``url``."""
     import psycopg
@@ -216,6 +227,7 @@ def copy_database(source_db: Path, url: str, key_dir: Path, key: Path | None = N
             copied = rows.copy_tables(source, con, tables, {JOB_TABLE: job_rewriter(url, settings.server_key_path)})
             after = evidence_of(Tx(con, Backend.POSTGRES), public_key)
             _check(copied, rows.source_counts(source, tables), rows.target_counts(con, tables), before, after)
+            _refuse_if_changed(source_db, tables, copied)
     return CopyReport(
         tables=copied, seconds=round(time.perf_counter() - started, 2), evidence=after, keys_copied=[str(d) for _, d, _ in to_write],
         keys_present=[str(p) for p in present],

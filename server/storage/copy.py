@@ -57,7 +57,7 @@ def tables_to_copy(source: sqlite_utils.Database, in_target: set[str]) -> list[s
     """Every table of the schema in foreign-key order, then any other table of the source that a migration made
     but the metadata does not describe (none today); a source table the target lacks is an error."""
     ordered = [t.name for t in metadata.sorted_tables]
-    extra = sorted(set(source.table_names()) - set(ordered) - NOT_COPIED)
+    extra = sorted(t for t in set(source.table_names()) - set(ordered) - NOT_COPIED if not t.startswith("sqlite_"))  # SQLite's own
     missing = [t for t in [*ordered, *extra] if t not in in_target]
     if missing:
         raise SchemaMismatch(f"tables missing in the target: {', '.join(missing)}")

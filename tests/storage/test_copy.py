@@ -20,7 +20,7 @@ from protocol import topics
 from protocol.codec import seal
 from protocol.config import load_toml
 from protocol.decision import Policy
-from protocol.messages import EnterpriseScanned
+from protocol.messages import EnterpriseScanned, GeoPoint
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.app import create_app
@@ -29,6 +29,7 @@ from server.copy_cli import add_copy_parser, run_copy
 from server.evidence import sign_tree_head
 from server.ingest_batch import store_batch
 from server.jobs import JobContext, JobSettings
+from server.projector import Projector
 from server.scheduler import Scheduler, execute_job
 from server.settings import ServerSettings
 from server.storage import copy as rows
@@ -37,7 +38,7 @@ from server.storage.engine import close_storage, redact, sql, storage_for
 from server.storage.schema import metadata
 from server.store import DeviceKeys, Incoming
 from server.verify import verify
-from tests.server.conftest import GOOD, PLAIN, Api, seed
+from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "server" / "policy.toml"
@@ -62,15 +63,17 @@ class NeverLeads:
         pass
 
 
-def _scanned(seq: int) -> EnterpriseScanned:
+def _scanned(seq: int, code_text: str) -> EnterpriseScanned:
+    """An officer's scan of an enterprise's code, with a position whose floats must survive the copy bit for bit."""
     return EnterpriseScanned(
         event_id=str(uuid.uuid4()), device_id="BR-1", seq=seq, device_time_ms=int(time.time() * 1000), clock_error_ms=5,
-        officer_id="OFF-SAMR-1", code_text="c",
+        officer_id="OFF-SAMR-1", code_text=code_text, field="food", matter="日常检查 №" + str(seq),
+        location=GeoPoint(lat=39.98765432101 + seq % 30 / 3, lon=116.3012345678901 - seq % 30 / 7, accuracy_m=4.25),
     )  # fmt: skip
 
 
-def _incoming(seq: int, key: SigningKey = DEVICE_KEY) -> Incoming:
-    return Incoming(topics.device_up("BR-1"), seal(_scanned(seq), key, "json"), int(time.time() * 1000))
+def _incoming(seq: int, key: SigningKey = DEVICE_KEY, code_text: str = "c", fmt: str = "json") -> Incoming:
+    return Incoming(topics.device_up("BR-1"), seal(_scanned(seq, code_text), key, fmt), int(time.time() * 1000))  # type: ignore[arg-type]
 
 
 def fill(path: Path) -> None:
@@ -83,15 +86,17 @@ def fill(path: Path) -> None:
         seed(tx)
         tx.run(_DEVICE, id="BR-1", key=DEVICE_KEY.public_hex)
         tx.run(_DEVICE, id="BR-2", key=SigningKey.generate().public_hex)  # registered, never heard from: an alert
-    store_batch(str(path), [_incoming(s) for s in range(1, EVENTS // 2 + 1)], DeviceKeys())
+        codes = [issue_code(tx, path, c)[0] for c in (PLAIN, FRAGILE, GOOD)]
+    policy = load_toml(POLICY, Policy)
+    half = [_incoming(s, code_text=codes[s % 3], fmt=("json", "msgpack")[s % 2]) for s in range(1, EVENTS // 2 + 1)]
+    store_batch(str(path), half, DeviceKeys(), projector=Projector(policy))
     with store.writing() as tx:
         sign_tree_head(tx, SERVER_KEY, now_ms=1_000)
-    store_batch(str(path), [_incoming(s) for s in range(EVENTS // 2 + 1, EVENTS + 1)] + [_incoming(99, SigningKey.generate())], DeviceKeys())
+    rest = [_incoming(s, code_text=codes[s % 3]) for s in range(EVENTS // 2 + 1, EVENTS + 1)] + [_incoming(99, SigningKey.generate())]
+    store_batch(str(path), rest, DeviceKeys(), projector=Projector(policy))
     with store.writing() as tx:
         sign_tree_head(tx, SERVER_KEY, now_ms=2_000)
-        issue_code(tx, path, PLAIN)
-        issue_code(tx, path, GOOD)
-    ctx = JobContext(key=SERVER_KEY, policy=load_toml(POLICY, Policy), settings=JobSettings())
+    ctx = JobContext(key=SERVER_KEY, policy=policy, settings=JobSettings())
     now = int(time.time() * 1000)
     for job_id in ("devices", "draws", "tree_head"):
         assert execute_job(job_id, str(path), ctx, now, now)["outcome"] == "ok"
@@ -236,6 +241,24 @@ def test_a_failure_in_the_middle_leaves_the_target_empty(source: Path, target: s
     assert _target_tables(target)["events"] == EVENTS
 
 
+def test_a_source_written_during_the_copy_is_not_copied(source: Path, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A server still running on the file stores an event while the rows are on their way: the copy, of a snapshot,
+    would miss it, so it is rolled back."""
+    real = rows.copy_table
+
+    def racing(src: Any, con: Any, table: str, row_fn: Any = None) -> int:
+        if table == "events":
+            assert store_batch(str(source), [_incoming(EVENTS + 1)], DeviceKeys()).stored == 1
+            close_storage(source)
+        return real(src, con, table, row_fn)
+
+    monkeypatch.setattr(rows, "copy_table", racing)
+    assert copy_db(source, target, tmp_path / "keys") == 1
+    err = capsys.readouterr().err
+    assert "the source changed during the copy" in err and f"events had {EVENTS} rows, has {EVENTS + 1} now" in err
+    assert sum(_target_tables(target).values()) == 0
+
+
 def test_a_key_folder_of_another_server_is_refused(source: Path, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key_dir = tmp_path / "keys"
     key_dir.mkdir()
@@ -271,6 +294,22 @@ def test_the_server_on_the_url_reads_the_copy(source: Path, target: str, tmp_pat
         report = verify(tx, SERVER_KEY.public_hex)  # the server signed its heads with the copied key
     assert report.ok and all(h.signature_valid for h in report.tree_heads)
     assert settings.server_key_path.read_bytes() == source.with_name("server.db.server.key").read_bytes()
+
+
+def test_the_commands_common_options_serve_it(source: Path, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wired as the lead wires it (``add_copy_parser(sub, _add_db)``): a relative --db is the file, made absolute;
+    SQLite's own tables (ANALYZE's statistics) are not data to copy."""
+    from server.cli_parser import _add_db
+
+    con = dbmod.connect(source)
+    con.execute("ANALYZE")
+    con.close()
+    monkeypatch.chdir(source.parent)
+    parser = argparse.ArgumentParser()
+    add_copy_parser(parser.add_subparsers(dest="command"), _add_db)
+    args = parser.parse_args(["copy-db", "--db", source.name, "--to", target, "--key-dir", str(tmp_path / "keys")])
+    assert args.db == str(source)
+    assert run_copy(args) == 0
 
 
 def test_the_source_must_be_a_sqlite_file_and_the_key_folder_given(target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
