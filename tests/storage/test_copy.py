@@ -38,7 +38,7 @@ from server.storage.engine import close_storage, redact, sql, storage_for
 from server.storage.schema import metadata
 from server.store import DeviceKeys, Incoming
 from server.verify import verify
-from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api, seed
+from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api, code, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "server" / "policy.toml"
@@ -46,7 +46,7 @@ DEVICE_KEY = SigningKey.from_seed(bytes(range(32)))
 SERVER_KEY = SigningKey.from_seed(bytes(range(1, 33)))
 EVENTS = 12
 _DEVICE = sql("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES (:id, 'M', 'body_recorder', 'SAMR', :key, 0)")
-_FIELDS = sql("SELECT count(*) FROM fields")
+_AWKWARD = sql("INSERT INTO enterprises(credit_code, name, address, region, risk, credit) VALUES (:code, :name, '', '110108', 'low', 'C')")
 _MAX_REJECTED = sql("SELECT max(id) FROM rejected")
 
 
@@ -87,6 +87,7 @@ def fill(path: Path) -> None:
         tx.run(_DEVICE, id="BR-1", key=DEVICE_KEY.public_hex)
         tx.run(_DEVICE, id="BR-2", key=SigningKey.generate().public_hex)  # registered, never heard from: an alert
         codes = [issue_code(tx, path, c)[0] for c in (PLAIN, FRAGILE, GOOD)]
+        tx.run(_AWKWARD, code=code(7), name="tab\there, line\nbreak, back\\slash \\N, 'quotes\" and \\. 全角")  # COPY's escapes
     policy = load_toml(POLICY, Policy)
     half = [_incoming(s, code_text=codes[s % 3], fmt=("json", "msgpack")[s % 2]) for s in range(1, EVENTS // 2 + 1)]
     store_batch(str(path), half, DeviceKeys(), projector=Projector(policy))
