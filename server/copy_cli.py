@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from server.storage.copy import SchemaMismatch
 from server.storage.engine import POSTGRES_SCHEMES, Backend, backend_of, redact
 
 DEFAULT_DB = "fe-server.db"
@@ -51,7 +50,8 @@ def _database_errors() -> tuple[type[Exception], ...]:
 def run_copy(args: argparse.Namespace) -> int:
     """``fe-server copy-db``: 0 when copied and checked, 1 when refused, failed or rolled back (the target then holds
     no row of it)."""
-    from server.copy_db import CopyRefused, copy_database
+    from server.copy_db import CopyRefused, copy_database  # SQLAlchemy, sqlite-utils, psycopg: loaded for this command only
+    from server.storage.copy import SchemaMismatch
 
     if backend_of(args.db) is not Backend.SQLITE:
         print(f"fe-server: --db {redact(str(args.db))}: copy-db reads a SQLite file", file=sys.stderr)
