@@ -353,10 +353,11 @@ class PostgresStorage(Storage):
         from psycopg_pool import ConnectionPool  # only a PostgreSQL deployment loads it
 
         size = max_size or max(4, (os.cpu_count() or 2) * 2 + 1)
-        self._write_pool = ConnectionPool(self.db, min_size=1, max_size=size, kwargs={"autocommit": True}, open=True, name="fe-write")
-        self._read_pool = ConnectionPool(
-            self.db, min_size=1, max_size=size, kwargs={"autocommit": True}, configure=_read_only, open=True, name="fe-read"
-        )
+        # check: a connection is tried before it is handed out, so after a PostgreSQL restart no caller gets a dead one
+        # (each would fail once more: the ingest would pause and alert again).
+        common: dict[str, Any] = {"min_size": 1, "max_size": size, "kwargs": {"autocommit": True}, "open": True, "check": ConnectionPool.check_connection}
+        self._write_pool = ConnectionPool(self.db, name="fe-write", **common)
+        self._read_pool = ConnectionPool(self.db, name="fe-read", configure=_read_only, **common)
 
     @contextmanager
     def writing(self) -> Iterator[Tx]:
