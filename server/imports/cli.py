@@ -10,7 +10,8 @@ from typing import IO
 from server.imports import kinds
 from server.imports.kinds import KINDS, Clashed
 from server.imports.run import import_csv
-from server.storage.engine import driver_errors, redact
+from server.storage.engine import redact
+from server.storage.failures import DRIVER_ERRORS
 
 DEFAULT_DB = "fe-server.db"
 #: Bad rows printed by the CLI; the rest are only counted.
@@ -46,7 +47,7 @@ def run_import(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"fe-server: cannot read {args.file}: {e.strerror or e}", file=sys.stderr)
         return 1
-    except (Clashed, *driver_errors()) as e:
+    except (Clashed, *DRIVER_ERRORS) as e:
         print(f"fe-server: database {redact(str(args.db))}: {e}", file=sys.stderr)
         return 1
     name = "<stdin>" if args.file == "-" else args.file

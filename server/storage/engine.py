@@ -16,7 +16,6 @@ import enum
 import os
 import re
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,24 +46,6 @@ class StorageError(Exception):
 
 class Retry(StorageError):
     """A write transaction lost a race the database detected (serialization failure, deadlock) too many times."""
-
-
-def _psycopg() -> Any:
-    """psycopg if this process has loaded it (only a PostgreSQL deployment does), else None."""
-    return sys.modules.get("psycopg")
-
-
-def driver_errors() -> tuple[type[Exception], ...]:
-    """Every error the drivers raise: a problem of the database or of the data in it, not of our code."""
-    psycopg = _psycopg()
-    return (sqlite3.Error, StorageError, psycopg.Error) if psycopg is not None else (sqlite3.Error, StorageError)
-
-
-def unavailable_errors() -> tuple[type[Exception], ...]:
-    """Errors after which the database cannot write for now (a full disk, an I/O error, a lost server or pool,
-    retries exhausted): a writer keeps its work and tries again later instead of refusing it."""
-    psycopg = _psycopg()
-    return (sqlite3.OperationalError, Retry, psycopg.OperationalError) if psycopg is not None else (sqlite3.OperationalError, Retry)
 
 
 # --- statements -------------------------------------------------------------------------------------------------
@@ -426,7 +407,7 @@ def rows_as_dicts(cursor: Any) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "Backend", "POSTGRES_SCHEMES", "driver_errors", "unavailable_errors", "PostgresStorage", "Retry", "SqliteStorage", "Statement", "Storage", "StorageError",
+    "Backend", "POSTGRES_SCHEMES", "PostgresStorage", "Retry", "SqliteStorage", "Statement", "Storage", "StorageError",
     "Tx", "backend_of", "close_storage", "readonly_uri", "redact", "rows_as_dicts", "sql", "sqlite_connect",
     "sqlite_transaction", "storage_for",
 ]

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import sqlite3
 
-from server.storage.engine import Retry
+from server.storage.engine import Retry, StorageError
 
-
-def _postgres_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency; a SQLite-only install may lack it
-        return ()
-    # The server is gone or refuses sessions, its disk is full (53100), a lock or statement timed out, or the pool
-    # cannot lend a connection in time (psycopg_pool.PoolTimeout is one of these too).
-    return (psycopg.OperationalError,)
-
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - psycopg is a dependency; a SQLite-only install may lack it
+    psycopg = None  # type: ignore[assignment]
 
 #: The database cannot write; deadlocks retried in vain (Retry) count too: the batch is kept and tried again later.
-CANNOT_WRITE: tuple[type[BaseException], ...] = (sqlite3.OperationalError, Retry, *_postgres_errors())
+#: On PostgreSQL: the server is gone or refuses sessions, its disk is full (53100), a lock or statement timed out, or
+#: the pool cannot lend a connection in time (psycopg_pool.PoolTimeout is an OperationalError too).
+CANNOT_WRITE: tuple[type[BaseException], ...] = (sqlite3.OperationalError, Retry, *((psycopg.OperationalError,) if psycopg else ()))
+#: Every error the drivers raise: a problem of the database or of the data in it, not of our code.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, StorageError, *((psycopg.Error,) if psycopg else ()))
 
 
 def disk_full(e: BaseException) -> bool:
