@@ -135,6 +135,7 @@ Scan = tuple[bytes, str]
 
 
 _OFFICERS = sql("SELECT officer_id, agency_id FROM officers ORDER BY officer_id")
+SESSIONS_PER_TX = 500
 
 
 def officer_sessions(db: str) -> dict[str, str] | None:
@@ -156,13 +157,18 @@ def officer_sessions(db: str) -> dict[str, str] | None:
     auth.hash_password = lambda p: stored  # type: ignore[assignment]
     auth.check_password = lambda p, h: True  # type: ignore[assignment]
     tokens: dict[str, str] = {}
+    with dbmod.reading(db) as tx:
+        officers = tx.all(_OFFICERS)
     try:
-        with dbmod.writing(db) as tx:
-            for officer_id, agency_id in tx.all(_OFFICERS):
-                auth.add_user(tx, officer_id, password, "officer", agency_id=agency_id, officer_id=officer_id)
-                signed = auth.sign_in(tx, officer_id, password)
-                assert signed is not None
-                tokens[officer_id] = signed[0]
+        # Some hundreds per transaction: on PostgreSQL each user takes a transaction-scoped lock, and 20,000 of
+        # them in one transaction overflow the lock table (max_locks_per_transaction x max_connections).
+        for start in range(0, len(officers), SESSIONS_PER_TX):
+            with dbmod.writing(db) as tx:
+                for officer_id, agency_id in officers[start : start + SESSIONS_PER_TX]:
+                    auth.add_user(tx, officer_id, password, "officer", agency_id=agency_id, officer_id=officer_id)
+                    signed = auth.sign_in(tx, officer_id, password)
+                    assert signed is not None
+                    tokens[officer_id] = signed[0]
     finally:
         auth.hash_password, auth.check_password = saved  # type: ignore[assignment]
     return tokens
