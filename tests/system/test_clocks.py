@@ -2,16 +2,15 @@
 
 Events of a device whose clock is two days ahead are stored (never dropped), flagged suspect, and raise ONE
 alert; the time exchange measures the device's offset; a receipt that waited in the broker session never
-sets it; the server answers only authentic time requests.
+sets it; the server answers only authentic time requests. The flags and the alert run on both backends; the
+time exchange is the agent's and the server's key, on SQLite.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -23,10 +22,11 @@ from protocol.codec import open_server_message, seal
 from protocol.messages import TimeRequest, TimeResponse
 from protocol.signing import SigningKey, VerifyKey
 from server.keys import load_or_create_server_key
+from server.storage.engine import sql
 from tests.server.conftest import seed_users
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
-from tests.system.harness import DeviceRun, Proc, _env, assert_exactly_once, server_events
+from tests.system.harness import DeviceRun, Proc, _env, assert_exactly_once, read_all, server_events, write
 
 pytestmark = pytest.mark.system
 
@@ -42,30 +42,24 @@ def start_with_skew(dev: DeviceRun, skew_ms: int) -> None:
     dev.start()
 
 
-def suspects(db_path: Path, device_id: str) -> dict[int, str | None]:
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT e.seq, c.reason FROM events e LEFT JOIN clock_suspects c USING (event_id) WHERE e.device_id = ? ORDER BY e.seq", (device_id,)
-        )
-        return dict(rows.fetchall())
-    finally:
-        con.close()
+_SUSPECTS = sql("SELECT e.seq, c.reason FROM events e LEFT JOIN clock_suspects c USING (event_id) WHERE e.device_id = :device_id ORDER BY e.seq")
 
 
-def test_a_clock_two_days_ahead_is_flagged_with_one_alert_and_measured(stack: Stack) -> None:
+def suspects(db: str, device_id: str) -> dict[int, str | None]:
+    return dict(read_all(db, _SUSPECTS, device_id=device_id))
+
+
+def test_a_clock_two_days_ahead_is_flagged_with_one_alert_and_measured(any_stack: Stack) -> None:
+    stack = any_stack
     stack.server.start_and_wait()
-    con = sqlite3.connect(stack.server.db_path)
-    seed_users(con, [])  # the supervisor who reads the alerts
-    con.commit()
-    con.close()
+    write(stack.server.db, lambda tx: seed_users(tx, []))  # the supervisor who reads the alerts
     (dev,) = stack.add_devices(1)
     start_with_skew(dev, 2 * DAY_MS)
     for n in range(5):
         code, _ = dev.submit("enterprise_scanned", {"officer_id": "OFF-1", "code_text": f"c{n}"}, event_id=f"skewed-{n:04d}-{uuid.uuid4().hex[:8]}")
         assert code == 202
-    assert_exactly_once(stack.server.db_path, [dev])  # stored, never dropped, whatever their time
-    assert suspects(stack.server.db_path, dev.device_id) == dict.fromkeys(range(1, 6), "future")
+    assert_exactly_once(stack.server.db, [dev])  # stored, never dropped, whatever their time
+    assert suspects(stack.server.db, dev.device_id) == dict.fromkeys(range(1, 6), "future")
     alerts = stack.server.api("/api/v1/alerts?kind=clock_suspect")
     assert [(a["device_id"], a["severity"]) for a in alerts] == [(dev.device_id, "warning")]
     assert "48.0 h" in alerts[0]["message_en"] and "时钟" in alerts[0]["message_zh"]
@@ -78,7 +72,7 @@ def test_a_clock_two_days_ahead_is_flagged_with_one_alert_and_measured(stack: St
     assert [a for a in st["alarms"] if "clock_off" in a], st["alarms"]  # the agent says so itself too
     # Its heartbeat reports that offset, and the server flags it too: still one alert.
     assert dev.submit("device_status", {"outbox_depth": 0, "oldest_unsent_age_s": 0.0, "free_storage_bytes": 1, "clock_offset_ms": st["clock_offset_ms"]})[0] == 202
-    wait_for(lambda: len(server_events(stack.server.db_path, dev.device_id)) == 6, timeout=20)
+    wait_for(lambda: len(server_events(stack.server.db, dev.device_id)) == 6, timeout=20)
     assert len(stack.server.api("/api/v1/alerts?kind=clock_suspect")) == 1
 
 
@@ -112,14 +106,14 @@ def test_a_receipt_that_waited_in_the_broker_does_not_set_the_clock(stack: Stack
     st = wait_for(lambda: (s := dev.status())["clock_synced_ms"] and s, timeout=30)
     # the exchange: about 0, within the round trip's own error bound (a loaded machine may take a while to answer)
     assert abs(st["clock_offset_ms"]) <= max(500, st["clock_offset_error_ms"] + 100), st
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
 def test_only_authentic_time_requests_are_answered(stack: Stack) -> None:
     stack.server.start_and_wait()
     (dev,) = stack.add_devices(1)
     device_key = SigningKey.load(dev.bundle / "device.key")
-    server_key = load_or_create_server_key(stack.server.db_path.with_name(stack.server.db_path.name + ".server.key"))
+    server_key = load_or_create_server_key(stack.server.server_key_path)
     answers: list[bytes] = []
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=dev.device_id, protocol=MQTTProtocolVersion.MQTTv5)
     client.on_message = lambda c, u, m: answers.append(bytes(m.payload))
@@ -161,7 +155,7 @@ def test_only_authentic_time_requests_are_answered(stack: Stack) -> None:
 
         wait_for(probe_answered, timeout=15, interval=0.3)
         assert len(set(nonces()) & flood) <= 1
-        assert server_events(stack.server.db_path, dev.device_id) == []  # nothing of it is stored
+        assert server_events(stack.server.db, dev.device_id) == []  # nothing of it is stored
     finally:
         client.disconnect()
         client.loop_stop()

@@ -52,7 +52,7 @@ def test_a_denied_publish_is_alarmed_kept_and_delivered_once_the_acl_is_fixed(st
     alarms = [json.loads(line) for line in st["alarms"]]
     assert [(a["alarm"], a["reason_code"]) for a in alarms] == [("publish_denied", NOT_AUTHORIZED)]  # one per kind, not per message
     assert st["receipted_total"] == 0 and st["outbox_depth"] == 3
-    assert server_events(stack.server.db_path, dev.device_id) == []
+    assert server_events(stack.server.db, dev.device_id) == []
     assert "ALARM" in dev.proc.log_tail(200) and "refused a publish" in dev.proc.log_tail(200)  # type: ignore[union-attr]
     assert (dev.bundle / "outbox.db.alarms").read_text().count("publish_denied") == 1
     # `fe-agent status` shows it too.
@@ -62,5 +62,5 @@ def test_a_denied_publish_is_alarmed_kept_and_delivered_once_the_acl_is_fixed(st
     assert shown["publish_denied"] >= 6 and shown["last_denial"]["reason_code"] == NOT_AUTHORIZED and shown["outbox_depth"] == 3
 
     rewrite_acl(stack, acl)  # fixed: the events still in the outbox go through on their next resend
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
     assert dev.status()["receipted_total"] == 3

@@ -30,10 +30,12 @@ def cli(*argv: str) -> subprocess.CompletedProcess[str]:
 
 def provision_one(stack: Stack, device_id: str) -> DeviceRun:
     """`fe-server devices add` for one device, as an operator does it, one bundle at a time."""
-    db = stack.server.db_path
-    key = load_or_create_server_key(db.with_name(db.name + ".server.key"))
+    key = load_or_create_server_key(stack.server.server_key_path)
     reloads = stack.broker.reloads
-    (p,) = provision(db, key, model="body_recorder", agency_id="AG-TEST", out_dir=stack.workdir / "devices", device_id=device_id, mqtt_port=stack.broker.port)
+    (p,) = provision(
+        stack.server.db, key, model="body_recorder", agency_id="AG-TEST", out_dir=stack.workdir / "devices", device_id=device_id,
+        mqtt_port=stack.broker.port, broker_dir=stack.server.broker_dir,
+    )  # fmt: skip
     if stack.secure:
         stack.broker.wait_reloaded(reloads)
     path = p.bundle_dir / "device.toml"
@@ -54,7 +56,7 @@ def test_two_bundles_provisioned_one_at_a_time_run_on_one_host(stack: Stack) -> 
         out = cli("submit", "--config", str(dev.config_path), "enterprise_scanned", "--json", json.dumps({"officer_id": "OFF-1", "code_text": "c"}), "--event-id", event_id)
         assert out.returncode == 0, out.stdout + out.stderr
         dev.submitted[event_id] = 202
-    assert_exactly_once(stack.server.db_path, [first, second])
+    assert_exactly_once(stack.server.db, [first, second])
     for dev in (first, second):
         status = json.loads(cli("status", "--config", str(dev.config_path)).stdout)
         assert status["device_id"] == dev.device_id and status["outbox_depth"] == 0
