@@ -1,4 +1,5 @@
-"""The command lines as a user runs them: provisioning, submitting, status, bad config files."""
+"""The command lines as a user runs them: provisioning, submitting, status, bad config files. Provisioning and
+listing run on both backends; the agent's own database and the QR command on SQLite."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from server.storage.engine import close_storage, sql
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
-from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, server_events
+from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, read_all, server_events, write
 
 pytestmark = pytest.mark.system
+_BODY = sql("SELECT body_json FROM events WHERE event_id = :event_id")
+_ENTERPRISE = sql("INSERT INTO enterprises(credit_code, name) VALUES (:code, :name)")
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -32,9 +36,10 @@ def test_help_explains_every_subcommand(module: str) -> None:
         assert "--db" in sub and "--http-port" in sub
 
 
-def test_provision_submit_and_status_through_the_clis(stack: Stack, tmp_path: Path) -> None:
+def test_provision_submit_and_status_through_the_clis(any_stack: Stack, tmp_path: Path) -> None:
+    stack = any_stack
     stack.server.start_and_wait()
-    out = run("server.cli", "devices", "add", "--db", str(stack.server.db_path), "--model", "qr_terminal", "--agency", "AG-1",
+    out = run("server.cli", "devices", "add", *stack.server.db_args, "--model", "qr_terminal", "--agency", "AG-1",
               "--id", "QT-CLI-1", "--out", str(tmp_path / "bundles"), "--mqtt-port", str(stack.broker.port))
     assert out.returncode == 0, out.stderr
     bundle = tmp_path / "bundles" / "QT-CLI-1"
@@ -51,14 +56,14 @@ def test_provision_submit_and_status_through_the_clis(stack: Stack, tmp_path: Pa
     dev.submitted["cli-event-000001"] = 202
     bad = run("edge_agent.cli", "submit", "--config", str(dev.config_path), "enterprise_scanned", "--json", '{"officer_id": 5}')
     assert bad.returncode == 1 and "officer_id" in bad.stdout
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
     status = json.loads(run("edge_agent.cli", "status", "--config", str(dev.config_path)).stdout)
     assert status["connected"] and status["outbox_depth"] == 0 and status["last_receipt_ms"]
     # the QR terminal model speaks MessagePack; the server stored it and answered in kind
-    assert server_events(stack.server.db_path, "QT-CLI-1") == [("cli-event-000001", 1)]
-    listed = [json.loads(line) for line in run("server.cli", "devices", "list", "--db", str(stack.server.db_path)).stdout.splitlines()]
+    assert server_events(stack.server.db, "QT-CLI-1") == [("cli-event-000001", 1)]
+    listed = [json.loads(line) for line in run("server.cli", "devices", "list", *stack.server.db_args).stdout.splitlines()]
     assert listed == [{"device_id": "QT-CLI-1", "model": "QT-310", "agency_id": "AG-1", "stored": 1, "max_seq": 1, "last_seen_ms": listed[0]["last_seen_ms"], "revoked_ms": None}]
-    again = run("server.cli", "devices", "add", "--db", str(stack.server.db_path), "--model", "qr_terminal", "--agency", "AG-1", "--id", "QT-CLI-1", "--out", str(tmp_path / "b2"))
+    again = run("server.cli", "devices", "add", *stack.server.db_args, "--model", "qr_terminal", "--agency", "AG-1", "--id", "QT-CLI-1", "--out", str(tmp_path / "b2"))
     assert again.returncode == 1 and "already registered" in again.stderr
 
 
@@ -88,7 +93,7 @@ def test_corrupt_agent_database_is_kept_aside_with_an_alarm(stack: Stack) -> Non
     dev.start()
     for _ in range(5):
         assert dev.submit("enterprise_scanned", {"officer_id": "OFF-1", "code_text": "x"})[0] == 202
-    wait_for(lambda: len(server_events(stack.server.db_path, dev.device_id)) == 5, timeout=20)
+    wait_for(lambda: len(server_events(stack.server.db, dev.device_id)) == 5, timeout=20)
     dev.proc.stop()  # type: ignore[union-attr]  # (a graceful stop checkpoints the WAL into the main file)
     with open(dev.outbox_path, "r+b") as f:
         f.write(b"\xba\xad" * 8192)
@@ -96,28 +101,21 @@ def test_corrupt_agent_database_is_kept_aside_with_an_alarm(stack: Stack) -> Non
     st = dev.status()
     assert st["alarms"] and "outbox_corrupt" in st["alarms"][0]
     assert list(dev.bundle.glob("outbox.db.corrupt-*"))  # kept aside, never deleted
-    wait_for(lambda: len(server_events(stack.server.db_path, dev.device_id)) == 6, timeout=20)
-    stored = server_events(stack.server.db_path, dev.device_id)
+    wait_for(lambda: len(server_events(stack.server.db, dev.device_id)) == 6, timeout=20)
+    stored = server_events(stack.server.db, dev.device_id)
     assert stored[-1][1] > 5  # numbering continued above everything used before
-    import sqlite3
-
-    con = sqlite3.connect(stack.server.db_path)
-    body = json.loads(con.execute("SELECT body_json FROM events WHERE event_id = ?", (stored[-1][0],)).fetchone()[0])
-    con.close()
+    ((text,),) = read_all(stack.server.db, _BODY, event_id=stored[-1][0])
+    body = json.loads(text)
     assert body["type"] == "device_alarm" and body["alarm"] == "outbox_corrupt"
 
 
 def test_qr_codes_from_the_cli(tmp_path: Path) -> None:
-    import sqlite3
-
     from server import db as dbmod
 
     db = tmp_path / "s.db"
     dbmod.migrate(db)
-    con = sqlite3.connect(db)
-    con.execute("INSERT INTO enterprises(credit_code, name) VALUES ('91350100M000100Y43', '福州市某某食品有限公司')")
-    con.commit()
-    con.close()
+    write(db, lambda tx: tx.run(_ENTERPRISE, code="91350100M000100Y43", name="福州市某某食品有限公司"))
+    close_storage(db)
     text = run("server.cli", "qr", "--db", str(db), "91350100M000100Y43")
     assert text.returncode == 0 and text.stdout.startswith("FE1:91350100M000100Y43:K1:")
     for ext, magic in ((".png", b"\x89PNG"), (".svg", b"<svg")):
