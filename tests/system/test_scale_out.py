@@ -3,7 +3,8 @@
 - Three ingest processes share the devices' uplinks through one shared subscription (``$share/fe-ingest/...``);
   SIGKILL one of them twice and the broker once, under load from 20 devices: every accepted event is stored
   exactly once, the evidence log verifies, no sequence gap is left and no chain break is alerted.
-- Two agencies scanning one enterprise at the same moment through two API processes end in one joint inspection.
+- Two agencies scanning one enterprise at the same moment through two API processes (one of them with two HTTP
+  workers) end in one joint inspection.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +58,19 @@ class Pump:
         self.stop.set()
         self.thread.join(timeout=30)
         return sum(1 for c in list(self.dev.submitted.values()) if c == 202)
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
 
 
 def _received(proc: Any) -> float:
@@ -114,8 +129,11 @@ def test_two_agencies_through_two_api_processes_end_in_one_joint_inspection(stac
     stack = stack_factory(backend="postgresql")
     first = stack.server = stack.add_server("api-1", "--role", "api")
     first.start_and_wait(connected=False)
-    second = stack.add_server("api-2", "--role", "api")
+    second = stack.add_server("api-2", "--role", "api", "--workers", "2")  # and one of them with two HTTP workers
     second.start_and_wait(connected=False)
+    assert second.popen is not None
+    workers = [c for c in _children(second.popen.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+    assert len(workers) == 2, workers  # uvicorn's supervisor started its two worker processes
     rounds = 12
     enterprises = [code(1000 + n) for n in range(rounds)]
     store = storage_for(stack.server.db)
