@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 
 from server import db as dbmod
 from server.auth import CurrentPrincipal
+from server.guards import managers
 from server.storage.alerts import ALERT_COLUMNS, recent_alerts
 
 
@@ -35,13 +36,13 @@ class AlertController(Controller):
 
     path = "/api/v1/alerts"
     tags = ["supervision"]
+    guards = [managers]
 
     @get("/", sync_to_thread=True)
     def list_alerts(
         self, state: State, principal: CurrentPrincipal, kind: Annotated[str | None, QueryParameter()] = None, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100
     ) -> list[AlertView]:
         """The most recent alerts (an agency's staff: those of their agency, its officers and devices)."""
-        principal.require("supervisor", "agency_admin")
         with dbmod.reading(state.settings.db) as tx:
             found = recent_alerts(tx, agency_id=principal.agency_id, everyone=principal.role == "supervisor", kind=kind or None, limit=limit)
         return [AlertView(**dict(zip(ALERT_COLUMNS, r, strict=True))) for r in found]

@@ -9,12 +9,13 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
-from server.auth import CurrentPrincipal, Principal
+from server.auth import CurrentPrincipal
+from server.errors import Forbidden, NotFound
+from server.guards import managers, supervisors
 from server.storage import console
 from server.storage.engine import Tx
 from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
@@ -94,6 +95,12 @@ class RejectedCountView(msgspec.Struct, kw_only=True):
     last_ms: int
 
 
+class Pong(msgspec.Struct, kw_only=True):
+    """The answer of /ping."""
+
+    ok: bool
+
+
 class Overview(msgspec.Struct, kw_only=True):
     """Totals for the dashboard."""
 
@@ -111,7 +118,7 @@ DevicePath = Annotated[str, PathParameter(description="device id, e.g. BR-00001"
 
 def _check_agency(principal: CurrentPrincipal, agency_id: str | None) -> None:
     if not principal.may_see_agency(agency_id):
-        raise PermissionDeniedException("这是其他执法机关的记录，无权查看 / this record belongs to another agency")
+        raise Forbidden("这是其他执法机关的记录，无权查看 / this record belongs to another agency")
 
 
 def _read(state: State) -> AbstractContextManager[Tx]:
@@ -158,9 +165,9 @@ def health(state: State) -> Response[Health]:
 
 
 @get("/ping", sync_to_thread=False, tags=["operations"])
-def ping() -> dict[str, bool]:
+def ping() -> Pong:
     """Does nothing: the baseline for load measurements."""
-    return {"ok": True}
+    return Pong(ok=True)
 
 
 @get("/metrics", sync_to_thread=False, tags=["operations"], media_type="text/plain; version=0.0.4")
@@ -174,22 +181,21 @@ class DeviceController(Controller):
 
     path = "/api/v1/devices"
     tags = ["devices"]
+    guards = [managers]
 
     @get("/", sync_to_thread=True)
     def list_devices(self, state: State, principal: CurrentPrincipal) -> list[DeviceView]:
         """Every registered device (an agency's staff: their agency's)."""
-        principal.require("supervisor", "agency_admin")
         with _read(state) as con:
             return [_device(r) for r in console.devices(con) if principal.may_see_agency(r[3])]
 
     @get("/{device_id:str}", sync_to_thread=True)
     def get_device(self, state: State, device_id: DevicePath, principal: CurrentPrincipal) -> DeviceView:
         """One device, with its sequence gaps."""
-        principal.require("supervisor", "agency_admin")
         with _read(state) as con:
             row = console.device(con, device_id)
             if row is None:
-                raise NotFoundException(f"device {device_id!r} is not registered")
+                raise NotFound(f"device {device_id!r} is not registered")
             _check_agency(principal, row[3])
             view = _device(row)
             view.gaps = _gaps(con, device_id)
@@ -198,11 +204,10 @@ class DeviceController(Controller):
     @get("/{device_id:str}/gaps", sync_to_thread=True)
     def get_gaps(self, state: State, device_id: DevicePath, principal: CurrentPrincipal) -> list[Gap]:
         """Sequence numbers the device used that never arrived."""
-        principal.require("supervisor", "agency_admin")
         with _read(state) as con:
             row = console.device_agency(con, device_id)
             if row is None:
-                raise NotFoundException(f"device {device_id!r} is not registered")
+                raise NotFound(f"device {device_id!r} is not registered")
             _check_agency(principal, row[0])
             return _gaps(con, device_id)
 
@@ -212,17 +217,16 @@ class EventController(Controller):
 
     path = "/api/v1/events"
     tags = ["events"]
+    guards = [supervisors]
 
     @get("/", sync_to_thread=True)
     def list_events(
         self,
         state: State,
-        principal: CurrentPrincipal,
         device_id: Annotated[str | None, QueryParameter(description="only this device's events")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 50,
     ) -> list[EventView]:
         """The most recently stored events (supervisors)."""
-        principal.require("supervisor")
         with _read(state) as con:
             return [_event(r) for r in console.events(con, device_id=device_id, limit=limit)]
 
@@ -232,26 +236,24 @@ class RejectedController(Controller):
 
     path = "/api/v1/rejected"
     tags = ["events"]
+    guards = [supervisors]
 
     @get("/", sync_to_thread=True)
-    def list_rejected(self, state: State, principal: CurrentPrincipal, limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 100) -> list[RejectedView]:
+    def list_rejected(self, state: State, limit: Annotated[int, QueryParameter(ge=1, le=1000, description="most recent N")] = 100) -> list[RejectedView]:
         """The most recent rejected messages (supervisors)."""
-        principal.require("supervisor")
         with _read(state) as con:
             return [RejectedView(**dict(zip(REJECTED_COLUMNS, r, strict=True))) for r in recent_rejected(con, limit)]
 
     @get("/counts", sync_to_thread=True)
-    def count_rejected(self, state: State, principal: CurrentPrincipal) -> list[RejectedCountView]:
+    def count_rejected(self, state: State) -> list[RejectedCountView]:
         """Every reason's total of refused messages, most frequent first (supervisors)."""
-        principal.require("supervisor")
         with _read(state) as con:
             return [RejectedCountView(reason_code=c.reason_code, count=c.count, last_ms=c.last_ms) for c in rejected_counts(con)]
 
 
-@get("/api/v1/overview", sync_to_thread=True, tags=["dashboard"])
-def overview(state: State, principal: CurrentPrincipal) -> Overview:
+@get("/api/v1/overview", sync_to_thread=True, tags=["dashboard"], guards=[supervisors])
+def overview(state: State) -> Overview:
     """Totals and the latest events, for the dashboard (supervisors)."""
-    principal.require("supervisor")
     with _read(state) as con:
         devices, events, minute, with_gaps = console.totals(con, since_ms=int(time.time() * 1000) - 60_000)
         rejected = sum(c.count for c in rejected_counts(con))  # every refusal, also those whose rows were pruned

@@ -23,7 +23,7 @@ from litestar.static_files import create_static_files_router
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, auth_api, db, evidence_api, exception_api, inspect_api, jobs_api, users_api, web
+from server import api, auth_api, console_api, db, enterprise_api, evidence_api, exception_api, inspect_api, jobs_api, users_api, web
 from server.errors import DomainError, document_answers, error_response, http_error_response, too_deep_response
 from server.apidocs import OfflineSwagger
 from server.auth import provide_principal
@@ -55,6 +55,8 @@ def api_routes() -> list[object]:
         users_api.users_page,
         *web.ROUTES,
         create_static_files_router(path="/static", directories=[STATIC_DIR]),
+        *console_api.ROUTES,
+        enterprise_api.enterprise_view,
         api.overview,
         api.DeviceController,
         api.EventController,
@@ -70,8 +72,6 @@ def api_routes() -> list[object]:
         jobs_api.JobController,
         jobs_api.DrawController,
         jobs_api.DisclosureController,
-        jobs_api.jobs_page,
-        jobs_api.public_draw_page,
     ]
 
 

@@ -300,9 +300,27 @@ def principal_of(connection: ASGIConnection) -> Principal | None:  # type: ignor
         return principal_for_token(tx, token, int(time.time() * 1000))
 
 
+#: Where a request keeps its principal once read (in the ASGI scope's state, which lives as long as the request).
+_SIGNED_IN = "fe_principal"
+SIGN_IN_FIRST = "请先登录 / sign in first"
+
+
+def signed_in(connection: ASGIConnection) -> Principal | None:  # type: ignore[type-arg]
+    """``principal_of``, read once per request: a role guard and the ``principal`` dependency share it."""
+    state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    if _SIGNED_IN not in state:
+        state[_SIGNED_IN] = principal_of(connection)
+    return state[_SIGNED_IN]  # type: ignore[no-any-return]
+
+
+def require_signed_in(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
+    """The signed-in principal, or 401."""
+    p = signed_in(connection)
+    if p is None:
+        raise NotAuthorizedException(SIGN_IN_FIRST)
+    return p
+
+
 def provide_principal(request: ASGIConnection) -> Principal:  # type: ignore[type-arg]
     """Dependency: the signed-in principal, or 401."""
-    p = principal_of(request)
-    if p is None:
-        raise NotAuthorizedException("请先登录 / sign in first")
-    return p
+    return require_signed_in(request)

@@ -7,7 +7,6 @@ from typing import Annotated
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie, State
-from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.params import JSONBody
 
 from server import db as dbmod
@@ -35,14 +34,20 @@ class Me(msgspec.Struct, kw_only=True):
     credit_code: str | None
 
 
+class SignedOut(msgspec.Struct, kw_only=True):
+    """A session ended."""
+
+    status: str
+
+
 class LoginOut(Me, kw_only=True):
     """A new session (the token is also set as an HttpOnly cookie)."""
 
     token: str
 
 
-def _me(p: Principal) -> dict[str, str | None]:
-    return {"username": p.username, "role": p.role, "agency_id": p.agency_id, "officer_id": p.officer_id, "credit_code": p.credit_code}
+def _me(p: Principal) -> Me:
+    return Me(username=p.username, role=p.role, agency_id=p.agency_id, officer_id=p.officer_id, credit_code=p.credit_code)
 
 
 @post(
@@ -58,21 +63,21 @@ def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[L
     try:
         result = sign_in_limited(state.settings.db, data.username, data.password, address=address, limits=state.settings.sign_in_limits)
     except SignInThrottled as e:
-        raise TooManyRequestsException(str(e), headers={"Retry-After": str(e.retry_after_s)}) from None
+        raise TooManyRequests(str(e), retry_after_s=e.retry_after_s) from None
     if result is None:
-        raise NotAuthorizedException(WRONG_CREDENTIALS)
+        raise Unauthenticated(WRONG_CREDENTIALS)
     token, p = result
     cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", max_age=SESSION_TTL_MS // 1000, path="/", secure=request.url.scheme == "https")  # Secure over HTTPS
-    return Response(LoginOut(token=token, **_me(p)), cookies=[cookie])
+    return Response(LoginOut(token=token, **msgspec.structs.asdict(_me(p))), cookies=[cookie])
 
 
 @post("/api/v1/auth/logout", sync_to_thread=True, status_code=200, tags=["auth"])
-def logout(request: Request, state: State, principal: CurrentPrincipal) -> Response[dict[str, str]]:
+def logout(request: Request, state: State, principal: CurrentPrincipal) -> Response[SignedOut]:
     """End the session."""
     token = request.headers.get("authorization", "")[7:].strip() or request.cookies.get(COOKIE, "")
     with dbmod.writing(state.settings.db) as tx:
         sign_out(tx, token)
-    response: Response[dict[str, str]] = Response({"status": "signed out"})
+    response = Response(SignedOut(status="signed out"))
     response.delete_cookie(COOKIE, path="/")
     return response
 
@@ -80,4 +85,4 @@ def logout(request: Request, state: State, principal: CurrentPrincipal) -> Respo
 @get("/api/v1/auth/me", sync_to_thread=False, tags=["auth"])
 def me(principal: CurrentPrincipal) -> Me:
     """Who is signed in."""
-    return Me(**_me(principal))
+    return _me(principal)

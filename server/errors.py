@@ -8,7 +8,7 @@ Every error answer, Litestar's own included (:func:`http_error_response`), is JS
 :func:`document_answers` then adds to each route's OpenAPI operation the answers its signature implies,
 so the document lists every answer a route gives without a hand-written list on each route:
 
-* a route that needs a session (takes ``principal``): 401 (not signed in) and 403 (role or agency);
+* a route that needs a session (takes ``principal``, or has a role guard): 401 (not signed in) and 403 (role or agency);
 * a route with path parameters: 404 (no such record);
 * a route with parameters or a body: 400 (validation, or a value the domain refuses);
 * a route with a body: 413 (larger than the app's body limit).
@@ -33,6 +33,8 @@ class DomainError(Exception):
 
     status_code: ClassVar[int] = 400
     description: ClassVar[str] = "The request was refused."
+    #: Headers the answer carries (e.g. Retry-After).
+    headers: dict[str, str] | None = None
 
 
 class Invalid(DomainError, ValueError):
@@ -90,6 +92,10 @@ class TooManyRequests(DomainError):
     status_code = 429
     description = "Too many attempts: wait and try again."
 
+    def __init__(self, detail: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.headers = None if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+
 
 class ErrorBody(msgspec.Struct, kw_only=True):
     """The body of every error answer."""
@@ -101,7 +107,7 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 def error_response(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
     """The answer to a DomainError (registered in ``create_app``'s ``exception_handlers``)."""
-    return Response(ErrorBody(status_code=exc.status_code, detail=str(exc)), status_code=exc.status_code, media_type=MediaType.JSON)
+    return Response(ErrorBody(status_code=exc.status_code, detail=str(exc)), status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
 
 
 def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
@@ -133,10 +139,11 @@ def answers(*errors: type[DomainError]) -> dict[int, ResponseSpec]:
     return {e.status_code: ResponseSpec(data_container=ErrorBody, description=e.description, generate_examples=False) for e in errors}
 
 
-def derived_statuses(params: set[str], path_params: set[str]) -> set[int]:
-    """The error statuses a route gives by its signature: its parameter names and its path's parameters."""
+def derived_statuses(params: set[str], path_params: set[str], *, guarded: bool = False) -> set[int]:
+    """The error statuses a route gives by its signature: its parameter names, its path's parameters, and
+    whether a guard stands before it (a role guard: 401 and 403)."""
     out: set[int] = set()
-    if "principal" in params:
+    if guarded or "principal" in params:
         out |= {401, 403}
     if path_params:
         out.add(404)
@@ -154,7 +161,7 @@ def document_answers(app: Litestar) -> None:
             continue
         for handler in route.route_handlers:
             params = set(handler.parsed_fn_signature.parameters)
-            derived = derived_statuses(params, set(route.path_parameters))
+            derived = derived_statuses(params, set(route.path_parameters), guarded=bool(handler.resolve_guards()))
             declared = dict(handler.responses or {})
             for status, spec in answers(*(_DERIVED[s] for s in sorted(derived))).items():
                 declared.setdefault(status, spec)

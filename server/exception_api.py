@@ -16,6 +16,7 @@ from server import db as dbmod
 from server.alerts import raise_alert
 from server.auth import CurrentPrincipal
 from server.errors import Conflict, Forbidden, Invalid, NotFound, answers
+from server.guards import managers, staff, supervisors
 from server.exception_bases import (
     KIND_ZH,
     BasisIn,
@@ -62,7 +63,7 @@ class ExceptionBasisController(Controller):
     path = "/api/v1/exception-bases"
     tags = ["exceptions"]
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, guards=[staff])
     def list_entries(
         self,
         state: State,
@@ -72,15 +73,13 @@ class ExceptionBasisController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[BasisView]:
         """Register entries, newest first: a supervisor sees all; an agency's staff those given to their agency or to any."""
-        principal.require("supervisor", "agency_admin", "officer")
         agency = None if principal.role == "supervisor" else principal.agency_id
         with dbmod.reading(state.settings.db) as con:
             return list_bases(con, agency_id=agency, credit_code=credit_code, kind=kind, limit=limit)
 
-    @post("/", sync_to_thread=True, status_code=201, responses=answers(NotFound, Conflict))
+    @post("/", sync_to_thread=True, status_code=201, guards=[managers], responses=answers(NotFound, Conflict))
     def register(self, state: State, data: JSONBody[BasisIn], principal: CurrentPrincipal) -> BasisView:
         """Register an assignment or notice (agency admins: for their own agency only; supervisors: any, or every agency)."""
-        principal.require("supervisor", "agency_admin")
         if principal.role == "agency_admin":
             if data.agency_id not in (None, principal.agency_id):
                 raise Forbidden("只能为本机关登记 / an agency admin registers for their own agency only")
@@ -98,10 +97,9 @@ class ExceptionBasisController(Controller):
             )  # fmt: skip
             return entry
 
-    @post("/withdraw", sync_to_thread=True, status_code=200, responses=answers(NotFound, Conflict))
+    @post("/withdraw", sync_to_thread=True, status_code=200, guards=[managers], responses=answers(NotFound, Conflict))
     def withdraw(self, state: State, data: JSONBody[WithdrawIn], principal: CurrentPrincipal) -> BasisView:
         """Withdraw an entry: it justifies no new inspection (agency admins: their agency's entries only)."""
-        principal.require("supervisor", "agency_admin")
         with dbmod.writing(state.settings.db) as con:
             entry = get_basis(con, data.kind, data.reference, data.credit_code)
             if entry is not None and principal.role == "agency_admin" and entry.agency_id != principal.agency_id:
@@ -118,7 +116,7 @@ class ExceptionReviewController(Controller):
     path = "/api/v1/exception-reviews"
     tags = ["exceptions"]
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, guards=[managers])
     def list_queue(
         self,
         state: State,
@@ -127,27 +125,25 @@ class ExceptionReviewController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[ReviewView]:
         """The queue (pending, oldest first) or past verdicts; an agency admin sees their agency's."""
-        principal.require("supervisor", "agency_admin")
         agency = None if principal.role == "supervisor" else principal.agency_id
         with dbmod.reading(state.settings.db) as con:
             return list_reviews(con, agency_id=agency, status=status, limit=limit)
 
-    @get("/summary", sync_to_thread=True)
+    @get("/summary", sync_to_thread=True, guards=[managers])
     def summary(self, state: State, principal: CurrentPrincipal, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30) -> ReviewSummary:
         """How many were opened in the last N days, and how they were decided."""
-        principal.require("supervisor", "agency_admin")
         agency = None if principal.role == "supervisor" else principal.agency_id
         now = int(time.time() * 1000)
         with dbmod.reading(state.settings.db) as con:
             counts = review_counts(con, agency_id=agency, since_ms=now - days * DAY_MS, until_ms=now + 1)
         return ReviewSummary(days=days, **counts)
 
-    @post("/{scan_id:str}/confirm", sync_to_thread=True, status_code=200, responses=answers(Conflict))
+    @post("/{scan_id:str}/confirm", sync_to_thread=True, status_code=200, guards=[supervisors], responses=answers(Conflict))
     def confirm(self, state: State, scan_id: ScanPath, data: JSONBody[VerdictIn], principal: CurrentPrincipal) -> ReviewView:
         """Confirm that the stated basis was lawful (supervisors)."""
         return self._decide(state, scan_id, "confirmed", data.note, principal)
 
-    @post("/{scan_id:str}/reject", sync_to_thread=True, status_code=200, responses=answers(Conflict))
+    @post("/{scan_id:str}/reject", sync_to_thread=True, status_code=200, guards=[supervisors], responses=answers(Conflict))
     def reject(self, state: State, scan_id: ScanPath, data: JSONBody[VerdictIn], principal: CurrentPrincipal) -> ReviewView:
         """Reject the stated basis (supervisors; say why): the agency is alerted and the rejection counted."""
         if not data.note.strip():
@@ -155,7 +151,6 @@ class ExceptionReviewController(Controller):
         return self._decide(state, scan_id, "rejected", data.note, principal)
 
     def _decide(self, state: State, scan_id: str, verdict: Literal["confirmed", "rejected"], note: str, principal: CurrentPrincipal) -> ReviewView:
-        principal.require("supervisor")
         now = int(time.time() * 1000)
         with dbmod.writing(state.settings.db) as con:
             view = decide_review(con, scan_id, verdict, principal.username, note, now)

@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State, UploadFile
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 
 from protocol.decision import Decision
@@ -21,16 +20,17 @@ from protocol.messages import DecisionWarning, ExceptionBasis, GeoPoint, Inspect
 from server import db as dbmod
 from server.alerts_api import AlertController, AlertView
 from server.auth import CurrentPrincipal, Principal
-from server.enterprise_api import EnterpriseController, EnterpriseView, RevokeIn
-from server.errors import Conflict, Unreadable, answers
-from server.limits import MAX_PHOTO_BYTES, PHOTO_FORM_MAX_BODY, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE, photo_too_large  # photo routes take more than 1 MiB
+from server.enterprise_api import EnterpriseController, EnterpriseView, RevokeIn, photo_text
+from server.errors import Conflict, Forbidden, Invalid, NotFound, Unreadable, answers
+from server.guards import officers, staff
+from server.limits import MAX_PHOTO_BYTES, PHOTO_FORM_MAX_BODY, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE  # photo routes take more than 1 MiB
 from server.scanning import ScanRequest, decide_scan, end_part
 from server.storage import inspections as rows
 from server.storage.engine import Tx
 
 __all__ = [
     "AlertController", "AlertView", "EnterpriseController", "EnterpriseView", "InspectionController", "InspectionView", "PartView", "RevokeIn",
-    "ScanController", "ScanIn", "ScanOut", "can_see_inspection", "check_inspection",
+    "ScanController", "ScanIn", "ScanListed", "ScanOut", "can_see_inspection", "check_inspection",
 ]
 
 
@@ -79,6 +79,23 @@ class ScanOut(msgspec.Struct, kw_only=True):
     enterprise_name: str | None
 
 
+class ScanListed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A decided scan as the list shows it."""
+
+    scan_id: str
+    channel: str
+    device_id: str | None
+    officer_id: str
+    agency_id: str | None
+    credit_code: str | None
+    field: str | None
+    scanned_ms: int
+    decided_ms: int
+    outcome: str
+    code: str
+    inspection_id: str | None
+
+
 class EndIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An officer ends their part of an inspection."""
 
@@ -115,23 +132,11 @@ class InspectionView(msgspec.Struct, kw_only=True):
     parts: list[PartView]
 
 
-def _photo_text(data: bytes) -> str:
-    from protocol.qrphoto import PhotoError, decode_photo
-
-    if len(data) > MAX_PHOTO_BYTES:
-        raise ClientException(photo_too_large(len(data)), status_code=413)
-    try:
-        return decode_photo(data)
-    except PhotoError as e:
-        raise ClientException(f"照片无法识别企业码 / no enterprise code could be read from the photo ({e.reason}): {e}", status_code=422) from None
-
-
 def _scanning_officer(principal: CurrentPrincipal, officer_id: str | None) -> str:
-    """Officers scan as themselves, never as someone else."""
-    principal.require("officer")
+    """Officers (the route's guard) scan as themselves, never as someone else."""
     assert principal.officer_id is not None
     if officer_id is not None and officer_id != principal.officer_id:
-        raise PermissionDeniedException(f"只能以本人身份扫码 / you scan as yourself ({principal.officer_id}), not as {officer_id}")
+        raise Forbidden(f"只能以本人身份扫码 / you scan as yourself ({principal.officer_id}), not as {officer_id}")
     return principal.officer_id
 
 
@@ -150,9 +155,9 @@ def can_see_inspection(tx: Tx, p: Principal, inspection_id: str) -> bool:
 def check_inspection(tx: Tx, p: Principal, inspection_id: str) -> None:
     """404 if it does not exist, 403 if it is not the principal's to see."""
     if not rows.inspection_exists(tx, inspection_id):
-        raise NotFoundException(f"inspection {inspection_id!r} does not exist")
+        raise NotFound(f"inspection {inspection_id!r} does not exist")
     if not can_see_inspection(tx, p, inspection_id):
-        raise PermissionDeniedException("这是其他执法机关的检查记录，无权查看 / this inspection belongs to another agency")
+        raise Forbidden("这是其他执法机关的检查记录，无权查看 / this inspection belongs to another agency")
 
 
 def _scan(state: State, body: ScanIn, code_text: str, principal: CurrentPrincipal) -> ScanOut:
@@ -179,22 +184,22 @@ class ScanController(Controller):
     path = "/api/v1/scans"
     tags = ["scan-to-inspect"]
 
-    @post("/", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Unreadable, Conflict))
+    @post("/", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True}, guards=[officers], responses=answers(Unreadable, Conflict))
     def scan(self, state: State, data: JSONBody[ScanIn], principal: CurrentPrincipal) -> ScanOut:
         """Decide a scan given the code's text or a base64 photo of it (officers, as themselves)."""
         _scanning_officer(principal, data.officer_id)
         if (data.code_text is None) == (data.photo_base64 is None):
-            raise ClientException("give exactly one of code_text and photo_base64")
+            raise Invalid("give exactly one of code_text and photo_base64")
         if data.photo_base64 is not None:
             try:
                 raw = base64.b64decode(data.photo_base64, validate=True)
             except (binascii.Error, ValueError):
-                raise ClientException("photo_base64 is not valid base64") from None
-            return _scan(state, data, _photo_text(raw), principal)
+                raise Invalid("photo_base64 is not valid base64") from None
+            return _scan(state, data, photo_text(raw), principal)
         assert data.code_text is not None
         return _scan(state, data, data.code_text, principal)
 
-    @post("/photo", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_FORM_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Unreadable, Conflict))
+    @post("/photo", sync_to_thread=True, status_code=200, request_max_body_size=PHOTO_FORM_MAX_BODY, opt={PHOTO_ROUTE: True}, guards=[officers], responses=answers(Unreadable, Conflict))
     def scan_photo(self, state: State, data: MultipartBody[ScanForm], principal: CurrentPrincipal) -> ScanOut:
         """Decide a scan from a multipart form: a `photo` file and the scan's fields (officers, as themselves)."""
         _scanning_officer(principal, data.officer_id)
@@ -206,16 +211,15 @@ class ScanController(Controller):
         try:
             body = msgspec.convert(fields, ScanIn)
         except msgspec.ValidationError as e:
-            raise ClientException(f"invalid form: {e}") from None
-        return _scan(state, body, _photo_text(data.photo.file.read(MAX_PHOTO_BYTES + 1)), principal)
+            raise Invalid(f"invalid form: {e}") from None
+        return _scan(state, body, photo_text(data.photo.file.read(MAX_PHOTO_BYTES + 1)), principal)
 
-    @get("/", sync_to_thread=True)
-    def list_scans(self, state: State, principal: CurrentPrincipal, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[dict[str, object]]:
+    @get("/", sync_to_thread=True, guards=[staff])
+    def list_scans(self, state: State, principal: CurrentPrincipal, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[ScanListed]:
         """The most recent scans and their decisions (an agency's: its own; an officer's: their own)."""
-        principal.require("supervisor", "agency_admin", "officer")
         scope, who = {"supervisor": ("all", None), "agency_admin": ("agency", principal.agency_id), "officer": ("officer", principal.officer_id)}[principal.role]
         with dbmod.reading(state.settings.db) as tx:
-            return rows.latest_scans(tx, scope=scope, who=who, limit=limit)  # type: ignore[arg-type]
+            return msgspec.convert(rows.latest_scans(tx, scope=scope, who=who, limit=limit), list[ScanListed])  # type: ignore[arg-type]
 
 
 InspectionPath = Annotated[str, PathParameter(description="inspection id")]
@@ -224,7 +228,7 @@ InspectionPath = Annotated[str, PathParameter(description="inspection id")]
 def _inspection(tx: Tx, inspection_id: str) -> InspectionView:
     row = rows.inspection(tx, inspection_id)
     if row is None:
-        raise NotFoundException(f"inspection {inspection_id!r} does not exist")
+        raise NotFound(f"inspection {inspection_id!r} does not exist")
     parts = [PartView(**dict(zip(rows.PART_COLUMNS, p, strict=True))) for p in rows.parts(tx, inspection_id)]
     return InspectionView(**dict(zip(rows.INSPECTION_COLUMNS, row, strict=True)), parts=parts)  # type: ignore[arg-type]
 
@@ -259,16 +263,16 @@ class InspectionController(Controller):
             check_inspection(tx, principal, inspection_id)
             return _inspection(tx, inspection_id)
 
-    @post("/{inspection_id:str}/end", sync_to_thread=True, status_code=200, responses=answers(Conflict))
+    @post("/{inspection_id:str}/end", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(Conflict))
     def end(self, state: State, inspection_id: InspectionPath, data: JSONBody[EndIn], principal: CurrentPrincipal) -> InspectionView:
         """End an officer's part with its result; the inspection ends when every part has."""
         officer_id = _scanning_officer(principal, data.officer_id)
         data = msgspec.structs.replace(data, officer_id=officer_id)
         with dbmod.writing(state.settings.db) as tx:
             if not rows.inspection_exists(tx, inspection_id):
-                raise NotFoundException(f"inspection {inspection_id!r} does not exist")
+                raise NotFound(f"inspection {inspection_id!r} does not exist")
             if not end_part(tx, inspection_id, officer_id, data.result, data.summary, int(time.time() * 1000)):
-                raise ClientException(f"officer {officer_id!r} has no open part in inspection {inspection_id!r}", status_code=409)
+                raise Conflict(f"officer {officer_id!r} has no open part in inspection {inspection_id!r}")
             return _inspection(tx, inspection_id)
 
 

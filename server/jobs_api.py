@@ -1,27 +1,25 @@
-"""HTTP API and pages of the scheduled jobs: status, random draws (and their public page), disclosure, sampling."""
+"""HTTP API of the scheduled jobs: status, random draws, disclosure, sampling (their pages: server/web.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import time
 from contextlib import AbstractContextManager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, MediaType, get, post
+from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, PathParameter
 
 from server import db as dbmod
 from server.auth import CurrentPrincipal
 from server.disclosure import DisclosureError, decision_agency, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
-from server.draws import DrawError, commit_draw, public_view
-from server.errors import Conflict, answers
+from server.draws import DrawError, DrawResult, commit_draw, public_view
+from server.errors import Conflict, Forbidden, Invalid, NotFound, answers
+from server.guards import managers, supervisors
 from server.jobs import JOBS
-from server.storage import draws as stored_draws
 from server.storage import jobs as stored
 from server.storage.engine import Tx
 from server.workdays import check_day
@@ -78,10 +76,102 @@ class ReviewIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     notes: str = ""
 
 
+class JobView(msgspec.Struct, kw_only=True):
+    """A scheduled job: its schedule, next run (from the scheduler) and last run with its outcome."""
+
+    id: str
+    name_zh: str
+    name_en: str
+    schedule: str
+    next_run_ms: int | None
+    last_run_ms: int | None
+    last_finished_ms: int | None
+    last_outcome: str | None
+    last_detail: str | None
+
+
+class RunScheduled(msgspec.Struct, kw_only=True):
+    """A job asked to run now."""
+
+    status: Literal["scheduled"]
+    job_id: str
+
+
+class DrawAnnounced(msgspec.Struct, kw_only=True):
+    """A draw announced: its seed's hash is public from now on, at its public page."""
+
+    draw_id: str
+    seed_hash: str
+    public_page: str
+
+
+class DrawView(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A draw as the public sees it: the seed (null until drawn) and the result once drawn."""
+
+    draw_id: str
+    agency_id: str
+    field: str
+    region: str
+    title: str
+    enterprise_count: int
+    officers_per_team: int
+    seed_hash: str
+    seed: str | None
+    committed_ms: int
+    draw_at_ms: int
+    drawn_ms: int | None
+    status: str
+    result: DrawResult | None
+
+
+class DecisionRecorded(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A registered decision and its disclosure deadline (approximate if the working-day calendar does not cover it)."""
+
+    decision_id: str
+    deadline: str  # YYYY-MM-DD
+    calendar_approximate: bool
+
+
+class Disclosed(msgspec.Struct, kw_only=True):
+    """A disclosure recorded: on time or late."""
+
+    decision_id: str
+    status: str
+
+
+class OnTimeRate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One agency's decisions due for disclosure and those disclosed on time (the rate null without any due)."""
+
+    agency_id: str
+    on_time: int
+    due: int
+    on_time_rate: float | None
+
+
+class SampleRate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One case-file sample: how many were sampled, reviewed and passed (the rate null before any review)."""
+
+    sample_id: str
+    agency_id: str
+    period: str
+    sampled: int
+    reviewed: int
+    passed: int
+    pass_rate: float | None
+
+
+class Reviewed(msgspec.Struct, kw_only=True):
+    """A review recorded."""
+
+    sample_id: str
+    decision_id: str
+    result: Literal["pass", "fail"]
+
+
 def _own_agency(principal: CurrentPrincipal, agency_id: str) -> None:
-    principal.require("supervisor", "agency_admin")
+    """An agency's administrator acts for their own agency only (a supervisor for any)."""
     if not principal.may_see_agency(agency_id):
-        raise PermissionDeniedException(f"只能处理本机关的事项 / you act for your own agency only, not {agency_id}")
+        raise Forbidden(f"只能处理本机关的事项 / you act for your own agency only, not {agency_id}")
 
 
 def _write(state: State) -> AbstractContextManager[Tx]:
@@ -92,7 +182,7 @@ def _read(state: State) -> AbstractContextManager[Tx]:
     return dbmod.reading(state.settings.db)
 
 
-def job_status(state: State) -> list[dict[str, Any]]:
+def job_status(state: State) -> list[JobView]:
     """Every job: next run (from the scheduler) and last run with its outcome."""
     scheduler = state.scheduler
     nexts = {j["id"]: j for j in scheduler.jobs()} if scheduler else {}
@@ -101,12 +191,12 @@ def job_status(state: State) -> list[dict[str, Any]]:
         for job_id, (_, trigger, zh, en) in JOBS.items():
             last = stored.last_run(tx, job_id)
             out.append(
-                {
-                    "id": job_id, "name_zh": zh, "name_en": en, "schedule": nexts.get(job_id, {}).get("trigger", json.dumps(trigger)),
-                    "next_run_ms": nexts.get(job_id, {}).get("next_run_ms"),
-                    "last_run_ms": last[0] if last else None, "last_finished_ms": last[1] if last else None,
-                    "last_outcome": last[2] if last else None, "last_detail": last[3] if last else None,
-                }
+                JobView(
+                    id=job_id, name_zh=zh, name_en=en, schedule=nexts.get(job_id, {}).get("trigger", json.dumps(trigger)),
+                    next_run_ms=nexts.get(job_id, {}).get("next_run_ms"),
+                    last_run_ms=last[0] if last else None, last_finished_ms=last[1] if last else None,
+                    last_outcome=last[2] if last else None, last_detail=last[3] if last else None,
+                )
             )  # fmt: skip
         return out
 
@@ -116,23 +206,22 @@ class JobController(Controller):
 
     path = "/api/v1/jobs"
     tags = ["jobs"]
+    guards = [supervisors]
 
     @get("/", sync_to_thread=True)
-    def list_jobs(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    def list_jobs(self, state: State) -> list[JobView]:
         """Every job with its last run, next run and outcome (supervisors)."""
-        principal.require("supervisor")
         return job_status(state)
 
     @post("/{job_id:str}/run", sync_to_thread=True, status_code=202, responses=answers(Conflict))
-    def run(self, state: State, job_id: IdPath, principal: CurrentPrincipal) -> dict[str, str]:
+    def run(self, state: State, job_id: IdPath) -> RunScheduled:
         """Have a job run now (its schedule is kept; supervisors)."""
-        principal.require("supervisor")
         if job_id not in JOBS:
-            raise NotFoundException(f"no job {job_id!r}; jobs: {', '.join(JOBS)}")
+            raise NotFound(f"no job {job_id!r}; jobs: {', '.join(JOBS)}")
         if state.scheduler is None:
             raise Conflict("本服务器未运行定时任务 / the scheduler is not running on this server")
         state.scheduler.run_now(job_id)
-        return {"status": "scheduled", "job_id": job_id}
+        return RunScheduled(status="scheduled", job_id=job_id)
 
 
 class DrawController(Controller):
@@ -141,8 +230,8 @@ class DrawController(Controller):
     path = "/api/v1/draws"
     tags = ["jobs"]
 
-    @post("/", sync_to_thread=True, status_code=201)
-    def create(self, state: State, data: JSONBody[DrawIn], principal: CurrentPrincipal) -> dict[str, Any]:
+    @post("/", sync_to_thread=True, status_code=201, guards=[managers])
+    def create(self, state: State, data: JSONBody[DrawIn], principal: CurrentPrincipal) -> DrawAnnounced:
         """Announce a draw: its seed's hash is public from now on (supervisors, or the agency's administrator)."""
         _own_agency(principal, data.agency_id)
         now_ms = int(time.time() * 1000)
@@ -154,17 +243,17 @@ class DrawController(Controller):
                     policy=state.policy, announced_by=principal.username, by_supervisor=principal.role == "supervisor",
                 )  # fmt: skip
             except DrawError as e:
-                raise ClientException(str(e)) from None
-        return {"draw_id": draw_id, "seed_hash": seed_hash, "public_page": f"/public/draws/{draw_id}"}
+                raise Invalid(str(e)) from None
+        return DrawAnnounced(draw_id=draw_id, seed_hash=seed_hash, public_page=f"/public/draws/{draw_id}")
 
     @get("/{draw_id:str}", sync_to_thread=True)
-    def get_draw(self, state: State, draw_id: IdPath) -> dict[str, Any]:
+    def get_draw(self, state: State, draw_id: IdPath) -> DrawView:
         """A draw as the public sees it (the seed only once drawn)."""
         with _read(state) as con:
             view = public_view(con, draw_id)
         if view is None:
-            raise NotFoundException(f"no draw {draw_id!r}")
-        return view
+            raise NotFound(f"no draw {draw_id!r}")
+        return msgspec.convert(view, DrawView)
 
 
 class DisclosureController(Controller):
@@ -173,105 +262,46 @@ class DisclosureController(Controller):
     path = "/api/v1"
     tags = ["jobs"]
 
-    @post("/decisions", sync_to_thread=True, status_code=201, responses=answers(Conflict))
-    def add_decision(self, state: State, data: JSONBody[DecisionIn], principal: CurrentPrincipal) -> dict[str, Any]:
+    @post("/decisions", sync_to_thread=True, status_code=201, guards=[managers], responses=answers(Conflict))
+    def add_decision(self, state: State, data: JSONBody[DecisionIn], principal: CurrentPrincipal) -> DecisionRecorded:
         """Register a decision; its disclosure deadline is counted in working days."""
         _own_agency(principal, data.agency_id)
         with _write(state) as con:
-            return record_decision(  # Conflict when the id is registered already
+            recorded = record_decision(  # Conflict when the id is registered already
                 con, decision_id=data.decision_id, agency_id=data.agency_id, kind=data.kind, decided_on=data.decided_on, case_no=data.case_no, credit_code=data.credit_code
             )
+        return msgspec.convert(recorded, DecisionRecorded)
 
-    @post("/decisions/{decision_id:str}/disclosure", sync_to_thread=True, status_code=200)
-    def disclose(self, state: State, decision_id: IdPath, data: JSONBody[DisclosureIn], principal: CurrentPrincipal) -> dict[str, str]:
+    @post("/decisions/{decision_id:str}/disclosure", sync_to_thread=True, status_code=200, guards=[managers])
+    def disclose(self, state: State, decision_id: IdPath, data: JSONBody[DisclosureIn], principal: CurrentPrincipal) -> Disclosed:
         """Record the disclosure of a decision."""
-        principal.require("supervisor", "agency_admin")
         with _write(state) as con:
             agency_id = decision_agency(con, decision_id)
             if agency_id is not None:
                 _own_agency(principal, agency_id)
             try:
-                return {"decision_id": decision_id, "status": record_disclosure(con, decision_id, data.disclosed_on)}
+                return Disclosed(decision_id=decision_id, status=record_disclosure(con, decision_id, data.disclosed_on))
             except DisclosureError as e:
-                raise NotFoundException(str(e)) from None
+                raise NotFound(str(e)) from None
 
-    @get("/disclosure/rates", sync_to_thread=True)
-    def rates(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    @get("/disclosure/rates", sync_to_thread=True, guards=[supervisors])
+    def rates(self, state: State) -> list[OnTimeRate]:
         """On-time disclosure rate per agency (supervisors)."""
-        principal.require("supervisor")
         with _read(state) as con:
-            return on_time_rates(con)
+            return msgspec.convert(on_time_rates(con), list[OnTimeRate])
 
-    @get("/samples", sync_to_thread=True)
-    def samples(self, state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    @get("/samples", sync_to_thread=True, guards=[supervisors])
+    def samples(self, state: State) -> list[SampleRate]:
         """Case-file samples with their review progress and pass rate (supervisors)."""
-        principal.require("supervisor")
         with _read(state) as con:
-            return pass_rates(con)
+            return msgspec.convert(pass_rates(con), list[SampleRate])
 
-    @post("/samples/{sample_id:str}/reviews", sync_to_thread=True, status_code=200)
-    def review(self, state: State, sample_id: IdPath, data: JSONBody[ReviewIn], principal: CurrentPrincipal) -> dict[str, str]:
+    @post("/samples/{sample_id:str}/reviews", sync_to_thread=True, status_code=200, guards=[supervisors])
+    def review(self, state: State, sample_id: IdPath, data: JSONBody[ReviewIn]) -> Reviewed:
         """Record the review of a sampled case file (supervisors)."""
-        principal.require("supervisor")
         with _write(state) as con:
             try:
                 record_review(con, sample_id, data.decision_id, data.result, data.reviewer, data.notes, int(time.time() * 1000))
             except DisclosureError as e:
-                raise NotFoundException(str(e)) from None
-        return {"sample_id": sample_id, "decision_id": data.decision_id, "result": data.result}
-
-
-def _when(ms: int | None) -> str:
-    return "–" if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
-
-
-ORDER_RULE_ZH = "排序规则：每个候选按 SHA-256(种子字节 + “:” + 编号) 升序排列，任何人可据公布的候选名单复算。"
-ORDER_RULE_EN = "Order: each candidate by SHA-256(seed bytes + ':' + id), ascending; anyone can recompute it from the published candidates."
-_STYLE = "<style>body{font-family:system-ui,'PingFang SC','Noto Sans CJK SC',sans-serif;margin:16px;color:#1d2733}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}</style>"
-
-
-@get("/jobs", media_type=MediaType.HTML, sync_to_thread=True, include_in_schema=False)
-def jobs_page(state: State, principal: CurrentPrincipal, lang: Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")] = "zh") -> str:
-    """The status page of the scheduled jobs (supervisors)."""
-    principal.require("supervisor")
-    zh = lang == "zh"
-    head = ["任务", "计划", "上次运行", "结果", "下次运行"] if zh else ["Job", "Schedule", "Last run", "Outcome", "Next run"]
-    rows = "".join(
-        f"<tr><td>{html.escape(j['name_zh'] if zh else j['name_en'])}</td><td><code>{html.escape(j['schedule'])}</code></td><td>{_when(j['last_run_ms'])}</td>"
-        f"<td>{html.escape(j['last_outcome'] or '–')} <small>{html.escape((j['last_detail'] or '')[:120])}</small></td><td>{_when(j['next_run_ms'])}</td></tr>"
-        for j in job_status(state)
-    )
-    title = "定时任务" if zh else "Scheduled jobs"
-    return f"<!doctype html><html lang=\"{'zh-CN' if zh else 'en'}\"><meta charset=utf-8><title>{title}</title>{_STYLE}<h2>{title}</h2><p><a href=\"?lang={'en' if zh else 'zh'}\">{'English' if zh else '中文'}</a></p><table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{rows}</table></html>"
-
-
-@get("/public/draws/{draw_id:str}", media_type=MediaType.HTML, sync_to_thread=True, include_in_schema=False)
-def public_draw_page(state: State, draw_id: IdPath, lang: Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")] = "zh") -> str:
-    """The public page of a draw (双随机、一公开): commitment, seed and result, for anyone to check."""
-    with _read(state) as con:
-        view = public_view(con, draw_id)
-        names = stored_draws.draw_target_names(con, draw_id)
-    if view is None:
-        raise NotFoundException(f"no draw {draw_id!r}")
-    zh = lang == "zh"
-    t = (lambda a, b: a if zh else b)  # noqa: E731 - a tiny translation helper
-    result = view["result"]
-    teams = "".join(
-        f"<tr><td>{html.escape(team['credit_code'])}</td><td>{html.escape(names.get(team['credit_code'], ''))}</td><td>{html.escape('、'.join(team['officers']))}</td></tr>"
-        for team in (result or {}).get("teams", [])
-    )
-    body = (
-        f"<h2>{t('双随机抽查结果公示', 'Random inspection draw')}：{html.escape(view['title'])}</h2>"
-        f"<p>{t('抽查编号', 'Draw')} <code>{html.escape(draw_id)}</code> · {t('执法机关', 'Agency')} {html.escape(view['agency_id'])} · {t('领域', 'Field')} {html.escape(view['field'])}</p>"
-        f"<p>{t('种子承诺（SHA-256，抽取前公布）', 'Seed commitment (SHA-256, published before the draw)')}：<code>{view['seed_hash']}</code> · {_when(view['committed_ms'])}</p>"
-    )
-    if view["status"] != "drawn":
-        body += f"<p>{t('将于', 'To be drawn at')} {_when(view['draw_at_ms'])} {t('抽取。', '.')}</p>"
-    else:
-        body += (
-            f"<p>{t('种子', 'Seed')}：<code>{view['seed']}</code> · {t('抽取时间', 'Drawn at')} {_when(view['drawn_ms'])}</p>"
-            f"<p>{ORDER_RULE_ZH if zh else ORDER_RULE_EN}"
-            f" {t('候选企业', 'Eligible enterprises')} {len(result['eligible_enterprises'])}，{t('候选执法人员', 'eligible officers')} {len(result['eligible_officers'])}。</p>"
-            f"<table><tr><th>{t('统一社会信用代码', 'Credit code')}</th><th>{t('企业', 'Enterprise')}</th><th>{t('执法人员', 'Officers')}</th></tr>{teams}</table>"
-        )
-    return f"<!doctype html><html lang=\"{'zh-CN' if zh else 'en'}\"><meta charset=utf-8><title>{t('双随机公示', 'Draw')}</title>{_STYLE}{body}</html>"
+                raise NotFound(str(e)) from None
+        return Reviewed(sample_id=sample_id, decision_id=data.decision_id, result=data.result)

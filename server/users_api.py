@@ -12,10 +12,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -33,8 +30,8 @@ from server.accounts import (
 )
 from server.auth import MIN_PASSWORD_LENGTH, CurrentPrincipal, Principal, hash_password, principal_of
 from server.errors import Invalid, answers
+from server.guards import MANAGERS, managers
 
-MANAGERS = ("supervisor", "agency_admin")
 ROLE_LABELS = {
     "zh": {"officer": "执法人员", "agency_admin": "机关管理员", "supervisor": "监督人员", "enterprise": "企业"},
     "en": {"officer": "Officer", "agency_admin": "Agency administrator", "supervisor": "Supervisor", "enterprise": "Enterprise"},
@@ -110,14 +107,6 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def managers_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-    """Guard: a signed-in supervisor or agency administrator."""
-    p = principal_of(connection)
-    if p is None:
-        raise NotAuthorizedException("请先登录 / sign in first")
-    p.require(*MANAGERS)
-
-
 def _managed(state: State, principal: Principal, username: UsernamePath) -> Account:
     """The account, if the principal manages it (404 if there is none, 403 if not theirs)."""
     with dbmod.reading(state.settings.db) as tx:
@@ -131,7 +120,7 @@ class UserController(Controller):
 
     path = "/api/v1/users"
     tags = ["users"]
-    guards = [managers_only]
+    guards = [managers]
 
     @get("/", sync_to_thread=True)
     def list_users(self, state: State, principal: CurrentPrincipal) -> list[UserOut]:

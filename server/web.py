@@ -1,43 +1,32 @@
-"""The web console, rendered on the server (Jinja): sign-in, the supervisors' live dashboard, the officer's
-phone page and the enterprise's page. Chinese first, English with ``?lang=en``. Live updates come by
-server-sent events; the pages use a little plain JavaScript and no front-end build.
+"""The web console's pages, rendered on the server (Jinja): sign-in, the supervisors' live dashboard, the officer's
+phone page, the enterprise's page, the scheduled jobs' status and the public page of a random draw. Chinese
+first, English with ``?lang=en``. Live updates come by server-sent events (server/console_api.py); the pages
+use a little plain JavaScript and no front-end build. Pages only: the API they call lives in the *_api modules.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import datetime as dt
 import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-import anyio
-import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, get
 from litestar.datastructures import State
-from litestar.exceptions import ClientException
-from litestar.params import JSONBody, QueryParameter
-from litestar.response import Redirect, ServerSentEvent, Template
-from litestar.response.sse import ServerSentEventMessage
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import Redirect, Template
 
-from protocol.enterprise_code import CodeError
-from protocol.messages import InspectionResult
 from server import db as dbmod
 from server.auth import CurrentPrincipal, Principal, principal_of
-from server.codes import check_code
-from server.errors import Unreadable, answers
-from server.limits import MAX_PHOTO_BYTES, MIB, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE
-from server.live import snapshot
+from server.draws import public_view
+from server.errors import NotFound
+from server.guards import supervisors
+from server.jobs_api import job_status
+from server.limits import MAX_PHOTO_BYTES, MIB
 from server.storage import console
-from server.storage.engine import Tx
-from server.stats import MAX_PERIOD_DAYS, inspections_by_agency_field, last_days, to_csv, trend
+from server.storage import draws as stored_draws
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
-#: Seconds between two live updates of the dashboard.
-STREAM_INTERVAL_S = 2.0
+CHINA = dt.timezone(dt.timedelta(hours=8))
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -112,166 +101,62 @@ def enterprise_page(request: Request, lang: Lang = "zh") -> Template:
     return _page("enterprise.html", lang, principal_of(request), max_photo_bytes=MAX_PHOTO_BYTES)
 
 
-class EnterpriseQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """An enterprise's code (text, or a photo of it): whoever holds it sees that inspections happened."""
-
-    code_text: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
-    photo_base64: str | None = None
-
-
-class VisitOutcome(msgspec.Struct, kw_only=True):
-    """One agency's result of an inspection (shown to the enterprise's own signed-in account only)."""
-
-    agency: str
-    field: str
-    result: InspectionResult | None  # None while that part is under way
-    result_label: str
-
-
-class Visit(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An inspection as the enterprise sees it: the day, the agencies, the fields; outcomes for the owner."""
-
-    date: str  # YYYY-MM-DD, China time
-    agencies: list[str]
-    fields: list[str]
-    outcomes: list[VisitOutcome] | None = None
-
-
-class EnterpriseHistory(msgspec.Struct, kw_only=True):
-    """Who inspected an enterprise. ``outcomes_shown`` is true only for the enterprise's own account."""
-
-    credit_code: str
-    name: str
-    outcomes_shown: bool
-    inspections: list[Visit]
-
-
-#: The most recent inspections an enterprise's page lists.
-HISTORY_LIMIT = 200
-CHINA = dt.timezone(dt.timedelta(hours=8))
-RESULT_LABELS: dict[str, dict[str | None, str]] = {
-    "zh": {"no_violation": "未发现问题", "rectification_ordered": "责令整改", "case_opened": "立案", "referred": "移送", "not_completed": "未完成", None: "检查中"},
-    "en": {"no_violation": "no violation", "rectification_ordered": "rectification ordered", "case_opened": "case opened", "referred": "referred",
-           "not_completed": "not completed", None: "under way"},
+#: The texts of the jobs' status page and of a draw's public page.
+JOBS_TEXT = {
+    "zh": {
+        "job": "任务", "schedule": "计划", "last_run": "上次运行", "outcome": "结果", "next_run": "下次运行",
+        "draw_title": "双随机抽查结果公示", "draw_short": "双随机公示", "draw": "抽查编号", "field": "领域",
+        "commitment": "种子承诺（SHA-256，抽取前公布）", "to_be_drawn": "将于", "to_be_drawn_end": "抽取。", "seed": "种子", "drawn_at": "抽取时间",
+        "order_rule": "排序规则：每个候选按 SHA-256(种子字节 + “:” + 编号) 升序排列，任何人可据公布的候选名单复算。",
+        "eligible_enterprises": "候选企业", "eligible_officers": "候选执法人员", "credit_code": "统一社会信用代码", "officers_drawn": "执法人员",
+    },
+    "en": {
+        "job": "Job", "schedule": "Schedule", "last_run": "Last run", "outcome": "Outcome", "next_run": "Next run",
+        "draw_title": "Random inspection draw", "draw_short": "Draw", "draw": "Draw", "field": "Field",
+        "commitment": "Seed commitment (SHA-256, published before the draw)", "to_be_drawn": "To be drawn at", "to_be_drawn_end": ".", "seed": "Seed",
+        "drawn_at": "Drawn at", "order_rule": "Order: each candidate by SHA-256(seed bytes + ':' + id), ascending; anyone can recompute it from the published candidates.",
+        "eligible_enterprises": "Eligible enterprises", "eligible_officers": "eligible officers", "credit_code": "Credit code", "officers_drawn": "Officers",
+    },
 }  # fmt: skip
+#: How much of a job's last error the status page shows.
+DETAIL_CHARS = 120
 
 
-def _label(names: tuple[str | None, str | None], fallback: str, lang: str) -> str:
-    zh, en = names
-    return (zh if lang == "zh" else en or zh) or fallback
+def _when(ms: int | None) -> str:
+    """An instant as China time, to the minute ("–" for none)."""
+    return "–" if ms is None else dt.datetime.fromtimestamp(ms / 1000, CHINA).strftime("%Y-%m-%d %H:%M")
 
 
-def enterprise_history(con: Tx, credit_code: str, lang: str, with_outcomes: bool) -> list[Visit]:
-    """The enterprise's latest inspections, newest first: day, agency and field names; results only if asked."""
-    rows = console.visits(con, credit_code, HISTORY_LIMIT)
-    visits: dict[str, Visit] = {}  # by inspection id, which never leaves this function
-    for inspection_id, opened_ms, agency_id, a_zh, a_en, field_id, f_zh, f_en, result in rows:
-        agency, field = _label((a_zh, a_en), agency_id, lang), _label((f_zh, f_en), field_id, lang)
-        day = dt.datetime.fromtimestamp(opened_ms / 1000, CHINA).date().isoformat()
-        v = visits.setdefault(inspection_id, Visit(date=day, agencies=[], fields=[], outcomes=[] if with_outcomes else None))
-        if agency not in v.agencies:
-            v.agencies.append(agency)
-        if field not in v.fields:
-            v.fields.append(field)
-        if v.outcomes is not None:
-            v.outcomes.append(VisitOutcome(agency=agency, field=field, result=result, result_label=RESULT_LABELS[lang][result]))
-    return list(visits.values())
+def _jobs_text(lang: str) -> dict[str, str]:
+    return {**TEXT[lang], **JOBS_TEXT[lang]}
 
 
-@post(
-    "/api/v1/enterprise-view", sync_to_thread=True, status_code=200, tags=["enterprises"],
-    request_max_body_size=PHOTO_JSON_MAX_BODY, opt={PHOTO_ROUTE: True}, responses=answers(Unreadable),  # 422: no code in the photo
-)  # fmt: skip
-def enterprise_view(request: Request, state: State, data: JSONBody[EnterpriseQuery], lang: Lang = "zh") -> EnterpriseHistory:
-    """Who inspected the enterprise whose (valid, unrevoked) code is given: the day, agencies and fields.
-    The results only to the enterprise's own signed-in account: anyone who photographs the door code
-    learns that inspections happened, never their outcome."""
-    from server.inspect_api import _photo_text
+@get("/jobs", sync_to_thread=True, include_in_schema=False, guards=[supervisors])
+def jobs_page(state: State, principal: CurrentPrincipal, lang: Lang = "zh") -> Template:
+    """The status page of the scheduled jobs (supervisors)."""
+    jobs = [
+        {
+            "name": j.name_zh if lang == "zh" else j.name_en, "schedule": j.schedule, "last_run": _when(j.last_run_ms),
+            "outcome": j.last_outcome or "–", "detail": (j.last_detail or "")[:DETAIL_CHARS], "next_run": _when(j.next_run_ms),
+        }
+        for j in job_status(state)
+    ]  # fmt: skip
+    return _page("jobs.html", lang, principal, t=_jobs_text(lang), jobs=jobs)
 
-    if (data.code_text is None) == (data.photo_base64 is None):
-        raise ClientException("请给出企业码内容或照片之一 / give exactly one of code_text and photo_base64")
-    text = data.code_text
-    if data.photo_base64 is not None:
-        try:
-            text = _photo_text(base64.b64decode(data.photo_base64, validate=True))
-        except (binascii.Error, ValueError):
-            raise ClientException("照片不是有效的 base64 编码 / photo_base64 is not valid base64") from None
-    assert text is not None
-    p = principal_of(request)
+
+@get("/public/draws/{draw_id:str}", sync_to_thread=True, include_in_schema=False)
+def public_draw_page(state: State, draw_id: Annotated[str, PathParameter(description="identifier")], lang: Lang = "zh") -> Template:
+    """The public page of a draw (双随机、一公开): commitment, seed and result, for anyone to check."""
     with dbmod.reading(state.settings.db) as con:
-        try:
-            code = check_code(con, text).credit_code
-        except CodeError as e:
-            raise ClientException(f"企业码无效 / the code is not valid ({e.reason}): {e}") from None
-        owner = p is not None and p.role == "enterprise" and p.credit_code == code
-        name = console.enterprise_name(con, code)
-        visits = enterprise_history(con, code, lang, with_outcomes=owner)
-    return EnterpriseHistory(credit_code=code, name=name or code, outcomes_shown=owner, inspections=visits)
+        view = public_view(con, draw_id)
+        names = stored_draws.draw_target_names(con, draw_id)
+    if view is None:
+        raise NotFound(f"no draw {draw_id!r}")
+    result = view["result"] or {}
+    teams = [(t["credit_code"], names.get(t["credit_code"], ""), "、".join(t["officers"])) for t in result.get("teams", [])]
+    times = {k: _when(view[k]) for k in ("committed_ms", "draw_at_ms", "drawn_ms")}
+    counts = {k: len(result.get(k, [])) for k in ("eligible_enterprises", "eligible_officers")}
+    return _page("draw.html", lang, None, t=_jobs_text(lang), draw=view, times=times, counts=counts, teams=teams)
 
 
-@get("/api/v1/live", sync_to_thread=True, tags=["dashboard"])
-def live(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
-    """What the dashboard shows, once (the stream below sends it every few seconds)."""
-    principal.require("supervisor", "agency_admin")
-    return _snapshot(state, principal)
-
-
-def _snapshot(state: State, p: Principal) -> dict[str, Any]:
-    with dbmod.reading(state.settings.db) as con:
-        return snapshot(con, p)
-
-
-@get("/api/v1/stream", tags=["dashboard"])
-async def stream(request: Request, state: State, principal: CurrentPrincipal) -> ServerSentEvent:
-    """Server-sent events: the dashboard's data every few seconds, while the page is open and the session lasts."""
-    principal.require("supervisor", "agency_admin")
-
-    async def events() -> AsyncIterator[ServerSentEventMessage]:
-        n = 0
-        while True:
-            # The session is checked again before every update: a disabled account, a sign-out or an
-            # expired session ends an open stream at once, not when the page is next loaded.
-            if await anyio.to_thread.run_sync(principal_of, request) is None:
-                return
-            data = await anyio.to_thread.run_sync(_snapshot, state, principal)
-            n += 1
-            yield ServerSentEventMessage(data=json.dumps(data, ensure_ascii=False), event="snapshot", id=n)
-            await asyncio.sleep(STREAM_INTERVAL_S)
-
-    return ServerSentEvent(events())
-
-
-#: The last N days a figure covers (the statistics' own limit, so every accepted value is answered).
-Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the last N days")]
-
-
-@get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv", tags=["dashboard"])  # Litestar adds "; charset=utf-8"
-def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30) -> Response[str]:
-    """Inspections per agency and field over the last N days, as CSV (opens in Excel)."""
-    principal.require("supervisor", "agency_admin")
-    period = last_days(days, int(time.time() * 1000))
-    with dbmod.reading(state.settings.db) as con:
-        rows = inspections_by_agency_field(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
-    stamp = dt.datetime.now(CHINA).strftime("%Y%m%d")
-    return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
-
-
-@get("/api/v1/stats/by-agency-field", sync_to_thread=True, tags=["dashboard"])
-def by_agency_field(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[dict[str, Any]]:
-    """Inspections per agency and field over the last N days (what the CSV export holds)."""
-    principal.require("supervisor", "agency_admin")
-    period = last_days(days, int(time.time() * 1000))
-    with dbmod.reading(state.settings.db) as con:
-        return inspections_by_agency_field(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
-
-
-@get("/api/v1/trend", sync_to_thread=True, tags=["dashboard"])
-def trend_api(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[dict[str, Any]]:
-    """Per day: inspections, joint ones, scans, refusals, repeats."""
-    principal.require("supervisor", "agency_admin")
-    period = last_days(days, int(time.time() * 1000))
-    with dbmod.reading(state.settings.db) as con:
-        return trend(con, *period, principal.agency_id if principal.role == "agency_admin" else None)
-
-
-ROUTES = [login_page, dashboard, officer_page, enterprise_page, enterprise_view, live, stream, stats_csv, by_agency_field, trend_api]
+ROUTES = [login_page, dashboard, officer_page, enterprise_page, jobs_page, public_draw_page]
