@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from tests.server.conftest import GOOD, PLAIN, password, seed
 from tests.support.browser import DOCS_DIR, ConsoleLog, browser, keep_screenshot, new_context, refreshing_docs  # noqa: F401  (browser is a pytest fixture)
 from tests.support.photos import ROTATE_CW_TO_DISPLAY, camera_photo
 from tests.system.conftest import Stack
-from tests.system.harness import http_json
+from tests.system.harness import http_json, write
 
 pytestmark = pytest.mark.system
 
@@ -48,11 +47,10 @@ def docs_untouched() -> Iterator[None]:
 
 @pytest.fixture
 def running(stack: Stack) -> Stack:
+    """A running server with the registers seeded (SQLite: the pages read through the same seam on either backend,
+    and a browser per backend would double the slowest tests for no new path)."""
     stack.server.start_and_wait()
-    con = sqlite3.connect(stack.server.db_path)
-    seed(con)
-    con.commit()
-    con.close()
+    write(stack.server.db, seed)
     return stack
 
 
