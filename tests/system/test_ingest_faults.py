@@ -6,6 +6,10 @@
   resumes by itself when space returns; no restart, nothing lost, nothing twice.
 - A publish cut off mid-way through a proxy is never stored in part; the device resends it and it is
   stored once.
+
+These run on SQLite only: the junk tests measure the SQLite file's growth, the full disk is a full partition under
+the SQLite file, and the cut publish is the broker's and the agent's concern (what the server stores of it is read
+through the seam all the same).
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from protocol import topics
 from server.keys import load_or_create_server_key
+from server.storage.engine import sql
 from server.store import REJECTED_PREFIX_BYTES
 from tests.server.conftest import seed_users
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
-from tests.system.harness import DeviceRun, assert_exactly_once, http_json, server_events
+from tests.system.harness import DeviceRun, assert_exactly_once, http_json, read_all, server_events, write
 
 pytestmark = pytest.mark.system
 
@@ -43,8 +48,12 @@ def scan_fields(n: int = 0) -> dict[str, str]:
     return {"officer_id": "OFF-1", "code_text": f"FE1:junk-test-{n}"}
 
 
+_REJECTED_KEPT = sql("SELECT size, raw, sha256 FROM rejected ORDER BY id")
+_REJECTED_COUNTS = sql("SELECT reason_code, count FROM rejected_counts ORDER BY reason_code")
+
+
 def db_bytes(path: Path) -> int:
-    """The database's size with its WAL folded in."""
+    """The SQLite database's size with its WAL folded in."""
     con = sqlite3.connect(path)
     try:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -91,18 +100,13 @@ def test_junk_of_4_mb_reaching_the_server_grows_its_database_by_a_prefix_each(st
     assert grown < 5 * 1024 * 1024, grown
     code, rows = http_json(stack.server.url + "/health")
     assert code == 200, rows
-    con = sqlite3.connect(f"file:{stack.server.db_path}?mode=ro", uri=True)
-    try:
-        kept = con.execute("SELECT size, LENGTH(raw), LENGTH(sha256) FROM rejected ORDER BY id").fetchall()
-        counts = con.execute("SELECT reason_code, count FROM rejected_counts ORDER BY reason_code").fetchall()
-    finally:
-        con.close()
+    kept = [(size, len(raw), len(sha256)) for size, raw, sha256 in read_all(stack.server.db, _REJECTED_KEPT)]
     assert kept == [(JUNK_BYTES, REJECTED_PREFIX_BYTES, 64)] * 20
-    assert counts == [("oversized", 20)]
+    assert read_all(stack.server.db, _REJECTED_COUNTS) == [("oversized", 20)]
     # and the ingest goes on
     dev.start()
     assert dev.submit("enterprise_scanned", scan_fields(), str(uuid.uuid4()))[0] == 202
-    assert_exactly_once(stack.server.db_path, [dev])
+    assert_exactly_once(stack.server.db, [dev])
 
 
 def test_the_shipped_broker_config_refuses_junk_of_4_mb(stack_factory: Callable[..., Stack]) -> None:
@@ -120,7 +124,7 @@ def test_the_shipped_broker_config_refuses_junk_of_4_mb(stack_factory: Callable[
             pub.close()
     dev.start()
     assert dev.submit("enterprise_scanned", scan_fields(), str(uuid.uuid4()))[0] == 202
-    assert_exactly_once(stack.server.db_path, [dev])  # the server took what came after, and no junk at all
+    assert_exactly_once(stack.server.db, [dev])  # the server took what came after, and no junk at all
     assert stack.server.metric("fe_messages_rejected_total", 'reason="oversized"') == 0
     assert db_bytes(stack.server.db_path) - before < 1024 * 1024
     assert stack.broker.log_text().count("disconnected due to oversize packet") == 20
@@ -207,10 +211,7 @@ def test_a_full_disk_pauses_the_ingest_and_it_resumes_by_itself(stack: Stack, sm
         (small_disk / "server.db.broker").symlink_to(stack.workdir / "server.db.broker")
     stack.server.start_and_wait()
     pid = stack.server.popen.pid  # type: ignore[union-attr]
-    con = sqlite3.connect(stack.server.db_path)
-    seed_users(con, [])
-    con.commit()
-    con.close()
+    write(stack.server.db, lambda tx: seed_users(tx, []))
     devices = stack.add_devices(2)
     for dev in devices:
         dev.start()
@@ -230,7 +231,7 @@ def test_a_full_disk_pauses_the_ingest_and_it_resumes_by_itself(stack: Stack, sm
         filler.unlink()  # space returns
         wait_for(lambda: health(stack)[0] == 200, 60, message=lambda: f"the ingest did not resume: {health(stack)}")
         wait_for(lambda: pump.accepted() >= accepted + 150, 60, message="the devices stopped accepting after the pause")
-    assert_exactly_once(stack.server.db_path, devices, timeout=120)
+    assert_exactly_once(stack.server.db, devices, timeout=120)
     assert stack.server.running and stack.server.popen.pid == pid  # type: ignore[union-attr]  # no restart
     alerts = stack.server.api("/api/v1/alerts?kind=storage_full")
     assert len(alerts) == 1 and alerts[0]["severity"] == "critical", alerts
@@ -281,15 +282,15 @@ def test_a_publish_cut_mid_way_is_never_stored_in_part_and_fragments_are_fine(st
         dev.start()  # everything the agent sends reaches the broker in 7-byte fragments
         ids = [str(uuid.uuid4()) for _ in range(3)]
         assert dev.submit("enterprise_scanned", scan_fields(1), ids[0])[0] == 202
-        wait_for(lambda: len(server_events(stack.server.db_path, dev.device_id)) == 1, 30, message="a fragmented publish was not stored")
+        wait_for(lambda: len(server_events(stack.server.db, dev.device_id)) == 1, 30, message="a fragmented publish was not stored")
         accepted_before = proxy.accepted
         proxy.cut_next_over = 2000  # the next event is about 4 KiB: cut after half of it
         assert dev.submit("enterprise_scanned", {**scan_fields(2), "reason": "长" * 1000}, ids[1])[0] == 202
         wait_for(lambda: proxy.truncated, 20, message="the publish was not cut")
         assert dev.submit("enterprise_scanned", scan_fields(3), ids[2])[0] == 202
         wait_for(lambda: proxy.accepted > accepted_before, 30, message="the agent did not reconnect")
-        assert_exactly_once(stack.server.db_path, [dev])  # the cut event was resent and stored once, in order
-    assert [e for e, _ in server_events(stack.server.db_path, dev.device_id)] == ids
+        assert_exactly_once(stack.server.db, [dev])  # the cut event was resent and stored once, in order
+    assert [e for e, _ in server_events(stack.server.db, dev.device_id)] == ids
     assert 1000 < proxy.truncated[0] < 4000
     assert stack.server.metric("fe_messages_rejected_total", 'reason="undecodable"') == 0  # no part reached the server
     assert stack.server.metric("fe_messages_rejected_total", 'reason="bad_signature"') == 0
