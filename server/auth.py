@@ -27,7 +27,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -300,17 +300,18 @@ def principal_of(connection: ASGIConnection) -> Principal | None:  # type: ignor
         return principal_for_token(tx, token, int(time.time() * 1000))
 
 
-#: Where a request keeps its principal once read (in the ASGI scope's state, which lives as long as the request).
+#: Where a request keeps its principal once read: a key of its own ASGI scope, which is made for each request
+#: (not the scope's "state", which a server may share with the lifespan's).
 _SIGNED_IN = "fe_principal"
 SIGN_IN_FIRST = "请先登录 / sign in first"
 
 
 def signed_in(connection: ASGIConnection) -> Principal | None:  # type: ignore[type-arg]
     """``principal_of``, read once per request: a role guard and the ``principal`` dependency share it."""
-    state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
-    if _SIGNED_IN not in state:
-        state[_SIGNED_IN] = principal_of(connection)
-    return state[_SIGNED_IN]  # type: ignore[no-any-return]
+    scope = cast("dict[str, Any]", connection.scope)
+    if _SIGNED_IN not in scope:
+        scope[_SIGNED_IN] = principal_of(connection)
+    return cast("Principal | None", scope[_SIGNED_IN])
 
 
 def require_signed_in(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
