@@ -145,6 +145,7 @@ def test_each_route_documents_the_answers_its_signature_implies(client: Api) -> 
 def test_the_answers_a_signature_implies() -> None:
     assert derived_statuses({"state"}, set()) == set()
     assert derived_statuses({"state", "principal"}, set()) == {401, 403}
+    assert derived_statuses({"state"}, set(), guarded=True) == {401, 403}  # a role guard, the principal unused
     assert derived_statuses({"state", "limit"}, set()) == {400}
     assert derived_statuses({"state", "principal", "data", "code"}, {"code"}) == {400, 401, 403, 404, 413}
     assert (CreditCodeInvalid.status_code, EnterpriseUnknown.status_code, NotResponsible.status_code, NothingToRevoke.status_code) == (400, 404, 403, 409)
