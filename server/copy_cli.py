@@ -4,7 +4,6 @@ on the terminal (the copy itself: server/copy_db.py)."""
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,17 +40,11 @@ def add_copy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], ad
     p.add_argument("--to", required=True, type=postgres_url, metavar="URL", help="the empty PostgreSQL database: postgresql://user@host:port/name")
 
 
-def _database_errors() -> tuple[type[Exception], ...]:
-    import psycopg
-
-    return (sqlite3.Error, psycopg.Error)
-
-
 def run_copy(args: argparse.Namespace) -> int:
     """``fe-server copy-db``: 0 when copied and checked, 1 when refused, failed or rolled back (the target then holds
     no row of it)."""
     from server.copy_db import CopyRefused, copy_database  # SQLAlchemy, sqlite-utils, psycopg: loaded for this command only
-    from server.storage.copy import SchemaMismatch
+    from server.storage.copy import DATABASE_ERRORS, SchemaMismatch
 
     if backend_of(args.db) is not Backend.SQLITE:
         print(f"fe-server: --db {redact(str(args.db))}: copy-db reads a SQLite file", file=sys.stderr)
@@ -68,7 +61,7 @@ def run_copy(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"fe-server: copy-db: {e}; nothing copied", file=sys.stderr)
         return 1
-    except _database_errors() as e:
+    except DATABASE_ERRORS as e:
         print(f"fe-server: copy-db: database error, nothing copied: {e}", file=sys.stderr)
         return 1
     for table, n in report.tables.items():

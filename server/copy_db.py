@@ -202,18 +202,16 @@ def _refuse_if_changed(source_db: Path, tables: list[str], copied: Mapping[str, 
 
 def copy_database(source_db: Path, url: str, key_dir: Path, key: Path | None = None) -> CopyReport:
     """Copy the SQLite database ``source_db`` (and its key files) into the empty PostgreSQL database ``url``."""
-    import psycopg
-
     started = time.perf_counter()
     if not source_db.is_file():
         raise CopyRefused(f"{source_db}: no such SQLite database")
-    with psycopg.connect(url) as con:  # before migrating: a non-empty target is not touched at all
+    with rows.connect_target(url) as con:  # before migrating: a non-empty target is not touched at all
         _refuse_non_empty(con, url)
     dbmod.migrate(source_db)
     dbmod.migrate(url)
     settings = ServerSettings(db_path=url, key_dir=key_dir)
     old_broker, new_broker = broker_dir_for(source_db), broker_dir_for(settings.key_base)
-    with rows.sqlite_snapshot(source_db) as source, psycopg.connect(url) as con:
+    with rows.sqlite_snapshot(source_db) as source, rows.connect_target(url) as con:
         source_tx = Tx(source.conn, Backend.SQLITE)
         public_key = _server_public_key(source_db, key, source_tx)
         with con.transaction():

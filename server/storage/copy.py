@@ -9,12 +9,15 @@ the target as empty as it found it. No rule lives here (what counts as a good co
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlite_utils
+from psycopg import sql as pgsql
 
 from server.storage.engine import StorageError, sqlite_connect
 from server.storage.schema import metadata
@@ -28,6 +31,16 @@ RowFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 class SchemaMismatch(StorageError):
     """The source has a table or column the target lacks (its rows would be lost)."""
+
+
+#: What either driver raises: the copy did not happen (its transaction rolled back).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+
+def connect_target(url: str) -> psycopg.Connection[Any]:
+    """A connection to the PostgreSQL target, outside the server's pools (the copy is one long transaction of its
+    own); use it in a ``with`` block, which commits or rolls back and closes it."""
+    return psycopg.connect(url)
 
 
 @contextmanager
@@ -80,15 +93,11 @@ def check_columns(source: sqlite_utils.Database, con: Any, tables: Sequence[str]
 
 def lock_tables(con: Any, tables: Sequence[str]) -> None:
     """Keep every other writer out of the target's tables until the transaction ends (readers still read)."""
-    from psycopg import sql as pgsql
-
     con.execute(pgsql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(pgsql.SQL(", ").join(map(pgsql.Identifier, tables))))
 
 
 def first_non_empty(con: Any, tables: Sequence[str]) -> str | None:
     """The first of ``tables`` (those the target has) holding a row, or None."""
-    from psycopg import sql as pgsql
-
     present = target_tables(con)
     for table in tables:
         if table in present and con.execute(pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(pgsql.Identifier(table))).fetchone()[0]:
@@ -112,8 +121,6 @@ def source_rows(source: sqlite_utils.Database, table: str) -> tuple[list[str], I
 def copy_table(source: sqlite_utils.Database, con: Any, table: str, row_fn: RowFn | None = None) -> int:
     """COPY every row of ``table`` into the target in the current transaction; returns how many. ``row_fn`` may
     rewrite a row on the way (the caller's rule, e.g. a stored reference to the old database)."""
-    from psycopg import sql as pgsql
-
     if not source.table(table).exists():
         return 0
     columns, rows = source_rows(source, table)
@@ -131,8 +138,6 @@ def copy_table(source: sqlite_utils.Database, con: Any, table: str, row_fn: RowF
 def restart_identities(con: Any, tables: Sequence[str]) -> dict[str, int]:
     """Set the sequence behind every identity (or serial) column of ``tables`` past the highest id copied, so new
     rows get fresh ids; returns ``{"table.column": next id}``."""
-    from psycopg import sql as pgsql
-
     columns = con.execute(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
         " AND (is_identity = 'YES' OR column_default LIKE 'nextval(%') ORDER BY table_name, column_name"
@@ -156,8 +161,6 @@ def source_counts(source: sqlite_utils.Database, tables: Sequence[str]) -> dict[
 
 def target_counts(con: Any, tables: Sequence[str]) -> dict[str, int]:
     """Rows per table in the target, as this transaction sees it."""
-    from psycopg import sql as pgsql
-
     return {t: con.execute(pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(t))).fetchone()[0] for t in tables}
 
 
@@ -171,7 +174,7 @@ def copy_tables(source: sqlite_utils.Database, con: Any, tables: Sequence[str], 
 
 
 __all__ = [
-    "NOT_COPIED", "RowFn", "SchemaMismatch", "check_columns", "copy_table", "copy_tables", "first_non_empty",
+    "DATABASE_ERRORS", "NOT_COPIED", "RowFn", "SchemaMismatch", "connect_target", "check_columns", "copy_table", "copy_tables", "first_non_empty",
     "lock_tables", "restart_identities", "source_counts", "source_rows", "sqlite_snapshot", "tables_to_copy", "target_counts",
     "target_tables",
 ]

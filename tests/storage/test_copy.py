@@ -297,7 +297,7 @@ def test_the_server_on_the_url_reads_the_copy(source: Path, target: str, tmp_pat
     assert settings.server_key_path.read_bytes() == source.with_name("server.db.server.key").read_bytes()
 
 
-def test_the_commands_common_options_serve_it(source: Path, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_commands_common_options_serve_it(source: Path, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Wired as the lead wires it (``add_copy_parser(sub, _add_db)``): a relative --db is the file, made absolute;
     SQLite's own tables (ANALYZE's statistics) are not data to copy."""
     from server.cli_parser import _add_db
@@ -310,7 +310,7 @@ def test_the_commands_common_options_serve_it(source: Path, target: str, tmp_pat
     add_copy_parser(parser.add_subparsers(dest="command"), _add_db)
     args = parser.parse_args(["copy-db", "--db", source.name, "--to", target, "--key-dir", str(tmp_path / "keys")])
     assert args.db == str(source)
-    assert run_copy(args) == 0
+    assert run_copy(args) == 0, capsys.readouterr().err
 
 
 def test_the_source_must_be_a_sqlite_file_and_the_key_folder_given(target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
