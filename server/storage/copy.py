@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import sqlite_utils
 from psycopg import sql as pgsql
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.storage.engine import StorageError, sqlite_connect
 from server.storage.schema import metadata
@@ -33,8 +34,8 @@ class SchemaMismatch(StorageError):
     """The source has a table or column the target lacks (its rows would be lost)."""
 
 
-#: What either driver raises: the copy did not happen (its transaction rolled back).
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+#: What either driver (or Alembic's migration, through SQLAlchemy) raises: the copy did not happen.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error, SQLAlchemyError)
 
 
 def connect_target(url: str) -> psycopg.Connection[Any]:
