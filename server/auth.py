@@ -33,6 +33,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
+from server.errors import TooManyRequests
 from server import db as dbmod
 from server.settings import SignInLimits
 from server.storage import users as user_store
@@ -61,11 +62,11 @@ class AuthError(ValueError):
     """A user that cannot be created, with the reason."""
 
 
-class SignInThrottled(Exception):
-    """Too many failed sign-ins for this account or address: wait ``retry_after_s`` seconds."""
+class SignInThrottled(TooManyRequests):
+    """Too many failed sign-ins for this account or address: wait ``retry_after_s`` seconds (429 with Retry-After)."""
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"登录失败次数过多，请 {retry_after_s} 秒后再试 / too many failed sign-ins, try again in {retry_after_s} s")
+        super().__init__(f"登录失败次数过多，请 {retry_after_s} 秒后再试 / too many failed sign-ins, try again in {retry_after_s} s", retry_after_s=retry_after_s)
         self.retry_after_s = retry_after_s
 
 

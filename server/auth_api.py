@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 
 from server import db as dbmod
 from server.errors import TooManyRequests, Unauthenticated, answers
-from server.auth import COOKIE, SESSION_TTL_MS, WRONG_CREDENTIALS, CurrentPrincipal, Principal, SignInThrottled, sign_in_limited, sign_out
+from server.auth import COOKIE, SESSION_TTL_MS, WRONG_CREDENTIALS, CurrentPrincipal, Principal, sign_in_limited, sign_out
 
 #: The client address counted when the server cannot tell (no peer address, e.g. a Unix socket).
 UNKNOWN_ADDRESS = "unknown"
@@ -60,10 +60,7 @@ def _me(p: Principal) -> Me:
 def login(request: Request, state: State, data: JSONBody[LoginIn]) -> Response[LoginOut]:
     """Sign in; a wrong user name and a wrong password get the same answer. Failures are limited per account and client address (429)."""
     address = request.client.host if request.client else UNKNOWN_ADDRESS
-    try:
-        result = sign_in_limited(state.settings.db, data.username, data.password, address=address, limits=state.settings.sign_in_limits)
-    except SignInThrottled as e:
-        raise TooManyRequests(str(e), retry_after_s=e.retry_after_s) from None
+    result = sign_in_limited(state.settings.db, data.username, data.password, address=address, limits=state.settings.sign_in_limits)  # 429: SignInThrottled
     if result is None:
         raise Unauthenticated(WRONG_CREDENTIALS)
     token, p = result

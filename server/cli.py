@@ -16,6 +16,7 @@ from server import db as dbmod
 from server.broker import INGEST_SHARE_GROUP, SERVER_ACCOUNT, BrokerSecurityError, broker_dir_for, ingest_account, password_file_name
 from server.broker_cli import run_broker_command
 from server.cli_parser import DEFAULT_DB, build_parser
+from server.copy_cli import run_copy
 from server.imports import run_import
 from server.keys import load_or_create_server_key
 from server.registry import RegistryError, provision, revoke
@@ -225,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "import":
             return run_import(args)
+        if args.command == "copy-db":  # before the migration below: a mistyped --db must not become an empty file
+            return run_copy(args)
         if args.command in ("broker-config", "ca"):
             if args.command == "broker-config":
                 dbmod.migrate(args.db)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from server.broker import SERVER_ACCOUNT
 from server.broker_cli import add_broker_parsers
+from server.copy_cli import add_copy_parser
 from server.imports import add_import_parser
 from server.settings import Role
 from server.storage.engine import POSTGRES_SCHEMES
@@ -212,5 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("key", help="print the server's public key (devices verify receipts with it)")
     _add_db(keys)
     add_import_parser(sub, _add_db)
+    add_copy_parser(sub, _add_db)
     add_broker_parsers(sub, _add_db)
     return parser

@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 from server.alerts import raise_alert
-from server.errors import Conflict
+from server.errors import Conflict, Invalid, NotFound
 from server.storage import jobs as stored
 from server.storage.legacy import Con, as_tx
 from server.workdays import add_working_days, working_days_between
@@ -27,8 +27,9 @@ SAMPLE_MIN = 3
 _CST = dt.timezone(dt.timedelta(hours=8))
 
 
-class DisclosureError(ValueError):
-    """A decision that cannot be recorded, with the reason."""
+class DisclosureError(Invalid):
+    """A decision, disclosure or review that cannot be recorded, with the reason (400; an unknown decision or sample is
+    NotFound)."""
 
 
 def cst_date(ms: int) -> dt.date:
@@ -62,7 +63,7 @@ def record_disclosure(con: Con, decision_id: str, disclosed_on: dt.date) -> str:
     tx = as_tx(con)
     row = stored.decision(tx, decision_id)
     if row is None:
-        raise DisclosureError(f"decision {decision_id!r} is not registered")
+        raise NotFound(f"决定 {decision_id!r} 未登记 / decision {decision_id!r} is not registered")
     status = "disclosed_on_time" if disclosed_on.isoformat() <= row[1] else "disclosed_late"
     stored.set_disclosed(tx, decision_id, disclosed_on.isoformat(), status)
     return status
@@ -134,7 +135,7 @@ def record_review(con: Con, sample_id: str, decision_id: str, result: str, revie
     if result not in ("pass", "fail"):
         raise DisclosureError(f"a review result is 'pass' or 'fail', got {result!r}")
     if not stored.record_review(as_tx(con), sample_id=sample_id, decision_id=decision_id, result=result, reviewer=reviewer, notes=notes, reviewed_ms=now_ms):
-        raise DisclosureError(f"case file {decision_id!r} is not in sample {sample_id!r}")
+        raise NotFound(f"案卷 {decision_id!r} 不在抽样 {sample_id!r} 中 / case file {decision_id!r} is not in sample {sample_id!r}")
 
 
 def pass_rates(con: Con) -> list[dict[str, Any]]:

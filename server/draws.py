@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from protocol.decision import Policy
+from server.errors import Invalid
 from server.alerts import raise_alert
 from server.scanning import year_start_ms
 from server.storage import draws as stored
@@ -40,7 +41,7 @@ MAX_DRAW_ENTERPRISES = 500
 MAX_BACKDATE_MS = 60_000
 
 
-class DrawError(ValueError):
+class DrawError(Invalid):
     """A draw that cannot be made, with the reason."""
 
 

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
+from server.guards import supervisors
 from server import merkle
 from server.auth import CurrentPrincipal, Principal
 from server.inspect_api import check_inspection
@@ -52,6 +53,14 @@ class ConsistencyProof(msgspec.Struct, kw_only=True):
 def current_tree_head(state: State) -> TreeHead:
     """The latest signed tree head, signing a new one if the log grew since."""
     return storage_for(state.settings.db).write(lambda tx: head_of_whole_log(tx, state.server_key))
+
+
+class LoggedRecord(msgspec.Struct, kw_only=True):
+    """A record as the evidence log hashed it: its index, its leaf hash, and every leaf column (bytes in base64)."""
+
+    log_index: int | None
+    leaf_hash: str
+    columns: dict[str, str | int | None]
 
 
 class EvidenceController(Controller):
@@ -115,26 +124,24 @@ class EvidenceController(Controller):
             proof=[h.hex() for h in merkle.consistency_proof(leaves, first)],
         )
 
-    @get("/record/{event_id:str}", sync_to_thread=True)
-    def record(self, state: State, event_id: Annotated[str, PathParameter(description="the record's event id")], principal: CurrentPrincipal) -> dict[str, object]:
+    @get("/record/{event_id:str}", sync_to_thread=True, guards=[supervisors])
+    def record(self, state: State, event_id: Annotated[str, PathParameter(description="the record's event id")]) -> LoggedRecord:
         """A record exactly as logged (every leaf column; body and signature in base64), so an auditor can
         rebuild its leaf hash and check it against a proof (supervisors)."""
-        principal.require("supervisor")
         with dbmod.reading(state.settings.db) as tx:
             row = evstore.leaf_row(tx, event_id)
             index = index_of(tx, event_id)
         if row is None:
             raise NotFound(f"没有记录 {event_id!r} / record {event_id!r} is not stored")
-        return {
-            "log_index": index,
-            "leaf_hash": row_leaf_hash(row).hex(),
-            "columns": {k: (base64.b64encode(bytes(v)).decode() if isinstance(v, (bytes, memoryview)) else v) for k, v in zip(LEAF_COLUMNS, row, strict=True)},
-        }
+        return LoggedRecord(
+            log_index=index,
+            leaf_hash=row_leaf_hash(row).hex(),
+            columns={k: (base64.b64encode(bytes(v)).decode() if isinstance(v, (bytes, memoryview)) else v) for k, v in zip(LEAF_COLUMNS, row, strict=True)},
+        )
 
-    @get("/verify", sync_to_thread=True)
-    def verify_report(self, state: State, principal: CurrentPrincipal, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
+    @get("/verify", sync_to_thread=True, guards=[supervisors])
+    def verify_report(self, state: State, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
         """Recompute the log from the database and report every record changed, added or removed (supervisors)."""
-        principal.require("supervisor")
         with dbmod.reading(state.settings.db) as tx:
             return verify(tx, state.server_public_key, signatures=signatures)
 

@@ -15,8 +15,8 @@ from litestar.params import JSONBody, PathParameter
 
 from server import db as dbmod
 from server.auth import CurrentPrincipal
-from server.disclosure import DisclosureError, decision_agency, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
-from server.draws import DrawError, DrawResult, commit_draw, public_view
+from server.disclosure import decision_agency, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
+from server.draws import DrawResult, commit_draw, public_view
 from server.errors import Conflict, Forbidden, Invalid, NotFound, answers
 from server.guards import managers, supervisors
 from server.jobs import JOBS
@@ -236,14 +236,11 @@ class DrawController(Controller):
         _own_agency(principal, data.agency_id)
         now_ms = int(time.time() * 1000)
         with _write(state) as con:
-            try:
-                draw_id, seed_hash = commit_draw(
-                    con, agency_id=data.agency_id, field=data.field, region=data.region, title=data.title, enterprises=data.enterprises,
-                    officers_per_team=data.officers_per_team, draw_at_ms=data.draw_at_ms or now_ms, now_ms=now_ms,
-                    policy=state.policy, announced_by=principal.username, by_supervisor=principal.role == "supervisor",
-                )  # fmt: skip
-            except DrawError as e:
-                raise Invalid(str(e)) from None
+            draw_id, seed_hash = commit_draw(  # a DrawError is a 400 (server.errors.Invalid)
+                con, agency_id=data.agency_id, field=data.field, region=data.region, title=data.title, enterprises=data.enterprises,
+                officers_per_team=data.officers_per_team, draw_at_ms=data.draw_at_ms or now_ms, now_ms=now_ms,
+                policy=state.policy, announced_by=principal.username, by_supervisor=principal.role == "supervisor",
+            )  # fmt: skip
         return DrawAnnounced(draw_id=draw_id, seed_hash=seed_hash, public_page=f"/public/draws/{draw_id}")
 
     @get("/{draw_id:str}", sync_to_thread=True)
@@ -279,10 +276,7 @@ class DisclosureController(Controller):
             agency_id = decision_agency(con, decision_id)
             if agency_id is not None:
                 _own_agency(principal, agency_id)
-            try:
-                return Disclosed(decision_id=decision_id, status=record_disclosure(con, decision_id, data.disclosed_on))
-            except DisclosureError as e:
-                raise NotFound(str(e)) from None
+            return Disclosed(decision_id=decision_id, status=record_disclosure(con, decision_id, data.disclosed_on))
 
     @get("/disclosure/rates", sync_to_thread=True, guards=[supervisors])
     def rates(self, state: State) -> list[OnTimeRate]:
@@ -300,8 +294,5 @@ class DisclosureController(Controller):
     def review(self, state: State, sample_id: IdPath, data: JSONBody[ReviewIn]) -> Reviewed:
         """Record the review of a sampled case file (supervisors)."""
         with _write(state) as con:
-            try:
-                record_review(con, sample_id, data.decision_id, data.result, data.reviewer, data.notes, int(time.time() * 1000))
-            except DisclosureError as e:
-                raise NotFound(str(e)) from None
+            record_review(con, sample_id, data.decision_id, data.result, data.reviewer, data.notes, int(time.time() * 1000))
         return Reviewed(sample_id=sample_id, decision_id=data.decision_id, result=data.result)
