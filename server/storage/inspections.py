@@ -269,7 +269,10 @@ _INSERT_INSPECTION = sql("""
 _INSERT_PART = sql("""
     INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, matter, scan_id, device_id, joined_ms)
     VALUES (:inspection_id, :officer_id, :agency_id, :field, :matter, :scan_id, :device_id, :joined_ms)
-    ON CONFLICT (inspection_id, officer_id) DO NOTHING
+    ON CONFLICT (inspection_id, officer_id) DO UPDATE
+    SET matter = excluded.matter, scan_id = excluded.scan_id, device_id = excluded.device_id, joined_ms = excluded.joined_ms,
+        ended_ms = NULL, result = NULL, summary = NULL
+    WHERE inspection_parts.ended_ms IS NOT NULL
 """)
 _END_PART = sql("""
     UPDATE inspection_parts SET ended_ms = :now_ms, result = :result, summary = :summary
@@ -311,7 +314,8 @@ def open_inspection(tx: Tx, new: NewInspection) -> None:
 
 
 def add_part(tx: Tx, part: Part) -> None:
-    """An officer's part in an inspection; nothing if the officer already has one there."""
+    """An officer's part in an inspection: nothing if the officer's part there is open; reopened if it had ended (the
+    officer came back while another agency's part kept the inspection open; the earlier end stays in the log)."""
     tx.run(_INSERT_PART, msgspec.structs.asdict(part))
 
 

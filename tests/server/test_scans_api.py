@@ -143,6 +143,23 @@ def test_unregistered_enterprise_cannot_get_a_code(api: Api) -> None:
     assert api.get("/api/v1/enterprises/12345/qr.svg").status_code == 400
 
 
+def test_an_officer_back_at_a_joint_inspection_still_open_rejoins_and_can_end_again(api: Api) -> None:
+    """An officer who ended their part scans again while another agency's part keeps the inspection open: they join
+    it again (their part reopened), and their next end is accepted (it was refused as unknown before)."""
+    first = scan(api, "OFF-SAMR-1", PLAIN)
+    assert scan(api, "OFF-FIRE-1", PLAIN, field="fire")["outcome"] == "join"
+    end(api, first["inspection_id"], "OFF-SAMR-1")
+    again = scan(api, "OFF-SAMR-1", PLAIN)
+    assert (again["outcome"], again["inspection_id"]) == ("join", first["inspection_id"])
+    insp = api.get(f"/api/v1/inspections/{first['inspection_id']}").json()
+    assert insp["status"] == "open" and [p["ended_ms"] for p in insp["parts"]] == [None, None]
+    end(api, first["inspection_id"], "OFF-SAMR-1", "rectification_ordered")
+    end(api, first["inspection_id"], "OFF-FIRE-1")
+    insp = api.get(f"/api/v1/inspections/{first['inspection_id']}").json()
+    assert insp["status"] == "ended" and sorted(p["result"] for p in insp["parts"]) == ["no_violation", "rectification_ordered"]
+    assert scan(api, "OFF-SAMR-2", PLAIN)["outcome"] != "join"  # an ended inspection is never joined
+
+
 def test_two_agencies_scanning_at_the_same_moment_share_one_inspection(api: Api) -> None:
     text = qr(api, PLAIN)
     results: list[dict[str, Any]] = []
