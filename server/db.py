@@ -10,7 +10,7 @@ from pathlib import Path
 
 from server.storage.engine import Backend, Tx, backend_of, readonly_uri, sqlite_connect, sqlite_transaction, storage_for
 from server.storage.legacy_schema import MIGRATIONS
-from server.storage.revisions import sqlite_file_is_current
+from server.storage.revisions import postgres_is_current, sqlite_file_is_current
 
 __all__ = ["MIGRATIONS", "connect", "migrate", "reading", "readonly_uri", "transaction", "writing"]
 
@@ -47,9 +47,10 @@ def migrate(path: str | Path) -> int:
     §3.3); ``PRAGMA user_version`` stays len(MIGRATIONS) for code that still reads it. A ``postgresql://`` URL
     runs the history on that database."""
     if backend_of(path) is Backend.POSTGRES:
-        from server.storage.migrate import upgrade
+        if not postgres_is_current(str(path)):  # the usual case, answered without importing Alembic (0.7 s)
+            from server.storage.migrate import upgrade
 
-        upgrade(str(path))
+            upgrade(str(path))
         return len(MIGRATIONS)
     if sqlite_file_is_current(path, len(MIGRATIONS)):  # the usual case, answered without importing Alembic
         return len(MIGRATIONS)

@@ -74,3 +74,18 @@ def sqlite_file_is_current(path: str | Path, legacy_version: int) -> bool:
         return [r[0] for r in con.execute(f"SELECT version_num FROM {VERSION_TABLE}")] == [revision]
     finally:
         con.close()
+
+
+def postgres_is_current(url: str) -> bool:
+    """Whether the PostgreSQL database at ``url`` is at the head revision (one short connection, no Alembic)."""
+    import psycopg  # only a PostgreSQL deployment gets here
+
+    revision = head()
+    if revision is None:
+        return False
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
+            rows = con.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
+    except psycopg.errors.UndefinedTable:
+        return False
+    return [r[0] for r in rows] == [revision]

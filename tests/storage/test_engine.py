@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 
 import pytest
@@ -126,3 +127,16 @@ def test_code_not_yet_on_the_seam_is_named_on_postgresql(store: Storage) -> None
         else:
             with pytest.raises(AttributeError, match="has not moved to the storage seam"):
                 tx.execute("SELECT 1")
+
+
+def test_a_current_database_is_recognised_without_alembic(db_url: str, tmp_path: Path) -> None:
+    """Every command migrates first: on a database at the head revision that costs one short read, not Alembic."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from server import db; db.migrate(sys.argv[1]); "
+        "assert 'alembic' not in sys.modules and 'sqlalchemy' not in sys.modules, 'Alembic was loaded'"
+    )
+    done = subprocess.run([sys.executable, "-c", code, db_url], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
