@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from server.storage.engine import Backend, Retry, Storage, Tx, _to_pyformat, backend_of, redact, sql
+from server.storage.engine import Backend, Retry, Storage, Tx, backend_of, redact, sql
+from server.storage.statements import _to_pyformat
 
 INSERT_FIELD = sql("INSERT INTO fields(field_id, name, name_en) VALUES (:id, :name, :en)")
 FIELD_NAMES = sql("SELECT field_id, name FROM fields WHERE field_id IN (:ids) ORDER BY field_id")
