@@ -41,7 +41,6 @@ import os
 import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
