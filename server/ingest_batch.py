@@ -21,7 +21,7 @@ from protocol.messages import ReceiptItem
 from server.evidence import EvidenceLog, indexes_of
 from server.storage.engine import Tx, sqlite_transaction, storage_for
 from server.storage.failures import CANNOT_WRITE
-from server.store import BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, check_links, precheck, store_events
+from server.store import BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, check_links, count_devices, precheck, store_events
 
 if TYPE_CHECKING:
     from server.projector import Projector
@@ -45,7 +45,8 @@ def record_batch(tx: Tx, checked: Checked, keys: DeviceKeys, projector: Projecto
 
 
 def log_events(tx: Tx, stored: Stored, out: BatchOutcome, now_ms: int) -> None:
-    """Last step of a batch's transaction: append the new events to the evidence log and write the receipts.
+    """Last step of a batch's transaction: lock the evidence log, write the per-device rows (store.count_devices),
+    append the new events to the log and write the receipts.
 
     The log's state row is locked here, after the events were inserted and projected, so several ingest processes
     do everything else in parallel and queue only for this and their commit; transactions that append commit in
@@ -53,8 +54,9 @@ def log_events(tx: Tx, stored: Stored, out: BatchOutcome, now_ms: int) -> None:
     stored is seen by whichever of the two comes second (docs/storage-seam.md §4.2, §4.4).
     """
     indexes: dict[str, int] = {}
-    if stored.new:
-        evidence_log = EvidenceLog(tx)
+    evidence_log = EvidenceLog(tx) if stored.new else None  # the log lock: from here on this batch has the writers' turn
+    count_devices(tx, stored, now_ms)
+    if evidence_log is not None:
         check_links(tx, [row for _, row in stored.new], now_ms)
         appended = evidence_log.append_rows(tx, [(row.event_id, row.leaf_values()) for _, row in stored.new], now_ms)
         evidence_log.save(tx)

@@ -269,6 +269,7 @@ class Stored:
 
     order: list[tuple[DeviceMessage, str]] = field(default_factory=list)  # (message, "stored" | "duplicate")
     new: list[tuple[DeviceMessage, EventRow]] = field(default_factory=list)  # batch order: the order of the log
+    deltas: list[DeviceDelta] = field(default_factory=list)  # per device: counts for device_state (count_devices)
 
 
 def _event_row(v: _Valid, now_ms: int) -> EventRow:
@@ -282,7 +283,7 @@ def _event_row(v: _Valid, now_ms: int) -> EventRow:
 
 def store_events(tx: Tx, checked: Checked, keys: DeviceKeys, out: BatchOutcome, now_ms: int) -> Stored:
     """Step 1 of a batch's transaction: check what changed in the register, insert the valid events (new ones only),
-    tell resends from conflicts, keep the refused messages aside, judge clocks, count per device."""
+    tell resends from conflicts, keep the refused messages aside, count per device (written by ``count_devices``)."""
     results = list(checked.results)
     # The truth for this batch: a revocation or a new key committed before this point applies to it.
     current = keys.read(tx, checked.device_ids)
@@ -329,11 +330,18 @@ def store_events(tx: Tx, checked: Checked, keys: DeviceKeys, out: BatchOutcome, 
         stored.order.append((m, "duplicate"))
         out.duplicates += 1
         counts[2] += 1
-    # Kept whatever its time; a suspect one is flagged. In device order, each device's events in sequence order.
-    clocks.check_stored(tx, [(m, row.received_ms) for m, row in sorted(stored.new, key=lambda mr: (mr[1].device_id, mr[1].seq))], now_ms)
-    devices.bump_device_state(tx, [DeviceDelta(d, *c) for d, c in per_device.items()], now_ms)
+    stored.deltas = [DeviceDelta(d, *c) for d, c in per_device.items()]
     rejects.close(tx)
     return stored
+
+
+def count_devices(tx: Tx, stored: Stored, now_ms: int) -> None:
+    """The batch's per-device rows: clock checks and device_state counts. The ingest runs this after it has locked
+    the evidence log, not with the inserts: every batch of a shared subscription touches most devices, and rows
+    locked early would make the other ingest processes wait for them through this one's projection."""
+    # Kept whatever its time; a suspect one is flagged. In device order, each device's events in sequence order.
+    clocks.check_stored(tx, [(m, row.received_ms) for m, row in sorted(stored.new, key=lambda mr: (mr[1].device_id, mr[1].seq))], now_ms)
+    devices.bump_device_state(tx, stored.deltas, now_ms)
 
 
 def check_links(tx: Tx, rows: Sequence[EventRow], now_ms: int) -> None:
