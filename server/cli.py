@@ -26,11 +26,14 @@ from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, seq
 
 __all__ = ["DEFAULT_DB", "build_parser", "main"]
 
+#: HTTP worker processes one ``fe-server run --role api`` may start (a typo of 100000 must not fork a machine to death).
+MAX_HTTP_WORKERS = 64
+
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
     role = Role(args.role)
-    if args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: give 1 or more")
+    if not 1 <= args.workers <= MAX_HTTP_WORKERS:
+        raise ConfigError(f"--workers {args.workers}: give 1 to {MAX_HTTP_WORKERS} (one process each; more belong on another machine)")
     if args.workers > 1 and role is not Role.API:
         raise ConfigError(f"--workers {args.workers}: several HTTP workers serve the api role only (run the ingest and the scheduler as processes of their own)")
     share_group = None

@@ -53,6 +53,9 @@ def test_run_options_make_settings_and_refuse_what_cannot_work(tmp_path: Path) -
     s = _run_args("--db", db, "--role", "ingest", "--ingest-worker", "2")
     assert (s.role, s.mqtt_username, s.mqtt_client_id, s.mqtt_share_group) == (Role.INGEST, "fe-ingest-2", "fe-ingest-2", "fe-ingest")
     assert _run_args("--db", db, "--role", "api", "--workers", "4").role is Role.API
+    for workers in ("0", "-1", "100000"):
+        with pytest.raises(ConfigError, match="give 1 to 64"):
+            _run_args("--db", db, "--role", "api", "--workers", workers)
     with pytest.raises(ConfigError, match="api role only"):
         _run_args("--db", db, "--workers", "2")
     with pytest.raises(ConfigError, match="--role ingest"):
