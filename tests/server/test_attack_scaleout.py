@@ -327,3 +327,23 @@ def test_nul_in_a_static_file_path_is_a_4xx(api_any: Api) -> None:
     for prefix in STATIC_PREFIXES:
         r = api_any.client.get(prefix + "A%00B")
         assert r.status_code < 500, (prefix, r.status_code)
+
+
+def _nul_post_paths(app: object) -> list[str]:
+    import re
+
+    return sorted({re.sub(r"\{[^}]*\}", "A%00B", r.path) for r in getattr(app, "routes") if "POST" in getattr(r, "methods", ()) and "{" in r.path and ":int}" not in r.path})
+
+
+def test_nul_in_a_post_path_parameter_is_never_a_500(api_any: Api, request: pytest.FixtureRequest) -> None:
+    """The same sweep over POST routes (an empty JSON body, and the smallest plausible one)."""
+    xfail_on_postgres(request, request.getfixturevalue("db_url"), (
+        "NUL in a POST path parameter reaches PostgreSQL (psycopg.DataError) and answers 500 on "
+        "/api/v1/exception-reviews/{scan_id}/confirm, /api/v1/users/{username}/disable, /api/v1/users/{username}/enable"))
+    failures = []
+    for path in _nul_post_paths(api_any.client.app):
+        for body in ({}, {"reason": "x", "comment": "x", "password": "Long-enough-pass-1"}):
+            r = api_any.post(path, json=body)
+            if r.status_code >= 500:
+                failures.append(path)
+    assert failures == []
