@@ -114,7 +114,20 @@ def read_device_body(body: bytes, fmt: WireFormat) -> DeviceMessage:
     code = getattr(msg, "credit_code", None)
     if code is not None and check_character(code[:17]) != code[17]:  # the schema's pattern already holds
         raise ProtocolError("schema", f"{_SCHEMA_MISMATCH[1]}: credit_code {code!r} fails its check character (GB 32100): expected {check_character(code[:17])}, got {code[17]}")
+    if (fmt != "json" or b"\\u0000" in body) and _holds_nul(msgspec.to_builtins(msg)):  # JSON can only escape a NUL
+        raise ProtocolError("schema", f"{_SCHEMA_MISMATCH[1]}: a text value holds the character U+0000 (NUL), which no field allows")
     return msg
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether a decoded value holds a NUL character in any string, key or value, at any depth."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _require_one_object(data: bytes, fmt: WireFormat, what: str) -> None:

@@ -24,12 +24,13 @@ from litestar.static_files import create_static_files_router
 from protocol.config import load_toml
 from protocol.decision import Policy
 from server import api, auth_api, console_api, db, enterprise_api, evidence_api, exception_api, inspect_api, jobs_api, users_api, web
-from server.errors import DomainError, document_answers, error_response, http_error_response, too_deep_response
+from server.errors import DomainError, bad_value_response, document_answers, error_response, http_error_response, too_deep_response
 from server.apidocs import OfflineSwagger
 from server.auth import provide_principal
 from server.codes import ensure_code_key
 from server.headers import add_security_headers
-from server.limits import MAX_REQUEST_BODY, too_large_handler
+from server.limits import MAX_REQUEST_BODY, refuse_nul_in_path, too_large_handler
+from server.storage.failures import BAD_VALUE
 from server.keys import load_or_create_server_key
 from server.metrics import IngestMetrics
 from server.plugins import IngestPlugin, SchedulerPlugin, StoragePlugin
@@ -106,7 +107,9 @@ def create_app(settings: ServerSettings) -> Litestar:
             HTTPException: http_error_response,
             RequestEntityTooLarge: too_large_handler,
             RecursionError: too_deep_response,  # a deeply nested JSON body (msgspec's decoder): 400, not 500
+            **{cls: bad_value_response for cls in BAD_VALUE},  # e.g. a NUL in a path parameter, on PostgreSQL
         },
+        middleware=[refuse_nul_in_path],
         before_send=[add_security_headers],  # CSP, framing, nosniff, referrer: on every answer, 404s included
     )
     document_answers(app)  # every route's OpenAPI answers: 401/403/404/400/413 as its signature implies

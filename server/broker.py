@@ -38,6 +38,9 @@ PID_FILE = "mosquitto.pid"
 #: Accounts of ingest processes that share the devices' uplinks (``fe-server run --role ingest --ingest-worker K``):
 #: each has its own client id and persistent session, so a restarted worker gets back what was queued for it.
 INGEST_ACCOUNT_PREFIX = "fe-ingest-"
+#: Ingest worker accounts broker-config makes at most (each one's password is hashed by mosquitto_passwd: a typo of
+#: 100000 would hash for twenty minutes).
+MAX_INGEST_WORKERS = 64
 #: The shared subscription group the ingest processes split the uplinks in (``$share/<group>/...``).
 INGEST_SHARE_GROUP = "fe-ingest"
 

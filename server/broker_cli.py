@@ -58,8 +58,8 @@ def add_broker_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 def _broker_config(args: argparse.Namespace) -> int:
     out: Path = (args.out or broker.broker_dir_for(key_base(args.db, args.key_dir))).resolve()
     workers = broker.ingest_workers(out) if args.ingest_workers is None else args.ingest_workers
-    if workers < 0:
-        print(f"fe-server: --ingest-workers must be 0 or more, got {workers}", file=sys.stderr)
+    if not 0 <= workers <= broker.MAX_INGEST_WORKERS:
+        print(f"fe-server: --ingest-workers must be 0 to {broker.MAX_INGEST_WORKERS}, got {workers}", file=sys.stderr)
         return 1
     server_side = broker.prepare(out, ingest_workers=workers)
     devices = active_device_ids(args.db)

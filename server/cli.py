@@ -22,6 +22,8 @@ from server.keys import load_or_create_server_key
 from server.registry import RegistryError, provision, revoke
 from server.settings import Role, ServerSettings, key_base
 from server.storage import console
+from server.storage.engine import Backend, backend_of, redact
+from server.storage.failures import DRIVER_ERRORS
 from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
 
 __all__ = ["DEFAULT_DB", "build_parser", "main"]
@@ -235,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "broker-config":
                 dbmod.migrate(args.db)
             return run_broker_command(args)
+        if _reads_only(args):
+            _must_exist(args.db)  # a mistyped --db of a command that only reads must not become a new database
         dbmod.migrate(args.db)
         if args.command == "key":
             print(load_or_create_server_key(_server_key_path(args)).public_hex)
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"revoked {args.device_id}" + ("; the broker disconnected it" if told else "; no running broker was told (it has no broker account now)"))
         else:
             with dbmod.reading(args.db) as con:
-                if args.command == "devices":
+                if args.command == "devices":  # list
                     for r in console.device_list(con):
                         print(json.dumps(dict(zip(console.DEVICE_LIST_COLUMNS, r, strict=True))))
                 elif args.command == "gaps":
@@ -278,6 +282,23 @@ def main(argv: list[str] | None = None) -> int:
     except (RegistryError, ConfigError, KeyFormatError, BrokerSecurityError) as e:
         print(f"fe-server: {e}", file=sys.stderr)
         return 1
+    except DRIVER_ERRORS as e:  # a database that cannot be opened or reached, or is no database
+        print(redact(f"fe-server: database {getattr(args, 'db', '')}: {e}".strip()), file=sys.stderr)
+        return 1
+    except OSError as e:  # a key folder that is a file, a password file that is not there
+        print(redact(f"fe-server: {e}"), file=sys.stderr)
+        return 1
+
+
+def _reads_only(args: argparse.Namespace) -> bool:
+    """The command only reads the database, so it never creates one."""
+    action = getattr(args, "devices_command", None) or getattr(args, "users_command", None)
+    return args.command in ("gaps", "rejected", "verify") or (args.command in ("devices", "users") and action == "list")
+
+
+def _must_exist(db: str) -> None:
+    if backend_of(db) is Backend.SQLITE and not Path(db).is_file():
+        raise ConfigError(f"no database at {db} (this command only reads one: check --db)")
 
 
 if __name__ == "__main__":

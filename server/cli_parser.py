@@ -11,7 +11,7 @@ from server.broker_cli import add_broker_parsers
 from server.copy_cli import add_copy_parser
 from server.imports import add_import_parser
 from server.settings import Role
-from server.storage.engine import POSTGRES_SCHEMES
+from server.storage.engine import POSTGRES_SCHEMES, redact
 
 DEFAULT_DB = "fe-server.db"
 
@@ -21,7 +21,7 @@ def database(text: str) -> str:
     if text.startswith(POSTGRES_SCHEMES):
         return text
     if "://" in text:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a SQLite file's path or a postgresql:// URL")
+        raise argparse.ArgumentTypeError(f"{redact(text)!r}: give a SQLite file's path or a postgresql:// URL")
     return str(Path(text).resolve())
 
 

@@ -128,6 +128,11 @@ def too_deep_response(request: Request[Any, Any, Any], exc: RecursionError) -> R
     return error_response(request, Invalid(NESTED_TOO_DEEPLY))
 
 
+def bad_value_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """A 400 for a value the database cannot keep (server/storage/failures.py BAD_VALUE): it came with the request."""
+    return error_response(request, Invalid("请求中含有无法保存的值（如空字符 U+0000 或超出范围的数字）/ the request holds a value that cannot be stored (e.g. a NUL character or a number out of range)"))
+
+
 #: The error classes a route's signature implies, by status code (see the module docstring).
 _DERIVED: dict[int, type[DomainError]] = {400: Invalid, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 413: TooLarge}
 #: Signature names that are not request parameters.

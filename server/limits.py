@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
+from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from server.errors import ErrorBody, TooLarge, error_response
@@ -53,3 +54,23 @@ def too_large_handler(request: Request[Any, Any, Any], exc: RequestEntityTooLarg
         limit = (handler.resolve_request_max_body_size() if handler is not None else None) or MAX_REQUEST_BODY
         detail = f"请求内容太大，上限为 {_mb(limit)} MB / the request body is too large; the limit is {limit:,} bytes"
     return error_response(request, TooLarge(detail))
+
+
+#: The answer to a path holding a NUL character (the request line decoded), JSON like every error of the API.
+_NUL_PATH_BODY = (
+    b'{"status_code":400,"detail":"\\u8def\\u5f84\\u4e2d\\u542b\\u6709\\u7a7a\\u5b57\\u7b26 / the path holds a NUL character (%00)"}'
+)
+
+
+def refuse_nul_in_path(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware: a path with a NUL character is a 400 before any route sees it. No id, name or file holds one,
+    and the static file router and PostgreSQL would otherwise fail on it with a 500."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in scope.get("path", ""):
+            await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_NUL_PATH_BODY)).encode())]})
+            await send({"type": "http.response.body", "body": _NUL_PATH_BODY})
+            return
+        await app(scope, receive, send)
+
+    return middleware

@@ -213,9 +213,11 @@ class Storage:
         return f"<{type(self).__name__} {redact(self.db)}>"
 
 
-def redact(db: str) -> str:
-    """``db`` with any password in a URL replaced by ***, for logs and error messages."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", db)
+def redact(text: str) -> str:
+    """``text`` (a database URL, or a message quoting one) with every password replaced by ***: the ``user:password@``
+    of a URL, a ``password=`` query parameter, and libpq's ``password=`` keyword."""
+    text = re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", text)
+    return re.sub(r"(?i)(\bpassword=)('[^']*'|[^&\s]*)", r"\1***", text)
 
 
 class SqliteStorage(Storage):

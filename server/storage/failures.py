@@ -16,6 +16,9 @@ except ImportError:  # pragma: no cover - psycopg is a dependency; a SQLite-only
 #: On PostgreSQL: the server is gone or refuses sessions, its disk is full (53100), a lock or statement timed out, or
 #: the pool cannot lend a connection in time (psycopg_pool.PoolTimeout is an OperationalError too).
 CANNOT_WRITE: tuple[type[BaseException], ...] = (sqlite3.OperationalError, Retry, *((psycopg.OperationalError,) if psycopg else ()))
+#: The database refused a value of the request itself (PostgreSQL: a NUL character in text, a number out of range):
+#: the client's error, a 400, never a 500 (server/errors.py bad_value_response).
+BAD_VALUE: tuple[type[Exception], ...] = (psycopg.DataError,) if psycopg else ()
 #: Every error the drivers raise: a problem of the database or of the data in it, not of our code.
 DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, StorageError, *((psycopg.Error,) if psycopg else ()))
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,11 +25,12 @@ def backend_of(db: str | Path) -> Backend:
     return Backend.POSTGRES if str(db).startswith(POSTGRES_SCHEMES) else Backend.SQLITE
 
 
-_STRING_OR_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|(?<![:\w]):([A-Za-z_]\w*)|%")
+_STRING_OR_PARAM = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|(?<![:\w]):([A-Za-z_]\w*)|%", re.S)
 
 
 def _to_pyformat(text: str) -> str:
-    """``:name`` -> ``%(name)s`` and ``%`` -> ``%%`` outside quoted strings and identifiers (``::`` casts stay)."""
+    """``:name`` -> ``%(name)s`` and ``%`` -> ``%%`` outside quoted strings, identifiers and comments (``::`` casts
+    stay); a ``%`` inside them is doubled too, since psycopg reads every ``%`` of the text."""
 
     def sub(m: re.Match[str]) -> str:
         token = m.group(0)
@@ -36,7 +38,7 @@ def _to_pyformat(text: str) -> str:
             return f"%({m.group(1)})s"
         if token == "%":
             return "%%"
-        return token.replace("%", "%%") if token[0] in "'\"" else token
+        return token.replace("%", "%%") if token[0] in "'\"-/" else token  # literals, identifiers, comments
 
     return _STRING_OR_PARAM.sub(sub, text)
 
@@ -71,13 +73,23 @@ def sql(text: str, *, postgresql: str | None = None) -> Statement:
 _EXPANDABLE = (list, tuple, set, frozenset)
 
 
+#: Past this many values an ``IN (:ids)`` list is bound as one value (an array, or JSON text on SQLite) instead of one
+#: parameter each: PostgreSQL takes at most 65,535 parameters a statement and SQLite 32,766.
+INLINE_LIST_MAX = 1000
+
+
 def _expand(text: str, params: Mapping[str, Any], backend: Backend) -> tuple[str, Mapping[str, Any]]:
     """Expand each list-valued parameter ``:ids`` into ``:ids__0, :ids__1, ...`` (an empty one into NULL, which
-    matches nothing in ``IN (...)``)."""
+    matches nothing in ``IN (...)``); a long list written ``IN (:ids)`` is bound whole instead (INLINE_LIST_MAX)."""
     out = dict(params)
     for name, value in params.items():
         if isinstance(value, _EXPANDABLE):
             values = list(value)
+            if len(values) > INLINE_LIST_MAX:
+                whole = _bind_whole(text, name, values, backend)
+                if whole is not None:
+                    text, out[name] = whole
+                    continue
             del out[name]
             names = [f"{name}__{i}" for i in range(len(values))]
             out.update(zip(names, values, strict=True))
@@ -88,3 +100,17 @@ def _expand(text: str, params: Mapping[str, Any], backend: Backend) -> tuple[str
                 placeholders = ", ".join(f"%({n})s" for n in names) or "NULL"
                 text = text.replace(f"%({name})s", placeholders)
     return text, out
+
+
+def _bind_whole(text: str, name: str, values: list[Any], backend: Backend) -> tuple[str, Any] | None:
+    """``x IN (:name)`` as ``x = ANY(:name)`` with an array (PostgreSQL) or ``x IN (SELECT value FROM json_each(:name))``
+    with JSON text (SQLite); None where the parameter is not written that way or a value has no JSON form."""
+    if backend is Backend.POSTGRES:
+        pattern = re.compile(rf"(?i)\b(NOT\s+)?IN\s*\(\s*%\({name}\)s\s*\)")
+        if not pattern.search(text):
+            return None
+        return pattern.sub(lambda m: f"<> ALL(%({name})s)" if m.group(1) else f"= ANY(%({name})s)", text), values
+    pattern = re.compile(rf"(?i)\bIN\s*\(\s*:{name}\s*\)")
+    if not pattern.search(text) or not all(v is None or isinstance(v, (str, int, float)) for v in values):
+        return None
+    return pattern.sub(f"IN (SELECT value FROM json_each(:{name}))", text), json.dumps(values)

@@ -185,3 +185,15 @@ def test_checking_an_unsigned_envelope_costs_little_whatever_it_holds(monkeypatc
 
     monkeypatch.setattr(codec, "_msgpack_repeated_key", walk)
     assert open_envelope(packed)[1].body == b"{}"  # msgspec alone checks its own keys
+
+
+# --------------------------------------------------------------------------- NUL characters
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_a_nul_character_in_any_text_value_is_schema(fmt: str) -> None:
+    """PostgreSQL cannot keep U+0000 in text, and no field needs it: refused on every backend alike (§4)."""
+    for bad in (scan(code_text="FE1:\x00x"), scan(officer_id="OFF\x00-1"), scan(matter="检查\x00")):
+        err = refused(encode(bad, fmt), fmt)
+        assert err.code == "schema" and "U+0000" in str(err)
+    assert read_device_body(encode(scan(code_text="FE1:\\u0000 is text, not a NUL"), fmt), fmt).code_text.endswith("NUL")  # type: ignore[arg-type, union-attr]

@@ -218,3 +218,5 @@ def test_broker_config_keeps_ingest_accounts_and_drops_those_no_longer_asked_for
     assert broker.accounts(out) == {broker.SERVER_ACCOUNT, "fe-ingest-1"}
     assert sorted(p.name for p in out.glob("*.password")) == ["fe-ingest-1.password", "fe-server.password"]
     assert main(["broker-config", "--db", str(db), "--out", str(out), "--ingest-workers", "-1"]) == 1
+    assert main(["broker-config", "--db", str(db), "--out", str(out), "--ingest-workers", "100000"]) == 1
+    assert broker.accounts(out) == {broker.SERVER_ACCOUNT, "fe-ingest-1"}  # refused before any account was made

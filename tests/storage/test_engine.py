@@ -141,3 +141,13 @@ def test_a_current_database_is_recognised_without_alembic(db_url: str, tmp_path:
     )
     done = subprocess.run([sys.executable, "-c", code, db_url], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr
+
+
+def test_a_list_longer_than_the_parameter_limits_is_bound_whole(store: Storage) -> None:
+    """70,000 values: past SQLite's 32,766 and PostgreSQL's 65,535 parameters a statement."""
+    with store.writing() as tx:
+        tx.many(INSERT_FIELD, [{"id": f"f{i}", "name": str(i), "en": "x"} for i in range(3)])
+    many = [f"f{i}" for i in range(1, 70_000)]
+    with store.reading() as tx:
+        assert tx.all(FIELD_NAMES, ids=many) == [("f1", "1"), ("f2", "2")]
+        assert tx.all(sql("SELECT field_id FROM fields WHERE field_id NOT IN (:ids) ORDER BY field_id"), ids=many) == [("f0",)]
