@@ -214,18 +214,26 @@ def copy_database(source_db: Path, url: str, key_dir: Path, key: Path | None = N
     with rows.sqlite_snapshot(source_db) as source, rows.connect_target(url) as con:
         source_tx = Tx(source.conn, Backend.SQLITE)
         public_key = _server_public_key(source_db, key, source_tx)
-        with con.transaction():
-            tables = rows.tables_to_copy(source, rows.target_tables(con))
-            rows.check_columns(source, con, tables)
-            rows.lock_tables(con, tables)
-            _refuse_non_empty(con, url)
-            to_write, present = plan_keys(key_files(source_db, key, url, key_dir), old_broker, new_broker)
-            before = evidence_of(source_tx, public_key)
-            write_keys(to_write)  # first: a server started on the URL never finds the records without their keys
-            copied = rows.copy_tables(source, con, tables, {JOB_TABLE: job_rewriter(url, settings.server_key_path)})
-            after = evidence_of(Tx(con, Backend.POSTGRES), public_key)
-            _check(copied, rows.source_counts(source, tables), rows.target_counts(con, tables), before, after)
-            _refuse_if_changed(source_db, tables, copied)
+        to_write: list[tuple[Path, Path, bytes]] = []
+        try:
+            with con.transaction():
+                tables = rows.tables_to_copy(source, rows.target_tables(con))
+                rows.check_columns(source, con, tables)
+                rows.lock_tables(con, tables)
+                _refuse_non_empty(con, url)
+                to_write, present = plan_keys(key_files(source_db, key, url, key_dir), old_broker, new_broker)
+                before = evidence_of(source_tx, public_key)
+                copied = rows.copy_tables(source, con, tables, {JOB_TABLE: job_rewriter(url, settings.server_key_path)})
+                after = evidence_of(Tx(con, Backend.POSTGRES), public_key)
+                _check(copied, rows.source_counts(source, tables), rows.target_counts(con, tables), before, after)
+                _refuse_if_changed(source_db, tables, copied)
+                # Last before the commit: a refused copy leaves the key folder as it was, and no server started on the
+                # URL finds the records without their keys.
+                write_keys(to_write)
+        except BaseException:
+            for _, dst, _ in to_write:  # the commit (or a key write) failed: the folder goes back to how it was
+                dst.unlink(missing_ok=True)
+            raise
     return CopyReport(
         tables=copied, seconds=round(time.perf_counter() - started, 2), evidence=after, keys_copied=[str(d) for _, d, _ in to_write],
         keys_present=[str(p) for p in present],
