@@ -88,6 +88,8 @@ class Ingest:
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = False
+        #: Why the broker refused the ingest's login (its account or password), until a login succeeds; else None.
+        self.refused: str | None = None
         self.writer_error: str | None = None
         #: Why the database cannot write now (the ingest is paused), or None.
         self.storage_problem: str | None = None
@@ -119,8 +121,14 @@ class Ingest:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
-            log.error("broker refused the server's connection: %s", reason_code)
+            account = self.settings.mqtt_username or self.settings.mqtt_client_id
+            self.refused = f"the broker refused the login of account {account!r}: {reason_code}"
+            log.error(
+                "broker refused the server's connection as %r: %s (is the account in the broker's password file? "
+                "`fe-server broker-config --ingest-workers N` makes fe-ingest-1..N; check --mqtt-password-file)", account, reason_code,
+            )
             return
+        self.refused = None
         self.connected = True
         self.metrics.connected.set(1)
         # Subscribe every time: a broker that lost its persistence also lost our subscription.
@@ -194,8 +202,8 @@ class Ingest:
 
     @property
     def degraded(self) -> str | None:
-        """Why the ingest is paused (the database cannot write), or None."""
-        return self.storage_problem
+        """Why the ingest cannot do its work (the database cannot write, the broker refuses its login), or None."""
+        return self.storage_problem or self.refused
 
     @property
     def queue_depth(self) -> int:
