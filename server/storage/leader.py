@@ -72,6 +72,13 @@ class FileLock:
             self._fd = None
 
 
+#: Seconds between keepalive probes of the leader's session, and how many may go unanswered before it is dead.
+KEEPALIVE_S = 5
+KEEPALIVE_COUNT = 3
+#: A leader's session silent this long is ended by PostgreSQL, and its lock with it (the leader checks every few seconds).
+LOST_AFTER_S = 15
+
+
 class AdvisoryLock:
     """A PostgreSQL session advisory lock on a dedicated autocommit connection."""
 
@@ -86,7 +93,16 @@ class AdvisoryLock:
             return True
         self.release()
         try:
-            con = psycopg.connect(self.db, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="fe-scheduler-leader")
+            # A leader cut off from the database (packets dropped, sockets still open) must lose the lock within seconds,
+            # not after TCP's default two hours: PostgreSQL ends a session that stays idle past LOST_AFTER_S (a live
+            # leader checks far more often), and keepalives on both ends catch a peer that is gone.
+            con = psycopg.connect(
+                self.db, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="fe-scheduler-leader",
+                keepalives=1, keepalives_idle=KEEPALIVE_S, keepalives_interval=KEEPALIVE_S, keepalives_count=KEEPALIVE_COUNT,
+                tcp_user_timeout=KEEPALIVE_S * KEEPALIVE_COUNT * 1000,
+                options=f"-c tcp_keepalives_idle={KEEPALIVE_S} -c tcp_keepalives_interval={KEEPALIVE_S} -c tcp_keepalives_count={KEEPALIVE_COUNT}"
+                f" -c statement_timeout={KEEPALIVE_S * KEEPALIVE_COUNT * 1000} -c idle_session_timeout={LOST_AFTER_S * 1000}",
+            )
         except psycopg.OperationalError as e:
             log.warning("leader lock: cannot connect to %s: %s", redact(self.db), e)
             return False
