@@ -123,7 +123,16 @@ def run_job(job_id: str, db: str, key_path: str, policy_path: str, slot_ms: int 
     now = dt.datetime.now(TZ)
     if slot_ms is None:
         slot_ms = int(slot_of(trigger_of(JOBS[job_id][1]), now).timestamp() * 1000)
-    execute_job(job_id, _databases.get(db, db), ctx, int(now.timestamp() * 1000), slot_ms)
+    execute_job(job_id, _database_of(db), ctx, int(now.timestamp() * 1000), slot_ms)
+
+
+def _database_of(name: str) -> str:
+    """The database a job names (redacted) in the process that runs it: its own entry; else, since the job store lives
+    in the leader's own database, the leader's (a job asked for by hand on a process that spells the URL otherwise:
+    postgres:// for postgresql://, another host alias, an added option)."""
+    if name in _databases:
+        return _databases[name]
+    return next(iter(_databases.values())) if len(_databases) == 1 else name
 
 
 class Scheduler:
