@@ -37,7 +37,6 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.xfail(strict=True, reason="server/copy_db.py copy_database: write_keys() runs before _check(), so a source whose evidence log does not verify is refused but its key files and broker folder are already in --key-dir")
 def test_a_tampered_source_leaves_the_key_folder_untouched(source: Path, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     con = dbmod.connect(source)
     con.execute("UPDATE events SET device_time_ms = device_time_ms + 1 WHERE seq = 3")
@@ -49,7 +48,6 @@ def test_a_tampered_source_leaves_the_key_folder_untouched(source: Path, target:
     assert not key_dir.exists() or not any(key_dir.iterdir()), sorted(str(p) for p in key_dir.rglob("*"))
 
 
-@pytest.mark.xfail(strict=True, reason="server/copy_db.py copy_database: write_keys() runs before _refuse_if_changed(), so a copy refused because a server still writes the source leaves the key files in --key-dir")
 def test_a_source_written_during_the_copy_leaves_the_key_folder_untouched(source: Path, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     real = rows.copy_table
 
