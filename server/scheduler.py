@@ -53,9 +53,9 @@ INTERVAL_ORIGIN = dt.datetime(2020, 1, 1, tzinfo=TZ)
 #: What the job store refers to (a text reference survives restarts).
 RUN_JOB = "server.scheduler:run_job"
 
-#: The database each redacted name stands for in this process: the job store keeps ``redact(db)`` in each job's
-#: arguments, never a password.
-_databases: dict[str, str] = {}
+#: The database (with this process's key and policy paths) each redacted name stands for in this process: the job
+#: store keeps ``redact(db)`` in each job's arguments, never a password.
+_databases: dict[str, tuple[str, str, str]] = {}
 
 
 def trigger_of(spec: dict[str, Any]) -> BaseTrigger:
@@ -119,20 +119,21 @@ def execute_job(job_id: str, db: str | Path, ctx: JobContext, now_ms: int, slot_
 def run_job(job_id: str, db: str, key_path: str, policy_path: str, slot_ms: int | None = None) -> None:
     """The function the job store refers to; everything it needs comes from its (picklable) arguments. A scheduled
     run is for the slot its trigger fired at; a run asked for by hand carries its own."""
+    db, key_path, policy_path = _local(db, key_path, policy_path)
     ctx = JobContext(key=load_or_create_server_key(Path(key_path)), policy=load_toml(policy_path, Policy), settings=JobSettings())
     now = dt.datetime.now(TZ)
     if slot_ms is None:
         slot_ms = int(slot_of(trigger_of(JOBS[job_id][1]), now).timestamp() * 1000)
-    execute_job(job_id, _database_of(db), ctx, int(now.timestamp() * 1000), slot_ms)
+    execute_job(job_id, db, ctx, int(now.timestamp() * 1000), slot_ms)
 
 
-def _database_of(name: str) -> str:
-    """The database a job names (redacted) in the process that runs it: its own entry; else, since the job store lives
-    in the leader's own database, the leader's (a job asked for by hand on a process that spells the URL otherwise:
-    postgres:// for postgresql://, another host alias, an added option)."""
-    if name in _databases:
-        return _databases[name]
-    return next(iter(_databases.values())) if len(_databases) == 1 else name
+def _local(name: str, key_path: str, policy_path: str) -> tuple[str, str, str]:
+    """The database, key and policy a job names, as the process that runs it knows them: the leader's own. The job
+    store lives in the leader's database, so a job asked for by hand on another process (which may spell the URL
+    otherwise: postgres:// for postgresql://, another host alias; and whose key and policy paths are its machine's)
+    runs with the leader's. A process with several schedulers (tests) goes by the database's name."""
+    own = _databases.get(name) or (next(iter(_databases.values())) if len(_databases) == 1 else None)
+    return own if own is not None else (name, key_path, policy_path)
 
 
 class Scheduler:
@@ -142,7 +143,7 @@ class Scheduler:
         self.db, self.key_path, self.policy_path = str(db), key_path, policy_path
         self.retry_s = retry_s
         self.lock = lock if lock is not None else leader_lock(self.db)
-        _databases[redact(self.db)] = self.db
+        _databases[redact(self.db)] = (self.db, str(key_path), str(policy_path))
         self._running: BackgroundScheduler | None = None  # APScheduler, while this scheduler leads
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None

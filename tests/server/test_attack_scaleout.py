@@ -330,10 +330,13 @@ def test_a_job_asked_for_by_hand_runs_on_the_leaders_database_whatever_the_spell
     from server import scheduler
 
     leader_url = f"postgresql://fe:{SECRET}@db.example:5432/fe"
-    monkeypatch.setitem(scheduler._databases, redact(leader_url), leader_url)
+    policy = str(Path(scheduler.__file__).with_name("policy.toml"))
+    # This process is the leader (one scheduler): its own database, key and policy.
+    monkeypatch.setattr(scheduler, "_databases", {redact(leader_url): (leader_url, str(tmp_path / "leader.key"), policy)})
     seen: list[str] = []
+    keys: list[Path] = []
     monkeypatch.setattr(scheduler, "execute_job", lambda job_id, db, *a, **kw: seen.append(db) or {"outcome": "ok"})
-    monkeypatch.setattr(scheduler, "load_or_create_server_key", lambda path: None)
+    monkeypatch.setattr(scheduler, "load_or_create_server_key", lambda path: keys.append(path))
     api_url = f"postgres://fe:{SECRET}@db.example:5432/fe"  # the API process's spelling of the same database
-    scheduler.run_job("draws", redact(api_url), str(tmp_path / "k"), str(Path(scheduler.__file__).with_name("policy.toml")), slot_ms=1)
-    assert seen and "***" not in seen[0]
+    scheduler.run_job("draws", redact(api_url), "/on/the/api/machine/server.key", policy, slot_ms=1)
+    assert seen == [leader_url] and keys == [tmp_path / "leader.key"]
