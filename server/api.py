@@ -17,6 +17,7 @@ from server.auth import CurrentPrincipal
 from server.errors import Forbidden, NotFound
 from server.guards import managers, supervisors
 from server.storage import console
+from server.storage.inspections import device_agency
 from server.storage.engine import Tx
 from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
 
@@ -205,10 +206,10 @@ class DeviceController(Controller):
     def get_gaps(self, state: State, device_id: DevicePath, principal: CurrentPrincipal) -> list[Gap]:
         """Sequence numbers the device used that never arrived."""
         with _read(state) as con:
-            row = console.device_agency(con, device_id)
-            if row is None:
+            agency_id = device_agency(con, device_id)
+            if agency_id is None:
                 raise NotFound(f"device {device_id!r} is not registered")
-            _check_agency(principal, row[0])
+            _check_agency(principal, agency_id)
             return _gaps(con, device_id)
 
 

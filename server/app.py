@@ -31,6 +31,7 @@ from server.codes import ensure_code_key
 from server.headers import add_security_headers
 from server.limits import MAX_REQUEST_BODY, refuse_nul_in_path, too_large_handler
 from server.storage.failures import BAD_VALUE
+from protocol.signing import SigningKey
 from server.keys import load_or_create_server_key
 from server.metrics import IngestMetrics
 from server.plugins import IngestPlugin, SchedulerPlugin, StoragePlugin
@@ -76,13 +77,20 @@ def api_routes() -> list[object]:
     ]
 
 
-def create_app(settings: ServerSettings) -> Litestar:
-    """Build the app of this process's role; the database is migrated here, the ingest and the scheduler run as
-    plugins for the app's lifetime."""
+def prepare(settings: ServerSettings) -> SigningKey:
+    """What a server needs before it serves: the database migrated, its signing key and the enterprise-code key
+    (devices' snapshots carry it from the start); returns the server's key."""
     db.migrate(settings.db)
     key = load_or_create_server_key(settings.server_key_path)
     with db.writing(settings.db) as tx:
-        ensure_code_key(tx, settings.key_base)  # devices' snapshots carry it from the start
+        ensure_code_key(tx, settings.key_base)
+    return key
+
+
+def create_app(settings: ServerSettings) -> Litestar:
+    """Build the app of this process's role; the database is migrated here, the ingest and the scheduler run as
+    plugins for the app's lifetime."""
+    key = prepare(settings)
     metrics = IngestMetrics()
     policy = load_toml(settings.policy_file, Policy)
     role = settings.role

@@ -8,22 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from server.storage.engine import Backend, Tx, backend_of, readonly_uri, sqlite_connect, sqlite_transaction, storage_for
+from server.storage.engine import Backend, Tx, backend_of, readonly_uri, sqlite_connect, storage_for
 from server.storage.legacy_schema import MIGRATIONS
 from server.storage.revisions import postgres_is_current, sqlite_file_is_current
 
-__all__ = ["MIGRATIONS", "connect", "migrate", "reading", "readonly_uri", "transaction", "writing"]
+__all__ = ["MIGRATIONS", "connect", "migrate", "reading", "readonly_uri", "writing"]
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A SQLite connection with the server's settings (server/storage/engine.py ``sqlite_connect``)."""
     return sqlite_connect(path, readonly=readonly)
-
-
-@contextmanager
-def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT on a SQLite connection, rolled back on any error."""
-    with sqlite_transaction(con):
-        yield con
 
 
 @contextmanager

@@ -9,30 +9,24 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
-from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from protocol.decision import Policy
 from protocol.signing import SigningKey
 from server.metrics import IngestMetrics
 from server.settings import ServerSettings
-from server.storage.engine import Storage, close_storage, storage_for
+from server.storage.engine import close_storage
 
 
 class StoragePlugin(InitPluginProtocol):
-    """Provides the process's ``Storage`` as the ``store`` dependency and closes it (PostgreSQL: its pools) at
-    shutdown."""
+    """Closes the process's ``Storage`` (PostgreSQL: its pools) at shutdown; handlers reach it by ``storage_for``."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.db = settings.db
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.dependencies["store"] = Provide(self._provide, sync_to_thread=False)
         app_config.on_shutdown.append(self._close)
         return app_config
-
-    def _provide(self) -> Storage:
-        return storage_for(self.db)
 
     def _close(self) -> None:
         close_storage(self.db)

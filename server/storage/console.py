@@ -19,7 +19,6 @@ _DEVICES = """
 """
 ALL_DEVICES = sql(_DEVICES + " ORDER BY d.device_id")
 ONE_DEVICE = sql(_DEVICES + " WHERE d.device_id = :device_id")
-DEVICE_AGENCY = sql("SELECT agency_id FROM devices WHERE device_id = :device_id")
 
 DEVICE_LIST_COLUMNS = ("device_id", "model", "agency_id", "stored", "max_seq", "last_seen_ms", "revoked_ms")
 DEVICE_LIST = sql("""
@@ -73,12 +72,6 @@ def device_list(tx: Tx) -> list[tuple[Any, ...]]:
 
 def device(tx: Tx, device_id: str) -> tuple[Any, ...] | None:
     return tx.one(ONE_DEVICE, device_id=device_id)
-
-
-def device_agency(tx: Tx, device_id: str) -> tuple[str] | None:
-    """(agency id,) of a registered device, or None."""
-    row = tx.one(DEVICE_AGENCY, device_id=device_id)
-    return None if row is None else (row[0],)
 
 
 def events(tx: Tx, *, device_id: str | None, limit: int) -> list[tuple[Any, ...]]:

@@ -302,7 +302,7 @@ _stores_guard = threading.Lock()
 
 
 def storage_for(db: str | Path) -> Storage:
-    """This process's store of ``db`` (opened at first use, kept until ``close_all``)."""
+    """This process's store of ``db`` (opened at first use, kept until ``close_storage``)."""
     key = str(db)
     store = _stores.get(key)
     if store is None:

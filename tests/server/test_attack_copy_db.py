@@ -16,21 +16,7 @@ from server.ingest_batch import store_batch
 from server.store import DeviceKeys
 from server.storage import copy as rows
 from server.storage.engine import close_storage
-from tests.storage.test_copy import EVENTS, _incoming, _target_tables, copy_db, fill
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    path = tmp_path / "district" / "server.db"
-    path.parent.mkdir()
-    fill(path)
-    return path
-
-
-@pytest.fixture
-def target(postgres_url: str) -> Any:
-    yield postgres_url
-    close_storage(postgres_url)
+from tests.storage.test_copy import EVENTS, _incoming, _target_tables, copy_db, fill, source, target  # noqa: F401 - fixtures
 
 
 def _digest(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.storage import console
+from server.storage.inspections import device_agency
 from server.storage.engine import Storage, sql
 
 DEVICE = sql(
@@ -48,7 +49,7 @@ def test_devices_events_and_totals(store: Storage) -> None:
         ]
         assert console.device(tx, "D2") == console.devices(tx)[1]
         assert console.device(tx, "nope") is None
-        assert console.device_agency(tx, "D1") == ("SAMR",)
+        assert device_agency(tx, "D1") == "SAMR" and device_agency(tx, "nope") is None
         assert [r[0] for r in console.events(tx, device_id="D1", limit=5)] == ["e3", "e1"]
         assert [r[8] for r in console.events(tx, device_id=None, limit=1)] == ["device time before registration"]
         assert console.events_stored(tx) == 2
