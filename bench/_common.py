@@ -343,8 +343,8 @@ def provision_devices(
     import msgspec
 
     from protocol.config import encode_device_config, load_device_config
-    from server.keys import load_or_create_server_key
-    from server.registry import provision
+    from server.evidence.keys import load_or_create_server_key
+    from server.rules.registry import provision
 
     base = key_base or Path(db_path)
     key = load_or_create_server_key(base.with_name(base.name + ".server.key"))

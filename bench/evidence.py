@@ -64,7 +64,7 @@ from protocol.codec import encode  # noqa: E402
 from protocol.messages import Envelope, GeoPoint, MediaCaptured  # noqa: E402
 from protocol.signing import SigningKey  # noqa: E402
 from server import db as dbmod  # noqa: E402
-from server.evidence import EvidenceLog, row_leaf_hash, sign_tree_head  # noqa: E402
+from server.evidence.log import EvidenceLog, row_leaf_hash, sign_tree_head  # noqa: E402
 
 MiB = 1 << 20
 DEVICES = 50
@@ -277,8 +277,8 @@ def run_bare_appends(work: Path, rows_n: int) -> dict[str, Any]:
 def run_store_batches(work: Path, events: int, pool: Any) -> dict[str, Any]:
     """store_batch in batches of 1,000 from 50 devices, without and with the Projector."""
     from protocol.decision import Policy
-    from server.projector import Projector
-    from server.store import DeviceKeys, Incoming, store_batch
+    from server.ingest.projector import Projector
+    from server.ingest.store import DeviceKeys, Incoming, store_batch
 
     per_device = events // DEVICES
     t0 = time.perf_counter()
@@ -311,7 +311,7 @@ def verify_child(db: str, public_key: str, signatures: bool) -> int:
     """Run verify in this process; print one JSON line with its result, time and peak RSS."""
     import resource
 
-    from server.verify import verify
+    from server.evidence.verify import verify
 
     con = dbmod.connect(db)
     con.execute("SELECT count(*) FROM devices").fetchone()
@@ -450,7 +450,7 @@ def run_verify(work: Path, plan: Plan, pool: Any) -> dict[str, Any]:
 
 def store_on_big_db(path: Path, pool: Any, chains: list[tuple[int, int, str | None]], per_device: int) -> dict[str, Any]:
     """store_batch (no projector) of further events of the same devices into the verify database (after verify)."""
-    from server.store import DeviceKeys, Incoming, store_batch
+    from server.ingest.store import DeviceKeys, Incoming, store_batch
 
     chunks = sorted(pool.map(make_chunk, [(d, seq, per_device, last, True) for d, seq, last in chains]))
     payloads = interleave([[(topics.device_up(device_id(d)), r[0]) for r in rows] for d, rows, _ in chunks])

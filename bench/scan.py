@@ -12,13 +12,13 @@ What it does:
    two years with one ``inspection_parts`` row each. The database is cached by size in ``$FE_BENCH_CACHE``
    (default: the system temporary directory) as ``fe-bench-scan-<enterprises>-<inspections>-<officers>-v<N>.db``
    and regenerated when older than 7 days; each run works on a copy (scans write).
-2. Codes. Signed code texts are issued for a few thousand random enterprises with ``server.codes.issue_code``
+2. Codes. Signed code texts are issued for a few thousand random enterprises with ``server.rules.codes.issue_code``
    on the copy before the server starts; the signing key is the one the server uses (``<db>.code-K1.key``
    beside the database, made by ``ensure_code_key``). The scan bodies pair each code with a random officer
    (any agency) and one of the officer's fields, so decisions are a realistic mix of allowed, join (an
    inspection under way), repeat (same field within the repeat window) and refused (no-disturb list, yearly
-   cap, lapsed credential). If the server signs users in (``server.auth``), every officer gets a user and a
-   session made with ``server.auth.add_user``/``sign_in`` (their scrypt stubbed for the set-up only), and
+   cap, lapsed credential). If the server signs users in (``server.console.auth``), every officer gets a user and a
+   session made with ``server.console.auth.add_user``/``sign_in`` (their scrypt stubbed for the set-up only), and
    each scan carries its officer's ``Authorization: Bearer`` token, so the session lookup is measured too.
 3. The server runs as its own process (``python -m server.cli run``, uvicorn as shipped) on a free port,
    with a private memory-only Mosquitto for its ingest (idle here).
@@ -64,7 +64,7 @@ import _common as c  # noqa: E402 - after the path set-up
 import _scan_data  # noqa: E402
 
 from server import db as dbmod  # noqa: E402
-from server.codes import ensure_code_key, issue_code  # noqa: E402
+from server.rules.codes import ensure_code_key, issue_code  # noqa: E402
 from server.storage.engine import sql  # noqa: E402
 
 DATA_VERSION = 1
@@ -139,14 +139,14 @@ SESSIONS_PER_TX = 500
 
 
 def officer_sessions(db: str) -> dict[str, str] | None:
-    """A session token for every officer if this server signs users in (``server.auth``), else None.
+    """A session token for every officer if this server signs users in (``server.console.auth``), else None.
 
-    The users and sessions are made with ``server.auth``'s own ``add_user`` and ``sign_in``; only their
+    The users and sessions are made with ``server.console.auth``'s own ``add_user`` and ``sign_in``; only their
     scrypt (deliberately about 30 ms a hash) is replaced during the set-up by one precomputed hash, so
     20,000 officers take seconds, not minutes (and the sign-in rate limit is not involved).
     """
     try:
-        from server import auth
+        from server.console import auth
     except ImportError:
         return None
     if not all(hasattr(auth, n) for n in ("add_user", "sign_in", "hash_password", "check_password")):
@@ -594,7 +594,7 @@ def prepare(db: str, key_base: Path, sqlite_copy: Path, plan: Plan, label: str) 
     if tokens is None:
         c.say(f"{label}: the server has no sign-in: scans are sent without a session")
     else:
-        c.say(f"{label}: signed in {len(tokens):,} officers (server.auth users and sessions) in {time.perf_counter() - t0:.1f} s; each scan carries its officer's token")
+        c.say(f"{label}: signed in {len(tokens):,} officers (server.console.auth users and sessions) in {time.perf_counter() - t0:.1f} s; each scan carries its officer's token")
     return scan_bodies(sqlite_copy, codes, 20_000, rng, tokens), tokens is not None
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: sets everything up, then runs a private Mosquitto, the server and simulated devices
 # (body-worn recorders, QR terminals, phones), and prints the dashboard's address. Ctrl-C stops it all.
-# The broker runs in the secure configuration (server/broker.py): TLS with the demo's own CA, one account
+# The broker runs in the secure configuration (server/broker/access.py): TLS with the demo's own CA, one account
 # per device, each device limited to its own topics, no anonymous clients.
 # Settings (environment): FE_DEMO_DIR (default ./demo-data), FE_DEMO_MQTT_PORT (18830),
 # FE_DEMO_HTTP_PORT (8080), FE_DEMO_RATE (events per second per device, default 0.5),

@@ -23,24 +23,25 @@ from litestar.static_files import create_static_files_router
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import api, auth_api, console_api, db, enterprise_api, evidence_api, exception_api, inspect_api, jobs_api, users_api, web
+from server import db
+from server.console import api, auth_api, dashboard_api, enterprise_api, evidence_api, exception_api, inspect_api, jobs_api, pages, users_api
 from server.errors import DomainError, bad_value_response, document_answers, error_response, http_error_response, too_deep_response
-from server.apidocs import OfflineSwagger
-from server.auth import provide_principal
-from server.codes import ensure_code_key
-from server.headers import add_security_headers
-from server.limits import MAX_REQUEST_BODY, refuse_nul_in_path, too_large_handler
+from server.console.apidocs import OfflineSwagger
+from server.console.auth import provide_principal
+from server.rules.codes import ensure_code_key
+from server.console.headers import add_security_headers
+from server.console.limits import MAX_REQUEST_BODY, refuse_nul_in_path, too_large_handler
 from server.storage.failures import BAD_VALUE
 from protocol.signing import SigningKey
-from server.keys import load_or_create_server_key
-from server.metrics import IngestMetrics
+from server.evidence.keys import load_or_create_server_key
+from server.ingest.metrics import IngestMetrics
 from server.plugins import IngestPlugin, SchedulerPlugin, StoragePlugin
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
 #: The console's scripts, styles and the API docs' start-up script (the CSP runs no inline script).
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).parent / "console" / "static"
 
 
 #: What a process of any role serves: liveness, metrics, the load-measurement baseline.
@@ -55,9 +56,9 @@ def api_routes() -> list[object]:
         auth_api.me,
         users_api.UserController,
         users_api.users_page,
-        *web.ROUTES,
+        *pages.ROUTES,
         create_static_files_router(path="/static", directories=[STATIC_DIR]),
-        *console_api.ROUTES,
+        *dashboard_api.ROUTES,
         enterprise_api.enterprise_view,
         api.overview,
         api.DeviceController,
@@ -108,7 +109,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[OfflineSwagger("/schema")]),
         response_cache_config=ResponseCacheConfig(),
-        template_config=TemplateConfig(directory=Path(__file__).with_name("templates"), engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(directory=Path(__file__).parent / "console" / "templates", engine=JinjaTemplateEngine),
         logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}),
         exception_handlers={
             DomainError: error_response,

@@ -13,18 +13,18 @@ from protocol.config import ConfigError
 from protocol.creditcode import CreditCodeError
 from protocol.signing import KeyFormatError
 from server import db as dbmod
-from server.broker import INGEST_SHARE_GROUP, SERVER_ACCOUNT, BrokerSecurityError, broker_dir_for, ingest_account, password_file_name
-from server.broker_cli import run_broker_command
+from server.broker.access import INGEST_SHARE_GROUP, SERVER_ACCOUNT, BrokerSecurityError, broker_dir_for, ingest_account, password_file_name
+from server.broker.cli import run_broker_command
 from server.cli_parser import DEFAULT_DB, build_parser
 from server.copy_cli import run_copy
 from server.imports import run_import
-from server.keys import load_or_create_server_key
-from server.registry import RegistryError, provision, revoke
+from server.evidence.keys import load_or_create_server_key
+from server.rules.registry import RegistryError, provision, revoke
 from server.settings import Role, ServerSettings, key_base
 from server.storage import console
 from server.storage.engine import Backend, backend_of, redact
 from server.storage.failures import DRIVER_ERRORS
-from server.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
+from server.ingest.store import REJECTED_COLUMNS, recent_rejected, rejected_counts, sequence_gaps
 
 __all__ = ["DEFAULT_DB", "build_parser", "main"]
 
@@ -94,7 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_qr(args: argparse.Namespace) -> int:
-    from server.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
+    from server.rules.codes import CodeRegistryError, issue_code, render_png, render_svg, revoke_codes
 
     try:
         with dbmod.writing(args.db) as con:
@@ -126,8 +126,8 @@ def _cmd_users(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from server.accounts import check_new_password, cli_actor, disable_account, enable_account, list_accounts, record_change, reset_password
-    from server.auth import AuthError, Principal, add_user, hash_password
+    from server.console.accounts import check_new_password, cli_actor, disable_account, enable_account, list_accounts, record_change, reset_password
+    from server.console.auth import AuthError, Principal, add_user, hash_password
     from server.errors import DomainError
 
     action = args.users_command
@@ -165,9 +165,9 @@ def _cmd_users(args: argparse.Namespace) -> int:
 def _cmd_evidence(args: argparse.Namespace) -> int:
     import msgspec
 
-    from server import merkle
-    from server.evidence import TreeHead, leaf_hashes, sign_tree_head
-    from server.verify import verify
+    from server.evidence import merkle
+    from server.evidence.log import TreeHead, leaf_hashes, sign_tree_head
+    from server.evidence.verify import verify
 
     key = load_or_create_server_key(_server_key_path(args))
     if args.command == "tree-head" and not args.check:

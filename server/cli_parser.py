@@ -6,8 +6,8 @@ import argparse
 import ipaddress
 from pathlib import Path
 
-from server.broker import SERVER_ACCOUNT
-from server.broker_cli import add_broker_parsers
+from server.broker.access import SERVER_ACCOUNT
+from server.broker.cli import add_broker_parsers
 from server.copy_cli import add_copy_parser
 from server.imports import add_import_parser
 from server.settings import Role

@@ -2,7 +2,7 @@
 
 The rows go in one PostgreSQL transaction (server/storage/copy.py), which commits only after the checks have passed
 on what it wrote: every table has as many rows as the source snapshot, and the evidence log verifies on the target
-(server/verify.py) with the same Merkle root, size and tree heads as on the source. Any failure or mismatch rolls it
+(server/evidence/verify.py) with the same Merkle root, size and tree heads as on the source. Any failure or mismatch rolls it
 back, so the target is either an exact copy or as empty as it was. The target must be empty to begin with: a copy
 never merges into, or overwrites, records that are evidence. The source is read as one snapshot; a server still
 writing to it makes the copy roll back (the row counts are taken again just before the commit): stop it first.
@@ -27,14 +27,14 @@ import msgspec
 
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server import merkle
-from server.broker import PID_FILE, broker_dir_for
+from server.evidence import merkle
+from server.broker.access import PID_FILE, broker_dir_for
 from server.settings import ServerSettings
 from server.storage import copy as rows
 from server.storage import evidence as evstore
 from server.storage.engine import Backend, Tx, backend_of, redact
 from server.storage.schema import metadata
-from server.verify import verify
+from server.evidence.verify import verify
 
 #: The table whose rows name the database: APScheduler's pickled jobs carry ``run_job``'s arguments.
 JOB_TABLE = "apscheduler_jobs"

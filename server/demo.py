@@ -16,8 +16,8 @@ from pathlib import Path
 from protocol.creditcode import check_character
 from server import db as dbmod
 from server import settings
-from server.auth import add_user, hash_password
-from server.codes import issue_code
+from server.console.auth import add_user, hash_password
+from server.rules.codes import issue_code
 from server.storage import device_register, registers
 from server.storage import users as user_store
 from server.storage.engine import Tx

@@ -13,7 +13,7 @@ from litestar.plugins import InitPluginProtocol
 
 from protocol.decision import Policy
 from protocol.signing import SigningKey
-from server.metrics import IngestMetrics
+from server.ingest.metrics import IngestMetrics
 from server.settings import ServerSettings
 from server.storage.engine import close_storage
 
@@ -44,7 +44,7 @@ class IngestPlugin(InitPluginProtocol):
 
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        from server.ingest import Ingest  # paho and the writer thread load only in processes that ingest
+        from server.ingest.subscriber import Ingest  # paho and the writer thread load only in processes that ingest
 
         ingest = Ingest(self.settings, self.key, self.metrics, self.policy)
         app.state.ingest = ingest
@@ -67,7 +67,7 @@ class SchedulerPlugin(InitPluginProtocol):
 
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        from server.scheduler import Scheduler
+        from server.jobs.scheduler import Scheduler
 
         scheduler = Scheduler(self.settings.db, self.settings.server_key_path, self.settings.policy_file)
         app.state.scheduler = scheduler

@@ -81,7 +81,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_client_id: str = "fe-server"
-    #: The server's broker account (server/broker.py; the secure broker makes it the client id too).
+    #: The server's broker account (server/broker/access.py; the secure broker makes it the client id too).
     mqtt_username: str = "fe-server"
     mqtt_password: str = ""
     #: The project CA's certificate to verify the broker with (TLS); None: plain TCP.

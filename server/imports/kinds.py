@@ -48,7 +48,7 @@ KINDS: tuple[str, ...] = ("fields", "agencies", "enterprises", "officers", "no-d
 RISKS = ("low", "medium", "high")
 CREDITS = ("A", "B", "C", "D")
 PLAN_KINDS = ("random_draw", "special")
-MAX_BASIS_DAYS = 366  # an assignment or notice must end; the same bound as the API (server/exception_bases.py)
+MAX_BASIS_DAYS = 366  # an assignment or notice must end; the same bound as the API (server/rules/exception_bases.py)
 
 
 class Clashed(Exception):

@@ -1,6 +1,6 @@
 """Alerts for supervisors: recording one, and reading the latest, all or those of one agency.
 
-Rows only: which kinds exist, their severity and how they read are server/alerts.py's.
+Rows only: which kinds exist, their severity and how they read are server/rules/alerts.py's.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Enterprise codes in the database: the signing keys (``code_keys``), the codes issued (``issued_codes``) and their
-revocations. Rows only; who may issue or revoke, and which date a new code carries, are server/codes.py's rules."""
+revocations. Rows only; who may issue or revoke, and which date a new code carries, are server/rules/codes.py's rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The device register's rows (the devices table as server/registry.py keeps it): registering, revoking, listing.
+"""The device register's rows (the devices table as server/rules/registry.py keeps it): registering, revoking, listing.
 
 The ingest's own reads of the register (keys, revocations inside each batch) belong to storage/devices.py.
 """

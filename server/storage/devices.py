@@ -1,7 +1,7 @@
 """The ingest's rows: events, device state, sequence gaps, rejected messages and their totals, device clocks.
 
-Rows only: what is valid, what a conflict is and when a clock is suspect are server/store.py's and
-server/clocks.py's. Rows are written in one order by every ingest process (events by device and sequence
+Rows only: what is valid, what a conflict is and when a clock is suspect are server/ingest/store.py's and
+server/ingest/clocks.py's. Rows are written in one order by every ingest process (events by device and sequence
 number, device state by device, reason totals by reason; docs/storage-seam.md §4.3), so two writers holding
 the same devices wait for each other instead of deadlocking.
 """
@@ -63,7 +63,7 @@ class EventRow(msgspec.Struct, frozen=True):
     body_sha256: str
 
     def leaf_values(self) -> tuple[Any, ...]:
-        """The values a leaf commits to (server/evidence.py LEAF_COLUMNS, in that order)."""
+        """The values a leaf commits to (server/evidence/log.py LEAF_COLUMNS, in that order)."""
         return msgspec.structs.astuple(self)[:11]
 
 

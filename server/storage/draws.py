@@ -1,5 +1,5 @@
 """Rows of random draws (双随机): the registers a draw is checked against, its candidates, the draw itself and the
-inspection plan it makes. Which draw may be made and who is eligible are server/draws.py's rules."""
+inspection plan it makes. Which draw may be made and who is eligible are server/jobs/draws.py's rules."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The evidence log's rows: leaves (``evidence_log``), the Merkle frontier (``log_state``), signed tree heads, and the
 reads ``fe-server verify`` streams.
 
-Rows only: what a leaf is, how the tree grows and what counts as tampering are server/evidence.py's and
-server/verify.py's. The frontier is one row for the whole cluster: ``lock_frontier`` reads it under a row lock
+Rows only: what a leaf is, how the tree grows and what counts as tampering are server/evidence/log.py's and
+server/evidence/verify.py's. The frontier is one row for the whole cluster: ``lock_frontier`` reads it under a row lock
 (PostgreSQL), so ingest processes append one after another, each after it inserted and projected its events
 (docs/storage-seam.md §4.2).
 """

@@ -1,7 +1,7 @@
 """The exception registers in the database: superior assignments and major-risk notices (``exception_bases``), the
 review queue of unregistered urgent exceptions (``exception_reviews``), and the register lookups that check a stated
 exception (complaints, plans, rectification orders, earlier uses). Rows only; what a basis must fit is
-server/exception_bases.py's rule."""
+server/rules/exception_bases.py's rule."""
 
 from __future__ import annotations
 

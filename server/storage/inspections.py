@@ -1,7 +1,7 @@
 """Scans, their decisions, inspections and their parts: the rows behind scan-to-inspect (docs/storage-seam.md §2).
 
 Also the register reads a scan's decision needs (officer, enterprise, no-disturb entry, names), so that one
-module holds what ``server.scanning`` runs. Rows only: who may inspect what is decided in server/scanning.py and
+module holds what ``server.rules.scanning`` runs. Rows only: who may inspect what is decided in server/rules/scanning.py and
 protocol/decision.py.
 """
 

@@ -2,7 +2,7 @@
 samples, the recording check and retention (docs/storage-seam.md §2, §5.3); random draws are in draws.py.
 
 Reading and writing only: which draw is due, who is eligible, what an alert says are the rule modules' business
-(server/jobs.py, draws.py, disclosure.py, coverage.py). Every statement runs on SQLite and PostgreSQL alike.
+(server/jobs/tasks.py, draws.py, disclosure.py, coverage.py). Every statement runs on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations

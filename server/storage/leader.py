@@ -135,10 +135,17 @@ class AdvisoryLock:
         return None if self._con is None else int(self._con.info.backend_pid)
 
     def release(self) -> None:
+        import psycopg
+
         if self._con is not None:
             try:
-                self._con.close()  # ending the session releases its advisory locks
+                # Unlock before closing: the backend ends (and frees the lock) only some time after the socket closes,
+                # so a successor asking at once would be refused. Ending the session frees it anyway if this fails.
+                self._con.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                pass
             finally:
+                self._con.close()
                 self._con = None
 
 

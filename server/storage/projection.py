@@ -1,7 +1,7 @@
 """Rows the projector writes from device events, besides scans and inspections (storage/inspections.py):
 terminals' offline decisions, recordings and their integrity, device status.
 
-Rows only: what an event means is server/projector.py's.
+Rows only: what an event means is server/ingest/projector.py's.
 """
 
 from __future__ import annotations

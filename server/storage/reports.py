@@ -72,7 +72,7 @@ _NO_DISTURB = sql("""
       AND (:region = '' OR e.region = :region)
     ORDER BY n.credit_code, n.valid_from_ms
 """)
-# As on the server (server/scanning.py): a basis awaiting review or rejected is no door for others.
+# As on the server (server/rules/scanning.py): a basis awaiting review or rejected is no door for others.
 _OPEN_INSPECTIONS = sql("""
     SELECT i.inspection_id, i.credit_code, i.lead_agency_id, i.field, i.opened_ms FROM inspections i
     WHERE i.status = 'open' AND i.opened_ms >= :since_ms

@@ -79,7 +79,7 @@ rejected_counts = Table(
     Column("last_ms", Int, nullable=False),
 )
 
-# The log index is given by the appender (server/evidence.py), never numbered by the database.
+# The log index is given by the appender (server/evidence/log.py), never numbered by the database.
 evidence_log = Table(
     "evidence_log", metadata,
     Column("idx", Int, primary_key=True, autoincrement=False),

@@ -1,4 +1,4 @@
-"""Users, sessions, failed sign-ins and account changes: the rows behind ``server.auth`` and ``server.accounts``.
+"""Users, sessions, failed sign-ins and account changes: the rows behind ``server.console.auth`` and ``server.console.accounts``.
 
 No rule lives here (who may sign in, how long a wait lasts, who manages whom): these functions read and write
 rows, and take the two locks that make the rules' read-then-write steps safe with several server processes.

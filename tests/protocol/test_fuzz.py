@@ -30,8 +30,8 @@ from protocol.decision import Policy
 from protocol.messages import INT64_MAX, DeviceEvent, Envelope, ServerNotice
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server.projector import Projector
-from server.store import DeviceKeys, Incoming, store_batch
+from server.ingest.projector import Projector
+from server.ingest.store import DeviceKeys, Incoming, store_batch
 
 EXAMPLES_DIR = Path(protocol.__file__).resolve().parent / "examples"
 

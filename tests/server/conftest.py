@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from protocol.creditcode import check_character
 from server import db as dbmod
 from server.app import create_app
-from server.auth import add_user, hash_password
+from server.console.auth import add_user, hash_password
 from server.settings import ServerSettings
 from server.storage.engine import Tx, sql, storage_for
 

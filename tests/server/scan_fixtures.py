@@ -14,7 +14,7 @@ import pytest
 
 from protocol.config import load_toml
 from protocol.decision import DAY_MS, Policy
-from server.codes import issue_code
+from server.rules.codes import issue_code
 from server.storage.engine import Backend, Storage, Tx, backend_of, sql, sqlite_connect, sqlite_transaction, storage_for
 from tests.server.conftest import FRAGILE, GOOD, NOW_MS, PLAIN
 

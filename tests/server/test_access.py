@@ -11,9 +11,9 @@ from protocol.codec import seal
 from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server import merkle
-from server.evidence import LEAF_COLUMNS, leaf_data
-from server.store import DeviceKeys, Incoming, store_batch
+from server.evidence import merkle
+from server.evidence.log import LEAF_COLUMNS, leaf_data
+from server.ingest.store import DeviceKeys, Incoming, store_batch
 from tests.server.conftest import PLAIN, Api
 
 

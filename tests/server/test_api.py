@@ -16,10 +16,10 @@ from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.app import create_app
-from server.codes import CreditCodeInvalid, EnterpriseUnknown, NotResponsible, NothingToRevoke
+from server.rules.codes import CreditCodeInvalid, EnterpriseUnknown, NotResponsible, NothingToRevoke
 from server.errors import derived_statuses
 from server.settings import ServerSettings
-from server.store import DeviceKeys, Incoming, store_batch
+from server.ingest.store import DeviceKeys, Incoming, store_batch
 from tests.server.conftest import Api, seed_users
 
 KEY = SigningKey.from_seed(bytes(range(32)))

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from server import db as dbmod
-from server.ingest_batch import store_batch
-from server.store import DeviceKeys
+from server.ingest.batch import store_batch
+from server.ingest.store import DeviceKeys
 from server.storage import copy as rows
 from server.storage.engine import close_storage
 from tests.storage.test_copy import EVENTS, _incoming, _target_tables, copy_db, fill, source, target  # noqa: F401 - fixtures

@@ -116,7 +116,7 @@ def _run_settings(*argv: str) -> object:
 @pytest.mark.parametrize("argv", [["--workers", "0"], ["--workers", "-1"], ["--role", "ingest", "--workers", "2"], ["--role", "api", "--ingest-worker", "1"], ["--role", "ingest", "--ingest-worker", "0"], ["--role", "ingest", "--ingest-worker", "-1"]])
 def test_bad_run_values_are_refused(argv: list[str], tmp_path: Path) -> None:
     from protocol.config import ConfigError
-    from server.broker import BrokerSecurityError
+    from server.broker.access import BrokerSecurityError
 
     with pytest.raises((ConfigError, BrokerSecurityError)):  # both are a message and exit 1 in main()
         _run_settings("--db", str(tmp_path / "x.db"), *argv)
@@ -266,7 +266,7 @@ def test_nul_in_a_query_parameter_is_a_4xx_or_empty(api_any: Api, request: pytes
 
 
 def test_an_absurd_ingest_worker_count_is_refused_before_any_account_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from server import broker
+    from server.broker import access as broker
 
     def prepare(*a: object, **kw: object) -> list[str]:
         raise AssertionError(f"broker.prepare called with {kw}: accounts are being made")
@@ -327,10 +327,10 @@ def test_nul_in_a_post_path_parameter_is_never_a_500(api_any: Api, request: pyte
 
 
 def test_a_job_asked_for_by_hand_runs_on_the_leaders_database_whatever_the_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from server import scheduler
+    from server.jobs import scheduler
 
     leader_url = f"postgresql://fe:{SECRET}@db.example:5432/fe"
-    policy = str(Path(scheduler.__file__).with_name("policy.toml"))
+    policy = str(Path(scheduler.__file__).parents[1] / "policy.toml")
     # This process is the leader (one scheduler): its own database, key and policy.
     monkeypatch.setattr(scheduler, "_databases", {redact(leader_url): (leader_url, str(tmp_path / "leader.key"), policy)})
     seen: list[str] = []

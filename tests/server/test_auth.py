@@ -17,9 +17,9 @@ import pytest
 from litestar.testing import TestClient
 
 from server import db as dbmod
-from server.accounts import disable_account
+from server.console.accounts import disable_account
 from server.app import create_app
-from server.auth import SignInThrottled, add_user, forget_failures, sign_in_limited
+from server.console.auth import SignInThrottled, add_user, forget_failures, sign_in_limited
 from server.settings import SignInLimits
 from server.storage.engine import sql
 from tests.server.api_backends import api, settings  # noqa: F401  (api: a fixture, on both backends)

@@ -1,4 +1,4 @@
-"""The broker's credential files (server/broker.py), the CA (server/broker_ca.py) and their commands, without
+"""The broker's credential files (server/broker/access.py), the CA (server/broker/ca.py) and their commands, without
 a running broker (tests/system/test_broker_security.py runs them against a real Mosquitto)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from server import broker
-from server.broker_ca import CaError, client_cert, init_ca, server_cert
+from server.broker import access as broker
+from server.broker.ca import CaError, client_cert, init_ca, server_cert
 from server.cli import main
-from server.keys import load_or_create_server_key
-from server.registry import RegistryError, provision, revoke
+from server.evidence.keys import load_or_create_server_key
+from server.rules.registry import RegistryError, provision, revoke
 
 
 def test_passwords_are_hashed_by_mosquitto_passwd_and_checkable(tmp_path: Path) -> None:

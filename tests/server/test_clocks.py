@@ -1,4 +1,4 @@
-"""Device clocks (server/clocks.py) on both backends: suspect events are stored and flagged, one alert per device."""
+"""Device clocks (server/ingest/clocks.py) on both backends: suspect events are stored and flagged, one alert per device."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from protocol import topics
 from protocol.codec import open_server_message, seal
 from protocol.messages import DeviceStatus, EnterpriseScanned, TimeRequest, TimeResponse
 from protocol.signing import SigningKey, VerifyKey
-from server import clocks
+from server.ingest import clocks
 from server.app import create_app
-from server.ingest_batch import store_batch
+from server.ingest.batch import store_batch
 from server.settings import ServerSettings
 from server.storage.engine import Tx, sql, storage_for
-from server.store import DeviceKeys, Incoming
+from server.ingest.store import DeviceKeys, Incoming
 from tests.server.conftest import Api
 
 KEY = SigningKey.from_seed(bytes(range(32)))
@@ -203,7 +203,7 @@ def test_devices_are_alerted_separately(con: Db) -> None:
 
 
 def test_the_flag_and_the_alert_through_the_api(path: str, con: Db, tmp_path: Path) -> None:
-    from server.auth import add_user
+    from server.console.auth import add_user
     from tests.server.conftest import password, password_hash
 
     store(con, scanned(NOW_MS), scanned(NOW_MS + 2 * DAY_MS), scanned(NOW_MS + 2 * DAY_MS, device_id="BR-2"))
@@ -269,5 +269,5 @@ def test_a_revoked_device_is_not_answered_and_a_flood_is_answered_once_a_second(
 
 def test_a_flag_goes_with_its_event_when_retention_removes_it(con: Db) -> None:
     store(con, status(NOW_MS + DAY_MS, None))
-    con.run("DELETE FROM events WHERE seq = 1 AND device_id = 'BR-1'")  # as the retention job does (server/jobs.py)
+    con.run("DELETE FROM events WHERE seq = 1 AND device_id = 'BR-1'")  # as the retention job does (server/jobs/tasks.py)
     assert con.all("SELECT count(*) FROM clock_suspects") == [(0,)]

@@ -15,8 +15,8 @@ import pytest
 from protocol import enterprise_code
 from protocol.enterprise_code import CodeError
 from protocol.signing import SigningKey
-from server.auth import add_user
-from server.codes import (
+from server.console.auth import add_user
+from server.rules.codes import (
     ACTIVE_KEY_ID,
     RESPONSIBLE_AFTER_INSPECTION_DAYS,
     Revoker,

@@ -16,14 +16,14 @@ from protocol import topics
 from protocol.codec import seal
 from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
-from server import merkle
+from server.evidence import merkle
 from server.app import create_app
-from server.evidence import LEAF_COLUMNS, current_frontier, head_of_whole_log, leaf_hashes, row_leaf_hash, sign_tree_head, sign_tree_head_if_due
-from server.ingest_batch import store_batch
+from server.evidence.log import LEAF_COLUMNS, current_frontier, head_of_whole_log, leaf_hashes, row_leaf_hash, sign_tree_head, sign_tree_head_if_due
+from server.ingest.batch import store_batch
 from server.settings import ServerSettings
 from server.storage.engine import sql, storage_for
-from server.store import DeviceKeys, Incoming
-from server.verify import verify
+from server.ingest.store import DeviceKeys, Incoming
+from server.evidence.verify import verify
 from tests.server.conftest import Api
 
 DEVICE_KEY = SigningKey.from_seed(bytes(range(32)))

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 from protocol.messages import ExceptionBasis
 from server.app import create_app
 from server.errors import Conflict, Forbidden, Invalid, NotFound
-from server.exception_bases import (
+from server.rules.exception_bases import (
     BasisIn,
     Check,
     add_basis,

@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from server import db as dbmod
 from server.app import create_app
-from server.auth import add_user
+from server.console.auth import add_user
 from server.settings import ServerSettings
 from tests.server.conftest import PLAIN, Api, password, password_hash
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from server import db as dbmod
-from server.disclosure import check_deadlines
+from server.jobs.disclosure import check_deadlines
 from server.errors import Invalid
-from server.workdays import FIRST_DAY, LAST_DAY, MAX_WORKING_DAYS, add_working_days, working_days_between
+from server.rules.workdays import FIRST_DAY, LAST_DAY, MAX_WORKING_DAYS, add_working_days, working_days_between
 from tests.server.conftest import Api
 
 #: ``{"a":`` x50,000 (250 KB) and ``[`` x100,000 (200 KB): under the 1 MiB body limit, deeper than the decoder goes.

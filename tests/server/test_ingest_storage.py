@@ -1,5 +1,5 @@
 """The ingest's writer when the database cannot write: it pauses (holding back PUBACKs), keeps and retries the
-batch, and resumes by itself. A unit test of server/ingest.py on a real SQLite file whose size is capped with
+batch, and resumes by itself. A unit test of server/ingest/subscriber.py on a real SQLite file whose size is capped with
 ``PRAGMA max_page_count`` (the system test fills a real filesystem: tests/system/test_ingest_faults.py), and on a
 private PostgreSQL cluster that is killed and started again."""
 
@@ -22,15 +22,15 @@ from protocol.decision import Policy
 from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server import ingest as ingestmod
+from server.ingest import subscriber as ingestmod
 from server.storage import engine
 from server.storage.engine import close_storage, sql, storage_for
-from server.metrics import IngestMetrics
+from server.ingest.metrics import IngestMetrics
 from server.settings import ServerSettings
 from tests.support.waiting import wait_for
 
 KEY = SigningKey.from_seed(bytes(range(32)))
-POLICY_FILE = Path(ingestmod.__file__).with_name("policy.toml")
+POLICY_FILE = Path(ingestmod.__file__).parents[1] / "policy.toml"
 
 
 def event(seq: int) -> bytes:

@@ -25,17 +25,17 @@ from protocol.decision import Policy
 from protocol.messages import DeviceStatus, Receipt, ServerMessage, TimeRequest, TimeResponse
 from protocol.signing import SigningKey
 from protocol.timesync import MESSAGE_EXPIRY_S
-from server import ingest as ingestmod
-from server.metrics import IngestMetrics
+from server.ingest import subscriber as ingestmod
+from server.ingest.metrics import IngestMetrics
 from server.settings import ServerSettings
 from server.storage.engine import sql, storage_for
-from server.store import REJECTED_PREFIX_BYTES
+from server.ingest.store import REJECTED_PREFIX_BYTES
 from tests.support.mqtt_messages import BAD_CREDENTIALS, Recorder, connack, connect_flags, message
 from tests.support.waiting import wait_for
 
 SERVER = SigningKey.generate()
 DEVICE = SigningKey.generate()
-POLICY_FILE = Path(ingestmod.__file__).with_name("policy.toml")
+POLICY_FILE = Path(ingestmod.__file__).parents[1] / "policy.toml"
 UP = topics.device_up("BR-1")
 DOWN = topics.device_down("BR-1")
 #: How long a test waits for the writer before failing (it takes milliseconds when things work).

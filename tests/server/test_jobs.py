@@ -23,16 +23,16 @@ from protocol.messages import DeviceStatus
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.app import create_app
-from server.disclosure import check_deadlines, on_time_rates, pass_rates, record_decision, record_disclosure, record_review, sample_case_files
-from server.draws import DrawError, commit_draw, perform_due_draws, public_view, rank, run_draw
+from server.jobs.disclosure import check_deadlines, on_time_rates, pass_rates, record_decision, record_disclosure, record_review, sample_case_files
+from server.jobs.draws import DrawError, commit_draw, perform_due_draws, public_view, rank, run_draw
 from server.errors import Conflict
-from server.jobs import JOBS, JobContext, JobSettings, check_devices, retention
-from server.scheduler import Scheduler, execute_job
+from server.jobs.tasks import JOBS, JobContext, JobSettings, check_devices, retention
+from server.jobs.scheduler import Scheduler, execute_job
 from server.settings import ServerSettings
 from server.storage.engine import Tx, sql, storage_for
-from server.store import DeviceKeys, Incoming, sequence_gaps, store_batch
-from server.verify import verify
-from server.workdays import add_working_days
+from server.ingest.store import DeviceKeys, Incoming, sequence_gaps, store_batch
+from server.evidence.verify import verify
+from server.rules.workdays import add_working_days
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api, code
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -255,7 +255,7 @@ def test_two_overlapping_deadline_checks_alert_once_and_keep_a_disclosure(seeded
 
 
 def test_two_overlapping_recording_checks_alert_once(seeded_url: str) -> None:
-    from server.coverage import check_ended_recordings
+    from server.evidence.coverage import check_ended_recordings
 
     with storage_for(seeded_url).writing() as t:
         t.run(ENDED, code=PLAIN)

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from server import merkle
-from server.merkle import (
+from server.evidence import merkle
+from server.evidence.merkle import (
     EMPTY_ROOT,
     Frontier,
     consistency_proof,

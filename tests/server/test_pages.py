@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from server import db as dbmod
-from server.draws import perform_due_draws
-from server.limits import MIB
+from server.jobs.draws import perform_due_draws
+from server.console.limits import MIB
 from tests.server.conftest import Api
 
 HTML = "text/html"
@@ -63,7 +63,7 @@ def test_a_role_guard_refuses_before_the_body_is_read(api: Api) -> None:
 
 
 def test_the_dashboards_answers_keep_their_keys(api: Api) -> None:
-    """The keys server/static/dashboard.js reads (the answers are Structs now, the JSON as before)."""
+    """The keys server/console/static/dashboard.js reads (the answers are Structs now, the JSON as before)."""
     live = api.as_("admin-SAMR").get("/api/v1/live").json()
     assert set(live) == {"now_ms", "under_way", "alerts", "fleet", "today"}
     assert {"inspections", "joint_rate", "blocked_attempts", "recording_coverage_rate", "participation_rate", "refusals_by_code"} <= set(live["today"])

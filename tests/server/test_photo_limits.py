@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.limits import MAX_PHOTO_BYTES, MAX_REQUEST_BODY, MIB
+from server.console.limits import MAX_PHOTO_BYTES, MAX_REQUEST_BODY, MIB
 from tests.server.conftest import PLAIN, Api
 from tests.support.photos import camera_photo
 

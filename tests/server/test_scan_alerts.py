@@ -16,7 +16,7 @@ from protocol.config import load_toml
 from protocol.decision import Policy
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server.coverage import check_ended_recordings
+from server.evidence.coverage import check_ended_recordings
 from server.storage.engine import Tx, sql
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api
 from tests.server.test_scans_api import api, end, qr, scan  # noqa: F401 - api: the fixture over both backends
@@ -138,7 +138,7 @@ def test_inspections_ended_without_full_recording_are_alerted_after_the_grace_pe
 
 
 def test_the_recording_job_uses_the_policy_grace_period(api: Api, seeded_url: str) -> None:
-    from server.jobs import JOBS, JobContext, JobSettings
+    from server.jobs.tasks import JOBS, JobContext, JobSettings
 
     iid = scan(api, "OFF-SAMR-1", PLAIN)["inspection_id"]
     end(api, iid, "OFF-SAMR-1")
@@ -152,7 +152,7 @@ def test_the_recording_job_uses_the_policy_grace_period(api: Api, seeded_url: st
 
 
 def test_every_alert_kind_has_a_chinese_and_an_english_name_on_the_dashboard(api: Api) -> None:
-    from server.alerts import LABELS, SEVERITY
+    from server.rules.alerts import LABELS, SEVERITY
 
     assert set(SEVERITY) <= set(LABELS)
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii() for zh, en in LABELS.values())
@@ -166,8 +166,8 @@ _MISMATCHES = sql("SELECT device_id, agency_id FROM alerts WHERE kind = 'device_
 
 
 def test_a_scan_on_another_agencys_device_is_alerted(seeded_url: str, tmp_path: Path) -> None:
-    from server.codes import issue_code
-    from server.scanning import ScanRequest, decide_scan
+    from server.rules.codes import issue_code
+    from server.rules.scanning import ScanRequest, decide_scan
 
     now = int(time.time() * 1000)
     with dbmod.writing(seeded_url) as tx:

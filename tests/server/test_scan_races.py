@@ -13,8 +13,8 @@ import pytest
 
 from protocol.decision import Decision
 from protocol.messages import EnterpriseScanned, ExceptionBasis, ProvisionalDecision
-from server.projector import Projector
-from server.scanning import ScanRequest, decide_scan, end_part
+from server.ingest.projector import Projector
+from server.rules.scanning import ScanRequest, decide_scan, end_part
 from server.storage.engine import Backend, Tx, sql
 from tests.server.conftest import FRAGILE, NOW_MS, PLAIN
 from tests.server.scan_fixtures import POLICY, Registers, interleave, race, registers  # noqa: F401 - registers: a fixture

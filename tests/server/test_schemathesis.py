@@ -24,9 +24,9 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from server import db as dbmod
 from server.app import create_app
-from server.auth import sign_in
+from server.console.auth import sign_in
 from server.settings import ServerSettings
-from server.store import DeviceKeys, store_batch
+from server.ingest.store import DeviceKeys, store_batch
 from tests.server.conftest import password, seed
 from tests.server.test_evidence import DEVICE_KEY, events
 

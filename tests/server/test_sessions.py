@@ -9,8 +9,8 @@ import time
 import pytest
 
 from server import db as dbmod
-from server.accounts import disable_account
-from server.auth import COOKIE, SESSION_TTL_MS, principal_for_token, sign_in_limited, sign_out
+from server.console.accounts import disable_account
+from server.console.auth import COOKIE, SESSION_TTL_MS, principal_for_token, sign_in_limited, sign_out
 from server.settings import SignInLimits
 from server.storage.engine import Backend, backend_of, sql
 from tests.server.api_backends import api  # noqa: F401  (a fixture: the API on both backends)

@@ -1,4 +1,4 @@
-"""Report figures (server.stats) over a real migrated database, with rows inserted directly for exact figures.
+"""Report figures (server.console.stats) over a real migrated database, with rows inserted directly for exact figures.
 
 The period is three CST days starting at midnight CST twenty days ago (inside the seeded officers' validity).
 
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from server import stats
+from server.console import stats
 from server.storage.engine import Tx, sql, storage_for
 from tests.server.conftest import DAY_MS, GOOD, NOW_MS, PLAIN, Api
 

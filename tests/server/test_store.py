@@ -21,11 +21,11 @@ from protocol.codec import open_envelope, seal
 from protocol.messages import DeviceStatus, EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server import store as storemod
-from server.ingest_batch import store_batch, store_or_isolate
+from server.ingest import store as storemod
+from server.ingest.batch import store_batch, store_or_isolate
 from server.storage.engine import Backend, Storage, Tx, backend_of, sql, storage_for
-from server.store import REJECTED_PREFIX_BYTES, DeviceKeys, Incoming, rejected_counts, sequence_gaps
-from server.verify import verify
+from server.ingest.store import REJECTED_PREFIX_BYTES, DeviceKeys, Incoming, rejected_counts, sequence_gaps
+from server.evidence.verify import verify
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 SERVER_KEY = SigningKey.from_seed(bytes(range(1, 33)))

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from server import db as dbmod
-from server.accounts import account_changes, disable_account
+from server.console.accounts import account_changes, disable_account
 from server.storage.engine import sql
 from tests.server.api_backends import api  # noqa: F401  (a fixture: the API on both backends)
 from tests.server.conftest import Api, password

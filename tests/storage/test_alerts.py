@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from server.alerts import SEVERITY, raise_alert
+from server.rules.alerts import SEVERITY, raise_alert
 from server.storage.alerts import ALERT_COLUMNS, insert_alert, recent_alerts
 from server.storage.engine import Backend, Storage, sql
 from tests.server.conftest import NOW_MS, PLAIN, seed

@@ -24,20 +24,20 @@ from protocol.messages import EnterpriseScanned, GeoPoint
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.app import create_app
-from server.codes import issue_code
+from server.rules.codes import issue_code
 from server.copy_cli import add_copy_parser, run_copy
-from server.evidence import sign_tree_head
-from server.ingest_batch import store_batch
-from server.jobs import JobContext, JobSettings
-from server.projector import Projector
-from server.scheduler import Scheduler, execute_job
+from server.evidence.log import sign_tree_head
+from server.ingest.batch import store_batch
+from server.jobs.tasks import JobContext, JobSettings
+from server.ingest.projector import Projector
+from server.jobs.scheduler import Scheduler, execute_job
 from server.settings import ServerSettings
 from server.storage import copy as rows
 from server.storage import jobs
 from server.storage.engine import close_storage, redact, sql, storage_for
 from server.storage.schema import metadata
-from server.store import DeviceKeys, Incoming
-from server.verify import verify
+from server.ingest.store import DeviceKeys, Incoming
+from server.evidence.verify import verify
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api, code, seed
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The device register on both backends: server/storage/device_register.py, and server/registry.py's rules over it
+"""The device register on both backends: server/storage/device_register.py, and server/rules/registry.py's rules over it
 (``devices add``, ``devices revoke``, the broker accounts that should exist)."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from protocol.signing import SigningKey
-from server import broker, registry
+from server.broker import access as broker
+from server.rules import registry
 from server import db as dbmod
-from server.registry import RegistryError, provision, revoke
+from server.rules.registry import RegistryError, provision, revoke
 from server.storage import device_register
 from server.storage.device_register import DeviceRegistration
 from server.storage.engine import Backend, Storage, backend_of, sql

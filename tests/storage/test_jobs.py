@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from protocol.signing import SigningKey
-from server import jobs as jobs_module
-from server.scheduler import Scheduler, slot_of, trigger_of
+from server.jobs import tasks as jobs_module
+from server.jobs.scheduler import Scheduler, slot_of, trigger_of
 from server.storage import draws, jobs
 from server.storage.engine import Storage, Tx, sql
 from server.storage.leader import AdvisoryLock, FileLock, leader_lock
@@ -330,7 +330,7 @@ def test_a_leader_whose_connection_dies_steps_down_and_another_takes_over(db_url
 
 _LEADER = """
 import sys, time
-from server.scheduler import Scheduler
+from server.jobs.scheduler import Scheduler
 s = Scheduler(sys.argv[1], sys.argv[2], sys.argv[3], retry_s=0.2)
 s.start()
 print("leader" if s.is_leader else "follower", flush=True)
@@ -382,8 +382,8 @@ def test_two_leaders_at_once_still_run_each_slot_once(
         return {}
 
     monkeypatch.setattr(jobs_module, "JOBS", {"tick": (tick, {"trigger": "interval", "seconds": 1}, "测试", "tick")})
-    monkeypatch.setattr("server.scheduler.JOBS", jobs_module.JOBS)
-    caplog.set_level(logging.INFO, logger="server.scheduler")
+    monkeypatch.setattr("server.jobs.scheduler.JOBS", jobs_module.JOBS)
+    caplog.set_level(logging.INFO, logger="server.jobs.scheduler")
     schedulers(lock=_AlwaysLeader())
     schedulers(lock=_AlwaysLeader())
     skipped = lambda: sum("already run by another scheduler" in r.getMessage() for r in caplog.records)  # noqa: E731
@@ -396,7 +396,7 @@ def test_two_leaders_at_once_still_run_each_slot_once(
 def test_slots_are_the_triggers_own_times() -> None:
     import datetime as dt
 
-    from server.scheduler import TZ
+    from server.jobs.scheduler import TZ
 
     minute = trigger_of({"trigger": "interval", "minutes": 1})
     assert slot_of(minute, dt.datetime(2026, 11, 25, 9, 30, 42, tzinfo=TZ)) == dt.datetime(2026, 11, 25, 9, 30, tzinfo=TZ)

@@ -14,10 +14,10 @@ import pytest
 
 from protocol.config import load_toml
 from protocol.decision import Policy
-from server import live
-from server.auth import Principal
-from server.coverage import coverage
-from server.snapshots import build_snapshot, device_region
+from server.console import live
+from server.console.auth import Principal
+from server.evidence.coverage import coverage
+from server.rules.snapshots import build_snapshot, device_region
 from server.storage import reports
 from server.storage.engine import Storage, Tx, sql
 from tests.server.conftest import GOOD, PLAIN, seed

@@ -10,7 +10,7 @@ Mosquitto facts these tests rely on (checked against 2.0.11, see tests/system/te
   seconds (default 1800) and on a graceful exit (SIGTERM). A QoS 1 PUBACK says nothing about the disk:
   on SIGKILL everything since the last save is gone, including persistent sessions and their queues.
 * ``autosave_on_changes true`` turns ``autosave_interval`` into a *count* of changes instead of seconds.
-* With ``security_dir`` (server/broker.py), the broker refuses anonymous clients, checks the password and
+* With ``security_dir`` (server/broker/access.py), the broker refuses anonymous clients, checks the password and
   ACL files in that folder, makes each client's username its client id, and writes its pid file there;
   SIGHUP makes it reread both files and disconnect clients whose account is gone.
 * Run as root, Mosquitto drops privileges to the ``mosquitto`` user unless the config says
@@ -114,7 +114,7 @@ class Broker:
     ``broker`` / ``broker_factory`` fixtures, which always clean up.
 
     ``base_config`` is the text of a mosquitto.conf to start from (e.g. the shipped
-    ``server/mosquitto.conf``): its listener, persistence location, logging and user lines are replaced
+    ``server/broker/mosquitto.conf``): its listener, persistence location, logging and user lines are replaced
     by the Broker's own; everything else is kept. With a base config, ``persistence``,
     ``autosave_interval`` and ``autosave_on_changes`` are only written when passed explicitly.
     ``extra_config`` lines are appended verbatim.
@@ -153,7 +153,7 @@ class Broker:
         self.base_config = base_config
         self.start_timeout = start_timeout
         self.executable = executable
-        #: The folder of the password file, ACL and pid file (server/broker.py); None: an open broker.
+        #: The folder of the password file, ACL and pid file (server/broker/access.py); None: an open broker.
         self.security_dir = None if security_dir is None else Path(security_dir).resolve()
         self.port = free_port() if port is None else port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -209,7 +209,7 @@ class Broker:
         """The mosquitto.conf this broker is (re)started with."""
         own = [f"listener {self.port} {self.host}"]
         if self.security_dir is not None:
-            from server.broker import CLIENTID_LINE
+            from server.broker.access import CLIENTID_LINE
 
             own.append(CLIENTID_LINE)  # a listener option: right below the listener it belongs to
         managed: list[str] = []
@@ -222,7 +222,7 @@ class Broker:
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         ]
         if self.security_dir is not None:
-            from server.broker import security_lines
+            from server.broker.access import security_lines
 
             managed += security_lines(self.security_dir)
         elif self.base_config is None:

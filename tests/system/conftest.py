@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from server import broker as broker_security
+from server.broker import access as broker_security
 from server.settings import key_base
 from server.storage.engine import close_storage
 from tests.support.backends import BACKENDS
@@ -19,7 +19,7 @@ from tests.support.broker import Broker
 from tests.system.harness import DeviceRun, ServerProc, make_devices
 
 
-#: Stacks run on the secure broker (server/broker.py) unless a test asks otherwise; FE_TEST_SECURE_BROKER=0
+#: Stacks run on the secure broker (server/broker/access.py) unless a test asks otherwise; FE_TEST_SECURE_BROKER=0
 #: turns that default off.
 SECURE_BY_DEFAULT = os.environ.get("FE_TEST_SECURE_BROKER", "1") == "1"
 #: A test-only broker account allowed every topic: it plays what a misconfigured or compromised broker would
@@ -43,7 +43,7 @@ class Stack:
 
     @property
     def secure(self) -> bool:
-        """The broker checks accounts and ACLs (server/broker.py)."""
+        """The broker checks accounts and ACLs (server/broker/access.py)."""
         return self.broker.security_dir is not None
 
     def superuser(self) -> tuple[str, str]:

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import msgspec
 
 from protocol.config import DeviceConfig, encode_device_config, load_device_config
-from server.broker import broker_dir_for
-from server.keys import load_or_create_server_key
-from server.registry import provision
+from server.broker.access import broker_dir_for
+from server.evidence.keys import load_or_create_server_key
+from server.rules.registry import provision
 from server.settings import key_base
 from server.storage.engine import Backend, Statement, Tx, backend_of, sql, storage_for
 from tests.support.broker import free_port

@@ -43,7 +43,7 @@ def test_two_schedulers_one_leads_and_the_other_takes_over_after_kill_9(stack_fa
     a.start_and_wait(connected=False)
     wait_for(lambda: LEADING in _log(a), timeout=15, message=lambda: a.log_tail())
     b.start_and_wait(connected=False)
-    time.sleep(6)  # more than one leader retry (server/scheduler.py LEADER_RETRY_S)
+    time.sleep(6)  # more than one leader retry (server/jobs/scheduler.py LEADER_RETRY_S)
     assert LEADING not in _log(b), "two schedulers lead at once"
     assert a.popen is not None
     a.popen.send_signal(signal.SIGKILL)
@@ -169,7 +169,7 @@ def test_a_signed_event_with_nul_is_treated_alike_on_both_backends(stack_factory
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "server/ingest.py _on_disconnect / reconnect_delay_set(1, 30): a second ingest process under the same account and client "
+    "server/ingest/subscriber.py _on_disconnect / reconnect_delay_set(1, 30): a second ingest process under the same account and client "
     "id (fe-server) takes the persistent session over, the first reconnects a second later and takes it back: both flap "
     "about once a second for ever (MQTT 5 reason 'Session taken over' is only logged as a plain disconnect)"))
 def test_two_ingest_processes_under_one_account_do_not_kick_each_other_off(stack_factory: Callable[..., Stack]) -> None:

@@ -1,4 +1,4 @@
-"""The broker's access control (server/broker.py) against hostile clients, with a real Mosquitto 2.0.11,
+"""The broker's access control (server/broker/access.py) against hostile clients, with a real Mosquitto 2.0.11,
 a real `fe-server run` and real `fe-agent run` processes: every attack below is refused by the broker.
 
 The broker's checks do not depend on the server's database: they run on SQLite; the revocation, which the command
@@ -23,8 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from protocol import topics
 from protocol.config import load_device_config
 from protocol.signing import SigningKey
-from server import broker as security
-from server.broker_ca import client_cert, init_ca, server_cert
+from server.broker import access as security
+from server.broker.ca import client_cert, init_ca, server_cert
 from server.storage.engine import sql
 from tests.support.backends import BACKENDS
 from tests.support.waiting import wait_for

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from server.codes import render_png
+from server.rules.codes import render_png
 from tests.server.conftest import GOOD, PLAIN, password, seed
 from tests.support.browser import DOCS_DIR, ConsoleLog, browser, keep_screenshot, new_context, refreshing_docs  # noqa: F401  (browser is a pytest fixture)
 from tests.support.photos import ROTATE_CW_TO_DISPLAY, camera_photo

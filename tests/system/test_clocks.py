@@ -21,7 +21,7 @@ from protocol import topics
 from protocol.codec import open_server_message, seal
 from protocol.messages import TimeRequest, TimeResponse
 from protocol.signing import SigningKey, VerifyKey
-from server.keys import load_or_create_server_key
+from server.evidence.keys import load_or_create_server_key
 from server.storage.engine import sql
 from tests.server.conftest import seed_users
 from tests.support.waiting import wait_for

@@ -128,7 +128,7 @@ def test_broker_sigkilled_with_acknowledged_unsaved_messages(any_stack: Stack) -
     probe.on_connect = lambda c, u, flags, rc, p: seen.update(session_present=flags.session_present)
     probe.on_message = lambda c, u, m: seen.setdefault("messages", []).append(m.topic)  # type: ignore[union-attr]
     if stack.secure:  # the server's own account: its session is the one to look at
-        from server.broker import SERVER_ACCOUNT, server_password
+        from server.broker.access import SERVER_ACCOUNT, server_password
 
         probe.username_pw_set(SERVER_ACCOUNT, server_password(stack.server.broker_dir))
     props = Properties(PacketTypes.CONNECT)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from server import broker as broker_security
+from server.broker import access as broker_security
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
 from tests.system.harness import ROOT, _env, assert_exactly_once, server_events

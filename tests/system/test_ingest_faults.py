@@ -29,9 +29,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from protocol import topics
-from server.keys import load_or_create_server_key
+from server.evidence.keys import load_or_create_server_key
 from server.storage.engine import sql
-from server.store import REJECTED_PREFIX_BYTES
+from server.ingest.store import REJECTED_PREFIX_BYTES
 from tests.server.conftest import seed_users
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import wait_for
@@ -40,7 +40,7 @@ from tests.system.harness import DeviceRun, assert_exactly_once, http_json, read
 
 pytestmark = pytest.mark.system
 
-SHIPPED_CONF = Path(__file__).resolve().parents[2] / "server" / "mosquitto.conf"
+SHIPPED_CONF = Path(__file__).resolve().parents[2] / "server" / "broker" / "mosquitto.conf"
 JUNK_BYTES = 4 * 1024 * 1024
 
 

@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from protocol.config import load_device_config
-from server.keys import load_or_create_server_key
-from server.registry import provision
+from server.evidence.keys import load_or_create_server_key
+from server.rules.registry import provision
 from tests.system.conftest import Stack
 from tests.system.harness import ROOT, DeviceRun, _env, assert_exactly_once, tune, write_config
 

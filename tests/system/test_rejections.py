@@ -19,7 +19,7 @@ from protocol import topics
 from protocol.codec import encode, open_server_message, seal
 from protocol.messages import Envelope, EnterpriseScanned, Receipt, ReceiptItem
 from protocol.signing import SigningKey, VerifyKey
-from server.keys import load_or_create_server_key
+from server.evidence.keys import load_or_create_server_key
 from tests.support.waiting import wait_for
 from tests.system.conftest import Stack
 from tests.system.harness import DeviceRun, assert_exactly_once, rejected_reasons, server_events

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from server.codes import render_png
+from server.rules.codes import render_png
 from server.storage.engine import sql
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, seed
 from tests.support.waiting import wait_for

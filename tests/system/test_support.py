@@ -1,6 +1,6 @@
 """The system-test tools work, and what they show about Mosquitto 2.0.11 (real broker, real paho clients).
 
-Also checks that the shipped server/mosquitto.conf is accepted by Mosquitto and does what it says.
+Also checks that the shipped server/broker/mosquitto.conf is accepted by Mosquitto and does what it says.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.support.broker import mosquitto_children
 
 pytestmark = pytest.mark.system
 
-SHIPPED_CONF = Path(__file__).resolve().parents[2] / "server" / "mosquitto.conf"
+SHIPPED_CONF = Path(__file__).resolve().parents[2] / "server" / "broker" / "mosquitto.conf"
 _ids = itertools.count()
 
 
@@ -454,9 +454,9 @@ def test_proxy_close_is_clean_and_idempotent(broker: Broker, clients: Callable[.
 
 
 def test_shipped_mosquitto_conf_starts(broker_factory: Callable[..., Broker], clients: Callable[..., Client], tmp_path: Path) -> None:
-    """server/mosquitto.conf is accepted by Mosquitto 2.0.11 (only its listener, storage, log and credential
+    """server/broker/mosquitto.conf is accepted by Mosquitto 2.0.11 (only its listener, storage, log and credential
     file lines are replaced), and its queue and size limits do what its comments say."""
-    from server.broker import SERVER_ACCOUNT, add_accounts, prepare, server_password
+    from server.broker.access import SERVER_ACCOUNT, add_accounts, prepare, server_password
 
     text = SHIPPED_CONF.read_text()
     security = tmp_path / "security"

@@ -1,0 +1,1 @@
+"""The console: HTTP API and pages (Jinja), sign-in, role guards, account management."""

@@ -1,0 +1,199 @@
+"""HTTP API of the supervisors' dashboard: what it shows live (once, or as a stream of server-sent events) and
+its figures per agency and field and per day (JSON and CSV). The pages themselves are in server/console/pages.py."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from server import db as dbmod
+from server.console.auth import CurrentPrincipal, Principal, principal_of
+from server.console.guards import managers
+from server.console.live import snapshot
+from server.console.stats import MAX_PERIOD_DAYS, inspections_by_agency_field, last_days, to_csv, trend
+
+#: Seconds between two live updates of the dashboard.
+STREAM_INTERVAL_S = 2.0
+CHINA = dt.timezone(dt.timedelta(hours=8))
+#: The last N days a figure covers (the statistics' own limit, so every accepted value is answered).
+Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the last N days")]
+
+
+class _View(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A view built from a dict of the rule modules: every key must be a field (none dropped unseen)."""
+
+
+class UnderWay(_View):
+    """An inspection under way, as the dashboard lists it."""
+
+    inspection_id: str
+    credit_code: str
+    enterprise: str
+    lead_agency_id: str
+    field: str
+    since_ms: int
+    officers: list[str]
+    agencies: list[str]
+    joint: bool
+    recorded: bool
+    exception: str | None
+
+
+class DashboardAlert(_View):
+    """An alert with its kind's labels."""
+
+    id: int
+    created_ms: int
+    kind: str
+    severity: str
+    message_zh: str
+    message_en: str
+    label_zh: str
+    label_en: str
+
+
+class FleetDevice(_View):
+    """A device as the fleet table shows it (the status figures as the device last reported them)."""
+
+    device_id: str
+    kind: str
+    agency_id: str
+    online: bool
+    last_seen_ms: int | None
+    backlog: int | None
+    oldest_unsent_s: float | None
+    battery: int | None
+    clock_offset_ms: int | None
+
+
+class Summary(_View):
+    """A period's headline figures (server/console/stats.py ``summary``); rates are null without a denominator."""
+
+    from_ms: int
+    to_ms: int
+    agency_id: str | None
+    inspections: int
+    joint_inspections: int
+    joint_rate: float | None
+    scans: int
+    repeat_answers: int
+    repeat_rate: float | None
+    refused: int
+    blocked_attempts: int
+    refusals_by_code: dict[str, int]
+    ended_inspections: int
+    recorded_any: int
+    recorded_complete: int
+    recording_coverage_rate: float | None
+    uncovered_minutes: float
+    credentialed_officers: int
+    active_officers: int
+    participation_rate: float | None
+    alerts_by_kind: dict[str, int]
+
+
+class Snapshot(_View):
+    """Everything the dashboard shows, now."""
+
+    now_ms: int
+    under_way: list[UnderWay]
+    alerts: list[DashboardAlert]
+    fleet: list[FleetDevice]
+    today: Summary
+
+
+class AgencyFieldCount(_View):
+    """Inspections and parts of one agency in one field over a period (names fall back to the ids)."""
+
+    agency_id: str
+    agency_name: str
+    field: str
+    field_name: str
+    inspections: int
+    parts: int
+
+
+class TrendDay(_View):
+    """One China day's figures."""
+
+    day: str  # YYYY-MM-DD
+    inspections: int
+    joint_inspections: int
+    scans: int
+    refused: int
+    repeat_answers: int
+
+
+def _snapshot(state: State, p: Principal) -> Snapshot:
+    with dbmod.reading(state.settings.db) as con:
+        return msgspec.convert(snapshot(con, p), Snapshot)
+
+
+def _own_agency(p: Principal) -> str | None:
+    """The agency whose share an agency's administrator sees (None: a supervisor's whole picture)."""
+    return p.agency_id if p.role == "agency_admin" else None
+
+
+@get("/api/v1/live", sync_to_thread=True, tags=["dashboard"], guards=[managers])
+def live(state: State, principal: CurrentPrincipal) -> Snapshot:
+    """What the dashboard shows, once (the stream below sends it every few seconds)."""
+    return _snapshot(state, principal)
+
+
+@get("/api/v1/stream", tags=["dashboard"], guards=[managers])
+async def stream(request: Request, state: State, principal: CurrentPrincipal) -> ServerSentEvent:
+    """Server-sent events: the dashboard's data every few seconds, while the page is open and the session lasts."""
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        n = 0
+        while True:
+            # The session is checked again before every update: a disabled account, a sign-out or an
+            # expired session ends an open stream at once, not when the page is next loaded.
+            if await anyio.to_thread.run_sync(principal_of, request) is None:
+                return
+            data = await anyio.to_thread.run_sync(_snapshot, state, principal)
+            n += 1
+            yield ServerSentEventMessage(data=msgspec.json.encode(data).decode(), event="snapshot", id=n)
+            await asyncio.sleep(STREAM_INTERVAL_S)
+
+    return ServerSentEvent(events())
+
+
+@get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv", tags=["dashboard"], guards=[managers])  # Litestar adds "; charset=utf-8"
+def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30) -> Response[str]:
+    """Inspections per agency and field over the last N days, as CSV (opens in Excel)."""
+    period = last_days(days, int(time.time() * 1000))
+    with dbmod.reading(state.settings.db) as con:
+        rows = inspections_by_agency_field(con, *period, _own_agency(principal))
+    stamp = dt.datetime.now(CHINA).strftime("%Y%m%d")
+    return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
+
+
+@get("/api/v1/stats/by-agency-field", sync_to_thread=True, tags=["dashboard"], guards=[managers])
+def by_agency_field(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[AgencyFieldCount]:
+    """Inspections per agency and field over the last N days (what the CSV export holds)."""
+    period = last_days(days, int(time.time() * 1000))
+    with dbmod.reading(state.settings.db) as con:
+        return msgspec.convert(inspections_by_agency_field(con, *period, _own_agency(principal)), list[AgencyFieldCount])
+
+
+@get("/api/v1/trend", sync_to_thread=True, tags=["dashboard"], guards=[managers])
+def trend_api(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[TrendDay]:
+    """Per day: inspections, joint ones, scans, refusals, repeats."""
+    period = last_days(days, int(time.time() * 1000))
+    with dbmod.reading(state.settings.db) as con:
+        return msgspec.convert(trend(con, *period, _own_agency(principal)), list[TrendDay])
+
+
+ROUTES = [live, stream, stats_csv, by_agency_field, trend_api]

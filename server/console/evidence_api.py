@@ -1,0 +1,157 @@
+"""HTTP API of evidence integrity: media of an inspection, inclusion and consistency proofs, tree heads, verification."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.params import PathParameter, QueryParameter
+
+from server import db as dbmod
+from server.console.guards import supervisors
+from server.evidence import merkle
+from server.console.auth import CurrentPrincipal, Principal
+from server.console.inspect_api import check_inspection
+from server.evidence.coverage import Coverage, coverage
+from server.errors import Invalid, NotFound
+from server.evidence.log import LEAF_COLUMNS, TreeHead, head_of_whole_log, index_of, leaf_hashes, log_size, row_leaf_hash
+from server.storage import evidence as evstore
+from server.storage.engine import storage_for
+from server.evidence.verify import VerifyReport, verify
+
+
+#: The largest log size a request may name (SQLite's INTEGER range): a larger one is a 400, not an overflow.
+MAX_LOG_SIZE = 2**63 - 1
+LogSize = Annotated[int, QueryParameter(ge=1, le=MAX_LOG_SIZE, description="a size of the log (records)")]
+
+
+class InclusionProof(msgspec.Struct, kw_only=True):
+    """Proof that a record is in the log at a tree head (RFC 6962 audit path, hex)."""
+
+    event_id: str
+    log_index: int
+    leaf_hash: str
+    tree_size: int
+    root_hash: str
+    audit_path: list[str]
+    tree_head: TreeHead | None
+
+
+class ConsistencyProof(msgspec.Struct, kw_only=True):
+    """Proof that the log of ``second`` records extends the log of ``first`` (RFC 6962, hex)."""
+
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str]
+
+
+def current_tree_head(state: State) -> TreeHead:
+    """The latest signed tree head, signing a new one if the log grew since."""
+    return storage_for(state.settings.db).write(lambda tx: head_of_whole_log(tx, state.server_key))
+
+
+class LoggedRecord(msgspec.Struct, kw_only=True):
+    """A record as the evidence log hashed it: its index, its leaf hash, and every leaf column (bytes in base64)."""
+
+    log_index: int | None
+    leaf_hash: str
+    columns: dict[str, str | int | None]
+
+
+class EvidenceController(Controller):
+    """The tamper-evident log and its proofs."""
+
+    path = "/api/v1/evidence"
+    tags = ["evidence"]
+
+    @get("/tree-head", sync_to_thread=True)
+    def tree_head(self, state: State) -> TreeHead:
+        """The latest signed tree head (export it: later heads must be consistent with it)."""
+        return current_tree_head(state)
+
+    @get("/proof/{event_id:str}", sync_to_thread=True)
+    def proof(
+        self,
+        state: State,
+        event_id: Annotated[str, PathParameter(description="the record's event id")],
+        tree_size: Annotated[int | None, QueryParameter(ge=1, le=MAX_LOG_SIZE, description="prove against this size (default: the latest head)")] = None,
+    ) -> InclusionProof:
+        """Inclusion proof of one record (400 if the size is larger than the log or does not hold the record)."""
+        head = current_tree_head(state) if tree_size is None else None
+        size = head.tree_size if head else tree_size
+        assert size is not None
+        with dbmod.reading(state.settings.db) as tx:
+            index = index_of(tx, event_id)
+            if index is None:
+                raise NotFound(f"证据日志中没有记录 {event_id!r} / record {event_id!r} is not in the evidence log")
+            logged = log_size(tx)  # checked before any leaf is read: a size is never trusted
+            if size > logged:
+                raise Invalid(f"证据日志只有 {logged} 条记录 / the log has {logged} records, not {size}")
+            if index >= size:
+                raise Invalid(f"记录 {event_id!r} 的序号为 {index}，不在 {size} 条的树中 / record {event_id!r} has index {index}, outside a tree of {size}")
+            leaves = leaf_hashes(tx, size)
+        return InclusionProof(
+            event_id=event_id,
+            log_index=index,
+            leaf_hash=leaves[index].hex(),
+            tree_size=size,
+            root_hash=merkle.root(leaves).hex(),
+            audit_path=[h.hex() for h in merkle.inclusion_proof(leaves, index)],
+            tree_head=head,
+        )
+
+    @get("/consistency", sync_to_thread=True)
+    def consistency(
+        self, state: State, first: LogSize, second: Annotated[int | None, QueryParameter(ge=1, le=MAX_LOG_SIZE, description="a later size (default: the latest head's)")] = None
+    ) -> ConsistencyProof:
+        """Consistency proof between two sizes of the log (second defaults to the latest head's; 400 unless first <= second <= the log's size)."""
+        size = second if second is not None else current_tree_head(state).tree_size
+        with dbmod.reading(state.settings.db) as tx:
+            logged = log_size(tx)  # checked before any leaf is read: a size is never trusted
+            if size > logged or first > size:
+                raise Invalid(f"须满足 first <= second <= {logged}（日志大小）/ need first <= second <= {logged} (the log's size), got {first} and {size}")
+            leaves = leaf_hashes(tx, size)
+        return ConsistencyProof(
+            first=first,
+            second=size,
+            first_root=merkle.root(leaves[:first]).hex(),
+            second_root=merkle.root(leaves).hex(),
+            proof=[h.hex() for h in merkle.consistency_proof(leaves, first)],
+        )
+
+    @get("/record/{event_id:str}", sync_to_thread=True, guards=[supervisors])
+    def record(self, state: State, event_id: Annotated[str, PathParameter(description="the record's event id")]) -> LoggedRecord:
+        """A record exactly as logged (every leaf column; body and signature in base64), so an auditor can
+        rebuild its leaf hash and check it against a proof (supervisors)."""
+        with dbmod.reading(state.settings.db) as tx:
+            row = evstore.leaf_row(tx, event_id)
+            index = index_of(tx, event_id)
+        if row is None:
+            raise NotFound(f"没有记录 {event_id!r} / record {event_id!r} is not stored")
+        return LoggedRecord(
+            log_index=index,
+            leaf_hash=row_leaf_hash(row).hex(),
+            columns={k: (base64.b64encode(bytes(v)).decode() if isinstance(v, (bytes, memoryview)) else v) for k, v in zip(LEAF_COLUMNS, row, strict=True)},
+        )
+
+    @get("/verify", sync_to_thread=True, guards=[supervisors])
+    def verify_report(self, state: State, signatures: Annotated[bool, QueryParameter(description="also check every device signature")] = False) -> VerifyReport:
+        """Recompute the log from the database and report every record changed, added or removed (supervisors)."""
+        with dbmod.reading(state.settings.db) as tx:
+            return verify(tx, state.server_public_key, signatures=signatures)
+
+
+@get("/api/v1/inspections/{inspection_id:str}/media", sync_to_thread=True, tags=["evidence"])
+def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(description="inspection id")], principal: CurrentPrincipal) -> Coverage:
+    """The recordings of an inspection and whether it was recorded from start to end."""
+    with dbmod.reading(state.settings.db) as tx:
+        check_inspection(tx, principal, inspection_id)
+        try:
+            return coverage(tx, inspection_id)
+        except KeyError:
+            raise NotFound(f"检查 {inspection_id!r} 不存在 / inspection {inspection_id!r} does not exist") from None

@@ -1,0 +1,1 @@
+"""Evidence integrity: the Merkle log, proofs, verification, the server key, full-process recording."""

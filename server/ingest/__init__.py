@@ -1,0 +1,1 @@
+"""The MQTT ingest: subscription, validation, storing, projecting and logging a batch in one transaction."""

@@ -1,0 +1,1 @@
+"""The rules: scans decided, exceptions checked, enterprise codes, device register, decision snapshots, alerts."""

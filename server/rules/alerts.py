@@ -1,0 +1,74 @@
+"""Alerts for supervisors: what needs a person's attention, in Chinese and English."""
+
+from __future__ import annotations
+
+
+from server.storage.alerts import insert_alert
+from server.storage.engine import Tx
+from server.storage.legacy import Con, as_tx
+
+#: Every alert kind: (severity, Chinese name, English name), the names as a person reads them on a page.
+KINDS: dict[str, tuple[str, str, str]] = {
+    "provisional_overturned": ("warning", "离线判定被推翻", "Offline decision overturned"),  # a terminal's offline decision that the server decided differently
+    "inspection_without_scan": ("warning", "未扫码的检查", "Inspection without a scan"),
+    "unknown_inspection": ("warning", "未知检查", "Unknown inspection"),
+    "device_alarm": ("critical", "设备告警", "Device alarm"),
+    "media_integrity": ("critical", "录音录像被改动", "Recording altered"),
+    "chain_break": ("critical", "事件链断裂", "Event chain broken"),
+    "clock_suspect": ("warning", "设备时钟异常", "Device clock suspect"),  # a device's event stamped with a time that cannot be right (server/ingest/clocks.py)
+    "device_offline": ("warning", "设备离线", "Device offline"),
+    "device_backlog": ("warning", "设备积压", "Device backlog"),
+    "disclosure_due": ("info", "公示即将到期", "Disclosure due"),
+    "disclosure_missed": ("warning", "公示逾期", "Disclosure missed"),
+    # Raised by every scan decision, the phone's and the terminal's alike (server/rules/scanning.py).
+    "no_disturb_attempt": ("warning", "无事不扰拦截", "No-disturb attempt refused"),  # a no-disturb enterprise scanned without an exception: refused
+    "no_disturb_exception": ("info", "依例外检查无事不扰企业", "No-disturb enterprise on an exception"),  # a no-disturb enterprise inspected on an exception that checked out
+    "repeat_inspection": ("info", "重复检查", "Repeat inspection"),  # a repeat refused, or allowed on an exception
+    "cap_refused": ("warning", "超出年度检查上限", "Yearly cap reached"),
+    "cap_exception": ("info", "依例外超出年度上限", "Yearly cap passed on an exception"),
+    "joint_inspection": ("info", "联合检查", "Joint inspection"),
+    "code_revoked": ("warning", "企业码作废", "Enterprise code revoked"),  # an enterprise's code revoked, with who and why (server/rules/codes.py)
+    "credential_refused": ("warning", "执法证问题", "Credential refused"),
+    "exception_invalid": ("warning", "例外依据核验未通过", "Exception did not check out"),  # a stated exception that did not check out
+    "exception_pending_review": ("warning", "例外依据待复核", "Exception pending review"),  # allowed on an unregistered urgent exception: a supervisor reviews it
+    "exception_rejected": ("warning", "例外依据被驳回", "Exception rejected"),  # ... and the supervisor rejected it
+    "exception_registered": ("info", "登记例外依据", "Exception basis registered"),  # a superior assignment or major-risk notice registered through the API
+    "draw_announced": ("info", "宣布双随机抽查", "Random draw announced"),  # a random draw announced, naming who announced it (server/jobs/draws.py)
+    "forged_code": ("critical", "疑似伪造企业码", "Possibly forged code"),  # a code whose signature or key does not check out
+    "scan_id_conflict": ("warning", "扫码编号冲突", "Scan id conflict"),  # a device reused another scan's id
+    "device_agency_mismatch": ("warning", "使用其他机关设备", "Another agency's device"),  # an officer scanned with another agency's device
+    "unrecorded_inspection": ("warning", "未全程记录", "Not recorded start to end"),  # an ended inspection not recorded from start to end (server/evidence/coverage.py)
+    "storage_full": ("critical", "服务器存储已满", "Server storage full"),  # the server's database could not write for a while: ingest was paused (server/ingest/subscriber.py)
+    "storage_failed": ("critical", "服务器存储写入失败", "Server storage failed"),  # ... for another reason than a full disk (an I/O error)
+}
+
+#: Alert kinds and their severities.
+SEVERITY = {kind: severity for kind, (severity, _, _) in KINDS.items()}
+#: What each kind is called on a page a person reads (Chinese, English).
+LABELS = {kind: (zh, en) for kind, (_, zh, en) in KINDS.items()}
+
+
+def label(kind: str, lang: str) -> str:
+    """The name of an alert kind in ``lang`` ("zh" or "en")."""
+    zh, en = LABELS.get(kind, ("其他预警", "Other alert"))
+    return zh if lang == "zh" else en
+
+
+def raise_alert(
+    con: Con,
+    kind: str,
+    now_ms: int,
+    message_zh: str,
+    message_en: str,
+    *,
+    credit_code: str | None = None,
+    agency_id: str | None = None,
+    device_id: str | None = None,
+    officer_id: str | None = None,
+    ref: str | None = None,
+) -> None:
+    """Record an alert (inside the caller's transaction: a Tx, or a raw SQLite connection from code not yet moved)."""
+    insert_alert(
+        as_tx(con), created_ms=now_ms, kind=kind, severity=SEVERITY.get(kind, "warning"), message_zh=message_zh, message_en=message_en,
+        credit_code=credit_code, agency_id=agency_id, device_id=device_id, officer_id=officer_id, ref=ref,
+    )  # fmt: skip
