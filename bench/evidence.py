@@ -65,6 +65,7 @@ from protocol.messages import Envelope, GeoPoint, MediaCaptured  # noqa: E402
 from protocol.signing import SigningKey  # noqa: E402
 from server import db as dbmod  # noqa: E402
 from server.evidence.log import EvidenceLog, row_leaf_hash, sign_tree_head  # noqa: E402
+from server.storage.engine import Tx  # noqa: E402
 
 MiB = 1 << 20
 DEVICES = 50
@@ -246,7 +247,7 @@ def run_bare_appends(work: Path, rows_n: int) -> dict[str, Any]:
         t = m.device_time_ms
         rows.append((m.event_id, m.device_id, m.seq, "media_captured", t, 40, t + 180, t + 230, "json", encode(m, "json"), os.urandom(64)))
     body_bytes = statistics.mean(len(r[9]) for r in rows[:1000])
-    log = EvidenceLog(con)
+    log = EvidenceLog(Tx(con))
     now_ms = int(time.time() * 1000)
     commit_s = 0.0
     marks = []  # time after each transaction
@@ -254,8 +255,8 @@ def run_bare_appends(work: Path, rows_n: int) -> dict[str, Any]:
     for i in range(0, rows_n, 1000):
         con.execute("BEGIN IMMEDIATE")
         for row in rows[i : i + 1000]:
-            log.append(con, row[0], row, now_ms)
-        log.save(con)
+            log.append(Tx(con), row[0], row, now_ms)
+        log.save(Tx(con))
         tc = time.perf_counter()
         con.execute("COMMIT")
         marks.append(time.perf_counter())
@@ -278,7 +279,8 @@ def run_store_batches(work: Path, events: int, pool: Any) -> dict[str, Any]:
     """store_batch in batches of 1,000 from 50 devices, without and with the Projector."""
     from protocol.decision import Policy
     from server.ingest.projector import Projector
-    from server.ingest.store import DeviceKeys, Incoming, store_batch
+    from server.ingest.store import DeviceKeys, Incoming
+    from server.ingest.batch import store_batch
 
     per_device = events // DEVICES
     t0 = time.perf_counter()
@@ -317,7 +319,7 @@ def verify_child(db: str, public_key: str, signatures: bool) -> int:
     con.execute("SELECT count(*) FROM devices").fetchone()
     before = c.rss_mb(os.getpid())
     t0 = time.perf_counter()
-    report = verify(con, public_key, signatures=signatures)
+    report = verify(Tx(con), public_key, signatures=signatures)
     secs = time.perf_counter() - t0
     after = c.rss_mb(os.getpid())
     print(
@@ -357,7 +359,7 @@ def run_verify(work: Path, plan: Plan, pool: Any) -> dict[str, Any]:
     path = work / "verify.db"
     con = fresh_db(path)
     con.execute("PRAGMA synchronous=OFF")  # building the database is not what is measured
-    log = EvidenceLog(con)
+    log = EvidenceLog(Tx(con))
     out: dict[str, Any] = {}
     prev: list[str | None] = [None] * DEVICES
     next_seq = [1] * DEVICES
@@ -381,7 +383,7 @@ def run_verify(work: Path, plan: Plan, pool: Any) -> dict[str, Any]:
         for r in rows:
             log.frontier.append(r[14])
         con.executemany("INSERT INTO evidence_log(idx, event_id, leaf_hash, appended_ms) VALUES (?, ?, ?, ?)", [(first + i, r[0], r[14], r[7]) for i, r in enumerate(rows)])
-        log.save(con)
+        log.save(Tx(con))
         con.execute("COMMIT")
 
     for stage, target in (("subset", plan.subset_events), ("full", plan.verify_events)):
@@ -396,7 +398,7 @@ def run_verify(work: Path, plan: Plan, pool: Any) -> dict[str, Any]:
             if log.frontier.size % 100_000 == 0:
                 c.say(f"  built {log.frontier.size:,} records ({time.perf_counter() - t0:.0f} s)")
         con.execute("BEGIN IMMEDIATE")
-        sign_tree_head(con, SERVER_KEY, now_ms=BASE_MS + log.frontier.size)
+        sign_tree_head(Tx(con), SERVER_KEY, now_ms=BASE_MS + log.frontier.size)
         con.execute("COMMIT")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         build_s += time.perf_counter() - t0
@@ -450,7 +452,8 @@ def run_verify(work: Path, plan: Plan, pool: Any) -> dict[str, Any]:
 
 def store_on_big_db(path: Path, pool: Any, chains: list[tuple[int, int, str | None]], per_device: int) -> dict[str, Any]:
     """store_batch (no projector) of further events of the same devices into the verify database (after verify)."""
-    from server.ingest.store import DeviceKeys, Incoming, store_batch
+    from server.ingest.store import DeviceKeys, Incoming
+    from server.ingest.batch import store_batch
 
     chunks = sorted(pool.map(make_chunk, [(d, seq, per_device, last, True) for d, seq, last in chains]))
     payloads = interleave([[(topics.device_up(device_id(d)), r[0]) for r in rows] for d, rows, _ in chunks])

@@ -37,7 +37,8 @@ with atheris.instrument_imports():
     from protocol.messages import INT64_MAX, Envelope
     from protocol.signing import SigningKey
     from server import db as dbmod
-    from server.ingest.store import DeviceKeys, Incoming, store_batch
+    from server.ingest.store import DeviceKeys, Incoming
+    from server.ingest.batch import store_batch
 
 DEVICE_KEY = SigningKey.from_seed(bytes(range(32)))
 CODE_KEY = SigningKey.from_seed(bytes(range(2, 34)))

@@ -38,7 +38,6 @@ from server import db as dbmod
 from server.settings import SignInLimits
 from server.storage import users as user_store
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 Role = Literal["officer", "agency_admin", "supervisor", "enterprise"]
 ROLES: tuple[str, ...] = ("officer", "agency_admin", "supervisor", "enterprise")
@@ -114,7 +113,7 @@ def _token_hash(token: str) -> str:
 
 
 def add_user(
-    con: Con,
+    con: Tx,
     username: str,
     password: str,
     role: str,
@@ -136,7 +135,7 @@ def add_user(
     if role == "enterprise" and not credit_code:
         raise AuthError("an enterprise user names its credit code: give --enterprise")
     stored = user_store.insert_user(
-        as_tx(con), username=username, role=role, agency_id=agency_id, officer_id=officer_id, credit_code=credit_code,
+        con, username=username, role=role, agency_id=agency_id, officer_id=officer_id, credit_code=credit_code,
         password_hash=password_hash or hash_password(password), created_ms=int(time.time() * 1000),
     )
     if not stored:
@@ -161,9 +160,8 @@ def _new_session(tx: Tx, username: str, now: int) -> str | None:
     return token if stored else None
 
 
-def sign_in(con: Con, username: str, password: str) -> tuple[str, Principal] | None:
+def sign_in(tx: Tx, username: str, password: str) -> tuple[str, Principal] | None:
     """A new session token and the principal, or None (the same for a wrong name or password); no limits."""
-    tx = as_tx(con)
     p = _verify(tx, username, password)
     token = _new_session(tx, username, int(time.time() * 1000)) if p else None
     return (token, p) if p and token else None
@@ -244,9 +242,8 @@ def _forgive(tx: Tx, username: str, address: str, counted: _Counted) -> None:
         user_store.take_back_failure(tx, kind=kind, key=key, moved_from_ms=before, moved_to_ms=after)
 
 
-def forget_failures(con: Con, username: str) -> None:
+def forget_failures(tx: Tx, username: str) -> None:
     """Clear an account's failed sign-ins, its own and those of every address it was tried from (a password reset)."""
-    tx = as_tx(con)
     user_store.lock_failures(tx)
     user_store.delete_failures_ending_with(tx, PAIR, PAIR_SEPARATOR, username)  # every (address, this account) pair
     user_store.delete_failure(tx, ACCOUNT, username)

@@ -13,7 +13,7 @@ from litestar.params import PathParameter, QueryParameter
 from server import db as dbmod
 from server.console.guards import supervisors
 from server.evidence import merkle
-from server.console.auth import CurrentPrincipal, Principal
+from server.console.auth import CurrentPrincipal
 from server.console.inspect_api import check_inspection
 from server.evidence.coverage import Coverage, coverage
 from server.errors import Invalid, NotFound

@@ -17,7 +17,7 @@ from server import db as dbmod
 from server.console.auth import CurrentPrincipal
 from server.jobs.disclosure import decision_agency, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
 from server.jobs.draws import DrawResult, commit_draw, public_view
-from server.errors import Conflict, Forbidden, Invalid, NotFound, answers
+from server.errors import Conflict, Forbidden, NotFound, answers
 from server.console.guards import managers, supervisors
 from server.jobs.tasks import JOBS
 from server.storage import jobs as stored

@@ -10,9 +10,9 @@ from typing import Any
 
 from server.rules.alerts import label
 from server.console.auth import Principal
+from server.storage.engine import Tx
 from server.storage import reports
 from server.storage.alerts import ALERT_COLUMNS, recent_alerts
-from server.storage.legacy import Con, as_tx
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 #: An open inspection older than this is no longer shown as under way.
@@ -31,9 +31,8 @@ def _own_agency(p: Principal) -> str | None:
     return p.agency_id if p.role == "agency_admin" else None
 
 
-def under_way(con: Con, p: Principal, now_ms: int) -> list[dict[str, Any]]:
+def under_way(tx: Tx, p: Principal, now_ms: int) -> list[dict[str, Any]]:
     """Inspections under way: who, which agencies, which enterprise, since when, recorded or not."""
-    tx = as_tx(con)
     out = []
     for iid, code, name, lead, field, opened, exc, media in reports.under_way(tx, now_ms - UNDER_WAY_HOURS * 3_600_000, _own_agency(p), UNDER_WAY_LIMIT):
         parts = reports.parts_named(tx, iid)
@@ -48,18 +47,18 @@ def under_way(con: Con, p: Principal, now_ms: int) -> list[dict[str, Any]]:
     return out
 
 
-def alerts(con: Con, p: Principal, limit: int = 30) -> list[dict[str, Any]]:
+def alerts(con: Tx, p: Principal, limit: int = 30) -> list[dict[str, Any]]:
     """The latest alerts the principal may see."""
     cols = ("id", "created_ms", "kind", "severity", "message_zh", "message_en")
     agency = _own_agency(p)
-    rows = [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in recent_alerts(as_tx(con), agency_id=agency, everyone=agency is None, limit=limit)]
+    rows = [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in recent_alerts(con, agency_id=agency, everyone=agency is None, limit=limit)]
     return [{**{c: r[c] for c in cols}, "label_zh": label(r["kind"], "zh"), "label_en": label(r["kind"], "en")} for r in rows]
 
 
-def fleet(con: Con, p: Principal) -> list[dict[str, Any]]:
+def fleet(con: Tx, p: Principal) -> list[dict[str, Any]]:
     """Every device the principal may see: online, backlog, last heard from, battery, clock offset."""
     out = []
-    for device_id, kind, agency, online, last_seen, status in reports.fleet(as_tx(con), _own_agency(p)):
+    for device_id, kind, agency, online, last_seen, status in reports.fleet(con, _own_agency(p)):
         st = json.loads(status) if status else {}
         out.append(
             {
@@ -71,12 +70,11 @@ def fleet(con: Con, p: Principal) -> list[dict[str, Any]]:
     return out
 
 
-def snapshot(con: Con, p: Principal, now_ms: int | None = None) -> dict[str, Any]:
+def snapshot(tx: Tx, p: Principal, now_ms: int | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, now."""
     from server.console.stats import summary
 
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    tx = as_tx(con)
     return {
         "now_ms": now,
         "under_way": under_way(tx, p, now),

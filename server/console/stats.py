@@ -30,7 +30,6 @@ from server.evidence.coverage import coverage
 from server.errors import Invalid
 from server.storage import reports
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 DAY_MS = 86_400_000
 #: The longest period a report may cover (a leap year).
@@ -71,7 +70,7 @@ def cst_day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, CST).date().isoformat()
 
 
-def inspections_by_agency_field(con: Con, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
+def inspections_by_agency_field(con: Tx, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
     """Per (agency, field) of the inspection parts joined in the period: distinct inspections and parts.
 
     Rows are ordered by agency id then field; names fall back to the ids when not in the registers.
@@ -79,7 +78,7 @@ def inspections_by_agency_field(con: Con, from_ms: int, to_ms: int, agency_id: s
     """
     check_period(from_ms, to_ms)
     keys = ("agency_id", "agency_name", "field", "field_name", "inspections", "parts")
-    return [dict(zip(keys, r, strict=True)) for r in reports.parts_by_agency_field(as_tx(con), from_ms, to_ms, agency_id)]
+    return [dict(zip(keys, r, strict=True)) for r in reports.parts_by_agency_field(con, from_ms, to_ms, agency_id)]
 
 
 def _scan_counts(tx: Tx, from_ms: int, to_ms: int, agency_id: str | None) -> dict[str, int]:
@@ -94,7 +93,7 @@ def _scan_counts(tx: Tx, from_ms: int, to_ms: int, agency_id: str | None) -> dic
     return out
 
 
-def summary(con: Con, from_ms: int, to_ms: int, agency_id: str | None = None) -> dict[str, Any]:
+def summary(tx: Tx, from_ms: int, to_ms: int, agency_id: str | None = None) -> dict[str, Any]:
     """The period's headline figures (see the module docstring for what falls in the period).
 
     Keys: from_ms, to_ms, agency_id; inspections, joint_inspections, joint_rate; scans, repeat_answers,
@@ -107,7 +106,6 @@ def summary(con: Con, from_ms: int, to_ms: int, agency_id: str | None = None) ->
     report does not change later), and those who took part.
     """
     check_period(from_ms, to_ms)
-    tx = as_tx(con)
     inspections, joint = reports.inspections_and_joint(tx, from_ms, to_ms, agency_id)
     counts = _scan_counts(tx, from_ms, to_ms, agency_id)
     scans, repeat = counts.pop("*scans"), counts.pop("*repeat")
@@ -150,13 +148,12 @@ def _cst_day_of(day_no: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day_no)).isoformat()
 
 
-def trend(con: Con, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
+def trend(tx: Tx, from_ms: int, to_ms: int, agency_id: str | None = None) -> list[dict[str, Any]]:
     """One row per CST day touched by the period, oldest first, days without activity included as zeros.
 
     Keys: day (YYYY-MM-DD, CST), inspections (opened), joint_inspections, scans, refused, repeat_answers.
     """
     check_period(from_ms, to_ms)
-    tx = as_tx(con)
     first = dt.date.fromisoformat(cst_day(from_ms))
     last = dt.date.fromisoformat(cst_day(to_ms - 1))
     days: dict[str, dict[str, Any]] = {}

@@ -13,9 +13,9 @@ import time
 import msgspec
 
 from server.rules.alerts import raise_alert
+from server.storage.engine import Tx
 from server.storage import jobs as stored_jobs
 from server.storage import reports
-from server.storage.legacy import Con, as_tx
 
 #: Gaps shorter than this are not reported (a recorder restarting a file between segments).
 GAP_TOLERANCE_MS = 60_000
@@ -63,9 +63,8 @@ def _item(row: tuple[object, ...], linked_by: str) -> MediaItem:
     return MediaItem(**dict(zip(reports.MEDIA_COLUMNS, row, strict=True)), linked_by=linked_by)  # type: ignore[arg-type]
 
 
-def inspection_media(con: Con, inspection_id: str) -> tuple[int, int, list[MediaItem]]:
+def inspection_media(tx: Tx, inspection_id: str) -> tuple[int, int, list[MediaItem]]:
     """The inspection's time span and every recording linked to it."""
-    tx = as_tx(con)
     span = reports.inspection_span(tx, inspection_id)
     if span is None:
         raise KeyError(inspection_id)
@@ -82,7 +81,7 @@ def inspection_media(con: Con, inspection_id: str) -> tuple[int, int, list[Media
     return start, end, sorted(items.values(), key=lambda m: (m.started_ms or 0, m.event_id))
 
 
-def coverage(con: Con, inspection_id: str) -> Coverage:
+def coverage(con: Tx, inspection_id: str) -> Coverage:
     """Coverage of one inspection by its audio and video recordings (photos are moments, not coverage)."""
     start, end, media = inspection_media(con, inspection_id)
     spans = sorted(
@@ -120,10 +119,9 @@ def coverage(con: Con, inspection_id: str) -> Coverage:
 RECORDING_CHECK_BATCH = 500
 
 
-def check_ended_recordings(con: Con, now_ms: int, grace_ms: int) -> dict[str, int]:
+def check_ended_recordings(tx: Tx, now_ms: int, grace_ms: int) -> dict[str, int]:
     """Alert on inspections that ended at least ``grace_ms`` ago and were not recorded from start to end;
     each ended inspection is checked once (inside the caller's write transaction)."""
-    tx = as_tx(con)
     rows = stored_jobs.ended_unchecked(tx, now_ms - grace_ms, RECORDING_CHECK_BATCH)
     alerted = 0
     for inspection_id, credit_code, ent, agency_id, agency in rows:

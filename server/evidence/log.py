@@ -10,7 +10,6 @@ earlier one (the log only grew), which an outside party checks with a consistenc
 
 from __future__ import annotations
 
-import sqlite3
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -21,7 +20,6 @@ import msgspec
 from protocol.signing import SigningKey, VerifyKey
 from server.evidence import merkle
 from server.storage import evidence as evstore
-from server.storage.devices import as_tx
 from server.storage.engine import Tx
 from server.storage.evidence import LEAF_COLUMNS as LEAF_COLUMNS  # the columns a leaf commits to, named here for callers
 
@@ -73,27 +71,27 @@ class EvidenceLog:
     commit, so the appends of several ingest processes never share an index (docs/storage-seam.md §4.2).
     """
 
-    def __init__(self, db: Tx | sqlite3.Connection) -> None:
-        self.frontier = merkle.Frontier.from_bytes(evstore.lock_frontier(as_tx(db), _EMPTY))
+    def __init__(self, db: Tx) -> None:
+        self.frontier = merkle.Frontier.from_bytes(evstore.lock_frontier(db, _EMPTY))
         self._first = self.frontier.size
         self._leaves: list[tuple[str, bytes]] = []
 
-    def append(self, db: Tx | sqlite3.Connection, event_id: str, row: Sequence[Any], now_ms: int) -> int:
+    def append(self, db: Tx, event_id: str, row: Sequence[Any], now_ms: int) -> int:
         """Append one event row (values in LEAF_COLUMNS order); returns its index."""
         return self.append_rows(db, [(event_id, row)], now_ms)[0]
 
-    def append_rows(self, db: Tx | sqlite3.Connection, rows: Sequence[tuple[str, Sequence[Any]]], now_ms: int) -> list[int]:
+    def append_rows(self, db: Tx, rows: Sequence[tuple[str, Sequence[Any]]], now_ms: int) -> list[int]:
         """Append event rows in this order (one statement for all); returns their indexes."""
         leaves = [(event_id, row_leaf_hash(row)) for event_id, row in rows]
         first = self.frontier.size
         for _, leaf in leaves:
             self.frontier.append(leaf)
-        evstore.append_leaves(as_tx(db), first, leaves, now_ms)
+        evstore.append_leaves(db, first, leaves, now_ms)
         return list(range(first, self.frontier.size))
 
-    def save(self, db: Tx | sqlite3.Connection) -> None:
+    def save(self, db: Tx) -> None:
         """Persist the frontier (in the same transaction as the appends)."""
-        evstore.save_frontier(as_tx(db), self.frontier.to_bytes(), self.frontier.size)
+        evstore.save_frontier(db, self.frontier.to_bytes(), self.frontier.size)
 
 
 #: The lock key processes take before deciding whether to sign a tree head.
@@ -102,33 +100,33 @@ TREE_HEAD_LOCK = "fe:tree-head"
 _EMPTY = merkle.Frontier().to_bytes()
 
 
-def current_frontier(db: Tx | sqlite3.Connection) -> merkle.Frontier:
+def current_frontier(db: Tx) -> merkle.Frontier:
     """The log's frontier as committed (no lock: for reading and signing, not for appending)."""
-    data = evstore.read_frontier(as_tx(db))
+    data = evstore.read_frontier(db)
     return merkle.Frontier() if data is None else merkle.Frontier.from_bytes(data)
 
 
-def index_of(db: Tx | sqlite3.Connection, event_id: str) -> int | None:
+def index_of(db: Tx, event_id: str) -> int | None:
     """An event's index in the log."""
     return indexes_of(db, [event_id]).get(event_id)
 
 
-def indexes_of(db: Tx | sqlite3.Connection, event_ids: Sequence[str]) -> dict[str, int]:
+def indexes_of(db: Tx, event_ids: Sequence[str]) -> dict[str, int]:
     """event_id -> index in the log, for those of these events that are logged (one query)."""
-    return evstore.indexes_of(as_tx(db), event_ids)
+    return evstore.indexes_of(db, event_ids)
 
 
-def leaf_hashes(db: Tx | sqlite3.Connection, size: int | None = None) -> list[bytes]:
+def leaf_hashes(db: Tx, size: int | None = None) -> list[bytes]:
     """The log's leaf hashes in order (the first ``size``)."""
-    return list(evstore.leaf_hashes(as_tx(db), size))
+    return list(evstore.leaf_hashes(db, size))
 
 
-def log_size(db: Tx | sqlite3.Connection) -> int:
+def log_size(db: Tx) -> int:
     """How many records the evidence log holds."""
-    return evstore.log_size(as_tx(db))
+    return evstore.log_size(db)
 
 
-def sign_tree_head(db: Tx | sqlite3.Connection, key: SigningKey, now_ms: int | None = None) -> TreeHead:
+def sign_tree_head(db: Tx, key: SigningKey, now_ms: int | None = None) -> TreeHead:
     """Sign and record a tree head for the log as it is now (call inside a write transaction)."""
     ts = now_ms if now_ms is not None else int(time.time() * 1000)
     frontier = current_frontier(db)
@@ -136,14 +134,13 @@ def sign_tree_head(db: Tx | sqlite3.Connection, key: SigningKey, now_ms: int | N
     sth = TreeHead(
         tree_size=frontier.size, timestamp_ms=ts, root_hash=root.hex(), signature=key.sign(sth_bytes(frontier.size, ts, root)).hex(), public_key=key.public_hex
     )
-    evstore.add_tree_head(as_tx(db), tree_size=sth.tree_size, timestamp_ms=ts, root_hash=root, signature=bytes.fromhex(sth.signature))
+    evstore.add_tree_head(db, tree_size=sth.tree_size, timestamp_ms=ts, root_hash=root, signature=bytes.fromhex(sth.signature))
     return sth
 
 
-def head_of_whole_log(db: Tx | sqlite3.Connection, key: SigningKey) -> TreeHead:
+def head_of_whole_log(tx: Tx, key: SigningKey) -> TreeHead:
     """The latest signed head if it covers the whole log, else a new one (call inside a write transaction; API
     processes asking at once take turns and the later ones get the first one's head)."""
-    tx = as_tx(db)
     tx.lock(TREE_HEAD_LOCK)
     head = latest_tree_head(tx, key.public_hex)
     if head is not None and head.tree_size == log_size(tx):
@@ -151,14 +148,13 @@ def head_of_whole_log(db: Tx | sqlite3.Connection, key: SigningKey) -> TreeHead:
     return sign_tree_head(tx, key)
 
 
-def sign_tree_head_if_due(db: Tx | sqlite3.Connection, key: SigningKey, interval_ms: int, now_ms: int | None = None) -> TreeHead | None:
+def sign_tree_head_if_due(tx: Tx, key: SigningKey, interval_ms: int, now_ms: int | None = None) -> TreeHead | None:
     """Sign a tree head unless one was signed less than ``interval_ms`` ago (call inside a write transaction).
 
     Several ingest processes each find a head due: they take turns on one lock, and the later ones find the
     earlier one's head, so the cluster signs one head per interval.
     """
     ts = now_ms if now_ms is not None else int(time.time() * 1000)
-    tx = as_tx(db)
     tx.lock(TREE_HEAD_LOCK)
     latest = evstore.latest_tree_head(tx)
     if latest is not None and ts - latest[1] < interval_ms:
@@ -171,12 +167,12 @@ def _head(row: tuple[int, int, bytes, bytes], public_key: str) -> TreeHead:
     return TreeHead(tree_size=size, timestamp_ms=ts, root_hash=root.hex(), signature=sig.hex(), public_key=public_key)
 
 
-def latest_tree_head(db: Tx | sqlite3.Connection, public_key: str) -> TreeHead | None:
+def latest_tree_head(db: Tx, public_key: str) -> TreeHead | None:
     """The most recent signed tree head."""
-    row = evstore.latest_tree_head(as_tx(db))
+    row = evstore.latest_tree_head(db)
     return None if row is None else _head(row, public_key)
 
 
-def tree_heads(db: Tx | sqlite3.Connection, public_key: str) -> Iterable[TreeHead]:
+def tree_heads(db: Tx, public_key: str) -> Iterable[TreeHead]:
     """Every recorded tree head, oldest first."""
-    return [_head(row, public_key) for row in evstore.tree_heads(as_tx(db))]
+    return [_head(row, public_key) for row in evstore.tree_heads(db)]

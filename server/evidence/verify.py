@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 
 import msgspec
@@ -24,7 +23,6 @@ from protocol.signing import VerifyKey
 from server.evidence import merkle
 from server.evidence.log import row_leaf_hash, tree_heads
 from server.storage import evidence as evstore
-from server.storage.devices import as_tx
 from server.storage.engine import Tx
 
 
@@ -118,14 +116,13 @@ def _chains(tx: Tx) -> list[ChainReport]:
     return reports
 
 
-def verify(db: Tx | sqlite3.Connection, server_public_key: str, *, signatures: bool = False) -> VerifyReport:
+def verify(tx: Tx, server_public_key: str, *, signatures: bool = False) -> VerifyReport:
     """Check the database against its evidence log, tree heads and device chains.
 
     Everything streams (a server-side cursor on PostgreSQL): rows are matched to their leaves in SQL and the log's
     leaves are folded into a Merkle frontier in order, so memory does not grow with the number of records.
     """
     started = time.perf_counter()
-    tx = as_tx(db)
     keys = {d: VerifyKey.from_hex(k) for d, k in evstore.device_keys(tx)} if signatures else {}
     problems: list[RowProblem] = []
     n = 0

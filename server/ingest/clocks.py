@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,7 +35,6 @@ from protocol.timesync import decode_time_request
 from server import db as dbmod
 from server.rules.alerts import raise_alert
 from server.storage import devices
-from server.storage.devices import as_tx
 from server.storage.engine import Tx
 
 log = logging.getLogger(__name__)
@@ -71,11 +69,10 @@ def judge(device_time_ms: int, clock_error_ms: int, received_ms: int, registered
 Memory = tuple[int | None, int | None, int | None]
 
 
-def check_stored(db: Tx | sqlite3.Connection, stored: Sequence[tuple[DeviceMessage, int]], now_ms: int) -> list[str | None]:
+def check_stored(tx: Tx, stored: Sequence[tuple[DeviceMessage, int]], now_ms: int) -> list[str | None]:
     """Judge newly stored events, (message, received_ms) in each device's sequence order, inside the ingest's
     transaction: record the suspect ones, alert once per device; returns each event's reason or None. Each device's
     state is read once and written at most once per call."""
-    tx = as_tx(db)
     reasons: list[str | None] = []
     states: dict[str, tuple[int, Memory, Memory] | None] = {}  # device -> (registered_ms, as read, as now)
     for msg, received_ms in stored:

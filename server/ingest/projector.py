@@ -31,7 +31,6 @@ from server.rules.scanning import ScanConflict, ScanRequest, credential_of, deci
 from server.storage import inspections as rows
 from server.storage import projection
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 
 def scan_notice(device_id: str, scan_id: str, d: Decision, now_ms: int) -> ScanDecision:
@@ -58,9 +57,8 @@ class Projector:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def stored(self, db: Con, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+    def stored(self, con: Tx, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
         """Apply a newly stored event, inside the ingest's transaction; returns notices for its device."""
-        con = as_tx(db)
         match msg:
             case EnterpriseScanned():
                 req = ScanRequest(
@@ -125,7 +123,7 @@ class Projector:
                 )  # fmt: skip
         return []
 
-    def duplicate(self, db: Con, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
+    def duplicate(self, db: Tx, msg: DeviceMessage, now_ms: int) -> list[ScanDecision]:
         """A resent event: answer a scan again with its recorded decision (the first answer may be lost)."""
         if isinstance(msg, EnterpriseScanned):
             d = recorded_decision(db, msg.event_id)

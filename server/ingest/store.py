@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from protocol.signing import VerifyKey
 from server.ingest import clocks
 from server.rules.alerts import raise_alert
 from server.storage import devices
-from server.storage.devices import DeviceDelta, EventRow, RejectedRow, as_tx
+from server.storage.devices import DeviceDelta, EventRow, RejectedRow
 from server.storage.engine import Tx
 
 log = logging.getLogger(__name__)
@@ -92,11 +91,11 @@ class DeviceKeys:
         # ``db`` is accepted for callers that make one per connection; every read names its transaction.
         self._known: dict[str, Registration] = {}
 
-    def read(self, db: Tx | sqlite3.Connection, device_ids: Collection[str]) -> dict[str, Registration]:
+    def read(self, db: Tx, device_ids: Collection[str]) -> dict[str, Registration]:
         """The registrations of these devices (revoked ones included), in one query; remembered."""
         if not device_ids:
             return {}
-        rows = devices.registrations(as_tx(db), device_ids)
+        rows = devices.registrations(db, device_ids)
         found: dict[str, Registration] = {}
         for device_id, public_key, revoked_ms in rows:
             old = self._known.get(device_id)
@@ -220,18 +219,18 @@ class RejectedCount:
     last_ms: int
 
 
-def rejected_counts(db: Tx | sqlite3.Connection) -> list[RejectedCount]:
+def rejected_counts(db: Tx) -> list[RejectedCount]:
     """Every reason's total of refused messages, most frequent first."""
-    return [RejectedCount(*r) for r in devices.rejected_counts(as_tx(db))]
+    return [RejectedCount(*r) for r in devices.rejected_counts(db)]
 
 
 #: Columns of a rejected row as the API and the CLI show it (``kept``: bytes of the payload still stored).
 REJECTED_COLUMNS = ("id", "received_ms", "topic", "device_id", "event_id", "reason_code", "reason", "size", "sha256", "kept")
 
 
-def recent_rejected(db: Tx | sqlite3.Connection, limit: int) -> list[tuple[Any, ...]]:
+def recent_rejected(db: Tx, limit: int) -> list[tuple[Any, ...]]:
     """The newest rejected rows, as REJECTED_COLUMNS (no bytes)."""
-    return devices.recent_rejected(as_tx(db), limit)
+    return devices.recent_rejected(db, limit)
 
 
 # --------------------------------------------------------------------------- one batch, in three steps
@@ -373,17 +372,8 @@ def check_links(tx: Tx, rows: Sequence[EventRow], now_ms: int) -> None:
             )  # fmt: skip
 
 
-def sequence_gaps(db: Tx | sqlite3.Connection, device_id: str) -> list[tuple[int, int]]:
+def sequence_gaps(db: Tx, device_id: str) -> list[tuple[int, int]]:
     """Ranges of sequence numbers the device used (below its highest stored one) that never arrived."""
-    first, holes = devices.sequence_holes(as_tx(db), device_id)
+    first, holes = devices.sequence_holes(db, device_id)
     return ([(1, first - 1)] if first is not None and first > 1 else []) + holes
 
-
-def __getattr__(name: str) -> Any:
-    # store_batch and store_or_isolate compose this module with the projector and the log: they are the ingest's
-    # (server/ingest/batch.py). Callers that still import them from here get them from there.
-    if name in ("store_batch", "store_or_isolate"):
-        from server.ingest import batch as ingest_batch
-
-        return getattr(ingest_batch, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

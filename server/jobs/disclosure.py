@@ -13,8 +13,8 @@ from typing import Any
 
 from server.rules.alerts import raise_alert
 from server.errors import Conflict, Invalid, NotFound
+from server.storage.engine import Tx
 from server.storage import jobs as stored
-from server.storage.legacy import Con, as_tx
 from server.rules.workdays import add_working_days, working_days_between
 
 #: Working days to disclose a decision, by kind.
@@ -38,29 +38,28 @@ def cst_date(ms: int) -> dt.date:
 
 
 def record_decision(
-    con: Con, *, decision_id: str, agency_id: str, kind: str, decided_on: dt.date, case_no: str = "", credit_code: str | None = None
+    con: Tx, *, decision_id: str, agency_id: str, kind: str, decided_on: dt.date, case_no: str = "", credit_code: str | None = None
 ) -> dict[str, Any]:
     """Register a decision and its disclosure deadline; Conflict when its id is registered already."""
     if kind not in DISCLOSURE_DAYS:
         raise DisclosureError(f"kind must be one of {', '.join(DISCLOSURE_DAYS)}, got {kind!r}")
     deadline, exact = add_working_days(decided_on, DISCLOSURE_DAYS[kind])
     if not stored.insert_decision(
-        as_tx(con), decision_id=decision_id, agency_id=agency_id, kind=kind, case_no=case_no, credit_code=credit_code,
+        con, decision_id=decision_id, agency_id=agency_id, kind=kind, case_no=case_no, credit_code=credit_code,
         decided_on=decided_on.isoformat(), deadline=deadline.isoformat(), calendar_approximate=int(not exact),
     ):  # fmt: skip
         raise Conflict(f"决定 {decision_id!r} 已登记 / decision {decision_id!r} is already registered")
     return {"decision_id": decision_id, "deadline": deadline.isoformat(), "calendar_approximate": not exact}
 
 
-def decision_agency(con: Con, decision_id: str) -> str | None:
+def decision_agency(con: Tx, decision_id: str) -> str | None:
     """The agency of a registered decision, or None."""
-    row = stored.decision(as_tx(con), decision_id)
+    row = stored.decision(con, decision_id)
     return None if row is None else row[0]
 
 
-def record_disclosure(con: Con, decision_id: str, disclosed_on: dt.date) -> str:
+def record_disclosure(tx: Tx, decision_id: str, disclosed_on: dt.date) -> str:
     """Record when a decision was disclosed; returns its status (on time or late)."""
-    tx = as_tx(con)
     row = stored.decision(tx, decision_id)
     if row is None:
         raise NotFound(f"决定 {decision_id!r} 未登记 / decision {decision_id!r} is not registered")
@@ -69,9 +68,8 @@ def record_disclosure(con: Con, decision_id: str, disclosed_on: dt.date) -> str:
     return status
 
 
-def check_deadlines(con: Con, now_ms: int) -> dict[str, int]:
+def check_deadlines(tx: Tx, now_ms: int) -> dict[str, int]:
     """Alert on deadlines coming up and on misses."""
-    tx = as_tx(con)
     today = cst_date(now_ms)
     warned = missed = 0
     for decision_id, agency_id, deadline_s, case_no, due_alerted in stored.pending_decisions(tx):
@@ -99,11 +97,11 @@ def check_deadlines(con: Con, now_ms: int) -> dict[str, int]:
     return {"warned": warned, "missed": missed}
 
 
-def on_time_rates(con: Con) -> list[dict[str, Any]]:
+def on_time_rates(con: Tx) -> list[dict[str, Any]]:
     """Per agency: decisions whose deadline has passed or that were disclosed, and the share on time."""
     return [
         {"agency_id": a, "on_time": ok, "due": due, "on_time_rate": round(ok / due, 4) if due else None}
-        for a, ok, due in stored.on_time_counts(as_tx(con))
+        for a, ok, due in stored.on_time_counts(con)
     ]
 
 
@@ -114,9 +112,8 @@ def last_month(now_ms: int) -> tuple[str, str, str]:
     return f"{period_start:%Y-%m}", period_start.isoformat(), first_of_month.isoformat()
 
 
-def sample_case_files(con: Con, now_ms: int) -> list[str]:
+def sample_case_files(tx: Tx, now_ms: int) -> list[str]:
     """Draw last month's sample for every agency that has none yet (reproducible: no hidden randomness)."""
-    tx = as_tx(con)
     period, first_day, next_first_day = last_month(now_ms)
     made = []
     for agency_id in stored.agencies_deciding(tx, first_day, next_first_day):
@@ -130,17 +127,17 @@ def sample_case_files(con: Con, now_ms: int) -> list[str]:
     return made
 
 
-def record_review(con: Con, sample_id: str, decision_id: str, result: str, reviewer: str, notes: str, now_ms: int) -> None:
+def record_review(con: Tx, sample_id: str, decision_id: str, result: str, reviewer: str, notes: str, now_ms: int) -> None:
     """Record the review of one sampled case file (pass or fail)."""
     if result not in ("pass", "fail"):
         raise DisclosureError(f"a review result is 'pass' or 'fail', got {result!r}")
-    if not stored.record_review(as_tx(con), sample_id=sample_id, decision_id=decision_id, result=result, reviewer=reviewer, notes=notes, reviewed_ms=now_ms):
+    if not stored.record_review(con, sample_id=sample_id, decision_id=decision_id, result=result, reviewer=reviewer, notes=notes, reviewed_ms=now_ms):
         raise NotFound(f"案卷 {decision_id!r} 不在抽样 {sample_id!r} 中 / case file {decision_id!r} is not in sample {sample_id!r}")
 
 
-def pass_rates(con: Con) -> list[dict[str, Any]]:
+def pass_rates(con: Tx) -> list[dict[str, Any]]:
     """Per sample: reviewed, passed and the pass rate."""
     return [
         {"sample_id": s, "agency_id": a, "period": p, "sampled": n, "reviewed": r, "passed": ok, "pass_rate": round(ok / r, 4) if r else None}
-        for s, a, p, n, r, ok in stored.sample_counts(as_tx(con))
+        for s, a, p, n, r, ok in stored.sample_counts(con)
     ]

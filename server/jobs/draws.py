@@ -25,7 +25,6 @@ from server.rules.alerts import raise_alert
 from server.rules.scanning import year_start_ms
 from server.storage import draws as stored
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 DAY_MS = 86_400_000
 #: How long a drawn plan is in force (its enterprises may be inspected under it).
@@ -94,7 +93,7 @@ def _check_scope(tx: Tx, agency_id: str, field: str, region: str, by_supervisor:
 
 
 def commit_draw(
-    con: Con,
+    tx: Tx,
     *,
     agency_id: str,
     field: str,
@@ -112,7 +111,6 @@ def commit_draw(
     who announced it. Returns (draw id, seed hash); DrawError for a draw that may not be made."""
     if enterprises < 1 or officers_per_team < 1:
         raise DrawError("抽查至少一家企业、每组至少一名执法人员 / a draw needs at least one enterprise and one officer per team")
-    tx = as_tx(con)
     region = _check_scope(tx, agency_id, field, region, by_supervisor)
     if not by_supervisor and draw_at_ms < now_ms - MAX_BACKDATE_MS:
         raise DrawError("抽取时间不能早于现在 / a draw cannot be set for a time already past")
@@ -145,9 +143,8 @@ def commit_draw(
     return draw_id, seed_hash
 
 
-def eligible(con: Con, agency_id: str, field: str, region: str, policy: Policy, now_ms: int) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+def eligible(tx: Tx, agency_id: str, field: str, region: str, policy: Policy, now_ms: int) -> tuple[list[str], list[str], list[tuple[str, str]]]:
     """(enterprises, officers, declared conflicts) eligible for a draw now, each sorted."""
-    tx = as_tx(con)
     rows = stored.enterprises_not_protected(tx, region, year_start_ms(now_ms), now_ms)
     enterprises = [code for code, risk, credit, done in rows if done < policy.cap_for(risk, credit)]
     officers = [o for o, fields in stored.officers_valid(tx, agency_id, now_ms) if field in json.loads(fields)]
@@ -175,10 +172,9 @@ def run_draw(seed: bytes, draw_id: str, enterprises: list[str], officers: list[s
     return DrawResult(draw_id=draw_id, seed=seed.hex(), eligible_enterprises=enterprises, eligible_officers=officers, conflicts=conflicts, teams=teams)
 
 
-def perform_due_draws(con: Con, policy: Policy, now_ms: int) -> list[str]:
+def perform_due_draws(tx: Tx, policy: Policy, now_ms: int) -> list[str]:
     """Run every committed draw whose time has come; record results and their inspection plans (a draw another
     transaction has drawn meanwhile is left to it)."""
-    tx = as_tx(con)
     done = []
     for draw_id, agency_id, field, region, title, count, per_team, seed_hex in stored.due_draws(tx, now_ms):
         ents, offs, conflicts = eligible(tx, agency_id, field, region, policy, now_ms)
@@ -194,9 +190,9 @@ def perform_due_draws(con: Con, policy: Policy, now_ms: int) -> list[str]:
     return done
 
 
-def public_view(con: Con, draw_id: str) -> dict[str, Any] | None:
+def public_view(con: Tx, draw_id: str) -> dict[str, Any] | None:
     """What the public page shows: the commitment always, the seed and result once drawn."""
-    view = stored.draw(as_tx(con), draw_id)
+    view = stored.draw(con, draw_id)
     if view is None:
         return None
     result_json = view.pop("result_json")

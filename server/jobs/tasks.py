@@ -27,7 +27,6 @@ from server.jobs.draws import perform_due_draws
 from server.evidence.log import sign_tree_head
 from server.storage import jobs as stored
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 DAY_MS = 86_400_000
 
@@ -63,9 +62,8 @@ def _alert_once(tx: Tx, kind: str, device_id: str, since_ms: int, now_ms: int, z
     return True
 
 
-def check_devices(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def check_devices(tx: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Offline devices (missed heartbeats) and devices whose backlog grows."""
-    tx = as_tx(con)
     s = ctx.settings
     offline = backlog = 0
     for device_id, kind, last_seen, online, presence_ms, status_json in stored.devices_to_check(tx):
@@ -93,41 +91,40 @@ def check_devices(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     return {"offline_alerts": offline, "backlog_alerts": backlog}
 
 
-def draws(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def draws(con: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Perform the draws whose time has come."""
     return {"drawn": perform_due_draws(con, ctx.policy, now_ms)}
 
 
-def disclosure(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def disclosure(con: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Alert on disclosure deadlines coming up and missed."""
     return check_deadlines(con, now_ms)
 
 
-def tree_head(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def tree_head(con: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """The daily signed tree head."""
     head = sign_tree_head(con, ctx.key, now_ms)  # type: ignore[arg-type]  # evidence.py still names sqlite3
     return {"tree_size": head.tree_size, "root_hash": head.root_hash}
 
 
-def sampling(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def sampling(con: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Last month's case-file samples."""
     return {"samples": sample_case_files(con, now_ms)}
 
 
-def retention(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def retention(tx: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Remove old heartbeats and rejected messages, and nothing else (no evidence of a case is a heartbeat).
 
     Removing a logged record leaves its leaf in the evidence log and writes why it went to
     ``retention_removed``, so ``fe-server verify`` tells a removal by policy from tampering.
     """
-    tx = as_tx(con)
     s = ctx.settings
     removed = stored.remove_status_events(tx, now_ms - s.keep_status_days * DAY_MS, now_ms, f"device_status older than {s.keep_status_days} days")
     rejected = stored.remove_rejected(tx, now_ms - s.keep_rejected_days * DAY_MS)
     return {"status_events_removed": removed, "rejected_removed": rejected}
 
 
-def recording(con: Con, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+def recording(con: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     """Alert on ended inspections not recorded from start to end (执法全过程记录), after a grace period."""
     return check_ended_recordings(con, now_ms, int(ctx.policy.recording_grace_minutes * 60_000))
 

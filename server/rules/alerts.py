@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from server.storage.alerts import insert_alert
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 #: Every alert kind: (severity, Chinese name, English name), the names as a person reads them on a page.
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -55,7 +54,7 @@ def label(kind: str, lang: str) -> str:
 
 
 def raise_alert(
-    con: Con,
+    con: Tx,
     kind: str,
     now_ms: int,
     message_zh: str,
@@ -69,6 +68,6 @@ def raise_alert(
 ) -> None:
     """Record an alert (inside the caller's transaction: a Tx, or a raw SQLite connection from code not yet moved)."""
     insert_alert(
-        as_tx(con), created_ms=now_ms, kind=kind, severity=SEVERITY.get(kind, "warning"), message_zh=message_zh, message_en=message_en,
+        con, created_ms=now_ms, kind=kind, severity=SEVERITY.get(kind, "warning"), message_zh=message_zh, message_en=message_en,
         credit_code=credit_code, agency_id=agency_id, device_id=device_id, officer_id=officer_id, ref=ref,
     )  # fmt: skip

@@ -32,7 +32,6 @@ from server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from server.evidence.keys import load_or_create_server_key
 from server.storage import codes as store
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 #: Key id of the enterprise-code signing key in use.
 ACTIVE_KEY_ID = "K1"
@@ -93,16 +92,16 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def ensure_code_key(con: Con, key_base: Path, key_id: str = ACTIVE_KEY_ID) -> SigningKey:
+def ensure_code_key(con: Tx, key_base: Path, key_id: str = ACTIVE_KEY_ID) -> SigningKey:
     """The signing key for enterprise codes, created and registered on first use."""
     key = load_or_create_server_key(code_key_path(Path(key_base), key_id))
-    store.add_key(as_tx(con), key_id, key.public_hex, _now_ms())
+    store.add_key(con, key_id, key.public_hex, _now_ms())
     return key
 
 
-def verify_keys(con: Con) -> dict[str, VerifyKey]:
+def verify_keys(con: Tx) -> dict[str, VerifyKey]:
     """Every registered, unretired code key."""
-    return {kid: VerifyKey.from_hex(pub) for kid, pub in store.active_keys(as_tx(con)).items()}
+    return {kid: VerifyKey.from_hex(pub) for kid, pub in store.active_keys(con).items()}
 
 
 def today_cst() -> dt.date:
@@ -110,25 +109,24 @@ def today_cst() -> dt.date:
     return dt.datetime.now(_CST).date()
 
 
-def registered_enterprise(con: Con, credit_code: str) -> tuple[str, str]:
+def registered_enterprise(con: Tx, credit_code: str) -> tuple[str, str]:
     """(credit code, name) of a registered enterprise; CreditCodeInvalid or EnterpriseUnknown otherwise."""
     try:
         code = validate(credit_code)
     except CreditCodeError as e:
         raise CreditCodeInvalid(f"统一社会信用代码无效 / invalid credit code: {e}") from None
-    name = store.enterprise_name(as_tx(con), code)
+    name = store.enterprise_name(con, code)
     if name is None:
         raise EnterpriseUnknown(f"未登记统一社会信用代码为 {code} 的企业 / no enterprise with credit code {code} is registered")
     return code, name
 
 
-def issue_code(con: Con, key_base: Path, credit_code: str, today: dt.date | None = None) -> tuple[str, str]:
+def issue_code(tx: Tx, key_base: Path, credit_code: str, today: dt.date | None = None) -> tuple[str, str]:
     """(code text, enterprise name): the enterprise's code in force, else a new one (call inside a write transaction).
 
     A new code carries today's date (CST), or, if a code dated today or later was revoked, the day after
     the latest such date: a date no revoked code of the enterprise carries, so devices that list revoked
     codes as ``<credit code>:<date>`` accept the new code at once."""
-    tx = as_tx(con)
     code, name = registered_enterprise(tx, credit_code)
     store.lock_enterprise_codes(tx, code)
     today = today or today_cst()
@@ -142,16 +140,16 @@ def issue_code(con: Con, key_base: Path, credit_code: str, today: dt.date | None
     return text, name
 
 
-def responsible(con: Con, agency_id: str, credit_code: str, now_ms: int) -> bool:
+def responsible(con: Tx, agency_id: str, credit_code: str, now_ms: int) -> bool:
     """Is the agency responsible for the enterprise: the enterprise is in the agency's region (an agency
     without a region covers every region), and the agency deals with it on record: one of its officers
     took part in an inspection of it in the last RESPONSIBLE_AFTER_INSPECTION_DAYS days, or one of its
     plans (random draws, ...) in force names it as a target."""
     since = now_ms - RESPONSIBLE_AFTER_INSPECTION_DAYS * DAY_MS
-    return store.agency_deals_with(as_tx(con), agency_id, credit_code, inspected_since=since, now_ms=now_ms)
+    return store.agency_deals_with(con, agency_id, credit_code, inspected_since=since, now_ms=now_ms)
 
 
-def may_revoke(con: Con, by: Revoker, credit_code: str, now_ms: int) -> bool:
+def may_revoke(con: Tx, by: Revoker, credit_code: str, now_ms: int) -> bool:
     """A supervisor and the command line may revoke any enterprise's code; an agency's administrator only
     the code of an enterprise their agency is responsible for; nobody else."""
     if by.role in ("supervisor", COMMAND_LINE.role):
@@ -172,10 +170,9 @@ def _who(tx: Tx, by: Revoker) -> tuple[str, str]:
     return f"{names[0]}{role_zh} {by.username}", f"{by.username} ({role_en}, {names[1]})"
 
 
-def revoke_codes(con: Con, credit_code: str, reason: str, by: Revoker = COMMAND_LINE, now_ms: int | None = None) -> int:
+def revoke_codes(tx: Tx, credit_code: str, reason: str, by: Revoker = COMMAND_LINE, now_ms: int | None = None) -> int:
     """Revoke every code in force of an enterprise, recording who and why, and raise a ``code_revoked``
     alert (call inside a write transaction); returns how many. A new code can be issued at once."""
-    tx = as_tx(con)
     now_ms = now_ms if now_ms is not None else _now_ms()
     code, name = registered_enterprise(tx, credit_code)
     reason = reason.strip()
@@ -201,14 +198,13 @@ def revoke_codes(con: Con, credit_code: str, reason: str, by: Revoker = COMMAND_
     return len(dates)
 
 
-def revoked_list(con: Con) -> list[str]:
+def revoked_list(con: Tx) -> list[str]:
     """"<credit code>:<YYYYMMDD>" of every revoked code (for device snapshots)."""
-    return [f"{c}:{d.replace('-', '')}" for c, d in store.revoked_codes(as_tx(con))]
+    return [f"{c}:{d.replace('-', '')}" for c, d in store.revoked_codes(con)]
 
 
-def check_code(con: Con, text: str) -> EnterpriseCode:
+def check_code(tx: Tx, text: str) -> EnterpriseCode:
     """Verify a scanned code against the registered keys and the revocations; CodeError says why not."""
-    tx = as_tx(con)
     parsed = enterprise_code.verify(text, verify_keys(tx))
     reason = store.revoked_reason(tx, parsed.credit_code, parsed.issued.isoformat())
     if reason is not None:

@@ -34,7 +34,6 @@ from server.storage.engine import Tx
 from server.storage.exceptions import BasisView as BasisView  # re-exported: the API names the views from here
 from server.storage.exceptions import ReviewStatus as ReviewStatus
 from server.storage.exceptions import ReviewView as ReviewView
-from server.storage.legacy import Con, as_tx
 
 #: Kinds kept in the ``exception_bases`` register (the others have registers of their own).
 REGISTERED_KINDS = ("superior_assignment", "major_risk")
@@ -84,10 +83,9 @@ class BasisIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 # ------------------------------------------------------------------------------------------ checking
 
 
-def check_exception(con: Con, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, *, follow_up_days: int) -> Check:
+def check_exception(tx: Tx, exc: ExceptionBasis, credit_code: str, agency_id: str, field: str, now_ms: int, *, follow_up_days: int) -> Check:
     """Check a stated exception against its register. Each basis opens at most one inspection per agency
     (others join it): one ticket, plan target or rectification order is not a pass for repeated visits."""
-    tx = as_tx(con)
     ref = exc.reference
     if not ref.strip():
         return Check("invalid", "未填写例外依据的文号或编号 / the exception names no reference")
@@ -253,17 +251,17 @@ def withdraw_basis(tx: Tx, kind: str, reference: str, credit_code: str, by: str,
 # ------------------------------------------------------------------------------------------ the review queue
 
 
-def queue_review(con: Con, scan_id: str, inspection_id: str | None, exc: ExceptionBasis, credit_code: str, officer_id: str, agency_id: str | None, problem: str, now_ms: int) -> None:
+def queue_review(con: Tx, scan_id: str, inspection_id: str | None, exc: ExceptionBasis, credit_code: str, officer_id: str, agency_id: str | None, problem: str, now_ms: int) -> None:
     """Put an inspection allowed on an unregistered urgent exception in the review queue (once per scan)."""
     store.queue_review(
-        as_tx(con), scan_id=scan_id, inspection_id=inspection_id, kind=exc.kind, reference=exc.reference, credit_code=credit_code,
+        con, scan_id=scan_id, inspection_id=inspection_id, kind=exc.kind, reference=exc.reference, credit_code=credit_code,
         officer_id=officer_id, agency_id=agency_id, problem=problem, now_ms=now_ms,
     )  # fmt: skip
 
 
-def pending_reviews_of(con: Con, officer_id: str) -> int:
+def pending_reviews_of(con: Tx, officer_id: str) -> int:
     """How many of an officer's inspections wait for a supervisor's review."""
-    return store.pending_reviews_of(as_tx(con), officer_id)
+    return store.pending_reviews_of(con, officer_id)
 
 
 def get_review(tx: Tx, scan_id: str) -> ReviewView | None:

@@ -25,7 +25,6 @@ from server.errors import Conflict
 from server.rules.exception_bases import KIND_ZH, Check, check_exception, pending_reviews_of, queue_review
 from server.storage import inspections as rows
 from server.storage.engine import Tx
-from server.storage.legacy import Con, as_tx
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -47,9 +46,9 @@ class ScanRequest:
     device_id: str | None = None
 
 
-def credential_of(con: Con, officer_id: str) -> Credential | None:
+def credential_of(con: Tx, officer_id: str) -> Credential | None:
     """The officer's credential from the register."""
-    row = rows.credential_row(as_tx(con), officer_id)
+    row = rows.credential_row(con, officer_id)
     if row is None:
         return None
     return Credential(officer_id=row[0], agency_id=row[1], credential_no=row[2], fields=json.loads(row[3]), valid_from_ms=row[4], valid_to_ms=row[5], revoked=row[6] is not None)
@@ -113,9 +112,9 @@ class ScanConflict(Conflict):
     """A scan id already used for another scan (another officer's, another device's, or another code)."""
 
 
-def recorded_decision(con: Con, scan_id: str) -> Decision | None:
+def recorded_decision(con: Tx, scan_id: str) -> Decision | None:
     """The decision already recorded for a scan id, if any."""
-    row = rows.scan(as_tx(con), scan_id)
+    row = rows.scan(con, scan_id)
     return None if row is None else msgspec.json.decode(row.decision_json, type=Decision)
 
 
@@ -130,10 +129,9 @@ def _previous(tx: Tx, req: ScanRequest) -> Decision | None:
     return msgspec.json.decode(row.decision_json, type=Decision)
 
 
-def decide_scan(con: Con, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
+def decide_scan(tx: Tx, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
     """Decide and record one scan, raising the alerts it calls for; call inside a write transaction.
     ScanConflict if the scan id belongs to another scan."""
-    tx = as_tx(con)
     credit_code: str | None = None
     code_error: CodeError | None = None
     try:
@@ -236,10 +234,9 @@ def _open_or_join(tx: Tx, req: ScanRequest, d: Decision, facts: Facts, now_ms: i
     return d
 
 
-def lock_inspection(con: Con, inspection_id: str) -> bool:
+def lock_inspection(tx: Tx, inspection_id: str) -> bool:
     """Take the scan lock of the inspection's enterprise: parts join and end under it, so the inspection ends
     exactly when its last part does, whatever runs at the same time. False if there is no such inspection."""
-    tx = as_tx(con)
     credit_code = rows.enterprise_inspected(tx, inspection_id)
     if credit_code is None:
         return False
@@ -247,9 +244,8 @@ def lock_inspection(con: Con, inspection_id: str) -> bool:
     return True
 
 
-def end_part(con: Con, inspection_id: str, officer_id: str, result: str, summary: str, now_ms: int) -> bool:
+def end_part(tx: Tx, inspection_id: str, officer_id: str, result: str, summary: str, now_ms: int) -> bool:
     """End one officer's part of an inspection; the inspection ends when every part has. False if unknown."""
-    tx = as_tx(con)
     if not lock_inspection(tx, inspection_id) or not rows.end_part(tx, inspection_id, officer_id, result, summary, now_ms):
         return False
     if rows.open_parts(tx, inspection_id) == 0:

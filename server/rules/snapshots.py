@@ -8,16 +8,15 @@ import uuid
 from protocol.decision import DAY_MS, Policy
 from protocol.messages import Credential, DecisionSnapshot, InspectionRef, NoDisturbEntry
 from server.rules.codes import revoked_list
+from server.storage.engine import Tx
 from server.storage import reports
-from server.storage.legacy import Con, as_tx
 
 #: List entries per part, keeping each part's payload well under the 64 KiB message limit.
 ENTRIES_PER_PART = 150
 
 
-def build_snapshot(con: Con, device_id: str, region: str, policy: Policy, now_ms: int) -> list[DecisionSnapshot]:
+def build_snapshot(tx: Tx, device_id: str, region: str, policy: Policy, now_ms: int) -> list[DecisionSnapshot]:
     """The snapshot for a device in ``region`` ('' = everywhere), split into parts."""
-    tx = as_tx(con)
     keys = reports.code_keys(tx)
     credentials = [
         Credential(officer_id=o, agency_id=a, credential_no=c, fields=json.loads(f), valid_from_ms=vf, valid_to_ms=vt, revoked=r is not None)
@@ -65,6 +64,6 @@ def build_snapshot(con: Con, device_id: str, region: str, policy: Policy, now_ms
     ]
 
 
-def device_region(con: Con, device_id: str) -> str | None:
+def device_region(con: Tx, device_id: str) -> str | None:
     """The region a device works in (None if unknown device)."""
-    return reports.device_region(as_tx(con), device_id)
+    return reports.device_region(con, device_id)

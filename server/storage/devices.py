@@ -8,18 +8,12 @@ the same devices wait for each other instead of deadlocking.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from server.storage.engine import Backend, Tx, sql
-
-
-def as_tx(con: Tx | sqlite3.Connection) -> Tx:
-    """``con`` as a Tx: callers not yet moved to the seam (issue 12) still pass a raw SQLite connection."""
-    return con if isinstance(con, Tx) else Tx(con)
 
 
 # --- the register, as the ingest reads it ---------------------------------------------------------------------

@@ -92,13 +92,6 @@ class Tx:
         if self.backend is Backend.POSTGRES:
             self.raw.execute("SELECT pg_advisory_xact_lock(hashtextextended(%(k)s, 0))", {"k": key})
 
-    def __getattr__(self, name: str) -> Any:
-        # Transition (issue 12): modules not yet moved into the storage package still call the sqlite3
-        # connection's own methods with SQLite SQL. They work on SQLite only; on PostgreSQL they say so.
-        if self.backend is Backend.SQLITE:
-            return getattr(self.raw, name)
-        raise AttributeError(f"{name}: this code path still runs SQLite SQL and has not moved to the storage seam")
-
 
 # --- SQLite -----------------------------------------------------------------------------------------------------
 

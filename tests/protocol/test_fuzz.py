@@ -31,7 +31,8 @@ from protocol.messages import INT64_MAX, DeviceEvent, Envelope, ServerNotice
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.ingest.projector import Projector
-from server.ingest.store import DeviceKeys, Incoming, store_batch
+from server.ingest.store import DeviceKeys, Incoming
+from server.ingest.batch import store_batch
 
 EXAMPLES_DIR = Path(protocol.__file__).resolve().parent / "examples"
 

@@ -96,6 +96,7 @@ def seed(con: Tx | sqlite3.Connection) -> None:
 
 def seed_users(con: Tx | sqlite3.Connection, officers: list[tuple[str, str]]) -> None:
     """Sign-in users: each officer (user name = officer id), a supervisor, agency administrators, an enterprise."""
+    con = con if isinstance(con, Tx) else Tx(con)
     for officer_id, agency in officers:
         add_user(con, officer_id, password(officer_id), "officer", agency_id=agency, officer_id=officer_id, password_hash=password_hash(officer_id))
     add_user(con, "sup", password("sup"), "supervisor", password_hash=password_hash("sup"))

@@ -13,7 +13,8 @@ from protocol.signing import SigningKey
 from server import db as dbmod
 from server.evidence import merkle
 from server.evidence.log import LEAF_COLUMNS, leaf_data
-from server.ingest.store import DeviceKeys, Incoming, store_batch
+from server.ingest.store import DeviceKeys, Incoming
+from server.ingest.batch import store_batch
 from tests.server.conftest import PLAIN, Api
 
 

@@ -19,7 +19,8 @@ from server.app import create_app
 from server.rules.codes import CreditCodeInvalid, EnterpriseUnknown, NotResponsible, NothingToRevoke
 from server.errors import derived_statuses
 from server.settings import ServerSettings
-from server.ingest.store import DeviceKeys, Incoming, store_batch
+from server.ingest.store import DeviceKeys, Incoming
+from server.ingest.batch import store_batch
 from tests.server.conftest import Api, seed_users
 
 KEY = SigningKey.from_seed(bytes(range(32)))

@@ -13,6 +13,7 @@ from server import db as dbmod
 from server.app import create_app
 from server.console.auth import add_user
 from server.settings import ServerSettings
+from server.storage.engine import Tx
 from tests.server.conftest import PLAIN, Api, password, password_hash
 
 #: The pages of the console, and who opens them (None: no session).
@@ -112,7 +113,7 @@ def test_a_hostile_officer_id_cannot_break_out_of_the_page_data(seeded_db: Path)
     hostile = '</script><script>alert(1)</script><!--'
     con = dbmod.connect(seeded_db)
     try:
-        add_user(con, "mallory", password("mallory"), "officer", agency_id="SAMR", officer_id=hostile, password_hash=password_hash("mallory"))
+        add_user(Tx(con), "mallory", password("mallory"), "officer", agency_id="SAMR", officer_id=hostile, password_hash=password_hash("mallory"))
     finally:
         con.close()
     with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False, jobs_enabled=False))) as client:

@@ -14,6 +14,7 @@ from server import db as dbmod
 from server.jobs.disclosure import check_deadlines
 from server.errors import Invalid
 from server.rules.workdays import FIRST_DAY, LAST_DAY, MAX_WORKING_DAYS, add_working_days, working_days_between
+from server.storage.engine import Tx
 from tests.server.conftest import Api
 
 #: ``{"a":`` x50,000 (250 KB) and ``[`` x100,000 (200 KB): under the 1 MiB body limit, deeper than the decoder goes.
@@ -82,9 +83,9 @@ def test_a_decision_on_the_last_day_has_its_deadline_watched_without_error(api: 
     assert r.status_code == 201 and r.json()["deadline"] > "2100-01-01", r.text
     con = dbmod.connect(seeded_db)
     try:
-        assert check_deadlines(con, int(dt.datetime(2099, 12, 31, 4, tzinfo=dt.timezone.utc).timestamp() * 1000)) == {"warned": 0, "missed": 0}
+        assert check_deadlines(Tx(con), int(dt.datetime(2099, 12, 31, 4, tzinfo=dt.timezone.utc).timestamp() * 1000)) == {"warned": 0, "missed": 0}
         day_before = dt.date.fromisoformat(r.json()["deadline"]) - dt.timedelta(days=1)
-        assert check_deadlines(con, int(dt.datetime.combine(day_before, dt.time(4), dt.timezone.utc).timestamp() * 1000)) == {"warned": 1, "missed": 0}
+        assert check_deadlines(Tx(con), int(dt.datetime.combine(day_before, dt.time(4), dt.timezone.utc).timestamp() * 1000)) == {"warned": 1, "missed": 0}
     finally:
         con.close()
 

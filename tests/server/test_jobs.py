@@ -30,7 +30,8 @@ from server.jobs.tasks import JOBS, JobContext, JobSettings, check_devices, rete
 from server.jobs.scheduler import Scheduler, execute_job
 from server.settings import ServerSettings
 from server.storage.engine import Tx, sql, storage_for
-from server.ingest.store import DeviceKeys, Incoming, sequence_gaps, store_batch
+from server.ingest.store import DeviceKeys, Incoming, sequence_gaps
+from server.ingest.batch import store_batch
 from server.evidence.verify import verify
 from server.rules.workdays import add_working_days
 from tests.server.conftest import FRAGILE, GOOD, PLAIN, Api, code
@@ -295,11 +296,11 @@ def test_retention_removes_only_what_policy_allows_and_verify_still_passes(seede
         incoming.append(Incoming(topics.device_up("BR-1"), payload, 0))
     store_batch(con, incoming, DeviceKeys(con))
     con.execute("UPDATE events SET stored_ms = 0 WHERE seq IN (1, 2)")  # stored long ago (the leaf keeps its original value)
-    out = retention(con, ctx, int(time.time() * 1000))
+    out = retention(Tx(con), ctx, int(time.time() * 1000))
     assert out["status_events_removed"] == 2
     assert [s for (s,) in con.execute("SELECT seq FROM events ORDER BY seq")] == [3]
-    assert sequence_gaps(con, "BR-1") == []
-    report = verify(con, KEY.public_hex)
+    assert sequence_gaps(Tx(con), "BR-1") == []
+    report = verify(Tx(con), KEY.public_hex)
     assert report.problems == [] and report.chains[0].predecessor_removed_by_policy == 1
     con.close()
 

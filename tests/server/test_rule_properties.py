@@ -24,7 +24,8 @@ from protocol.signing import SigningKey
 from server.ingest.projector import Projector
 from server.rules.scanning import ScanRequest, decide_scan, end_part
 from server.storage.engine import Tx, sql
-from server.ingest.store import DeviceKeys, Incoming, store_batch
+from server.ingest.store import DeviceKeys, Incoming
+from server.ingest.batch import store_batch
 from tests.server.conftest import GOOD, NOW_MS, PLAIN
 from tests.server.scan_fixtures import ENTERPRISES, POLICY, Registers, registers  # noqa: F401 - registers: a fixture
 from tests.support.props import examples

@@ -26,7 +26,9 @@ from server import db as dbmod
 from server.app import create_app
 from server.console.auth import sign_in
 from server.settings import ServerSettings
-from server.ingest.store import DeviceKeys, store_batch
+from server.ingest.store import DeviceKeys
+from server.ingest.batch import store_batch
+from server.storage.engine import Tx
 from tests.server.conftest import password, seed
 from tests.server.test_evidence import DEVICE_KEY, events
 
@@ -52,7 +54,7 @@ def app_and_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[A
         tokens = {}
         for user in USERS:
             if user is not None:
-                signed = sign_in(con, user, password(user))
+                signed = sign_in(Tx(con), user, password(user))
                 assert signed is not None, user
                 tokens[user] = signed[0]
     finally:

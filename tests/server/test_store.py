@@ -394,8 +394,8 @@ def test_rows_rejected_before_the_bound_get_their_hash_when_their_bytes_go(tmp_p
     dbmod.migrate(path)
     con = dbmod.connect(path)
     assert con.execute("SELECT size, sha256 FROM rejected").fetchone() == (len(old), None)
-    assert [(c.reason_code, c.count) for c in rejected_counts(con)] == [("undecodable", 1)]
+    assert [(c.reason_code, c.count) for c in rejected_counts(Tx(con))] == [("undecodable", 1)]
     monkeypatch.setattr(storemod, "REJECTED_RAW_ROWS", 1)
     store_batch(con, [Incoming("t", b"new", 2)], DeviceKeys(con))
     assert con.execute("SELECT raw, sha256 FROM rejected ORDER BY id LIMIT 1").fetchone() == (b"", hashlib.sha256(old).hexdigest())
-    assert [(c.reason_code, c.count) for c in rejected_counts(con)] == [("undecodable", 2)]
+    assert [(c.reason_code, c.count) for c in rejected_counts(Tx(con))] == [("undecodable", 2)]

@@ -121,15 +121,6 @@ def test_giving_up_says_so(store: Storage) -> None:
         store.write(always_fails, retries=2)
 
 
-def test_code_not_yet_on_the_seam_is_named_on_postgresql(store: Storage) -> None:
-    with store.reading() as tx:
-        if store.backend is Backend.SQLITE:
-            assert tx.execute("SELECT 1").fetchone() == (1,)
-        else:
-            with pytest.raises(AttributeError, match="has not moved to the storage seam"):
-                tx.execute("SELECT 1")
-
-
 def test_a_current_database_is_recognised_without_alembic(db_url: str, tmp_path: Path) -> None:
     """Every command migrates first: on a database at the head revision that costs one short read, not Alembic."""
     import subprocess
