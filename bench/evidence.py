@@ -309,23 +309,27 @@ def run_store_batches(work: Path, events: int, pool: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- verify
 
 
-def verify_child(db: str, public_key: str, signatures: bool) -> int:
-    """Run verify in this process; print one JSON line with its result, time and peak RSS."""
+def verify_child(db: str, public_key: str, signatures: bool, workers: int = 1) -> int:
+    """Run verify from this process (``workers`` > 1: ``verify_parallel``); print one JSON line with its result, time,
+    CPU time (its workers' included) and peak RSS."""
     import resource
 
-    from server.evidence.verify import verify
+    from server.evidence.verify import verify, verify_parallel
+
+    def cpu() -> float:
+        return sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
 
     con = dbmod.connect(db)
     con.execute("SELECT count(*) FROM devices").fetchone()
     before = c.rss_mb(os.getpid())
-    t0 = time.perf_counter()
-    report = verify(Tx(con), public_key, signatures=signatures)
-    secs = time.perf_counter() - t0
+    t0, cpu0 = time.perf_counter(), cpu()
+    report = verify(Tx(con), public_key, signatures=signatures) if workers == 1 else verify_parallel(db, public_key, signatures=signatures, workers=workers)
+    secs, cpu_s = time.perf_counter() - t0, cpu() - cpu0
     after = c.rss_mb(os.getpid())
     print(
         msgspec.json.encode(
             {
-                "ok": report.ok, "events": report.events, "log_size": report.log_size, "seconds": secs,
+                "ok": report.ok, "events": report.events, "log_size": report.log_size, "seconds": secs, "cpu_s": cpu_s, "workers": workers,
                 "problems": [[p.problem, p.event_id] for p in report.problems[:10]], "problem_count": len(report.problems),
                 "heads": [[h.tree_size, h.root_matches, h.signature_valid] for h in report.tree_heads],
                 "chains": len(report.chains), "verified_links": sum(ch.verified_links for ch in report.chains),
@@ -338,8 +342,8 @@ def verify_child(db: str, public_key: str, signatures: bool) -> int:
     return 0
 
 
-def run_verify_child(db: Path, *, signatures: bool = False) -> dict[str, Any]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--verify-child", str(db), "--key", SERVER_KEY.public_hex] + (["--signatures"] if signatures else [])
+def run_verify_child(db: Path, *, signatures: bool = False, workers: int = 1) -> dict[str, Any]:
+    argv = [sys.executable, str(Path(__file__).resolve()), "--verify-child", str(db), "--key", SERVER_KEY.public_hex, "--workers", str(workers)] + (["--signatures"] if signatures else [])
     proc = c.spawn(argv, stdout=subprocess.PIPE)
     out, _ = proc.communicate()
     c._children.remove(proc)
@@ -350,7 +354,7 @@ def run_verify_child(db: Path, *, signatures: bool = False) -> dict[str, Any]:
 
 def describe(r: dict[str, Any]) -> str:
     return (
-        f"{r['seconds']:.1f} s = {r['events'] / r['seconds']:,.0f} records/s, ok={r['ok']}, problems {r['problem_count']}, heads {r['heads']},"
+        f"{r['seconds']:.1f} s = {r['events'] / r['seconds']:,.0f} records/s (CPU {r['cpu_s']:.1f} s, {r['workers']} process(es)), ok={r['ok']}, problems {r['problem_count']}, heads {r['heads']},"
         f" {r['verified_links']:,} chain links, peak RSS {r['hwm_after_mb']:.0f} MB (+{r['hwm_after_mb'] - r['hwm_before_mb']:.0f} MB over {r['hwm_before_mb']:.0f} MB before verify)"
     )
 
@@ -432,6 +436,12 @@ def run_verify(work: Path, plan: Plan, pool: Any) -> dict[str, Any]:
             c.say(f"verify {size:,} records, signatures=False: {describe(full)}")
             if not full["ok"] or full["events"] != size or full["log_size"] != size:
                 raise SystemExit("verify did not report ok for the full database")
+            par = run_verify_child(path, signatures=True, workers=os.cpu_count() or 1)
+            c.say(f"verify {size:,} records, signatures=True, verify_parallel: {describe(par)}")
+            if not par["ok"] or par["events"] != size:
+                raise SystemExit("verify_parallel did not report ok for the full database")
+            out.update({"verify_parallel_signatures_s": round(par["seconds"], 2), "verify_parallel_signatures_cpu_s": round(par["cpu_s"], 2), "verify_parallel_workers": par["workers"],
+                        "verify_cpu_s": round(full["cpu_s"], 2)})
             est = full["seconds"] + sig_per_row_s * size
             c.say(
                 f"verify {size:,} records, signatures=True: about {est:.0f} s (EXTRAPOLATED: the {plan.subset_events:,}-record run's extra"
@@ -481,10 +491,11 @@ def main() -> int:
         p.add_argument("--verify-child", help=argparse.SUPPRESS)
         p.add_argument("--key", help=argparse.SUPPRESS)
         p.add_argument("--signatures", action="store_true", help=argparse.SUPPRESS)
+        p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
 
     args = c.bench_args("Evidence: sha256_file vs sha256sum, log appends, verify on 1,000,000 records.", extra)
     if args.verify_child:
-        return verify_child(args.verify_child, args.key, args.signatures)
+        return verify_child(args.verify_child, args.key, args.signatures, args.workers)
     plan = QUICK if args.quick else FULL
     if args.verify_events:
         if args.verify_events % (DEVICES * ROUND):

@@ -167,7 +167,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
     from server.evidence import merkle
     from server.evidence.log import TreeHead, leaf_hashes, sign_tree_head
-    from server.evidence.verify import verify
+    from server.evidence.verify import verify_parallel
 
     key = load_or_create_server_key(_server_key_path(args))
     if args.command == "tree-head" and not args.check:
@@ -175,9 +175,10 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
             head = sign_tree_head(tx, key)
         print(msgspec.json.encode(head).decode())
         return 0
+    if args.command == "verify":
+        report = verify_parallel(args.db, key.public_hex, signatures=args.signatures, workers=args.workers or None)
     with dbmod.reading(args.db) as con:
         if args.command == "verify":
-            report = verify(con, key.public_hex, signatures=args.signatures)
             if args.json:
                 print(msgspec.json.encode(report).decode())
             else:

@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db(ver)
     ver.add_argument("--signatures", action="store_true", help="also check every record's device signature (slower)")
+    ver.add_argument("--workers", type=int, default=0, help="processes that check ranges of records (default: one per CPU; 1: this process only)")
     ver.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
     sth = sub.add_parser(

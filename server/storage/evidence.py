@@ -161,3 +161,41 @@ def chain(tx: Tx, device_id: str) -> Iterator[tuple[int, str | None, bytes]]:
 def removed_seqs(tx: Tx, device_id: str) -> set[int]:
     """Sequence numbers of the device's events the retention policy removed."""
     return {s for (s,) in tx.all(_REMOVED_SEQS, device_id=device_id)}
+
+
+# --- verify split into ranges of the (device_id, seq) key, one read connection per worker ---------------------------
+
+#: What a range of ``verify`` reads per event: LEAF_COLUMNS, body_json, prev_hash, log index, leaf hash.
+_RANGE_SELECT = f"""
+    SELECT {', '.join(f'e.{c}' for c in LEAF_COLUMNS)}, e.body_json, e.prev_hash, l.idx, l.leaf_hash
+    FROM events e LEFT JOIN evidence_log l ON l.event_id = e.event_id
+"""
+# Row values compare as the (device_id, seq) UNIQUE index orders (SQLite >= 3.15 and PostgreSQL search the index).
+_RANGE_FROM = "(e.device_id, e.seq) >= (:lo_device, :lo_seq)"
+_RANGE_TO = "(e.device_id, e.seq) < (:hi_device, :hi_seq)"
+_RANGES = {
+    (lo, hi): sql(_RANGE_SELECT + (" WHERE " if lo or hi else "") + " AND ".join(w for w, on in ((_RANGE_FROM, lo), (_RANGE_TO, hi)) if on) + " ORDER BY e.device_id, e.seq")
+    for lo in (False, True)
+    for hi in (False, True)
+}
+# Every ``every``-th key in index order (the first included): the starts of ranges of about ``every`` events each.
+_BOUNDARIES = sql("""
+    SELECT device_id, seq FROM (SELECT device_id, seq, row_number() OVER (ORDER BY device_id, seq) AS n FROM events) k
+    WHERE n % :every = 1 ORDER BY device_id, seq
+""")
+
+
+def range_starts(tx: Tx, every: int) -> list[tuple[str, int]]:
+    """(device_id, seq) of every ``every``-th event in key order: ranges of about ``every`` events for workers."""
+    return [(d, int(s)) for d, s in tx.all(_BOUNDARIES, every=every)]
+
+
+def events_in_range(tx: Tx, lo: tuple[str, int] | None, hi: tuple[str, int] | None) -> Iterator[tuple[Any, ...]]:
+    """The events with lo <= (device_id, seq) < hi (None: open end) in key order: LEAF_COLUMNS values, body_json,
+    prev_hash, then the log index and leaf hash (None when not logged)."""
+    params: dict[str, Any] = {}
+    if lo is not None:
+        params.update(lo_device=lo[0], lo_seq=lo[1])
+    if hi is not None:
+        params.update(hi_device=hi[0], hi_seq=hi[1])
+    yield from _stream(tx, _RANGES[(lo is not None, hi is not None)], **params)
