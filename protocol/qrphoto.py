@@ -43,7 +43,10 @@ _UPSCALE_MAX_FACTOR = 8  # ...by an integer factor up to this
 
 _WARNINGS_LOCK = threading.Lock()
 
-Decoder = Callable[["Image"], "str | None"]
+Decoder = Callable[["Image"], "list[str]"]
+#: The text every enterprise code starts with (protocol/enterprise_code.py PREFIX): among several codes in one photo,
+#: the one to read.
+_OURS = "FE1:"
 
 
 class PhotoError(ValueError):
@@ -76,10 +79,10 @@ def _load(name: str) -> Decoder | None:
         except ImportError:
             return None
 
-        def zxing(image: Image) -> str | None:
+        def zxing(image: Image) -> list[str]:
             # Plain text mode: the code's exact text (HRI would rewrite GS1 and control characters).
             found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain)
-            return found[0].text if found else None
+            return [b.text for b in found]
 
         return zxing
     if name == "pyzbar":
@@ -88,9 +91,12 @@ def _load(name: str) -> Decoder | None:
         except ImportError:  # the package, or libzbar itself, is missing
             return None
 
-        def zbar(image: Image) -> str | None:
+        def zbar(image: Image) -> list[str]:
             found = pyzbar.decode(image, symbols=[pyzbar.ZBarSymbol.QRCODE])
-            return _text(found[0].data) if found else None
+            # zbar guesses the character set of non-ASCII bytes (Shift-JIS read as GB2312, "\\" as "¥"): 10 of the 64
+            # sample images came back with a wrong text that way. zxing-cpp reads those right; from zbar only ASCII
+            # texts (every enterprise code) are taken, so a wrong text becomes "not found" instead.
+            return [t for t in (_text(f.data) for f in found) if t.isascii()]
 
         return zbar
     raise ValueError(f"unknown QR decoder {name!r} (known: {', '.join(DECODERS)})")
@@ -199,8 +205,13 @@ _SKIP = {"zxing-cpp": frozenset({"inverted"}), "pyzbar": frozenset()}
 
 
 def _decode(image: Image, decoders: list[str], preprocess: bool) -> str:
+    """The text of the one QR code in the image, or of the one enterprise code among several.
+
+    Several different codes and none (or more than one) of them ours: PhotoError, never a guess; and once a step saw
+    several, a later step that happens to see only one of them is not believed either (only an enterprise code is)."""
     loaded = [(name, _load(name)) for name in decoders]
     tried: list[str] = []
+    several: set[str] = set()
     for step, make in _steps(image) if preprocess else [("original", lambda: image)]:
         variant = make()
         if variant is None:
@@ -208,9 +219,15 @@ def _decode(image: Image, decoders: list[str], preprocess: bool) -> str:
         tried.append(step)
         for name, decode in loaded:
             if decode is not None and step not in _SKIP[name]:
-                text = decode(variant)
-                if text is not None:
-                    return text
+                texts = list(dict.fromkeys(decode(variant)))
+                ours = [t for t in texts if t.startswith(_OURS)]
+                if len(ours) == 1:
+                    return ours[0]
+                if len(texts) == 1 and not several:
+                    return texts[0]
+                several.update(texts)
+    if len(several) > 1:
+        raise PhotoError("no_code", f"{len(several)} different QR codes and no single enterprise code among them in the {image.width}x{image.height} image: photograph one code")
     raise PhotoError("no_code", f"no QR code found in the {image.width}x{image.height} image (tried {', '.join(tried)} with {', '.join(decoders)})")
 
 

@@ -335,3 +335,36 @@ def test_no_decoder_installed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_importing_the_module_needs_neither_pillow_nor_a_decoder() -> None:
     code = "import sys, protocol, protocol.qrphoto; bad = {'PIL', 'pyzbar', 'zxingcpp'} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def _two_codes(first: str, second: str) -> Image.Image:
+    """Two codes side by side on one white page."""
+    a = Image.open(io.BytesIO(qr_png(first))).convert("L")
+    b = Image.open(io.BytesIO(qr_png(second))).convert("L")
+    page = Image.new("L", (a.width + b.width + 60, max(a.height, b.height) + 40), 255)
+    page.paste(a, (20, 20))
+    page.paste(b, (a.width + 40, 20))
+    return page
+
+
+def test_among_several_codes_the_enterprise_code_is_read() -> None:
+    ours = "FE1:91330100MA2XXXXX1A:k1:20261118:" + "A" * 40
+    for page in (_two_codes("https://example.com/menu", ours), _two_codes(ours, "https://example.com/menu")):
+        assert decode_photo(png(page)) == ours
+
+
+def test_several_codes_none_ours_is_no_code_never_a_guess() -> None:
+    with pytest.raises(PhotoError) as e:
+        decode_photo(png(_two_codes("https://example.com/a", "https://example.com/b")))
+    assert e.value.reason == "no_code" and "different QR codes" in str(e.value)
+
+
+def test_a_non_ascii_text_only_zbar_reads_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Found:
+        data = "皜祈岫".encode()  # zbar read 30.png's "測試" so: it guessed the character set wrong
+
+    from pyzbar import pyzbar
+
+    monkeypatch.setattr(pyzbar, "decode", lambda *a, **k: [Found()])
+    with pytest.raises(PhotoError):
+        decode_with("pyzbar", qr_png(), preprocess=False)
