@@ -91,7 +91,8 @@ def open_envelope(payload: bytes) -> tuple[WireFormat, Envelope]:
         raise ProtocolError("oversized", f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
     fmt = sniff_format(payload)  # (white space after an envelope is allowed: it is not signed, and no bytes are lost)
     env = _decode(_envelope_decoders[fmt], payload, fmt, "payload", ("bad_envelope", "not an envelope"))
-    _require_unique_keys(payload, fmt, "payload", envelope=True)
+    if encode(env, fmt) != payload:  # bytes equal to our own encoding hold no key twice (fast path: ~1 us, not ~15)
+        _require_unique_keys(payload, fmt, "payload", envelope=True)
     return fmt, env
 
 
@@ -110,7 +111,8 @@ def read_device_body(body: bytes, fmt: WireFormat) -> DeviceMessage:
     character is wrong (``schema``), which msgspec does not check."""
     _require_one_object(body, fmt, "body")
     msg = _decode(_device_decoders[fmt], body, fmt, "body", _SCHEMA_MISMATCH)
-    _require_unique_keys(body, fmt, "body")
+    if encode(msg, fmt) != body:  # the canonical encoding of a Struct never repeats a key: only other bytes are scanned
+        _require_unique_keys(body, fmt, "body")
     code = getattr(msg, "credit_code", None)
     if code is not None and check_character(code[:17]) != code[17]:  # the schema's pattern already holds
         raise ProtocolError("schema", f"{_SCHEMA_MISMATCH[1]}: credit_code {code!r} fails its check character (GB 32100): expected {check_character(code[:17])}, got {code[17]}")
