@@ -486,6 +486,12 @@ class IngestSetup:
         return f"{self.backend}_{self.workers}"
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def db_scalar(db: str, text: str, **params: Any) -> Any:
     """One value read through the storage seam (either backend)."""
     from server.storage.engine import sql, storage_for
@@ -552,12 +558,16 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
         c.wait_until(lambda: sum(a.link.stats.broker_acked for a in agents) - acked0 >= total, 120, "the broker to hold every event", interval=0.01)
         queued_s = time.monotonic() - t_queue
         ids = list(restart.accepted)
+        cpu0 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
+        self_cpu0 = time.process_time()
         t_resume = time.time()
         for s in servers:
             assert s.proc is not None
             s.proc.send_signal(signal.SIGCONT)
         c.wait_until(lambda: len(clock.receipted) >= warm + total, 600, f"receipts after resuming ({setup.name})", interval=0.01)
         last = max(clock.receipted[e] for e in ids)
+        cpu1 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
+        self_cpu = time.process_time() - self_cpu0
         devices = [a.device_id for a in agents]
         stored = db_scalar(db, "SELECT count(*) FROM events WHERE device_id IN (:devices)", devices=devices)
         seconds = last - t_resume
@@ -577,7 +587,9 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
             f" while paused, stored and receipted {seconds:.2f} s after resuming = {rate:.0f} events/s;"
             f" stored per process (with the warm-up) {shares}, mean batch {mean_batch:.0f}"
         )
-        return {"events": total, "events_per_s": rate, "queued_s": queued_s, "stored_per_process": shares, "mean_batch": mean_batch}
+        server_cpu_us = sum(b - a for a, b in zip(cpu0, cpu1)) / total * 1e6
+        c.say(f"ingest {setup.name}: server CPU {server_cpu_us:.0f} us/event, benchmark process (agents) CPU {self_cpu / total * 1e6:.0f} us/event")
+        return {"server_cpu_us_per_event": server_cpu_us, "bench_cpu_us_per_event": self_cpu / total * 1e6, "events": total, "events_per_s": rate, "queued_s": queued_s, "stored_per_process": shares, "mean_batch": mean_batch}
     finally:
         stop_agents(agents)
         for s in servers:
@@ -598,6 +610,8 @@ def run_backends(broker_port: int, work: Path, plan: Plan, url: str | None, work
     dbmod.migrate(sqlite_db)
     res = run_ingest_rate(IngestSetup("sqlite", 1), sqlite_db, None, broker_port, work, plan)
     out["sqlite_1"] = res
+    if os.environ.get("BENCH_SQLITE_ONLY"):  # profiling aid: the SQLite setup alone
+        return out
     pg = None
     try:
         if url is None:
@@ -713,6 +727,8 @@ def main() -> int:
         figures[f"ingest_{name}_stored_per_process"] = r["stored_per_process"]
         figures[f"ingest_{name}_mean_batch"] = c.rounded(r["mean_batch"])
         figures[f"ingest_{name}_queued_s"] = round(r["queued_s"], 2)
+        figures[f"ingest_{name}_server_cpu_us_per_event"] = round(r["server_cpu_us_per_event"])
+        figures[f"ingest_{name}_bench_cpu_us_per_event"] = round(r["bench_cpu_us_per_event"])
     c.say("ingest rate / raw: " + ", ".join(f"{name} {r['events_per_s']:.0f}/s ({r['events_per_s'] / base:.1%})" for name, r in rates.items()))
     figures["ingest_rate_events"] = next(iter(rates.values()))["events"]
     load_end = os.getloadavg()[0]
