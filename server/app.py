@@ -105,7 +105,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         route_handlers=[*OPERATIONS, *(api_routes() if role.serves_api else [])],
         state=State({"settings": settings, "metrics": metrics, "ingest": None, "scheduler": None, "server_public_key": key.public_hex, "server_key": key, "policy": policy}),
         plugins=plugins,
-        dependencies={"principal": Provide(provide_principal, sync_to_thread=True)},
+        dependencies={"principal": Provide(provide_principal)},  # async: no thread hop when a guard has read it
         request_max_body_size=MAX_REQUEST_BODY,
         openapi_config=OpenAPIConfig(title="Field-enforcement supervision API", version="1.0.0", path="/schema", render_plugins=[OfflineSwagger("/schema")]),
         response_cache_config=ResponseCacheConfig(),

@@ -282,6 +282,11 @@ def principal_for_token(tx: Tx, token: str, now_ms: int) -> Principal | None:
     return Principal(*row) if row else None
 
 
+def bearer_or_cookie(connection: ASGIConnection) -> str | None:  # type: ignore[type-arg]
+    """The session token a request carries (Authorization: Bearer, else the session cookie), or None."""
+    return _token(connection)
+
+
 def _token(connection: ASGIConnection) -> str | None:  # type: ignore[type-arg]
     header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -320,6 +325,16 @@ def require_signed_in(connection: ASGIConnection) -> Principal:  # type: ignore[
     return p
 
 
-def provide_principal(request: ASGIConnection) -> Principal:  # type: ignore[type-arg]
-    """Dependency: the signed-in principal, or 401."""
-    return require_signed_in(request)
+async def provide_principal(request: ASGIConnection) -> Principal:  # type: ignore[type-arg]
+    """Dependency: the signed-in principal, or 401. A route whose guard already read it (``signed_in`` keeps it in the
+    request's scope) gets it on the event loop, without another hand-off to a worker thread; otherwise the session is
+    read in a worker thread (a database read never runs on the event loop)."""
+    scope = cast("dict[str, Any]", request.scope)
+    if _SIGNED_IN in scope:
+        p = cast("Principal | None", scope[_SIGNED_IN])
+        if p is None:
+            raise NotAuthorizedException(SIGN_IN_FIRST)
+        return p
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(require_signed_in, request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,9 +204,44 @@ def revoked_list(con: Tx) -> list[str]:
     return [f"{c}:{d.replace('-', '')}" for c, d in store.revoked_codes(con)]
 
 
+#: VerifyKey objects by public key (hex): the same bytes make the same key forever, so this never goes stale.
+_VERIFY_KEYS: dict[str, VerifyKey] = {}
+#: Signature checks already made: (code text, the active keys as sorted (key id, public hex) pairs) -> the parsed
+#: code, or the CodeError's (reason, message). The outcome is a pure function of that pair, and the active keys are
+#: read from the database on every scan, so an entry never goes stale: a key added or retired makes another pair.
+#: Revocations are not cached (read on every scan below). Bounded: cleared when full (codes are re-verified).
+_VERIFIED: dict[tuple[str, tuple[tuple[str, str], ...]], EnterpriseCode | tuple[str, str]] = {}
+VERIFIED_MAX = 50_000
+_verified_guard = threading.Lock()
+
+
+def _verify_cached(text: str, active: dict[str, str]) -> EnterpriseCode:
+    """``enterprise_code.verify`` against the active keys ({key id: public hex}), remembered (see ``_VERIFIED``)."""
+    key = (text, tuple(sorted(active.items())))
+    hit = _VERIFIED.get(key)
+    if hit is None:
+        keys = {}
+        for kid, pub in active.items():
+            vk = _VERIFY_KEYS.get(pub)
+            if vk is None:
+                vk = _VERIFY_KEYS[pub] = VerifyKey.from_hex(pub)
+            keys[kid] = vk
+        try:
+            hit = enterprise_code.verify(text, keys)
+        except CodeError as e:
+            hit = (e.reason, str(e))
+        with _verified_guard:
+            if len(_VERIFIED) >= VERIFIED_MAX:
+                _VERIFIED.clear()
+            _VERIFIED[key] = hit
+    if isinstance(hit, tuple):
+        raise CodeError(*hit)
+    return hit
+
+
 def check_code(tx: Tx, text: str) -> EnterpriseCode:
     """Verify a scanned code against the registered keys and the revocations; CodeError says why not."""
-    parsed = enterprise_code.verify(text, verify_keys(tx))
+    parsed = _verify_cached(text, store.active_keys(tx))
     reason = store.revoked_reason(tx, parsed.credit_code, parsed.issued.isoformat())
     if reason is not None:
         raise CodeError("revoked", f"该企业码已作废（{reason}）/ the code was revoked ({reason})")
