@@ -82,7 +82,10 @@ class EvidenceLog:
 
     def append_rows(self, db: Tx, rows: Sequence[tuple[str, Sequence[Any]]], now_ms: int) -> list[int]:
         """Append event rows in this order (one statement for all); returns their indexes."""
-        leaves = [(event_id, row_leaf_hash(row)) for event_id, row in rows]
+        return self.append_leaves(db, [(event_id, row_leaf_hash(row)) for event_id, row in rows], now_ms)
+
+    def append_leaves(self, db: Tx, leaves: Sequence[tuple[str, bytes]], now_ms: int) -> list[int]:
+        """Append (id, leaf hash) pairs in this order: events' (above) or the server's records' (evidence/records.py)."""
         first = self.frontier.size
         for _, leaf in leaves:
             self.frontier.append(leaf)

@@ -2,7 +2,8 @@
 
 What is checked:
 - every event row against its leaf in the log: a row changed after the fact (its leaf differs), added
-  behind the server's back (no leaf), or removed (a leaf without its row);
+  behind the server's back (no leaf), or removed (a leaf without its row); the same for the server's own records
+  (findings, letters, replies: server/evidence/records.py);
 - the log itself against every signed tree head: the root recomputed at each head's size must match,
   and its signature must be the server's (so rewriting the log along with the rows is caught too);
 - optionally every row's device signature (``--signatures``; ~0.1 ms a row);
@@ -22,7 +23,9 @@ from protocol.codec import ProtocolError, decode_device_body
 from protocol.signing import VerifyKey
 from server.evidence import merkle
 from server.evidence.log import LEAF_PREFIX, tree_heads
+from server.evidence.records import Record
 from server.storage import evidence as evstore
+from server.storage import records as records_store
 from server.storage.engine import Tx
 
 
@@ -64,6 +67,7 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     ok: bool
     events: int
     log_size: int
+    records: int = 0  # the server's own records (findings, letters, ...) checked against their leaves
     problems: list[RowProblem]
     tree_heads: list[HeadCheck]
     chains: list[ChainReport]
@@ -195,8 +199,20 @@ def _scan_range(db: str, lo: tuple[str, int] | None, hi: tuple[str, int] | None,
         return msgspec.msgpack.encode(_scan(tx, lo, hi, signatures))
 
 
+def _records(tx: Tx) -> tuple[int, list[RowProblem]]:
+    """The server's own records against their leaves: changed or added behind the server's back."""
+    n, problems = 0, []
+    for (record_id, kind, subject, at_ms, body), idx, leaf in records_store.records_with_leaves(tx):
+        n += 1
+        if idx is None:
+            problems.append(RowProblem(problem="added", event_id=record_id, detail=f"server record ({kind}, {subject}) is not in the evidence log"))
+        elif Record(record_id=record_id, kind=kind, subject=subject, at_ms=at_ms, body=body).leaf_hash() != leaf:
+            problems.append(RowProblem(problem="changed", event_id=record_id, log_index=idx, detail=f"server record ({kind}, {subject}) differs from its logged leaf"))
+    return n, problems
+
+
 def _log(tx: Tx, server_public_key: str) -> tuple[list[RowProblem], list[HeadCheck], int]:
-    """Removed records, and the log against every signed tree head."""
+    """Removed events and records, and the log against every signed tree head."""
     problems = [RowProblem(problem="removed", event_id=event_id, log_index=idx, detail="logged record has no row") for idx, event_id in evstore.removed_leaves(tx)]
     heads = sorted(tree_heads(tx, server_public_key), key=lambda h: (h.tree_size, h.timestamp_ms))
     roots: dict[int, str] = {}
@@ -215,10 +231,13 @@ def _log(tx: Tx, server_public_key: str) -> tuple[list[RowProblem], list[HeadChe
     return problems, checks, frontier.size
 
 
-def _report(started: float, n: int, problems: list[RowProblem], checks: list[HeadCheck], log_size: int, chains: list[ChainReport], signatures: bool) -> VerifyReport:
+def _report(tx: Tx, started: float, n: int, problems: list[RowProblem], checks: list[HeadCheck], log_size: int, chains: list[ChainReport], signatures: bool) -> VerifyReport:
+    records, record_problems = _records(tx)
+    problems = problems + record_problems
     ok = not problems and all(h.root_matches and h.signature_valid for h in checks) and all(not c.broken_at and not c.missing_predecessor for c in chains)
     return VerifyReport(
-        ok=ok, events=n, log_size=log_size, problems=problems, tree_heads=checks, chains=chains, signatures_checked=signatures, seconds=round(time.perf_counter() - started, 3)
+        ok=ok, events=n, log_size=log_size, records=records, problems=problems, tree_heads=checks, chains=chains, signatures_checked=signatures,
+        seconds=round(time.perf_counter() - started, 3),
     )
 
 
@@ -231,7 +250,7 @@ def verify(tx: Tx, server_public_key: str, *, signatures: bool = False) -> Verif
     started = time.perf_counter()
     n, problems, chains = _merge([_scan(tx, None, None, signatures)])
     removed, checks, log_size = _log(tx, server_public_key)
-    return _report(started, n, problems + removed, checks, log_size, chains, signatures)
+    return _report(tx, started, n, problems + removed, checks, log_size, chains, signatures)
 
 
 def verify_parallel(db: str, server_public_key: str, *, signatures: bool = False, workers: int | None = None, range_events: int = RANGE_EVENTS) -> VerifyReport:
@@ -255,9 +274,9 @@ def verify_parallel(db: str, server_public_key: str, *, signatures: bool = False
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads and open connections
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(_scan_range, str(db), lo, hi, signatures) for lo, hi in ranges]
+        decode = msgspec.msgpack.Decoder(_Part).decode
         with dbmod.reading(db) as tx:
             removed, checks, log_size = _log(tx, server_public_key)
-        decode = msgspec.msgpack.Decoder(_Part).decode
-        parts = [decode(f.result()) for f in futures]
-    n, problems, chains = _merge(parts)
-    return _report(started, n, problems + removed, checks, log_size, chains, signatures)
+            parts = [decode(f.result()) for f in futures]
+            n, problems, chains = _merge(parts)
+            return _report(tx, started, n, problems + removed, checks, log_size, chains, signatures)

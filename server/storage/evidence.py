@@ -124,6 +124,7 @@ _EVENTS_AND_LEAVES = sql(f"""
 _REMOVED = sql("""
     SELECT l.idx, l.event_id FROM evidence_log l
     WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)
+      AND NOT EXISTS (SELECT 1 FROM records s WHERE s.record_id = l.event_id)
       AND NOT EXISTS (SELECT 1 FROM retention_removed r WHERE r.event_id = l.event_id)
     ORDER BY l.idx
 """)
@@ -143,7 +144,7 @@ def events_with_leaves(tx: Tx) -> Iterator[tuple[Any, ...]]:
 
 
 def removed_leaves(tx: Tx) -> list[tuple[int, str]]:
-    """(index, event_id) of logged events with no row, other than those the retention policy removed."""
+    """(index, id) of logged events and records with no row, other than the events the retention policy removed."""
     return [(i, e) for i, e in tx.all(_REMOVED)]
 
 
