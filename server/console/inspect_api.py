@@ -24,7 +24,7 @@ from server.console.enterprise_api import EnterpriseController, EnterpriseView, 
 from server.errors import Conflict, Forbidden, Invalid, NotFound, Unreadable, answers
 from server.console.guards import officers, staff
 from server.console.limits import MAX_PHOTO_BYTES, PHOTO_FORM_MAX_BODY, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE  # photo routes take more than 1 MiB
-from server.rules.scanning import ScanRequest, decide_scan, end_part
+from server.rules.scanning import ScanRequest, decide_scan_for_answer, end_part
 from server.storage import inspections as rows
 from server.storage.engine import Tx
 
@@ -170,8 +170,9 @@ def _scan(state: State, body: ScanIn, code_text: str, principal: CurrentPrincipa
         matter=body.matter, reason=body.reason, exception=body.exception_basis, location=body.location,
     )  # fmt: skip
     with dbmod.writing(state.settings.db) as tx:  # ScanConflict (409) if the scan id belongs to another scan
-        d: Decision = decide_scan(tx, req, state.policy, now_ms)
-        credit_code, name = rows.scan_enterprise(tx, scan_id)
+        answer = decide_scan_for_answer(tx, req, state.policy, now_ms)  # the enterprise from the decision's own reads
+    d: Decision = answer.decision
+    credit_code, name = answer.credit_code, answer.enterprise_name
     return ScanOut(
         scan_id=scan_id, outcome=d.outcome, code=d.code, message_zh=d.message_zh, message_en=d.message_en, inspection_id=d.inspection_id,
         joined_agency_id=d.joined_agency_id, exception_used=d.exception_used, pending_review=d.pending_review, warnings=d.warnings, credit_code=credit_code, enterprise_name=name,

@@ -46,12 +46,15 @@ class ScanRequest:
     device_id: str | None = None
 
 
-def credential_of(con: Tx, officer_id: str) -> Credential | None:
-    """The officer's credential from the register."""
-    row = rows.credential_row(con, officer_id)
+def _credential(row: tuple[str, str, str, str, int, int, int | None, str] | None) -> Credential | None:
     if row is None:
         return None
     return Credential(officer_id=row[0], agency_id=row[1], credential_no=row[2], fields=json.loads(row[3]), valid_from_ms=row[4], valid_to_ms=row[5], revoked=row[6] is not None)
+
+
+def credential_of(con: Tx, officer_id: str) -> Credential | None:
+    """The officer's credential from the register."""
+    return _credential(rows.credential_row(con, officer_id))
 
 
 def year_start_ms(now_ms: int) -> int:
@@ -60,17 +63,29 @@ def year_start_ms(now_ms: int) -> int:
     return int(dt.datetime(now.year, 1, 1, tzinfo=_CST).timestamp() * 1000)
 
 
-def gather_facts(tx: Tx, req: ScanRequest, credit_code: str, policy: Policy, now_ms: int) -> Facts:
-    """Everything the decision needs, from the registers."""
-    cred = credential_of(tx, req.officer_id)
-    ent_row = rows.enterprise(tx, credit_code)
+@dataclass(frozen=True, slots=True)
+class _Gathered:
+    """The facts of a decision, and what recording it needs of the same rows (read once)."""
+
+    facts: Facts
+    officer_name: str | None
+    region: str  # the enterprise's ('' when it is not registered)
+
+
+def _gather(tx: Tx, req: ScanRequest, credit_code: str, policy: Policy, now_ms: int) -> _Gathered:
+    """Everything the decision needs, from the registers, in three statements (storage/inspections.py ``scan_facts``,
+    ``inspections_at``, ``names``) besides an exception's own checks."""
+    got = rows.scan_facts(tx, req.officer_id, credit_code, now_ms, day=now_ms - DAY_MS, week=now_ms - 7 * DAY_MS, month=now_ms - 30 * DAY_MS, year=year_start_ms(now_ms))
+    cred = _credential(got.credential)
+    ent_row = got.enterprise
     enterprise = Enterprise(credit_code=ent_row[0], name=ent_row[1], risk=ent_row[2], credit=ent_row[3]) if ent_row else None
-    nd_row = rows.no_disturb_entry(tx, credit_code, now_ms)
+    nd_row = got.no_disturb
     no_disturb = NoDisturbEntry(credit_code=credit_code, basis=nd_row[0], valid_to_ms=nd_row[1]) if nd_row else None
+    counts = got.counts
     # Only inspections opened inside the join window can be under way.
-    open_now = rows.open_inspections(tx, credit_code, now_ms - int(policy.join_window_hours * 3_600_000))
-    recent = rows.recent_parts(tx, credit_code, now_ms - policy.repeat_window_days * DAY_MS)
-    counts = rows.inspection_counts(tx, credit_code, day=now_ms - DAY_MS, week=now_ms - 7 * DAY_MS, month=now_ms - 30 * DAY_MS, year=year_start_ms(now_ms))
+    open_now, recent = rows.inspections_at(
+        tx, credit_code, open_since_ms=now_ms - int(policy.join_window_hours * 3_600_000), recent_since_ms=now_ms - policy.repeat_window_days * DAY_MS
+    )
     exc_ok: bool | None = None
     problem = ""
     pending = False
@@ -83,7 +98,7 @@ def gather_facts(tx: Tx, req: ScanRequest, credit_code: str, policy: Policy, now
         if pending and pending_reviews_of(tx, req.officer_id) >= rules.pending_review_per_officer:
             pending, check = False, Check("invalid", f"{check.problem}；您已有 {rules.pending_review_per_officer} 次检查的紧急例外依据待复核 / you already have inspections on urgent exceptions awaiting review")
         exc_ok, problem = check.verdict == "ok" or pending, check.problem
-    return Facts(
+    facts = Facts(
         now_ms=now_ms,
         officer_id=req.officer_id,
         credential=cred,
@@ -106,6 +121,7 @@ def gather_facts(tx: Tx, req: ScanRequest, credit_code: str, policy: Policy, now
         exception_pending_review=pending,
         names=rows.names(tx),
     )
+    return _Gathered(facts=facts, officer_name=got.credential[7] if got.credential else None, region=(ent_row[4] if ent_row else None) or "")
 
 
 class ScanConflict(Conflict):
@@ -118,20 +134,35 @@ def recorded_decision(con: Tx, scan_id: str) -> Decision | None:
     return None if row is None else msgspec.json.decode(row.decision_json, type=Decision)
 
 
-def _previous(tx: Tx, req: ScanRequest) -> Decision | None:
-    """The recorded decision when this very scan is asked again (a resend, a double click); a scan id
+def _previous(tx: Tx, req: ScanRequest) -> tuple[Decision, str | None] | None:
+    """The recorded decision and credit code when this very scan is asked again (a resend, a double click); a scan id
     belongs to the officer, channel and device that used it first, for that code and field only."""
     row = rows.scan(tx, req.scan_id)
     if row is None:
         return None
     if (row.officer_id, row.channel, row.device_id, row.code_text, row.field) != (req.officer_id, req.channel, req.device_id, req.code_text, req.field):
         raise ScanConflict(f"扫码编号 {req.scan_id} 已被另一次扫码使用 / scan id {req.scan_id} was already used for another scan")
-    return msgspec.json.decode(row.decision_json, type=Decision)
+    return msgspec.json.decode(row.decision_json, type=Decision), row.credit_code
+
+
+@dataclass(frozen=True, slots=True)
+class ScanAnswer:
+    """A scan's decision with its enterprise, as the phone is answered: the credit code the code named (None when the
+    code did not check out) and the enterprise's registered name (None when it is not registered)."""
+
+    decision: Decision
+    credit_code: str | None
+    enterprise_name: str | None
 
 
 def decide_scan(tx: Tx, req: ScanRequest, policy: Policy, now_ms: int) -> Decision:
     """Decide and record one scan, raising the alerts it calls for; call inside a write transaction.
     ScanConflict if the scan id belongs to another scan."""
+    return decide_scan_for_answer(tx, req, policy, now_ms).decision
+
+
+def decide_scan_for_answer(tx: Tx, req: ScanRequest, policy: Policy, now_ms: int) -> ScanAnswer:
+    """``decide_scan``, with the enterprise the answer names (from the rows the decision read, not read again)."""
     credit_code: str | None = None
     code_error: CodeError | None = None
     try:
@@ -142,16 +173,19 @@ def decide_scan(tx: Tx, req: ScanRequest, policy: Policy, now_ms: int) -> Decisi
     # first one recorded. A code that does not check out serialises its resends by its text.
     rows.lock_enterprise_scans(tx, credit_code or req.code_text)
     previous = _previous(tx, req)
-    if previous is not None:
-        return previous
+    if previous is not None:  # rare: the enterprise's name as registered now, as a new scan's answer would have it
+        recorded, recorded_code = previous
+        return ScanAnswer(recorded, *rows.scan_enterprise(tx, req.scan_id)) if recorded_code is not None else ScanAnswer(recorded, None, None)
     facts: Facts | None = None
     if code_error is not None:
         decision = refuse_code(code_error.reason)
-        cred = credential_of(tx, req.officer_id)
+        cred_row = rows.credential_row(tx, req.officer_id)
+        cred, officer_name = _credential(cred_row), (cred_row[7] if cred_row else None)
     else:
         assert credit_code is not None
-        facts = gather_facts(tx, req, credit_code, policy, now_ms)
-        decision = _open_or_join(tx, req, decide(facts, policy), facts, now_ms)
+        got = _gather(tx, req, credit_code, policy, now_ms)
+        facts, officer_name = got.facts, got.officer_name
+        decision = _open_or_join(tx, req, decide(facts, policy), facts, got.region, now_ms)
         cred = facts.credential
     exc, loc = req.exception, req.location
     rows.record_scan(
@@ -164,14 +198,17 @@ def decide_scan(tx: Tx, req: ScanRequest, policy: Policy, now_ms: int) -> Decisi
             decision_json=msgspec.json.encode(decision).decode(),
         ),
     )  # fmt: skip
-    _alert_scan(tx, req, decision, facts, cred, credit_code, now_ms)
-    return decision
+    _alert_scan(tx, req, decision, facts, cred, officer_name, credit_code, now_ms)
+    return ScanAnswer(decision, credit_code, facts.enterprise.name if facts is not None and facts.enterprise is not None else None)
 
 
-def _alert_scan(tx: Tx, req: ScanRequest, d: Decision, facts: Facts | None, cred: Credential | None, credit_code: str | None, now_ms: int) -> None:
+def _alert_scan(
+    tx: Tx, req: ScanRequest, d: Decision, facts: Facts | None, cred: Credential | None, officer_name: str | None, credit_code: str | None, now_ms: int
+) -> None:
     """Tell supervisors what a decision means for the rules: refusals they should know of, exceptions used,
-    repeats and joint inspections. The same for a phone's scan and a terminal's."""
-    who = rows.officer_name(tx, req.officer_id) or req.officer_id
+    repeats and joint inspections. The same for a phone's scan and a terminal's. ``officer_name``: the register's,
+    read with the credential."""
+    who = officer_name or req.officer_id
     agency = facts.name(cred.agency_id) if facts and cred else (cred.agency_id if cred else "")
     ent = facts.enterprise.name if facts and facts.enterprise else (credit_code or "")
     where = f"（{ent}）" if ent else ""
@@ -213,14 +250,14 @@ def _alert_scan(tx: Tx, req: ScanRequest, d: Decision, facts: Facts | None, cred
         raise_alert(tx, kind, now_ms, zh, en, credit_code=credit_code, agency_id=cred.agency_id if cred else None, device_id=req.device_id, officer_id=req.officer_id, ref=req.scan_id)
 
 
-def _open_or_join(tx: Tx, req: ScanRequest, d: Decision, facts: Facts, now_ms: int) -> Decision:
+def _open_or_join(tx: Tx, req: ScanRequest, d: Decision, facts: Facts, region: str, now_ms: int) -> Decision:
     cred = facts.credential
     if cred is None or d.outcome not in ("allowed", "join"):
         return d
     if d.outcome == "allowed":
         exc = req.exception if d.exception_used else None
         new = rows.NewInspection(
-            inspection_id=str(uuid.uuid4()), credit_code=facts.credit_code, region=rows.region_of(tx, facts.credit_code), lead_agency_id=cred.agency_id,
+            inspection_id=str(uuid.uuid4()), credit_code=facts.credit_code, region=region, lead_agency_id=cred.agency_id,
             field=facts.field, opened_ms=now_ms, exception_kind=exc.kind if exc else None, exception_ref=exc.reference if exc else None,
         )  # fmt: skip
         rows.open_inspection(tx, new)

@@ -94,15 +94,7 @@ class Part(msgspec.Struct, frozen=True, kw_only=True):
 # --- the registers, as a scan's decision reads them ---------------------------------------------------------------
 
 _CREDENTIAL = sql("""
-    SELECT officer_id, agency_id, credential_no, fields, valid_from_ms, valid_to_ms, revoked_ms FROM officers WHERE officer_id = :officer_id
-""")
-_OFFICER_NAME = sql("SELECT name FROM officers WHERE officer_id = :officer_id")
-_ENTERPRISE = sql("SELECT credit_code, name, risk, credit FROM enterprises WHERE credit_code = :credit_code")
-_REGION = sql("SELECT region FROM enterprises WHERE credit_code = :credit_code")
-_NO_DISTURB = sql("""
-    SELECT basis, valid_to_ms FROM no_disturb
-    WHERE credit_code = :credit_code AND removed_ms IS NULL AND valid_from_ms <= :now_ms AND (valid_to_ms IS NULL OR valid_to_ms >= :now_ms)
-    ORDER BY valid_from_ms DESC, id DESC LIMIT 1
+    SELECT officer_id, agency_id, credential_no, fields, valid_from_ms, valid_to_ms, revoked_ms, name FROM officers WHERE officer_id = :officer_id
 """)
 # Agencies first, then fields: a field named like an agency wins, as it always did.
 _NAMES = sql("SELECT 0, agency_id, name FROM agencies UNION ALL SELECT 1, field_id, name FROM fields ORDER BY 1, 2")
@@ -115,28 +107,9 @@ _LISTED = sql("""
 """)
 
 
-def credential_row(tx: Tx, officer_id: str) -> tuple[str, str, str, str, int, int, int | None] | None:
-    """(officer_id, agency_id, credential_no, fields as JSON text, valid_from_ms, valid_to_ms, revoked_ms) or None."""
+def credential_row(tx: Tx, officer_id: str) -> tuple[str, str, str, str, int, int, int | None, str] | None:
+    """(officer_id, agency_id, credential_no, fields as JSON text, valid_from_ms, valid_to_ms, revoked_ms, name) or None."""
     return tx.one(_CREDENTIAL, officer_id=officer_id)  # type: ignore[return-value]
-
-
-def officer_name(tx: Tx, officer_id: str) -> str | None:
-    return tx.scalar(_OFFICER_NAME, officer_id=officer_id)  # type: ignore[no-any-return]
-
-
-def enterprise(tx: Tx, credit_code: str) -> tuple[str, str, str, str] | None:
-    """(credit_code, name, risk, credit) or None when the enterprise is not registered."""
-    return tx.one(_ENTERPRISE, credit_code=credit_code)  # type: ignore[return-value]
-
-
-def region_of(tx: Tx, credit_code: str) -> str:
-    """The enterprise's region ('' when it is not registered)."""
-    return tx.scalar(_REGION, credit_code=credit_code) or ""
-
-
-def no_disturb_entry(tx: Tx, credit_code: str, now_ms: int) -> tuple[str, int | None] | None:
-    """(basis, valid_to_ms) of the enterprise's no-disturb entry in force at ``now_ms``, the latest one."""
-    return tx.one(_NO_DISTURB, credit_code=credit_code, now_ms=now_ms)  # type: ignore[return-value]
 
 
 def names(tx: Tx) -> dict[str, str]:
@@ -160,26 +133,80 @@ def device_agency(tx: Tx, device_id: str) -> str | None:
 
 # --- inspections at an enterprise ---------------------------------------------------------------------------------
 
-# ``status || ''`` keeps the planner (SQLite's) off inspections_open: the enterprise's own index is the short way,
-# only the inspections opened inside the join window can be under way. An inspection whose basis awaits review, or
-# was rejected, is no door for others: they state their own.
-_OPEN = sql("""
-    SELECT inspection_id, lead_agency_id, field, opened_ms FROM inspections i
-    WHERE credit_code = :credit_code AND status || '' = 'open' AND opened_ms >= :since_ms
+#: What a scan's decision reads by key, in one statement: the officer's credential (and name), the enterprise (with its
+#: region, for an inspection it opens), the no-disturb entry in force (the latest), and how many inspections the
+#: enterprise had opened since each of four instants. The counts' aggregate always has one row; the others join it
+#: (NULLs when the officer or enterprise is not registered, or no entry is in force: ``listed`` tells).
+_SCAN_FACTS = sql("""
+    SELECT o.officer_id, o.agency_id, o.credential_no, o.fields, o.valid_from_ms, o.valid_to_ms, o.revoked_ms, o.name,
+           e.credit_code, e.name, e.risk, e.credit, e.region,
+           nd.listed, nd.basis, nd.valid_to_ms,
+           c.n_day, c.n_week, c.n_month, c.n_year
+    FROM (
+        SELECT count(CASE WHEN opened_ms >= :day THEN 1 END) AS n_day, count(CASE WHEN opened_ms >= :week THEN 1 END) AS n_week,
+               count(CASE WHEN opened_ms >= :month THEN 1 END) AS n_month, count(CASE WHEN opened_ms >= :year THEN 1 END) AS n_year
+        FROM inspections WHERE credit_code = :credit_code AND opened_ms >= least(:month, :year)
+    ) c
+    LEFT JOIN officers o ON o.officer_id = :officer_id
+    LEFT JOIN enterprises e ON e.credit_code = :credit_code
+    LEFT JOIN (
+        SELECT 1 AS listed, basis, valid_to_ms FROM no_disturb
+        WHERE credit_code = :credit_code AND removed_ms IS NULL AND valid_from_ms <= :now_ms AND (valid_to_ms IS NULL OR valid_to_ms >= :now_ms)
+        ORDER BY valid_from_ms DESC, id DESC LIMIT 1
+    ) nd ON 1 = 1
+""")
+# The enterprise's inspections a decision looks at, in one statement: kind 0, those under way (opened since
+# :open_since_ms, oldest first), and kind 1, the parts joined since :recent_since_ms (newest first: ``sort_ms`` is
+# minus the time). ``status || ''`` keeps the planner (SQLite's) off inspections_open: the enterprise's own index is
+# the short way, only the inspections opened inside the join window can be under way. An inspection whose basis
+# awaits review, or was rejected, is no door for others: they state their own.
+_AT_ENTERPRISE = sql("""
+    SELECT 0 AS kind, i.inspection_id, i.lead_agency_id AS agency_id, i.field, i.opened_ms AS at_ms, NULL AS ended_ms, NULL AS officer_id,
+           i.opened_ms AS sort_ms
+    FROM inspections i
+    WHERE i.credit_code = :credit_code AND i.status || '' = 'open' AND i.opened_ms >= :open_since_ms
       AND NOT EXISTS (SELECT 1 FROM exception_reviews r WHERE r.inspection_id = i.inspection_id AND r.status <> 'confirmed')
-    ORDER BY opened_ms, inspection_id
-""")
-_RECENT_PARTS = sql("""
-    SELECT p.inspection_id, p.agency_id, p.field, p.joined_ms, p.ended_ms
+    UNION ALL
+    SELECT 1, p.inspection_id, p.agency_id, p.field, p.joined_ms, p.ended_ms, p.officer_id, -p.joined_ms
     FROM inspection_parts p JOIN inspections i ON i.inspection_id = p.inspection_id
-    WHERE i.credit_code = :credit_code AND p.joined_ms >= :since_ms
-    ORDER BY p.joined_ms DESC, p.inspection_id, p.officer_id
+    WHERE i.credit_code = :credit_code AND p.joined_ms >= :recent_since_ms
+    ORDER BY kind, sort_ms, inspection_id, officer_id
 """)
-_COUNTS = sql("""
-    SELECT count(CASE WHEN opened_ms >= :day THEN 1 END), count(CASE WHEN opened_ms >= :week THEN 1 END),
-           count(CASE WHEN opened_ms >= :month THEN 1 END), count(CASE WHEN opened_ms >= :year THEN 1 END)
-    FROM inspections WHERE credit_code = :credit_code AND opened_ms >= least(:month, :year)
-""")
+
+
+class ScanFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``scan_facts`` reads."""
+
+    credential: tuple[str, str, str, str, int, int, int | None, str] | None  # as credential_row gives it
+    enterprise: tuple[str, str, str, str, str] | None  # (credit_code, name, risk, credit, region)
+    no_disturb: tuple[str, int | None] | None  # (basis, valid_to_ms) of the entry in force
+    counts: InspectionCounts
+
+
+def scan_facts(tx: Tx, officer_id: str, credit_code: str, now_ms: int, *, day: int, week: int, month: int, year: int) -> ScanFacts:
+    """The officer's credential, the enterprise, its no-disturb entry in force at ``now_ms`` (the latest one) and how
+    many inspections it had opened since each of ``day``, ``week``, ``month`` and ``year``: one statement."""
+    r = tx.one(_SCAN_FACTS, officer_id=officer_id, credit_code=credit_code, now_ms=now_ms, day=day, week=week, month=month, year=year)
+    assert r is not None  # the aggregate always has a row
+    return ScanFacts(
+        credential=None if r[0] is None else r[0:8],  # type: ignore[arg-type]
+        enterprise=None if r[8] is None else r[8:13],  # type: ignore[arg-type]
+        no_disturb=None if r[13] is None else (r[14], r[15]),
+        counts=InspectionCounts(*r[16:20]),
+    )
+
+
+def inspections_at(tx: Tx, credit_code: str, *, open_since_ms: int, recent_since_ms: int) -> tuple[list[OpenInspection], list[RecentPart]]:
+    """The enterprise's inspections opened since ``open_since_ms``, still open, not waiting on a review, oldest first;
+    and the parts in its inspections joined since ``recent_since_ms``, newest first: one statement."""
+    under_way: list[OpenInspection] = []
+    recent: list[RecentPart] = []
+    for kind, inspection_id, agency_id, field, at_ms, ended_ms, _, _ in tx.all(_AT_ENTERPRISE, credit_code=credit_code, open_since_ms=open_since_ms, recent_since_ms=recent_since_ms):
+        if kind == 0:
+            under_way.append(OpenInspection(inspection_id, agency_id, field, at_ms))
+        else:
+            recent.append(RecentPart(inspection_id, agency_id, field, at_ms, ended_ms))
+    return under_way, recent
 
 
 def lock_enterprise_scans(tx: Tx, credit_code: str) -> None:
@@ -195,23 +222,6 @@ def lock_officer_reviews(tx: Tx, officer_id: str) -> None:
     awaiting review, so that two at once (at two enterprises) cannot both pass the policy's bound. Taken after
     the enterprise's lock, never before: one order, no deadlock."""
     tx.lock("fe:reviews:" + officer_id)
-
-
-def open_inspections(tx: Tx, credit_code: str, since_ms: int) -> list[OpenInspection]:
-    """The enterprise's inspections opened since ``since_ms``, still open, not waiting on a review, oldest first."""
-    return [OpenInspection(*r) for r in tx.all(_OPEN, credit_code=credit_code, since_ms=since_ms)]
-
-
-def recent_parts(tx: Tx, credit_code: str, since_ms: int) -> list[RecentPart]:
-    """Parts in the enterprise's inspections joined since ``since_ms``, newest first."""
-    return [RecentPart(*r) for r in tx.all(_RECENT_PARTS, credit_code=credit_code, since_ms=since_ms)]
-
-
-def inspection_counts(tx: Tx, credit_code: str, *, day: int, week: int, month: int, year: int) -> InspectionCounts:
-    """How many inspections the enterprise had opened since each instant."""
-    row = tx.one(_COUNTS, credit_code=credit_code, day=day, week=week, month=month, year=year)
-    assert row is not None  # an aggregate always has a row
-    return InspectionCounts(*row)
 
 
 # --- scans ---------------------------------------------------------------------------------------------------------

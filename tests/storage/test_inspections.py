@@ -33,10 +33,19 @@ def seeded(store: Storage) -> Storage:
 def _open(store: Storage, iid: str, code: str, agency: str, opened_ms: int, *, officer: str = "OFF-SAMR-1", field: str = "food") -> None:
     with store.writing() as tx:
         rows.open_inspection(
-            tx, rows.NewInspection(inspection_id=iid, credit_code=code, region=rows.region_of(tx, code), lead_agency_id=agency, field=field, opened_ms=opened_ms,
+            tx, rows.NewInspection(inspection_id=iid, credit_code=code, region=_region(tx, code), lead_agency_id=agency, field=field, opened_ms=opened_ms,
                                    exception_kind=None, exception_ref=None),
         )  # fmt: skip
         rows.add_part(tx, rows.Part(inspection_id=iid, officer_id=officer, agency_id=agency, field=field, matter="", scan_id=None, device_id=None, joined_ms=opened_ms))
+
+
+def _facts(tx: object, credit_code: str, officer_id: str = "OFF-SAMR-1", now_ms: int = NOW_MS, year: int = NOW_MS - 365 * DAY_MS) -> rows.ScanFacts:
+    return rows.scan_facts(tx, officer_id, credit_code, now_ms, day=NOW_MS - DAY_MS, week=NOW_MS - 7 * DAY_MS, month=NOW_MS - 30 * DAY_MS, year=year)  # type: ignore[arg-type]
+
+
+def _region(tx: object, credit_code: str) -> str:
+    ent = _facts(tx, credit_code).enterprise
+    return ent[4] if ent else ""
 
 
 def _scan_row(scan_id: str, **kw: object) -> rows.ScanRow:
@@ -52,14 +61,16 @@ def test_the_registers_as_a_decision_reads_them(seeded: Storage) -> None:
     with seeded.writing() as tx:
         tx.run(_DEVICE, device_id="QT-1", agency_id="FIRE")
     with seeded.reading() as tx:
-        assert rows.credential_row(tx, "OFF-REVOKED") == ("OFF-REVOKED", "SAMR", "C-REV", '["food"]', NOW_MS - 365 * DAY_MS, NOW_MS + 365 * DAY_MS, NOW_MS - DAY_MS)
-        assert rows.credential_row(tx, "NOBODY") is None
-        assert rows.officer_name(tx, "OFF-FIRE-1") == "OFF-FIRE-1" and rows.officer_name(tx, "NOBODY") is None
-        assert rows.enterprise(tx, GOOD) == (GOOD, "守信示范企业", "low", "A") and rows.enterprise(tx, UNREGISTERED) is None
-        assert (rows.region_of(tx, PLAIN), rows.region_of(tx, UNREGISTERED)) == ("110108", "")
-        assert rows.no_disturb_entry(tx, GOOD, NOW_MS) == ("A级纳税信用、连续三年无违法记录", None)
-        assert rows.no_disturb_entry(tx, GOOD, NOW_MS - 31 * DAY_MS) is None  # not yet listed then
-        assert rows.no_disturb_entry(tx, PLAIN, NOW_MS) is None
+        revoked = ("OFF-REVOKED", "SAMR", "C-REV", '["food"]', NOW_MS - 365 * DAY_MS, NOW_MS + 365 * DAY_MS, NOW_MS - DAY_MS, "OFF-REVOKED")
+        assert rows.credential_row(tx, "OFF-REVOKED") == revoked and _facts(tx, GOOD, "OFF-REVOKED").credential == revoked
+        assert rows.credential_row(tx, "NOBODY") is None and _facts(tx, GOOD, "NOBODY").credential is None
+        assert _facts(tx, GOOD).enterprise == (GOOD, "守信示范企业", "low", "A", "110108") and _facts(tx, UNREGISTERED).enterprise is None
+        assert (_region(tx, PLAIN), _region(tx, UNREGISTERED)) == ("110108", "")
+        assert _facts(tx, GOOD).no_disturb == ("A级纳税信用、连续三年无违法记录", None)
+        assert _facts(tx, GOOD, now_ms=NOW_MS - 31 * DAY_MS).no_disturb is None  # not yet listed then
+        assert _facts(tx, PLAIN).no_disturb is None
+        nobody = _facts(tx, UNREGISTERED, "NOBODY")  # nothing registered: the counts' row still comes back
+        assert (nobody.credential, nobody.enterprise, nobody.no_disturb, nobody.counts) == (None, None, None, rows.InspectionCounts(0, 0, 0, 0))
         assert rows.names(tx) == {"SAMR": "市场监管局", "FIRE": "消防救援支队", "food": "食品安全", "fire": "消防安全"}
         assert (rows.device_agency(tx, "QT-1"), rows.device_agency(tx, "QT-2")) == ("FIRE", None)
         assert rows.enterprise_card(tx, PLAIN) == (PLAIN, "海淀某餐饮公司", "", "110108", "medium", "B")
@@ -77,9 +88,9 @@ def test_the_no_disturb_entry_in_force_is_the_latest(seeded: Storage) -> None:
         tx.run(add, code=PLAIN, basis="撤销", since=NOW_MS - 5 * DAY_MS, until=None, removed=NOW_MS - DAY_MS)
         tx.run(add, code=FRAGILE, basis="过期", since=NOW_MS - 20 * DAY_MS, until=NOW_MS - DAY_MS, removed=None)
     with seeded.reading() as tx:
-        assert rows.no_disturb_entry(tx, PLAIN, NOW_MS) == ("新", NOW_MS + DAY_MS)
-        assert rows.no_disturb_entry(tx, PLAIN, NOW_MS + 2 * DAY_MS) == ("旧", None)
-        assert rows.no_disturb_entry(tx, FRAGILE, NOW_MS) is None
+        assert _facts(tx, PLAIN).no_disturb == ("新", NOW_MS + DAY_MS)
+        assert _facts(tx, PLAIN, now_ms=NOW_MS + 2 * DAY_MS).no_disturb == ("旧", None)
+        assert _facts(tx, FRAGILE).no_disturb is None
         assert not rows.on_no_disturb_list(tx, FRAGILE, NOW_MS)
 
 
@@ -97,7 +108,7 @@ def test_open_inspections_are_those_in_the_window_still_open_and_not_awaiting_re
         tx.run(_REVIEW, scan_id="s-p", inspection_id="pending", credit_code=PLAIN, status="pending")
         tx.run(_REVIEW, scan_id="s-c", inspection_id="confirmed", credit_code=PLAIN, status="confirmed")
     with seeded.reading() as tx:
-        found = rows.open_inspections(tx, PLAIN, NOW_MS - 8 * HOUR_MS)
+        found, _ = rows.inspections_at(tx, PLAIN, open_since_ms=NOW_MS - 8 * HOUR_MS, recent_since_ms=NOW_MS)
     assert [(o.inspection_id, o.lead_agency_id, o.field) for o in found] == [("a", "SAMR", "food"), ("b", "FIRE", "fire"), ("confirmed", "SAMR", "food")]
     assert found[0].opened_ms == NOW_MS - 2 * HOUR_MS
 
@@ -109,12 +120,13 @@ def test_recent_parts_newest_first_and_counts_since_each_instant(seeded: Storage
         rows.add_part(tx, rows.Part(inspection_id="i1", officer_id="OFF-FIRE-1", agency_id="FIRE", field="fire", matter="", scan_id=None, device_id=None, joined_ms=NOW_MS - DAY_MS))
         rows.end_part(tx, "i1", "OFF-FIRE-1", "no_violation", "", NOW_MS - DAY_MS + 5)
     with seeded.reading() as tx:
-        recent = rows.recent_parts(tx, PLAIN, NOW_MS - 30 * DAY_MS)
-        counts = rows.inspection_counts(tx, PLAIN, day=NOW_MS - DAY_MS, week=NOW_MS - 7 * DAY_MS, month=NOW_MS - 30 * DAY_MS, year=NOW_MS - 100 * DAY_MS)
-        none = rows.inspection_counts(tx, FRAGILE, day=NOW_MS - DAY_MS, week=NOW_MS - 7 * DAY_MS, month=NOW_MS - 30 * DAY_MS, year=NOW_MS - 365 * DAY_MS)
+        under_way, recent = rows.inspections_at(tx, PLAIN, open_since_ms=NOW_MS - DAY_MS, recent_since_ms=NOW_MS - 30 * DAY_MS)
+        counts = _facts(tx, PLAIN, year=NOW_MS - 100 * DAY_MS).counts
+        none = _facts(tx, FRAGILE).counts
         # a year that began before the month: the counts reach back to the earlier of the two
-        long_year = rows.inspection_counts(tx, PLAIN, day=NOW_MS - DAY_MS, week=NOW_MS - 7 * DAY_MS, month=NOW_MS - 30 * DAY_MS, year=NOW_MS - 365 * DAY_MS)
+        long_year = _facts(tx, PLAIN).counts
     assert [(p.inspection_id, p.agency_id, p.ended_ms is not None) for p in recent] == [("i0", "SAMR", False), ("i1", "FIRE", True), ("i1", "SAMR", False), ("i2", "SAMR", False)]
+    assert [o.inspection_id for o in under_way] == ["i0"]  # the one statement keeps the two lists apart
     assert counts == rows.InspectionCounts(day=1, week=2, month=3, year=3)
     assert none == rows.InspectionCounts(0, 0, 0, 0)
     assert long_year.year == 4 and all(isinstance(v, int) for v in (counts.day, counts.week, counts.month, counts.year))
