@@ -129,6 +129,13 @@ def recording(con: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     return check_ended_recordings(con, now_ms, int(ctx.policy.recording_grace_minutes * 60_000))
 
 
+def supervision(tx: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+    """Supervision letters past their deadline without a report: marked overdue and alerted, once each."""
+    from server.supervision.workflow import check_deadlines
+
+    return check_deadlines(tx, now_ms)
+
+
 #: Every job: id -> (function, trigger arguments for APScheduler, description zh, description en).
 JOBS: dict[str, tuple[Callable[[Tx, JobContext, int], dict[str, Any]], dict[str, Any], str, str]] = {
     "devices": (check_devices, {"trigger": "interval", "minutes": 1}, "设备在线与积压检查", "Device presence and backlog"),
@@ -137,5 +144,6 @@ JOBS: dict[str, tuple[Callable[[Tx, JobContext, int], dict[str, Any]], dict[str,
     "disclosure": (disclosure, {"trigger": "cron", "hour": "8,16", "minute": 5}, "执法公示期限提醒", "Disclosure deadlines"),
     "tree_head": (tree_head, {"trigger": "cron", "hour": 0, "minute": 10}, "证据日志每日签名树头", "Daily signed tree head"),
     "sampling": (sampling, {"trigger": "cron", "day": 1, "hour": 2, "minute": 0}, "案卷评查抽样", "Case-file sampling"),
+    "supervision": (supervision, {"trigger": "cron", "hour": "8,16", "minute": 15}, "监督文书整改期限检查", "Supervision letter deadlines"),
     "retention": (retention, {"trigger": "cron", "hour": 3, "minute": 30}, "数据保留期清理", "Retention"),
 }

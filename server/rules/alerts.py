@@ -37,6 +37,10 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "scan_id_conflict": ("warning", "扫码编号冲突", "Scan id conflict"),  # a device reused another scan's id
     "device_agency_mismatch": ("warning", "使用其他机关设备", "Another agency's device"),  # an officer scanned with another agency's device
     "unrecorded_inspection": ("warning", "未全程记录", "Not recorded start to end"),  # an ended inspection not recorded from start to end (server/evidence/coverage.py)
+    "letter_issued": ("info", "收到监督文书", "Supervision letter issued"),  # a supervision opinion or decision letter to an agency (server/supervision/workflow.py)
+    "letter_replied": ("info", "整改情况待审核", "Rectification report to review"),  # ... the agency reported on it
+    "letter_returned": ("warning", "整改情况被退回", "Rectification report sent back"),
+    "letter_overdue": ("warning", "监督文书逾期未整改", "Supervision letter overdue"),  # no report by the deadline: a decision letter may follow
     "storage_full": ("critical", "服务器存储已满", "Server storage full"),  # the server's database could not write for a while: ingest was paused (server/ingest/subscriber.py)
     "storage_failed": ("critical", "服务器存储写入失败", "Server storage failed"),  # ... for another reason than a full disk (an I/O error)
 }

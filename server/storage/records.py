@@ -11,7 +11,11 @@ from server.storage.engine import Tx, sql
 RECORD_COLUMNS = ("record_id", "kind", "subject", "at_ms", "body")
 
 _INSERT = sql("INSERT INTO records(record_id, kind, subject, at_ms, body) VALUES (:record_id, :kind, :subject, :at_ms, :body)")
-_OF_SUBJECT = sql(f"SELECT {', '.join(RECORD_COLUMNS)} FROM records WHERE subject = :subject ORDER BY at_ms, record_id")
+# In the log's order: the order the acts were done in, whatever the clocks said.
+_OF_SUBJECT = sql(f"""
+    SELECT {', '.join(f'r.{c}' for c in RECORD_COLUMNS)} FROM records r LEFT JOIN evidence_log l ON l.event_id = r.record_id
+    WHERE r.subject = :subject ORDER BY l.idx NULLS LAST, r.at_ms, r.record_id
+""")
 _ONE = sql(f"SELECT {', '.join(RECORD_COLUMNS)} FROM records WHERE record_id = :record_id")
 _WITH_LEAVES = sql(f"""
     SELECT {', '.join(f'r.{c}' for c in RECORD_COLUMNS)}, l.idx, l.leaf_hash
@@ -29,7 +33,7 @@ def _row(r: Any) -> tuple[str, str, str, int, bytes]:
 
 
 def records_of(tx: Tx, subject: str) -> list[tuple[str, str, str, int, bytes]]:
-    """(record_id, kind, subject, at_ms, body) of a subject's records, oldest first."""
+    """(record_id, kind, subject, at_ms, body) of a subject's records, in the order of the log."""
     return [_row(r) for r in tx.all(_OF_SUBJECT, subject=subject)]
 
 

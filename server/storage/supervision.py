@@ -1,0 +1,158 @@
+"""Rows of supervision: findings and letters (server/supervision/workflow.py holds the rules: who may do what, and
+in which state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.storage.engine import Tx, sql
+
+FINDING_COLUMNS = (
+    "finding_id", "agency_id", "credit_code", "source", "source_ref", "reason", "refs", "opened_by", "opened_ms",
+    "status", "closed_by", "closed_ms", "close_note",
+)  # fmt: skip
+LETTER_COLUMNS = (
+    "letter_id", "kind", "issuer", "year", "number", "finding_id", "agency_id", "facts", "basis", "requirements",
+    "deadline_days", "issued_on", "deadline", "issued_by", "issued_ms", "status", "reply", "replied_by", "replied_ms",
+    "verdict_note", "decided_by", "decided_ms",
+)  # fmt: skip
+
+_NEXT_FINDING = sql("SELECT coalesce(max(seq), 0) + 1 FROM findings WHERE year = :year")
+_INSERT_FINDING = sql("""
+    INSERT INTO findings(finding_id, year, seq, agency_id, credit_code, source, source_ref, reason, refs, opened_by, opened_ms, status)
+    VALUES (:finding_id, :year, :seq, :agency_id, :credit_code, :source, :source_ref, :reason, :refs, :opened_by, :opened_ms, 'open')
+""")
+_FINDING = sql(f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings WHERE finding_id = :finding_id")
+_FINDINGS = sql(f"""
+    SELECT {', '.join(FINDING_COLUMNS)} FROM findings
+    WHERE (CAST(:agency_id AS TEXT) IS NULL OR agency_id = :agency_id) AND (CAST(:status AS TEXT) IS NULL OR status = :status)
+    ORDER BY opened_ms DESC, finding_id DESC LIMIT :limit
+""")
+_CLOSE_FINDING = sql("""
+    UPDATE findings SET status = 'closed', closed_by = :by, closed_ms = :at, close_note = :note
+    WHERE finding_id = :finding_id AND status = 'open'
+""")
+_ALERT_FINDING = sql("SELECT finding_id FROM findings WHERE source = 'alert' AND source_ref = :ref AND status = 'open'")
+
+_NEXT_NUMBER = sql("SELECT coalesce(max(number), 0) + 1 FROM letters WHERE issuer = :issuer AND kind = :kind AND year = :year")
+_INSERT_LETTER = sql(f"""
+    INSERT INTO letters({', '.join(LETTER_COLUMNS[:16])})
+    VALUES ({', '.join(':' + c for c in LETTER_COLUMNS[:16])})
+""")
+_LETTER = sql(f"SELECT {', '.join(LETTER_COLUMNS)} FROM letters WHERE letter_id = :letter_id")
+_LETTERS = sql(f"""
+    SELECT {', '.join(LETTER_COLUMNS)} FROM letters
+    WHERE (CAST(:agency_id AS TEXT) IS NULL OR agency_id = :agency_id) AND (CAST(:finding_id AS TEXT) IS NULL OR finding_id = :finding_id)
+      AND (CAST(:status AS TEXT) IS NULL OR status = :status)
+    ORDER BY issued_ms DESC, letter_id DESC LIMIT :limit
+""")
+_REPLY = sql("""
+    UPDATE letters SET status = 'replied', reply = :reply, replied_by = :by, replied_ms = :at
+    WHERE letter_id = :letter_id AND status IN ('issued', 'returned', 'overdue')
+""")
+_DECIDE = sql("""
+    UPDATE letters SET status = :verdict, verdict_note = :note, decided_by = :by, decided_ms = :at
+    WHERE letter_id = :letter_id AND status = 'replied'
+""")
+_DUE = sql(f"""
+    SELECT {', '.join(LETTER_COLUMNS)} FROM letters
+    WHERE status IN ('issued', 'returned') AND deadline < :today ORDER BY deadline, letter_id
+""")
+_MARK_OVERDUE = sql("UPDATE letters SET status = 'overdue' WHERE letter_id = :letter_id AND status IN ('issued', 'returned')")
+
+
+def next_finding_seq(tx: Tx, year: int) -> int:
+    """The next number of a finding in ``year`` (the caller holds the year's lock)."""
+    return int(tx.scalar(_NEXT_FINDING, year=year))
+
+
+def insert_finding(tx: Tx, **row: Any) -> None:
+    """One new finding (open)."""
+    tx.run(_INSERT_FINDING, row)
+
+
+def finding(tx: Tx, finding_id: str) -> tuple[Any, ...] | None:
+    """A finding's row (FINDING_COLUMNS)."""
+    return tx.one(_FINDING, finding_id=finding_id)
+
+
+def findings(tx: Tx, *, agency_id: str | None, status: str | None, limit: int) -> list[tuple[Any, ...]]:
+    """Findings, newest first (of one agency, or all)."""
+    return tx.all(_FINDINGS, agency_id=agency_id, status=status, limit=limit)
+
+
+def close_finding(tx: Tx, finding_id: str, by: str, note: str, at_ms: int) -> bool:
+    """Close an open finding; False if it was not open."""
+    return bool(tx.run(_CLOSE_FINDING, finding_id=finding_id, by=by, note=note, at=at_ms).rowcount)
+
+
+def open_finding_of_alert(tx: Tx, alert_ref: str) -> str | None:
+    """The open finding opened from this alert, if any."""
+    return tx.scalar(_ALERT_FINDING, ref=alert_ref)
+
+
+def next_letter_number(tx: Tx, issuer: str, kind: str, year: int) -> int:
+    """The next number of ``issuer``'s letters of ``kind`` in ``year`` (the caller holds the lock of that series)."""
+    return int(tx.scalar(_NEXT_NUMBER, issuer=issuer, kind=kind, year=year))
+
+
+def insert_letter(tx: Tx, **row: Any) -> None:
+    """One new letter (the first 16 LETTER_COLUMNS)."""
+    tx.run(_INSERT_LETTER, row)
+
+
+def letter(tx: Tx, letter_id: str) -> tuple[Any, ...] | None:
+    """A letter's row (LETTER_COLUMNS)."""
+    return tx.one(_LETTER, letter_id=letter_id)
+
+
+def letters(tx: Tx, *, agency_id: str | None, finding_id: str | None, status: str | None, limit: int) -> list[tuple[Any, ...]]:
+    """Letters, newest first."""
+    return tx.all(_LETTERS, agency_id=agency_id, finding_id=finding_id, status=status, limit=limit)
+
+
+def reply(tx: Tx, letter_id: str, text: str, by: str, at_ms: int) -> bool:
+    """Record the agency's report; False unless the letter awaited one."""
+    return bool(tx.run(_REPLY, letter_id=letter_id, reply=text, by=by, at=at_ms).rowcount)
+
+
+def decide(tx: Tx, letter_id: str, verdict: str, note: str, by: str, at_ms: int) -> bool:
+    """Accept or return a replied letter; False unless it was replied."""
+    return bool(tx.run(_DECIDE, letter_id=letter_id, verdict=verdict, note=note, by=by, at=at_ms).rowcount)
+
+
+def overdue(tx: Tx, today: str) -> list[tuple[Any, ...]]:
+    """Letters still awaiting a report whose deadline has passed (before ``today``, an ISO date)."""
+    return tx.all(_DUE, today=today)
+
+
+def mark_overdue(tx: Tx, letter_id: str) -> bool:
+    """Mark one letter overdue; False if its state changed meanwhile."""
+    return bool(tx.run(_MARK_OVERDUE, letter_id=letter_id).rowcount)
+
+
+# --- what a finding may name -------------------------------------------------------------------------------------
+
+_AGENCY = sql("SELECT 1 FROM agencies WHERE agency_id = :id")
+_ENTERPRISE = sql("SELECT 1 FROM enterprises WHERE credit_code = :id")
+_ALERT = sql("SELECT agency_id, credit_code FROM alerts WHERE id = :id")
+_INSPECTIONS = sql("SELECT inspection_id FROM inspections WHERE inspection_id IN (:ids)")
+
+
+def agency_exists(tx: Tx, agency_id: str) -> bool:
+    return tx.one(_AGENCY, id=agency_id) is not None
+
+
+def enterprise_exists(tx: Tx, credit_code: str) -> bool:
+    return tx.one(_ENTERPRISE, id=credit_code) is not None
+
+
+def alert_row(tx: Tx, alert_id: int) -> tuple[str | None, str | None] | None:
+    """(agency_id, credit_code) of an alert."""
+    row = tx.one(_ALERT, id=alert_id)
+    return None if row is None else (row[0], row[1])
+
+
+def known_inspections(tx: Tx, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that are inspections."""
+    return {r[0] for r in tx.all(_INSPECTIONS, ids=ids)} if ids else set()

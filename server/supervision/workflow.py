@@ -1,0 +1,352 @@
+"""The supervision workflow: a finding opened (from an alert, a case-file review, a hotline ticket, or by hand), an
+opinion letter issued on it to the agency with a deadline in working days, the agency's rectification report, the
+supervisor's verdict (accepted, or sent back), a missed deadline marked and alerted, and a decision letter where the
+agency did not rectify. Every step is a server record in the evidence log (server/evidence/records.py), so who did
+what and when cannot be changed unnoticed.
+
+Who may do what (the routes' guards say the roles; the checks that depend on a record are here): a supervisor opens,
+issues, accepts, returns and closes; an agency's administrator sees and answers their own agency's letters and
+findings only (another agency's are "not found", so their existence does not leak); officers see none of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from server.console.auth import Principal
+from server.errors import Conflict, Invalid, NotFound
+from server.evidence.log import indexes_of
+from server.evidence.records import append_record, records_of
+from server.jobs.disclosure import cst_date
+from server.rules.alerts import raise_alert
+from server.rules.workdays import add_working_days
+from server.storage import supervision as rows
+from server.storage.engine import Tx
+
+Source = Literal["alert", "case_review", "hotline", "complaint", "rating", "manual"]
+LetterKind = Literal["opinion", "decision"]
+LetterStatus = Literal["issued", "replied", "returned", "accepted", "overdue"]
+
+KIND_ZH = {"opinion": "行政执法监督意见书", "decision": "行政执法监督决定书"}
+STATUS_ZH = {"issued": "已送达，待整改", "replied": "已报送整改情况", "returned": "已退回，重新整改", "accepted": "整改已认可", "overdue": "逾期未报送"}
+#: Working days an agency has to report, unless the letter says otherwise; and the most a letter may give.
+DEFAULT_DEADLINE_DAYS = 15
+MAX_DEADLINE_DAYS = 60
+#: The most inspections, events or records one finding names.
+MAX_REFS = 50
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class FindingIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A finding to open. ``source_ref``: the alert's id for an alert, the ticket's for a hotline ticket, ..."""
+
+    agency_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    reason: Text
+    source: Source = "manual"
+    source_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    credit_code: Annotated[str, msgspec.Meta(min_length=18, max_length=18)] | None = None
+    refs: Annotated[list[Ref], msgspec.Meta(max_length=MAX_REFS)] = []
+
+
+class LetterIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A letter to issue on a finding."""
+
+    issuer: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]  # the issuing body, e.g. 某市司法局
+    facts: Text
+    basis: Text
+    requirements: Text
+    kind: LetterKind = "opinion"
+    deadline_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_DEADLINE_DAYS)] = DEFAULT_DEADLINE_DAYS
+
+
+class ReplyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An agency's rectification report."""
+
+    text: Text
+
+
+class NoteIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A supervisor's note: why a report is sent back, or how a finding was closed (may be empty to accept)."""
+
+    note: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+class Step(msgspec.Struct, kw_only=True):
+    """One step of a finding or letter, as the evidence log holds it."""
+
+    kind: str
+    at_ms: int
+    actor: str
+    record_id: str
+    log_index: int | None
+    content: dict[str, Any]
+
+
+class FindingView(msgspec.Struct, kw_only=True):
+    """A finding, with its steps."""
+
+    finding_id: str
+    agency_id: str
+    credit_code: str | None
+    source: str
+    source_ref: str | None
+    reason: str
+    refs: list[str]
+    opened_by: str
+    opened_ms: int
+    status: Literal["open", "closed"]
+    closed_by: str | None
+    closed_ms: int | None
+    close_note: str | None
+    steps: list[Step] = []
+    letters: list[LetterView] = []  # the letters issued on it (their own steps: GET the letter)
+
+
+class LetterView(msgspec.Struct, kw_only=True):
+    """A letter: its number as printed (〔2026〕第3号), its content, its state and its steps."""
+
+    letter_id: str
+    kind: LetterKind
+    title: str
+    issuer: str
+    number: str
+    finding_id: str
+    agency_id: str
+    facts: str
+    basis: str
+    requirements: str
+    deadline_days: int
+    issued_on: str
+    deadline: str
+    deadline_exact: bool
+    issued_by: str
+    issued_ms: int
+    status: LetterStatus
+    status_zh: str
+    reply: str | None
+    replied_by: str | None
+    replied_ms: int | None
+    verdict_note: str | None
+    decided_by: str | None
+    decided_ms: int | None
+    steps: list[Step] = []
+
+
+def _steps(tx: Tx, subject: str) -> list[Step]:
+    recs = records_of(tx, subject)
+    where = indexes_of(tx, [r.record_id for r in recs])
+    out = []
+    for r in recs:
+        body = r.content()
+        out.append(Step(kind=r.kind, at_ms=r.at_ms, actor=str(body.get("actor", "")), record_id=r.record_id, log_index=where.get(r.record_id), content=body.get("content") or {}))
+    return out
+
+
+def _finding_view(tx: Tx, row: tuple[Any, ...], *, steps: bool) -> FindingView:
+    d = dict(zip(rows.FINDING_COLUMNS, row, strict=True))
+    d["refs"] = json.loads(d["refs"])
+    view = FindingView(**d)
+    if steps:
+        view.steps = _steps(tx, f"finding:{view.finding_id}")
+    return view
+
+
+def _letter_view(tx: Tx, row: tuple[Any, ...], *, steps: bool) -> LetterView:
+    d = dict(zip(rows.LETTER_COLUMNS, row, strict=True))
+    year, number = d.pop("year"), d.pop("number")
+    _, exact = add_working_days(dt.date.fromisoformat(d["issued_on"]), d["deadline_days"])
+    view = LetterView(
+        **d, title=KIND_ZH[d["kind"]], number=f"〔{year}〕第{number}号", status_zh=STATUS_ZH[d["status"]], deadline_exact=exact,
+    )
+    if steps:
+        view.steps = _steps(tx, f"letter:{view.letter_id}")
+    return view
+
+
+def _own(principal: Principal, agency_id: str, what: str, ident: str) -> None:
+    """An agency administrator reaches their own agency's findings and letters only; others are not found."""
+    if principal.role != "supervisor" and principal.agency_id != agency_id:
+        raise NotFound(f"没有这个{what}：{ident} / no such {what} {ident}")
+
+
+# --- findings ------------------------------------------------------------------------------------------------------
+
+
+def open_finding(tx: Tx, data: FindingIn, principal: Principal, now_ms: int) -> FindingView:
+    """Open a finding (supervisors). Every reference must exist: the agency, the enterprise, the alert, and each
+    inspection, event or record named; the same alert opens one open finding, not two (a double click)."""
+    if not rows.agency_exists(tx, data.agency_id):
+        raise NotFound(f"没有这个执法机关：{data.agency_id} / no such agency {data.agency_id}")
+    if data.credit_code is not None and not rows.enterprise_exists(tx, data.credit_code):
+        raise NotFound(f"没有这家企业：{data.credit_code} / no such enterprise {data.credit_code}")
+    if data.source == "alert":
+        if data.source_ref is None or not data.source_ref.isdigit() or len(data.source_ref) > 18:
+            raise Invalid("由告警发起时须给出告警编号 / a finding from an alert names the alert's id (source_ref)")
+        alert = rows.alert_row(tx, int(data.source_ref))
+        if alert is None:
+            raise NotFound(f"没有这条告警：{data.source_ref} / no such alert {data.source_ref}")
+        if alert[0] is not None and alert[0] != data.agency_id:
+            raise Invalid(f"该告警属于另一执法机关（{alert[0]}）/ the alert concerns another agency ({alert[0]})")
+    refs = list(dict.fromkeys(data.refs))
+    known = rows.known_inspections(tx, refs) | set(indexes_of(tx, refs))
+    unknown = [r for r in refs if r not in known]
+    if unknown:
+        raise Invalid(f"以下检查或记录不存在：{', '.join(unknown[:5])} / no inspection, event or record {', '.join(unknown[:5])}")
+    year = cst_date(now_ms).year
+    tx.lock(f"finding-number:{year}")
+    if data.source == "alert" and rows.open_finding_of_alert(tx, data.source_ref or "") is not None:
+        raise Conflict(f"该告警已立为监督事项 {rows.open_finding_of_alert(tx, data.source_ref or '')} / the alert already opened a finding")
+    seq = rows.next_finding_seq(tx, year)
+    finding_id = f"F-{year}-{seq:04d}"
+    rows.insert_finding(
+        tx, finding_id=finding_id, year=year, seq=seq, agency_id=data.agency_id, credit_code=data.credit_code, source=data.source,
+        source_ref=data.source_ref, reason=data.reason, refs=json.dumps(refs), opened_by=principal.username, opened_ms=now_ms,
+    )  # fmt: skip
+    append_record(tx, kind="finding.opened", subject=f"finding:{finding_id}", actor=principal.username, content=data, now_ms=now_ms)
+    return get_finding(tx, finding_id, principal)
+
+
+def get_finding(tx: Tx, finding_id: str, principal: Principal) -> FindingView:
+    row = rows.finding(tx, finding_id)
+    if row is None:
+        raise NotFound(f"没有这个监督事项：{finding_id} / no such finding {finding_id}")
+    view = _finding_view(tx, row, steps=True)
+    _own(principal, view.agency_id, "监督事项", finding_id)
+    view.letters = [_letter_view(tx, r, steps=False) for r in reversed(rows.letters(tx, agency_id=None, finding_id=finding_id, status=None, limit=1000))]
+    return view
+
+
+def list_findings(tx: Tx, principal: Principal, *, status: str | None, limit: int) -> list[FindingView]:
+    agency = None if principal.role == "supervisor" else principal.agency_id
+    return [_finding_view(tx, r, steps=False) for r in rows.findings(tx, agency_id=agency, status=status, limit=limit)]
+
+
+def close_finding(tx: Tx, finding_id: str, note: str, principal: Principal, now_ms: int) -> FindingView:
+    """Close a finding (supervisors): not while a letter on it still awaits a report or a verdict."""
+    view = get_finding(tx, finding_id, principal)
+    if view.status != "open":
+        raise Conflict(f"监督事项 {finding_id} 已办结 / finding {finding_id} is already closed")
+    waiting = [x for x in view.letters if x.status in ("issued", "replied", "returned")]
+    if waiting:
+        raise Conflict(f"尚有 {len(waiting)} 份文书未办结 / {len(waiting)} letter(s) on it still await a report or a verdict")
+    if not rows.close_finding(tx, finding_id, principal.username, note, now_ms):
+        raise Conflict(f"监督事项 {finding_id} 已办结 / finding {finding_id} is already closed")
+    append_record(tx, kind="finding.closed", subject=f"finding:{finding_id}", actor=principal.username, content={"note": note}, now_ms=now_ms)
+    return get_finding(tx, finding_id, principal)
+
+
+# --- letters -------------------------------------------------------------------------------------------------------
+
+
+def issue_letter(tx: Tx, finding_id: str, data: LetterIn, principal: Principal, now_ms: int) -> LetterView:
+    """Issue a letter on an open finding (supervisors). An opinion letter while another on the same finding still
+    awaits the agency is refused (a double click issues one); a decision letter only where the agency did not
+    rectify: an opinion letter on the finding is overdue, or its report was sent back."""
+    finding = get_finding(tx, finding_id, principal)
+    if finding.status != "open":
+        raise Conflict(f"监督事项 {finding_id} 已办结 / finding {finding_id} is closed")
+    opinions = [x for x in finding.letters if x.kind == "opinion"]
+    if data.kind == "opinion" and any(x.status in ("issued", "replied", "returned") for x in opinions):
+        raise Conflict("该事项已有待办结的监督意见书 / an opinion letter on this finding still awaits the agency")
+    if data.kind == "decision":
+        if not any(x.status in ("overdue", "returned") for x in opinions):
+            raise Conflict("只有在意见书逾期未整改或整改被退回时才能作出监督决定书 / a decision letter follows an overdue or returned opinion letter only")
+        if any(x.kind == "decision" and x.status != "accepted" for x in finding.letters):
+            raise Conflict("该事项已有待办结的监督决定书 / a decision letter on this finding still awaits the agency")
+    issued_on = cst_date(now_ms)
+    deadline, _ = add_working_days(issued_on, data.deadline_days)
+    year = issued_on.year
+    tx.lock(f"letter-number:{data.issuer}:{data.kind}:{year}")
+    number = rows.next_letter_number(tx, data.issuer, data.kind, year)
+    letter_id = f"L{year}-{uuid.uuid4().hex[:12]}"
+    rows.insert_letter(
+        tx, letter_id=letter_id, kind=data.kind, issuer=data.issuer, year=year, number=number, finding_id=finding_id,
+        agency_id=finding.agency_id, facts=data.facts, basis=data.basis, requirements=data.requirements,
+        deadline_days=data.deadline_days, issued_on=issued_on.isoformat(), deadline=deadline.isoformat(),
+        issued_by=principal.username, issued_ms=now_ms, status="issued",
+    )  # fmt: skip
+    content = {**msgspec.to_builtins(data), "finding_id": finding_id, "number": f"〔{year}〕第{number}号", "deadline": deadline.isoformat()}
+    append_record(tx, kind="letter.issued", subject=f"letter:{letter_id}", actor=principal.username, content=content, now_ms=now_ms)
+    raise_alert(
+        tx, "letter_issued", now_ms,
+        f"{data.issuer}向本机关发出{KIND_ZH[data.kind]}〔{year}〕第{number}号，请于 {deadline} 前报送整改情况。",
+        f"{data.issuer} issued a supervision {data.kind} letter ({year}) no. {number} to the agency: report by {deadline}.",
+        agency_id=finding.agency_id, credit_code=finding.credit_code, ref=letter_id,
+    )  # fmt: skip
+    return get_letter(tx, letter_id, principal)
+
+
+def get_letter(tx: Tx, letter_id: str, principal: Principal) -> LetterView:
+    row = rows.letter(tx, letter_id)
+    if row is None:
+        raise NotFound(f"没有这份文书：{letter_id} / no such letter {letter_id}")
+    view = _letter_view(tx, row, steps=True)
+    _own(principal, view.agency_id, "文书", letter_id)
+    return view
+
+
+def list_letters(tx: Tx, principal: Principal, *, finding_id: str | None, status: str | None, limit: int) -> list[LetterView]:
+    agency = None if principal.role == "supervisor" else principal.agency_id
+    return [_letter_view(tx, r, steps=False) for r in rows.letters(tx, agency_id=agency, finding_id=finding_id, status=status, limit=limit)]
+
+
+def reply(tx: Tx, letter_id: str, data: ReplyIn, principal: Principal, now_ms: int) -> LetterView:
+    """The agency's rectification report (its administrators): to a letter issued, sent back, or overdue (a late
+    report is taken, and its lateness stays in the record)."""
+    view = get_letter(tx, letter_id, principal)
+    if principal.role != "agency_admin":
+        raise NotFound(f"没有这份文书：{letter_id} / no such letter {letter_id}")
+    if not rows.reply(tx, letter_id, data.text, principal.username, now_ms):
+        raise Conflict(f"该文书当前状态为“{STATUS_ZH[view.status]}”，不能报送 / the letter is {view.status}: no report is awaited")
+    late = view.status == "overdue" or cst_date(now_ms).isoformat() > view.deadline
+    append_record(tx, kind="letter.replied", subject=f"letter:{letter_id}", actor=principal.username, content={"text": data.text, "late": late}, now_ms=now_ms)
+    raise_alert(
+        tx, "letter_replied", now_ms,
+        f"{view.agency_id} 报送了{view.title}{view.number}的整改情况{'（逾期）' if late else ''}，待审核。",
+        f"{view.agency_id} reported on letter {view.number}{' (late)' if late else ''}: awaiting a verdict.",
+        agency_id=view.agency_id, ref=letter_id,
+    )  # fmt: skip
+    return get_letter(tx, letter_id, principal)
+
+
+def decide(tx: Tx, letter_id: str, verdict: Literal["accepted", "returned"], note: str, principal: Principal, now_ms: int) -> LetterView:
+    """A supervisor accepts the report, or sends it back saying why."""
+    view = get_letter(tx, letter_id, principal)
+    if verdict == "returned" and not note.strip():
+        raise Invalid("退回须说明理由 / sending a report back needs a note saying why")
+    if not rows.decide(tx, letter_id, verdict, note, principal.username, now_ms):
+        raise Conflict(f"该文书当前状态为“{STATUS_ZH[view.status]}”，没有待审核的整改情况 / the letter is {view.status}: no report awaits a verdict")
+    append_record(tx, kind=f"letter.{verdict}", subject=f"letter:{letter_id}", actor=principal.username, content={"note": note}, now_ms=now_ms)
+    if verdict == "returned":
+        raise_alert(
+            tx, "letter_returned", now_ms, f"{view.title}{view.number}的整改情况被退回：{note}", f"The report on letter {view.number} was sent back: {note}",
+            agency_id=view.agency_id, ref=letter_id,
+        )  # fmt: skip
+    return get_letter(tx, letter_id, principal)
+
+
+def check_deadlines(tx: Tx, now_ms: int) -> dict[str, int]:
+    """The daily job: letters past their deadline without a report become overdue, once each, with an alert that
+    leads to a decision letter."""
+    marked = 0
+    for row in rows.overdue(tx, cst_date(now_ms).isoformat()):
+        view = _letter_view(tx, row, steps=False)
+        if not rows.mark_overdue(tx, view.letter_id):
+            continue
+        marked += 1
+        append_record(tx, kind="letter.overdue", subject=f"letter:{view.letter_id}", actor="system", content={"deadline": view.deadline}, now_ms=now_ms)
+        raise_alert(
+            tx, "letter_overdue", now_ms,
+            f"{view.agency_id} 未在 {view.deadline} 前报送{view.title}{view.number}的整改情况，可作出监督决定书。",
+            f"{view.agency_id} did not report on letter {view.number} by {view.deadline}: a decision letter may follow.",
+            agency_id=view.agency_id, ref=view.letter_id,
+        )  # fmt: skip
+    return {"overdue": marked}
+
