@@ -99,6 +99,40 @@ def _seed(tx: Tx, key_base: Path, *, enterprises: int, rng: random.Random, now: 
     for c in codes:
         text, name = issue_code(tx, key_base, c)
         door_codes.append({"credit_code": c, "name": name, "text": text})
+    letters = _seed_supervision(tx, codes, now)
     scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet}
-    summary = {"devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet), "users": [u[0] for u in users], "password": DEMO_PASSWORD}
+    summary = {
+        "devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet), "users": [u[0] for u in users], "password": DEMO_PASSWORD,
+        "letters": letters,
+    }  # fmt: skip
     return scenario, summary
+
+
+def _seed_supervision(tx: Tx, codes: list[str], now: int) -> int:
+    """A few findings and letters in each state a supervisor meets: one awaiting the agency's report, one whose report
+    awaits a verdict, one accepted and closed, one overdue (issued 30 days ago). Returns how many letters."""
+    from server.console.auth import Principal
+    from server.supervision import workflow as sv
+
+    sup = Principal(username="supervisor", role="supervisor")
+    if sv.list_findings(tx, sup, status=None, limit=1):
+        return 0  # seeded before
+    common = {"issuer": "海淀区司法局", "basis": "《北京市行政执法监督办法》第二十条、第二十二条", "deadline_days": 10}
+    cases = [
+        ("market-regulation", codes[1], "同一企业 30 日内被重复检查，未说明例外依据", "11 月以来对该企业检查 3 次，其中 2 次未登记例外依据。", 0, None),
+        ("emergency-management", codes[2], "检查未全程记录", "执法记录仪在检查开始 12 分钟后才开始录像。", 2, "已对执法人员批评教育，并开展记录仪使用培训。"),
+        ("ecology", codes[3], "无事不扰名单企业被检查", "对无事不扰名单内企业开展检查，未登记投诉或交办依据。", 5, "已撤销该次检查结论并向企业致歉。"),
+        ("urban-management", codes[4], "公示逾期", "3 项行政处罚决定超过 7 个工作日未公示。", 30, None),
+    ]
+    for i, (agency, code, reason, facts, days_ago, report) in enumerate(cases):
+        at = now - days_ago * DAY_MS - (4 - i) * 60_000
+        f = sv.open_finding(tx, sv.FindingIn(agency_id=agency, credit_code=code, reason=reason), sup, at)
+        letter = sv.issue_letter(tx, f.finding_id, sv.LetterIn(facts=facts, requirements="查明原因，依法整改，并于期限内书面报送整改情况。", **common), sup, at)
+        if report:
+            admin = Principal(username=f"admin-{agency}", role="agency_admin", agency_id=agency)
+            sv.reply(tx, letter.letter_id, sv.ReplyIn(text=report), admin, at + DAY_MS)
+            if agency == "ecology":
+                sv.decide(tx, letter.letter_id, "accepted", "整改到位。", sup, at + 2 * DAY_MS)
+                sv.close_finding(tx, f.finding_id, "整改到位，办结。", sup, at + 2 * DAY_MS)
+    sv.check_deadlines(tx, now)
+    return len(cases)

@@ -19,6 +19,7 @@ COUNTS = sql(
     "SELECT (SELECT count(*) FROM enterprises), (SELECT count(*) FROM officers), (SELECT count(*) FROM users),"
     " (SELECT count(*) FROM complaints), (SELECT count(*) FROM fields), (SELECT count(*) FROM agencies)"
 )
+LETTERS = sql("SELECT status FROM letters ORDER BY status")
 
 
 def test_seed_twice(db_url: str, tmp_path: Path) -> None:
@@ -35,9 +36,11 @@ def test_seed_twice(db_url: str, tmp_path: Path) -> None:
     with dbmod.reading(db_url) as tx:
         first = tx.one(COUNTS)
     assert first == (24, 1, 7, len(scenario["no_disturb"][:3]), 6, 4)
-    seed_demo(db_url, tmp_path / "devices", enterprises=24, key_base=key_base)
     with dbmod.reading(db_url) as tx:
-        assert tx.one(COUNTS) == first
+        assert [s for (s,) in tx.all(LETTERS)] == ["accepted", "issued", "overdue", "replied"] and summary["letters"] == 4
+    again = seed_demo(db_url, tmp_path / "devices", enterprises=24, key_base=key_base)
+    with dbmod.reading(db_url) as tx:
+        assert tx.one(COUNTS) == first and len(tx.all(LETTERS)) == 4 and again["letters"] == 0
 
 
 def test_postgresql_needs_a_key_folder(db_url: str, tmp_path: Path) -> None:
