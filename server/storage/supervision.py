@@ -156,3 +156,19 @@ def alert_row(tx: Tx, alert_id: int) -> tuple[str | None, str | None] | None:
 def known_inspections(tx: Tx, ids: list[str]) -> set[str]:
     """Those of ``ids`` that are inspections."""
     return {r[0] for r in tx.all(_INSPECTIONS, ids=ids)} if ids else set()
+
+
+# --- what the page shows beside ids --------------------------------------------------------------------------------
+
+_AGENCY_NAMES = sql("SELECT agency_id, name, name_en FROM agencies ORDER BY agency_id")
+_ENTERPRISE_NAMES = sql("SELECT credit_code, name FROM enterprises WHERE credit_code IN (:codes)")
+
+
+def agency_names(tx: Tx) -> list[tuple[str, str, str]]:
+    """(agency_id, name, English name) of every agency."""
+    return [(a, n, e) for a, n, e in tx.all(_AGENCY_NAMES)]
+
+
+def enterprise_names(tx: Tx, codes: list[str]) -> dict[str, str]:
+    """credit code -> name, for those of ``codes`` registered."""
+    return {c: n for c, n in tx.all(_ENTERPRISE_NAMES, codes=sorted(set(codes)))} if codes else {}

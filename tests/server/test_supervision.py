@@ -166,3 +166,21 @@ def test_letters_are_numbered_per_issuer_and_made_up_ids_are_not_found(api: Api)
         assert api.get(f"{SUP}/{path}").status_code in (400, 404)
     assert api.post(f"{SUP}/findings/F-2026-9999/letters", json=LETTER).status_code == 404
     assert api.post(f"{SUP}/letters/{'x' * 40}/accept", json={}).status_code in (400, 404)
+
+
+def test_the_page_speaks_in_words_to_each_role(api: Api) -> None:
+    f = finding(api)
+    first = letter(api, f["finding_id"])
+    page = api.get("/supervision").text
+    assert "监督文书" in page and first["number"] in page and "行政执法监督意见书" in page and "已送达，待整改" in page
+    assert "市场监管局" in page and "海淀某餐饮公司" in page and "监督人员发现" in page  # names and labels, not ids
+    assert 'data-act="opinion"' not in page  # an opinion letter already awaits the agency
+    en = api.get("/supervision?lang=en").text
+    assert "Supervision opinion letter" in en and "issued, awaiting the report" in en and "found by a supervisor" in en
+    samr = api.as_("admin-SAMR").get("/supervision").text
+    assert first["number"] in samr and 'data-act="reply"' in samr and "新建监督事项" not in samr
+    assert first["number"] not in api.as_("admin-FIRE").get("/supervision").text
+    officer = api.as_("OFF-SAMR-1").get("/supervision", follow_redirects=False)
+    assert officer.status_code in (302, 303) and officer.headers["location"].startswith("/officer")
+    anonymous = api.client.get("/supervision", follow_redirects=False)
+    assert anonymous.status_code in (302, 303) and anonymous.headers["location"].startswith("/login")

@@ -1,0 +1,95 @@
+// The supervision page: each button asks the API (server/console/supervision_api.py) and the page is shown again
+// from the server; what a button needs (a report, a reason, a letter's text) is asked in one card below.
+// Uses LANG, readJson and errorText from console.js.
+"use strict";
+(() => {
+  const T = readJson("texts");
+  const notice = document.getElementById("notice");
+  const problem = document.getElementById("problem");
+  const card = document.getElementById("act-card");
+  const form = document.getElementById("act-form");
+  const submit = document.getElementById("act-submit");
+  const text = document.getElementById("text");
+  const API = "/api/v1/supervision";
+  let pending = null;  // {act, id}
+
+  function say(ok, message) {
+    notice.textContent = ok ? message : "";
+    problem.textContent = ok ? "" : message;
+  }
+
+  async function post(url, body, done) {
+    try {
+      const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+      if (!r.ok) { say(false, await errorText(r)); return false; }
+      say(true, `${T.done} ${done}`);
+      setTimeout(() => location.reload(), 600);
+      return true;
+    } catch (e) {
+      say(false, LANG === "zh" ? "网络连接失败，请检查网络后重试。" : "No network connection: check the network and try again.");
+      return false;
+    }
+  }
+
+  // What each action asks for, where it goes, and what its body is.
+  const ACTS = {
+    reply: {title: T.reply, caption: T.report, url: id => `${API}/letters/${id}/reply`, body: () => ({text: text.value})},
+    return: {title: T.return, caption: T.return_note, url: id => `${API}/letters/${id}/return`, body: () => ({note: text.value})},
+    close: {title: T.close, caption: T.close_note, url: id => `${API}/findings/${id}/close`, body: () => ({note: text.value})},
+    opinion: {title: T.issue_opinion, letter: true, url: id => `${API}/findings/${id}/letters`, body: () => letterBody("opinion")},
+    decision: {title: T.issue_decision, letter: true, url: id => `${API}/findings/${id}/letters`, body: () => letterBody("decision")},
+  };
+
+  function letterBody(kind) {
+    const v = id => document.getElementById(id).value;
+    return {kind, issuer: v("issuer"), facts: v("facts"), basis: v("basis"), requirements: v("requirements"), deadline_days: Number(v("deadline-days"))};
+  }
+
+  function ask(act, id) {
+    const a = ACTS[act];
+    pending = {act, id};
+    document.getElementById("act-title").textContent = `${a.title} · ${id}`;
+    document.getElementById("letter-fields").hidden = !a.letter;
+    document.getElementById("text-label").hidden = !!a.letter;
+    document.getElementById("text-caption").textContent = a.caption || "";
+    submit.textContent = a.letter ? T.send : (act === "reply" ? T.submit : a.title);
+    text.value = "";
+    card.hidden = false;
+    (a.letter ? document.getElementById("issuer") : text).focus();
+  }
+
+  document.querySelector("main").addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-act]");
+    if (!button) return;
+    if (button.dataset.act === "accept") {
+      button.disabled = true;  // one click, one request
+      if (!(await post(`${API}/letters/${button.dataset.id}/accept`, {}, T.accept))) button.disabled = false;
+      return;
+    }
+    ask(button.dataset.act, button.dataset.id);
+  });
+  document.getElementById("act-cancel").addEventListener("click", () => { card.hidden = true; pending = null; });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!pending) return;
+    const a = ACTS[pending.act];
+    submit.disabled = true;
+    try {
+      if (await post(a.url(pending.id), a.body(), a.title)) card.hidden = true;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  const newFinding = document.getElementById("finding-form");
+  if (newFinding) {
+    newFinding.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const code = document.getElementById("finding-code").value.trim();
+      const body = {agency_id: document.getElementById("finding-agency").value, reason: document.getElementById("finding-reason").value};
+      if (code) body.credit_code = code;
+      const button = newFinding.querySelector("button");
+      button.disabled = true;
+      try { await post(`${API}/findings`, body, T.new_finding); } finally { button.disabled = false; }
+    });
+  }
+})();

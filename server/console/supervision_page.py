@@ -1,0 +1,102 @@
+"""The supervision page (``/supervision``): findings and letters in words, for supervisors (open a finding, issue a
+letter, accept or send back a report, close) and agency administrators (their agency's letters, and the report on
+each). The actions go through the API (server/console/supervision_api.py); the page only shows and asks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+
+from server import db as dbmod
+from server.console.auth import principal_of
+from server.console.guards import MANAGERS
+from server.storage import supervision as names
+from server.supervision import workflow
+
+Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
+CHINA = ZoneInfo("Asia/Shanghai")
+
+PAGE_TEXT = {
+    "zh": {
+        "heading": "执法监督", "letters": "监督文书", "findings": "监督事项", "letter": "文书", "agency": "被监督机关", "finding": "事项",
+        "deadline": "整改期限", "state": "状态", "actions": "操作", "enterprise": "企业", "reason": "事由", "source": "来源", "opened": "立项",
+        "none": "暂无", "new_finding": "新建监督事项", "credit_code": "统一社会信用代码（可不填）", "open": "立项", "issue_opinion": "发出监督意见书",
+        "issue_decision": "作出监督决定书", "issuer": "发文机关", "facts": "发现的问题", "basis": "依据", "requirements": "整改要求",
+        "deadline_days": "整改期限（工作日）", "send": "发出", "reply": "报送整改情况", "report": "整改情况", "submit": "报送", "accept": "认可",
+        "return": "退回", "return_note": "退回理由", "close": "办结", "close_note": "办结意见", "cancel": "取消", "pdf": "PDF", "report_late": "（逾期报送）",
+        "finding_open": "办理中", "finding_closed": "已办结", "scope_all": "全部机关", "scope_agency": "本机关收到的监督文书与事项", "done": "已完成：",
+        "source_alert": "告警", "source_case_review": "案卷评查", "source_hotline": "12345 热线", "source_complaint": "投诉举报", "source_rating": "企业评价",
+        "source_manual": "监督人员发现", "by": "经办",
+    },
+    "en": {
+        "heading": "Supervision", "letters": "Supervision letters", "findings": "Findings", "letter": "Letter", "agency": "Supervised agency",
+        "finding": "Finding", "deadline": "Deadline", "state": "State", "actions": "Actions", "enterprise": "Enterprise", "reason": "Reason",
+        "source": "Source", "opened": "Opened", "none": "none", "new_finding": "New finding", "credit_code": "Credit code (optional)", "open": "Open",
+        "issue_opinion": "Issue an opinion letter", "issue_decision": "Issue a decision letter", "issuer": "Issuing body", "facts": "Facts found",
+        "basis": "Basis", "requirements": "What must be rectified", "deadline_days": "Deadline (working days)", "send": "Issue", "reply": "Report on rectification",
+        "report": "Rectification report", "submit": "Submit", "accept": "Accept", "return": "Send back", "return_note": "Why it is sent back",
+        "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "open",
+        "finding_closed": "closed", "scope_all": "every agency", "scope_agency": "letters and findings addressed to your agency", "done": "Done:",
+        "source_alert": "alert", "source_case_review": "case-file review", "source_hotline": "12345 hotline", "source_complaint": "complaint",
+        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by",
+    },
+}
+LETTER_TITLE = {"zh": workflow.KIND_ZH, "en": {"opinion": "Supervision opinion letter", "decision": "Supervision decision letter"}}
+STATUS = {
+    "zh": workflow.STATUS_ZH,
+    "en": {"issued": "issued, awaiting the report", "replied": "report awaiting a verdict", "returned": "sent back, to rectify again", "accepted": "rectification accepted", "overdue": "overdue: no report by the deadline"},
+}
+#: The colour of a state: what still needs someone (warn), what went wrong (bad), what is done (ok).
+TONE = {"issued": "warn", "replied": "warn", "returned": "bad", "overdue": "bad", "accepted": "ok", "open": "warn", "closed": "ok"}
+
+
+def _when(ms: int | None) -> str:
+    return "–" if ms is None else dt.datetime.fromtimestamp(ms / 1000, CHINA).strftime("%Y-%m-%d %H:%M")
+
+
+@get("/supervision", sync_to_thread=True, include_in_schema=False)
+def supervision_page(request: Request, state: State, lang: Lang = "zh") -> Template | Redirect:
+    """The supervision page of supervisors and agency administrators."""
+    from server.console.pages import HOME, TEXT, _page
+
+    p = principal_of(request)
+    if p is None:
+        return Redirect(f"/login?lang={lang}")
+    if p.role not in MANAGERS:
+        return Redirect(f"{HOME[p.role]}?lang={lang}")
+    with dbmod.reading(state.settings.db) as tx:
+        findings = workflow.list_findings(tx, p, status=None, limit=200)
+        letters = workflow.list_letters(tx, p, finding_id=None, status=None, limit=200)
+        agencies = names.agency_names(tx)
+        enterprises = names.enterprise_names(tx, [f.credit_code for f in findings if f.credit_code])
+    t = {**TEXT[lang], **PAGE_TEXT[lang]}
+    agency = {a: (zh if lang == "zh" else en or zh) for a, zh, en in agencies}
+    reasons = {f.finding_id: f.reason for f in findings}
+    open_letter = {x.finding_id for x in letters if x.kind == "opinion" and x.status in ("issued", "replied", "returned")}
+    may_decide = {x.finding_id for x in letters if x.kind == "opinion" and x.status in ("overdue", "returned")}
+    letter_rows: list[dict[str, Any]] = [
+        {
+            "id": x.letter_id, "title": LETTER_TITLE[lang][x.kind], "number": x.number, "agency": agency.get(x.agency_id, x.agency_id),
+            "finding": reasons.get(x.finding_id, ""), "deadline": x.deadline, "status": STATUS[lang][x.status], "tone": TONE[x.status],
+            "issued": f"{x.issuer} · {x.issued_on}", "reply": x.reply, "can_reply": p.role == "agency_admin" and x.status in ("issued", "returned", "overdue"),
+            "can_decide": p.role == "supervisor" and x.status == "replied",
+        }
+        for x in letters
+    ]  # fmt: skip
+    finding_rows: list[dict[str, Any]] = [
+        {
+            "id": f.finding_id, "agency": agency.get(f.agency_id, f.agency_id), "enterprise": enterprises.get(f.credit_code or "", f.credit_code or "–"),
+            "reason": f.reason, "source": t.get(f"source_{f.source}", f.source), "opened": f"{_when(f.opened_ms)} · {f.opened_by}",
+            "status": t[f"finding_{f.status}"], "tone": TONE[f.status], "supervisor": p.role == "supervisor" and f.status == "open",
+            "can_issue": f.finding_id not in open_letter, "can_decide": f.finding_id in may_decide,
+        }
+        for f in findings
+    ]  # fmt: skip
+    scope = t["scope_all"] if p.role == "supervisor" else t["scope_agency"]
+    return _page("supervision.html", lang, p, t=t, letters=letter_rows, findings=finding_rows, agencies=sorted(agency.items(), key=lambda kv: kv[1]), scope=scope)
