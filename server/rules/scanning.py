@@ -72,10 +72,15 @@ class _Gathered:
     region: str  # the enterprise's ('' when it is not registered)
 
 
-def _gather(tx: Tx, req: ScanRequest, credit_code: str, policy: Policy, now_ms: int) -> _Gathered:
-    """Everything the decision needs, from the registers, in three statements (storage/inspections.py ``scan_facts``,
-    ``inspections_at``, ``names``) besides an exception's own checks."""
-    got = rows.scan_facts(tx, req.officer_id, credit_code, now_ms, day=now_ms - DAY_MS, week=now_ms - 7 * DAY_MS, month=now_ms - 30 * DAY_MS, year=year_start_ms(now_ms))
+def _scan_facts(tx: Tx, req: ScanRequest, credit_code: str, now_ms: int) -> rows.ScanFacts:
+    return rows.scan_facts(
+        tx, req.scan_id, req.officer_id, credit_code, now_ms, day=now_ms - DAY_MS, week=now_ms - 7 * DAY_MS, month=now_ms - 30 * DAY_MS, year=year_start_ms(now_ms)
+    )
+
+
+def _gather(tx: Tx, req: ScanRequest, credit_code: str, got: rows.ScanFacts, policy: Policy, now_ms: int) -> _Gathered:
+    """Everything the decision needs, from the registers: ``got`` (storage/inspections.py ``scan_facts``, one
+    statement), then two more (``inspections_at``, ``names``) besides an exception's own checks."""
     cred = _credential(got.credential)
     ent_row = got.enterprise
     enterprise = Enterprise(credit_code=ent_row[0], name=ent_row[1], risk=ent_row[2], credit=ent_row[3]) if ent_row else None
@@ -134,15 +139,15 @@ def recorded_decision(con: Tx, scan_id: str) -> Decision | None:
     return None if row is None else msgspec.json.decode(row.decision_json, type=Decision)
 
 
-def _previous(tx: Tx, req: ScanRequest) -> tuple[Decision, str | None] | None:
-    """The recorded decision and credit code when this very scan is asked again (a resend, a double click); a scan id
-    belongs to the officer, channel and device that used it first, for that code and field only."""
-    row = rows.scan(tx, req.scan_id)
+def _previous(row: rows.ScanRow | None, req: ScanRequest) -> Decision | None:
+    """The recorded decision when this very scan is asked again (a resend, a double click): ``row`` is the scan
+    recorded under its id. A scan id belongs to the officer, channel and device that used it first, for that code and
+    field only."""
     if row is None:
         return None
     if (row.officer_id, row.channel, row.device_id, row.code_text, row.field) != (req.officer_id, req.channel, req.device_id, req.code_text, req.field):
         raise ScanConflict(f"扫码编号 {req.scan_id} 已被另一次扫码使用 / scan id {req.scan_id} was already used for another scan")
-    return msgspec.json.decode(row.decision_json, type=Decision), row.credit_code
+    return msgspec.json.decode(row.decision_json, type=Decision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,20 +177,27 @@ def decide_scan_for_answer(tx: Tx, req: ScanRequest, policy: Policy, now_ms: int
     # First the lock, then every read: a second agency's scan (or this scan resent) waiting here sees what the
     # first one recorded. A code that does not check out serialises its resends by its text.
     rows.lock_enterprise_scans(tx, credit_code or req.code_text)
-    previous = _previous(tx, req)
-    if previous is not None:  # rare: the enterprise's name as registered now, as a new scan's answer would have it
-        recorded, recorded_code = previous
-        return ScanAnswer(recorded, *rows.scan_enterprise(tx, req.scan_id)) if recorded_code is not None else ScanAnswer(recorded, None, None)
+    got = _scan_facts(tx, req, credit_code, now_ms) if credit_code is not None else None  # with the scan's id: a resend?
+    recorded = got.recorded if got is not None else rows.scan(tx, req.scan_id)
+    previous = _previous(recorded, req)
+    if previous is not None:
+        assert recorded is not None
+        if recorded.credit_code is None:
+            return ScanAnswer(previous, None, None)
+        if got is not None and recorded.credit_code == credit_code:  # the same code: the enterprise just read
+            return ScanAnswer(previous, credit_code, got.enterprise[1] if got.enterprise else None)
+        return ScanAnswer(previous, *rows.scan_enterprise(tx, req.scan_id))
     facts: Facts | None = None
-    if code_error is not None:
+    if got is None:
+        assert code_error is not None
         decision = refuse_code(code_error.reason)
         cred_row = rows.credential_row(tx, req.officer_id)
         cred, officer_name = _credential(cred_row), (cred_row[7] if cred_row else None)
     else:
         assert credit_code is not None
-        got = _gather(tx, req, credit_code, policy, now_ms)
-        facts, officer_name = got.facts, got.officer_name
-        decision = _open_or_join(tx, req, decide(facts, policy), facts, got.region, now_ms)
+        gathered = _gather(tx, req, credit_code, got, policy, now_ms)
+        facts, officer_name = gathered.facts, gathered.officer_name
+        decision = _open_or_join(tx, req, decide(facts, policy), facts, gathered.region, now_ms)
         cred = facts.credential
     exc, loc = req.exception, req.location
     rows.record_scan(

@@ -133,20 +133,23 @@ def device_agency(tx: Tx, device_id: str) -> str | None:
 
 # --- inspections at an enterprise ---------------------------------------------------------------------------------
 
-#: What a scan's decision reads by key, in one statement: the officer's credential (and name), the enterprise (with its
-#: region, for an inspection it opens), the no-disturb entry in force (the latest), and how many inspections the
-#: enterprise had opened since each of four instants. The counts' aggregate always has one row; the others join it
-#: (NULLs when the officer or enterprise is not registered, or no entry is in force: ``listed`` tells).
-_SCAN_FACTS = sql("""
+#: What a scan's decision reads by key, in one statement: the scan already recorded under its id (a resend), the
+#: officer's credential (and name), the enterprise (with its region, for an inspection it opens), the no-disturb entry in
+#: force (the latest), and how many inspections the enterprise had opened since each of four instants. The counts'
+#: aggregate always has one row; the others join it (NULLs when there is no such scan, officer or enterprise, or no
+#: entry is in force: ``listed`` tells).
+_SCAN_FACTS = sql(f"""
     SELECT o.officer_id, o.agency_id, o.credential_no, o.fields, o.valid_from_ms, o.valid_to_ms, o.revoked_ms, o.name,
            e.credit_code, e.name, e.risk, e.credit, e.region,
            nd.listed, nd.basis, nd.valid_to_ms,
-           c.n_day, c.n_week, c.n_month, c.n_year
+           c.n_day, c.n_week, c.n_month, c.n_year,
+           {", ".join("s." + c for c in ScanRow.__struct_fields__)}
     FROM (
         SELECT count(CASE WHEN opened_ms >= :day THEN 1 END) AS n_day, count(CASE WHEN opened_ms >= :week THEN 1 END) AS n_week,
                count(CASE WHEN opened_ms >= :month THEN 1 END) AS n_month, count(CASE WHEN opened_ms >= :year THEN 1 END) AS n_year
         FROM inspections WHERE credit_code = :credit_code AND opened_ms >= least(:month, :year)
     ) c
+    LEFT JOIN scans s ON s.scan_id = :scan_id
     LEFT JOIN officers o ON o.officer_id = :officer_id
     LEFT JOIN enterprises e ON e.credit_code = :credit_code
     LEFT JOIN (
@@ -177,18 +180,21 @@ _AT_ENTERPRISE = sql("""
 class ScanFacts(msgspec.Struct, frozen=True, kw_only=True):
     """What ``scan_facts`` reads."""
 
+    recorded: ScanRow | None  # the scan already recorded under this id
     credential: tuple[str, str, str, str, int, int, int | None, str] | None  # as credential_row gives it
     enterprise: tuple[str, str, str, str, str] | None  # (credit_code, name, risk, credit, region)
     no_disturb: tuple[str, int | None] | None  # (basis, valid_to_ms) of the entry in force
     counts: InspectionCounts
 
 
-def scan_facts(tx: Tx, officer_id: str, credit_code: str, now_ms: int, *, day: int, week: int, month: int, year: int) -> ScanFacts:
-    """The officer's credential, the enterprise, its no-disturb entry in force at ``now_ms`` (the latest one) and how
-    many inspections it had opened since each of ``day``, ``week``, ``month`` and ``year``: one statement."""
-    r = tx.one(_SCAN_FACTS, officer_id=officer_id, credit_code=credit_code, now_ms=now_ms, day=day, week=week, month=month, year=year)
+def scan_facts(tx: Tx, scan_id: str, officer_id: str, credit_code: str, now_ms: int, *, day: int, week: int, month: int, year: int) -> ScanFacts:
+    """The scan recorded under ``scan_id`` if any, the officer's credential, the enterprise, its no-disturb entry in
+    force at ``now_ms`` (the latest one) and how many inspections it had opened since each of ``day``, ``week``,
+    ``month`` and ``year``: one statement."""
+    r = tx.one(_SCAN_FACTS, scan_id=scan_id, officer_id=officer_id, credit_code=credit_code, now_ms=now_ms, day=day, week=week, month=month, year=year)
     assert r is not None  # the aggregate always has a row
     return ScanFacts(
+        recorded=None if r[20] is None else ScanRow(**dict(zip(ScanRow.__struct_fields__, r[20:], strict=True))),
         credential=None if r[0] is None else r[0:8],  # type: ignore[arg-type]
         enterprise=None if r[8] is None else r[8:13],  # type: ignore[arg-type]
         no_disturb=None if r[13] is None else (r[14], r[15]),

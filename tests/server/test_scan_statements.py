@@ -3,9 +3,10 @@
 Counted: every statement sent through the seam (``Tx.run`` and what is built on it, ``Tx.many``, and ``Tx.lock`` where it
 runs one: PostgreSQL's advisory lock), from the code check to the last alert; not BEGIN/COMMIT, and (through the
 route) not the session lookup, which runs before the scan's transaction. Issue 13 took a typical allowed scan from 16
-statements to 9 and a joined one from 15 to 9 (PostgreSQL: one more each, the enterprise's advisory lock): the decision's
-register reads are two statements (storage/inspections.py ``scan_facts``, ``inspections_at``) besides the code's key
-and revocation, the scan id and the names, and nothing the decision read is read again to record it or to answer.
+statements to 8 and a joined one from 15 to 8 (PostgreSQL: one more each, the enterprise's advisory lock): after the
+code's key and revocation, the decision's reads are three statements (storage/inspections.py ``scan_facts``, which also
+finds a resent scan by its id, ``inspections_at``, and the names), and nothing the decision read is read again to
+record it or to answer.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from tests.server.conftest import GOOD, NOW_MS, PLAIN, Api
 from tests.server.scan_fixtures import POLICY, Registers, registers  # noqa: F401 - registers: a fixture
 
 #: Statements of a scan's transaction on SQLite, by outcome (PostgreSQL: one more, the advisory lock).
-ALLOWED = 9  # code key, revocation, scan id, facts, inspections, names, insert inspection, insert part, insert scan
-JOINED = 9  # ... insert part, insert scan, the joint-inspection alert
-REFUSED = 8  # ... insert scan, the refusal's alert
+ALLOWED = 8  # code keys, revocation, facts (with the scan id), inspections, names, insert inspection, insert part, insert scan
+JOINED = 8  # ... insert part, insert scan, the joint-inspection alert
+REFUSED = 7  # ... insert scan, the refusal's alert
 
 
 @contextmanager

@@ -40,7 +40,7 @@ def _open(store: Storage, iid: str, code: str, agency: str, opened_ms: int, *, o
 
 
 def _facts(tx: object, credit_code: str, officer_id: str = "OFF-SAMR-1", now_ms: int = NOW_MS, year: int = NOW_MS - 365 * DAY_MS) -> rows.ScanFacts:
-    return rows.scan_facts(tx, officer_id, credit_code, now_ms, day=NOW_MS - DAY_MS, week=NOW_MS - 7 * DAY_MS, month=NOW_MS - 30 * DAY_MS, year=year)  # type: ignore[arg-type]
+    return rows.scan_facts(tx, "no-such-scan", officer_id, credit_code, now_ms, day=NOW_MS - DAY_MS, week=NOW_MS - 7 * DAY_MS, month=NOW_MS - 30 * DAY_MS, year=year)  # type: ignore[arg-type]
 
 
 def _region(tx: object, credit_code: str) -> str:
@@ -193,6 +193,10 @@ def test_a_scan_is_recorded_once_and_listed_by_scope(seeded: Storage) -> None:
     with seeded.reading() as tx:
         assert rows.scan(tx, "s1") == _scan_row("s1", inspection_id="i", decided_ms=NOW_MS)
         assert rows.scan(tx, "s2").lat is None and rows.scan(tx, "nope") is None  # type: ignore[union-attr]
+        # a scan's facts find a recorded scan by its id too (a resend), whatever the officer and the enterprise
+        assert rows.scan_facts(tx, "s1", "NOBODY", UNREGISTERED, NOW_MS, day=0, week=0, month=0, year=0).recorded == rows.scan(tx, "s1")
+        assert rows.scan_facts(tx, "s2", "OFF-SAMR-1", PLAIN, NOW_MS, day=0, week=0, month=0, year=0).recorded == rows.scan(tx, "s2")
+        assert rows.scan_facts(tx, "nope", "OFF-SAMR-1", PLAIN, NOW_MS, day=0, week=0, month=0, year=0).recorded is None
         assert rows.scan_enterprise(tx, "s1") == (PLAIN, "海淀某餐饮公司")
         assert rows.scan_enterprise(tx, "s2") == (None, None) and rows.scan_enterprise(tx, "s3") == (UNREGISTERED, None) and rows.scan_enterprise(tx, "x") == (None, None)
         assert (rows.scan_inspection(tx, "s1"), rows.scan_inspection(tx, "s2"), rows.scan_inspection(tx, "x")) == ("i", None, None)
