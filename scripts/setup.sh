@@ -63,8 +63,10 @@ missing=()
 ldconfig -p 2>/dev/null | grep 'libzbar\.so\.0' >/dev/null || missing+=(libzbar0)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-# A CJK font, so the enterprise's name prints under its QR code in PNG.
+# A CJK font, so the enterprise's name prints under its QR code in PNG, and the supervision letters in PDF.
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+# pdftotext and pdftoppm, with which the tests read the supervision letters' PDFs back (text and QR code).
+command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 # Debian's Chromium for the real-browser tests (Playwright drives /usr/bin/chromium; no browser download).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin) for the tests' private clusters

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
@@ -14,7 +14,8 @@ from server import db as dbmod
 from server.console.auth import CurrentPrincipal
 from server.console.guards import managers, requires, supervisors
 from server.errors import Conflict, Invalid, NotFound, answers
-from server.supervision import workflow
+from server.storage.codes import agency_names
+from server.supervision import documents, workflow
 from server.supervision.workflow import FindingIn, FindingView, LetterIn, LetterView, NoteIn, ReplyIn
 
 FindingPath = Annotated[str, PathParameter(description="the finding, e.g. F-2026-0001", max_length=32)]
@@ -87,6 +88,16 @@ class SupervisionController(Controller):
         """One letter with its steps."""
         with dbmod.reading(state.settings.db) as tx:
             return workflow.get_letter(tx, letter_id, principal)
+
+    @get("/letters/{letter_id:str}/pdf", sync_to_thread=True, guards=[managers], media_type="application/pdf", responses=answers(NotFound))
+    def letter_pdf(self, state: State, request: Request, letter_id: LetterPath, principal: CurrentPrincipal) -> Response[bytes]:
+        """The letter as a PDF in the official layout (Chinese), with a QR code leading to its record in the evidence
+        log and that record's inclusion proof; the same reach as the letter itself."""
+        with dbmod.reading(state.settings.db) as tx:
+            view = workflow.get_letter(tx, letter_id, principal)
+            names = agency_names(tx, view.agency_id)
+        body = documents.render_letter_pdf(view, names[0] if names else view.agency_id, str(request.base_url))
+        return Response(body, media_type="application/pdf", headers={"Content-Disposition": documents.content_disposition(view)})
 
     @post("/letters/{letter_id:str}/reply", sync_to_thread=True, status_code=200, guards=[agency_admins], responses=answers(NotFound, Conflict))
     def reply(self, state: State, letter_id: LetterPath, data: JSONBody[ReplyIn], principal: CurrentPrincipal) -> LetterView:
