@@ -57,6 +57,7 @@ class DashboardAlert(_View):
     created_ms: int
     kind: str
     severity: str
+    agency_id: str | None  # the agency it concerns (a supervisor opens a finding about that agency from it)
     message_zh: str
     message_en: str
     label_zh: str

@@ -49,7 +49,7 @@ def under_way(tx: Tx, p: Principal, now_ms: int) -> list[dict[str, Any]]:
 
 def alerts(con: Tx, p: Principal, limit: int = 30) -> list[dict[str, Any]]:
     """The latest alerts the principal may see."""
-    cols = ("id", "created_ms", "kind", "severity", "message_zh", "message_en")
+    cols = ("id", "created_ms", "kind", "severity", "agency_id", "message_zh", "message_en")
     agency = _own_agency(p)
     rows = [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in recent_alerts(con, agency_id=agency, everyone=agency is None, limit=limit)]
     return [{**{c: r[c] for c in cols}, "label_zh": label(r["kind"], "zh"), "label_en": label(r["kind"], "en")} for r in rows]

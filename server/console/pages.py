@@ -31,7 +31,7 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "title": "执法监督平台", "login": "登录", "username": "用户名", "password": "密码", "logout": "退出", "switch": "English",
-        "under_way": "正在进行的检查", "alerts": "预警", "fleet": "设备", "figures": "今日数据", "trend": "近 30 天趋势",
+        "under_way": "正在进行的检查", "alerts": "预警", "to_finding": "立为监督事项", "fleet": "设备", "figures": "今日数据", "trend": "近 30 天趋势",
         "enterprise": "企业", "agencies": "执法机关", "officers": "执法人员", "since": "开始", "recorded": "录像", "joint": "联合检查",
         "yes": "是", "no": "否", "online": "在线", "offline": "离线", "backlog": "积压", "battery": "电量", "clock": "时钟偏差",
         "last_seen": "最后联系", "device": "设备", "inspections": "检查次数", "joint_rate": "联合检查率", "repeat_rate": "重复检查率",
@@ -45,7 +45,7 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "en": {
         "title": "Enforcement supervision", "login": "Sign in", "username": "User name", "password": "Password", "logout": "Sign out", "switch": "中文",
-        "under_way": "Inspections under way", "alerts": "Alerts", "fleet": "Devices", "figures": "Today", "trend": "Last 30 days",
+        "under_way": "Inspections under way", "alerts": "Alerts", "to_finding": "Open a finding", "fleet": "Devices", "figures": "Today", "trend": "Last 30 days",
         "enterprise": "Enterprise", "agencies": "Agencies", "officers": "Officers", "since": "Since", "recorded": "Recorded", "joint": "Joint",
         "yes": "yes", "no": "no", "online": "online", "offline": "offline", "backlog": "Backlog", "battery": "Battery", "clock": "Clock offset",
         "last_seen": "Last heard", "device": "Device", "inspections": "Inspections", "joint_rate": "Joint-inspection rate", "repeat_rate": "Repeat rate",

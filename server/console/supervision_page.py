@@ -32,7 +32,7 @@ PAGE_TEXT = {
         "return": "退回", "return_note": "退回理由", "close": "办结", "close_note": "办结意见", "cancel": "取消", "pdf": "PDF", "report_late": "（逾期报送）",
         "finding_open": "办理中", "finding_closed": "已办结", "scope_all": "全部机关", "scope_agency": "本机关收到的监督文书与事项", "done": "已完成：",
         "source_alert": "告警", "source_case_review": "案卷评查", "source_hotline": "12345 热线", "source_complaint": "投诉举报", "source_rating": "企业评价",
-        "source_manual": "监督人员发现", "by": "经办",
+        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项",
     },
     "en": {
         "heading": "Supervision", "letters": "Supervision letters", "findings": "Findings", "letter": "Letter", "agency": "Supervised agency",
@@ -44,7 +44,7 @@ PAGE_TEXT = {
         "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "open",
         "finding_closed": "closed", "scope_all": "every agency", "scope_agency": "letters and findings addressed to your agency", "done": "Done:",
         "source_alert": "alert", "source_case_review": "case-file review", "source_hotline": "12345 hotline", "source_complaint": "complaint",
-        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by",
+        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert",
     },
 }
 LETTER_TITLE = {"zh": workflow.KIND_ZH, "en": {"opinion": "Supervision opinion letter", "decision": "Supervision decision letter"}}
@@ -61,8 +61,11 @@ def _when(ms: int | None) -> str:
 
 
 @get("/supervision", sync_to_thread=True, include_in_schema=False)
-def supervision_page(request: Request, state: State, lang: Lang = "zh") -> Template | Redirect:
-    """The supervision page of supervisors and agency administrators."""
+def supervision_page(
+    request: Request, state: State, lang: Lang = "zh", alert: Annotated[int | None, QueryParameter(ge=1, le=2**62, description="an alert to open a finding from")] = None
+) -> Template | Redirect:
+    """The supervision page of supervisors and agency administrators (``?alert=N``: the new-finding form filled in
+    from that alert, for a supervisor)."""
     from server.console.pages import HOME, TEXT, _page
 
     p = principal_of(request)
@@ -75,6 +78,7 @@ def supervision_page(request: Request, state: State, lang: Lang = "zh") -> Templ
         letters = workflow.list_letters(tx, p, finding_id=None, status=None, limit=200)
         agencies = names.agency_names(tx)
         enterprises = names.enterprise_names(tx, [f.credit_code for f in findings if f.credit_code])
+        from_alert = names.alert_text(tx, alert) if alert is not None and p.role == "supervisor" else None
     t = {**TEXT[lang], **PAGE_TEXT[lang]}
     agency = {a: (zh if lang == "zh" else en or zh) for a, zh, en in agencies}
     reasons = {f.finding_id: f.reason for f in findings}
@@ -99,4 +103,10 @@ def supervision_page(request: Request, state: State, lang: Lang = "zh") -> Templ
         for f in findings
     ]  # fmt: skip
     scope = t["scope_all"] if p.role == "supervisor" else t["scope_agency"]
-    return _page("supervision.html", lang, p, t=t, letters=letter_rows, findings=finding_rows, agencies=sorted(agency.items(), key=lambda kv: kv[1]), scope=scope)
+    prefill = None
+    if from_alert is not None and from_alert[0] is not None:
+        prefill = {"alert": str(alert), "agency": from_alert[0], "code": from_alert[1] or "", "reason": from_alert[2] if lang == "zh" else from_alert[3]}
+    return _page(
+        "supervision.html", lang, p, t=t, letters=letter_rows, findings=finding_rows, agencies=sorted(agency.items(), key=lambda kv: kv[1]), scope=scope,
+        prefill=prefill,
+    )

@@ -172,3 +172,12 @@ def agency_names(tx: Tx) -> list[tuple[str, str, str]]:
 def enterprise_names(tx: Tx, codes: list[str]) -> dict[str, str]:
     """credit code -> name, for those of ``codes`` registered."""
     return {c: n for c, n in tx.all(_ENTERPRISE_NAMES, codes=sorted(set(codes)))} if codes else {}
+
+
+_ALERT_TEXT = sql("SELECT agency_id, credit_code, message_zh, message_en FROM alerts WHERE id = :id")
+
+
+def alert_text(tx: Tx, alert_id: int) -> tuple[str | None, str | None, str, str] | None:
+    """(agency_id, credit_code, message zh, message en) of an alert."""
+    row = tx.one(_ALERT_TEXT, id=alert_id)
+    return None if row is None else (row[0], row[1], row[2], row[3])

@@ -20,8 +20,12 @@
       `<td>${esc(i.agencies.join("、"))}${i.joint ? ` <span class="pill">${T.joint}</span>` : ""}</td><td>${esc(i.officers.join("、"))}</td>` +
       `<td>${when(i.since_ms)}</td><td class="${i.recorded ? "ok" : "warn"}">${i.recorded ? T.yes : T.no}</td></tr>`).join("")
       : `<tr><td colspan="5" class="muted">${T.none}</td></tr>`;
-    document.getElementById("alerts").innerHTML = d.alerts.length ? d.alerts.map(a =>
-      `<div class="alert-item sev-${esc(a.severity)}"><div>${esc(LANG === "zh" ? a.message_zh : a.message_en)}</div><div class="muted">${when(a.created_ms)} · ${esc(LANG === "zh" ? a.label_zh : a.label_en)}</div></div>`).join("")
+    const alerts = document.getElementById("alerts");
+    // A supervisor opens a finding from an alert about an agency (the supervision page fills in what the alert says).
+    const toFinding = a => alerts.dataset.role === "supervisor" && a.agency_id
+      ? ` · <a class="to-finding" href="/supervision?alert=${encodeURIComponent(a.id)}&lang=${LANG}">${esc(T.to_finding)}</a>` : "";
+    alerts.innerHTML = d.alerts.length ? d.alerts.map(a =>
+      `<div class="alert-item sev-${esc(a.severity)}"><div>${esc(LANG === "zh" ? a.message_zh : a.message_en)}</div><div class="muted">${when(a.created_ms)} · ${esc(LANG === "zh" ? a.label_zh : a.label_en)}${toFinding(a)}</div></div>`).join("")
       : `<div class="muted">${T.none}</div>`;
     document.getElementById("fleet").innerHTML = d.fleet.map(f =>
       `<tr><td>${esc(f.device_id)}<div class="muted">${esc(f.kind)} · ${esc(f.agency_id)}</div></td><td class="${f.online ? "ok" : "bad"}">${f.online ? T.online : T.offline}</td>` +

@@ -18,12 +18,14 @@
     problem.textContent = ok ? "" : message;
   }
 
-  async function post(url, body, done) {
+  // After an action the page is shown again; a finding opened from an alert leaves the alert out of the address
+  // (its form would offer the same alert again).
+  async function post(url, body, done, next) {
     try {
       const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
       if (!r.ok) { say(false, await errorText(r)); return false; }
       say(true, `${T.done} ${done}`);
-      setTimeout(() => location.reload(), 600);
+      setTimeout(() => { if (next) location.assign(next); else location.reload(); }, 600);
       return true;
     } catch (e) {
       say(false, LANG === "zh" ? "网络连接失败，请检查网络后重试。" : "No network connection: check the network and try again.");
@@ -87,9 +89,11 @@
       const code = document.getElementById("finding-code").value.trim();
       const body = {agency_id: document.getElementById("finding-agency").value, reason: document.getElementById("finding-reason").value};
       if (code) body.credit_code = code;
+      if (newFinding.dataset.alert) { body.source = "alert"; body.source_ref = newFinding.dataset.alert; }
       const button = newFinding.querySelector("button");
       button.disabled = true;
-      try { await post(`${API}/findings`, body, T.new_finding); } finally { button.disabled = false; }
+      const next = newFinding.dataset.alert ? `/supervision?lang=${LANG}` : null;
+      try { await post(`${API}/findings`, body, T.new_finding, next); } finally { button.disabled = false; }
     });
   }
 })();
