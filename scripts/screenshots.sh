@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Refreshes the README's pictures (docs/dashboard.png, docs/officer.png) from the real-browser tests.
+# Refreshes the README's pictures (docs/dashboard.png, docs/officer.png, docs/supervision.png, docs/letter.png) from
+# the real-browser tests.
 # The tests themselves never write into the repository: only this command, through FE_REFRESH_DOCS=1,
-# makes them save those two screenshots into docs/. Review the pictures, then commit them.
+# makes them save those screenshots into docs/. Review the pictures, then commit them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 FE_REFRESH_DOCS=1 .venv/bin/python -m pytest tests/system/test_browser.py -q \
   -k "test_a_live_inspection_appears_on_the_dashboard or test_officer_scans_a_photo_on_the_phone_page" "$@"
+FE_REFRESH_DOCS=1 .venv/bin/python -m pytest tests/system/test_supervision_browser.py -q "$@"
 git status --short -- docs/ || true

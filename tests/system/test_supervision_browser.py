@@ -5,13 +5,14 @@ Every page runs under the server's Content-Security-Policy with no script error 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 
 import pytest
 
 from server.storage.engine import sql
 from server.supervision.workflow import check_deadlines
 from tests.server.conftest import PLAIN
-from tests.support.browser import browser, keep_screenshot  # noqa: F401  (browser is a pytest fixture)
+from tests.support.browser import DOCS_DIR, browser, keep_screenshot, refreshing_docs  # noqa: F401  (browser is a pytest fixture)
 from tests.system.conftest import Stack
 from tests.system.harness import read_all, write
 from tests.system.test_browser import running, sign_in, watched  # noqa: F401  (running is a pytest fixture)
@@ -56,6 +57,8 @@ def test_from_an_alert_to_an_accepted_report_and_from_a_missed_deadline_to_a_dec
         assert "行政执法监督意见书" in sup.inner_text("#letters") and "第1号" in sup.inner_text("#letters")
         pdf = sup_ctx.request.get(url + sup.get_attribute("#letters a.pdf", "href"))
         assert pdf.status == 200 and pdf.body().startswith(b"%PDF-")
+        if refreshing_docs():  # the README shows the letter's first page (scripts/screenshots.sh)
+            subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", "-", str(DOCS_DIR / "letter")], input=pdf.body(), check=True)
 
         admin = sign_in(admin_ctx, url, "admin-SAMR")
         admin.wait_for_url(f"{url}/?lang=zh")
