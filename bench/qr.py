@@ -3,6 +3,15 @@
 
     python bench/qr.py            # every image of ../shared/data/qr-samples (qrcode-1 and qrcode-2)
     python bench/qr.py --quick    # qrcode-1 only
+    python bench/qr.py --phones 0 # without the generated phone photos
+
+The real samples are small (none is larger than 780 px). Phones send 12 MP JPEGs of 3-5 MB, so the run also
+generates ``--phones`` such photos (4000x3000, seeded: the same every run): enterprise-like codes of 2.5 to
+10 pixels per module at various angles, some stored sideways with an EXIF orientation, one beside a larger
+foreign code, some with no code. On those, ``decode_photo`` as it is (reduced scale first, full picture on a
+miss, time limit) is timed against the search as it was before (the full picture only, no time limit), in the
+same run, in CPU time of the calling thread (the shared machine's load barely moves it): the "phones" object
+of the JSON line.
 
 Each image's ``.txt`` holds the exact text it encodes. An answer counts as decoded only if it is exactly
 that text; a different text is a *mismatch*, reported apart from *failures* (no code found). Every method
@@ -15,7 +24,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import io
 import json
+import math
+import random
 import statistics
 import sys
 import time
@@ -74,12 +86,151 @@ def methods() -> dict[str, Callable[[bytes], str]]:
             out[name] = lambda data, n=name: qrphoto.decode_with(n, data, preprocess=False)
             out[f"{name} + pre-processing"] = lambda data, n=name: qrphoto.decode_with(n, data, preprocess=True)
     out["decode_photo (chain)"] = qrphoto.decode_photo
+    out["decode_photo before (full picture)"] = full_picture
     return out
 
 
+def full_picture(data: bytes) -> str:
+    """The chain as it was before reduced-scale JPEG decoding: full resolution and colour, no time limit."""
+    return qrphoto._read(data, qrphoto.decoders_available(), True, qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES, math.inf, reduce=False)
+
+
+def open_full(data: bytes) -> str:
+    """Baseline before: what the chain paid before decoding (full resolution, colour, then grayscale)."""
+    qrphoto._open(data, qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES, draft=False)
+    return ""
+
+
+def open_reduced(data: bytes) -> str:
+    """Baseline now: the first opening (grayscale, reduced scale for large JPEGs)."""
+    qrphoto._open_at(data, qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES, long_side=qrphoto._DRAFT_LONG_SIDE)
+    return ""
+
+
+# ------------------------------------------------------------------------------- generated phone photos
+
+_FOREIGN = "https://pay.example.com/qr/7f3a9c2e51"
+
+
+def _enterprise_text(r: random.Random) -> str:
+    """An enterprise code's shape: FE1:<credit code>:<key id>:<date>:<103 base32 characters>."""
+    return f"FE1:9133{r.randrange(10**10):010d}X{r.randrange(10**4):04d}:k{r.randrange(1, 9)}:2026{r.randrange(1, 13):02d}{r.randrange(1, 29):02d}:" + "".join(
+        r.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(103))
+
+
+def phone_photo(seed: int, codes: list[tuple[str, float, float]], orientation: int = 1) -> bytes:
+    """A 4000x3000 colour JPEG (quality 90, 3-5 MB) of a cluttered scene holding ``codes`` (text, pixels per
+    module, angle), slightly out of focus, with sensor noise; ``orientation`` 6 or 8: stored sideways."""
+    import segno
+    from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+    r = random.Random(seed)
+    w, h = 4000, 3000
+    small = Image.linear_gradient("L").resize((w // 10, h // 10)).rotate(r.uniform(0, 360), fillcolor=128).point(lambda v: 60 + v // 2)
+    draw = ImageDraw.Draw(small)
+    for _ in range(40):
+        x, y = r.randrange(w // 10), r.randrange(h // 10)
+        draw.rectangle((x, y, x + r.randrange(2, 40), y + r.randrange(2, 30)), fill=r.randrange(256))
+    frame = small.resize((w, h), Image.Resampling.BILINEAR)
+    for i, (text, module_px, angle) in enumerate(codes):
+        buf = io.BytesIO()
+        segno.make_qr(text, error="m").save(buf, kind="png", scale=1, border=4)
+        code = Image.open(buf).convert("L")
+        side = round(code.width * module_px)
+        code = code.resize((side, side), Image.Resampling.BOX).rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+        code = code.filter(ImageFilter.GaussianBlur(r.uniform(0.4, 1.0)))
+        x0 = 200 + i * (w // 2)  # side by side when there are two
+        frame.paste(code, (r.randrange(x0, max(x0 + 1, x0 + w // 2 - code.width - 200)), r.randrange(200, max(201, h - code.height - 200))))
+    noise = Image.frombytes("L", (w, h), r.randbytes(w * h)).point(lambda v: 128 + (v - 128) // 12)  # uniform, about 7 levels rms
+    frame = ImageChops.add(frame, noise, 1.0, -128).convert("RGB")
+    out = io.BytesIO()
+    if orientation == 1:
+        frame.save(out, "JPEG", quality=90)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        frame.transpose(Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270).save(out, "JPEG", quality=90, exif=exif)
+    return out.getvalue()
+
+
+def phone_photos(count: int) -> list[tuple[str, bytes, str | None]]:
+    """(name, JPEG bytes, expected text or None for a photo without a code); the same ``count`` photos every run."""
+    r = random.Random(20261205)
+    kinds = ["code", "code", "no code", "code", "rotated", "fine", "code", "foreign beside", "code", "rotated", "no code", "code"]
+    out = []
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        text = _enterprise_text(r)
+        module_px, angle = (3.0, 4.0, 5.0, 3.5, 6.0, 8.0, 10.0)[i % 7], r.uniform(-25, 25)
+        if kind == "no code":
+            out.append((f"phone-{i:02d} (no code)", phone_photo(i, []), None))
+        elif kind == "fine":  # about 1.25 px per module at half scale: only the full picture has it
+            out.append((f"phone-{i:02d} (2.5 px/module)", phone_photo(i, [(text, 2.5, angle)]), text))
+        elif kind == "foreign beside":
+            out.append((f"phone-{i:02d} (beside a payment code)", phone_photo(i, [(_FOREIGN, 8.0, 0.0), (text, 2.5, angle)]), text))
+        elif kind == "rotated":
+            out.append((f"phone-{i:02d} (EXIF, {module_px:g} px/module)", phone_photo(i, [(text, module_px, angle)], orientation=r.choice([6, 8])), text))
+        else:
+            out.append((f"phone-{i:02d} ({module_px:g} px/module)", phone_photo(i, [(text, module_px, angle)]), text))
+    return out
+
+
+def bench_phones(count: int, repeat: int) -> dict[str, Any]:
+    """Before and now on generated 12 MP phone photos, interleaved, in CPU time of this thread."""
+    photos = phone_photos(count)
+    todo: dict[str, Callable[[bytes], str]] = {
+        "open before (full, colour)": open_full,
+        "open now (reduced, gray)": open_reduced,
+        "decode_photo before (full picture)": full_picture,
+        "decode_photo now": qrphoto.decode_photo,
+    }
+    cpu: dict[str, dict[str, list[float]]] = {m: {n: [] for n, _, _ in photos} for m in todo}
+    outcome: dict[str, dict[str, tuple[str | None, str]]] = {m: {} for m in todo}
+    for _ in range(max(1, repeat)):
+        for name, data, _expected in photos:
+            for m, fn in todo.items():
+                t0 = time.thread_time()
+                try:
+                    text: str | None = fn(data)
+                    reason = "ok"
+                except qrphoto.PhotoError as e:
+                    text, reason = None, e.reason
+                cpu[m][name].append(time.thread_time() - t0)
+                outcome[m].setdefault(name, (text, reason))
+    figures: dict[str, Any] = {}
+    for m in todo:
+        per_photo_ms = {n: statistics.median(v) * 1000 for n, v in cpu[m].items()}
+        ms = list(per_photo_ms.values())
+        with_code = [per_photo_ms[n] for n, _, e in photos if e is not None]
+        row: dict[str, Any] = {"cpu_ms_median": round(statistics.median(ms), 1), "cpu_ms_p90": round(percentile(ms, 90), 1),
+                               "cpu_ms_max": round(max(ms), 1), "cpu_ms_p90_with_code": round(percentile(with_code, 90), 1)}
+        if m.startswith("decode_photo"):
+            read = sum(1 for n, _, e in photos if e is not None and outcome[m][n][0] == e)
+            wrong = [n for n, _, e in photos if outcome[m][n][0] is not None and outcome[m][n][0] != e]
+            row = {"read": read, "with_code": sum(1 for p in photos if p[2] is not None), "wrong": len(wrong), "wrong_photos": wrong,
+                   "reasons": {n: outcome[m][n][1] for n, _, e in photos if outcome[m][n][0] is None}, **row}
+        figures[m] = row
+    return {"photos": len(photos), "bytes_median": int(statistics.median(len(d) for _, d, _ in photos)), "repeat": repeat,
+            "per_photo_cpu_ms": {m: {n: round(statistics.median(v) * 1000, 1) for n, v in cpu[m].items()} for m in todo}, "methods": figures}
+
+
+def print_phones(ph: dict[str, Any]) -> None:
+    print(f"{ph['photos']} generated 12 MP phone photos (4000x3000 JPEG, median {ph['bytes_median'] / 1e6:.1f} MB), CPU ms of this thread, median of {ph['repeat']}")
+    print(f"{'method':36s} {'read':>7s} {'wrong':>5s} {'median':>7s} {'p90':>7s} {'max':>7s} {'p90 with a code':>15s}")
+    for m, r in ph["methods"].items():
+        read = f"{r['read']}/{r['with_code']}" if "read" in r else ""
+        wrong = str(r["wrong"]) if "wrong" in r else ""
+        print(f"{m:36s} {read:>7s} {wrong:>5s} {r['cpu_ms_median']:7.1f} {r['cpu_ms_p90']:7.1f} {r['cpu_ms_max']:7.1f} {r['cpu_ms_p90_with_code']:15.1f}")
+    names = list(next(iter(ph["per_photo_cpu_ms"].values())))
+    before, now = ph["per_photo_cpu_ms"]["decode_photo before (full picture)"], ph["per_photo_cpu_ms"]["decode_photo now"]
+    for n in names:
+        why = ph["methods"]["decode_photo now"]["reasons"].get(n, "read")
+        print(f"  {n:36s} before {before[n]:7.1f} ms   now {now[n]:7.1f} ms   ({why})")
+
+
 def open_only(data: bytes) -> str:
-    """Baseline: what every method pays before decoding (open, orientation, grayscale)."""
-    qrphoto._open(data, qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES)
+    """Baseline: what every method pays before decoding (open, orientation, grayscale; large JPEGs at reduced scale)."""
+    qrphoto._open_at(data, qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES, long_side=qrphoto._DRAFT_LONG_SIDE)
     return ""
 
 
@@ -106,10 +257,13 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="qrcode-1 only")
     p.add_argument("--repeat", type=int, default=5, help="calls per image and method; the median is kept (default 5)")
     p.add_argument("--samples", type=Path, default=SAMPLES, help=f"the samples folder (default {SAMPLES})")
+    p.add_argument("--phones", type=int, default=None, help="generated 12 MP phone photos to time (default 12, 6 with --quick; 0: none)")
+    p.add_argument("--phone-repeat", type=int, default=3, help="calls per phone photo and method; the median is kept (default 3)")
     a = p.parse_args()
+    phones = a.phones if a.phones is not None else (6 if a.quick else 12)
     folders = ["qrcode-1"] if a.quick else ["qrcode-1", "qrcode-2"]
     samples = load_samples(a.samples, folders)
-    todo = {"open only (Pillow)": open_only, **methods()}
+    todo = {"open only (Pillow)": open_only, "open only before (colour)": open_full, **methods()}
     print(f"{len(samples)} images from {', '.join(folders)}; decoders available: {', '.join(qrphoto.decoders_available()) or 'none'}", flush=True)
 
     for fn in todo.values():  # warm up: imports, first-call costs
@@ -132,7 +286,7 @@ def main() -> int:
             "ms_mean": round(statistics.fmean(per_image_ms), 2),
             "ms_max": round(max(per_image_ms), 2),
         }
-        if m != "open only (Pillow)":
+        if not m.startswith("open only"):
             decoded, mismatches, failures = [], [], []
             for name, _data, expected in samples:
                 text, reason = outcome[m][name]
@@ -173,6 +327,12 @@ def main() -> int:
         "versions": {d: version(d) for d in ("pillow", "pyzbar", "zxing-cpp")},
         "methods": figures,
     }
+    if phones > 0:
+        print(f"generating {phones} phone photos...", flush=True)
+        result["phones"] = bench_phones(phones, a.phone_repeat)
+        print()
+        print_phones(result["phones"])
+        print(flush=True)
     print(json.dumps(result), flush=True)
     return 0
 
