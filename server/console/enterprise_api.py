@@ -23,6 +23,7 @@ from server.errors import Conflict, Invalid, NotFound, TooLarge, Unreadable, ans
 from server.console.guards import managers, staff
 from server.console.limits import MAX_PHOTO_BYTES, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE, photo_too_large
 from server.storage import console
+from server.storage import ratings
 from server.storage import inspections as rows
 from server.storage.engine import Tx
 
@@ -141,6 +142,9 @@ class Visit(msgspec.Struct, kw_only=True, omit_defaults=True):
     agencies: list[str]
     fields: list[str]
     outcomes: list[VisitOutcome] | None = None
+    # For the owner only: what it needs to rate the inspection (its reference, and its rating once given).
+    inspection_id: str | None = None
+    rating: int | None = None
 
 
 class EnterpriseHistory(msgspec.Struct, kw_only=True):
@@ -181,6 +185,11 @@ def enterprise_history(con: Tx, credit_code: str, lang: str, with_outcomes: bool
             v.fields.append(field)
         if v.outcomes is not None:
             v.outcomes.append(VisitOutcome(agency=agency, field=field, result=result, result_label=RESULT_LABELS[lang][result]))
+            v.inspection_id = inspection_id
+    if with_outcomes:
+        scores = ratings.scores_of(con, list(visits))
+        for inspection_id, v in visits.items():
+            v.rating = scores.get(inspection_id)
     return list(visits.values())
 
 

@@ -41,7 +41,8 @@ TEXT: dict[str, dict[str, str]] = {
         "enterprise_title": "企业查询：谁检查了我", "code_text": "企业码内容", "or_photo": "或上传企业码照片", "query": "查询",
         "when": "时间", "agency": "机关", "status": "状态", "wrong": "用户名或密码错误", "live": "实时", "jobs": "定时任务", "by_agency": "近 30 天各机关、各领域检查次数", "scans": "扫码次数",
         "date": "日期", "photo_too_large": f"照片太大，无法上传（上限 {MAX_PHOTO_BYTES // MIB} MB）。请靠近企业码重新拍摄，或选择较小的照片。",
-        "offline_retry": "网络连接失败，请检查网络后重试。", "outcomes_hidden": "检查结果仅向登录的本企业账号显示。",
+        "offline_retry": "网络连接失败，请检查网络后重试。", "outcomes_hidden": "检查结果仅向登录的本企业账号显示。", "rating": "评价", "rate": "提交评价",
+        "rating_comment": "留言（可不填）", "rated": "已评价", "rating_thanks": "感谢评价。",
     },
     "en": {
         "title": "Enforcement supervision", "login": "Sign in", "username": "User name", "password": "Password", "logout": "Sign out", "switch": "中文",
@@ -55,7 +56,8 @@ TEXT: dict[str, dict[str, str]] = {
         "enterprise_title": "Who inspected my enterprise", "code_text": "Code text", "or_photo": "or upload a photo of the code", "query": "Look up",
         "when": "When", "agency": "Agency", "status": "Status", "wrong": "Wrong user name or password", "live": "live", "jobs": "Scheduled jobs", "by_agency": "Inspections per agency and field, last 30 days", "scans": "Scans",
         "date": "Date", "photo_too_large": f"The photo is too large to upload (limit {MAX_PHOTO_BYTES // MIB} MB). Take it again closer to the code, or choose a smaller photo.",
-        "offline_retry": "No network connection: check the network and try again.", "outcomes_hidden": "Results are shown only to the enterprise's own signed-in account.",
+        "offline_retry": "No network connection: check the network and try again.", "outcomes_hidden": "Results are shown only to the enterprise's own signed-in account.", "rating": "Rating",
+        "rate": "Rate", "rating_comment": "Comment (optional)", "rated": "rated", "rating_thanks": "Thank you for your rating.",
     },
 }
 HOME = {"supervisor": "/", "agency_admin": "/", "officer": "/officer", "enterprise": "/enterprise"}

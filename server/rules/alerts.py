@@ -41,6 +41,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "letter_replied": ("info", "整改情况待审核", "Rectification report to review"),  # ... the agency reported on it
     "letter_returned": ("warning", "整改情况被退回", "Rectification report sent back"),
     "letter_overdue": ("warning", "监督文书逾期未整改", "Supervision letter overdue"),  # no report by the deadline: a decision letter may follow
+    "low_rating": ("warning", "企业差评", "Low rating by an enterprise"),  # an enterprise rated an inspection 1 or 2 of 5 (server/supervision/ratings.py)
     "storage_full": ("critical", "服务器存储已满", "Server storage full"),  # the server's database could not write for a while: ingest was paused (server/ingest/subscriber.py)
     "storage_failed": ("critical", "服务器存储写入失败", "Server storage failed"),  # ... for another reason than a full disk (an I/O error)
 }

@@ -55,7 +55,8 @@ def test_the_enterprises_own_account_sees_the_outcomes(api: Api) -> None:
     assert d["outcomes_shown"] is True
     (visit,) = d["inspections"]
     assert visit["outcomes"] == [{"agency": "市场监管局", "field": "食品安全", "result": "case_opened", "result_label": "立案"}]
-    assert SUMMARY not in raw and OFFICER not in raw and inspection_id not in raw  # outcomes, not the case file
+    assert SUMMARY not in raw and OFFICER not in raw  # outcomes, not the case file
+    assert visit["inspection_id"] == inspection_id and "rating" not in visit  # its own inspection's reference, to rate it
 
 
 def test_another_enterprises_account_sees_only_the_public_view(api: Api) -> None:

@@ -183,6 +183,14 @@ def test_the_enterprise_sees_who_inspected_it(running: Stack, browser) -> None: 
         own.click("#query-submit")
         own.wait_for_selector("#rows td.result:has-text('立案')")
         assert own.is_visible("#result-head") and not own.is_visible("#outcomes-hidden")
+        own.select_option("#rows form.rate select", "2")  # the owner rates the ended inspection, once
+        own.fill("#rows form.rate input", "检查时态度生硬")
+        own.click("#rows form.rate button")
+        own.wait_for_selector("#rating-notice:has-text('感谢评价')")
+        assert "★★☆☆☆" in own.inner_text("#rows") and own.query_selector("#rows form.rate") is None
+        own.click("#query-submit")  # asked again: rated, no form
+        own.wait_for_selector("#rows :text('已评价')")
+        assert own.query_selector("#rows form.rate") is None
 
 
 def _multipart_file(content_type: str, body: bytes, name: str) -> bytes:

@@ -9,6 +9,31 @@
     for (let i = 0; i < buf.length; i += 0x8000) s += String.fromCharCode.apply(null, buf.subarray(i, i + 0x8000));
     return btoa(s);
   }
+  // The owner rates each ended inspection once (1 to 5 and a comment); the server checks both.
+  function ratingCell(i) {
+    if (i.rating) return `<span class="ok">${"★".repeat(i.rating)}${"☆".repeat(5 - i.rating)} ${esc(T.rated)}</span>`;
+    if (!i.inspection_id || (i.outcomes || []).some(o => !o.result)) return "–";
+    const stars = [5, 4, 3, 2, 1].map(n => `<option value="${n}">${"★".repeat(n)}</option>`).join("");
+    return `<form class="rate" data-inspection="${esc(i.inspection_id)}"><select name="score">${stars}</select>` +
+      ` <input name="comment" maxlength="1000" placeholder="${esc(T.rating_comment)}"> <button type="submit">${esc(T.rate)}</button></form>`;
+  }
+  document.getElementById("rows").addEventListener("submit", async (e) => {
+    const form = e.target.closest("form.rate");
+    if (!form) return;
+    e.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;  // one click, one rating
+    try {
+      const body = {inspection_id: form.dataset.inspection, score: Number(form.elements.score.value), comment: form.elements.comment.value};
+      const r = await fetch("/api/v1/ratings", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+      if (!r.ok) { error.textContent = await errorText(r); button.disabled = false; return; }
+      form.parentElement.innerHTML = ratingCell({rating: body.score});
+      document.getElementById("rating-notice").textContent = T.rating_thanks;
+    } catch (err) {
+      error.textContent = T.offline_retry;
+      button.disabled = false;
+    }
+  });
   const submit = document.getElementById("query-submit");
   const error = document.getElementById("error");
   document.getElementById("query").addEventListener("submit", async (e) => {
@@ -31,11 +56,12 @@
       error.textContent = "";
       document.getElementById("name").textContent = `${d.name} (${d.credit_code})`;
       document.getElementById("result-head").hidden = !d.outcomes_shown;
+      document.getElementById("rating-head").hidden = !d.outcomes_shown;
       document.getElementById("outcomes-hidden").hidden = d.outcomes_shown;
-      const cols = d.outcomes_shown ? 4 : 3;
+      const cols = d.outcomes_shown ? 5 : 3;
       document.getElementById("rows").innerHTML = d.inspections.length ? d.inspections.map(i =>
         `<tr><td>${esc(i.date)}</td><td>${esc(i.agencies.join("、"))}</td><td>${esc(i.fields.join("、"))}</td>` +
-        (d.outcomes_shown ? `<td class="result">${esc((i.outcomes || []).map(o => `${o.agency}：${o.result_label}`).join("；"))}</td>` : "") + `</tr>`).join("")
+        (d.outcomes_shown ? `<td class="result">${esc((i.outcomes || []).map(o => `${o.agency}：${o.result_label}`).join("；"))}</td><td>${ratingCell(i)}</td>` : "") + `</tr>`).join("")
         : `<tr><td colspan="${cols}" class="muted">${T.none}</td></tr>`;
     } finally {
       submit.disabled = false;
