@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db(uadd)
     uadd.add_argument("username")
-    uadd.add_argument("--role", required=True, choices=["officer", "agency_admin", "supervisor", "enterprise"])
+    uadd.add_argument("--role", required=True, choices=["officer", "agency_admin", "supervisor", "enterprise", "monitor"])
     uadd.add_argument("--agency", help="agency id (officers and agency administrators)")
     uadd.add_argument("--officer", help="officer id (officers)")
     uadd.add_argument("--enterprise", help="credit code (enterprise users)")

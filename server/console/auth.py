@@ -39,8 +39,8 @@ from server.settings import SignInLimits
 from server.storage import users as user_store
 from server.storage.engine import Tx
 
-Role = Literal["officer", "agency_admin", "supervisor", "enterprise"]
-ROLES: tuple[str, ...] = ("officer", "agency_admin", "supervisor", "enterprise")
+Role = Literal["officer", "agency_admin", "supervisor", "enterprise", "monitor"]
+ROLES: tuple[str, ...] = ("officer", "agency_admin", "supervisor", "enterprise", "monitor")  # monitor: 行政执法监督员
 COOKIE = "fe_session"
 SESSION_TTL_MS = 12 * 3600 * 1000
 #: scrypt cost (2**14 x 8: ~30 ms and 16 MiB here, per OWASP's minimum for scrypt).

@@ -60,7 +60,7 @@ TEXT: dict[str, dict[str, str]] = {
         "rate": "Rate", "rating_comment": "Comment (optional)", "rated": "rated", "rating_thanks": "Thank you for your rating.",
     },
 }
-HOME = {"supervisor": "/", "agency_admin": "/", "officer": "/officer", "enterprise": "/enterprise"}
+HOME = {"supervisor": "/", "agency_admin": "/", "officer": "/officer", "enterprise": "/enterprise", "monitor": "/supervision"}
 
 
 def _page(template: str, lang: str, p: Principal | None, **context: Any) -> Template:

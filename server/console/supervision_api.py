@@ -12,15 +12,18 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.console.auth import CurrentPrincipal
-from server.console.guards import managers, requires, supervisors
+from server.console.guards import MANAGERS, requires, supervisors
 from server.errors import Conflict, Invalid, NotFound, answers
 from server.storage.codes import agency_names
 from server.supervision import documents, workflow
-from server.supervision.workflow import FindingIn, FindingView, LetterIn, LetterView, NoteIn, ReplyIn
+from server.supervision.workflow import FindingIn, FindingView, LetterIn, LetterView, MonitorIn, NoteIn, RemarkIn, ReplyIn
 
 FindingPath = Annotated[str, PathParameter(description="the finding, e.g. F-2026-0001", max_length=32)]
 LetterPath = Annotated[str, PathParameter(description="the letter's id", max_length=32)]
 agency_admins = requires("agency_admin")
+#: Who reads findings and letters: managers, and outside supervisors (those assigned to them; workflow.py checks).
+readers = requires(*MANAGERS, "monitor")
+monitors = requires("monitor")
 
 
 def _now() -> int:
@@ -33,7 +36,7 @@ class SupervisionController(Controller):
     path = "/api/v1/supervision"
     tags = ["supervision"]
 
-    @get("/findings", sync_to_thread=True, guards=[managers])
+    @get("/findings", sync_to_thread=True, guards=[readers])
     def findings(
         self,
         state: State,
@@ -51,7 +54,7 @@ class SupervisionController(Controller):
         with dbmod.writing(state.settings.db) as tx:
             return workflow.open_finding(tx, data, principal, _now())
 
-    @get("/findings/{finding_id:str}", sync_to_thread=True, guards=[managers], responses=answers(NotFound))
+    @get("/findings/{finding_id:str}", sync_to_thread=True, guards=[readers], responses=answers(NotFound))
     def finding(self, state: State, finding_id: FindingPath, principal: CurrentPrincipal) -> FindingView:
         """One finding with its steps (each with its place in the evidence log) and its letters."""
         with dbmod.reading(state.settings.db) as tx:
@@ -63,6 +66,18 @@ class SupervisionController(Controller):
         with dbmod.writing(state.settings.db) as tx:
             return workflow.close_finding(tx, finding_id, data.note, principal, _now())
 
+    @post("/findings/{finding_id:str}/monitors", sync_to_thread=True, status_code=200, guards=[supervisors], responses=answers(NotFound, Conflict, Invalid))
+    def assign(self, state: State, finding_id: FindingPath, data: JSONBody[MonitorIn], principal: CurrentPrincipal) -> FindingView:
+        """Assign an outside supervisor (行政执法监督员, an account of role monitor) to the finding."""
+        with dbmod.writing(state.settings.db) as tx:
+            return workflow.assign_monitor(tx, finding_id, data.username, principal, _now())
+
+    @post("/findings/{finding_id:str}/remarks", sync_to_thread=True, status_code=200, guards=[monitors], responses=answers(NotFound))
+    def remark(self, state: State, finding_id: FindingPath, data: JSONBody[RemarkIn], principal: CurrentPrincipal) -> FindingView:
+        """An outside supervisor's remark on a finding assigned to them (a record in the evidence log)."""
+        with dbmod.writing(state.settings.db) as tx:
+            return workflow.add_remark(tx, finding_id, data.text, principal, _now())
+
     @post("/findings/{finding_id:str}/letters", sync_to_thread=True, status_code=201, guards=[supervisors], responses=answers(NotFound, Conflict))
     def issue(self, state: State, finding_id: FindingPath, data: JSONBody[LetterIn], principal: CurrentPrincipal) -> LetterView:
         """Issue an opinion letter (or, where the agency did not rectify, a decision letter), numbered per issuing body
@@ -70,7 +85,7 @@ class SupervisionController(Controller):
         with dbmod.writing(state.settings.db) as tx:
             return workflow.issue_letter(tx, finding_id, data, principal, _now())
 
-    @get("/letters", sync_to_thread=True, guards=[managers])
+    @get("/letters", sync_to_thread=True, guards=[readers])
     def letters(
         self,
         state: State,
@@ -83,13 +98,13 @@ class SupervisionController(Controller):
         with dbmod.reading(state.settings.db) as tx:
             return workflow.list_letters(tx, principal, finding_id=finding_id, status=status, limit=limit)
 
-    @get("/letters/{letter_id:str}", sync_to_thread=True, guards=[managers], responses=answers(NotFound))
+    @get("/letters/{letter_id:str}", sync_to_thread=True, guards=[readers], responses=answers(NotFound))
     def letter(self, state: State, letter_id: LetterPath, principal: CurrentPrincipal) -> LetterView:
         """One letter with its steps."""
         with dbmod.reading(state.settings.db) as tx:
             return workflow.get_letter(tx, letter_id, principal)
 
-    @get("/letters/{letter_id:str}/pdf", sync_to_thread=True, guards=[managers], media_type="application/pdf", responses=answers(NotFound))
+    @get("/letters/{letter_id:str}/pdf", sync_to_thread=True, guards=[readers], media_type="application/pdf", responses=answers(NotFound))
     def letter_pdf(self, state: State, request: Request, letter_id: LetterPath, principal: CurrentPrincipal) -> Response[bytes]:
         """The letter as a PDF in the official layout (Chinese), with a QR code leading to its record in the evidence
         log and that record's inclusion proof; the same reach as the letter itself."""

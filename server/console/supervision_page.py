@@ -32,7 +32,7 @@ PAGE_TEXT = {
         "return": "退回", "return_note": "退回理由", "close": "办结", "close_note": "办结意见", "cancel": "取消", "pdf": "PDF", "report_late": "（逾期报送）",
         "finding_open": "办理中", "finding_closed": "已办结", "scope_all": "全部机关", "scope_agency": "本机关收到的监督文书与事项", "done": "已完成：",
         "source_alert": "告警", "source_case_review": "案卷评查", "source_hotline": "12345 热线", "source_complaint": "投诉举报", "source_rating": "企业评价",
-        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项",
+        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项", "remark": "提出意见", "scope_monitor": "指派给您的监督事项",
     },
     "en": {
         "heading": "Supervision", "letters": "Supervision letters", "findings": "Findings", "letter": "Letter", "agency": "Supervised agency",
@@ -44,7 +44,7 @@ PAGE_TEXT = {
         "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "open",
         "finding_closed": "closed", "scope_all": "every agency", "scope_agency": "letters and findings addressed to your agency", "done": "Done:",
         "source_alert": "alert", "source_case_review": "case-file review", "source_hotline": "12345 hotline", "source_complaint": "complaint",
-        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert",
+        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you",
     },
 }
 LETTER_TITLE = {"zh": workflow.KIND_ZH, "en": {"opinion": "Supervision opinion letter", "decision": "Supervision decision letter"}}
@@ -71,7 +71,7 @@ def supervision_page(
     p = principal_of(request)
     if p is None:
         return Redirect(f"/login?lang={lang}")
-    if p.role not in MANAGERS:
+    if p.role not in (*MANAGERS, "monitor"):
         return Redirect(f"{HOME[p.role]}?lang={lang}")
     with dbmod.reading(state.settings.db) as tx:
         findings = workflow.list_findings(tx, p, status=None, limit=200)
@@ -98,11 +98,11 @@ def supervision_page(
             "id": f.finding_id, "agency": agency.get(f.agency_id, f.agency_id), "enterprise": enterprises.get(f.credit_code or "", f.credit_code or "–"),
             "reason": f.reason, "source": t.get(f"source_{f.source}", f.source), "opened": f"{_when(f.opened_ms)} · {f.opened_by}",
             "status": t[f"finding_{f.status}"], "tone": TONE[f.status], "supervisor": p.role == "supervisor" and f.status == "open",
-            "can_issue": f.finding_id not in open_letter, "can_decide": f.finding_id in may_decide,
+            "can_issue": f.finding_id not in open_letter, "can_decide": f.finding_id in may_decide, "can_remark": p.role == "monitor",
         }
         for f in findings
     ]  # fmt: skip
-    scope = t["scope_all"] if p.role == "supervisor" else t["scope_agency"]
+    scope = {"supervisor": t["scope_all"], "monitor": t["scope_monitor"]}.get(p.role, t["scope_agency"])
     prefill = None
     if from_alert is not None and from_alert[0] is not None:
         prefill = {"alert": str(alert), "agency": from_alert[0], "code": from_alert[1] or "", "reason": from_alert[2] if lang == "zh" else from_alert[3]}

@@ -33,8 +33,8 @@ from server.errors import Invalid, answers
 from server.console.guards import MANAGERS, managers
 
 ROLE_LABELS = {
-    "zh": {"officer": "执法人员", "agency_admin": "机关管理员", "supervisor": "监督人员", "enterprise": "企业"},
-    "en": {"officer": "Officer", "agency_admin": "Agency administrator", "supervisor": "Supervisor", "enterprise": "Enterprise"},
+    "zh": {"officer": "执法人员", "agency_admin": "机关管理员", "supervisor": "监督人员", "enterprise": "企业", "monitor": "行政执法监督员"},
+    "en": {"officer": "Officer", "agency_admin": "Agency administrator", "supervisor": "Supervisor", "enterprise": "Enterprise", "monitor": "Outside supervisor"},
 }
 PAGE_TEXT = {
     "zh": {

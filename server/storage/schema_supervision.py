@@ -57,3 +57,14 @@ letters = Table(
     Index("letters_by_finding", "finding_id"),
     Index("letters_by_status", "status", "deadline"),
 )
+
+# Outside supervisors (行政执法监督员: lawyers, deputies, experts, journalists, enterprise staff) assigned to findings;
+# they read those findings and their letters and add remarks (records), nothing more.
+finding_monitors = Table(
+    "finding_monitors", metadata,
+    Column("finding_id", Str, primary_key=True),
+    Column("username", Str, primary_key=True),
+    Column("assigned_by", Str, nullable=False),
+    Column("assigned_ms", Int, nullable=False),
+    Index("finding_monitors_by_user", "username"),
+)

@@ -181,3 +181,51 @@ def alert_text(tx: Tx, alert_id: int) -> tuple[str | None, str | None, str, str]
     """(agency_id, credit_code, message zh, message en) of an alert."""
     row = tx.one(_ALERT_TEXT, id=alert_id)
     return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+# --- outside supervisors ---------------------------------------------------------------------------------------------
+
+_ASSIGN = sql("""
+    INSERT INTO finding_monitors(finding_id, username, assigned_by, assigned_ms) VALUES (:finding_id, :username, :by, :at)
+    ON CONFLICT (finding_id, username) DO NOTHING
+""")
+_ASSIGNED = sql("SELECT 1 FROM finding_monitors WHERE finding_id = :finding_id AND username = :username")
+_MONITORS = sql("SELECT username FROM finding_monitors WHERE finding_id = :finding_id ORDER BY username")
+_FINDINGS_OF_MONITOR = sql(f"""
+    SELECT {', '.join(f'f.{c}' for c in FINDING_COLUMNS)} FROM findings f JOIN finding_monitors m ON m.finding_id = f.finding_id
+    WHERE m.username = :username AND (CAST(:status AS TEXT) IS NULL OR f.status = :status)
+    ORDER BY f.opened_ms DESC, f.finding_id DESC LIMIT :limit
+""")
+_LETTERS_OF_MONITOR = sql(f"""
+    SELECT {', '.join(f'l.{c}' for c in LETTER_COLUMNS)} FROM letters l JOIN finding_monitors m ON m.finding_id = l.finding_id
+    WHERE m.username = :username AND (CAST(:finding_id AS TEXT) IS NULL OR l.finding_id = :finding_id)
+      AND (CAST(:status AS TEXT) IS NULL OR l.status = :status)
+    ORDER BY l.issued_ms DESC, l.letter_id DESC LIMIT :limit
+""")
+_ROLE = sql("SELECT role FROM users WHERE username = :username")
+
+
+def assign_monitor(tx: Tx, finding_id: str, username: str, by: str, at_ms: int) -> bool:
+    """Assign an outside supervisor to a finding; False if already assigned."""
+    return bool(tx.run(_ASSIGN, finding_id=finding_id, username=username, by=by, at=at_ms).rowcount)
+
+
+def is_assigned(tx: Tx, finding_id: str, username: str) -> bool:
+    return tx.one(_ASSIGNED, finding_id=finding_id, username=username) is not None
+
+
+def monitors(tx: Tx, finding_id: str) -> list[str]:
+    return [u for (u,) in tx.all(_MONITORS, finding_id=finding_id)]
+
+
+def findings_of_monitor(tx: Tx, username: str, *, status: str | None, limit: int) -> list[tuple[Any, ...]]:
+    return tx.all(_FINDINGS_OF_MONITOR, username=username, status=status, limit=limit)
+
+
+def letters_of_monitor(tx: Tx, username: str, *, finding_id: str | None, status: str | None, limit: int) -> list[tuple[Any, ...]]:
+    return tx.all(_LETTERS_OF_MONITOR, username=username, finding_id=finding_id, status=status, limit=limit)
+
+
+def role_of(tx: Tx, username: str) -> str | None:
+    """A user's role (None: no such user)."""
+    return tx.scalar(_ROLE, username=username)

@@ -6,7 +6,9 @@ what and when cannot be changed unnoticed.
 
 Who may do what (the routes' guards say the roles; the checks that depend on a record are here): a supervisor opens,
 issues, accepts, returns and closes; an agency's administrator sees and answers their own agency's letters and
-findings only (another agency's are "not found", so their existence does not leak); officers see none of it.
+findings only (another agency's are "not found", so their existence does not leak); an outside supervisor
+(行政执法监督员, role ``monitor``) reads the findings assigned to them and their letters, and adds remarks, nothing
+more; officers see none of it.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ class ReplyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     text: Text
 
 
+class MonitorIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An outside supervisor's account to assign to a finding."""
+
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class RemarkIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An outside supervisor's remark on a finding."""
+
+    text: Text
+
+
 class NoteIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A supervisor's note: why a report is sent back, or how a finding was closed (may be empty to accept)."""
 
@@ -107,6 +121,7 @@ class FindingView(msgspec.Struct, kw_only=True):
     close_note: str | None
     steps: list[Step] = []
     letters: list[LetterView] = []  # the letters issued on it (their own steps: GET the letter)
+    monitors: list[str] = []  # the outside supervisors assigned to it
 
 
 class LetterView(msgspec.Struct, kw_only=True):
@@ -170,10 +185,16 @@ def _letter_view(tx: Tx, row: tuple[Any, ...], *, steps: bool) -> LetterView:
     return view
 
 
-def _own(principal: Principal, agency_id: str, what: str, ident: str) -> None:
-    """An agency administrator reaches their own agency's findings and letters only; others are not found."""
-    if principal.role != "supervisor" and principal.agency_id != agency_id:
-        raise NotFound(f"没有这个{what}：{ident} / no such {what} {ident}")
+def _may_see(tx: Tx, principal: Principal, agency_id: str, finding_id: str, what: str, ident: str) -> None:
+    """A supervisor sees everything; an agency administrator their own agency's findings and letters; an outside
+    supervisor (monitor) those of the findings assigned to them. Anything else is not found."""
+    if principal.role == "supervisor":
+        return
+    if principal.role == "agency_admin" and principal.agency_id == agency_id:
+        return
+    if principal.role == "monitor" and rows.is_assigned(tx, finding_id, principal.username):
+        return
+    raise NotFound(f"没有这个{what}：{ident} / no such {what} {ident}")
 
 
 # --- findings ------------------------------------------------------------------------------------------------------
@@ -218,12 +239,15 @@ def get_finding(tx: Tx, finding_id: str, principal: Principal) -> FindingView:
     if row is None:
         raise NotFound(f"没有这个监督事项：{finding_id} / no such finding {finding_id}")
     view = _finding_view(tx, row, steps=True)
-    _own(principal, view.agency_id, "监督事项", finding_id)
+    _may_see(tx, principal, view.agency_id, finding_id, "监督事项", finding_id)
+    view.monitors = rows.monitors(tx, finding_id)
     view.letters = [_letter_view(tx, r, steps=False) for r in reversed(rows.letters(tx, agency_id=None, finding_id=finding_id, status=None, limit=1000))]
     return view
 
 
 def list_findings(tx: Tx, principal: Principal, *, status: str | None, limit: int) -> list[FindingView]:
+    if principal.role == "monitor":
+        return [_finding_view(tx, r, steps=False) for r in rows.findings_of_monitor(tx, principal.username, status=status, limit=limit)]
     agency = None if principal.role == "supervisor" else principal.agency_id
     return [_finding_view(tx, r, steps=False) for r in rows.findings(tx, agency_id=agency, status=status, limit=limit)]
 
@@ -239,6 +263,24 @@ def close_finding(tx: Tx, finding_id: str, note: str, principal: Principal, now_
     if not rows.close_finding(tx, finding_id, principal.username, note, now_ms):
         raise Conflict(f"监督事项 {finding_id} 已办结 / finding {finding_id} is already closed")
     append_record(tx, kind="finding.closed", subject=f"finding:{finding_id}", actor=principal.username, content={"note": note}, now_ms=now_ms)
+    return get_finding(tx, finding_id, principal)
+
+
+def assign_monitor(tx: Tx, finding_id: str, username: str, principal: Principal, now_ms: int) -> FindingView:
+    """Assign an outside supervisor (an account of role ``monitor``) to a finding (supervisors)."""
+    get_finding(tx, finding_id, principal)
+    if rows.role_of(tx, username) != "monitor":
+        raise Invalid(f"{username} 不是行政执法监督员账号 / {username} is not an outside supervisor's account (role monitor)")
+    if not rows.assign_monitor(tx, finding_id, username, principal.username, now_ms):
+        raise Conflict(f"{username} 已被指派到该事项 / {username} is already assigned to this finding")
+    append_record(tx, kind="finding.monitor_assigned", subject=f"finding:{finding_id}", actor=principal.username, content={"username": username}, now_ms=now_ms)
+    return get_finding(tx, finding_id, principal)
+
+
+def add_remark(tx: Tx, finding_id: str, text: str, principal: Principal, now_ms: int) -> FindingView:
+    """An outside supervisor's remark on a finding assigned to them: a record, nothing more."""
+    get_finding(tx, finding_id, principal)  # not assigned: not found
+    append_record(tx, kind="finding.remark", subject=f"finding:{finding_id}", actor=principal.username, content={"text": text}, now_ms=now_ms)
     return get_finding(tx, finding_id, principal)
 
 
@@ -288,11 +330,14 @@ def get_letter(tx: Tx, letter_id: str, principal: Principal) -> LetterView:
     if row is None:
         raise NotFound(f"没有这份文书：{letter_id} / no such letter {letter_id}")
     view = _letter_view(tx, row, steps=True)
-    _own(principal, view.agency_id, "文书", letter_id)
+    _may_see(tx, principal, view.agency_id, view.finding_id, "文书", letter_id)
     return view
 
 
 def list_letters(tx: Tx, principal: Principal, *, finding_id: str | None, status: str | None, limit: int) -> list[LetterView]:
+    if principal.role == "monitor":
+        found = rows.letters_of_monitor(tx, principal.username, finding_id=finding_id, status=status, limit=limit)
+        return [_letter_view(tx, r, steps=False) for r in found]
     agency = None if principal.role == "supervisor" else principal.agency_id
     return [_letter_view(tx, r, steps=False) for r in rows.letters(tx, agency_id=agency, finding_id=finding_id, status=status, limit=limit)]
 

@@ -184,3 +184,41 @@ def test_the_page_speaks_in_words_to_each_role(api: Api) -> None:
     assert officer.status_code in (302, 303) and officer.headers["location"].startswith("/officer")
     anonymous = api.client.get("/supervision", follow_redirects=False)
     assert anonymous.status_code in (302, 303) and anonymous.headers["location"].startswith("/login")
+
+
+def test_an_outside_supervisor_reads_what_is_assigned_and_only_remarks(api: Api, seeded_url: str) -> None:
+    from server.console.auth import add_user
+    from tests.server.conftest import password, password_hash
+
+    storage_for(seeded_url).write(lambda tx: add_user(tx, "lawyer-1", password("lawyer-1"), "monitor", password_hash=password_hash("lawyer-1")))
+    f = finding(api)
+    own = letter(api, f["finding_id"])
+    other = finding(api, agency_id="FIRE")
+    lawyer = api.as_("lawyer-1")
+    assert lawyer.get(f"{SUP}/findings").json() == [] and lawyer.get(f"{SUP}/findings/{f['finding_id']}").status_code == 404
+    assert api.post(f"{SUP}/findings/{f['finding_id']}/monitors", json={"username": "admin-SAMR"}).status_code == 400  # not a monitor
+    assert api.post(f"{SUP}/findings/{f['finding_id']}/monitors", json={"username": "nobody"}).status_code == 400
+    assigned = api.post(f"{SUP}/findings/{f['finding_id']}/monitors", json={"username": "lawyer-1"})
+    assert assigned.status_code == 200 and assigned.json()["monitors"] == ["lawyer-1"], assigned.text
+    assert api.post(f"{SUP}/findings/{f['finding_id']}/monitors", json={"username": "lawyer-1"}).status_code == 409
+    assert [x["finding_id"] for x in lawyer.get(f"{SUP}/findings").json()] == [f["finding_id"]]
+    assert [x["letter_id"] for x in lawyer.get(f"{SUP}/letters").json()] == [own["letter_id"]]
+    assert lawyer.get(f"{SUP}/letters/{own['letter_id']}").status_code == 200
+    assert lawyer.get(f"{SUP}/letters/{own['letter_id']}/pdf").status_code == 200
+    assert lawyer.get(f"{SUP}/findings/{other['finding_id']}").status_code == 404
+    r = lawyer.post(f"{SUP}/findings/{f['finding_id']}/remarks", json={"text": "建议同时核查该局其他检查记录。"})
+    assert r.status_code == 200 and r.json()["steps"][-1]["kind"] == "finding.remark" and r.json()["steps"][-1]["actor"] == "lawyer-1"
+    assert lawyer.post(f"{SUP}/findings/{other['finding_id']}/remarks", json={"text": "越权"}).status_code == 404
+    for r in (
+        lawyer.post(f"{SUP}/findings", json={"agency_id": "SAMR", "reason": "r"}),
+        lawyer.post(f"{SUP}/findings/{f['finding_id']}/letters", json=LETTER),
+        lawyer.post(f"{SUP}/letters/{own['letter_id']}/reply", json={"text": "x"}),
+        lawyer.post(f"{SUP}/letters/{own['letter_id']}/accept", json={}),
+        lawyer.post(f"{SUP}/findings/{f['finding_id']}/close", json={}),
+        lawyer.post(f"{SUP}/findings/{f['finding_id']}/monitors", json={"username": "lawyer-1"}),
+        api.post(f"{SUP}/findings/{f['finding_id']}/remarks", json={"text": "监督人员不能以监督员身份留言"}),
+        lawyer.get("/api/v1/alerts"),
+    ):
+        assert r.status_code == 403, r.text
+    page = lawyer.get("/supervision").text
+    assert "指派给您的监督事项" in page and 'data-act="remark"' in page and 'data-act="opinion"' not in page and "新建监督事项" not in page

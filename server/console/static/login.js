@@ -2,7 +2,7 @@
 "use strict";
 (() => {
   const T = readJson("texts");
-  const HOME = {supervisor: "/", agency_admin: "/", officer: "/officer", enterprise: "/enterprise"};
+  const HOME = {supervisor: "/", agency_admin: "/", officer: "/officer", enterprise: "/enterprise", monitor: "/supervision"};
   document.getElementById("login").addEventListener("submit", async (e) => {
     e.preventDefault();
     const body = {username: document.getElementById("username").value, password: document.getElementById("password").value};

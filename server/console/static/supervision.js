@@ -37,6 +37,7 @@
   const ACTS = {
     reply: {title: T.reply, caption: T.report, url: id => `${API}/letters/${id}/reply`, body: () => ({text: text.value})},
     return: {title: T.return, caption: T.return_note, url: id => `${API}/letters/${id}/return`, body: () => ({note: text.value})},
+    remark: {title: T.remark, caption: T.remark, url: id => `${API}/findings/${id}/remarks`, body: () => ({text: text.value})},
     close: {title: T.close, caption: T.close_note, url: id => `${API}/findings/${id}/close`, body: () => ({note: text.value})},
     opinion: {title: T.issue_opinion, letter: true, url: id => `${API}/findings/${id}/letters`, body: () => letterBody("opinion")},
     decision: {title: T.issue_decision, letter: true, url: id => `${API}/findings/${id}/letters`, body: () => letterBody("decision")},
