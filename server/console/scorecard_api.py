@@ -158,10 +158,10 @@ BAR_ROW, BAR_LABEL, BAR_WIDTH = 26, 190, 420
 
 def _shown(i: card.Indicator, lang: str) -> str:
     """An indicator's value as the page shows it."""
-    if not i.available:
-        return card.RATINGS_MISSING[0 if lang == "zh" else 1]
     if i.value is None:
         return "–"
+    if i.key == "ratings":
+        return f"{i.value:.1f} 星（{i.numerator} 条）" if lang == "zh" else f"{i.value:.1f} stars ({i.numerator})"
     if i.denominator is not None and i.key != "no_disturb_attempts":
         return f"{100 * i.value:.1f}%（{i.numerator}/{i.denominator}）" if lang == "zh" else f"{100 * i.value:.1f}% ({i.numerator}/{i.denominator})"
     return str(int(i.value))
@@ -211,7 +211,7 @@ def scorecard_page(
             "previous": "–" if r.previous_total is None else f"{r.previous_total:.1f}",
             "change": "" if r.change is None else f"{r.change:+.1f}", "tone": "" if not r.change else ("ok" if r.change > 0 else "bad"),
             "cells": None if r.indicators is None else [
-                {"value": _shown(i, lang), "score": "–" if i.score is None else f"{i.score:.0f}", "muted": not i.available} for i in r.indicators
+                {"value": _shown(i, lang), "score": "–" if i.score is None else f"{i.score:.0f}", "muted": i.value is None} for i in r.indicators
             ],
         }
         for r in result.rows

@@ -1,9 +1,11 @@
 """Read-only queries behind the agency scorecard (server/supervision/scorecard.py) that the report figures
 (server/storage/reports.py, through server/console/stats.py ``summary``) do not already give: disclosure on time,
-case-file reviews, findings and letters, per agency over a period. Rows come back as tuples in the SELECT's order.
+case-file reviews, findings, letters and enterprises' ratings, per agency over a period. Rows come back as tuples in
+the SELECT's order.
 
 A decision falls in a period by its ``decided_on`` (an ISO date, CST), compared as text with the period's first day
-and the day after its last; a case-file review by ``reviewed_ms``; a finding by ``opened_ms``; a letter by ``issued_ms``.
+and the day after its last; a case-file review by ``reviewed_ms``; a finding by ``opened_ms``; a letter by
+``issued_ms``; a rating by ``rated_ms`` (it counts for the agency that led the inspection).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ _LETTERS = sql("""
     SELECT agency_id, kind, status, deadline, replied_ms FROM letters WHERE issued_ms >= :from_ms AND issued_ms < :to_ms
     ORDER BY agency_id, issued_ms, letter_id
 """)
+_RATINGS = sql("""
+    SELECT lead_agency_id, count(*), CAST(sum(score) AS BIGINT) FROM ratings WHERE rated_ms >= :from_ms AND rated_ms < :to_ms
+    GROUP BY lead_agency_id ORDER BY lead_agency_id
+""")
 _AGENCIES = sql("SELECT agency_id, name, name_en FROM agencies ORDER BY agency_id")
 
 
@@ -52,6 +58,11 @@ def review_counts(tx: Tx, from_ms: int, to_ms: int) -> dict[str, tuple[int, int]
 def finding_counts(tx: Tx, from_ms: int, to_ms: int) -> dict[str, int]:
     """agency -> findings opened about it in the period."""
     return {r[0]: int(r[1]) for r in tx.all(_FINDINGS, from_ms=from_ms, to_ms=to_ms)}
+
+
+def rating_counts(tx: Tx, from_ms: int, to_ms: int) -> dict[str, tuple[int, int]]:
+    """agency (the inspection's lead) -> (enterprises' ratings given in the period, the sum of their scores 1–5)."""
+    return {r[0]: (int(r[1]), int(r[2] or 0)) for r in tx.all(_RATINGS, from_ms=from_ms, to_ms=to_ms)}
 
 
 def letters_issued(tx: Tx, from_ms: int, to_ms: int) -> list[tuple[str, str, str, str, int | None]]:

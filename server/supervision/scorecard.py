@@ -4,8 +4,7 @@ each normalised to a score of 0–100, a weighted total, a rank, and the previou
 Where the figures come from (nothing is counted twice): inspections, joint-inspection rate, repeat rate, no-disturb
 attempts, recording coverage and officers' participation are :func:`server.console.stats.summary` for the agency (what
 the dashboard and the CSV reports show); disclosure on time, case-file pass rate, findings and letters are
-server/storage/scorecard.py. Enterprises' ratings of inspections do not exist yet (issue 14 item 8): the column is there,
-says so, and weighs nothing; nothing is made up for it.
+server/storage/scorecard.py, and so are enterprises' ratings of the inspections an agency led (issue 14 item 8).
 
 Scores (0–100, higher is better; None when the agency has no data for it in the period):
 
@@ -15,7 +14,7 @@ Scores (0–100, higher is better; None when the agency has no data for it in th
 * counts compared between agencies: inspections 100 × n / the most of any agency (more activity; weight 0 by default:
   more inspections is not better in itself), findings and letters 100 × (1 − n / the most of any agency) (100 when no
   agency has any);
-* ratings: None (not available).
+* enterprises' ratings (1–5 stars): 100 × (mean − 1) / 4.
 
 The total is the weighted mean of the scores the agency has (the weights of those without data are left out, so an
 agency is not marked down for having, say, no decisions to disclose); an agency with no activity in the period (no
@@ -61,15 +60,13 @@ INDICATORS: dict[str, tuple[str, str]] = {
     "letters": ("监督文书数", "Letters"),
     "letters_on_time": ("按期整改率", "Letters rectified on time"),
     "participation": ("执法人员参与率", "Officer participation"),
-    "ratings": ("企业评价", "Enterprise ratings"),
+    "ratings": ("企业评价（1–5 星）", "Enterprise ratings (1–5 stars)"),
 }
-#: What the ratings column says until enterprises rate inspections (issue 14 item 8).
-RATINGS_MISSING = ("暂无数据（企业评价功能尚未上线）", "no data yet (enterprises cannot rate inspections yet)")
 #: The default weights (they need not add up to 100: the total is a weighted mean).
 DEFAULT_WEIGHTS: dict[str, float] = {
     "inspections": 0, "joint_rate": 15, "repeat_rate": 10, "no_disturb_attempts": 10, "recording_coverage": 15,
     "disclosure_on_time": 15, "case_file_pass": 15, "findings": 5, "letters": 0, "letters_on_time": 10,
-    "participation": 5, "ratings": 0,
+    "participation": 5, "ratings": 5,
 }  # fmt: skip
 #: The environment variable naming a TOML file of weights.
 WEIGHTS_ENV = "FE_SCORECARD_WEIGHTS"
@@ -91,8 +88,6 @@ class Indicator(msgspec.Struct, kw_only=True):
     denominator: int | None = None
     score: float | None  # 0–100, None without data
     weight: float
-    available: bool = True  # False: the platform does not collect it yet (ratings)
-    note: str | None = None
 
 
 class AgencyScore(msgspec.Struct, kw_only=True):
@@ -163,6 +158,7 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
     disclosure = stored.disclosure_counts(tx, first_day, next_day)
     reviews = stored.review_counts(tx, from_ms, to_ms)
     findings = stored.finding_counts(tx, from_ms, to_ms)
+    ratings = stored.rating_counts(tx, from_ms, to_ms)
     letters: dict[str, list[int]] = {}  # agency -> [issued, due or accepted, accepted on time]
     today = cst_date(now_ms).isoformat()
     for agency_id, _kind, status, deadline, replied_ms in stored.letters_issued(tx, from_ms, to_ms):
@@ -178,12 +174,13 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
         on_time, due = disclosure.get(agency_id, (0, 0))
         reviewed, passed = reviews.get(agency_id, (0, 0))
         issued, letters_due, letters_ok = letters.get(agency_id, [0, 0, 0])
+        rated, stars = ratings.get(agency_id, (0, 0))
         out[agency_id] = {
             "inspections": s["inspections"], "joint": s["joint_inspections"], "scans": s["scans"], "repeat": s["repeat_answers"],
             "blocked": s["blocked_attempts"], "ended": s["ended_inspections"], "complete": s["recorded_complete"],
             "credentialed": s["credentialed_officers"], "active": s["active_officers"], "disclosed_on_time": on_time,
             "disclosure_due": due, "reviewed": reviewed, "passed": passed, "findings": findings.get(agency_id, 0),
-            "letters": issued, "letters_due": letters_due, "letters_on_time": letters_ok,
+            "letters": issued, "letters_due": letters_due, "letters_on_time": letters_ok, "rated": rated, "stars": stars,
         }  # fmt: skip
     return out
 
@@ -191,9 +188,9 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
 def _indicators(f: dict[str, Any], most: dict[str, int], weights: Mapping[str, float]) -> list[Indicator]:
     """The indicators of one agency's figures ``f``; ``most``: the largest count of any agency, per counted key."""
 
-    def ind(key: str, value: float | None, score: float | None, n: int | None = None, d: int | None = None, **kw: Any) -> Indicator:
+    def ind(key: str, value: float | None, score: float | None, n: int | None = None, d: int | None = None) -> Indicator:
         zh, en = INDICATORS[key]
-        return Indicator(key=key, name_zh=zh, name_en=en, value=value, numerator=n, denominator=d, score=score, weight=weights[key], **kw)
+        return Indicator(key=key, name_zh=zh, name_en=en, value=value, numerator=n, denominator=d, score=score, weight=weights[key])
 
     def rate(key: str, n: int, d: int, *, inverse: bool = False) -> Indicator:
         r = _rate(n, d)
@@ -219,7 +216,8 @@ def _indicators(f: dict[str, Any], most: dict[str, int], weights: Mapping[str, f
         relative("letters", f["letters"], fewer_is_better=True),
         rate("letters_on_time", f["letters_on_time"], f["letters_due"]),
         rate("participation", f["active"], f["credentialed"]),
-        ind("ratings", None, None, available=False, note=RATINGS_MISSING[0]),
+        ind("ratings", round(f["stars"] / f["rated"], 2) if f["rated"] else None,
+            round(100 * (f["stars"] / f["rated"] - 1) / 4, 1) if f["rated"] else None, f["rated"]),
     ]
 
 
@@ -288,9 +286,6 @@ def csv_rows(rows: list[AgencyScore], lang: str = "zh") -> list[dict[str, Any]]:
         for key, (name_zh, name_en) in INDICATORS.items():
             name = name_zh if zh else name_en
             i = by_key.get(key)
-            if key == "ratings":
-                row[name] = (RATINGS_MISSING[0] if zh else RATINGS_MISSING[1]) if i is not None else None
-                continue
             value = None if i is None else i.value
             if value is not None and i is not None and i.denominator is not None and key != "no_disturb_attempts":
                 value = f"{100 * value:.1f}%"

@@ -49,6 +49,9 @@ _FINDING = sql("""
     INSERT INTO findings(finding_id, year, seq, agency_id, source, reason, refs, opened_by, opened_ms, status)
     VALUES (:id, 2026, :seq, :agency, 'manual', 'r', '[]', 'sup', :at, 'open')
 """)
+_RATING = sql("""
+    INSERT INTO ratings(inspection_id, credit_code, lead_agency_id, score, comment, rated_by, rated_ms) VALUES (:id, :code, :agency, :score, '', 'ent', :at)
+""")
 _LETTER = sql("""
     INSERT INTO letters(letter_id, kind, issuer, year, number, finding_id, agency_id, facts, basis, requirements, deadline_days,
                         issued_on, deadline, issued_by, issued_ms, status, replied_ms)
@@ -60,7 +63,8 @@ def seed_scorecard(url: str) -> None:
     """SAMR: 4 inspections (1 joint with FIRE, 1 ended unrecorded), 5 scans (1 repeat, 1 no-disturb refusal), 2 decisions
     (1 on time, 1 missed), 2 case files (1 passed), 2 findings, 3 letters (1 accepted on time, 1 accepted late, 1 overdue);
     1 inspection in the previous period. FIRE: 2 inspections (the joint one), 2 scans, 1 decision disclosed late, 1 finding,
-    2 letters (1 accepted on time, 1 not yet due). ENV: nothing."""
+    2 letters (1 accepted on time, 1 not yet due). Enterprises' ratings: SAMR's inspections 4 and 2 stars, FIRE's 5 stars
+    after the period. ENV: nothing."""
     with storage_for(url).writing() as tx:
         tx.run(_AGENCY)
         for i, (agency, officers, status) in enumerate(
@@ -79,6 +83,8 @@ def seed_scorecard(url: str) -> None:
         tx.run(_SCAN, id="SP", officer="OFF-SAMR-1", agency="SAMR", code=PLAIN, at=at(DP), outcome="allowed", why="ok")
         for d, agency, status in [("D1", "SAMR", "disclosed_on_time"), ("D2", "SAMR", "missed"), ("D3", "FIRE", "disclosed_late"), ("D4", "FIRE", "pending")]:
             tx.run(_DECISION, id=d, agency=agency, on=D2.isoformat(), status=status)
+        for inspection, agency, score, day in [("I2", "SAMR", 4, D2), ("I3", "SAMR", 2, D2), ("I5", "FIRE", 5, LAST + dt.timedelta(days=1))]:
+            tx.run(_RATING, id=inspection, code=PLAIN, agency=agency, score=score, at=at(day, 1))
         tx.run(_SAMPLE, id="SMP", agency="SAMR")
         tx.run(_ITEM, id="SMP", d="D1", result="pass", at=at(D2))
         tx.run(_ITEM, id="SMP", d="D2", result="fail", at=at(D2))
@@ -115,12 +121,12 @@ def test_the_figures_scores_totals_ranks_and_trend_by_hand(seeded_url: str) -> N
         "recording_coverage": (0.0, 0.0), "disclosure_on_time": (0.5, 50.0), "case_file_pass": (0.5, 50.0), "findings": (2, 0.0),
         "letters": (3, 0.0), "letters_on_time": (0.3333, 33.3),
         "participation": (0.5, 50.0),  # OFF-SAMR-1 and -2 of 4 credentialed (the expired and revoked ones held a credential then)
-        "ratings": (None, None),
+        "ratings": (3.0, 50.0),  # (4 + 2) / 2 stars: 100 × (3 − 1) / 4
     }  # fmt: skip
-    # (25×15 + 80×10 + 80×10 + 0×15 + 50×15 + 50×15 + 0×5 + 33.3×10 + 50×5) / 100
-    assert samr.total == 40.6
+    # (25×15 + 80×10 + 80×10 + 0×15 + 50×15 + 50×15 + 0×5 + 33.3×10 + 50×5 + 50×5) / 105
+    assert samr.total == 41.0
     # Previous period: 1 inspection, not joint, 1 scan: (0×15 + 100×10 + 100×10 + 25×5 + 100×5) / 45
-    assert (samr.previous_total, samr.change) == (58.3, -17.7)
+    assert (samr.previous_total, samr.change) == (58.3, -17.3)
     assert _scores(fire) == {
         "inspections": (2, 50.0), "joint_rate": (0.5, 50.0), "repeat_rate": (0.0, 100.0), "no_disturb_attempts": (0, 100.0),
         "recording_coverage": (None, None), "disclosure_on_time": (0.0, 0.0), "case_file_pass": (None, None), "findings": (1, 50.0),
@@ -130,7 +136,7 @@ def test_the_figures_scores_totals_ranks_and_trend_by_hand(seeded_url: str) -> N
     assert (fire.total, fire.previous_total, fire.change) == (64.3, None, None)
     assert (env.total, env.rank) == (None, None) and all(i.score is None for i in env.indicators or [])
     ratings = next(i for i in samr.indicators or [] if i.key == "ratings")
-    assert not ratings.available and ratings.note == card.RATINGS_MISSING[0] and ratings.weight == 0
+    assert (ratings.numerator, ratings.weight) == (2, 5)  # FIRE's rating came after the period
 
 
 def test_weights_and_the_weights_file(seeded_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,17 +164,17 @@ def test_the_api_as_a_supervisor_json_and_csv(api: Api, seeded_url: str) -> None
     body = r.json()
     assert body["period"]["from_day"] == FIRST.isoformat() and body["period"]["to_day"] == LAST.isoformat() and body["details"] == "all"
     assert body["previous"]["to_day"] == (FIRST - dt.timedelta(days=1)).isoformat() and body["previous"]["from_day"] == PREV_FIRST.isoformat()
-    assert [(x["agency_id"], x["total"], x["rank"], x["previous_total"]) for x in body["rows"]] == [("FIRE", 64.3, 1, None), ("SAMR", 40.6, 2, 58.3), ("ENV", None, None, None)]
+    assert [(x["agency_id"], x["total"], x["rank"], x["previous_total"]) for x in body["rows"]] == [("FIRE", 64.3, 1, None), ("SAMR", 41.0, 2, 58.3), ("ENV", None, None, None)]
     assert api.get(f"/api/v1/scorecard?{q}&agency_id=SAMR").json()["rows"][0]["rank"] == 2
     r = api.get(f"/api/v1/scorecard?{q}&format=csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv") and "attachment" in r.headers["content-disposition"]
     assert r.content.startswith("\ufeff".encode())
     table = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert [(x["排名"], x["机关"], x["综合得分"], x["上期得分"], x["变化"]) for x in table] == [
-        ("1", "消防救援支队", "64.3", "", ""), ("2", "市场监管局", "40.6", "58.3", "-17.7"), ("", "生态环境局", "", "", ""),
+        ("1", "消防救援支队", "64.3", "", ""), ("2", "市场监管局", "41.0", "58.3", "-17.3"), ("", "生态环境局", "", "", ""),
     ]  # fmt: skip
     assert table[1]["联合检查率"] == "25.0%" and table[1]["联合检查率得分"] == "25.0" and table[1]["无事不扰拦截次数"] == "1"
-    assert table[1]["企业评价"] == card.RATINGS_MISSING[0] and table[0]["全过程记录率"] == ""
+    assert table[1]["企业评价（1–5 星）"] == "3.0" and table[1]["企业评价（1–5 星）得分"] == "50.0" and table[0]["全过程记录率"] == ""
     english = list(csv.DictReader(io.StringIO(api.get(f"/api/v1/scorecard?{q}&format=csv&lang=en").content.decode("utf-8-sig"))))
     assert english[0]["Agency"] == "Fire rescue" and english[0]["Total"] == "64.3"
     assert api.get(f"/api/v1/scorecard?{q}&format=xml").status_code == 400
@@ -210,7 +216,7 @@ def test_the_page(api: Api, seeded_url: str) -> None:  # noqa: F811
     r = api.get(f"/scorecard?preset=custom&from={FIRST}&to={LAST}")
     assert r.status_code == 200, r.text
     html = r.text
-    assert "执法监督指标" in html and "消防救援支队" in html and "64.3" in html and "40.6" in html and "企业评价" in html
+    assert "执法监督指标" in html and "消防救援支队" in html and "64.3" in html and "41.0" in html and "3.0 星（2 条）" in html
     assert html.count("<rect ") == 3 and "<script>" not in html and 'src="/static/scorecard.js"' in html
     assert f"format=csv&amp;from={FIRST}&amp;to={LAST}" in html and "ENV" not in html and "SAMR" not in html.split("<main>")[1]
     en = api.get(f"/scorecard?preset=custom&from={FIRST}&to={LAST}&lang=en").text

@@ -1,5 +1,5 @@
 """server/storage/scorecard.py on both backends: the period's bounds of each count (a decision by its CST day, a review,
-a finding and a letter by their instant, the end excluded), reviews not yet made left out, plain ints where PostgreSQL
+a finding, a letter and a rating by their instant, the end excluded), reviews not yet made left out, plain ints where PostgreSQL
 would give Decimal."""
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ _LETTER = sql("""
     INSERT INTO letters(letter_id, kind, issuer, year, number, finding_id, agency_id, facts, basis, requirements, deadline_days,
                         issued_on, deadline, issued_by, issued_ms, status, replied_ms)
     VALUES (:id, :kind, 'x', 2026, :n, 'F', :agency, 'f', 'b', 'r', 5, '2026-01-05', '2026-01-12', 'sup', :at, :status, :replied)
+""")
+_RATING = sql("""
+    INSERT INTO ratings(inspection_id, credit_code, lead_agency_id, score, comment, rated_by, rated_ms) VALUES (:id, 'c', :agency, :score, '', 'e', :at)
 """)
 FROM, TO = 1_000, 2_000
 
@@ -41,11 +44,14 @@ def test_counts_within_the_period(store: Storage) -> None:
             [("opinion", "SAMR", FROM, "accepted", 1_700), ("decision", "SAMR", 1_900, "issued", None), ("opinion", "FIRE", TO, "issued", None)], 1
         ):  # fmt: skip
             tx.run(_LETTER, id=f"L{n}", n=n, kind=kind, agency=agency, at=at, status=status, replied=replied)
+        for n, (agency, score, at) in enumerate([("SAMR", 5, FROM), ("SAMR", 2, TO - 1), ("SAMR", 1, TO), ("FIRE", 3, FROM - 1)]):
+            tx.run(_RATING, id=f"I{n}", agency=agency, score=score, at=at)
     with store.reading() as tx:
         assert stored.disclosure_counts(tx, "2026-01-01", "2026-02-01") == {"SAMR": (1, 3), "FIRE": (1, 1)}
         assert stored.review_counts(tx, FROM, TO) == {"SAMR": (2, 1)}
         assert stored.finding_counts(tx, FROM, TO) == {"SAMR": 2, "FIRE": 1}
         assert stored.letters_issued(tx, FROM, TO) == [("SAMR", "opinion", "accepted", "2026-01-12", 1_700), ("SAMR", "decision", "issued", "2026-01-12", None)]
+        assert stored.rating_counts(tx, FROM, TO) == {"SAMR": (2, 7)}
         assert [a for a, _, _ in stored.agencies(tx)] == ["FIRE", "SAMR"]
-        counts = stored.disclosure_counts(tx, "2026-01-01", "2026-02-01")["SAMR"] + stored.review_counts(tx, FROM, TO)["SAMR"]
+        counts = stored.disclosure_counts(tx, "2026-01-01", "2026-02-01")["SAMR"] + stored.review_counts(tx, FROM, TO)["SAMR"] + stored.rating_counts(tx, FROM, TO)["SAMR"]
         assert all(type(x) is int for x in counts)
