@@ -24,7 +24,7 @@ from litestar.static_files import create_static_files_router
 from protocol.config import load_toml
 from protocol.decision import Policy
 from server import db
-from server.console import api, auth_api, dashboard_api, enterprise_api, evidence_api, exception_api, inspect_api, jobs_api, pages, ratings_api, scorecard_api, supervision_api, supervision_page, users_api
+from server.console import api, auth_api, dashboard_api, enterprise_api, evidence_api, exception_api, hotline_api, inspect_api, jobs_api, pages, ratings_api, scorecard_api, supervision_api, supervision_page, users_api
 from server.errors import DomainError, bad_value_response, document_answers, error_response, http_error_response, too_deep_response
 from server.console.apidocs import OfflineSwagger
 from server.console.auth import provide_principal
@@ -73,6 +73,7 @@ def api_routes() -> list[object]:
         evidence_api.EvidenceController,
         evidence_api.inspection_media,
         *supervision_api.ROUTES,
+        *hotline_api.ROUTES,
         *ratings_api.ROUTES,
         supervision_page.supervision_page,
         *scorecard_api.ROUTES,

@@ -28,9 +28,15 @@ they are stored upper-case. Ids have at most 64 characters, names and titles at 
                Superior authorities' assignments (上级交办) that officers may cite as an exception: one row per
                enterprise a document names. With --replace an existing entry is updated (and no longer withdrawn).
   risk-notices the same columns, for major-risk notices (重大风险)
+  hotline      ticket_id*, time* (date, or ISO datetime; CST without an offset), category* (at most 64
+               characters; a field id names the agency in charge), text* (at most 4000 characters),
+               credit_code, address (at least one of them: a registered enterprise's credit code, or an
+               address, matched with the enterprises' addresses)
+               12345 hotline tickets (server/supervision/hotline.py flags them). A ticket already imported is
+               left as it is, so a file can be imported again; with --replace it is updated.
 
 A key (field_id, agency_id, credit_code, officer_id, credential_no, ticket_no; for plans plan_id with
-credit_code; for assignments and risk notices reference with credit_code) may appear once per file; a key already in the database is an error unless --replace is given
+credit_code; for assignments and risk notices reference with credit_code; ticket_id) may appear once per file; a key already in the database is an error unless --replace is given (except a hotline ticket's)
 (a credential_no held by another officer always is). Every bad row is reported as FILE:LINE: reason (the
 header is line 1, a row's line is the one it starts on), and then nothing is imported.
 """
@@ -41,13 +47,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.imports.cells import DAY_MS, MAX_ID, MAX_NAME, RowError, choice, code, date_ms, ident, ids, instant_ms, period, text
-from server.storage import registers
+from server.storage import hotline, registers
 from server.storage.engine import Tx
 
-KINDS: tuple[str, ...] = ("fields", "agencies", "enterprises", "officers", "no-disturb", "complaints", "plans", "assignments", "risk-notices")
+KINDS: tuple[str, ...] = ("fields", "agencies", "enterprises", "officers", "no-disturb", "complaints", "plans", "assignments", "risk-notices", "hotline")
 RISKS = ("low", "medium", "high")
 CREDITS = ("A", "B", "C", "D")
 PLAN_KINDS = ("random_draw", "special")
+MAX_TICKET_TEXT = 4000  # a hotline ticket's text
 MAX_BASIS_DAYS = 366  # an assignment or notice must end; the same bound as the API (server/rules/exception_bases.py)
 
 
@@ -302,6 +309,40 @@ class RiskNotices(ExceptionBases):
     kind, noun = "major_risk", "risk notice"
 
 
+class Hotline(Register):
+    """12345 hotline tickets, keyed by ticket id; importing a file again adds only the tickets not yet stored."""
+
+    table, noun = "hotline_tickets", "ticket"
+    required, optional = ("ticket_id", "time", "category", "text"), ("credit_code", "address")
+    staged = hotline.STAGED
+    unique = (("ticket_id",),)
+    db_column = {"time": "received_ms"}
+
+    def parse(self, v: Sequence[str]) -> tuple[Any, ...]:
+        ticket_id, time, category, body, credit_code, address = v
+        if not credit_code and not address:
+            raise RowError("credit_code and address are both empty: a ticket names an enterprise or an address")
+        return (
+            ident("ticket_id", ticket_id),
+            instant_ms("time", time),
+            code("credit_code", credit_code) if credit_code else None,
+            text("address", address, limit=MAX_NAME) if address else "",
+            ident("category", category),
+            text("text", body, limit=MAX_TICKET_TEXT),
+        )
+
+    def clashes(self, tx: Tx, replace: bool) -> list[tuple[int, str]]:
+        return [(line, f"credit_code {c!r} is not a registered enterprise (import it with the enterprises first)") for line, c in hotline.unknown_codes(tx)]
+
+    def would_update(self, tx: Tx) -> int:
+        return hotline.count_stored(tx)
+
+    def write(self, tx: Tx, replace: bool, now_ms: int, staged: int) -> int:
+        updated = hotline.count_stored(tx) if replace else 0
+        hotline.write_staged(tx, now_ms, replace=replace)
+        return updated
+
+
 REGISTERS: dict[str, type[Register]] = {
     "fields": Fields,
     "agencies": Agencies,
@@ -312,4 +353,5 @@ REGISTERS: dict[str, type[Register]] = {
     "plans": Plans,
     "assignments": Assignments,
     "risk-notices": RiskNotices,
+    "hotline": Hotline,
 }
