@@ -11,7 +11,9 @@ numbers live in the policy file, never in code. Rules, in order:
 4. the no-disturb list (无事不扰) refuses, unless a valid exception is stated;
 5. the same field inspected within the repeat window is a repeat: only with a stated exception;
 6. the enterprise's yearly cap for its risk and credit band, unless a valid exception is stated;
-7. otherwise allowed, with frequency warnings (more than N a day, week or month) where they apply.
+7. low-yield inspections: inspected N times this year with nothing found, a warning, or a refusal if the
+   policy says so, unless a valid exception is stated (server only: a device does not know the results);
+8. otherwise allowed, with frequency warnings (more than N a day, week or month) where they apply.
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ class FrequencyLimits(_Strict, kw_only=True):
     per_month: Annotated[int, Meta(ge=0)] = 3
 
 
+class LowYieldPolicy(_Strict, kw_only=True):
+    """Low-yield inspections: an enterprise inspected this many times this year with nothing found gets a
+    warning on the next scan, or a refusal when ``refuse`` is set, unless an exception is stated (as for the
+    no-disturb list). Server only: a device deciding offline does not know the results."""
+
+    after: Annotated[int, Meta(ge=1, le=1000)] = 3
+    refuse: bool = False
+
+
 class ExceptionPolicy(_Strict, kw_only=True):
     """What becomes of a stated exception whose reference matches nothing registered."""
 
@@ -78,6 +89,7 @@ class Policy(_Strict, kw_only=True):
     # How long a terminal waits for the server's answer before deciding from its snapshot.
     online_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 3.0
     exceptions: ExceptionPolicy = ExceptionPolicy()
+    low_yield: LowYieldPolicy = LowYieldPolicy()
     # An ended inspection is checked for full-process recording this long after its end, so that
     # recordings a device reports late (it finishes the file, or was offline) still count.
     recording_grace_minutes: Annotated[float, Meta(ge=0, le=1440)] = 10.0
@@ -123,6 +135,8 @@ class Facts(Struct, frozen=True, kw_only=True):
     open_inspections: list[InspectionRef] = []
     recent_inspections: list[InspectionRef] = []  # started within the repeat window (ended or not)
     inspections_this_year: int = 0
+    # Inspections in the same year that ended with nothing found (every part's result no_violation).
+    fruitless_this_year: int = 0
     # Counts of inspections at the enterprise started in the last 1, 7 and 30 days.
     last_day: int = 0
     last_week: int = 0
@@ -311,6 +325,24 @@ def decide(f: Facts, p: Policy) -> Decision:
             f"“{name}”（风险 {f.enterprise.risk}，信用 {f.enterprise.credit}）本年度检查次数已达上限 {cap} 次。",
             f"{name} (risk {f.enterprise.risk}, credit {f.enterprise.credit}) has had its yearly maximum of {cap} inspections.",
         )
+    warnings = _warnings(f, p)
+    low = p.low_yield
+    if f.fruitless_this_year >= low.after and has_exception:
+        overrode.append("low_yield")
+    elif f.fruitless_this_year >= low.after and low.refuse:
+        return _refuse(
+            "low_yield",
+            f"“{name}”本年度已被检查 {f.fruitless_this_year} 次均未发现问题，无法定例外情形不再入企检查。",
+            f"{name} was inspected {f.fruitless_this_year} times this year with nothing found; a further inspection needs a stated exception.",
+        )
+    elif f.fruitless_this_year >= low.after:
+        warnings.append(
+            DecisionWarning(
+                code="low_yield",
+                message_zh=f"该企业本年度已被检查 {f.fruitless_this_year} 次均未发现问题，请确认本次检查确有必要。",
+                message_en=f"This enterprise was inspected {f.fruitless_this_year} times this year with nothing found: make sure this inspection is needed.",
+            )
+        )
     en_basis = ""
     if has_exception and f.exception is not None:
         en_basis = f" (exception: {f.exception.kind} {f.exception.reference}" + (", not registered: pending a supervisor's review)" if pending else ")")
@@ -320,7 +352,7 @@ def decide(f: Facts, p: Policy) -> Decision:
         message_zh=f"可以对“{name}”开展检查{basis}。",
         message_en=f"You may inspect {name}{en_basis}.",
         exception_used=has_exception,
-        warnings=_warnings(f, p),
+        warnings=warnings,
         overrode=overrode,
         pending_review=pending,
     )

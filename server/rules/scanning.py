@@ -117,6 +117,7 @@ def _gather(tx: Tx, req: ScanRequest, credit_code: str, got: rows.ScanFacts, pol
             InspectionRef(inspection_id=p.inspection_id, credit_code=credit_code, agency_id=p.agency_id, field=p.field, started_ms=p.joined_ms, ended_ms=p.ended_ms) for p in recent
         ],
         inspections_this_year=counts.year,
+        fruitless_this_year=counts.fruitless,
         last_day=counts.day,
         last_week=counts.week,
         last_month=counts.month,

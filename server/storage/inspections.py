@@ -40,6 +40,7 @@ class InspectionCounts(msgspec.Struct, frozen=True):
     week: int
     month: int
     year: int
+    fruitless: int  # of those since ``year``, ended with nothing found (every part's result no_violation)
 
 
 class ScanRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,12 +143,15 @@ _SCAN_FACTS = sql(f"""
     SELECT o.officer_id, o.agency_id, o.credential_no, o.fields, o.valid_from_ms, o.valid_to_ms, o.revoked_ms, o.name,
            e.credit_code, e.name, e.risk, e.credit, e.region,
            nd.listed, nd.basis, nd.valid_to_ms,
-           c.n_day, c.n_week, c.n_month, c.n_year,
+           c.n_day, c.n_week, c.n_month, c.n_year, c.n_fruitless,
            {", ".join("s." + c for c in ScanRow.__struct_fields__)}
     FROM (
         SELECT count(CASE WHEN opened_ms >= :day THEN 1 END) AS n_day, count(CASE WHEN opened_ms >= :week THEN 1 END) AS n_week,
-               count(CASE WHEN opened_ms >= :month THEN 1 END) AS n_month, count(CASE WHEN opened_ms >= :year THEN 1 END) AS n_year
-        FROM inspections WHERE credit_code = :credit_code AND opened_ms >= least(:month, :year)
+               count(CASE WHEN opened_ms >= :month THEN 1 END) AS n_month, count(CASE WHEN opened_ms >= :year THEN 1 END) AS n_year,
+               count(CASE WHEN opened_ms >= :year AND status = 'ended' AND NOT EXISTS (
+                   SELECT 1 FROM inspection_parts p WHERE p.inspection_id = i.inspection_id AND (p.result IS NULL OR p.result <> 'no_violation')
+               ) THEN 1 END) AS n_fruitless
+        FROM inspections i WHERE credit_code = :credit_code AND opened_ms >= least(:month, :year)
     ) c
     LEFT JOIN scans s ON s.scan_id = :scan_id
     LEFT JOIN officers o ON o.officer_id = :officer_id
@@ -194,11 +198,11 @@ def scan_facts(tx: Tx, scan_id: str, officer_id: str, credit_code: str, now_ms: 
     r = tx.one(_SCAN_FACTS, scan_id=scan_id, officer_id=officer_id, credit_code=credit_code, now_ms=now_ms, day=day, week=week, month=month, year=year)
     assert r is not None  # the aggregate always has a row
     return ScanFacts(
-        recorded=None if r[20] is None else ScanRow(**dict(zip(ScanRow.__struct_fields__, r[20:], strict=True))),
+        recorded=None if r[21] is None else ScanRow(**dict(zip(ScanRow.__struct_fields__, r[21:], strict=True))),
         credential=None if r[0] is None else r[0:8],  # type: ignore[arg-type]
         enterprise=None if r[8] is None else r[8:13],  # type: ignore[arg-type]
         no_disturb=None if r[13] is None else (r[14], r[15]),
-        counts=InspectionCounts(*r[16:20]),
+        counts=InspectionCounts(*r[16:21]),
     )
 
 

@@ -467,3 +467,25 @@ def test_policy_errors_name_the_file_and_the_key(tmp_path: Path, old: str, new: 
 def test_a_missing_policy_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_toml(tmp_path / "nope.toml", Policy)
+
+
+# --------------------------------------------------------------------------- low-yield inspections
+
+
+def test_low_yield_warns_by_default_and_refuses_when_the_policy_says_so() -> None:
+    from protocol.decision import LowYieldPolicy
+
+    below = decide(facts(fruitless_this_year=2), POLICY)
+    assert below.outcome == "allowed" and "low_yield" not in [w.code for w in below.warnings]
+    warned = decide(facts(fruitless_this_year=3), POLICY)
+    assert warned.outcome == "allowed" and [w.code for w in warned.warnings][-1] == "low_yield" and "3 次均未发现问题" in warned.warnings[-1].message_zh
+    strict = Policy(**{**{f: getattr(POLICY, f) for f in POLICY.__struct_fields__}, "low_yield": LowYieldPolicy(after=3, refuse=True)})
+    refused = decide(facts(fruitless_this_year=4), strict)
+    assert (refused.outcome, refused.code) == ("refused", "low_yield") and "4 次" in refused.message_zh and "4 times" in refused.message_en
+    excused = decide(facts(fruitless_this_year=4, exception=COMPLAINT, exception_ok=True), strict)
+    assert excused.outcome == "allowed" and excused.exception_used and excused.overrode == ["low_yield"]
+    assert decide(facts(fruitless_this_year=9), Policy(**{**{f: getattr(POLICY, f) for f in POLICY.__struct_fields__}, "low_yield": LowYieldPolicy(after=10)})).warnings == []
+
+
+def test_low_yield_is_never_sent_to_devices() -> None:
+    assert "low_yield" not in msgspec.structs.asdict(POLICY.for_devices())

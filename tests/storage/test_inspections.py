@@ -70,7 +70,7 @@ def test_the_registers_as_a_decision_reads_them(seeded: Storage) -> None:
         assert _facts(tx, GOOD, now_ms=NOW_MS - 31 * DAY_MS).no_disturb is None  # not yet listed then
         assert _facts(tx, PLAIN).no_disturb is None
         nobody = _facts(tx, UNREGISTERED, "NOBODY")  # nothing registered: the counts' row still comes back
-        assert (nobody.credential, nobody.enterprise, nobody.no_disturb, nobody.counts) == (None, None, None, rows.InspectionCounts(0, 0, 0, 0))
+        assert (nobody.credential, nobody.enterprise, nobody.no_disturb, nobody.counts) == (None, None, None, rows.InspectionCounts(0, 0, 0, 0, 0))
         assert rows.names(tx) == {"SAMR": "市场监管局", "FIRE": "消防救援支队", "food": "食品安全", "fire": "消防安全"}
         assert (rows.device_agency(tx, "QT-1"), rows.device_agency(tx, "QT-2")) == ("FIRE", None)
         assert rows.enterprise_card(tx, PLAIN) == (PLAIN, "海淀某餐饮公司", "", "110108", "medium", "B")
@@ -127,8 +127,8 @@ def test_recent_parts_newest_first_and_counts_since_each_instant(seeded: Storage
         long_year = _facts(tx, PLAIN).counts
     assert [(p.inspection_id, p.agency_id, p.ended_ms is not None) for p in recent] == [("i0", "SAMR", False), ("i1", "FIRE", True), ("i1", "SAMR", False), ("i2", "SAMR", False)]
     assert [o.inspection_id for o in under_way] == ["i0"]  # the one statement keeps the two lists apart
-    assert counts == rows.InspectionCounts(day=1, week=2, month=3, year=3)
-    assert none == rows.InspectionCounts(0, 0, 0, 0)
+    assert counts == rows.InspectionCounts(day=1, week=2, month=3, year=3, fruitless=0)
+    assert none == rows.InspectionCounts(0, 0, 0, 0, 0)
     assert long_year.year == 4 and all(isinstance(v, int) for v in (counts.day, counts.week, counts.month, counts.year))
 
 
@@ -270,3 +270,26 @@ def test_the_projectors_rows(seeded: Storage) -> None:
         assert tx.all(sql("SELECT event_id, integrity, integrity_ms, ended_ms FROM media")) == [("m1", "modified", NOW_MS + 5, None)]
         assert tx.scalar(sql("SELECT last_status_json FROM device_state WHERE device_id = 'BR-1'")) == '{"battery": 80}'
         assert projection.scan_who(tx, "s1") == ("OFF-SAMR-1", PLAIN) and projection.scan_who(tx, "s9") == (None, None)
+
+
+def test_inspections_that_found_nothing_are_counted_for_the_low_yield_rule(seeded: Storage) -> None:
+    """Ended in the year with every part's result no_violation; one under way, one with a finding, one with a part
+    still open, and one before the year do not count."""
+    results = {"f1": ["no_violation"], "f2": ["no_violation", "no_violation"], "found": ["no_violation", "rectification_ordered"], "open": None, "half": ["no_violation", None]}
+    for n, (iid, parts) in enumerate(results.items()):
+        _open(seeded, iid, PLAIN, "SAMR", NOW_MS - (n + 1) * DAY_MS)
+        with seeded.writing() as tx:
+            if parts and len(parts) > 1:
+                rows.add_part(tx, rows.Part(inspection_id=iid, officer_id="OFF-FIRE-1", agency_id="FIRE", field="fire", matter="", scan_id=None, device_id=None, joined_ms=NOW_MS - (n + 1) * DAY_MS))
+            for officer, result in zip(("OFF-SAMR-1", "OFF-FIRE-1"), parts or [], strict=False):
+                if result is not None:
+                    rows.end_part(tx, iid, officer, result, "", NOW_MS - n * DAY_MS)
+            if parts and None not in parts:
+                rows.end_inspection(tx, iid, NOW_MS - n * DAY_MS)
+    _open(seeded, "old", PLAIN, "SAMR", NOW_MS - 400 * DAY_MS)
+    with seeded.writing() as tx:
+        rows.end_part(tx, "old", "OFF-SAMR-1", "no_violation", "", NOW_MS - 399 * DAY_MS)
+        rows.end_inspection(tx, "old", NOW_MS - 399 * DAY_MS)
+    with seeded.reading() as tx:
+        counts = _facts(tx, PLAIN).counts
+    assert (counts.year, counts.fruitless) == (5, 2)
