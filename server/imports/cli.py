@@ -60,6 +60,8 @@ def run_import(args: argparse.Namespace) -> int:
         return 1
     noun = "closed" if args.kind == "no-disturb" else "updated"
     extra = f" ({result.updated} existing {noun})" if args.replace else ""
+    if args.kind == "hotline" and not args.replace and result.updated:
+        extra = f" ({result.updated} already imported, kept as they were)"
     if result.dry_run:
         print(f"{name}: {result.rows} {args.kind} rows are valid{extra}; nothing written (dry run)")
     else:

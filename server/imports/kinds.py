@@ -338,9 +338,10 @@ class Hotline(Register):
         return hotline.count_stored(tx)
 
     def write(self, tx: Tx, replace: bool, now_ms: int, staged: int) -> int:
-        updated = hotline.count_stored(tx) if replace else 0
+        """Returns the tickets already stored: updated with ``replace``, else kept as they were."""
+        stored = hotline.count_stored(tx)
         hotline.write_staged(tx, now_ms, replace=replace)
-        return updated
+        return stored
 
 
 REGISTERS: dict[str, type[Register]] = {

@@ -37,7 +37,8 @@ class ImportResult:
     source: str
     #: Rows imported (in a dry run: rows that would be); 0 when the file was rejected.
     rows: int
-    #: Existing rows updated (--replace); for no-disturb, open entries closed.
+    #: Existing rows updated (--replace); for no-disturb, open entries closed; for hotline tickets without --replace,
+    #: those already stored and kept as they were.
     updated: int
     #: (line, reason) of bad rows in line order, the header being line 1; at most MAX_KEPT_ERRORS.
     errors: list[tuple[int, str]]

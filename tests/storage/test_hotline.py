@@ -113,7 +113,7 @@ def test_a_replayed_import_changes_nothing_and_replace_updates(city: str, tmp_pa
     with dbmod.reading(city) as tx:
         before = tx.all(_TICKETS)
     again = import_csv(city, "hotline", write(tmp_path, "again.csv", TICKETS), progress=False)
-    assert (again.ok, again.error_count) == (True, 0)
+    assert (again.ok, again.error_count, again.updated) == (True, 0, 7)
     changed = TICKETS.replace("后厨卫生差", "改过的文字")
     assert import_csv(city, "hotline", write(tmp_path, "changed.csv", changed), progress=False).ok
     with dbmod.reading(city) as tx:
@@ -165,3 +165,5 @@ def test_the_cli_names_file_and_line(city: str, tmp_path: Path, capsys: pytest.C
     good = write(tmp_path, "good.csv", f"ticket_id,time,credit_code,category,text\nX,2025-01-01,{A},food,t\n")
     assert run_import(parser.parse_args(["import", "hotline", str(good), "--db", city, "--no-progress"])) == 0
     assert capsys.readouterr().out == f"{good}: imported 1 hotline rows\n"
+    assert run_import(parser.parse_args(["import", "hotline", str(good), "--db", city, "--no-progress"])) == 0
+    assert capsys.readouterr().out == f"{good}: imported 1 hotline rows (1 already imported, kept as they were)\n"
