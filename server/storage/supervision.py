@@ -137,6 +137,10 @@ _AGENCY = sql("SELECT 1 FROM agencies WHERE agency_id = :id")
 _ENTERPRISE = sql("SELECT 1 FROM enterprises WHERE credit_code = :id")
 _ALERT = sql("SELECT agency_id, credit_code FROM alerts WHERE id = :id")
 _INSPECTIONS = sql("SELECT inspection_id FROM inspections WHERE inspection_id IN (:ids)")
+_FAILED_REVIEW = sql("""
+    SELECT d.agency_id FROM sample_items s JOIN decisions d ON d.decision_id = s.decision_id
+    WHERE s.sample_id = :sample_id AND s.decision_id = :decision_id AND s.result = 'fail'
+""")
 
 
 def agency_exists(tx: Tx, agency_id: str) -> bool:
@@ -229,3 +233,8 @@ def letters_of_monitor(tx: Tx, username: str, *, finding_id: str | None, status:
 def role_of(tx: Tx, username: str) -> str | None:
     """A user's role (None: no such user)."""
     return tx.scalar(_ROLE, username=username)
+
+
+def failed_review_agency(tx: Tx, sample_id: str, decision_id: str) -> str | None:
+    """The agency of a decision whose case-file review (案卷评查) failed; None if there is no such failed review."""
+    return tx.scalar(_FAILED_REVIEW, sample_id=sample_id, decision_id=decision_id)

@@ -120,6 +120,7 @@ class FindingView(msgspec.Struct, kw_only=True):
     closed_ms: int | None
     close_note: str | None
     steps: list[Step] = []
+    refs_in_log: dict[str, int] = {}  # of ``refs``, the events and records in the evidence log: id -> log index (their proofs: /api/v1/evidence/proof/{id})
     letters: list[LetterView] = []  # the letters issued on it (their own steps: GET the letter)
     monitors: list[str] = []  # the outside supervisors assigned to it
 
@@ -215,6 +216,13 @@ def open_finding(tx: Tx, data: FindingIn, principal: Principal, now_ms: int) -> 
             raise NotFound(f"没有这条告警：{data.source_ref} / no such alert {data.source_ref}")
         if alert[0] is not None and alert[0] != data.agency_id:
             raise Invalid(f"该告警属于另一执法机关（{alert[0]}）/ the alert concerns another agency ({alert[0]})")
+    if data.source == "case_review":
+        sample_id, _, decision_id = (data.source_ref or "").partition("/")
+        agency = rows.failed_review_agency(tx, sample_id, decision_id) if decision_id else None
+        if agency is None:
+            raise Invalid(f"案卷评查来源须为未通过的评查：抽样编号/决定编号 / a finding from a case-file review names a failed review as <sample id>/<decision id>, got {data.source_ref!r}")
+        if agency != data.agency_id:
+            raise Invalid(f"该评查的决定属于另一执法机关（{agency}）/ the reviewed decision is another agency's ({agency})")
     refs = list(dict.fromkeys(data.refs))
     known = rows.known_inspections(tx, refs) | set(indexes_of(tx, refs))
     unknown = [r for r in refs if r not in known]
@@ -241,6 +249,7 @@ def get_finding(tx: Tx, finding_id: str, principal: Principal) -> FindingView:
     view = _finding_view(tx, row, steps=True)
     _may_see(tx, principal, view.agency_id, finding_id, "监督事项", finding_id)
     view.monitors = rows.monitors(tx, finding_id)
+    view.refs_in_log = indexes_of(tx, view.refs)
     view.letters = [_letter_view(tx, r, steps=False) for r in reversed(rows.letters(tx, agency_id=None, finding_id=finding_id, status=None, limit=1000))]
     return view
 

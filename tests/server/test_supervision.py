@@ -222,3 +222,21 @@ def test_an_outside_supervisor_reads_what_is_assigned_and_only_remarks(api: Api,
         assert r.status_code == 403, r.text
     page = lawyer.get("/supervision").text
     assert "指派给您的监督事项" in page and 'data-act="remark"' in page and 'data-act="opinion"' not in page and "新建监督事项" not in page
+
+
+def test_a_failed_case_file_review_opens_a_finding_and_refs_carry_their_log_index(api: Api, seeded_url: str) -> None:
+    from server.evidence.records import append_record
+
+    decision = api.post("/api/v1/decisions", json={"decision_id": "D-1", "agency_id": "SAMR", "kind": "penalty", "decided_on": "2026-11-02"})
+    assert decision.status_code == 201, decision.text
+    with storage_for(seeded_url).writing() as tx:
+        tx.run(sql("INSERT INTO samples(sample_id, agency_id, period, seed, drawn_ms, population) VALUES ('S-1', 'SAMR', '2026-11', 'seed', 1, 1)"))
+        tx.run(sql("INSERT INTO sample_items(sample_id, decision_id, result) VALUES ('S-1', 'D-1', 'fail')"))
+        rec, index = append_record(tx, kind="finding.evidence", subject="test:1", actor="sup", content={}, now_ms=1)
+    body = {"agency_id": "SAMR", "reason": "案卷评查未通过", "source": "case_review"}
+    for ref, needle in (("S-1", "sample id"), ("S-1/D-2", "sample id"), ("S-9/D-1", "sample id")):
+        r = api.post(f"{SUP}/findings", json={**body, "source_ref": ref})
+        assert r.status_code == 400 and needle in r.text, r.text
+    assert api.post(f"{SUP}/findings", json={**body, "agency_id": "FIRE", "source_ref": "S-1/D-1"}).status_code == 400  # another agency's decision
+    made = api.post(f"{SUP}/findings", json={**body, "source_ref": "S-1/D-1", "refs": [rec.record_id]}).json()
+    assert made["source"] == "case_review" and made["refs_in_log"] == {rec.record_id: index}
