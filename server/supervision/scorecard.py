@@ -27,6 +27,10 @@ CST calendar day); the letters counted are those issued in the period that were 
 Weights: issue 14 wanted them in the policy file, but that Policy (protocol/decision.py) is strict and shipped to the
 devices, so they are :data:`DEFAULT_WEIGHTS` here, overridable on the server with a TOML file named by the environment
 variable ``FE_SCORECARD_WEIGHTS`` (``[weights]`` with the keys of :data:`INDICATORS`; see :func:`load_weights`).
+
+Cost: :func:`server.console.stats.summary` per agency for both periods, whose recording coverage is a few queries per
+ended inspection: O(agencies × inspections ended in the two periods) queries, fine for tens of agencies and a few
+thousand inspections a period (the period is capped at 366 days, as the reports').
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ from typing import Any
 import msgspec
 
 from server.console.stats import check_period, cst_day, summary
-from server.errors import Invalid
 from server.jobs.disclosure import cst_date
 from server.storage import scorecard as stored
 from server.storage.engine import Tx
@@ -73,8 +76,8 @@ WEIGHTS_ENV = "FE_SCORECARD_WEIGHTS"
 DAY_MS = 86_400_000
 
 
-class WeightsError(Invalid):
-    """A weights file that cannot be used."""
+class WeightsError(RuntimeError):
+    """A weights file that cannot be used: the server's configuration, not the request, is wrong (so a 500, logged)."""
 
 
 class Indicator(msgspec.Struct, kw_only=True):
