@@ -63,6 +63,15 @@ class LowYieldPolicy(_Strict, kw_only=True):
     refuse: bool = False
 
 
+class HotlinePolicy(_Strict, kw_only=True):
+    """The 12345 hotline joined with inspections (server/supervision/hotline.py): a ticket not followed by an
+    inspection within ``within_days`` working days is flagged, and so is one about an enterprise inspected within
+    ``window_days`` calendar days before it. Server only."""
+
+    within_days: Annotated[int, Meta(ge=1, le=60)] = 10
+    window_days: Annotated[int, Meta(ge=1, le=366)] = 30
+
+
 class ExceptionPolicy(_Strict, kw_only=True):
     """What becomes of a stated exception whose reference matches nothing registered."""
 
@@ -90,6 +99,7 @@ class Policy(_Strict, kw_only=True):
     online_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 3.0
     exceptions: ExceptionPolicy = ExceptionPolicy()
     low_yield: LowYieldPolicy = LowYieldPolicy()
+    hotline: HotlinePolicy = HotlinePolicy()
     # An ended inspection is checked for full-process recording this long after its end, so that
     # recordings a device reports late (it finishes the file, or was offline) still count.
     recording_grace_minutes: Annotated[float, Meta(ge=0, le=1440)] = 10.0

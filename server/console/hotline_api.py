@@ -33,21 +33,25 @@ class HotlineController(Controller):
         state: State,
         principal: CurrentPrincipal,
         kind: Annotated[Literal["no_inspection", "complained_again"] | None, QueryParameter()] = None,
-        within_days: Annotated[int, QueryParameter(ge=1, le=hotline.MAX_WITHIN_DAYS)] = hotline.DEFAULT_WITHIN_DAYS,
-        window_days: Annotated[int, QueryParameter(ge=1, le=hotline.MAX_WINDOW_DAYS)] = hotline.DEFAULT_WINDOW_DAYS,
+        within_days: Annotated[int | None, QueryParameter(ge=1, le=hotline.MAX_WITHIN_DAYS, description="default: the policy's [hotline] within_days")] = None,
+        window_days: Annotated[int | None, QueryParameter(ge=1, le=hotline.MAX_WINDOW_DAYS, description="default: the policy's [hotline] window_days")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[HotlineFlag]:
         """Flagged tickets by time: no inspection within ``within_days`` working days, or inspected within
         ``window_days`` before and complained about again. A supervisor sees all, an agency's administrator those
         addressed to their agency."""
         with dbmod.reading(state.settings.db) as tx:
-            return hotline.visible_flags(tx, principal, int(time.time() * 1000), within_days=within_days, window_days=window_days, kind=kind, limit=limit)
+            policy = state.policy.hotline
+            return hotline.visible_flags(
+                tx, principal, int(time.time() * 1000), within_days=within_days or policy.within_days, window_days=window_days or policy.window_days,
+                kind=kind, limit=limit,
+            )  # fmt: skip
 
     @post("/{ticket_id:str}/finding", sync_to_thread=True, status_code=201, guards=[supervisors], responses=answers(NotFound, Conflict, Invalid))
     def open_finding(self, state: State, ticket_id: TicketPath, data: JSONBody[FlagFindingIn], principal: CurrentPrincipal) -> FindingView:
         """Open a finding from a flagged ticket, once (source hotline, the ticket as its reference)."""
         with dbmod.writing(state.settings.db) as tx:
-            return hotline.open_finding(tx, ticket_id, data, principal, int(time.time() * 1000))
+            return hotline.open_finding(tx, ticket_id, data, principal, int(time.time() * 1000), state.policy.hotline)
 
 
 ROUTES = [HotlineController]

@@ -9,9 +9,8 @@ two flags, each of which can open a finding (source "hotline", source_ref the ti
 * ``complained_again`` (检查后仍被投诉): the enterprise was inspected within the window (calendar days) before the
   ticket, and is complained about all the same; addressed to the agency that led the latest of those inspections.
 
-The window and N are not in server/policy.toml: that file is the scan decision's Policy, decoded strictly and shipped
-to devices, and has no place for server-only settings. They are options of the API (``window_days``,
-``within_days``) with these defaults.
+The window and N are the policy file's (``[hotline]`` in server/policy.toml, server only); the API takes either as an
+option to look with other numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from protocol.decision import HotlinePolicy
 from server.console.auth import Principal
 from server.errors import Conflict, Invalid, NotFound
 from server.jobs.disclosure import cst_date
@@ -29,9 +29,10 @@ from server.storage import hotline as rows
 from server.storage.engine import Tx
 from server.supervision import workflow
 
-#: Working days within which a ticket should be followed by an inspection; calendar days an inspection is recent.
-DEFAULT_WITHIN_DAYS = 10
-DEFAULT_WINDOW_DAYS = 30
+#: Working days within which a ticket should be followed by an inspection; calendar days an inspection is recent
+#: (the policy file's [hotline] gives the numbers the server uses; these are the defaults of the functions below).
+DEFAULT_WITHIN_DAYS = HotlinePolicy().within_days
+DEFAULT_WINDOW_DAYS = HotlinePolicy().window_days
 MAX_WITHIN_DAYS = 60
 MAX_WINDOW_DAYS = 366
 DAY_MS = 86_400_000
@@ -78,8 +79,8 @@ class FlagFindingIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     agency_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)] | None = None
-    within_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_WITHIN_DAYS)] = DEFAULT_WITHIN_DAYS
-    window_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_WINDOW_DAYS)] = DEFAULT_WINDOW_DAYS
+    within_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_WITHIN_DAYS)] | None = None  # default: the policy's
+    window_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_WINDOW_DAYS)] | None = None
 
 
 def _day_end_ms(day: dt.date) -> int:
@@ -140,7 +141,9 @@ def visible_flags(tx: Tx, principal: Principal, now_ms: int, *, within_days: int
     return found[:limit]
 
 
-def open_finding(tx: Tx, ticket_id: str, data: FlagFindingIn, principal: Principal, now_ms: int) -> workflow.FindingView:
+def open_finding(
+    tx: Tx, ticket_id: str, data: FlagFindingIn, principal: Principal, now_ms: int, policy: HotlinePolicy = HotlinePolicy()
+) -> workflow.FindingView:
     """Open a finding from a flagged ticket (supervisors), once: a ticket that opened one is refused (Conflict), a
     ticket without a flag is not found. The finding names the ticket's enterprise and the inspections concerned."""
     tx.lock(f"hotline-ticket:{ticket_id}")
@@ -149,7 +152,9 @@ def open_finding(tx: Tx, ticket_id: str, data: FlagFindingIn, principal: Princip
         raise NotFound(f"没有这张工单：{ticket_id} / no such ticket {ticket_id}")
     if finding_id is not None:
         raise Conflict(f"该工单已立为监督事项 {finding_id} / the ticket already opened finding {finding_id}")
-    found = flags(tx, now_ms, within_days=data.within_days, window_days=data.window_days, ticket_id=ticket_id)
+    found = flags(
+        tx, now_ms, within_days=data.within_days or policy.within_days, window_days=data.window_days or policy.window_days, ticket_id=ticket_id,
+    )  # fmt: skip
     if not found:
         raise NotFound(f"该工单没有需要监督的情形：{ticket_id} / ticket {ticket_id} is not flagged")
     agency = data.agency_id or next((f.agency_id for f in found if f.agency_id), None)
