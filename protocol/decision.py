@@ -72,6 +72,13 @@ class HotlinePolicy(_Strict, kw_only=True):
     window_days: Annotated[int, Meta(ge=1, le=366)] = 30
 
 
+class ScorecardPolicy(_Strict, kw_only=True):
+    """The agency scorecard's weights (server/supervision/scorecard.py names the indicators and their defaults; a
+    weight given here replaces that indicator's default). Server only."""
+
+    weights: dict[str, float] = {}  # each 0..1000, checked with the indicator's name by the server
+
+
 class ExceptionPolicy(_Strict, kw_only=True):
     """What becomes of a stated exception whose reference matches nothing registered."""
 
@@ -100,6 +107,7 @@ class Policy(_Strict, kw_only=True):
     exceptions: ExceptionPolicy = ExceptionPolicy()
     low_yield: LowYieldPolicy = LowYieldPolicy()
     hotline: HotlinePolicy = HotlinePolicy()
+    scorecard: ScorecardPolicy = ScorecardPolicy()
     # An ended inspection is checked for full-process recording this long after its end, so that
     # recordings a device reports late (it finishes the file, or was offline) still count.
     recording_grace_minutes: Annotated[float, Meta(ge=0, le=1440)] = 10.0

@@ -21,7 +21,7 @@ from litestar.exceptions import HTTPException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.static_files import create_static_files_router
 
-from protocol.config import load_toml
+from protocol.config import ConfigError, load_toml
 from protocol.decision import Policy
 from server import db
 from server.console import api, auth_api, dashboard_api, enterprise_api, evidence_api, exception_api, hotline_api, inspect_api, jobs_api, pages, ratings_api, scorecard_api, supervision_api, supervision_page, users_api
@@ -37,6 +37,7 @@ from server.evidence.keys import load_or_create_server_key
 from server.ingest.metrics import IngestMetrics
 from server.plugins import IngestPlugin, SchedulerPlugin, StoragePlugin
 from server.settings import ServerSettings
+from server.supervision.scorecard import WeightsError, weights_from
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,10 @@ def create_app(settings: ServerSettings) -> Litestar:
     key = prepare(settings)
     metrics = IngestMetrics()
     policy = load_toml(settings.policy_file, Policy)
+    try:  # the scorecard's weights name indicators the server knows (a wrong key stops the start, naming file and key)
+        weights_from(policy.scorecard.weights, str(settings.policy_file))
+    except WeightsError as e:
+        raise ConfigError(str(e)) from None
     role = settings.role
     plugins: list[InitPluginProtocol] = [StoragePlugin(settings)]
     if role.runs_ingest and settings.mqtt_enabled:

@@ -101,7 +101,7 @@ def preset_period(preset: str, today: dt.date) -> tuple[str, str]:
 def build(state: State, p: Principal, period: Period, agency_id: str | None) -> Scorecard:
     """The scorecard as ``p`` may see it."""
     details_for = "*" if p.role == "supervisor" else (p.agency_id or "")
-    weights = card.configured_weights()
+    weights = card.weights_from(state.policy.scorecard.weights)
     with dbmod.reading(state.settings.db) as tx:
         rows = card.scorecard(tx, period.from_ms, period.to_ms, agency_id, weights=weights, now_ms=int(time.time() * 1000), details_for=details_for)
     prev_from, prev_to = card.previous_period(period.from_ms, period.to_ms)

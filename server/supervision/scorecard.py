@@ -24,9 +24,8 @@ inspection, scan or decision) has no total and no rank. Ranks are by total, high
 A letter is rectified on time when it was accepted and the agency's (last) report came on or before its deadline (a
 CST calendar day); the letters counted are those issued in the period that were accepted or whose deadline has passed.
 
-Weights: issue 14 wanted them in the policy file, but that Policy (protocol/decision.py) is strict and shipped to the
-devices, so they are :data:`DEFAULT_WEIGHTS` here, overridable on the server with a TOML file named by the environment
-variable ``FE_SCORECARD_WEIGHTS`` (``[weights]`` with the keys of :data:`INDICATORS`; see :func:`load_weights`).
+Weights: :data:`DEFAULT_WEIGHTS`, each of which the policy file may replace (``[scorecard.weights]`` in
+server/policy.toml, server only; :func:`weights_from` checks the keys and that not all are zero).
 
 Cost: :func:`server.console.stats.summary` per agency for both periods, whose recording coverage is a few queries per
 ended inspection: O(agencies × inspections ended in the two periods) queries, fine for tens of agencies and a few
@@ -36,11 +35,7 @@ thousand inspections a period (the period is capped at 366 days, as the reports'
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tomllib
 from collections.abc import Mapping
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -71,13 +66,11 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "disclosure_on_time": 15, "case_file_pass": 15, "findings": 5, "letters": 0, "letters_on_time": 10,
     "participation": 5, "ratings": 5,
 }  # fmt: skip
-#: The environment variable naming a TOML file of weights.
-WEIGHTS_ENV = "FE_SCORECARD_WEIGHTS"
 DAY_MS = 86_400_000
 
 
-class WeightsError(RuntimeError):
-    """A weights file that cannot be used: the server's configuration, not the request, is wrong (so a 500, logged)."""
+class WeightsError(ValueError):
+    """Weights that cannot be used: the server's policy file is wrong (checked when the server starts)."""
 
 
 class Indicator(msgspec.Struct, kw_only=True):
@@ -106,44 +99,18 @@ class AgencyScore(msgspec.Struct, kw_only=True):
     indicators: list[Indicator] | None
 
 
-def load_weights(path: str | Path) -> dict[str, float]:
-    """Weights from a TOML file: ``[weights]`` with some of the keys of INDICATORS (the others keep their default);
-    each a number from 0 to 1000, not all zero. WeightsError says what is wrong."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise WeightsError(f"指标权重文件无法读取 / cannot read the weights file {path}: {e}") from e
-    given = data.get("weights")
-    if not isinstance(given, dict):
-        raise WeightsError(f"指标权重文件须有 [weights] 表 / the weights file {path} needs a [weights] table")
+def weights_from(given: dict[str, float], source: str = "server/policy.toml") -> dict[str, float]:
+    """The defaults with the policy's weights in their place; WeightsError names an unknown indicator, or all zero."""
     unknown = sorted(set(given) - set(INDICATORS))
     if unknown:
-        raise WeightsError(f"未知指标 / unknown indicators in {path}: {', '.join(unknown)}")
-    out = dict(DEFAULT_WEIGHTS)
-    for key, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1000:
-            raise WeightsError(f"权重须为 0 到 1000 的数 / weight {key} must be a number from 0 to 1000, got {value!r}")
-        out[key] = float(value)
+        raise WeightsError(f"{source}: key 'scorecard.weights': 未知指标 / unknown indicators {', '.join(unknown)} (known: {', '.join(INDICATORS)})")
+    wrong = sorted(k for k, v in given.items() if not 0 <= v <= 1000)
+    if wrong:
+        raise WeightsError(f"{source}: key 'scorecard.weights.{wrong[0]}': 权重须为 0 到 1000 的数 / a weight is a number from 0 to 1000, got {given[wrong[0]]}")
+    out = dict(DEFAULT_WEIGHTS) | {k: float(v) for k, v in given.items()}
     if not any(out.values()):
-        raise WeightsError(f"权重不能全为 0 / the weights in {path} are all zero")
+        raise WeightsError(f"{source}: key 'scorecard.weights': 权重不能全为 0 / the weights are all zero")
     return out
-
-
-@lru_cache(maxsize=4)
-def _weights_of(path: str, mtime_ns: int) -> dict[str, float]:
-    return load_weights(path)
-
-
-def configured_weights() -> dict[str, float]:
-    """The weights in force: the file named by FE_SCORECARD_WEIGHTS (read again when it changes), else the defaults."""
-    path = os.environ.get(WEIGHTS_ENV)
-    if not path:
-        return dict(DEFAULT_WEIGHTS)
-    try:
-        mtime = Path(path).stat().st_mtime_ns
-    except OSError as e:
-        raise WeightsError(f"指标权重文件无法读取 / cannot read the weights file {path}: {e}") from e
-    return dict(_weights_of(path, mtime))
 
 
 def _rate(n: int, d: int) -> float | None:

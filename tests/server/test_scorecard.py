@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from protocol.config import ConfigError
+from server.app import create_app
 from server.console.scorecard_api import period_of
+from server.settings import ServerSettings
 from server.console.stats import CST
 from server.storage.engine import sql, storage_for
 from server.supervision import scorecard as card
@@ -139,21 +142,25 @@ def test_the_figures_scores_totals_ranks_and_trend_by_hand(seeded_url: str) -> N
     assert (ratings.numerator, ratings.weight) == (2, 5)  # FIRE's rating came after the period
 
 
-def test_weights_and_the_weights_file(seeded_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_and_the_policy_files_weights(seeded_url: str, tmp_path: Path) -> None:
     seed_scorecard(seeded_url)
     only_joint = {k: 0.0 for k in card.DEFAULT_WEIGHTS} | {"joint_rate": 1.0}
     with storage_for(seeded_url).reading() as tx:
         rows = card.scorecard(tx, *_period(), now_ms=at(TODAY), weights=only_joint, agency_id="SAMR")
     assert [(r.agency_id, r.total, r.rank) for r in rows] == [("SAMR", 25.0, 2)]  # ranked among all, FIRE 50
-    f = tmp_path / "w.toml"
-    f.write_text("[weights]\njoint_rate = 30\nratings = 0\n", encoding="utf-8")
-    assert card.load_weights(f) == {**card.DEFAULT_WEIGHTS, "joint_rate": 30.0, "ratings": 0.0}
-    monkeypatch.setenv(card.WEIGHTS_ENV, str(f))
-    assert card.configured_weights()["joint_rate"] == 30.0
-    for text, words in [("[weights]\nspeed = 1\n", "speed"), ("[weights]\njoint_rate = -1\n", "joint_rate"), ("x = 1\n", "[weights]"), ("[weights\n", "cannot read")]:
-        f.write_text(text, encoding="utf-8")
-        with pytest.raises(card.WeightsError, match=words.replace("[", r"\[")):
-            card.load_weights(f)
+    assert card.weights_from({"joint_rate": 30, "ratings": 0}) == {**card.DEFAULT_WEIGHTS, "joint_rate": 30.0, "ratings": 0.0}
+    with pytest.raises(card.WeightsError, match="speed"):
+        card.weights_from({"speed": 1})
+    with pytest.raises(card.WeightsError, match="all zero"):
+        card.weights_from({k: 0 for k in card.DEFAULT_WEIGHTS})
+    policy = (Path(__file__).resolve().parents[2] / "server" / "policy.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "policy.toml"
+    bad.write_text(policy.replace("[scorecard.weights]\n", "[scorecard.weights]\nspeed = 1\n"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"policy.toml: key 'scorecard.weights'.*speed"):
+        create_app(ServerSettings(db_path=seeded_url, key_dir=tmp_path, mqtt_enabled=False, jobs_enabled=False, policy_path=bad))
+    bad.write_text(policy.replace("joint_rate = 15\n", "joint_rate = -1\n"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="joint_rate"):
+        create_app(ServerSettings(db_path=seeded_url, key_dir=tmp_path, mqtt_enabled=False, jobs_enabled=False, policy_path=bad))
 
 
 def test_the_api_as_a_supervisor_json_and_csv(api: Api, seeded_url: str) -> None:  # noqa: F811
