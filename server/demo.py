@@ -8,6 +8,7 @@ and the codes on the enterprises' doors. Nothing here is used outside the demo a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import time
@@ -60,6 +61,7 @@ def seed_demo(db_path: str | Path, devices_dir: Path, *, enterprises: int = 200,
         scenario, summary = _seed(tx, key_base, enterprises=enterprises, rng=random.Random(seed), now=int(time.time() * 1000))
     devices_dir.mkdir(parents=True, exist_ok=True)
     (devices_dir / "scenario.json").write_text(json.dumps(scenario, ensure_ascii=False, indent=1))
+    summary["hotline_tickets"] = _seed_hotline(db_path, devices_dir / "hotline-demo.csv", now=int(time.time() * 1000), enterprises=enterprises)
     return summary
 
 
@@ -136,3 +138,26 @@ def _seed_supervision(tx: Tx, codes: list[str], now: int) -> int:
                 sv.close_finding(tx, f.finding_id, "整改到位，办结。", sup, at + 2 * DAY_MS)
     sv.check_deadlines(tx, now)
     return len(cases)
+
+
+def _seed_hotline(db_path: str | Path, path: Path, *, now: int, enterprises: int) -> int:
+    """A 12345 hotline file, imported as an operator would (``fe-server import hotline``): tickets by credit code and
+    by address, some old enough that no inspection followed within the policy's working days. A second run keeps the
+    tickets already imported. Returns how many tickets the file holds."""
+    from server.imports.run import import_csv
+
+    def day(days_ago: int) -> str:
+        return dt.datetime.fromtimestamp(now / 1000 - days_ago * 86_400, dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%dT%H:%M")
+
+    rows = [
+        ("12345-DEMO-H001", day(25), _code(6), "", "food_safety", "反映后厨卫生状况差，有异味。"),
+        ("12345-DEMO-H002", day(21), _code(7), "", "work_safety", "反映仓库堆放易燃物，消防通道被占用。"),
+        ("12345-DEMO-H003", day(2), _code(8), "", "pollution", "反映夜间排放刺鼻气味。"),
+    ]
+    rows = [r for r in rows if int(r[2][10:17]) <= enterprises]
+    lines = ["ticket_id,time,credit_code,address,category,text", *(",".join(r) for r in rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = import_csv(db_path, "hotline", path, progress=False)
+    if not result.ok:
+        raise RuntimeError(f"the demo's hotline file did not import: {result}")
+    return len(rows)

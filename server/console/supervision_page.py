@@ -17,7 +17,7 @@ from server import db as dbmod
 from server.console.auth import principal_of
 from server.console.guards import MANAGERS
 from server.storage import supervision as names
-from server.supervision import workflow
+from server.supervision import hotline, workflow
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -32,7 +32,7 @@ PAGE_TEXT = {
         "return": "退回", "return_note": "退回理由", "close": "办结", "close_note": "办结意见", "cancel": "取消", "pdf": "PDF", "report_late": "（逾期报送）",
         "finding_open": "办理中", "finding_closed": "已办结", "scope_all": "全部机关", "scope_agency": "本机关收到的监督文书与事项", "done": "已完成：",
         "source_alert": "告警", "source_case_review": "案卷评查", "source_hotline": "12345 热线", "source_complaint": "投诉举报", "source_rating": "企业评价",
-        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项", "remark": "提出意见", "scope_monitor": "指派给您的监督事项",
+        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项", "remark": "提出意见", "scope_monitor": "指派给您的监督事项", "hotline": "12345 热线与检查比对", "ticket": "工单", "received": "受理时间", "due": "应检查期限", "open_from_flag": "立为监督事项",
     },
     "en": {
         "heading": "Supervision", "letters": "Supervision letters", "findings": "Findings", "letter": "Letter", "agency": "Supervised agency",
@@ -44,7 +44,7 @@ PAGE_TEXT = {
         "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "open",
         "finding_closed": "closed", "scope_all": "every agency", "scope_agency": "letters and findings addressed to your agency", "done": "Done:",
         "source_alert": "alert", "source_case_review": "case-file review", "source_hotline": "12345 hotline", "source_complaint": "complaint",
-        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you",
+        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you", "hotline": "12345 hotline against inspections", "ticket": "Ticket", "received": "Received", "due": "Inspection due by", "open_from_flag": "Open a finding",
     },
 }
 LETTER_TITLE = {"zh": workflow.KIND_ZH, "en": {"opinion": "Supervision opinion letter", "decision": "Supervision decision letter"}}
@@ -54,6 +54,12 @@ STATUS = {
 }
 #: The colour of a state: what still needs someone (warn), what went wrong (bad), what is done (ok).
 TONE = {"issued": "warn", "replied": "warn", "returned": "bad", "overdue": "bad", "accepted": "ok", "open": "warn", "closed": "ok"}
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time() * 1000)
 
 
 def _when(ms: int | None) -> str:
@@ -79,6 +85,10 @@ def supervision_page(
         agencies = names.agency_names(tx)
         enterprises = names.enterprise_names(tx, [f.credit_code for f in findings if f.credit_code])
         from_alert = names.alert_text(tx, alert) if alert is not None and p.role == "supervisor" else None
+        policy = state.policy.hotline
+        flags = [] if p.role == "monitor" else hotline.visible_flags(
+            tx, p, _now(), within_days=policy.within_days, window_days=policy.window_days, kind=None, limit=100,
+        )  # fmt: skip
     t = {**TEXT[lang], **PAGE_TEXT[lang]}
     agency = {a: (zh if lang == "zh" else en or zh) for a, zh, en in agencies}
     reasons = {f.finding_id: f.reason for f in findings}
@@ -103,10 +113,18 @@ def supervision_page(
         for f in findings
     ]  # fmt: skip
     scope = {"supervisor": t["scope_all"], "monitor": t["scope_monitor"]}.get(p.role, t["scope_agency"])
+    flag_rows: list[dict[str, Any]] = [
+        {
+            "ticket": x.ticket_id, "kind": x.kind_zh if lang == "zh" else x.kind_en, "received": _when(x.received_ms),
+            "enterprise": x.enterprise_name, "agency": (x.agency_name if lang == "zh" else x.agency_name_en or x.agency_name) or "–",
+            "text": x.text, "deadline": x.deadline or "–", "finding": x.finding_id, "can_open": p.role == "supervisor" and x.finding_id is None,
+        }
+        for x in flags
+    ]  # fmt: skip
     prefill = None
     if from_alert is not None and from_alert[0] is not None:
         prefill = {"alert": str(alert), "agency": from_alert[0], "code": from_alert[1] or "", "reason": from_alert[2] if lang == "zh" else from_alert[3]}
     return _page(
         "supervision.html", lang, p, t=t, letters=letter_rows, findings=finding_rows, agencies=sorted(agency.items(), key=lambda kv: kv[1]), scope=scope,
-        prefill=prefill,
+        prefill=prefill, flags=flag_rows,
     )

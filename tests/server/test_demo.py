@@ -20,6 +20,7 @@ COUNTS = sql(
     " (SELECT count(*) FROM complaints), (SELECT count(*) FROM fields), (SELECT count(*) FROM agencies)"
 )
 LETTERS = sql("SELECT status FROM letters ORDER BY status")
+TICKETS = sql("SELECT count(*) FROM hotline_tickets")
 
 
 def test_seed_twice(db_url: str, tmp_path: Path) -> None:
@@ -38,9 +39,10 @@ def test_seed_twice(db_url: str, tmp_path: Path) -> None:
     assert first == (24, 1, 7, len(scenario["no_disturb"][:3]), 6, 4)
     with dbmod.reading(db_url) as tx:
         assert [s for (s,) in tx.all(LETTERS)] == ["accepted", "issued", "overdue", "replied"] and summary["letters"] == 4
+        assert tx.scalar(TICKETS) == summary["hotline_tickets"] == 3 and (tmp_path / "devices" / "hotline-demo.csv").is_file()
     again = seed_demo(db_url, tmp_path / "devices", enterprises=24, key_base=key_base)
     with dbmod.reading(db_url) as tx:
-        assert tx.one(COUNTS) == first and len(tx.all(LETTERS)) == 4 and again["letters"] == 0
+        assert tx.one(COUNTS) == first and len(tx.all(LETTERS)) == 4 and again["letters"] == 0 and tx.scalar(TICKETS) == 3
 
 
 def test_postgresql_needs_a_key_folder(db_url: str, tmp_path: Path) -> None:

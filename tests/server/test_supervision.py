@@ -240,3 +240,20 @@ def test_a_failed_case_file_review_opens_a_finding_and_refs_carry_their_log_inde
     assert api.post(f"{SUP}/findings", json={**body, "agency_id": "FIRE", "source_ref": "S-1/D-1"}).status_code == 400  # another agency's decision
     made = api.post(f"{SUP}/findings", json={**body, "source_ref": "S-1/D-1", "refs": [rec.record_id]}).json()
     assert made["source"] == "case_review" and made["refs_in_log"] == {rec.record_id: index}
+
+
+def test_the_page_lists_flagged_hotline_tickets_and_opens_a_finding_from_one(api: Api, seeded_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from server.imports.run import import_csv
+
+    received = (dt.datetime.now(dt.timezone(dt.timedelta(hours=8))) - dt.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M")
+    f = tmp_path / "tickets.csv"
+    f.write_text(f"ticket_id,time,credit_code,address,category,text\n12345-T-1,{received},{PLAIN},,fire,反映消防通道被占用\n", encoding="utf-8")
+    assert import_csv(seeded_url, "hotline", f, progress=False).ok
+    page = api.get("/supervision").text
+    assert "12345-T-1" in page and "反映消防通道被占用" in page and 'data-act="from-flag"' in page and "海淀某餐饮公司" in page
+    r = api.post(f"{SUP}/hotline-flags/12345-T-1/finding", json={})
+    assert r.status_code == 201 and r.json()["source"] == "hotline", r.text
+    page = api.get("/supervision").text
+    assert 'data-act="from-flag"' not in page and r.json()["finding_id"] in page
+    fire = api.as_("admin-FIRE").get("/supervision").text
+    assert "12345-T-1" in fire and 'data-act="from-flag"' not in fire and "12345-T-1" not in api.as_("admin-SAMR").get("/supervision").text

@@ -64,6 +64,11 @@
   document.querySelector("main").addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-act]");
     if (!button) return;
+    if (button.dataset.act === "from-flag") {  // a flagged 12345 ticket: its finding says what the flag says
+      button.disabled = true;
+      if (!(await post(`${API}/hotline-flags/${encodeURIComponent(button.dataset.id)}/finding`, {}, T.open_from_flag))) button.disabled = false;
+      return;
+    }
     if (button.dataset.act === "accept") {
       button.disabled = true;  // one click, one request
       if (!(await post(`${API}/letters/${button.dataset.id}/accept`, {}, T.accept))) button.disabled = false;
