@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
@@ -16,11 +17,13 @@ from server.console.guards import MANAGERS, requires, supervisors
 from server.errors import Conflict, Invalid, NotFound, answers
 from server.storage.codes import agency_names
 from server.supervision import documents, workflow
-from server.supervision.workflow import FindingIn, FindingView, LetterIn, LetterView, MonitorIn, NoteIn, RemarkIn, ReplyIn
+from server.supervision.workflow import MAX_ATTACHMENT_BYTES, FindingIn, FindingView, LetterIn, LetterView, MonitorIn, NoteIn, RemarkIn, ReplyIn
 
 FindingPath = Annotated[str, PathParameter(description="the finding, e.g. F-2026-0001", max_length=32)]
 LetterPath = Annotated[str, PathParameter(description="the letter's id", max_length=32)]
 agency_admins = requires("agency_admin")
+#: A report's body: its text and its files in base64 (4 characters for 3 bytes), with room for the JSON around them.
+REPLY_MAX_BODY = MAX_ATTACHMENT_BYTES * 4 // 3 + 64 * 1024
 #: Who reads findings and letters: managers, and outside supervisors (those assigned to them; workflow.py checks).
 readers = requires(*MANAGERS, "monitor")
 monitors = requires("monitor")
@@ -114,11 +117,26 @@ class SupervisionController(Controller):
         body = documents.render_letter_pdf(view, names[0] if names else view.agency_id, str(request.base_url))
         return Response(body, media_type="application/pdf", headers={"Content-Disposition": documents.content_disposition(view)})
 
-    @post("/letters/{letter_id:str}/reply", sync_to_thread=True, status_code=200, guards=[agency_admins], responses=answers(NotFound, Conflict))
+    @post(
+        "/letters/{letter_id:str}/reply", sync_to_thread=True, status_code=200, guards=[agency_admins], responses=answers(NotFound, Conflict),
+        request_max_body_size=REPLY_MAX_BODY,
+    )  # fmt: skip
     def reply(self, state: State, letter_id: LetterPath, data: JSONBody[ReplyIn], principal: CurrentPrincipal) -> LetterView:
-        """The agency's rectification report (整改情况报告), by its administrators."""
+        """The agency's rectification report (整改情况报告), by its administrators, with up to 5 files (PDF, JPEG, PNG;
+        15 MB together, in base64); their SHA-256 go into the report's record in the evidence log."""
         with dbmod.writing(state.settings.db) as tx:
             return workflow.reply(tx, letter_id, data, principal, _now())
+
+    @get("/letters/{letter_id:str}/attachments/{attachment_id:str}", sync_to_thread=True, guards=[readers], responses=answers(NotFound), media_type="application/octet-stream")
+    def attachment(
+        self, state: State, letter_id: LetterPath, attachment_id: Annotated[str, PathParameter(max_length=40)], principal: CurrentPrincipal
+    ) -> Response[bytes]:
+        """One file of the letter's report, as it was uploaded (whoever may see the letter)."""
+        with dbmod.reading(state.settings.db) as tx:
+            view, data = workflow.attachment(tx, letter_id, attachment_id, principal)
+        ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in view.filename) or "attachment"
+        disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(view.filename)}"
+        return Response(content=data, media_type=view.content_type, headers={"Content-Disposition": disposition, "X-Content-SHA256": view.sha256})
 
     @post("/letters/{letter_id:str}/accept", sync_to_thread=True, status_code=200, guards=[supervisors], responses=answers(NotFound, Conflict))
     def accept(self, state: State, letter_id: LetterPath, data: JSONBody[NoteIn], principal: CurrentPrincipal) -> LetterView:

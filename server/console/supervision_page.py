@@ -32,7 +32,7 @@ PAGE_TEXT = {
         "return": "退回", "return_note": "退回理由", "close": "办结", "close_note": "办结意见", "cancel": "取消", "pdf": "PDF", "report_late": "（逾期报送）",
         "finding_open": "办理中", "finding_closed": "已办结", "scope_all": "全部机关", "scope_agency": "本机关收到的监督文书与事项", "done": "已完成：",
         "source_alert": "告警", "source_case_review": "案卷评查", "source_hotline": "12345 热线", "source_complaint": "投诉举报", "source_rating": "企业评价",
-        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项", "remark": "提出意见", "scope_monitor": "指派给您的监督事项", "hotline": "12345 热线与检查比对", "ticket": "工单", "received": "受理时间", "due": "应检查期限", "open_from_flag": "立为监督事项",
+        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项", "remark": "提出意见", "scope_monitor": "指派给您的监督事项", "hotline": "12345 热线与检查比对", "ticket": "工单", "received": "受理时间", "due": "应检查期限", "open_from_flag": "立为监督事项", "files": "附件（PDF、JPEG、PNG，最多 5 个）",
     },
     "en": {
         "heading": "Supervision", "letters": "Supervision letters", "findings": "Findings", "letter": "Letter", "agency": "Supervised agency",
@@ -44,7 +44,7 @@ PAGE_TEXT = {
         "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "open",
         "finding_closed": "closed", "scope_all": "every agency", "scope_agency": "letters and findings addressed to your agency", "done": "Done:",
         "source_alert": "alert", "source_case_review": "case-file review", "source_hotline": "12345 hotline", "source_complaint": "complaint",
-        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you", "hotline": "12345 hotline against inspections", "ticket": "Ticket", "received": "Received", "due": "Inspection due by", "open_from_flag": "Open a finding",
+        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you", "hotline": "12345 hotline against inspections", "ticket": "Ticket", "received": "Received", "due": "Inspection due by", "open_from_flag": "Open a finding", "files": "Files (PDF, JPEG, PNG; at most 5)",
     },
 }
 LETTER_TITLE = {"zh": workflow.KIND_ZH, "en": {"opinion": "Supervision opinion letter", "decision": "Supervision decision letter"}}

@@ -21,7 +21,7 @@ from server.storage.schema_jobs import (
 from server.storage.schema_hotline import hotline_tickets
 from server.storage.schema_ratings import ratings
 from server.storage.schema_records import records
-from server.storage.schema_supervision import finding_monitors, findings, letters
+from server.storage.schema_supervision import finding_monitors, findings, letter_attachments, letters
 from server.storage.schema_registers import (
     agencies, code_keys, complaints, enterprises, exception_bases, fields, issued_codes, no_disturb, officers,
     plan_targets, plans,
@@ -32,7 +32,7 @@ __all__ = [
     "clock_suspects", "code_keys", "complaints", "conflicts", "decisions", "device_clocks", "device_state", "devices",
     "draws", "enterprises", "events", "evidence_log", "exception_bases", "exception_reviews", "fields", "finding_monitors", "findings",
     "hotline_tickets",
-    "inspection_parts", "inspections", "issued_codes", "job_runs", "letters", "log_state", "media", "no_disturb", "officers",
+    "inspection_parts", "inspections", "issued_codes", "job_runs", "letter_attachments", "letters", "log_state", "media", "no_disturb", "officers",
     "plan_targets", "plans", "provisional_decisions", "ratings", "records", "rejected", "rejected_counts", "retention_removed",
     "sample_items", "samples", "scans", "sessions", "sign_in_failures", "tree_heads", "users",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, Table, UniqueConstraint
 
-from server.storage.columns import Int, Str, metadata
+from server.storage.columns import Bytes, Int, Str, metadata
 
 findings = Table(
     "findings", metadata,
@@ -24,6 +24,7 @@ findings = Table(
     Column("closed_by", Str),
     Column("closed_ms", Int),
     Column("close_note", Str),
+    Column("officer_id", Str),  # the officer a complaint about conduct concerns (a finding about their agency)
     UniqueConstraint("year", "seq"),
     Index("findings_by_agency", "agency_id", "opened_ms"),
 )
@@ -67,4 +68,21 @@ finding_monitors = Table(
     Column("assigned_by", Str, nullable=False),
     Column("assigned_ms", Int, nullable=False),
     Index("finding_monitors_by_user", "username"),
+)
+
+# The files an agency attaches to a rectification report: kept whole (they are small documents and photos), their
+# SHA-256 in the report's record in the evidence log.
+letter_attachments = Table(
+    "letter_attachments", metadata,
+    Column("attachment_id", Str, primary_key=True),
+    Column("letter_id", Str, nullable=False),
+    Column("record_id", Str, nullable=False),  # the letter.replied record that names it
+    Column("filename", Str, nullable=False),
+    Column("content_type", Str, nullable=False),
+    Column("size", Int, nullable=False),
+    Column("sha256", Str, nullable=False),
+    Column("data", Bytes, nullable=False),
+    Column("uploaded_by", Str, nullable=False),
+    Column("uploaded_ms", Int, nullable=False),
+    Index("letter_attachments_by_letter", "letter_id", "uploaded_ms"),
 )

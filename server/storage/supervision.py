@@ -9,7 +9,7 @@ from server.storage.engine import Tx, sql
 
 FINDING_COLUMNS = (
     "finding_id", "agency_id", "credit_code", "source", "source_ref", "reason", "refs", "opened_by", "opened_ms",
-    "status", "closed_by", "closed_ms", "close_note",
+    "status", "closed_by", "closed_ms", "close_note", "officer_id",
 )  # fmt: skip
 LETTER_COLUMNS = (
     "letter_id", "kind", "issuer", "year", "number", "finding_id", "agency_id", "facts", "basis", "requirements",
@@ -19,8 +19,8 @@ LETTER_COLUMNS = (
 
 _NEXT_FINDING = sql("SELECT coalesce(max(seq), 0) + 1 FROM findings WHERE year = :year")
 _INSERT_FINDING = sql("""
-    INSERT INTO findings(finding_id, year, seq, agency_id, credit_code, source, source_ref, reason, refs, opened_by, opened_ms, status)
-    VALUES (:finding_id, :year, :seq, :agency_id, :credit_code, :source, :source_ref, :reason, :refs, :opened_by, :opened_ms, 'open')
+    INSERT INTO findings(finding_id, year, seq, agency_id, credit_code, source, source_ref, reason, refs, opened_by, opened_ms, status, officer_id)
+    VALUES (:finding_id, :year, :seq, :agency_id, :credit_code, :source, :source_ref, :reason, :refs, :opened_by, :opened_ms, 'open', :officer_id)
 """)
 _FINDING = sql(f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings WHERE finding_id = :finding_id")
 _FINDINGS = sql(f"""
@@ -238,3 +238,34 @@ def role_of(tx: Tx, username: str) -> str | None:
 def failed_review_agency(tx: Tx, sample_id: str, decision_id: str) -> str | None:
     """The agency of a decision whose case-file review (案卷评查) failed; None if there is no such failed review."""
     return tx.scalar(_FAILED_REVIEW, sample_id=sample_id, decision_id=decision_id)
+
+
+# --- an officer a finding is about; the files of a report -----------------------------------------------------------
+
+_OFFICER_AGENCY = sql("SELECT agency_id FROM officers WHERE officer_id = :officer_id")
+ATTACHMENT_COLUMNS = ("attachment_id", "letter_id", "record_id", "filename", "content_type", "size", "sha256", "uploaded_by", "uploaded_ms")
+_INSERT_ATTACHMENT = sql(f"""
+    INSERT INTO letter_attachments({', '.join(ATTACHMENT_COLUMNS)}, data) VALUES ({', '.join(':' + c for c in ATTACHMENT_COLUMNS)}, :data)
+""")
+_ATTACHMENTS = sql(f"SELECT {', '.join(ATTACHMENT_COLUMNS)} FROM letter_attachments WHERE letter_id = :letter_id ORDER BY uploaded_ms, attachment_id")
+_ATTACHMENT = sql(f"SELECT {', '.join(ATTACHMENT_COLUMNS)}, data FROM letter_attachments WHERE letter_id = :letter_id AND attachment_id = :attachment_id")
+
+
+def officer_agency(tx: Tx, officer_id: str) -> str | None:
+    """The agency of a registered officer (None: no such officer)."""
+    return tx.scalar(_OFFICER_AGENCY, officer_id=officer_id)
+
+
+def insert_attachment(tx: Tx, *, data: bytes, **row: Any) -> None:
+    """One file of a report (ATTACHMENT_COLUMNS and its bytes)."""
+    tx.run(_INSERT_ATTACHMENT, {**row, "data": data})
+
+
+def attachments(tx: Tx, letter_id: str) -> list[tuple[Any, ...]]:
+    """A letter's report files (ATTACHMENT_COLUMNS, without the bytes), oldest first."""
+    return tx.all(_ATTACHMENTS, letter_id=letter_id)
+
+
+def attachment(tx: Tx, letter_id: str, attachment_id: str) -> tuple[Any, ...] | None:
+    """One file with its bytes (ATTACHMENT_COLUMNS and data)."""
+    return tx.one(_ATTACHMENT, letter_id=letter_id, attachment_id=attachment_id)

@@ -13,7 +13,10 @@ more; officers see none of it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import hashlib
 import json
 import uuid
 from typing import Annotated, Any, Literal
@@ -55,6 +58,8 @@ class FindingIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     source_ref: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     credit_code: Annotated[str, msgspec.Meta(min_length=18, max_length=18)] | None = None
     refs: Annotated[list[Ref], msgspec.Meta(max_length=MAX_REFS)] = []
+    # A complaint about an officer's conduct (投诉举报): the finding is about that officer's agency.
+    officer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class LetterIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -68,10 +73,39 @@ class LetterIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     deadline_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_DEADLINE_DAYS)] = DEFAULT_DEADLINE_DAYS
 
 
+#: What a report may attach: documents and photos, recognised by their first bytes as well as their declared type.
+ATTACHMENT_TYPES = {"application/pdf": (b"%PDF-",), "image/jpeg": (b"\xff\xd8\xff",), "image/png": (b"\x89PNG\r\n\x1a\n",)}
+MAX_ATTACHMENTS = 5
+#: The most bytes of all the files of one report together (they travel as base64 in one JSON request).
+MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024
+
+
+class AttachmentIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A file attached to a report: its name, its type and its bytes in base64."""
+
+    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    content_type: Literal["application/pdf", "image/jpeg", "image/png"]
+    data_base64: str
+
+
 class ReplyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """An agency's rectification report."""
+    """An agency's rectification report, with its files (documents, photos)."""
 
     text: Text
+    attachments: Annotated[list[AttachmentIn], msgspec.Meta(max_length=MAX_ATTACHMENTS)] = []
+
+
+class AttachmentView(msgspec.Struct, kw_only=True):
+    """A file of a report (its bytes: GET .../attachments/{attachment_id}); its SHA-256 is in the report's record."""
+
+    attachment_id: str
+    record_id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_by: str
+    uploaded_ms: int
 
 
 class MonitorIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -119,6 +153,7 @@ class FindingView(msgspec.Struct, kw_only=True):
     closed_by: str | None
     closed_ms: int | None
     close_note: str | None
+    officer_id: str | None = None
     steps: list[Step] = []
     refs_in_log: dict[str, int] = {}  # of ``refs``, the events and records in the evidence log: id -> log index (their proofs: /api/v1/evidence/proof/{id})
     letters: list[LetterView] = []  # the letters issued on it (their own steps: GET the letter)
@@ -153,6 +188,7 @@ class LetterView(msgspec.Struct, kw_only=True):
     decided_by: str | None
     decided_ms: int | None
     steps: list[Step] = []
+    attachments: list[AttachmentView] = []
 
 
 def _steps(tx: Tx, subject: str) -> list[Step]:
@@ -183,6 +219,7 @@ def _letter_view(tx: Tx, row: tuple[Any, ...], *, steps: bool) -> LetterView:
     )
     if steps:
         view.steps = _steps(tx, f"letter:{view.letter_id}")
+        view.attachments = [AttachmentView(**dict(zip(rows.ATTACHMENT_COLUMNS[:1] + rows.ATTACHMENT_COLUMNS[2:], (r[0], *r[2:]), strict=True))) for r in rows.attachments(tx, view.letter_id)]
     return view
 
 
@@ -206,6 +243,12 @@ def open_finding(tx: Tx, data: FindingIn, principal: Principal, now_ms: int) -> 
     inspection, event or record named; the same alert opens one open finding, not two (a double click)."""
     if not rows.agency_exists(tx, data.agency_id):
         raise NotFound(f"没有这个执法机关：{data.agency_id} / no such agency {data.agency_id}")
+    if data.officer_id is not None:
+        officer_agency = rows.officer_agency(tx, data.officer_id)
+        if officer_agency is None:
+            raise NotFound(f"没有这名执法人员：{data.officer_id} / no such officer {data.officer_id}")
+        if officer_agency != data.agency_id:
+            raise Invalid(f"该执法人员属于另一执法机关（{officer_agency}）/ the officer belongs to another agency ({officer_agency})")
     if data.credit_code is not None and not rows.enterprise_exists(tx, data.credit_code):
         raise NotFound(f"没有这家企业：{data.credit_code} / no such enterprise {data.credit_code}")
     if data.source == "alert":
@@ -237,6 +280,7 @@ def open_finding(tx: Tx, data: FindingIn, principal: Principal, now_ms: int) -> 
     rows.insert_finding(
         tx, finding_id=finding_id, year=year, seq=seq, agency_id=data.agency_id, credit_code=data.credit_code, source=data.source,
         source_ref=data.source_ref, reason=data.reason, refs=json.dumps(refs), opened_by=principal.username, opened_ms=now_ms,
+        officer_id=data.officer_id,
     )  # fmt: skip
     append_record(tx, kind="finding.opened", subject=f"finding:{finding_id}", actor=principal.username, content=data, now_ms=now_ms)
     return get_finding(tx, finding_id, principal)
@@ -359,8 +403,14 @@ def reply(tx: Tx, letter_id: str, data: ReplyIn, principal: Principal, now_ms: i
         raise NotFound(f"没有这份文书：{letter_id} / no such letter {letter_id}")
     if not rows.reply(tx, letter_id, data.text, principal.username, now_ms):
         raise Conflict(f"该文书当前状态为“{STATUS_ZH[view.status]}”，不能报送 / the letter is {view.status}: no report is awaited")
+    files = _checked_files(data.attachments)
     late = view.status == "overdue" or cst_date(now_ms).isoformat() > view.deadline
-    append_record(tx, kind="letter.replied", subject=f"letter:{letter_id}", actor=principal.username, content={"text": data.text, "late": late}, now_ms=now_ms)
+    named = [{"attachment_id": f"A-{uuid.uuid4().hex[:16]}", "filename": a.filename, "content_type": a.content_type, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()} for a, raw in files]
+    rec, _ = append_record(
+        tx, kind="letter.replied", subject=f"letter:{letter_id}", actor=principal.username, content={"text": data.text, "late": late, "attachments": named}, now_ms=now_ms,
+    )  # fmt: skip
+    for meta, (_, raw) in zip(named, files, strict=True):
+        rows.insert_attachment(tx, letter_id=letter_id, record_id=rec.record_id, uploaded_by=principal.username, uploaded_ms=now_ms, data=raw, **meta)
     raise_alert(
         tx, "letter_replied", now_ms,
         f"{view.agency_id} 报送了{view.title}{view.number}的整改情况{'（逾期）' if late else ''}，待审核。",
@@ -368,6 +418,33 @@ def reply(tx: Tx, letter_id: str, data: ReplyIn, principal: Principal, now_ms: i
         agency_id=view.agency_id, ref=letter_id,
     )  # fmt: skip
     return get_letter(tx, letter_id, principal)
+
+
+def _checked_files(attachments: list[AttachmentIn]) -> list[tuple[AttachmentIn, bytes]]:
+    """Each attachment's bytes: valid base64, not empty, of the type it says it is, all within MAX_ATTACHMENT_BYTES."""
+    out, total = [], 0
+    for a in attachments:
+        try:
+            raw = base64.b64decode(a.data_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid(f"附件“{a.filename}”不是有效的 base64 编码 / attachment {a.filename!r}: data_base64 is not valid base64") from None
+        if not raw or not raw.startswith(ATTACHMENT_TYPES[a.content_type]):
+            raise Invalid(f"附件“{a.filename}”的内容不是所述的 {a.content_type} / attachment {a.filename!r} is not the {a.content_type} it says it is")
+        total += len(raw)
+        if total > MAX_ATTACHMENT_BYTES:
+            raise Invalid(f"附件合计超过 {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB / the attachments exceed {MAX_ATTACHMENT_BYTES:,} bytes together")
+        out.append((a, raw))
+    return out
+
+
+def attachment(tx: Tx, letter_id: str, attachment_id: str, principal: Principal) -> tuple[AttachmentView, bytes]:
+    """One file of a letter's report, for whoever may see the letter."""
+    get_letter(tx, letter_id, principal)
+    row = rows.attachment(tx, letter_id, attachment_id)
+    if row is None:
+        raise NotFound(f"没有这个附件：{attachment_id} / no such attachment {attachment_id}")
+    view = AttachmentView(**dict(zip(rows.ATTACHMENT_COLUMNS[:1] + rows.ATTACHMENT_COLUMNS[2:], (row[0], *row[2:9]), strict=True)))
+    return view, bytes(row[9])
 
 
 def decide(tx: Tx, letter_id: str, verdict: Literal["accepted", "returned"], note: str, principal: Principal, now_ms: int) -> LetterView:

@@ -257,3 +257,59 @@ def test_the_page_lists_flagged_hotline_tickets_and_opens_a_finding_from_one(api
     assert 'data-act="from-flag"' not in page and r.json()["finding_id"] in page
     fire = api.as_("admin-FIRE").get("/supervision").text
     assert "12345-T-1" in fire and 'data-act="from-flag"' not in fire and "12345-T-1" not in api.as_("admin-SAMR").get("/supervision").text
+
+
+PDF = b"%PDF-1.4\n% a rectification report\n"
+PNG = bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 32
+
+
+def _file(name: str, kind: str, data: bytes) -> dict[str, str]:
+    import base64
+
+    return {"filename": name, "content_type": kind, "data_base64": base64.b64encode(data).decode()}
+
+
+def test_a_report_carries_its_files_whose_hashes_are_in_the_evidence_log(api: Api) -> None:
+    import hashlib
+
+    f = finding(api)
+    first = letter(api, f["finding_id"])
+    admin = api.as_("admin-SAMR")
+    body = {"text": "整改报告及现场照片见附件。", "attachments": [_file("整改报告.pdf", "application/pdf", PDF), _file("photo.png", "image/png", PNG)]}
+    r = admin.post(f"{SUP}/letters/{first['letter_id']}/reply", json=body)
+    assert r.status_code == 200, r.text
+    files = r.json()["attachments"]
+    assert [(x["filename"], x["size"], x["sha256"]) for x in files] == [("整改报告.pdf", len(PDF), hashlib.sha256(PDF).hexdigest()), ("photo.png", len(PNG), hashlib.sha256(PNG).hexdigest())]
+    step = r.json()["steps"][-1]
+    assert step["kind"] == "letter.replied" and [a["sha256"] for a in step["content"]["attachments"]] == [x["sha256"] for x in files]
+    got = api.get(f"{SUP}/letters/{first['letter_id']}/attachments/{files[0]['attachment_id']}")
+    assert got.status_code == 200 and got.content == PDF and got.headers["content-type"].startswith("application/pdf") and "filename*=UTF-8''" in got.headers["content-disposition"]
+    assert api.as_("admin-FIRE").get(f"{SUP}/letters/{first['letter_id']}/attachments/{files[0]['attachment_id']}").status_code == 404
+    assert api.as_("OFF-SAMR-1").get(f"{SUP}/letters/{first['letter_id']}/attachments/{files[0]['attachment_id']}").status_code == 403
+    assert api.get(f"{SUP}/letters/{first['letter_id']}/attachments/A-made-up").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("attachments", "needle"),
+    [
+        ([_file("x.pdf", "application/pdf", b"MZ\x90\x00 not a pdf")], "is not the application/pdf"),
+        ([{"filename": "x.pdf", "content_type": "application/pdf", "data_base64": "%%%"}], "base64"),
+        ([_file("x.exe", "application/x-msdownload", b"MZ")], "content_type"),
+        ([_file("e.pdf", "application/pdf", b"")], "is not the application/pdf"),
+        ([_file(f"{n}.pdf", "application/pdf", PDF) for n in range(6)], "attachments"),
+    ],
+)
+def test_a_bad_attachment_refuses_the_whole_report(api: Api, attachments: list[dict[str, str]], needle: str) -> None:
+    f = finding(api)
+    first = letter(api, f["finding_id"])
+    r = api.as_("admin-SAMR").post(f"{SUP}/letters/{first['letter_id']}/reply", json={"text": "报告", "attachments": attachments})
+    assert r.status_code == 400 and needle in r.text, r.text
+    assert api.get(f"{SUP}/letters/{first['letter_id']}").json()["status"] == "issued"  # nothing half-stored
+
+
+def test_a_complaint_about_an_officer_opens_a_finding_about_their_agency(api: Api) -> None:
+    made = finding(api, source="complaint", source_ref="投诉-2026-001", officer_id="OFF-SAMR-1", reason="执法人员检查时态度粗暴")
+    assert made["officer_id"] == "OFF-SAMR-1"
+    r = api.post(f"{SUP}/findings", json={"agency_id": "FIRE", "reason": "r", "source": "complaint", "officer_id": "OFF-SAMR-1"})
+    assert r.status_code == 400 and "another agency" in r.text
+    assert api.post(f"{SUP}/findings", json={"agency_id": "SAMR", "reason": "r", "officer_id": "OFF-NOBODY"}).status_code == 404

@@ -65,9 +65,13 @@ def test_from_an_alert_to_an_accepted_report_and_from_a_missed_deadline_to_a_dec
         admin.click("#supervision-link")
         admin.click("#letters button[data-act='reply']")
         admin.fill("#text", "已约谈执法人员，建立检查前查询制度。")
+        admin.set_input_files("#files", files=[{"name": "整改报告.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n% report\n"}])
         admin.click("#act-submit")
         admin.wait_for_selector("#letters td.state:has-text('已报送整改情况')")
 
+        letter_id = admin.get_attribute("#letters tr[data-letter]", "data-letter")
+        (attachment,) = [x for x in admin_ctx.request.get(f"{url}/api/v1/supervision/letters/{letter_id}").json()["attachments"]]
+        assert attachment["filename"] == "整改报告.pdf" and attachment["content_type"] == "application/pdf"
         sup.reload()
         sup.click("#letters button[data-act='accept']")
         sup.wait_for_selector("#letters td.state:has-text('整改已认可')")

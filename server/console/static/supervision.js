@@ -35,13 +35,25 @@
 
   // What each action asks for, where it goes, and what its body is.
   const ACTS = {
-    reply: {title: T.reply, caption: T.report, url: id => `${API}/letters/${id}/reply`, body: () => ({text: text.value})},
+    reply: {title: T.reply, caption: T.report, files: true, url: id => `${API}/letters/${id}/reply`, body: async () => ({text: text.value, attachments: await attached()})},
     return: {title: T.return, caption: T.return_note, url: id => `${API}/letters/${id}/return`, body: () => ({note: text.value})},
     remark: {title: T.remark, caption: T.remark, url: id => `${API}/findings/${id}/remarks`, body: () => ({text: text.value})},
     close: {title: T.close, caption: T.close_note, url: id => `${API}/findings/${id}/close`, body: () => ({note: text.value})},
     opinion: {title: T.issue_opinion, letter: true, url: id => `${API}/findings/${id}/letters`, body: () => letterBody("opinion")},
     decision: {title: T.issue_decision, letter: true, url: id => `${API}/findings/${id}/letters`, body: () => letterBody("decision")},
   };
+
+  // The report's files, as the API takes them (base64 in the JSON body).
+  async function attached() {
+    const out = [];
+    for (const file of document.getElementById("files").files) {
+      const buf = new Uint8Array(await file.arrayBuffer());
+      let s = "";
+      for (let i = 0; i < buf.length; i += 0x8000) s += String.fromCharCode.apply(null, buf.subarray(i, i + 0x8000));
+      out.push({filename: file.name, content_type: file.type, data_base64: btoa(s)});
+    }
+    return out;
+  }
 
   function letterBody(kind) {
     const v = id => document.getElementById(id).value;
@@ -54,6 +66,8 @@
     document.getElementById("act-title").textContent = `${a.title} · ${id}`;
     document.getElementById("letter-fields").hidden = !a.letter;
     document.getElementById("text-label").hidden = !!a.letter;
+    document.getElementById("files-label").hidden = !a.files;
+    document.getElementById("files").value = "";
     document.getElementById("text-caption").textContent = a.caption || "";
     submit.textContent = a.letter ? T.send : (act === "reply" ? T.submit : a.title);
     text.value = "";
@@ -83,7 +97,7 @@
     const a = ACTS[pending.act];
     submit.disabled = true;
     try {
-      if (await post(a.url(pending.id), a.body(), a.title)) card.hidden = true;
+      if (await post(a.url(pending.id), await a.body(), a.title)) card.hidden = true;
     } finally {
       submit.disabled = false;
     }
