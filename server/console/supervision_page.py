@@ -32,7 +32,7 @@ PAGE_TEXT = {
         "return": "退回", "return_note": "退回理由", "close": "办结", "close_note": "办结意见", "cancel": "取消", "pdf": "PDF", "report_late": "（逾期报送）",
         "finding_open": "办理中", "finding_closed": "已办结", "scope_all": "全部机关", "scope_agency": "本机关收到的监督文书与事项", "done": "已完成：",
         "source_alert": "告警", "source_case_review": "案卷评查", "source_hotline": "12345 热线", "source_complaint": "投诉举报", "source_rating": "企业评价",
-        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项", "remark": "提出意见", "scope_monitor": "指派给您的监督事项", "hotline": "12345 热线与检查比对", "ticket": "工单", "received": "受理时间", "due": "应检查期限", "open_from_flag": "立为监督事项", "files": "附件（PDF、JPEG、PNG，最多 5 个）",
+        "source_manual": "监督人员发现", "by": "经办", "from_alert": "由告警立项", "remark": "提出意见", "scope_monitor": "指派给您的监督事项", "hotline": "12345 热线与检查比对", "ticket": "工单", "received": "受理时间", "due": "应检查期限", "open_from_flag": "立为监督事项", "files": "附件（PDF、JPEG、PNG，最多 5 个）", "reviews": "案卷评查未通过", "review_failed": "案卷评查未通过", "case": "案卷", "notes": "评查意见",
     },
     "en": {
         "heading": "Supervision", "letters": "Supervision letters", "findings": "Findings", "letter": "Letter", "agency": "Supervised agency",
@@ -44,7 +44,7 @@ PAGE_TEXT = {
         "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "open",
         "finding_closed": "closed", "scope_all": "every agency", "scope_agency": "letters and findings addressed to your agency", "done": "Done:",
         "source_alert": "alert", "source_case_review": "case-file review", "source_hotline": "12345 hotline", "source_complaint": "complaint",
-        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you", "hotline": "12345 hotline against inspections", "ticket": "Ticket", "received": "Received", "due": "Inspection due by", "open_from_flag": "Open a finding", "files": "Files (PDF, JPEG, PNG; at most 5)",
+        "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you", "hotline": "12345 hotline against inspections", "ticket": "Ticket", "received": "Received", "due": "Inspection due by", "open_from_flag": "Open a finding", "files": "Files (PDF, JPEG, PNG; at most 5)", "reviews": "Case-file reviews failed", "review_failed": "Case-file review failed", "case": "Case file", "notes": "Review notes",
     },
 }
 LETTER_TITLE = {"zh": workflow.KIND_ZH, "en": {"opinion": "Supervision opinion letter", "decision": "Supervision decision letter"}}
@@ -85,6 +85,7 @@ def supervision_page(
         agencies = names.agency_names(tx)
         enterprises = names.enterprise_names(tx, [f.credit_code for f in findings if f.credit_code])
         from_alert = names.alert_text(tx, alert) if alert is not None and p.role == "supervisor" else None
+        reviews = [] if p.role == "monitor" else names.failed_reviews(tx, None if p.role == "supervisor" else p.agency_id, 100)
         policy = state.policy.hotline
         flags = [] if p.role == "monitor" else hotline.visible_flags(
             tx, p, _now(), within_days=policy.within_days, window_days=policy.window_days, kind=None, limit=100,
@@ -121,10 +122,19 @@ def supervision_page(
         }
         for x in flags
     ]  # fmt: skip
+    review_rows: list[dict[str, Any]] = [
+        {
+            "ref": f"{sample}/{decision}", "agency_id": agency_id, "agency": agency.get(agency_id, agency_id), "case": case_no or decision,
+            "notes": notes, "reviewed": f"{_when(reviewed_ms)} · {reviewer or '–'}", "finding": finding_id,
+            "can_open": p.role == "supervisor" and finding_id is None,
+            "reason": f"{t['review_failed']}：{case_no or decision}" + (f"（{notes}）" if notes else ""),
+        }
+        for sample, decision, agency_id, case_no, _, notes, reviewer, reviewed_ms, finding_id in reviews
+    ]  # fmt: skip
     prefill = None
     if from_alert is not None and from_alert[0] is not None:
         prefill = {"alert": str(alert), "agency": from_alert[0], "code": from_alert[1] or "", "reason": from_alert[2] if lang == "zh" else from_alert[3]}
     return _page(
         "supervision.html", lang, p, t=t, letters=letter_rows, findings=finding_rows, agencies=sorted(agency.items(), key=lambda kv: kv[1]), scope=scope,
-        prefill=prefill, flags=flag_rows,
+        prefill=prefill, flags=flag_rows, reviews=review_rows,
     )

@@ -32,7 +32,7 @@ _CLOSE_FINDING = sql("""
     UPDATE findings SET status = 'closed', closed_by = :by, closed_ms = :at, close_note = :note
     WHERE finding_id = :finding_id AND status = 'open'
 """)
-_ALERT_FINDING = sql("SELECT finding_id FROM findings WHERE source = 'alert' AND source_ref = :ref AND status = 'open'")
+_SOURCE_FINDING = sql("SELECT finding_id FROM findings WHERE source = :source AND source_ref = :ref AND status = 'open'")
 
 _NEXT_NUMBER = sql("SELECT coalesce(max(number), 0) + 1 FROM letters WHERE issuer = :issuer AND kind = :kind AND year = :year")
 _INSERT_LETTER = sql(f"""
@@ -86,9 +86,9 @@ def close_finding(tx: Tx, finding_id: str, by: str, note: str, at_ms: int) -> bo
     return bool(tx.run(_CLOSE_FINDING, finding_id=finding_id, by=by, note=note, at=at_ms).rowcount)
 
 
-def open_finding_of_alert(tx: Tx, alert_ref: str) -> str | None:
-    """The open finding opened from this alert, if any."""
-    return tx.scalar(_ALERT_FINDING, ref=alert_ref)
+def open_finding_of(tx: Tx, source: str, ref: str) -> str | None:
+    """The open finding opened from this alert, review, ..., if any."""
+    return tx.scalar(_SOURCE_FINDING, source=source, ref=ref)
 
 
 def next_letter_number(tx: Tx, issuer: str, kind: str, year: int) -> int:
@@ -269,3 +269,17 @@ def attachments(tx: Tx, letter_id: str) -> list[tuple[Any, ...]]:
 def attachment(tx: Tx, letter_id: str, attachment_id: str) -> tuple[Any, ...] | None:
     """One file with its bytes (ATTACHMENT_COLUMNS and data)."""
     return tx.one(_ATTACHMENT, letter_id=letter_id, attachment_id=attachment_id)
+
+
+_FAILED_REVIEWS = sql("""
+    SELECT s.sample_id, s.decision_id, d.agency_id, d.case_no, d.credit_code, coalesce(s.notes, ''), s.reviewer, s.reviewed_ms, f.finding_id
+    FROM sample_items s JOIN decisions d ON d.decision_id = s.decision_id
+    LEFT JOIN findings f ON f.source = 'case_review' AND f.source_ref = s.sample_id || '/' || s.decision_id
+    WHERE s.result = 'fail' AND (CAST(:agency_id AS TEXT) IS NULL OR d.agency_id = :agency_id)
+    ORDER BY s.reviewed_ms DESC, s.sample_id, s.decision_id LIMIT :limit
+""")
+
+
+def failed_reviews(tx: Tx, agency_id: str | None, limit: int) -> list[tuple[Any, ...]]:
+    """Case-file reviews that failed, newest first, with the finding opened from each (if any)."""
+    return tx.all(_FAILED_REVIEWS, agency_id=agency_id, limit=limit)

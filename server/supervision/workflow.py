@@ -273,8 +273,9 @@ def open_finding(tx: Tx, data: FindingIn, principal: Principal, now_ms: int) -> 
         raise Invalid(f"以下检查或记录不存在：{', '.join(unknown[:5])} / no inspection, event or record {', '.join(unknown[:5])}")
     year = cst_date(now_ms).year
     tx.lock(f"finding-number:{year}")
-    if data.source == "alert" and rows.open_finding_of_alert(tx, data.source_ref or "") is not None:
-        raise Conflict(f"该告警已立为监督事项 {rows.open_finding_of_alert(tx, data.source_ref or '')} / the alert already opened a finding")
+    already = rows.open_finding_of(tx, data.source, data.source_ref) if data.source in ("alert", "case_review") and data.source_ref else None
+    if already is not None:  # a double click, or a second supervisor: one open finding an alert or a review
+        raise Conflict(f"该{'告警' if data.source == 'alert' else '评查'}已立为监督事项 {already} / the {data.source.replace('_', ' ')} already opened finding {already}")
     seq = rows.next_finding_seq(tx, year)
     finding_id = f"F-{year}-{seq:04d}"
     rows.insert_finding(
@@ -405,7 +406,11 @@ def reply(tx: Tx, letter_id: str, data: ReplyIn, principal: Principal, now_ms: i
         raise Conflict(f"该文书当前状态为“{STATUS_ZH[view.status]}”，不能报送 / the letter is {view.status}: no report is awaited")
     files = _checked_files(data.attachments)
     late = view.status == "overdue" or cst_date(now_ms).isoformat() > view.deadline
-    named = [{"attachment_id": f"A-{uuid.uuid4().hex[:16]}", "filename": a.filename, "content_type": a.content_type, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()} for a, raw in files]
+    batch = uuid.uuid4().hex[:16]  # the files of one report: one prefix, then their order (ids sort as they came)
+    named = [
+        {"attachment_id": f"A-{batch}-{i}", "filename": a.filename, "content_type": a.content_type, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+        for i, (a, raw) in enumerate(files)
+    ]
     rec, _ = append_record(
         tx, kind="letter.replied", subject=f"letter:{letter_id}", actor=principal.username, content={"text": data.text, "late": late, "attachments": named}, now_ms=now_ms,
     )  # fmt: skip

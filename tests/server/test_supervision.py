@@ -238,8 +238,14 @@ def test_a_failed_case_file_review_opens_a_finding_and_refs_carry_their_log_inde
         r = api.post(f"{SUP}/findings", json={**body, "source_ref": ref})
         assert r.status_code == 400 and needle in r.text, r.text
     assert api.post(f"{SUP}/findings", json={**body, "agency_id": "FIRE", "source_ref": "S-1/D-1"}).status_code == 400  # another agency's decision
+    page = api.get("/supervision").text
+    assert 'data-act="from-review"' in page and 'data-id="S-1/D-1"' in page  # one click from the page
     made = api.post(f"{SUP}/findings", json={**body, "source_ref": "S-1/D-1", "refs": [rec.record_id]}).json()
     assert made["source"] == "case_review" and made["refs_in_log"] == {rec.record_id: index}
+    again = api.post(f"{SUP}/findings", json={**body, "source_ref": "S-1/D-1"})
+    assert again.status_code == 409 and made["finding_id"] in again.text
+    page = api.get("/supervision").text
+    assert 'data-act="from-review"' not in page and made["finding_id"] in page
 
 
 def test_the_page_lists_flagged_hotline_tickets_and_opens_a_finding_from_one(api: Api, seeded_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -83,6 +83,12 @@
       if (!(await post(`${API}/hotline-flags/${encodeURIComponent(button.dataset.id)}/finding`, {}, T.open_from_flag))) button.disabled = false;
       return;
     }
+    if (button.dataset.act === "from-review") {  // a failed case-file review: the finding names the review
+      button.disabled = true;
+      const body = {agency_id: button.dataset.agency, reason: button.dataset.reason, source: "case_review", source_ref: button.dataset.id};
+      if (!(await post(`${API}/findings`, body, T.open_from_flag))) button.disabled = false;
+      return;
+    }
     if (button.dataset.act === "accept") {
       button.disabled = true;  // one click, one request
       if (!(await post(`${API}/letters/${button.dataset.id}/accept`, {}, T.accept))) button.disabled = false;
