@@ -153,11 +153,11 @@ def fill(disk: Path) -> Path:
     """Write a file until the filesystem is full; returns it (delete it to free the space)."""
     filler = disk / "filler"
     chunk = b"\0" * 65536
-    with open(filler, "wb") as f:
+    # Unbuffered: a buffered file keeps what the last write could not place and fails again at close.
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(chunk)
-                f.flush()
         except OSError as e:
             assert e.errno == errno.ENOSPC, e
     return filler
