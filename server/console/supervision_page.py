@@ -4,9 +4,8 @@ each). The actions go through the API (server/console/supervision_api.py); the p
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from litestar import Request, get
 from litestar.datastructures import State
@@ -20,7 +19,6 @@ from server.storage import supervision as names
 from server.supervision import hotline, workflow
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
-CHINA = ZoneInfo("Asia/Shanghai")
 
 PAGE_TEXT = {
     "zh": {
@@ -56,23 +54,13 @@ STATUS = {
 TONE = {"issued": "warn", "replied": "warn", "returned": "bad", "overdue": "bad", "accepted": "ok", "open": "warn", "closed": "ok"}
 
 
-def _now() -> int:
-    import time
-
-    return int(time.time() * 1000)
-
-
-def _when(ms: int | None) -> str:
-    return "–" if ms is None else dt.datetime.fromtimestamp(ms / 1000, CHINA).strftime("%Y-%m-%d %H:%M")
-
-
 @get("/supervision", sync_to_thread=True, include_in_schema=False)
 def supervision_page(
     request: Request, state: State, lang: Lang = "zh", alert: Annotated[int | None, QueryParameter(ge=1, le=2**62, description="an alert to open a finding from")] = None
 ) -> Template | Redirect:
     """The supervision page of supervisors and agency administrators (``?alert=N``: the new-finding form filled in
     from that alert, for a supervisor)."""
-    from server.console.pages import HOME, TEXT, _page
+    from server.console.pages import HOME, TEXT, _page, _when
 
     p = principal_of(request)
     if p is None:
@@ -88,10 +76,10 @@ def supervision_page(
         reviews = [] if p.role == "monitor" else names.failed_reviews(tx, None if p.role == "supervisor" else p.agency_id, 100)
         policy = state.policy.hotline
         flags = [] if p.role == "monitor" else hotline.visible_flags(
-            tx, p, _now(), within_days=policy.within_days, window_days=policy.window_days, kind=None, limit=100,
+            tx, p, int(time.time() * 1000), within_days=policy.within_days, window_days=policy.window_days, kind=None, limit=100,
         )  # fmt: skip
     t = {**TEXT[lang], **PAGE_TEXT[lang]}
-    agency = {a: (zh if lang == "zh" else en or zh) for a, zh, en in agencies}
+    agency = {a: (zh if lang == "zh" else en or zh) for a, (zh, en) in agencies.items()}
     reasons = {f.finding_id: f.reason for f in findings}
     open_letter = {x.finding_id for x in letters if x.kind == "opinion" and x.status in ("issued", "replied", "returned")}
     may_decide = {x.finding_id for x in letters if x.kind == "opinion" and x.status in ("overdue", "returned")}

@@ -49,7 +49,6 @@ _JOIN = sql("""
     WHERE (CAST(:ticket_id AS TEXT) IS NULL OR t.ticket_id = :ticket_id)
     ORDER BY t.received_ms, t.ticket_id, i.opened_ms, i.inspection_id
 """)
-_AGENCY_NAMES = sql("SELECT agency_id, name, name_en FROM agencies")
 _TICKET_LOCKED = sql("SELECT finding_id FROM hotline_tickets WHERE ticket_id = :ticket_id")
 _SET_FINDING = sql("UPDATE hotline_tickets SET finding_id = :finding_id WHERE ticket_id = :ticket_id AND finding_id IS NULL")
 
@@ -74,11 +73,6 @@ def joined(tx: Tx, *, before_ms: int, after_ms: int, ticket_id: str | None = Non
     """The tickets (or one) joined with their enterprise and its inspections around them: TICKET_COLUMNS, then the
     inspection's (inspection_id, lead_agency_id, opened_ms, ended_ms), NULL where none; by time, then ticket."""
     return tx.all(_JOIN, before_ms=before_ms, after_ms=after_ms, ticket_id=ticket_id)
-
-
-def agency_names(tx: Tx) -> dict[str, tuple[str, str]]:
-    """agency_id -> (name, name_en) of every agency."""
-    return {a: (n, e) for a, n, e in tx.all(_AGENCY_NAMES)}
 
 
 def ticket_finding(tx: Tx, ticket_id: str) -> tuple[bool, str | None]:

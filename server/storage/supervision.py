@@ -168,9 +168,9 @@ _AGENCY_NAMES = sql("SELECT agency_id, name, name_en FROM agencies ORDER BY agen
 _ENTERPRISE_NAMES = sql("SELECT credit_code, name FROM enterprises WHERE credit_code IN (:codes)")
 
 
-def agency_names(tx: Tx) -> list[tuple[str, str, str]]:
-    """(agency_id, name, English name) of every agency."""
-    return [(a, n, e) for a, n, e in tx.all(_AGENCY_NAMES)]
+def agency_names(tx: Tx) -> dict[str, tuple[str, str]]:
+    """agency_id -> (name, English name) of every agency."""
+    return {a: (n, e) for a, n, e in tx.all(_AGENCY_NAMES)}
 
 
 def enterprise_names(tx: Tx, codes: list[str]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from server.errors import Conflict, Invalid, NotFound
 from server.jobs.disclosure import cst_date
 from server.rules.workdays import add_working_days
 from server.storage import hotline as rows
+from server.storage import supervision as supervision_rows
 from server.storage.engine import Tx
 from server.supervision import workflow
 
@@ -97,7 +98,7 @@ def flags(
         raise Invalid(f"within_days 1..{MAX_WITHIN_DAYS}, window_days 1..{MAX_WINDOW_DAYS}")
     # N working days never span more than 2N + 20 calendar days (the longest holiday is 8 days, with its weekends).
     joined = rows.joined(tx, before_ms=window_days * DAY_MS, after_ms=(2 * within_days + 20) * DAY_MS, ticket_id=ticket_id)
-    names = rows.agency_names(tx)
+    names = supervision_rows.agency_names(tx)
     tickets: dict[str, tuple[dict[str, Any], list[InspectionRef]]] = {}
     for r in joined:
         t = dict(zip(rows.TICKET_COLUMNS, r[: len(rows.TICKET_COLUMNS)], strict=True))
