@@ -8,6 +8,7 @@ backends (``any_stack``); faults on the device's side or the link touch no serve
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import uuid
@@ -49,7 +50,7 @@ class Pump:
             eid = str(uuid.uuid4())
             try:
                 self.dev.submit("enterprise_scanned", {"officer_id": "OFF-1", "code_text": f"FE1:{CODE}"}, eid)
-            except OSError:
+            except (OSError, http.client.HTTPException):  # killed mid-answer: a reset or a cut-short body
                 self.dev.submitted[eid] = -1  # in doubt: the agent may or may not have stored it
                 self.errors += 1
                 time.sleep(0.05)

@@ -15,6 +15,7 @@ through the seam all the same).
 from __future__ import annotations
 
 import errno
+import http.client
 import os
 import socket
 import sqlite3
@@ -179,7 +180,7 @@ class Pump:
                 eid = str(uuid.uuid4())
                 try:
                     dev.submit("enterprise_scanned", scan_fields(n), eid)
-                except OSError:
+                except (OSError, http.client.HTTPException):  # killed mid-answer: a reset or a cut-short body
                     dev.submitted[eid] = -1
             self.stop.wait(0.01)  # a device's pace, not a wait for a condition
 
