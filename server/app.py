@@ -24,7 +24,8 @@ from litestar.static_files import create_static_files_router
 from protocol.config import ConfigError, load_toml
 from protocol.decision import Policy
 from server import db
-from server.console import api, auth_api, dashboard_api, enterprise_api, evidence_api, exception_api, hotline_api, inspect_api, jobs_api, pages, ratings_api, scorecard_api, supervision_api, supervision_page, users_api
+from server.cases import api as cases_api
+from server.console import api, auth_api, badge_api, dashboard_api, enterprise_api, evidence_api, exception_api, hotline_api, inspect_api, jobs_api, pages, ratings_api, scorecard_api, supervision_api, supervision_page, users_api
 from server.errors import DomainError, bad_value_response, document_answers, error_response, http_error_response, too_deep_response
 from server.console.apidocs import OfflineSwagger
 from server.console.auth import provide_principal
@@ -71,8 +72,9 @@ def api_routes() -> list[object]:
         inspect_api.AlertController,
         exception_api.ExceptionBasisController,
         exception_api.ExceptionReviewController,
-        evidence_api.EvidenceController,
-        evidence_api.inspection_media,
+        *evidence_api.ROUTES,
+        *cases_api.ROUTES,
+        *badge_api.ROUTES,
         *supervision_api.ROUTES,
         *hotline_api.ROUTES,
         *ratings_api.ROUTES,

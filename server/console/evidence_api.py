@@ -155,3 +155,7 @@ def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(d
             return coverage(tx, inspection_id)
         except KeyError:
             raise NotFound(f"检查 {inspection_id!r} 不存在 / inspection {inspection_id!r} does not exist") from None
+
+
+#: This module's routes (server/app.py).
+ROUTES = [EvidenceController, inspection_media]

@@ -1,0 +1,3 @@
+"""Tables of issue 15 (migration 0009_cases); none yet."""
+
+from __future__ import annotations
