@@ -21,7 +21,7 @@ from server.storage.schema_jobs import (
 from server.storage.schema_hotline import hotline_tickets
 from server.storage.schema_ratings import ratings
 from server.storage.schema_records import records
-from server.storage import schema_cases, schema_console  # noqa: F401 - their tables join ``metadata``
+from server.storage import schema_badges, schema_cases, schema_console  # noqa: F401 - their tables join ``metadata``
 from server.storage.schema_supervision import finding_monitors, findings, letter_attachments, letters
 from server.storage.schema_registers import (
     agencies, code_keys, complaints, enterprises, exception_bases, fields, issued_codes, no_disturb, officers,

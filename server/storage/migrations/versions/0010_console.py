@@ -1,4 +1,4 @@
-"""The console's own state (issue 16): alerts acknowledged and assigned, officers' door codes.
+"""The console's own state (issue 16): alerts acknowledged and assigned.
 
 Reserved in the chain so that work in parallel adds its tables without reordering revisions; it changes nothing until
 its tables are written here."""

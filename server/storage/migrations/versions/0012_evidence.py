@@ -10,8 +10,8 @@ from alembic import op  # noqa: F401 - the tables to come
 
 INT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-revision = "0011_evidence"
-down_revision = "0010_console"
+revision = "0012_evidence"
+down_revision = "0011_badges"
 branch_labels = None
 depends_on = None
 
