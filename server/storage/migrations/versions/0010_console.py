@@ -1,12 +1,12 @@
 """The console's own state (issue 16): alerts acknowledged and assigned.
 
-Reserved in the chain so that work in parallel adds its tables without reordering revisions; it changes nothing until
-its tables are written here."""
+One table, alert_handling (server/storage/schema_console.py): who acknowledged an alert and when, to whom it was
+assigned, by whom and when."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401 - the tables to come
-from alembic import op  # noqa: F401 - the tables to come
+import sqlalchemy as sa
+from alembic import op
 
 INT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -17,7 +17,18 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Nothing yet."""
+    """Create alert_handling."""
+    op.create_table(
+        "alert_handling",
+        sa.Column("alert_id", INT, autoincrement=False, nullable=False),
+        sa.Column("acknowledged_by", sa.Text(), nullable=True),
+        sa.Column("acknowledged_ms", INT, nullable=True),
+        sa.Column("assigned_to", sa.Text(), nullable=True),
+        sa.Column("assigned_by", sa.Text(), nullable=True),
+        sa.Column("assigned_ms", INT, nullable=True),
+        sa.PrimaryKeyConstraint("alert_id", name=op.f("alert_handling_pkey")),
+    )
+    op.create_index("alert_handling_by_assignee", "alert_handling", ["assigned_to"])
 
 
 def downgrade() -> None:
