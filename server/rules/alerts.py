@@ -1,10 +1,22 @@
-"""Alerts for supervisors: what needs a person's attention, in Chinese and English."""
+"""Alerts for supervisors: what needs a person's attention, in Chinese and English; and how a person handles one
+(acknowledged, assigned to someone: who and when, kept in alert_handling and as server records in the evidence log).
+
+Who handles an alert: a supervisor any; an agency's administrator those of their agency (its own, its devices', its
+officers'), as they see them. An alert is acknowledged once; it may be assigned again (the latest assignment counts).
+Whom to: an active account of a supervisor, or of an administrator or officer of the agency the alert concerns (an
+agency's administrator assigns within their agency only)."""
 
 from __future__ import annotations
 
+from typing import Any
 
+from server.console import labels
+from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.evidence.records import append_record
+from server.storage import alerts as stored
 from server.storage.alerts import insert_alert
 from server.storage.engine import Tx
+from server.storage.users import active_user
 
 #: Every alert kind: (severity, Chinese name, English name), the names as a person reads them on a page.
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -46,10 +58,9 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "storage_failed": ("critical", "服务器存储写入失败", "Server storage failed"),  # ... for another reason than a full disk (an I/O error)
 }
 
+labels.register("alert_kind", LABELS := {kind: (zh, en) for kind, (_, zh, en) in KINDS.items()})
 #: Alert kinds and their severities.
 SEVERITY = {kind: severity for kind, (severity, _, _) in KINDS.items()}
-#: What each kind is called on a page a person reads (Chinese, English).
-LABELS = {kind: (zh, en) for kind, (_, zh, en) in KINDS.items()}
 
 
 def label(kind: str, lang: str) -> str:
@@ -76,3 +87,50 @@ def raise_alert(
         con, created_ms=now_ms, kind=kind, severity=SEVERITY.get(kind, "warning"), message_zh=message_zh, message_en=message_en,
         credit_code=credit_code, agency_id=agency_id, device_id=device_id, officer_id=officer_id, ref=ref,
     )  # fmt: skip
+
+
+def visible_alert(tx: Tx, alert_id: int, role: str, agency_id: str | None) -> dict[str, Any]:
+    """The alert with its handling, if the person may handle it: 404 for no such alert, 403 for another agency's."""
+    row = stored.one_alert(tx, alert_id)
+    if row is None:
+        raise NotFound(f"没有编号为 {alert_id} 的预警 / no alert {alert_id}")
+    if role != "supervisor" and not stored.alert_of_agency(tx, alert_id, agency_id):
+        raise Forbidden("这条预警属于其他执法机关 / this alert belongs to another agency")
+    return dict(zip(stored.HANDLED_COLUMNS, row, strict=True))
+
+
+def acknowledge_alert(tx: Tx, alert_id: int, *, username: str, role: str, agency_id: str | None, now_ms: int) -> dict[str, Any]:
+    """Acknowledge the alert (409 when it was already: who did and when stay as they were)."""
+    visible_alert(tx, alert_id, role, agency_id)
+    stored.lock_handling(tx, alert_id)  # two clicks at once: the second waits, then reads the first's
+    alert = visible_alert(tx, alert_id, role, agency_id)
+    if alert["acknowledged_ms"] is not None:
+        raise Conflict(f"这条预警已由 {alert['acknowledged_by']} 确认 / this alert was already acknowledged by {alert['acknowledged_by']}")
+    stored.acknowledge(tx, alert_id, username, now_ms)
+    append_record(tx, kind="alert.acknowledged", subject=f"alert:{alert_id}", actor=username, content={"alert_id": alert_id, "kind": alert["kind"]}, now_ms=now_ms)
+    return visible_alert(tx, alert_id, role, agency_id)
+
+
+def assign_alert(
+    tx: Tx, alert_id: int, assignee: str, *, username: str, role: str, agency_id: str | None, now_ms: int
+) -> dict[str, Any]:
+    """Assign the alert to the account ``assignee`` (see the module docstring for whom)."""
+    visible_alert(tx, alert_id, role, agency_id)
+    stored.lock_handling(tx, alert_id)  # two clicks at once: the second waits, then reads the first's
+    alert = visible_alert(tx, alert_id, role, agency_id)
+    found = active_user(tx, assignee)
+    if found is None:
+        raise Invalid(f"没有名为 {assignee} 的有效账号 / no active account {assignee!r}")
+    target_role, target_agency = found[0][1], found[0][2]
+    if target_role == "supervisor":
+        ok = role == "supervisor"  # an agency's administrator assigns within the agency
+    elif target_role in ("agency_admin", "officer"):
+        ok = stored.alert_of_agency(tx, alert_id, target_agency) and (role == "supervisor" or target_agency == agency_id)
+    else:
+        ok = False
+    if not ok:
+        raise Invalid(f"不能把这条预警分派给 {assignee}：须为监督人员，或预警所涉机关的管理员、执法人员 / {assignee} may not be assigned this alert:"
+                      " a supervisor, or an administrator or officer of the agency the alert concerns")  # fmt: skip
+    stored.assign(tx, alert_id, assignee, username, now_ms)
+    append_record(tx, kind="alert.assigned", subject=f"alert:{alert_id}", actor=username, content={"alert_id": alert_id, "assignee": assignee}, now_ms=now_ms)
+    return visible_alert(tx, alert_id, role, agency_id)

@@ -110,3 +110,78 @@ def visits(tx: Tx, credit_code: str, limit: int) -> list[tuple[Any, ...]]:
     """The parts of the enterprise's latest ``limit`` inspections, newest first: (inspection id, opened, agency id,
     agency zh, agency en, field id, field zh, field en, result)."""
     return tx.all(VISITS, credit_code=credit_code, limit=limit)
+
+
+# --- names and the dashboard's figures (issue 16) ----------------------------------------------------------------------
+
+NAMES = sql("""
+    SELECT 'agency', agency_id, name, name_en FROM agencies
+    UNION ALL SELECT 'field', field_id, name, name_en FROM fields
+""")
+#: The agency ``:agency_id`` (NULL: any) and the field ``:field`` (NULL: any) of a part ``p``.
+_PART_FILTER = "(CAST(:agency_id AS TEXT) IS NULL OR p.agency_id = :agency_id) AND (CAST(:field AS TEXT) IS NULL OR p.field = :field)"
+BY_ENTERPRISE = sql(f"""
+    SELECT i.credit_code, coalesce(e.name, i.credit_code), count(DISTINCT p.inspection_id)
+    FROM inspection_parts p JOIN inspections i ON i.inspection_id = p.inspection_id
+    LEFT JOIN enterprises e ON e.credit_code = i.credit_code
+    WHERE p.joined_ms >= :from_ms AND p.joined_ms < :to_ms AND {_PART_FILTER}
+    GROUP BY i.credit_code, e.name ORDER BY count(DISTINCT p.inspection_id) DESC, i.credit_code LIMIT :limit
+""")
+BY_DIVISION = sql(f"""
+    SELECT coalesce(e.region, ''), count(DISTINCT p.inspection_id), count(DISTINCT i.credit_code)
+    FROM inspection_parts p JOIN inspections i ON i.inspection_id = p.inspection_id
+    LEFT JOIN enterprises e ON e.credit_code = i.credit_code
+    WHERE p.joined_ms >= :from_ms AND p.joined_ms < :to_ms AND {_PART_FILTER}
+    GROUP BY coalesce(e.region, '') ORDER BY count(DISTINCT p.inspection_id) DESC, coalesce(e.region, '')
+""")
+INSPECTION_RECORD = sql("""
+    SELECT i.inspection_id, i.credit_code, e.name, i.lead_agency_id, i.field, i.status, i.opened_ms, i.ended_ms
+    FROM inspections i LEFT JOIN enterprises e ON e.credit_code = i.credit_code WHERE i.inspection_id = :inspection_id
+""")
+INSPECTION_OF_SCAN = sql("SELECT inspection_id FROM scans WHERE scan_id = :scan_id")
+INSPECTION_PARTS = sql("""
+    SELECT p.officer_id, coalesce(o.name, p.officer_id), p.agency_id, p.field, p.result
+    FROM inspection_parts p LEFT JOIN officers o ON o.officer_id = p.officer_id
+    WHERE p.inspection_id = :inspection_id ORDER BY p.joined_ms, p.officer_id
+""")
+OFFICER_NAME = sql("SELECT name FROM officers WHERE officer_id = :officer_id")
+DEVICE_KIND = sql("SELECT kind FROM devices WHERE device_id = :device_id")
+
+
+def agency_and_field_names(tx: Tx) -> list[tuple[str, str, str, str]]:
+    """("agency" or "field", id, Chinese name, English name) of every agency and field in the registers."""
+    return [(r[0], r[1], r[2], r[3] or "") for r in tx.all(NAMES)]
+
+
+def by_enterprise(tx: Tx, from_ms: int, to_ms: int, agency_id: str | None, field: str | None, limit: int) -> list[tuple[str, str, int]]:
+    """(credit code, enterprise name, inspections) of the parts joined in the period by the agency in the field, most first."""
+    rows = tx.all(BY_ENTERPRISE, from_ms=from_ms, to_ms=to_ms, agency_id=agency_id, field=field, limit=limit)
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+def by_division(tx: Tx, from_ms: int, to_ms: int, agency_id: str | None) -> list[tuple[str, int, int]]:
+    """(the enterprises' administrative division code, inspections, enterprises) of the parts joined in the period."""
+    rows = tx.all(BY_DIVISION, from_ms=from_ms, to_ms=to_ms, agency_id=agency_id, field=None)
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+def inspection_record(tx: Tx, inspection_id: str) -> tuple[Any, ...] | None:
+    """(inspection id, credit code, enterprise name, lead agency, field, status, opened_ms, ended_ms), or None."""
+    return tx.one(INSPECTION_RECORD, inspection_id=inspection_id)
+
+
+def inspection_of_scan(tx: Tx, scan_id: str) -> str | None:
+    return tx.scalar(INSPECTION_OF_SCAN, scan_id=scan_id)
+
+
+def inspection_parts(tx: Tx, inspection_id: str) -> list[tuple[Any, ...]]:
+    """(officer id, officer name, agency id, field, result) of each part, in joining order."""
+    return tx.all(INSPECTION_PARTS, inspection_id=inspection_id)
+
+
+def officer_name(tx: Tx, officer_id: str) -> str | None:
+    return tx.scalar(OFFICER_NAME, officer_id=officer_id)
+
+
+def device_kind(tx: Tx, device_id: str) -> str | None:
+    return tx.scalar(DEVICE_KIND, device_id=device_id)
