@@ -15,8 +15,12 @@ from protocol.decision import DAY_MS
 from server import db as dbmod
 from server.rules.alerts import raise_alert
 from server.console.auth import CurrentPrincipal
+from server.storage.engine import Tx
 from server.errors import Conflict, Forbidden, Invalid, NotFound, answers
-from server.console.guards import managers, staff, supervisors
+from server.console import labels
+from server.console.guards import managers, officers, staff, supervisors
+from server.storage import inspections as inspection_rows
+from server.storage import officer_page
 from server.rules.exception_bases import (
     KIND_ZH,
     BasisIn,
@@ -32,6 +36,16 @@ from server.rules.exception_bases import (
     withdraw_basis,
 )
 
+#: Every exception kind, in the order the officer's page offers them (protocol/README.md §13.1).
+EXCEPTION_KINDS = ("complaint", "random_draw", "rectification_follow_up", "superior_assignment", "major_risk")
+labels.register("exception_kind", {
+    "complaint": ("投诉举报", "complaint or report"),
+    "random_draw": ("双随机抽查", "random draw"),
+    "rectification_follow_up": ("整改复查", "rectification follow-up"),
+    "superior_assignment": ("上级交办", "superior assignment"),
+    "major_risk": ("重大风险", "major risk"),
+})  # fmt: skip
+DAY_MS_ = 86_400_000
 
 
 class WithdrawIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -57,6 +71,51 @@ class ReviewSummary(msgspec.Struct, kw_only=True):
     rejected: int
 
 
+class ChoiceItem(msgspec.Struct, kw_only=True):
+    """A registered item the officer may cite: its reference and a line saying what it is."""
+
+    reference: str
+    text: str
+    valid_to_ms: int | None = None
+
+
+class ExceptionChoice(msgspec.Struct, kw_only=True):
+    """One exception kind with the officer's matching registered items; ``urgent``: an unregistered reference of this
+    kind goes ahead pending a supervisor's review (the policy's pending_review_kinds)."""
+
+    kind: str
+    label: str
+    urgent: bool
+    items: list[ChoiceItem]
+
+
+def exception_choices(tx: Tx, credit_code: str, field: str, officer_id: str, urgent_kinds: tuple[str, ...], follow_up_days: int, lang: str, now_ms: int) -> list[ExceptionChoice]:
+    """Per exception kind, the registered items that would check out for this officer, enterprise and field (the
+    officer's agency's; those the agency already used for an inspection of the enterprise left out)."""
+    cred = inspection_rows.credential_row(tx, officer_id)
+    agency = cred[1] if cred else ""
+    used = officer_page.used(tx, credit_code, agency)
+    items: dict[str, list[ChoiceItem]] = {k: [] for k in EXCEPTION_KINDS}
+    for ticket, summary, _ in officer_page.complaints(tx, credit_code, field):
+        items["complaint"].append(ChoiceItem(reference=ticket, text=summary or ticket))
+    for plan, title, until in officer_page.draw_plans(tx, credit_code, agency, field, now_ms):
+        items["random_draw"].append(ChoiceItem(reference=plan, text=title or plan, valid_to_ms=until))
+    for inspection_id, ordered_ms in officer_page.rectifications(tx, credit_code, agency, field, now_ms - follow_up_days * DAY_MS_):
+        when = _day(int(ordered_ms))
+        items["rectification_follow_up"].append(ChoiceItem(reference=inspection_id, text=f"{when} 责令整改" if lang == "zh" else f"rectification ordered {when}"))
+    for kind, ref, summary, issued_by, until in officer_page.registered(tx, credit_code, agency, field, now_ms):
+        items[kind].append(ChoiceItem(reference=ref, text=" · ".join(x for x in (issued_by, summary) if x), valid_to_ms=until))
+    lang_ = "zh" if lang == "zh" else "en"
+    return [
+        ExceptionChoice(kind=k, label=labels.label("exception_kind", k, lang_), urgent=k in urgent_kinds, items=[i for i in items[k] if (k, i.reference) not in used])
+        for k in EXCEPTION_KINDS
+    ]
+
+
+def _day(ms: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000 + 8 * 3600))
+
+
 class ExceptionBasisController(Controller):
     """Superior assignments (上级交办) and major-risk notices (重大风险) that officers may cite as exceptions."""
 
@@ -76,6 +135,24 @@ class ExceptionBasisController(Controller):
         agency = None if principal.role == "supervisor" else principal.agency_id
         with dbmod.reading(state.settings.db) as con:
             return list_bases(con, agency_id=agency, credit_code=credit_code, kind=kind, limit=limit)
+
+    @get("/choices", sync_to_thread=True, guards=[officers])
+    def choices(
+        self,
+        state: State,
+        principal: CurrentPrincipal,
+        credit_code: Annotated[str, QueryParameter(min_length=1, max_length=18, description="the enterprise scanned")],
+        field: Annotated[str, QueryParameter(min_length=1, max_length=200, description="the scan's field")],
+        lang: Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")] = "zh",
+    ) -> list[ExceptionChoice]:
+        """The exception kinds and, for each, the signed-in officer's registered items that fit this enterprise and field
+        (officers: after a no-disturb, repeat or cap refusal, to scan again with a basis)."""
+        assert principal.officer_id is not None
+        rules = state.policy.exceptions
+        with dbmod.reading(state.settings.db) as con:
+            return exception_choices(
+                con, credit_code, field, principal.officer_id, tuple(rules.pending_review_kinds), rules.rectification_follow_up_days, lang, int(time.time() * 1000)
+            )
 
     @post("/", sync_to_thread=True, status_code=201, guards=[managers], responses=answers(NotFound, Conflict))
     def register(self, state: State, data: JSONBody[BasisIn], principal: CurrentPrincipal) -> BasisView:

@@ -26,6 +26,7 @@ from server.console.guards import officers, staff
 from server.console.limits import MAX_PHOTO_BYTES, PHOTO_FORM_MAX_BODY, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE  # photo routes take more than 1 MiB
 from server.rules.scanning import ScanRequest, decide_scan_for_answer, end_part
 from server.storage import inspections as rows
+from server.storage import officer_page
 from server.storage.engine import Tx
 
 __all__ = [
@@ -224,6 +225,19 @@ class ScanController(Controller):
 
 
 InspectionPath = Annotated[str, PathParameter(description="inspection id")]
+#: China Standard Time, whose days "my inspections today" counts.
+CST_OFFSET_MS = 8 * 3_600_000
+DAY_MS = 86_400_000
+
+
+class MyInspections(msgspec.Struct, kw_only=True):
+    """One page of the signed-in officer's own inspections of a day (China time), newest first."""
+
+    day_start_ms: int
+    total: int
+    page: int
+    per_page: int
+    items: list[InspectionView]
 
 
 def _inspection(tx: Tx, inspection_id: str) -> InspectionView:
@@ -256,6 +270,23 @@ class InspectionController(Controller):
         with dbmod.reading(state.settings.db) as tx:
             ids = rows.latest_inspections(tx, scope=scope, who=who, status=status, credit_code=credit_code or None, limit=limit)  # type: ignore[arg-type]
             return [_inspection(tx, i) for i in ids]
+
+    @get("/mine", sync_to_thread=True, guards=[officers])
+    def mine(
+        self,
+        state: State,
+        principal: CurrentPrincipal,
+        page: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=50)] = 10,
+        days_ago: Annotated[int, QueryParameter(ge=0, le=366, description="0: today (China time), 1: yesterday, ...")] = 0,
+    ) -> MyInspections:
+        """The signed-in officer's own inspections (those they took part in) opened on a day, a page at a time."""
+        assert principal.officer_id is not None
+        now = int(time.time() * 1000)
+        start = (now + CST_OFFSET_MS) // DAY_MS * DAY_MS - CST_OFFSET_MS - days_ago * DAY_MS
+        with dbmod.reading(state.settings.db) as tx:
+            total, ids = officer_page.mine(tx, principal.officer_id, start, start + DAY_MS, limit=per_page, offset=(page - 1) * per_page)
+            return MyInspections(day_start_ms=start, total=total, page=page, per_page=per_page, items=[_inspection(tx, i) for i in ids])
 
     @get("/{inspection_id:str}", sync_to_thread=True)
     def get_inspection(self, state: State, inspection_id: InspectionPath, principal: CurrentPrincipal) -> InspectionView:
