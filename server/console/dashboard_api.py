@@ -1,5 +1,7 @@
 """HTTP API of the supervisors' dashboard: what it shows live (once, or as a stream of server-sent events) and
-its figures per agency and field and per day (JSON and CSV). The pages themselves are in server/console/pages.py."""
+its figures over a period (the last N days, or China calendar days ``from_day`` to ``to_day`` inclusive): the headline
+figures, per agency and field (JSON and CSV), per enterprise of one agency and field (the chart's last level), per
+administrative division of the enterprises, and per day. The pages themselves are in server/console/pages.py."""
 
 from __future__ import annotations
 
@@ -21,13 +23,21 @@ from server import db as dbmod
 from server.console.auth import CurrentPrincipal, Principal, principal_of
 from server.console.guards import managers
 from server.console.live import snapshot
-from server.console.stats import MAX_PERIOD_DAYS, inspections_by_agency_field, last_days, to_csv, trend
+from server.console import labels
+from server.console.stats import MAX_PERIOD_DAYS, check_period, inspections_by_agency_field, last_days, summary, to_csv, trend
+from server.errors import Forbidden, Invalid, answers
+from server.storage import console as stored
 
 #: Seconds between two live updates of the dashboard.
 STREAM_INTERVAL_S = 2.0
 CHINA = dt.timezone(dt.timedelta(hours=8))
 #: The last N days a figure covers (the statistics' own limit, so every accepted value is answered).
-Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the last N days")]
+Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the last N days (unless from_day and to_day are given)")]
+FromDay = Annotated[dt.date | None, QueryParameter(description="first China calendar day of the period (with to_day)")]
+ToDay = Annotated[dt.date | None, QueryParameter(description="last China calendar day of the period, inclusive")]
+IdQuery = Annotated[str | None, QueryParameter(max_length=100)]
+#: The most enterprises the chart's last level lists.
+ENTERPRISES_SHOWN = 50
 
 
 class _View(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -136,6 +146,38 @@ class TrendDay(_View):
     repeat_answers: int
 
 
+class EnterpriseCount(_View):
+    """Inspections of one enterprise by an agency in a field over a period."""
+
+    credit_code: str
+    name: str
+    inspections: int
+
+
+class DivisionCount(_View):
+    """Inspections and enterprises inspected in one administrative division (the enterprises' register) over a period."""
+
+    division: str
+    name: str
+    inspections: int
+    enterprises: int
+
+
+def period(days: int, from_day: dt.date | None, to_day: dt.date | None) -> tuple[int, int]:
+    """``[from_ms, to_ms)``: China days ``from_day`` to ``to_day`` inclusive when both are given, else the last ``days`` days."""
+    if from_day is None and to_day is None:
+        return last_days(days, int(time.time() * 1000))
+    if from_day is None or to_day is None:
+        raise Invalid("统计区间须同时给出起止日期 / give both from_day and to_day")
+    if not (dt.date(2000, 1, 1) <= from_day <= dt.date(2100, 1, 1) and dt.date(2000, 1, 1) <= to_day <= dt.date(2100, 1, 1)):
+        raise Invalid("日期须在 2000 年至 2100 年之间 / days must be within 2000 to 2100")
+    start = int(dt.datetime(from_day.year, from_day.month, from_day.day, tzinfo=CHINA).timestamp() * 1000)
+    end_day = to_day + dt.timedelta(days=1)
+    end = int(dt.datetime(end_day.year, end_day.month, end_day.day, tzinfo=CHINA).timestamp() * 1000)
+    check_period(start, end)
+    return start, end
+
+
 def _snapshot(state: State, p: Principal) -> Snapshot:
     with dbmod.reading(state.settings.db) as con:
         return msgspec.convert(snapshot(con, p), Snapshot)
@@ -172,29 +214,63 @@ async def stream(request: Request, state: State, principal: CurrentPrincipal) ->
 
 
 @get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv", tags=["dashboard"], guards=[managers])  # Litestar adds "; charset=utf-8"
-def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30) -> Response[str]:
-    """Inspections per agency and field over the last N days, as CSV (opens in Excel)."""
-    period = last_days(days, int(time.time() * 1000))
+def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30, from_day: FromDay = None, to_day: ToDay = None) -> Response[str]:
+    """Inspections per agency and field over the period, as CSV (opens in Excel)."""
+    span = period(days, from_day, to_day)
     with dbmod.reading(state.settings.db) as con:
-        rows = inspections_by_agency_field(con, *period, _own_agency(principal))
+        rows = inspections_by_agency_field(con, *span, _own_agency(principal))
     stamp = dt.datetime.now(CHINA).strftime("%Y%m%d")
     return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
 
 
 @get("/api/v1/stats/by-agency-field", sync_to_thread=True, tags=["dashboard"], guards=[managers])
-def by_agency_field(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[AgencyFieldCount]:
-    """Inspections per agency and field over the last N days (what the CSV export holds)."""
-    period = last_days(days, int(time.time() * 1000))
+def by_agency_field(state: State, principal: CurrentPrincipal, days: Days = 30, from_day: FromDay = None, to_day: ToDay = None) -> list[AgencyFieldCount]:
+    """Inspections per agency and field over the period (what the CSV export holds)."""
+    span = period(days, from_day, to_day)
     with dbmod.reading(state.settings.db) as con:
-        return msgspec.convert(inspections_by_agency_field(con, *period, _own_agency(principal)), list[AgencyFieldCount])
+        return msgspec.convert(inspections_by_agency_field(con, *span, _own_agency(principal)), list[AgencyFieldCount])
 
 
 @get("/api/v1/trend", sync_to_thread=True, tags=["dashboard"], guards=[managers])
-def trend_api(state: State, principal: CurrentPrincipal, days: Days = 30) -> list[TrendDay]:
+def trend_api(state: State, principal: CurrentPrincipal, days: Days = 30, from_day: FromDay = None, to_day: ToDay = None) -> list[TrendDay]:
     """Per day: inspections, joint ones, scans, refusals, repeats."""
-    period = last_days(days, int(time.time() * 1000))
+    span = period(days, from_day, to_day)
     with dbmod.reading(state.settings.db) as con:
-        return msgspec.convert(trend(con, *period, _own_agency(principal)), list[TrendDay])
+        return msgspec.convert(trend(con, *span, _own_agency(principal)), list[TrendDay])
 
 
-ROUTES = [live, stream, stats_csv, by_agency_field, trend_api]
+@get("/api/v1/stats/summary", sync_to_thread=True, tags=["dashboard"], guards=[managers])
+def summary_api(state: State, principal: CurrentPrincipal, days: Days = 30, from_day: FromDay = None, to_day: ToDay = None) -> Summary:
+    """The period's headline figures (the dashboard's figures for the period picked)."""
+    span = period(days, from_day, to_day)
+    with dbmod.reading(state.settings.db) as con:
+        return msgspec.convert(summary(con, *span, _own_agency(principal)), Summary)
+
+
+@get("/api/v1/stats/by-enterprise", sync_to_thread=True, tags=["dashboard"], guards=[managers], responses=answers(Forbidden))
+def by_enterprise(
+    state: State, principal: CurrentPrincipal, agency_id: IdQuery = None, field: IdQuery = None, days: Days = 30, from_day: FromDay = None,
+    to_day: ToDay = None,
+) -> list[EnterpriseCount]:  # fmt: skip
+    """The enterprises one agency inspected in one field over the period, most inspected first (at most 50)."""
+    own = _own_agency(principal)
+    if own is not None and agency_id not in (None, own):
+        raise Forbidden("只能查看本机关的数据 / only your own agency's figures")
+    span = period(days, from_day, to_day)
+    with dbmod.reading(state.settings.db) as con:
+        rows = stored.by_enterprise(con, *span, own or agency_id or None, field or None, ENTERPRISES_SHOWN)
+    return [EnterpriseCount(credit_code=c, name=n, inspections=k) for c, n, k in rows]
+
+
+@get("/api/v1/stats/by-division", sync_to_thread=True, tags=["dashboard"], guards=[managers])
+def by_division(
+    state: State, principal: CurrentPrincipal, days: Days = 30, from_day: FromDay = None, to_day: ToDay = None, lang: Annotated[str, QueryParameter(pattern="^(zh|en)$")] = "zh"
+) -> list[DivisionCount]:  # fmt: skip
+    """Inspections per administrative division of the enterprises inspected (their register's division code)."""
+    span = period(days, from_day, to_day)
+    with dbmod.reading(state.settings.db) as con:
+        rows = stored.by_division(con, *span, _own_agency(principal))
+    return [DivisionCount(division=d, name=labels.division(d, lang), inspections=i, enterprises=e) for d, i, e in rows]
+
+
+ROUTES = [live, stream, stats_csv, by_agency_field, trend_api, summary_api, by_enterprise, by_division]

@@ -19,6 +19,7 @@ from protocol.messages import InspectionResult
 from server import db as dbmod
 from server.console.auth import CurrentPrincipal, principal_of
 from server.rules.codes import Revoker, check_code, issue_code, render_png, render_svg, revoke_codes
+from server.console import labels
 from server.errors import Conflict, Invalid, NotFound, TooLarge, Unreadable, answers
 from server.console.guards import managers, staff
 from server.console.limits import MAX_PHOTO_BYTES, PHOTO_JSON_MAX_BODY, PHOTO_ROUTE, photo_too_large
@@ -81,7 +82,7 @@ class EnterpriseController(Controller):
         with dbmod.reading(state.settings.db) as tx:
             row = rows.enterprise_card(tx, credit_code.upper())
             if row is None:
-                raise NotFound(f"no enterprise with credit code {credit_code!r}")
+                raise NotFound(f"没有统一社会信用代码为 {credit_code!r} 的企业 / no enterprise with credit code {credit_code!r}")
             listed = rows.on_no_disturb_list(tx, credit_code.upper(), int(time.time() * 1000))
         return EnterpriseView(**dict(zip(rows.ENTERPRISE_COLUMNS, row, strict=True)), on_no_disturb_list=listed)
 
@@ -159,16 +160,17 @@ class EnterpriseHistory(msgspec.Struct, kw_only=True):
 #: The most recent inspections an enterprise's page lists.
 HISTORY_LIMIT = 200
 CHINA = dt.timezone(dt.timedelta(hours=8))
-RESULT_LABELS: dict[str, dict[str | None, str]] = {
-    "zh": {"no_violation": "未发现问题", "rectification_ordered": "责令整改", "case_opened": "立案", "referred": "移送", "not_completed": "未完成", None: "检查中"},
-    "en": {"no_violation": "no violation", "rectification_ordered": "rectification ordered", "case_opened": "case opened", "referred": "referred",
-           "not_completed": "not completed", None: "under way"},
-}  # fmt: skip
+
+
+def _result_label(result: str | None, lang: str) -> str:
+    """An inspection part's result in words (labels.py's group "result"; none yet: under way)."""
+    return labels.label("result", result, lang) if result else ("检查中" if lang == "zh" else "under way")
 
 
 def _label(names: tuple[str | None, str | None], fallback: str, lang: str) -> str:
+    """A register's name in ``lang`` (the Chinese one when no English one is kept); never the id."""
     zh, en = names
-    return (zh if lang == "zh" else en or zh) or fallback
+    return (zh if lang == "zh" else en or zh) or labels.label("", None, lang)
 
 
 def enterprise_history(con: Tx, credit_code: str, lang: str, with_outcomes: bool) -> list[Visit]:
@@ -184,7 +186,7 @@ def enterprise_history(con: Tx, credit_code: str, lang: str, with_outcomes: bool
         if field not in v.fields:
             v.fields.append(field)
         if v.outcomes is not None:
-            v.outcomes.append(VisitOutcome(agency=agency, field=field, result=result, result_label=RESULT_LABELS[lang][result]))
+            v.outcomes.append(VisitOutcome(agency=agency, field=field, result=result, result_label=_result_label(result, lang)))
             v.inspection_id = inspection_id
     if with_outcomes:
         scores = ratings.scores_of(con, list(visits))
@@ -216,7 +218,8 @@ def enterprise_view(request: Request, state: State, data: JSONBody[EnterpriseQue
         try:
             code = check_code(con, text).credit_code
         except CodeError as e:
-            raise Invalid(f"企业码无效 / the code is not valid ({e.reason}): {e}") from None
+            zh, en = labels.localized(str(e), "zh"), labels.localized(str(e), "en")
+            raise Invalid(f"企业码无效：{zh} / the code is not valid ({e.reason}): {en}") from None
         owner = p is not None and p.role == "enterprise" and p.credit_code == code
         name = console.enterprise_name(con, code)
         visits = enterprise_history(con, code, lang, with_outcomes=owner)

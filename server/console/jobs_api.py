@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
 
 from server import db as dbmod
+from server.console import labels
 from server.console.auth import CurrentPrincipal
 from server.jobs.disclosure import decision_agency, on_time_rates, pass_rates, record_decision, record_disclosure, record_review
 from server.jobs.draws import DrawResult, commit_draw, public_view
@@ -176,6 +177,54 @@ def _own_agency(principal: CurrentPrincipal, agency_id: str) -> None:
 
 def _write(state: State) -> AbstractContextManager[Tx]:
     return dbmod.writing(state.settings.db)
+
+
+#: What a job's result counts, as a sentence's parts: key -> (Chinese, English) with {n} for the number.
+_COUNTS: dict[str, tuple[str, str]] = {
+    "offline_alerts": ("{n} 台设备离线预警", "{n} device(s) reported offline"), "backlog_alerts": ("{n} 台设备积压预警", "{n} device backlog alert(s)"),
+    "drawn": ("完成 {n} 次抽取", "{n} draw(s) performed"), "warned": ("{n} 项公示即将到期", "{n} disclosure(s) due soon"),
+    "missed": ("{n} 项公示逾期", "{n} disclosure(s) missed"), "tree_size": ("证据日志共 {n} 条，已签名", "evidence log signed at {n} entries"),
+    "samples": ("抽取 {n} 份案卷", "{n} case file(s) sampled"), "status_events_removed": ("清理 {n} 条设备状态", "{n} status event(s) removed"),
+    "rejected_removed": ("清理 {n} 条拒收消息", "{n} rejected message(s) removed"), "checked": ("检查 {n} 次已结束的检查", "{n} ended inspection(s) checked"),
+    "unrecorded": ("{n} 次未全程记录", "{n} not recorded start to end"), "overdue": ("{n} 份监督文书逾期", "{n} letter(s) overdue"),
+}  # fmt: skip
+
+
+def schedule_words(job_id: str, lang: str) -> str:
+    """A job's schedule as a person says it: 每天 02:00, 每月 1 日 02:00, 每 1 分钟 (Every day at 02:00 ...)."""
+    trigger = JOBS[job_id][1] if job_id in JOBS else {}
+    zh = lang == "zh"
+    if trigger.get("trigger") == "interval":
+        minutes = int(trigger.get("minutes", 0)) + 60 * int(trigger.get("hours", 0))
+        return ("每分钟" if minutes == 1 else f"每 {minutes} 分钟") if zh else ("Every minute" if minutes == 1 else f"Every {minutes} minutes")
+    if trigger.get("trigger") == "cron":
+        minute = int(trigger.get("minute", 0))
+        times = "、".join(f"{int(h):02d}:{minute:02d}" for h in str(trigger.get("hour", 0)).split(","))
+        if "day" in trigger:
+            return f"每月 {trigger['day']} 日 {times}" if zh else f"Day {trigger['day']} of every month at {times.replace('、', ', ')}"
+        return f"每天 {times}" if zh else f"Every day at {times.replace('、', ', ')}"
+    return "按需运行" if zh else "When asked"
+
+
+def outcome_words(outcome: str | None, detail: str | None, lang: str) -> str:
+    """A job's last outcome as a sentence: "已完成：4 台设备离线预警，0 台设备积压预警。" or the error it failed with."""
+    zh = lang == "zh"
+    if outcome is None:
+        return "尚未运行。" if zh else "Not run yet."
+    head = labels.label("job_outcome", outcome, lang)
+    if outcome == "error":
+        return (f"{head}：{(detail or '')[:120]}（下次按计划重试）" if zh else f"{head}: {(detail or '')[:120]} (tried again at the next run)")
+    try:
+        result = json.loads(detail or "{}")
+    except ValueError:
+        result = {}
+    parts = []
+    for key, value in result.items() if isinstance(result, dict) else ():
+        if key in _COUNTS and isinstance(value, int | list):
+            parts.append(_COUNTS[key][0 if zh else 1].format(n=len(value) if isinstance(value, list) else value))
+    if not parts:
+        return f"{head}。" if zh else f"{head}."
+    return f"{head}：{'，'.join(parts)}。" if zh else f"{head}: {', '.join(parts)}."
 
 
 def _read(state: State) -> AbstractContextManager[Tx]:

@@ -1,6 +1,7 @@
-"""The web console's pages, rendered on the server (Jinja): sign-in, the supervisors' live dashboard, the officer's
-phone page, the enterprise's page, the scheduled jobs' status and the public page of a random draw. Chinese
-first, English with ``?lang=en``. Live updates come by server-sent events (server/console/dashboard_api.py); the pages
+"""The web console's pages, rendered on the server (Jinja): sign-in, the supervisors' live dashboard, an alert with
+the record it concerns, the officer's phone page, the enterprise's page, the scheduled jobs' status and the public page
+of a random draw. Chinese first, English with ``?lang=en``; every id a person reads is a label from
+server/console/labels.py (the pages' scripts read the same labels from the ``labels`` JSON block: ``L(group, id)``). Live updates come by server-sent events (server/console/dashboard_api.py); the pages
 use a little plain JavaScript and no front-end build. Pages only: the API they call lives in the *_api modules.
 """
 
@@ -16,11 +17,12 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from server import db as dbmod
+from server.console import labels
 from server.console.auth import CurrentPrincipal, Principal, principal_of
 from server.jobs.draws import public_view
 from server.errors import NotFound
 from server.console.guards import supervisors
-from server.console.jobs_api import job_status
+from server.console.jobs_api import job_status, outcome_words, schedule_words
 from server.console.limits import MAX_PHOTO_BYTES, MIB
 from server.storage import console
 from server.storage import draws as stored_draws
@@ -31,7 +33,7 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "title": "执法监督平台", "login": "登录", "username": "用户名", "password": "密码", "logout": "退出", "switch": "English",
-        "under_way": "正在进行的检查", "alerts": "预警", "to_finding": "立为监督事项", "fleet": "设备", "figures": "今日数据", "trend": "近 30 天趋势",
+        "under_way": "正在进行的检查", "alerts": "预警", "to_finding": "立为监督事项", "fleet": "设备", "figures": "今日数据", "trend": "每日趋势",
         "enterprise": "企业", "agencies": "执法机关", "officers": "执法人员", "since": "开始", "recorded": "录像", "joint": "联合检查",
         "yes": "是", "no": "否", "online": "在线", "offline": "离线", "backlog": "积压", "battery": "电量", "clock": "时钟偏差",
         "last_seen": "最后联系", "device": "设备", "inspections": "检查次数", "joint_rate": "联合检查率", "repeat_rate": "重复检查率",
@@ -46,7 +48,7 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "en": {
         "title": "Enforcement supervision", "login": "Sign in", "username": "User name", "password": "Password", "logout": "Sign out", "switch": "中文",
-        "under_way": "Inspections under way", "alerts": "Alerts", "to_finding": "Open a finding", "fleet": "Devices", "figures": "Today", "trend": "Last 30 days",
+        "under_way": "Inspections under way", "alerts": "Alerts", "to_finding": "Open a finding", "fleet": "Devices", "figures": "Today", "trend": "Per day",
         "enterprise": "Enterprise", "agencies": "Agencies", "officers": "Officers", "since": "Since", "recorded": "Recorded", "joint": "Joint",
         "yes": "yes", "no": "no", "online": "online", "offline": "offline", "backlog": "Backlog", "battery": "Battery", "clock": "Clock offset",
         "last_seen": "Last heard", "device": "Device", "inspections": "Inspections", "joint_rate": "Joint-inspection rate", "repeat_rate": "Repeat rate",
@@ -60,11 +62,42 @@ TEXT: dict[str, dict[str, str]] = {
         "rate": "Rate", "rating_comment": "Comment (optional)", "rated": "rated", "rating_thanks": "Thank you for your rating.",
     },
 }
+#: The dashboard's own texts (added to TEXT on that page).
+DASHBOARD_TEXT = {
+    "zh": {
+        "period": "统计区间", "from": "从", "to": "到", "show": "显示", "period_figures": "区间数据", "drill": "各机关检查次数（点击查看各领域、各企业）",
+        "all_agencies": "全部机关", "districts": "各行政区划检查次数", "division": "行政区划", "enterprises": "企业数", "kind": "预警类型",
+        "all_kinds": "全部类型", "handled": "处理情况", "filter": "筛选", "acknowledge": "确认", "assign": "分派", "assignee": "分派给（用户名）",
+        "details": "查看详情", "acknowledged_by": "已确认", "assigned_to": "已分派给", "by": "由", "state": "状态", "severity": "级别",
+        "alert_done": "已保存。", "credit_code": "统一社会信用代码", "none_in_period": "该区间暂无数据",
+    },
+    "en": {
+        "period": "Period", "from": "From", "to": "To", "show": "Show", "period_figures": "Figures for the period", "drill": "Inspections per agency (click for fields, then enterprises)",
+        "all_agencies": "All agencies", "districts": "Inspections per district", "division": "District", "enterprises": "Enterprises", "kind": "Kind",
+        "all_kinds": "All kinds", "handled": "Handling", "filter": "Filter", "acknowledge": "Acknowledge", "assign": "Assign", "assignee": "Assign to (user name)",
+        "details": "Details", "acknowledged_by": "Acknowledged by", "assigned_to": "Assigned to", "by": "by", "state": "State", "severity": "Severity",
+        "alert_done": "Saved.", "credit_code": "Credit code", "none_in_period": "Nothing in this period",
+    },
+}  # fmt: skip
 HOME = {"supervisor": "/", "agency_admin": "/", "officer": "/officer", "enterprise": "/enterprise", "monitor": "/supervision"}
 
 
-def _page(template: str, lang: str, p: Principal | None, **context: Any) -> Template:
-    return Template(template_name=template, context={"t": TEXT[lang], "lang": lang, "other": "en" if lang == "zh" else "zh", "me": p, **context})
+def _page(template: str, lang: str, p: Principal | None, names: dict[str, dict[str, str]] | None = None, **context: Any) -> Template:
+    """A page in ``lang`` for ``p``, with the labels of every registered group (and the registers' ``names``, when the
+    page shows agencies or fields) for its template (``L``) and its script."""
+    table = {**labels.table(lang), **(names or {})}
+    unknown = labels.UNKNOWN[0 if lang == "zh" else 1]
+
+    def lab(group: str, value: str | None) -> str:
+        return table.get(group, {}).get(value or "", unknown)
+
+    base = {"t": TEXT[lang], "lang": lang, "other": "en" if lang == "zh" else "zh", "me": p, "L": table, "lab": lab, "role_label": lab("role", p.role if p else None)}
+    return Template(template_name=template, context={**base, **context})
+
+
+def _names(state: State, lang: str) -> dict[str, dict[str, str]]:
+    with dbmod.reading(state.settings.db) as tx:
+        return labels.register_names(tx, lang)
 
 
 @get("/login", sync_to_thread=False, include_in_schema=False)
@@ -74,14 +107,15 @@ def login_page(lang: Lang = "zh") -> Template:
 
 
 @get("/", sync_to_thread=True, include_in_schema=False)
-def dashboard(request: Request, lang: Lang = "zh") -> Template | Redirect:
+def dashboard(request: Request, state: State, lang: Lang = "zh") -> Template | Redirect:
     """The supervisors' live dashboard (an agency's administrator sees their agency's share)."""
     p = principal_of(request)
     if p is None:
         return Redirect(f"/login?lang={lang}")
     if p.role not in ("supervisor", "agency_admin"):
         return Redirect(f"{HOME[p.role]}?lang={lang}")
-    return _page("dashboard.html", lang, p)
+    t = {**TEXT[lang], **DASHBOARD_TEXT[lang]}
+    return _page("dashboard.html", lang, p, _names(state, lang), t=t, today=dt.datetime.now(CHINA).date().isoformat())
 
 
 @get("/officer", sync_to_thread=True, include_in_schema=False)
@@ -138,8 +172,9 @@ def jobs_page(state: State, principal: CurrentPrincipal, lang: Lang = "zh") -> T
     """The status page of the scheduled jobs (supervisors)."""
     jobs = [
         {
-            "name": j.name_zh if lang == "zh" else j.name_en, "schedule": j.schedule, "last_run": _when(j.last_run_ms),
-            "outcome": j.last_outcome or "–", "detail": (j.last_detail or "")[:DETAIL_CHARS], "next_run": _when(j.next_run_ms),
+            "name": j.name_zh if lang == "zh" else j.name_en, "schedule": schedule_words(j.id, lang), "last_run": _when(j.last_run_ms),
+            "outcome": outcome_words(j.last_outcome, j.last_detail, lang), "tone": {"ok": "ok", "error": "bad"}.get(j.last_outcome or "", "muted"),
+            "next_run": _when(j.next_run_ms),
         }
         for j in job_status(state)
     ]  # fmt: skip
@@ -158,7 +193,64 @@ def public_draw_page(state: State, draw_id: Annotated[str, PathParameter(descrip
     teams = [(t["credit_code"], names.get(t["credit_code"], ""), "、".join(t["officers"])) for t in result.get("teams", [])]
     times = {k: _when(view[k]) for k in ("committed_ms", "draw_at_ms", "drawn_ms")}
     counts = {k: len(result.get(k, [])) for k in ("eligible_enterprises", "eligible_officers")}
-    return _page("draw.html", lang, None, t=_jobs_text(lang), draw=view, times=times, counts=counts, teams=teams)
+    return _page("draw.html", lang, None, _names(state, lang), t=_jobs_text(lang), draw=view, times=times, counts=counts, teams=teams)
 
 
-ROUTES = [login_page, dashboard, officer_page, enterprise_page, jobs_page, public_draw_page]
+#: The alert kinds whose ``ref`` is an inspection, and those whose ``ref`` is a scan (which may have opened one).
+_REF_INSPECTION = frozenset({"unknown_inspection", "inspection_without_scan", "unrecorded_inspection", "low_rating"})
+_REF_SCAN = frozenset({
+    "no_disturb_attempt", "no_disturb_exception", "repeat_inspection", "cap_refused", "cap_exception", "joint_inspection", "credential_refused",
+    "exception_invalid", "exception_pending_review", "exception_rejected", "forged_code", "device_agency_mismatch", "provisional_overturned",
+})  # fmt: skip
+
+
+def _inspection(tx: Any, alert: dict[str, Any], lang: str) -> dict[str, Any] | None:
+    """The inspection an alert concerns, as its page shows it (None when it names none, or none that exists)."""
+    ref = alert["ref"]
+    if not ref or alert["kind"] not in _REF_INSPECTION | _REF_SCAN:
+        return None
+    inspection_id = ref if alert["kind"] in _REF_INSPECTION else console.inspection_of_scan(tx, ref)
+    row = console.inspection_record(tx, inspection_id) if inspection_id else None
+    if row is None:
+        return None
+    iid, code, name, lead, field, status, opened, ended = row
+    parts = [
+        {"officer": officer_name, "agency": agency, "field": part_field, "result": labels.label("result", result, lang) if result else "–"}
+        for _, officer_name, agency, part_field, result in console.inspection_parts(tx, iid)
+    ]
+    return {"id": iid, "credit_code": code, "enterprise": name or code, "lead": lead, "field": field, "state": status, "opened": _when(opened), "ended": _when(ended), "parts": parts}
+
+
+@get("/alerts/{alert_id:int}", sync_to_thread=True, include_in_schema=False)
+def alert_page(request: Request, state: State, alert_id: Annotated[int, PathParameter(ge=1, le=2**62)], lang: Lang = "zh") -> Template | Redirect:
+    """One alert with the record it concerns (the inspection, the letter, the draw, the device), how it was handled,
+    and its buttons: acknowledge, assign, open a finding."""
+    from server.rules.alerts import visible_alert
+
+    p = principal_of(request)
+    if p is None:
+        return Redirect(f"/login?lang={lang}")
+    if p.role not in ("supervisor", "agency_admin"):
+        return Redirect(f"{HOME[p.role]}?lang={lang}")
+    with dbmod.reading(state.settings.db) as tx:
+        alert = visible_alert(tx, alert_id, p.role, p.agency_id)
+        names = labels.register_names(tx, lang)
+        inspection = _inspection(tx, alert, lang)
+        enterprise = console.enterprise_name(tx, alert["credit_code"]) if alert["credit_code"] else None
+        officer = console.officer_name(tx, alert["officer_id"]) if alert["officer_id"] else None
+        device_kind = console.device_kind(tx, alert["device_id"]) if alert["device_id"] else None
+    kind = alert["kind"]
+    link = None
+    if kind.startswith("letter_"):
+        link = (f"/supervision?lang={lang}", "监督文书" if lang == "zh" else "Supervision letters")
+    elif kind == "draw_announced" and alert["ref"]:
+        link = (f"/public/draws/{alert['ref']}?lang={lang}", "双随机公示" if lang == "zh" else "The draw's public page")
+    t = {**TEXT[lang], **DASHBOARD_TEXT[lang]}
+    times = {k: _when(alert[k]) for k in ("created_ms", "acknowledged_ms", "assigned_ms")}
+    return _page(
+        "alert.html", lang, p, names, t=t, a=alert, times=times, inspection=inspection, enterprise=enterprise, officer=officer,
+        device_kind=device_kind, link=link, message=alert["message_zh"] if lang == "zh" else alert["message_en"],
+    )  # fmt: skip
+
+
+ROUTES = [login_page, dashboard, alert_page, officer_page, enterprise_page, jobs_page, public_draw_page]

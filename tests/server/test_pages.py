@@ -70,3 +70,104 @@ def test_the_dashboards_answers_keep_their_keys(api: Api) -> None:
     trend = api.get("/api/v1/trend?days=2").json()
     assert trend and set(trend[0]) == {"day", "inspections", "joint_inspections", "scans", "refused", "repeat_answers"}
     assert api.client.get("/ping").json() == {"ok": True}
+
+
+# --- issue 16: labels, the dashboard's period, drill-down and districts, an alert's page, the nav -------------------
+
+import re  # noqa: E402
+
+from server.console import labels  # noqa: E402
+from server.rules.alerts import raise_alert  # noqa: E402
+from tests.server.conftest import PLAIN  # noqa: E402
+
+#: Tokens that are ids a person must never read on a Chinese page.
+ID_TOKEN = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def raw_ids() -> set[str]:
+    """The ids of every registered group and of the seeded registers (tests/server/conftest.py's seed)."""
+    ids = {k for g in labels.groups().values() for k in g if k}
+    return ids | {"SAMR", "FIRE", "food", "fire"}
+
+
+def visible_text(html: str) -> str:
+    """The text of a page a person reads: no scripts' data, no tags, no attribute values."""
+    html = re.sub(r"<script.*?</script>", " ", html, flags=re.S)
+    html = re.sub(r"<style.*?</style>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def assert_no_raw_ids(html: str) -> None:
+    found = set(ID_TOKEN.findall(visible_text(html))) & raw_ids()
+    assert not found, found
+
+
+def test_jobs_page_says_schedules_and_outcomes_in_words(api: Api) -> None:
+    zh = api.get("/jobs").text
+    assert "每天 00:10" in zh and "每月 1 日 02:00" in zh and "每分钟" in zh and "尚未运行。" in zh and 'id="back"' in zh
+    assert '"trigger"' not in zh and "cron" not in zh
+    assert_no_raw_ids(zh)
+    en = api.get("/jobs?lang=en").text
+    assert "Every day at 00:10" in en and "Not run yet." in en and "Back to the dashboard" in en
+
+
+def test_the_header_names_the_role_and_offers_cases_to_those_who_work_on_them(api: Api) -> None:
+    for user, role_zh, cases in (("sup", "监督人员", True), ("admin-SAMR", "机关管理员", True), ("OFF-SAMR-1", "执法人员", True), ("ent-plain", "企业", False)):
+        page = {"sup": "/", "admin-SAMR": "/", "OFF-SAMR-1": "/enterprise", "ent-plain": "/enterprise"}[user]
+        html = api.as_(user).get(page).text
+        assert f"{user} · {role_zh}" in html, user
+        assert ('id="cases-link"' in html) is cases, user
+    assert "supervisor" not in visible_text(api.get("/").text)
+
+
+def test_the_dashboard_and_an_alerts_page_show_labels_not_ids(api: Api, seeded_db: Path) -> None:
+    with dbmod.writing(seeded_db) as tx:
+        raise_alert(tx, "no_disturb_attempt", int(time.time() * 1000), "拦截一次", "refused once", credit_code=PLAIN, agency_id="SAMR", officer_id="OFF-SAMR-1")
+    html = api.get("/").text
+    assert "市场监管局" in html and "无事不扰拦截" in html and "近 7 天" in html and "本月" in html
+    assert_no_raw_ids(html)
+    (alert,) = api.get("/api/v1/alerts").json()
+    page = api.get(alert["page"])
+    assert page.status_code == 200 and "无事不扰拦截" in page.text and "市场监管局" in page.text and "海淀某餐饮公司" in page.text
+    assert_no_raw_ids(page.text)
+    assert api.as_("admin-FIRE").get(alert["page"]).status_code == 403
+    assert api.get("/alerts/99999999").status_code == 404
+    assert api.as_("OFF-SAMR-1").get(alert["page"], follow_redirects=False).status_code in (302, 303, 307)
+    en = api.get(alert["page"] + "?lang=en").text
+    assert "No-disturb attempt refused" in en and "Market regulation" in en
+
+
+def test_the_dashboards_period_drill_down_and_districts(api: Api) -> None:
+    text = api.get(f"/api/v1/enterprises/{PLAIN}/qr.txt").text
+    assert api.as_("OFF-SAMR-1").post("/api/v1/scans", json={"code_text": text, "field": "food"}).json()["outcome"] == "allowed"
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+    q = f"from_day={day}&to_day={day}"
+    assert api.get(f"/api/v1/stats/summary?{q}").json()["inspections"] == 1
+    assert api.get(f"/api/v1/stats/by-enterprise?{q}&agency_id=SAMR&field=food").json() == [{"credit_code": PLAIN, "name": "海淀某餐饮公司", "inspections": 1}]
+    assert api.get(f"/api/v1/stats/by-division?{q}").json() == [{"division": "110108", "name": "海淀区", "inspections": 1, "enterprises": 1}]
+    assert api.get(f"/api/v1/stats/by-division?{q}&lang=en").json()[0]["name"] == "Haidian"
+    assert api.as_("admin-FIRE").get(f"/api/v1/stats/by-enterprise?{q}&agency_id=SAMR").status_code == 403
+    assert api.as_("admin-FIRE").get(f"/api/v1/stats/by-division?{q}").json() == []
+    assert api.as_("admin-SAMR").get(f"/api/v1/stats/by-enterprise?{q}").json()[0]["inspections"] == 1
+    for bad in (f"from_day={day}", f"from_day={day}&to_day=2000-01-01", "from_day=1990-01-01&to_day=1990-01-02", "from_day=2020-01-01&to_day=2022-01-01", "from_day=x&to_day=y"):
+        r = api.get(f"/api/v1/stats/summary?{bad}")
+        assert r.status_code == 400, (bad, r.text)
+    assert api.get(f"/api/v1/trend?{q}").json()[0]["inspections"] == 1
+    assert api.get(f"/api/v1/stats.csv?{q}").text.count("\n") == 2
+    assert api.as_("OFF-SAMR-1").get(f"/api/v1/stats/summary?{q}").status_code == 403
+
+
+def test_a_draws_page_names_the_agency_and_field(api: Api) -> None:
+    made = api.post("/api/v1/draws", json={"agency_id": "SAMR", "field": "food", "title": "食品抽查", "enterprises": 1, "draw_at_ms": int(time.time() * 1000) + 60_000})
+    html = api.client.get(made.json()["public_page"]).text
+    assert "市场监管局" in html and "食品安全" in html
+    assert_no_raw_ids(html)
+
+
+def test_a_jobs_outcome_reads_as_a_sentence() -> None:
+    from server.console.jobs_api import outcome_words
+
+    assert outcome_words("ok", '{"offline_alerts": 2, "backlog_alerts": 0}', "zh") == "已完成：2 台设备离线预警，0 台设备积压预警。"
+    assert outcome_words("ok", '{"drawn": ["D-1"]}', "en") == "Done: 1 draw(s) performed."
+    assert outcome_words("error", "OperationalError: disk full", "zh").startswith("失败：OperationalError: disk full")
+    assert outcome_words("ok", "not json", "zh") == "已完成。"

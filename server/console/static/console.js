@@ -1,4 +1,4 @@
-// Shared by every console page: the page's language, HTML escaping, times in China time, sign-out.
+// Shared by every console page: the page's language, labels of ids, HTML escaping, times in China time, sign-out.
 // Loaded from /static because the Content-Security-Policy runs no inline script; page data comes
 // from <script type="application/json"> blocks, read with readJson().
 "use strict";
@@ -6,6 +6,20 @@ const LANG = document.documentElement.lang.startsWith("zh") ? "zh" : "en";
 function readJson(id) {
   const el = document.getElementById(id);
   return el ? JSON.parse(el.textContent) : null;
+}
+// Every id a person reads is a label (server/console/labels.py, and the registers' names of agencies and fields),
+// from the page's "labels" block: L("role", "supervisor") is 监督人员. An id with no label never shows raw.
+const LABELS = readJson("labels") || {};
+function L(group, id) {
+  const g = LABELS[group] || {};
+  if (id !== null && id !== undefined && Object.prototype.hasOwnProperty.call(g, id)) return g[id];
+  return LANG === "zh" ? "（未知）" : "(unknown)";
+}
+// The part of an API message "中文 / english" for the page's language.
+function localized(message) {
+  const s = String(message ?? ""), i = s.indexOf(" / ");
+  if (i < 0) return s;
+  return (LANG === "zh" ? s.slice(0, i) : s.slice(i + 3)).trim();
 }
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
@@ -18,7 +32,8 @@ function when(ms) {
 async function errorText(r) {
   let detail = "";
   try { detail = (await r.json()).detail || ""; } catch (e) { detail = ""; }
-  return detail || (LANG === "zh" ? `请求失败（${r.status}）` : `Request failed (${r.status})`);
+  if (Array.isArray(detail)) detail = "";  // a validator's list of problems: say it plainly below
+  return localized(detail) || (LANG === "zh" ? `请求失败（${r.status}）` : `Request failed (${r.status})`);
 }
 const logoutLink = document.getElementById("logout");
 if (logoutLink) {

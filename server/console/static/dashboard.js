@@ -1,59 +1,212 @@
-// The supervisors' dashboard: live figures, inspections under way, alerts and devices by server-sent
-// events; the per-agency chart and the 30-day trend refreshed when the day's count changes and every minute.
+// The supervisors' dashboard. Live (server-sent events): inspections under way, devices, and today's figures. For the
+// period picked (today, 7 days, 30 days, this month, custom days): the figures, the chart that drills down from
+// agencies to fields to enterprises, inspections per district and per day. Alerts: filtered by kind, agency and
+// handling, each acknowledged or assigned in place and opening its own page. Every id is shown by its label (L()).
 "use strict";
 (() => {
   const T = readJson("texts");
-  function pct(x){return x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%"}
-  let lastCount = null;
-  function render(d){
-    const s = d.today;
-    if (lastCount !== null && lastCount !== s.inspections) { chart(); byAgency(); }
-    lastCount = s.inspections;
-    document.getElementById("k-inspections").textContent = s.inspections;
-    document.getElementById("k-joint").textContent = pct(s.joint_rate);
-    document.getElementById("k-repeat").textContent = pct(s.repeat_rate);
-    document.getElementById("k-blocked").textContent = s.blocked_attempts;
-    document.getElementById("k-coverage").textContent = pct(s.recording_coverage_rate);
-    document.getElementById("k-participation").textContent = pct(s.participation_rate);
-    document.getElementById("under-way").innerHTML = d.under_way.length ? d.under_way.map(i =>
-      `<tr data-inspection="${esc(i.inspection_id)}"><td>${esc(i.enterprise)}<div class="muted">${esc(i.credit_code)} · ${esc(i.field)}</div></td>` +
-      `<td>${esc(i.agencies.join("、"))}${i.joint ? ` <span class="pill">${T.joint}</span>` : ""}</td><td>${esc(i.officers.join("、"))}</td>` +
+  const $ = id => document.getElementById(id);
+  const zh = LANG === "zh";
+  const pct = x => x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%";
+  const today = document.querySelector(".period").dataset.today;
+
+  // --- the period ----------------------------------------------------------------------------------------------------
+  let period = {key: "today", from: today, to: today};
+  function shiftDay(day, n) {
+    const d = new Date(day + "T00:00:00Z"); d.setUTCDate(d.getUTCDate() + n); return d.toISOString().slice(0, 10);
+  }
+  function pick(key) {
+    if (key === "today") period = {key, from: today, to: today};
+    else if (key === "7d") period = {key, from: shiftDay(today, -6), to: today};
+    else if (key === "30d") period = {key, from: shiftDay(today, -29), to: today};
+    else if (key === "month") period = {key, from: today.slice(0, 8) + "01", to: today};
+    document.querySelectorAll(".period-pick").forEach(b => b.setAttribute("aria-pressed", String(b.dataset.period === key)));
+    $("custom-period").hidden = key !== "custom";
+    if (key === "custom") { $("from").value ||= period.from; $("to").value ||= period.to; $("from").focus(); return; }
+    refreshPeriod();
+  }
+  document.querySelectorAll(".period-pick").forEach(b => b.addEventListener("click", () => pick(b.dataset.period)));
+  $("custom-period").addEventListener("submit", e => {
+    e.preventDefault();
+    const from = $("from").value, to = $("to").value;
+    if (!from || !to || from > to) { $("period-error").textContent = zh ? "请选择开始和结束日期（开始不晚于结束）。" : "Choose a start and an end day (the start not after the end)."; return; }
+    period = {key: "custom", from, to};
+    refreshPeriod();
+  });
+  const q = () => `from_day=${period.from}&to_day=${period.to}`;
+
+  async function getJson(url) {
+    const r = await fetch(url);
+    if (!r.ok) { $("period-error").textContent = await errorText(r); return null; }
+    return r.json();
+  }
+  function refreshPeriod() {
+    $("period-error").textContent = "";
+    $("period-shown").textContent = period.from === period.to ? period.from : `${period.from} – ${period.to}`;
+    $("export").href = `/api/v1/stats.csv?${q()}`;
+    drill.agency = drill.field = null;
+    figures(); chart(); byAgency(); districts();
+  }
+
+  // --- figures -------------------------------------------------------------------------------------------------------
+  function showFigures(s) {
+    $("k-inspections").textContent = s.inspections;
+    $("k-joint").textContent = pct(s.joint_rate);
+    $("k-repeat").textContent = pct(s.repeat_rate);
+    $("k-blocked").textContent = s.blocked_attempts;
+    $("k-coverage").textContent = pct(s.recording_coverage_rate);
+    $("k-participation").textContent = pct(s.participation_rate);
+  }
+  async function figures() { const s = await getJson(`/api/v1/stats/summary?${q()}`); if (s) showFigures(s); }
+
+  // --- live: under way, devices, new alerts --------------------------------------------------------------------------
+  let lastCount = null, lastAlert = null;
+  function cells(tr) {  // a phone shows each row as a card: each cell names its column
+    const heads = [...tr.closest("table").querySelectorAll("thead th")].map(th => th.textContent.trim());
+    [...tr.children].forEach((td, n) => td.setAttribute("data-label", heads[n] || ""));
+  }
+  function render(d) {
+    if (period.key === "today") showFigures(d.today);
+    if (lastCount !== null && lastCount !== d.today.inspections) { chart(); byAgency(); districts(); if (period.key !== "today") figures(); }
+    lastCount = d.today.inspections;
+    $("under-way").innerHTML = d.under_way.length ? d.under_way.map(i =>
+      `<tr data-inspection="${esc(i.inspection_id)}"><td>${esc(i.enterprise)}<div class="muted">${esc(i.credit_code)} · ${esc(L("field", i.field))}</div></td>` +
+      `<td>${esc(i.agencies.join("、"))}${i.joint ? ` <span class="pill">${esc(T.joint)}</span>` : ""}</td><td>${esc(i.officers.join("、"))}</td>` +
       `<td>${when(i.since_ms)}</td><td class="${i.recorded ? "ok" : "warn"}">${i.recorded ? T.yes : T.no}</td></tr>`).join("")
       : `<tr><td colspan="5" class="muted">${T.none}</td></tr>`;
-    const alerts = document.getElementById("alerts");
-    // A supervisor opens a finding from an alert about an agency (the supervision page fills in what the alert says).
-    const toFinding = a => alerts.dataset.role === "supervisor" && a.agency_id
-      ? ` · <a class="to-finding" href="/supervision?alert=${encodeURIComponent(a.id)}&lang=${LANG}">${esc(T.to_finding)}</a>` : "";
-    alerts.innerHTML = d.alerts.length ? d.alerts.map(a =>
-      `<div class="alert-item sev-${esc(a.severity)}"><div>${esc(LANG === "zh" ? a.message_zh : a.message_en)}</div><div class="muted">${when(a.created_ms)} · ${esc(LANG === "zh" ? a.label_zh : a.label_en)}${toFinding(a)}</div></div>`).join("")
-      : `<div class="muted">${T.none}</div>`;
-    document.getElementById("fleet").innerHTML = d.fleet.map(f =>
-      `<tr><td>${esc(f.device_id)}<div class="muted">${esc(f.kind)} · ${esc(f.agency_id)}</div></td><td class="${f.online ? "ok" : "bad"}">${f.online ? T.online : T.offline}</td>` +
-      `<td>${f.backlog ?? "–"}</td><td>${when(f.last_seen_ms)}</td><td>${f.battery ?? "–"}</td><td>${f.clock_offset_ms ?? "–"}</td></tr>`).join("");
+    $("under-way").querySelectorAll("tr").forEach(cells);
+    $("fleet").innerHTML = d.fleet.length ? d.fleet.map(f =>
+      `<tr><td><span class="nowrap">${esc(f.device_id)}</span><div class="muted">${esc(L("device_kind", f.kind))} · ${esc(L("agency", f.agency_id))}</div></td>` +
+      `<td class="${f.online ? "ok" : "bad"}">${f.online ? T.online : T.offline}</td><td class="num">${f.backlog ?? "–"}</td><td>${when(f.last_seen_ms)}</td>` +
+      `<td class="num">${f.battery === null || f.battery === undefined ? "–" : f.battery + "%"}</td>` +
+      `<td class="num">${f.clock_offset_ms === null || f.clock_offset_ms === undefined ? "–" : (f.clock_offset_ms / 1000).toFixed(1) + (zh ? " 秒" : " s")}</td></tr>`).join("")
+      : `<tr><td colspan="6" class="muted">${T.none}</td></tr>`;
+    $("fleet").querySelectorAll("tr").forEach(cells);
+    const top = d.alerts.length ? d.alerts[0].id : 0;
+    if (top !== lastAlert) { lastAlert = top; alerts(); }
   }
-  async function chart(){
-    const r = await fetch("/api/v1/trend?days=30"); if (!r.ok) return;
-    const rows = await r.json(), svg = document.getElementById("chart"), w = svg.clientWidth || 800, h = 180;
-    const max = Math.max(1, ...rows.map(x => x.scans)), bw = w / Math.max(1, rows.length);
-    svg.innerHTML = rows.map((x, i) => {
-      const hs = (x.scans / max) * (h - 30), hi = (x.inspections / max) * (h - 30);
-      return `<rect x="${i * bw + 2}" y="${h - 20 - hs}" width="${bw * 0.45}" height="${hs}" fill="#9db4cc"><title>${x.day}: ${x.scans}</title></rect>` +
-             `<rect x="${i * bw + 2 + bw * 0.45}" y="${h - 20 - hi}" width="${bw * 0.45}" height="${hi}" fill="#1f3b5a"><title>${x.day}: ${x.inspections}</title></rect>` +
-             (i % 5 === 0 ? `<text x="${i * bw + 2}" y="${h - 5}" font-size="10" fill="#5b6b7c">${x.day.slice(5)}</text>` : "");
-    }).join("");
+
+  // --- alerts --------------------------------------------------------------------------------------------------------
+  const box = $("alerts"), supervisor = box.dataset.role === "supervisor";
+  function alertHtml(a) {
+    const handled = [
+      a.acknowledged_ms ? `${esc(T.acknowledged_by)}：${esc(a.acknowledged_by)}（${when(a.acknowledged_ms)}）` : "",
+      a.assigned_to ? `${esc(T.assigned_to)} ${esc(a.assigned_to)}（${esc(T.by)} ${esc(a.assigned_by)}，${when(a.assigned_ms)}）` : "",
+    ].filter(Boolean).join("；");
+    const toFinding = supervisor && a.agency_id
+      ? `<a class="to-finding" href="/supervision?alert=${encodeURIComponent(a.id)}&lang=${LANG}">${esc(T.to_finding)}</a>` : "";
+    const assign = `<form class="inline assign" data-id="${a.id}"><label>${esc(T.assignee)}<input name="assignee" required maxlength="100" autocomplete="off"></label>` +
+      `<button type="submit" class="secondary">${esc(T.assign)}</button></form>`;
+    return `<div class="alert-item sev-${esc(a.severity)}" data-alert="${a.id}"><div>${esc(zh ? a.message_zh : a.message_en)}</div>` +
+      `<div class="muted">${when(a.created_ms)} · ${esc(L("alert_kind", a.kind))} · ${esc(L("severity", a.severity))}${a.agency_id ? " · " + esc(L("agency", a.agency_id)) : ""}</div>` +
+      (handled ? `<div class="muted handled">${handled}</div>` : "") +
+      `<div class="actions"><a href="/alerts/${a.id}?lang=${LANG}" class="details">${esc(T.details)}</a>${toFinding}` +
+      (a.acknowledged_ms ? "" : `<button type="button" class="ack secondary" data-id="${a.id}">${esc(T.acknowledge)}</button>`) + `</div>${assign}</div>`;
   }
-  async function byAgency(){
-    const r = await fetch("/api/v1/stats/by-agency-field?days=30"); if (!r.ok) return;
-    const rows = await r.json(), max = Math.max(1, ...rows.map(x => x.inspections));
-    document.getElementById("by-agency").innerHTML = rows.length ? rows.map(x =>
-      `<div class="bar-row"><span>${esc(LANG === "zh" ? x.agency_name : x.agency_id)} · ${esc(LANG === "zh" ? x.field_name : x.field)}</span>` +
-      `<span class="bar" data-pct="${Math.max(2, 100 * x.inspections / max)}"></span><b>${x.inspections}</b></div>`).join("")
-      : `<div class="muted">${T.none}</div>`;
+  async function alerts() {
+    const params = new URLSearchParams({limit: "30", handled: $("alert-handled").value});
+    if ($("alert-kind").value) params.set("kind", $("alert-kind").value);
+    if ($("alert-agency") && $("alert-agency").value) params.set("agency_id", $("alert-agency").value);
+    const r = await fetch(`/api/v1/alerts?${params}`);
+    if (!r.ok) { $("alert-notice").textContent = ""; box.textContent = await errorText(r); return; }
+    const rows = await r.json();
+    box.innerHTML = rows.length ? rows.map(alertHtml).join("") : `<div class="muted">${T.none}</div>`;
+  }
+  $("alert-filter").addEventListener("change", alerts);
+  async function act(url, body, button) {
+    button.disabled = true;  // one click, one request
+    try {
+      const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: body ? JSON.stringify(body) : undefined});
+      $("alert-notice").className = r.ok ? "ok" : "bad";
+      $("alert-notice").textContent = r.ok ? T.alert_done : await errorText(r);
+      if (r.ok) await alerts();
+    } catch (e) {
+      $("alert-notice").className = "bad"; $("alert-notice").textContent = T.offline_retry;
+    } finally { button.disabled = false; }
+  }
+  box.addEventListener("click", e => {
+    const b = e.target.closest("button.ack");
+    if (b) act(`/api/v1/alerts/${b.dataset.id}/acknowledge`, null, b);
+  });
+  box.addEventListener("submit", e => {
+    const f = e.target.closest("form.assign");
+    if (!f) return;
+    e.preventDefault();
+    act(`/api/v1/alerts/${f.dataset.id}/assign`, {assignee: f.elements.assignee.value.trim()}, f.querySelector("button"));
+  });
+
+  // --- the chart that drills down: agencies, then one agency's fields, then one field's enterprises --------------------
+  const drill = {agency: null, field: null};
+  let rows = [];
+  function bars(items) {
+    const max = Math.max(1, ...items.map(x => x.n));
+    return items.length ? items.map(x =>
+      `<${x.key ? "button type=\"button\"" : "div"} class="bar-row"${x.key ? ` data-key="${esc(x.key)}"` : ""}><span>${esc(x.name)}</span>` +
+      `<span class="bar-track"><span class="bar" data-pct="${Math.max(2, 100 * x.n / max)}"></span></span><b>${x.n}</b></${x.key ? "button" : "div"}>`).join("")
+      : `<div class="muted">${T.none_in_period}</div>`;
+  }
+  async function byAgency() {
+    const got = await getJson(`/api/v1/stats/by-agency-field?${q()}`);
+    if (got) { rows = got; await drawDrill(); }
+  }
+  async function drawDrill() {
+    let items;
+    if (drill.agency === null) {
+      const sum = {};
+      rows.forEach(x => { sum[x.agency_id] = (sum[x.agency_id] || 0) + x.inspections; });
+      items = Object.entries(sum).map(([k, n]) => ({key: k, name: L("agency", k), n})).sort((a, b) => b.n - a.n);
+    } else if (drill.field === null) {
+      items = rows.filter(x => x.agency_id === drill.agency).map(x => ({key: x.field, name: L("field", x.field), n: x.inspections})).sort((a, b) => b.n - a.n);
+    } else {
+      const found = await getJson(`/api/v1/stats/by-enterprise?${q()}&agency_id=${encodeURIComponent(drill.agency)}&field=${encodeURIComponent(drill.field)}`) || [];
+      items = found.map(x => ({key: null, name: `${x.name}（${x.credit_code}）`, n: x.inspections}));
+    }
+    const crumbs = [`<button type="button" class="secondary" data-level="0">${esc(T.all_agencies)}</button>`];
+    if (drill.agency !== null) crumbs.push(`<span aria-hidden="true">›</span><button type="button" class="secondary" data-level="1">${esc(L("agency", drill.agency))}</button>`);
+    if (drill.field !== null) crumbs.push(`<span aria-hidden="true">›</span><span aria-current="page">${esc(L("field", drill.field))}</span>`);
+    $("crumbs").innerHTML = crumbs.join("");
+    $("by-agency").innerHTML = bars(items);
     // Widths through the CSS object model: no style attributes in markup.
     document.querySelectorAll("#by-agency .bar").forEach(b => { b.style.width = b.dataset.pct + "%"; });
   }
+  $("by-agency").addEventListener("click", e => {
+    const b = e.target.closest("button.bar-row");
+    if (!b) return;
+    if (drill.agency === null) drill.agency = b.dataset.key; else drill.field = b.dataset.key;
+    drawDrill();
+  });
+  $("crumbs").addEventListener("click", e => {
+    const b = e.target.closest("button[data-level]");
+    if (!b) return;
+    if (b.dataset.level === "0") drill.agency = null;
+    drill.field = null;
+    drawDrill();
+  });
+
+  // --- districts and days ----------------------------------------------------------------------------------------------
+  async function districts() {
+    const got = await getJson(`/api/v1/stats/by-division?${q()}&lang=${LANG}`);
+    if (!got) return;
+    $("district-rows").innerHTML = got.length ? got.map(x =>
+      `<tr><td>${esc(x.name)}</td><td class="num">${x.inspections}</td><td class="num">${x.enterprises}</td></tr>`).join("")
+      : `<tr><td colspan="3" class="muted">${T.none_in_period}</td></tr>`;
+  }
+  async function chart() {
+    const got = await getJson(`/api/v1/trend?${q()}`);
+    if (!got) return;
+    const svg = $("chart"), w = svg.clientWidth || 600, h = 180;
+    const max = Math.max(1, ...got.map(x => x.scans)), bw = w / Math.max(1, got.length), every = Math.max(1, Math.ceil(got.length / 8));
+    svg.innerHTML = got.map((x, i) => {
+      const hs = (x.scans / max) * (h - 30), hi = (x.inspections / max) * (h - 30);
+      return `<rect x="${i * bw + 2}" y="${h - 20 - hs}" width="${bw * 0.45}" height="${hs}" fill="#7f9cb9"><title>${x.day}: ${T.scans} ${x.scans}</title></rect>` +
+             `<rect x="${i * bw + 2 + bw * 0.45}" y="${h - 20 - hi}" width="${bw * 0.45}" height="${hi}" fill="#1f3b5a"><title>${x.day}: ${T.inspections} ${x.inspections}</title></rect>` +
+             (i % every === 0 ? `<text x="${i * bw + 2}" y="${h - 5}" font-size="11" fill="#4f5f70">${x.day.slice(5)}</text>` : "");
+    }).join("");
+  }
+
   const es = new EventSource("/api/v1/stream");
-  es.addEventListener("snapshot", (e) => { render(JSON.parse(e.data)); document.getElementById("live-state").className = "pill ok"; });
-  es.onerror = () => { document.getElementById("live-state").className = "pill bad"; };
-  chart(); byAgency(); setInterval(() => { chart(); byAgency(); }, 60000);
+  es.addEventListener("snapshot", (e) => { render(JSON.parse(e.data)); $("live-state").className = "pill ok"; });
+  es.onerror = () => { $("live-state").className = "pill bad"; };
+  refreshPeriod(); alerts();
+  setInterval(() => { chart(); byAgency(); districts(); if (period.key !== "today") figures(); }, 60000);
 })();

@@ -14,8 +14,8 @@
     if (i.rating) return `<span class="ok">${"★".repeat(i.rating)}${"☆".repeat(5 - i.rating)} ${esc(T.rated)}</span>`;
     if (!i.inspection_id || (i.outcomes || []).some(o => !o.result)) return "–";
     const stars = [5, 4, 3, 2, 1].map(n => `<option value="${n}">${"★".repeat(n)}</option>`).join("");
-    return `<form class="rate" data-inspection="${esc(i.inspection_id)}"><select name="score">${stars}</select>` +
-      ` <input name="comment" maxlength="1000" placeholder="${esc(T.rating_comment)}"> <button type="submit">${esc(T.rate)}</button></form>`;
+    return `<form class="rate inline" data-inspection="${esc(i.inspection_id)}"><label>${esc(T.rating)}<select name="score">${stars}</select></label>` +
+      ` <label>${esc(T.rating_comment)}<input name="comment" maxlength="1000"></label> <button type="submit">${esc(T.rate)}</button></form>`;
   }
   document.getElementById("rows").addEventListener("submit", async (e) => {
     const form = e.target.closest("form.rate");
@@ -34,6 +34,16 @@
       button.disabled = false;
     }
   });
+  // The file chooser is a labelled button: say which photo was picked (the browser's own text is hidden).
+  const photo = document.getElementById("photo");
+  photo.addEventListener("change", () => {
+    document.getElementById("photo-name").textContent = photo.files[0] ? photo.files[0].name : (LANG === "zh" ? "未选择照片" : "No photo chosen");
+  });
+  // On a phone each row is a card: every cell carries its column's name.
+  function labelCells() {
+    const heads = [...document.querySelectorAll("#history thead th")].map(th => th.textContent.trim());
+    document.querySelectorAll("#rows tr").forEach(tr => [...tr.children].forEach((td, n) => td.setAttribute("data-label", heads[n] || "")));
+  }
   const submit = document.getElementById("query-submit");
   const error = document.getElementById("error");
   document.getElementById("query").addEventListener("submit", async (e) => {
@@ -63,6 +73,7 @@
         `<tr><td>${esc(i.date)}</td><td>${esc(i.agencies.join("、"))}</td><td>${esc(i.fields.join("、"))}</td>` +
         (d.outcomes_shown ? `<td class="result">${esc((i.outcomes || []).map(o => `${o.agency}：${o.result_label}`).join("；"))}</td><td>${ratingCell(i)}</td>` : "") + `</tr>`).join("")
         : `<tr><td colspan="${cols}" class="muted">${T.none}</td></tr>`;
+      labelCells();
     } finally {
       submit.disabled = false;
     }
