@@ -108,6 +108,7 @@ class Policy(_Strict, kw_only=True):
     low_yield: LowYieldPolicy = LowYieldPolicy()
     hotline: HotlinePolicy = HotlinePolicy()
     scorecard: ScorecardPolicy = ScorecardPolicy()
+    cases: dict[str, object] = {}  # server only: checked strictly by server/cases/policy.py (issue 15)
     # An ended inspection is checked for full-process recording this long after its end, so that
     # recordings a device reports late (it finishes the file, or was offline) still count.
     recording_grace_minutes: Annotated[float, Meta(ge=0, le=1440)] = 10.0

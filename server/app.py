@@ -25,6 +25,7 @@ from protocol.config import ConfigError, load_toml
 from protocol.decision import Policy
 from server import db
 from server.cases import api as cases_api
+from server.cases import policy as cases_policy
 from server.console import api, auth_api, badge_api, dashboard_api, enterprise_api, evidence_api, exception_api, hotline_api, inspect_api, jobs_api, pages, ratings_api, scorecard_api, supervision_api, supervision_page, users_api
 from server.errors import DomainError, bad_value_response, document_answers, error_response, http_error_response, too_deep_response
 from server.console.apidocs import OfflineSwagger
@@ -106,6 +107,7 @@ def create_app(settings: ServerSettings) -> Litestar:
         weights_from(policy.scorecard.weights, str(settings.policy_file))
     except WeightsError as e:
         raise ConfigError(str(e)) from None
+    cases_policy.parse(policy.cases, str(settings.policy_file))  # [cases] (issue 15): a wrong key stops the start too
     role = settings.role
     plugins: list[InitPluginProtocol] = [StoragePlugin(settings)]
     if role.runs_ingest and settings.mqtt_enabled:

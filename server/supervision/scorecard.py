@@ -42,6 +42,8 @@ import msgspec
 
 from server.console.stats import check_period, cst_day, summary
 from server.jobs.disclosure import cst_date
+from server.storage import case_steps as case_rows
+from server.storage import cases as case_share
 from server.storage import scorecard as stored
 from server.storage.engine import Tx
 
@@ -59,13 +61,23 @@ INDICATORS: dict[str, tuple[str, str]] = {
     "letters_on_time": ("按期整改率", "Letters rectified on time"),
     "participation": ("执法人员参与率", "Officer participation"),
     "ratings": ("企业评价（1–5 星）", "Enterprise ratings (1–5 stars)"),
+    # Cases (issue 15, server/cases): qualified legal reviewers among the officers (flagged below 5 %), cases whose legal
+    # review found a suspected crime and that were never referred, and judicial referrals left unanswered.
+    "legal_reviewers": ("法制审核人员占比", "Legal reviewers among officers"),
+    "cases_kept": ("涉嫌犯罪未移送案件", "Suspected crimes not referred"),
+    "referrals_unanswered": ("移送司法机关未获答复", "Referrals unanswered"),
 }
 #: The default weights (they need not add up to 100: the total is a weighted mean).
 DEFAULT_WEIGHTS: dict[str, float] = {
     "inspections": 0, "joint_rate": 15, "repeat_rate": 10, "no_disturb_attempts": 10, "recording_coverage": 15,
     "disclosure_on_time": 15, "case_file_pass": 15, "findings": 5, "letters": 0, "letters_on_time": 10,
-    "participation": 5, "ratings": 5,
+    "participation": 5, "ratings": 5, "legal_reviewers": 0, "cases_kept": 0, "referrals_unanswered": 0,
 }  # fmt: skip
+#: The least share of an agency's officers who are qualified legal reviewers (its policy may say otherwise:
+#: ``[cases] reviewer_share``); below it the indicator is flagged.
+REVIEWER_SHARE = 0.05
+#: A referral unanswered this long is counted (``[cases] referral_answer_days``).
+REFERRAL_ANSWER_DAYS = 30
 DAY_MS = 86_400_000
 
 
@@ -84,6 +96,7 @@ class Indicator(msgspec.Struct, kw_only=True):
     denominator: int | None = None
     score: float | None  # 0–100, None without data
     weight: float
+    flagged: bool = False  # below what the rules require (legal reviewers under 5 %, a crime kept, a referral unanswered)
 
 
 class AgencyScore(msgspec.Struct, kw_only=True):
@@ -129,6 +142,9 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
     reviews = stored.review_counts(tx, from_ms, to_ms)
     findings = stored.finding_counts(tx, from_ms, to_ms)
     ratings = stored.rating_counts(tx, from_ms, to_ms)
+    reviewers = case_share.reviewer_share(tx, to_ms)
+    kept = case_rows.kept_counts(tx, from_ms, to_ms)
+    referrals = case_rows.referral_counts(tx, from_ms, to_ms, min(now_ms, to_ms) - REFERRAL_ANSWER_DAYS * DAY_MS)
     letters: dict[str, list[int]] = {}  # agency -> [issued, due or accepted, accepted on time]
     today = cst_date(now_ms).isoformat()
     for agency_id, _kind, status, deadline, replied_ms in stored.letters_issued(tx, from_ms, to_ms):
@@ -151,6 +167,8 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
             "credentialed": s["credentialed_officers"], "active": s["active_officers"], "disclosed_on_time": on_time,
             "disclosure_due": due, "reviewed": reviewed, "passed": passed, "findings": findings.get(agency_id, 0),
             "letters": issued, "letters_due": letters_due, "letters_on_time": letters_ok, "rated": rated, "stars": stars,
+            "officers": reviewers.get(agency_id, (0, 0))[0], "reviewers": reviewers.get(agency_id, (0, 0))[1], "kept": kept.get(agency_id, 0),
+            "referrals": referrals.get(agency_id, (0, 0))[0], "unanswered": referrals.get(agency_id, (0, 0))[1],
         }  # fmt: skip
     return out
 
@@ -188,7 +206,21 @@ def _indicators(f: dict[str, Any], most: dict[str, int], weights: Mapping[str, f
         rate("participation", f["active"], f["credentialed"]),
         ind("ratings", round(f["stars"] / f["rated"], 2) if f["rated"] else None,
             round(100 * (f["stars"] / f["rated"] - 1) / 4, 1) if f["rated"] else None, f["rated"]),
+        *_case_indicators(f, ind),
     ]
+
+
+def _case_indicators(f: dict[str, Any], ind: Any) -> list[Indicator]:
+    """Legal reviewers' share (100 at 5 % or more, flagged below), suspected crimes kept (0 with any, no score with
+    none) and referrals answered (100 × the share answered in time): each flagged where it falls short."""
+    share = _rate(f["reviewers"], f["officers"])
+    reviewers = ind("legal_reviewers", share, None if share is None else round(min(100.0, 100 * share / REVIEWER_SHARE), 1), f["reviewers"], f["officers"])
+    reviewers.flagged = share is not None and share < REVIEWER_SHARE
+    kept = ind("cases_kept", f["kept"], 0.0 if f["kept"] else None)
+    kept.flagged = f["kept"] > 0
+    unanswered = ind("referrals_unanswered", f["unanswered"], None if not f["referrals"] else round(100 * (1 - f["unanswered"] / f["referrals"]), 1), f["unanswered"], f["referrals"])
+    unanswered.flagged = f["unanswered"] > 0
+    return [reviewers, kept, unanswered]
 
 
 def _total(indicators: list[Indicator]) -> float | None:

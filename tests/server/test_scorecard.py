@@ -125,6 +125,7 @@ def test_the_figures_scores_totals_ranks_and_trend_by_hand(seeded_url: str) -> N
         "letters": (3, 0.0), "letters_on_time": (0.3333, 33.3),
         "participation": (0.5, 50.0),  # OFF-SAMR-1 and -2 of 4 credentialed (the expired and revoked ones held a credential then)
         "ratings": (3.0, 50.0),  # (4 + 2) / 2 stars: 100 × (3 − 1) / 4
+        "legal_reviewers": (0.0, 0.0), "cases_kept": (0, None), "referrals_unanswered": (0, None),  # no reviewer among 6 officers; no case
     }  # fmt: skip
     # (25×15 + 80×10 + 80×10 + 0×15 + 50×15 + 50×15 + 0×5 + 33.3×10 + 50×5 + 50×5) / 105
     assert samr.total == 41.0
@@ -134,6 +135,7 @@ def test_the_figures_scores_totals_ranks_and_trend_by_hand(seeded_url: str) -> N
         "inspections": (2, 50.0), "joint_rate": (0.5, 50.0), "repeat_rate": (0.0, 100.0), "no_disturb_attempts": (0, 100.0),
         "recording_coverage": (None, None), "disclosure_on_time": (0.0, 0.0), "case_file_pass": (None, None), "findings": (1, 50.0),
         "letters": (2, 33.3), "letters_on_time": (1.0, 100.0), "participation": (1.0, 100.0), "ratings": (None, None),
+        "legal_reviewers": (0.0, 0.0), "cases_kept": (0, None), "referrals_unanswered": (0, None),
     }  # fmt: skip
     # (50×15 + 100×10 + 100×10 + 0×15 + 50×5 + 100×10 + 100×5) / 70: the weights without data are left out
     assert (fire.total, fire.previous_total, fire.change) == (64.3, None, None)

@@ -1,0 +1,179 @@
+"""The pages of cases: ``/cases`` (console: an agency's staff their agency's cases, a supervisor all, an enterprise
+its own; the selected case with the actions the reader may take) and ``/public/disclosure`` (no sign-in: disclosed
+decisions, personal data masked, searchable by enterprise and agency). Every action goes through the API
+(server/cases/api.py) from static/cases.js; no raw id is shown: states, kinds, measures, checklist items by their
+labels (server/cases/labels.py), officers and agencies by name, a case by its number."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+
+from server import db as dbmod
+from server.cases import decide, review, workflow
+from server.cases.forms import CHECKLIST, CaseView
+from server.cases.labels import CHECKLIST as ITEM_WORDS
+from server.cases.labels import word
+from server.cases.policy import MEASURES
+from server.cases.texts import TEXT
+from server.console.auth import Principal, principal_of
+from server.errors import NotFound
+from server.jobs.disclosure import cst_date
+from server.storage import cases as rows
+from server.storage import supervision as names
+
+Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
+
+
+def number(case_id: str, lang: str) -> str:
+    """A case's number as people write it: 〔2026〕第 1 号."""
+    _, year, seq = (case_id.split("-") + ["", "", ""])[:3]
+    return f"〔{year}〕第 {int(seq or 0)} 号" if lang == "zh" else f"No. {int(seq or 0)} of {year}"
+
+
+def _ctx(lang: str) -> dict[str, str]:
+    from server.console.pages import TEXT as BASE
+
+    return {**BASE[lang], **TEXT[lang]}
+
+
+@get("/cases", sync_to_thread=True, include_in_schema=False)
+def cases_page(
+    request: Request, state: State, lang: Lang = "zh", case: Annotated[str | None, QueryParameter(max_length=32, description="the case shown")] = None
+) -> Template | Redirect:
+    """The cases of the signed-in reader, and one case with its actions."""
+    from server.console.pages import HOME, _page, _when
+
+    p = principal_of(request)
+    if p is None:
+        return Redirect(f"/login?lang={lang}")
+    if p.role == "monitor":
+        return Redirect(f"{HOME[p.role]}?lang={lang}")
+    now = int(time.time() * 1000)
+    t = _ctx(lang)
+    with dbmod.reading(state.settings.db) as tx:
+        agencies = {a: (zh if lang == "zh" else en or zh) for a, (zh, en) in names.agency_names(tx).items()}
+        listed = workflow.list_cases(tx, p, state=None, credit_code=None, limit=300)
+        firms = names.enterprise_names(tx, [c.credit_code for c in listed if c.credit_code])
+        shown = None
+        if case:
+            try:
+                shown = workflow.get_case(tx, case, p, now)
+            except NotFound:
+                shown = None
+        detail = _detail(tx, shown, p, lang, agencies, now) if shown else None
+        colleagues = _colleagues(tx, p.agency_id) if p.role == "officer" else []
+        pending = review.pending(tx, p, now) if p.role in ("officer", "agency_admin", "supervisor") else []
+        is_reviewer = p.role == "officer" and review.is_reviewer_for(tx, p, p.agency_id or "")
+    case_rows = [
+        {
+            "id": c.case_id, "number": number(c.case_id, lang), "title": c.title, "kind": word("case_kind", c.kind, lang),
+            "agency": agencies.get(c.agency_id, "–"), "enterprise": firms.get(c.credit_code or "", "–"), "state": word("case_state", c.state, lang),
+            "deadline": c.deadline, "opened": _when(c.opened_ms), "selected": shown is not None and shown.case_id == c.case_id,
+        }
+        for c in listed
+    ]  # fmt: skip
+    review_rows = [{"case": r.case_id, "number": number(r.case_id, lang), "status": word("review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue} for r in pending]
+    kinds = [(k, word("case_kind", k, lang)) for k in ("penalty", "coercion", "permit", "other")]
+    return _page(
+        "cases.html", lang, p, t=t, cases=case_rows, detail=detail, colleagues=colleagues, kinds=kinds, reviews=review_rows, is_reviewer=is_reviewer,
+        measures=[(k, v[0] if lang == "zh" else v[1]) for k, v in MEASURES.items()], items=[(k, ITEM_WORDS[k][0 if lang == "zh" else 1]) for k in CHECKLIST],
+        agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]),
+    )  # fmt: skip
+
+
+def _colleagues(tx: Any, agency_id: str | None) -> list[tuple[str, str]]:
+    """(officer id, name) of the officers of an agency, for the forms' checkboxes (the id is the value, not shown)."""
+    return [(o[0], o[1]) for o in rows.agency_officers(tx, agency_id or "-")]
+
+
+def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, str], now: int) -> dict[str, Any]:
+    """The selected case in words, with the actions the reader may take on it."""
+    from server.console.pages import _when
+
+    mine = p.role == "officer" and p.agency_id == c.agency_id
+    handling = p.officer_id in [o.officer_id for o in c.officers]
+    last = c.reviews[-1] if c.reviews else None
+    reviewer = p.role == "officer" and not handling and review.is_reviewer_for(tx, p, c.agency_id)
+    incoming = next((x for x in c.transfers if x.kind == "transfer" and x.status == "sent" and x.to_agency == p.agency_id and p.role == "officer"), None)
+    referral = next((x for x in c.transfers if x.kind == "referral" and x.status == "sent"), None)
+    d = c.decision
+    steps = [
+        {"what": TEXT[lang].get(f"step_{s.kind.removeprefix('case.')}", s.kind.removeprefix("case.")), "when": _when(s.at_ms), "who": s.actor, "log": s.log_index}
+        for s in c.steps
+    ]  # fmt: skip
+    return {
+        "id": c.case_id, "number": number(c.case_id, lang), "title": c.title, "kind": word("case_kind", c.kind, lang), "state": word("case_state", c.state, lang),
+        "state_key": c.state, "agency": agencies.get(c.agency_id, "–"), "deadline": c.deadline, "opened": _when(c.opened_ms),
+        "officers": [{"name": o.name, "credential": o.credential_no, "valid": o.valid} for o in c.officers],
+        "parties": [{"kind": TEXT[lang]["party_" + x.kind], "name": x.name, "id_no": decide.mask_id(x.id_no) if x.kind == "individual" else x.id_no} for x in c.parties],
+        "evidence": [{"kind": word("evidence_kind", e.kind, lang), "title": e.title, "sha": e.sha256[:16] + "…", "log": e.log_index, "when": _when(e.at_ms), "integrity": e.integrity} for e in c.evidence],
+        "reviews": [
+            {
+                "id": r.review_id, "status": word("review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue, "proposal": r.proposal,
+                "opinion": r.opinion or "", "head_note": r.head_note or "", "crime": r.crime_suspected,
+                "checks": [{"item": word("review_item", k, lang), "ok": v.ok, "note": v.note} for k, v in (r.checklist or {}).items()],
+            }
+            for r in c.reviews
+        ],
+        "decision": None if d is None else {
+            "summary": d.summary, "fine": d.fine_yuan, "measures": "、".join(word("case_measure", m, lang) for m in d.measures) or "–",
+            "major": "；".join(d.major_rules) if d.major_rules else "", "decided_on": d.decided_on, "deadline": d.disclosure_deadline or "–",
+            "disclosure": word("disclosure_status", d.disclosure_status, lang) if d.disclosure_status else "–", "published": d.published, "sampled": bool(d.sampled_in),
+        },
+        "transfers": [
+            {"kind": word("transfer_kind", x.kind, lang), "to": x.to_body, "reason": x.reason, "status": word("transfer_status", x.status, lang), "answer": x.answer or "", "when": _when(x.sent_ms)}
+            for x in c.transfers
+        ],
+        "steps": steps,
+        "can": {
+            "investigate": mine and c.state == "filed",
+            "submit_review": mine and c.state == "investigating",
+            "decide": mine and (c.state == "investigating" or (c.state == "review" and last is not None and last.status == "passed")),
+            "review": reviewer and c.state == "review" and last is not None and last.status == "pending",
+            "resolve": p.role == "agency_admin" and p.agency_id == c.agency_id and last is not None and last.status == "escalated",
+            "publish": (mine or (p.role == "agency_admin" and p.agency_id == c.agency_id)) and d is not None and not d.published,
+            "next": [(s, word("case_state", s, lang)) for s in workflow.NEXT if mine and c.state in workflow.NEXT[s] and s != "investigating"],
+            "transfer": mine and c.state in ("filed", "investigating"),
+            "refer": mine and c.state in workflow.OPEN_STATES and referral is None,
+            "document": mine and c.state in workflow.OPEN_STATES,
+            "accept": incoming is not None,
+            "referral_answer": mine and referral is not None,
+        },
+        "review_id": last.review_id if last else None,
+        "incoming_id": incoming.transfer_id if incoming else None,
+        "referral_id": referral.transfer_id if referral else None,
+        "today": cst_date(now).isoformat(),
+    }
+
+
+@get("/public/disclosure", sync_to_thread=True, include_in_schema=False)
+def disclosure_page(
+    request: Request, state: State, lang: Lang = "zh",
+    q: Annotated[str | None, QueryParameter(max_length=100, description="a credit code or part of an enterprise's name")] = None,
+    agency: Annotated[str | None, QueryParameter(max_length=64)] = None,
+) -> Template:  # fmt: skip
+    """Disclosed enforcement decisions (行政执法公示), for anyone: no sign-in, personal data masked."""
+    from server.console.pages import _page
+
+    t = _ctx(lang)
+    with dbmod.reading(state.settings.db) as tx:
+        agencies = {a: (zh if lang == "zh" else en or zh) for a, (zh, en) in names.agency_names(tx).items()}
+        found = decide.public_decisions(tx, agency_id=agency or None, q=(q or "").strip() or None, lang=lang, limit=200)
+    items = [
+        {
+            "title": d.case_title, "agency": d.agency, "kind": word("case_kind", d.kind, lang), "decided_on": d.decided_on, "summary": d.summary,
+            "fine": d.fine_yuan, "measures": "、".join(d.measures) or "–", "enterprise": d.enterprise or "–", "code": d.credit_code or "–",
+            "parties": "；".join(f"{x.name}" + (f"（{x.id_no}）" if x.id_no else "") for x in d.parties), "disclosed_on": d.disclosed_on or "–",
+        }
+        for d in found
+    ]  # fmt: skip
+    return _page("public_disclosure.html", lang, principal_of(request), t=t, items=items, q=q or "", agency=agency or "", agencies=sorted(agencies.items(), key=lambda kv: kv[1]))
+
+
+ROUTES = [cases_page, disclosure_page]

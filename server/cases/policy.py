@@ -1,0 +1,92 @@
+"""The ``[cases]`` section of the policy file (server/policy.toml): the legal-review deadline, how long a judicial
+referral may wait for its answer, and each agency's major-decision list (重大执法决定事项清单).
+
+``[cases.major.default]`` applies to every agency without a list of its own (``[cases.major.<agency id>]``). A decision
+is major when it matches any rule of its agency's list: a fine above ``fine_over_yuan``, one of ``measures``, or a
+hearing held (``hearing = true``). A wrong key stops the server's start, naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Annotated, Literal
+
+import msgspec
+
+from protocol.config import ConfigError, explain
+
+Measure = Literal[
+    "warning", "fine", "confiscation", "licence_suspension", "licence_revocation", "business_suspension", "qualification_restriction",
+    "seizure", "impoundment", "freezing", "permit_granted", "permit_refused", "other",
+]  # fmt: skip
+#: Each measure a decision may take, in words (also registered as labels: server/cases/labels.py).
+MEASURES: dict[str, tuple[str, str]] = {
+    "warning": ("警告", "warning"), "fine": ("罚款", "fine"), "confiscation": ("没收违法所得、非法财物", "confiscation"),
+    "licence_suspension": ("暂扣许可证件", "licence suspended"), "licence_revocation": ("吊销许可证件", "licence revoked"),
+    "business_suspension": ("责令停产停业", "business suspended"), "qualification_restriction": ("限制从业", "barred from the trade"),
+    "seizure": ("查封场所、设施或者财物", "seizure"), "impoundment": ("扣押财物", "impoundment"), "freezing": ("冻结存款、汇款", "freezing of funds"),
+    "permit_granted": ("准予许可", "permit granted"), "permit_refused": ("不予许可", "permit refused"), "other": ("其他", "other"),
+}  # fmt: skip
+
+
+class MajorList(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One agency's major-decision list."""
+
+    fine_over_yuan: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    measures: list[Measure] = []
+    hearing: bool = False
+
+
+#: The list of an agency when the policy file names none.
+DEFAULT_LIST = MajorList(fine_over_yuan=100_000, measures=["licence_revocation", "business_suspension"], hearing=True)
+
+
+class CasesPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[cases]``."""
+
+    review_working_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 7
+    case_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 90  # a case is to be decided within this many days of filing
+    referral_answer_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30  # a referral unanswered after this is flagged
+    reviewer_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05  # at least this share of an agency's officers review
+    major: dict[str, MajorList] = msgspec.field(default_factory=lambda: {"default": DEFAULT_LIST})
+
+
+class _Root(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    cases: CasesPolicy
+
+
+def parse(section: dict[str, object], source: str = "server/policy.toml") -> CasesPolicy:
+    """The section checked; ConfigError names the file and the key (``cases.<key>``)."""
+    try:
+        return msgspec.convert({"cases": section}, _Root).cases
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{source}: {explain(e, _Root)}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(text: str) -> CasesPolicy:
+    return msgspec.convert(json.loads(text), CasesPolicy)
+
+
+def of(policy: object) -> CasesPolicy:
+    """The cases policy of the server's Policy (checked at start-up, so no error here)."""
+    return _cached(json.dumps(getattr(policy, "cases", {}) or {}, sort_keys=True, default=str))
+
+
+def major_list(p: CasesPolicy, agency_id: str) -> MajorList:
+    return p.major.get(agency_id) or p.major.get("default") or MajorList()
+
+
+def matching_rules(p: CasesPolicy, agency_id: str, *, fine_yuan: int, measures: list[str], hearing: bool) -> list[tuple[str, str, str]]:
+    """The rules of the agency's list a decision matches: (rule key, Chinese, English)."""
+    lst = major_list(p, agency_id)
+    out = []
+    if lst.fine_over_yuan is not None and fine_yuan > lst.fine_over_yuan:
+        out.append(("fine_over", f"罚款金额超过 {lst.fine_over_yuan:,} 元", f"a fine above {lst.fine_over_yuan:,} yuan"))
+    for m in lst.measures:
+        if m in measures:
+            out.append((f"measure:{m}", MEASURES[m][0], MEASURES[m][1]))
+    if lst.hearing and hearing:
+        out.append(("hearing", "经过听证程序", "a hearing was held"))
+    return out
