@@ -215,6 +215,31 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
     raise AssertionError(f"not an evidence command: {args.command}")
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``fe-server evidence export``: a bundle, written by the operator (every record may be exported)."""
+    from server.errors import DomainError
+    from server.evidence.bundle import Selector, day_bounds, export
+
+    try:
+        if args.inspection:
+            sel = Selector(kind="inspection", inspection_id=args.inspection)
+        else:
+            if not (args.from_day and args.to_day):
+                raise ConfigError("--enterprise and --device need the period: --from DAY --to DAY")
+            lo, hi = day_bounds(args.from_day, args.to_day)
+            sel = Selector(kind="enterprise", credit_code=args.enterprise, from_ms=lo, to_ms=hi) if args.enterprise else Selector(kind="device", device_id=args.device, from_ms=lo, to_ms=hi)
+        data, manifest = export(args.db, load_or_create_server_key(_server_key_path(args)), sel, None)
+    except DomainError as e:
+        print(f"fe-server: {e}", file=sys.stderr)
+        return 1
+    args.out.write_bytes(data)
+    c = manifest["counts"]
+    print(f"{args.out}: {c['records']} records ({c['events']} device events, {c['server_records']} server records), {c['media']} recordings, "
+          f"proved against the signed head of {manifest['tree_size']}; key fingerprint {manifest['key_fingerprint']}")
+    print(f"check it anywhere: python -m protocol.verify_bundle {args.out} --key {manifest['server_public_key']}")
+    return 0
+
+
 def _key_base(args: argparse.Namespace) -> Path:
     return key_base(args.db, args.key_dir)
 
@@ -242,7 +267,12 @@ def main(argv: list[str] | None = None) -> int:
             _must_exist(args.db)  # a mistyped --db of a command that only reads must not become a new database
         dbmod.migrate(args.db)
         if args.command == "key":
-            print(load_or_create_server_key(_server_key_path(args)).public_hex)
+            public = load_or_create_server_key(_server_key_path(args)).public_hex
+            print(public)
+            if args.fingerprint:
+                from protocol.bundle import fingerprint
+
+                print(fingerprint(public))
         elif args.command == "devices" and args.devices_command == "add":
             key = load_or_create_server_key(_server_key_path(args))
             made = provision(
@@ -255,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_users(args)
         elif args.command in ("verify", "tree-head"):
             return _cmd_evidence(args)
+        elif args.command == "evidence":
+            return _cmd_export(args)
         elif args.command == "demo-seed":
             from server.demo import seed_demo
 
@@ -294,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
 def _reads_only(args: argparse.Namespace) -> bool:
     """The command only reads the database, so it never creates one."""
     action = getattr(args, "devices_command", None) or getattr(args, "users_command", None)
-    return args.command in ("gaps", "rejected", "verify") or (args.command in ("devices", "users") and action == "list")
+    return args.command in ("gaps", "rejected", "verify", "evidence") or (args.command in ("devices", "users") and action == "list")
 
 
 def _must_exist(db: str) -> None:

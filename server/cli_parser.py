@@ -173,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(sth)
     sth.add_argument("--check", type=Path, metavar="FILE", help="an exported tree head (JSON) to check the log against")
 
+    evidence = sub.add_parser(
+        "evidence",
+        help="evidence bundles (证据包): export the records of an inspection, an enterprise's or a device's period",
+        description="export: one ZIP with the records, their inclusion proofs, the signed tree head, the server's key and a "
+        "summary in Chinese; anyone checks it offline with `python -m protocol.verify_bundle FILE` (protocol/README.md §15.8).",
+    )
+    esub = evidence.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
+    exp = esub.add_parser("export", help="write an evidence bundle (ZIP)")
+    _add_db(exp)
+    what = exp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--inspection", metavar="ID", help="one inspection")
+    what.add_argument("--enterprise", metavar="CREDIT_CODE", help="an enterprise's inspections opened in the period (--from, --to)")
+    what.add_argument("--device", metavar="DEVICE_ID", help="a device's events stamped in the period (--from, --to)")
+    exp.add_argument("--from", dest="from_day", metavar="DAY", help="first day, YYYY-MM-DD (China Standard Time) or epoch ms")
+    exp.add_argument("--to", dest="to_day", metavar="DAY", help="last day, YYYY-MM-DD, included (or epoch ms, excluded)")
+    exp.add_argument("--out", type=Path, required=True, help="the ZIP file to write")
+
     users = sub.add_parser(
         "users",
         help="console users: add, list, disable, enable, reset a password",
@@ -211,8 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--devices", type=Path, required=True, help="the folder of device bundles")
     demo.add_argument("--enterprises", type=int, default=200, help="how many enterprises (default 200)")
 
-    keys = sub.add_parser("key", help="print the server's public key (devices verify receipts with it)")
+    keys = sub.add_parser(
+        "key", help="print the server's public key (devices verify receipts with it)",
+        description="Prints the server's Ed25519 public key as 64 lower-case hex digits on one line; with --fingerprint a second "
+        "line holds its fingerprint, the SHA-256 of the key's 32 bytes in 64 lower-case hex digits (protocol/README.md §15.3).",
+    )
     _add_db(keys)
+    keys.add_argument("--fingerprint", action="store_true", help="also print the key's fingerprint on a second line")
     add_import_parser(sub, _add_db)
     add_copy_parser(sub, _add_db)
     add_broker_parsers(sub, _add_db)

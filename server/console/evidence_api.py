@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.console.guards import supervisors
 from server.evidence import merkle
-from server.console.auth import CurrentPrincipal
+from server.console import evidence_public
+from server.console.auth import CurrentPrincipal, Principal
+from server.evidence.bundle import Selector, export, file_name
 from server.console.inspect_api import check_inspection
 from server.evidence.coverage import Coverage, coverage
 from server.errors import Invalid, NotFound
-from server.evidence.log import LEAF_COLUMNS, TreeHead, head_of_whole_log, index_of, leaf_hashes, log_size, row_leaf_hash
+from server.evidence.log import LEAF_COLUMNS, TreeHead, head_of_whole_log, index_of, leaf_hashes, log_size, row_leaf_hash, tree_head_of_size
 from server.storage import evidence as evstore
 from server.storage.engine import storage_for
 from server.evidence.verify import VerifyReport, verify
@@ -70,9 +73,18 @@ class EvidenceController(Controller):
     tags = ["evidence"]
 
     @get("/tree-head", sync_to_thread=True)
-    def tree_head(self, state: State) -> TreeHead:
-        """The latest signed tree head (export it: later heads must be consistent with it)."""
-        return current_tree_head(state)
+    def tree_head(
+        self, state: State, size: Annotated[int | None, QueryParameter(ge=0, le=MAX_LOG_SIZE, description="a past head of this size (every head signed is kept)")] = None
+    ) -> TreeHead:
+        """The latest signed tree head (export it: later heads must be consistent with it); with ``size``, the first
+        head the server signed at that size (404 if it signed none). Public: no sign-in."""
+        if size is None:
+            return current_tree_head(state)
+        with dbmod.reading(state.settings.db) as tx:
+            head = tree_head_of_size(tx, size, state.server_public_key)
+        if head is None:
+            raise NotFound(f"平台未签署过 {size} 条记录的树头 / the server signed no tree head of size {size}")
+        return head
 
     @get("/proof/{event_id:str}", sync_to_thread=True)
     def proof(
@@ -157,5 +169,45 @@ def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(d
             raise NotFound(f"检查 {inspection_id!r} 不存在 / inspection {inspection_id!r} does not exist") from None
 
 
-#: This module's routes (server/app.py).
-ROUTES = [EvidenceController, inspection_media]
+Period = Annotated[int, QueryParameter(ge=0, le=MAX_LOG_SIZE, description="epoch ms (from inclusive, to exclusive)")]
+
+
+def _bundle(state: State, principal: Principal, sel: Selector) -> Response[bytes]:
+    data, _ = export(state.settings.db, state.server_key, sel, principal)
+    name = file_name(sel, int(time.time() * 1000))
+    return Response(content=data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+class BundleController(Controller):
+    """Evidence bundles (证据包): one ZIP an outside party checks offline (python -m protocol.verify_bundle FILE).
+
+    Who may export what: a supervisor everything; an agency's administrator what its agency took part in (an
+    enterprise's period cut to its own inspections and scans, its own devices); an officer the inspections they took
+    part in; an enterprise the inspections of itself. 401 without a session, 403 for another's, 413 for a selection
+    of more than 5000 records (give a shorter period), 400 for a period longer than 366 days."""
+
+    path = "/api/v1/evidence/bundles"
+    tags = ["evidence"]
+
+    @get("/inspection/{inspection_id:str}", sync_to_thread=True, media_type="application/zip")
+    def of_inspection(self, state: State, principal: CurrentPrincipal, inspection_id: Annotated[str, PathParameter(description="inspection id")]) -> Response[bytes]:
+        """The bundle of one inspection: its scans, device events, recordings' hashes and the server's records of it."""
+        return _bundle(state, principal, Selector(kind="inspection", inspection_id=inspection_id))
+
+    @get("/enterprise/{credit_code:str}", sync_to_thread=True, media_type="application/zip")
+    def of_enterprise(
+        self, state: State, principal: CurrentPrincipal, credit_code: Annotated[str, PathParameter(description="unified social credit code")], from_ms: Period, to_ms: Period
+    ) -> Response[bytes]:
+        """The bundle of an enterprise's inspections opened in [from_ms, to_ms), and its terminal scans then."""
+        return _bundle(state, principal, Selector(kind="enterprise", credit_code=credit_code, from_ms=from_ms, to_ms=to_ms))
+
+    @get("/device/{device_id:str}", sync_to_thread=True, media_type="application/zip")
+    def of_device(
+        self, state: State, principal: CurrentPrincipal, device_id: Annotated[str, PathParameter(description="device id")], from_ms: Period, to_ms: Period
+    ) -> Response[bytes]:
+        """The bundle of a device's events stamped in [from_ms, to_ms) (supervisors, the device's agency)."""
+        return _bundle(state, principal, Selector(kind="device", device_id=device_id, from_ms=from_ms, to_ms=to_ms))
+
+
+#: This module's routes (server/app.py): the API above, evidence bundles, and the public page of the daily heads.
+ROUTES = [EvidenceController, inspection_media, BundleController, *evidence_public.ROUTES]

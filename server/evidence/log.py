@@ -179,3 +179,15 @@ def latest_tree_head(db: Tx, public_key: str) -> TreeHead | None:
 def tree_heads(db: Tx, public_key: str) -> Iterable[TreeHead]:
     """Every recorded tree head, oldest first."""
     return [_head(row, public_key) for row in evstore.tree_heads(db)]
+
+
+def tree_head_of_size(db: Tx, size: int, public_key: str) -> TreeHead | None:
+    """The first head signed at this size (every head signed is kept: none is ever deleted)."""
+    row = evstore.tree_head_of_size(db, size)
+    return None if row is None else _head(row, public_key)
+
+
+def tree_head_before(db: Tx, before_ms: int, public_key: str) -> TreeHead | None:
+    """The last head signed before ``before_ms``: the day's published head when that is the day's start."""
+    row = evstore.tree_head_before(db, before_ms)
+    return None if row is None else _head(row, public_key)

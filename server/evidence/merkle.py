@@ -21,6 +21,7 @@ __all__ = [
     "Frontier",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proofs",
     "leaf_hash",
     "node_hash",
     "root",
@@ -276,3 +277,36 @@ class Frontier:
     def __repr__(self) -> str:
         """Size and root, for debugging."""
         return f"Frontier(size={self._size}, root={self.root().hex()})"
+
+
+def inclusion_proofs(leaf_hashes: Sequence[bytes], indexes: Iterable[int]) -> dict[int, list[bytes]]:
+    """PATH(i, D[n]) for each index i at once: the tree's levels are hashed once (O(n)), then each path is read from
+    them in O(log n), where ``inclusion_proof`` costs O(n) a path. Every subtree of RFC 6962's recursion is an aligned
+    block of a level (a node hashed level by level, an unpaired last node carried up unchanged). Raises IndexError
+    for an index outside the tree."""
+    n = len(leaf_hashes)
+    levels: list[Sequence[bytes]] = [leaf_hashes]
+    while len(levels[-1]) > 1:
+        prev = levels[-1]
+        up = [node_hash(prev[i], prev[i + 1]) for i in range(0, len(prev) - 1, 2)]
+        if len(prev) & 1:
+            up.append(prev[-1])
+        levels.append(up)
+    out: dict[int, list[bytes]] = {}
+    for index in indexes:
+        if not 0 <= index < n:
+            raise IndexError(f"leaf index {index} outside a tree of size {n}")
+        path: list[bytes] = []
+        lo, hi = 0, n
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            t, mid = k.bit_length() - 1, lo + k
+            if index < mid:
+                path.append(levels[t][mid >> t])
+                hi = mid
+            else:
+                path.append(levels[t][lo >> t])
+                lo = mid
+        path.reverse()
+        out[index] = path
+    return out

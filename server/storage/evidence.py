@@ -51,6 +51,13 @@ _ADD_HEAD = sql("""
 """)
 _LATEST_HEAD = sql("SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads ORDER BY timestamp_ms DESC, tree_size DESC LIMIT 1")
 _HEADS = sql("SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads ORDER BY timestamp_ms, tree_size")
+# The first head signed at a size (several may be: the same size signed again later); the primary key's index.
+_HEAD_OF_SIZE = sql("SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads WHERE tree_size = :n ORDER BY timestamp_ms LIMIT 1")
+# The last head signed before a moment (tree_heads_by_time, migration 0012).
+_HEAD_BEFORE = sql("""
+    SELECT tree_size, timestamp_ms, root_hash, signature FROM tree_heads WHERE timestamp_ms < :before
+    ORDER BY timestamp_ms DESC, tree_size DESC LIMIT 1
+""")
 
 
 def lock_frontier(tx: Tx, empty: bytes) -> bytes:
@@ -104,6 +111,18 @@ def add_tree_head(tx: Tx, *, tree_size: int, timestamp_ms: int, root_hash: bytes
 def latest_tree_head(tx: Tx) -> tuple[int, int, bytes, bytes] | None:
     """(size, time, root, signature) of the newest head."""
     row = tx.one(_LATEST_HEAD)
+    return None if row is None else (row[0], row[1], bytes(row[2]), bytes(row[3]))
+
+
+def tree_head_of_size(tx: Tx, size: int) -> tuple[int, int, bytes, bytes] | None:
+    """(size, time, root, signature) of the first head signed at this size."""
+    row = tx.one(_HEAD_OF_SIZE, n=size)
+    return None if row is None else (row[0], row[1], bytes(row[2]), bytes(row[3]))
+
+
+def tree_head_before(tx: Tx, before_ms: int) -> tuple[int, int, bytes, bytes] | None:
+    """(size, time, root, signature) of the last head signed before ``before_ms``."""
+    row = tx.one(_HEAD_BEFORE, before=before_ms)
     return None if row is None else (row[0], row[1], bytes(row[2]), bytes(row[3]))
 
 

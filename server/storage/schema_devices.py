@@ -102,6 +102,7 @@ tree_heads = Table(
     Column("timestamp_ms", Int, primary_key=True, autoincrement=False),
     Column("root_hash", Bytes, nullable=False),
     Column("signature", Bytes, nullable=False),
+    Index("tree_heads_by_time", "timestamp_ms"),  # the head of a day, the latest (migration 0012)
 )
 
 media = Table(

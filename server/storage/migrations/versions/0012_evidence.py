@@ -1,12 +1,10 @@
-"""Evidence bundles and kept tree heads (issue 17).
-
-Reserved in the chain so that work in parallel adds its tables without reordering revisions; it changes nothing until
-its tables are written here."""
+"""Evidence bundles and kept tree heads (issue 17): tree heads by time, for the daily head the public page and every
+bundle show (the last head signed before a day began) without reading every head kept."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401 - the tables to come
-from alembic import op  # noqa: F401 - the tables to come
+import sqlalchemy as sa
+from alembic import op
 
 INT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -17,7 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Nothing yet."""
+    """Index tree_heads by timestamp_ms."""
+    op.create_index("tree_heads_by_time", "tree_heads", ["timestamp_ms"])
 
 
 def downgrade() -> None:
