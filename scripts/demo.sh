@@ -49,6 +49,8 @@ if [ ! -d "$dir/devices" ]; then
   $py -m server.cli "${add[@]}" --model phone --agency emergency-management --count 2 >/dev/null
   $py -m server.cli demo-seed --db "$dir/server.db" --devices "$dir/devices" >/dev/null
 fi
+# A demo folder from before the officer account and door pictures: seed again (a second seed adds only what is missing).
+[ -d "$dir/doors" ] || $py -m server.cli demo-seed --db "$dir/server.db" --devices "$dir/devices" >/dev/null
 
 # The shipped broker config with access control for the registered devices (accounts and ACL in
 # server.db.broker/), this demo's TLS listener, storage folder and log.
@@ -74,13 +76,19 @@ $py -m edge_agent.cli simulate "${sim_args[@]}" > "$dir/devices.log" 2>&1 & sim=
 cat <<MSG
 
   Dashboard (监督大屏):  http://127.0.0.1:$http_port/        (English: ?lang=en)
-  Sign in as:           supervisor / fe-demo-2026   (also admin-market-regulation, admin-ecology, ...;
-                        officers OFF-QT-00001 ... on /officer; the enterprise page is /enterprise)
+  Sign in as:           supervisor / fe-demo-2026   (also admin-market-regulation, admin-ecology, ...)
+  Officer's phone page: http://127.0.0.1:$http_port/officer   as officer-demo / fe-demo-2026 (no simulated device uses it)
+                        door codes to photograph: $dir/doors/door-ordinary.png, door-no-disturb.png (exception: 上级交办)
+                        after an inspection starts, 亮码 shows a code the enterprise scans to check you (/check/...)
+  Enterprise page:      http://127.0.0.1:$http_port/enterprise
   API docs:             http://127.0.0.1:$http_port/schema
   Health / metrics:     http://127.0.0.1:$http_port/health   http://127.0.0.1:$http_port/metrics
   Broker:               mqtts://127.0.0.1:$mqtt_port  (TLS, CA $dir/ca/ca.crt; one account per device, no anonymous clients)
   Logs:                 $dir/server.log, $dir/devices.log
-  simulated devices (QR terminals, phones, recorders) scan enterprises and inspect at $rate events/s each. Ctrl-C stops everything.
+  simulated devices (QR terminals, phones, recorders) scan enterprises and inspect at $rate events/s each, recorded
+  from start to end (phones, and body recorders worn by the market-regulation terminals' officers; the ecology
+  terminal's officer has none), now and then at a no-disturb enterprise or again at the same one (alerts).
+  Ctrl-C stops everything.
 
 MSG
 wait "$sim"

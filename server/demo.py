@@ -1,9 +1,12 @@
 """A demo district: registers for the devices already provisioned, and a scenario file for the simulator.
 
 ``fe-server demo-seed`` fills an empty database with agencies, fields, enterprises (with signed codes),
-officers (one per device, credentialed for their agency's fields), a no-disturb list and complaint
-tickets, and writes ``scenario.json`` beside the device bundles: which officer carries which device,
-and the codes on the enterprises' doors. Nothing here is used outside the demo and the benchmarks.
+officers (one per scanning device, credentialed for their agency's fields; a body recorder is worn by an officer of
+its agency whose device cannot record), a no-disturb list and complaint tickets, and writes ``scenario.json`` beside
+the device bundles: which officer carries which device, the codes on the enterprises' doors, the no-disturb list and
+its complaint tickets. It also adds the person trying the demo: an officer account the simulator never uses
+(``DEMO_OFFICER``), a superior assignment that officer may cite, and pictures of door codes to photograph
+(``doors/`` beside the bundles' folder). Nothing here is used outside the demo and the benchmarks.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from server.storage.engine import Tx
 REGION = "110108"
 #: The demo's sign-in password for every demo user (printed by scripts/demo.sh; never used outside the demo).
 DEMO_PASSWORD = "fe-demo-2026"
+#: The officer account printed for the phone page: no simulated device uses it, so "my inspections" shows only what
+#: the person trying the demo did.
+DEMO_OFFICER = "officer-demo"
+DEMO_OFFICER_ID = "OFF-DEMO-1"
+DEMO_AGENCY = "market-regulation"
+DEMO_ASSIGNMENT = "海淀市监交〔2026〕8号"
 DAY_MS = 86_400_000
 AGENCIES = {
     "market-regulation": ("海淀区市场监督管理局", "Haidian market regulation bureau", ["food_safety", "product_quality"]),
@@ -59,6 +68,8 @@ def seed_demo(db_path: str | Path, devices_dir: Path, *, enterprises: int = 200,
     dbmod.migrate(db_path)
     with dbmod.writing(db_path) as tx:
         scenario, summary = _seed(tx, key_base, enterprises=enterprises, rng=random.Random(seed), now=int(time.time() * 1000))
+        codes = [c["credit_code"] for c in scenario["codes"]]  # type: ignore[attr-defined]
+        summary["doors"] = write_doors(tx, key_base, list(scenario["no_disturb"]), codes, devices_dir.parent / "doors")  # type: ignore[arg-type]
     devices_dir.mkdir(parents=True, exist_ok=True)
     (devices_dir / "scenario.json").write_text(json.dumps(scenario, ensure_ascii=False, indent=1))
     summary["hotline_tickets"] = _seed_hotline(db_path, devices_dir / "hotline-demo.csv", now=int(time.time() * 1000), enterprises=enterprises)
@@ -78,21 +89,20 @@ def _seed(tx: Tx, key_base: Path, *, enterprises: int, rng: random.Random, now: 
     registers.add_enterprises(tx, rows)
     quiet = [r[0] for r in rows if r[4] == "low" and r[5] == "A"][: max(1, enterprises // 12)]
     registers.add_no_disturb(tx, quiet, basis="A级信用、低风险，连续三年无违法记录", valid_from_ms=now - 90 * DAY_MS, valid_to_ms=None, added_by="demo", added_ms=now)
-    registers.add_complaints(tx, [(f"12345-DEMO-{i:03d}", c, "food_safety", "12345热线：群众反映", now - DAY_MS) for i, c in enumerate(quiet[:3])])
+    tickets = {c: f"12345-DEMO-{i:03d}" for i, c in enumerate(quiet[:3])}
+    registers.add_complaints(tx, [(t, c, "food_safety", "12345热线：群众反映", now - DAY_MS) for c, t in tickets.items()])
     devices = device_register.active_devices(tx)
-    scenario_devices = {}
-    for device_id, agency_id, kind in devices:
-        fields = AGENCIES.get(agency_id, ("", "", ["food_safety"]))[2]
-        officer_id = f"OFF-{device_id}"
-        registers.add_officer(
-            tx, officer_id=officer_id, name=f"执法员{device_id[-3:]}", agency_id=agency_id, credential_no=f"京海执{device_id}", fields=fields,
-            valid_from_ms=now - 365 * DAY_MS, valid_to_ms=now + 365 * DAY_MS,
-        )
-        scenario_devices[device_id] = {"officer_id": officer_id, "fields": fields, "kind": kind}
+    scenario_devices = _officers(tx, devices, now)
+    registers.add_officer(
+        tx, officer_id=DEMO_OFFICER_ID, name="演示执法员", agency_id=DEMO_AGENCY, credential_no="京海执DEMO-1", fields=AGENCIES[DEMO_AGENCY][2],
+        valid_from_ms=now - 365 * DAY_MS, valid_to_ms=now + 365 * DAY_MS,
+    )  # fmt: skip
     demo_hash = hash_password(DEMO_PASSWORD)
     users = [("supervisor", "supervisor", None, None, None)]
     users += [(f"admin-{a}", "agency_admin", a, None, None) for a in AGENCIES]
-    users += [(d["officer_id"], "officer", agency, d["officer_id"], None) for (_, agency, _), d in zip(devices, scenario_devices.values(), strict=True)]
+    officers = {(d["officer_id"], devices_agency) for (_, devices_agency, _), d in zip(devices, scenario_devices.values(), strict=True)}
+    users += [(o, "officer", agency, o, None) for o, agency in sorted(officers)]
+    users.append((DEMO_OFFICER, "officer", DEMO_AGENCY, DEMO_OFFICER_ID, None))
     users.append(("enterprise-001", "enterprise", None, None, codes[0]))
     for username, role, agency, officer, credit in users:
         if not user_store.user_exists(tx, username):
@@ -102,12 +112,64 @@ def _seed(tx: Tx, key_base: Path, *, enterprises: int, rng: random.Random, now: 
         text, name = issue_code(tx, key_base, c)
         door_codes.append({"credit_code": c, "name": name, "text": text})
     letters = _seed_supervision(tx, codes, now)
-    scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet}
+    _seed_demo_assignment(tx, quiet, now)
+    scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet, "complaints": tickets}
     summary = {
         "devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet), "users": [u[0] for u in users], "password": DEMO_PASSWORD,
+        "officer_for_the_phone_page": DEMO_OFFICER,
         "letters": letters,
     }  # fmt: skip
     return scenario, summary
+
+
+def _officers(tx: Tx, devices: list[tuple[str, str, str]], now: int) -> dict[str, dict[str, object]]:
+    """An officer for each device that scans (or records alone); a body recorder is worn by an officer of its agency
+    whose device cannot record (a QR terminal's), one recorder each, so that their inspections are recorded."""
+    out: dict[str, dict[str, object]] = {}
+    unrecorded = [(d, a) for d, a, k in devices if k == "qr_terminal"]
+    for device_id, agency_id, kind in devices:
+        fields = AGENCIES.get(agency_id, ("", "", ["food_safety"]))[2]
+        if kind == "body_recorder":
+            wearer = next(((d, a) for d, a in unrecorded if a == agency_id), None)
+            if wearer is not None:
+                unrecorded.remove(wearer)
+                out[device_id] = {"officer_id": f"OFF-{wearer[0]}", "fields": fields, "kind": kind, "worn_by": f"OFF-{wearer[0]}"}
+                continue
+        officer_id = f"OFF-{device_id}"
+        registers.add_officer(
+            tx, officer_id=officer_id, name=f"执法员{device_id[-3:]}", agency_id=agency_id, credential_no=f"京海执{device_id}", fields=fields,
+            valid_from_ms=now - 365 * DAY_MS, valid_to_ms=now + 365 * DAY_MS,
+        )
+        out[device_id] = {"officer_id": officer_id, "fields": fields, "kind": kind}
+    return out
+
+
+def _seed_demo_assignment(tx: Tx, quiet: list[str], now: int) -> None:
+    """A superior assignment the demo officer's agency may cite to inspect a no-disturb enterprise (once)."""
+    from server.rules.exception_bases import BasisIn, add_basis, get_basis
+
+    target = quiet[-1]
+    if get_basis(tx, "superior_assignment", DEMO_ASSIGNMENT, target) is not None:
+        return
+    add_basis(tx, BasisIn(
+        kind="superior_assignment", reference=DEMO_ASSIGNMENT, credit_code=target, issued_by="海淀区人民政府", summary="食品安全专项督办",
+        valid_from_ms=now, valid_to_ms=now + 90 * DAY_MS, agency_id=DEMO_AGENCY, field="food_safety",
+    ), "demo", now)  # fmt: skip
+
+
+def write_doors(tx: Tx, key_base: Path, quiet: list[str], codes: list[str], folder: Path) -> list[str]:
+    """Pictures of door codes for the person trying the demo to photograph with the officer page: an ordinary
+    enterprise, and a no-disturb one with a complaint ticket and the demo assignment on it. Returns the file names."""
+    from server.rules.codes import render_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ordinary = next(c for c in reversed(codes) if c not in quiet)
+    written = []
+    for name, code in (("door-ordinary.png", ordinary), ("door-no-disturb.png", quiet[-1])):
+        text, ent = issue_code(tx, key_base, code)
+        (folder / name).write_bytes(render_png(text, ent))
+        written.append(name)
+    return written
 
 
 def _seed_supervision(tx: Tx, codes: list[str], now: int) -> int:
