@@ -68,6 +68,7 @@ def cases_page(
                 shown = None
         detail = _detail(tx, shown, p, lang, agencies, now) if shown else None
         colleagues = _colleagues(tx, p.agency_id) if p.role == "officer" else []
+        fields = [(f, zh if lang == "zh" else en) for f, (zh, en) in rows.field_names(tx).items()]
         pending = review.pending(tx, p, now) if p.role in ("officer", "agency_admin", "supervisor") else []
         is_reviewer = p.role == "officer" and review.is_reviewer_for(tx, p, p.agency_id or "")
     case_rows = [
@@ -83,7 +84,7 @@ def cases_page(
     return _page(
         "cases.html", lang, p, t=t, cases=case_rows, detail=detail, colleagues=colleagues, kinds=kinds, reviews=review_rows, is_reviewer=is_reviewer,
         measures=[(k, v[0] if lang == "zh" else v[1]) for k, v in MEASURES.items()], items=[(k, ITEM_WORDS[k][0 if lang == "zh" else 1]) for k in CHECKLIST],
-        agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]),
+        agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]), fields=fields,
     )  # fmt: skip
 
 
@@ -109,7 +110,7 @@ def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, s
     ]  # fmt: skip
     return {
         "id": c.case_id, "number": number(c.case_id, lang), "title": c.title, "kind": word("case_kind", c.kind, lang), "state": word("case_state", c.state, lang),
-        "state_key": c.state, "agency": agencies.get(c.agency_id, "–"), "deadline": c.deadline, "opened": _when(c.opened_ms),
+        "agency": agencies.get(c.agency_id, "–"), "deadline": c.deadline, "opened": _when(c.opened_ms),
         "officers": [{"name": o.name, "credential": o.credential_no, "valid": o.valid} for o in c.officers],
         "parties": [{"kind": TEXT[lang]["party_" + x.kind], "name": x.name, "id_no": decide.mask_id(x.id_no) if x.kind == "individual" else x.id_no} for x in c.parties],
         "evidence": [{"kind": word("evidence_kind", e.kind, lang), "title": e.title, "sha": e.sha256[:16] + "…", "log": e.log_index, "when": _when(e.at_ms), "integrity": e.integrity} for e in c.evidence],

@@ -79,4 +79,7 @@ def answer(tx: Tx, case_id: str, transfer_id: str, data: AnswerIn, principal: Pr
     if not steps.answer_transfer(tx, transfer_id, status, data.reason, principal.username, now_ms):
         raise Conflict("该移送已答复 / the transfer has its answer already")
     record(tx, case_id, f"{t['kind']}_{status}", principal, {"transfer_id": transfer_id, "reason": data.reason, "officer_ids": data.officer_ids}, now_ms)
+    if t["kind"] == "transfer" and not data.accepted:
+        # Sent back, the case is the sender's again: the answer is the case as the receiving agency last saw it.
+        return get_case(tx, case_id, Principal(username=principal.username, role="supervisor"), now_ms)
     return get_case(tx, case_id, principal, now_ms)

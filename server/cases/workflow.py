@@ -159,7 +159,7 @@ def get_case(tx: Tx, case_id: str, principal: Principal, now_ms: int | None = No
         for m in rows.media_of(tx, case_id)
     ] + [EvidenceView(kind="document", title=d[1], sha256=d[2], ref=d[3], log_index=d[4], at_ms=d[6]) for d in rows.documents(tx, case_id)]
     view.decision = decision_view(tx, case_id)
-    view.transfers = [TransferView(**{k: v for k, v in t.items() if k != "prior_state"}) for t in steps.transfers_of(tx, case_id)]
+    view.transfers = [TransferView(**{k: v for k, v in t.items() if k not in ("prior_state", "case_id")}) for t in steps.transfers_of(tx, case_id)]
     if principal.role != "enterprise":
         today = cst_date(now_ms).isoformat()
         view.reviews = [review_view(r, today) for r in steps.reviews_of(tx, case_id)]

@@ -221,3 +221,11 @@ _AGENCY_OFFICERS = sql("SELECT officer_id, name FROM officers WHERE agency_id = 
 def agency_officers(tx: Tx, agency_id: str) -> list[tuple[str, str]]:
     """(officer_id, name) of an agency's officers whose credential is not revoked."""
     return [(r[0], r[1]) for r in tx.all(_AGENCY_OFFICERS, agency_id=agency_id)]
+
+
+_FIELD_NAMES = sql("SELECT field_id, name, name_en FROM fields ORDER BY field_id")
+
+
+def field_names(tx: Tx) -> dict[str, tuple[str, str]]:
+    """field_id -> (Chinese name, English name) of every enforcement field."""
+    return {r[0]: (r[1], r[2] or r[1]) for r in tx.all(_FIELD_NAMES)}

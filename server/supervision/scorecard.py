@@ -144,7 +144,7 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
     ratings = stored.rating_counts(tx, from_ms, to_ms)
     reviewers = case_share.reviewer_share(tx, to_ms)
     kept = case_rows.kept_counts(tx, from_ms, to_ms)
-    referrals = case_rows.referral_counts(tx, from_ms, to_ms, min(now_ms, to_ms) - REFERRAL_ANSWER_DAYS * DAY_MS)
+    referrals = case_rows.referral_counts(tx, from_ms, to_ms, now_ms - REFERRAL_ANSWER_DAYS * DAY_MS)
     letters: dict[str, list[int]] = {}  # agency -> [issued, due or accepted, accepted on time]
     today = cst_date(now_ms).isoformat()
     for agency_id, _kind, status, deadline, replied_ms in stored.letters_issued(tx, from_ms, to_ms):
