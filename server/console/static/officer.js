@@ -4,6 +4,7 @@
 "use strict";
 (() => {
   const T = readJson("texts");
+  const ME = readJson("page-data");
   const LABELS = readJson("labels") || {};
   const W = LANG === "zh" ? {
     allowed: "可以检查", allowed_exception: "可以检查（依据例外）", allowed_pending: "可以检查（例外依据待监督机构复核）", join: "加入正在进行的检查",
@@ -94,7 +95,7 @@
     $("exception-ref-label").textContent = W.urgent_ref;
     $("exception-submit").textContent = W.retry;
     const kinds = $("exception-kind");
-    kinds.innerHTML = choices.map(c => `<option value="${esc(c.kind)}">${esc(c.label)}（${c.items.length}）</option>`).join("");
+    kinds.innerHTML = choices.map(c => `<option value="${esc(c.kind)}">${esc(c.label)}${LANG === "zh" ? `（${c.items.length}）` : ` (${c.items.length})`}</option>`).join("");
     const first = choices.find(c => c.items.length) || choices[0];
     if (first) kinds.value = first.kind;
     renderItems();

@@ -1,0 +1,161 @@
+"""The officer's phone page and the enterprise's check of the officer (issue 16 items 2 and 3) in a real browser (Debian
+Chromium under Playwright, 390×844 phone viewport) against a real server, under its Content-Security-Policy:
+
+* refused at a no-disturb enterprise → the exception kinds with the officer's own registered items → one picked →
+  allowed, in words and colour; in Chinese and in English;
+* the officer shows a door code (亮码); the enterprise opens it on a phone with no account: a real code, a forged one,
+  an expired one and replayed ones (superseded by a newer code, and after the inspection ended)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from server.console import badges
+from server.rules.codes import render_png
+from server.storage.engine import sql
+from tests.server.conftest import GOOD
+from tests.support.browser import browser, keep_screenshot, new_context  # noqa: F401  (browser is a pytest fixture)
+from tests.system.conftest import Stack
+from tests.system.harness import write
+from tests.system.test_browser import running, sign_in, watched  # noqa: F401  (running is a pytest fixture)
+
+pytestmark = pytest.mark.system
+
+_EXPIRE = sql("UPDATE badges SET issued_ms = :issued, expires_ms = :expires WHERE badge_id = :id")
+
+
+def door_photo(stack: Stack, tmp_path: Path, credit_code: str, name: str) -> Path:
+    photo = tmp_path / f"{credit_code}.png"
+    photo.write_bytes(render_png(stack.server.text(f"/api/v1/enterprises/{credit_code}/qr.txt"), name))
+    return photo
+
+
+def refused_then_exception(page, photo: Path, field: str, words: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+    """Scan a no-disturb enterprise, be refused, pick the complaint ticket offered and scan again; the inspection's id."""
+    page.set_input_files("#photo", str(photo))
+    page.select_option("#field", field)
+    page.click("#scan-submit")
+    box = page.wait_for_selector("#decision-box[data-code='no_disturb']")
+    assert words["refused"] in page.inner_text("#outcome-words") and "refused" in (box.get_attribute("class") or "")
+    colour = page.eval_on_selector("#outcome-words", "e => getComputedStyle(e).color")
+    page.wait_for_selector("#exception:not([hidden])")
+    kinds = page.eval_on_selector_all("#exception-kind option", "os => os.map(o => o.textContent)")
+    assert [re.sub(r"\s*[（(]\d+[）)]$", "", k) for k in kinds] == words["kinds"], kinds
+    assert page.input_value("#exception-kind") == "complaint"  # the first kind with an item of the officer's
+    assert "12345-2026-001" in page.inner_text("#exception-items") and "12345-2026-002" not in page.inner_text("#exception-items")  # closed: not offered
+    page.select_option("#exception-kind", "major_risk")  # an urgent kind: nothing registered, a number may be typed
+    assert page.is_visible("#exception-ref") and page.inner_text("#exception-none") == words["none"]
+    page.select_option("#exception-kind", "complaint")
+    assert not page.is_visible("#exception-ref")
+    page.check("input[name='exception-item'][value='12345-2026-001']")
+    page.click("#exception-submit")
+    page.wait_for_selector("#decision-box[data-outcome='allowed'][data-code='allowed_exception']")
+    assert page.inner_text("#outcome-words") == words["allowed"]
+    assert page.eval_on_selector("#outcome-words", "e => getComputedStyle(e).color") != colour  # green, not red
+    assert page.is_hidden("#exception")
+    inspection_id = page.get_attribute("#decision-badge", "data-id")
+    assert inspection_id
+    page.wait_for_selector(f"#mine [data-inspection='{inspection_id}']")
+    return inspection_id
+
+
+def test_the_officers_exception_and_the_enterprises_check(running: Stack, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    url = running.server.url
+    photo = door_photo(running, tmp_path, GOOD, "守信示范企业")
+    zh = {"refused": "不得检查", "allowed": "可以检查（依据例外）", "kinds": ["投诉举报", "双随机抽查", "整改复查", "上级交办", "重大风险"], "none": "没有可用于该企业和领域的登记依据"}
+    with watched(browser, "phone") as (ctx, _), watched(browser, "phone") as (enterprise, _):
+        page = sign_in(ctx, url, "OFF-SAMR-1")
+        page.wait_for_url(f"{url}/officer?lang=zh")
+        assert page.evaluate("[innerWidth, innerHeight]") == [390, 844]
+        assert page.inner_text("#photo-button").startswith("拍摄")  # the file chooser is a labelled button
+        inspection_id = refused_then_exception(page, photo, "food", zh)
+        keep_screenshot(page, "officer-exception")
+
+        # 亮码: the officer shows a code; the enterprise opens it with no account
+        page.click("#decision-badge")
+        page.wait_for_selector("#badge:not([hidden]) #badge-qr[src^='data:image/svg+xml']")
+        assert "有效至" in page.inner_text("#badge-expiry")
+        first = page.get_attribute("#badge", "data-code")
+        assert first and first.startswith("B1.")
+        check = enterprise.new_page()
+        answer = check.goto(f"{url}/check/{first}")
+        assert answer is not None and answer.status == 200
+        assert check.evaluate("[innerWidth, innerHeight]") == [390, 844]
+        text = check.inner_text("main")
+        for words in ("亮码有效", "守信示范企业", "OFF-SAMR-1", "C-SAMR-1", "有效", "市场监管局", "食品安全", "投诉举报 12345-2026-001", "贵单位在无事不扰名单上"):
+            assert words in text, words
+        assert check.get_attribute("#check-ok", "data-ok") == "yes"
+        keep_screenshot(check, "check-valid")
+        page.wait_for_selector("#badge-checked:has-text('企业已扫码核验')", timeout=15_000)  # the officer sees it was checked
+        en = enterprise.new_page()
+        assert en.goto(f"{url}/check/{first}?lang=en").status == 200  # type: ignore[union-attr]
+        assert "Code valid" in en.inner_text("main") and "complaint or report 12345-2026-001" in en.inner_text("main")
+
+        # forged: one character of the tag changed
+        head, tag = first.rsplit(".", 1)
+        forged = f"{head}.{'A' if tag[0] != 'A' else 'B'}{tag[1:]}"
+        answer = check.goto(f"{url}/check/{forged}")
+        assert answer is not None and answer.status == 400
+        assert check.get_attribute("#check-refused", "data-kind") == "forged" and "伪造" in check.inner_text("#check-reason")
+        keep_screenshot(check, "check-forged")
+
+        # replayed: the officer shows a newer code; the old one is refused, the new one is good
+        page.click("#badge-renew")
+        page.wait_for_function("c => document.getElementById('badge').dataset.code !== c", arg=first)
+        second = page.get_attribute("#badge", "data-code")
+        answer = check.goto(f"{url}/check/{first}")
+        assert answer is not None and answer.status == 409 and check.get_attribute("#check-refused", "data-kind") == "superseded"
+        assert "取代" in check.inner_text("#check-reason")
+        assert check.goto(f"{url}/check/{second}").status == 200  # type: ignore[union-attr]
+
+        # expired: the same code as the server would have issued 10 minutes ago
+        key = badges.load_key(running.server.key_base)
+        _, bid, _, _ = second.split(".")  # type: ignore[union-attr]
+        past = (int(time.time()) - 600) * 1000
+        write(running.server.db, lambda tx: tx.run(_EXPIRE, issued=past - badges.LIFETIME_MS, expires=past, id=bid))
+        expired = badges.make_code(key, bid, past)
+        answer = check.goto(f"{url}/check/{expired}")
+        assert answer is not None and answer.status == 410 and check.get_attribute("#check-refused", "data-kind") == "expired"
+        assert "已过期" in check.inner_text("#check-reason")
+        answer = check.goto(f"{url}/check/{expired}?lang=en")
+        assert answer is not None and answer.status == 410 and "has expired" in check.inner_text("#check-reason")
+
+        # replayed after the inspection ended: a fresh code, then the officer ends the inspection on the page
+        page.click("#badge-renew")
+        page.wait_for_function("c => document.getElementById('badge').dataset.code !== c", arg=second)
+        third = page.get_attribute("#badge", "data-code")
+        assert check.goto(f"{url}/check/{third}").status == 200  # type: ignore[union-attr]
+        row = page.wait_for_selector(f"#mine [data-inspection='{inspection_id}']")
+        row.query_selector("select.result").select_option("no_violation")  # type: ignore[union-attr]
+        row.query_selector("button.end").click()  # type: ignore[union-attr]
+        page.wait_for_selector(f"#mine [data-inspection='{inspection_id}'] :text('未发现问题')")
+        answer = check.goto(f"{url}/check/{third}")
+        assert answer is not None and answer.status == 409 and check.get_attribute("#check-refused", "data-kind") == "ended"
+        assert "检查已结束" in check.inner_text("#check-reason")
+
+
+def test_the_officers_exception_in_english(running: Stack, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    url = running.server.url
+    photo = door_photo(running, tmp_path, GOOD, "守信示范企业")
+    en = {
+        "refused": "Do not inspect", "allowed": "You may inspect (on the exception)", "none": "No registered item fits this enterprise and field",
+        "kinds": ["complaint or report", "random draw", "rectification follow-up", "superior assignment", "major risk"],
+    }  # fmt: skip
+    with watched(browser, "phone") as (ctx, _):
+        page = sign_in(ctx, url, "OFF-FIRE-1")
+        page.wait_for_url(f"{url}/officer?lang=zh")
+        page.goto(f"{url}/officer?lang=en")
+        inspection_id = refused_then_exception(page, photo, "food", en)
+        mine = page.inner_text("#mine")
+        assert "under way" in mine and "Show my code" in mine
+        page.click("#decision-badge")
+        page.wait_for_selector("#badge:not([hidden]) #badge-qr[src^='data:image/svg+xml']")
+        assert "Good until" in page.inner_text("#badge-expiry")
+        code = page.get_attribute("#badge", "data-code")
+        check = ctx.new_page()
+        assert check.goto(f"{url}/check/{code}?lang=en").status == 200  # type: ignore[union-attr]
+        assert "Fire rescue" in check.inner_text("main") and inspection_id not in check.inner_text("main")  # no raw ids
