@@ -20,7 +20,7 @@ from server.evidence.bundle import Selector, export, file_name
 from server.evidence.records import record as server_record
 from server.console.inspect_api import check_inspection
 from server.evidence.coverage import Coverage, coverage
-from server.errors import Invalid, NotFound
+from server.errors import Forbidden, Invalid, NotFound, TooLarge, answers
 from server.evidence.log import LEAF_COLUMNS, TreeHead, head_of_whole_log, index_of, leaf_hashes, log_size, row_leaf_hash, tree_head_of_size
 from server.storage import evidence as evstore
 from server.storage.engine import storage_for
@@ -73,7 +73,7 @@ class EvidenceController(Controller):
     path = "/api/v1/evidence"
     tags = ["evidence"]
 
-    @get("/tree-head", sync_to_thread=True)
+    @get("/tree-head", sync_to_thread=True, responses=answers(NotFound))
     def tree_head(
         self, state: State, size: Annotated[int | None, QueryParameter(ge=0, le=MAX_LOG_SIZE, description="a past head of this size (every head signed is kept)")] = None
     ) -> TreeHead:
@@ -195,19 +195,19 @@ class BundleController(Controller):
     path = "/api/v1/evidence/bundles"
     tags = ["evidence"]
 
-    @get("/inspection/{inspection_id:str}", sync_to_thread=True, media_type="application/zip")
+    @get("/inspection/{inspection_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
     def of_inspection(self, state: State, principal: CurrentPrincipal, inspection_id: Annotated[str, PathParameter(description="inspection id")]) -> Response[bytes]:
         """The bundle of one inspection: its scans, device events, recordings' hashes and the server's records of it."""
         return _bundle(state, principal, Selector(kind="inspection", inspection_id=inspection_id))
 
-    @get("/enterprise/{credit_code:str}", sync_to_thread=True, media_type="application/zip")
+    @get("/enterprise/{credit_code:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
     def of_enterprise(
         self, state: State, principal: CurrentPrincipal, credit_code: Annotated[str, PathParameter(description="unified social credit code")], from_ms: Period, to_ms: Period
     ) -> Response[bytes]:
         """The bundle of an enterprise's inspections opened in [from_ms, to_ms), and its terminal scans then."""
         return _bundle(state, principal, Selector(kind="enterprise", credit_code=credit_code, from_ms=from_ms, to_ms=to_ms))
 
-    @get("/device/{device_id:str}", sync_to_thread=True, media_type="application/zip")
+    @get("/device/{device_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
     def of_device(
         self, state: State, principal: CurrentPrincipal, device_id: Annotated[str, PathParameter(description="device id")], from_ms: Period, to_ms: Period
     ) -> Response[bytes]:
