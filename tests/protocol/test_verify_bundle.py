@@ -117,6 +117,46 @@ def test_any_flipped_bit_is_refused(data: st.DataObject) -> None:
     assert not report.ok and report.failures
 
 
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=70), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=12), c, max_size=3), max_leaves=6)
+
+
+def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value (a key of an object or an index of a list), depth first."""
+    out = [at]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*at, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*at, i))
+    return out
+
+
+def _put(value: Any, at: tuple[Any, ...], new: Any) -> Any:
+    if not at:
+        return new
+    value[at[0]] = _put(value[at[0]], at[1:], new)
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_any_value_changed_to_anything_is_refused_without_a_crash(data: st.DataObject) -> None:
+    """A hostile bundle (any value of any JSON member replaced by any JSON) is refused and named, never a crash."""
+    pairs, _ = fmt.read_zip(worked_example_bytes())
+    names = [n for n, _ in pairs if n.endswith(".json")]
+    name = data.draw(st.sampled_from(names), label="member")
+    value = json.loads(dict(pairs)[name])
+    at = data.draw(st.sampled_from(_paths(value)), label="at")
+    new = data.draw(_JSON, label="new")
+    changed = _put(value, at, new)
+    if changed == json.loads(dict(pairs)[name]):
+        return
+    blob = fmt.write_zip([(n, json.dumps(changed).encode() if n == name else d) for n, d in pairs])
+    report = verify_bytes(blob, SERVER_KEY.public_hex)
+    assert not report.ok and any(name in f for f in report.failures), report.failures
+
+
 _CACHE: dict[str, bytes] = {}
 
 
