@@ -176,7 +176,7 @@ def check_page(state: State, code: CodePath, lang: Lang = "zh") -> Template:
     agencies and partners, the field and basis, the no-disturb list; a forged, expired or replayed code gets a 4xx
     page saying why."""
     t = TEXT[lang]
-    ctx: dict[str, Any] = {"t": t, "lang": lang, "other": "en" if lang == "zh" else "zh", "me": None}
+    ctx: dict[str, Any] = {"t": t, "lang": lang, "other": "en" if lang == "zh" else "zh", "me": None, "L": {}}
     key = badges.load_key(state.settings.key_base)
     now = int(time.time() * 1000)
     try:

@@ -106,7 +106,7 @@ def test_forged_and_tampered_codes_are_refused(api: Api, mutate: str) -> None:  
     }[mutate]  # fmt: skip
     page = check(api, forged)
     assert page.status_code == 400, page.text
-    assert "亮码无效" in page.text and 'data-kind="forged"' in page.text and "<script>" not in page.text.split("<main>")[1]
+    assert "亮码无效" in page.text and 'data-kind="forged"' in page.text and "<script>" not in page.text.split("<main", 1)[1]
     assert "Invalid code" in check(api, forged, "en").text
 
 
@@ -159,3 +159,22 @@ def test_a_revoked_credential_gets_no_code(api: Api) -> None:  # noqa: F811
     assert r.status_code == 409 and "执法证" in r.json()["detail"]
     page = check(api, code)  # the code shown before says the credential is revoked, in red, and is not "valid"
     assert page.status_code == 200 and "已吊销" in page.text and 'data-ok="no"' in page.text
+
+
+@pytest.mark.parametrize("path", ["/check/" + "B" * 5000, "/check/B1.%00.x", "/check/%F0%9F%98%80", "/check/B1..."])
+def test_hostile_check_addresses_get_a_4xx(api: Api, path: str) -> None:  # noqa: F811
+    api.client.cookies.clear()
+    r = api.client.get(path)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:200])
+    assert api.client.get("/check/B1.AAAAAAAAAAAAAAAA.1796000000.AAAAAAAAAAAAAAAAAAAAAAAA", params={"lang": "fr"}).status_code == 400
+
+
+def test_a_partner_leaving_does_not_end_the_code_of_the_officer_still_there(api: Api) -> None:  # noqa: F811
+    d = scan(api, "OFF-SAMR-1", PLAIN)
+    scan(api, "OFF-FIRE-1", PLAIN, field="fire")
+    fire_code = badge(api, d["inspection_id"], "OFF-FIRE-1")["code"]
+    samr_code = badge(api, d["inspection_id"])["code"]
+    end(api, d["inspection_id"], "OFF-FIRE-1")
+    assert check(api, fire_code).status_code == 409  # the fire officer left: their code is dead
+    page = check(api, samr_code)
+    assert page.status_code == 200 and "已离开" in page.text  # the page says who left
