@@ -43,6 +43,11 @@
         put(body, el.name, el.value);
       }
     }
+    if (body.party_name) {  // an individual party (当事人): the API takes a list
+      body.parties = [{kind: "individual", name: body.party_name, ...(body.party_id_no ? {id_no: body.party_id_no} : {})}];
+    }
+    delete body.party_name;
+    delete body.party_id_no;
     return body;
   }
 
