@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from protocol.decision import Policy
+from server.console import labels
 from server.errors import Invalid
 from server.rules.alerts import raise_alert
 from server.rules.scanning import year_start_ms
@@ -136,11 +137,16 @@ def commit_draw(
     )  # fmt: skip
     raise_alert(
         tx, "draw_announced", now_ms,
-        f"{announced_by} 宣布双随机抽查 {draw_id}：{field}，区域 {region or '全部'}，{enterprises} 家企业",
-        f"{announced_by} announced random draw {draw_id}: {field}, region {region or 'all'}, {enterprises} enterprises",
+        f"{announced_by} 宣布双随机抽查 {draw_id}：{_names(tx, 'zh').get(field, field)}，区域 {labels.division(region, 'zh') if region else '全部'}，{enterprises} 家企业",
+        f"{announced_by} announced random draw {draw_id}: {_names(tx, 'en').get(field, field)}, region {labels.division(region, 'en') if region else 'all'}, {enterprises} enterprises",
         agency_id=agency_id, ref=draw_id,
     )  # fmt: skip
     return draw_id, seed_hash
+
+
+def _names(tx: Tx, lang: str) -> dict[str, str]:
+    """The fields' names in ``lang`` (an alert's text names the field, not its id: issue 16)."""
+    return labels.register_names(tx, lang)["field"]
 
 
 def eligible(tx: Tx, agency_id: str, field: str, region: str, policy: Policy, now_ms: int) -> tuple[list[str], list[str], list[tuple[str, str]]]:

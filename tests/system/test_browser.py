@@ -176,7 +176,7 @@ def test_the_enterprise_sees_who_inspected_it(running: Stack, browser) -> None: 
         assert "立案" not in page.inner_text("main") and page.is_visible("#outcomes-hidden")
         page.fill("#code_text", text[:-3] + "AAA")
         page.click("#query-submit")
-        page.wait_for_selector("#error:has-text('altered')")
+        page.wait_for_selector("#error:has-text('篡改')")  # the server's reason, in the page's language
         own = sign_in(ctx, url, "ent-plain")  # the enterprise's own account: the outcomes too
         own.wait_for_url(f"{url}/enterprise?lang=zh")
         own.fill("#code_text", text)

@@ -11,6 +11,10 @@
   const submit = document.getElementById("act-submit");
   const text = document.getElementById("text");
   const API = "/api/v1/supervision";
+  // The file chooser is a labelled button: the names of the files picked show beside it.
+  document.getElementById("files").addEventListener("change", e => {
+    document.getElementById("files-name").textContent = [...e.target.files].map(f => f.name).join("、");
+  });
   let pending = null;  // {act, id}
 
   function say(ok, message) {
@@ -68,6 +72,7 @@
     document.getElementById("text-label").hidden = !!a.letter;
     document.getElementById("files-label").hidden = !a.files;
     document.getElementById("files").value = "";
+    document.getElementById("files-name").textContent = "";
     document.getElementById("text-caption").textContent = a.caption || "";
     submit.textContent = a.letter ? T.send : (act === "reply" ? T.submit : a.title);
     text.value = "";

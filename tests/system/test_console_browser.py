@@ -1,0 +1,199 @@
+"""The console's pages for the people who use them (issue 16 items 1, 4, 6, 7), in a real browser against a real
+server: every page on a phone (390x844) and a desktop, in Chinese and English, shows no raw id from the registers'
+id lists (labels.groups() and the seeded registers), labels every control, shows where the focus is and fits the
+screen; the dashboard's period, drill-down, districts and alerts (acknowledged, assigned, opened); the enterprise's
+history on a phone; the layout at 200 % zoom. Pages run under the CSP with no script error (``watched``)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from server.console import labels
+from server.storage.engine import sql
+from tests.server.conftest import PLAIN
+from tests.support.browser import browser  # noqa: F401  (a pytest fixture)
+from tests.system.conftest import Stack
+from tests.system.harness import write
+from tests.system.test_browser import running, sign_in, watched  # noqa: F401  (running is a pytest fixture)
+
+pytestmark = pytest.mark.system
+
+_ALERT = sql(
+    "INSERT INTO alerts(created_ms, kind, severity, agency_id, credit_code, officer_id, ref, message_zh, message_en)"
+    " VALUES (:now, 'low_rating', 'warning', 'SAMR', :code, 'OFF-SAMR-1', :ref, '企业给出差评（2 星）', 'The enterprise rated the inspection 2 of 5') RETURNING id"
+)
+#: A desktop at 200 % zoom lays out like a 640 CSS px wide window.
+ZOOM_200 = {"viewport": {"width": 640, "height": 400}, "device_scale_factor": 2}
+TOKEN = re.compile(r"[A-Za-z0-9_.\-]+")
+#: Every control of a page with its accessible name ('' when it has none), and whether the page is wider than the screen.
+_CONTROLS = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')].filter(el => el.getClientRects().length).map(el => {
+  const by = (el.getAttribute('aria-labelledby') || '').split(' ').map(id => document.getElementById(id)).filter(Boolean).map(x => x.textContent).join(' ');
+  const name = (el.labels && [...el.labels].map(l => l.textContent).join(' ')) || el.getAttribute('aria-label') || by || (el.tagName === 'BUTTON' ? el.textContent : '');
+  return [el.id || el.name || el.outerHTML.slice(0, 60), name.trim()];
+})"""
+_CHROME = "() => [...document.querySelectorAll('h1, h2, h3, th, label, button, nav a, caption')].filter(el => el.getClientRects().length).map(el => el.innerText.trim())"
+_OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+_FOCUS = "() => { const s = getComputedStyle(document.activeElement); return [document.activeElement.tagName, s.outlineStyle, s.outlineWidth]; }"
+
+
+def raw_ids(lang: str) -> set[str]:
+    """The ids a page in ``lang`` must not show: in Chinese every id; in English those no English sentence holds
+    (an id with _ or -, the agencies' upper-case ids), since "open" or "ended" are words there too."""
+    ids = {k for g in labels.groups().values() for k in g if k} | {"SAMR", "FIRE", "food", "fire"}
+    return ids if lang == "zh" else {i for i in ids if "_" in i or "-" in i or i.isupper()}
+
+
+def check_page(page, lang: str, where: str, phone: bool) -> None:  # type: ignore[no-untyped-def]
+    text = page.inner_text("body")
+    shown = set(TOKEN.findall(text)) & raw_ids(lang)
+    assert not shown, (where, shown, [ln for ln in text.splitlines() if set(TOKEN.findall(ln)) & shown])
+    if lang == "en":  # the page's own words are English (the registers' names may be Chinese only: not checked)
+        chrome = page.evaluate(_CHROME)
+        assert not [x for x in chrome if re.search(r"[\u4e00-\u9fff]", _without_content(x)) and x != "中文"], (where, chrome)
+    unlabelled = [c for c, name in page.evaluate(_CONTROLS) if not name]
+    assert not unlabelled, (where, unlabelled)
+    if phone:
+        assert page.evaluate(_OVERFLOW) <= 1, f"{where}: wider than the phone's screen"
+
+
+#: What people wrote (a draw's title, the registers' names, a message): it stays as written on an English page.
+USER_CONTENT = ("食品抽查", "海淀某餐饮公司", "市场监管局", "消防救援支队", "企业给出差评（2 星）")
+
+
+def _without_content(text: str) -> str:
+    for written in USER_CONTENT:
+        text = text.replace(written, "")
+    return text
+
+
+def check_focus(page, where: str) -> None:  # type: ignore[no-untyped-def]
+    """The first Tab on a page just loaded reaches the skip link, drawn with a visible ring."""
+    page.keyboard.press("Tab")
+    tag, style, width = page.evaluate(_FOCUS)
+    assert tag == "A" and style != "none" and width != "0px", (where, tag, style, width)
+
+
+def _setup(running: Stack) -> tuple[str, int, str]:
+    """An ended inspection, an alert about it, a draw; their ids."""
+    text = running.server.text(f"/api/v1/enterprises/{PLAIN}/qr.txt")
+    inspection = running.server.api("/api/v1/scans", {"code_text": text, "field": "food"}, as_="OFF-SAMR-1")["inspection_id"]
+    running.server.api(f"/api/v1/inspections/{inspection}/end", {"result": "case_opened"}, as_="OFF-SAMR-1")
+    alert = write(running.server.db, lambda tx: tx.scalar(_ALERT, now=int(time.time() * 1000), code=PLAIN, ref=inspection))
+    draw = running.server.api("/api/v1/draws", {"agency_id": "SAMR", "field": "food", "title": "食品抽查", "enterprises": 1, "draw_at_ms": int(time.time() * 1000) + 600_000}, expect=201)
+    return text, alert, draw["public_page"]
+
+
+def test_every_page_on_a_phone_and_a_desktop_in_both_languages(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    url = running.server.url
+    code_text, alert, draw_page = _setup(running)
+    pages = [
+        (None, "/login", "#submit"), (None, draw_page, "#draw"), ("sup", "/", "#by-agency .bar-row"), ("sup", f"/alerts/{alert}", "#inspection"),
+        ("sup", "/jobs", "#jobs"), ("sup", "/users", "#users"), ("sup", "/scorecard", "#scorecard"), ("sup", "/supervision", "main"),
+        ("admin-SAMR", "/", "#alerts .alert-item"), ("ent-plain", "/enterprise", "#query-submit"),
+    ]  # fmt: skip
+    for kind in ("phone", None):
+        with watched(browser, kind) as (ctx, _):
+            for lang in ("zh", "en"):
+                signed_in = None
+                for user, path, ready in pages:
+                    if user != signed_in:
+                        ctx.clear_cookies()
+                        if user:
+                            entry = sign_in(ctx, url, user)
+                            entry.wait_for_url(lambda u: "/login" not in u)
+                            entry.close()
+                        signed_in = user
+                    page = ctx.new_page()
+                    page.goto(f"{url}{path}{'&' if '?' in path else '?'}lang={lang}")
+                    page.wait_for_selector(ready, timeout=15_000)
+                    check_focus(page, path)
+                    if path == "/enterprise":  # the history, with its results and rating form
+                        page.fill("#code_text", code_text)
+                        page.click("#query-submit")
+                        page.wait_for_selector("#rows td.result")
+                    check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
+                    page.close()
+
+
+def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    url = running.server.url
+    _, alert, _ = _setup(running)
+    with watched(browser) as (ctx, _):
+        page = sign_in(ctx, url, "sup")
+        page.wait_for_url(f"{url}/?lang=zh")
+        page.wait_for_selector("#k-inspections:has-text('1')")
+        page.click("button[data-period='7d']")
+        assert page.get_attribute("button[data-period='7d']", "aria-pressed") == "true"
+        page.wait_for_selector("#period-shown:has-text('–')")
+        page.click("button[data-period='custom']")
+        page.fill("#from", "2020-01-01")
+        page.fill("#to", "2020-01-31")
+        page.click("#custom-show")
+        page.wait_for_selector("#period-shown:has-text('2020-01-01 – 2020-01-31')")
+        page.wait_for_selector("#by-agency :text('该区间暂无数据')")
+        assert page.inner_text("#k-inspections") == "0" and "from_day=2020-01-01" in page.get_attribute("#export", "href")
+        page.fill("#from", "2020-01-01")
+        page.fill("#to", "2022-01-01")  # longer than a year: the server's reason, in Chinese
+        page.click("#custom-show")
+        page.wait_for_selector("#period-error:has-text('不能超过')")
+        page.click("button[data-period='30d']")
+        page.click("#by-agency button.bar-row:has-text('市场监管局')")  # agency -> its fields
+        page.click("#by-agency button.bar-row:has-text('食品安全')")  # field -> its enterprises
+        page.wait_for_selector("#by-agency :text('海淀某餐饮公司')")
+        assert "市场监管局" in page.inner_text("#crumbs")
+        page.click("#crumbs button[data-level='0']")
+        page.wait_for_selector("#by-agency button.bar-row:has-text('市场监管局')")
+        assert "海淀区" in page.inner_text("#district-rows")
+        # Alerts: filtered, acknowledged, assigned, opened.
+        item = f"#alerts [data-alert='{alert}']"
+        page.wait_for_selector(item)
+        page.select_option("#alert-kind", "device_offline")
+        page.wait_for_selector(f"{item}", state="detached")
+        page.select_option("#alert-kind", "low_rating")
+        page.select_option("#alert-agency", "SAMR")
+        page.wait_for_selector(item)
+        page.dblclick(f"{item} button.ack")  # a double click acknowledges once
+        page.wait_for_selector(f"{item} .handled:has-text('已确认：sup')")
+        page.fill(f"{item} input[name=assignee]", "admin-FIRE")  # another agency's administrator: refused, in Chinese
+        page.click(f"{item} form.assign button")
+        page.wait_for_selector("#alert-notice:has-text('不能把这条预警分派给')")
+        page.fill(f"{item} input[name=assignee]", "admin-SAMR")
+        page.click(f"{item} form.assign button")
+        page.wait_for_selector(f"{item} .handled:has-text('已分派给 admin-SAMR')")
+        page.select_option("#alert-handled", "new")
+        page.wait_for_selector(item, state="detached")
+        page.select_option("#alert-handled", "")
+        page.click(f"{item} a.details")
+        page.wait_for_url(f"{url}/alerts/{alert}?lang=zh")
+        assert "企业差评" in page.inner_text("h1") and "立案" in page.inner_text("#parts") and "已确认：sup" in page.inner_text("#handling")
+        admin = sign_in(ctx, url, "admin-SAMR")  # the assignee sees it among theirs
+        admin.wait_for_url(f"{url}/?lang=zh")
+        admin.select_option("#alert-handled", "mine")
+        admin.wait_for_selector(item)
+
+
+def test_the_enterprise_history_fits_a_phone_and_a_desktop_at_200_percent(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    url = running.server.url
+    code_text, _, _ = _setup(running)
+    with watched(browser, "phone") as (ctx, _):
+        page = sign_in(ctx, url, "ent-plain")
+        page.wait_for_url(f"{url}/enterprise?lang=zh")
+        assert page.get_attribute("#photo", "capture") == "environment" and "拍照或选择照片" in page.inner_text(".file-pick")
+        page.fill("#code_text", code_text)
+        page.click("#query-submit")
+        cell = page.wait_for_selector("#rows td:has-text('市场监管局')")
+        box = cell.bounding_box()
+        assert box and box["width"] > 200 and box["height"] < 60, box  # one line, not a character per line
+        assert cell.get_attribute("data-label") == "机关"
+        assert page.evaluate(_OVERFLOW) <= 1
+    with watched(browser, ZOOM_200) as (ctx, _):
+        for user, path, ready in (("sup", "/", "#by-agency .bar-row"), ("sup", "/jobs", "#jobs"), ("sup", "/scorecard", "#scorecard")):
+            page = sign_in(ctx, url, user)
+            page.wait_for_url(lambda u: "/login" not in u)
+            page.goto(f"{url}{path}")
+            page.wait_for_selector(ready)
+            assert page.evaluate(_OVERFLOW) <= 1, path
+            page.close()
