@@ -223,6 +223,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         if args.inspection:
             sel = Selector(kind="inspection", inspection_id=args.inspection)
+        elif args.case:
+            sel = Selector(kind="case", case_id=args.case)
         else:
             if not (args.from_day and args.to_day):
                 raise ConfigError("--enterprise and --device need the period: --from DAY --to DAY")

@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evidence = sub.add_parser(
         "evidence",
-        help="evidence bundles (证据包): export the records of an inspection, an enterprise's or a device's period",
+        help="evidence bundles (证据包): export the records of an inspection, a case, an enterprise's or a device's period",
         description="export: one ZIP with the records, their inclusion proofs, the signed tree head, the server's key and a "
         "summary in Chinese; anyone checks it offline with `python -m protocol.verify_bundle FILE` (protocol/README.md §15.8).",
     )
@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(exp)
     what = exp.add_mutually_exclusive_group(required=True)
     what.add_argument("--inspection", metavar="ID", help="one inspection")
+    what.add_argument("--case", metavar="CASE_ID", help="one case (案件): its steps' records and its inspections'")
     what.add_argument("--enterprise", metavar="CREDIT_CODE", help="an enterprise's inspections opened in the period (--from, --to)")
     what.add_argument("--device", metavar="DEVICE_ID", help="a device's events stamped in the period (--from, --to)")
     exp.add_argument("--from", dest="from_day", metavar="DAY", help="first day, YYYY-MM-DD (China Standard Time) or epoch ms")

@@ -189,7 +189,7 @@ class BundleController(Controller):
 
     Who may export what: a supervisor everything; an agency's administrator what its agency took part in (an
     enterprise's period cut to its own inspections and scans, its own devices); an officer the inspections they took
-    part in; an enterprise the inspections of itself. 401 without a session, 403 for another's, 413 for a selection
+    part in; an enterprise the inspections of itself; a case whoever may see it. 401 without a session, 403 for another's, 413 for a selection
     of more than 5000 records (give a shorter period), 400 for a period longer than 366 days."""
 
     path = "/api/v1/evidence/bundles"
@@ -199,6 +199,12 @@ class BundleController(Controller):
     def of_inspection(self, state: State, principal: CurrentPrincipal, inspection_id: Annotated[str, PathParameter(description="inspection id")]) -> Response[bytes]:
         """The bundle of one inspection: its scans, device events, recordings' hashes and the server's records of it."""
         return _bundle(state, principal, Selector(kind="inspection", inspection_id=inspection_id))
+
+    @get("/case/{case_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
+    def of_case(self, state: State, principal: CurrentPrincipal, case_id: Annotated[str, PathParameter(description="case id")]) -> Response[bytes]:
+        """The bundle of a case (案件): the server's records of each of its steps and its inspections' records (who may
+        see the case: 404 to others, as the cases API answers)."""
+        return _bundle(state, principal, Selector(kind="case", case_id=case_id))
 
     @get("/enterprise/{credit_code:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
     def of_enterprise(

@@ -7,8 +7,8 @@ the devices' and the server's public keys, the recordings' metadata and hashes, 
 English; a manifest lists every file's SHA-256 and is signed by the server key. The format's bytes are
 protocol/bundle.py's, which the verifier uses too.
 
-A selector picks the records: ``inspection``, ``enterprise`` + period, ``device`` + period. A case (issue 15) is one
-more selector once its tables exist: its records by subject ``case:<id>`` and its inspections' records.
+A selector picks the records: ``inspection``, ``case`` (its records by subject ``case:<id>`` and its inspections'),
+``enterprise`` + period, ``device`` + period.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ CST = dt.timezone(dt.timedelta(hours=8))
 class Selector(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Which records a bundle holds."""
 
-    kind: Literal["inspection", "enterprise", "device"]
+    kind: Literal["inspection", "case", "enterprise", "device"]
     inspection_id: str | None = None
+    case_id: str | None = None
     credit_code: str | None = None
     device_id: str | None = None
     from_ms: int | None = None
@@ -80,6 +81,9 @@ def authorize(tx: Tx, p: Principal | None, sel: Selector) -> str | None:
     an enterprise the inspections of itself. Returns the agency whose share an enterprise's period is cut to."""
     from server.console.inspect_api import check_inspection
 
+    if sel.kind == "case":
+        _case(tx, p, sel.case_id or "")
+        return None
     if p is None or p.role == "supervisor":
         return None
     if sel.kind == "inspection":
@@ -100,6 +104,18 @@ def authorize(tx: Tx, p: Principal | None, sel: Selector) -> str | None:
             raise Forbidden("这是其他执法机关的设备 / this device belongs to another agency")
         return None
     raise Forbidden(f"角色 {p.role} 无权导出此类证据包 / role {p.role} may not export a bundle of this kind")
+
+
+def _case(tx: Tx, p: Principal | None, case_id: str) -> dict[str, Any]:
+    """The case's row if ``p`` may see it (the cases' own rule: its agency, an agency it is being transferred to, the
+    enterprise concerned, supervisors), else 404 as the cases API answers."""
+    from server.cases.workflow import may_see
+    from server.storage import cases as case_rows
+
+    c = case_rows.case(tx, case_id)
+    if c is None or (p is not None and not may_see(tx, p, c)):
+        raise NotFound(f"案件 {case_id!r} 不存在 / case {case_id!r} does not exist")
+    return c
 
 
 def _add_inspection(tx: Tx, s: Selection, inspection_id: str) -> None:
@@ -140,6 +156,15 @@ def select(tx: Tx, sel: Selector, agency: str | None) -> Selection:
         _add_inspection(tx, s, sel.inspection_id or "")
         i = s.inspections[0]
         s.title = {"zh": f"检查 {i['inspection_id']}：{i['enterprise'] or i['credit_code']}", "en": f"Inspection {i['inspection_id']} of {i['credit_code']}"}
+    elif sel.kind == "case":
+        from server.storage import cases as case_rows
+
+        c = _case(tx, None, sel.case_id or "")
+        for row in case_rows.inspections_of(tx, c["case_id"]):
+            _add_inspection(tx, s, row[0])
+        for r in rows.records_of_subjects(tx, [f"case:{c['case_id']}"]):
+            s.records[r[0]] = r
+        s.title = {"zh": f"案件 {c['case_id']}：{c['title']}", "en": f"Case {c['case_id']}"}
     elif sel.kind == "enterprise":
         lo, hi = _period(sel)
         code = sel.credit_code or ""
@@ -281,6 +306,6 @@ def assemble(
 
 def file_name(sel: Selector, now_ms: int) -> str:
     """A download's file name: evidence-<what>-<date>.zip (ASCII)."""
-    what = sel.inspection_id or sel.credit_code or sel.device_id or sel.kind
+    what = sel.inspection_id or sel.case_id or sel.credit_code or sel.device_id or sel.kind
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in what)[:64]
     return f"evidence-{sel.kind}-{safe}-{_day(now_ms)}.zip"

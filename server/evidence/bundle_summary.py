@@ -41,6 +41,8 @@ def when(ms: int | None) -> str:
 
 def _kind(item: dict[str, Any], lang: int) -> str:
     k = item["event"]["type"] if "event" in item else item["record"]["kind"]
+    if k not in KINDS and k.startswith("case."):
+        return f"案件记录 {k}" if lang == 0 else f"case record {k}"
     return KINDS.get(k, (k, k))[lang]
 
 
