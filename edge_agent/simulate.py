@@ -34,9 +34,9 @@ RESULTS = ("no_violation", "no_violation", "no_violation", "rectification_ordere
 #: Share of scans aimed at a few "busy" enterprises, so that agencies meet there and inspect jointly.
 HOT_SHARE = 0.4
 #: Share of scans that inspect the officer's last enterprise again in the same field (a repeat inspection).
-REPEAT_SHARE = 0.1
+REPEAT_SHARE = 0.05
 #: Share of scans aimed at enterprises on the no-disturb list; half of those cite the enterprise's complaint ticket.
-NO_DISTURB_SHARE = 0.1
+NO_DISTURB_SHARE = 0.05
 #: A recorder is switched on this long before the scan (and off when the officer ends the inspection).
 RECORDING_LEAD_MS = 20_000
 SCENARIO_FILE = "scenario.json"
