@@ -211,6 +211,62 @@ def verify_consistency(m: int, n: int, first_root: bytes, second_root: bytes, pr
     return fr == first_root and sr == second_root and sn == 0
 
 
+def decode_body(body: bytes, wire_format: str) -> Any:
+    """A device's body decoded (JSON, or MessagePack with the types §3.2 uses); BundleError when it is not one."""
+    try:
+        if wire_format == "json":
+            return json.loads(body.decode("utf-8"))
+        value, end = _unpack(body, 0, 0)
+    except (ValueError, UnicodeDecodeError, IndexError, struct.error, RecursionError):
+        raise BundleError(f"its body is not {wire_format}") from None
+    if end != len(body):
+        raise BundleError("its body has bytes after the MessagePack value")
+    return value
+
+
+_FIXED = {0xC0: None, 0xC2: False, 0xC3: True}
+_NUMBERS = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q", 0xCA: ">f", 0xCB: ">d"}
+_LENGTHS = {0xD9: ("str", ">B"), 0xDA: ("str", ">H"), 0xDB: ("str", ">I"), 0xC4: ("bin", ">B"), 0xC5: ("bin", ">H"), 0xC6: ("bin", ">I"),
+            0xDC: ("array", ">H"), 0xDD: ("array", ">I"), 0xDE: ("map", ">H"), 0xDF: ("map", ">I")}
+
+
+def _unpack(b: bytes, i: int, depth: int) -> tuple[Any, int]:
+    """One MessagePack value at ``b[i:]``: the value and where it ends (no extension types)."""
+    if depth > 32:
+        raise ValueError("nested too deep")
+    t = b[i]
+    if t <= 0x7F or t >= 0xE0:
+        return (t if t <= 0x7F else t - 0x100), i + 1
+    if t in _FIXED:
+        return _FIXED[t], i + 1
+    if t in _NUMBERS:
+        fmt_ = _NUMBERS[t]
+        return struct.unpack_from(fmt_, b, i + 1)[0], i + 1 + struct.calcsize(fmt_)
+    if 0xA0 <= t <= 0xBF:
+        kind, n, i = "str", t & 0x1F, i + 1
+    elif 0x90 <= t <= 0x9F:
+        kind, n, i = "array", t & 0x0F, i + 1
+    elif 0x80 <= t <= 0x8F:
+        kind, n, i = "map", t & 0x0F, i + 1
+    elif t in _LENGTHS:
+        kind, fmt_ = _LENGTHS[t]
+        n, i = struct.unpack_from(fmt_, b, i + 1)[0], i + 1 + struct.calcsize(fmt_)
+    else:
+        raise ValueError(f"MessagePack type 0x{t:02x} is not used by devices")
+    if kind in ("str", "bin"):
+        if i + n > len(b):
+            raise ValueError("truncated")
+        raw = b[i : i + n]
+        return (raw.decode("utf-8") if kind == "str" else raw), i + n
+    items = []
+    for _ in range(n * (2 if kind == "map" else 1)):
+        v, i = _unpack(b, i, depth + 1)
+        items.append(v)
+    if kind == "array":
+        return items, i
+    return {k: v for k, v in zip(items[::2], items[1::2], strict=True) if isinstance(k, str)}, i
+
+
 def hexes(values: Any) -> list[bytes]:
     """A list of 64-hex-digit strings as bytes; BundleError otherwise."""
     if not isinstance(values, list) or not all(isinstance(v, str) and HEX64.fullmatch(v) for v in values):

@@ -166,16 +166,15 @@ def _check_device_signature(ev: dict[str, Any], keys: dict[str, Any], label: str
     if not isinstance(device_key, str) or not fmt.ed25519_ok(device_key, body, sig):
         report.failures.append(f"{label}: the device's signature of its body does not hold with the device key the bundle lists")
         return
-    if ev["wire_format"] == "json":
-        try:
-            said = json.loads(body)
-        except ValueError:
-            report.failures.append(f"{label}: its signed body is not JSON")
+    try:
+        said = fmt.decode_body(body, ev["wire_format"])
+    except BundleError as e:
+        report.failures.append(f"{label}: {e}")
+        return
+    for col in ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms"):
+        if not isinstance(said, dict) or said.get(col) != ev[col]:
+            report.failures.append(f"{label}: column {col} differs from what the device signed")
             return
-        for col in ("event_id", "device_id", "seq", "type", "device_time_ms", "clock_error_ms"):
-            if not isinstance(said, dict) or said.get(col) != ev[col]:
-                report.failures.append(f"{label}: column {col} differs from what the device signed")
-                return
 
 
 def _check_published(members: dict[str, bytes], key: str, head: dict[str, Any] | None, report: Report) -> None:
@@ -208,15 +207,12 @@ def _check_media(members: dict[str, bytes], events: dict[str, dict[str, Any]], r
         if ev is None:
             report.failures.append(f"media.json: {m.get('file_name') if isinstance(m, dict) else m!r}: its media_captured event is not among the records")
             continue
-        if ev["wire_format"] != "json":
-            report.notes.append(f"media.json: {m['file_name']}: MessagePack body, the hash is checked by the manifest only")
-            continue
         try:
-            said = json.loads(base64.b64decode(ev["body"]))
-        except ValueError:
+            said = fmt.decode_body(base64.b64decode(ev["body"]), ev["wire_format"])
+        except BundleError:
             said = None
         if not isinstance(said, dict):
-            report.failures.append(f"media.json: {m.get('file_name')}: the body of event {ev['event_id']} is not a JSON object")
+            report.failures.append(f"media.json: {m.get('file_name')}: the body of event {ev['event_id']} is not an object")
             continue
         for col in ("file_name", "sha256", "size_bytes", "media_kind"):
             if said.get(col) != m.get(col):

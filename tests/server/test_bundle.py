@@ -34,7 +34,7 @@ BUNDLES = "/api/v1/evidence/bundles"
 MEDIA_SHA = "ab" * 32
 
 
-def device_events(inspection_id: str, device: str = "BR-SAMR-1", officer: str = "OFF-SAMR-1") -> list[Incoming]:
+def device_events(inspection_id: str, device: str = "BR-SAMR-1", officer: str = "OFF-SAMR-1", wire: str = "json") -> list[Incoming]:
     """What a body-worn recorder reports of an inspection: started, a recording, a heartbeat (not the inspection's), ended."""
     now = int(time.time() * 1000)
     common = {"device_id": device, "clock_error_ms": 20}
@@ -47,17 +47,17 @@ def device_events(inspection_id: str, device: str = "BR-SAMR-1", officer: str = 
         DeviceStatus(event_id=str(uuid.uuid4()), seq=3, device_time_ms=now + 2, outbox_depth=0, oldest_unsent_age_s=0.0, free_storage_bytes=10**9, **common),
         InspectionEnded(event_id=str(uuid.uuid4()), seq=4, device_time_ms=now + 3, inspection_id=inspection_id, officer_id=officer, result="no_violation", **common),
     ]  # fmt: skip
-    return [Incoming(topics.device_up(device), seal(m, DEVICE_KEY), 0) for m in msgs]
+    return [Incoming(topics.device_up(device), seal(m, DEVICE_KEY, wire), 0) for m in msgs]  # type: ignore[arg-type]
 
 
-def demo(api: Api, url: str) -> tuple[str, str]:
+def demo(api: Api, url: str, wire: str = "json") -> tuple[str, str]:
     """A demo-like inspection of PLAIN by SAMR (a phone scan, a recorder's events, the enterprise's rating) and an
     inspection of FRAGILE by FIRE; returns both ids."""
     with storage_for(url).writing() as tx:
         tx.run(_DEVICE, id="BR-SAMR-1", agency="SAMR", key=DEVICE_KEY.public_hex)
         tx.run(_DEVICE, id="BR-FIRE-1", agency="FIRE", key=DEVICE_KEY.public_hex)
     inspection = open_inspection(api, "OFF-SAMR-1")
-    out = store_batch(url, device_events(inspection), DeviceKeys(), projector=Projector(POLICY))
+    out = store_batch(url, device_events(inspection, wire=wire), DeviceKeys(), projector=Projector(POLICY))
     assert len(out.receipts["BR-SAMR-1"]) == 4
     r = api.as_("ent-plain").post("/api/v1/ratings", json={"inspection_id": inspection, "score": 5, "comment": "文明规范"})
     assert r.status_code == 201, r.text
@@ -190,3 +190,15 @@ def test_a_bundle_is_bounded(api: Api, seeded_url: str, monkeypatch: pytest.Monk
     assert r.status_code == 413 and "缩短" in r.text and "shorter" in r.text
     r = api.get(f"{BUNDLES}/device/BR-SAMR-1?from_ms={now - 86_400_000}&to_ms={now + 86_400_000}")
     assert r.status_code == 413
+
+
+def test_a_messagepack_device_is_checked_as_closely(api: Api, seeded_url: str) -> None:
+    """A QR terminal sends MessagePack: its bodies are decoded by the verifier too (columns and recordings)."""
+    inspection, _ = demo(api, seeded_url, wire="msgpack")
+    blob = api.get(f"{BUNDLES}/inspection/{inspection}").content
+    items = json.loads(members(blob)["records.json"])["items"]
+    assert {x["event"]["wire_format"] for x in items if "event" in x} == {"msgpack"}
+    report = verify_bytes(blob)
+    assert report.ok and any("REC_0001.MP4 SHA-256" in c for c in report.checked), report
+    bad = rezip(blob, "media.json", lambda d: flip_text(d, MEDIA_SHA, "cd" * 32))
+    assert any("sha256 differs from what device BR-SAMR-1 signed" in f for f in verify_bytes(bad).failures)
