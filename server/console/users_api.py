@@ -28,14 +28,14 @@ from server.console.accounts import (
     list_accounts,
     reset_password,
 )
+from server.console import labels
 from server.console.auth import MIN_PASSWORD_LENGTH, CurrentPrincipal, Principal, hash_password, principal_of
 from server.errors import Invalid, answers
 from server.console.guards import MANAGERS, managers
 
-ROLE_LABELS = {
-    "zh": {"officer": "执法人员", "agency_admin": "机关管理员", "supervisor": "监督人员", "enterprise": "企业", "monitor": "行政执法监督员"},
-    "en": {"officer": "Officer", "agency_admin": "Agency administrator", "supervisor": "Supervisor", "enterprise": "Enterprise", "monitor": "Outside supervisor"},
-}
+labels.register("account_action", {
+    "created": ("创建", "created"), "disabled": ("停用", "disabled"), "enabled": ("启用", "enabled"), "password_reset": ("重置密码", "password reset"),
+})  # fmt: skip
 PAGE_TEXT = {
     "zh": {
         "accounts": "账号管理", "scope_all": "全部账号", "scope_agency": "本机关的执法人员和管理员账号", "user": "用户名", "role": "角色",
@@ -176,13 +176,13 @@ def _row(a: Account, viewer: Principal, lang: str) -> dict[str, Any]:
     t = PAGE_TEXT[lang]
     return {
         "username": a.username,
-        "role": ROLE_LABELS[lang].get(a.role, a.role),
-        "agency": a.agency_name or a.agency_id or "–",
+        "role": labels.label("role", a.role, lang),
+        "agency": a.agency_name or ("–" if a.agency_id is None else labels.label("agency", None, lang)),
         "person": a.officer_name or a.enterprise_name or a.officer_id or a.credit_code or "–",
         "disabled": a.disabled_ms is not None,
         "disabled_at": _when(a.disabled_ms),
         "sessions": a.active_sessions,
-        "last_change": f"{t.get('act_' + a.last_action, a.last_action)} · {a.last_by} · {_when(a.last_at_ms)}" if a.last_action else "–",
+        "last_change": f"{labels.label('account_action', a.last_action, lang)} · {a.last_by} · {_when(a.last_at_ms)}" if a.last_action else "–",
         "is_self": a.username == viewer.username,
     }
 

@@ -35,6 +35,24 @@ _CONTROLS = """() => [...document.querySelectorAll('input:not([type=hidden]), se
   return [el.id || el.name || el.outerHTML.slice(0, 60), name.trim()];
 })"""
 _CHROME = "() => [...document.querySelectorAll('h1, h2, h3, th, label, button, nav a, caption')].filter(el => el.getClientRects().length).map(el => el.innerText.trim())"
+#: Text whose contrast with its background is under WCAG AA (4.5:1; 3:1 for large text), with the ratio.
+_LOW_CONTRAST = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(c => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); })
+    .reduce((a, c, i) => a + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const back = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length < 4 || c[3] > 0.5) return c; } return [255, 255, 255]; };
+  const out = [], walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const node = walk.currentNode, el = node.parentElement;
+    if (!node.textContent.trim() || !el.getClientRects().length || el.closest('svg, [aria-hidden=true], button:disabled')) continue;
+    const s = getComputedStyle(el);
+    if (s.visibility === 'hidden') continue;
+    const a = lum(rgb(s.color)), b = lum(back(el)), ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(s.fontSize) >= 24 || (parseFloat(s.fontSize) >= 18.66 && parseInt(s.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) out.push([node.textContent.trim().slice(0, 30), ratio.toFixed(2)]);
+  }
+  return out;
+}"""
 _OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
 _FOCUS = "() => { const s = getComputedStyle(document.activeElement); return [document.activeElement.tagName, s.outlineStyle, s.outlineWidth]; }"
 
@@ -57,6 +75,8 @@ def check_page(page, lang: str, where: str, phone: bool) -> None:  # type: ignor
     assert not unlabelled, (where, unlabelled)
     if phone:
         assert page.evaluate(_OVERFLOW) <= 1, f"{where}: wider than the phone's screen"
+    low = page.evaluate(_LOW_CONTRAST)
+    assert not low, (where, low)
 
 
 #: What people wrote (a draw's title, the registers' names, a message): it stays as written on an English page.
@@ -169,6 +189,9 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.click(f"{item} a.details")
         page.wait_for_url(f"{url}/alerts/{alert}?lang=zh")
         assert "企业差评" in page.inner_text("h1") and "立案" in page.inner_text("#parts") and "已确认：sup" in page.inner_text("#handling")
+        # The contrast check is real: light grey text on white is caught.
+        page.evaluate("() => { const p = document.createElement('p'); p.textContent = '浅灰色文字'; p.style.color = '#aaaaaa'; document.querySelector('main').append(p); }")
+        assert "浅灰色文字" in [text for text, _ in page.evaluate(_LOW_CONTRAST)]
         admin = sign_in(ctx, url, "admin-SAMR")  # the assignee sees it among theirs
         admin.wait_for_url(f"{url}/?lang=zh")
         admin.select_option("#alert-handled", "mine")

@@ -24,7 +24,7 @@
     state.className = "state " + (disabled ? "bad" : "ok");
     row.querySelector(".sessions").textContent = String(user.active_sessions);
     if (user.last_action) {
-      row.querySelector(".last-change").textContent = `${T["act_" + user.last_action] || user.last_action} · ${user.last_by} · ${when(user.last_at_ms)}`;
+      row.querySelector(".last-change").textContent = `${L("account_action", user.last_action)} · ${user.last_by} · ${when(user.last_at_ms)}`;
     }
     row.querySelector(".disable").hidden = disabled;
     row.querySelector(".enable").hidden = !disabled;
