@@ -73,7 +73,8 @@ def verify_bytes(blob: bytes, key_hex: str | None = None) -> Report:
     report.key = key
     if key_hex and carried != key:
         report.failures.append(f"manifest.json: the bundle carries server key {carried}, not the one given ({key})")
-    sig = members.get("manifest.sig", b"").decode("ascii", "replace").strip()
+    raw_sig = members.get("manifest.sig", b"")
+    sig = raw_sig[:-1].decode("ascii", "replace") if raw_sig.endswith(b"\n") else ""  # exactly 128 hex digits and LF: one spelling
     report.check(fmt.ed25519_ok(key, fmt.MANIFEST_PREFIX + members.get("manifest.json", b""), sig), "manifest.json: signed by the server key (manifest.sig)",
                  "manifest.sig: not the server key's signature of manifest.json (the manifest or its signature changed)")
     if isinstance(manifest, dict):

@@ -157,6 +157,16 @@ def test_any_value_changed_to_anything_is_refused_without_a_crash(data: st.DataO
     assert not report.ok and any(name in f for f in report.failures), report.failures
 
 
+@pytest.mark.parametrize("sig", [b" ", b"\r\n", b"\n\n", b"", b"\x0b"])
+def test_the_manifest_signature_has_one_spelling(sig: bytes) -> None:
+    """manifest.sig is the only member the manifest cannot list: any other spelling of it is refused (the CRC too is
+    made anew here, as a forger would)."""
+    pairs, _ = fmt.read_zip(worked_example_bytes())
+    blob = fmt.write_zip([(n, d.rstrip(b"\n") + sig if n == "manifest.sig" else d) for n, d in pairs])
+    assert fmt.read_zip(blob)[1] == []
+    assert any(f.startswith("manifest.sig") for f in verify_bytes(blob, SERVER_KEY.public_hex).failures)
+
+
 _CACHE: dict[str, bytes] = {}
 
 
