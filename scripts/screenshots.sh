@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refreshes the README's pictures (docs/dashboard.png, docs/officer.png, docs/supervision.png, docs/letter.png, docs/scorecard.png,
-# docs/officer-exception.png, docs/check-valid.png, docs/check-forged.png) from
+# docs/officer-exception.png, docs/officer-badge.png, docs/check-valid.png, docs/check-forged.png) from
 # the real-browser tests.
 # The tests themselves never write into the repository: only this command, through FE_REFRESH_DOCS=1,
 # makes them save those screenshots into docs/. Review the pictures, then commit them.

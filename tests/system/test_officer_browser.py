@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.qrphoto import decode_photo
 from server.console import badges
 from server.rules.codes import render_png
 from server.storage.engine import sql
@@ -34,7 +35,7 @@ def door_photo(stack: Stack, tmp_path: Path, credit_code: str, name: str) -> Pat
     return photo
 
 
-def refused_then_exception(page, photo: Path, field: str, words: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+def refused_then_exception(page, photo: Path, field: str, words: dict[str, str], shot: str | None = None) -> str:  # type: ignore[no-untyped-def]
     """Scan a no-disturb enterprise, be refused, pick the complaint ticket offered and scan again; the inspection's id."""
     page.set_input_files("#photo", str(photo))
     page.select_option("#field", field)
@@ -52,6 +53,8 @@ def refused_then_exception(page, photo: Path, field: str, words: dict[str, str])
     page.select_option("#exception-kind", "complaint")
     assert not page.is_visible("#exception-ref")
     page.check("input[name='exception-item'][value='12345-2026-001']")
+    if shot:
+        keep_screenshot(page, shot)
     page.click("#exception-submit")
     page.wait_for_selector("#decision-box[data-outcome='allowed'][data-code='allowed_exception']")
     assert page.inner_text("#outcome-words") == words["allowed"]
@@ -72,13 +75,15 @@ def test_the_officers_exception_and_the_enterprises_check(running: Stack, browse
         page.wait_for_url(f"{url}/officer?lang=zh")
         assert page.evaluate("[innerWidth, innerHeight]") == [390, 844]
         assert page.inner_text("#photo-button").startswith("拍摄")  # the file chooser is a labelled button
-        inspection_id = refused_then_exception(page, photo, "food", zh)
-        keep_screenshot(page, "officer-exception")
+        inspection_id = refused_then_exception(page, photo, "food", zh, shot="officer-exception")
 
         # 亮码: the officer shows a code; the enterprise opens it with no account
         page.click("#decision-badge")
         page.wait_for_selector("#badge:not([hidden]) #badge-qr[src^='data:image/svg+xml']")
         assert "有效至" in page.inner_text("#badge-expiry")
+        keep_screenshot(page, "officer-badge")
+        scanned = decode_photo(page.locator("#badge-qr").screenshot())  # what an enterprise's phone camera reads
+        assert scanned == f"{url}/check/{page.get_attribute('#badge', 'data-code')}", scanned
         first = page.get_attribute("#badge", "data-code")
         assert first and first.startswith("B1.")
         check = enterprise.new_page()
