@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from server import db as dbmod
 from server.cases import decide, review, workflow
-from server.cases.forms import CHECKLIST, CaseView
+from server.cases.forms import CHECKLIST, FILE_CHECKLIST, CaseView
 from server.cases.labels import CHECKLIST as ITEM_WORDS
 from server.cases.labels import word
 from server.cases.policy import MEASURES
@@ -24,6 +24,7 @@ from server.cases.texts import TEXT
 from server.console.auth import Principal, principal_of
 from server.errors import NotFound
 from server.jobs.disclosure import cst_date
+from server.storage import case_steps as steps
 from server.storage import cases as rows
 from server.storage import supervision as names
 
@@ -71,6 +72,7 @@ def cases_page(
         fields = [(f, zh if lang == "zh" else en) for f, (zh, en) in rows.field_names(tx).items()]
         pending = review.pending(tx, p, now) if p.role in ("officer", "agency_admin", "supervisor") else []
         is_reviewer = p.role == "officer" and review.is_reviewer_for(tx, p, p.agency_id or "")
+        sampled = steps.sampled_cases(tx, 100) if p.role == "supervisor" else []
     case_rows = [
         {
             "id": c.case_id, "number": number(c.case_id, lang), "title": c.title, "kind": word("case_kind", c.kind, lang),
@@ -81,10 +83,18 @@ def cases_page(
     ]  # fmt: skip
     review_rows = [{"case": r.case_id, "number": number(r.case_id, lang), "status": word("review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue} for r in pending]
     kinds = [(k, word("case_kind", k, lang)) for k in ("penalty", "coercion", "permit", "other")]
+    files = [
+        {
+            "url": f"/api/v1/cases/samples/{sample}/files/{decision}/score", "case": case_id, "number": number(case_id, lang), "title": title,
+            "agency": agencies.get(agency_id, "–"), "result": t.get(f"file_{result}", t["file_none"]) if result else t["file_none"], "notes": notes or "",
+        }
+        for sample, decision, case_id, title, agency_id, result, notes in sampled
+    ]  # fmt: skip
     return _page(
         "cases.html", lang, p, t=t, cases=case_rows, detail=detail, colleagues=colleagues, kinds=kinds, reviews=review_rows, is_reviewer=is_reviewer,
         measures=[(k, v[0] if lang == "zh" else v[1]) for k, v in MEASURES.items()], items=[(k, ITEM_WORDS[k][0 if lang == "zh" else 1]) for k in CHECKLIST],
         agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]), fields=fields,
+        files=files, file_items=[(k, word("case_file_item", k, lang), points) for k, points in FILE_CHECKLIST.items()],
     )  # fmt: skip
 
 

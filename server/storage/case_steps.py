@@ -202,3 +202,15 @@ def kept_counts(tx: Tx, from_ms: int, to_ms: int) -> dict[str, int]:
 def referral_counts(tx: Tx, from_ms: int, to_ms: int, overdue_before_ms: int) -> dict[str, tuple[int, int]]:
     """agency -> (referrals sent in the period, of which still unanswered and sent before ``overdue_before_ms``)."""
     return {r[0]: (int(r[1]), int(r[2] or 0)) for r in tx.all(_REFERRALS, from_ms=from_ms, to_ms=to_ms, overdue_before_ms=overdue_before_ms)}
+
+
+_SAMPLED_CASES = sql("""
+    SELECT i.sample_id, i.decision_id, d.case_id, c.title, c.agency_id, i.result, i.notes
+    FROM sample_items i JOIN case_decisions d ON d.decision_id = i.decision_id JOIN cases c ON c.case_id = d.case_id
+    ORDER BY i.sample_id DESC, i.decision_id LIMIT :limit
+""")
+
+
+def sampled_cases(tx: Tx, limit: int) -> list[tuple[Any, ...]]:
+    """(sample_id, decision_id, case_id, title, agency_id, result, notes) of the case files drawn in the samples."""
+    return tx.all(_SAMPLED_CASES, limit=limit)

@@ -1,6 +1,6 @@
 """Cases in a real browser against a real server (issue 15): a major penalty refused without a legal review, reviewed
 and passed by a qualified reviewer, decided, disclosed within its deadline on the public page (personal data masked),
-seen by the enterprise, and drawn in the monthly case-file sample. Every page runs under the server's
+seen by the enterprise, drawn in the monthly case-file sample, and scored by a supervisor (failing: a finding). Every page runs under the server's
 Content-Security-Policy with no script error (``watched``)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _DISCLOSURE = sql("SELECT status, deadline, disclosed_on FROM decisions")
 def test_a_major_penalty_from_refusal_to_the_public_page_and_the_sample(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     url = running.server.url
     seed_case_people(str(running.server.db))
-    with watched(browser) as (off_ctx, _), watched(browser) as (rev_ctx, _), watched(browser) as (adm_ctx, _), watched(browser) as (pub_ctx, _):
+    with watched(browser) as (off_ctx, _), watched(browser) as (rev_ctx, _), watched(browser) as (adm_ctx, _), watched(browser) as (pub_ctx, _), watched(browser) as (sup_ctx, _):
         officer = sign_in(off_ctx, url, "OFF-SAMR-1")
         officer.wait_for_url(f"{url}/officer?lang=zh")
         officer.goto(f"{url}/cases?lang=zh")
@@ -105,3 +105,14 @@ def test_a_major_penalty_from_refusal_to_the_public_page_and_the_sample(running:
         assert len(write(running.server.db, lambda tx: sample_case_files(tx, later))) == 1
         officer.reload()
         officer.wait_for_selector("#sampled")
+
+        sup = sign_in(sup_ctx, url, "sup")  # the case-file review (案卷评查) of the sampled case
+        sup.wait_for_url(f"{url}/?lang=zh")
+        sup.goto(f"{url}/cases?lang=zh")
+        sup.fill("#case-files input[name='scores.evidence']", "10")
+        sup.fill("#case-files input[name='scores.procedure']", "15")  # 75 of 100: fails
+        sup.fill("#case-files input[name=notes]", "证据未附检验报告")
+        sup.click("#case-files button[type=submit]")
+        sup.wait_for_selector("#case-files .file-result:has-text('不合格')")
+        findings = sup_ctx.request.get(f"{url}/api/v1/supervision/findings").json()
+        assert [f["source"] for f in findings] == ["case_review"]
