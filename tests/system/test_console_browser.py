@@ -14,10 +14,10 @@ import pytest
 from server.console import labels
 from server.storage.engine import sql
 from tests.server.conftest import PLAIN
-from tests.support.browser import browser  # noqa: F401  (a pytest fixture)
+from tests.support.browser import browser, keep_screenshot  # noqa: F401  (browser is a pytest fixture)
 from tests.system.conftest import Stack
 from tests.system.harness import write
-from tests.system.test_browser import running, sign_in, watched  # noqa: F401  (running is a pytest fixture)
+from tests.system.test_browser import docs_untouched, running, sign_in, watched  # noqa: F401  (pytest fixtures: docs_untouched autouse)
 
 pytestmark = pytest.mark.system
 
@@ -60,7 +60,7 @@ _FOCUS = "() => { const s = getComputedStyle(document.activeElement); return [do
 def raw_ids(lang: str) -> set[str]:
     """The ids a page in ``lang`` must not show: in Chinese every id; in English those no English sentence holds
     (an id with _ or -, the agencies' upper-case ids), since "open" or "ended" are words there too."""
-    ids = {k for g in labels.groups().values() for k in g if k} | {"SAMR", "FIRE", "food", "fire"}
+    ids = {k for g in labels.groups().values() for k in g if k} | {"SAMR", "FIRE", "food", "fire", "AG-TEST"}  # AG-TEST: the test devices' agency
     return ids if lang == "zh" else {i for i in ids if "_" in i or "-" in i or i.isupper()}
 
 
@@ -97,7 +97,8 @@ def check_focus(page, where: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _setup(running: Stack) -> tuple[str, int, str]:
-    """An ended inspection, an alert about it, a draw; their ids."""
+    """A recorder (of an agency the registers do not name), an ended inspection, an alert about it, a draw; their ids."""
+    running.add_devices(1)
     text = running.server.text(f"/api/v1/enterprises/{PLAIN}/qr.txt")
     inspection = running.server.api("/api/v1/scans", {"code_text": text, "field": "food"}, as_="OFF-SAMR-1")["inspection_id"]
     running.server.api(f"/api/v1/inspections/{inspection}/end", {"result": "case_opened"}, as_="OFF-SAMR-1")
@@ -145,6 +146,8 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page = sign_in(ctx, url, "sup")
         page.wait_for_url(f"{url}/?lang=zh")
         page.wait_for_selector("#k-inspections:has-text('1')")
+        page.wait_for_selector("#fleet :text('执法记录仪')")  # the device's kind, and its agency by name (unknown here, never its id)
+        assert "AG-TEST" not in page.inner_text("#fleet") and "（未知）" in page.inner_text("#fleet")
         page.click("button[data-period='7d']")
         assert page.get_attribute("button[data-period='7d']", "aria-pressed") == "true"
         page.wait_for_selector("#period-shown:has-text('–')")
@@ -164,6 +167,7 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.click("#by-agency button.bar-row:has-text('食品安全')")  # field -> its enterprises
         page.wait_for_selector("#by-agency :text('海淀某餐饮公司')")
         assert "市场监管局" in page.inner_text("#crumbs")
+        keep_screenshot(page, "dashboard-drill-down")
         page.click("#crumbs button[data-level='0']")
         page.wait_for_selector("#by-agency button.bar-row:has-text('市场监管局')")
         assert "海淀区" in page.inner_text("#district-rows")
@@ -189,6 +193,7 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.click(f"{item} a.details")
         page.wait_for_url(f"{url}/alerts/{alert}?lang=zh")
         assert "企业差评" in page.inner_text("h1") and "立案" in page.inner_text("#parts") and "已确认：sup" in page.inner_text("#handling")
+        keep_screenshot(page, "alert")
         # The contrast check is real: light grey text on white is caught.
         page.evaluate("() => { const p = document.createElement('p'); p.textContent = '浅灰色文字'; p.style.color = '#aaaaaa'; document.querySelector('main').append(p); }")
         assert "浅灰色文字" in [text for text, _ in page.evaluate(_LOW_CONTRAST)]
@@ -211,6 +216,7 @@ def test_the_enterprise_history_fits_a_phone_and_a_desktop_at_200_percent(runnin
         box = cell.bounding_box()
         assert box and box["width"] > 200 and box["height"] < 60, box  # one line, not a character per line
         assert cell.get_attribute("data-label") == "机关"
+        keep_screenshot(page, "enterprise-phone")
         assert page.evaluate(_OVERFLOW) <= 1
     with watched(browser, ZOOM_200) as (ctx, _):
         for user, path, ready in (("sup", "/", "#by-agency .bar-row"), ("sup", "/jobs", "#jobs"), ("sup", "/scorecard", "#scorecard")):
