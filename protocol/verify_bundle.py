@@ -180,7 +180,7 @@ def _check_device_signature(ev: dict[str, Any], keys: dict[str, Any], label: str
 
 def _check_published(members: dict[str, bytes], key: str, head: dict[str, Any] | None, report: Report) -> None:
     if "published-head.json" not in members:
-        report.notes.append("no published daily head in the bundle (the log is younger than a day)")
+        report.notes.append("no published daily head in the bundle (the server signed none before the day of the export)")
         return
     pub = _json(members, "published-head.json", report)
     if not isinstance(pub, dict) or not report.check(fmt.head_ok(pub.get("head"), key), "published-head.json: the daily head, signed by the server key",

@@ -65,6 +65,7 @@ class Selection:
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     inspections: list[dict[str, Any]] = field(default_factory=list)
     title: dict[str, str] = field(default_factory=dict)
+    names: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
 
 def _period(sel: Selector) -> tuple[int, int]:
@@ -193,6 +194,11 @@ def select(tx: Tx, sel: Selector, agency: str | None) -> Selection:
             s.media[m[0]] = {**dict(zip(rows.MEDIA_COLUMNS, m[: len(rows.MEDIA_COLUMNS)], strict=True)), "inspection_id": m[-2], "linked_by": "device"}
         s.title = {"zh": f"设备 {dev[0]} {_day(lo)} 至 {_day(hi - 1)} 的记录", "en": f"Records of device {dev[0]} from {_day(lo)} to {_day(hi - 1)}"}
     _refuse_if_too_many(len(s.events) + len(s.records))
+    parts = [p for i in s.inspections for p in i["parts"]]
+    s.names = rows.names(
+        tx, [p["officer_id"] for p in parts], [p["agency_id"] for p in parts] + [i["lead_agency_id"] for i in s.inspections],
+        [p["field"] for p in parts] + [i["field"] for i in s.inspections],
+    )  # fmt: skip
     return s
 
 

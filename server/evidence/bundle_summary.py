@@ -28,10 +28,15 @@ KINDS: dict[str, tuple[str, str]] = {
     "inspection.rated": ("企业评价", "rated by the enterprise"),
 }
 RESULTS: dict[str, tuple[str, str]] = {
-    "no_violation": ("未发现违法", "no violation"),
+    "no_violation": ("未发现问题", "no violation"),
     "rectification_ordered": ("责令整改", "rectification ordered"),
     "case_opened": ("立案", "case opened"),
+    "referred": ("移送", "referred"),
+    "not_completed": ("未完成", "not completed"),
 }
+
+
+MEDIA_KINDS: dict[str, str] = {"video": "录像", "audio": "录音", "photo": "照片"}
 
 
 def when(ms: int | None) -> str:
@@ -71,34 +76,40 @@ def summary_text(
         f"{counts['records']} records ({counts['events']} device events, {counts['server_records']} server records), {counts['media']} recordings or photos.",
         "Each record comes with its inclusion proof in the evidence log of the signed tree head below: a changed byte of a record or a proof shows.",
     ]
+    def name(group: str, key: str, lang: int) -> str:
+        found = s.names.get(group, {}).get(key)
+        return f"{found[lang]}（{key}）" if found and lang == 0 else f"{found[lang]} ({key})" if found else key
+
     for i in s.inspections:
-        zh += ["", f"检查 {i['inspection_id']}：企业 {i['enterprise']}（{i['credit_code']}），领域 {i['field']}，{when(i['opened_ms'])} 开始，{when(i['ended_ms'])} 结束"]
-        en += ["", f"Inspection {i['inspection_id']}: {i['credit_code']}, field {i['field']}, opened {when(i['opened_ms'])}, ended {when(i['ended_ms'])}"]
+        zh += ["", f"检查 {i['inspection_id']}：企业 {i['enterprise']}（{i['credit_code']}），牵头机关 {name('agency', i['lead_agency_id'], 0)}，"
+                   f"领域 {name('field', i['field'], 0)}，{when(i['opened_ms'])} 开始，{when(i['ended_ms'])} 结束"]
+        en += ["", f"Inspection {i['inspection_id']} of {i['credit_code']} led by {name('agency', i['lead_agency_id'], 1)}, field {name('field', i['field'], 1)}, "
+                   f"opened {when(i['opened_ms'])}, ended {when(i['ended_ms'])}"]
         for p in i["parts"]:
             res = RESULTS.get(p["result"] or "", (p["result"] or "—", p["result"] or "—"))
-            zh.append(f"  执法人员 {p['officer_id']}（{p['agency_id']}），设备 {p['device_id'] or '—'}，结果：{res[0]}")
-            en.append(f"  officer {p['officer_id']} ({p['agency_id']}), device {p['device_id'] or '—'}, result: {res[1]}")
+            zh.append(f"  执法人员 {name('officer', p['officer_id'], 0)}，{name('agency', p['agency_id'], 0)}，设备 {p['device_id'] or '—'}，结果：{res[0]}")
+            en.append(f"  officer {name('officer', p['officer_id'], 1)}, {name('agency', p['agency_id'], 1)}, device {p['device_id'] or '—'}, result: {res[1]}")
     zh += ["", "记录（[日志序号] 时间 类别 来源 编号）："] + [_line(x, 0) for x in items]
     en += ["", "Records ([log index] time kind source id):"] + [_line(x, 1) for x in items]
     if media:
         zh += ["", "录音录像/照片（文件留在设备上，哈希值由设备签名上报）："]
         en += ["", "Recordings (the files stay on the device; their hashes were signed by it):"]
         for m in media:
-            zh.append(f"  {m['file_name']}  {m['media_kind']}  {m['size_bytes']} 字节  SHA-256 {m['sha256']}  {when(m['started_ms'])} 至 {when(m['ended_ms'])}  完整性 {m['integrity']}")
+            zh.append(f"  {m['file_name']}  {MEDIA_KINDS.get(m['media_kind'], m['media_kind'])}  {m['size_bytes']} 字节  SHA-256 {m['sha256']}  {when(m['started_ms'])} 至 {when(m['ended_ms'])}  完整性 {m['integrity']}")
             en.append(f"  {m['file_name']}  {m['media_kind']}  {m['size_bytes']} bytes  SHA-256 {m['sha256']}  {when(m['started_ms'])} to {when(m['ended_ms'])}  integrity {m['integrity']}")
     if unlogged:
         zh += ["", f"另有 {len(unlogged)} 条记录不在该树头覆盖的日志中，未收入：{', '.join(unlogged)}"]
         en += ["", f"{len(unlogged)} records are not in the log of this head and are left out: {', '.join(unlogged)}"]
     zh += [
         "", f"签名树头：{head.tree_size} 条记录，根哈希 {head.root_hash}，签名于 {when(head.timestamp_ms)}",
-        f"每日公布的树头：{f'{pub.tree_size} 条记录，签名于 {when(pub.timestamp_ms)}（附一致性证明）' if pub else '无（日志不足一天）'}",
+        f"每日公布的树头：{f'{pub.tree_size} 条记录，签名于 {when(pub.timestamp_ms)}（附一致性证明）' if pub else '无（今天之前平台尚未签署树头）'}",
         f"平台公钥：{head.public_key}", f"公钥指纹（SHA-256）：{grouped(fp)}",
         "请向平台运营方或 /public/tree-head 页面核对公钥指纹。", "",
         "核验方法（无需联网、无需平台）：python -m protocol.verify_bundle 本文件.zip --key <平台公钥>", "",
     ]
     en += [
         "", f"Signed tree head: {head.tree_size} records, root {head.root_hash}, signed {when(head.timestamp_ms)}",
-        f"Published daily head: {f'{pub.tree_size} records, signed {when(pub.timestamp_ms)} (with a consistency proof)' if pub else 'none (the log is younger than a day)'}",
+        f"Published daily head: {f'{pub.tree_size} records, signed {when(pub.timestamp_ms)} (with a consistency proof)' if pub else 'none (no head was signed before today)'}",
         f"Server public key: {head.public_key}", f"Key fingerprint (SHA-256): {grouped(fp)}",
         "Compare the fingerprint with the operator's or the page /public/tree-head.", "",
         "To check it (offline, without the server): python -m protocol.verify_bundle THIS.zip --key <server public key>", "",

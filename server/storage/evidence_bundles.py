@@ -49,6 +49,9 @@ _OF_DEVICE = sql(f"""
 _DEVICE = sql("SELECT device_id, agency_id, model, kind FROM devices WHERE device_id = :device")
 _DEVICE_KEYS = sql("SELECT device_id, public_key FROM devices WHERE device_id IN (:ids) ORDER BY device_id")
 _ENTERPRISE = sql("SELECT name FROM enterprises WHERE credit_code = :code")
+_OFFICER_NAMES = sql("SELECT officer_id, name FROM officers WHERE officer_id IN (:ids)")
+_AGENCY_NAMES = sql("SELECT agency_id, name, name_en FROM agencies WHERE agency_id IN (:ids)")
+_FIELD_NAMES = sql("SELECT field_id, name, name_en FROM fields WHERE field_id IN (:ids)")
 
 
 def inspection(tx: Tx, inspection_id: str) -> tuple[Any, ...] | None:
@@ -131,3 +134,15 @@ def enterprise_name(tx: Tx, credit_code: str) -> str | None:
     """A registered enterprise's name."""
     row = tx.one(_ENTERPRISE, code=credit_code)
     return None if row is None else str(row[0])
+
+
+def names(tx: Tx, officers: Sequence[str], agencies: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, tuple[str, str]]]:
+    """(Chinese, English) names of these officers (a person's name is the same in both), agencies and fields."""
+    out: dict[str, dict[str, tuple[str, str]]] = {"officer": {}, "agency": {}, "field": {}}
+    if officers:
+        out["officer"] = {o: (n, n) for o, n in tx.all(_OFFICER_NAMES, ids=sorted(set(officers)))}
+    if agencies:
+        out["agency"] = {a: (n, e) for a, n, e in tx.all(_AGENCY_NAMES, ids=sorted(set(agencies)))}
+    if fields:
+        out["field"] = {f: (n, e) for f, n, e in tx.all(_FIELD_NAMES, ids=sorted(set(fields)))}
+    return out

@@ -95,6 +95,7 @@ def test_a_demo_inspections_bundle_holds_its_records_and_verifies(api: Api, seed
     assert (media["file_name"], media["sha256"], media["linked_by"]) == ("REC_0001.MP4", MEDIA_SHA, "inspection_id")
     summary = files["summary.txt"].decode()
     assert summary.startswith("执法证据包") and "海淀某餐饮公司" in summary and "Evidence bundle" in summary and "REC_0001.MP4" in summary
+    assert "市场监管局（SAMR）" in summary and "食品安全（food）" in summary and "Market regulation (SAMR)" in summary and "未发现问题" in summary
     key = api.get("/api/v1/evidence/tree-head").json()["public_key"]
     report = verify_bytes(r.content, key)
     assert report.ok, report.failures
