@@ -42,6 +42,7 @@ ALERT_KINDS = {
     "major_without_review": ("warning", "重大执法决定未经法制审核", "Major decision without legal review"),
     "review_disagreement": ("warning", "法制审核意见分歧", "Legal review disagreement"),
     "case_transfer": ("info", "收到移送案件", "Case transferred to the agency"),
+    "review_overdue": ("warning", "法制审核逾期", "Legal review overdue"),
 }
 
 for group, table in (

@@ -145,3 +145,18 @@ def pending(tx: Tx, principal: Principal, now_ms: int) -> list[ReviewView]:
     agency = None if principal.role == "supervisor" else principal.agency_id or "-"
     today = cst_date(now_ms).isoformat()
     return [review_view(r, today) for r in steps.reviews(tx, agency_id=agency, status=None, limit=200) if r["status"] in ("pending", "escalated")]
+
+
+def check_deadlines(tx: Tx, now_ms: int) -> dict[str, int]:
+    """A daily job (to be scheduled with the others, server/jobs/tasks.py): each pending review past its deadline is
+    alerted to its agency, once (``review_overdue``, its ref the review)."""
+    today = cst_date(now_ms).isoformat()
+    tx.lock("fe:case-review-deadlines")
+    found = steps.overdue_reviews(tx, today)
+    for review_id, case_id, agency_id, deadline, title, code in found:
+        raise_alert(
+            tx, "review_overdue", now_ms, f"案件“{title}”的法制审核应于 {deadline} 前完成，已逾期。",
+            f"The legal review of case {title!r} was due by {deadline} and is overdue.", agency_id=agency_id, credit_code=code, ref=review_id,
+        )  # fmt: skip
+        append_record(tx, kind="case.review_overdue", subject=f"case:{case_id}", actor="system", content={"review_id": review_id, "deadline": deadline}, now_ms=now_ms)
+    return {"overdue": len(found)}

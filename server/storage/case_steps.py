@@ -214,3 +214,17 @@ _SAMPLED_CASES = sql("""
 def sampled_cases(tx: Tx, limit: int) -> list[tuple[Any, ...]]:
     """(sample_id, decision_id, case_id, title, agency_id, result, notes) of the case files drawn in the samples."""
     return tx.all(_SAMPLED_CASES, limit=limit)
+
+
+_OVERDUE_REVIEWS = sql("""
+    SELECT r.review_id, r.case_id, r.agency_id, r.deadline, c.title, c.credit_code FROM case_reviews r JOIN cases c ON c.case_id = r.case_id
+    WHERE r.status = 'pending' AND r.deadline < :today
+      AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.kind = 'review_overdue' AND a.ref = r.review_id)
+    ORDER BY r.deadline, r.review_id
+""")
+
+
+def overdue_reviews(tx: Tx, today: str) -> list[tuple[Any, ...]]:
+    """(review_id, case_id, agency_id, deadline, case title, credit code) of pending reviews past their deadline that
+    were not alerted yet."""
+    return tx.all(_OVERDUE_REVIEWS, today=today)

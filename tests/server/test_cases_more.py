@@ -180,3 +180,17 @@ def test_a_wrong_key_in_the_cases_section_stops_the_start(tmp_path: Path, seeded
         case_id = investigating(a)
         r = a.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/decision", json={"summary": "罚款 2000 元", "fine_yuan": 2000})
         assert r.status_code == 409 and "1,000" in r.text  # the agency's list as the file says
+
+
+def test_an_overdue_review_is_alerted_once(api: Api, people: str) -> None:  # noqa: F811
+    from server.cases.review import check_deadlines
+
+    case_id = investigating(api)
+    review = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟罚款"}, 201)["reviews"][-1]
+    on_deadline = int(dt.datetime.combine(dt.date.fromisoformat(review["deadline"]), dt.time(9), dt.timezone(dt.timedelta(hours=8))).timestamp() * 1000)
+    assert storage_for(people).write(lambda tx: check_deadlines(tx, on_deadline)) == {"overdue": 0}
+    after = on_deadline + 86_400_000
+    assert storage_for(people).write(lambda tx: check_deadlines(tx, after)) == {"overdue": 1}
+    assert storage_for(people).write(lambda tx: check_deadlines(tx, after + 86_400_000)) == {"overdue": 0}  # once
+    c = api.get(f"{CASES}/{case_id}").json()
+    assert c["steps"][-1]["kind"] == "case.review_overdue"
