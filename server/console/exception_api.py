@@ -3,6 +3,7 @@ of inspections that went ahead on an unregistered urgent exception."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Literal
 
@@ -46,6 +47,8 @@ labels.register("exception_kind", {
     "major_risk": ("重大风险", "major risk"),
 })  # fmt: skip
 DAY_MS_ = 86_400_000
+#: How long after a scan of an enterprise its exception choices are offered to the officer who scanned it.
+CHOICES_AFTER_SCAN_MS = 30 * 60_000
 
 
 class WithdrawIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -91,9 +94,15 @@ class ExceptionChoice(msgspec.Struct, kw_only=True):
 
 def exception_choices(tx: Tx, credit_code: str, field: str, officer_id: str, urgent_kinds: tuple[str, ...], follow_up_days: int, lang: str, now_ms: int) -> list[ExceptionChoice]:
     """Per exception kind, the registered items that would check out for this officer, enterprise and field (the
-    officer's agency's; those the agency already used for an inspection of the enterprise left out)."""
+    officer's agency's; those the agency already used for an inspection of the enterprise left out). Only for an
+    enterprise the officer scanned in the last ``CHOICES_AFTER_SCAN_MS`` and a field their credential covers: the
+    registers (complaint tickets among them) are not there to be browsed."""
     cred = inspection_rows.credential_row(tx, officer_id)
-    agency = cred[1] if cred else ""
+    if cred is None or field not in json.loads(cred[3] or "[]"):
+        raise Forbidden("您的执法证不涵盖该执法领域 / your credential does not cover this field")
+    if not officer_page.scanned_since(tx, officer_id, credit_code, now_ms - CHOICES_AFTER_SCAN_MS):
+        raise Forbidden("请先扫描该企业的企业码 / scan the enterprise's code first: exceptions are offered after a scan")
+    agency = cred[1]
     used = officer_page.used(tx, credit_code, agency)
     items: dict[str, list[ChoiceItem]] = {k: [] for k in EXCEPTION_KINDS}
     for ticket, summary, _ in officer_page.complaints(tx, credit_code, field):
@@ -136,7 +145,7 @@ class ExceptionBasisController(Controller):
         with dbmod.reading(state.settings.db) as con:
             return list_bases(con, agency_id=agency, credit_code=credit_code, kind=kind, limit=limit)
 
-    @get("/choices", sync_to_thread=True, guards=[officers])
+    @get("/choices", sync_to_thread=True, guards=[officers], responses=answers(Forbidden))
     def choices(
         self,
         state: State,

@@ -39,6 +39,7 @@ _USED = sql("""
     SELECT exception_kind, exception_ref FROM inspections
     WHERE credit_code = :credit_code AND lead_agency_id = :agency_id AND exception_kind IS NOT NULL
 """)
+_SCANNED = sql("SELECT 1 FROM scans WHERE officer_id = :officer_id AND credit_code = :credit_code AND decided_ms >= :since_ms LIMIT 1")
 _MINE_COUNT = sql("""
     SELECT count(*) FROM inspections i
     WHERE i.opened_ms >= :since_ms AND i.opened_ms < :until_ms
@@ -77,6 +78,11 @@ def registered(tx: Tx, credit_code: str, agency_id: str, field: str, now_ms: int
 def used(tx: Tx, credit_code: str, agency_id: str) -> set[tuple[str, str]]:
     """(kind, reference) of every basis on which the agency already led an inspection of the enterprise."""
     return {(str(k), str(r)) for k, r in tx.all(_USED, credit_code=credit_code, agency_id=agency_id)}
+
+
+def scanned_since(tx: Tx, officer_id: str, credit_code: str, since_ms: int) -> bool:
+    """Did the officer scan the enterprise's code since ``since_ms`` (whatever the decision)?"""
+    return tx.one(_SCANNED, officer_id=officer_id, credit_code=credit_code, since_ms=since_ms) is not None
 
 
 def mine(tx: Tx, officer_id: str, since_ms: int, until_ms: int, *, limit: int, offset: int) -> tuple[int, list[str]]:

@@ -33,6 +33,7 @@ def assignment(api: Api, reference: str, agency: str | None) -> None:  # noqa: F
 def test_a_refused_officer_is_offered_their_registered_items_and_scans_again(api: Api) -> None:  # noqa: F811
     refused = scan(api, "OFF-SAMR-1", GOOD)
     assert refused["code"] == "no_disturb" and refused["credit_code"] == GOOD
+    assert scan(api, "OFF-FIRE-1", GOOD)["code"] == "no_disturb"
     assignment(api, "交办-SAMR-1", "SAMR")
     assignment(api, "交办-FIRE-1", "FIRE")
     c = choices(api, "OFF-SAMR-1", GOOD)
@@ -61,10 +62,11 @@ def test_a_repeat_is_offered_the_rectification_the_agency_ordered(api: Api) -> N
     assert repeat["outcome"] == "repeat"
     c = choices(api, "OFF-SAMR-1", PLAIN)
     assert refs(c, "rectification_follow_up") == [first["inspection_id"]] and "责令整改" in c["rectification_follow_up"]["items"][0]["text"]
-    assert refs(choices(api, "OFF-FIRE-1", PLAIN, field="fire"), "rectification_follow_up") == []  # another agency's order
-    assert refs(choices(api, "OFF-SAMR-1", PLAIN, field="fire"), "rectification_follow_up") == []  # another field
     follow = scan(api, "OFF-SAMR-1", PLAIN, exception_basis={"kind": "rectification_follow_up", "reference": first["inspection_id"]})
     assert follow["outcome"] == "allowed" and follow["inspection_id"] != first["inspection_id"]
+    assert scan(api, "OFF-FIRE-1", PLAIN, field="fire")["outcome"] == "join"
+    assert refs(choices(api, "OFF-FIRE-1", PLAIN, field="fire"), "rectification_follow_up") == []  # another agency's order
+    assert refs(choices(api, "OFF-FIRE-1", PLAIN, field="food"), "rectification_follow_up") == []
 
 
 def test_choices_are_for_officers_and_need_an_enterprise_and_field(api: Api) -> None:  # noqa: F811
@@ -73,8 +75,16 @@ def test_choices_are_for_officers_and_need_an_enterprise_and_field(api: Api) -> 
     assert api.as_("OFF-SAMR-1").get("/api/v1/exception-bases/choices", params={"credit_code": GOOD}).status_code == 400
     r = api.as_("OFF-SAMR-1").get("/api/v1/exception-bases/choices", params={"credit_code": "X" * 19, "field": "food"})
     assert r.status_code == 400
-    made_up = choices(api, "OFF-SAMR-1", "91110108MA9999999X")  # an enterprise nobody registered: nothing to offer
-    assert all(not c["items"] for c in made_up.values())
+    # the registers are not there to be browsed: only an enterprise the officer just scanned, in a field they hold
+    r = api.as_("OFF-SAMR-1").get("/api/v1/exception-bases/choices", params={"credit_code": GOOD, "field": "food"})
+    assert r.status_code == 403 and "请先扫描" in r.json()["detail"]
+    r = api.as_("OFF-SAMR-1").get("/api/v1/exception-bases/choices", params={"credit_code": "91110108MA9999999X", "field": "food"})
+    assert r.status_code == 403
+    scan(api, "OFF-SAMR-1", GOOD)
+    assert choices(api, "OFF-SAMR-1", GOOD)["complaint"]["items"]
+    r = api.as_("OFF-SAMR-1").get("/api/v1/exception-bases/choices", params={"credit_code": GOOD, "field": "fire"})
+    assert r.status_code == 403 and "执法证" in r.json()["detail"]  # SAMR-1's credential covers food only
+    assert api.as_("OFF-SAMR-2").get("/api/v1/exception-bases/choices", params={"credit_code": GOOD, "field": "food"}).status_code == 403  # another officer
     api.client.cookies.clear()
     assert api.client.get("/api/v1/exception-bases/choices", params={"credit_code": GOOD, "field": "food"}).status_code == 401
 
