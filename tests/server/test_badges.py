@@ -178,3 +178,11 @@ def test_a_partner_leaving_does_not_end_the_code_of_the_officer_still_there(api:
     assert check(api, fire_code).status_code == 409  # the fire officer left: their code is dead
     page = check(api, samr_code)
     assert page.status_code == 200 and "已离开" in page.text  # the page says who left
+
+
+def test_an_urgent_basis_awaiting_review_says_so(api: Api) -> None:  # noqa: F811
+    d = scan(api, "OFF-SAMR-1", GOOD, exception_basis={"kind": "major_risk", "reference": "燃气泄漏-现场"})
+    assert d["outcome"] == "allowed" and d["pending_review"]
+    page = check(api, badge(api, d["inspection_id"])["code"])
+    assert page.status_code == 200 and "重大风险 燃气泄漏-现场" in page.text and "待监督机构复核" in page.text
+    assert "awaiting the supervisors" in check(api, badge(api, d["inspection_id"])["code"], "en").text
