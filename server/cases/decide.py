@@ -39,7 +39,7 @@ def passed_review(tx: Tx, case_id: str) -> str | None:
 
 def decide(tx: Tx, case_id: str, data: DecisionIn, principal: Principal, now_ms: int, policy: case_policy.CasesPolicy) -> CaseView:
     """Issue the case's decision (its officers)."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     require_officer(principal, c["agency_id"], case_id)
     if c["state"] not in ("investigating", "review"):
         raise Conflict(f"案件处于“{c['state']}”，不能作出决定（调查取证终结后方可）/ the case is {c['state']}: a decision follows the investigation")
@@ -92,7 +92,7 @@ def alert_refusal(tx: Tx, case_id: str, principal: Principal, message: str, now_
 def publish(tx: Tx, case_id: str, principal: Principal, now_ms: int) -> CaseView:
     """Disclose the decision (its officers, or the agency's administrator): recorded on time or late against its
     deadline, and shown on the public page from now on."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     if principal.role not in ("officer", "agency_admin") or principal.agency_id != c["agency_id"]:
         raise Conflict("只有办案机关可以公示决定 / only the handling agency discloses its decision") if principal.role == "supervisor" else _nf(case_id)
     d = steps.decision_of(tx, case_id)

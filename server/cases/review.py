@@ -64,7 +64,7 @@ def is_reviewer_for(tx: Tx, principal: Principal, agency_id: str) -> bool:
 
 def submit(tx: Tx, case_id: str, proposal: str, principal: Principal, now_ms: int, policy: case_policy.CasesPolicy) -> CaseView:
     """The case's officers submit their proposed decision for review: the investigation is over (调查取证 → 法制审核)."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     require_officer(principal, c["agency_id"], case_id)
     if c["state"] != "investigating":
         raise Conflict(f"只有调查取证中的案件可以提请法制审核 / only a case under investigation goes to legal review (it is {c['state']})")
@@ -88,6 +88,7 @@ def outcome(tx: Tx, case_id: str, review_id: str, data: OutcomeIn, principal: Pr
     """A reviewer's findings and outcome. Every checklist item gets a finding; ``passed`` only when every item is
     sound (a suspected crime is referred first); ``returned`` and ``disagreement`` say why. A disagreement goes to the
     agency's head with the handling officers' proposal and the reviewer's opinion."""
+    tx.lock(f"fe:case:{case_id}")
     c = rows.case(tx, case_id)
     if c is None or not is_reviewer_for(tx, principal, c["agency_id"]):
         raise NotFound(f"没有这个案件：{case_id} / no such case {case_id} (for a legal reviewer of its agency)")
@@ -128,7 +129,7 @@ def outcome(tx: Tx, case_id: str, review_id: str, data: OutcomeIn, principal: Pr
 
 def resolve(tx: Tx, case_id: str, review_id: str, result: str, note: str, principal: Principal, now_ms: int) -> CaseView:
     """The agency head (its administrator) decides a disagreement, with both opinions before them."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     if principal.role != "agency_admin" or principal.agency_id != c["agency_id"]:
         raise NotFound(f"没有这个案件：{case_id} / no such case {case_id}")
     r = _review(tx, case_id, review_id)

@@ -21,7 +21,7 @@ from server.storage.engine import Tx
 
 def send(tx: Tx, case_id: str, data: TransferIn, principal: Principal, now_ms: int) -> CaseView:
     """Transfer the case to another agency (before a decision), or refer it to the judicial organs."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     require_officer(principal, c["agency_id"], case_id)
     transfer_id = f"{case_id}-T{steps.count_transfers(tx, case_id) + 1}"
     if data.kind == "transfer":
@@ -58,7 +58,7 @@ def send(tx: Tx, case_id: str, data: TransferIn, principal: Principal, now_ms: i
 
 def answer(tx: Tx, case_id: str, transfer_id: str, data: AnswerIn, principal: Principal, now_ms: int) -> CaseView:
     """A transfer's answer, by an officer of the receiving agency; a referral's, by an officer of the case's agency."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     t = steps.transfer(tx, transfer_id)
     if t is None or t["case_id"] != case_id:
         raise NotFound(f"没有这次移送：{transfer_id} / no such transfer {transfer_id}")

@@ -78,8 +78,11 @@ def require_officer(principal: Principal, agency_id: str, case_id: str) -> None:
         raise not_found(case_id)
 
 
-def case_row(tx: Tx, case_id: str, principal: Principal) -> dict[str, Any]:
-    """The case's row, if ``principal`` may see it (else not found)."""
+def case_row(tx: Tx, case_id: str, principal: Principal, *, lock: bool = False) -> dict[str, Any]:
+    """The case's row, if ``principal`` may see it (else not found); ``lock``: first take the case's lock, so that
+    two steps on one case (two clicks, two officers) take turns and the second sees what the first did."""
+    if lock:
+        tx.lock(f"fe:case:{case_id}")
     c = rows.case(tx, case_id)
     if c is None or not may_see(tx, principal, c):
         raise not_found(case_id)
@@ -211,7 +214,7 @@ def list_cases(tx: Tx, principal: Principal, *, state: str | None, credit_code: 
 def transition(tx: Tx, case_id: str, to: str, note: str, principal: Principal, now_ms: int) -> CaseView:
     """Move a case on (its officers): 立案 → 调查取证 (still at least two officers with valid credentials), 决定 → 送达 →
     执行 → 结案 (a decision with nothing to execute may close once served) → 归档. A replayed or out-of-order step is 409."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     require_officer(principal, c["agency_id"], case_id)
     allowed = NEXT[to]
     if c["state"] not in allowed:
@@ -232,7 +235,7 @@ def transition(tx: Tx, case_id: str, to: str, note: str, principal: Principal, n
 
 def add_document(tx: Tx, case_id: str, title: str, sha256: str, principal: Principal, now_ms: int) -> CaseView:
     """Add a document of the case file (its hash goes into the evidence log), while the case is being handled."""
-    c = case_row(tx, case_id, principal)
+    c = case_row(tx, case_id, principal, lock=True)
     require_officer(principal, c["agency_id"], case_id)
     if c["state"] not in OPEN_STATES:
         raise Conflict(f"案件已{_zh(c['state'])}，不能再添加文书 / the case is {c['state']}: no more documents")

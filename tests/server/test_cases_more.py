@@ -194,3 +194,19 @@ def test_an_overdue_review_is_alerted_once(api: Api, people: str) -> None:  # no
     assert storage_for(people).write(lambda tx: check_deadlines(tx, after + 86_400_000)) == {"overdue": 0}  # once
     c = api.get(f"{CASES}/{case_id}").json()
     assert c["steps"][-1]["kind"] == "case.review_overdue"
+
+
+def test_two_referrals_at_once_make_one(api: Api, people: str) -> None:  # noqa: F811
+    from server.cases import transfers
+    from server.cases.forms import TransferIn
+    from server.console.auth import Principal
+    from server.errors import Conflict
+    from tests.support.overlap import overlapping_writes
+
+    case_id = investigating(api)
+    one = Principal(username="OFF-SAMR-1", role="officer", agency_id="SAMR", officer_id="OFF-SAMR-1")
+    refer = TransferIn(kind="referral", to_body="海淀公安分局", reason="涉嫌犯罪")
+    store = storage_for(people)
+    outcomes = overlapping_writes(store, lambda tx: transfers.send(tx, case_id, refer, one, NOW_MS), lambda tx: transfers.send(tx, case_id, refer, one, NOW_MS + 1))
+    assert isinstance(outcomes[1], Conflict) and not isinstance(outcomes[0], Exception)
+    assert [t["status"] for t in api.get(f"{CASES}/{case_id}").json()["transfers"]] == ["sent"]
