@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from server.ingest.batch import store_batch
 from server.ingest.projector import Projector
 from server.ingest.store import DeviceKeys, Incoming
 from server.storage.engine import sql, storage_for
+from tests.protocol.test_verify_bundle import _CHILD, _isolated, _no_net_prefix
 from tests.server.api_backends import api  # noqa: F401  (a fixture: the API on both backends)
 from tests.server.conftest import FRAGILE, PLAIN, Api
 from tests.server.scan_fixtures import POLICY
@@ -203,3 +207,21 @@ def test_a_messagepack_device_is_checked_as_closely(api: Api, seeded_url: str) -
     assert report.ok and any("REC_0001.MP4 SHA-256" in c for c in report.checked), report
     bad = rezip(blob, "media.json", lambda d: flip_text(d, MEDIA_SHA, "cd" * 32))
     assert any("sha256 differs from what device BR-SAMR-1 signed" in f for f in verify_bytes(bad).failures)
+
+
+def test_the_demo_bundle_verifies_in_an_isolated_process_without_network(api: Api, seeded_url: str, tmp_path: Path) -> None:
+    """The standalone verifier, in a process that holds only the protocol package and cryptography (no server, no
+    msgspec: the child fails if either was imported), with no network, accepts the demo inspection's bundle and
+    refuses it with one byte changed."""
+    blob, key = _ok_bundle(api, seeded_url)
+    lib = _isolated(tmp_path)
+    good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
+    good.write_bytes(blob)
+    pairs, _ = fmt.read_zip(blob)
+    bad.write_bytes(fmt.write_zip([(n, d.replace(b'"seq": 2', b'"seq": 3', 1) if n == "records.json" else d) for n, d in pairs]))
+    run = [*_no_net_prefix(), sys.executable, "-I", "-S", "-c", _CHILD, str(lib)]
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    ok = subprocess.run([*run, str(good), "--key", key], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert ok.returncode == 0 and "VERIFIED 验证通过" in ok.stdout and "4 of 4 records proved" in ok.stdout, ok.stdout + ok.stderr
+    no = subprocess.run([*run, str(bad), "--key", key], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert no.returncode == 1 and "FAILED  record #2 (event" in no.stdout, no.stdout + no.stderr
