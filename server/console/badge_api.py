@@ -186,8 +186,13 @@ def check_page(state: State, code: CodePath, lang: Lang = "zh") -> Template:
             store.mark_checked(tx, badge.badge_id, now)
             view = check_view(tx, badge, lang, now)
     except badges.BadgeRefused as e:
-        return Template(template_name="check.html", context={**ctx, "refusal": {"kind": e.kind, "text": e.zh if lang == "zh" else e.en}}, status_code=e.status_code)
-    return Template(template_name="check.html", context={**ctx, "refusal": None, "v": view})
+        refusal = {"kind": e.kind, "text": e.zh if lang == "zh" else e.en}
+        return Template(template_name="check.html", context={**ctx, "refusal": refusal}, status_code=e.status_code, headers=NO_STORE)
+    return Template(template_name="check.html", context={**ctx, "refusal": None, "v": view}, headers=NO_STORE)
+
+
+#: A check is true when it is made: no browser or proxy keeps the page of a code that may expire or be replaced.
+NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 
 #: This module's routes (server/app.py).

@@ -37,6 +37,7 @@ def test_an_officer_shows_a_code_and_the_enterprise_checks_it(api: Api) -> None:
     assert b["expires_ms"] - b["issued_ms"] <= badges.LIFETIME_MS and b["lifetime_s"] == 300
     page = check(api, b["code"])
     assert page.status_code == 200, page.text
+    assert page.headers["cache-control"] == "no-store" and page.headers["x-robots-tag"] == "noindex"
     text = page.text
     for words in ("亮码有效", "海淀某餐饮公司", "OFF-SAMR-1", "C-SAMR-1", "市场监管局", "消防救援支队", "C-FIRE-1", "食品安全", "常规检查", "不在无事不扰名单上", "食品安全日常检查", "有效"):
         assert words in text, words
