@@ -181,10 +181,11 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.wait_for_selector(item)
         page.dblclick(f"{item} button.ack")  # a double click acknowledges once
         page.wait_for_selector(f"{item} .handled:has-text('已确认：sup')")
+        page.click(f"{item} details.assign-box summary")
         page.fill(f"{item} input[name=assignee]", "admin-FIRE")  # another agency's administrator: refused, in Chinese
         page.click(f"{item} form.assign button")
         page.wait_for_selector("#alert-notice:has-text('不能把这条预警分派给')")
-        page.fill(f"{item} input[name=assignee]", "admin-SAMR")
+        page.fill(f"{item} input[name=assignee]", "admin-SAMR")  # the form stays open after a refusal
         page.click(f"{item} form.assign button")
         page.wait_for_selector(f"{item} .handled:has-text('已分派给 admin-SAMR')")
         page.select_option("#alert-handled", "new")

@@ -95,8 +95,9 @@
     ].filter(Boolean).join("；");
     const toFinding = supervisor && a.agency_id
       ? `<a class="to-finding" href="/supervision?alert=${encodeURIComponent(a.id)}&lang=${LANG}">${esc(T.to_finding)}</a>` : "";
-    const assign = `<form class="inline assign" data-id="${a.id}"><label>${esc(T.assignee)}<input name="assignee" required maxlength="100" autocomplete="off"></label>` +
-      `<button type="submit" class="secondary">${esc(T.assign)}</button></form>`;
+    const assign = `<details class="assign-box"><summary>${esc(T.assign)}</summary><form class="inline assign" data-id="${a.id}">` +
+      `<label>${esc(T.assignee)}<input name="assignee" required maxlength="100" autocomplete="off"></label>` +
+      `<button type="submit" class="secondary">${esc(T.assign)}</button></form></details>`;
     return `<div class="alert-item sev-${esc(a.severity)}" data-alert="${a.id}"><div>${esc(zh ? a.message_zh : a.message_en)}</div>` +
       `<div class="muted">${when(a.created_ms)} · ${esc(L("alert_kind", a.kind))} · ${esc(L("severity", a.severity))}${a.agency_id ? " · " + esc(L("agency", a.agency_id)) : ""}</div>` +
       (handled ? `<div class="muted handled">${handled}</div>` : "") +
@@ -200,7 +201,7 @@
       const hs = (x.scans / max) * (h - 30), hi = (x.inspections / max) * (h - 30);
       return `<rect x="${i * bw + 2}" y="${h - 20 - hs}" width="${bw * 0.45}" height="${hs}" fill="#7f9cb9"><title>${x.day}: ${T.scans} ${x.scans}</title></rect>` +
              `<rect x="${i * bw + 2 + bw * 0.45}" y="${h - 20 - hi}" width="${bw * 0.45}" height="${hi}" fill="#1f3b5a"><title>${x.day}: ${T.inspections} ${x.inspections}</title></rect>` +
-             (i % every === 0 ? `<text x="${i * bw + 2}" y="${h - 5}" font-size="11" fill="#4f5f70">${x.day.slice(5)}</text>` : "");
+             (i % every === 0 && i * bw + 36 < w ? `<text x="${i * bw + 2}" y="${h - 5}" font-size="11" fill="#4f5f70">${x.day.slice(5)}</text>` : "");
     }).join("");
   }
 

@@ -14,7 +14,7 @@
     if (i.rating) return `<span class="ok">${"★".repeat(i.rating)}${"☆".repeat(5 - i.rating)} ${esc(T.rated)}</span>`;
     if (!i.inspection_id || (i.outcomes || []).some(o => !o.result)) return "–";
     const stars = [5, 4, 3, 2, 1].map(n => `<option value="${n}">${"★".repeat(n)}</option>`).join("");
-    return `<form class="rate inline" data-inspection="${esc(i.inspection_id)}"><label>${esc(T.rating)}<select name="score">${stars}</select></label>` +
+    return `<form class="rate inline" data-inspection="${esc(i.inspection_id)}"><label><span class="sr-only">${esc(T.rating)}</span><select name="score">${stars}</select></label>` +
       ` <label>${esc(T.rating_comment)}<input name="comment" maxlength="1000"></label> <button type="submit">${esc(T.rate)}</button></form>`;
   }
   document.getElementById("rows").addEventListener("submit", async (e) => {
