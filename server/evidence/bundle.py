@@ -30,6 +30,7 @@ from server.evidence import merkle
 from server.evidence.bundle_summary import summary_text
 from server.evidence.coverage import inspection_media
 from server.evidence.log import TreeHead, head_of_whole_log, leaf_hashes, tree_head_before
+from server.evidence.records import append_record
 from server.storage import evidence as evstore
 from server.storage import evidence_bundles as rows
 from server.storage.engine import Tx, storage_for
@@ -249,7 +250,10 @@ def _json(value: Any) -> bytes:
 
 
 def export(db: str, key: SigningKey, sel: Selector, principal: Principal | None, now_ms: int | None = None) -> tuple[bytes, dict[str, Any]]:
-    """The bundle's bytes and its manifest (as a dict). Raises Invalid, Forbidden, NotFound or TooLarge."""
+    """The bundle's bytes and its manifest (as a dict). Raises Invalid, Forbidden, NotFound or TooLarge.
+
+    The export is itself a server record (``bundle.exported``, subject ``bundle:`` and the first 32 hex digits of the
+    ZIP's SHA-256), appended after the bundle is made: later heads cover who exported what, and when."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     store = storage_for(db)
     with store.reading() as tx:  # refused before anything is signed
@@ -280,7 +284,11 @@ def export(db: str, key: SigningKey, sel: Selector, principal: Principal | None,
         pub = None
     published = None if pub is None else (pub, merkle.consistency_proof(leaves, pub.tree_size))
     by = principal.username if principal else "fe-server (operator)"
-    return assemble(key, sel, s, items, media, head, published, device_keys, unlogged, by, now)
+    data, manifest = assemble(key, sel, s, items, media, head, published, device_keys, unlogged, by, now)
+    digest = hashlib.sha256(data).hexdigest()
+    content = {"selector": msgspec.to_builtins(sel), "sha256": digest, "tree_size": head.tree_size, "records": len(items)}
+    store.write(lambda tx: append_record(tx, kind="bundle.exported", subject=f"bundle:{digest[:32]}", actor=by, content=content, now_ms=now))
+    return data, manifest
 
 
 def assemble(

@@ -3,6 +3,7 @@ byte is found and named, and who may export what follows the roles."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -22,6 +23,7 @@ from protocol.messages import DeviceStatus, InspectionEnded, InspectionStarted, 
 from protocol.signing import SigningKey
 from protocol.verify_bundle import verify_bytes
 from server.evidence import bundle as bundle_mod
+from server.evidence.records import records_of
 from server.ingest.batch import store_batch
 from server.ingest.projector import Projector
 from server.ingest.store import DeviceKeys, Incoming
@@ -107,6 +109,12 @@ def test_a_demo_inspections_bundle_holds_its_records_and_verifies(api: Api, seed
     manifest = json.loads(files["manifest.json"])
     assert manifest["key_fingerprint"] == fmt.fingerprint(key) and manifest["counts"]["records"] == 4
     assert fmt.read_zip(r.content)[1] == []  # canonical: written as the verifier rebuilds it
+    digest = hashlib.sha256(r.content).hexdigest()
+    with storage_for(seeded_url).reading() as tx:  # the export itself is on the record: who, what, which file
+        (rec,) = records_of(tx, f"bundle:{digest[:32]}")
+    assert rec.kind == "bundle.exported" and rec.content() == {
+        "actor": "sup", "content": {"selector": {"kind": "inspection", "inspection_id": inspection}, "sha256": digest, "tree_size": manifest["tree_size"], "records": 4},
+    }  # fmt: skip
 
 
 def _ok_bundle(api: Api, url: str) -> tuple[bytes, str]:
