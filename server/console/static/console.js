@@ -35,6 +35,13 @@ async function errorText(r) {
   if (Array.isArray(detail)) detail = "";  // a validator's list of problems: say it plainly below
   return localized(detail) || (LANG === "zh" ? `请求失败（${r.status}）` : `Request failed (${r.status})`);
 }
+// The language switch keeps the page's other parameters (a period, a filter): only the language changes.
+const langSwitch = document.getElementById("lang-switch");
+if (langSwitch) {
+  const u = new URL(location.href);
+  u.searchParams.set("lang", LANG === "zh" ? "en" : "zh");
+  langSwitch.href = u.pathname + u.search;
+}
 const logoutLink = document.getElementById("logout");
 if (logoutLink) {
   logoutLink.addEventListener("click", async (e) => {

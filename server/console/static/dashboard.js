@@ -196,7 +196,7 @@
     const got = await getJson(`/api/v1/trend?${q()}`);
     if (!got) return;
     const svg = $("chart"), w = svg.clientWidth || 600, h = 180;
-    const max = Math.max(1, ...got.map(x => x.scans)), bw = w / Math.max(1, got.length), every = Math.max(1, Math.ceil(got.length / 8));
+    const max = Math.max(1, ...got.map(x => x.scans)), bw = Math.min(48, w / Math.max(1, got.length)), every = Math.max(1, Math.ceil(got.length / 8));
     svg.innerHTML = got.map((x, i) => {
       const hs = (x.scans / max) * (h - 30), hi = (x.inspections / max) * (h - 30);
       return `<rect x="${i * bw + 2}" y="${h - 20 - hs}" width="${bw * 0.45}" height="${hs}" fill="#7f9cb9"><title>${x.day}: ${T.scans} ${x.scans}</title></rect>` +
