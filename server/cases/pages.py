@@ -45,9 +45,11 @@ def _ctx(lang: str) -> dict[str, str]:
 
 @get("/cases", sync_to_thread=True, include_in_schema=False)
 def cases_page(
-    request: Request, state: State, lang: Lang = "zh", case: Annotated[str | None, QueryParameter(max_length=32, description="the case shown")] = None
+    request: Request, state: State, lang: Lang = "zh", case: Annotated[str | None, QueryParameter(max_length=32, description="the case shown")] = None,
+    inspection: Annotated[str | None, QueryParameter(max_length=64, description="an ended inspection to open a case from")] = None,
 ) -> Template | Redirect:
-    """The cases of the signed-in reader, and one case with its actions."""
+    """The cases of the signed-in reader, and one case with its actions (``?inspection=``: the new-case form filled in
+    from that inspection, for an officer; the officer's page may link here)."""
     from server.console.pages import HOME, _page, _when
 
     p = principal_of(request)
@@ -70,9 +72,17 @@ def cases_page(
         detail = _detail(tx, shown, p, lang, agencies, now) if shown else None
         colleagues = _colleagues(tx, p.agency_id) if p.role == "officer" else []
         fields = [(f, zh if lang == "zh" else en) for f, (zh, en) in rows.field_names(tx).items()]
+        field_words = dict(fields)
+        waiting = rows.inspections_to_open(tx, p.agency_id or "-", now - 90 * 86_400_000, 50) if p.role == "officer" else []
         pending = review.pending(tx, p, now) if p.role in ("officer", "agency_admin", "supervisor") else []
         is_reviewer = p.role == "officer" and review.is_reviewer_for(tx, p, p.agency_id or "")
         sampled = steps.sampled_cases(tx, 100) if p.role == "supervisor" else []
+    to_open: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for ins, _code, firm, field, ended in waiting:
+        if ins not in seen:
+            seen.add(ins)
+            to_open.append({"id": ins, "enterprise": firm or "–", "field": field_words.get(field, "–"), "ended": _when(ended), "chosen": ins == inspection})
     case_rows = [
         {
             "id": c.case_id, "number": number(c.case_id, lang), "title": c.title, "kind": word("case_kind", c.kind, lang),
@@ -93,7 +103,7 @@ def cases_page(
     return _page(
         "cases.html", lang, p, t=t, cases=case_rows, detail=detail, colleagues=colleagues, kinds=kinds, reviews=review_rows, is_reviewer=is_reviewer,
         measures=[(k, v[0] if lang == "zh" else v[1]) for k, v in MEASURES.items()], items=[(k, ITEM_WORDS[k][0 if lang == "zh" else 1]) for k in CHECKLIST],
-        agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]), fields=fields,
+        agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]), fields=fields, to_open=to_open, prefill=inspection or "",
         files=files, file_items=[(k, word("case_file_item", k, lang), points) for k, points in FILE_CHECKLIST.items()],
     )  # fmt: skip
 

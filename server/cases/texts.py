@@ -6,7 +6,7 @@ TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "cases": "执法案件", "case": "案件", "number": "案号", "case_title": "案由", "kind": "案件类型", "agency": "办案机关", "enterprise": "企业",
         "state": "状态", "deadline": "办案期限", "opened": "立案时间", "none": "暂无", "new_case": "立案", "field": "执法领域（由检查立案时可不选）",
-        "credit_code": "统一社会信用代码（可不填）", "inspection": "来源检查编号（可不填）", "officers": "承办人员（至少两名持证人员）", "open": "立案",
+        "credit_code": "统一社会信用代码（可不填）", "inspection": "由检查立案（检查结果为立案）", "by_hand": "手工立案（不由检查）", "officers": "承办人员（至少两名持证人员）", "open": "立案",
         "parties": "当事人", "party_enterprise": "企业", "party_individual": "个人", "evidence": "证据", "hash": "SHA-256", "log": "证据日志位置",
         "reviews": "法制审核", "review_queue": "待审核事项", "proposal": "承办意见", "opinion": "审核意见", "head_note": "机关负责人意见",
         "decision": "决定", "summary": "决定内容", "fine": "罚款（元）", "measures": "处理措施", "hearing": "经过听证", "major": "重大执法决定（清单事项）",
@@ -29,7 +29,7 @@ TEXT: dict[str, dict[str, str]] = {
     "en": {
         "cases": "Enforcement cases", "case": "Case", "number": "Number", "case_title": "Matter", "kind": "Kind", "agency": "Agency", "enterprise": "Enterprise",
         "state": "State", "deadline": "Decide by", "opened": "Opened", "none": "none", "new_case": "Open a case", "field": "Field (not needed from an inspection)",
-        "credit_code": "Credit code (optional)", "inspection": "From inspection (optional)", "officers": "Officers (at least two with credentials)", "open": "Open",
+        "credit_code": "Credit code (optional)", "inspection": "From an inspection (result: case opened)", "by_hand": "by hand (no inspection)", "officers": "Officers (at least two with credentials)", "open": "Open",
         "parties": "Parties", "party_enterprise": "enterprise", "party_individual": "individual", "evidence": "Evidence", "hash": "SHA-256", "log": "Evidence log index",
         "reviews": "Legal review", "review_queue": "Reviews to do", "proposal": "Handling officers' proposal", "opinion": "Reviewer's opinion", "head_note": "Agency head's resolution",
         "decision": "Decision", "summary": "Decision", "fine": "Fine (yuan)", "measures": "Measures", "hearing": "Hearing held", "major": "Major decision (listed)",

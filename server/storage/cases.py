@@ -229,3 +229,20 @@ _FIELD_NAMES = sql("SELECT field_id, name, name_en FROM fields ORDER BY field_id
 def field_names(tx: Tx) -> dict[str, tuple[str, str]]:
     """field_id -> (Chinese name, English name) of every enforcement field."""
     return {r[0]: (r[1], r[2] or r[1]) for r in tx.all(_FIELD_NAMES)}
+
+
+_TO_OPEN = sql("""
+    SELECT p.inspection_id, i.credit_code, e.name, p.field, p.ended_ms
+    FROM inspection_parts p JOIN inspections i ON i.inspection_id = p.inspection_id
+    LEFT JOIN enterprises e ON e.credit_code = i.credit_code
+    WHERE p.agency_id = :agency_id AND p.result = 'case_opened' AND i.ended_ms IS NOT NULL AND i.ended_ms >= :since_ms
+      AND NOT EXISTS (SELECT 1 FROM case_inspections ci JOIN cases c ON c.case_id = ci.case_id
+                      WHERE ci.inspection_id = p.inspection_id AND c.agency_id = :agency_id)
+    ORDER BY p.ended_ms DESC, p.inspection_id LIMIT :limit
+""")
+
+
+def inspections_to_open(tx: Tx, agency_id: str, since_ms: int, limit: int) -> list[tuple[Any, ...]]:
+    """(inspection_id, credit_code, enterprise name, field, ended_ms) of the agency's inspections since ``since_ms`` that
+    ended with 立案 (case_opened) and have no case of the agency yet, newest first (one row per officer's part)."""
+    return tx.all(_TO_OPEN, agency_id=agency_id, since_ms=since_ms, limit=limit)

@@ -210,3 +210,15 @@ def test_two_referrals_at_once_make_one(api: Api, people: str) -> None:  # noqa:
     outcomes = overlapping_writes(store, lambda tx: transfers.send(tx, case_id, refer, one, NOW_MS), lambda tx: transfers.send(tx, case_id, refer, one, NOW_MS + 1))
     assert isinstance(outcomes[1], Conflict) and not isinstance(outcomes[0], Exception)
     assert [t["status"] for t in api.get(f"{CASES}/{case_id}").json()["transfers"]] == ["sent"]
+
+
+def test_the_page_offers_the_inspections_that_ended_with_a_case_to_open(api: Api, people: str) -> None:  # noqa: F811
+    from tests.server.cases_support import seed_inspection
+
+    seed_inspection(people, "INS-TO-OPEN")
+    seed_inspection(people, "INS-CLEAN", result="no_violation")
+    page = api.as_("OFF-SAMR-1").get("/cases", params={"inspection": "INS-TO-OPEN"}).text
+    assert 'value="INS-TO-OPEN" selected' in page and "INS-CLEAN" not in page and "海淀某餐饮公司 · 食品安全" in page
+    assert "INS-TO-OPEN" not in api.as_("OFF-FIRE-1").get("/cases").text  # another agency's
+    post(api, "OFF-SAMR-1", CASES, {"kind": "penalty", "title": "x", "inspection_id": "INS-TO-OPEN", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}, 201)
+    assert "INS-TO-OPEN" not in api.as_("OFF-SAMR-1").get("/cases").text  # opened: no longer offered
