@@ -143,7 +143,7 @@
     const max = Math.max(1, ...items.map(x => x.n));
     return items.length ? items.map(x =>
       `<${x.key ? "button type=\"button\"" : "div"} class="bar-row"${x.key ? ` data-key="${esc(x.key)}"` : ""}><span>${esc(x.name)}</span>` +
-      `<span class="bar-track"><span class="bar" data-pct="${Math.max(2, 100 * x.n / max)}"></span></span><b>${x.n}</b></${x.key ? "button" : "div"}>`).join("")
+      `<span class="bar-track"><span class="bar" data-pct="${Math.max(2, 100 * x.n / max)}"></span></span><b>${x.n}${x.key ? ' <span aria-hidden="true">›</span>' : ""}</b></${x.key ? "button" : "div"}>`).join("")
       : `<div class="muted">${T.none_in_period}</div>`;
   }
   async function byAgency() {
