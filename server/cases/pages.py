@@ -27,6 +27,7 @@ from server.jobs.disclosure import cst_date
 from server.storage import case_steps as steps
 from server.storage import cases as rows
 from server.storage import supervision as names
+from server.supervision.scorecard import REVIEWER_SHARE
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
 
@@ -70,7 +71,9 @@ def cases_page(
             except NotFound:
                 shown = None
         detail = _detail(tx, shown, p, lang, agencies, now) if shown else None
-        colleagues = _colleagues(tx, p.agency_id) if p.role == "officer" else []
+        colleagues = _colleagues(tx, p.agency_id) if p.role in ("officer", "agency_admin") else []
+        reviewers = review.list_reviewers(tx, p) if p.role == "agency_admin" else []
+        share = rows.reviewer_share(tx, now).get(p.agency_id or "", (0, 0)) if p.role == "agency_admin" else (0, 0)
         fields = [(f, zh if lang == "zh" else en) for f, (zh, en) in rows.field_names(tx).items()]
         field_words = dict(fields)
         waiting = rows.inspections_to_open(tx, p.agency_id or "-", now - 90 * 86_400_000, 50) if p.role == "officer" else []
@@ -104,6 +107,9 @@ def cases_page(
         "cases.html", lang, p, t=t, cases=case_rows, detail=detail, colleagues=colleagues, kinds=kinds, reviews=review_rows, is_reviewer=is_reviewer,
         measures=[(k, v[0] if lang == "zh" else v[1]) for k, v in MEASURES.items()], items=[(k, ITEM_WORDS[k][0 if lang == "zh" else 1]) for k in CHECKLIST],
         agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]), fields=fields, to_open=to_open, prefill=inspection or "",
+        reviewers=[{"id": r.officer_id, "name": r.name or "–", "no": r.qualification_no, "granted": _when(r.granted_ms)} for r in reviewers],
+        candidates=[(o, n) for o, n in colleagues if o not in {r.officer_id for r in reviewers}],
+        share={"officers": share[0], "reviewers": share[1], "low": p.role == "agency_admin" and share[1] < REVIEWER_SHARE * share[0]},
         files=files, file_items=[(k, word("case_file_item", k, lang), points) for k, points in FILE_CHECKLIST.items()],
     )  # fmt: skip
 

@@ -222,3 +222,14 @@ def test_the_page_offers_the_inspections_that_ended_with_a_case_to_open(api: Api
     assert "INS-TO-OPEN" not in api.as_("OFF-FIRE-1").get("/cases").text  # another agency's
     post(api, "OFF-SAMR-1", CASES, {"kind": "penalty", "title": "x", "inspection_id": "INS-TO-OPEN", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}, 201)
     assert "INS-TO-OPEN" not in api.as_("OFF-SAMR-1").get("/cases").text  # opened: no longer offered
+
+
+def test_an_agency_administrator_qualifies_reviewers_on_the_page(api: Api, people: str) -> None:  # noqa: F811
+    admin = api.as_("admin-SAMR")
+    page = admin.get("/cases").text
+    assert "本机关 0 名法制审核人员" in page and "不足 5%" in page and 'value="OFF-SAMR-3">王审核' in page
+    make_reviewer(api)
+    page = admin.get("/cases").text
+    assert "本机关 1 名法制审核人员" in page and "不足 5%" not in page and "王审核（法审-2026-001" in page
+    assert "Legal reviewers" in admin.get("/cases", params={"lang": "en"}).text
+    assert 'id="reviewers"' not in api.as_("OFF-SAMR-1").get("/cases").text
