@@ -50,6 +50,9 @@ def refused_then_exception(page, photo: Path, field: str, words: dict[str, str],
     assert "12345-2026-001" in page.inner_text("#exception-items") and "12345-2026-002" not in page.inner_text("#exception-items")  # closed: not offered
     page.select_option("#exception-kind", "major_risk")  # an urgent kind: nothing registered, a number may be typed
     assert page.is_visible("#exception-ref") and page.inner_text("#exception-none") == words["none"]
+    page.click("#exception-submit")  # nothing picked, nothing typed: the page says so and sends nothing
+    page.wait_for_selector(f"#exception-error:has-text('{words['pick']}')")
+    assert page.get_attribute("#decision-box", "data-code") == "no_disturb"
     page.select_option("#exception-kind", "complaint")
     assert not page.is_visible("#exception-ref")
     page.check("input[name='exception-item'][value='12345-2026-001']")
@@ -69,7 +72,7 @@ def refused_then_exception(page, photo: Path, field: str, words: dict[str, str],
 def test_the_officers_exception_and_the_enterprises_check(running: Stack, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     url = running.server.url
     photo = door_photo(running, tmp_path, GOOD, "守信示范企业")
-    zh = {"refused": "不得检查", "allowed": "可以检查（依据例外）", "kinds": ["投诉举报", "双随机抽查", "整改复查", "上级交办", "重大风险"], "none": "没有可用于该企业和领域的登记依据"}
+    zh = {"refused": "不得检查", "allowed": "可以检查（依据例外）", "kinds": ["投诉举报", "双随机抽查", "整改复查", "上级交办", "重大风险"], "none": "没有可用于该企业和领域的登记依据", "pick": "请先选择一项依据"}
     with watched(browser, "phone") as (ctx, _), watched(browser, "phone") as (enterprise, _):
         page = sign_in(ctx, url, "OFF-SAMR-1")
         page.wait_for_url(f"{url}/officer?lang=zh")
@@ -147,7 +150,7 @@ def test_the_officers_exception_in_english(running: Stack, browser, tmp_path: Pa
     url = running.server.url
     photo = door_photo(running, tmp_path, GOOD, "守信示范企业")
     en = {
-        "refused": "Do not inspect", "allowed": "You may inspect (on the exception)", "none": "No registered item fits this enterprise and field",
+        "refused": "Do not inspect", "allowed": "You may inspect (on the exception)", "none": "No registered item fits this enterprise and field", "pick": "Pick an item first",
         "kinds": ["complaint or report", "random draw", "rectification follow-up", "superior assignment", "major risk"],
     }  # fmt: skip
     with watched(browser, "phone") as (ctx, _):

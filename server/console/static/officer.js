@@ -87,7 +87,7 @@
   async function offerExceptions(creditCode, field) {
     const q = new URLSearchParams({credit_code: creditCode, field, lang: LANG});
     const r = await fetch(`/api/v1/exception-bases/choices?${q}`);
-    if (!r.ok) { refuse(await errorText(r)); return; }
+    if (!r.ok) { $("exception").hidden = true; return; }  // the decision above stays as it is
     choices = await r.json();
     $("exception-title").textContent = W.needs_basis;
     $("exception-kind-label").textContent = W.kind;
@@ -120,7 +120,8 @@
     const typed = $("exception-ref").value.trim();
     const picked = document.querySelector("input[name='exception-item']:checked");
     const reference = typed || (picked ? picked.value : "");
-    if (!reference) { refuse(W.pick_first); return; }
+    $("exception-error").textContent = "";
+    if (!reference) { $("exception-error").textContent = W.pick_first; return; }
     const button = $("exception-submit");
     button.disabled = true;  // one scan again per tap
     try {
