@@ -109,3 +109,37 @@ def test_register_names_come_from_the_registers(seeded_url: str) -> None:
     with storage_for(seeded_url).reading() as tx:
         zh, en = labels.register_names(tx, "zh"), labels.register_names(tx, "en")
     assert zh["agency"]["SAMR"] == "市场监管局" and en["agency"]["SAMR"] == "Market regulation" and zh["field"]["food"] == "食品安全"
+
+
+def test_two_acknowledgements_at_once_one_wins(seeded_url: str) -> None:
+    """Two people press 确认 at the same moment: one acknowledgement, one 409, one record in the evidence log."""
+    import threading
+
+    from server.errors import Conflict
+    from server.rules.alerts import acknowledge_alert
+
+    _alerts(seeded_url)
+    store = storage_for(seeded_url)
+    with store.reading() as tx:
+        from server.storage.alerts import recent_alerts
+
+        alert_id = int(recent_alerts(tx, agency_id=None, everyone=True, kind="no_disturb_attempt", limit=1)[0][0])
+    start, outcomes = threading.Barrier(2), []
+
+    def press(user: str, role: str) -> None:
+        start.wait()
+        try:
+            with store.writing() as tx:
+                acknowledge_alert(tx, alert_id, username=user, role=role, agency_id="SAMR" if role == "agency_admin" else None, now_ms=int(time.time() * 1000))
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=press, args=a) for a in (("sup", "supervisor"), ("admin-SAMR", "agency_admin"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["conflict", "ok"]
+    with store.reading() as tx:
+        assert len(records_of(tx, f"alert:{alert_id}")) == 1
