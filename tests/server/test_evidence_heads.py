@@ -118,3 +118,10 @@ def test_a_server_record_is_served_as_logged_to_supervisors(api: Api, seeded_url
     assert r.json() == {"log_index": rated["log_index"], "leaf_hash": rated["leaf_hash"], "columns": rated["record"]}
     assert api.as_("ent-plain").get(f"/api/v1/evidence/record/{rated['record']['record_id']}").status_code == 403
     assert api.get("/api/v1/evidence/record/rec:00000000000000000000000000000000").status_code == 404
+
+
+def test_the_public_page_of_an_empty_log(api: Api) -> None:
+    page = api.client.get("/public/tree-head")
+    assert page.status_code == 200 and "尚无签名树头" in page.text and "<script" not in page.text
+    assert "No signed tree head yet" in api.client.get("/public/tree-head?lang=en").text
+    assert api.client.get("/public/tree-head?lang=fr").status_code == 400
