@@ -91,7 +91,8 @@ def _page(template: str, lang: str, p: Principal | None, names: dict[str, dict[s
     def lab(group: str, value: str | None) -> str:
         return table.get(group, {}).get(value or "", unknown)
 
-    base = {"t": TEXT[lang], "lang": lang, "other": "en" if lang == "zh" else "zh", "me": p, "L": table, "lab": lab, "role_label": lab("role", p.role if p else None)}
+    base = {"t": TEXT[lang], "lang": lang, "other": "en" if lang == "zh" else "zh", "me": p, "L": table, "lab": lab, "role_label": lab("role", p.role if p else None),
+            "localized": lambda message: labels.localized(str(message), lang)}
     return Template(template_name=template, context={**base, **context})
 
 
