@@ -21,11 +21,12 @@ from server.storage.engine import sql
 from tests.server.conftest import GOOD
 from tests.support.browser import browser, keep_screenshot, new_context  # noqa: F401  (browser is a pytest fixture)
 from tests.system.conftest import Stack
-from tests.system.harness import write
+from tests.system.harness import read_all, write
 from tests.system.test_browser import running, sign_in, watched  # noqa: F401  (running is a pytest fixture)
 
 pytestmark = pytest.mark.system
 
+_ISSUED = sql("SELECT count(*) FROM badges WHERE inspection_id = :id")
 _EXPIRE = sql("UPDATE badges SET issued_ms = :issued, expires_ms = :expires WHERE badge_id = :id")
 
 
@@ -81,9 +82,10 @@ def test_the_officers_exception_and_the_enterprises_check(running: Stack, browse
         inspection_id = refused_then_exception(page, photo, "food", zh, shot="officer-exception")
 
         # 亮码: the officer shows a code; the enterprise opens it with no account
-        page.click("#decision-badge")
+        page.dblclick("#decision-badge")  # a double tap asks for one code
         page.wait_for_selector("#badge:not([hidden]) #badge-qr[src^='data:image/svg+xml']")
         assert "有效至" in page.inner_text("#badge-expiry")
+        assert read_all(running.server.db, _ISSUED, id=inspection_id) == [(1,)]
         keep_screenshot(page, "officer-badge")
         scanned = decode_photo(page.locator("#badge-qr").screenshot())  # what an enterprise's phone camera reads
         assert scanned == f"{url}/check/{page.get_attribute('#badge', 'data-code')}", scanned

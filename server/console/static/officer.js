@@ -158,7 +158,15 @@
   $("badge-renew").textContent = W.renew;
   $("badge-close").textContent = W.close;
 
+  let badgeBusy = false;
+  // One request for a code at a time: a double tap must not show a code that the second tap's code replaced.
   async function showBadge(inspectionId, fresh) {
+    if (badgeBusy) return;
+    badgeBusy = true;
+    try { await loadBadge(inspectionId, fresh); } finally { badgeBusy = false; }
+  }
+
+  async function loadBadge(inspectionId, fresh) {
     const url = `/api/v1/inspections/${encodeURIComponent(inspectionId)}/badge`;
     let r = fresh ? null : await fetch(url);
     if (!r || !r.ok) r = await fetch(url, {method: "POST"});
