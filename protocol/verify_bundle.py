@@ -125,6 +125,8 @@ def _check_records(members: dict[str, bytes], head: dict[str, Any] | None, repor
     root = bytes.fromhex(head["root_hash"]) if head else None
     report.check(head is None or data.get("tree_size") == size, "records.json: proofs against the head's size", f"records.json: tree_size {data.get('tree_size')} is not the head's {size}")
     proved = 0
+    if not data["items"]:
+        report.notes.append("records.json: the bundle holds no record (nothing of the selection is in the log)")
     for n, item in enumerate(data["items"]):
         label = f"record #{n + 1}"
         try:
