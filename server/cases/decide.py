@@ -10,9 +10,9 @@ publishing it records the disclosure (on time or late) and shows it on the publi
 from __future__ import annotations
 
 import json
-import re
 from server.cases import policy as case_policy
 from server.cases.forms import CaseView, DecisionIn, PartyView, PublicDecision
+from server.cases.masking import mask_id, mask_name, mask_text  # noqa: F401  (mask_id: pages use it from here)
 from server.cases.policy import MEASURES
 from server.cases.workflow import case_row, get_case, record, require_officer
 from server.console.auth import Principal
@@ -112,29 +112,6 @@ def _nf(case_id: str) -> Exception:
 
 
 # --- the public page's data: personal data masked ----------------------------------------------------------------
-
-_ID_LIKE = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})[0-9]{8,11}([0-9Xx])(?![0-9A-Za-z])")
-
-
-def mask_name(name: str) -> str:
-    """An individual's name partly hidden: the family name (first character) kept, the rest as *."""
-    return name[:1] + "*" * max(1, len(name) - 1) if name else name
-
-
-def mask_id(id_no: str | None) -> str | None:
-    """An ID number masked: the first 3 and last 2 characters kept (an enterprise's credit code is public, kept)."""
-    if id_no is None:
-        return None
-    return id_no[:3] + "*" * max(0, len(id_no) - 5) + id_no[-2:] if len(id_no) > 5 else "*" * len(id_no)
-
-
-def mask_text(text: str, names: list[str]) -> str:
-    """Free text with the individuals' names and anything like an ID number masked."""
-    for n in sorted(set(names), key=len, reverse=True):
-        if n:
-            text = text.replace(n, mask_name(n))
-    return _ID_LIKE.sub(lambda m: m.group(1)[:3] + "*" * (len(m.group(0)) - 5) + m.group(0)[-2:], text)
-
 
 def public_decisions(tx: Tx, *, agency_id: str | None, q: str | None, lang: str, limit: int) -> list[PublicDecision]:
     """Disclosed decisions, newest first; ``q`` a credit code or part of an enterprise's name."""

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from server.cases import policy as case_policy
+from server.cases.masking import mask_id
 from server.cases.forms import CaseIn, CaseView, DecisionView, EvidenceView, ItemFinding, OfficerView, PartyView, ReviewView, StepView, TransferView
 from server.console.auth import Principal
 from server.errors import Conflict, Invalid, NotFound
@@ -115,6 +116,8 @@ def open_case(tx: Tx, data: CaseIn, principal: Principal, now_ms: int, policy: c
             raise Conflict("该次检查未发现问题，不能据此立案 / the inspection found nothing: no case from it")
         if code is not None and code != found[0]:
             raise Invalid("企业与检查不符 / the enterprise is not the inspection's")
+        if field is not None and field not in {p[2] for p in parts}:
+            raise Invalid(f"执法领域与检查不符 / the inspection was not in field {field}")
         code, field = found[0], field or parts[0][2]
         tx.lock(f"fe:case-of:{data.inspection_id}:{agency}")
         for other, other_agency in rows.cases_of_inspection(tx, data.inspection_id):
@@ -147,7 +150,7 @@ def open_case(tx: Tx, data: CaseIn, principal: Principal, now_ms: int, policy: c
 
 
 def get_case(tx: Tx, case_id: str, principal: Principal, now_ms: int | None = None) -> CaseView:
-    """The whole case, for whoever may see it (an enterprise without the internal review and steps)."""
+    """The whole case, for whoever may see it (an enterprise without the internal reviews, transfers and steps)."""
     c = case_row(tx, case_id, principal)
     view = CaseView(**c)
     now_ms = now_ms or c["updated_ms"]
@@ -155,15 +158,15 @@ def get_case(tx: Tx, case_id: str, principal: Principal, now_ms: int | None = No
         OfficerView(officer_id=o[0], name=o[1] or o[0], credential_no=o[3] or "", valid=o[2] is not None and _valid(o, c["field"], now_ms) is None)
         for o in rows.officers_of(tx, case_id)
     ]  # fmt: skip
-    view.parties = [PartyView(kind=k, name=n, id_no=d) for k, n, d in rows.parties(tx, case_id)]
+    view.parties = [PartyView(kind=k, name=n, id_no=mask_id(d) if k == "individual" and principal.role == "enterprise" else d) for k, n, d in rows.parties(tx, case_id)]
     view.inspections = [r[0] for r in rows.inspections_of(tx, case_id)]
     view.evidence = [
         EvidenceView(kind=m[2], title=m[3], sha256=m[4], ref=m[0], log_index=m[8], at_ms=m[6], inspection_id=m[1], integrity=m[7])
         for m in rows.media_of(tx, case_id)
     ] + [EvidenceView(kind="document", title=d[1], sha256=d[2], ref=d[3], log_index=d[4], at_ms=d[6]) for d in rows.documents(tx, case_id)]
     view.decision = decision_view(tx, case_id)
-    view.transfers = [TransferView(**{k: v for k, v in t.items() if k not in ("prior_state", "case_id")}) for t in steps.transfers_of(tx, case_id)]
-    if principal.role != "enterprise":
+    if principal.role != "enterprise":  # the party concerned sees its case and decision, not the agency's internals
+        view.transfers = [TransferView(**{k: v for k, v in t.items() if k not in ("prior_state", "case_id")}) for t in steps.transfers_of(tx, case_id)]
         today = cst_date(now_ms).isoformat()
         view.reviews = [review_view(r, today) for r in steps.reviews_of(tx, case_id)]
         view.steps = _steps(tx, case_id)

@@ -65,7 +65,8 @@ def test_the_major_penalty_path(api: Api, people: str) -> None:  # noqa: F811
     mine = api.as_("ent-plain").get(CASES).json()
     assert [x["case_id"] for x in mine] == [case_id]
     seen = api.as_("ent-plain").get(f"{CASES}/{case_id}").json()
-    assert seen["decision"]["fine_yuan"] == 200_000 and seen["reviews"] == [] and seen["steps"] == []
+    assert seen["decision"]["fine_yuan"] == 200_000 and seen["reviews"] == [] and seen["steps"] == [] and seen["transfers"] == []
+    assert [p["id_no"] for p in seen["parties"] if p["kind"] == "individual"] == ["110*************34"]
     for step in ("served", "executed", "closed", "archived"):
         assert post(api, "OFF-SAMR-2", f"{CASES}/{case_id}/transitions", {"to": step})["state"] == step
     assert api.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/transitions", json={"to": "archived"}).status_code == 409  # replayed
@@ -177,6 +178,7 @@ def test_opening_from_an_inspection(api: Api, people: str) -> None:  # noqa: F81
     assert one.post(CASES, json={**body, "inspection_id": "INS-NOTHING"}).status_code == 409
     assert one.post(CASES, json={**body, "inspection_id": "INS-OPEN"}).status_code == 409
     assert one.post(CASES, json={**body, "inspection_id": "INS-MADE-UP"}).status_code == 404
+    assert one.post(CASES, json={**body, "inspection_id": "INS-1", "field": "fire"}).status_code in (400, 409)
     r = api.as_("OFF-FIRE-1").post(CASES, json={**body, "officer_ids": ["OFF-FIRE-1", "OFF-FIRE-2"], "inspection_id": "INS-1"})
     assert r.status_code == 404  # FIRE took no part in it
     doc = post(api, "OFF-SAMR-1", f"{CASES}/{c['case_id']}/documents", {"title": "现场检查笔录", "sha256": "cd" * 32})
