@@ -156,6 +156,7 @@ def issue(tx: Tx, key: bytes, inspection_id: str, officer_id: str, now_ms: int) 
     cred = inspection_rows.credential_row(tx, officer_id)
     if cred is None or cred[6] is not None or not cred[4] <= now_ms <= cred[5]:
         raise Conflict("您的执法证不在有效期内或已被吊销，不能亮码 / your enforcement credential is not valid: no code")
+    store.lock_officer(tx, officer_id)  # two requests at once: one after the other, so one code stays live and the limit holds
     _rate_limit(tx, officer_id, now_ms)
     superseded = store.supersede(tx, inspection_id, officer_id, now_ms)
     badge_id = _b32(secrets.token_bytes(10))

@@ -69,7 +69,7 @@ _CHECKED = sql("UPDATE badges SET first_checked_ms = :now_ms WHERE badge_id = :b
 _PART = sql("SELECT ended_ms FROM inspection_parts WHERE inspection_id = :inspection_id AND officer_id = :officer_id")
 _LATEST_OF_PART = sql(
     f"SELECT {_BADGE_COLUMNS} FROM badges WHERE inspection_id = :inspection_id AND officer_id = :officer_id"
-    " ORDER BY issued_ms DESC, badge_id LIMIT 1"
+    " ORDER BY CASE WHEN superseded_ms IS NULL THEN 0 ELSE 1 END, issued_ms DESC, badge_id LIMIT 1"
 )
 _FACTS = sql("""
     SELECT i.inspection_id, i.credit_code, coalesce(e.name, ''), i.lead_agency_id, i.field, coalesce(f.name, ''), coalesce(f.name_en, ''),
@@ -103,6 +103,11 @@ def insert(tx: Tx, badge: Badge) -> None:
     tx.run(_INSERT, badge._asdict())
 
 
+def lock_officer(tx: Tx, officer_id: str) -> None:
+    """Serialise, until this transaction ends, the codes issued to one officer (PostgreSQL; SQLite writers take turns)."""
+    tx.lock(f"fe:badge:{officer_id}")
+
+
 def supersede(tx: Tx, inspection_id: str, officer_id: str, now_ms: int) -> int:
     """Mark the officer's earlier codes for the inspection superseded; returns how many."""
     return int(tx.run(_SUPERSEDE, inspection_id=inspection_id, officer_id=officer_id, now_ms=now_ms).rowcount or 0)
@@ -122,7 +127,7 @@ def get(tx: Tx, badge_id: str) -> Badge | None:
 
 
 def latest_of_part(tx: Tx, inspection_id: str, officer_id: str) -> Badge | None:
-    """The officer's newest code for the inspection."""
+    """The officer's live code for the inspection (none superseding it), else their newest."""
     row = tx.one(_LATEST_OF_PART, inspection_id=inspection_id, officer_id=officer_id)
     return None if row is None else Badge(*row)
 

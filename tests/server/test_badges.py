@@ -187,3 +187,22 @@ def test_an_urgent_basis_awaiting_review_says_so(api: Api) -> None:  # noqa: F81
     page = check(api, badge(api, d["inspection_id"])["code"])
     assert page.status_code == 200 and "重大风险 燃气泄漏-现场" in page.text and "待监督机构复核" in page.text
     assert "awaiting the supervisors" in check(api, badge(api, d["inspection_id"])["code"], "en").text
+
+
+def test_two_codes_asked_for_at_once_leave_one_live(api: Api, db_url: str) -> None:  # noqa: F811
+    """Two requests of one officer at once (two taps, two API processes): the second waits for the first, supersedes
+    its code, and only one code stays live; without the officer's lock both would stay live on PostgreSQL."""
+    from server.storage import badges as rows
+    from server.storage.engine import storage_for
+    from tests.support.overlap import overlapping_writes
+
+    d = scan(api, "OFF-SAMR-1", PLAIN)
+    key = badges.load_key(api.client.app.state.settings.key_base)
+    now = int(time.time() * 1000)
+    store = storage_for(db_url)
+    issue = lambda tx: badges.issue(tx, key, d["inspection_id"], "OFF-SAMR-1", now)  # noqa: E731
+    first, second = overlapping_writes(store, issue, issue)
+    assert (first.superseded, second.superseded) == (0, 1)
+    live = store.read(lambda tx: rows.latest_of_part(tx, d["inspection_id"], "OFF-SAMR-1"))
+    assert live is not None and live.superseded_ms is None and second.code.split(".")[1] == live.badge_id
+    assert check(api, first.code).status_code == 409 and check(api, second.code).status_code == 200
