@@ -71,7 +71,7 @@ def cases_page(
             except NotFound:
                 shown = None
         detail = _detail(tx, shown, p, lang, agencies, now) if shown else None
-        colleagues = _colleagues(tx, p.agency_id) if p.role in ("officer", "agency_admin") else []
+        colleagues = _colleagues(tx, p.agency_id, now) if p.role in ("officer", "agency_admin") else []
         reviewers = review.list_reviewers(tx, p) if p.role == "agency_admin" else []
         share = rows.reviewer_share(tx, now).get(p.agency_id or "", (0, 0)) if p.role == "agency_admin" else (0, 0)
         fields = [(f, zh if lang == "zh" else en) for f, (zh, en) in rows.field_names(tx).items()]
@@ -114,9 +114,10 @@ def cases_page(
     )  # fmt: skip
 
 
-def _colleagues(tx: Any, agency_id: str | None) -> list[tuple[str, str]]:
-    """(officer id, name) of the officers of an agency, for the forms' checkboxes (the id is the value, not shown)."""
-    return [(o[0], o[1]) for o in rows.agency_officers(tx, agency_id or "-")]
+def _colleagues(tx: Any, agency_id: str | None, now_ms: int) -> list[tuple[str, str]]:
+    """(officer id, name) of the officers of an agency with a valid credential, for the forms' checkboxes (the id is
+    the value, not shown)."""
+    return [(o[0], o[1]) for o in rows.agency_officers(tx, agency_id or "-", now_ms)]
 
 
 def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, str], now: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ TEXT: dict[str, dict[str, str]] = {
         "step_review_resolved_returned": "负责人决定：退回", "step_decided": "作出决定", "step_published": "公示", "step_served": "送达",
         "step_executed": "执行", "step_closed": "结案", "step_archived": "归档", "step_document": "添加文书", "step_transfer_sent": "移送其他机关",
         "step_transfer_accepted": "接收移送", "step_transfer_returned": "退回移送", "step_referral_sent": "移送司法机关",
-        "step_referral_accepted": "司法机关立案", "step_referral_returned": "司法机关不予立案", "step_review_overdue": "法制审核逾期", "step_other": "其他", "reviewers": "法制审核人员", "reviewer_share": "本机关 %s 名法制审核人员，持证执法人员 %s 名。", "too_few": "不足 5%，请增配。", "revoke": "取消资格", "officer": "执法人员", "qualification": "资格证号", "grant": "认定为法制审核人员", "system": "系统",
+        "step_referral_accepted": "司法机关立案", "step_referral_returned": "司法机关不予立案", "step_review_overdue": "法制审核逾期", "step_other": "其他", "evidence_kind": "类别", "review_deadline": "审核期限", "reviewers": "法制审核人员", "reviewer_share": "本机关 %s 名法制审核人员，持证执法人员 %s 名。", "too_few": "不足 5%，请增配。", "revoke": "取消资格", "officer": "执法人员", "qualification": "资格证号", "grant": "认定为法制审核人员", "system": "系统",
     },
     "en": {
         "cases": "Enforcement cases", "case": "Case", "number": "Number", "case_title": "Matter", "kind": "Kind", "agency": "Agency", "enterprise": "Enterprise",
@@ -47,6 +47,6 @@ TEXT: dict[str, dict[str, str]] = {
         "step_review_resolved_returned": "head: returned", "step_decided": "decided", "step_published": "disclosed", "step_served": "served",
         "step_executed": "executed", "step_closed": "closed", "step_archived": "archived", "step_document": "document added", "step_transfer_sent": "transferred",
         "step_transfer_accepted": "transfer accepted", "step_transfer_returned": "transfer sent back", "step_referral_sent": "referred to the judicial organs",
-        "step_referral_accepted": "judicial organ opened a case", "step_referral_returned": "judicial organ declined", "step_review_overdue": "legal review overdue", "step_other": "other", "reviewers": "Legal reviewers", "reviewer_share": "%s legal reviewers among %s officers with a valid credential.", "too_few": "Fewer than 5 %: qualify more.", "revoke": "Withdraw", "officer": "Officer", "qualification": "Qualification no.", "grant": "Qualify as a legal reviewer", "system": "system",
+        "step_referral_accepted": "judicial organ opened a case", "step_referral_returned": "judicial organ declined", "step_review_overdue": "legal review overdue", "step_other": "other", "evidence_kind": "Kind", "review_deadline": "Review due by", "reviewers": "Legal reviewers", "reviewer_share": "%s legal reviewers among %s officers with a valid credential.", "too_few": "Fewer than 5 %: qualify more.", "revoke": "Withdraw", "officer": "Officer", "qualification": "Qualification no.", "grant": "Qualify as a legal reviewer", "system": "system",
     },
 }

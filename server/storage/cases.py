@@ -215,12 +215,15 @@ def reviewer_share(tx: Tx, now_ms: int) -> dict[str, tuple[int, int]]:
     return {r[0]: (int(r[1]), int(r[2])) for r in tx.all(_REVIEWER_SHARE, now_ms=now_ms)}
 
 
-_AGENCY_OFFICERS = sql("SELECT officer_id, name FROM officers WHERE agency_id = :agency_id AND revoked_ms IS NULL ORDER BY name, officer_id")
+_AGENCY_OFFICERS = sql("""
+    SELECT officer_id, name FROM officers
+    WHERE agency_id = :agency_id AND revoked_ms IS NULL AND valid_from_ms <= :now_ms AND valid_to_ms > :now_ms ORDER BY name, officer_id
+""")
 
 
-def agency_officers(tx: Tx, agency_id: str) -> list[tuple[str, str]]:
-    """(officer_id, name) of an agency's officers whose credential is not revoked."""
-    return [(r[0], r[1]) for r in tx.all(_AGENCY_OFFICERS, agency_id=agency_id)]
+def agency_officers(tx: Tx, agency_id: str, now_ms: int) -> list[tuple[str, str]]:
+    """(officer_id, name) of an agency's officers whose credential is valid at ``now_ms``."""
+    return [(r[0], r[1]) for r in tx.all(_AGENCY_OFFICERS, agency_id=agency_id, now_ms=now_ms)]
 
 
 _FIELD_NAMES = sql("SELECT field_id, name, name_en FROM fields ORDER BY field_id")
