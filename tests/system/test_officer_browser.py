@@ -36,6 +36,10 @@ def door_photo(stack: Stack, tmp_path: Path, credit_code: str, name: str) -> Pat
     return photo
 
 
+def fits_the_width(page) -> bool:  # type: ignore[no-untyped-def]
+    return bool(page.evaluate("document.documentElement.scrollWidth <= innerWidth"))
+
+
 def refused_then_exception(page, photo: Path, field: str, words: dict[str, str], shot: str | None = None) -> str:  # type: ignore[no-untyped-def]
     """Scan a no-disturb enterprise, be refused, pick the complaint ticket offered and scan again; the inspection's id."""
     page.set_input_files("#photo", str(photo))
@@ -99,6 +103,7 @@ def test_the_officers_exception_and_the_enterprises_check(running: Stack, browse
         for words in ("亮码有效", "守信示范企业", "OFF-SAMR-1", "C-SAMR-1", "有效", "市场监管局", "食品安全", "投诉举报 12345-2026-001", "贵单位在无事不扰名单上"):
             assert words in text, words
         assert check.get_attribute("#check-ok", "data-ok") == "yes"
+        assert fits_the_width(check) and fits_the_width(page)  # nothing runs off a 390-pixel screen
         keep_screenshot(check, "check-valid")
         page.wait_for_selector("#badge-checked:has-text('企业已扫码核验')", timeout=15_000)  # the officer sees it was checked
         en = enterprise.new_page()
@@ -169,3 +174,8 @@ def test_the_officers_exception_in_english(running: Stack, browser, tmp_path: Pa
         check = ctx.new_page()
         assert check.goto(f"{url}/check/{code}?lang=en").status == 200  # type: ignore[union-attr]
         assert "Fire rescue" in check.inner_text("main") and inspection_id not in check.inner_text("main")  # no raw ids
+        assert fits_the_width(check) and fits_the_width(page)
+    with watched(browser) as (desktop, _):  # the same page on a desktop screen
+        wide = desktop.new_page()
+        assert wide.goto(f"{url}/check/{code}?lang=en").status == 200  # type: ignore[union-attr]
+        assert wide.evaluate("innerWidth") > 390 and fits_the_width(wide) and "Code valid" in wide.inner_text("main")
