@@ -197,6 +197,13 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.wait_for_url(f"{url}/alerts/{alert}?lang=zh")
         assert "企业差评" in page.inner_text("h1") and "立案" in page.inner_text("#parts") and "已确认：sup" in page.inner_text("#handling")
         keep_screenshot(page, "alert")
+        # An error in English only (the framework's own, a proxy's) never reaches a Chinese page; "中文 / english" shows its Chinese.
+        said = page.evaluate("""async () => [
+          await errorText(new Response(JSON.stringify({detail: "Validation failed for POST /api/v1/alerts/1/assign"}), {status: 400})),
+          await errorText(new Response(JSON.stringify({detail: "这条预警属于其他执法机关 / this alert belongs to another agency"}), {status: 403})),
+          await errorText(new Response("<h1>502 Bad Gateway</h1>", {status: 502})),
+        ]""")
+        assert said == ["填写的内容有误，请检查后重试。", "这条预警属于其他执法机关", "请求失败（502）"]
         # The contrast check is real: light grey text on white is caught.
         page.evaluate("() => { const p = document.createElement('p'); p.textContent = '浅灰色文字'; p.style.color = '#aaaaaa'; document.querySelector('main').append(p); }")
         assert "浅灰色文字" in [text for text, _ in page.evaluate(_LOW_CONTRAST)]

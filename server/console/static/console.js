@@ -32,8 +32,13 @@ function when(ms) {
 async function errorText(r) {
   let detail = "";
   try { detail = (await r.json()).detail || ""; } catch (e) { detail = ""; }
-  if (Array.isArray(detail)) detail = "";  // a validator's list of problems: say it plainly below
-  return localized(detail) || (LANG === "zh" ? `请求失败（${r.status}）` : `Request failed (${r.status})`);
+  if (typeof detail !== "string") detail = "";  // a validator's list of problems: say it plainly below
+  detail = localized(detail);
+  // A message in English only (the web framework's own, a proxy's) is not shown on a Chinese page.
+  if (LANG === "zh" && detail && !/[\u4e00-\u9fff]/.test(detail)) {
+    detail = r.status === 400 || r.status === 422 ? "填写的内容有误，请检查后重试。" : "";
+  }
+  return detail || (LANG === "zh" ? `请求失败（${r.status}）` : `Request failed (${r.status})`);
 }
 // The language switch keeps the page's other parameters (a period, a filter): only the language changes.
 const langSwitch = document.getElementById("lang-switch");
