@@ -10,6 +10,7 @@ publishing it records the disclosure (on time or late) and shows it on the publi
 from __future__ import annotations
 
 import json
+import uuid
 from server.cases import policy as case_policy
 from server.cases.forms import CaseView, DecisionIn, PartyView, PublicDecision
 from server.cases.masking import mask_id, mask_name, mask_text  # noqa: F401  (mask_id: pages use it from here)
@@ -59,7 +60,8 @@ def decide(tx: Tx, case_id: str, data: DecisionIn, principal: Principal, now_ms:
             f"重大执法决定须经法制审核通过后方可作出（重大执法决定事项清单：{zh}）/ a major decision needs a passed legal review first (major-decision list: {en})"
         )
     decided_on = cst_date(now_ms)
-    decision_id = f"{case_id}-D"
+    # Not guessable: a decision registered by hand (POST /api/v1/decisions) cannot take the case's id before it.
+    decision_id = f"{case_id}-D{uuid.uuid4().hex[:8]}"
     if not steps.insert_decision(
         tx, decision_id=decision_id, case_id=case_id, agency_id=c["agency_id"], kind=c["kind"], summary=data.summary, fine_yuan=data.fine_yuan,
         measures=json.dumps(measures), hearing=int(data.hearing), major_rules=json.dumps([r[0] for r in rules]), review_id=review_id if rules else None,

@@ -71,7 +71,7 @@ def test_the_major_penalty_path(api: Api, people: str) -> None:  # noqa: F811
         assert post(api, "OFF-SAMR-2", f"{CASES}/{case_id}/transitions", {"to": step})["state"] == step
     assert api.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/transitions", json={"to": "archived"}).status_code == 409  # replayed
     with storage_for(people).reading() as tx:
-        assert tx.one(_DECISION, id=f"{case_id}-D")[:3] == ("penalty", case_id, PLAIN)
+        assert tx.one(_DECISION, id=d["decision_id"])[:3] == ("penalty", case_id, PLAIN)
     later = int(dt.datetime.combine(cst_date(NOW_MS).replace(day=1) + dt.timedelta(days=40), dt.time(9)).timestamp() * 1000)
     assert storage_for(people).write(lambda tx: sample_case_files(tx, later)) == [f"SAMPLE-SAMR-{cst_date(NOW_MS):%Y-%m}"]
     assert api.get(f"{CASES}/{case_id}").json()["decision"]["sampled_in"] == [f"SAMPLE-SAMR-{cst_date(NOW_MS):%Y-%m}"]

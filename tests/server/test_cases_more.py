@@ -104,10 +104,10 @@ def test_too_few_reviewers_are_flagged(api: Api, people: str) -> None:  # noqa: 
 
 def test_a_failing_case_file_opens_a_finding(api: Api, people: str) -> None:  # noqa: F811
     case_id = investigating(api)
-    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
+    decision_id = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)["decision"]["decision_id"]
     later = int(dt.datetime.combine(cst_date(NOW_MS).replace(day=1) + dt.timedelta(days=40), dt.time(9)).timestamp() * 1000)
     (sample,) = storage_for(people).write(lambda tx: sample_case_files(tx, later))
-    url = f"{CASES}/samples/{sample}/files/{case_id}-D/score"
+    url = f"{CASES}/samples/{sample}/files/{decision_id}/score"
     scores = {"filing": 10, "evidence": 10, "procedure": 20, "law_applied": 15, "documents": 10, "archiving": 10}
     assert api.as_("admin-SAMR").post(url, json={"scores": scores}).status_code == 403
     assert api.post(url, json={"scores": {**scores, "filing": 11}}).status_code == 400  # above the item's points
@@ -118,7 +118,7 @@ def test_a_failing_case_file_opens_a_finding(api: Api, people: str) -> None:  # 
     again = post(api, "sup", url, {"scores": scores})
     assert again["finding_id"] == r["finding_id"]  # one finding per failed case file
     finding = api.get(f"/api/v1/supervision/findings/{r['finding_id']}").json()
-    assert finding["source"] == "case_review" and finding["agency_id"] == "SAMR" and finding["source_ref"] == f"{sample}/{case_id}-D"
+    assert finding["source"] == "case_review" and finding["agency_id"] == "SAMR" and finding["source_ref"] == f"{sample}/{decision_id}"
     ok = post(api, "sup", url, {"scores": dict.fromkeys(scores, 0) | {"filing": 10, "evidence": 25, "procedure": 25, "law_applied": 20, "documents": 10, "archiving": 5}})
     assert (ok["total"], ok["result"]) == (95, "pass")
 
@@ -157,10 +157,13 @@ def test_hostile_bodies(api: Api, people: str) -> None:  # noqa: F811
     assert one.post(CASES, content=b"{" * 100_000, headers={"Content-Type": "application/json"}).status_code in (400, 413)
     assert one.post(CASES, content=b"x" * (20 * 1024 * 1024), headers={"Content-Type": "application/json"}).status_code in (400, 413)
     case_id = investigating(api)
+    squat = {"decision_id": f"{case_id}-D", "agency_id": "SAMR", "kind": "penalty", "decided_on": cst_date(NOW_MS).isoformat()}
+    assert api.as_("admin-SAMR").post("/api/v1/decisions", json=squat).status_code == 201  # a decision id taken by hand first
     assert one.post(f"{CASES}/{case_id}/decision", json={"summary": "x", "fine_yuan": -1}).status_code == 400
     assert one.post(f"{CASES}/{case_id}/decision", json={"summary": "x", "fine_yuan": 10**20}).status_code == 400
     assert one.post(f"{CASES}/{case_id}/decision", json={"summary": "x", "measures": ["flogging"]}).status_code == 400
     assert one.post(f"{CASES}/{case_id}/documents", json={"title": "x", "sha256": "not-a-hash"}).status_code == 400
+    assert one.post(f"{CASES}/{case_id}/decision", json={"summary": "警告", "measures": ["warning"]}).status_code == 201  # not blocked by it
     assert one.get(f"{CASES}/{'x' * 100}").status_code == 400
     assert api.client.get(f"{CASES}/disclosed", params={"q": "%' OR 1=1 --"}).json() == []
 
