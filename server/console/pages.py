@@ -20,7 +20,7 @@ from server import db as dbmod
 from server.console import labels
 from server.console.auth import CurrentPrincipal, Principal, principal_of
 from server.jobs.draws import public_view
-from server.errors import NotFound
+from server.errors import Forbidden, NotFound
 from server.console.guards import supervisors
 from server.console.jobs_api import job_status, outcome_words, schedule_words
 from server.console.limits import MAX_PHOTO_BYTES, MIB
@@ -234,7 +234,12 @@ def alert_page(request: Request, state: State, alert_id: Annotated[int, PathPara
     if p.role not in ("supervisor", "agency_admin"):
         return Redirect(f"{HOME[p.role]}?lang={lang}")
     with dbmod.reading(state.settings.db) as tx:
-        alert = visible_alert(tx, alert_id, p.role, p.agency_id)
+        try:
+            alert = visible_alert(tx, alert_id, p.role, p.agency_id)
+        except (Forbidden, NotFound) as e:  # a page, not JSON, for a person who followed a link
+            page = _page("error.html", lang, p, message=labels.localized(str(e), lang))
+            page.status_code = e.status_code
+            return page
         names = labels.register_names(tx, lang)
         inspection = _inspection(tx, alert, lang)
         enterprise = console.enterprise_name(tx, alert["credit_code"]) if alert["credit_code"] else None

@@ -130,8 +130,10 @@ def test_the_dashboard_and_an_alerts_page_show_labels_not_ids(api: Api, seeded_d
     page = api.get(alert["page"])
     assert page.status_code == 200 and "无事不扰拦截" in page.text and "市场监管局" in page.text and "海淀某餐饮公司" in page.text
     assert_no_raw_ids(page.text)
-    assert api.as_("admin-FIRE").get(alert["page"]).status_code == 403
-    assert api.get("/alerts/99999999").status_code == 404
+    other = api.as_("admin-FIRE").get(alert["page"])
+    assert other.status_code == 403 and "这条预警属于其他执法机关" in other.text and "another agency" not in other.text  # a page, in Chinese
+    missing = api.get("/alerts/99999999?lang=en")
+    assert missing.status_code == 404 and "no alert 99999999" in missing.text and "<html" in missing.text
     assert api.as_("OFF-SAMR-1").get(alert["page"], follow_redirects=False).status_code in (302, 303, 307)
     en = api.get(alert["page"] + "?lang=en").text
     assert "No-disturb attempt refused" in en and "Market regulation" in en
