@@ -23,6 +23,7 @@ from tests.support.browser import browser, keep_screenshot, new_context  # noqa:
 from tests.system.conftest import Stack
 from tests.system.harness import read_all, write
 from tests.system.test_browser import running, sign_in, watched  # noqa: F401  (running is a pytest fixture)
+from tests.system.test_console_browser import check_page
 
 pytestmark = pytest.mark.system
 
@@ -34,6 +35,10 @@ def door_photo(stack: Stack, tmp_path: Path, credit_code: str, name: str) -> Pat
     photo = tmp_path / f"{credit_code}.png"
     photo.write_bytes(render_png(stack.server.text(f"/api/v1/enterprises/{credit_code}/qr.txt"), name))
     return photo
+
+
+def LANG_OF(page) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
+    return "zh" if str(page.evaluate("document.documentElement.lang")).startswith("zh") else "en"
 
 
 def fits_the_width(page) -> bool:  # type: ignore[no-untyped-def]
@@ -61,6 +66,8 @@ def refused_then_exception(page, photo: Path, field: str, words: dict[str, str],
     page.select_option("#exception-kind", "complaint")
     assert not page.is_visible("#exception-ref")
     page.check("input[name='exception-item'][value='12345-2026-001']")
+    if LANG_OF(page) == "zh":  # no raw id, every control named, fits the phone, contrast (the English form holds a ticket's Chinese words)
+        check_page(page, "zh", "officer page, exception form", phone=True)
     if shot:
         keep_screenshot(page, shot)
     page.click("#exception-submit")
@@ -104,11 +111,14 @@ def test_the_officers_exception_and_the_enterprises_check(running: Stack, browse
             assert words in text, words
         assert check.get_attribute("#check-ok", "data-ok") == "yes"
         assert fits_the_width(check) and fits_the_width(page)  # nothing runs off a 390-pixel screen
+        check_page(check, "zh", "check page", phone=True)
+        check_page(page, "zh", "officer page, code shown", phone=True)
         keep_screenshot(check, "check-valid")
         page.wait_for_selector("#badge-checked:has-text('企业已扫码核验')", timeout=15_000)  # the officer sees it was checked
         en = enterprise.new_page()
         assert en.goto(f"{url}/check/{first}?lang=en").status == 200  # type: ignore[union-attr]
         assert "Code valid" in en.inner_text("main") and "complaint or report 12345-2026-001" in en.inner_text("main")
+        check_page(en, "en", "check page (en)", phone=True)
 
         # forged: one character of the tag changed
         head, tag = first.rsplit(".", 1)
@@ -116,6 +126,7 @@ def test_the_officers_exception_and_the_enterprises_check(running: Stack, browse
         answer = check.goto(f"{url}/check/{forged}")
         assert answer is not None and answer.status == 400
         assert check.get_attribute("#check-refused", "data-kind") == "forged" and "伪造" in check.inner_text("#check-reason")
+        check_page(check, "zh", "check page, forged", phone=True)
         keep_screenshot(check, "check-forged")
 
         # replayed: the officer shows a newer code; the old one is refused, the new one is good
@@ -167,6 +178,7 @@ def test_the_officers_exception_in_english(running: Stack, browser, tmp_path: Pa
         inspection_id = refused_then_exception(page, photo, "food", en)
         mine = page.inner_text("#mine")
         assert "under way" in mine and "Show my code" in mine
+        check_page(page, "en", "officer page (en), allowed", phone=True)
         page.click("#decision-badge")
         page.wait_for_selector("#badge:not([hidden]) #badge-qr[src^='data:image/svg+xml']")
         assert "Good until" in page.inner_text("#badge-expiry")
