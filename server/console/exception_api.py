@@ -46,7 +46,7 @@ labels.register("exception_kind", {
     "superior_assignment": ("上级交办", "superior assignment"),
     "major_risk": ("重大风险", "major risk"),
 })  # fmt: skip
-DAY_MS_ = 86_400_000
+_DAY_MS = 86_400_000
 #: How long after a scan of an enterprise its exception choices are offered to the officer who scanned it.
 CHOICES_AFTER_SCAN_MS = 30 * 60_000
 
@@ -109,7 +109,7 @@ def exception_choices(tx: Tx, credit_code: str, field: str, officer_id: str, urg
         items["complaint"].append(ChoiceItem(reference=ticket, text=summary or ticket))
     for plan, title, until in officer_page.draw_plans(tx, credit_code, agency, field, now_ms):
         items["random_draw"].append(ChoiceItem(reference=plan, text=title or plan, valid_to_ms=until))
-    for inspection_id, ordered_ms in officer_page.rectifications(tx, credit_code, agency, field, now_ms - follow_up_days * DAY_MS_):
+    for inspection_id, ordered_ms in officer_page.rectifications(tx, credit_code, agency, field, now_ms - follow_up_days * _DAY_MS):
         when = _day(int(ordered_ms))
         items["rectification_follow_up"].append(ChoiceItem(reference=inspection_id, text=f"{when} 责令整改" if lang == "zh" else f"rectification ordered {when}"))
     for kind, ref, summary, issued_by, until in officer_page.registered(tx, credit_code, agency, field, now_ms):
