@@ -36,6 +36,11 @@ Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the 
 FromDay = Annotated[dt.date | None, QueryParameter(description="first China calendar day of the period (with to_day)")]
 ToDay = Annotated[dt.date | None, QueryParameter(description="last China calendar day of the period, inclusive")]
 IdQuery = Annotated[str | None, QueryParameter(max_length=100)]
+#: The CSV export's column names, in each language (the codes stay, for a spreadsheet's lookups).
+CSV_COLUMNS = {
+    "zh": {"agency_id": "机关代码", "agency_name": "执法机关", "field": "领域代码", "field_name": "执法领域", "inspections": "检查次数", "parts": "参与人次"},
+    "en": {"agency_id": "Agency code", "agency_name": "Agency", "field": "Field code", "field_name": "Field", "inspections": "Inspections", "parts": "Officer parts"},
+}
 #: The most enterprises the chart's last level lists.
 ENTERPRISES_SHOWN = 50
 
@@ -214,11 +219,16 @@ async def stream(request: Request, state: State, principal: CurrentPrincipal) ->
 
 
 @get("/api/v1/stats.csv", sync_to_thread=True, media_type="text/csv", tags=["dashboard"], guards=[managers])  # Litestar adds "; charset=utf-8"
-def stats_csv(state: State, principal: CurrentPrincipal, days: Days = 30, from_day: FromDay = None, to_day: ToDay = None) -> Response[str]:
-    """Inspections per agency and field over the period, as CSV (opens in Excel)."""
+def stats_csv(
+    state: State, principal: CurrentPrincipal, days: Days = 30, from_day: FromDay = None, to_day: ToDay = None,
+    lang: Annotated[str, QueryParameter(pattern="^(zh|en)$", description="the columns' names: zh (default) or en")] = "zh",
+) -> Response[str]:  # fmt: skip
+    """Inspections per agency and field over the period, as CSV (opens in Excel), the columns named in ``lang``."""
     span = period(days, from_day, to_day)
     with dbmod.reading(state.settings.db) as con:
-        rows = inspections_by_agency_field(con, *span, _own_agency(principal))
+        found = inspections_by_agency_field(con, *span, _own_agency(principal))
+    names = CSV_COLUMNS[lang]
+    rows = [{names[k]: v for k, v in r.items()} for r in found]
     stamp = dt.datetime.now(CHINA).strftime("%Y%m%d")
     return Response(to_csv(rows), headers={"Content-Disposition": f'attachment; filename="inspections-{stamp}.csv"'})
 

@@ -155,7 +155,9 @@ def test_the_dashboards_period_drill_down_and_districts(api: Api) -> None:
         r = api.get(f"/api/v1/stats/summary?{bad}")
         assert r.status_code == 400, (bad, r.text)
     assert api.get(f"/api/v1/trend?{q}").json()[0]["inspections"] == 1
-    assert api.get(f"/api/v1/stats.csv?{q}").text.count("\n") == 2
+    table = api.get(f"/api/v1/stats.csv?{q}").text
+    assert table.count("\n") == 2 and table.startswith("\ufeff机关代码,执法机关,领域代码,执法领域,检查次数,参与人次") and "市场监管局,food,食品安全,1,1" in table
+    assert api.get(f"/api/v1/stats.csv?{q}&lang=en").text.startswith("\ufeffAgency code,Agency,Field code,Field,Inspections,Officer parts")
     assert api.as_("OFF-SAMR-1").get(f"/api/v1/stats/summary?{q}").status_code == 403
 
 

@@ -43,7 +43,7 @@
   function refreshPeriod() {
     $("period-error").textContent = "";
     $("period-shown").textContent = period.from === period.to ? period.from : `${period.from} – ${period.to}`;
-    $("export").href = `/api/v1/stats.csv?${q()}`;
+    $("export").href = `/api/v1/stats.csv?${q()}&lang=${LANG}`;
     drill.agency = drill.field = null;
     figures(); chart(); byAgency(); districts();
   }
