@@ -77,7 +77,8 @@ def refused_then_exception(page, photo: Path, field: str, words: dict[str, str],
     assert page.is_hidden("#exception")
     inspection_id = page.get_attribute("#decision-badge", "data-id")
     assert inspection_id
-    page.wait_for_selector(f"#mine [data-inspection='{inspection_id}']")
+    row = page.wait_for_selector(f"#mine [data-inspection='{inspection_id}']")
+    assert "12345-2026-001" in row.inner_text() and words["kinds"][0] in row.inner_text()  # my inspection names its basis
     return inspection_id
 
 

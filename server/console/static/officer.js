@@ -15,6 +15,7 @@
     page: (p, n, total) => `第 ${p}/${n} 页，共 ${total} 次`, none_today: "今天还没有检查", joint: "联合检查", state: {open: "进行中", ended: "已结束"},
     result: {no_violation: "未发现问题", rectification_ordered: "责令整改", case_opened: "立案", referred: "移送", not_completed: "未完成"}, unknown: "（未知）",
     photo_chosen: "已选择照片：", valid_to: "有效期至",
+    kinds: {complaint: "投诉举报", random_draw: "双随机抽查", rectification_follow_up: "整改复查", superior_assignment: "上级交办", major_risk: "重大风险"},
   } : {
     allowed: "You may inspect", allowed_exception: "You may inspect (on the exception)", allowed_pending: "You may inspect (the exception awaits the supervisors' review)",
     join: "Join the inspection under way", repeat: "Repeat inspection: state an exception", refused: "Do not inspect",
@@ -26,6 +27,7 @@
     page: (p, n, total) => `page ${p} of ${n}, ${total} inspections`, none_today: "No inspections today", joint: "joint", state: {open: "under way", ended: "ended"},
     result: {no_violation: "no violation", rectification_ordered: "rectification ordered", case_opened: "case opened", referred: "referred", not_completed: "not completed"},
     unknown: "(unknown)", photo_chosen: "Photo chosen: ", valid_to: "valid until",
+    kinds: {complaint: "complaint or report", random_draw: "random draw", rectification_follow_up: "rectification follow-up", superior_assignment: "superior assignment", major_risk: "major risk"},
   };
   const lab = (group, id, fallback) => (LABELS[group] && LABELS[group][id]) || (fallback && fallback[id]) || W.unknown;
   const FIELDS = Object.fromEntries([...document.querySelectorAll("#field option")].map(o => [o.value, o.textContent]));
@@ -224,7 +226,8 @@
       const open = myPart && !myPart.ended_ms;
       const agencies = new Set(i.parts.map(p => p.agency_id));
       return `<div class="decision ${open ? "allowed" : ""}" data-inspection="${esc(i.inspection_id)}"><b>${esc(i.enterprise_name || W.unknown)}</b> · ${esc(FIELDS[i.field] || lab("field", i.field))}` +
-        `<div class="muted">${when(i.opened_ms)} · ${esc(W.state[i.status] || lab("inspection_state", i.status))}${agencies.size > 1 ? ` · ${esc(W.joint)}` : ""}</div>` +
+        `<div class="muted">${when(i.opened_ms)} · ${esc(W.state[i.status] || lab("inspection_state", i.status))}${agencies.size > 1 ? ` · ${esc(W.joint)}` : ""}` +
+        (i.exception_kind ? ` · ${esc(lab("exception_kind", i.exception_kind, W.kinds))} ${esc(i.exception_ref || "")}` : "") + `</div>` +
         (open ? `<div class="actions"><label class="visually-hidden" for="result-${esc(i.inspection_id)}">${esc(T.result)}</label>` +
                 `<select class="result" id="result-${esc(i.inspection_id)}">${Object.entries(W.result).map(([k, v]) => `<option value="${k}">${esc(lab("result", k, W.result) || v)}</option>`).join("")}</select> ` +
                 `<button class="end" data-id="${esc(i.inspection_id)}">${esc(T.end)}</button> <button type="button" class="badge secondary" data-id="${esc(i.inspection_id)}">${esc(W.badge)}</button></div>`
