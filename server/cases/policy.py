@@ -47,8 +47,6 @@ class CasesPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     review_working_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 7
     case_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 90  # a case is to be decided within this many days of filing
-    referral_answer_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30  # a referral unanswered after this is flagged
-    reviewer_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05  # at least this share of an agency's officers review
     major: dict[str, MajorList] = msgspec.field(default_factory=lambda: {"default": DEFAULT_LIST})
 
 

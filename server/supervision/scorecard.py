@@ -73,10 +73,10 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "disclosure_on_time": 15, "case_file_pass": 15, "findings": 5, "letters": 0, "letters_on_time": 10,
     "participation": 5, "ratings": 5, "legal_reviewers": 0, "cases_kept": 0, "referrals_unanswered": 0,
 }  # fmt: skip
-#: The least share of an agency's officers who are qualified legal reviewers (its policy may say otherwise:
-#: ``[cases] reviewer_share``); below it the indicator is flagged.
+#: The least share of an agency's officers who are qualified legal reviewers (the Heping plan's 5 %); below it the
+#: indicator is flagged.
 REVIEWER_SHARE = 0.05
-#: A referral unanswered this long is counted (``[cases] referral_answer_days``).
+#: A judicial referral unanswered this many days is counted as unanswered.
 REFERRAL_ANSWER_DAYS = 30
 DAY_MS = 86_400_000
 
