@@ -192,3 +192,37 @@ def test_the_officers_exception_in_english(running: Stack, browser, tmp_path: Pa
         wide = desktop.new_page()
         assert wide.goto(f"{url}/check/{code}?lang=en").status == 200  # type: ignore[union-attr]
         assert wide.evaluate("innerWidth") > 390 and fits_the_width(wide) and "Code valid" in wide.inner_text("main")
+
+
+_OPENED = sql(
+    "INSERT INTO inspections(inspection_id, credit_code, region, lead_agency_id, field, status, opened_ms, ended_ms)"
+    " VALUES (:id, :code, '110108', :agency, 'food', 'ended', :at, :at)"
+)
+_PART = sql(
+    "INSERT INTO inspection_parts(inspection_id, officer_id, agency_id, field, joined_ms, ended_ms, result)"
+    " VALUES (:id, :officer, :agency, 'food', :at, :at, 'no_violation')"
+)
+
+
+def test_my_inspections_today_are_mine_a_page_at_a_time(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    url = running.server.url
+    now = int(time.time() * 1000)
+
+    def seed(tx) -> None:  # type: ignore[no-untyped-def]
+        for n, officer in enumerate(["OFF-SAMR-2"] * 7 + ["OFF-SAMR-1"]):
+            tx.run(_OPENED, id=f"INSP-{n}", code=GOOD, agency="SAMR", at=now - (n + 1) * 1000)
+            tx.run(_PART, id=f"INSP-{n}", officer=officer, agency="SAMR", at=now - (n + 1) * 1000)
+
+    write(running.server.db, seed)
+    with watched(browser, "phone") as (ctx, _):
+        page = sign_in(ctx, url, "OFF-SAMR-2")
+        page.wait_for_url(f"{url}/officer?lang=zh")
+        page.wait_for_selector("#mine-pager:not([hidden])")
+        assert page.inner_text("#mine-page") == "第 1/2 页，共 7 次" and page.is_disabled("#mine-prev")
+        first = page.eval_on_selector_all("#mine [data-inspection]", "xs => xs.map(x => x.dataset.inspection)")
+        assert first == [f"INSP-{n}" for n in range(5)]  # newest first
+        page.click("#mine-next")
+        page.wait_for_selector("#mine-page:has-text('第 2/2 页')")
+        second = page.eval_on_selector_all("#mine [data-inspection]", "xs => xs.map(x => x.dataset.inspection)")
+        assert second == ["INSP-5", "INSP-6"] and page.is_disabled("#mine-next")  # INSP-7 is another officer's
+        assert "未发现问题" in page.inner_text("#mine")
