@@ -93,7 +93,7 @@ class AlertController(Controller):
 
     @post("/{alert_id:int}/assign", sync_to_thread=True, status_code=200, responses=answers(Invalid, Forbidden, NotFound))
     def assign(self, state: State, principal: CurrentPrincipal, alert_id: AlertId, data: JSONBody[AssignIn]) -> AlertView:
-        """Assign an alert to a supervisor, or to an administrator or officer of the agency it concerns."""
+        """Assign an alert to a supervisor, or to an administrator of the agency it concerns."""
         p = principal
         with dbmod.writing(state.settings.db) as tx:
             return view(assign_alert(tx, alert_id, data.assignee, username=p.username, role=p.role, agency_id=p.agency_id, now_ms=int(time.time() * 1000)))

@@ -3,8 +3,9 @@
 
 Who handles an alert: a supervisor any; an agency's administrator those of their agency (its own, its devices', its
 officers'), as they see them. An alert is acknowledged once; it may be assigned again (the latest assignment counts).
-Whom to: an active account of a supervisor, or of an administrator or officer of the agency the alert concerns (an
-agency's administrator assigns within their agency only)."""
+Whom to: an active account of a supervisor, or of an administrator of the agency the alert concerns (an agency's
+administrator assigns within their agency only). Not to an officer: officers do not see the alerts (their page is the
+scan), so an alert assigned to one would be seen by nobody."""
 
 from __future__ import annotations
 
@@ -124,13 +125,13 @@ def assign_alert(
     target_role, target_agency = found[0][1], found[0][2]
     if target_role == "supervisor":
         ok = role == "supervisor"  # an agency's administrator assigns within the agency
-    elif target_role in ("agency_admin", "officer"):
+    elif target_role == "agency_admin":
         ok = stored.alert_of_agency(tx, alert_id, target_agency) and (role == "supervisor" or target_agency == agency_id)
     else:
         ok = False
     if not ok:
-        raise Invalid(f"不能把这条预警分派给 {assignee}：须为监督人员，或预警所涉机关的管理员、执法人员 / {assignee} may not be assigned this alert:"
-                      " a supervisor, or an administrator or officer of the agency the alert concerns")  # fmt: skip
+        raise Invalid(f"不能把这条预警分派给 {assignee}：须为监督人员，或预警所涉机关的管理员 / {assignee} may not be assigned this alert:"
+                      " a supervisor, or an administrator of the agency the alert concerns")  # fmt: skip
     stored.assign(tx, alert_id, assignee, username, now_ms)
     append_record(tx, kind="alert.assigned", subject=f"alert:{alert_id}", actor=username, content={"alert_id": alert_id, "assignee": assignee}, now_ms=now_ms)
     return visible_alert(tx, alert_id, role, agency_id)

@@ -57,13 +57,14 @@ def test_assign_within_the_agency_concerned(api: Api, seeded_url: str) -> None: 
     ids = _ids(api)
     samr, fire = ids["no_disturb_attempt"], ids["low_rating"]
     admin = api.as_("admin-SAMR")
-    r = admin.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "OFF-SAMR-1"})
-    assert r.status_code == 200 and r.json()["assigned_to"] == "OFF-SAMR-1" and r.json()["assigned_by"] == "admin-SAMR"
-    for who in ("OFF-FIRE-1", "sup", "admin-FIRE", "ent-plain", "nobody-at-all"):  # another agency's, upwards, an enterprise, nobody
+    r = admin.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "admin-SAMR"})
+    assert r.status_code == 200 and r.json()["assigned_to"] == "admin-SAMR" and r.json()["assigned_by"] == "admin-SAMR"
+    # An officer (who sees no alerts), another agency's, upwards, an enterprise, nobody:
+    for who in ("OFF-SAMR-1", "OFF-FIRE-1", "sup", "admin-FIRE", "ent-plain", "nobody-at-all"):
         bad = admin.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": who})
         assert bad.status_code == 400, (who, bad.text)
-    assert admin.post(f"/api/v1/alerts/{fire}/assign", json={"assignee": "OFF-SAMR-1"}).status_code == 403
-    assert api.post(f"/api/v1/alerts/{fire}/assign", json={"assignee": "OFF-SAMR-1"}).status_code == 400  # not FIRE's officer
+    assert admin.post(f"/api/v1/alerts/{fire}/assign", json={"assignee": "admin-SAMR"}).status_code == 403
+    assert api.post(f"/api/v1/alerts/{fire}/assign", json={"assignee": "admin-SAMR"}).status_code == 400  # not FIRE's administrator
     assert api.post(f"/api/v1/alerts/{fire}/assign", json={"assignee": "admin-FIRE"}).status_code == 200
     assert api.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "sup"}).json()["assigned_to"] == "sup"  # reassigned
     assert api.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "sup", "extra": 1}).status_code == 400
