@@ -183,6 +183,8 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.wait_for_selector(item)
         page.dblclick(f"{item} button.ack")  # a double click acknowledges once
         page.wait_for_selector(f"{item} .handled:has-text('已确认：sup')")
+        page.wait_for_selector("#assignees option[value='admin-SAMR']", state="attached")  # suggested: administrators, supervisors
+        assert page.query_selector("#assignees option[value='OFF-SAMR-1']") is None
         page.click(f"{item} details.assign-box summary")
         page.fill(f"{item} input[name=assignee]", "admin-FIRE")  # another agency's administrator: refused, in Chinese
         page.click(f"{item} form.assign button")

@@ -96,7 +96,7 @@
     const toFinding = supervisor && a.agency_id
       ? `<a class="to-finding" href="/supervision?alert=${encodeURIComponent(a.id)}&lang=${LANG}">${esc(T.to_finding)}</a>` : "";
     const assign = `<details class="assign-box"><summary>${esc(T.assign)}</summary><form class="inline assign" data-id="${a.id}">` +
-      `<label>${esc(T.assignee)}<input name="assignee" required maxlength="100" autocomplete="off"></label>` +
+      `<label>${esc(T.assignee)}<input name="assignee" required maxlength="100" autocomplete="off" list="assignees"></label>` +
       `<button type="submit" class="secondary">${esc(T.assign)}</button></form></details>`;
     return `<div class="alert-item sev-${esc(a.severity)}" data-alert="${a.id}"><div>${esc(zh ? a.message_zh : a.message_en)}</div>` +
       `<div class="muted">${when(a.created_ms)} · ${esc(L("alert_kind", a.kind))} · ${esc(L("severity", a.severity))}${a.agency_id ? " · " + esc(L("agency", a.agency_id)) : ""}</div>` +
@@ -114,6 +114,14 @@
     box.innerHTML = rows.length ? rows.map(alertHtml).join("") : `<div class="muted">${T.none}</div>`;
   }
   $("alert-filter").addEventListener("change", alerts);
+  // Whom an alert may go to: the active supervisors and agency administrators this person manages (a suggestion list;
+  // the server decides).
+  (async () => {
+    const r = await fetch("/api/v1/users");
+    if (!r.ok) return;
+    $("assignees").innerHTML = (await r.json()).filter(u => !u.disabled_ms && (u.role === "supervisor" || u.role === "agency_admin"))
+      .map(u => `<option value="${esc(u.username)}">${esc(L("role", u.role))}${u.agency_id ? " · " + esc(L("agency", u.agency_id)) : ""}</option>`).join("");
+  })();
   async function act(url, body, button) {
     button.disabled = true;  // one click, one request
     try {
