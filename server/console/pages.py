@@ -189,7 +189,7 @@ def public_draw_page(state: State, draw_id: Annotated[str, PathParameter(descrip
         view = public_view(con, draw_id)
         names = stored_draws.draw_target_names(con, draw_id)
     if view is None:
-        raise NotFound(f"no draw {draw_id!r}")
+        raise NotFound(f"没有编号为 {draw_id!r} 的抽查 / no draw {draw_id!r}")
     result = view["result"] or {}
     teams = [(t["credit_code"], names.get(t["credit_code"], ""), "、".join(t["officers"])) for t in result.get("teams", [])]
     times = {k: _when(view[k]) for k in ("committed_ms", "draw_at_ms", "drawn_ms")}
