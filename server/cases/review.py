@@ -149,7 +149,7 @@ def pending(tx: Tx, principal: Principal, now_ms: int) -> list[ReviewView]:
 
 
 def check_deadlines(tx: Tx, now_ms: int) -> dict[str, int]:
-    """A daily job (to be scheduled with the others, server/jobs/tasks.py): each pending review past its deadline is
+    """A job (server/jobs/tasks.py, twice a day): each pending review past its deadline is
     alerted to its agency, once (``review_overdue``, its ref the review)."""
     today = cst_date(now_ms).isoformat()
     tx.lock("fe:case-review-deadlines")

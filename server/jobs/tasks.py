@@ -136,6 +136,13 @@ def supervision(tx: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
     return check_deadlines(tx, now_ms)
 
 
+def case_reviews(tx: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
+    """Legal reviews of cases past their deadline: alerted to their agency and recorded on the case, once each."""
+    from server.cases.review import check_deadlines
+
+    return check_deadlines(tx, now_ms)
+
+
 #: Every job: id -> (function, trigger arguments for APScheduler, description zh, description en).
 JOBS: dict[str, tuple[Callable[[Tx, JobContext, int], dict[str, Any]], dict[str, Any], str, str]] = {
     "devices": (check_devices, {"trigger": "interval", "minutes": 1}, "设备在线与积压检查", "Device presence and backlog"),
@@ -145,5 +152,6 @@ JOBS: dict[str, tuple[Callable[[Tx, JobContext, int], dict[str, Any]], dict[str,
     "tree_head": (tree_head, {"trigger": "cron", "hour": 0, "minute": 10}, "证据日志每日签名树头", "Daily signed tree head"),
     "sampling": (sampling, {"trigger": "cron", "day": 1, "hour": 2, "minute": 0}, "案卷评查抽样", "Case-file sampling"),
     "supervision": (supervision, {"trigger": "cron", "hour": "8,16", "minute": 15}, "监督文书整改期限检查", "Supervision letter deadlines"),
+    "case_reviews": (case_reviews, {"trigger": "cron", "hour": "8,16", "minute": 20}, "案件法制审核期限检查", "Legal review deadlines of cases"),
     "retention": (retention, {"trigger": "cron", "hour": 3, "minute": 30}, "数据保留期清理", "Retention"),
 }

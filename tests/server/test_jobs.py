@@ -315,7 +315,7 @@ def test_jobs_are_registered_once_across_restarts_and_record_their_runs(seeded_u
         assert s.is_leader  # alone: it leads from the start
         ids = [j["id"] for j in s.jobs()]
         s.stop()
-        assert ids == ["devices", "disclosure", "draws", "recording", "retention", "sampling", "supervision", "tree_head"]
+        assert ids == ["case_reviews", "devices", "disclosure", "draws", "recording", "retention", "sampling", "supervision", "tree_head"]
     store = storage_for(seeded_url)
     assert [i for (i,) in store.read(lambda t: t.all(STORED_JOBS))] == ids  # one row per job in the database, never a second copy
     out = execute_job("tree_head", seeded_url, ctx, at(2026, 11, 25, 0, 10))
@@ -343,7 +343,7 @@ def test_job_status_api_and_public_pages(seeded_db: Path) -> None:
     with TestClient(create_app(ServerSettings(db_path=seeded_db, mqtt_enabled=False))) as client:
         c = Api(client)
         jobs = c.get("/api/v1/jobs").json()
-        assert [j["id"] for j in jobs] == ["devices", "recording", "draws", "disclosure", "tree_head", "sampling", "supervision", "retention"]
+        assert [j["id"] for j in jobs] == ["devices", "recording", "draws", "disclosure", "tree_head", "sampling", "supervision", "case_reviews", "retention"]
         assert all(j["next_run_ms"] for j in jobs)
         assert c.post("/api/v1/jobs/nope/run").status_code == 404
         assert c.post("/api/v1/jobs/tree_head/run").status_code == 202
