@@ -144,3 +144,25 @@ def test_two_acknowledgements_at_once_one_wins(seeded_url: str) -> None:
     assert sorted(outcomes) == ["conflict", "ok"]
     with store.reading() as tx:
         assert len(records_of(tx, f"alert:{alert_id}")) == 1
+
+
+def test_every_id_of_the_code_has_its_label() -> None:
+    """The sets of ids the code knows (roles, device kinds, results, scan outcomes) each have a label: a new one
+    without a label fails here, before a page shows （未知）."""
+    import typing
+
+    from protocol.messages import InspectionResult
+    from server.console.auth import ROLES
+    from server.jobs.tasks import JOBS
+    from server.rules.registry import ID_PREFIX
+
+    g = labels.groups()
+    assert set(ROLES) <= set(g["role"])
+    assert set(ID_PREFIX) <= set(g["device_kind"])
+    assert set(typing.get_args(InspectionResult)) <= set(g["result"])
+    assert {"allowed", "join", "repeat", "refused"} <= set(g["scan_outcome"])
+    assert {severity for severity, _, _ in KINDS.values()} <= set(g["severity"])
+    from server.console.jobs_api import schedule_words
+
+    for job_id in JOBS:  # every job's schedule reads as words, in both languages
+        assert "trigger" not in schedule_words(job_id, "zh") and "{" not in schedule_words(job_id, "en")
