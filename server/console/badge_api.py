@@ -95,6 +95,8 @@ def current_badge(request: Request[Any, Any, Any], state: State, inspection_id: 
 TEXT = {
     "zh": {
         "title": "执法人员亮码核验", "switch": "English", "logout": "退出", "valid": "亮码有效：执法人员身份已核验", "refused": "亮码无效",
+        "refused_forged": "亮码无效（可能是伪造的）", "refused_expired": "亮码已过期", "refused_superseded": "亮码已失效", "refused_ended": "亮码已失效",
+        "refused_clock": "无法核验该亮码",
         "enterprise": "检查对象", "check_yours": "请核对：检查对象应为贵单位。", "officers": "执法人员", "credential": "执法证号", "validity": "有效期",
         "agency": "执法机关", "shown_by": "出示人", "partners": "联合检查", "none_joint": "无（单一机关检查）", "field": "检查领域", "basis": "检查依据",
         "routine": "常规检查（未说明例外依据）", "reason": "检查事由", "no_disturb": "无事不扰名单", "listed": "贵单位在无事不扰名单上", "not_listed": "贵单位不在无事不扰名单上",
@@ -103,6 +105,8 @@ TEXT = {
     },
     "en": {
         "title": "Check the officer's code", "switch": "中文", "logout": "Sign out", "valid": "Code valid: the officers are who they say", "refused": "Code not valid",
+        "refused_forged": "Invalid code (possibly forged)", "refused_expired": "Code expired", "refused_superseded": "Code no longer valid",
+        "refused_ended": "Code no longer valid", "refused_clock": "This code cannot be checked",
         "enterprise": "Inspected enterprise", "check_yours": "Check that this is your enterprise.", "officers": "Officers", "credential": "Credential no.",
         "validity": "Valid", "agency": "Agency", "shown_by": "showed this code", "partners": "Joint inspection", "none_joint": "none (one agency)", "field": "Field",
         "basis": "Basis", "routine": "routine inspection (no exception stated)", "reason": "Reason", "no_disturb": "No-disturb list",

@@ -64,7 +64,7 @@ _ADVICE_EN = "Do not rely on it: ask the officer to show a fresh code, or call 1
 
 
 def forged(why_zh: str, why_en: str) -> BadgeRefused:
-    return BadgeRefused(400, "forged", f"亮码无效：{why_zh}{_ADVICE_ZH}", f"Invalid code: {why_en} {_ADVICE_EN}")
+    return BadgeRefused(400, "forged", f"{why_zh}{_ADVICE_ZH}", f"{why_en[0].upper()}{why_en[1:]} {_ADVICE_EN}")
 
 
 # --------------------------------------------------------------------------------------------- the key
