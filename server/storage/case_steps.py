@@ -98,8 +98,8 @@ _PUBLIC = sql("""
     LEFT JOIN decisions x ON x.decision_id = d.decision_id
     WHERE d.published_ms IS NOT NULL
       AND (CAST(:agency_id AS TEXT) IS NULL OR d.agency_id = :agency_id)
-      AND (CAST(:q AS TEXT) IS NULL OR c.credit_code = :q OR e.name LIKE '%' || :q || '%'
-           OR d.case_id IN (SELECT case_id FROM case_parties WHERE kind = 'enterprise' AND name LIKE '%' || :q || '%'))
+      AND (CAST(:q AS TEXT) IS NULL OR c.credit_code = :q OR e.name LIKE :pattern ESCAPE '!'
+           OR d.case_id IN (SELECT case_id FROM case_parties WHERE kind = 'enterprise' AND name LIKE :pattern ESCAPE '!'))
     ORDER BY d.decided_on DESC, d.decision_id DESC LIMIT :limit
 """)
 _SAMPLED = sql("SELECT sample_id, result FROM sample_items WHERE decision_id = :decision_id ORDER BY sample_id")
@@ -129,7 +129,8 @@ def disclosure(tx: Tx, decision_id: str) -> tuple[str, str | None, str] | None:
 def public_decisions(tx: Tx, *, agency_id: str | None, q: str | None, limit: int) -> list[tuple[Any, ...]]:
     """Published decisions: (decision_id, case_id, agency_id, agency name, English name, kind, summary, fine, measures JSON,
     decided_on, credit_code, enterprise name, case title, deadline, disclosed_on); ``q``: a credit code or part of a name."""
-    return tx.all(_PUBLIC, agency_id=agency_id, q=q, limit=limit)
+    pattern = None if q is None else "%" + q.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"  # q's % and _ are letters
+    return tx.all(_PUBLIC, agency_id=agency_id, q=q, pattern=pattern, limit=limit)
 
 
 def sampled(tx: Tx, decision_id: str) -> list[tuple[str, str | None]]:

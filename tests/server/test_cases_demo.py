@@ -27,8 +27,12 @@ def test_the_demo_seeds_cases_in_several_states(db_url: str) -> None:
     with storage_for(db_url).reading() as tx:
         states = sorted(c["state"] for c in rows.cases(tx, agency_id=None, credit_code=None, state=None, limit=100))
         public = decide.public_decisions(tx, agency_id=None, q=None, lang="zh", limit=10)
+        by_name = decide.public_decisions(tx, agency_id=None, q="某企业", lang="zh", limit=10)
+        wildcards = [decide.public_decisions(tx, agency_id=None, q=q, lang="zh", limit=10) for q in ("%", "企业_", "!")]
         report = verify(tx, "00" * 32)
     assert states == ["closed", "decided", "filed", "investigating", "review", "transferring"]
     assert {p.name for d in public for p in d.parties if p.kind == "individual"} == {"赵**"}
     assert "赵小明" not in str(public) and "110108198805061234" not in str(public)
     assert not report.problems
+    assert public and by_name == public  # part of the enterprise's name finds its decisions
+    assert wildcards == [[], [], []]  # % and _ in a search are letters, not LIKE's wildcards
