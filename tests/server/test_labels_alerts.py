@@ -70,6 +70,9 @@ def test_assign_within_the_agency_concerned(api: Api, seeded_url: str) -> None: 
     assert api.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "sup", "extra": 1}).status_code == 400
     assert api.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "x" * 5000}).status_code == 400
     assert api.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": ""}).status_code == 400
+    assert api.post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "sup\u0000"}).status_code == 400  # a NUL PostgreSQL cannot keep
+    assert api.post(f"/api/v1/alerts/{samr}/assign", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert api.get("/api/v1/alerts?kind=" + "k" * 5000).status_code == 400
     assert api.post("/api/v1/alerts/987654321/assign", json={"assignee": "sup"}).status_code == 404
     assert api.as_("OFF-SAMR-1").post(f"/api/v1/alerts/{samr}/assign", json={"assignee": "sup"}).status_code == 403
     with storage_for(seeded_url).reading() as tx:
