@@ -136,6 +136,8 @@ def test_every_page_on_a_phone_and_a_desktop_in_both_languages(running: Stack, b
                         page.click("#query-submit")
                         page.wait_for_selector("#rows td.result")
                     check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
+                    if kind is None and lang == "en" and path == f"/alerts/{alert}":
+                        keep_screenshot(page, "alert-en")
                     if kind == "phone" and lang == "zh" and path in ("/", "/jobs"):
                         keep_screenshot(page, "phone-dashboard" if path == "/" else "phone-jobs")
                     page.close()
