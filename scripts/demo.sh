@@ -80,7 +80,10 @@ cat <<MSG
   Officer's phone page: http://127.0.0.1:$http_port/officer   as officer-demo / fe-demo-2026 (no simulated device uses it)
                         door codes to photograph: $dir/doors/door-ordinary.png, door-no-disturb.png (exception: 上级交办)
                         after an inspection starts, 亮码 shows a code the enterprise scans to check you (/check/...)
-  Enterprise page:      http://127.0.0.1:$http_port/enterprise
+  Enterprise page:      http://127.0.0.1:$http_port/enterprise   as enterprise-001 / fe-demo-2026
+  Cases (案件):         http://127.0.0.1:$http_port/cases   as OFF-MR-1 (officer), OFF-MR-3 (legal reviewer), supervisor
+  Public pages:         http://127.0.0.1:$http_port/public/disclosure (decisions disclosed)
+                        http://127.0.0.1:$http_port/public/tree-head  (the evidence log's daily signed heads)
   API docs:             http://127.0.0.1:$http_port/schema
   Health / metrics:     http://127.0.0.1:$http_port/health   http://127.0.0.1:$http_port/metrics
   Broker:               mqtts://127.0.0.1:$mqtt_port  (TLS, CA $dir/ca/ca.crt; one account per device, no anonymous clients)

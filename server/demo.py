@@ -20,6 +20,8 @@ from pathlib import Path
 from protocol.creditcode import check_character
 from server import db as dbmod
 from server import settings
+from server.cases.demo import OFFICERS as CASE_OFFICERS
+from server.cases.demo import seed_cases
 from server.console.auth import add_user, hash_password
 from server.rules.codes import issue_code
 from server.storage import device_register, registers
@@ -112,12 +114,14 @@ def _seed(tx: Tx, key_base: Path, *, enterprises: int, rng: random.Random, now: 
         text, name = issue_code(tx, key_base, c)
         door_codes.append({"credit_code": c, "name": name, "text": text})
     letters = _seed_supervision(tx, codes, now)
+    cases = seed_cases(tx, codes, now, password_hash=demo_hash)  # market regulation's OFF-MR-1..3 (OFF-MR-3 a legal reviewer)
     _seed_demo_assignment(tx, quiet, now)
     scenario = {"devices": scenario_devices, "codes": door_codes, "no_disturb": quiet, "complaints": tickets}
     summary = {
         "devices": len(scenario_devices), "enterprises": len(codes), "no_disturb": len(quiet), "users": [u[0] for u in users], "password": DEMO_PASSWORD,
         "officer_for_the_phone_page": DEMO_OFFICER,
         "letters": letters,
+        "cases": cases, "case_officers": [o for o, _ in CASE_OFFICERS],
     }  # fmt: skip
     return scenario, summary
 

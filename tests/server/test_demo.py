@@ -53,13 +53,16 @@ def test_seed_twice(db_url: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "doors").glob("*.png")) == ["door-no-disturb.png", "door-ordinary.png"]
     with dbmod.reading(db_url) as tx:
         first = tx.one(COUNTS)
-    assert first == (24, 2, 8, len(scenario["no_disturb"][:3]), 6, 4)  # the demo officer is one more officer and user
+    # the demo officer is one more officer and user; so are the three market-regulation officers of the demo's cases
+    assert first == (24, 5, 11, len(scenario["no_disturb"][:3]), 6, 4)
+    assert summary["cases"] == 6 and summary["case_officers"] == ["OFF-MR-1", "OFF-MR-2", "OFF-MR-3"]
     with dbmod.reading(db_url) as tx:
         assert [s for (s,) in tx.all(LETTERS)] == ["accepted", "issued", "overdue", "replied"] and summary["letters"] == 4
         assert tx.scalar(TICKETS) == summary["hotline_tickets"] == 3 and (tmp_path / "devices" / "hotline-demo.csv").is_file()
     again = seed_demo(db_url, tmp_path / "devices", enterprises=24, key_base=key_base)
     with dbmod.reading(db_url) as tx:
         assert tx.one(COUNTS) == first and len(tx.all(LETTERS)) == 4 and again["letters"] == 0 and tx.scalar(TICKETS) == 3
+        assert again["cases"] == 0
 
 
 def test_postgresql_needs_a_key_folder(db_url: str, tmp_path: Path) -> None:
