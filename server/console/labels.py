@@ -83,7 +83,7 @@ register("severity", {"critical": ("严重", "Critical"), "warning": ("警告", 
 register("job_outcome", {"ok": ("已完成", "Done"), "error": ("失败", "Failed"), "running": ("正在运行", "Running"), "skipped": ("已由其他服务器运行", "run by another server")})
 register("alert_state", {"": ("全部", "All"), "new": ("未确认", "Not acknowledged"), "acknowledged": ("已确认", "Acknowledged"), "mine": ("分派给我", "Assigned to me")})
 register("period", {
-    "today": ("今天", "Today"), "7d": ("近 7 天", "7 days"), "30d": ("近 30 天", "30 days"), "month": ("本月", "This month"),
+    "today": ("今天", "Today"), "7d": ("近 7 天", "7 days"), "30d": ("近 30 天", "30 days"), "month": ("按月", "A month"),
     "custom": ("自定义", "Custom"),
 })  # fmt: skip
 #: Administrative divisions (GB/T 2260) the demo and the pilots use; any other code reads "行政区划 <code>".

@@ -65,14 +65,14 @@ TEXT: dict[str, dict[str, str]] = {
 #: The dashboard's own texts (added to TEXT on that page).
 DASHBOARD_TEXT = {
     "zh": {
-        "period": "统计区间", "from": "从", "to": "到", "show": "显示", "period_figures": "区间数据", "drill": "各机关检查次数（点击查看各领域、各企业）",
+        "period": "统计区间", "month": "月份", "from": "从", "to": "到", "show": "显示", "period_figures": "区间数据", "drill": "各机关检查次数（点击查看各领域、各企业）",
         "all_agencies": "全部机关", "districts": "各行政区划检查次数", "division": "行政区划", "enterprises": "企业数", "kind": "预警类型",
         "all_kinds": "全部类型", "handled": "处理情况", "filter": "筛选", "acknowledge": "确认", "assign": "分派", "assignee": "分派给（用户名）",
         "details": "查看详情", "acknowledged_by": "已确认", "assigned_to": "已分派给", "by": "由", "state": "状态", "severity": "级别",
         "alert_done": "已保存。", "credit_code": "统一社会信用代码", "none_in_period": "该区间暂无数据",
     },
     "en": {
-        "period": "Period", "from": "From", "to": "To", "show": "Show", "period_figures": "Figures for the period", "drill": "Inspections per agency (click for fields, then enterprises)",
+        "period": "Period", "month": "Month", "from": "From", "to": "To", "show": "Show", "period_figures": "Figures for the period", "drill": "Inspections per agency (click for fields, then enterprises)",
         "all_agencies": "All agencies", "districts": "Inspections per district", "division": "District", "enterprises": "Enterprises", "kind": "Kind",
         "all_kinds": "All kinds", "handled": "Handling", "filter": "Filter", "acknowledge": "Acknowledge", "assign": "Assign", "assignee": "Assign to (user name)",
         "details": "Details", "acknowledged_by": "Acknowledged by", "assigned_to": "Assigned to", "by": "by", "state": "State", "severity": "Severity",

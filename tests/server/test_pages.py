@@ -124,7 +124,7 @@ def test_the_dashboard_and_an_alerts_page_show_labels_not_ids(api: Api, seeded_d
     with dbmod.writing(seeded_db) as tx:
         raise_alert(tx, "no_disturb_attempt", int(time.time() * 1000), "拦截一次", "refused once", credit_code=PLAIN, agency_id="SAMR", officer_id="OFF-SAMR-1")
     html = api.get("/").text
-    assert "市场监管局" in html and "无事不扰拦截" in html and "近 7 天" in html and "本月" in html
+    assert "市场监管局" in html and "无事不扰拦截" in html and "近 7 天" in html and "按月" in html
     assert_no_raw_ids(html)
     (alert,) = api.get("/api/v1/alerts").json()
     page = api.get(alert["page"])

@@ -155,6 +155,12 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.click("button[data-period='7d']")
         assert page.get_attribute("button[data-period='7d']", "aria-pressed") == "true"
         page.wait_for_selector("#period-shown:has-text('–')")
+        page.click("button[data-period='month']")  # a calendar month: this one up to today, or another
+        page.wait_for_selector(f"#period-shown:has-text('{time.strftime('%Y-%m', time.gmtime(time.time() + 8 * 3600))}-01')")
+        page.fill("#month", "2020-02")
+        page.click("#month-show")
+        page.wait_for_selector("#period-shown:has-text('2020-02-01 – 2020-02-29')")
+        assert page.is_hidden("#custom-period")
         page.click("button[data-period='custom']")
         page.fill("#from", "2020-01-01")
         page.fill("#to", "2020-01-31")

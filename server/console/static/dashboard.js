@@ -19,12 +19,24 @@
     if (key === "today") period = {key, from: today, to: today};
     else if (key === "7d") period = {key, from: shiftDay(today, -6), to: today};
     else if (key === "30d") period = {key, from: shiftDay(today, -29), to: today};
-    else if (key === "month") period = {key, from: today.slice(0, 8) + "01", to: today};
+    else if (key === "month") period = monthPeriod($("month").value || today.slice(0, 7));
     document.querySelectorAll(".period-pick").forEach(b => b.setAttribute("aria-pressed", String(b.dataset.period === key)));
     $("custom-period").hidden = key !== "custom";
+    $("month-period").hidden = key !== "month";
     if (key === "custom") { $("from").value ||= period.from; $("to").value ||= period.to; $("from").focus(); return; }
     refreshPeriod();
   }
+  // A calendar month, up to today for the current one.
+  function monthPeriod(month) {
+    const [y, m] = month.split("-").map(Number), last = new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10);
+    return {key: "month", from: `${month}-01`, to: last < today ? last : today};
+  }
+  $("month-period").addEventListener("submit", e => {
+    e.preventDefault();
+    if (!/^\d{4}-\d{2}$/.test($("month").value)) return;
+    period = monthPeriod($("month").value);
+    refreshPeriod();
+  });
   document.querySelectorAll(".period-pick").forEach(b => b.addEventListener("click", () => pick(b.dataset.period)));
   $("custom-period").addEventListener("submit", e => {
     e.preventDefault();
