@@ -181,6 +181,7 @@ def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, b
         page.click("#crumbs button[data-level='0']")
         page.wait_for_selector("#by-agency button.bar-row:has-text('市场监管局')")
         assert "海淀区" in page.inner_text("#district-rows")
+        assert page.eval_on_selector_all("#trend-table tbody tr", "rows => rows.length") == 30  # the chart's figures, for a screen reader
         # Alerts: filtered, acknowledged, assigned, opened.
         item = f"#alerts [data-alert='{alert}']"
         page.wait_for_selector(item)
