@@ -1,11 +1,11 @@
-"""The words of cases on a page (Chinese, English), registered in server/console/labels.py, and the alert kinds cases
-raise (added to server/rules/alerts.py's table from here, so the alert pages name them)."""
+"""The words of cases on a page (Chinese, English), registered in server/console/labels.py. The alert kinds cases raise
+(major_without_review, review_disagreement, case_transfer, review_overdue) are in server/rules/alerts.py's KINDS with
+every other kind."""
 
 from __future__ import annotations
 
 from server.cases.policy import MEASURES
 from server.console import labels
-from server.rules import alerts
 
 STATES = {
     "filed": ("立案", "filed"), "investigating": ("调查取证", "investigating"), "review": ("法制审核", "legal review"),
@@ -38,12 +38,6 @@ DISCLOSURE = {
     "pending": ("待公示", "to disclose"), "disclosed_on_time": ("已按时公示", "disclosed on time"),
     "disclosed_late": ("逾期公示", "disclosed late"), "missed": ("逾期未公示", "missed"),
 }  # fmt: skip
-ALERT_KINDS = {
-    "major_without_review": ("warning", "重大执法决定未经法制审核", "Major decision without legal review"),
-    "review_disagreement": ("warning", "法制审核意见分歧", "Legal review disagreement"),
-    "case_transfer": ("info", "收到移送案件", "Case transferred to the agency"),
-    "review_overdue": ("warning", "法制审核逾期", "Legal review overdue"),
-}
 
 for group, table in (
     ("case_state", STATES), ("case_kind", KINDS), ("case_measure", MEASURES), ("review_status", REVIEW_STATUS), ("review_item", CHECKLIST),
@@ -51,12 +45,6 @@ for group, table in (
     ("disclosure_status", DISCLOSURE),
 ):
     labels.register(group, table)
-for kind, (severity, zh, en) in ALERT_KINDS.items():
-    alerts.KINDS.setdefault(kind, (severity, zh, en))
-    alerts.SEVERITY.setdefault(kind, severity)
-    if isinstance(getattr(alerts, "LABELS", None), dict):
-        alerts.LABELS.setdefault(kind, (zh, en))
-labels.register("alert_kind", {k: (zh, en) for k, (_, zh, en) in ALERT_KINDS.items()})
 
 
 def word(group: str, value: str | None, lang: str) -> str:

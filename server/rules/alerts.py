@@ -57,6 +57,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "low_rating": ("warning", "企业差评", "Low rating by an enterprise"),  # an enterprise rated an inspection 1 or 2 of 5 (server/supervision/ratings.py)
     "storage_full": ("critical", "服务器存储已满", "Server storage full"),  # the server's database could not write for a while: ingest was paused (server/ingest/subscriber.py)
     "storage_failed": ("critical", "服务器存储写入失败", "Server storage failed"),  # ... for another reason than a full disk (an I/O error)
+    # Raised by enforcement cases (server/cases/: decide.py, review.py, transfers.py).
+    "major_without_review": ("warning", "重大执法决定未经法制审核", "Major decision without legal review"),  # refused: a major decision needs a passed review
+    "review_disagreement": ("warning", "法制审核意见分歧", "Legal review disagreement"),  # escalated to the agency's head with both opinions
+    "case_transfer": ("info", "收到移送案件", "Case transferred to the agency"),
+    "review_overdue": ("warning", "法制审核逾期", "Legal review overdue"),
 }
 
 labels.register("alert_kind", LABELS := {kind: (zh, en) for kind, (_, zh, en) in KINDS.items()})
