@@ -25,9 +25,11 @@ FILE_CHECKLIST = {"filing": 10, "evidence": 25, "procedure": 25, "law_applied": 
 FILE_PASS_SCORE = 80
 FileItem = Literal["filing", "evidence", "procedure", "law_applied", "documents", "archiving"]
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Note = Annotated[str, msgspec.Meta(max_length=2000)]
+#: No NUL character in any text (PostgreSQL cannot store one, SQLite would: the same 400 on both backends).
+_NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=_NO_NUL)]
+Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
+Note = Annotated[str, msgspec.Meta(max_length=2000, pattern=_NO_NUL)]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 CreditCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$")]
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]

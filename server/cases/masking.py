@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import re
 
-_ID_LIKE = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})[0-9]{8,11}([0-9Xx])(?![0-9A-Za-z])")
+#: Anything shaped like an ID number (15 or 18 characters, the last maybe X), however it is written: ASCII or
+#: full-width digits, and single spaces or hyphens between them ("110101 19900307 1234", "１１０１０１…").
+_ID_LIKE = re.compile(
+    r"(?<![0-9０-９A-Za-zＡ-Ｚａ-ｚ])(?:[0-9０-９][ \u3000\-－]?){14,17}[0-9０-９XxＸｘ](?![0-9０-９A-Za-zＡ-Ｚａ-ｚ])"
+)
 
 
 def mask_name(name: str) -> str:
@@ -25,4 +29,4 @@ def mask_text(text: str, names: list[str]) -> str:
     for n in sorted(set(names), key=len, reverse=True):
         if n:
             text = text.replace(n, mask_name(n))
-    return _ID_LIKE.sub(lambda m: m.group(1)[:3] + "*" * (len(m.group(0)) - 5) + m.group(0)[-2:], text)
+    return _ID_LIKE.sub(lambda m: m.group(0)[:3] + "*" * (len(m.group(0)) - 5) + m.group(0)[-2:], text)

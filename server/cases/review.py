@@ -16,7 +16,7 @@ from server.cases.forms import CHECKLIST, CaseView, OutcomeIn, ReviewerIn, Revie
 from server.cases.workflow import case_row, get_case, record, require_officer, review_view
 from server.console.auth import Principal
 from server.errors import Conflict, Invalid, NotFound
-from server.evidence.records import append_record
+from server.evidence.records import append_record, records_of
 from server.jobs.disclosure import cst_date
 from server.rules.alerts import raise_alert
 from server.rules.workdays import add_working_days
@@ -93,8 +93,11 @@ def outcome(tx: Tx, case_id: str, review_id: str, data: OutcomeIn, principal: Pr
     if c is None or not is_reviewer_for(tx, principal, c["agency_id"]):
         raise NotFound(f"没有这个案件：{case_id} / no such case {case_id} (for a legal reviewer of its agency)")
     r = _review(tx, case_id, review_id)
-    if principal.officer_id in [o[0] for o in rows.officers_of(tx, case_id)]:
+    if principal.officer_id in [o[0] for o in rows.officers_of(tx, case_id)] or principal.username in _handled_by(tx, case_id):
         raise Conflict("承办人员不得审核本人承办的案件 / an officer handling the case may not review it")
+    facts = rows.officer_facts(tx, [principal.officer_id or ""]).get(principal.officer_id or "")
+    if facts is None or (facts[7] is not None and facts[7] <= now_ms) or not facts[5] <= now_ms < facts[6]:
+        raise Conflict("审核人员的执法证已注销或不在有效期内，不能审核 / the reviewer's credential is revoked or not valid now: no review")
     if r["status"] != "pending":
         raise Conflict(f"该审核已有结论（{r['status']}）/ the review has an outcome already ({r['status']})")
     missing = [i for i in CHECKLIST if i not in data.checklist]
@@ -125,6 +128,16 @@ def outcome(tx: Tx, case_id: str, review_id: str, data: OutcomeIn, principal: Pr
             agency_id=c["agency_id"], credit_code=c["credit_code"], ref=case_id,
         )  # fmt: skip
     return get_case(tx, case_id, principal, now_ms)
+
+
+#: The records a reviewer or the head writes about a case: the others' actors are the people who handled it.
+_REVIEWERS_OWN = ("case.review_passed", "case.review_returned", "case.review_escalated", "case.review_overdue", "case.review_resolved_")
+
+
+def _handled_by(tx: Tx, case_id: str) -> set[str]:
+    """Who worked the case (opened it, moved it on, added documents, submitted it for review...): a reviewer who did
+    is not the independent check the review is meant to be, even when not named among the case's officers."""
+    return {str(r.content().get("actor", "")) for r in records_of(tx, f"case:{case_id}") if not r.kind.startswith(_REVIEWERS_OWN)}
 
 
 def resolve(tx: Tx, case_id: str, review_id: str, result: str, note: str, principal: Principal, now_ms: int) -> CaseView:

@@ -151,8 +151,14 @@ def _add_inspection(tx: Tx, s: Selection, inspection_id: str) -> None:
     })  # fmt: skip
 
 
-def select(tx: Tx, sel: Selector, agency: str | None) -> Selection:
-    """The records the selector picks (``agency``: only what that agency took part in)."""
+#: A case's records the party concerned (the enterprise) gets in its bundle: what the cases API shows it (the
+#: decision, its disclosure, the documents), not the agency's internals (the review, referrals, the parties' ID numbers).
+PARTY_CASE_RECORDS = ("case.decided", "case.published", "case.document")
+
+
+def select(tx: Tx, sel: Selector, agency: str | None, *, party: bool = False) -> Selection:
+    """The records the selector picks (``agency``: only what that agency took part in; ``party``: for the enterprise
+    concerned, a case's records it may see)."""
     s = Selection()
     if sel.kind == "inspection":
         _add_inspection(tx, s, sel.inspection_id or "")
@@ -165,7 +171,8 @@ def select(tx: Tx, sel: Selector, agency: str | None) -> Selection:
         for row in case_rows.inspections_of(tx, c["case_id"]):
             _add_inspection(tx, s, row[0])
         for r in rows.records_of_subjects(tx, [f"case:{c['case_id']}"]):
-            s.records[r[0]] = r
+            if not party or r[1] in PARTY_CASE_RECORDS:
+                s.records[r[0]] = r
         s.title = {"zh": f"案件 {c['case_id']}：{c['title']}", "en": f"Case {c['case_id']}"}
     elif sel.kind == "enterprise":
         lo, hi = _period(sel)
@@ -260,7 +267,7 @@ def export(db: str, key: SigningKey, sel: Selector, principal: Principal | None,
         agency = authorize(tx, principal, sel)
     head = store.write(lambda tx: head_of_whole_log(tx, key))
     with store.reading() as tx:
-        s = select(tx, sel, agency)
+        s = select(tx, sel, agency, party=principal is not None and principal.role == "enterprise")
         ids = list(s.events) + list(s.records)
         indexes = {i: x for i, x in evstore.indexes_of(tx, ids).items() if x < head.tree_size}
         leaves = list(leaf_hashes(tx, head.tree_size))

@@ -1,0 +1,264 @@
+"""Cases (issue 15) attacked by a hostile and a careless user, on both backends: another agency on every route, a
+reviewer reviewing a case they worked on, a reviewer who lost the qualification or the credential, fines at and
+around the threshold and absurd ones, replayed and skipped steps, made-up transfers, another enterprise, personal
+data on the public page written to slip past the mask, and hostile bodies. Each test fails on the bug it guards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from server.console.auth import add_user
+from server.storage.engine import sql, storage_for
+from tests.server.api_backends import api  # noqa: F401  (a fixture: the API on both backends)
+from tests.server.cases_support import CASES, CLEAN, investigating, make_reviewer, open_case, post, seed_case_people, seed_inspection
+from tests.server.conftest import GOOD, NOW_MS, PLAIN, Api, password, password_hash
+
+_REVOKE_CREDENTIAL = sql("UPDATE officers SET revoked_ms = :now_ms WHERE officer_id = :officer_id")
+
+
+@pytest.fixture
+def people(seeded_url: str) -> str:
+    seed_case_people(seeded_url)
+    with storage_for(seeded_url).writing() as tx:
+        add_user(tx, "ent-good", password("ent-good"), "enterprise", credit_code=GOOD, password_hash=password_hash("ent-good"))
+    return seeded_url
+
+
+def _reviewed(api: Api, case_id: str) -> str:
+    c = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟罚款 20 万元"}, 201)
+    return f"{CASES}/{case_id}/reviews/{c['reviews'][-1]['review_id']}"
+
+
+def test_another_agency_reaches_no_case_route(api: Api, people: str) -> None:  # noqa: F811
+    make_reviewer(api)
+    case_id = investigating(api)
+    review = _reviewed(api, case_id)
+    tries = [
+        ("get", f"{CASES}/{case_id}", None),
+        ("post", f"{CASES}/{case_id}/transitions", {"to": "investigating"}),
+        ("post", f"{CASES}/{case_id}/documents", {"title": "笔录", "sha256": "cd" * 32}),
+        ("post", f"{CASES}/{case_id}/reviews", {"proposal": "x"}),
+        ("post", f"{review}/outcome", {"checklist": CLEAN, "outcome": "passed"}),
+        ("post", f"{review}/resolution", {"outcome": "passed", "note": "x"}),
+        ("post", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}),
+        ("post", f"{CASES}/{case_id}/publish", None),
+        ("post", f"{CASES}/{case_id}/transfers", {"kind": "transfer", "to_agency": "FIRE", "reason": "x"}),
+        ("post", f"{CASES}/{case_id}/transfers/{case_id}-T1/answer", {"accepted": True, "reason": "x", "officer_ids": ["OFF-FIRE-1", "OFF-FIRE-2"]}),
+        ("get", f"/api/v1/evidence/bundles/case/{case_id}", None),
+    ]
+    for user in ("OFF-FIRE-1", "admin-FIRE", "ent-good"):
+        for method, url, body in tries:
+            client = api.as_(user)
+            r = client.get(url) if method == "get" else client.post(url, json=body if body is not None else {})
+            assert r.status_code in (403, 404), (user, url, r.status_code, r.text)
+    assert case_id not in api.as_("OFF-FIRE-1").get(CASES).text and case_id not in api.as_("ent-good").get(CASES).text
+    assert api.get(f"{CASES}/{case_id}").json()["state"] == "review"  # nothing moved
+
+
+def test_a_reviewer_does_not_review_a_case_they_opened_or_submitted(api: Api, people: str) -> None:  # noqa: F811
+    """OFF-SAMR-3 is a reviewer and an officer of SAMR: it may open a case naming two colleagues, submit it and then
+    pass its own proposal. The checklist's first rule is that the reviewer is not the one who handled the case."""
+    make_reviewer(api)
+    body = {"kind": "penalty", "title": "销售过期食品", "field": "food", "credit_code": PLAIN, "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}
+    c = post(api, "OFF-SAMR-3", CASES, body, 201)
+    post(api, "OFF-SAMR-3", f"{CASES}/{c['case_id']}/transitions", {"to": "investigating"})
+    c = post(api, "OFF-SAMR-3", f"{CASES}/{c['case_id']}/reviews", {"proposal": "拟罚款 20 万元"}, 201)
+    outcome = f"{CASES}/{c['case_id']}/reviews/{c['reviews'][-1]['review_id']}/outcome"
+    r = api.as_("OFF-SAMR-3").post(outcome, json={"checklist": CLEAN, "outcome": "passed"})
+    assert r.status_code == 409, r.text
+    r = api.as_("OFF-SAMR-1").post(f"{CASES}/{c['case_id']}/decision", json={"summary": "罚款 20 万元", "fine_yuan": 200_000})
+    assert r.status_code == 409  # still refused: no review passed
+
+
+def test_a_reviewer_who_lost_the_qualification_or_the_credential_cannot_decide_the_review(api: Api, people: str) -> None:  # noqa: F811
+    make_reviewer(api)
+    case_id = investigating(api)
+    review = _reviewed(api, case_id)
+    assert api.as_("admin-SAMR").post(f"{CASES}/reviewers/OFF-SAMR-3/revoke").status_code == 204
+    assert api.as_("OFF-SAMR-3").post(f"{review}/outcome", json={"checklist": CLEAN, "outcome": "passed"}).status_code == 404
+    make_reviewer(api)  # granted again, then the credential is revoked (the officer is struck off)
+    with storage_for(people).writing() as tx:
+        tx.run(_REVOKE_CREDENTIAL, now_ms=NOW_MS - 1000, officer_id="OFF-SAMR-3")
+    r = api.as_("OFF-SAMR-3").post(f"{review}/outcome", json={"checklist": CLEAN, "outcome": "passed"})
+    assert r.status_code in (404, 409), r.text
+    assert api.get(f"{CASES}/{case_id}").json()["reviews"][-1]["status"] == "pending"
+
+
+@pytest.mark.parametrize(("fine", "major"), [(100_000, False), (100_001, True), (0, False)])
+def test_the_threshold_is_strictly_above(api: Api, people: str, fine: int, major: bool) -> None:  # noqa: F811
+    case_id = investigating(api)
+    r = api.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/decision", json={"summary": "罚款", "fine_yuan": fine, "measures": [] if fine else ["warning"]})
+    assert r.status_code == (409 if major else 201), r.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"summary": "x", "fine_yuan": -1},
+        {"summary": "x", "fine_yuan": 1e308},
+        {"summary": "x", "fine_yuan": 100000.5},
+        {"summary": "x", "fine_yuan": 10**13},
+        {"summary": "x", "fine_yuan": 2**64},
+        {"summary": "x", "measures": ["death_penalty"]},
+        {"summary": "x", "measures": ["warning"] * 10_000},
+        {"summary": "x", "measures": "fine"},
+        {"summary": "", "fine_yuan": 1},
+        {"summary": "x", "hearing": "yes"},
+        {"summary": "x", "fine_yuan": 1, "approved": True},
+    ],
+)
+def test_absurd_decisions_are_400(api: Api, people: str, body: dict[str, object]) -> None:  # noqa: F811
+    case_id = investigating(api)
+    r = api.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/decision", json=body)
+    assert r.status_code == 400, r.text
+    assert api.get(f"{CASES}/{case_id}").json()["state"] == "investigating"
+
+
+def test_nan_and_infinity_are_not_fines(api: Api, people: str) -> None:  # noqa: F811
+    case_id = investigating(api)
+    # A fine written as a string of digits is read as that number (the API's decoding is lax): the gate still holds.
+    r = api.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/decision", json={"summary": "x", "fine_yuan": "200000"})
+    assert r.status_code == 409 and "100,000" in r.text, r.text
+    for raw in (b'{"summary": "x", "fine_yuan": NaN}', b'{"summary": "x", "fine_yuan": Infinity}', b'{"summary": "x", "fine_yuan": 1e999}'):
+        r = api.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/decision", content=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+
+
+def test_steps_skipped_replayed_and_after_archive(api: Api, people: str) -> None:  # noqa: F811
+    c = open_case(api)
+    url = f"{CASES}/{c['case_id']}/transitions"
+    for to in ("served", "executed", "closed", "archived"):
+        assert api.as_("OFF-SAMR-1").post(url, json={"to": to}).status_code == 409, to
+    assert api.as_("OFF-SAMR-1").post(f"{CASES}/{c['case_id']}/decision", json={"summary": "警告", "measures": ["warning"]}).status_code == 409  # no investigation yet
+    post(api, "OFF-SAMR-1", url, {"to": "investigating"})
+    assert api.as_("OFF-SAMR-2").post(url, json={"to": "investigating"}).status_code == 409  # the second click
+    post(api, "OFF-SAMR-1", f"{CASES}/{c['case_id']}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
+    assert api.as_("OFF-SAMR-1").post(f"{CASES}/{c['case_id']}/decision", json={"summary": "警告", "measures": ["warning"]}).status_code == 409
+    for to in ("served", "executed", "closed", "archived"):
+        post(api, "OFF-SAMR-1", url, {"to": to})
+    for to in ("investigating", "served", "executed", "closed", "archived"):
+        assert api.as_("OFF-SAMR-1").post(url, json={"to": to}).status_code == 409, to
+    assert api.as_("OFF-SAMR-1").post(f"{CASES}/{c['case_id']}/documents", json={"title": "补充", "sha256": "ef" * 32}).status_code == 409
+    assert api.as_("OFF-SAMR-1").post(f"{CASES}/{c['case_id']}/transfers", json={"kind": "transfer", "to_agency": "FIRE", "reason": "x"}).status_code == 409
+    assert api.as_("OFF-SAMR-1").post(f"{CASES}/{c['case_id']}/reviews", json={"proposal": "x"}).status_code == 409
+    kinds = [s["kind"] for s in api.get(f"{CASES}/{c['case_id']}").json()["steps"]]
+    assert kinds.count("case.archived") == 1 and kinds.count("case.investigating") == 1
+
+
+def test_transfers_to_nowhere_or_to_itself(api: Api, people: str) -> None:  # noqa: F811
+    case_id = investigating(api)
+    url = f"{CASES}/{case_id}/transfers"
+    assert api.as_("OFF-SAMR-1").post(url, json={"kind": "transfer", "to_agency": "NO-SUCH-AGENCY", "reason": "x"}).status_code == 404
+    assert api.as_("OFF-SAMR-1").post(url, json={"kind": "transfer", "to_agency": "SAMR", "reason": "x"}).status_code == 400
+    assert api.as_("OFF-SAMR-1").post(url, json={"kind": "transfer", "reason": "x"}).status_code == 404
+    assert api.as_("OFF-SAMR-1").post(url, json={"kind": "transfer", "to_agency": "../FIRE", "reason": "x"}).status_code == 400
+    assert api.as_("OFF-SAMR-1").post(url, json={"kind": "referral", "reason": "x"}).status_code == 400
+    post(api, "OFF-SAMR-1", url, {"kind": "transfer", "to_agency": "FIRE", "reason": "属消防领域"}, 201)
+    assert api.as_("OFF-SAMR-1").post(url, json={"kind": "transfer", "to_agency": "FIRE", "reason": "x"}).status_code == 409  # sent twice
+    answer = f"{CASES}/{case_id}/transfers/{case_id}-T1/answer"
+    # The sender cannot answer its own transfer; the receiver cannot accept with another agency's or too few officers.
+    assert api.as_("OFF-SAMR-1").post(answer, json={"accepted": True, "reason": "x", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}).status_code == 404
+    assert api.as_("OFF-FIRE-1").post(answer, json={"accepted": True, "reason": "x", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}).status_code == 400
+    assert api.as_("OFF-FIRE-1").post(answer, json={"accepted": True, "reason": "x", "officer_ids": ["OFF-FIRE-1"]}).status_code == 400
+    assert api.as_("OFF-FIRE-1").post(answer, json={"accepted": True, "reason": "x", "officer_ids": ["OFF-FIRE-1", "OFF-FIRE-1"]}).status_code == 400
+    post(api, "OFF-FIRE-1", answer, {"accepted": False, "reason": "不属本机关"})
+    assert api.as_("OFF-FIRE-1").post(answer, json={"accepted": True, "reason": "x", "officer_ids": ["OFF-FIRE-1", "OFF-FIRE-2"]}).status_code in (404, 409)
+    assert api.get(f"{CASES}/{case_id}").json()["agency_id"] == "SAMR"
+
+
+def test_one_inspection_opens_one_case(api: Api, people: str) -> None:  # noqa: F811
+    seed_inspection(people, "INS-ATK-1")
+    open_case(api, inspection_id="INS-ATK-1")
+    r = api.as_("OFF-SAMR-2").post(CASES, json={"kind": "penalty", "title": "再立一次", "inspection_id": "INS-ATK-1", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]})
+    assert r.status_code == 409, r.text
+    r = api.as_("OFF-FIRE-1").post(CASES, json={"kind": "penalty", "title": "别人的检查", "inspection_id": "INS-ATK-1", "officer_ids": ["OFF-FIRE-1", "OFF-FIRE-2"]})
+    assert r.status_code == 404, r.text
+    seed_inspection(people, "INS-ATK-2", ended=False)
+    r = api.as_("OFF-SAMR-1").post(CASES, json={"kind": "penalty", "title": "未结束", "inspection_id": "INS-ATK-2", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]})
+    assert r.status_code == 409, r.text
+
+
+def test_an_enterprises_case_bundle_holds_no_internal_review_and_no_id_numbers(api: Api, people: str) -> None:  # noqa: F811
+    """The cases API shows the enterprise its case without the review, the steps and the parties' ID numbers; its
+    evidence bundle of the case must not hand them over either."""
+    from tests.server.test_bundle import members
+
+    make_reviewer(api)
+    case_id = investigating(api, parties=[{"kind": "individual", "name": "张三", "id_no": "110101199003071234"}])
+    review = _reviewed(api, case_id)
+    post(api, "OFF-SAMR-3", f"{review}/outcome", {"checklist": CLEAN, "outcome": "passed", "opinion": "内部审核意见：证据链薄弱"})
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/transfers", {"kind": "referral", "to_body": "海淀区公安分局", "reason": "涉嫌犯罪"}, 201)
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "罚款 20 万元", "fine_yuan": 200_000}, 201)
+    r = api.as_("ent-plain").get(f"/api/v1/evidence/bundles/case/{case_id}")
+    assert r.status_code == 200, r.text
+    files = members(r.content)
+    records = json.loads(files["records.json"])["items"]
+    kinds = {x["record"]["kind"] for x in records if "record" in x}
+    assert "case.decided" in kinds
+    assert not kinds & {"case.review_submitted", "case.review_passed", "case.referral_sent", "case.opened"}, kinds
+    text = b"".join(files.values()).decode("utf-8", "replace")
+    import base64
+
+    bodies = "".join(base64.b64decode(x["record"]["body"]).decode() for x in records if "record" in x)
+    for secret in ("证据链薄弱", "涉嫌犯罪", "110101199003071234"):
+        assert secret not in text and secret not in bodies, secret
+    full = members(api.get(f"/api/v1/evidence/bundles/case/{case_id}").content)  # the supervisor's: everything
+    assert "case.review_passed" in {x["record"]["kind"] for x in json.loads(full["records.json"])["items"] if "record" in x}
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "110101 19900307 1234",
+        "110101-19900307-1234",
+        "１１０１０１１９９００３０７１２３４",
+        "110101199003071234",
+        "11010119900307123X",
+        "身份证110101199003071234号",
+    ],
+)
+def test_the_public_page_masks_id_numbers_however_written(api: Api, people: str, written: str) -> None:  # noqa: F811
+    case_id = investigating(api, title=f"张三（{written}）销售过期食品", parties=[{"kind": "individual", "name": "张三", "id_no": "110101199003071234"}])
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": f"对张三（身份证 {written}）警告", "measures": ["warning"]}, 201)
+    post(api, "admin-SAMR", f"{CASES}/{case_id}/publish")
+    for lang in ("zh", "en"):
+        shown = api.client.get(f"{CASES}/disclosed", params={"lang": lang}).text
+        assert written not in shown and "张三" not in shown, shown
+        page = api.client.get("/public/disclosure", params={"lang": lang}).text
+        assert written not in page and "张三" not in page
+    digits = "".join(ch for ch in written if ch.isdigit() or ch in "Xx")
+    normalised = digits.translate({ord("０") + i: ord("0") + i for i in range(10)})
+    assert normalised[6:14] not in "".join(ch for ch in shown if ch.isdigit()).translate({ord("０") + i: ord("0") + i for i in range(10)})
+
+
+def test_undisclosed_decisions_stay_off_the_public_page(api: Api, people: str) -> None:  # noqa: F811
+    case_id = investigating(api, title="未公示的案件")
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告，尚未公示", "measures": ["warning"]}, 201)
+    for q in (None, PLAIN, "%", "_", "海淀", "' OR 1=1 --"):
+        params = {} if q is None else {"q": q}
+        assert api.client.get(f"{CASES}/disclosed", params=params).json() == [], q
+        assert "尚未公示" not in api.client.get("/public/disclosure", params=params).text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"kind": "penalty", "title": "a\\u0000b", "field": "food", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}',
+        b'{"kind": "penalty", "title": "x", "field": "food", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"], "parties": [' + b'{"kind": "individual", "name": "a"},' * 10_000 + b'{"kind": "individual", "name": "a"}]}',
+        b'{"kind": "penalty", "title": "' + b"x" * 3_000_000 + b'", "field": "food", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}',
+        b'{"kind": "penalty", "title": "x", "field": "food", "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"], "parties": [{"kind": "individual", "name": "x", "id_no": "11010119900307123\\u0000"}]}',
+        b"\xff\xfe not json",
+    ],
+)
+def test_hostile_bodies_get_a_4xx(api: Api, people: str, raw: bytes) -> None:  # noqa: F811
+    r = api.as_("OFF-SAMR-1").post(CASES, content=raw, headers={"Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert api.get(CASES).json() == []
+
+
+def test_emoji_and_far_away_characters_are_kept(api: Api, people: str) -> None:  # noqa: F811
+    c = open_case(api, title="销售过期食品🍱𠀀")
+    assert api.get(f"{CASES}/{c['case_id']}").json()["title"] == "销售过期食品🍱𠀀"
