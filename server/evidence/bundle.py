@@ -39,6 +39,8 @@ from server.storage.engine import Tx, storage_for
 MAX_RECORDS = 5000
 #: The longest period an enterprise's or a device's bundle may cover.
 MAX_PERIOD_MS = 366 * 86_400_000
+#: A period ends by 2100-01-01 (epoch ms): a later one holds nothing, and its days could not be written (year > 9999).
+LATEST_MS = 4_102_444_800_000
 #: How far before an inspection opened and after it ended a device's events are looked at (offline devices, drift).
 SLACK_MS = 2 * 86_400_000
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -72,8 +74,11 @@ class Selection:
 def _period(sel: Selector) -> tuple[int, int]:
     if sel.from_ms is None or sel.to_ms is None:
         raise Invalid("须给出时段 from_ms 与 to_ms / give the period: from_ms and to_ms")
-    if not 0 <= sel.from_ms < sel.to_ms or sel.to_ms - sel.from_ms > MAX_PERIOD_MS:
-        raise Invalid(f"时段须满足 0 <= from_ms < to_ms 且不超过 366 天 / the period needs 0 <= from_ms < to_ms and at most 366 days, got {sel.from_ms} .. {sel.to_ms}")
+    if not 0 <= sel.from_ms < sel.to_ms <= LATEST_MS or sel.to_ms - sel.from_ms > MAX_PERIOD_MS:
+        raise Invalid(
+            f"时段须满足 0 <= from_ms < to_ms <= {LATEST_MS}（2100 年前）且不超过 366 天 / the period needs 0 <= from_ms < to_ms <= {LATEST_MS}"
+            f" (before 2100) and at most 366 days, got {sel.from_ms} .. {sel.to_ms}"
+        )
     return sel.from_ms, sel.to_ms
 
 
