@@ -13,6 +13,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from server import db as dbmod
+from server.console import labels
 from server.console.auth import principal_of
 from server.console.guards import MANAGERS
 from server.storage import supervision as names
@@ -39,7 +40,7 @@ PAGE_TEXT = {
         "issue_opinion": "Issue an opinion letter", "issue_decision": "Issue a decision letter", "issuer": "Issuing body", "facts": "Facts found",
         "basis": "Basis", "requirements": "What must be rectified", "deadline_days": "Deadline (working days)", "send": "Issue", "reply": "Report on rectification",
         "report": "Rectification report", "submit": "Submit", "accept": "Accept", "return": "Send back", "return_note": "Why it is sent back",
-        "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "open",
+        "close": "Close", "close_note": "Closing note", "cancel": "Cancel", "pdf": "PDF", "report_late": " (late)", "finding_open": "in progress",
         "finding_closed": "closed", "scope_all": "every agency", "scope_agency": "letters and findings addressed to your agency", "done": "Done:",
         "source_alert": "alert", "source_case_review": "case-file review", "source_hotline": "12345 hotline", "source_complaint": "complaint",
         "source_rating": "enterprise rating", "source_manual": "found by a supervisor", "by": "by", "from_alert": "from an alert", "remark": "Add a remark", "scope_monitor": "findings assigned to you", "hotline": "12345 hotline against inspections", "ticket": "Ticket", "received": "Received", "due": "Inspection due by", "open_from_flag": "Open a finding", "files": "Files (PDF, JPEG, PNG; at most 5)", "reviews": "Case-file reviews failed", "review_failed": "Case-file review failed", "case": "Case file", "notes": "Review notes",
@@ -50,6 +51,13 @@ STATUS = {
     "zh": workflow.STATUS_ZH,
     "en": {"issued": "issued, awaiting the report", "replied": "report awaiting a verdict", "returned": "sent back, to rectify again", "accepted": "rectification accepted", "overdue": "overdue: no report by the deadline"},
 }
+# The ids this page shows, as words (server/console/labels.py: the one place; tests check no raw id reaches a page).
+labels.register("finding_status", {"open": ("办理中", "in progress"), "closed": ("已办结", "closed")})
+labels.register("finding_source", {
+    k: (PAGE_TEXT["zh"][f"source_{k}"], PAGE_TEXT["en"][f"source_{k}"]) for k in ("alert", "case_review", "hotline", "complaint", "rating", "manual")
+})  # fmt: skip
+labels.register("letter_status", {k: (STATUS["zh"][k], STATUS["en"][k]) for k in STATUS["en"]})
+labels.register("letter_kind", {k: (LETTER_TITLE["zh"][k], LETTER_TITLE["en"][k]) for k in LETTER_TITLE["en"]})
 #: The colour of a state: what still needs someone (warn), what went wrong (bad), what is done (ok).
 TONE = {"issued": "warn", "replied": "warn", "returned": "bad", "overdue": "bad", "accepted": "ok", "open": "warn", "closed": "ok"}
 
@@ -80,13 +88,14 @@ def supervision_page(
         )  # fmt: skip
     t = {**TEXT[lang], **PAGE_TEXT[lang]}
     agency = {a: (zh if lang == "zh" else en or zh) for a, (zh, en) in agencies.items()}
+    unknown = labels.UNKNOWN[0 if lang == "zh" else 1]
     reasons = {f.finding_id: f.reason for f in findings}
     open_letter = {x.finding_id for x in letters if x.kind == "opinion" and x.status in ("issued", "replied", "returned")}
     may_decide = {x.finding_id for x in letters if x.kind == "opinion" and x.status in ("overdue", "returned")}
     letter_rows: list[dict[str, Any]] = [
         {
-            "id": x.letter_id, "title": LETTER_TITLE[lang][x.kind], "number": x.number, "agency": agency.get(x.agency_id, x.agency_id),
-            "finding": reasons.get(x.finding_id, ""), "deadline": x.deadline, "status": STATUS[lang][x.status], "tone": TONE[x.status],
+            "id": x.letter_id, "title": labels.label("letter_kind", x.kind, lang), "number": x.number, "agency": agency.get(x.agency_id, unknown),
+            "finding": reasons.get(x.finding_id, ""), "deadline": x.deadline, "status": labels.label("letter_status", x.status, lang), "tone": TONE[x.status],
             "issued": f"{x.issuer} · {x.issued_on}", "reply": x.reply, "can_reply": p.role == "agency_admin" and x.status in ("issued", "returned", "overdue"),
             "can_decide": p.role == "supervisor" and x.status == "replied",
         }
@@ -94,9 +103,9 @@ def supervision_page(
     ]  # fmt: skip
     finding_rows: list[dict[str, Any]] = [
         {
-            "id": f.finding_id, "agency": agency.get(f.agency_id, f.agency_id), "enterprise": enterprises.get(f.credit_code or "", f.credit_code or "–"),
-            "reason": f.reason, "source": t.get(f"source_{f.source}", f.source), "opened": f"{_when(f.opened_ms)} · {f.opened_by}",
-            "status": t[f"finding_{f.status}"], "tone": TONE[f.status], "supervisor": p.role == "supervisor" and f.status == "open",
+            "id": f.finding_id, "agency": agency.get(f.agency_id, unknown), "enterprise": enterprises.get(f.credit_code or "", f.credit_code or "–"),
+            "reason": f.reason, "source": labels.label("finding_source", f.source, lang), "opened": f"{_when(f.opened_ms)} · {f.opened_by}",
+            "status": labels.label("finding_status", f.status, lang), "tone": TONE.get(f.status, "muted"), "supervisor": p.role == "supervisor" and f.status == "open",
             "can_issue": f.finding_id not in open_letter, "can_decide": f.finding_id in may_decide, "can_remark": p.role == "monitor",
         }
         for f in findings
@@ -112,10 +121,10 @@ def supervision_page(
     ]  # fmt: skip
     review_rows: list[dict[str, Any]] = [
         {
-            "ref": f"{sample}/{decision}", "agency_id": agency_id, "agency": agency.get(agency_id, agency_id), "case": case_no or decision,
+            "ref": f"{sample}/{decision}", "agency_id": agency_id, "agency": agency.get(agency_id, unknown), "case": _case_number(case_no or decision, lang),
             "notes": notes, "reviewed": f"{_when(reviewed_ms)} · {reviewer or '–'}", "finding": finding_id,
             "can_open": p.role == "supervisor" and finding_id is None,
-            "reason": f"{t['review_failed']}：{case_no or decision}" + (f"（{notes}）" if notes else ""),
+            "reason": f"{t['review_failed']}：{_case_number(case_no or decision, lang)}" + (f"（{notes}）" if notes else ""),
         }
         for sample, decision, agency_id, case_no, _, notes, reviewer, reviewed_ms, finding_id in reviews
     ]  # fmt: skip
@@ -126,3 +135,10 @@ def supervision_page(
         "supervision.html", lang, p, t=t, letters=letter_rows, findings=finding_rows, agencies=sorted(agency.items(), key=lambda kv: kv[1]), scope=scope,
         prefill=prefill, flags=flag_rows, reviews=review_rows,
     )
+
+
+def _case_number(case_no: str, lang: str) -> str:
+    """A case's number as people write it (〔2026〕第 1 号) when the decision came from a case, else as recorded."""
+    from server.cases.pages import number
+
+    return number(case_no, lang) if case_no.startswith("CASE-") else case_no
