@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Annotated, Any, Literal
 
 from litestar import Request, get
@@ -24,6 +25,7 @@ from server.errors import Forbidden, NotFound
 from server.console.guards import supervisors
 from server.console.jobs_api import job_status, outcome_words, schedule_words
 from server.console.limits import MAX_PHOTO_BYTES, MIB
+from server.storage import cases as case_rows
 from server.storage import console
 from server.storage import draws as stored_draws
 
@@ -128,8 +130,11 @@ def officer_page(request: Request, state: State, lang: Lang = "zh") -> Template 
     with dbmod.reading(state.settings.db) as con:
         stored = console.officer_fields(con, p.officer_id)
         names = console.field_names(con)
+        # Ended with 立案 in the last two days, no case of the agency yet: "my inspections today" links each to /cases.
+        since = int(time.time() * 1000) - 2 * 86_400_000
+        to_open = sorted({row[0] for row in case_rows.inspections_to_open(con, p.agency_id or "-", since, 500)})
     fields = json.loads(stored) if stored else []
-    return _page("officer.html", lang, p, max_photo_bytes=MAX_PHOTO_BYTES, fields=[(f, names.get(f, f) if lang == "zh" else f) for f in fields])
+    return _page("officer.html", lang, p, max_photo_bytes=MAX_PHOTO_BYTES, fields=[(f, names.get(f, f) if lang == "zh" else f) for f in fields], to_open=to_open)
 
 
 @get("/enterprise", sync_to_thread=False, include_in_schema=False)
@@ -188,10 +193,13 @@ def public_draw_page(state: State, draw_id: Annotated[str, PathParameter(descrip
     with dbmod.reading(state.settings.db) as con:
         view = public_view(con, draw_id)
         names = stored_draws.draw_target_names(con, draw_id)
+        drawn = {o for t in ((view or {}).get("result") or {}).get("teams", []) for o in t["officers"]}
+        facts = case_rows.officer_facts(con, sorted(drawn))
+    officers = {o: f[1] if (f := facts.get(o)) else labels.UNKNOWN[0 if lang == "zh" else 1] for o in drawn}  # by name, never the id
     if view is None:
         raise NotFound(f"没有编号为 {draw_id!r} 的抽查 / no draw {draw_id!r}")
     result = view["result"] or {}
-    teams = [(t["credit_code"], names.get(t["credit_code"], ""), "、".join(t["officers"])) for t in result.get("teams", [])]
+    teams = [(t["credit_code"], names.get(t["credit_code"], ""), ("、" if lang == "zh" else ", ").join(officers[o] for o in t["officers"])) for t in result.get("teams", [])]
     times = {k: _when(view[k]) for k in ("committed_ms", "draw_at_ms", "drawn_ms")}
     counts = {k: len(result.get(k, [])) for k in ("eligible_enterprises", "eligible_officers")}
     return _page("draw.html", lang, None, _names(state, lang), t=_jobs_text(lang), draw=view, times=times, counts=counts, teams=teams)

@@ -51,6 +51,11 @@
     return body;
   }
 
+  for (const input of document.querySelectorAll("input[data-file]")) {  // the chosen file's name beside its button
+    const shown = input.parentElement.querySelector(".file-name");
+    if (shown) input.addEventListener("change", () => { if (input.files[0]) shown.textContent = input.files[0].name; });
+  }
+
   for (const form of document.querySelectorAll("form[data-post]")) {
     form.addEventListener("submit", async ev => {
       ev.preventDefault();

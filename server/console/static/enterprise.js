@@ -9,6 +9,9 @@
     for (let i = 0; i < buf.length; i += 0x8000) s += String.fromCharCode.apply(null, buf.subarray(i, i + 0x8000));
     return btoa(s);
   }
+  // The owner may export the evidence bundle (证据包) of each inspection of its own, to check offline.
+  const exportLink = i => i.inspection_id
+    ? `<br><a class="bundle" href="/api/v1/evidence/bundles/inspection/${encodeURIComponent(i.inspection_id)}" download>${LANG === "zh" ? "导出证据包" : "Export evidence bundle"}</a>` : "";
   // The owner rates each ended inspection once (1 to 5 and a comment); the server checks both.
   function ratingCell(i) {
     if (i.rating) return `<span class="ok">${"★".repeat(i.rating)}${"☆".repeat(5 - i.rating)} ${esc(T.rated)}</span>`;
@@ -71,7 +74,7 @@
       const cols = d.outcomes_shown ? 5 : 3;
       document.getElementById("rows").innerHTML = d.inspections.length ? d.inspections.map(i =>
         `<tr><td>${esc(i.date)}</td><td>${esc(i.agencies.join("、"))}</td><td>${esc(i.fields.join("、"))}</td>` +
-        (d.outcomes_shown ? `<td class="result">${esc((i.outcomes || []).map(o => `${o.agency}：${o.result_label}`).join("；"))}</td><td>${ratingCell(i)}</td>` : "") + `</tr>`).join("")
+        (d.outcomes_shown ? `<td class="result">${esc((i.outcomes || []).map(o => `${o.agency}：${o.result_label}`).join("；"))}${exportLink(i)}</td><td>${ratingCell(i)}</td>` : "") + `</tr>`).join("")
         : `<tr><td colspan="${cols}" class="muted">${T.none}</td></tr>`;
       labelCells();
     } finally {

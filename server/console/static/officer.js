@@ -14,7 +14,7 @@
     until: "有效至", left: "剩余", expired: "亮码已过期，请刷新。", renew: "刷新亮码", close: "关闭", checked: "企业已扫码核验", prev: "上一页", next: "下一页",
     page: (p, n, total) => `第 ${p}/${n} 页，共 ${total} 次`, none_today: "今天还没有检查", joint: "联合检查", state: {open: "进行中", ended: "已结束"},
     result: {no_violation: "未发现问题", rectification_ordered: "责令整改", case_opened: "立案", referred: "移送", not_completed: "未完成"}, unknown: "（未知）",
-    photo_chosen: "已选择照片：", valid_to: "有效期至",
+    photo_chosen: "已选择照片：", valid_to: "有效期至", open_case: "开立案件",
     kinds: {complaint: "投诉举报", random_draw: "双随机抽查", rectification_follow_up: "整改复查", superior_assignment: "上级交办", major_risk: "重大风险"},
   } : {
     allowed: "You may inspect", allowed_exception: "You may inspect (on the exception)", allowed_pending: "You may inspect (the exception awaits the supervisors' review)",
@@ -26,7 +26,7 @@
     expired: "The code has expired: renew it.", renew: "New code", close: "Close", checked: "The enterprise checked your code", prev: "Previous", next: "Next",
     page: (p, n, total) => `page ${p} of ${n}, ${total} inspections`, none_today: "No inspections today", joint: "joint", state: {open: "under way", ended: "ended"},
     result: {no_violation: "no violation", rectification_ordered: "rectification ordered", case_opened: "case opened", referred: "referred", not_completed: "not completed"},
-    unknown: "(unknown)", photo_chosen: "Photo chosen: ", valid_to: "valid until",
+    unknown: "(unknown)", photo_chosen: "Photo chosen: ", valid_to: "valid until", open_case: "Open a case",
     kinds: {complaint: "complaint or report", random_draw: "random draw", rectification_follow_up: "rectification follow-up", superior_assignment: "superior assignment", major_risk: "major risk"},
   };
   const lab = (group, id, fallback) => (LABELS[group] && LABELS[group][id]) || (fallback && fallback[id]) || W.unknown;
@@ -37,6 +37,9 @@
   const json = {"Content-Type": "application/json"};
   let lastScan = null;  // the field and reason of the scan that was refused, for the scan again
   let page = 1;
+  // Inspections ended with 立案 for which the officer's agency has no case yet (from the server when the page was
+  // drawn, and those the officer ends with 立案 here): each links to the cases page's form, filled in from it.
+  const TO_OPEN = new Set(ME.to_open || []);
 
   // ------------------------------------------------------------------ scanning
   const box = $("decision");
@@ -231,7 +234,9 @@
         (open ? `<div class="actions"><label class="visually-hidden" for="result-${esc(i.inspection_id)}">${esc(T.result)}</label>` +
                 `<select class="result" id="result-${esc(i.inspection_id)}">${Object.entries(W.result).map(([k, v]) => `<option value="${k}">${esc(lab("result", k, W.result) || v)}</option>`).join("")}</select> ` +
                 `<button class="end" data-id="${esc(i.inspection_id)}">${esc(T.end)}</button> <button type="button" class="badge secondary" data-id="${esc(i.inspection_id)}">${esc(W.badge)}</button></div>`
-              : `<div class="muted">${esc(T.result)}: ${esc(myPart && myPart.result ? lab("result", myPart.result, W.result) : "–")}</div>`) + `</div>`;
+              : `<div class="muted">${esc(T.result)}: ${esc(myPart && myPart.result ? lab("result", myPart.result, W.result) : "–")}</div>` +
+                (myPart && myPart.result === "case_opened" && TO_OPEN.has(i.inspection_id)
+                  ? `<div class="actions"><a class="button secondary open-case" href="/cases?lang=${LANG}&inspection=${encodeURIComponent(i.inspection_id)}">${esc(W.open_case)}</a></div>` : "")) + `</div>`;
     }).join("") : `<div class="muted">${esc(W.none_today)}</div>`;
     $("mine-pager").hidden = d.total <= d.per_page;
     $("mine-page").textContent = W.page(page, pages, d.total);
@@ -240,7 +245,8 @@
     document.querySelectorAll("#mine button.end").forEach(b => b.addEventListener("click", async () => {
       b.disabled = true;  // a double tap ends the part once
       const result = b.parentElement.querySelector(".result").value;
-      await fetch(`/api/v1/inspections/${encodeURIComponent(b.dataset.id)}/end`, {method: "POST", headers: json, body: JSON.stringify({result})});
+      const r = await fetch(`/api/v1/inspections/${encodeURIComponent(b.dataset.id)}/end`, {method: "POST", headers: json, body: JSON.stringify({result})});
+      if (r.ok && result === "case_opened") TO_OPEN.add(b.dataset.id);
       if (badgeInspection === b.dataset.id) $("badge-close").click();
       mine(page);
     }));
