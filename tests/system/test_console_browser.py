@@ -13,7 +13,8 @@ import pytest
 
 from server.console import labels
 from server.storage.engine import sql
-from tests.server.conftest import PLAIN
+from tests.server.cases_support import seed_case_people
+from tests.server.conftest import FRAGILE, PLAIN
 from tests.support.browser import browser, keep_screenshot  # noqa: F401  (browser is a pytest fixture)
 from tests.system.conftest import Stack
 from tests.system.harness import write
@@ -80,7 +81,7 @@ def check_page(page, lang: str, where: str, phone: bool) -> None:  # type: ignor
 
 
 #: What people wrote (a draw's title, the registers' names, a message): it stays as written on an English page.
-USER_CONTENT = ("食品抽查", "海淀某餐饮公司", "市场监管局", "消防救援支队", "企业给出差评（2 星）")
+USER_CONTENT = ("食品抽查", "海淀某餐饮公司", "市场监管局", "消防救援支队", "企业给出差评（2 星）", "销售过期食品", "王审核", "李消防", "对当事人罚款 100 元", "低风险小店")
 
 
 def _without_content(text: str) -> str:
@@ -247,3 +248,64 @@ def test_the_enterprise_history_fits_a_phone_and_a_desktop_at_200_percent(runnin
             page.wait_for_selector(ready)
             assert page.evaluate(_OVERFLOW) <= 1, path
             page.close()
+
+
+def _cases_and_code(running: Stack) -> tuple[str, str, str]:
+    """A case opened from the ended inspection, decided and disclosed; a case-opened inspection with no case yet; and
+    a real door code (亮码) of an inspection under way. Returns (case id, the inspection still to open, the code)."""
+    seed_case_people(str(running.server.db))
+    _, _, _ = _setup(running)
+    srv = running.server
+    ended = srv.api("/api/v1/inspections/mine?page=1&per_page=5", as_="OFF-SAMR-1")["items"][0]["inspection_id"]
+    body = {"kind": "penalty", "title": "销售过期食品", "inspection_id": ended, "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}
+    case_id = srv.api("/api/v1/cases", body, as_="OFF-SAMR-1", expect=201)["case_id"]
+    srv.api(f"/api/v1/cases/{case_id}/transitions", {"to": "investigating"}, as_="OFF-SAMR-1")
+    srv.api(f"/api/v1/cases/{case_id}/decision", {"summary": "对当事人罚款 100 元", "fine_yuan": 100}, as_="OFF-SAMR-1", expect=201)
+    srv.api(f"/api/v1/cases/{case_id}/publish", {}, as_="OFF-SAMR-1")
+    text = srv.text(f"/api/v1/enterprises/{FRAGILE}/qr.txt")
+    under_way = srv.api("/api/v1/scans", {"code_text": text, "field": "food"}, as_="OFF-SAMR-2")["inspection_id"]
+    srv.api(f"/api/v1/inspections/{under_way}/end", {"result": "case_opened"}, as_="OFF-SAMR-2")  # 立案, no case yet
+    text = srv.text(f"/api/v1/enterprises/{PLAIN}/qr.txt")
+    live = srv.api("/api/v1/scans", {"code_text": text, "field": "fire"}, as_="OFF-FIRE-1")["inspection_id"]
+    code = srv.api(f"/api/v1/inspections/{live}/badge", {}, as_="OFF-FIRE-1", expect=201)["code"]
+    return case_id, under_way, code
+
+
+def test_the_cases_public_and_check_pages_on_a_phone_and_a_desktop_in_both_languages(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The pages of issues 15 and 17 and the door-code check (issue 16) pass the same checks as the console's: no raw
+    id, every control labelled, a focus ring, no sideways scroll on a phone, AA contrast, Chinese and English; the
+    public pages are linked from every page's footer (the login page too); the evidence bundles' export links."""
+    url = running.server.url
+    case_id, to_open, code = _cases_and_code(running)
+    pages = [
+        (None, "/login", "#submit"), (None, "/public/disclosure", "#disclosed"), (None, "/public/tree-head", "#daily"), (None, f"/check/{code}", "#check-ok"),
+        ("OFF-SAMR-1", "/cases", "#cases"), ("OFF-SAMR-1", f"/cases?case={case_id}", "#case"), ("admin-SAMR", "/cases", "#reviewers"),
+        ("sup", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-2", "/officer", "#mine .decision"),
+    ]  # fmt: skip
+    for kind in ("phone", None):
+        with watched(browser, kind) as (ctx, _):
+            for lang in ("zh", "en"):
+                signed_in = None
+                for user, path, ready in pages:
+                    if user != signed_in:
+                        ctx.clear_cookies()
+                        if user:
+                            entry = sign_in(ctx, url, user)
+                            entry.wait_for_url(lambda u: "/login" not in u)
+                            entry.close()
+                        signed_in = user
+                    page = ctx.new_page()
+                    page.goto(f"{url}{path}{'&' if '?' in path else '?'}lang={lang}")
+                    page.wait_for_selector(ready, timeout=15_000)
+                    check_focus(page, path)
+                    check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
+                    footer = page.inner_text("footer.foot")
+                    assert ("行政执法公示" in footer and "证据日志公开树头" in footer) if lang == "zh" else ("disclosed" in footer and "tree heads" in footer), (path, footer)
+                    if path.startswith("/cases?case="):
+                        assert page.get_attribute("#export-case", "href") == f"/api/v1/evidence/bundles/case/{case_id}"
+                    if path == "/officer":  # the inspection ended with 立案 and no case yet links to the cases page's form
+                        link = page.wait_for_selector(f"#mine [data-inspection='{to_open}'] a.open-case")
+                        assert link.get_attribute("href") == f"/cases?lang={lang}&inspection={to_open}"
+                        assert page.get_attribute("#photo", "capture") == "environment" and page.is_visible("#photo-button")
+                        assert "Choose File" not in page.inner_text("body") and page.eval_on_selector("#photo", "el => el.getBoundingClientRect().width") <= 1
+                    page.close()
