@@ -120,7 +120,7 @@ def make_code(key: bytes, badge_id: str, expires_ms: int) -> str:
 
 def parse_code(key: bytes, text: str) -> tuple[str, int]:
     """(badge id, expiry in ms) of a code whose tag verifies; BadgeRefused (forged) otherwise."""
-    m = CODE_PATTERN.match(text)
+    m = CODE_PATTERN.fullmatch(text)  # not match: its "$" lets a trailing newline through (an altered code)
     if m is None:
         raise forged("这不是本平台签发的亮码（内容不完整或格式不符）。", "this is not a door code of this platform (incomplete or malformed).")
     signed = text.rsplit(".", 1)[0]

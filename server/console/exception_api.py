@@ -100,6 +100,8 @@ def exception_choices(tx: Tx, credit_code: str, field: str, officer_id: str, urg
     cred = inspection_rows.credential_row(tx, officer_id)
     if cred is None or field not in json.loads(cred[3] or "[]"):
         raise Forbidden("您的执法证不涵盖该执法领域 / your credential does not cover this field")
+    if cred[6] is not None or not cred[4] <= now_ms <= cred[5]:  # the registers (hotline tickets among them) are for an officer who may inspect now
+        raise Forbidden("您的执法证已吊销或不在有效期内 / your enforcement credential is revoked or not valid now")
     if not officer_page.scanned_since(tx, officer_id, credit_code, now_ms - CHOICES_AFTER_SCAN_MS):
         raise Forbidden("请先扫描该企业的企业码 / scan the enterprise's code first: exceptions are offered after a scan")
     agency = cred[1]
