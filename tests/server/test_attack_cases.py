@@ -6,6 +6,7 @@ data on the public page written to slip past the mask, and hostile bodies. Each 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -262,3 +263,63 @@ def test_hostile_bodies_get_a_4xx(api: Api, people: str, raw: bytes) -> None:  #
 def test_emoji_and_far_away_characters_are_kept(api: Api, people: str) -> None:  # noqa: F811
     c = open_case(api, title="销售过期食品🍱𠀀")
     assert api.get(f"{CASES}/{c['case_id']}").json()["title"] == "销售过期食品🍱𠀀"
+
+
+def _officer(name: str, agency: str = "SAMR") -> Any:
+    from server.console.auth import Principal
+
+    return Principal(username=name, role="officer", agency_id=agency, officer_id=name)
+
+
+def test_races_make_one_case_one_decision_one_outcome(api: Api, people: str) -> None:  # noqa: F811
+    """Two clicks at once (two officers, two API processes): one case per inspection, one decision, one outcome."""
+    from server.cases import decide, review, workflow
+    from server.cases.forms import CaseIn, DecisionIn, ItemFinding, OutcomeIn
+    from server.cases.policy import CasesPolicy
+    from server.errors import Conflict
+    from tests.support.overlap import overlapping_writes
+
+    store = storage_for(people)
+    seed_inspection(people, "INS-RACE")
+    body = CaseIn(kind="penalty", title="并发立案", inspection_id="INS-RACE", officer_ids=["OFF-SAMR-1", "OFF-SAMR-2"])
+    outcomes = overlapping_writes(
+        store, lambda tx: workflow.open_case(tx, body, _officer("OFF-SAMR-1"), NOW_MS, CasesPolicy()), lambda tx: workflow.open_case(tx, body, _officer("OFF-SAMR-2"), NOW_MS + 1, CasesPolicy())
+    )  # fmt: skip
+    assert isinstance(outcomes[1], Conflict) and not isinstance(outcomes[0], Exception), outcomes
+    assert len(api.get(CASES).json()) == 1
+    make_reviewer(api)
+    case_id = investigating(api)
+    url = _reviewed(api, case_id)
+    review_id = url.rsplit("/", 1)[1]
+    clean = OutcomeIn(checklist={k: ItemFinding(ok=True) for k in CLEAN}, outcome="passed")  # type: ignore[misc]
+    reviewer = _officer("OFF-SAMR-3")
+    outcomes = overlapping_writes(store, lambda tx: review.outcome(tx, case_id, review_id, clean, reviewer, NOW_MS), lambda tx: review.outcome(tx, case_id, review_id, clean, reviewer, NOW_MS + 1))
+    assert isinstance(outcomes[1], Conflict) and not isinstance(outcomes[0], Exception), outcomes
+    d = DecisionIn(summary="罚款 20 万元", fine_yuan=200_000)
+    outcomes = overlapping_writes(
+        store, lambda tx: decide.decide(tx, case_id, d, _officer("OFF-SAMR-1"), NOW_MS, CasesPolicy()), lambda tx: decide.decide(tx, case_id, d, _officer("OFF-SAMR-2"), NOW_MS + 1, CasesPolicy())
+    )  # fmt: skip
+    assert isinstance(outcomes[1], Conflict) and not isinstance(outcomes[0], Exception), outcomes
+    kinds = [s["kind"] for s in api.get(f"{CASES}/{case_id}").json()["steps"]]
+    assert kinds.count("case.decided") == 1 and kinds.count("case.review_passed") == 1
+
+
+def test_a_cases_alerts_stay_with_its_agency(api: Api, people: str) -> None:  # noqa: F811
+    """The alert of a refused major decision names the case's title: another agency neither sees, acknowledges nor
+    assigns it; an officer (who sees no alerts) is not an assignee; a replayed acknowledgement is 409."""
+    case_id = investigating(api, title="张三销售过期食品")
+    assert api.as_("OFF-SAMR-1").post(f"{CASES}/{case_id}/decision", json={"summary": "罚款", "fine_yuan": 200_000}).status_code == 409
+    alerts = [a for a in api.get("/api/v1/alerts", params={"kind": "major_without_review"}).json() if a["ref"] == case_id]
+    assert len(alerts) == 1
+    url = f"/api/v1/alerts/{alerts[0]['id']}"
+    assert "张三" not in api.as_("admin-FIRE").get("/api/v1/alerts").text
+    assert api.as_("admin-FIRE").get(url).status_code == 403
+    assert api.as_("admin-FIRE").post(f"{url}/acknowledge").status_code == 403
+    assert api.as_("admin-FIRE").post(f"{url}/assign", json={"assignee": "admin-FIRE"}).status_code == 403
+    for who in ("OFF-SAMR-1", "ent-plain"):
+        assert api.as_(who).get(url).status_code == 403, who
+    for assignee in ("admin-FIRE", "OFF-SAMR-1", "ent-plain", "nobody", "sup\u0000"):
+        assert api.as_("admin-SAMR").post(f"{url}/assign", json={"assignee": assignee}).status_code == 400, assignee
+    assert api.as_("admin-SAMR").post(f"{url}/acknowledge").status_code == 200
+    assert api.as_("admin-SAMR").post(f"{url}/acknowledge").status_code == 409
+    assert api.get("/api/v1/alerts/4611686018427387905").status_code == 400
