@@ -169,3 +169,18 @@ def test_every_id_of_the_code_has_its_label() -> None:
 
     for job_id in JOBS:  # every job's schedule reads as words, in both languages
         assert "trigger" not in schedule_words(job_id, "zh") and "{" not in schedule_words(job_id, "en")
+
+
+def test_the_cases_alert_kinds_are_in_the_one_table() -> None:
+    """Cases' alert kinds live in server/rules/alerts.py's KINDS (with severities and labels), not patched in at import
+    time: importing the cases' labels leaves the table as it was."""
+    import importlib
+
+    from server.rules import alerts
+
+    cases_kinds = {"major_without_review": "warning", "review_disagreement": "warning", "case_transfer": "info", "review_overdue": "warning"}
+    before = dict(alerts.KINDS)
+    assert {k: alerts.KINDS[k][0] for k in cases_kinds} == cases_kinds == {k: alerts.SEVERITY[k] for k in cases_kinds}
+    assert all(alerts.LABELS[k] == alerts.KINDS[k][1:] == (labels.label("alert_kind", k, "zh"), labels.label("alert_kind", k, "en")) for k in cases_kinds)
+    importlib.reload(importlib.import_module("server.cases.labels"))
+    assert alerts.KINDS == before and not hasattr(importlib.import_module("server.cases.labels"), "ALERT_KINDS")

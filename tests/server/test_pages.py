@@ -181,3 +181,16 @@ def test_a_jobs_outcome_reads_as_a_sentence() -> None:
     assert outcome_words("ok", '{"drawn": ["D-1"]}', "en") == "Done: 1 draw(s) performed."
     assert outcome_words("error", "OperationalError: disk full", "zh").startswith("失败：OperationalError: disk full")
     assert outcome_words("ok", "not json", "zh") == "已完成。"
+
+
+def test_the_supervision_page_labels_every_state_and_source(api: Api) -> None:
+    """A finding's state and source, a letter's kind and state are words from labels.py in both languages ('open' is
+    an id: the English page says 'in progress')."""
+    made = api.post("/api/v1/supervision/findings", json={"agency_id": "SAMR", "reason": "重复检查未说明理由", "credit_code": PLAIN})
+    assert made.status_code == 201, made.text
+    states = re.compile(r'<td class="state [a-z]*">([^<]*)</td>')
+    en = api.get("/supervision?lang=en").text
+    assert states.findall(en) == ["in progress"] and "found by a supervisor" in en
+    zh = api.get("/supervision").text
+    assert states.findall(zh) == ["办理中"] and "监督人员发现" in zh
+    assert labels.label("finding_status", "open", "en") == "in progress" and labels.label("letter_status", "overdue", "zh") != labels.UNKNOWN[0]

@@ -137,6 +137,9 @@ def test_every_page_on_a_phone_and_a_desktop_in_both_languages(running: Stack, b
                         page.click("#query-submit")
                         page.wait_for_selector("#rows td.result")
                     check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
+                    if path == f"/alerts/{alert}":  # the inspection's evidence bundle, exported from the alert
+                        assert page.inner_text("#export-inspection") == ("导出证据包" if lang == "zh" else "Export evidence bundle")
+                        assert page.get_attribute("#export-inspection", "href").startswith("/api/v1/evidence/bundles/inspection/")
                     if kind is None and lang == "en" and path == f"/alerts/{alert}":
                         keep_screenshot(page, "alert-en")
                     if kind == "phone" and lang == "zh" and path in ("/", "/jobs"):
@@ -235,6 +238,10 @@ def test_the_enterprise_history_fits_a_phone_and_a_desktop_at_200_percent(runnin
         page.fill("#code_text", code_text)
         page.click("#query-submit")
         cell = page.wait_for_selector("#rows td:has-text('市场监管局')")
+        bundle = page.get_attribute("#rows a.bundle", "href")  # the enterprise exports its own inspection's evidence bundle
+        assert bundle and bundle.startswith("/api/v1/evidence/bundles/inspection/") and page.inner_text("#rows a.bundle") == "导出证据包"
+        got = ctx.request.get(url + bundle)
+        assert got.status == 200 and got.body()[:2] == b"PK", got.status
         box = cell.bounding_box()
         assert box and box["width"] > 200 and box["height"] < 60, box  # one line, not a character per line
         assert cell.get_attribute("data-label") == "机关"
@@ -303,6 +310,8 @@ def test_the_cases_public_and_check_pages_on_a_phone_and_a_desktop_in_both_langu
                     assert ("行政执法公示" in footer and "证据日志公开树头" in footer) if lang == "zh" else ("disclosed" in footer and "tree heads" in footer), (path, footer)
                     if path.startswith("/cases?case="):
                         assert page.get_attribute("#export-case", "href") == f"/api/v1/evidence/bundles/case/{case_id}"
+                        got = ctx.request.get(f"{url}/api/v1/evidence/bundles/case/{case_id}")  # the button downloads the case's bundle
+                        assert got.status == 200 and got.body()[:2] == b"PK", (user, got.status)
                     if path == "/officer":  # the inspection ended with 立案 and no case yet links to the cases page's form
                         link = page.wait_for_selector(f"#mine [data-inspection='{to_open}'] a.open-case")
                         assert link.get_attribute("href") == f"/cases?lang={lang}&inspection={to_open}"
