@@ -51,6 +51,7 @@ def app_and_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[A
         seed(con)
         con.execute("INSERT INTO devices(device_id, model, kind, agency_id, public_key, registered_ms) VALUES ('BR-1', 'M', 'body_recorder', 'SAMR', ?, 0)", (DEVICE_KEY.public_hex,))
         store_batch(con, events(3), DeviceKeys(con))
+        _seed_a_disclosed_case(Tx(con))
         tokens = {}
         for user in USERS:
             if user is not None:
@@ -60,6 +61,40 @@ def app_and_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[A
     finally:
         con.close()
     yield create_app(ServerSettings(db_path=path, mqtt_enabled=False, jobs_enabled=False)), tokens
+
+
+def _seed_a_disclosed_case(tx: Tx) -> None:
+    """A case of PLAIN with a published decision and an individual party, so that the cases' lists, the public
+    disclosure and the enterprise's view answer with data that their schemas must describe."""
+    import time
+
+    from server.cases import decide, workflow
+    from server.cases.forms import CaseIn, DecisionIn, PartyIn
+    from server.cases.policy import CasesPolicy
+    from server.console.auth import Principal
+    from tests.server.conftest import PLAIN
+
+    now = int(time.time() * 1000)
+    officer = Principal(username="OFF-SAMR-1", role="officer", agency_id="SAMR", officer_id="OFF-SAMR-1")
+    body = CaseIn(kind="penalty", title="销售过期食品", field="food", credit_code=PLAIN, officer_ids=["OFF-SAMR-1", "OFF-SAMR-2"],
+                  parties=[PartyIn(kind="individual", name="张三", id_no="110101199003071234")])  # fmt: skip
+    case_id = workflow.open_case(tx, body, officer, now, CasesPolicy()).case_id
+    workflow.transition(tx, case_id, "investigating", "", officer, now)
+    decide.decide(tx, case_id, DecisionIn(summary="警告", measures=["warning"]), officer, now, CasesPolicy())
+    decide.publish(tx, case_id, officer, now)
+
+
+def test_the_routes_of_cases_codes_and_bundles_are_fuzzed() -> None:
+    """The routes of issue 15, 16 and 17 are in the document, so the test above sends them every role's requests."""
+    paths = set(schema.raw_schema["paths"])
+    for path in (
+        "/api/v1/cases", "/api/v1/cases/{case_id}", "/api/v1/cases/{case_id}/transitions", "/api/v1/cases/{case_id}/decision",
+        "/api/v1/cases/{case_id}/reviews/{review_id}/outcome", "/api/v1/cases/{case_id}/transfers/{transfer_id}/answer", "/api/v1/cases/disclosed",
+        "/api/v1/cases/reviewers", "/api/v1/inspections/{inspection_id}/badge", "/api/v1/inspections/mine", "/api/v1/exception-bases/choices",
+        "/api/v1/alerts/{alert_id}/assign", "/api/v1/evidence/bundles/case/{case_id}", "/api/v1/evidence/bundles/device/{device_id}",
+        "/api/v1/evidence/tree-head",
+    ):  # fmt: skip
+        assert path in paths, path
 
 
 def _document() -> dict[str, Any]:
