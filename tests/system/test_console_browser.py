@@ -286,7 +286,7 @@ def test_the_cases_public_and_check_pages_on_a_phone_and_a_desktop_in_both_langu
     case_id, to_open, code = _cases_and_code(running)
     pages = [
         (None, "/login", "#submit"), (None, "/public/disclosure", "#disclosed"), (None, "/public/tree-head", "#daily"), (None, f"/check/{code}", "#check-ok"),
-        ("OFF-SAMR-1", "/cases", "#cases"), ("OFF-SAMR-1", f"/cases?case={case_id}", "#case"), ("admin-SAMR", "/cases", "#reviewers"),
+        ("OFF-SAMR-1", "/cases", "#cases"), ("OFF-SAMR-1", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-1", "/officer", "#mine .decision"), ("admin-SAMR", "/cases", "#reviewers"),
         ("sup", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-2", "/officer", "#mine .decision"),
     ]  # fmt: skip
     for kind in ("phone", None):
@@ -312,7 +312,10 @@ def test_the_cases_public_and_check_pages_on_a_phone_and_a_desktop_in_both_langu
                         assert page.get_attribute("#export-case", "href") == f"/api/v1/evidence/bundles/case/{case_id}"
                         got = ctx.request.get(f"{url}/api/v1/evidence/bundles/case/{case_id}")  # the button downloads the case's bundle
                         assert got.status == 200 and got.body()[:2] == b"PK", (user, got.status)
-                    if path == "/officer":  # the inspection ended with 立案 and no case yet links to the cases page's form
+                    if path == "/officer" and user == "OFF-SAMR-1":  # 立案, and the agency has its case: no link
+                        page.wait_for_selector("#mine .decision:has-text('立案'), #mine .decision:has-text('case opened')")
+                        assert page.query_selector("a.open-case") is None
+                    if path == "/officer" and user == "OFF-SAMR-2":  # ended with 立案, no case yet: a link to the cases page's form
                         link = page.wait_for_selector(f"#mine [data-inspection='{to_open}'] a.open-case")
                         assert link.get_attribute("href") == f"/cases?lang={lang}&inspection={to_open}"
                         assert page.get_attribute("#photo", "capture") == "environment" and page.is_visible("#photo-button")
