@@ -287,7 +287,7 @@ def test_the_cases_public_and_check_pages_on_a_phone_and_a_desktop_in_both_langu
     pages = [
         (None, "/login", "#submit"), (None, "/public/disclosure", "#disclosed"), (None, "/public/tree-head", "#daily"), (None, f"/check/{code}", "#check-ok"),
         ("OFF-SAMR-1", "/cases", "#cases"), ("OFF-SAMR-1", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-1", "/officer", "#mine .decision"), ("admin-SAMR", "/cases", "#reviewers"),
-        ("sup", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-2", "/officer", "#mine .decision"),
+        ("sup", f"/cases?case={case_id}", "#case"), ("ent-plain", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-2", "/officer", "#mine .decision"),
     ]  # fmt: skip
     for kind in ("phone", None):
         with watched(browser, kind) as (ctx, _):
@@ -308,6 +308,8 @@ def test_the_cases_public_and_check_pages_on_a_phone_and_a_desktop_in_both_langu
                     check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
                     footer = page.inner_text("footer.foot")
                     assert ("行政执法公示" in footer and "证据日志公开树头" in footer) if lang == "zh" else ("disclosed" in footer and "tree heads" in footer), (path, footer)
+                    if user == "ent-plain":  # the party concerned sees its own case, linked from its menu
+                        assert page.is_visible("#cases-link") and page.is_visible("#enterprise-link") and "销售过期食品" in page.inner_text("#case")
                     if path.startswith("/cases?case="):
                         assert page.get_attribute("#export-case", "href") == f"/api/v1/evidence/bundles/case/{case_id}"
                         got = ctx.request.get(f"{url}/api/v1/evidence/bundles/case/{case_id}")  # the button downloads the case's bundle
