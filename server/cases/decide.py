@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from protocol import creditcode
 from server.cases import policy as case_policy
 from server.cases.forms import CaseView, DecisionIn, PartyView, PublicDecision
 from server.cases.masking import mask_id, mask_name, mask_text  # noqa: F401  (mask_id: pages use it from here)
@@ -122,7 +123,7 @@ def public_decisions(tx: Tx, *, agency_id: str | None, q: str | None, lang: str,
         parties: list[tuple[str, str, str | None]] = rows.parties(tx, r[1])
         individuals = [n for k, n, _ in parties if k == "individual"]
         shown = [
-            PartyView(kind=k, name=mask_name(n), id_no=mask_id(d)) if k == "individual" else PartyView(kind=k, name=n, id_no=d)
+            PartyView(kind=k, name=mask_name(n), id_no=mask_id(d)) if k == "individual" else PartyView(kind=k, name=mask_text(n, []), id_no=_enterprise_no(d))
             for k, n, d in parties
         ]  # fmt: skip
         measures: list[str] = json.loads(r[8])
@@ -135,3 +136,8 @@ def public_decisions(tx: Tx, *, agency_id: str | None, q: str | None, lang: str,
         )  # fmt: skip
     return out
 
+
+def _enterprise_no(id_no: str | None) -> str | None:
+    """An enterprise party's number as the public sees it: a credit code is public; anything else given there (a sole
+    trader's ID number, typed by a careless hand) is masked like an ID number."""
+    return id_no if id_no is None or creditcode.is_valid(id_no) else mask_id(id_no)

@@ -323,3 +323,15 @@ def test_a_cases_alerts_stay_with_its_agency(api: Api, people: str) -> None:  # 
     assert api.as_("admin-SAMR").post(f"{url}/acknowledge").status_code == 200
     assert api.as_("admin-SAMR").post(f"{url}/acknowledge").status_code == 409
     assert api.get("/api/v1/alerts/4611686018427387905").status_code == 400
+
+
+def test_an_id_number_given_as_an_enterprises_number_is_masked_in_public(api: Api, people: str) -> None:  # noqa: F811
+    """A careless officer names a sole trader as an enterprise party with the owner's ID number: enterprises are
+    public, ID numbers are not. A real credit code stays as it is."""
+    parties = [{"kind": "enterprise", "name": "张三小吃店（个体）", "id_no": "110101199003071234"}, {"kind": "enterprise", "name": "某公司", "id_no": GOOD}]
+    case_id = investigating(api, parties=parties)
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/publish")
+    shown = api.client.get(f"{CASES}/disclosed").json()[0]["parties"]
+    assert "110101199003071234" not in str(shown) and GOOD in str(shown), shown
+    assert "19900307" not in api.client.get("/public/disclosure").text
