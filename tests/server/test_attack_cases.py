@@ -335,3 +335,42 @@ def test_an_id_number_given_as_an_enterprises_number_is_masked_in_public(api: Ap
     shown = api.client.get(f"{CASES}/disclosed").json()[0]["parties"]
     assert "110101199003071234" not in str(shown) and GOOD in str(shown), shown
     assert "19900307" not in api.client.get("/public/disclosure").text
+
+
+def test_roles_out_of_their_lane(api: Api, people: str) -> None:  # noqa: F811
+    case_id = investigating(api)
+    assert api.as_("ent-good").get(CASES, params={"credit_code": PLAIN}).json() == []  # the filter is not a way in
+    assert [c["case_id"] for c in api.as_("ent-plain").get(CASES, params={"credit_code": GOOD}).json()] == [case_id]
+    for url in (f"{CASES}/reviews", f"{CASES}/reviewers"):
+        assert api.as_("ent-plain").get(url).status_code == 403, url
+    reviewer = {"officer_id": "OFF-SAMR-3", "qualification_no": "法审-1"}
+    assert api.as_("OFF-SAMR-1").post(f"{CASES}/reviewers", json=reviewer).status_code == 403
+    assert api.as_("admin-FIRE").post(f"{CASES}/reviewers", json=reviewer).status_code == 404
+    assert api.as_("admin-SAMR").post(f"{CASES}/reviewers", json={"officer_id": "OFF-REVOKED", "qualification_no": "x"}).status_code == 400
+    assert api.as_("admin-SAMR").post(f"{CASES}/reviewers", json=reviewer).status_code == 201
+    assert api.as_("admin-SAMR").post(f"{CASES}/reviewers", json=reviewer).status_code == 409
+    assert api.as_("admin-FIRE").post(f"{CASES}/reviewers/OFF-SAMR-3/revoke").status_code == 404
+    assert api.as_("admin-SAMR").post(f"{CASES}/reviewers/OFF-SAMR-3/revoke").status_code == 204
+    assert api.as_("admin-SAMR").post(f"{CASES}/reviewers/OFF-SAMR-3/revoke").status_code in (404, 409)  # no longer a reviewer
+    score = {"scores": {"filing": 10, "evidence": 25, "procedure": 25, "law_applied": 20, "documents": 10, "archiving": 10}}
+    assert api.as_("admin-SAMR").post(f"{CASES}/samples/S/files/D/score", json=score).status_code == 403
+    assert api.post(f"{CASES}/samples/S/files/D/score", json=score).status_code == 404
+    assert api.post(f"{CASES}/samples/S/files/D/score", json={"scores": {**score["scores"], "filing": 100}}).status_code == 400
+    assert api.as_("OFF-SAMR-1").get(f"{CASES}/" + "C" * 5000).status_code in (400, 404)
+    many = {"kind": "penalty", "title": "x", "field": "food", "officer_ids": [f"OFF-{i}" for i in range(10_000)]}
+    assert api.as_("OFF-SAMR-1").post(CASES, json=many).status_code == 400
+
+
+def test_a_case_on_its_way_to_another_agency_is_frozen(api: Api, people: str) -> None:  # noqa: F811
+    case_id = investigating(api)
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/transfers", {"kind": "transfer", "to_agency": "FIRE", "reason": "属消防"}, 201)
+    for user in ("OFF-SAMR-1", "OFF-FIRE-1"):
+        client = api.as_(user)
+        assert client.post(f"{CASES}/{case_id}/decision", json={"summary": "警告", "measures": ["warning"]}).status_code in (404, 409), user
+        assert client.post(f"{CASES}/{case_id}/transitions", json={"to": "investigating"}).status_code in (404, 409), user
+        assert client.post(f"{CASES}/{case_id}/documents", json={"title": "x", "sha256": "ab" * 32}).status_code in (404, 409), user
+        assert client.post(f"{CASES}/{case_id}/reviews", json={"proposal": "x"}).status_code in (404, 409), user
+        assert client.post(f"{CASES}/{case_id}/transfers", json={"kind": "referral", "to_body": "公安", "reason": "x"}).status_code in (404, 409), user
+    assert api.as_("admin-FIRE").post(f"{CASES}/{case_id}/publish").status_code in (404, 409)
+    c = api.get(f"{CASES}/{case_id}").json()
+    assert c["state"] == "transferring" and c["decision"] is None and [t["kind"] for t in c["transfers"]] == ["transfer"]
