@@ -374,3 +374,11 @@ def test_a_case_on_its_way_to_another_agency_is_frozen(api: Api, people: str) ->
     assert api.as_("admin-FIRE").post(f"{CASES}/{case_id}/publish").status_code in (404, 409)
     c = api.get(f"{CASES}/{case_id}").json()
     assert c["state"] == "transferring" and c["decision"] is None and [t["kind"] for t in c["transfers"]] == ["transfer"]
+
+
+@pytest.mark.parametrize("q", ["\x00", "a\x00b", "%", "\\", "'", "😀" * 30, "１１０１０１"])
+def test_the_public_search_takes_any_words(api: Api, people: str, q: str) -> None:  # noqa: F811
+    for url in (f"{CASES}/disclosed", "/public/disclosure"):
+        for params in ({"q": q}, {"agency": q}, {"q": q, "lang": "en"}):
+            r = api.client.get(url, params=params)
+            assert r.status_code in (200, 400), (url, params, r.status_code)
