@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import time
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from litestar import Request, get
 from litestar.datastructures import State
@@ -257,6 +258,10 @@ def alert_page(request: Request, state: State, alert_id: Annotated[int, PathPara
     link = None
     if kind.startswith("letter_"):
         link = (f"/supervision?lang={lang}", "监督文书" if lang == "zh" else "Supervision letters")
+    elif kind in ("major_without_review", "review_disagreement", "case_transfer") and alert["ref"]:  # ref: the case
+        link = (f"/cases?case={quote(alert['ref'])}&lang={lang}", "所涉案件" if lang == "zh" else "The case")
+    elif kind == "review_overdue":  # ref: the review; the cases page lists the reviews to do
+        link = (f"/cases?lang={lang}", "案件" if lang == "zh" else "Cases")
     elif kind == "draw_announced" and alert["ref"]:
         link = (f"/public/draws/{alert['ref']}?lang={lang}", "双随机公示" if lang == "zh" else "The draw's public page")
     t = {**TEXT[lang], **DASHBOARD_TEXT[lang]}

@@ -118,7 +118,8 @@ def test_jobs_page_says_schedules_and_outcomes_in_words(api: Api) -> None:
 
 
 def test_the_header_names_the_role_and_offers_cases_to_those_who_work_on_them(api: Api) -> None:
-    for user, role_zh, cases in (("sup", "监督人员", True), ("admin-SAMR", "机关管理员", True), ("OFF-SAMR-1", "执法人员", True), ("ent-plain", "企业", False)):
+    """Cases for those who work on them, and for the enterprise: the party concerned sees its own (issue 15 item 4)."""
+    for user, role_zh, cases in (("sup", "监督人员", True), ("admin-SAMR", "机关管理员", True), ("OFF-SAMR-1", "执法人员", True), ("ent-plain", "企业", True)):
         page = {"sup": "/", "admin-SAMR": "/", "OFF-SAMR-1": "/enterprise", "ent-plain": "/enterprise"}[user]
         html = api.as_(user).get(page).text
         assert f"{user} · {role_zh}" in html, user
@@ -194,3 +195,17 @@ def test_the_supervision_page_labels_every_state_and_source(api: Api) -> None:
     zh = api.get("/supervision").text
     assert states.findall(zh) == ["办理中"] and "监督人员发现" in zh
     assert labels.label("finding_status", "open", "en") == "in progress" and labels.label("letter_status", "overdue", "zh") != labels.UNKNOWN[0]
+
+
+def test_a_cases_alert_opens_its_case(api: Api, seeded_db: Path) -> None:
+    """An alert about a case (a major decision without review, a disagreement, a transfer) links to the case's page;
+    an overdue review to the cases page (its reviews to do)."""
+    now = int(time.time() * 1000)
+    with dbmod.writing(seeded_db) as tx:
+        raise_alert(tx, "major_without_review", now, "未经审核", "no review", agency_id="SAMR", ref="CASE-2026-00007")
+        raise_alert(tx, "review_overdue", now, "审核逾期", "review overdue", agency_id="SAMR", ref="REV-1")
+    ids = {r["kind"]: r["id"] for r in api.get("/api/v1/alerts").json()}
+    page = api.get(f"/alerts/{ids['major_without_review']}").text
+    assert 'href="/cases?case=CASE-2026-00007&amp;lang=zh"' in page and "所涉案件" in page and "重大执法决定未经法制审核" in page
+    page = api.get(f"/alerts/{ids['review_overdue']}?lang=en").text
+    assert 'href="/cases?lang=en"' in page and "Legal review overdue" in page
