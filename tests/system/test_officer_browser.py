@@ -42,7 +42,8 @@ def LANG_OF(page) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
 
 
 def fits_the_width(page) -> bool:  # type: ignore[no-untyped-def]
-    return bool(page.evaluate("document.documentElement.scrollWidth <= innerWidth"))
+    """No sideways scroll: measured against the screen (a phone widens innerWidth to a page that is too wide)."""
+    return bool(page.evaluate("w => document.documentElement.scrollWidth <= w", (page.viewport_size or {"width": 10**6})["width"]))
 
 
 def refused_then_exception(page, photo: Path, field: str, words: dict[str, str], shot: str | None = None) -> str:  # type: ignore[no-untyped-def]
