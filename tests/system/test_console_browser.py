@@ -254,7 +254,10 @@ def test_the_enterprise_history_fits_a_phone_and_a_desktop_at_200_percent(runnin
         keep_screenshot(page, "enterprise-phone")
         assert overflow(page) <= 1
     with watched(browser, ZOOM_200) as (ctx, _):
-        for user, path, ready in (("sup", "/", "#by-agency .bar-row"), ("sup", "/jobs", "#jobs"), ("sup", "/scorecard", "#scorecard")):
+        for user, path, ready in (
+            ("sup", "/", "#by-agency .bar-row"), ("sup", "/jobs", "#jobs"), ("sup", "/scorecard", "#scorecard"), ("sup", "/supervision", "#findings"),
+            ("sup", "/cases", "#cases"), ("sup", "/public/disclosure", "#disclosed"), ("sup", "/public/tree-head", "#daily"),
+        ):  # fmt: skip
             page = sign_in(ctx, url, user)
             page.wait_for_url(lambda u: "/login" not in u)
             page.goto(f"{url}{path}")
