@@ -40,7 +40,7 @@ DISCLOSURE = {
 }  # fmt: skip
 
 for group, table in (
-    ("case_state", STATES), ("case_kind", KINDS), ("case_measure", MEASURES), ("review_status", REVIEW_STATUS), ("review_item", CHECKLIST),
+    ("case_state", STATES), ("case_kind", KINDS), ("case_measure", MEASURES), ("case_review_status", REVIEW_STATUS), ("review_item", CHECKLIST),
     ("case_file_item", FILE_ITEMS), ("transfer_kind", TRANSFER_KINDS), ("transfer_status", TRANSFER_STATUS), ("evidence_kind", EVIDENCE_KINDS),
     ("disclosure_status", DISCLOSURE),
 ):

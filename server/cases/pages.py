@@ -94,7 +94,7 @@ def cases_page(
         }
         for c in listed
     ]  # fmt: skip
-    review_rows = [{"case": r.case_id, "number": number(r.case_id, lang), "status": word("review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue} for r in pending]
+    review_rows = [{"case": r.case_id, "number": number(r.case_id, lang), "status": word("case_review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue} for r in pending]
     kinds = [(k, word("case_kind", k, lang)) for k in ("penalty", "coercion", "permit", "other")]
     files = [
         {
@@ -147,7 +147,7 @@ def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, s
         "evidence": [{"kind": word("evidence_kind", e.kind, lang), "title": e.title, "sha": e.sha256[:16] + "…", "log": e.log_index, "when": _when(e.at_ms), "integrity": e.integrity} for e in c.evidence],
         "reviews": [
             {
-                "id": r.review_id, "status": word("review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue, "proposal": r.proposal,
+                "id": r.review_id, "status": word("case_review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue, "proposal": r.proposal,
                 "opinion": r.opinion or "", "head_note": r.head_note or "", "crime": r.crime_suspected,
                 "checks": [{"item": word("review_item", k, lang), "ok": v.ok, "note": v.note} for k, v in (r.checklist or {}).items()],
             }

@@ -184,3 +184,14 @@ def test_the_cases_alert_kinds_are_in_the_one_table() -> None:
     assert all(alerts.LABELS[k] == alerts.KINDS[k][1:] == (labels.label("alert_kind", k, "zh"), labels.label("alert_kind", k, "en")) for k in cases_kinds)
     importlib.reload(importlib.import_module("server.cases.labels"))
     assert alerts.KINDS == before and not hasattr(importlib.import_module("server.cases.labels"), "ALERT_KINDS")
+
+
+def test_a_case_review_and_an_exception_review_keep_their_own_words() -> None:
+    """A legal review (法制审核) awaiting its reviewer and an exception awaiting the supervisors' review are different
+    things: each group keeps its own words whichever module registered last."""
+    import server.cases.labels  # noqa: F401
+    import server.console.badge_api  # noqa: F401
+
+    assert labels.label("case_review_status", "pending", "zh") == "待审核"
+    assert labels.label("review_status", "pending", "zh") == "待监督机构复核"
+    assert labels.label("case_review_status", "escalated", "en") == "disagreement, with the agency head"
