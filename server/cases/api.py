@@ -165,12 +165,13 @@ class CaseReviewsController(Controller):
         with dbmod.writing(state.settings.db) as tx:
             review.revoke(tx, officer_id, principal, _now())
 
-    @post("/samples/{sample_id:str}/files/{decision_id:str}/score", sync_to_thread=True, status_code=200, guards=[supervisors], responses=answers(NotFound, Invalid))
+    @post("/samples/{sample_id:str}/files/{decision_id:str}/score", sync_to_thread=True, status_code=200, guards=[supervisors], responses=answers(NotFound, Invalid, Conflict))
     def score(
         self, state: AppState, sample_id: Annotated[str, PathParameter(max_length=100)], decision_id: Annotated[str, PathParameter(max_length=100)],
         data: JSONBody[FileScoreIn], principal: CurrentPrincipal,
     ) -> FileScoreView:  # fmt: skip
-        """Score a sampled case file item by item (案卷评查); a failing one opens a supervision finding."""
+        """Score a sampled case file item by item (案卷评查); a failing one opens a supervision finding, and while that
+        finding is open the file is not scored again (409)."""
         with dbmod.writing(state.settings.db) as tx:
             return sampling.score(tx, sample_id, decision_id, data, principal, _now())
 

@@ -382,3 +382,26 @@ def test_the_public_search_takes_any_words(api: Api, people: str, q: str) -> Non
         for params in ({"q": q}, {"agency": q}, {"q": q, "lang": "en"}):
             r = api.client.get(url, params=params)
             assert r.status_code in (200, 400), (url, params, r.status_code)
+
+
+def test_a_pass_after_a_fail_does_not_leave_the_finding_open_behind_it(api: Api, people: str) -> None:  # noqa: F811
+    """A failing score opens a finding; a pass given afterwards (or a second fail) would leave that finding open beside
+    a file recorded as passed. While the finding is open the file is not scored again: 409 naming the finding."""
+    import datetime as dt
+
+    from server.jobs.disclosure import cst_date, sample_case_files
+
+    case_id = investigating(api)
+    decision_id = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)["decision"]["decision_id"]
+    later = int(dt.datetime.combine(cst_date(NOW_MS).replace(day=1) + dt.timedelta(days=40), dt.time(9)).timestamp() * 1000)
+    (sample,) = storage_for(people).write(lambda tx: sample_case_files(tx, later))
+    url = f"{CASES}/samples/{sample}/files/{decision_id}/score"
+    failing = {"filing": 10, "evidence": 10, "procedure": 20, "law_applied": 15, "documents": 10, "archiving": 10}
+    finding_id = post(api, "sup", url, {"scores": failing})["finding_id"]
+    for scores in ({"filing": 10, "evidence": 25, "procedure": 25, "law_applied": 20, "documents": 10, "archiving": 10}, failing):
+        r = api.post(url, json={"scores": scores})
+        assert r.status_code == 409 and finding_id in r.json()["detail"] and r.json()["detail"].startswith("该案卷"), r.text
+    assert api.get(f"/api/v1/supervision/findings/{finding_id}").json()["status"] == "open"
+    with storage_for(people).reading() as tx:
+        (result,) = tx.one(sql("SELECT result FROM sample_items WHERE sample_id = :s AND decision_id = :d"), s=sample, d=decision_id)
+    assert result == "fail"

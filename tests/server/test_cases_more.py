@@ -115,12 +115,11 @@ def test_a_failing_case_file_opens_a_finding(api: Api, people: str) -> None:  # 
     assert api.post(f"{CASES}/samples/{sample}/files/NOPE-D/score", json={"scores": scores}).status_code == 404
     r = post(api, "sup", url, {"scores": scores, "notes": "证据不充分"})
     assert (r["total"], r["result"]) == (75, "fail") and r["finding_id"]
-    again = post(api, "sup", url, {"scores": scores})
-    assert again["finding_id"] == r["finding_id"]  # one finding per failed case file
     finding = api.get(f"/api/v1/supervision/findings/{r['finding_id']}").json()
     assert finding["source"] == "case_review" and finding["agency_id"] == "SAMR" and finding["source_ref"] == f"{sample}/{decision_id}"
+    assert api.post(f"/api/v1/supervision/findings/{r['finding_id']}/close", json={"note": "已整改"}).status_code == 200
     ok = post(api, "sup", url, {"scores": dict.fromkeys(scores, 0) | {"filing": 10, "evidence": 25, "procedure": 25, "law_applied": 20, "documents": 10, "archiving": 5}})
-    assert (ok["total"], ok["result"]) == (95, "pass")
+    assert (ok["total"], ok["result"], ok["finding_id"]) == (95, "pass", None)  # scored again once the finding is closed
 
 
 def test_the_pages_mask_personal_data_and_show_no_raw_ids(api: Api, people: str) -> None:  # noqa: F811
