@@ -42,7 +42,6 @@ RESTRICTED = re.compile(r"^[A-Za-z0-9_.:+/=-]*$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX128 = re.compile(r"^[0-9a-f]{128}$")
-EMPTY_ROOT = hashlib.sha256(b"").digest()
 _INT64_MAX = 2**63 - 1
 
 
@@ -148,67 +147,6 @@ def record_leaf_data(record: Any) -> bytes:
         raise BundleError("at_ms is not an integer")
     _b64(body, "body")
     return RECORD_PREFIX + compact_json([rid, kind, subject, at, body])
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """SHA-256(0x00 || leaf data)."""
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """SHA-256(0x01 || left || right)."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def verify_inclusion(leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes) -> bool:
-    """RFC 9162 §2.1.3.2, as written in §15.5."""
-    if not (0 <= index < tree_size) or any(len(p) != 32 for p in path):
-        return False
-    fn, sn, r = index, tree_size - 1, leaf
-    for p in path:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while fn and not fn & 1:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
-
-
-def verify_consistency(m: int, n: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]) -> bool:
-    """RFC 9162 §2.1.4.2, as written in §15.5 (m = 0: the empty tree, a prefix of every tree)."""
-    if not 0 <= m <= n or any(len(p) != 32 for p in proof):
-        return False
-    if m == n:
-        return not proof and first_root == second_root
-    if m == 0:
-        return not proof and first_root == EMPTY_ROOT
-    if not proof:
-        return False
-    path = ([first_root] if m & (m - 1) == 0 else []) + list(proof)
-    fn, sn = m - 1, n - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr, sr = node_hash(c, fr), node_hash(c, sr)
-            while fn and not fn & 1:
-                fn >>= 1
-                sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return fr == first_root and sr == second_root and sn == 0
 
 
 def decode_body(body: bytes, wire_format: str) -> Any:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import bundle as fmt
+from protocol import merkle
 from protocol.bundle import BundleError
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
@@ -137,10 +138,10 @@ def _check_records(members: dict[str, bytes], head: dict[str, Any] | None, repor
             if isinstance(item.get("event"), dict):
                 ev = item["event"]
                 label = f"record #{n + 1} (event {ev.get('event_id')}, device {ev.get('device_id')}, seq {ev.get('seq')})"
-                leaf = fmt.leaf_hash(fmt.event_leaf_data(ev))
+                leaf = merkle.leaf_hash(fmt.event_leaf_data(ev))
             elif isinstance(item.get("record"), dict):
                 label = f"record #{n + 1} (server record {item['record'].get('record_id')}, {item['record'].get('kind')})"
-                leaf = fmt.leaf_hash(fmt.record_leaf_data(item["record"]))
+                leaf = merkle.leaf_hash(fmt.record_leaf_data(item["record"]))
             else:
                 raise BundleError("neither an event nor a server record")
             index, path = item.get("log_index"), fmt.hexes(item.get("audit_path"))
@@ -153,7 +154,7 @@ def _check_records(members: dict[str, bytes], head: dict[str, Any] | None, repor
             report.failures.append(f"{label}: its content does not give the leaf hash listed with it (the record changed)")
             continue
         if head is not None and root is not None:
-            if fmt.verify_inclusion(leaf, index, size, path, root):
+            if merkle.verify_inclusion(leaf, index, size, path, root):
                 proved += 1
             else:
                 report.failures.append(f"{label}: its inclusion proof (log index {index}, audit path) does not lead to the head's root (the proof changed)")
@@ -197,7 +198,7 @@ def _check_published(members: dict[str, bytes], key: str, head: dict[str, Any] |
         proof = fmt.hexes(pub.get("consistency"))
     except BundleError:
         proof = [b"x"]
-    ok = fmt.verify_consistency(old["tree_size"], new["tree_size"], bytes.fromhex(old["root_hash"]), bytes.fromhex(new["root_hash"]), proof)
+    ok = merkle.verify_consistency(old["tree_size"], new["tree_size"], bytes.fromhex(old["root_hash"]), bytes.fromhex(new["root_hash"]), proof)
     report.check(ok, f"published-head.json: the log of the head ({new['tree_size']}) extends the daily head ({old['tree_size']})",
                  "published-head.json: the consistency proof from the daily head to the bundle's head fails (the proof or a head changed)")
 

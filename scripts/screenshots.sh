@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refreshes the README's pictures (docs/dashboard.png, docs/officer.png, docs/supervision.png, docs/letter.png, docs/scorecard.png,
 # docs/officer-exception.png, docs/officer-badge.png, docs/check-valid.png, docs/check-forged.png, docs/dashboard-drill-down.png,
-# docs/alert.png, docs/enterprise-phone.png) from
+# docs/alert.png, docs/enterprise-phone.png, docs/cases.png, docs/public_disclosure.png) from
 # the real-browser tests.
 # The tests themselves never write into the repository: only this command, through FE_REFRESH_DOCS=1,
 # makes them save those screenshots into docs/. Review the pictures, then commit them.
@@ -13,4 +13,5 @@ FE_REFRESH_DOCS=1 .venv/bin/python -m pytest tests/system/test_browser.py -q \
 FE_REFRESH_DOCS=1 .venv/bin/python -m pytest tests/system/test_supervision_browser.py tests/system/test_scorecard_browser.py -q "$@"
 FE_REFRESH_DOCS=1 .venv/bin/python -m pytest tests/system/test_officer_browser.py -q -k "enterprises_check" "$@"
 FE_REFRESH_DOCS=1 .venv/bin/python -m pytest tests/system/test_console_browser.py -q -k "drill_down or enterprise_history" "$@"
+FE_REFRESH_DOCS=1 .venv/bin/python -m pytest tests/system/test_cases_browser.py -q "$@"
 git status --short -- docs/ || true

@@ -165,7 +165,7 @@ def _cmd_users(args: argparse.Namespace) -> int:
 def _cmd_evidence(args: argparse.Namespace) -> int:
     import msgspec
 
-    from server.evidence import merkle
+    from protocol import merkle
     from server.evidence.log import TreeHead, leaf_hashes, sign_tree_head
     from server.evidence.verify import verify_parallel
 

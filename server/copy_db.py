@@ -27,7 +27,7 @@ import msgspec
 
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server.evidence import merkle
+from protocol import merkle
 from server.broker.access import PID_FILE, broker_dir_for
 from server.settings import ServerSettings
 from server.storage import copy as rows

@@ -13,7 +13,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.console.guards import supervisors
-from server.evidence import merkle
+from protocol import merkle
 from server.console import evidence_public
 from server.console.auth import CurrentPrincipal, Principal
 from server.evidence.bundle import Selector, export, file_name

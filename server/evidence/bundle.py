@@ -26,7 +26,7 @@ from protocol import bundle as fmt
 from protocol.signing import SigningKey
 from server.console.auth import Principal
 from server.errors import Forbidden, Invalid, NotFound, TooLarge
-from server.evidence import merkle
+from protocol import merkle
 from server.evidence.bundle_summary import summary_text
 from server.evidence.coverage import inspection_media
 from server.evidence.log import TreeHead, head_of_whole_log, leaf_hashes, tree_head_before

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from protocol.signing import SigningKey, VerifyKey
-from server.evidence import merkle
+from protocol import merkle
 from server.storage import evidence as evstore
 from server.storage.engine import Tx
 from server.storage.evidence import LEAF_COLUMNS as LEAF_COLUMNS  # the columns a leaf commits to, named here for callers

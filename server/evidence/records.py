@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from server.evidence import merkle
+from protocol import merkle
 from server.evidence.log import EvidenceLog
 from server.storage import records as rows
 from server.storage.engine import Tx

@@ -21,7 +21,7 @@ import msgspec
 
 from protocol.codec import ProtocolError, decode_device_body
 from protocol.signing import VerifyKey
-from server.evidence import merkle
+from protocol import merkle
 from server.evidence.log import LEAF_PREFIX, tree_heads
 from server.evidence.records import Record
 from server.storage import evidence as evstore

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from protocol import bundle as fmt
+from protocol import merkle
 from protocol.verify_bundle import EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE, main, verify_bytes
 from tests.protocol.test_verify_bundle import SERVER_KEY, worked_example
 
@@ -72,7 +73,7 @@ def test_a_media_entry_whose_event_id_is_a_list(tmp_path: Path, capsys: pytest.C
 
 def test_a_record_item_that_also_carries_a_non_object_event(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     record = {"record_id": "rec:" + "0" * 32, "kind": "case.opened", "subject": "case:X", "at_ms": 1, "body": base64.b64encode(b"{}").decode()}
-    leaf = fmt.leaf_hash(fmt.record_leaf_data(record)).hex()
+    leaf = merkle.leaf_hash(fmt.record_leaf_data(record)).hex()
     for event in (5, "x", [1], None):
         files = _records_with({"record": record, "event": event, "log_index": 0, "leaf_hash": leaf, "audit_path": []})
         _assert_refused(_rezip(files), tmp_path, capsys)
@@ -83,7 +84,7 @@ def test_a_media_entry_of_an_event_that_names_no_file(tmp_path: Path, capsys: py
         "event_id": "EV-ATTACK", "device_id": "DEV-X", "seq": 1, "type": "media_captured", "device_time_ms": 1, "clock_error_ms": 0, "received_ms": 1,
         "stored_ms": 1, "wire_format": "json", "body": base64.b64encode(b"{}").decode(), "sig": base64.b64encode(bytes(64)).decode(),
     }  # fmt: skip
-    leaf = fmt.leaf_hash(fmt.event_leaf_data(ev)).hex()
+    leaf = merkle.leaf_hash(fmt.event_leaf_data(ev)).hex()
     files = _records_with({"event": ev, "log_index": 0, "leaf_hash": leaf, "audit_path": []})
     files["media.json"] = json.dumps([{"event_id": "EV-ATTACK"}]).encode()
     _assert_refused(_rezip(files), tmp_path, capsys)

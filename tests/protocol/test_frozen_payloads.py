@@ -40,7 +40,6 @@ from protocol.messages import (
     TimeResponse,
     type_tag,
 )
-from protocol.signing import SigningKey
 from protocol.timesync import MAX_ROUND_TRIP_MS, decode_time_request, estimate
 
 EXAMPLES_DIR = Path(protocol.__file__).resolve().parent / "examples"

@@ -11,7 +11,7 @@ from protocol.codec import seal
 from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
-from server.evidence import merkle
+from protocol import merkle
 from server.evidence.log import LEAF_COLUMNS, leaf_data
 from server.ingest.store import DeviceKeys, Incoming
 from server.ingest.batch import store_batch

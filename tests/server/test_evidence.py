@@ -16,7 +16,7 @@ from protocol import topics
 from protocol.codec import seal
 from protocol.messages import EnterpriseScanned
 from protocol.signing import SigningKey
-from server.evidence import merkle
+from protocol import merkle
 from server.app import create_app
 from server.evidence.log import LEAF_COLUMNS, current_frontier, head_of_whole_log, leaf_hashes, row_leaf_hash, sign_tree_head, sign_tree_head_if_due
 from server.ingest.batch import store_batch

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from server.evidence import merkle
+from protocol import merkle
 from server.evidence.log import leaf_hashes, log_size
 from server.evidence.records import RECORD_PREFIX, Record, append_record, record, records_of
 from server.evidence.verify import verify_parallel

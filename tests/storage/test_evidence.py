@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from server.evidence import merkle
+from protocol import merkle
 from server.storage import devices
 from server.storage import evidence as evstore
 from server.storage.engine import Backend, Storage, sql

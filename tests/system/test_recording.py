@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.evidence import merkle
+from protocol import merkle
 from server.storage.engine import Tx, sql
 from tests.server.conftest import PLAIN, seed
 from tests.support.media import write_exif_jpeg, write_mp4, write_wav

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from server.evidence import merkle
-from server.evidence.merkle import (
+from protocol import merkle
+from protocol.merkle import (
     EMPTY_ROOT,
     Frontier,
     consistency_proof,
