@@ -23,11 +23,11 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from protocol.cst import CST
 from protocol.messages import Credential, DecisionWarning, ExceptionBasis, ExceptionBasisKind, InspectionRef, NoDisturbEntry, SnapshotPolicy
 
 Outcome = Literal["allowed", "join", "repeat", "refused"]
 DAY_MS = 86_400_000
-_CST = dt.timezone(dt.timedelta(hours=8))  # dates shown to officers are China Standard Time
 
 
 class _Strict(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -194,11 +194,11 @@ class Decision(Struct, frozen=True, kw_only=True):
 
 
 def _date(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, _CST).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(ms / 1000, CST).strftime("%Y-%m-%d")
 
 
 def _time(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, _CST).strftime("%Y-%m-%d %H:%M")
+    return dt.datetime.fromtimestamp(ms / 1000, CST).strftime("%Y-%m-%d %H:%M")
 
 
 def _refuse(code: str, zh: str, en: str) -> Decision:

@@ -17,6 +17,7 @@ import random
 import time
 from pathlib import Path
 
+from protocol.cst import CST
 from protocol.creditcode import check_character
 from server import db as dbmod
 from server import settings
@@ -213,7 +214,7 @@ def _seed_hotline(db_path: str | Path, path: Path, *, now: int, enterprises: int
     from server.imports.run import import_csv
 
     def day(days_ago: int) -> str:
-        return dt.datetime.fromtimestamp(now / 1000 - days_ago * 86_400, dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%dT%H:%M")
+        return dt.datetime.fromtimestamp(now / 1000 - days_ago * 86_400, CST).strftime("%Y-%m-%dT%H:%M")
 
     rows = [
         ("12345-DEMO-H001", day(25), _code(6), "", "food_safety", "反映后厨卫生状况差，有异味。"),

@@ -19,6 +19,7 @@ from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
+from protocol.cst import CST
 from server import db as dbmod
 from server.console.auth import CurrentPrincipal, Principal, principal_of
 from server.console.guards import managers
@@ -30,7 +31,7 @@ from server.storage import console as stored
 
 #: Seconds between two live updates of the dashboard.
 STREAM_INTERVAL_S = 2.0
-CHINA = dt.timezone(dt.timedelta(hours=8))
+CHINA = CST
 #: The last N days a figure covers (the statistics' own limit, so every accepted value is answered).
 Days = Annotated[int, QueryParameter(ge=1, le=MAX_PERIOD_DAYS, description="the last N days (unless from_day and to_day are given)")]
 FromDay = Annotated[dt.date | None, QueryParameter(description="first China calendar day of the period (with to_day)")]

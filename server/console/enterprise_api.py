@@ -14,6 +14,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from protocol.cst import CST
 from protocol.enterprise_code import CodeError
 from protocol.messages import InspectionResult
 from server import db as dbmod
@@ -159,7 +160,7 @@ class EnterpriseHistory(msgspec.Struct, kw_only=True):
 
 #: The most recent inspections an enterprise's page lists.
 HISTORY_LIMIT = 200
-CHINA = dt.timezone(dt.timedelta(hours=8))
+CHINA = CST
 
 
 def _result_label(result: str | None, lang: str) -> str:

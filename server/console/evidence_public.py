@@ -16,7 +16,8 @@ from litestar.response import Template
 
 from protocol.bundle import fingerprint, grouped
 from server import db as dbmod
-from server.evidence.bundle import CST, day_start
+from protocol.cst import CST
+from server.evidence.bundle import day_start
 from server.evidence.bundle_summary import when
 from server.evidence.log import latest_tree_head, tree_head_before
 

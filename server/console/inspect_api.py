@@ -15,6 +15,7 @@ from litestar import Controller, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 
+from protocol.cst import CST_OFFSET_MS
 from protocol.decision import Decision
 from protocol.messages import DecisionWarning, ExceptionBasis, GeoPoint, InspectionResult
 from server import db as dbmod
@@ -226,7 +227,6 @@ class ScanController(Controller):
 
 InspectionPath = Annotated[str, PathParameter(description="inspection id")]
 #: China Standard Time, whose days "my inspections today" counts.
-CST_OFFSET_MS = 8 * 3_600_000
 DAY_MS = 86_400_000
 
 

@@ -8,13 +8,13 @@ import json
 import time
 from typing import Any
 
+from protocol.cst import CST
 from server.rules.alerts import label
 from server.console.auth import Principal
 from server.storage.engine import Tx
 from server.storage import reports
 from server.storage.alerts import ALERT_COLUMNS, recent_alerts
 
-_CST = dt.timezone(dt.timedelta(hours=8))
 #: An open inspection older than this is no longer shown as under way.
 UNDER_WAY_HOURS = 12
 #: The most inspections under way shown.
@@ -22,8 +22,8 @@ UNDER_WAY_LIMIT = 100
 
 
 def _today_start_ms(now_ms: int) -> int:
-    day = dt.datetime.fromtimestamp(now_ms / 1000, _CST).date()
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=_CST).timestamp() * 1000)
+    day = dt.datetime.fromtimestamp(now_ms / 1000, CST).date()
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=CST).timestamp() * 1000)
 
 
 def _own_agency(p: Principal) -> str | None:

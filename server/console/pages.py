@@ -18,6 +18,7 @@ from litestar.datastructures import State
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
+from protocol.cst import CST
 from server import db as dbmod
 from server.console import labels
 from server.console.auth import CurrentPrincipal, Principal, principal_of
@@ -31,7 +32,7 @@ from server.storage import console
 from server.storage import draws as stored_draws
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
-CHINA = dt.timezone(dt.timedelta(hours=8))
+CHINA = CST
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {

@@ -26,6 +26,7 @@ import io
 import json
 from typing import Any
 
+from protocol.cst import CST
 from server.evidence.coverage import coverage
 from server.errors import Invalid
 from server.storage import reports
@@ -34,7 +35,6 @@ from server.storage.engine import Tx
 DAY_MS = 86_400_000
 #: The longest period a report may cover (a leap year).
 MAX_PERIOD_DAYS = 366
-CST = dt.timezone(dt.timedelta(hours=8))
 #: Cell prefixes a spreadsheet would read as a formula (CSV injection).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from protocol.cst import CST
 from protocol import bundle as fmt
 from protocol.signing import SigningKey
 from server.console.auth import Principal
@@ -43,7 +44,6 @@ MAX_PERIOD_MS = 366 * 86_400_000
 LATEST_MS = 4_102_444_800_000
 #: How far before an inspection opened and after it ended a device's events are looked at (offline devices, drift).
 SLACK_MS = 2 * 86_400_000
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 class Selector(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

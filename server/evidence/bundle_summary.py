@@ -7,13 +7,13 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from protocol.cst import CST
 from protocol.bundle import grouped
 
 if TYPE_CHECKING:
     from server.evidence.bundle import Selection
     from server.evidence.log import TreeHead
 
-CST = dt.timezone(dt.timedelta(hours=8))
 #: What each kind of record is called, in Chinese and English.
 KINDS: dict[str, tuple[str, str]] = {
     "enterprise_scanned": ("扫码检查", "code scanned"),

@@ -7,13 +7,12 @@ import functools
 import json
 import re
 
+from protocol.cst import CST, CST_OFFSET_MS
 from protocol.creditcode import CreditCodeError, validate
 
 MAX_NAME = 200
 MAX_ID = 64
 DAY_MS = 86_400_000
-_CST_OFFSET_MS = 8 * 3_600_000  # China Standard Time is UTC+8, no daylight saving
-_CST = dt.timezone(dt.timedelta(hours=8))
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -76,7 +75,7 @@ def choice(col: str, v: str, allowed: tuple[str, ...], default: str) -> str:
 def _day_start_ms(text: str) -> int:
     if not _DATE.fullmatch(text):
         raise ValueError("expected YYYY-MM-DD")
-    return (dt.date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL) * DAY_MS - _CST_OFFSET_MS
+    return (dt.date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL) * DAY_MS - CST_OFFSET_MS
 
 
 def date_ms(col: str, v: str) -> int:
@@ -111,6 +110,6 @@ def instant_ms(col: str, v: str) -> int:
     except ValueError:
         raise RowError(f"{col} {v!r} is neither a date YYYY-MM-DD nor an ISO datetime such as 2024-03-05T14:30:00+08:00") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_CST)
+        t = t.replace(tzinfo=CST)
     return (t - _EPOCH) // dt.timedelta(milliseconds=1)
 

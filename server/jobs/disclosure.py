@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from protocol.cst import cst_date
 from server.rules.alerts import raise_alert
 from server.errors import Conflict, Invalid, NotFound
 from server.storage.engine import Tx
@@ -24,17 +25,11 @@ WARN_WORKING_DAYS = 2
 #: Share of an agency's decisions sampled each month for review, and the least sampled.
 SAMPLE_SHARE = 0.1
 SAMPLE_MIN = 3
-_CST = dt.timezone(dt.timedelta(hours=8))
 
 
 class DisclosureError(Invalid):
     """A decision, disclosure or review that cannot be recorded, with the reason (400; an unknown decision or sample is
     NotFound)."""
-
-
-def cst_date(ms: int) -> dt.date:
-    """The China Standard Time date of an instant."""
-    return dt.datetime.fromtimestamp(ms / 1000, _CST).date()
 
 
 def record_decision(

@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 
 import segno
 
+from protocol.cst import CST
 from protocol import enterprise_code
 from protocol.creditcode import CreditCodeError, validate
 from protocol.enterprise_code import CodeError, EnterpriseCode
@@ -36,7 +37,6 @@ from server.storage.engine import Tx
 
 #: Key id of the enterprise-code signing key in use.
 ACTIVE_KEY_ID = "K1"
-_CST = dt.timezone(dt.timedelta(hours=8))
 #: Fonts tried, in order, for the enterprise's name under a PNG code (Debian package paths).
 CJK_FONTS = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -107,7 +107,7 @@ def verify_keys(con: Tx) -> dict[str, VerifyKey]:
 
 def today_cst() -> dt.date:
     """Today's date in China Standard Time (codes carry their issue date)."""
-    return dt.datetime.now(_CST).date()
+    return dt.datetime.now(CST).date()
 
 
 def registered_enterprise(con: Tx, credit_code: str) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from protocol.cst import CST
 from protocol.decision import DAY_MS, Decision, Enterprise, Facts, Policy, decide, refuse_code
 from protocol.enterprise_code import CodeError
 from protocol.messages import Credential, ExceptionBasis, GeoPoint, InspectionRef, NoDisturbEntry
@@ -26,7 +27,6 @@ from server.rules.exception_bases import KIND_ZH, Check, check_exception, pendin
 from server.storage import inspections as rows
 from server.storage.engine import Tx
 
-_CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +59,8 @@ def credential_of(con: Tx, officer_id: str) -> Credential | None:
 
 def year_start_ms(now_ms: int) -> int:
     """Start of the calendar year (China Standard Time) of an instant."""
-    now = dt.datetime.fromtimestamp(now_ms / 1000, _CST)
-    return int(dt.datetime(now.year, 1, 1, tzinfo=_CST).timestamp() * 1000)
+    now = dt.datetime.fromtimestamp(now_ms / 1000, CST)
+    return int(dt.datetime(now.year, 1, 1, tzinfo=CST).timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ integer day number ``(ms + 8 h) / 1 day`` (integer division on both backends), t
 
 from __future__ import annotations
 
+from protocol.cst import CST_OFFSET_MS
 from server.storage.engine import Tx, sql
 
 #: China Standard Time's offset and a day, in ms: CST day number = (epoch ms + offset) / day.
-CST_OFFSET_MS = 8 * 3_600_000
 DAY_MS = 86_400_000
 _CST_DAY = f"(({{col}} + {CST_OFFSET_MS}) / {DAY_MS})"
 

@@ -26,6 +26,7 @@ import segno
 from fpdf import FPDF
 from fpdf.enums import Align, WrapMode, XPos, YPos
 
+from protocol.cst import CST
 from server.supervision.workflow import LetterView
 
 #: CJK fonts tried in order (Debian package paths); the first is the one scripts/setup.sh installs.
@@ -122,7 +123,7 @@ def render_letter_pdf(view: LetterView, agency_name: str, base_url: str) -> byte
     pdf.set_author(view.issuer)
     pdf.set_subject(f"{agency_name} {view.letter_id}")
     pdf.set_creator("fe-server")
-    pdf.set_creation_date(dt.datetime.fromtimestamp(view.issued_ms / 1000, dt.timezone(dt.timedelta(hours=8))))
+    pdf.set_creation_date(dt.datetime.fromtimestamp(view.issued_ms / 1000, CST))
     pdf.set_lang("zh-CN")
     pdf.add_page()
     width = pdf.epw

@@ -20,10 +20,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from protocol.cst import CST
 from protocol.decision import HotlinePolicy
 from server.console.auth import Principal
 from server.errors import Conflict, Invalid, NotFound
-from server.jobs.disclosure import cst_date
+from protocol.cst import cst_date
 from server.rules.workdays import add_working_days
 from server.storage import hotline as rows
 from server.storage import supervision as supervision_rows
@@ -37,7 +38,6 @@ DEFAULT_WINDOW_DAYS = HotlinePolicy().window_days
 MAX_WITHIN_DAYS = 60
 MAX_WINDOW_DAYS = 366
 DAY_MS = 86_400_000
-_CST = dt.timezone(dt.timedelta(hours=8))
 
 FlagKind = Literal["no_inspection", "complained_again"]
 KIND_ZH = {"no_inspection": "投诉后未在期限内检查", "complained_again": "检查后再次被投诉"}
@@ -86,7 +86,7 @@ class FlagFindingIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 def _day_end_ms(day: dt.date) -> int:
     """The first instant after ``day`` in China Standard Time, as epoch ms."""
-    return int(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), _CST).timestamp() * 1000)
+    return int(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), CST).timestamp() * 1000)
 
 
 def flags(

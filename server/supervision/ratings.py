@@ -10,6 +10,7 @@ from typing import Annotated
 
 import msgspec
 
+from protocol.cst import CST
 from server.console.auth import Principal
 from server.errors import Conflict, NotFound
 from server.evidence.records import append_record
@@ -19,7 +20,7 @@ from server.storage.engine import Tx
 
 #: A rating at or below this alerts the inspecting agency's supervisors.
 LOW_SCORE = 2
-CHINA = dt.timezone(dt.timedelta(hours=8))
+CHINA = CST
 
 
 class RatingIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -41,7 +41,7 @@ from typing import Any
 import msgspec
 
 from server.console.stats import check_period, cst_day, summary
-from server.jobs.disclosure import cst_date
+from protocol.cst import cst_date
 from server.storage import case_steps as case_rows
 from server.storage import cases as case_share
 from server.storage import scorecard as stored

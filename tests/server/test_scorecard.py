@@ -15,7 +15,7 @@ from protocol.config import ConfigError
 from server.app import create_app
 from server.console.scorecard_api import period_of
 from server.settings import ServerSettings
-from server.console.stats import CST
+from protocol.cst import CST
 from server.storage.engine import sql, storage_for
 from server.supervision import scorecard as card
 from tests.server.api_backends import api  # noqa: F401  (a fixture: the API on both backends)

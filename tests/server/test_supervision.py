@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from server.evidence.verify import verify
-from server.jobs.disclosure import cst_date
+from protocol.cst import cst_date
 from server.rules.workdays import add_working_days
 from server.storage.engine import sql, storage_for
 from server.supervision.workflow import check_deadlines
