@@ -21,7 +21,7 @@ from server.cases.forms import (
 )  # fmt: skip
 from server.console.auth import CurrentPrincipal
 from server.console.guards import MANAGERS, requires, supervisors
-from server.errors import Conflict, Invalid, NotFound, answers
+from server.errors import Conflict, Forbidden, Invalid, NotFound, answers
 
 CasePath = Annotated[str, PathParameter(description="the case, e.g. CASE-2026-00001", max_length=32)]
 SubPath = Annotated[str, PathParameter(description="a review or transfer of the case", max_length=40)]
@@ -71,23 +71,24 @@ class CasesController(Controller):
         with dbmod.reading(state.settings.db) as tx:
             return workflow.get_case(tx, case_id, principal, _now())
 
-    @post("/{case_id:str}/transitions", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(NotFound, Conflict, Invalid))
+    @post("/{case_id:str}/transitions", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(NotFound, Conflict, Invalid, Forbidden))
     def transition(self, state: AppState, case_id: CasePath, data: JSONBody[TransitionIn], principal: CurrentPrincipal) -> CaseView:
         """Move the case on: 调查取证, 送达, 执行, 结案, 归档 (each only from the state before it)."""
         with dbmod.writing(state.settings.db) as tx:
             return workflow.transition(tx, case_id, data.to, data.note, principal, _now())
 
-    @post("/{case_id:str}/documents", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(NotFound, Conflict))
+    @post("/{case_id:str}/documents", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(NotFound, Conflict, Forbidden))
     def document(self, state: AppState, case_id: CasePath, data: JSONBody[DocumentIn], principal: CurrentPrincipal) -> CaseView:
         """Add a document to the case file: its title and SHA-256 go into the evidence log."""
         with dbmod.writing(state.settings.db) as tx:
             return workflow.add_document(tx, case_id, data.title, data.sha256, principal, _now())
 
-    @post("/{case_id:str}/reviews", sync_to_thread=True, status_code=201, guards=[officers], responses=answers(NotFound, Conflict))
+    @post("/{case_id:str}/reviews", sync_to_thread=True, status_code=201, guards=[officers], responses=answers(NotFound, Conflict, Forbidden))
     def submit_review(self, state: AppState, case_id: CasePath, data: JSONBody[ReviewIn], principal: CurrentPrincipal) -> CaseView:
-        """Submit the proposed decision for legal review (法制审核), due in working days."""
+        """Submit the proposed decision (拟作出的决定: fine, measures, hearing, opinion) for legal review (法制审核), due in
+        working days; the decision issued must match it."""
         with dbmod.writing(state.settings.db) as tx:
-            return review.submit(tx, case_id, data.proposal, principal, _now(), _policy(state))
+            return review.submit(tx, case_id, data, principal, _now(), _policy(state))
 
     @post("/{case_id:str}/reviews/{review_id:str}/outcome", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(NotFound, Conflict, Invalid))
     def review_outcome(self, state: AppState, case_id: CasePath, review_id: SubPath, data: JSONBody[OutcomeIn], principal: CurrentPrincipal) -> CaseView:
@@ -102,7 +103,7 @@ class CasesController(Controller):
         with dbmod.writing(state.settings.db) as tx:
             return review.resolve(tx, case_id, review_id, data.outcome, data.note, principal, _now())
 
-    @post("/{case_id:str}/decision", sync_to_thread=True, status_code=201, guards=[officers], responses=answers(NotFound, Conflict))
+    @post("/{case_id:str}/decision", sync_to_thread=True, status_code=201, guards=[officers], responses=answers(NotFound, Conflict, Forbidden))
     def decision(self, state: AppState, case_id: CasePath, data: JSONBody[DecisionIn], principal: CurrentPrincipal) -> CaseView:
         """Issue the decision. A decision on the agency's major-decision list without a passed legal review is refused
         (409 naming the rules) and raises an alert; otherwise its disclosure deadline starts."""
@@ -115,19 +116,19 @@ class CasesController(Controller):
                 decide.alert_refusal(tx, case_id, principal, str(refused), now)
             raise
 
-    @post("/{case_id:str}/publish", sync_to_thread=True, status_code=200, guards=[workers], responses=answers(NotFound, Conflict))
+    @post("/{case_id:str}/publish", sync_to_thread=True, status_code=200, guards=[workers], responses=answers(NotFound, Conflict, Forbidden))
     def publish(self, state: AppState, case_id: CasePath, principal: CurrentPrincipal) -> CaseView:
         """Disclose the decision (行政执法公示): on time or late against its deadline; public from now on."""
         with dbmod.writing(state.settings.db) as tx:
             return decide.publish(tx, case_id, principal, _now())
 
-    @post("/{case_id:str}/transfers", sync_to_thread=True, status_code=201, guards=[officers], responses=answers(NotFound, Conflict, Invalid))
+    @post("/{case_id:str}/transfers", sync_to_thread=True, status_code=201, guards=[officers], responses=answers(NotFound, Conflict, Invalid, Forbidden))
     def transfer(self, state: AppState, case_id: CasePath, data: JSONBody[TransferIn], principal: CurrentPrincipal) -> CaseView:
         """Transfer the case to another agency (案件移送), or refer it to the judicial organs (行刑衔接)."""
         with dbmod.writing(state.settings.db) as tx:
             return transfers.send(tx, case_id, data, principal, _now())
 
-    @post("/{case_id:str}/transfers/{transfer_id:str}/answer", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(NotFound, Conflict, Invalid))
+    @post("/{case_id:str}/transfers/{transfer_id:str}/answer", sync_to_thread=True, status_code=200, guards=[officers], responses=answers(NotFound, Conflict, Invalid, Forbidden))
     def answer(self, state: AppState, case_id: CasePath, transfer_id: SubPath, data: JSONBody[AnswerIn], principal: CurrentPrincipal) -> CaseView:
         """Answer a transfer (the receiving agency: accepted with its officers, or sent back with reasons), or record
         the judicial organ's answer to a referral."""

@@ -16,6 +16,7 @@ from server.cases import policy as case_policy
 from server.cases.forms import CaseView, DecisionIn, PartyView, PublicDecision
 from server.cases.masking import mask_id, mask_name, mask_text  # noqa: F401  (mask_id: pages use it from here)
 from server.cases.policy import MEASURES
+from server.cases.review import proposed_measures
 from server.cases.workflow import case_row, get_case, record, require_officer
 from server.console.auth import Principal
 from server.errors import Conflict
@@ -30,7 +31,26 @@ DISCLOSURE_KIND = {"penalty": "penalty", "permit": "permit", "coercion": "other"
 
 
 class MajorWithoutReview(Conflict):
-    """A major decision without a passed legal review (409, naming the rules of the major-decision list it matches)."""
+    """A major decision without a passed legal review (409, naming the rules of the major-decision list it matches),
+    or unlike the proposal its review passed (409, naming what differs)."""
+
+
+def _differences(review: dict[str, object], kind: str, fine_yuan: int, measures: list[str], hearing: bool) -> list[tuple[str, str]]:
+    """How a decision goes beyond the proposal its review passed, (Chinese, English) each: at most the reviewed fine,
+    no measure outside the reviewed ones, the same kind and hearing."""
+    out = []
+    if review["kind"] != kind:
+        out.append((f"案件种类（审核：{review['kind']}，决定：{kind}）", f"kind (reviewed {review['kind']}, decided {kind})"))
+    reviewed_fine = int(review["fine_yuan"])  # type: ignore[call-overload]
+    if fine_yuan > reviewed_fine:
+        out.append((f"罚款 {fine_yuan:,} 元超过审核的 {reviewed_fine:,} 元", f"fine {fine_yuan:,} yuan above the reviewed {reviewed_fine:,}"))
+    reviewed = set(json.loads(str(review["measures"])))
+    extra = [m for m in measures if m not in reviewed]
+    if extra:
+        out.append((f"未经审核的措施：{'、'.join(MEASURES[m][0] if m in MEASURES else m for m in extra)}", f"measures not reviewed: {', '.join(extra)}"))
+    if bool(review["hearing"]) != hearing:
+        out.append(("听证与审核的不符", "the hearing differs from the reviewed proposal"))
+    return out
 
 
 def passed_review(tx: Tx, case_id: str) -> str | None:
@@ -42,15 +62,13 @@ def passed_review(tx: Tx, case_id: str) -> str | None:
 def decide(tx: Tx, case_id: str, data: DecisionIn, principal: Principal, now_ms: int, policy: case_policy.CasesPolicy) -> CaseView:
     """Issue the case's decision (its officers)."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(principal, c["agency_id"], case_id)
+    require_officer(tx, principal, c, case_id)
     if c["state"] not in ("investigating", "review"):
         raise Conflict(f"案件处于“{c['state']}”，不能作出决定（调查取证终结后方可）/ the case is {c['state']}: a decision follows the investigation")
     reviews = steps.reviews_of(tx, case_id)
     if c["state"] == "review" and reviews and reviews[-1]["status"] in ("pending", "escalated"):
         raise Conflict("法制审核尚无结论 / the legal review has no outcome yet")
-    measures = list(dict.fromkeys(data.measures))
-    if data.fine_yuan > 0 and "fine" not in measures:
-        measures.append("fine")
+    measures = proposed_measures(data.fine_yuan, data.measures)
     rules = case_policy.matching_rules(policy, c["agency_id"], fine_yuan=data.fine_yuan, measures=measures, hearing=data.hearing)
     review_id = passed_review(tx, case_id)
     if rules and review_id is None:
@@ -60,6 +78,12 @@ def decide(tx: Tx, case_id: str, data: DecisionIn, principal: Principal, now_ms:
         raise MajorWithoutReview(
             f"重大执法决定须经法制审核通过后方可作出（重大执法决定事项清单：{zh}）/ a major decision needs a passed legal review first (major-decision list: {en})"
         )
+    if review_id is not None:  # a review passed: the decision is the one it reviewed, or not beyond it
+        differs = _differences(reviews[-1], c["kind"], data.fine_yuan, measures, data.hearing)
+        if differs:
+            zh, en = "；".join(d[0] for d in differs), "; ".join(d[1] for d in differs)
+            message = f"决定与法制审核通过的拟作出决定（{review_id}）不符：{zh}；须重新提请法制审核 / the decision differs from the proposal review {review_id} passed: {en}; submit it for a new review"
+            raise MajorWithoutReview(message) if rules else Conflict(message)
     decided_on = cst_date(now_ms)
     # Not guessable: a decision registered by hand (POST /api/v1/decisions) cannot take the case's id before it.
     decision_id = f"{case_id}-D{uuid.uuid4().hex[:8]}"
@@ -98,6 +122,8 @@ def publish(tx: Tx, case_id: str, principal: Principal, now_ms: int) -> CaseView
     c = case_row(tx, case_id, principal, lock=True)
     if principal.role not in ("officer", "agency_admin") or principal.agency_id != c["agency_id"]:
         raise Conflict("只有办案机关可以公示决定 / only the handling agency discloses its decision") if principal.role == "supervisor" else _nf(case_id)
+    if principal.role == "officer":
+        require_officer(tx, principal, c, case_id)  # its named officers; the agency's administrator (its head) too
     d = steps.decision_of(tx, case_id)
     if d is None:
         raise Conflict("案件尚未作出决定 / the case has no decision to disclose")

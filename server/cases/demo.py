@@ -9,7 +9,7 @@ bureau. Every step goes through the same rules as the API, so each is in the evi
 from __future__ import annotations
 
 from server.cases import decide, review, transfers, workflow
-from server.cases.forms import CHECKLIST, CaseIn, DecisionIn, ItemFinding, OutcomeIn, PartyIn, ReviewerIn, TransferIn
+from server.cases.forms import CHECKLIST, CaseIn, DecisionIn, ItemFinding, OutcomeIn, PartyIn, ReviewerIn, ReviewIn, TransferIn
 from server.cases.policy import CasesPolicy
 from server.console.auth import Principal, add_user
 from server.storage import cases as rows
@@ -53,10 +53,10 @@ def seed_cases(tx: Tx, codes: list[str], now: int, *, password_hash: str, policy
     step(investigating, "investigating", 5)
     major = opened("销售超过保质期的食品（货值较大）", codes[7], 12)
     step(major, "investigating", 11)
-    review.submit(tx, major, "拟没收违法所得并罚款 8 万元", one, now - 2 * DAY_MS, policy)
+    review.submit(tx, major, ReviewIn(proposal="拟没收违法所得并罚款 8 万元", fine_yuan=80_000, measures=["confiscation"]), one, now - 2 * DAY_MS, policy)
     decided = opened("经营标签不符合规定的预包装食品", codes[8], 20, parties=[PartyIn(kind="individual", name="赵小明", id_no="110108198805061234")])
     step(decided, "investigating", 19)
-    review.submit(tx, decided, "拟罚款 6 万元", one, now - 8 * DAY_MS, policy)
+    review.submit(tx, decided, ReviewIn(proposal="拟罚款 6 万元", fine_yuan=60_000), one, now - 8 * DAY_MS, policy)
     review.outcome(tx, decided, f"{decided}-R1", OutcomeIn(checklist=clean, outcome="passed", opinion="事实清楚，证据充分，同意"), reviewer, now - 6 * DAY_MS)
     decide.decide(tx, decided, DecisionIn(summary="对赵小明经营的门店罚款 6 万元", fine_yuan=60_000), one, now - 5 * DAY_MS, policy)
     decide.publish(tx, decided, one, now - 3 * DAY_MS)

@@ -70,9 +70,14 @@ class DocumentIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ReviewIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Submit the proposed decision for legal review (法制审核), with the handling officers' opinion."""
+    """Submit the proposed decision (拟作出的决定) for legal review (法制审核), with the handling officers' opinion: what
+    it orders (fine, measures, hearing; its kind is the case's). The decision issued after the review passes must not
+    go beyond it (at most the fine, no other measure, the same hearing); a different one needs a new review."""
 
     proposal: Text
+    fine_yuan: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    measures: Annotated[list[Measure], msgspec.Meta(max_length=13)] = []
+    hearing: bool = False
 
 
 class ItemFinding(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -179,6 +184,10 @@ class ReviewView(msgspec.Struct, kw_only=True):
     case_id: str
     agency_id: str
     proposal: str
+    kind: str
+    fine_yuan: int
+    measures: list[str]
+    hearing: bool
     submitted_by: str
     submitted_ms: int
     deadline: str

@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from server import db as dbmod
 from server.cases import decide, review, workflow
-from server.cases.forms import CHECKLIST, FILE_CHECKLIST, CaseView
+from server.cases.forms import CHECKLIST, FILE_CHECKLIST, CaseView, ReviewView
 from server.cases.labels import CHECKLIST as ITEM_WORDS
 from server.cases.labels import word
 from server.cases.policy import MEASURES
@@ -147,7 +147,7 @@ def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, s
         "evidence": [{"kind": word("evidence_kind", e.kind, lang), "title": e.title, "sha": e.sha256[:16] + "…", "log": e.log_index, "when": _when(e.at_ms), "integrity": e.integrity} for e in c.evidence],
         "reviews": [
             {
-                "id": r.review_id, "status": word("case_review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue, "proposal": r.proposal,
+                "id": r.review_id, "status": word("case_review_status", r.status, lang), "deadline": r.deadline, "overdue": r.overdue, "proposal": _proposal(r, lang),
                 "opinion": r.opinion or "", "head_note": r.head_note or "", "crime": r.crime_suspected,
                 "checks": [{"item": word("review_item", k, lang), "ok": v.ok, "note": v.note} for k, v in (r.checklist or {}).items()],
             }
@@ -209,3 +209,12 @@ def disclosure_page(
 
 
 ROUTES = [cases_page, disclosure_page]
+
+
+def _proposal(r: ReviewView, lang: str) -> str:
+    """The proposal reviewed: the officers' words and what the decision would order (a decision must match it)."""
+    t = TEXT[lang]
+    parts = [f"{t['fine']} {r.fine_yuan:,}"] + (["、".join(word("case_measure", m, lang) for m in r.measures if m != "fine")] if [m for m in r.measures if m != "fine"] else [])
+    if r.hearing:
+        parts.append(t["hearing"])
+    return f"{r.proposal}（{'；'.join(p for p in parts if p)}）" if lang == "zh" else f"{r.proposal} ({'; '.join(p for p in parts if p)})"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from server.cases import policy as case_policy
-from server.cases.forms import CHECKLIST, CaseView, OutcomeIn, ReviewerIn, ReviewerView, ReviewView
+from server.cases.forms import CHECKLIST, CaseView, OutcomeIn, ReviewerIn, ReviewerView, ReviewIn, ReviewView
 from server.cases.workflow import case_row, get_case, record, require_officer, review_view
 from server.console.auth import Principal
 from server.errors import Conflict, Invalid, NotFound
@@ -62,18 +62,38 @@ def is_reviewer_for(tx: Tx, principal: Principal, agency_id: str) -> bool:
 # --- reviews -----------------------------------------------------------------------------------------------------
 
 
-def submit(tx: Tx, case_id: str, proposal: str, principal: Principal, now_ms: int, policy: case_policy.CasesPolicy) -> CaseView:
-    """The case's officers submit their proposed decision for review: the investigation is over (调查取证 → 法制审核)."""
+def proposed_measures(fine_yuan: int, measures: list[str]) -> list[str]:
+    """The measures of a proposal or decision, once each, with ``fine`` when there is a fine."""
+    out = list(dict.fromkeys(measures))
+    if fine_yuan > 0 and "fine" not in out:
+        out.append("fine")
+    return out
+
+
+def submit(tx: Tx, case_id: str, data: ReviewIn, principal: Principal, now_ms: int, policy: case_policy.CasesPolicy) -> CaseView:
+    """The case's officers submit their proposed decision (拟作出的决定: what it orders, and their opinion) for review:
+    the investigation is over (调查取证 → 法制审核). A case whose review passed may submit a different proposal: a new
+    review, since a decision must match the proposal reviewed (server/cases/decide.py)."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(principal, c["agency_id"], case_id)
-    if c["state"] != "investigating":
+    require_officer(tx, principal, c, case_id)
+    earlier = steps.reviews_of(tx, case_id)
+    again = c["state"] == "review" and bool(earlier) and earlier[-1]["status"] == "passed"
+    if c["state"] != "investigating" and not again:
         raise Conflict(f"只有调查取证中的案件可以提请法制审核 / only a case under investigation goes to legal review (it is {c['state']})")
-    if not rows.set_state(tx, case_id, "investigating", "review", now_ms):
+    if not again and not rows.set_state(tx, case_id, "investigating", "review", now_ms):
         raise Conflict("案件状态已被改变，请刷新 / the case changed meanwhile: reload it")
+    measures = proposed_measures(data.fine_yuan, data.measures)
+    proposal = data.proposal
     review_id = f"{case_id}-R{steps.count_reviews(tx, case_id) + 1}"
     deadline, _ = add_working_days(cst_date(now_ms), policy.review_working_days)
-    steps.insert_review(tx, review_id=review_id, case_id=case_id, agency_id=c["agency_id"], proposal=proposal, submitted_by=principal.username, submitted_ms=now_ms, deadline=deadline.isoformat())
-    record(tx, case_id, "review_submitted", principal, {"review_id": review_id, "proposal": proposal, "deadline": deadline.isoformat()}, now_ms)
+    steps.insert_review(
+        tx, review_id=review_id, case_id=case_id, agency_id=c["agency_id"], proposal=proposal, kind=c["kind"], fine_yuan=data.fine_yuan,
+        measures=json.dumps(measures), hearing=int(data.hearing), submitted_by=principal.username, submitted_ms=now_ms, deadline=deadline.isoformat(),
+    )  # fmt: skip
+    record(tx, case_id, "review_submitted", principal, {
+        "review_id": review_id, "proposal": proposal, "kind": c["kind"], "fine_yuan": data.fine_yuan, "measures": measures, "hearing": data.hearing,
+        "deadline": deadline.isoformat(),
+    }, now_ms)  # fmt: skip
     return get_case(tx, case_id, principal, now_ms)
 
 

@@ -22,7 +22,7 @@ from server.storage.engine import Tx
 def send(tx: Tx, case_id: str, data: TransferIn, principal: Principal, now_ms: int) -> CaseView:
     """Transfer the case to another agency (before a decision), or refer it to the judicial organs."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(principal, c["agency_id"], case_id)
+    require_officer(tx, principal, c, case_id)
     transfer_id = f"{case_id}-T{steps.count_transfers(tx, case_id) + 1}"
     if data.kind == "transfer":
         if data.to_agency is None or not registers.agency_exists(tx, data.to_agency):
@@ -65,12 +65,16 @@ def answer(tx: Tx, case_id: str, transfer_id: str, data: AnswerIn, principal: Pr
     answering = t["to_agency"] if t["kind"] == "transfer" else t["from_agency"]
     if principal.role != "officer" or principal.agency_id != answering:
         raise not_found(case_id)
+    if t["kind"] == "referral":
+        require_officer(tx, principal, c, case_id)  # the case's own officers record the judicial organ's answer
     if t["status"] != "sent":
         raise Conflict("该移送已答复 / the transfer has its answer already")
     status = "accepted" if data.accepted else "returned"
     if t["kind"] == "transfer":
         if data.accepted:
             officers = check_officers(tx, data.officer_ids, answering, c["field"], now_ms)
+            if principal.officer_id not in officers:
+                raise Invalid("接收案件的执法人员须为承办人员之一 / the officer accepting a case is one of the officers it names")
             if not rows.move_case(tx, case_id, answering, "filed", now_ms):
                 raise Conflict("案件状态已被改变，请刷新 / the case changed meanwhile: reload it")
             rows.set_officers(tx, case_id, officers)

@@ -20,7 +20,7 @@ from server.cases import policy as case_policy
 from server.cases.masking import mask_id
 from server.cases.forms import CaseIn, CaseView, DecisionView, EvidenceView, ItemFinding, OfficerView, PartyView, ReviewView, StepView, TransferView
 from server.console.auth import Principal
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.evidence.log import indexes_of
 from server.evidence.records import append_record, records_of
 from server.jobs.disclosure import cst_date
@@ -73,10 +73,14 @@ def check_officers(tx: Tx, officer_ids: list[str], agency_id: str, field: str, n
     return ids
 
 
-def require_officer(principal: Principal, agency_id: str, case_id: str) -> None:
-    """Only an officer of the case's agency works it (others: not found, or 403 by the route's guard)."""
-    if principal.role != "officer" or principal.agency_id != agency_id:
+def require_officer(tx: Tx, principal: Principal, c: dict[str, Any], case_id: str) -> None:
+    """Only the case's named officers work it (others of another agency: not found, or 403 by the route's guard; a
+    colleague of the same agency who is not named: 403). The agency head's part (resolving a disagreement, publishing)
+    goes through its own routes."""
+    if principal.role != "officer" or principal.agency_id != c["agency_id"]:
         raise not_found(case_id)
+    if principal.officer_id not in {o[0] for o in rows.officers_of(tx, case_id)}:
+        raise Forbidden(f"您不是本案的承办人员 / you are not one of the case's officers ({case_id})")
 
 
 def case_row(tx: Tx, case_id: str, principal: Principal, *, lock: bool = False) -> dict[str, Any]:
@@ -128,6 +132,8 @@ def open_case(tx: Tx, data: CaseIn, principal: Principal, now_ms: int, policy: c
     if code is not None and not registers.enterprise_exists(tx, code):
         raise NotFound(f"没有这家企业：{code} / no such enterprise {code}")
     officers = check_officers(tx, data.officer_ids, agency, field, now_ms)
+    if principal.officer_id not in officers:
+        raise Invalid("立案人须为本案承办人员之一 / the officer opening a case is one of its named officers")
     year = cst_date(now_ms).year
     tx.lock(f"fe:case-number:{year}")
     seq = rows.next_case_seq(tx, year)
@@ -175,7 +181,7 @@ def get_case(tx: Tx, case_id: str, principal: Principal, now_ms: int | None = No
 
 def review_view(r: dict[str, Any], today: str) -> ReviewView:
     checklist = None if r["checklist"] is None else {k: ItemFinding(**v) for k, v in json.loads(r["checklist"]).items()}
-    return ReviewView(**{**r, "checklist": checklist, "crime_suspected": bool(r["crime_suspected"])}, overdue=r["status"] == "pending" and r["deadline"] < today)
+    return ReviewView(**{**r, "checklist": checklist, "crime_suspected": bool(r["crime_suspected"]), "measures": json.loads(r["measures"]), "hearing": bool(r["hearing"])}, overdue=r["status"] == "pending" and r["deadline"] < today)
 
 
 def decision_view(tx: Tx, case_id: str) -> DecisionView | None:
@@ -218,7 +224,7 @@ def transition(tx: Tx, case_id: str, to: str, note: str, principal: Principal, n
     """Move a case on (its officers): 立案 → 调查取证 (still at least two officers with valid credentials), 决定 → 送达 →
     执行 → 结案 (a decision with nothing to execute may close once served) → 归档. A replayed or out-of-order step is 409."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(principal, c["agency_id"], case_id)
+    require_officer(tx, principal, c, case_id)
     allowed = NEXT[to]
     if c["state"] not in allowed:
         raise Conflict(
@@ -239,7 +245,7 @@ def transition(tx: Tx, case_id: str, to: str, note: str, principal: Principal, n
 def add_document(tx: Tx, case_id: str, title: str, sha256: str, principal: Principal, now_ms: int) -> CaseView:
     """Add a document of the case file (its hash goes into the evidence log), while the case is being handled."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(principal, c["agency_id"], case_id)
+    require_officer(tx, principal, c, case_id)
     if c["state"] not in OPEN_STATES:
         raise Conflict(f"案件已{_zh(c['state'])}，不能再添加文书 / the case is {c['state']}: no more documents")
     rec, _ = append_record(tx, kind="case.document", subject=f"case:{case_id}", actor=principal.username, content={"title": title, "sha256": sha256}, now_ms=now_ms)

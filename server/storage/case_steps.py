@@ -8,7 +8,7 @@ from typing import Any
 from server.storage.engine import Tx, sql
 
 REVIEW_COLUMNS = (
-    "review_id", "case_id", "agency_id", "proposal", "submitted_by", "submitted_ms", "deadline", "status", "reviewer", "checklist",
+    "review_id", "case_id", "agency_id", "proposal", "kind", "fine_yuan", "measures", "hearing", "submitted_by", "submitted_ms", "deadline", "status", "reviewer", "checklist",
     "opinion", "crime_suspected", "reviewed_ms", "head_note", "resolved_by", "resolved_ms",
 )  # fmt: skip
 DECISION_COLUMNS = (
@@ -22,8 +22,8 @@ TRANSFER_COLUMNS = (
 
 _COUNT_REVIEWS = sql("SELECT count(*) FROM case_reviews WHERE case_id = :case_id")
 _INSERT_REVIEW = sql("""
-    INSERT INTO case_reviews(review_id, case_id, agency_id, proposal, submitted_by, submitted_ms, deadline, status)
-    VALUES (:review_id, :case_id, :agency_id, :proposal, :submitted_by, :submitted_ms, :deadline, 'pending')
+    INSERT INTO case_reviews(review_id, case_id, agency_id, proposal, kind, fine_yuan, measures, hearing, submitted_by, submitted_ms, deadline, status)
+    VALUES (:review_id, :case_id, :agency_id, :proposal, :kind, :fine_yuan, :measures, :hearing, :submitted_by, :submitted_ms, :deadline, 'pending')
 """)
 _REVIEW = sql("SELECT " + ", ".join(REVIEW_COLUMNS) + " FROM case_reviews WHERE review_id = :review_id")
 _REVIEWS_OF = sql("SELECT " + ", ".join(REVIEW_COLUMNS) + " FROM case_reviews WHERE case_id = :case_id ORDER BY submitted_ms, review_id")

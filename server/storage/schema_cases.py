@@ -83,6 +83,11 @@ case_reviews = Table(
     Column("case_id", Str, nullable=False),
     Column("agency_id", Str, nullable=False),
     Column("proposal", Str, nullable=False),  # the handling officers' proposed decision, their opinion
+    # The decision proposed (拟作出的决定) that the review is asked to review: a decision must match it (server/cases/decide.py).
+    Column("kind", Str, nullable=False),  # the case's kind at submission
+    Column("fine_yuan", Int, nullable=False),
+    Column("measures", Str, nullable=False),  # JSON list
+    Column("hearing", Int, nullable=False),
     Column("submitted_by", Str, nullable=False),
     Column("submitted_ms", Int, nullable=False),
     Column("deadline", Str, nullable=False),  # ISO date, in working days from submission

@@ -28,7 +28,7 @@ def people(seeded_url: str) -> str:
 
 
 def _reviewed(api: Api, case_id: str) -> str:
-    c = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟罚款 20 万元"}, 201)
+    c = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟罚款 20 万元", "fine_yuan": 200_000}, 201)
     return f"{CASES}/{case_id}/reviews/{c['reviews'][-1]['review_id']}"
 
 
@@ -63,9 +63,11 @@ def test_a_reviewer_does_not_review_a_case_they_opened_or_submitted(api: Api, pe
     pass its own proposal. The checklist's first rule is that the reviewer is not the one who handled the case."""
     make_reviewer(api)
     body = {"kind": "penalty", "title": "销售过期食品", "field": "food", "credit_code": PLAIN, "officer_ids": ["OFF-SAMR-1", "OFF-SAMR-2"]}
-    c = post(api, "OFF-SAMR-3", CASES, body, 201)
+    r = api.as_("OFF-SAMR-3").post(CASES, json=body)  # opening a case it is not named on: refused outright
+    assert r.status_code == 400 and r.json()["detail"].startswith("立案人须为本案承办人员之一"), r.text
+    c = post(api, "OFF-SAMR-3", CASES, {**body, "officer_ids": ["OFF-SAMR-3", "OFF-SAMR-1"]}, 201)
     post(api, "OFF-SAMR-3", f"{CASES}/{c['case_id']}/transitions", {"to": "investigating"})
-    c = post(api, "OFF-SAMR-3", f"{CASES}/{c['case_id']}/reviews", {"proposal": "拟罚款 20 万元"}, 201)
+    c = post(api, "OFF-SAMR-3", f"{CASES}/{c['case_id']}/reviews", {"proposal": "拟罚款 20 万元", "fine_yuan": 200_000}, 201)
     outcome = f"{CASES}/{c['case_id']}/reviews/{c['reviews'][-1]['review_id']}/outcome"
     r = api.as_("OFF-SAMR-3").post(outcome, json={"checklist": CLEAN, "outcome": "passed"})
     assert r.status_code == 409, r.text
@@ -405,3 +407,69 @@ def test_a_pass_after_a_fail_does_not_leave_the_finding_open_behind_it(api: Api,
     with storage_for(people).reading() as tx:
         (result,) = tx.one(sql("SELECT result FROM sample_items WHERE sample_id = :s AND decision_id = :d"), s=sample, d=decision_id)
     assert result == "fail"
+
+
+def _passed(api: Api, case_id: str, proposal: dict[str, object]) -> str:  # noqa: F811
+    """Submit ``proposal`` for review and have OFF-SAMR-3 pass it; the review's id."""
+    review_id = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", proposal, 201)["reviews"][-1]["review_id"]
+    post(api, "OFF-SAMR-3", f"{CASES}/{case_id}/reviews/{review_id}/outcome", {"checklist": CLEAN, "outcome": "passed"})
+    return review_id
+
+
+def test_a_review_passed_on_a_warning_does_not_let_a_huge_fine_through(api: Api, people: str) -> None:  # noqa: F811
+    """The review records the decision proposed (fine, measures, hearing, kind); the decision is at most that: a
+    bigger fine, another measure or another hearing is 409 naming what differs, and a different proposal needs a new
+    review."""
+    make_reviewer(api)
+    case_id = investigating(api)
+    review_id = _passed(api, case_id, {"proposal": "拟警告", "measures": ["warning"]})
+    seen = api.get(f"{CASES}/{case_id}").json()["reviews"][-1]
+    assert (seen["kind"], seen["fine_yuan"], seen["measures"], seen["hearing"]) == ("penalty", 0, ["warning"], False)
+    decision = f"{CASES}/{case_id}/decision"
+    r = api.as_("OFF-SAMR-1").post(decision, json={"summary": "罚款 200 万元", "fine_yuan": 2_000_000})
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("决定与法制审核通过的拟作出决定") and review_id in detail and "2,000,000" in detail and "罚款" in detail
+    with storage_for(people).reading() as tx:
+        assert ("major_without_review", case_id) in tx.all(sql("SELECT kind, ref FROM alerts WHERE kind = 'major_without_review'"))
+    for body, word in (
+        ({"summary": "警告并吊销", "measures": ["warning", "licence_revocation"]}, "吊销许可证件"),
+        ({"summary": "警告（经听证）", "measures": ["warning"], "hearing": True}, "听证"),
+        ({"summary": "警告并罚款 1 元", "measures": ["warning"], "fine_yuan": 1}, "罚款"),
+    ):
+        r = api.as_("OFF-SAMR-1").post(decision, json=body)
+        assert r.status_code == 409 and word in r.json()["detail"], (body, r.text)
+    assert api.get(f"{CASES}/{case_id}").json()["state"] == "review"
+    # A different proposal: a new review of it, then the decision within it (a smaller fine is within it).
+    second = _passed(api, case_id, {"proposal": "拟罚款 200 万元", "fine_yuan": 2_000_000, "measures": ["warning"]})
+    assert second.endswith("-R2")
+    c = post(api, "OFF-SAMR-1", decision, {"summary": "警告并罚款 150 万元", "fine_yuan": 1_500_000, "measures": ["warning"]}, 201)
+    assert c["decision"]["review_id"] == second and c["state"] == "decided"
+
+
+def test_only_the_cases_named_officers_work_it(api: Api, people: str) -> None:  # noqa: F811
+    """OFF-SAMR-3 is an officer of the same agency but not named on the case: every step of the case is 403 for it,
+    and nothing moves; the named officers and the agency's administrator (publishing) still act."""
+    case_id = open_case(api)["case_id"]
+    base = f"{CASES}/{case_id}"
+    tries = [
+        (f"{base}/transitions", {"to": "investigating"}),
+        (f"{base}/documents", {"title": "笔录", "sha256": "cd" * 32}),
+        (f"{base}/reviews", {"proposal": "x"}),
+        (f"{base}/decision", {"summary": "警告", "measures": ["warning"]}),
+        (f"{base}/transfers", {"kind": "transfer", "to_agency": "FIRE", "reason": "x"}),
+        (f"{base}/transfers", {"kind": "referral", "to_body": "公安分局", "reason": "x"}),
+    ]
+    for url, body in tries:
+        r = api.as_("OFF-SAMR-3").post(url, json=body)
+        assert r.status_code == 403 and r.json()["detail"].startswith("您不是本案的承办人员"), (url, r.text)
+    c = api.get(base).json()
+    assert c["state"] == "filed" and not [e for e in c["evidence"] if e["kind"] == "document"] and c["transfers"] == [] and c["reviews"] == []
+    post(api, "OFF-SAMR-2", f"{base}/transitions", {"to": "investigating"})  # the second named officer may
+    c = post(api, "OFF-SAMR-1", f"{base}/transfers", {"kind": "referral", "to_body": "公安分局", "reason": "涉嫌犯罪"}, 201)
+    answer = f"{base}/transfers/{c['transfers'][-1]['transfer_id']}/answer"
+    assert api.as_("OFF-SAMR-3").post(answer, json={"accepted": True, "reason": "已立案"}).status_code == 403
+    assert api.as_("OFF-SAMR-3").post(f"{base}/decision", json={"summary": "警告", "measures": ["warning"]}).status_code == 403
+    post(api, "OFF-SAMR-2", f"{base}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
+    assert api.as_("OFF-SAMR-3").post(f"{base}/publish").status_code == 403
+    assert post(api, "admin-SAMR", f"{base}/publish")["decision"]["published"]  # the agency head publishes

@@ -33,7 +33,7 @@ def test_the_major_penalty_path(api: Api, people: str) -> None:  # noqa: F811
     assert r.status_code == 409 and "罚款金额超过 100,000 元" in r.text and "legal review" in r.text
     with storage_for(people).reading() as tx:
         assert tx.all(_ALERTS) == [("major_without_review", "SAMR", case_id)]
-    c = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟罚款 20 万元"}, 201)
+    c = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟罚款 20 万元", "fine_yuan": 200_000}, 201)
     review = c["reviews"][-1]
     assert c["state"] == "review" and review["status"] == "pending"
     assert review["deadline"] == add_working_days(cst_date(NOW_MS), 7)[0].isoformat() or review["deadline"] > cst_date(NOW_MS).isoformat()
@@ -108,14 +108,14 @@ def test_every_rule_of_the_list_refuses_without_a_review(api: Api, people: str, 
 def test_a_returned_review_and_a_disagreement_for_the_head(api: Api, people: str) -> None:  # noqa: F811
     make_reviewer(api)
     case_id = investigating(api)
-    review_id = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟吊销许可证"}, 201)["reviews"][-1]["review_id"]
+    review_id = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟吊销许可证", "measures": ["licence_revocation"]}, 201)["reviews"][-1]["review_id"]
     outcome = f"{CASES}/{case_id}/reviews/{review_id}/outcome"
     assert api.as_("OFF-SAMR-3").post(outcome, json={"checklist": CLEAN, "outcome": "returned", "opinion": "补充证据"}).status_code == 400  # names no fault
     faulty = {**CLEAN, "facts_evidence": {"ok": False, "note": "证据不足"}}
     assert api.as_("OFF-SAMR-3").post(outcome, json={"checklist": faulty, "outcome": "returned"}).status_code == 400  # no opinion
     c = post(api, "OFF-SAMR-3", outcome, {"checklist": faulty, "outcome": "returned", "opinion": "补充抽样检验报告"})
     assert c["state"] == "investigating" and c["reviews"][-1]["status"] == "returned"
-    second = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "已补充检验报告，仍拟吊销"}, 201)["reviews"][-1]["review_id"]
+    second = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "已补充检验报告，仍拟吊销", "measures": ["licence_revocation"]}, 201)["reviews"][-1]["review_id"]
     assert second.endswith("-R2")
     c = post(api, "OFF-SAMR-3", f"{CASES}/{case_id}/reviews/{second}/outcome", {"checklist": CLEAN, "outcome": "disagreement", "opinion": "宜责令停业整顿，不宜吊销"})
     assert c["reviews"][-1]["status"] == "escalated" and c["state"] == "review"

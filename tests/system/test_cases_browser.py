@@ -57,6 +57,7 @@ def test_a_major_penalty_from_refusal_to_the_public_page_and_the_sample(running:
         assert granted.status == 201, granted.text()
 
         officer.fill("#form-review textarea[name=proposal]", "拟罚款 20 万元，事实清楚，证据确凿")
+        officer.fill("#form-review input[name=fine_yuan]", "200000")  # the proposal reviewed: the decision stays within it
         officer.click("#form-review button[type=submit]")
         officer.wait_for_selector("#case-state:has-text('法制审核')")
         case_url = officer.url
@@ -70,6 +71,7 @@ def test_a_major_penalty_from_refusal_to_the_public_page_and_the_sample(running:
         reviewer.fill("#form-outcome textarea[name=opinion]", "同意承办意见")
         reviewer.click("#form-outcome button[type=submit]")
         reviewer.wait_for_selector(".review-status:has-text('审核通过')")
+        assert "200,000" in reviewer.inner_text(".review")  # the reviewer saw the fine proposed
 
         officer.goto(case_url)
         officer.fill("#form-decide textarea[name=summary]", "对当事人张三罚款 20 万元")
