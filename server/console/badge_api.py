@@ -14,7 +14,7 @@ import segno
 from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.params import PathParameter, QueryParameter
-from litestar.response import Template
+from litestar.response import Response, Template
 
 from server import db as dbmod
 from server.console import badges, labels
@@ -178,7 +178,8 @@ CodePath = Annotated[str, PathParameter(description="the door code", max_length=
 def check_page(state: State, code: CodePath, lang: Lang = "zh") -> Template:
     """The enterprise's check of an officer's door code (public, no sign-in): who the officers are, their credentials,
     agencies and partners, the field and basis, the no-disturb list; a forged, expired or replayed code gets a 4xx
-    page saying why."""
+    page saying why. Opening the page does not mark the code checked: a messaging app's link preview opens it too.
+    The page's own script (static/check.js) posts to ``/check/<code>/seen`` once a person's browser shows it."""
     t = TEXT[lang]
     ctx: dict[str, Any] = {"t": t, "lang": lang, "other": "en" if lang == "zh" else "zh", "me": None, "L": {}}
     key = badges.load_key(state.settings.key_base)
@@ -187,12 +188,35 @@ def check_page(state: State, code: CodePath, lang: Lang = "zh") -> Template:
         badges.parse_code(key, code)  # a forged code never reaches the database
         with dbmod.writing(state.settings.db) as tx:
             badge = badges.check(tx, key, code, now)
-            store.mark_checked(tx, badge.badge_id, now)
             view = check_view(tx, badge, lang, now)
     except badges.BadgeRefused as e:
         refusal = {"kind": e.kind, "text": e.zh if lang == "zh" else e.en}
         return Template(template_name="check.html", context={**ctx, "refusal": refusal}, status_code=e.status_code, headers=NO_STORE)
-    return Template(template_name="check.html", context={**ctx, "refusal": None, "v": view}, headers=NO_STORE)
+    return Template(template_name="check.html", context={**ctx, "refusal": None, "v": view, "seen": f"/check/{code}/seen"}, headers=NO_STORE)
+
+
+#: The header check.js sends with its POST: a cross-site form cannot send it, and a cross-site fetch that does is
+#: stopped by the browser's preflight (no CORS here), so only the page itself marks a code checked.
+SEEN_HEADER = "X-Check-Seen"
+
+
+@post("/check/{code:str}/seen", sync_to_thread=True, status_code=204, include_in_schema=False)
+def check_seen(state: State, request: Request[Any, Any, Any], code: CodePath) -> Response[None]:
+    """The check page, shown in a person's browser, says the code was seen (企业已扫码核验 on the officer's page): the
+    first time only. A code the page would refuse is refused here the same (400, 409, 410), and a POST without the
+    page's header is 400."""
+    if request.headers.get(SEEN_HEADER) != "1":
+        return Response(None, status_code=400, headers=NO_STORE)
+    key = badges.load_key(state.settings.key_base)
+    now = int(time.time() * 1000)
+    try:
+        badges.parse_code(key, code)
+        with dbmod.writing(state.settings.db) as tx:
+            badge = badges.check(tx, key, code, now)
+            store.mark_checked(tx, badge.badge_id, now)
+    except badges.BadgeRefused as e:
+        return Response(None, status_code=e.status_code, headers=NO_STORE)
+    return Response(None, status_code=204, headers=NO_STORE)
 
 
 #: A check is true when it is made: no browser or proxy keeps the page of a code that may expire or be replaced.
@@ -200,4 +224,4 @@ NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 
 #: This module's routes (server/app.py).
-ROUTES: list[object] = [issue_badge, current_badge, check_page]
+ROUTES: list[object] = [issue_badge, current_badge, check_page, check_seen]

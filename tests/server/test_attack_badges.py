@@ -95,3 +95,29 @@ def test_my_inspections_are_only_mine(api: Api) -> None:  # noqa: F811
     assert api.as_("OFF-SAMR-1").get("/api/v1/inspections/mine?officer_id=OFF-SAMR-2").json()["total"] == 1
     for who in ("sup", "admin-SAMR", "ent-plain"):
         assert api.as_(who).get("/api/v1/inspections/mine").status_code == 403, who
+
+
+def test_a_link_preview_does_not_mark_the_code_checked(api: Api) -> None:  # noqa: F811
+    """A messaging app's link preview fetches /check/<code> (a bare GET, no script run): the officer's page must not
+    say 企业已扫码核验. Only the page's own script marks it, by a POST with its header; a cross-site form (no header),
+    a forged code or a code of another inspection marks nothing, and the first check's time stays the first."""
+    d = scan(api, "OFF-SAMR-1", PLAIN)
+    code = badge(api, d["inspection_id"])["code"]
+    mine = f"/api/v1/inspections/{d['inspection_id']}/badge"
+    api.client.cookies.clear()
+    for agent in ("WhatsApp/2.23.20.0", "TelegramBot (like TwitterBot)", "Mozilla/5.0 MicroMessenger/8.0"):
+        assert api.client.get(f"/check/{code}", headers={"User-Agent": agent}).status_code == 200
+        assert api.client.head(f"/check/{code}", headers={"User-Agent": agent}).status_code in (200, 405)
+    assert api.client.post(f"/check/{code}/seen").status_code == 400  # a cross-site form cannot send the header
+    assert api.client.post(f"/check/{code}/seen", headers={"X-Check-Seen": "yes"}).status_code == 400
+    assert api.client.post(f"/check/{code[:-1]}A/seen" if not code.endswith("A") else f"/check/{code[:-1]}B/seen", headers={"X-Check-Seen": "1"}).status_code == 400
+    assert api.client.get(f"/check/{code}/seen").status_code in (404, 405)
+    assert api.as_("OFF-SAMR-1").get(mine).json()["checked_ms"] is None
+    api.client.cookies.clear()
+    assert api.client.post(f"/check/{code}/seen", headers={"X-Check-Seen": "1"}).status_code == 204
+    first = api.as_("OFF-SAMR-1").get(mine).json()["checked_ms"]
+    assert first is not None
+    time.sleep(0.01)
+    api.client.cookies.clear()
+    assert api.client.post(f"/check/{code}/seen", headers={"X-Check-Seen": "1"}).status_code == 204  # a reload
+    assert api.as_("OFF-SAMR-1").get(mine).json()["checked_ms"] == first

@@ -44,9 +44,13 @@ def test_an_officer_shows_a_code_and_the_enterprise_checks_it(api: Api) -> None:
     en = check(api, b["code"], "en")
     assert en.status_code == 200 and "Code valid" in en.text and "Market regulation" in en.text and "Fire rescue" in en.text
     again = check(api, b["code"])  # the enterprise may look again (a colleague, a reload) within the lifetime
-    assert again.status_code == 200
+    assert again.status_code == 200 and f'data-seen="/check/{b["code"]}/seen"' in again.text and "/static/check.js" in again.text
     mine = api.as_("OFF-SAMR-1").get(f"/api/v1/inspections/{d['inspection_id']}/badge").json()
-    assert mine["code"] == b["code"] and mine["checked_ms"] is not None  # the officer's page can say it was checked
+    assert mine["code"] == b["code"] and mine["checked_ms"] is None  # opening the page is not yet a person's check
+    api.client.cookies.clear()
+    assert api.client.post(f"/check/{b['code']}/seen", headers={"X-Check-Seen": "1"}).status_code == 204  # what check.js sends
+    mine = api.as_("OFF-SAMR-1").get(f"/api/v1/inspections/{d['inspection_id']}/badge").json()
+    assert mine["checked_ms"] is not None  # the officer's page can say it was checked
 
 
 def test_the_page_states_the_exception_and_the_no_disturb_list(api: Api) -> None:  # noqa: F811

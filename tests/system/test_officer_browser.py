@@ -28,6 +28,7 @@ from tests.system.test_console_browser import check_page
 pytestmark = pytest.mark.system
 
 _ISSUED = sql("SELECT count(*) FROM badges WHERE inspection_id = :id")
+_CHECKED = sql("SELECT count(*) FROM badges WHERE inspection_id = :id AND first_checked_ms IS NOT NULL")
 _EXPIRE = sql("UPDATE badges SET issued_ms = :issued, expires_ms = :expires WHERE badge_id = :id")
 
 
@@ -104,6 +105,9 @@ def test_the_officers_exception_and_the_enterprises_check(running: Stack, browse
         assert scanned == f"{url}/check/{page.get_attribute('#badge', 'data-code')}", scanned
         first = page.get_attribute("#badge", "data-code")
         assert first and first.startswith("B1.")
+        preview = enterprise.request.get(f"{url}/check/{first}", headers={"User-Agent": "WhatsApp/2.23.20.0"})  # a link preview: no script
+        assert preview.status == 200 and "亮码有效" in preview.text()
+        assert read_all(running.server.db, _CHECKED, id=inspection_id) == [(0,)]  # a bare GET is nobody's check
         check = enterprise.new_page()
         answer = check.goto(f"{url}/check/{first}")
         assert answer is not None and answer.status == 200
@@ -116,7 +120,8 @@ def test_the_officers_exception_and_the_enterprises_check(running: Stack, browse
         check_page(check, "zh", "check page", phone=True)
         check_page(page, "zh", "officer page, code shown", phone=True)
         keep_screenshot(check, "check-valid")
-        page.wait_for_selector("#badge-checked:has-text('企业已扫码核验')", timeout=15_000)  # the officer sees it was checked
+        page.wait_for_selector("#badge-checked:has-text('企业已扫码核验')", timeout=15_000)  # the page's script told the server; the officer sees it
+        assert read_all(running.server.db, _CHECKED, id=inspection_id) == [(1,)]
         en = enterprise.new_page()
         assert en.goto(f"{url}/check/{first}?lang=en").status == 200  # type: ignore[union-attr]
         assert "Code valid" in en.inner_text("main") and "complaint or report 12345-2026-001" in en.inner_text("main")
