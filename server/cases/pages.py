@@ -124,7 +124,8 @@ def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, s
     """The selected case in words, with the actions the reader may take on it."""
     from server.console.pages import _when
 
-    mine = p.role == "officer" and p.agency_id == c.agency_id
+    # Only the case's named officers work it (server/cases/workflow.py require_officer): no form for a colleague not named.
+    mine = p.role == "officer" and p.agency_id == c.agency_id and p.officer_id in {o.officer_id for o in c.officers}
     handling = p.officer_id in [o.officer_id for o in c.officers]
     last = c.reviews[-1] if c.reviews else None
     reviewer = p.role == "officer" and not handling and review.is_reviewer_for(tx, p, c.agency_id)
@@ -165,7 +166,8 @@ def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, s
         "steps": steps,
         "can": {
             "investigate": mine and c.state == "filed",
-            "submit_review": mine and c.state == "investigating",
+            # a different proposal after a passed review: a new review of it (the decision must match the reviewed one)
+            "submit_review": mine and (c.state == "investigating" or (c.state == "review" and last is not None and last.status == "passed")),
             "decide": mine and (c.state == "investigating" or (c.state == "review" and last is not None and last.status == "passed")),
             "review": reviewer and c.state == "review" and last is not None and last.status == "pending",
             "resolve": p.role == "agency_admin" and p.agency_id == c.agency_id and last is not None and last.status == "escalated",

@@ -473,3 +473,17 @@ def test_only_the_cases_named_officers_work_it(api: Api, people: str) -> None:  
     post(api, "OFF-SAMR-2", f"{base}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
     assert api.as_("OFF-SAMR-3").post(f"{base}/publish").status_code == 403
     assert post(api, "admin-SAMR", f"{base}/publish")["decision"]["published"]  # the agency head publishes
+
+
+def test_the_case_page_offers_its_forms_to_the_named_officers_only(api: Api, people: str) -> None:  # noqa: F811
+    """The page follows the API: a colleague not named on the case reads it but gets no form for a step (each would be
+    403); a named officer gets them, and, after a passed review, the form to submit a different proposal."""
+    make_reviewer(api)
+    case_id = investigating(api)
+    for user, shown in (("OFF-SAMR-3", False), ("OFF-SAMR-2", True)):
+        html = api.as_(user).get("/cases", params={"case": case_id}).text
+        assert case_id in html or "销售过期食品" in html
+        assert ('id="form-decide"' in html and 'id="form-review"' in html) is shown, user
+    _passed(api, case_id, {"proposal": "拟警告", "measures": ["warning"]})
+    html = api.as_("OFF-SAMR-1").get("/cases", params={"case": case_id}).text
+    assert 'id="form-review"' in html and 'id="form-decide"' in html
