@@ -62,7 +62,7 @@ def passed_review(tx: Tx, case_id: str) -> str | None:
 def decide(tx: Tx, case_id: str, data: DecisionIn, principal: Principal, now_ms: int, policy: case_policy.CasesPolicy) -> CaseView:
     """Issue the case's decision (its officers)."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(tx, principal, c, case_id)
+    require_officer(tx, principal, c, case_id, now_ms)
     if c["state"] not in ("investigating", "review"):
         raise Conflict(f"案件处于“{c['state']}”，不能作出决定（调查取证终结后方可）/ the case is {c['state']}: a decision follows the investigation")
     reviews = steps.reviews_of(tx, case_id)
@@ -123,7 +123,7 @@ def publish(tx: Tx, case_id: str, principal: Principal, now_ms: int) -> CaseView
     if principal.role not in ("officer", "agency_admin") or principal.agency_id != c["agency_id"]:
         raise Conflict("只有办案机关可以公示决定 / only the handling agency discloses its decision") if principal.role == "supervisor" else _nf(case_id)
     if principal.role == "officer":
-        require_officer(tx, principal, c, case_id)  # its named officers; the agency's administrator (its head) too
+        require_officer(tx, principal, c, case_id, now_ms)  # its named officers; the agency's administrator (its head) too
     d = steps.decision_of(tx, case_id)
     if d is None:
         raise Conflict("案件尚未作出决定 / the case has no decision to disclose")

@@ -75,7 +75,7 @@ def submit(tx: Tx, case_id: str, data: ReviewIn, principal: Principal, now_ms: i
     the investigation is over (调查取证 → 法制审核). A case whose review passed may submit a different proposal: a new
     review, since a decision must match the proposal reviewed (server/cases/decide.py)."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(tx, principal, c, case_id)
+    require_officer(tx, principal, c, case_id, now_ms)
     earlier = steps.reviews_of(tx, case_id)
     again = c["state"] == "review" and bool(earlier) and earlier[-1]["status"] == "passed"
     if c["state"] != "investigating" and not again:

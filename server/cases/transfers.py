@@ -22,7 +22,7 @@ from server.storage.engine import Tx
 def send(tx: Tx, case_id: str, data: TransferIn, principal: Principal, now_ms: int) -> CaseView:
     """Transfer the case to another agency (before a decision), or refer it to the judicial organs."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(tx, principal, c, case_id)
+    require_officer(tx, principal, c, case_id, now_ms)
     transfer_id = f"{case_id}-T{steps.count_transfers(tx, case_id) + 1}"
     if data.kind == "transfer":
         if data.to_agency is None or not registers.agency_exists(tx, data.to_agency):
@@ -66,7 +66,7 @@ def answer(tx: Tx, case_id: str, transfer_id: str, data: AnswerIn, principal: Pr
     if principal.role != "officer" or principal.agency_id != answering:
         raise not_found(case_id)
     if t["kind"] == "referral":
-        require_officer(tx, principal, c, case_id)  # the case's own officers record the judicial organ's answer
+        require_officer(tx, principal, c, case_id, now_ms)  # the case's own officers record the judicial organ's answer
     if t["status"] != "sent":
         raise Conflict("该移送已答复 / the transfer has its answer already")
     status = "accepted" if data.accepted else "returned"

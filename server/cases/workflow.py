@@ -73,14 +73,18 @@ def check_officers(tx: Tx, officer_ids: list[str], agency_id: str, field: str, n
     return ids
 
 
-def require_officer(tx: Tx, principal: Principal, c: dict[str, Any], case_id: str) -> None:
-    """Only the case's named officers work it (others of another agency: not found, or 403 by the route's guard; a
-    colleague of the same agency who is not named: 403). The agency head's part (resolving a disagreement, publishing)
-    goes through its own routes."""
+def require_officer(tx: Tx, principal: Principal, c: dict[str, Any], case_id: str, now_ms: int) -> None:
+    """Only the case's named officers work it, while their credential holds (others of another agency: not found, or
+    403 by the route's guard; a colleague of the same agency who is not named, or a named officer whose credential is
+    revoked or out of its dates: 403). The agency head's part (resolving a disagreement, publishing) goes through its
+    own routes."""
     if principal.role != "officer" or principal.agency_id != c["agency_id"]:
         raise not_found(case_id)
-    if principal.officer_id not in {o[0] for o in rows.officers_of(tx, case_id)}:
+    me = next((o for o in rows.officers_of(tx, case_id) if o[0] == principal.officer_id), None)
+    if me is None:
         raise Forbidden(f"您不是本案的承办人员 / you are not one of the case's officers ({case_id})")
+    if (me[7] is not None and me[7] <= now_ms) or me[5] is None or not me[5] <= now_ms < me[6]:
+        raise Forbidden("您的执法证已注销或不在有效期内，不能办理案件 / your credential is revoked or not valid now: no step on a case")
 
 
 def case_row(tx: Tx, case_id: str, principal: Principal, *, lock: bool = False) -> dict[str, Any]:
@@ -224,7 +228,7 @@ def transition(tx: Tx, case_id: str, to: str, note: str, principal: Principal, n
     """Move a case on (its officers): 立案 → 调查取证 (still at least two officers with valid credentials), 决定 → 送达 →
     执行 → 结案 (a decision with nothing to execute may close once served) → 归档. A replayed or out-of-order step is 409."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(tx, principal, c, case_id)
+    require_officer(tx, principal, c, case_id, now_ms)
     allowed = NEXT[to]
     if c["state"] not in allowed:
         raise Conflict(
@@ -245,7 +249,7 @@ def transition(tx: Tx, case_id: str, to: str, note: str, principal: Principal, n
 def add_document(tx: Tx, case_id: str, title: str, sha256: str, principal: Principal, now_ms: int) -> CaseView:
     """Add a document of the case file (its hash goes into the evidence log), while the case is being handled."""
     c = case_row(tx, case_id, principal, lock=True)
-    require_officer(tx, principal, c, case_id)
+    require_officer(tx, principal, c, case_id, now_ms)
     if c["state"] not in OPEN_STATES:
         raise Conflict(f"案件已{_zh(c['state'])}，不能再添加文书 / the case is {c['state']}: no more documents")
     rec, _ = append_record(tx, kind="case.document", subject=f"case:{case_id}", actor=principal.username, content={"title": title, "sha256": sha256}, now_ms=now_ms)

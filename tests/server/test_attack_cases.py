@@ -487,3 +487,18 @@ def test_the_case_page_offers_its_forms_to_the_named_officers_only(api: Api, peo
     _passed(api, case_id, {"proposal": "拟警告", "measures": ["warning"]})
     html = api.as_("OFF-SAMR-1").get("/cases", params={"case": case_id}).text
     assert 'id="form-review"' in html and 'id="form-decide"' in html
+
+
+def test_a_named_officer_whose_credential_is_revoked_takes_no_more_steps(api: Api, people: str) -> None:  # noqa: F811
+    case_id = investigating(api)
+    with storage_for(people).writing() as tx:
+        tx.run(_REVOKE_CREDENTIAL, now_ms=NOW_MS - 1000, officer_id="OFF-SAMR-2")
+    for url, body in (
+        (f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}),
+        (f"{CASES}/{case_id}/documents", {"title": "笔录", "sha256": "cd" * 32}),
+        (f"{CASES}/{case_id}/reviews", {"proposal": "x"}),
+    ):
+        r = api.as_("OFF-SAMR-2").post(url, json=body)
+        assert r.status_code == 403 and r.json()["detail"].startswith("您的执法证已注销"), (url, r.text)
+    assert api.get(f"{CASES}/{case_id}").json()["state"] == "investigating"
+    post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
