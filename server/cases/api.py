@@ -13,7 +13,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from server import db as dbmod
 from server.cases import decide, pages, review, sampling, transfers, workflow
-from server.cases import labels as _labels  # noqa: F401  (registers the labels and alert kinds)
+from server.cases import labels as _labels  # noqa: F401  (registers the cases' labels)
 from server.cases import policy as case_policy
 from server.cases.forms import (
     AnswerIn, CaseIn, CaseView, DecisionIn, DocumentIn, FileScoreIn, FileScoreView, OutcomeIn, PublicDecision, ResolutionIn, ReviewerIn,

@@ -20,7 +20,8 @@ from server.cases.review import proposed_measures
 from server.cases.workflow import case_row, get_case, record, require_officer
 from server.console.auth import Principal
 from server.errors import Conflict
-from server.jobs.disclosure import cst_date, record_decision, record_disclosure
+from protocol.cst import cst_date
+from server.jobs.disclosure import record_decision, record_disclosure
 from server.rules.alerts import raise_alert
 from server.storage import case_steps as steps
 from server.storage import cases as rows

@@ -23,7 +23,7 @@ from server.cases.policy import MEASURES
 from server.cases.texts import TEXT
 from server.console.auth import Principal, principal_of
 from server.errors import NotFound
-from server.jobs.disclosure import cst_date
+from protocol.cst import cst_date
 from server.storage import case_steps as steps
 from server.storage import cases as rows
 from server.storage import supervision as names

@@ -17,7 +17,7 @@ from server.cases.workflow import case_row, get_case, record, require_officer, r
 from server.console.auth import Principal
 from server.errors import Conflict, Invalid, NotFound
 from server.evidence.records import append_record, records_of
-from server.jobs.disclosure import cst_date
+from protocol.cst import cst_date
 from server.rules.alerts import raise_alert
 from server.rules.workdays import add_working_days
 from server.storage import case_steps as steps

@@ -23,7 +23,7 @@ from server.console.auth import Principal
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.evidence.log import indexes_of
 from server.evidence.records import append_record, records_of
-from server.jobs.disclosure import cst_date
+from protocol.cst import cst_date
 from server.storage import case_steps as steps
 from server.storage import cases as rows
 from server.storage import supervision as registers

@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Response, Template
 
+from protocol.cst import CST
 from server import db as dbmod
 from server.console import badges, labels
 from server.console.auth import CurrentPrincipal
@@ -24,7 +25,6 @@ from server.errors import Conflict, NotFound, TooManyRequests, answers
 from server.storage import badges as store
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 labels.register("credential_state", {
     "valid": ("有效", "valid"),
@@ -118,7 +118,7 @@ TEXT = {
 
 
 def _when(ms: int | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return "–" if ms is None else dt.datetime.fromtimestamp(ms / 1000, CHINA).strftime(fmt)
+    return "–" if ms is None else dt.datetime.fromtimestamp(ms / 1000, CST).strftime(fmt)
 
 
 def _credential_state(o: store.PartOfficer, now_ms: int) -> str:

@@ -391,7 +391,8 @@ def test_a_pass_after_a_fail_does_not_leave_the_finding_open_behind_it(api: Api,
     a file recorded as passed. While the finding is open the file is not scored again: 409 naming the finding."""
     import datetime as dt
 
-    from server.jobs.disclosure import cst_date, sample_case_files
+    from protocol.cst import cst_date
+    from server.jobs.disclosure import sample_case_files
 
     case_id = investigating(api)
     decision_id = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)["decision"]["decision_id"]

@@ -14,7 +14,8 @@ from litestar.testing import TestClient
 
 from protocol.config import ConfigError
 from server.app import create_app
-from server.jobs.disclosure import cst_date, sample_case_files
+from protocol.cst import cst_date
+from server.jobs.disclosure import sample_case_files
 from server.supervision import scorecard as card
 from server.storage.engine import storage_for
 from tests.server.api_backends import api, settings  # noqa: F401  (a fixture: the API on both backends)
