@@ -132,7 +132,7 @@ def _detail(tx: Any, c: CaseView, p: Principal, lang: str, agencies: dict[str, s
     incoming = next((x for x in c.transfers if x.kind == "transfer" and x.status == "sent" and x.to_agency == p.agency_id and p.role == "officer"), None)
     referral = next((x for x in c.transfers if x.kind == "referral" and x.status == "sent"), None)
     d = c.decision
-    named = {o[0]: o[1] for o in rows.officer_facts(tx, sorted({s.actor for s in c.steps}))}  # an officer's account is their id
+    named = {oid: facts[1] for oid, facts in rows.officer_facts(tx, sorted({s.actor for s in c.steps})).items()}  # an officer's account is their id
     steps = [
         {
             "what": TEXT[lang].get(f"step_{s.kind.removeprefix('case.')}", TEXT[lang]["step_other"]), "when": _when(s.at_ms),

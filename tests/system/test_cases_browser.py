@@ -9,7 +9,8 @@ import datetime as dt
 
 import pytest
 
-from server.jobs.disclosure import cst_date, sample_case_files
+from protocol.cst import cst_date
+from server.jobs.disclosure import sample_case_files
 from server.storage.engine import sql
 from tests.server.cases_support import seed_case_people
 from tests.server.conftest import PLAIN
@@ -22,11 +23,13 @@ pytestmark = pytest.mark.system
 
 _ALERTS = sql("SELECT kind FROM alerts WHERE kind = 'major_without_review'")
 _DISCLOSURE = sql("SELECT status, deadline, disclosed_on FROM decisions")
+_NAME = sql("UPDATE officers SET name = :name WHERE officer_id = :id")
 
 
 def test_a_major_penalty_from_refusal_to_the_public_page_and_the_sample(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     url = running.server.url
     seed_case_people(str(running.server.db))
+    write(running.server.db, lambda tx: [tx.run(_NAME, id=o, name=n) for o, n in (("OFF-SAMR-1", "张明"), ("OFF-SAMR-2", "李华"))])  # names, as registers have
     with watched(browser) as (off_ctx, _), watched(browser) as (rev_ctx, _), watched(browser) as (adm_ctx, _), watched(browser) as (pub_ctx, _), watched(browser) as (sup_ctx, _):
         officer = sign_in(off_ctx, url, "OFF-SAMR-1")
         officer.wait_for_url(f"{url}/officer?lang=zh")
@@ -83,6 +86,8 @@ def test_a_major_penalty_from_refusal_to_the_public_page_and_the_sample(running:
         officer.wait_for_selector("#disclosure:has-text('已按时公示')")
         ((status, deadline, disclosed_on),) = read_all(running.server.db, _DISCLOSURE)
         assert status == "disclosed_on_time" and disclosed_on <= deadline
+        steps = officer.inner_text("#steps")
+        assert "张明" in steps and "OFF-SAMR-1" not in steps  # who took each step, by name (the accounts are officers' ids)
         keep_screenshot(officer, "cases")
 
         public = pub_ctx.new_page()
