@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -103,6 +105,29 @@ def check_focus(page, where: str) -> None:  # type: ignore[no-untyped-def]
     assert tag == "A" and style != "none" and width != "0px", (where, tag, style, width)
 
 
+def tour(browser, url: str, pages: list[tuple[str | None, str, str]]) -> Iterator[tuple[Any, Any, str | None, str, str, str]]:  # type: ignore[no-untyped-def]
+    """Each page as its user, on a phone and a desktop, in Chinese and English, loaded and its focus ring checked:
+    yields (context, page, screen kind, language, user, path); the page is closed after the caller's checks."""
+    for kind in ("phone", None):
+        with watched(browser, kind) as (ctx, _):
+            for lang in ("zh", "en"):
+                signed_in = None
+                for user, path, ready in pages:
+                    if user != signed_in:
+                        ctx.clear_cookies()
+                        if user:
+                            entry = sign_in(ctx, url, user)
+                            entry.wait_for_url(lambda u: "/login" not in u)
+                            entry.close()
+                        signed_in = user
+                    page = ctx.new_page()
+                    page.goto(f"{url}{path}{'&' if '?' in path else '?'}lang={lang}")
+                    page.wait_for_selector(ready, timeout=15_000)
+                    check_focus(page, path)
+                    yield ctx, page, kind, lang, user, path
+                    page.close()
+
+
 def _setup(running: Stack) -> tuple[str, int, str]:
     """A recorder (of an agency the registers do not name), an ended inspection, an alert about it, a draw; their ids."""
     running.add_devices(1)
@@ -122,35 +147,19 @@ def test_every_page_on_a_phone_and_a_desktop_in_both_languages(running: Stack, b
         ("sup", "/jobs", "#jobs"), ("sup", "/users", "#users"), ("sup", "/scorecard", "#scorecard"), ("sup", "/supervision", "main"),
         ("admin-SAMR", "/", "#alerts .alert-item"), ("ent-plain", "/enterprise", "#query-submit"),
     ]  # fmt: skip
-    for kind in ("phone", None):
-        with watched(browser, kind) as (ctx, _):
-            for lang in ("zh", "en"):
-                signed_in = None
-                for user, path, ready in pages:
-                    if user != signed_in:
-                        ctx.clear_cookies()
-                        if user:
-                            entry = sign_in(ctx, url, user)
-                            entry.wait_for_url(lambda u: "/login" not in u)
-                            entry.close()
-                        signed_in = user
-                    page = ctx.new_page()
-                    page.goto(f"{url}{path}{'&' if '?' in path else '?'}lang={lang}")
-                    page.wait_for_selector(ready, timeout=15_000)
-                    check_focus(page, path)
-                    if path == "/enterprise":  # the history, with its results and rating form
-                        page.fill("#code_text", code_text)
-                        page.click("#query-submit")
-                        page.wait_for_selector("#rows td.result")
-                    check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
-                    if path == f"/alerts/{alert}":  # the inspection's evidence bundle, exported from the alert
-                        assert page.inner_text("#export-inspection") == ("导出证据包" if lang == "zh" else "Export evidence bundle")
-                        assert page.get_attribute("#export-inspection", "href").startswith("/api/v1/evidence/bundles/inspection/")
-                    if kind is None and lang == "en" and path == f"/alerts/{alert}":
-                        keep_screenshot(page, "alert-en")
-                    if kind == "phone" and lang == "zh" and path in ("/", "/jobs"):
-                        keep_screenshot(page, "phone-dashboard" if path == "/" else "phone-jobs")
-                    page.close()
+    for ctx, page, kind, lang, user, path in tour(browser, url, pages):
+        if path == "/enterprise":  # the history, with its results and rating form
+            page.fill("#code_text", code_text)
+            page.click("#query-submit")
+            page.wait_for_selector("#rows td.result")
+        check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
+        if path == f"/alerts/{alert}":  # the inspection's evidence bundle, exported from the alert
+            assert page.inner_text("#export-inspection") == ("导出证据包" if lang == "zh" else "Export evidence bundle")
+            assert page.get_attribute("#export-inspection", "href").startswith("/api/v1/evidence/bundles/inspection/")
+        if kind is None and lang == "en" and path == f"/alerts/{alert}":
+            keep_screenshot(page, "alert-en")
+        if kind == "phone" and lang == "zh" and path in ("/", "/jobs"):
+            keep_screenshot(page, "phone-dashboard" if path == "/" else "phone-jobs")
 
 
 def test_the_dashboards_period_drill_down_districts_and_alerts(running: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -298,37 +307,21 @@ def test_the_cases_public_and_check_pages_on_a_phone_and_a_desktop_in_both_langu
         ("OFF-SAMR-1", "/cases", "#cases"), ("OFF-SAMR-1", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-1", "/officer", "#mine .decision"), ("admin-SAMR", "/cases", "#reviewers"),
         ("sup", f"/cases?case={case_id}", "#case"), ("ent-plain", f"/cases?case={case_id}", "#case"), ("OFF-SAMR-2", "/officer", "#mine .decision"),
     ]  # fmt: skip
-    for kind in ("phone", None):
-        with watched(browser, kind) as (ctx, _):
-            for lang in ("zh", "en"):
-                signed_in = None
-                for user, path, ready in pages:
-                    if user != signed_in:
-                        ctx.clear_cookies()
-                        if user:
-                            entry = sign_in(ctx, url, user)
-                            entry.wait_for_url(lambda u: "/login" not in u)
-                            entry.close()
-                        signed_in = user
-                    page = ctx.new_page()
-                    page.goto(f"{url}{path}{'&' if '?' in path else '?'}lang={lang}")
-                    page.wait_for_selector(ready, timeout=15_000)
-                    check_focus(page, path)
-                    check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
-                    footer = page.inner_text("footer.foot")
-                    assert ("行政执法公示" in footer and "证据日志公开树头" in footer) if lang == "zh" else ("disclosed" in footer and "tree heads" in footer), (path, footer)
-                    if user == "ent-plain":  # the party concerned sees its own case, linked from its menu
-                        assert page.is_visible("#cases-link") and page.is_visible("#enterprise-link") and "销售过期食品" in page.inner_text("#case")
-                    if path.startswith("/cases?case="):
-                        assert page.get_attribute("#export-case", "href") == f"/api/v1/evidence/bundles/case/{case_id}"
-                        got = ctx.request.get(f"{url}/api/v1/evidence/bundles/case/{case_id}")  # the button downloads the case's bundle
-                        assert got.status == 200 and got.body()[:2] == b"PK", (user, got.status)
-                    if path == "/officer" and user == "OFF-SAMR-1":  # 立案, and the agency has its case: no link
-                        page.wait_for_selector("#mine .decision:has-text('立案'), #mine .decision:has-text('case opened')")
-                        assert page.query_selector("a.open-case") is None
-                    if path == "/officer" and user == "OFF-SAMR-2":  # ended with 立案, no case yet: a link to the cases page's form
-                        link = page.wait_for_selector(f"#mine [data-inspection='{to_open}'] a.open-case")
-                        assert link.get_attribute("href") == f"/cases?lang={lang}&inspection={to_open}"
-                        assert page.get_attribute("#photo", "capture") == "environment" and page.is_visible("#photo-button")
-                        assert "Choose File" not in page.inner_text("body") and page.eval_on_selector("#photo", "el => el.getBoundingClientRect().width") <= 1
-                    page.close()
+    for ctx, page, kind, lang, user, path in tour(browser, url, pages):
+        check_page(page, lang, f"{kind or 'desktop'} {lang} {path}", kind == "phone")
+        footer = page.inner_text("footer.foot")
+        assert ("行政执法公示" in footer and "证据日志公开树头" in footer) if lang == "zh" else ("disclosed" in footer and "tree heads" in footer), (path, footer)
+        if user == "ent-plain":  # the party concerned sees its own case, linked from its menu
+            assert page.is_visible("#cases-link") and page.is_visible("#enterprise-link") and "销售过期食品" in page.inner_text("#case")
+        if path.startswith("/cases?case="):
+            assert page.get_attribute("#export-case", "href") == f"/api/v1/evidence/bundles/case/{case_id}"
+            got = ctx.request.get(f"{url}/api/v1/evidence/bundles/case/{case_id}")  # the button downloads the case's bundle
+            assert got.status == 200 and got.body()[:2] == b"PK", (user, got.status)
+        if path == "/officer" and user == "OFF-SAMR-1":  # 立案, and the agency has its case: no link
+            page.wait_for_selector("#mine .decision:has-text('立案'), #mine .decision:has-text('case opened')")
+            assert page.query_selector("a.open-case") is None
+        if path == "/officer" and user == "OFF-SAMR-2":  # ended with 立案, no case yet: a link to the cases page's form
+            link = page.wait_for_selector(f"#mine [data-inspection='{to_open}'] a.open-case")
+            assert link.get_attribute("href") == f"/cases?lang={lang}&inspection={to_open}"
+            assert page.get_attribute("#photo", "capture") == "environment" and page.is_visible("#photo-button")
+            assert "Choose File" not in page.inner_text("body") and page.eval_on_selector("#photo", "el => el.getBoundingClientRect().width") <= 1
