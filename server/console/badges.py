@@ -24,13 +24,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.errors import Conflict, DomainError, Forbidden, NotFound, TooManyRequests
+from server.secret_files import read_or_create_secret
 from server.storage import badges as store
 from server.storage import inspections as inspection_rows
 from server.storage.engine import Tx
@@ -79,24 +79,21 @@ _KEYS: dict[Path, bytes] = {}
 
 
 def load_key(key_base: Path) -> bytes:
-    """The door-code HMAC key, created (mode 0600, exclusively: two processes starting at once end with one key)
-    on first use."""
+    """The door-code HMAC key, created (mode 0600, atomically: processes starting at once end with one key) on first
+    use; a key file that is empty or not a key stops the caller with an error naming the file."""
     path = key_path(Path(key_base))
     if path in _KEYS:
         return _KEYS[path]
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(_KEY_BYTES) + "\n")
-    text = path.read_text().strip()
-    key = bytes.fromhex(text)
+    try:
+        text = read_or_create_secret(path, lambda: secrets.token_hex(_KEY_BYTES) + "\n").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuntimeError(f"{path}: cannot read the door-code key: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
     if len(key) != _KEY_BYTES:
-        raise RuntimeError(f"{path}: the door-code key must be {_KEY_BYTES} bytes in hex")
+        raise RuntimeError(f"{path}: the door-code key must be {2 * _KEY_BYTES} hex characters (the file is empty or damaged)")
     _KEYS[path] = key
     return key
 
