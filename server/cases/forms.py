@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from server.cases.policy import Measure
+from server.evidence.records import Step as StepView  # one step of the case's thread, as a finding's or a letter's
 
 CaseKind = Literal["penalty", "coercion", "permit", "other"]
 State = Literal["filed", "investigating", "review", "decided", "served", "executed", "closed", "archived", "transferring"]
@@ -168,15 +169,6 @@ class EvidenceView(msgspec.Struct, kw_only=True):
     at_ms: int | None
     inspection_id: str | None = None
     integrity: str = "ok"
-
-
-class StepView(msgspec.Struct, kw_only=True):
-    kind: str
-    at_ms: int
-    actor: str
-    record_id: str
-    log_index: int | None
-    content: dict[str, object]
 
 
 class ReviewView(msgspec.Struct, kw_only=True):

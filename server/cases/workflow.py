@@ -18,11 +18,10 @@ import msgspec
 
 from server.cases import policy as case_policy
 from server.cases.masking import mask_id
-from server.cases.forms import CaseIn, CaseView, DecisionView, EvidenceView, ItemFinding, OfficerView, PartyView, ReviewView, StepView, TransferView
+from server.cases.forms import CaseIn, CaseView, DecisionView, EvidenceView, ItemFinding, OfficerView, PartyView, ReviewView, TransferView
 from server.console.auth import Principal
 from server.errors import Conflict, Forbidden, Invalid, NotFound
-from server.evidence.log import indexes_of
-from server.evidence.records import append_record, records_of
+from server.evidence.records import append_record, steps_of
 from protocol.cst import cst_date
 from server.storage import case_steps as steps
 from server.storage import cases as rows
@@ -179,7 +178,7 @@ def get_case(tx: Tx, case_id: str, principal: Principal, now_ms: int | None = No
         view.transfers = [TransferView(**{k: v for k, v in t.items() if k not in ("prior_state", "case_id")}) for t in steps.transfers_of(tx, case_id)]
         today = cst_date(now_ms).isoformat()
         view.reviews = [review_view(r, today) for r in steps.reviews_of(tx, case_id)]
-        view.steps = _steps(tx, case_id)
+        view.steps = steps_of(tx, f"case:{case_id}")
     return view
 
 
@@ -200,16 +199,6 @@ def decision_view(tx: Tx, case_id: str) -> DecisionView | None:
         disclosure_status=disclosed[2] if disclosed else None, published=d["published_ms"] is not None,
         sampled_in=[s for s, _ in steps.sampled(tx, d["decision_id"])],
     )  # fmt: skip
-
-
-def _steps(tx: Tx, case_id: str) -> list[StepView]:
-    recs = records_of(tx, f"case:{case_id}")
-    where = indexes_of(tx, [r.record_id for r in recs])
-    out = []
-    for r in recs:
-        body = r.content()
-        out.append(StepView(kind=r.kind, at_ms=r.at_ms, actor=str(body.get("actor", "")), record_id=r.record_id, log_index=where.get(r.record_id), content=body.get("content") or {}))
-    return out
 
 
 def list_cases(tx: Tx, principal: Principal, *, state: str | None, credit_code: str | None, limit: int) -> list[CaseView]:

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from protocol import merkle
-from server.evidence.log import EvidenceLog
+from server.evidence.log import EvidenceLog, indexes_of
 from server.storage import records as rows
 from server.storage.engine import Tx
 
@@ -52,6 +52,18 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
         return merkle.leaf_hash(self.leaf_data())
 
 
+class Step(msgspec.Struct, kw_only=True):
+    """One step of a subject's thread (a finding, a letter, a case), as the evidence log holds it: the views of the
+    supervision and the case routes show their steps as these."""
+
+    kind: str
+    at_ms: int
+    actor: str
+    record_id: str
+    log_index: int | None
+    content: dict[str, Any]
+
+
 def new_record_id() -> str:
     """A fresh record id (``rec:`` and 32 hex digits)."""
     return f"rec:{uuid.uuid4().hex}"
@@ -75,6 +87,17 @@ def append_record(tx: Tx, *, kind: str, subject: str, actor: str, content: Any, 
 def records_of(tx: Tx, subject: str) -> list[Record]:
     """A subject's records, oldest first."""
     return [Record(record_id=r, kind=k, subject=s, at_ms=t, body=b) for r, k, s, t, b in rows.records_of(tx, subject)]
+
+
+def steps_of(tx: Tx, subject: str) -> list[Step]:
+    """A subject's records as steps, oldest first, each with its index in the evidence log (None if not logged)."""
+    recs = records_of(tx, subject)
+    where = indexes_of(tx, [r.record_id for r in recs])
+    out = []
+    for r in recs:
+        body = r.content()
+        out.append(Step(kind=r.kind, at_ms=r.at_ms, actor=str(body.get("actor", "")), record_id=r.record_id, log_index=where.get(r.record_id), content=body.get("content") or {}))
+    return out
 
 
 def record(tx: Tx, record_id: str) -> Record | None:

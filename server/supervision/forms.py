@@ -4,9 +4,11 @@ that act on them are server/supervision/workflow.py's."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+from server.evidence.records import Step  # a step of a finding or letter (and of a case: one struct for both)
 
 Source = Literal["alert", "case_review", "hotline", "complaint", "rating", "manual"]
 LetterKind = Literal["opinion", "decision"]
@@ -99,17 +101,6 @@ class NoteIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A supervisor's note: why a report is sent back, or how a finding was closed (may be empty to accept)."""
 
     note: Annotated[str, msgspec.Meta(max_length=4000)] = ""
-
-
-class Step(msgspec.Struct, kw_only=True):
-    """One step of a finding or letter, as the evidence log holds it."""
-
-    kind: str
-    at_ms: int
-    actor: str
-    record_id: str
-    log_index: int | None
-    content: dict[str, Any]
 
 
 class FindingView(msgspec.Struct, kw_only=True):

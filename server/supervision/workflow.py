@@ -26,7 +26,7 @@ import msgspec
 from server.console.auth import Principal
 from server.errors import Conflict, Invalid, NotFound
 from server.evidence.log import indexes_of
-from server.evidence.records import append_record, records_of
+from server.evidence.records import append_record, steps_of
 from protocol.cst import cst_date
 from server.rules.alerts import raise_alert
 from server.rules.workdays import add_working_days
@@ -60,22 +60,12 @@ from server.supervision.forms import (  # noqa: F401  (the requests and views, u
 )
 
 
-def _steps(tx: Tx, subject: str) -> list[Step]:
-    recs = records_of(tx, subject)
-    where = indexes_of(tx, [r.record_id for r in recs])
-    out = []
-    for r in recs:
-        body = r.content()
-        out.append(Step(kind=r.kind, at_ms=r.at_ms, actor=str(body.get("actor", "")), record_id=r.record_id, log_index=where.get(r.record_id), content=body.get("content") or {}))
-    return out
-
-
 def _finding_view(tx: Tx, row: tuple[Any, ...], *, steps: bool) -> FindingView:
     d = dict(zip(rows.FINDING_COLUMNS, row, strict=True))
     d["refs"] = json.loads(d["refs"])
     view = FindingView(**d)
     if steps:
-        view.steps = _steps(tx, f"finding:{view.finding_id}")
+        view.steps = steps_of(tx, f"finding:{view.finding_id}")
     return view
 
 
@@ -87,7 +77,7 @@ def _letter_view(tx: Tx, row: tuple[Any, ...], *, steps: bool) -> LetterView:
         **d, title=KIND_ZH[d["kind"]], number=f"〔{year}〕第{number}号", status_zh=STATUS_ZH[d["status"]], deadline_exact=exact,
     )
     if steps:
-        view.steps = _steps(tx, f"letter:{view.letter_id}")
+        view.steps = steps_of(tx, f"letter:{view.letter_id}")
         view.attachments = [AttachmentView(**dict(zip(rows.ATTACHMENT_COLUMNS[:1] + rows.ATTACHMENT_COLUMNS[2:], (r[0], *r[2:]), strict=True))) for r in rows.attachments(tx, view.letter_id)]
     return view
 
