@@ -26,7 +26,9 @@ _INSERT_REVIEW = sql("""
     VALUES (:review_id, :case_id, :agency_id, :proposal, :kind, :fine_yuan, :measures, :hearing, :submitted_by, :submitted_ms, :deadline, 'pending')
 """)
 _REVIEW = sql("SELECT " + ", ".join(REVIEW_COLUMNS) + " FROM case_reviews WHERE review_id = :review_id")
-_REVIEWS_OF = sql("SELECT " + ", ".join(REVIEW_COLUMNS) + " FROM case_reviews WHERE case_id = :case_id ORDER BY submitted_ms, review_id")
+#: A case's reviews in the order they were submitted: by their number (<case id>-R<n>: length, then text, so R10 follows
+#: R9), not by time, which two API processes' clocks may disagree on (the latest review is the one a decision answers to).
+_REVIEWS_OF = sql("SELECT " + ", ".join(REVIEW_COLUMNS) + " FROM case_reviews WHERE case_id = :case_id ORDER BY length(review_id), review_id")
 _REVIEWS = sql(
     "SELECT " + ", ".join(REVIEW_COLUMNS) + """ FROM case_reviews
     WHERE (CAST(:agency_id AS TEXT) IS NULL OR agency_id = :agency_id) AND (CAST(:status AS TEXT) IS NULL OR status = :status)

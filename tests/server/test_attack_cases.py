@@ -503,3 +503,113 @@ def test_a_named_officer_whose_credential_is_revoked_takes_no_more_steps(api: Ap
         assert r.status_code == 403 and r.json()["detail"].startswith("您的执法证已注销"), (url, r.text)
     assert api.get(f"{CASES}/{case_id}").json()["state"] == "investigating"
     post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
+
+
+def test_a_decision_within_the_review_however_written_and_each_difference_named(api: Api, people: str) -> None:  # noqa: F811
+    """The reviewed proposal holds however the decision is written: measures in another order (or repeated) are the
+    same measures; a measure in capitals is no measure (400); a decision beyond it in several ways is one 409 naming
+    each difference, in both languages; nothing moves until a decision within it."""
+    make_reviewer(api)
+    case_id = investigating(api)
+    review_id = _passed(api, case_id, {"proposal": "拟没收并责令停业、罚款 20 万元（经听证）", "fine_yuan": 200_000, "measures": ["confiscation", "business_suspension"], "hearing": True})
+    decision = f"{CASES}/{case_id}/decision"
+    for measures in (["Confiscation"], ["BUSINESS_SUSPENSION"], ["confiscation "], [" fine"]):
+        r = api.as_("OFF-SAMR-1").post(decision, json={"summary": "x", "fine_yuan": 200_000, "measures": measures, "hearing": True})
+        assert r.status_code == 400, (measures, r.text)
+    r = api.as_("OFF-SAMR-1").post(decision, json={"summary": "x", "fine_yuan": 300_000, "measures": ["licence_revocation", "confiscation"], "hearing": False})
+    assert r.status_code == 409, r.text
+    zh, _, en = r.json()["detail"].partition(" / ")
+    assert review_id in zh and review_id in en
+    assert "300,000" in zh and "200,000" in zh and "吊销许可证件" in zh and "听证" in zh, zh
+    assert "fine 300,000" in en and "licence_revocation" in en and "hearing" in en, en
+    assert "罚款 200,001 元" in api.as_("OFF-SAMR-1").post(decision, json={"summary": "x", "fine_yuan": 200_001, "measures": ["confiscation"], "hearing": True}).json()["detail"]
+    assert api.get(f"{CASES}/{case_id}").json()["state"] == "review"
+    body = {"summary": "责令停业、没收并罚款 20 万元", "fine_yuan": 200_000, "measures": ["fine", "business_suspension", "confiscation", "business_suspension"], "hearing": True}
+    c = post(api, "OFF-SAMR-2", decision, body, 201)
+    assert c["decision"]["review_id"] == review_id and sorted(c["decision"]["measures"]) == ["business_suspension", "confiscation", "fine"]
+
+
+def test_a_new_proposal_after_a_pass_holds_the_decision_until_it_is_reviewed(api: Api, people: str) -> None:  # noqa: F811
+    """A proposal changed after its review passed is a new review: while it waits, no decision (not even one within the
+    passed review); once it is returned, the passed review no longer vouches for a major decision."""
+    make_reviewer(api)
+    case_id = investigating(api)
+    _passed(api, case_id, {"proposal": "拟罚款 20 万元", "fine_yuan": 200_000})
+    second = post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/reviews", {"proposal": "拟罚款 15 万元", "fine_yuan": 150_000}, 201)["reviews"][-1]["review_id"]
+    decision = f"{CASES}/{case_id}/decision"
+    for fine in (200_000, 150_000, 0):
+        r = api.as_("OFF-SAMR-1").post(decision, json={"summary": "罚款", "fine_yuan": fine})
+        assert r.status_code == 409 and r.json()["detail"].startswith("法制审核尚无结论"), (fine, r.text)
+    faulty = {**CLEAN, "law_discretion": {"ok": False, "note": "裁量过轻"}}
+    post(api, "OFF-SAMR-3", f"{CASES}/{case_id}/reviews/{second}/outcome", {"checklist": faulty, "outcome": "returned", "opinion": "裁量基准适用不当"})
+    r = api.as_("OFF-SAMR-1").post(decision, json={"summary": "罚款 20 万元", "fine_yuan": 200_000})
+    assert r.status_code == 409 and r.json()["detail"].startswith("重大执法决定须经法制审核通过"), r.text
+    assert api.get(f"{CASES}/{case_id}").json()["state"] == "investigating"
+
+
+@pytest.mark.parametrize("decision_first", [True, False])
+def test_a_decision_racing_a_new_proposal(api: Api, people: str, decision_first: bool) -> None:  # noqa: F811
+    """A decision within the passed review and a new proposal sent at the same moment: whichever comes second is 409
+    (a decision is not made while a new proposal waits, and no proposal follows a decision). The two run with the
+    tests' NOW_MS, earlier than the API's clock that passed the first review (an API process whose clock is behind):
+    the latest review is the last submitted, whatever the clocks say (it was taken by time, and the decision
+    went through on the first review while the new proposal waited)."""
+    from server.cases import decide, review
+    from server.cases.forms import DecisionIn, ReviewIn
+    from server.cases.policy import CasesPolicy
+    from server.errors import Conflict
+    from tests.support.overlap import overlapping_writes
+
+    make_reviewer(api)
+    case_id = investigating(api)
+    _passed(api, case_id, {"proposal": "拟罚款 20 万元", "fine_yuan": 200_000})
+    dec = lambda tx: decide.decide(tx, case_id, DecisionIn(summary="罚款 20 万元", fine_yuan=200_000), _officer("OFF-SAMR-1"), NOW_MS, CasesPolicy())  # noqa: E731
+    new = lambda tx: review.submit(tx, case_id, ReviewIn(proposal="拟罚款 30 万元", fine_yuan=300_000), _officer("OFF-SAMR-2"), NOW_MS, CasesPolicy())  # noqa: E731
+    outcomes = overlapping_writes(storage_for(people), *((dec, new) if decision_first else (new, dec)))
+    assert not isinstance(outcomes[0], Exception) and isinstance(outcomes[1], Conflict), outcomes
+    c = api.get(f"{CASES}/{case_id}").json()
+    assert (c["state"], len(c["reviews"]), c["decision"] is not None) == (("decided", 1, True) if decision_first else ("review", 2, False))
+
+
+_CREDENTIAL_DATES = sql("UPDATE officers SET valid_from_ms = :valid_from, valid_to_ms = :valid_to WHERE officer_id = :officer_id")
+
+
+@pytest.mark.parametrize("dates", ["lapsed", "not_yet"])
+def test_a_named_officer_outside_the_credentials_dates_takes_no_step(api: Api, people: str, dates: str) -> None:  # noqa: F811
+    """Not revoked, but out of its dates (lapsed, or not valid yet): 403 on every step, as for a revoked credential."""
+    case_id = investigating(api)
+    valid_from, valid_to = (NOW_MS - 400 * 86_400_000, NOW_MS - 1000) if dates == "lapsed" else (NOW_MS + 86_400_000, NOW_MS + 400 * 86_400_000)
+    with storage_for(people).writing() as tx:
+        tx.run(_CREDENTIAL_DATES, valid_from=valid_from, valid_to=valid_to, officer_id="OFF-SAMR-2")
+    for url, body in (
+        (f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}),
+        (f"{CASES}/{case_id}/documents", {"title": "笔录", "sha256": "cd" * 32}),
+        (f"{CASES}/{case_id}/reviews", {"proposal": "x"}),
+        (f"{CASES}/{case_id}/transfers", {"kind": "referral", "to_body": "公安分局", "reason": "x"}),
+    ):
+        r = api.as_("OFF-SAMR-2").post(url, json=body)
+        assert r.status_code == 403 and "不在有效期内" in r.json()["detail"], (url, r.text)
+    c = api.get(f"{CASES}/{case_id}").json()
+    assert c["state"] == "investigating" and c["transfers"] == [] and c["reviews"] == []
+
+
+def test_an_officer_named_on_another_case_or_a_manager_moves_no_case(api: Api, people: str) -> None:  # noqa: F811
+    """Being named on one case is no key to another of the agency's; the agency's administrator and a supervisor see
+    the case but take no officer's step (403); another agency's officer named on its own case: 404."""
+    case_id = investigating(api)
+    other = open_case(api, officer_ids=["OFF-SAMR-1", "OFF-SAMR-3"])["case_id"]
+    post(api, "OFF-SAMR-3", f"{CASES}/{other}/transitions", {"to": "investigating"})  # named there: it may
+    base = f"{CASES}/{case_id}"
+    tries = [
+        (f"{base}/transitions", {"to": "investigating"}),
+        (f"{base}/documents", {"title": "笔录", "sha256": "cd" * 32}),
+        (f"{base}/reviews", {"proposal": "x"}),
+        (f"{base}/decision", {"summary": "警告", "measures": ["warning"]}),
+        (f"{base}/transfers", {"kind": "referral", "to_body": "公安分局", "reason": "x"}),
+    ]
+    for user, want in (("OFF-SAMR-3", 403), ("admin-SAMR", 403), ("sup", 403), ("OFF-FIRE-1", 404)):
+        for url, body in tries:
+            r = api.as_(user).post(url, json=body)
+            assert r.status_code == want, (user, url, r.status_code, r.text)
+    c = api.get(base).json()
+    assert c["state"] == "investigating" and c["reviews"] == [] and c["transfers"] == [] and c["decision"] is None
