@@ -121,3 +121,49 @@ def test_a_link_preview_does_not_mark_the_code_checked(api: Api) -> None:  # noq
     api.client.cookies.clear()
     assert api.client.post(f"/check/{code}/seen", headers={"X-Check-Seen": "1"}).status_code == 204  # a reload
     assert api.as_("OFF-SAMR-1").get(mine).json()["checked_ms"] == first
+
+
+_FIRST_CHECKED = sql("SELECT badge_id, first_checked_ms FROM badges ORDER BY issued_ms, badge_id")
+
+
+def _checked(api: Api) -> list[int | None]:  # noqa: F811
+    with dbmod.reading(api.client.app.state.settings.db) as tx:
+        return [row[1] for row in tx.all(_FIRST_CHECKED)]
+
+
+def _seen(api: Api, code: str, method: str = "POST") -> int:  # noqa: F811
+    api.client.cookies.clear()
+    return api.client.request(method, f"/check/{code}/seen", headers={"X-Check-Seen": "1"}).status_code
+
+
+def test_a_code_the_page_refuses_is_not_marked_checked(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """check.js's POST with a replaced, an expired or an ended code is refused as the page refuses it (409, 410,
+    409), and marks nothing: neither that code nor the officer's newer one; other methods on /seen mark nothing."""
+    d = scan(api, "OFF-SAMR-1", PLAIN)
+    old = badge(api, d["inspection_id"])["code"]
+    new = badge(api, d["inspection_id"])["code"]
+    assert _seen(api, old) == 409 and check(api, old).status_code == 409
+    for method in ("PUT", "PATCH", "DELETE", "GET", "HEAD"):
+        assert _seen(api, new, method) in (404, 405), method
+    assert _checked(api) == [None, None]
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 5 * 60 + 5)  # the code's five minutes are over
+    assert _seen(api, new) == 410
+    monkeypatch.setattr(time, "time", real)
+    assert _checked(api) == [None, None]
+    end(api, d["inspection_id"], "OFF-SAMR-1")
+    assert _seen(api, new) == 409 and _checked(api) == [None, None]
+
+
+def test_another_site_cannot_mark_a_code_checked(api: Api) -> None:  # noqa: F811
+    """A hostile page's fetch with the header needs the browser's preflight: the server allows no other origin, so
+    the browser never sends the POST (and a POST without the header is 400)."""
+    d = scan(api, "OFF-SAMR-1", PLAIN)
+    code = badge(api, d["inspection_id"])["code"]
+    api.client.cookies.clear()
+    preflight = api.client.options(
+        f"/check/{code}/seen", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-check-seen"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers and "access-control-allow-headers" not in preflight.headers
+    r = api.client.post(f"/check/{code}/seen", headers={"Origin": "https://evil.example", "Content-Type": "text/plain"}, content=b"X-Check-Seen: 1")
+    assert r.status_code == 400 and _checked(api) == [None]
