@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -475,6 +477,63 @@ def raw_paho_qos1(port: int, count: int, *, size: int = 600, inflight: int = 20,
         raise RuntimeError(f"raw subscriber received {s_res.get('received')} of {count} messages")
     elapsed = s_res["last_wall"] - p_res["start_wall"]
     return {"messages": count, "seconds": elapsed, "msgs_per_s": count / elapsed, "publisher_acked_s": p_res["end_wall"] - p_res["start_wall"]}
+
+
+# ----------------------------------------------------------------------------------------- profiles
+
+
+def py_spy(pid: int, raw: Path, *, rate: int = 250, seconds: float | None = None, threads: bool = False) -> subprocess.Popen[bytes]:
+    """``py-spy record`` (non-blocking, raw collapsed stacks into ``raw``) attached to ``pid``; stop it with
+    ``stop_py_spy`` (SIGINT makes it write its file) or let ``seconds`` run out."""
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        raise SystemExit(f"--profile needs py-spy in the virtualenv ({exe}): .venv/bin/pip install py-spy")
+    argv = [str(exe), "record", "--nonblocking", "--format", "raw", "-r", str(rate), "-p", str(pid), "-o", str(raw)]
+    if seconds is not None:
+        argv += ["-d", str(int(seconds + 0.999))]
+    if threads:
+        argv.append("--threads")
+    return spawn(argv, log_path=raw.with_suffix(".log"))
+
+
+def stop_py_spy(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Stop a ``py_spy`` recording and wait for its file."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    proc.wait(timeout)
+    if proc in _children:
+        _children.remove(proc)
+
+
+def profile_summary(raw: Path, top: int = 25) -> dict[str, Any]:
+    """Inclusive and self shares of functions in py-spy's raw (collapsed) stacks, and per thread when it was
+    recorded with ``--threads`` (its stacks then start with the thread)."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    lines: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        count = int(n)
+        with_lines = stack.split(";")
+        if with_lines[0].startswith(("thread ", "process ")):
+            threads[with_lines.pop(0)] += count
+        frames = [re.sub(r":\d+\)$", ")", f) for f in with_lines] or ["?"]
+        total += count
+        for f in set(frames):
+            inclusive[f] += count
+        own[frames[-1]] += count
+        # The innermost frame in the project's own code, with its line: which statement the time is under.
+        mine = [f for f in with_lines if re.search(r"\((server|protocol)/", f)]
+        lines[mine[-1] if mine else "(outside server/ and protocol/) " + frames[-1]] += count
+
+    def share(counter: Counter[str], k: int) -> list[tuple[str, float]]:
+        return [(f, n / total) for f, n in counter.most_common(k)] if total else []
+
+    return {"samples": total, "threads": share(threads, top), "inclusive": share(inclusive, top), "self": share(own, top), "lines": share(lines, top)}
 
 
 def _main() -> int:

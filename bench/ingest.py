@@ -47,6 +47,7 @@ The last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import random
@@ -510,7 +511,7 @@ def ingest_servers(setup: IngestSetup, db: str, key_dir: Path | None, broker_por
     return [c.Server(directory, broker_port, db=db, key_dir=key_dir, args=a, name=f"ingest-{setup.name}-{k + 1}") for k, a in enumerate(args)]
 
 
-def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_port: int, work: Path, plan: Plan) -> dict[str, Any]:
+def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_port: int, work: Path, plan: Plan, *, profile: bool = False) -> dict[str, Any]:
     """The server's ingest rate for one setup: after a warm-up the ingest processes are paused (SIGSTOP: their
     connections stay up, the broker queues what it cannot deliver in their sessions), every device queues events
     at the broker, then the processes are resumed at one instant (SIGCONT) and timed to the last receipt the
@@ -519,7 +520,10 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
     Pausing rather than restarting them (as the e2e phase does) matters with several processes: Mosquitto gives
     each member of a shared subscription its share when a message is published, also to a member that is offline,
     so with a restart each process drains only its own share, from whenever it happens to be up; a process that
-    starts a second later (imports, start-up on a busy machine) then runs after the other instead of beside it."""
+    starts a second later (imports, start-up on a busy machine) then runs after the other instead of beside it.
+
+    ``profile``: py-spy samples every ingest process (all its threads) from the resume to the last receipt; the
+    summary (inclusive, self and per-line shares) is printed and returned under ``profile``."""
     from edge_agent.agent import Agent
 
     directory = work / setup.name
@@ -560,12 +564,17 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
         ids = list(restart.accepted)
         cpu0 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
         self_cpu0 = time.process_time()
+        spies = [c.py_spy(s.proc.pid, directory / f"profile-{k + 1}.txt", threads=True) for k, s in enumerate(servers) if s.proc is not None] if profile else []
+        if spies:
+            time.sleep(1.0)  # py-spy attached (a paused process is sampled as idle until it resumes)
         t_resume = time.time()
         for s in servers:
             assert s.proc is not None
             s.proc.send_signal(signal.SIGCONT)
         c.wait_until(lambda: len(clock.receipted) >= warm + total, 600, f"receipts after resuming ({setup.name})", interval=0.01)
         last = max(clock.receipted[e] for e in ids)
+        for spy in spies:
+            c.stop_py_spy(spy)
         cpu1 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
         self_cpu = time.process_time() - self_cpu0
         devices = [a.device_id for a in agents]
@@ -589,7 +598,11 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
         )
         server_cpu_us = sum(b - a for a, b in zip(cpu0, cpu1)) / total * 1e6
         c.say(f"ingest {setup.name}: server CPU {server_cpu_us:.0f} us/event, benchmark process (agents) CPU {self_cpu / total * 1e6:.0f} us/event")
-        return {"server_cpu_us_per_event": server_cpu_us, "bench_cpu_us_per_event": self_cpu / total * 1e6, "events": total, "events_per_s": rate, "queued_s": queued_s, "stored_per_process": shares, "mean_batch": mean_batch}
+        summary = {}
+        if spies:
+            summary = c.profile_summary(directory / "profile-1.txt")
+            say_profile(f"ingest {setup.name}, process 1", summary)
+        return {"profile": summary, "server_cpu_us_per_event": server_cpu_us, "bench_cpu_us_per_event": self_cpu / total * 1e6, "events": total, "events_per_s": rate, "queued_s": queued_s, "stored_per_process": shares, "mean_batch": mean_batch}
     finally:
         stop_agents(agents)
         for s in servers:
@@ -598,7 +611,16 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
             s.stop()
 
 
-def run_backends(broker_port: int, work: Path, plan: Plan, url: str | None, workers: int) -> dict[str, Any]:
+def say_profile(label: str, summary: dict[str, Any], top: int = 18) -> None:
+    """Print a profile summary: where the sampled threads spent their time."""
+    c.say(f"{label}: profile, {summary['samples']:,} busy samples (all threads; idle waits left out)")
+    for title, key in (("threads", "threads"), ("inclusive", "inclusive"), ("self", "self"), ("under the project's lines", "lines")):
+        c.say(f"  {title}:")
+        for frame, share in summary[key][:top]:
+            c.say(f"    {100 * share:5.1f} %  {frame}")
+
+
+def run_backends(broker_port: int, work: Path, plan: Plan, url: str | None, workers: int, profile: bool = False) -> dict[str, Any]:
     """The ingest rate for SQLite with 1 ingest process and PostgreSQL with 1..``workers`` (a private cluster with
     fsync on, or the database ``url``, migrated here); one fresh set of devices per setup."""
     from server import db as dbmod
@@ -608,7 +630,7 @@ def run_backends(broker_port: int, work: Path, plan: Plan, url: str | None, work
     sqlite_dir.mkdir()
     sqlite_db = str(sqlite_dir / "server.db")
     dbmod.migrate(sqlite_db)
-    res = run_ingest_rate(IngestSetup("sqlite", 1), sqlite_db, None, broker_port, work, plan)
+    res = run_ingest_rate(IngestSetup("sqlite", 1), sqlite_db, None, broker_port, work, plan, profile=profile)
     out["sqlite_1"] = res
     if os.environ.get("BENCH_SQLITE_ONLY"):  # profiling aid: the SQLite setup alone
         return out
@@ -621,7 +643,7 @@ def run_backends(broker_port: int, work: Path, plan: Plan, url: str | None, work
         key_dir = work / "pg-keys"
         key_dir.mkdir()
         for n in range(1, workers + 1):
-            out[f"postgresql_{n}"] = run_ingest_rate(IngestSetup("postgresql", n), url, key_dir, broker_port, work, plan)
+            out[f"postgresql_{n}"] = run_ingest_rate(IngestSetup("postgresql", n), url, key_dir, broker_port, work, plan, profile=profile)
     finally:
         from server.storage.engine import close_storage
 
@@ -642,6 +664,8 @@ def main() -> int:
         p.add_argument("--db", help="a postgresql:// URL for the ingest-rate phase (default: a private cluster this run starts, fsync on)")
         p.add_argument("--workers", type=int, default=2, help="PostgreSQL ingest processes: measured with 1..N (default 2)")
         p.add_argument("--rates-only", action="store_true", help="only the raw baseline and the ingest rates per backend (no e2e, agent or backlog phases)")
+        p.add_argument("--rate-events", type=int, default=0, help="events each device queues in the per-backend phase (default 200; 100 with --quick)")
+        p.add_argument("--profile", action="store_true", help="py-spy on the ingest processes of the per-backend phase; print where their time goes (rates under py-spy are lower)")
 
     args = c.bench_args("End-to-end ingest vs raw paho QoS 1, and the agent alone.", extra)
     if args.backlog_child:
@@ -654,6 +678,8 @@ def main() -> int:
     # or just disconnected (normal here: offline devices, agents stopping); keep the output readable.
     logging.getLogger("paho").setLevel(logging.CRITICAL)
     plan = QUICK if args.quick else FULL
+    if args.rate_events:
+        plan = dataclasses.replace(plan, restart_events_per_device=args.rate_events)
     mode = "quick" if args.quick else "full"
     c.say(f"bench/ingest.py ({mode}): {DEVICES} devices, one Mosquitto, server as a child process, all on 127.0.0.1")
     started = time.monotonic()
@@ -680,7 +706,7 @@ def main() -> int:
             backlog = run_backlog(backlog_cfg, server, plan)
             server.stop()
         c.say(f"ingest rate by backend: {DEVICES} devices x {plan.restart_events_per_device} events queued while the ingest processes are paused, then they resume together")
-        rates = run_backends(broker.port, work, plan, args.db, args.workers)
+        rates = run_backends(broker.port, work, plan, args.db, args.workers, profile=args.profile)
         raw_after = c.raw_paho_qos1(broker.port, plan.raw_messages)
         c.say(f"raw paho QoS 1 again, at the end: {raw_after['msgs_per_s']:.0f} messages/s (the baseline is the better of the two)")
         broker.stop()

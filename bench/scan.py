@@ -461,41 +461,13 @@ def _wrk_line(name: str, r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------- profile
 
 
-def profile_summary(raw: Path, top: int = 25) -> dict[str, Any]:
-    """Inclusive and self shares of functions in py-spy's raw (collapsed) stacks."""
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    lines: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack or not n.isdigit():
-            continue
-        count = int(n)
-        with_lines = stack.split(";")
-        frames = [re.sub(r":\d+\)$", ")", f) for f in with_lines] or ["?"]
-        total += count
-        for f in set(frames):
-            inclusive[f] += count
-        own[frames[-1]] += count
-        # The innermost frame in the project's own code, with its line: which statement the time is under.
-        mine = [f for f in with_lines if re.search(r"\((server|protocol)/", f)]
-        lines[mine[-1] if mine else "(outside server/ and protocol/) " + frames[-1]] += count
-    share = lambda counter, k: [(f, n / total) for f, n in counter.most_common(k)] if total else []  # noqa: E731
-    return {"samples": total, "inclusive": share(inclusive, top), "self": share(own, top), "lines": share(lines, top)}
-
-
 def profiled_wrk(wrk: str, url: str, script: Path, seconds: int, pid: int, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    py_spy = Path(sys.executable).with_name("py-spy")
-    if not py_spy.exists():
-        raise SystemExit(f"--profile needs py-spy in the virtualenv ({py_spy}): .venv/bin/pip install py-spy")
     raw = out_dir / "scan-profile.txt"
-    spy = c.spawn([str(py_spy), "record", "--nonblocking", "--format", "raw", "-r", "250", "-d", str(seconds + 1), "-p", str(pid), "-o", str(raw)], log_path=out_dir / "py-spy.log")
+    spy = c.py_spy(pid, raw, seconds=seconds + 1)
     time.sleep(1.0)
     r = run_wrk(wrk, url, script, seconds, server_pid=pid)
-    spy.wait(60)
-    c._children.remove(spy)
-    return r, profile_summary(raw)
+    c.stop_py_spy(spy)
+    return r, c.profile_summary(raw)
 
 
 # -------------------------------------------------------------------------------------------- main

@@ -87,22 +87,32 @@ def _write(db: Db, fn: Callable[[Tx], T]) -> T:
     return storage_for(db).write(fn)
 
 
-def store_batch(db: Db, batch: list[Incoming], keys: DeviceKeys, *, projector: Projector | None = None, pause_before_commit_s: float = 0.0) -> BatchOutcome:
+def check_batch(db: Db, batch: list[Incoming], keys: DeviceKeys) -> Checked:
+    """A batch's signatures checked against what the ingest last knew of its devices, outside any transaction (the
+    ingest's verifier thread does this for the next batch while the writer stores the one before)."""
+    return precheck(batch, keys, lambda fn: _read(db, fn))
+
+
+def store_batch(
+    db: Db, batch: list[Incoming], keys: DeviceKeys, *, projector: Projector | None = None, pause_before_commit_s: float = 0.0, checked: Checked | None = None
+) -> BatchOutcome:
     """Validate, store, project and log a batch in one transaction of ``db`` (a path, a ``postgresql://`` URL, or a
-    SQLite connection); the caller publishes receipts only after this returns."""
-    checked = precheck(batch, keys, lambda fn: _read(db, fn))
+    SQLite connection); the caller publishes receipts only after this returns. ``checked``: the batch as
+    ``check_batch`` checked it earlier (what changed in the register since is checked again in the transaction)."""
+    if checked is None or checked.batch is not batch:
+        checked = check_batch(db, batch, keys)
     now_ms = int(time.time() * 1000)
     return _write(db, lambda tx: record_batch(tx, checked, keys, projector, now_ms, pause_before_commit_s=pause_before_commit_s))
 
 
 def store_or_isolate(
-    db: Db, batch: list[Incoming], keys: DeviceKeys, *, projector: Projector | None = None, pause_before_commit_s: float = 0.0
+    db: Db, batch: list[Incoming], keys: DeviceKeys, *, projector: Projector | None = None, pause_before_commit_s: float = 0.0, checked: Checked | None = None
 ) -> BatchOutcome:
     """store_batch; if the batch fails on something other than storage itself, store its messages one
     by one and keep aside, with the error as its reason, the one that cannot be processed, so a single
     bad message never stops the ingest. Storage failures (disk full, I/O) still propagate."""
     try:
-        return store_batch(db, batch, keys, projector=projector, pause_before_commit_s=pause_before_commit_s)
+        return store_batch(db, batch, keys, projector=projector, pause_before_commit_s=pause_before_commit_s, checked=checked)
     except CANNOT_WRITE:
         raise  # the database itself is in trouble: stop loudly rather than reject good messages
     except Exception:

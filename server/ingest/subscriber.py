@@ -1,9 +1,11 @@
 """The MQTT ingest: a persistent QoS 1 subscription, a writer thread that stores batches, signed receipts.
 
 paho's callbacks only put messages on a bounded queue (when it is full paho blocks, and the broker
-holds the rest). One writer thread does all database work, never the event loop, each batch in one
-transaction (server/ingest/batch.py) of the database named by ``settings.db`` (a SQLite file or a
-``postgresql://`` URL). A receipt is published only after its batch committed.
+holds the rest). A verifier thread takes them off in batches and checks their signatures (libsodium runs
+without the GIL, so this overlaps the writer's work on the batch before); one writer thread does all
+database work, never the event loop, each batch in one transaction (server/ingest/batch.py) of the
+database named by ``settings.db`` (a SQLite file or a ``postgresql://`` URL). A receipt is published only
+after its batch committed.
 
 While the database cannot write (a full disk, an I/O error) the writer keeps the batch and retries it
 with backoff, never dropping or receipting it, and the ingest stops taking messages off the broker: it
@@ -39,13 +41,13 @@ from protocol.timesync import MESSAGE_EXPIRY_S
 from server.rules.alerts import raise_alert
 from server.ingest.clocks import TimeServer
 from server.evidence.log import sign_tree_head_if_due
-from server.ingest.batch import store_or_isolate
+from server.ingest.batch import check_batch, store_or_isolate
 from server.ingest.projector import Projector
 from server.rules.snapshots import build_snapshot, device_region
 from server.storage import devices
 from server.storage.engine import Tx, storage_for
 from server.storage.failures import CANNOT_WRITE, disk_full
-from server.ingest.store import BatchOutcome, DeviceKeys, Incoming
+from server.ingest.store import BatchOutcome, Checked, DeviceKeys, Incoming
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,10 @@ SHARED_SESSION_EXPIRY_S = 120
 QUEUE_MAX = 20_000
 #: Receipt items per receipt message, keeping each well under the 64 KiB payload limit.
 RECEIPT_CHUNK = 200
-#: How long the writer waits for more messages to join a batch once it has one.
+#: How long the verifier waits for more messages to join a batch once it has one.
 BATCH_LINGER_S = 0.005
+#: Checked batches waiting for the writer: the verifier works on the next one while the writer stores the last.
+CHECKED_MAX = 2
 #: While the log grows, a signed tree head is made at least this often (narrows what could be rewritten unseen), once
 #: per interval for all ingest processes together.
 TREE_HEAD_INTERVAL_S = 60.0
@@ -82,10 +86,15 @@ class Ingest:
         self.key = server_key
         self.metrics = metrics
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=QUEUE_MAX)
+        # Batches off the queue with their signatures checked (None: the check failed; the writer runs it again and
+        # handles the failure as it handles a failing batch), in queue order.
+        self._checked: queue.Queue[tuple[list[Incoming], Checked | None]] = queue.Queue(maxsize=CHECKED_MAX)
+        self._keys = DeviceKeys()
         self._presence: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._snapshot_sent: dict[str, float] = {}
         self._last_tree_head = time.monotonic()
         self._stop = threading.Event()
+        self._verifier = threading.Thread(target=self._verify_loop, name="ingest-verifier", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = False
         #: Why the broker refused the ingest's login (its account or password), until a login succeeds; else None.
@@ -180,8 +189,8 @@ class Ingest:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the writer and connect."""
-        self._writer.start()
+        """Start the verifier and the writer, and connect."""
+        self.start_workers()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SHARED_SESSION_EXPIRY_S if self.settings.mqtt_share_group else SESSION_EXPIRY_S
         s = self.settings
@@ -192,13 +201,25 @@ class Ingest:
         """Disconnect, then store what was already received."""
         self._client.disconnect()
         self._client.loop_stop()
+        self.stop_workers(30)
+
+    def start_workers(self) -> None:
+        """Start the verifier and writer threads (``start`` does, before connecting)."""
+        self._verifier.start()
+        self._writer.start()
+
+    def stop_workers(self, timeout: float) -> bool:
+        """Let the verifier and the writer store what was received, then stop; False if one is still running."""
         self._stop.set()
-        self._writer.join(timeout=30)
+        for thread in (self._verifier, self._writer):
+            if thread.ident is not None:  # started
+                thread.join(timeout)
+        return not (self._verifier.is_alive() or self._writer.is_alive())
 
     @property
     def healthy(self) -> bool:
-        """The writer is alive."""
-        return self._writer.is_alive() and self.writer_error is None
+        """The verifier and the writer are alive."""
+        return self._verifier.is_alive() and self._writer.is_alive() and self.writer_error is None
 
     @property
     def degraded(self) -> str | None:
@@ -208,32 +229,70 @@ class Ingest:
     @property
     def queue_depth(self) -> int:
         """Messages waiting for the writer."""
-        return self._queue.qsize()
+        return self._queue.qsize() + sum(len(batch) for batch, _ in list(self._checked.queue))
+
+    # ------------------------------------------------------------------ verifier thread
+
+    def _verify_loop(self) -> None:
+        """Take batches off the queue and check their signatures, for the writer (in order, at most CHECKED_MAX ahead).
+        A batch whose check fails goes on unchecked: the writer checks it again and keeps aside what cannot be processed."""
+        try:
+            while not (self._stop.is_set() and self._queue.empty()):
+                batch = self._take_batch()
+                if batch is None:
+                    continue
+                checked: Checked | None = None
+                try:
+                    checked = check_batch(self.settings.db, batch, self._keys)
+                except Exception:  # noqa: BLE001 - the writer runs the check again and handles the failure
+                    log.debug("checking a batch failed; the writer checks it again", exc_info=True)
+                while True:  # in order; gives up only if the writer is gone (it stopped, or failed)
+                    try:
+                        self._checked.put((batch, checked), timeout=0.2)
+                        break
+                    except queue.Full:
+                        if not self._writer.is_alive():
+                            return
+        except Exception as e:
+            self.writer_error = f"{type(e).__name__}: {e}"
+            log.exception("ingest verifier stopped")
+
+    def _next_checked(self) -> tuple[list[Incoming], Checked | None] | None:
+        try:
+            return self._checked.get(timeout=0.2)
+        except queue.Empty:
+            return None
 
     # ------------------------------------------------------------------ writer thread
 
+    def _drained(self) -> bool:
+        """Stopping, and the verifier has handed over everything it took."""
+        return self._stop.is_set() and not self._verifier.is_alive() and self._checked.empty()
+
     def _write_loop(self) -> None:
         db = self.settings.db
-        keys = DeviceKeys()
+        keys = self._keys
         projector = Projector(self.policy)
-        pending: list[Incoming] | None = None  # taken off the queue, not yet committed: never dropped
+        pending: tuple[list[Incoming], Checked | None] | None = None  # taken off the queue, not yet committed: never dropped
         retry_s = STORAGE_RETRY_MIN_S
         try:
-            while not (self._stop.is_set() and self._queue.empty() and pending is None):
+            while not (self._drained() and pending is None):
                 if self._stop.is_set() and self.storage_problem is not None:
-                    log.warning("stopping while the database cannot write: %d messages not stored (not receipted: the devices resend them)",
-                                self._queue.qsize() + len(pending or ()))  # fmt: skip
+                    waiting = self._queue.qsize() + sum(len(b) for b, _ in list(self._checked.queue)) + len(pending[0] if pending else ())
+                    log.warning("stopping while the database cannot write: %d messages not stored (not receipted: the devices resend them)", waiting)
                     break
                 try:
                     if self.storage_problem is not None and pending is None:
                         self._storage_recovered()  # a probe: nothing else would write while nothing arrives
                     self._handle_presence()
                     if pending is None:
-                        pending = self._take_batch()
+                        pending = self._next_checked()
                         if pending is None:
                             continue
-                    outcome = store_or_isolate(db, pending, keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s)
-                    batch, pending = pending, None
+                    outcome = store_or_isolate(
+                        db, pending[0], keys, projector=projector, pause_before_commit_s=self.settings.fault_pause_before_commit_s, checked=pending[1]
+                    )
+                    (batch, _), pending = pending, None
                     self._account(batch, outcome)
                     self._answer(outcome)
                     if self.storage_problem is not None:

@@ -72,12 +72,11 @@ def capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[in
     ing = ingestmod.Ingest(settings, SigningKey.generate(), IngestMetrics(), load_toml(POLICY_FILE, Policy))
     acks: list[tuple[int, int]] = []
     monkeypatch.setattr(ing._client, "ack", lambda mid, qos: acks.append((mid, qos)))
-    ing._writer.start()
+    ing.start_workers()
     try:
         yield ing, writers, acks
     finally:
-        ing._stop.set()
-        ing._writer.join(10)
+        ing.stop_workers(10)
         engine.close_storage(path)
 
 
@@ -136,7 +135,7 @@ def test_a_lost_postgresql_pauses_the_ingest_and_it_resumes_by_itself(postgres: 
     monkeypatch.setattr(ing._client, "ack", lambda mid, qos: acks.append((mid, qos)))
     payloads = [event(seq) for seq in range(1, 151)]
     committed = lambda: [s for (s,) in storage_for(url).read(lambda tx: tx.all(_SEQS))]  # noqa: E731
-    ing._writer.start()
+    ing.start_workers()
     try:
         for mid, p in enumerate(payloads[:50], start=1):
             ing._on_message(ing._client, None, message(mid, p))
@@ -153,8 +152,7 @@ def test_a_lost_postgresql_pauses_the_ingest_and_it_resumes_by_itself(postgres: 
         postgres.restart()
         wait_for(lambda: ing.degraded is None and len(committed()) == 150, 120, message="the ingest did not resume")
     finally:
-        ing._stop.set()
-        ing._writer.join(30)
+        ing.stop_workers(30)
         close_storage(url)
     assert acks == [(mid, 1) for mid in range(1, 151)]  # every message acknowledged once, in arrival order
     assert storage_for(url).read(lambda tx: tx.all(_SEQS)) == [(s,) for s in range(1, 151)]  # nothing lost, nothing twice

@@ -82,14 +82,13 @@ class Harness:
 
     @contextmanager
     def writer(self) -> Iterator[None]:
-        """The real writer thread, stopped (after draining the queue) on exit."""
-        self.ingest._writer.start()
+        """The real verifier and writer threads, stopped (after draining the queue) on exit."""
+        self.ingest.start_workers()
         try:
             yield
         finally:
-            self.ingest._stop.set()
-            self.ingest._writer.join(DEADLINE_S)
-        assert not self.ingest._writer.is_alive(), "the writer did not stop"
+            stopped = self.ingest.stop_workers(DEADLINE_S)
+        assert stopped, "the verifier or the writer did not stop"
         assert self.ingest.writer_error is None
 
     def until(self, predicate: Callable[[], object], what: str) -> None:
@@ -122,9 +121,7 @@ def make(db_url: str) -> Iterator[Callable[[], Harness]]:
 
     yield build
     for ing in built:  # a test that failed half-way must not leave a writer running
-        ing._stop.set()
-        if ing._writer.is_alive():
-            ing._writer.join(DEADLINE_S)
+        ing.stop_workers(DEADLINE_S)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from protocol.messages import DeviceStatus, EnterpriseScanned
 from protocol.signing import SigningKey
 from server import db as dbmod
 from server.ingest import store as storemod
-from server.ingest.batch import store_batch, store_or_isolate
+from server.ingest.batch import check_batch, store_batch, store_or_isolate
 from server.storage.engine import Backend, Storage, Tx, backend_of, sql, storage_for
 from server.ingest.store import REJECTED_PREFIX_BYTES, DeviceKeys, Incoming, rejected_counts, sequence_gaps
 from server.evidence.verify import verify
@@ -399,3 +399,24 @@ def test_rows_rejected_before_the_bound_get_their_hash_when_their_bytes_go(tmp_p
     store_batch(con, [Incoming("t", b"new", 2)], DeviceKeys(con))
     assert con.execute("SELECT raw, sha256 FROM rejected ORDER BY id LIMIT 1").fetchone() == (b"", hashlib.sha256(old).hexdigest())
     assert [(c.reason_code, c.count) for c in rejected_counts(Tx(con))] == [("undecodable", 2)]
+
+
+def test_a_batch_checked_before_a_revocation_and_stored_after_it_is_refused(db: str) -> None:
+    """The ingest's verifier checks the next batch while the writer stores the one before: what changed in the
+    register between the check and the transaction is checked again inside it."""
+    keys = DeviceKeys()
+    assert store_batch(db, [incoming(scanned(1))], keys).stored == 1
+    batch = [incoming(scanned(2)), incoming(scanned(3))]
+    checked = check_batch(db, batch, keys)  # signatures good: checked with the key the ingest knew
+    with _other(db) as tx:
+        tx.run(_REVOKE, device_id="BR-1")
+    out = store_batch(db, batch, keys, checked=checked)
+    assert out.stored == 0 and out.receipts == {} and out.rejected == {"unknown_device": 2}
+
+
+def test_a_check_of_another_batch_is_not_taken_for_this_one(db: str) -> None:
+    keys = DeviceKeys()
+    forged = incoming(scanned(1), key=SigningKey.generate())
+    other = check_batch(db, [incoming(scanned(1))], keys)  # a good batch's check, with the same contents' length
+    out = store_batch(db, [forged], keys, checked=other)
+    assert out.stored == 0 and out.rejected == {"bad_signature": 1}
