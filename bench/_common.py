@@ -482,9 +482,10 @@ def raw_paho_qos1(port: int, count: int, *, size: int = 600, inflight: int = 20,
 # ----------------------------------------------------------------------------------------- profiles
 
 
-def py_spy(pid: int, raw: Path, *, rate: int = 250, seconds: float | None = None, threads: bool = False) -> subprocess.Popen[bytes]:
+def py_spy(pid: int, raw: Path, *, rate: int = 250, seconds: float | None = None, threads: bool = False, gil: bool = False) -> subprocess.Popen[bytes]:
     """``py-spy record`` (non-blocking, raw collapsed stacks into ``raw``) attached to ``pid``; stop it with
-    ``stop_py_spy`` (SIGINT makes it write its file) or let ``seconds`` run out."""
+    ``stop_py_spy`` (SIGINT makes it write its file) or let ``seconds`` run out. ``gil``: only samples of the thread
+    holding the GIL (where Python's own CPU goes; time in C with the GIL released, waits and fsyncs, is left out)."""
     exe = Path(sys.executable).with_name("py-spy")
     if not exe.exists():
         raise SystemExit(f"--profile needs py-spy in the virtualenv ({exe}): .venv/bin/pip install py-spy")
@@ -493,6 +494,8 @@ def py_spy(pid: int, raw: Path, *, rate: int = 250, seconds: float | None = None
         argv += ["-d", str(int(seconds + 0.999))]
     if threads:
         argv.append("--threads")
+    if gil:
+        argv.append("--gil")
     return spawn(argv, log_path=raw.with_suffix(".log"))
 
 

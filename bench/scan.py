@@ -34,6 +34,7 @@ What it does:
    a write: a scan row (and an inspection and its part when allowed) committed with ``synchronous=FULL``.
 6. ``--profile``: one more wrk scan run with ``py-spy record`` (non-blocking, raw stacks) attached to the
    server; the functions holding most samples are printed (the raw stacks are kept with ``--keep``).
+   ``--profile-gil`` keeps only the samples of the thread holding the GIL: where the server's Python CPU goes.
 
 The goals: p99 at most 25 ms at 200 scans/s; wrk scans/s at least 50 % of wrk ping/s.
 The last line printed is one JSON object with the figures.
@@ -461,9 +462,9 @@ def _wrk_line(name: str, r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------- profile
 
 
-def profiled_wrk(wrk: str, url: str, script: Path, seconds: int, pid: int, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def profiled_wrk(wrk: str, url: str, script: Path, seconds: int, pid: int, out_dir: Path, *, gil: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     raw = out_dir / "scan-profile.txt"
-    spy = c.py_spy(pid, raw, seconds=seconds + 1)
+    spy = c.py_spy(pid, raw, seconds=seconds + 1, gil=gil)
     time.sleep(1.0)
     r = run_wrk(wrk, url, script, seconds, server_pid=pid)
     c.stop_py_spy(spy)
@@ -538,7 +539,7 @@ def measure(server: c.Server, bodies: list[Scan], plan: Plan, args: argparse.Nam
     }
     if args.profile:
         c.say(f"{label}: profile: wrk scans {plan.wrk_s} s with py-spy on the server")
-        pr, prof = profiled_wrk(wrk, server.url + "/api/v1/scans", scan_lua, plan.wrk_s, pid, work)
+        pr, prof = profiled_wrk(wrk, server.url + "/api/v1/scans", scan_lua, plan.wrk_s, pid, work, gil=args.profile_gil)
         c.say(_wrk_line("POST /api/v1/scans (profiled)", pr))
         c.say(f"  {prof['samples']:,} samples of active threads; inclusive share (a function anywhere on the stack):")
         for f, share in prof["inclusive"]:
@@ -645,6 +646,7 @@ def main() -> int:
         p.add_argument("--wrk-seconds", type=int, help="seconds of each wrk run (default 15; --quick 5)")
         p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("FE_BENCH_CACHE") or tempfile.gettempdir()), help="where generated registers are cached")
         p.add_argument("--profile", action="store_true", help="one more wrk scan run under py-spy; print where the server's time goes")
+        p.add_argument("--profile-gil", action="store_true", help="with --profile: only samples holding the GIL (Python's own CPU; SQLite and fsync left out)")
         p.add_argument("--backends", default="sqlite,postgresql", help="which to measure, in one run: sqlite, postgresql or both (default)")
         p.add_argument("--workers", default="1,2", help="PostgreSQL: the API's HTTP worker counts to measure (default 1,2)")
         p.add_argument("--db", help="PostgreSQL: load into this postgresql:// database (empty; all worker counts then share it) instead of a private cluster")

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.storage.statements import _EXPANDABLE, POSTGRES_SCHEMES, Backend, Statement, _expand, backend_of, sql
+from server.storage.statements import _EXPANDABLE_TYPES, POSTGRES_SCHEMES, Backend, Statement, _expand, backend_of, sql
 
 T = TypeVar("T")
 
@@ -54,7 +54,7 @@ class Tx:
     def run(self, stmt: Statement, params: Mapping[str, Any] | None = None, /, **kw: Any) -> Any:
         p = {**params, **kw} if params and kw else (params or kw)
         text = stmt.for_backend(self.backend)
-        if any(isinstance(v, _EXPANDABLE) for v in p.values()):
+        if not _EXPANDABLE_TYPES.isdisjoint(map(type, p.values())):  # a list parameter (a subclass is not expanded)
             text, p = _expand(text, p, self.backend)
         return self.raw.execute(text, p)
 
