@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 _nacl_wanted = os.environ.get("FE_ED25519_VERIFY", "") != "cryptography"  # benchmarks compare the two in one run
 try:  # libsodium verifies in about half the time of OpenSSL through cryptography (~60 against ~110 us on this machine)
     from nacl.exceptions import BadSignatureError as _NaclBadSignature
+    from nacl.signing import SigningKey as _NaclSigningKey
     from nacl.signing import VerifyKey as _NaclVerifyKey
 except ImportError:  # pragma: no cover - PyNaCl is optional
-    _NaclVerifyKey = None
+    _NaclVerifyKey = _NaclSigningKey = None
 if not _nacl_wanted:
-    _NaclVerifyKey = None
+    _NaclVerifyKey = _NaclSigningKey = None
 
 KEY_BYTES = 32
 SIG_BYTES = 64
@@ -35,11 +36,15 @@ class KeyFormatError(ValueError):
 class SigningKey:
     """An Ed25519 private key that signs message bodies."""
 
-    __slots__ = ("_key", "public_bytes")
+    __slots__ = ("_key", "_sodium", "public_bytes")
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
         self.public_bytes: bytes = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        # libsodium signs in about two thirds of OpenSSL's time, without the GIL; Ed25519 signatures are deterministic
+        # (RFC 8032), so both give the same bytes.
+        seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()) if _NaclSigningKey is not None else None
+        self._sodium = _NaclSigningKey(seed) if seed is not None else None
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -89,6 +94,8 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         """The 64-byte signature of data."""
+        if self._sodium is not None:
+            return self._sodium.sign(bytes(data)).signature  # type: ignore[no-any-return]
         return self._key.sign(data)
 
 

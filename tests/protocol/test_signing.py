@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -296,3 +298,23 @@ def test_readme_shows_the_worked_example() -> None:
     msgpack_envelope = encode(Envelope(body=BODY_MSGPACK, sig=bytes.fromhex(SIG_MSGPACK_HEX)), "msgpack")
     assert msgpack_envelope.hex() in unwrapped
     assert f"{len(BODY_JSON)} bytes" in readme and f"{len(ENVELOPE_JSON)} bytes" in readme
+
+
+def test_libsodium_and_openssl_give_the_same_signatures_and_verdicts() -> None:
+    """PyNaCl (libsodium) signs and verifies when installed; FE_ED25519_VERIFY=cryptography forces OpenSSL. Ed25519 is
+    deterministic, so both must give the same bytes, and each must accept the other's signatures and refuse a bad one."""
+    script = (
+        "import sys; from protocol.signing import SigningKey, _NaclSigningKey;"
+        "k = SigningKey.from_hex('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60');"
+        "m = bytes(range(256)) * 3; s = k.sign(m); v = k.verifier();"
+        "bad = bytes([s[0] ^ 1]) + s[1:];"
+        "print(_NaclSigningKey is not None, s.hex(), v.verify(m, s), v.verify(m, bad), v.verify(m, s[:63]))"
+    )
+    out = {}
+    for path in ("", "cryptography"):
+        env = {**os.environ, "FE_ED25519_VERIFY": path}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True, cwd=Path(__file__).resolve().parents[2])
+        out[path] = done.stdout.split()
+    assert out[""][0] == "True" and out["cryptography"][0] == "False"  # the two paths really were taken
+    assert out[""][1] == out["cryptography"][1]
+    assert out[""][2:] == out["cryptography"][2:] == ["True", "False", "False"]
