@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from server import db as dbmod
 from server.cases import decide, review, workflow
+from server.cases import policy as case_policy
 from server.cases.forms import CHECKLIST, FILE_CHECKLIST, CaseView, ReviewView
 from server.cases.labels import CHECKLIST as ITEM_WORDS
 from server.cases.labels import word
@@ -27,7 +28,6 @@ from protocol.cst import cst_date
 from server.storage import case_steps as steps
 from server.storage import cases as rows
 from server.storage import supervision as names
-from server.supervision.scorecard import REVIEWER_SHARE
 
 Lang = Annotated[Literal["zh", "en"], QueryParameter(description="zh (default) or en")]
 
@@ -60,6 +60,7 @@ def cases_page(
         return Redirect(f"{HOME[p.role]}?lang={lang}")
     now = int(time.time() * 1000)
     t = _ctx(lang)
+    least = case_policy.of(state.policy).reviewer_share
     with dbmod.reading(state.settings.db) as tx:
         agencies = {a: (zh if lang == "zh" else en or zh) for a, (zh, en) in names.agency_names(tx).items()}
         listed = workflow.list_cases(tx, p, state=None, credit_code=None, limit=300)
@@ -109,7 +110,7 @@ def cases_page(
         agencies=sorted(((a, n) for a, n in agencies.items() if a != p.agency_id), key=lambda kv: kv[1]), fields=fields, to_open=to_open, prefill=inspection or "",
         reviewers=[{"id": r.officer_id, "name": r.name or "–", "no": r.qualification_no, "granted": _when(r.granted_ms)} for r in reviewers],
         candidates=[(o, n) for o, n in colleagues if o not in {r.officer_id for r in reviewers}],
-        share={"officers": share[0], "reviewers": share[1], "low": p.role == "agency_admin" and share[1] < REVIEWER_SHARE * share[0]},
+        share={"officers": share[0], "reviewers": share[1], "low": p.role == "agency_admin" and share[1] < least * share[0], "least": f"{100 * least:g}"},
         files=files, file_items=[(k, word("case_file_item", k, lang), points) for k, points in FILE_CHECKLIST.items()],
     )  # fmt: skip
 

@@ -1,5 +1,6 @@
-"""The ``[cases]`` section of the policy file (server/policy.toml): the legal-review deadline, how long a judicial
-referral may wait for its answer, and each agency's major-decision list (重大执法决定事项清单).
+"""The ``[cases]`` section of the policy file (server/policy.toml): the legal-review deadline, the least share of
+legal reviewers among an agency's officers, how long a judicial referral may wait for its answer, and each agency's
+major-decision list (重大执法决定事项清单).
 
 ``[cases.major.default]`` applies to every agency without a list of its own (``[cases.major.<agency id>]``). A decision
 is major when it matches any rule of its agency's list: a fine above ``fine_over_yuan``, one of ``measures``, or a
@@ -47,6 +48,10 @@ class CasesPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     review_working_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 7
     case_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 90  # a case is to be decided within this many days of filing
+    # The scorecard (server/supervision/scorecard.py): the least share of an agency's officers who are qualified legal
+    # reviewers (below it the indicator is flagged), and the days a judicial referral may wait for its answer.
+    reviewer_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
+    referral_answer_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
     major: dict[str, MajorList] = msgspec.field(default_factory=lambda: {"default": DEFAULT_LIST})
 
 

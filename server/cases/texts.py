@@ -42,7 +42,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "step_review_overdue": ("法制审核逾期", "legal review overdue"), "step_other": ("其他", "other"), "evidence_kind": ("类别", "Kind"),
     "review_deadline": ("审核期限", "Review due by"), "reviewers": ("法制审核人员", "Legal reviewers"),
     "reviewer_share": ("本机关 %s 名法制审核人员，持证执法人员 %s 名。", "%s legal reviewers among %s officers with a valid credential."),
-    "too_few": ("不足 5%，请增配。", "Fewer than 5 %: qualify more."), "revoke": ("取消资格", "Withdraw"), "officer": ("执法人员", "Officer"),
+    "too_few": ("不足 %s%%，请增配。", "Fewer than %s %%: qualify more."), "revoke": ("取消资格", "Withdraw"), "officer": ("执法人员", "Officer"),
     "qualification": ("资格证号", "Qualification no."), "grant": ("认定为法制审核人员", "Qualify as a legal reviewer"), "system": ("系统", "system"),
 }  # fmt: skip
 

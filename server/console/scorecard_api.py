@@ -21,6 +21,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from server import db as dbmod
+from server.cases import policy as case_policy
 from server.console.auth import CurrentPrincipal, Principal, principal_of
 from server.console.guards import MANAGERS, managers
 from server.console.stats import (
@@ -103,7 +104,7 @@ def build(state: State, p: Principal, period: Period, agency_id: str | None) -> 
     details_for = "*" if p.role == "supervisor" else (p.agency_id or "")
     weights = card.weights_from(state.policy.scorecard.weights)
     with dbmod.reading(state.settings.db) as tx:
-        rows = card.scorecard(tx, period.from_ms, period.to_ms, agency_id, weights=weights, now_ms=int(time.time() * 1000), details_for=details_for)
+        rows = card.scorecard(tx, period.from_ms, period.to_ms, agency_id, weights=weights, now_ms=int(time.time() * 1000), details_for=details_for, cases=case_policy.of(state.policy))
     prev_from, prev_to = card.previous_period(period.from_ms, period.to_ms)
     previous = Period(
         from_day=dt.datetime.fromtimestamp(prev_from / 1000, CST).date().isoformat(),

@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from server.cases.policy import CasesPolicy
 from server.console.stats import check_period, cst_day, summary
 from protocol.cst import cst_date
 from server.storage import case_steps as case_rows
@@ -73,11 +74,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "disclosure_on_time": 15, "case_file_pass": 15, "findings": 5, "letters": 0, "letters_on_time": 10,
     "participation": 5, "ratings": 5, "legal_reviewers": 0, "cases_kept": 0, "referrals_unanswered": 0,
 }  # fmt: skip
-#: The least share of an agency's officers who are qualified legal reviewers (the Heping plan's 5 %); below it the
-#: indicator is flagged.
-REVIEWER_SHARE = 0.05
-#: A judicial referral unanswered this many days is counted as unanswered.
-REFERRAL_ANSWER_DAYS = 30
+#: The least share of legal reviewers (the Heping plan's 5 %) and the days a referral may wait for its answer are
+#: ``[cases]`` settings of the policy file (server/cases/policy.py: ``reviewer_share``, ``referral_answer_days``).
 DAY_MS = 86_400_000
 
 
@@ -96,7 +94,7 @@ class Indicator(msgspec.Struct, kw_only=True):
     denominator: int | None = None
     score: float | None  # 0–100, None without data
     weight: float
-    flagged: bool = False  # below what the rules require (legal reviewers under 5 %, a crime kept, a referral unanswered)
+    flagged: bool = False  # below what the rules require (legal reviewers under the policy's share, a crime kept, a referral unanswered)
 
 
 class AgencyScore(msgspec.Struct, kw_only=True):
@@ -134,7 +132,7 @@ def _pct(x: float | None) -> float | None:
     return None if x is None else round(100 * x, 1)
 
 
-def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[str, Any]]:
+def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int, cases: CasesPolicy) -> dict[str, dict[str, Any]]:
     """agency -> the raw figures of the period (counts and the numerators and denominators of the rates)."""
     first_day = cst_day(from_ms)
     next_day = (dt.date.fromisoformat(cst_day(to_ms - 1)) + dt.timedelta(days=1)).isoformat()
@@ -144,7 +142,7 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
     ratings = stored.rating_counts(tx, from_ms, to_ms)
     reviewers = case_share.reviewer_share(tx, to_ms)
     kept = case_rows.kept_counts(tx, from_ms, to_ms)
-    referrals = case_rows.referral_counts(tx, from_ms, to_ms, now_ms - REFERRAL_ANSWER_DAYS * DAY_MS)
+    referrals = case_rows.referral_counts(tx, from_ms, to_ms, now_ms - cases.referral_answer_days * DAY_MS)
     letters: dict[str, list[int]] = {}  # agency -> [issued, due or accepted, accepted on time]
     today = cst_date(now_ms).isoformat()
     for agency_id, _kind, status, deadline, replied_ms in stored.letters_issued(tx, from_ms, to_ms):
@@ -173,7 +171,7 @@ def _figures(tx: Tx, from_ms: int, to_ms: int, now_ms: int) -> dict[str, dict[st
     return out
 
 
-def _indicators(f: dict[str, Any], most: dict[str, int], weights: Mapping[str, float]) -> list[Indicator]:
+def _indicators(f: dict[str, Any], most: dict[str, int], weights: Mapping[str, float], cases: CasesPolicy) -> list[Indicator]:
     """The indicators of one agency's figures ``f``; ``most``: the largest count of any agency, per counted key."""
 
     def ind(key: str, value: float | None, score: float | None, n: int | None = None, d: int | None = None) -> Indicator:
@@ -206,16 +204,16 @@ def _indicators(f: dict[str, Any], most: dict[str, int], weights: Mapping[str, f
         rate("participation", f["active"], f["credentialed"]),
         ind("ratings", round(f["stars"] / f["rated"], 2) if f["rated"] else None,
             round(100 * (f["stars"] / f["rated"] - 1) / 4, 1) if f["rated"] else None, f["rated"]),
-        *_case_indicators(f, ind),
+        *_case_indicators(f, ind, cases.reviewer_share),
     ]
 
 
-def _case_indicators(f: dict[str, Any], ind: Any) -> list[Indicator]:
-    """Legal reviewers' share (100 at 5 % or more, flagged below), suspected crimes kept (0 with any, no score with
+def _case_indicators(f: dict[str, Any], ind: Any, least: float) -> list[Indicator]:
+    """Legal reviewers' share (100 at ``least`` (5 %) or more, flagged below), suspected crimes kept (0 with any, no score with
     none) and referrals answered (100 × the share answered in time): each flagged where it falls short."""
     share = _rate(f["reviewers"], f["officers"])
-    reviewers = ind("legal_reviewers", share, None if share is None else round(min(100.0, 100 * share / REVIEWER_SHARE), 1), f["reviewers"], f["officers"])
-    reviewers.flagged = share is not None and share < REVIEWER_SHARE
+    reviewers = ind("legal_reviewers", share, None if share is None else round(min(100.0, 100 * share / least), 1), f["reviewers"], f["officers"])
+    reviewers.flagged = share is not None and share < least
     kept = ind("cases_kept", f["kept"], 0.0 if f["kept"] else None)
     kept.flagged = f["kept"] > 0
     unanswered = ind("referrals_unanswered", f["unanswered"], None if not f["referrals"] else round(100 * (1 - f["unanswered"] / f["referrals"]), 1), f["unanswered"], f["referrals"])
@@ -229,12 +227,14 @@ def _total(indicators: list[Indicator]) -> float | None:
     return round(sum(s * w for s, w in scored) / weight, 1) if weight else None
 
 
-def _period_scores(tx: Tx, from_ms: int, to_ms: int, now_ms: int, weights: Mapping[str, float]) -> dict[str, tuple[float | None, list[Indicator]]]:
-    figures = _figures(tx, from_ms, to_ms, now_ms)
+def _period_scores(
+    tx: Tx, from_ms: int, to_ms: int, now_ms: int, weights: Mapping[str, float], cases: CasesPolicy,
+) -> dict[str, tuple[float | None, list[Indicator]]]:  # fmt: skip
+    figures = _figures(tx, from_ms, to_ms, now_ms, cases)
     most = {k: max((f[k] for f in figures.values()), default=0) for k in ("inspections", "findings", "letters")}
     out = {}
     for agency_id, f in figures.items():
-        inds = _indicators(f, most, weights)
+        inds = _indicators(f, most, weights, cases)
         active = bool(f["inspections"] or f["scans"] or f["disclosure_due"])
         out[agency_id] = (_total(inds) if active else None, inds)
     return out
@@ -247,18 +247,21 @@ def previous_period(from_ms: int, to_ms: int) -> tuple[int, int]:
 
 def scorecard(
     tx: Tx, from_ms: int, to_ms: int, agency_id: str | None = None, *, weights: Mapping[str, float] | None = None,
-    now_ms: int | None = None, details_for: str | None = "*",
+    now_ms: int | None = None, details_for: str | None = "*", cases: CasesPolicy | None = None,
 ) -> list[AgencyScore]:  # fmt: skip
     """The scorecard of ``[from_ms, to_ms)``: every agency (or only ``agency_id``, ranked among all), by rank.
 
     ``details_for``: whose indicators are included ("*": everyone's, as for a supervisor; an agency id: only that
-    agency's, as for its administrator, the others show only their ranking). PeriodError (400) for a bad period.
+    agency's, as for its administrator, the others show only their ranking). ``cases``: the policy's ``[cases]``
+    (the legal reviewers' least share, the days a referral may wait), its defaults when None. PeriodError (400) for a
+    bad period.
     """
     check_period(from_ms, to_ms)
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     now_ms = to_ms if now_ms is None else now_ms
-    current = _period_scores(tx, from_ms, to_ms, now_ms, weights)
-    before = _period_scores(tx, *previous_period(from_ms, to_ms), now_ms, weights)
+    cases = CasesPolicy() if cases is None else cases
+    current = _period_scores(tx, from_ms, to_ms, now_ms, weights, cases)
+    before = _period_scores(tx, *previous_period(from_ms, to_ms), now_ms, weights, cases)
     names = {a: (n, en or n) for a, n, en in stored.agencies(tx)}
     totals = sorted((t for t, _ in current.values() if t is not None), reverse=True)
     rows = []
