@@ -236,6 +236,7 @@ def _inspection(tx: Any, alert: dict[str, Any], lang: str) -> dict[str, Any] | N
 def alert_page(request: Request, state: State, alert_id: Annotated[int, PathParameter(ge=1, le=2**62)], lang: Lang = "zh") -> Template | Redirect:
     """One alert with the record it concerns (the inspection, the letter, the draw, the device), how it was handled,
     and its buttons: acknowledge, assign, open a finding."""
+    from server.evidence.bundle import Selector, may_export
     from server.rules.alerts import visible_alert
 
     p = principal_of(request)
@@ -252,6 +253,8 @@ def alert_page(request: Request, state: State, alert_id: Annotated[int, PathPara
             return page
         names = labels.register_names(tx, lang)
         inspection = _inspection(tx, alert, lang)
+        if inspection is not None:  # the export link only where the bundle API would give the bundle (the same rule)
+            inspection["exportable"] = may_export(tx, p, Selector(kind="inspection", inspection_id=inspection["id"]))
         enterprise = console.enterprise_name(tx, alert["credit_code"]) if alert["credit_code"] else None
         officer = console.officer_name(tx, alert["officer_id"]) if alert["officer_id"] else None
         device_kind = console.device_kind(tx, alert["device_id"]) if alert["device_id"] else None

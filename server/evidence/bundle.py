@@ -113,6 +113,16 @@ def authorize(tx: Tx, p: Principal | None, sel: Selector) -> str | None:
     raise Forbidden(f"角色 {p.role} 无权导出此类证据包 / role {p.role} may not export a bundle of this kind")
 
 
+def may_export(tx: Tx, p: Principal | None, sel: Selector) -> bool:
+    """Whether :func:`authorize` lets ``p`` export ``sel``: what a page asks before it offers an export link, so that
+    a link is never one the bundle API would refuse (403 or 404)."""
+    try:
+        authorize(tx, p, sel)
+    except (Forbidden, NotFound, Invalid):
+        return False
+    return True
+
+
 def _case(tx: Tx, p: Principal | None, case_id: str) -> dict[str, Any]:
     """The case's row if ``p`` may see it (the cases' own rule: its agency, an agency it is being transferred to, the
     enterprise concerned, supervisors), else 404 as the cases API answers."""
