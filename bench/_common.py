@@ -368,7 +368,9 @@ def provision_devices(
 # ------------------------------------------------------------------------- raw paho QoS 1 baseline
 
 
-def _raw_client(client_id: str, inflight: int) -> Any:
+def paho_client(client_id: str, inflight: int) -> Any:
+    """A paho client as the baseline uses it: MQTT v5 (clean start, session expiry 0), callback API 2,
+    ``inflight`` QoS 1 messages in flight, no queue limit of its own."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -384,7 +386,7 @@ def _raw_sub(port: int, topic: str, count: int, timeout: float) -> int:
     first = last = 0.0
     done = threading.Event()
     subscribed = threading.Event()
-    c = _raw_client("bench-raw-sub", 20)
+    c = paho_client("bench-raw-sub", 20)
 
     def on_connect(client: Any, userdata: object, flags: object, rc: object, props: object) -> None:
         client.subscribe(topic, qos=1)
@@ -421,7 +423,7 @@ def _raw_pub(port: int, topic: str, count: int, size: int, inflight: int, timeou
     acked = 0
     done = threading.Event()
     connected = threading.Event()
-    c = _raw_client("bench-raw-pub", inflight)
+    c = paho_client("bench-raw-pub", inflight)
 
     def on_connect(client: Any, userdata: object, flags: object, rc: object, props: object) -> None:
         connected.set()

@@ -12,18 +12,23 @@ What it does, in one run, on 127.0.0.1 with a private memory-only Mosquitto:
    one paho subscriber process receives them at QoS 1; messages per second from the first publish to
    the last message received. Measured at the start and again at the end of the run; the better of
    the two is the baseline (the ratio is conservative on a noisy machine).
-2. End to end: the server runs as its own process (``python -m server.cli run``); 50 devices run as
-   ``Agent`` objects in this process (as ``fe-agent simulate`` runs them). Every device submits a fixed
-   number of events (recordings' metadata, see ``event_stream``) with ``submit_async``, no pacing, and
-   the clock runs from the first submit to the last receipt processed, i.e. until every outbox is empty. Latency per event: from the moment the
-   agent accepted it (its future resolved: on disk) to the moment the agent's link removed it from the
-   outbox on the server's verified receipt (``Outbox.remove_receipted`` is wrapped per instance).
-   Because the saturated run queues everything at once, its latency mostly measures queueing, so a
-   second, paced phase submits at a fixed fraction of the measured throughput and reports latency too,
-   split into legs with the server's received_ms/stored_ms. A third phase stops the server, lets every
-   device queue events at the broker (the server's persistent session), restarts the server and times
-   it from the first event it takes to the last receipt: the server's ingest rate when the 50
-   in-process agents (one interpreter, one core at most) are not what limits it.
+2. End to end: the server runs as its own process (``python -m server.cli run``); the 50 devices run as
+   ``Agent`` objects spread over K child processes of this script (``--device-processes K``, see
+   ``devices_child``), so that 50 agents and their ~150 threads do not share one interpreter: a real device is
+   a machine of its own. Every device submits a fixed number of events (recordings' metadata, see
+   ``event_stream``) with ``submit_async``, no pacing, and the clock runs from the first submit to the last
+   receipt processed by the devices. Latency per event: from the moment the agent accepted it (its future
+   resolved: on disk) to the moment the agent's link removed it from the outbox on the server's verified
+   receipt (``Outbox.remove_receipted`` is wrapped per instance); each child keeps its own times (time.time,
+   one host) and they are merged here. Because the saturated run queues everything at once, its latency mostly
+   measures queueing, so a second, paced phase submits at a fixed fraction of the measured throughput and
+   reports latency too, split into legs with the server's received_ms/stored_ms. Both check that the server
+   stored exactly the accepted events. A third phase stops the server, lets every device queue events at the
+   broker (the server's persistent session), then STOPS the devices (their outboxes keep the events, their
+   persistent sessions their subscription) and subscribes one light paho client (``ReceiptWatch``) to every
+   device's down topic; the server is restarted and timed from the first event it takes to the arrival of the
+   receipt carrying the last queued event: the server's ingest rate with nothing else on the cores. The
+   devices are then started again, empty their outboxes, and the stored count is checked.
 3. The agent alone, broker unreachable (device offline): events accepted per second with
    synchronous=FULL, one caller submitting one event at a time, and 16 concurrent callers (group commit).
 4. A backlog: a child process running one agent accepts 100,000 events offline (20,000 with --quick);
@@ -37,9 +42,10 @@ What it does, in one run, on 127.0.0.1 with a private memory-only Mosquitto:
    or N processes ``--ingest-worker K`` that share the uplinks through the shared subscription
    ``$share/fe-ingest/...`` as broker accounts fe-ingest-K; the benchmark's broker is an open one, so no
    ``broker-config`` accounts are needed). After a warm-up the processes are paused (SIGSTOP), the devices
-   queue events at the broker, the processes are resumed at one instant (SIGCONT), and the rate runs from
-   then to the last receipt processed (see ``run_ingest_rate`` for why not a restart). ``--rates-only`` runs
-   the raw baseline and this phase alone.
+   queue events at the broker and stop, one light subscriber takes their place as in phase 2's restart, the
+   processes are resumed at one instant (SIGCONT), and the rate runs from then to the arrival of the receipt
+   carrying the last queued event (see ``run_ingest_rate`` for why not a restart); the devices then restart
+   and the stored count is checked. ``--rates-only`` runs the raw baseline and this phase alone.
 
 The last line printed is one JSON object with the figures.
 """
@@ -69,6 +75,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402 - after the path set-up
 
 DEVICES = 50
+#: Child processes the e2e phases' devices run in (``--device-processes``); chosen by measuring 1, 2 and 4 (README).
+DEVICE_PROCESSES = 4
 PACED_FRACTION = 0.5
 
 
@@ -194,136 +202,402 @@ def stop_agents(agents: list[Any]) -> None:
         t.join(30)
 
 
+def queue_at_broker(agents: list[Any], streams: list[Iterator[Any]], per_device: int, clock: Clock) -> float:
+    """Every device submits ``per_device`` events while nothing consumes them (the server is stopped or paused);
+    returns once the broker has acknowledged every one (they wait in the server's session), after how many seconds."""
+    total = per_device * len(agents)
+    acked0 = sum(a.link.stats.broker_acked for a in agents)
+    t0 = time.monotonic()
+    for _ in range(per_device):
+        for a, s in zip(agents, streams, strict=True):
+            a.submit_async(next(s)).add_done_callback(clock.on_accepted)
+    c.wait_until(lambda: sum(a.link.stats.broker_acked for a in agents) - acked0 >= total, 120, "the broker to hold every event", interval=0.01)
+    if clock.failed:
+        raise RuntimeError(f"{clock.failed} events were refused by the agents")
+    return time.monotonic() - t0
+
+
+def down_filter() -> str:
+    """Subscription filter for every device's down topic (``topics.device_down`` refuses a wildcard as a device id)."""
+    from protocol import topics
+
+    return f"{topics.PREFIX}/dev/+/down"
+
+
+class ReceiptWatch:
+    """One light paho client in this process (MQTT v5, clean start, QoS 1) subscribed to every device's down
+    topic, in place of the devices, which are stopped while the server drains what they queued (a real device is
+    another machine: its work on a receipt is not the server's). The devices' own persistent sessions keep their
+    subscription, so the broker also queues each receipt for its device; the devices take them when restarted.
+
+    Each message is opened as a device opens it (``open_server_message``: signature checked with the server's
+    public key, body decoded); the arrival time of the receipt that carries the last of ``ids`` ends the clock.
+    Other kinds of server message are counted and ignored."""
+
+    def __init__(self, port: int, server_public_key: str, ids: list[str]) -> None:
+        from protocol.codec import ProtocolError, open_server_message
+        from protocol.messages import Receipt
+        from protocol.signing import VerifyKey
+
+        self._open, self._refusal, self._receipt = open_server_message, ProtocolError, Receipt
+        self.port = port
+        self.key = VerifyKey.from_hex(server_public_key)
+        self.pending = set(ids)
+        self.total = len(self.pending)
+        self.first = 0.0  # arrival of the first receipt carrying one of ids (time.time)
+        self.last = 0.0  # ... and of the one that carried the last of them
+        self.receipts = self.others = self.refused = 0
+        self.done = threading.Event()
+        self._subscribed = threading.Event()
+        self._client: Any = None
+
+    def start(self) -> ReceiptWatch:
+        self._client = c.paho_client(f"bench-receipts-{os.getpid()}", 20)  # MQTT v5; clean start is paho's default
+        self._client.on_connect = lambda client, *a: client.subscribe(down_filter(), qos=1)
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(c.HOST, self.port, keepalive=60)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError("the receipt watch did not subscribe")
+        return self
+
+    def _on_message(self, client: Any, userdata: object, msg: Any) -> None:
+        now = time.time()
+        try:
+            message = self._open(bytes(msg.payload), self.key)
+        except self._refusal:
+            self.refused += 1
+            return
+        if not isinstance(message, self._receipt):
+            self.others += 1
+            return
+        self.receipts += 1
+        hit = False
+        for item in message.items:
+            if item.event_id in self.pending:
+                self.pending.discard(item.event_id)
+                hit = True
+        if hit:
+            self.first = self.first or now
+            self.last = now
+            if not self.pending:
+                self.done.set()
+
+    def wait(self, timeout: float, what: str) -> None:
+        if not self.done.wait(timeout):
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what} ({self.total - len(self.pending)}/{self.total} receipted)")
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+
+
+def reopen_and_drain(cfgs: list[Path], port: int, what: str, timeout: float = 600.0) -> float:
+    """The stopped devices started again (new ``Agent`` objects on the same bundles, as a device restarts): they take
+    the receipts their sessions kept and empty their outboxes (events whose receipt they have not read yet are sent
+    again and merged by the server as duplicates). Returns the seconds until every outbox is empty."""
+    from edge_agent.agent import Agent
+
+    agents = [Agent.from_config_file(p, mqtt_port=port) for p in cfgs]
+    try:
+        t0 = time.monotonic()
+        for a in agents:
+            a.start(heartbeat=False)
+        c.wait_until(lambda: all(a.outbox.depth == 0 for a in agents), timeout, f"{what}: the restarted devices' outboxes to be empty", interval=0.05)
+        return time.monotonic() - t0
+    finally:
+        stop_agents(agents)
+        forget_sessions(port, [a.device_id for a in agents])
+
+
+def forget_sessions(port: int, client_ids: list[str]) -> None:
+    """End the broker sessions of these client ids (a clean-start connect, then a disconnect). The next set of
+    devices is provisioned on a fresh database and gets the same device ids (BR-00001, ...): without this it
+    would resume these sessions and read what is still queued in them (the answer to a time request, the
+    receipt of a resent duplicate), signed by another server key."""
+    for client_id in client_ids:
+        client = c.paho_client(client_id, 20)  # MQTT v5, clean start, session expiry 0
+        client.connect(c.HOST, port, keepalive=10)
+        deadline = time.monotonic() + 5
+        while not client.is_connected() and time.monotonic() < deadline:
+            client.loop(0.05)
+        client.disconnect()
+
+
 # ------------------------------------------------------------------------------------ end to end
 
 
-def run_e2e(cfgs: list[Path], server: c.Server, plan: Plan) -> dict[str, Any]:
+def devices_child(cfg_list: str, port: int) -> int:
+    """Child process: the agents of some of the 50 devices, driven by one JSON command per line on stdin, each
+    answered by one JSON line on stdout (after READY once every agent is connected):
+
+    * ``{"cmd": "sat", "n": N, "at": T}``: from wall time T, every device submits N events at once; answered when
+      every one is receipted, with each event's accept and receipt times (this process's clocks: time.time).
+    * ``{"cmd": "paced", "rate": R, "seconds": S, "at": T}``: from T, R events/s spread over the devices for S s.
+    * ``{"cmd": "queue", "n": N}``: every device submits N events and the answer comes once the broker holds them.
+    * ``{"cmd": "stop"}``: the agents stop (their outboxes and sessions stay) and the process ends."""
+    import json
+    import logging
+    import zlib
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("paho").setLevel(logging.CRITICAL)
     from edge_agent.agent import Agent
 
     clock = Clock()
-    agents = [Agent.from_config_file(p, mqtt_port=server.mqtt_port) for p in cfgs]
-    streams = [event_stream(a, seed=i) for i, a in enumerate(agents)]
+    agents = [Agent.from_config_file(p, mqtt_port=port) for p in cfg_list.split(",")]
+    streams = [event_stream(a, seed=zlib.crc32(a.device_id.encode())) for a in agents]
     for a in agents:
         clock.instrument(a)
+        a.start(heartbeat=False)
+    c.wait_until(lambda: all(a.link.stats.connected for a in agents), 60, "every agent to connect")
+
+    def reply(obj: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    def sleep_until(wall: float) -> None:
+        delay = wall - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    reply({"ready": True})
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "stop":
+            break
+        run = Clock()
+        run.receipted = clock.receipted  # the wrappers keep writing there
+        cpu0 = time.process_time()
+        first = 0.0
+        if cmd["cmd"] == "queue":
+            queued_s = queue_at_broker(agents, streams, cmd["n"], run)
+            reply({"ids": list(run.accepted), "queued_s": queued_s})
+            continue
+        sleep_until(cmd["at"])
+        first = time.time()
+        if cmd["cmd"] == "sat":
+            for _ in range(cmd["n"]):
+                for a, s in zip(agents, streams, strict=True):
+                    a.submit_async(next(s)).add_done_callback(run.on_accepted)
+            submitted = cmd["n"] * len(agents)
+        else:  # paced: credit accrues every 10 ms tick; each whole event goes to the next device in turn
+            tick, credit, submitted = 0.01, 0.0, 0
+            start = time.monotonic()
+            next_at = start
+            while next_at - start < cmd["seconds"]:
+                credit += cmd["rate"] * tick
+                while credit >= 1.0:
+                    k = submitted % len(agents)
+                    agents[k].submit_async(next(streams[k])).add_done_callback(run.on_accepted)
+                    submitted += 1
+                    credit -= 1.0
+                next_at += tick
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        c.wait_until(lambda run=run, submitted=submitted: len(run.accepted) + run.failed >= submitted, 120, "every event to be accepted", interval=0.01)
+        ids = list(run.accepted)
+        last_accepted = max((run.accepted[e] for e in ids), default=first)
+        c.wait_until(lambda ids=ids: all(e in clock.receipted for e in ids), 600, "every receipt", interval=0.01)
+        reply(
+            {
+                "first": first,
+                "last_accepted": last_accepted,
+                "failed": run.failed,
+                "accepted": {e: run.accepted[e] for e in ids},
+                "receipted": {e: clock.receipted[e] for e in ids},
+                "cpu_s": time.process_time() - cpu0,
+            }
+        )
+    stop_agents(agents)
+    reply({"stopped": True})
+    return 0
+
+
+class DeviceProcesses:
+    """The e2e devices spread over ``k`` child processes (``devices_child``), so that 50 agents do not share one
+    interpreter: the benchmark measures the system rather than its own harness."""
+
+    def __init__(self, cfgs: list[Path], port: int, k: int) -> None:
+        self.groups = [cfgs[i::k] for i in range(k) if cfgs[i::k]]
+        me = str(Path(__file__).resolve())
+        self.procs = [c.spawn([sys.executable, me, "--devices-child", ",".join(map(str, g)), "--mqtt-port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE) for g in self.groups]
+        for p in self.procs:
+            self._read(p)
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+        import json
+
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a device process ended (exit status {proc.wait(10)}); its error is printed above")
+        return json.loads(line)
+
+    def ask(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One command per process (sent to all before any answer is read); their answers, in the same order."""
+        import json
+
+        for p, cmd in zip(self.procs, cmds, strict=True):
+            assert p.stdin is not None
+            p.stdin.write((json.dumps(cmd) + "\n").encode())
+            p.stdin.flush()
+        return [self._read(p) for p in self.procs]
+
+    def stop(self) -> None:
+        """Stop every device's agent (outboxes and broker sessions stay) and end the processes."""
+        if not self.procs:
+            return
+        self.ask([{"cmd": "stop"}] * len(self.procs))
+        for p in self.procs:
+            p.wait(30)
+            c.stop_process(p)
+        self.procs = []
+
+    def close(self) -> None:
+        for p in self.procs:
+            c.stop_process(p)
+        self.procs = []
+
+
+def merged(answers: list[dict[str, Any]]) -> Clock:
+    """The children's accept and receipt times in one Clock (one host: their time.time() clocks agree)."""
+    clock = Clock()
+    for a in answers:
+        clock.accepted.update(a["accepted"])
+        clock.receipted.update(a["receipted"])
+        clock.failed += a["failed"]
+    return clock
+
+
+def run_e2e(cfgs: list[Path], server: c.Server, plan: Plan, processes: int) -> dict[str, Any]:
+    devices = DeviceProcesses(cfgs, server.mqtt_port, processes)
+    k = len(devices.groups)
     try:
-        for a in agents:
-            a.start(heartbeat=False)
-        c.wait_until(lambda: all(a.link.stats.connected for a in agents), 30, "all agents to connect")
         before = server_metrics(server)
 
         # -- saturated: every device submits its events at once -----------------------------------
-        total = plan.events_per_device * len(agents)
-        c.say(f"e2e: {len(agents)} devices x {plan.events_per_device} events = {total}, submitted as fast as possible")
-        t0 = time.time()
-        for _ in range(plan.events_per_device):
-            for a, s in zip(agents, streams, strict=True):
-                a.submit_async(next(s)).add_done_callback(clock.on_accepted)
-        c.wait_until(lambda: len(clock.accepted) + clock.failed >= total, 120, "every event to be accepted", interval=0.01)
-        t_accepted = time.time()
-        c.wait_until(lambda: len(clock.receipted) >= total, 600, f"receipts ({len(clock.receipted)}/{total})", interval=0.01)
-        if clock.failed:
-            raise RuntimeError(f"{clock.failed} events were refused by the agents")
-        sat_ids = list(clock.accepted)
-        t_end = max(clock.receipted[e] for e in sat_ids)
-        elapsed = t_end - t0
+        total = plan.events_per_device * len(cfgs)
+        c.say(f"e2e: {len(cfgs)} devices in {k} process{'es' if k > 1 else ''} x {plan.events_per_device} events = {total}, submitted as fast as possible")
+        answers = devices.ask([{"cmd": "sat", "n": plan.events_per_device, "at": time.time() + 0.2}] * k)
+        sat = merged(answers)
+        if sat.failed or len(sat.accepted) != total:
+            raise RuntimeError(f"{sat.failed} events were refused by the agents, {len(sat.accepted)} of {total} accepted")
+        t0 = min(a["first"] for a in answers)
+        elapsed = max(sat.receipted.values()) - t0
         rate = total / elapsed
-        lat = clock.latencies_ms(sat_ids)
-        c.wait_until(lambda: all(a.outbox.depth == 0 for a in agents), 30, "outboxes to be empty")
+        lat = sat.latencies_ms(list(sat.accepted))
+        devices_cpu_us = sum(a["cpu_s"] for a in answers) / total * 1e6
         after = server_metrics(server)
         batches = after["fe_ingest_batch_size_count"] - before.get("fe_ingest_batch_size_count", 0)
         mean_batch = (after["fe_ingest_batch_size_sum"] - before.get("fe_ingest_batch_size_sum", 0)) / max(1, batches)
         c.say(
             f"e2e: {total} events stored and receipted in {elapsed:.2f} s = {rate:.0f} events/s"
-            f" (all accepted after {t_accepted - t0:.2f} s); capture->receipt p50 {c.percentile(lat, 50):.0f} ms,"
-            f" p99 {c.percentile(lat, 99):.0f} ms; server batches {batches:.0f}, mean {mean_batch:.0f} messages"
+            f" (all accepted after {max(a['last_accepted'] for a in answers) - t0:.2f} s); capture->receipt p50 {c.percentile(lat, 50):.0f} ms,"
+            f" p99 {c.percentile(lat, 99):.0f} ms; server batches {batches:.0f}, mean {mean_batch:.0f} messages;"
+            f" device processes' CPU {devices_cpu_us:.0f} us/event"
         )
 
-        # -- paced: a fixed fraction of that throughput, spread over the devices -------------------
+        # -- paced: a fixed fraction of that throughput, spread over the processes by their share of devices -----
         target = rate * PACED_FRACTION
         c.say(f"e2e paced: {target:.0f} events/s in total ({PACED_FRACTION:.0%} of the saturated rate) for {plan.paced_seconds:g} s")
-        paced = Clock()
-        paced.receipted = clock.receipted  # the same wrappers keep writing there
-        tick = 0.01
-        credit = 0.0
-        i = 0
-        start = time.monotonic()
-        next_at = start
-        while next_at - start < plan.paced_seconds:
-            credit += target * tick
-            while credit >= 1.0:
-                k = i % len(agents)
-                agents[k].submit_async(next(streams[k])).add_done_callback(paced.on_accepted)
-                i += 1
-                credit -= 1.0
-            next_at += tick
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        submitted = i
-        c.wait_until(lambda: len(paced.accepted) + paced.failed >= submitted, 60, "paced events to be accepted", interval=0.01)
+        at = time.time() + 0.2
+        answers = devices.ask([{"cmd": "paced", "rate": target * len(g) / len(cfgs), "seconds": plan.paced_seconds, "at": at} for g in devices.groups])
+        paced = merged(answers)
+        if paced.failed:
+            raise RuntimeError(f"{paced.failed} paced events were refused by the agents")
         paced_ids = list(paced.accepted)
-        c.wait_until(lambda: all(e in clock.receipted for e in paced_ids), 120, "paced receipts", interval=0.05)
+        submitted = len(paced_ids)
         plat = paced.latencies_ms(paced_ids)
         c.say(f"e2e paced: {submitted} events; capture->receipt p50 {c.percentile(plat, 50):.0f} ms, p99 {c.percentile(plat, 99):.0f} ms")
         legs = latency_legs(server.db_path, paced, paced_ids)
-        c.say("e2e paced, where the time goes (p50 / p99 ms): " + ", ".join(f"{k} {v[0]:.0f} / {v[1]:.0f}" for k, v in legs.items()))
-
+        c.say("e2e paced, where the time goes (p50 / p99 ms): " + ", ".join(f"{name} {v[0]:.0f} / {v[1]:.0f}" for name, v in legs.items()))
         mid = server_metrics(server)
+        ids_e2e = device_ids(cfgs)
+        got = sum(n for d, n in stored_counts(server.db_path).items() if d in ids_e2e)
+        if got != total + submitted:  # exactly once: every accepted event stored, none twice
+            raise RuntimeError(f"server stored {got} events of the e2e devices, {total + submitted} accepted")
 
-        # -- server restart: every device's events wait at the broker, then the server comes back ---
-        restart_total = plan.restart_events_per_device * len(agents)
-        c.say(f"e2e server restart: server stopped; {len(agents)} devices x {plan.restart_events_per_device} events = {restart_total} queued at the broker")
+        # -- server restart: the devices' events wait at the broker; the devices stop; the server comes back ------
+        restart_total = plan.restart_events_per_device * len(cfgs)
+        c.say(f"e2e server restart: server stopped; {len(cfgs)} devices x {plan.restart_events_per_device} events = {restart_total} queued at the broker, then the devices stop")
         server.stop()
-        restart = Clock()
-        restart.receipted = clock.receipted
-        acked0 = sum(a.link.stats.broker_acked for a in agents)
-        t_accept = time.monotonic()
-        for _ in range(plan.restart_events_per_device):
-            for a, s in zip(agents, streams, strict=True):
-                a.submit_async(next(s)).add_done_callback(restart.on_accepted)
-        c.wait_until(lambda: sum(a.link.stats.broker_acked for a in agents) - acked0 >= restart_total, 120, "the broker to hold every event", interval=0.01)
-        down_s = time.monotonic() - t_accept
-        restart_ids = list(restart.accepted)
-        t_spawn = time.time()
-        server.start()
-        c.wait_until(lambda: len(clock.receipted) >= total + submitted + restart_total, 600, "receipts after the restart", interval=0.01)
-        last = max(clock.receipted[e] for e in restart_ids)
+        answers = devices.ask([{"cmd": "queue", "n": plan.restart_events_per_device}] * k)
+        restart_ids = [e for a in answers for e in a["ids"]]
+        down_s = max(a["queued_s"] for a in answers)
+        if len(restart_ids) != restart_total:
+            raise RuntimeError(f"{len(restart_ids)} of {restart_total} events queued")
+        devices.stop()
+        watch = ReceiptWatch(server.mqtt_port, server_public_key(cfgs[0]), restart_ids).start()
+        try:
+            self_cpu0 = time.process_time()
+            t_spawn = time.time()
+            server.start()
+            watch.wait(600, "receipts after the restart")
+            self_cpu = time.process_time() - self_cpu0
+        finally:
+            watch.stop()
+        last = watch.last
         con = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True)
         try:
             first_ms = con.execute("SELECT MIN(received_ms) FROM events WHERE received_ms >= ?", (int(t_spawn * 1000),)).fetchone()[0]
         finally:
             con.close()
         restart_s = last - first_ms / 1000
-        after_restart = server_metrics(server)
+        after_restart = server_metrics(server)  # before the devices come back (their resends count as duplicates)
         c.say(
-            f"e2e server restart: {restart_total} events (accepted and at the broker after {down_s:.1f} s) stored and receipted"
+            f"e2e server restart: {restart_total} events (accepted and at the broker after {down_s:.1f} s) stored, receipts seen by one subscriber"
             f" {restart_s:.2f} s after the server took the first one = {restart_total / restart_s:.0f} events/s;"
             f" {last - t_spawn:.1f} s from starting the server process; mean batch"
-            f" {after_restart['fe_ingest_batch_size_sum'] / max(1, after_restart['fe_ingest_batch_size_count']):.0f}, duplicates {after_restart.get('fe_events_duplicate_total', 0):.0f}"
+            f" {after_restart['fe_ingest_batch_size_sum'] / max(1, after_restart['fe_ingest_batch_size_count']):.0f}, duplicates {after_restart.get('fe_events_duplicate_total', 0):.0f};"
+            f" benchmark process (the receipt subscriber) CPU {self_cpu / restart_total * 1e6:.0f} us/event from starting the server"
         )
-
-        stored = stored_counts(server.db_path)
+        reopen_s = reopen_and_drain(cfgs, server.mqtt_port, "after the restart")
+        got = sum(n for d, n in stored_counts(server.db_path).items() if d in ids_e2e)
         expected = total + submitted + restart_total
-        got = sum(stored.get(a.device_id, 0) for a in agents)
         if got != expected:
             raise RuntimeError(f"server stored {got} events of the e2e devices, expected {expected}")
+        c.say(f"e2e server restart: the devices restarted and emptied their outboxes in {reopen_s:.1f} s; {got} events stored, as accepted")
         return {
+            "device_processes": k,
             "e2e_events": total,
             "e2e_seconds": elapsed,
             "e2e_events_per_s": rate,
             "latency_p50_ms": c.percentile(lat, 50),
             "latency_p99_ms": c.percentile(lat, 99),
+            "e2e_devices_cpu_us_per_event": devices_cpu_us,
             "paced_events_per_s": target,
             "paced_latency_p50_ms": c.percentile(plat, 50),
             "paced_latency_p99_ms": c.percentile(plat, 99),
+            "paced_legs_ms": {name: [round(v[0], 1), round(v[1], 1)] for name, v in legs.items()},
             "server_mean_batch": mean_batch,
             "server_duplicates": mid.get("fe_events_duplicate_total", 0.0) + after_restart.get("fe_events_duplicate_total", 0.0),
             "restart_events": restart_total,
             "restart_events_per_s": restart_total / restart_s,
             "restart_from_spawn_s": last - t_spawn,
+            "restart_bench_cpu_us_per_event": self_cpu / restart_total * 1e6,
         }
     finally:
-        stop_agents(agents)
+        devices.close()
+
+
+def server_public_key(cfg: Path) -> str:
+    """The server's public key as a device bundle holds it (hex)."""
+    from protocol.config import load_device_config
+
+    identity = load_device_config(cfg).identity
+    assert identity is not None
+    return identity.server_public_key
+
+
+def device_ids(cfgs: list[Path]) -> set[str]:
+    from protocol.config import load_device_config
+
+    return {load_device_config(p).identity.device_id for p in cfgs}  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------------------ agent alone
@@ -514,8 +788,10 @@ def ingest_servers(setup: IngestSetup, db: str, key_dir: Path | None, broker_por
 def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_port: int, work: Path, plan: Plan, *, profile: bool = False) -> dict[str, Any]:
     """The server's ingest rate for one setup: after a warm-up the ingest processes are paused (SIGSTOP: their
     connections stay up, the broker queues what it cannot deliver in their sessions), every device queues events
-    at the broker, then the processes are resumed at one instant (SIGCONT) and timed to the last receipt the
-    devices process.
+    at the broker, the devices stop (a ``ReceiptWatch`` subscriber takes their place), then the processes are
+    resumed at one instant (SIGCONT) and timed to the arrival of the receipt that carries the last queued event.
+    The devices are then started again and empty their outboxes; the run checks that the server stored each
+    event once.
 
     Pausing rather than restarting them (as the e2e phase does) matters with several processes: Mosquitto gives
     each member of a shared subscription its share when a message is published, also to a member that is offline,
@@ -533,13 +809,17 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
     clock = Clock()
     agents = [Agent.from_config_file(p, mqtt_port=broker_port) for p in cfgs]
     streams = [event_stream(a, seed=5000 + i) for i, a in enumerate(agents)]
+    devices = [a.device_id for a in agents]
     for a in agents:
         clock.instrument(a)
+    watch: ReceiptWatch | None = None
+    running = False
     try:
         for s in servers:
             s.spawn()
         for s in servers:
             s.wait_ready(120)
+        running = True
         for a in agents:
             a.start(heartbeat=False)
         c.wait_until(lambda: all(a.link.stats.connected for a in agents), 30, "all agents to connect")
@@ -552,34 +832,28 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
             assert s.proc is not None
             s.proc.send_signal(signal.SIGSTOP)
         total = plan.restart_events_per_device * len(agents)
-        acked0 = sum(a.link.stats.broker_acked for a in agents)
         restart = Clock()
-        restart.receipted = clock.receipted
-        t_queue = time.monotonic()
-        for _ in range(plan.restart_events_per_device):
-            for a, st in zip(agents, streams, strict=True):
-                a.submit_async(next(st)).add_done_callback(restart.on_accepted)
-        c.wait_until(lambda: sum(a.link.stats.broker_acked for a in agents) - acked0 >= total, 120, "the broker to hold every event", interval=0.01)
-        queued_s = time.monotonic() - t_queue
+        queued_s = queue_at_broker(agents, streams, plan.restart_events_per_device, restart)
         ids = list(restart.accepted)
+        running = False
+        stop_agents(agents)  # their outboxes keep the events, their sessions the subscription (and so the receipts)
+        watch = ReceiptWatch(broker_port, server_public_key(cfgs[0]), ids).start()
         cpu0 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
-        self_cpu0 = time.process_time()
         spies = [c.py_spy(s.proc.pid, directory / f"profile-{k + 1}.txt", threads=True) for k, s in enumerate(servers) if s.proc is not None] if profile else []
         if spies:
             time.sleep(1.0)  # py-spy attached (a paused process is sampled as idle until it resumes)
+        self_cpu0 = time.process_time()
         t_resume = time.time()
         for s in servers:
             assert s.proc is not None
             s.proc.send_signal(signal.SIGCONT)
-        c.wait_until(lambda: len(clock.receipted) >= warm + total, 600, f"receipts after resuming ({setup.name})", interval=0.01)
-        last = max(clock.receipted[e] for e in ids)
+        watch.wait(600, f"receipts after resuming ({setup.name})")
+        self_cpu = time.process_time() - self_cpu0
+        cpu1 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
         for spy in spies:
             c.stop_py_spy(spy)
-        cpu1 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
-        self_cpu = time.process_time() - self_cpu0
-        devices = [a.device_id for a in agents]
-        stored = db_scalar(db, "SELECT count(*) FROM events WHERE device_id IN (:devices)", devices=devices)
-        seconds = last - t_resume
+        watch.stop()
+        seconds = watch.last - t_resume
         shares = []
         batch_sum = batch_count = 0.0
         for s in servers:
@@ -588,23 +862,29 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
             batch_sum += m.get("fe_ingest_batch_size_sum", 0.0)
             batch_count += m.get("fe_ingest_batch_size_count", 0.0)
         mean_batch = batch_sum / max(1.0, batch_count)
-        if stored != warm + total:
-            raise RuntimeError(f"{setup.name}: {stored} events stored, expected {warm + total}")
         rate = total / seconds
         c.say(
             f"ingest {setup.backend}, {setup.workers} ingest process{'es' if setup.workers > 1 else ''}: {total} events queued at the broker in {queued_s:.1f} s"
-            f" while paused, stored and receipted {seconds:.2f} s after resuming = {rate:.0f} events/s;"
+            f" while paused, devices stopped; stored and the last receipt seen {seconds:.2f} s after resuming = {rate:.0f} events/s;"
             f" stored per process (with the warm-up) {shares}, mean batch {mean_batch:.0f}"
         )
-        server_cpu_us = sum(b - a for a, b in zip(cpu0, cpu1)) / total * 1e6
-        c.say(f"ingest {setup.name}: server CPU {server_cpu_us:.0f} us/event, benchmark process (agents) CPU {self_cpu / total * 1e6:.0f} us/event")
+        server_cpu_us = sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / total * 1e6
+        c.say(f"ingest {setup.name}: server CPU {server_cpu_us:.0f} us/event, benchmark process (the receipt subscriber) CPU {self_cpu / total * 1e6:.0f} us/event")
+        reopen_s = reopen_and_drain(cfgs, broker_port, setup.name)
+        stored = db_scalar(db, "SELECT count(*) FROM events WHERE device_id IN (:devices)", devices=devices)
+        if stored != warm + total:
+            raise RuntimeError(f"{setup.name}: {stored} events stored, expected {warm + total}")
+        c.say(f"ingest {setup.name}: the devices restarted and emptied their outboxes in {reopen_s:.1f} s; {stored} events stored (warm-up and queued), as accepted")
         summary = {}
         if spies:
             summary = c.profile_summary(directory / "profile-1.txt")
             say_profile(f"ingest {setup.name}, process 1", summary)
         return {"profile": summary, "server_cpu_us_per_event": server_cpu_us, "bench_cpu_us_per_event": self_cpu / total * 1e6, "events": total, "events_per_s": rate, "queued_s": queued_s, "stored_per_process": shares, "mean_batch": mean_batch}
     finally:
-        stop_agents(agents)
+        if watch is not None:
+            watch.stop()
+        if running:
+            stop_agents(agents)
         for s in servers:
             if s.proc is not None and s.proc.poll() is None:
                 s.proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
@@ -661,6 +941,9 @@ def main() -> int:
     def extra(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backlog-child", help=argparse.SUPPRESS)
         p.add_argument("--events", type=int, default=0, help=argparse.SUPPRESS)
+        p.add_argument("--devices-child", help=argparse.SUPPRESS)
+        p.add_argument("--mqtt-port", type=int, default=0, help=argparse.SUPPRESS)
+        p.add_argument("--device-processes", type=int, default=DEVICE_PROCESSES, metavar="K", help=f"child processes the 50 e2e devices run in (default {DEVICE_PROCESSES})")
         p.add_argument("--db", help="a postgresql:// URL for the ingest-rate phase (default: a private cluster this run starts, fsync on)")
         p.add_argument("--workers", type=int, default=2, help="PostgreSQL ingest processes: measured with 1..N (default 2)")
         p.add_argument("--rates-only", action="store_true", help="only the raw baseline and the ingest rates per backend (no e2e, agent or backlog phases)")
@@ -670,6 +953,8 @@ def main() -> int:
     args = c.bench_args("End-to-end ingest vs raw paho QoS 1, and the agent alone.", extra)
     if args.backlog_child:
         return backlog_child(args.backlog_child, args.events, window=500)
+    if args.devices_child:
+        return devices_child(args.devices_child, args.mqtt_port)
 
     import logging
 
@@ -701,7 +986,7 @@ def main() -> int:
             accept_cfg, backlog_cfg = c.provision_devices(server.db_path, work / "alone", 2, broker.port)
             server.start()
 
-            e2e = run_e2e(cfgs, server, plan)
+            e2e = run_e2e(cfgs, server, plan, args.device_processes)
             accept = run_accept(accept_cfg, plan)
             backlog = run_backlog(backlog_cfg, server, plan)
             server.stop()
@@ -720,20 +1005,24 @@ def main() -> int:
         c.say(f"ratio e2e / raw: {ratio:.1%} (goal: at least 40%); peak agent RSS {backlog['agent_peak_rss_mb']:.1f} MB (goal: at most 60 MB with 100,000 queued)")
         figures.update(
             {
+                "device_processes": e2e["device_processes"],
                 "e2e_events": e2e["e2e_events"],
                 "e2e_events_per_s": c.rounded(e2e["e2e_events_per_s"]),
                 "ratio": round(ratio, 3),
                 "latency_p50_ms": c.rounded(e2e["latency_p50_ms"]),
                 "latency_p99_ms": c.rounded(e2e["latency_p99_ms"]),
+                "e2e_devices_cpu_us_per_event": round(e2e["e2e_devices_cpu_us_per_event"]),
                 "paced_events_per_s": c.rounded(e2e["paced_events_per_s"]),
                 "paced_latency_p50_ms": c.rounded(e2e["paced_latency_p50_ms"]),
                 "paced_latency_p99_ms": c.rounded(e2e["paced_latency_p99_ms"]),
+                "paced_legs_ms": e2e["paced_legs_ms"],
                 "server_mean_batch": c.rounded(e2e["server_mean_batch"]),
                 "server_duplicates": int(e2e["server_duplicates"]),
                 "restart_events": e2e["restart_events"],
                 "restart_events_per_s": c.rounded(e2e["restart_events_per_s"]),
                 "restart_ratio": round(e2e["restart_events_per_s"] / base, 3),
                 "restart_from_spawn_s": round(e2e["restart_from_spawn_s"], 2),
+                "restart_bench_cpu_us_per_event": round(e2e["restart_bench_cpu_us_per_event"]),
                 "agent_accept_per_s_1_caller": c.rounded(accept["agent_accept_per_s_1_caller"]),
                 "agent_accept_per_s_16_callers": c.rounded(accept["agent_accept_per_s_16_callers"]),
                 "backlog_events": backlog["backlog_events"],
