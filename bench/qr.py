@@ -4,6 +4,7 @@
     python bench/qr.py            # every image of ../shared/data/qr-samples (qrcode-1 and qrcode-2)
     python bench/qr.py --quick    # qrcode-1 only
     python bench/qr.py --phones 0 # without the generated phone photos
+    python bench/qr.py --synthetic-curved 36   # only: generated labels wrapped around a cylinder, with/without dewarp
 
 The real samples are small (none is larger than 780 px). Phones send 12 MP JPEGs of 3-5 MB, so the run also
 generates ``--phones`` such photos (4000x3000, seeded: the same every run): enterprise-like codes of 2.5 to
@@ -87,7 +88,42 @@ def methods() -> dict[str, Callable[[bytes], str]]:
             out[f"{name} + pre-processing"] = lambda data, n=name: qrphoto.decode_with(n, data, preprocess=True)
     out["decode_photo (chain)"] = qrphoto.decode_photo
     out["decode_photo before (full picture)"] = full_picture
+    out["decode_photo without dewarp"] = without_dewarp
     return out
+
+
+def without_dewarp(data: bytes) -> str:
+    """The chain without its last try (the dewarp of a symbol detected but not read)."""
+    return qrphoto._read(data, qrphoto.decoders_available(), True, qrphoto.MAX_PIXELS, qrphoto.MAX_BYTES, qrphoto.TIME_LIMIT, dewarp=False)
+
+
+def bench_curved(count: int) -> dict[str, Any]:
+    """Generated photos of enterprise codes on labels wrapped around a cylinder (tests/support/curved_qr.py: both axes,
+    the label covering 2 x 40, 50, 60 or 70 degrees; seeded, the same every run): read, wrong, and CPU ms of this
+    thread, with and without the dewarp."""
+    from tests.support.curved_qr import curved_photo, enterprise_text
+
+    shapes = [(axis, deg) for deg in (40, 50, 60, 70) for axis in ("vertical", "horizontal")]
+    todo = {"decode_photo": qrphoto.decode_photo, "decode_photo without dewarp": without_dewarp}
+    rows: dict[str, dict[str, Any]] = {m: {"read": 0, "wrong": 0, "ms": []} for m in todo}
+    by_angle: dict[str, dict[int, int]] = {m: {} for m in todo}
+    for i in range(count):
+        axis, deg = shapes[i % len(shapes)]
+        text = enterprise_text(i)
+        data = curved_photo(text, i, deg, axis=axis)
+        for m, fn in todo.items():
+            t0 = time.thread_time()
+            try:
+                got: str | None = fn(data)
+            except qrphoto.PhotoError:
+                got = None
+            rows[m]["ms"].append((time.thread_time() - t0) * 1000)
+            rows[m]["read"] += got == text
+            rows[m]["wrong"] += got is not None and got != text
+            by_angle[m][deg] = by_angle[m].get(deg, 0) + (got == text)
+    return {"photos": count, "methods": {m: {"read": r["read"], "wrong": r["wrong"], "rate": round(r["read"] / max(1, count), 3),
+                                             "by_half_angle": by_angle[m], "cpu_ms_median": round(statistics.median(r["ms"]), 1),
+                                             "cpu_ms_p90": round(percentile(r["ms"], 90), 1)} for m, r in rows.items()}}
 
 
 def full_picture(data: bytes) -> str:
@@ -259,7 +295,16 @@ def main() -> int:
     p.add_argument("--samples", type=Path, default=SAMPLES, help=f"the samples folder (default {SAMPLES})")
     p.add_argument("--phones", type=int, default=None, help="generated 12 MP phone photos to time (default 12, 6 with --quick; 0: none)")
     p.add_argument("--phone-repeat", type=int, default=3, help="calls per phone photo and method; the median is kept (default 3)")
+    p.add_argument("--synthetic-curved", type=int, default=0, metavar="N",
+                   help="only this: N generated curved labels (no shared photos needed), read with and without the dewarp")
     a = p.parse_args()
+    if a.synthetic_curved > 0:
+        curved = bench_curved(a.synthetic_curved)
+        for m, r in curved["methods"].items():
+            print(f"{m:30s} read {r['read']}/{curved['photos']} wrong {r['wrong']} by half-angle {r['by_half_angle']} "
+                  f"CPU ms median {r['cpu_ms_median']} p90 {r['cpu_ms_p90']}")
+        print(json.dumps({"bench": "qr", "synthetic_curved": curved}), flush=True)
+        return 0
     phones = a.phones if a.phones is not None else (6 if a.quick else 12)
     folders = ["qrcode-1"] if a.quick else ["qrcode-1", "qrcode-2"]
     samples = load_samples(a.samples, folders)

@@ -12,6 +12,12 @@ about a fifth of the full picture's cost. Only when nothing (or only a code that
 there is the photo decoded again at full resolution, for zxing-cpp's last tries on the finer detail. The whole
 search is capped in CPU time per photo (``TIME_LIMIT``): past it, PhotoError("time_limit"), never a guess.
 
+A last try, only when every step read nothing: a paper label on a bottle or a pipe is often detected (zxing-cpp finds
+its finder patterns) but not read, the straight sampling grid missing the modules the curve moved. Each such symbol's
+quadrilateral is rectified and unwrapped from a few cylinders (axis along the code's rows or columns, a few curvatures)
+with one Pillow MESH transform, and read again; a bounded number of tries (``_DEWARP_TRIES``) within a small CPU budget
+(``_DEWARP_TIME``). A text read only there is taken only if it has an enterprise code's exact shape (``_enterprise``).
+
 Pillow and the decoders are imported when first needed, so importing this module needs none of them.
 """
 
@@ -59,9 +65,24 @@ _HALVE_MIN_SIDE = 160  # halve only if the result keeps at least 80 px on its sh
 _UPSCALE_BELOW = 400  # upscale images whose long side is shorter than this...
 _UPSCALE_MAX_FACTOR = 8  # ...by an integer factor up to this
 
+#: The dewarp's last try (see the module's docstring): the largest failed symbols tried, the unwrapping models tried
+#: on each, in order ((axis of the cylinder in the code's frame, half the angle the code covers on it in degrees, how
+#: much taller its middle looks than its edges: the camera's perspective on the curve)), the CPU seconds it may add to
+#: a photo's search, and the output's pixels per module (about) and mesh cell size. Chosen on generated labels
+#: (tests/support/curved_qr.py: 40-70 degrees, both axes): these models read all that any of 16 did.
+_DEWARP_SYMBOLS = 2
+_DEWARP_MODELS = (("v", 55, 0.1), ("h", 55, 0.1), ("v", 40, 0.0), ("h", 40, 0.0), ("v", 70, 0.1), ("h", 70, 0.1), ("v", 55, 0.0), ("h", 55, 0.0))
+_DEWARP_TRIES = _DEWARP_SYMBOLS * len(_DEWARP_MODELS)
+_DEWARP_TIME = 0.03
+_DEWARP_MIN_AREA = 900  # pixels: smaller "symbols" are a finder pattern or noise
+_DEWARP_MARGIN = 0.12  # of the code's side, on each side: its quiet zone
+_DEWARP_MAX_SIDE = 360
+_DEWARP_CELL = 12
+
 _WARNINGS_LOCK = threading.Lock()
 
-Decoder = Callable[["Image"], "list[str]"]
+Decoder = Callable[..., "list[str]"]
+_Quad = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]
 #: The text every enterprise code starts with (protocol/enterprise_code.py PREFIX): among several codes in one photo,
 #: the one to read.
 _OURS = "FE1:"
@@ -97,10 +118,16 @@ def _load(name: str) -> Decoder | None:
         except ImportError:
             return None
 
-        def zxing(image: Image) -> list[str]:
-            # Plain text mode: the code's exact text (HRI would rewrite GS1 and control characters).
-            found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain)
-            return [b.text for b in found]
+        def zxing(image: Image, failed: list[_Quad] | None = None) -> list[str]:
+            # Plain text mode: the code's exact text (HRI would rewrite GS1 and control characters). ``failed``: also
+            # collect the corners (top left, top right, bottom right, bottom left) of symbols found but not decoded.
+            found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain, return_errors=failed is not None)
+            if failed is not None:
+                for b in found:
+                    if not b.valid:
+                        p = b.position
+                        failed.append(tuple((c.x, c.y) for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)))  # type: ignore[arg-type]
+            return [b.text for b in found if b.valid]
 
         return zxing
     if name == "pyzbar":
@@ -242,6 +269,88 @@ def _steps(image: Image) -> list[tuple[str, Callable[[], Image | None]]]:
     ]
 
 
+# ------------------------------------------------------------------------------------- dewarp (last try)
+
+
+def _homography(quad: _Quad) -> Callable[[float, float], tuple[float, float]] | None:
+    """The projective map of the unit square's corners (0,0) (1,0) (1,1) (0,1) onto ``quad`` (Heckbert's closed
+    form), or None for a degenerate quadrilateral."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad
+    dx1, dx2, dx3 = x1 - x2, x3 - x2, x0 - x1 + x2 - x3
+    dy1, dy2, dy3 = y1 - y2, y3 - y2, y0 - y1 + y2 - y3
+    den = dx1 * dy2 - dx2 * dy1
+    if abs(den) < 1e-9:
+        return None
+    g, h = (dx3 * dy2 - dx2 * dy3) / den, (dx1 * dy3 - dx3 * dy1) / den
+    a, b, d, e = x1 - x0 + g * x1, x3 - x0 + h * x3, y1 - y0 + g * y1, y3 - y0 + h * y3
+
+    def at(u: float, v: float) -> tuple[float, float]:
+        w = g * u + h * v + 1
+        return (a * u + b * v + x0) / w, (d * u + e * v + y0) / w
+
+    return at
+
+
+def _unwrap(u: float, v: float, half_angle: float, bulge: float) -> tuple[float, float]:
+    """Where a point of the flat code (u across the cylinder, v along it; 0-1 over the code) appears in the code's
+    rectified picture when the code is wrapped around a cylinder over 2 * ``half_angle`` radians: squeezed towards
+    its edges (sin), and its middle ``bulge`` times taller than its edges (they are further from the camera)."""
+    t = max(-1.45, min(1.45, half_angle * (2 * u - 1)))
+    x = (math.sin(t) / math.sin(half_angle) + 1) / 2
+    return x, 0.5 + (v - 0.5) * (1 + bulge * (math.cos(t) - math.cos(half_angle)) / (1 - math.cos(half_angle)))
+
+
+def _dewarped(image: Image, quad: _Quad, axis: str, degrees: float, bulge: float) -> Image | None:
+    """The code inside ``quad`` (its corners in the code's own order), flattened from a cylinder and straightened,
+    with a margin for its quiet zone: one MESH transform of ``image``. None if the quadrilateral is degenerate."""
+    from PIL import Image as PILImage
+
+    at = _homography(quad)
+    if at is None:
+        return None
+    edge = max(math.dist(quad[i], quad[(i + 1) % 4]) for i in range(4))
+    cells = max(8, min(_DEWARP_MAX_SIDE, round(edge * 1.1)) // _DEWARP_CELL)
+    alpha, m = math.radians(degrees), _DEWARP_MARGIN
+    points = []
+    for i in range(cells + 1):
+        row = []
+        for j in range(cells + 1):
+            u, v = -m + (1 + 2 * m) * i / cells, -m + (1 + 2 * m) * j / cells
+            if axis == "v":  # the cylinder's axis along the code's columns: its rows are wrapped
+                x, y = _unwrap(u, v, alpha, bulge)
+            else:
+                y, x = _unwrap(v, u, alpha, bulge)
+            row.append(at(x, y))
+        points.append(row)
+    c = _DEWARP_CELL
+    mesh = [((i * c, j * c, (i + 1) * c, (j + 1) * c), (*points[i][j], *points[i][j + 1], *points[i + 1][j + 1], *points[i + 1][j]))
+            for i in range(cells) for j in range(cells)]
+    return image.transform((cells * c, cells * c), PILImage.Transform.MESH, mesh, PILImage.Resampling.BILINEAR, fillcolor=255)
+
+
+def _read_pure(image: Image) -> list[str]:
+    """zxing-cpp on a dewarped code: upright, at one scale, dark on light (no rotation, downscaling or inversion)."""
+    import zxingcpp
+
+    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain,
+                                   try_rotate=False, try_downscale=False, try_invert=False)
+    return [b.text for b in found if b.valid]
+
+
+def _enterprise(text: str) -> bool:
+    """Whether ``text`` has an enterprise code's exact shape (protocol/enterprise_code.py: its prefix and pattern, a
+    valid credit code): the only text a dewarped read may give. (Its signature is checked by whoever uses it.)"""
+    from protocol.creditcode import is_valid
+    from protocol.enterprise_code import _CODE, PREFIX
+
+    m = _CODE.fullmatch(text) if text.startswith(PREFIX + ":") else None
+    return m is not None and is_valid(m.group(1))
+
+
+def _area(quad: _Quad) -> float:
+    return abs(sum(quad[i][0] * quad[(i + 1) % 4][1] - quad[(i + 1) % 4][0] * quad[i][1] for i in range(4))) / 2
+
+
 #: Steps a decoder does itself, better, and that would only cost time (zxing-cpp tries inverted codes).
 _SKIP = {"zxing-cpp": frozenset({"inverted"}), "pyzbar": frozenset()}
 #: The steps tried again at full resolution, by each decoder, when a photo decoded at a reduced scale gave nothing:
@@ -271,6 +380,8 @@ class _Search:
         self.tried: list[str] = []  # "original, halved at 2000x1500 with zxing-cpp, pyzbar"
         self.seen: set[str] = set()  # every text read so far
         self.lone: str | None = None  # a single code not ours, held back by a provisional pass
+        self.failed: tuple[Image, list[_Quad]] | None = None  # zxing-cpp's symbols found but not decoded, in the last image
+        self.dewarp_tries = 0
 
     def out_of_time(self) -> bool:
         """Whether the time is up (then the search stops). The first decoder call is always made: the limit
@@ -299,7 +410,12 @@ class _Search:
                         return None
                     self.calls += 1
                     done[step] = used[name] = None
-                    texts = list(dict.fromkeys(decode(variant)))
+                    if name == "zxing-cpp" and step == "original":
+                        failed: list[_Quad] = []
+                        texts = list(dict.fromkeys(decode(variant, failed)))
+                        self.failed = (variant, failed)
+                    else:
+                        texts = list(dict.fromkeys(decode(variant)))
                     self.seen.update(texts)
                     ours = [t for t in texts if t.startswith(_OURS)]
                     if len(ours) == 1:
@@ -314,6 +430,40 @@ class _Search:
             if done:
                 self.tried.append(f"{', '.join(done)} at {image.width}x{image.height} with {', '.join(used)}")
 
+    def dewarp(self) -> str | None:
+        """The last try, when nothing at all was read: zxing-cpp's failed symbols (the largest first), each dewarped
+        with each model until one reads; an enterprise code's text, or None. The same text from another symbol
+        confirms it, a different one makes it None (never a guess between two codes)."""
+        if self.seen or self.stopped or self.failed is None:
+            return None
+        image, failed = self.failed
+        quads = sorted((q for q in failed if _area(q) >= _DEWARP_MIN_AREA), key=_area, reverse=True)[:_DEWARP_SYMBOLS]
+        if not quads:
+            return None
+        deadline = min(self.deadline, time.thread_time() + _DEWARP_TIME)
+        found: str | None = None
+        try:
+            for quad in quads:
+                for axis, degrees, bulge in _DEWARP_MODELS:
+                    if self.dewarp_tries >= _DEWARP_TRIES or time.thread_time() > deadline:
+                        return found
+                    flat = _dewarped(image, quad, axis, degrees, bulge)
+                    if flat is None:
+                        break
+                    self.dewarp_tries += 1
+                    texts = set(_read_pure(flat))
+                    self.seen.update(texts)
+                    ours = {t for t in texts if _enterprise(t)}
+                    if len(ours) > 1 or (found is not None and ours and ours != {found}):
+                        found = None
+                        return None
+                    if ours:
+                        found = ours.pop()
+                        break  # the next symbol, if any: the same text or none
+            return found
+        finally:
+            self.tried.append(f"dewarp of {len(quads)} symbol{'s' if len(quads) > 1 else ''} ({self.dewarp_tries} tries)")
+
     def result(self) -> str:
         """After the last pass found nothing: the code held back, if nothing contradicts it, else PhotoError."""
         if self.lone is not None and self.seen == {self.lone}:
@@ -327,12 +477,13 @@ class _Search:
         raise PhotoError("no_code", f"no QR code found in the image ({tried})")
 
 
-def _read(data: bytes | Image, decoders: list[str], preprocess: bool, max_pixels: int, max_bytes: int, time_limit: float, *, reduce: bool = True) -> str:
+def _read(data: bytes | Image, decoders: list[str], preprocess: bool, max_pixels: int, max_bytes: int, time_limit: float, *, reduce: bool = True,
+          dewarp: bool = True) -> str:
     """The search: JPEG bytes first at a reduced scale, then (on a miss, or when only a code not ours was read)
     at full resolution.
 
     ``reduce=False`` is the search as it was before reduced-scale decoding (full resolution, full colour then
-    grayscale), for the benchmark's comparison."""
+    grayscale), for the benchmark's comparison; ``dewarp=False`` without the last try (see ``_Search.dewarp``)."""
     search = _Search(decoders, time_limit)
 
     def steps(image: Image) -> list[tuple[str, Callable[[], Image | None]]]:
@@ -347,6 +498,8 @@ def _read(data: bytes | Image, decoders: list[str], preprocess: bool, max_pixels
         del image  # the reduced image's memory, before decoding the full one
         full, _ = _open_at(data, max_pixels, max_bytes, long_side=None)
         found = search.run(full, steps(full), only=_FULL_STEPS)
+    if found is None and dewarp and preprocess:
+        found = search.dewarp()
     return found if found is not None else search.result()
 
 
