@@ -104,6 +104,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: then the HTTP server takes the client address from the connection only.
     trusted_proxies: tuple[str, ...] = ()
     sign_in_limits: SignInLimits = msgspec.field(default_factory=SignInLimits)
+    #: Evidence bundles (GET /api/v1/evidence/bundles/...) one user may export per minute (per HTTP process); more
+    #: is 429 with Retry-After. A bundle may hold 5000 records with their proofs: a costly request.
+    bundle_exports_per_minute: int = 6
 
     @property
     def policy_file(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from typing import Annotated
 
@@ -20,7 +21,8 @@ from server.evidence.bundle import Selector, export, file_name
 from server.evidence.records import record as server_record
 from server.console.inspect_api import check_inspection
 from server.evidence.coverage import Coverage, coverage
-from server.errors import Forbidden, Invalid, NotFound, TooLarge, answers
+from server.console.limits import PerUserRate
+from server.errors import Forbidden, Invalid, NotFound, TooLarge, TooManyRequests, answers
 from server.evidence.log import LEAF_COLUMNS, TreeHead, head_of_whole_log, index_of, leaf_hashes, log_size, row_leaf_hash, tree_head_of_size
 from server.storage import evidence as evstore
 from server.storage.engine import storage_for
@@ -178,8 +180,22 @@ def inspection_media(state: State, inspection_id: Annotated[str, PathParameter(d
 Period = Annotated[int, QueryParameter(ge=0, le=MAX_LOG_SIZE, description="epoch ms (from inclusive, to exclusive)")]
 
 
+_LIMITER_LOCK = threading.Lock()
+
+
+def export_limit(state: State) -> PerUserRate:
+    """This app's per-user limit of bundle exports (``bundle_exports_per_minute``), made on first use."""
+    with _LIMITER_LOCK:
+        limiter = state.get("bundle_exports")
+        if limiter is None:
+            limiter = state["bundle_exports"] = PerUserRate(state.settings.bundle_exports_per_minute, ("导出证据包", "evidence bundles exported"))
+        return limiter
+
+
 def _bundle(state: State, principal: Principal, sel: Selector) -> Response[bytes]:
-    data, _ = export(state.settings.db, state.server_key, sel, principal)
+    limit = export_limit(state)
+    # 429 with Retry-After once allowed and well-formed, before any work (a refused request costs no count)
+    data, _ = export(state.settings.db, state.server_key, sel, principal, admitted=lambda: limit.check(principal.username))
     name = file_name(sel, int(time.time() * 1000))
     return Response(content=data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -190,30 +206,31 @@ class BundleController(Controller):
     Who may export what: a supervisor everything; an agency's administrator what its agency took part in (an
     enterprise's period cut to its own inspections and scans, its own devices); an officer the inspections they took
     part in; an enterprise the inspections of itself; a case whoever may see it. 401 without a session, 403 for another's, 413 for a selection
-    of more than 5000 records (give a shorter period), 400 for a period longer than 366 days."""
+    of more than 5000 records (give a shorter period), 400 for a period longer than 366 days, 429 with Retry-After
+    past ``bundle_exports_per_minute`` requests of one user in a minute."""
 
     path = "/api/v1/evidence/bundles"
     tags = ["evidence"]
 
-    @get("/inspection/{inspection_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
+    @get("/inspection/{inspection_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge, TooManyRequests))
     def of_inspection(self, state: State, principal: CurrentPrincipal, inspection_id: Annotated[str, PathParameter(description="inspection id")]) -> Response[bytes]:
         """The bundle of one inspection: its scans, device events, recordings' hashes and the server's records of it."""
         return _bundle(state, principal, Selector(kind="inspection", inspection_id=inspection_id))
 
-    @get("/case/{case_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
+    @get("/case/{case_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge, TooManyRequests))
     def of_case(self, state: State, principal: CurrentPrincipal, case_id: Annotated[str, PathParameter(description="case id")]) -> Response[bytes]:
         """The bundle of a case (案件): the server's records of each of its steps and its inspections' records (who may
         see the case: 404 to others, as the cases API answers)."""
         return _bundle(state, principal, Selector(kind="case", case_id=case_id))
 
-    @get("/enterprise/{credit_code:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
+    @get("/enterprise/{credit_code:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge, TooManyRequests))
     def of_enterprise(
         self, state: State, principal: CurrentPrincipal, credit_code: Annotated[str, PathParameter(description="unified social credit code")], from_ms: Period, to_ms: Period
     ) -> Response[bytes]:
         """The bundle of an enterprise's inspections opened in [from_ms, to_ms), and its terminal scans then."""
         return _bundle(state, principal, Selector(kind="enterprise", credit_code=credit_code, from_ms=from_ms, to_ms=to_ms))
 
-    @get("/device/{device_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge))
+    @get("/device/{device_id:str}", sync_to_thread=True, media_type="application/zip", responses=answers(Invalid, Forbidden, NotFound, TooLarge, TooManyRequests))
     def of_device(
         self, state: State, principal: CurrentPrincipal, device_id: Annotated[str, PathParameter(description="device id")], from_ms: Period, to_ms: Period
     ) -> Response[bytes]:

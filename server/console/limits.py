@@ -1,5 +1,6 @@
 """Request body limits: 1 MiB for the API in general, more for the routes that take a photo, and a
-Chinese-first 413 answer that states the limit.
+Chinese-first 413 answer that states the limit; and ``PerUserRate``, a per-user limit of requests per minute for
+costly routes (evidence-bundle exports), answered 429 with Retry-After.
 
 Phones take photos of 2-6 MB (up to 15 MB for a 50 MP camera). The console's pages shrink a photo to
 about 2 megapixels before uploading it, but the API also serves phone apps and scripts that send the
@@ -8,13 +9,16 @@ camera's file as it is, so the photo routes accept up to ``MAX_PHOTO_BYTES``.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from typing import Any
 
 from litestar import Request, Response
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from server.errors import ErrorBody, TooLarge, error_response
+from server.errors import ErrorBody, TooLarge, TooManyRequests, error_response
 
 MIB = 1024 * 1024
 #: Largest request body of any route that takes no photo.
@@ -74,3 +78,39 @@ def refuse_nul_in_path(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return middleware
+
+
+class PerUserRate:
+    """At most ``per_minute`` requests per user in any 60 seconds (a sliding window), counted when asked, refused or
+    not afterwards, so that neither a double click's second request nor a script's hundredth costs more than a
+    count. Kept in this server process: with several HTTP processes each counts its own share (the limit is there to
+    keep one user from occupying the server with costly work, not to meter exactly). ``what`` names the work in the
+    429's message: (Chinese, English)."""
+
+    WINDOW_MS = 60_000
+
+    def __init__(self, per_minute: int, what: tuple[str, str]) -> None:
+        self.per_minute = per_minute
+        self.what = what
+        self._lock = threading.Lock()
+        self._seen: dict[str, deque[int]] = {}
+
+    def check(self, user: str, now_ms: int | None = None) -> None:
+        """Count a request of ``user``, or raise TooManyRequests (429, Retry-After in whole seconds) when the user
+        made ``per_minute`` of them in the last minute (the refused one is not counted)."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        with self._lock:
+            if len(self._seen) > 10_000:  # forget users idle for a minute, so the table stays small
+                self._seen = {u: q for u, q in self._seen.items() if q and q[-1] > now - self.WINDOW_MS}
+            times = self._seen.setdefault(user, deque())
+            while times and times[0] <= now - self.WINDOW_MS:
+                times.popleft()
+            if len(times) >= self.per_minute:
+                wait_s = max(1, (times[0] + self.WINDOW_MS - now + 999) // 1000)
+                zh, en = self.what
+                raise TooManyRequests(
+                    f"{zh}过于频繁，每人每分钟最多 {self.per_minute} 次，请 {wait_s} 秒后再试 / too many {en}: at most"
+                    f" {self.per_minute} a minute per user, try again in {wait_s} s",
+                    retry_after_s=wait_s,
+                )
+            times.append(now)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -271,8 +272,14 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=False).encode("utf-8") + b"\n"
 
 
-def export(db: str, key: SigningKey, sel: Selector, principal: Principal | None, now_ms: int | None = None) -> tuple[bytes, dict[str, Any]]:
+def export(
+    db: str, key: SigningKey, sel: Selector, principal: Principal | None, now_ms: int | None = None, *, admitted: Callable[[], None] | None = None,
+) -> tuple[bytes, dict[str, Any]]:  # fmt: skip
     """The bundle's bytes and its manifest (as a dict). Raises Invalid, Forbidden, NotFound or TooLarge.
+
+    ``admitted`` is called once the request is allowed and its selection found (not 400, 403, 404 or 413), before the
+    proofs and the ZIP are made: the API's per-user rate limit (server/console/evidence_api.py), which so counts no
+    refused request; it may raise.
 
     The export is itself a server record (``bundle.exported``, subject ``bundle:`` and the first 32 hex digits of the
     ZIP's SHA-256), appended after the bundle is made: later heads cover who exported what, and when."""
@@ -283,6 +290,8 @@ def export(db: str, key: SigningKey, sel: Selector, principal: Principal | None,
     head = store.write(lambda tx: head_of_whole_log(tx, key))
     with store.reading() as tx:
         s = select(tx, sel, agency, party=principal is not None and principal.role == "enterprise")
+        if admitted is not None:
+            admitted()
         ids = list(s.events) + list(s.records)
         indexes = {i: x for i, x in evstore.indexes_of(tx, ids).items() if x < head.tree_size}
         leaves = list(leaf_hashes(tx, head.tree_size))

@@ -52,3 +52,47 @@ def test_the_alert_page_offers_an_export_only_where_the_bundle_api_gives_it(api:
     sup = _export_link(api.get(f"/alerts/{theirs}").text)  # a supervisor exports everything
     assert sup == "/api/v1/evidence/bundles/inspection/INS-SAMR-ONLY" and api.get(sup).status_code == 200
     assert api.as_("admin-SAMR").get(f"/alerts/{theirs}").status_code == 403  # another agency's alert: no page at all
+
+
+def test_bundle_exports_are_limited_per_user_per_minute(api: Api, seeded_url: str) -> None:  # noqa: F811
+    """Six a minute per user (settings.bundle_exports_per_minute): the seventh is 429 with Retry-After and a message in
+    Chinese then English; refused requests (403, 404, 400) cost no count; another user has a count of their own."""
+    seed_inspection(seeded_url, "INS-LIMIT")
+    url = "/api/v1/evidence/bundles/inspection/INS-LIMIT"
+    fire = api.as_("admin-FIRE")
+    for _ in range(10):  # another agency's inspection, a made-up id, a malformed period: refused, not counted
+        assert fire.get(url).status_code == 403
+        assert api.get("/api/v1/evidence/bundles/inspection/NO-SUCH").status_code == 404
+        assert api.get(f"/api/v1/evidence/bundles/enterprise/{PLAIN}", params={"from_ms": 5, "to_ms": 1}).status_code == 400
+    for _ in range(6):  # a double click's second is just one more
+        assert api.get(url).status_code == 200
+    refused = api.get(url)
+    assert refused.status_code == 429
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 60
+    detail = refused.json()["detail"]
+    assert detail.index("过于频繁") < detail.index(" / ") < detail.index("too many") and "6" in detail
+    assert api.get("/api/v1/evidence/bundles/case/CASE-2026-00001").status_code == 404  # not found before the limit
+    assert api.get(f"/api/v1/evidence/bundles/enterprise/{PLAIN}", params={"from_ms": NOW_MS - 3600_000, "to_ms": NOW_MS}).status_code == 429  # every kind
+    assert api.as_("admin-SAMR").get(url).status_code == 200  # another user's own count
+
+
+def test_the_limit_counts_a_sliding_minute() -> None:
+    from server.console.limits import PerUserRate
+    from server.errors import TooManyRequests
+
+    limit = PerUserRate(2, ("导出证据包", "evidence bundles exported"))
+    limit.check("a", 0)
+    limit.check("a", 30_000)
+    try:
+        limit.check("a", 40_000)
+        raise AssertionError("a third in a minute")
+    except TooManyRequests as e:
+        assert e.headers == {"Retry-After": "20"}  # the first leaves the window at 60 s
+    limit.check("b", 40_000)
+    limit.check("a", 60_000)  # the first has left the window
+    try:
+        limit.check("a", 60_001)
+        raise AssertionError("still two in the window")
+    except TooManyRequests as e:
+        assert e.headers == {"Retry-After": "30"}
