@@ -47,6 +47,7 @@ from server.rules.snapshots import build_snapshot, device_region
 from server.storage import devices
 from server.storage.engine import Tx, storage_for
 from server.storage.failures import CANNOT_WRITE, disk_full
+from server.storage.leader import ingest_lock
 from server.ingest.store import BatchOutcome, Checked, DeviceKeys, Incoming
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 #: is away, so a worker gone for good must leave the group soon; what was queued for it goes with its session and
 #: the devices resend it (their outboxes keep every unreceipted event; docs/storage-seam.md §5.2).
 SHARED_SESSION_EXPIRY_S = 120
+#: How often a process waiting for its broker client id asks whether the process holding it has gone.
+CLIENT_ID_RETRY_S = 5.0
 #: Messages held in memory between paho and the writer; past it paho waits (backpressure to the broker).
 QUEUE_MAX = 20_000
 #: Receipt items per receipt message, keeping each well under the 64 KiB payload limit.
@@ -108,6 +111,13 @@ class Ingest:
         self._ack_lock = threading.Lock()
         self._held_acks: list[tuple[int, int]] | None = None
         self.time_server = TimeServer(settings.db, server_key)
+        # One process per broker client id: a second one connecting would take this one's broker session over, this one
+        # would take it back on reconnecting, and so on (server/storage/leader.py ingest_lock).
+        self._client_lock = ingest_lock(settings.db, settings.mqtt_client_id)
+        self._taken = (
+            f"another ingest process uses the broker client id {settings.mqtt_client_id!r} (it holds the client id's lock in the"
+            " database); this one waits for it to stop before connecting (start further ingest processes with --ingest-worker K)"
+        )
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,  # see _ack: how the ingest stops taking messages while it cannot store them
@@ -136,6 +146,10 @@ class Ingest:
                 "broker refused the server's connection as %r: %s (is the account in the broker's password file? "
                 "`fe-server broker-config --ingest-workers N` makes fe-ingest-1..N; check --mqtt-password-file)", account, reason_code,
             )
+            return
+        if not self._client_lock.held() and not self._claim():  # the lock went with its session, and another took it
+            client.disconnect()  # ends paho's loop: no reconnecting, which would take the other's broker session
+            threading.Thread(target=self._wait_for_client_id, name="ingest-client-id", daemon=True).start()
             return
         self.refused = None
         self.connected = True
@@ -189,19 +203,48 @@ class Ingest:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the verifier and the writer, and connect."""
+        """Start the verifier and the writer, and connect (once this process holds its client id: ``_claim``)."""
         self.start_workers()
+        if self._claim():
+            self._connect()
+        else:
+            threading.Thread(target=self._wait_for_client_id, name="ingest-client-id", daemon=True).start()
+
+    def _connect(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SHARED_SESSION_EXPIRY_S if self.settings.mqtt_share_group else SESSION_EXPIRY_S
         s = self.settings
+        self._client.loop_stop()  # a loop that stood down (``_on_connect``) has ended or is ending: wait for it
         self._client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=30, clean_start=False, properties=props)
         self._client.loop_start()
+
+    def _claim(self) -> bool:
+        """Whether this process may use its client id: it holds the id's lock (server/storage/leader.py ``ingest_lock``),
+        or the database cannot be asked now (then it goes on, rather than stop ingesting; the holder is asked again at
+        the next connection). Another process holding it: no connection, /health degraded, saying why."""
+        if self._client_lock.acquire() or self._client_lock.unreachable:
+            if self.refused == self._taken:
+                self.refused = None
+            return True
+        if self.refused != self._taken:
+            log.error("%s", self._taken)
+        self.refused = self._taken
+        return False
+
+    def _wait_for_client_id(self) -> None:
+        """Ask for the client id again until the process holding it is gone, then connect."""
+        while not self._stop.wait(CLIENT_ID_RETRY_S):
+            if self._claim():
+                log.warning("the broker client id %r is free again: connecting", self.settings.mqtt_client_id)
+                self._connect()
+                return
 
     def stop(self) -> None:
         """Disconnect, then store what was already received."""
         self._client.disconnect()
         self._client.loop_stop()
         self.stop_workers(30)
+        self._client_lock.release()
 
     def start_workers(self) -> None:
         """Start the verifier and writer threads (``start`` does, before connecting)."""

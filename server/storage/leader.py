@@ -1,9 +1,11 @@
-"""Which scheduler of a cluster runs the jobs: the one holding the leader lock (docs/storage-seam.md §5.3).
+"""Which scheduler of a cluster runs the jobs: the one holding the leader lock (docs/storage-seam.md §5.3); and
+which ingest process uses a broker client id: the one holding that id's lock (``ingest_lock``).
 
 PostgreSQL: a session advisory lock (``pg_try_advisory_lock``) held on a connection of its own, outside the
 storage pools, so that it lives exactly as long as that session: a leader whose process dies or whose connection
 breaks loses it at once, and another scheduler's next try takes it. SQLite (one machine by construction): an
-exclusive ``flock`` on ``<database>.scheduler.lock``, released by the kernel when the process dies.
+exclusive ``flock`` on ``<database>.scheduler.lock``, released by the kernel when the process dies. Other locks of
+the same kind have names of their own (``<database>.<name>.lock``, the advisory key ``fe:<name>``).
 
 Neither lock is what keeps a slot from running twice (a leader may stall past a takeover): job runs claim their
 slot in the database (server/storage/jobs.py ``claim_run``). The lock only keeps the other schedulers idle.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,8 +50,11 @@ class FileLock:
     """An exclusive ``flock`` on a file beside the SQLite database (per open file: two holders in one process exclude
     each other too)."""
 
-    def __init__(self, db: str) -> None:
-        self.path = Path(db).with_name(Path(db).name + ".scheduler.lock")
+    #: Never True: a file beside the database can always be asked (an AdvisoryLock's server may be unreachable).
+    unreachable = False
+
+    def __init__(self, db: str, name: str = "scheduler") -> None:
+        self.path = Path(db).with_name(f"{Path(db).name}.{name}.lock")
         self._fd: int | None = None
 
     def acquire(self) -> bool:
@@ -82,9 +88,13 @@ LOST_AFTER_S = 15
 class AdvisoryLock:
     """A PostgreSQL session advisory lock on a dedicated autocommit connection."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, key: str = LEADER_KEY, application_name: str = "fe-scheduler-leader") -> None:
         self.db = db
+        self.key = key
+        self.application_name = application_name
         self._con: Any = None
+        #: The last ``acquire`` could not reach the database (so it cannot tell whether another process holds the lock).
+        self.unreachable = False
 
     def acquire(self) -> bool:
         import psycopg
@@ -92,22 +102,24 @@ class AdvisoryLock:
         if self.held():
             return True
         self.release()
+        self.unreachable = False
         try:
             # A leader cut off from the database (packets dropped, sockets still open) must lose the lock within seconds,
             # not after TCP's default two hours: PostgreSQL ends a session that stays idle past LOST_AFTER_S (a live
             # leader checks far more often), and keepalives on both ends catch a peer that is gone.
             con = psycopg.connect(
-                self.db, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="fe-scheduler-leader",
+                self.db, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name=self.application_name,
                 keepalives=1, keepalives_idle=KEEPALIVE_S, keepalives_interval=KEEPALIVE_S, keepalives_count=KEEPALIVE_COUNT,
                 tcp_user_timeout=KEEPALIVE_S * KEEPALIVE_COUNT * 1000,
                 options=f"-c tcp_keepalives_idle={KEEPALIVE_S} -c tcp_keepalives_interval={KEEPALIVE_S} -c tcp_keepalives_count={KEEPALIVE_COUNT}"
                 f" -c statement_timeout={KEEPALIVE_S * KEEPALIVE_COUNT * 1000} -c idle_session_timeout={LOST_AFTER_S * 1000}",
             )
         except psycopg.OperationalError as e:
-            log.warning("leader lock: cannot connect to %s: %s", redact(self.db), e)
+            log.warning("%s lock: cannot connect to %s: %s", self.key, redact(self.db), e)
+            self.unreachable = True
             return False
         try:
-            got = con.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (LEADER_KEY,)).fetchone()[0]
+            got = con.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (self.key,)).fetchone()[0]
         except psycopg.Error:
             con.close()
             raise
@@ -152,3 +164,12 @@ class AdvisoryLock:
 def leader_lock(db: str) -> LeaderLock:
     """The leader lock of the database ``db`` (a path or a ``postgresql://`` URL)."""
     return AdvisoryLock(db) if backend_of(db) is Backend.POSTGRES else FileLock(db)
+
+
+def ingest_lock(db: str, client_id: str) -> FileLock | AdvisoryLock:
+    """The lock on a broker client id among the ingest processes of the database ``db``: the broker keeps one session
+    per client id, and a second process connecting with it takes that session over, the first takes it back on
+    reconnecting, and so on; so only the holder of this lock connects."""
+    if backend_of(db) is Backend.POSTGRES:
+        return AdvisoryLock(db, key=f"fe:ingest-client:{client_id}", application_name="fe-ingest-client-lock")
+    return FileLock(db, name="ingest-" + re.sub(r"[^A-Za-z0-9_.-]", "_", client_id))

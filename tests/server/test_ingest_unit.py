@@ -122,6 +122,7 @@ def make(db_url: str) -> Iterator[Callable[[], Harness]]:
     yield build
     for ing in built:  # a test that failed half-way must not leave a writer running
         ing.stop_workers(DEADLINE_S)
+        ing._client_lock.release()  # taken by _on_connect (the client id's lock: a connection of its own on PostgreSQL)
 
 
 @pytest.fixture
@@ -301,8 +302,29 @@ def test_an_ingest_worker_subscribes_in_its_shared_group(h: Harness) -> None:
         ServerSettings(db_path=h.db_path, jobs_enabled=False, mqtt_share_group="fe-ingest"), SERVER, IngestMetrics(), load_toml(POLICY_FILE, Policy)
     )
     rec = Recorder().install(worker._client)
-    worker._on_connect(worker._client, None, connect_flags(), connack(), None)
+    try:
+        worker._on_connect(worker._client, None, connect_flags(), connack(), None)
+    finally:
+        worker._client_lock.release()
     ((filters, _),) = rec.subscribed
     assert sorted(filters) == sorted(  # type: ignore[arg-type]
         [(f"$share/fe-ingest/{topics.all_devices_up()}", 1), (f"$share/fe-ingest/{topics.all_devices_presence()}", 1), (f"$share/fe-ingest/{topics.all_devices_time()}", 1)]
     )
+
+
+def test_one_ingest_process_per_broker_client_id(h: Harness) -> None:
+    """A second ingest with the same client id would take the first's broker session over, and the first would take it
+    back on reconnecting, for ever: the second does not connect while the first holds the id, and says why."""
+    first, second = h.ingest, ingestmod.Ingest(ServerSettings(db_path=h.db_path, jobs_enabled=False), SERVER, IngestMetrics(), load_toml(POLICY_FILE, Policy))
+    other = Recorder().install(second._client)
+    try:
+        h.ingest._on_connect(h.ingest._client, None, connect_flags(), connack(), None)
+        assert first.connected and first.degraded is None and h.rec.subscribed
+        second._on_connect(second._client, None, connect_flags(), connack(), None)
+        assert not second.connected and other.subscribed == []
+        assert "another ingest process uses the broker client id" in (second.degraded or "") and "--ingest-worker" in (second.degraded or "")
+        first._client_lock.release()  # the first process is gone
+        assert second._claim() and second.degraded is None
+    finally:
+        second._stop.set()  # ends the thread waiting for the client id
+        second._client_lock.release()
