@@ -144,7 +144,7 @@ def _gaps(con: Tx, device_id: str) -> list[Gap]:
 
 @get(
     "/health", sync_to_thread=True, tags=["operations"],
-    responses={503: ResponseSpec(Health, description="The ingest writer stopped (failing), or the ingest cannot do its work (degraded): the database cannot write and the ingest is paused until it can, the broker refuses its login, or another process took over its broker session.")},
+    responses={503: ResponseSpec(Health, description="The ingest writer stopped (failing), or the ingest cannot do its work (degraded): the database cannot write and the ingest is paused until it can, the broker refuses its login, or another ingest process uses its broker client id (this one waits for it).")},
 )  # fmt: skip
 def health(state: State) -> Response[Health]:
     """200 while the ingest writer runs and the database answers; 503 otherwise."""
