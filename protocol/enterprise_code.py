@@ -50,6 +50,19 @@ def issue(credit_code: str, key: SigningKey, key_id: str, issued: dt.date) -> st
     return f"{signed}:{base64.b32encode(key.sign(signed.encode('ascii'))).decode('ascii').rstrip('=')}"
 
 
+def has_code_shape(text: str) -> bool:
+    """Whether ``text`` is shaped exactly as an enterprise code with a valid credit code (its signature unchecked: that
+    needs the keys, ``verify``). The QR reader accepts nothing else from its riskiest steps."""
+    m = _CODE.fullmatch(text)
+    if m is None:
+        return False
+    try:
+        validate(m.group(1))
+    except CreditCodeError:
+        return False
+    return True
+
+
 def verify(text: str, keys: dict[str, VerifyKey]) -> EnterpriseCode:
     """Check a scanned text; CodeError says why it is refused (not_ours, altered, unknown_key, bad_credit_code)."""
     t = text.strip()

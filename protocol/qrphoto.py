@@ -338,13 +338,11 @@ def _read_pure(image: Image) -> list[str]:
 
 
 def _enterprise(text: str) -> bool:
-    """Whether ``text`` has an enterprise code's exact shape (protocol/enterprise_code.py: its prefix and pattern, a
-    valid credit code): the only text a dewarped read may give. (Its signature is checked by whoever uses it.)"""
-    from protocol.creditcode import is_valid
-    from protocol.enterprise_code import _CODE, PREFIX
+    """Whether ``text`` has an enterprise code's exact shape (a valid credit code): the only text a dewarped read may
+    give. (Its signature is checked by whoever uses it.)"""
+    from protocol.enterprise_code import has_code_shape
 
-    m = _CODE.fullmatch(text) if text.startswith(PREFIX + ":") else None
-    return m is not None and is_valid(m.group(1))
+    return has_code_shape(text)
 
 
 def _area(quad: _Quad) -> float:
