@@ -12,11 +12,11 @@ from litestar.datastructures import State as AppState
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from server import db as dbmod
-from server.cases import decide, pages, review, sampling, transfers, workflow
+from server.cases import deadlines, decide, pages, review, sampling, transfers, workflow
 from server.cases import labels as _labels  # noqa: F401  (registers the cases' labels)
 from server.cases import policy as case_policy
 from server.cases.forms import (
-    AnswerIn, CaseIn, CaseView, DecisionIn, DocumentIn, FileScoreIn, FileScoreView, OutcomeIn, PublicDecision, ResolutionIn, ReviewerIn,
+    AnswerIn, CaseIn, CaseView, DecisionIn, DocumentIn, ExtensionIn, FileScoreIn, FileScoreView, OutcomeIn, PublicDecision, ResolutionIn, ReviewerIn,
     ReviewerView, ReviewIn, ReviewView, TransferIn, TransitionIn,
 )  # fmt: skip
 from server.console.auth import CurrentPrincipal
@@ -102,6 +102,14 @@ class CasesController(Controller):
         """The agency head's resolution of a disagreement (its administrator)."""
         with dbmod.writing(state.settings.db) as tx:
             return review.resolve(tx, case_id, review_id, data.outcome, data.note, principal, _now())
+
+    @post("/{case_id:str}/extension", sync_to_thread=True, status_code=200, guards=[requires("agency_admin")], responses=answers(NotFound, Conflict, Forbidden, Invalid))
+    def extension(self, state: AppState, case_id: CasePath, data: JSONBody[ExtensionIn], principal: CurrentPrincipal) -> CaseView:
+        """Extend the case's decision deadline (延长办案期限), approved by the agency's head (its administrator): a later
+        date and the reason, recorded on the case; 409 for a date not later than the present deadline or a decided
+        case, 403 for anyone but the administrator of the case's agency."""
+        with dbmod.writing(state.settings.db) as tx:
+            return deadlines.extend(tx, case_id, data, principal, _now())
 
     @post("/{case_id:str}/decision", sync_to_thread=True, status_code=201, guards=[officers], responses=answers(NotFound, Conflict, Forbidden))
     def decision(self, state: AppState, case_id: CasePath, data: JSONBody[DecisionIn], principal: CurrentPrincipal) -> CaseView:

@@ -3,6 +3,7 @@ documented 400 and the OpenAPI schema says what is accepted."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
@@ -92,6 +93,13 @@ class OutcomeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     checklist: dict[ChecklistItem, ItemFinding]
     outcome: Literal["passed", "returned", "disagreement"]
     opinion: Note = ""
+
+
+class ExtensionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The agency head's extension of a case's decision deadline (延长办案期限): the new date and why."""
+
+    deadline: dt.date
+    reason: Text
 
 
 class ResolutionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -1,4 +1,5 @@
-"""The ``[cases]`` section of the policy file (server/policy.toml): the legal-review deadline, the least share of
+"""The ``[cases]`` section of the policy file (server/policy.toml): the legal-review deadline, the case's own
+decision deadline per kind and the warning before it, the least share of
 legal reviewers among an agency's officers, how long a judicial referral may wait for its answer, and each agency's
 major-decision list (重大执法决定事项清单).
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
 from protocol.config import ConfigError, explain
 
+#: The kinds of case (CaseIn.kind, server/cases/forms.py).
+CaseKind = Literal["penalty", "coercion", "permit", "other"]
 Measure = Literal[
     "warning", "fine", "confiscation", "licence_suspension", "licence_revocation", "business_suspension", "qualification_restriction",
     "seizure", "impoundment", "freezing", "permit_granted", "permit_refused", "other",
@@ -48,6 +51,11 @@ class CasesPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     review_working_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 7
     case_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 90  # a case is to be decided within this many days of filing
+    # ... or, for a kind named here, within its own days (行政处罚法 art. 60: a penalty within 90 days of filing,
+    # unless a law says otherwise), e.g. [cases.decision_days] penalty = 90
+    decision_days: dict[str, Annotated[int, msgspec.Meta(ge=1, le=3650)]] = {}  # keys: CaseKind (checked by parse)
+    # The case_reviews job alerts a case not yet decided this many working days before its deadline, and once past it.
+    deadline_warning_working_days: Annotated[int, msgspec.Meta(ge=0, le=60)] = 5
     # The scorecard (server/supervision/scorecard.py): the least share of an agency's officers who are qualified legal
     # reviewers (below it the indicator is flagged), and the days a judicial referral may wait for its answer.
     reviewer_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
@@ -62,9 +70,14 @@ class _Root(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def parse(section: dict[str, object], source: str = "server/policy.toml") -> CasesPolicy:
     """The section checked; ConfigError names the file and the key (``cases.<key>``)."""
     try:
-        return msgspec.convert({"cases": section}, _Root).cases
+        checked = msgspec.convert({"cases": section}, _Root).cases
     except msgspec.ValidationError as e:
         raise ConfigError(f"{source}: {explain(e, _Root)}") from None
+    kinds = get_args(CaseKind)
+    for kind in checked.decision_days:
+        if kind not in kinds:
+            raise ConfigError(f"{source}: key 'cases.decision_days.{kind}': unknown case kind (expected one of: {', '.join(kinds)})")
+    return checked
 
 
 @functools.lru_cache(maxsize=8)
@@ -75,6 +88,11 @@ def _cached(text: str) -> CasesPolicy:
 def of(policy: object) -> CasesPolicy:
     """The cases policy of the server's Policy (checked at start-up, so no error here)."""
     return _cached(json.dumps(getattr(policy, "cases", {}) or {}, sort_keys=True, default=str))
+
+
+def decision_days(p: CasesPolicy, kind: str) -> int:
+    """The days a case of ``kind`` is to be decided in, from its filing."""
+    return p.decision_days.get(kind, p.case_days)
 
 
 def major_list(p: CasesPolicy, agency_id: str) -> MajorList:

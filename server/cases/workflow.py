@@ -141,7 +141,7 @@ def open_case(tx: Tx, data: CaseIn, principal: Principal, now_ms: int, policy: c
     tx.lock(f"fe:case-number:{year}")
     seq = rows.next_case_seq(tx, year)
     case_id = f"CASE-{year}-{seq:05d}"
-    deadline = (cst_date(now_ms) + dt.timedelta(days=policy.case_days)).isoformat()
+    deadline = (cst_date(now_ms) + dt.timedelta(days=case_policy.decision_days(policy, data.kind))).isoformat()
     rows.insert_case(
         tx, case_id=case_id, year=year, seq=seq, agency_id=agency, kind=data.kind, field=field, title=data.title, credit_code=code,
         inspection_id=data.inspection_id, opened_by=principal.username, opened_ms=now_ms, deadline=deadline,

@@ -264,6 +264,8 @@ def alert_page(request: Request, state: State, alert_id: Annotated[int, PathPara
         link = (f"/supervision?lang={lang}", "监督文书" if lang == "zh" else "Supervision letters")
     elif kind in ("major_without_review", "review_disagreement", "case_transfer") and alert["ref"]:  # ref: the case
         link = (f"/cases?case={quote(alert['ref'])}&lang={lang}", "所涉案件" if lang == "zh" else "The case")
+    elif kind in ("case_deadline_due", "case_overdue") and alert["ref"]:  # ref: <case id>@<deadline>
+        link = (f"/cases?case={quote(alert['ref'].partition('@')[0])}&lang={lang}", "所涉案件" if lang == "zh" else "The case")
     elif kind == "review_overdue":  # ref: the review; the cases page lists the reviews to do
         link = (f"/cases?lang={lang}", "案件" if lang == "zh" else "Cases")
     elif kind == "draw_announced" and alert["ref"]:

@@ -7,6 +7,8 @@ them with a controllable clock and the scheduler only decides when they run (the
 - tree_head:  the daily signed tree head of the evidence log
 - sampling:   last month's case-file sample per agency (案卷评查)
 - retention:  remove what the retention policy allows, and only that
+- supervision: supervision letters past their deadline
+- case_reviews: legal reviews past their deadline; cases near or past their own decision deadline
 """
 
 from __future__ import annotations
@@ -137,10 +139,13 @@ def supervision(tx: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
 
 
 def case_reviews(tx: Tx, ctx: JobContext, now_ms: int) -> dict[str, Any]:
-    """Legal reviews of cases past their deadline: alerted to their agency and recorded on the case, once each."""
+    """Legal reviews of cases past their deadline: alerted to their agency and recorded on the case, once each; and
+    cases not yet decided near their own decision deadline or past it, once per case and deadline."""
+    from server.cases import deadlines
+    from server.cases import policy as case_policy
     from server.cases.review import check_deadlines
 
-    return check_deadlines(tx, now_ms)
+    return {**check_deadlines(tx, now_ms), **deadlines.check(tx, now_ms, case_policy.of(ctx.policy))}
 
 
 #: Every job: id -> (function, trigger arguments for APScheduler, description zh, description en).
@@ -152,6 +157,6 @@ JOBS: dict[str, tuple[Callable[[Tx, JobContext, int], dict[str, Any]], dict[str,
     "tree_head": (tree_head, {"trigger": "cron", "hour": 0, "minute": 10}, "证据日志每日签名树头", "Daily signed tree head"),
     "sampling": (sampling, {"trigger": "cron", "day": 1, "hour": 2, "minute": 0}, "案卷评查抽样", "Case-file sampling"),
     "supervision": (supervision, {"trigger": "cron", "hour": "8,16", "minute": 15}, "监督文书整改期限检查", "Supervision letter deadlines"),
-    "case_reviews": (case_reviews, {"trigger": "cron", "hour": "8,16", "minute": 20}, "案件法制审核期限检查", "Legal review deadlines of cases"),
+    "case_reviews": (case_reviews, {"trigger": "cron", "hour": "8,16", "minute": 20}, "案件法制审核与办案期限检查", "Legal review and decision deadlines of cases"),
     "retention": (retention, {"trigger": "cron", "hour": 3, "minute": 30}, "数据保留期清理", "Retention"),
 }

@@ -62,6 +62,9 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "review_disagreement": ("warning", "法制审核意见分歧", "Legal review disagreement"),  # escalated to the agency's head with both opinions
     "case_transfer": ("info", "收到移送案件", "Case transferred to the agency"),
     "review_overdue": ("warning", "法制审核逾期", "Legal review overdue"),
+    # A case not yet decided near its decision deadline, and past it (server/cases/deadlines.py; ref: <case id>@<deadline>).
+    "case_deadline_due": ("info", "案件办案期限将至", "Case decision deadline near"),
+    "case_overdue": ("warning", "案件超过办案期限", "Case past its decision deadline"),
 }
 
 labels.register("alert_kind", LABELS := {kind: (zh, en) for kind, (_, zh, en) in KINDS.items()})

@@ -92,6 +92,26 @@ def cases(tx: Tx, *, agency_id: str | None, credit_code: str | None, state: str 
     return [dict(zip(CASE_COLUMNS, r, strict=True)) for r in rows]
 
 
+_EXTEND = sql("UPDATE cases SET deadline = :new, updated_ms = :now_ms WHERE case_id = :case_id AND deadline = :old RETURNING case_id")
+_UNDECIDED_DUE = sql("""
+    SELECT c.case_id, c.agency_id, c.deadline, c.title, c.credit_code FROM cases c
+    WHERE c.state IN ('filed', 'investigating', 'review', 'transferring') AND c.deadline >= :from_day AND c.deadline <= :to_day
+      AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.kind = :kind AND a.ref = c.case_id || '@' || c.deadline)
+    ORDER BY c.deadline, c.case_id
+""")
+
+
+def extend_deadline(tx: Tx, case_id: str, old: str, new: str, now_ms: int) -> bool:
+    """Move a case's decision deadline from ``old`` only (False when it changed meanwhile: a double click, a race)."""
+    return tx.one(_EXTEND, case_id=case_id, old=old, new=new, now_ms=now_ms) is not None
+
+
+def undecided_due(tx: Tx, kind: str, from_day: str, to_day: str) -> list[tuple[Any, ...]]:
+    """(case_id, agency_id, deadline, title, credit_code) of cases not yet decided whose deadline falls in
+    [from_day, to_day] and that have no alert ``kind`` for this deadline yet (its ref: ``<case id>@<deadline>``)."""
+    return tx.all(_UNDECIDED_DUE, kind=kind, from_day=from_day, to_day=to_day)
+
+
 def set_state(tx: Tx, case_id: str, from_state: str, to_state: str, now_ms: int) -> bool:
     """Move a case from ``from_state`` only (False when it is no longer there: a double click, a race)."""
     return tx.one(_SET_STATE, case_id=case_id, from_state=from_state, to_state=to_state, now_ms=now_ms) is not None
