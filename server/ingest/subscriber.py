@@ -66,8 +66,6 @@ QUEUE_MAX = 20_000
 RECEIPT_CHUNK = 200
 #: How long the verifier waits for more messages to join a batch once it has one.
 BATCH_LINGER_S = 0.005
-#: Checked batches waiting for the writer: the verifier works on the next one while the writer stores the last.
-CHECKED_MAX = 2
 #: While the log grows, a signed tree head is made at least this often (narrows what could be rewritten unseen), once
 #: per interval for all ingest processes together.
 TREE_HEAD_INTERVAL_S = 60.0
@@ -90,8 +88,12 @@ class Ingest:
         self.metrics = metrics
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=QUEUE_MAX)
         # Batches off the queue with their signatures checked (None: the check failed; the writer runs it again and
-        # handles the failure as it handles a failing batch), in queue order.
-        self._checked: queue.Queue[tuple[list[Incoming], Checked | None]] = queue.Queue(maxsize=CHECKED_MAX)
+        # handles the failure as it handles a failing batch), in queue order. At most one is taken ahead of the writer:
+        # the verifier takes the next batch off the queue only once the writer has taken the last one (``_ahead``), so
+        # a batch holds what arrived during one writer's turn, as large as the load makes it, not a few messages taken
+        # early that would each cost a commit and a round of receipts.
+        self._checked: queue.Queue[tuple[list[Incoming], Checked | None]] = queue.Queue()
+        self._ahead = threading.Semaphore(1)
         self._keys = DeviceKeys()
         self._presence: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._snapshot_sent: dict[str, float] = {}
@@ -277,34 +279,36 @@ class Ingest:
     # ------------------------------------------------------------------ verifier thread
 
     def _verify_loop(self) -> None:
-        """Take batches off the queue and check their signatures, for the writer (in order, at most CHECKED_MAX ahead).
-        A batch whose check fails goes on unchecked: the writer checks it again and keeps aside what cannot be processed."""
+        """Take a batch off the queue once the writer has taken the last one, and check its signatures while the writer
+        stores that one. A batch whose check fails goes on unchecked: the writer checks it again and keeps aside what
+        cannot be processed."""
         try:
             while not (self._stop.is_set() and self._queue.empty()):
+                if not self._ahead.acquire(timeout=0.2):  # the writer has not taken the last batch yet
+                    if not self._writer.is_alive():
+                        return
+                    continue
                 batch = self._take_batch()
                 if batch is None:
+                    self._ahead.release()
                     continue
                 checked: Checked | None = None
                 try:
                     checked = check_batch(self.settings.db, batch, self._keys)
                 except Exception:  # noqa: BLE001 - the writer runs the check again and handles the failure
                     log.debug("checking a batch failed; the writer checks it again", exc_info=True)
-                while True:  # in order; gives up only if the writer is gone (it stopped, or failed)
-                    try:
-                        self._checked.put((batch, checked), timeout=0.2)
-                        break
-                    except queue.Full:
-                        if not self._writer.is_alive():
-                            return
+                self._checked.put((batch, checked))
         except Exception as e:
             self.writer_error = f"{type(e).__name__}: {e}"
             log.exception("ingest verifier stopped")
 
     def _next_checked(self) -> tuple[list[Incoming], Checked | None] | None:
         try:
-            return self._checked.get(timeout=0.2)
+            item = self._checked.get(timeout=0.2)
         except queue.Empty:
             return None
+        self._ahead.release()  # the verifier may take the next batch now, while this one is stored
+        return item
 
     # ------------------------------------------------------------------ writer thread
 
