@@ -481,6 +481,29 @@ def raw_paho_qos1(port: int, count: int, *, size: int = 600, inflight: int = 20,
     return {"messages": count, "seconds": elapsed, "msgs_per_s": count / elapsed, "publisher_acked_s": p_res["end_wall"] - p_res["start_wall"]}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) and its live descendants (uvicorn's workers with
+    ``--workers N``, the ingest's signature-checking process) have used so far."""
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    return sum(stats[p][1] for p in tree if p in stats)
+
+
 # ----------------------------------------------------------------------------------------- profiles
 
 

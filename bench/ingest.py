@@ -474,7 +474,7 @@ def merged(answers: list[dict[str, Any]]) -> Clock:
     return clock
 
 
-def run_e2e(cfgs: list[Path], server: c.Server, plan: Plan, processes: int) -> dict[str, Any]:
+def run_e2e(cfgs: list[Path], server: c.Server, plan: Plan, processes: int, *, profile: bool = False) -> dict[str, Any]:
     devices = DeviceProcesses(cfgs, server.mqtt_port, processes)
     k = len(devices.groups)
     try:
@@ -483,7 +483,17 @@ def run_e2e(cfgs: list[Path], server: c.Server, plan: Plan, processes: int) -> d
         # -- saturated: every device submits its events at once -----------------------------------
         total = plan.events_per_device * len(cfgs)
         c.say(f"e2e: {len(cfgs)} devices in {k} process{'es' if k > 1 else ''} x {plan.events_per_device} events = {total}, submitted as fast as possible")
+        spies: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+        if profile:  # py-spy on the server and on the first device process, for the saturated run
+            assert server.proc is not None
+            for name, pid in (("server", server.proc.pid), ("device process 1", devices.procs[0].pid)):
+                raw = server.directory / f"e2e-profile-{name.replace(' ', '-')}.txt"
+                spies.append((name, raw, c.py_spy(pid, raw, threads=True)))
+            time.sleep(1.0)
         answers = devices.ask([{"cmd": "sat", "n": plan.events_per_device, "at": time.time() + 0.2}] * k)
+        for name, raw, spy in spies:
+            c.stop_py_spy(spy)
+            say_profile(f"e2e saturated, {name}", c.profile_summary(raw))
         sat = merged(answers)
         if sat.failed or len(sat.accepted) != total:
             raise RuntimeError(f"{sat.failed} events were refused by the agents, {len(sat.accepted)} of {total} accepted")
@@ -761,12 +771,6 @@ class IngestSetup:
         return f"{self.backend}_{self.workers}"
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, all threads) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def db_scalar(db: str, text: str, **params: Any) -> Any:
     """One value read through the storage seam (either backend)."""
     from server.storage.engine import sql, storage_for
@@ -838,7 +842,7 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
         running = False
         stop_agents(agents)  # their outboxes keep the events, their sessions the subscription (and so the receipts)
         watch = ReceiptWatch(broker_port, server_public_key(cfgs[0]), ids).start()
-        cpu0 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
+        cpu0 = [c.cpu_seconds(s.proc.pid) for s in servers if s.proc is not None]
         spies = [c.py_spy(s.proc.pid, directory / f"profile-{k + 1}.txt", threads=True) for k, s in enumerate(servers) if s.proc is not None] if profile else []
         if spies:
             time.sleep(1.0)  # py-spy attached (a paused process is sampled as idle until it resumes)
@@ -849,7 +853,7 @@ def run_ingest_rate(setup: IngestSetup, db: str, key_dir: Path | None, broker_po
             s.proc.send_signal(signal.SIGCONT)
         watch.wait(600, f"receipts after resuming ({setup.name})")
         self_cpu = time.process_time() - self_cpu0
-        cpu1 = [_cpu_s(s.proc.pid) for s in servers if s.proc is not None]
+        cpu1 = [c.cpu_seconds(s.proc.pid) for s in servers if s.proc is not None]
         for spy in spies:
             c.stop_py_spy(spy)
         watch.stop()
@@ -948,7 +952,7 @@ def main() -> int:
         p.add_argument("--workers", type=int, default=2, help="PostgreSQL ingest processes: measured with 1..N (default 2)")
         p.add_argument("--rates-only", action="store_true", help="only the raw baseline and the ingest rates per backend (no e2e, agent or backlog phases)")
         p.add_argument("--rate-events", type=int, default=0, help="events each device queues in the per-backend phase (default 200; 100 with --quick)")
-        p.add_argument("--profile", action="store_true", help="py-spy on the ingest processes of the per-backend phase; print where their time goes (rates under py-spy are lower)")
+        p.add_argument("--profile", action="store_true", help="py-spy on the server and one device process of the saturated e2e run, and on the ingest processes of the per-backend phase; print where their time goes (rates under py-spy are lower)")
 
     args = c.bench_args("End-to-end ingest vs raw paho QoS 1, and the agent alone.", extra)
     if args.backlog_child:
@@ -986,7 +990,7 @@ def main() -> int:
             accept_cfg, backlog_cfg = c.provision_devices(server.db_path, work / "alone", 2, broker.port)
             server.start()
 
-            e2e = run_e2e(cfgs, server, plan, args.device_processes)
+            e2e = run_e2e(cfgs, server, plan, args.device_processes, profile=args.profile)
             accept = run_accept(accept_cfg, plan)
             backlog = run_backlog(backlog_cfg, server, plan)
             server.stop()

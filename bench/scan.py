@@ -405,37 +405,14 @@ def ensure_wrk() -> str:
     return WRK
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process (all its threads) and its live descendants (uvicorn's workers with
-    ``--workers N``) have used so far."""
-    stats: dict[int, tuple[int, float]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
-    tree = {pid}
-    grew = True
-    while grew:
-        grew = False
-        for p, (ppid, _) in stats.items():
-            if ppid in tree and p not in tree:
-                tree.add(p)
-                grew = True
-    return sum(stats[p][1] for p in tree if p in stats)
-
-
 def run_wrk(wrk: str, url: str, script: Path, seconds: int, connections: int = 50, threads: int = 2, server_pid: int | None = None) -> dict[str, Any]:
     """One wrk run; its figures (req/s counts only 2xx/3xx answers), and the server's CPU per request."""
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]
-    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu0 = c.cpu_seconds(server_pid) if server_pid else 0.0
     proc = c.spawn(argv, stdout=subprocess.PIPE)
     out, _ = proc.communicate(timeout=seconds + 60)
     c._children.remove(proc)
-    cpu = cpu_seconds(server_pid) - cpu0 if server_pid else float("nan")
+    cpu = c.cpu_seconds(server_pid) - cpu0 if server_pid else float("nan")
     text = out.decode(errors="replace")
     m = re.search(r"^WRKJSON (\{.*\})$", text, re.M)
     if proc.returncode != 0 or not m:
@@ -480,9 +457,9 @@ def measure(server: c.Server, bodies: list[Scan], plan: Plan, args: argparse.Nam
     assert server.proc is not None
     pid = server.proc.pid
     c.say(f"{label}: open loop: {args.rate:g} scans/s, {WARMUP_S:g} s warm-up then {plan.open_loop_s:g} s measured")
-    cpu0 = cpu_seconds(pid)
+    cpu0 = c.cpu_seconds(pid)
     ol = open_loop(server.http_port, bodies, args.rate, plan.open_loop_s)
-    ol_cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / (ol["requests"] + int(WARMUP_S * args.rate))
+    ol_cpu_ms = 1000 * (c.cpu_seconds(pid) - cpu0) / (ol["requests"] + int(WARMUP_S * args.rate))
     c.say(
         f"  {ol['requests']:,} scans at {ol['achieved_rate']:.1f}/s: p50 {ol['p50_ms']:.1f} ms, p90 {ol['p90_ms']:.1f} ms, p99 {ol['p99_ms']:.1f} ms, "
         f"max {ol['max_ms']:.1f} ms (goal p99 <= {GOAL_P99_MS:g} ms: {'met' if ol['p99_ms'] <= GOAL_P99_MS else 'MISSED'})"
@@ -504,9 +481,9 @@ def measure(server: c.Server, bodies: list[Scan], plan: Plan, args: argparse.Nam
     c.say(f"{label}: wrk: 50 connections, 2 threads, {plan.wrk_s} s each: /ping, scans, /ping")
     ping1 = run_wrk(wrk, server.url + "/ping", ping_lua, plan.wrk_s, server_pid=pid)
     c.say(_wrk_line("GET /ping", ping1))
-    db0 = cpu_seconds(db_pid) if db_pid else 0.0
+    db0 = c.cpu_seconds(db_pid) if db_pid else 0.0
     scans = run_wrk(wrk, server.url + "/api/v1/scans", scan_lua, plan.wrk_s, server_pid=pid)
-    db_cpu_ms = 1000 * (cpu_seconds(db_pid) - db0) / max(1, scans["requests"]) if db_pid else None
+    db_cpu_ms = 1000 * (c.cpu_seconds(db_pid) - db0) / max(1, scans["requests"]) if db_pid else None
     c.say(_wrk_line("POST /api/v1/scans", scans) + (f"; PostgreSQL CPU {db_cpu_ms:.2f} ms/request" if db_cpu_ms is not None else ""))
     ping2 = run_wrk(wrk, server.url + "/ping", ping_lua, plan.wrk_s, server_pid=pid)
     c.say(_wrk_line("GET /ping", ping2))

@@ -21,7 +21,9 @@ from protocol.messages import ReceiptItem
 from server.evidence.log import EvidenceLog, indexes_of
 from server.storage.engine import Tx, sqlite_transaction, storage_for
 from server.storage.failures import CANNOT_WRITE
-from server.ingest.store import BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, check_links, count_devices, precheck, store_events
+from server.ingest.store import (
+    BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, VerifyMany, check_links, count_devices, precheck, store_events, verify_here,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from server.ingest.projector import Projector
@@ -87,10 +89,10 @@ def _write(db: Db, fn: Callable[[Tx], T]) -> T:
     return storage_for(db).write(fn)
 
 
-def check_batch(db: Db, batch: list[Incoming], keys: DeviceKeys) -> Checked:
+def check_batch(db: Db, batch: list[Incoming], keys: DeviceKeys, verify_many: VerifyMany = verify_here) -> Checked:
     """A batch's signatures checked against what the ingest last knew of its devices, outside any transaction (the
     ingest's verifier thread does this for the next batch while the writer stores the one before)."""
-    return precheck(batch, keys, lambda fn: _read(db, fn))
+    return precheck(batch, keys, lambda fn: _read(db, fn), verify_many)
 
 
 def store_batch(

@@ -1,8 +1,8 @@
 """The MQTT ingest: a persistent QoS 1 subscription, a writer thread that stores batches, signed receipts.
 
 paho's callbacks only put messages on a bounded queue (when it is full paho blocks, and the broker
-holds the rest). A verifier thread takes them off in batches and checks their signatures (libsodium runs
-without the GIL, so this overlaps the writer's work on the batch before); one writer thread does all
+holds the rest). A verifier thread takes them off in batches and has their signatures checked in a child
+process (server/ingest/verify_worker.py), overlapping the writer's work on the batch before; one writer thread does all
 database work, never the event loop, each batch in one transaction (server/ingest/batch.py) of the
 database named by ``settings.db`` (a SQLite file or a ``postgresql://`` URL). A receipt is published only
 after its batch committed.
@@ -49,6 +49,7 @@ from server.storage.engine import Tx, storage_for
 from server.storage.failures import CANNOT_WRITE, disk_full
 from server.storage.leader import ingest_lock
 from server.ingest.store import BatchOutcome, Checked, DeviceKeys, Incoming
+from server.ingest.verify_worker import VerifierProcess
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class Ingest:
         # early that would each cost a commit and a round of receipts.
         self._checked: queue.Queue[tuple[list[Incoming], Checked | None]] = queue.Queue()
         self._ahead = threading.Semaphore(1)
+        self._signatures = VerifierProcess()  # the verifier thread's checks, in a process of their own
         self._keys = DeviceKeys()
         self._presence: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._snapshot_sent: dict[str, float] = {}
@@ -259,6 +261,7 @@ class Ingest:
         for thread in (self._verifier, self._writer):
             if thread.ident is not None:  # started
                 thread.join(timeout)
+        self._signatures.close()
         return not (self._verifier.is_alive() or self._writer.is_alive())
 
     @property
@@ -294,7 +297,7 @@ class Ingest:
                     continue
                 checked: Checked | None = None
                 try:
-                    checked = check_batch(self.settings.db, batch, self._keys)
+                    checked = check_batch(self.settings.db, batch, self._keys, self._signatures.verify_many)
                 except Exception:  # noqa: BLE001 - the writer runs the check again and handles the failure
                     log.debug("checking a batch failed; the writer checks it again", exc_info=True)
                 self._checked.put((batch, checked))
