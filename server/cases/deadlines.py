@@ -41,16 +41,16 @@ def check(tx: Tx, now_ms: int, policy: case_policy.CasesPolicy) -> dict[str, int
     for case_id, agency_id, deadline, title, code in due:
         raise_alert(
             tx, "case_deadline_due", now_ms,
-            f"案件“{title}”（{case_id}）应于 {deadline} 前作出决定，期限将至（{n} 个工作日内）。",
-            f"Case {title!r} ({case_id}) is to be decided by {deadline}: the deadline is within {n} working days.",
+            f"案件“{title}”应于 {deadline} 前作出决定，期限将至（{n} 个工作日内）。",
+            f"Case {title!r} is to be decided by {deadline}: the deadline is within {n} working days.",
             agency_id=agency_id, credit_code=code, ref=f"{case_id}@{deadline}",
         )  # fmt: skip
     late = rows.undecided_due(tx, "case_overdue", "0000-01-01", (today - dt.timedelta(days=1)).isoformat())
     for case_id, agency_id, deadline, title, code in late:
         raise_alert(
             tx, "case_overdue", now_ms,
-            f"案件“{title}”（{case_id}）应于 {deadline} 前作出决定，已超过办案期限；确需延长的，须经机关负责人批准。",
-            f"Case {title!r} ({case_id}) was to be decided by {deadline} and is past its deadline; an extension needs the agency head's approval.",
+            f"案件“{title}”应于 {deadline} 前作出决定，已超过办案期限；确需延长的，须经机关负责人批准。",
+            f"Case {title!r} was to be decided by {deadline} and is past its deadline; an extension needs the agency head's approval.",
             agency_id=agency_id, credit_code=code, ref=f"{case_id}@{deadline}",
         )  # fmt: skip
         append_record(tx, kind="case.deadline_overdue", subject=f"case:{case_id}", actor="system", content={"deadline": deadline}, now_ms=now_ms)

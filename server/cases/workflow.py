@@ -81,7 +81,7 @@ def require_officer(tx: Tx, principal: Principal, c: dict[str, Any], case_id: st
         raise not_found(case_id)
     me = next((o for o in rows.officers_of(tx, case_id) if o[0] == principal.officer_id), None)
     if me is None:
-        raise Forbidden(f"您不是本案的承办人员 / you are not one of the case's officers ({case_id})")
+        raise Forbidden("您不是本案的承办人员 / you are not one of the case's officers")
     if (me[7] is not None and me[7] <= now_ms) or me[5] is None or not me[5] <= now_ms < me[6]:
         raise Forbidden("您的执法证已注销或不在有效期内，不能办理案件 / your credential is revoked or not valid now: no step on a case")
 
