@@ -150,5 +150,29 @@ def settings_for_workers(settings: ServerSettings) -> str:
 
 def app_from_env() -> Litestar:
     """The app factory uvicorn's worker processes call (``server.app:app_from_env``)."""
+    _end_with_supervisor()
     settings = pickle.loads(base64.b64decode(os.environ[SETTINGS_ENV]))  # noqa: S301 - written by our own parent process
     return create_app(settings)
+
+
+#: The pid of the uvicorn supervisor whose workers call ``app_from_env`` (set by ``fe-server run --workers N``).
+SUPERVISOR_ENV = "FE_HTTP_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_supervisor() -> None:
+    """A worker ends when its supervisor does, however it ends: uvicorn's workers outlive a supervisor killed with
+    SIGKILL (or by the OOM killer) and go on serving its port with nobody to stop them. Linux sends this process
+    SIGTERM (uvicorn's graceful shutdown) when its parent dies; elsewhere nothing changes."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # not Linux
+        return
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if supervisor and os.getppid() != int(supervisor):  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -73,7 +73,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
 def _cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import SETTINGS_ENV, create_app, prepare, settings_for_workers
+    from server.app import SETTINGS_ENV, SUPERVISOR_ENV, create_app, prepare, settings_for_workers
 
     settings = _settings(args)
     if settings.role.serves_api:
@@ -86,6 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Worker processes import the app by name; they get the settings from the environment this process gives them.
         os.environ[SETTINGS_ENV] = settings_for_workers(settings)
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())  # uvicorn's supervisor is this process
         prepare(settings)  # migrate and make the keys once here, not in N workers at once
         uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, **options)  # type: ignore[arg-type]
     else:

@@ -165,3 +165,14 @@ def test_two_agencies_through_two_api_processes_end_in_one_joint_inspection(stac
         lambda tx: tx.all(sql("SELECT credit_code, count(*) FROM inspections WHERE credit_code IN (:codes) GROUP BY credit_code ORDER BY credit_code"), codes=enterprises)
     )
     assert per_enterprise == [(c, 1) for c in sorted(enterprises)]
+    # The supervisor killed outright: its workers go with it, not on serving its port with nobody to stop them.
+    second.kill()
+    wait_for(lambda: not any(_alive(w) for w in workers), timeout=20, message=f"uvicorn workers {workers} outlived their supervisor")
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (an orphan's exit waits for init to collect it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
