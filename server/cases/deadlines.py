@@ -14,6 +14,7 @@ import datetime as dt
 from protocol.cst import cst_date
 from server.cases import policy as case_policy
 from server.cases.forms import CaseView, ExtensionIn
+from server.cases.labels import STATES
 from server.cases.workflow import case_row, get_case, record
 from server.console.auth import Principal
 from server.errors import Conflict, Forbidden, Invalid
@@ -66,7 +67,8 @@ def extend(tx: Tx, case_id: str, data: ExtensionIn, principal: Principal, now_ms
     if principal.role != "agency_admin" or principal.agency_id != c["agency_id"]:
         raise Forbidden("只有办案机关负责人（本机关管理员）可以批准延长办案期限 / only the head (administrator) of the case's agency extends its deadline")
     if c["state"] not in UNDECIDED:
-        raise Conflict(f"案件已作出决定（{c['state']}），不能延长办案期限 / the case is decided ({c['state']}): its deadline is no longer extended")
+        zh, en = STATES.get(c["state"], (c["state"], c["state"]))
+        raise Conflict(f"案件已作出决定（现为{zh}阶段），不能延长办案期限 / the case is decided (now {en}): its deadline is no longer extended")
     old, new = c["deadline"], data.deadline.isoformat()
     if new <= old:
         raise Conflict(f"新的办案期限须晚于现期限 {old} / the new deadline must be later than the present one, {old} (got {new})")

@@ -193,4 +193,4 @@ def test_only_the_agency_head_extends_a_deadline(api: Api, people: str) -> None:
     assert "延长办案期限" in page and later in page
     post(api, "OFF-SAMR-1", f"{CASES}/{case_id}/decision", {"summary": "警告", "measures": ["warning"]}, 201)
     r = head.post(url, json={"deadline": (dt.date.fromisoformat(later) + dt.timedelta(days=1)).isoformat(), "reason": "x"})
-    assert r.status_code == 409 and "已作出决定" in r.text  # a decided case has no deadline to extend
+    assert r.status_code == 409 and "已作出决定（现为决定阶段）" in r.text  # the state in words, not its code
