@@ -328,6 +328,16 @@ def _dewarped(image: Image, quad: _Quad, axis: str, degrees: float, bulge: float
     return image.transform((cells * c, cells * c), PILImage.Transform.MESH, mesh, PILImage.Resampling.BILINEAR, fillcolor=255)
 
 
+def _dewarped_or_none(image: Image, quad: _Quad, axis: str, degrees: float, bulge: float) -> Image | None:
+    """``_dewarped``, or None where the quadrilateral zxing-cpp reported makes no picture: its projective map passes
+    through infinity inside the margin (a crossed or wildly skewed outline in a hostile photo), or gives coordinates
+    Pillow refuses."""
+    try:
+        return _dewarped(image, quad, axis, degrees, bulge)
+    except (ZeroDivisionError, OverflowError, ValueError):
+        return None
+
+
 def _read_pure(image: Image) -> list[str]:
     """zxing-cpp on a dewarped code: upright, at one scale, dark on light (no rotation, downscaling or inversion)."""
     import zxingcpp
@@ -445,7 +455,7 @@ class _Search:
                 for axis, degrees, bulge in _DEWARP_MODELS:
                     if self.dewarp_tries >= _DEWARP_TRIES or time.thread_time() > deadline:
                         return found
-                    flat = _dewarped(image, quad, axis, degrees, bulge)
+                    flat = _dewarped_or_none(image, quad, axis, degrees, bulge)
                     if flat is None:
                         break
                     self.dewarp_tries += 1

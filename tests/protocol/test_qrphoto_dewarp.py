@@ -108,3 +108,16 @@ def test_no_dewarp_without_a_detected_symbol_or_when_something_was_read() -> Non
     search.failed = (None, [((0.0, 0.0), (100.0, 0.0), (100.0, 100.0), (0.0, 100.0))])  # type: ignore[assignment]
     search.seen.add(FOREIGN)  # an earlier step read a code: its rules decide, not the dewarp
     assert search.dewarp() is None and search.dewarp_tries == 0
+
+
+def test_a_dewarp_that_fails_inside_pillow_or_its_arithmetic_costs_the_photo_nothing(no_budget: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The projective map divides by a term that a crossed outline can make zero, and Pillow refuses some meshes: such
+    a try gives no picture, and the photo ends as "no code", never as an error the server would answer with a 500."""
+
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(qrphoto, "_dewarped", broken)
+    data = photo("v", 50, 1)
+    with pytest.raises(PhotoError):
+        qrphoto.decode_photo(data)
