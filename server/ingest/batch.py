@@ -21,9 +21,8 @@ from protocol.messages import ReceiptItem
 from server.evidence.log import EvidenceLog, indexes_of
 from server.storage.engine import Tx, sqlite_transaction, storage_for
 from server.storage.failures import CANNOT_WRITE
-from server.ingest.store import (
-    BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, VerifyMany, check_links, count_devices, precheck, store_events, verify_here,
-)  # fmt: skip
+from server.ingest.store import BatchOutcome, Checked, DeviceKeys, Incoming, Rejects, Stored, check_links, count_devices, precheck, store_events
+from server.ingest.verify_worker import VerifyMany, verify_here
 
 if TYPE_CHECKING:
     from server.ingest.projector import Projector

@@ -29,6 +29,7 @@ from protocol.codec import ProtocolError, WireFormat, decode_device_body, open_e
 from protocol.messages import DeviceMessage, Envelope, ReceiptItem, RejectionItem, ScanDecision, type_tag
 from protocol.signing import VerifyKey
 from server.ingest import clocks
+from server.ingest.verify_worker import VerifyMany, verify_here
 from server.rules.alerts import raise_alert
 from server.storage import devices
 from server.storage.devices import DeviceDelta, EventRow, RejectedRow
@@ -155,16 +156,6 @@ def _read(o: _Opened, verified: bool) -> _Valid:
     if msg.device_id != o.topic_device:
         raise ProtocolError("topic_mismatch", f"message of device {msg.device_id!r} published on the topic of device {o.topic_device!r}")
     return _Valid(o.inc, o.fmt, o.env, msg)
-
-
-#: Checks a batch's signatures: (key, body, signature) each, a verdict each in order (the ingest's is
-#: server/ingest/verify_worker.VerifierProcess.verify_many, in a process of its own).
-VerifyMany = Callable[[Sequence[tuple[VerifyKey, bytes, bytes]]], list[bool]]
-
-
-def verify_here(items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
-    """Check the signatures in this thread."""
-    return [key.verify(body, sig) for key, body, sig in items]
 
 
 def _check(batch: list[Incoming], registrations: Mapping[str, Registration], verify_many: VerifyMany = verify_here) -> list[_Valid | ProtocolError]:

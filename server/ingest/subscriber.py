@@ -153,7 +153,7 @@ class Ingest:
             return
         if not self._client_lock.held() and not self._claim():  # the lock went with its session, and another took it
             client.disconnect()  # ends paho's loop: no reconnecting, which would take the other's broker session
-            threading.Thread(target=self._wait_for_client_id, name="ingest-client-id", daemon=True).start()
+            self._wait_for_client_id_in_background()
             return
         self.refused = None
         self.connected = True
@@ -212,7 +212,7 @@ class Ingest:
         if self._claim():
             self._connect()
         else:
-            threading.Thread(target=self._wait_for_client_id, name="ingest-client-id", daemon=True).start()
+            self._wait_for_client_id_in_background()
 
     def _connect(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -234,6 +234,9 @@ class Ingest:
             log.error("%s", self._taken)
         self.refused = self._taken
         return False
+
+    def _wait_for_client_id_in_background(self) -> None:
+        threading.Thread(target=self._wait_for_client_id, name="ingest-client-id", daemon=True).start()
 
     def _wait_for_client_id(self) -> None:
         """Ask for the client id again until the process holding it is gone, then connect."""
@@ -328,7 +331,7 @@ class Ingest:
         try:
             while not (self._drained() and pending is None):
                 if self._stop.is_set() and self.storage_problem is not None:
-                    waiting = self._queue.qsize() + sum(len(b) for b, _ in list(self._checked.queue)) + len(pending[0] if pending else ())
+                    waiting = self.queue_depth + len(pending[0] if pending else ())
                     log.warning("stopping while the database cannot write: %d messages not stored (not receipted: the devices resend them)", waiting)
                     break
                 try:

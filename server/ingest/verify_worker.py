@@ -16,7 +16,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -31,6 +31,16 @@ TIMEOUT_BASE_S = 5.0
 TIMEOUT_PER_ITEM_S = 0.002
 #: Public keys the child keeps parsed (a device's key is parsed once, not per event).
 KEYS_KEPT = 20_000
+
+
+#: Checks a batch's signatures: (key, body, signature) each, a verdict each in order (the ingest's is
+#: ``VerifierProcess.verify_many``, in a process of its own).
+VerifyMany = Callable[[Sequence[tuple[VerifyKey, bytes, bytes]]], list[bool]]
+
+
+def verify_here(items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
+    """Check the signatures in this thread."""
+    return [key.verify(body, sig) for key, body, sig in items]
 
 
 def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the child process (tested through VerifierProcess)
@@ -72,7 +82,7 @@ class VerifierProcess:
                 except (OSError, EOFError, ValueError, TimeoutError) as e:
                     log.warning("the signature-checking process failed (%s: %s); checking this batch here, and starting it again", type(e).__name__, e)
                     self._close()
-        return [key.verify(body, sig) for key, body, sig in items]
+        return verify_here(items)
 
     def _ask(self, items: Sequence[tuple[VerifyKey, bytes, bytes]]) -> list[bool]:
         conn = self._connection()

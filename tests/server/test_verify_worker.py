@@ -9,8 +9,7 @@ import pytest
 
 from protocol.signing import SigningKey
 from server.ingest import verify_worker
-from server.ingest.store import verify_here
-from server.ingest.verify_worker import VerifierProcess
+from server.ingest.verify_worker import VerifierProcess, verify_here
 
 
 def _items(n: int) -> list[tuple[object, bytes, bytes]]:
