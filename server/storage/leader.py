@@ -5,7 +5,7 @@ PostgreSQL: a session advisory lock (``pg_try_advisory_lock``) held on a connect
 storage pools, so that it lives exactly as long as that session: a leader whose process dies or whose connection
 breaks loses it at once, and another scheduler's next try takes it. SQLite (one machine by construction): an
 exclusive ``flock`` on ``<database>.scheduler.lock``, released by the kernel when the process dies. Other locks of
-the same kind have names of their own (``<database>.<name>.lock``, the advisory key ``fe:<name>``).
+the same kind have names of their own (a file ``<database>.<name>.lock``, an advisory key of their own).
 
 Neither lock is what keeps a slot from running twice (a leader may stall past a takeover): job runs claim their
 slot in the database (server/storage/jobs.py ``claim_run``). The lock only keeps the other schedulers idle.
